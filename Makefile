@@ -1,0 +1,38 @@
+# Two entry points: `make demo` and `make test`. Both create .venv/ on first use.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export AIRFLOW_HOME ?= $(CURDIR)/.airflow
+
+.PHONY: install demo test lint lock clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . || \
+	  $(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/python -m fairgate_airflow.demo
+
+test: install
+	$(BIN)/python -m pytest tests
+
+lint: install
+	$(BIN)/ruff check include plugins dags tests benchmarks
+
+# Re-resolve requirements.in into requirements.txt in a scratch environment.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --upgrade pip && .lock-venv/bin/pip install --quiet -r requirements.in
+	{ echo "# Fully pinned resolution of requirements.in for Python 3.11 (regenerate with \`make lock\`)."; \
+	  .lock-venv/bin/pip freeze; } > requirements.txt
+	rm -rf .lock-venv
+
+clean:
+	rm -rf $(AIRFLOW_HOME) .artifacts
