@@ -9,6 +9,9 @@ the privileged group has no favorable outcome).
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -21,6 +24,18 @@ LABEL = "__label__"
 WEIGHT = "__weight__"
 
 
+@contextlib.contextmanager
+def _quiet_imports() -> Iterator[None]:
+    """AIF360 logs a warning on the root logger for every optional extra it lacks; we use none."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
 class InsufficientDataError(ValueError):
     """The data cannot support the metric (an empty group, one label class, no favorable outcome)."""
 
@@ -29,7 +44,8 @@ def binary_label_dataset(codes: pd.DataFrame, y: np.ndarray, *, weights: np.ndar
     """A ``BinaryLabelDataset`` over 0/1 group codes and a 0/1 label (1 = favorable)."""
     import numpy as np
     import pandas as pd
-    from aif360.datasets import BinaryLabelDataset
+    with _quiet_imports():
+        from aif360.datasets import BinaryLabelDataset
 
     frame = pd.DataFrame({c: codes[c].to_numpy(dtype=np.float64) for c in codes.columns})
     frame[LABEL] = np.asarray(y, dtype=np.float64)
@@ -72,7 +88,8 @@ def check_measurable(codes: pd.DataFrame, y: np.ndarray, comp: Comparison, *, la
 def dataset_metrics(codes: pd.DataFrame, y: np.ndarray, comp: Comparison, *,
                     weights: np.ndarray | None = None) -> dict[str, float]:
     """AIF360 ``BinaryLabelDatasetMetric`` for one comparison (label in place of prediction)."""
-    from aif360.metrics import BinaryLabelDatasetMetric
+    with _quiet_imports():
+        from aif360.metrics import BinaryLabelDatasetMetric
 
     unpriv, priv = _groups(comp)
     m = BinaryLabelDatasetMetric(binary_label_dataset(codes, y, weights=weights),
@@ -90,7 +107,8 @@ def dataset_metrics(codes: pd.DataFrame, y: np.ndarray, comp: Comparison, *,
 def classification_metrics(codes: pd.DataFrame, y: np.ndarray, y_pred: np.ndarray,
                            comp: Comparison) -> dict[str, float]:
     """AIF360 ``ClassificationMetric`` for one comparison: the reference our engine is tested against."""
-    from aif360.metrics import ClassificationMetric
+    with _quiet_imports():
+        from aif360.metrics import ClassificationMetric
 
     unpriv, priv = _groups(comp)
     truth = binary_label_dataset(codes, y)
@@ -119,7 +137,8 @@ def reweighing_weights(codes: pd.DataFrame, y: np.ndarray) -> np.ndarray:
     import itertools
 
     import numpy as np
-    from aif360.algorithms.preprocessing.reweighing import Reweighing
+    with _quiet_imports():
+        from aif360.algorithms.preprocessing.reweighing import Reweighing
 
     from fairgate.groups import cell_mask
 

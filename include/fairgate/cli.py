@@ -1,0 +1,116 @@
+"""The ``fairgate`` command: what is deployed, what was decided, and whether the log is intact.
+
+Every command takes ``--json`` for scripts. The store is ``FAIRGATE_ARTIFACT_ROOT`` (or
+``--artifact-root``) and the model name comes from the policy (``FAIRGATE_POLICY``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from fairgate import evidence, registry
+from fairgate.policy import PolicyError, load_policy
+from fairgate.store import StoreError, open_store
+
+
+def _out(args: argparse.Namespace, payload: Any, text: str) -> None:
+    print(json.dumps(payload, indent=2, default=str) if args.json else text)
+
+
+def cmd_status(args: argparse.Namespace, store, model: str) -> int:
+    pointer, _ = registry.read_pointer(store, model)
+    manifest = registry.read_manifest(store, model, pointer["version"]) if pointer else None
+    last = evidence.find(store, kind="lifecycle")
+    audit = evidence.find(store, kind="audit")
+    payload = {
+        "model": model,
+        "production": pointer and {"version": pointer["version"], "since": pointer["since"],
+                                   "action": pointer["action"], "run_id": pointer["run_id"],
+                                   "performance": manifest.get("performance")},
+        "last_lifecycle": last and {k: last["record"].get(k) for k in ("run_id", "decision", "recorded_at")},
+        "last_audit": audit and {k: audit["record"].get(k) for k in ("run_id", "status", "recorded_at")},
+    }
+    lines = [f"Model: {model}"]
+    if pointer:
+        perf = manifest.get("performance") or {}
+        lines.append(f"Production: {pointer['version'][:12]} since {pointer['since']} ({pointer['action']}, "
+                     f"run {pointer['run_id']}); balanced accuracy {perf.get('balanced_accuracy')}")
+    else:
+        lines.append("Production: nothing deployed yet")
+    lines.append("Last lifecycle: " + (f"{last['record']['decision']} in run {last['record']['run_id']} at "
+                                       f"{last['record']['recorded_at']}" if last else "none"))
+    lines.append("Last audit: " + (f"{audit['record'].get('status')} at {audit['record']['recorded_at']}"
+                                   if audit else "none"))
+    _out(args, payload, "\n".join(lines))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace, store, model: str) -> int:
+    current = registry.production_version(store, model)
+    versions = [{"version": m["version"], "production": m["version"] == current, "approved": m.get("approved"),
+                 "gate_outcome": m.get("gate_outcome"), "approver": m.get("approver"),
+                 "registered_at": m.get("registered_at"), "run_id": m.get("run_id")}
+                for m in registry.list_versions(store, model)]
+    text = "\n".join(f"{'*' if v['production'] else ' '} {v['version'][:12]}  {v['registered_at']}  "
+                     f"gate={v['gate_outcome']}  approver={v['approver']}" for v in versions) or "No versions."
+    _out(args, {"model": model, "versions": versions}, text)
+    return 0
+
+
+def cmd_evidence(args: argparse.Namespace, store, model: str) -> int:
+    entry = evidence.find(store, args.run_id, kind=None if args.run_id != "latest" else "lifecycle")
+    if entry is None:
+        print(f"No evidence record for run {args.run_id!r}.", file=sys.stderr)
+        return 1
+    rec = entry["record"]
+    payload = {**rec, "seq": entry["seq"], "hash": entry["hash"]}
+    text = (f"Run {rec['run_id']}: {rec['decision']} (record #{entry['seq']}, hash {entry['hash'][:16]})\n"
+            + json.dumps({k: rec.get(k) for k in ("data", "quality", "gate", "deployment")}, indent=2, default=str))
+    _out(args, payload, text)
+    return 0
+
+
+def cmd_verify_log(args: argparse.Namespace, store, model: str) -> int:
+    result = evidence.verify(store)
+    text = (f"Evidence log intact: {result.records} records." if result.ok else
+            "Evidence log BROKEN:\n" + "\n".join(f"  - {p}" for p in result.problems))
+    _out(args, {"ok": result.ok, "records": result.records, "problems": result.problems}, text)
+    return 0 if result.ok else 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fairgate", description=__doc__.splitlines()[0])
+    parser.add_argument("--artifact-root", help="artifact store (default: $FAIRGATE_ARTIFACT_ROOT)")
+    parser.add_argument("--policy", help="policy file (default: $FAIRGATE_POLICY or the bundled one)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    commands = {
+        "status": (cmd_status, "production version, last lifecycle decision, last audit"),
+        "models": (cmd_models, "every registered version and which one is in production"),
+        "evidence": (cmd_evidence, "the evidence record of one lifecycle run"),
+        "verify-log": (cmd_verify_log, "re-verify the evidence hash chain (exit 2 if broken)"),
+    }
+    for name, (fn, help_) in commands.items():
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        if name == "evidence":
+            p.add_argument("run_id", help="a run id, or 'latest'")
+        p.set_defaults(fn=fn)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        policy = load_policy(args.policy)
+        store = open_store(args.artifact_root)
+        return args.fn(args, store, policy.model_name)
+    except (PolicyError, StoreError, registry.RegistryError) as exc:
+        print(f"fairgate: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""Append-only, hash-chained evidence log on the artifact store.
+
+Each record is its own object, ``evidence/records/<seq>.json``, created once (never
+overwritten), holding the previous record's hash; ``evidence/HEAD.json`` names the last one and
+moves by compare-and-swap. Editing, deleting or re-ordering any record breaks the chain, and
+:func:`verify` says where.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from fairgate.store import ConflictError, NotFoundError
+
+if TYPE_CHECKING:
+    from fairgate.store import ArtifactStore
+
+HEAD = "evidence/HEAD.json"
+RECORDS = "evidence/records/"
+GENESIS = "0" * 64
+
+
+def _record_key(seq: int) -> str:
+    return f"{RECORDS}{seq:010d}.json"
+
+
+def canonical(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+def entry_hash(seq: int, prev_hash: str, record: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical({"seq": seq, "prev_hash": prev_hash, "record": record})).hexdigest()
+
+
+def _head(store: ArtifactStore) -> tuple[dict[str, Any], str | None]:
+    try:
+        data, etag = store.get_with_etag(HEAD)
+    except NotFoundError:
+        return {"seq": 0, "hash": GENESIS}, None
+    return json.loads(data), etag
+
+
+def append(store: ArtifactStore, record: dict[str, Any], *, attempts: int = 20) -> dict[str, Any]:
+    """Append ``record`` and return the stored entry (``seq``, ``hash``, ``prev_hash``, ``record``)."""
+    record = {**record, "recorded_at": record.get("recorded_at") or datetime.now(UTC).isoformat()}
+    for _ in range(attempts):
+        head, etag = _head(store)
+        seq = head["seq"] + 1
+        entry = {"seq": seq, "prev_hash": head["hash"], "record": record,
+                 "hash": entry_hash(seq, head["hash"], record)}
+        try:
+            store.put_new(_record_key(seq), canonical(entry))
+        except ConflictError:
+            _repair_head(store, head, etag, seq)  # another writer took seq; catch HEAD up and retry
+            continue
+        try:
+            store.swap(HEAD, canonical({"seq": seq, "hash": entry["hash"]}), expected_etag=etag)
+        except ConflictError:
+            pass  # someone repaired HEAD to our record already; the record is in the chain
+        return entry
+    raise ConflictError(f"Could not append to the evidence log after {attempts} attempts (heavy contention).")
+
+
+def _repair_head(store: ArtifactStore, head: dict[str, Any], etag: str | None, seq: int) -> None:
+    """Move HEAD onto record ``seq`` if that record correctly extends the current head."""
+    try:
+        existing = json.loads(store.get(_record_key(seq)))
+    except NotFoundError:
+        return
+    if existing.get("prev_hash") == head["hash"]:
+        try:
+            store.swap(HEAD, canonical({"seq": seq, "hash": existing["hash"]}), expected_etag=etag)
+        except ConflictError:
+            pass
+
+
+@dataclass
+class Verification:
+    ok: bool
+    records: int
+    problems: list[str] = field(default_factory=list)
+
+
+def verify(store: ArtifactStore) -> Verification:
+    """Re-hash every record and check the links, the numbering and HEAD."""
+    keys = store.list(RECORDS)
+    problems: list[str] = []
+    prev = GENESIS
+    for i, key in enumerate(keys, start=1):
+        if key != _record_key(i):
+            problems.append(f"record {i} expected at {_record_key(i)}, found {key} (deleted or re-numbered)")
+            break
+        try:
+            entry = json.loads(store.get(key))
+        except json.JSONDecodeError:
+            problems.append(f"{key} is not valid JSON")
+            break
+        if entry.get("seq") != i:
+            problems.append(f"{key} claims seq {entry.get('seq')}")
+        if entry.get("prev_hash") != prev:
+            problems.append(f"{key} links to {str(entry.get('prev_hash'))[:12]}, expected {prev[:12]} "
+                            "(a record before it was changed, removed or re-ordered)")
+        expected = entry_hash(i, entry.get("prev_hash", ""), entry.get("record", {}))
+        if entry.get("hash") != expected:
+            problems.append(f"{key} content does not match its hash (edited)")
+        prev = entry.get("hash", "")
+    head, _ = _head(store)
+    if not problems and (head["seq"], head["hash"]) != (len(keys), prev if keys else GENESIS):
+        # HEAD one behind is an interrupted append, which the next append repairs.
+        if not (head["seq"] == len(keys) - 1):
+            problems.append(f"HEAD names seq {head['seq']} but the log has {len(keys)} records")
+    return Verification(ok=not problems, records=len(keys), problems=problems)
+
+
+def entries(store: ArtifactStore) -> list[dict[str, Any]]:
+    return [json.loads(store.get(k)) for k in store.list(RECORDS)]
+
+
+def find(store: ArtifactStore, run_id: str = "latest", *, kind: str | None = None) -> dict[str, Any] | None:
+    """The newest record for ``run_id`` (or the newest of ``kind`` for ``latest``)."""
+    for entry in reversed(entries(store)):
+        rec = entry["record"]
+        if kind and rec.get("kind") != kind:
+            continue
+        if run_id == "latest" or rec.get("run_id") == run_id:
+            return entry
+    return None

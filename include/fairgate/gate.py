@@ -1,0 +1,153 @@
+"""The fairness gate: one pure function from measured evidence to pass / fail / review.
+
+Order of the rules matters. Evidence is checked before any metric is read: a group below the
+minimum size or with too few positives, a constant predictor, or a metric that is not finite
+is *insufficient evidence*, which goes to review and is never a pass. Then each threshold is
+compared with the metric's confidence interval:
+
+- interval wholly inside the bound, and the point at least ``review_margin`` inside → pass
+- interval wholly outside the bound → fail
+- anything in between (the interval straddles the bound, or the point is within the margin) → review
+
+A performance floor and, when a model is in production, a champion comparison can fail the
+candidate too. Any fail rejects; otherwise any review asks a human; otherwise the gate passes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from fairgate.policy import Policy, Threshold
+
+Outcome = Literal["pass", "fail", "review"]
+# Branch names of the lifecycle DAG, one per outcome.
+BRANCH = {"pass": "deploy_model", "fail": "reject_model", "review": "human_review"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One reason behind the decision."""
+
+    outcome: Outcome
+    scope: str
+    message: str
+
+
+@dataclass
+class GateDecision:
+    outcome: Outcome
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def reasons(self) -> list[str]:
+        """The findings that drove the outcome (all of them for a pass)."""
+        driving = [f for f in self.findings if f.outcome == self.outcome]
+        return [f"{f.scope}: {f.message}" for f in driving]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome,
+            "reasons": self.reasons,
+            "findings": [{"outcome": f.outcome, "scope": f.scope, "message": f.message} for f in self.findings],
+        }
+
+
+def _band(t: Threshold) -> tuple[float, float]:
+    return (t.min, t.max) if t.kind == "ratio_band" else (-t.max, t.max)  # type: ignore[return-value]
+
+
+def judge_metric(t: Threshold, value: float | None, low: float | None, high: float | None,
+                 margin: float) -> tuple[Outcome, str]:
+    """Compare one metric and its interval with its threshold."""
+    if value is None or low is None or high is None:
+        return "review", f"{t.metric} is not finite (value={value}, interval=[{low}, {high}]): insufficient evidence"
+    lo_b, hi_b = _band(t)
+    desc = f"{t.metric}={value:.4f} [{low:.4f}, {high:.4f}] vs {t.describe()}"
+    if high < lo_b or low > hi_b:
+        return "fail", f"{desc}: interval wholly outside the bound"
+    if lo_b <= low and high <= hi_b:
+        if t.distance_inside(value) >= margin:
+            return "pass", f"{desc}: within"
+        return "review", f"{desc}: within, but closer than the review margin {margin:g}"
+    return "review", f"{desc}: interval straddles the bound"
+
+
+def decide(fairness: dict[str, dict[str, Any]], performance: dict[str, Any], policy: Policy, *,
+           constant_predictor: bool = False, champion: dict[str, Any] | None = None) -> GateDecision:
+    """Decide on a candidate model from its held-out evidence.
+
+    ``fairness`` maps each comparison key to ``{"counts": {"unprivileged": {...}, "privileged":
+    {...}}, "metrics": {metric: {"value", "ci_low", "ci_high"}}}`` as built by
+    :func:`fairgate.metrics.measure`. ``champion`` is the production model's performance on the
+    same test rows, when there is one.
+    """
+    findings: list[Finding] = []
+    if constant_predictor:
+        findings.append(Finding("review", "model", "predicts a single class on the test set: "
+                                "disparities of a constant predictor are not evidence"))
+    for key, res in fairness.items():
+        short = _short_groups(key, res["counts"], policy)
+        if short:
+            findings.extend(Finding("review", key, s) for s in short)
+            continue
+        for t in policy.fairness_thresholds:
+            m = res["metrics"].get(t.metric, {})
+            outcome, msg = judge_metric(t, m.get("value"), m.get("ci_low"), m.get("ci_high"), policy.review_margin)
+            findings.append(Finding(outcome, key, msg))
+
+    ba = performance.get("balanced_accuracy")
+    if ba is None:
+        findings.append(Finding("review", "performance", "balanced accuracy undefined (one label class in test)"))
+    elif ba < policy.min_balanced_accuracy:
+        findings.append(Finding("fail", "performance",
+                                f"balanced_accuracy={ba:.4f} below the floor {policy.min_balanced_accuracy:g}"))
+    else:
+        findings.append(Finding("pass", "performance", f"balanced_accuracy={ba:.4f}"))
+    if champion and champion.get("balanced_accuracy") is not None and ba is not None:
+        floor = champion["balanced_accuracy"] - policy.champion_tolerance
+        if ba < floor:
+            findings.append(Finding("fail", "champion",
+                                    f"balanced_accuracy={ba:.4f} is below production "
+                                    f"{champion['balanced_accuracy']:.4f} minus tolerance {policy.champion_tolerance:g}"))
+        else:
+            findings.append(Finding("pass", "champion",
+                                    f"balanced_accuracy={ba:.4f} vs production {champion['balanced_accuracy']:.4f}"))
+
+    outcomes = {f.outcome for f in findings}
+    outcome: Outcome = "fail" if "fail" in outcomes else "review" if "review" in outcomes else "pass"
+    return GateDecision(outcome=outcome, findings=findings)
+
+
+def _short_groups(key: str, counts: dict[str, dict[str, float]], policy: Policy) -> list[str]:
+    out = []
+    for side in ("unprivileged", "privileged"):
+        c = counts[side]
+        if c["n"] < policy.min_group_size:
+            out.append(f"{side} group has {c['n']:g} rows (< min_group_size {policy.min_group_size}): "
+                       "insufficient evidence")
+        elif c["positives"] < policy.min_positives:
+            out.append(f"{side} group has {c['positives']:g} favorable outcomes (< min_positives "
+                       f"{policy.min_positives}): insufficient evidence")
+    return out
+
+
+def review_decision(choice: str | None, rationale: str | None, *, reviewer: str | None,
+                    timed_out: bool) -> dict[str, Any]:
+    """Turn a human reviewer's answer into a branch, refusing approvals without a rationale.
+
+    A timeout, a rejection, or an approval that gives no reason all lead to ``reject_model``.
+    """
+    rationale = (rationale or "").strip()
+    if timed_out:
+        approved, note = False, "no answer before the review timed out"
+    elif choice == "Approve" and not rationale:
+        approved, note = False, "approval refused: a rationale is required"
+    else:
+        approved, note = choice == "Approve", ""
+    return {
+        "choice": "Reject" if timed_out else choice, "approved": approved, "rationale": rationale,
+        "reviewer": reviewer, "timed_out": timed_out, "note": note,
+        "branch": BRANCH["pass"] if approved else BRANCH["fail"],
+    }

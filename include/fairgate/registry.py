@@ -1,0 +1,131 @@
+"""Model registry on the artifact store.
+
+```
+registry/<model>/versions/<sha256>/model.skops     immutable, content-addressed
+registry/<model>/versions/<sha256>/manifest.json   lineage, metrics, gate decision, approver
+registry/<model>/versions/<sha256>/model_card.md
+registry/<model>/production.json                   the pointer: the only thing that says what is deployed
+```
+
+The pointer moves only by compare-and-swap on the version the mover read, so two concurrent
+promotions cannot both win; the loser gets :class:`PromotionConflict` and changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from fairgate.store import ConflictError, NotFoundError
+
+if TYPE_CHECKING:
+    from fairgate.store import ArtifactStore
+
+
+class RegistryError(RuntimeError):
+    """A registry operation was refused (unknown or unapproved version, corrupt manifest)."""
+
+
+class PromotionConflict(RegistryError):
+    """Another promotion moved the production pointer first."""
+
+
+def _prefix(model: str) -> str:
+    return f"registry/{model}"
+
+
+def version_prefix(model: str, version: str) -> str:
+    return f"{_prefix(model)}/versions/{version}"
+
+
+def pointer_key(model: str) -> str:
+    return f"{_prefix(model)}/production.json"
+
+
+def dumps(obj: Any) -> bytes:
+    return json.dumps(obj, indent=2, sort_keys=True, default=str).encode()
+
+
+def register(store: ArtifactStore, model: str, model_bytes: bytes, manifest: dict[str, Any],
+             card_md: str | None = None) -> dict[str, Any]:
+    """Store a model version (idempotent: the same bytes give the same version).
+
+    Returns the stored manifest; for an existing version that is the first one written.
+    """
+    from fairgate.store import sha256_bytes
+
+    version = sha256_bytes(model_bytes)
+    prefix = version_prefix(model, version)
+    store.put_new(f"{prefix}/model.skops", model_bytes)
+    manifest = {**manifest, "version": version, "model_sha256": version,
+                "model_uri": store.uri(f"{prefix}/model.skops")}
+    try:
+        store.put_new(f"{prefix}/manifest.json", dumps(manifest))
+    except ConflictError:
+        return read_manifest(store, model, version)
+    if card_md is not None:
+        store.put_new(f"{prefix}/model_card.md", card_md.encode())
+    return manifest
+
+
+def read_manifest(store: ArtifactStore, model: str, version: str) -> dict[str, Any]:
+    key = f"{version_prefix(model, version)}/manifest.json"
+    try:
+        return json.loads(store.get(key))
+    except NotFoundError:
+        raise RegistryError(f"Model {model!r} has no version {version} ({store.uri(key)} not found).") from None
+    except json.JSONDecodeError as exc:
+        raise RegistryError(f"Manifest {store.uri(key)} is corrupt: {exc}.") from None
+
+
+def list_versions(store: ArtifactStore, model: str) -> list[dict[str, Any]]:
+    """Every registered version's manifest, oldest first."""
+    keys = [k for k in store.list(f"{_prefix(model)}/versions/") if k.endswith("/manifest.json")]
+    manifests = [json.loads(store.get(k)) for k in keys]
+    return sorted(manifests, key=lambda m: m.get("registered_at", ""))
+
+
+def read_pointer(store: ArtifactStore, model: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The production pointer and its etag, or ``(None, None)`` before the first deployment."""
+    try:
+        data, etag = store.get_with_etag(pointer_key(model))
+    except NotFoundError:
+        return None, None
+    return json.loads(data), etag
+
+
+def production_version(store: ArtifactStore, model: str) -> str | None:
+    pointer, _ = read_pointer(store, model)
+    return pointer["version"] if pointer else None
+
+
+def promote(store: ArtifactStore, model: str, version: str, *, action: str, run_id: str,
+            actor: str, reason: str, expected: tuple[dict[str, Any] | None, str | None] | None = None
+            ) -> dict[str, Any]:
+    """Point production at ``version`` by compare-and-swap; only approved versions qualify.
+
+    ``expected`` is the ``(pointer, etag)`` the caller based its decision on; by default the
+    pointer is read here. If it moved in between, :class:`PromotionConflict` is raised.
+    """
+    manifest = read_manifest(store, model, version)
+    if not manifest.get("approved"):
+        raise RegistryError(f"Version {version} of {model!r} was never approved "
+                            f"(gate decision {manifest.get('gate_outcome')!r}); it cannot be put in production.")
+    current, etag = expected if expected is not None else read_pointer(store, model)
+    history = list(current.get("history", [])) if current else []
+    if current:
+        history.append({k: current[k] for k in ("version", "since", "action", "run_id") if k in current})
+    pointer = {
+        "model": model, "version": version, "since": datetime.now(UTC).isoformat(),
+        "action": action, "run_id": run_id, "actor": actor, "reason": reason, "history": history,
+    }
+    try:
+        store.swap(pointer_key(model), dumps(pointer), expected_etag=etag)
+    except ConflictError as exc:
+        now = production_version(store, model)
+        raise PromotionConflict(
+            f"Promotion of {model!r} version {version[:12]} lost the race: production moved to "
+            f"{(now or 'nothing')[:12]} after this run read it. Nothing was changed; re-run to compare "
+            f"against the new production model. ({exc})") from exc
+    return pointer

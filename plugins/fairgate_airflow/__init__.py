@@ -1,0 +1,1 @@
+"""Airflow adapters for Fairgate: one operator per lifecycle stage, plus settings and the demo."""

@@ -1,0 +1,106 @@
+"""``make demo``: run ``fairgate_lifecycle`` end to end on the bundled Adult data and explain it.
+
+Uses an embedded Airflow (SQLite under ``.airflow/``) and the local artifact store
+(``.artifacts/``), runs the DAG through ``dag.test()``, then prints what was decided and why
+from the evidence record. If the gate asks for human review, nobody is at the keyboard: the
+demo answers the review itself through Airflow's REST API with Reject (what a timeout means)
+and says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from fairgate_airflow.local import REPO, configure
+
+DAG_ID = "fairgate_lifecycle"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--airflow-home", default=os.environ.get("AIRFLOW_HOME") or str(REPO / ".airflow"))
+    parser.add_argument("--artifact-root", default=os.environ.get("FAIRGATE_ARTIFACT_ROOT")
+                        or str(REPO / ".artifacts"))
+    args = parser.parse_args(argv)
+    configure(args.airflow_home, args.artifact_root)
+    logging.basicConfig(level=logging.WARNING)
+
+    from fairgate_airflow.local import Reviewer, init_db, load_dag
+
+    started = time.monotonic()
+    print(f"Airflow home: {args.airflow_home}\nArtifact store: {args.artifact_root}")
+    print("Initialising the metadata DB ...", flush=True)
+    init_db()
+    dag = load_dag(DAG_ID)
+    reviewer = Reviewer(DAG_ID, "Reject", "make demo: no human reviewer present; answered as a timeout (reject).")
+    reviewer.start()
+    print(f"Running {DAG_ID} with dag.test() ...", flush=True)
+    dag_run = dag.test()
+    reviewer.stop()
+    elapsed = time.monotonic() - started
+    print(f"\nRun {dag_run.run_id} finished in {elapsed:.0f} s with state {dag_run.state}.")
+    if reviewer.answered:
+        print("The gate asked for human review; the demo answered it with Reject (as a timeout would).")
+    return explain(dag_run.run_id)
+
+
+def explain(run_id: str) -> int:
+    from fairgate import evidence
+    from fairgate_airflow.settings import artifact_store
+
+    store = artifact_store()
+    entry = evidence.find(store, run_id)
+    if entry is None:
+        print(f"No evidence record for run {run_id}; see the task logs under $AIRFLOW_HOME/logs.")
+        return 1
+    rec = entry["record"]
+    print(f"\nDecision: {rec['decision'].upper()}  (evidence record #{entry['seq']}, hash {entry['hash'][:16]})")
+    data = rec.get("data") or {}
+    print(f"Data: {data.get('rows')} rows from {data.get('source')} (sha256 {str(data.get('sha256'))[:16]})")
+    quality = rec.get("quality") or {}
+    print(f"Quality: {quality.get('checks')} checks, {quality.get('failed')} failed")
+    bias = rec.get("bias") or {}
+    after = (rec.get("mitigation") or {}).get("after") or {}
+    if bias:
+        print("\nDisparate impact in the training data (before → after reweighing):")
+        for key, m in bias["comparisons"].items():
+            di_after = after.get(key, {}).get("disparate_impact")
+            tail = f"{di_after:.3f}" if di_after is not None else "(not reweighed)"
+            print(f"  {key:45s} {m['disparate_impact']:.3f} → {tail}")
+    perf = rec.get("performance") or {}
+    if perf:
+        print(f"\nModel on held-out test data: accuracy {perf['accuracy']:.3f}, balanced accuracy "
+              f"{perf['balanced_accuracy']:.3f}, ROC AUC {perf['roc_auc']:.3f}")
+        print("Fairness of the model's decisions (value [95% interval]):")
+        for key, m in (rec.get("fairness") or {}).items():
+            di, eod = m["disparate_impact"], m["equal_opportunity_difference"]
+            print(f"  {key:45s} DI {_v(di)}  EOD {_v(eod)}")
+    gate = rec.get("gate") or {}
+    if gate:
+        print(f"\nGate outcome: {gate['outcome']}")
+        for reason in gate["reasons"][:8]:
+            print(f"  - {reason}")
+        if len(gate["reasons"]) > 8:
+            print(f"  ... and {len(gate['reasons']) - 8} more (see the report)")
+    if rec.get("review"):
+        r = rec["review"]
+        print(f"Review: {r['choice']} by {r['reviewer']}: {r['rationale']}")
+    print(f"\nReport:   {(rec.get('report') or {}).get('uri')}")
+    print(f"Card:     {(rec.get('model_card') or {}).get('uri')}")
+    print(f"Evidence: {store.root_uri + '/evidence'}  (check it with: .venv/bin/fairgate verify-log)")
+    return 0
+
+
+def _v(m: dict) -> str:
+    if m.get("value") is None:
+        return "n/a"
+    return f"{m['value']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}]"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""Run Fairgate DAGs on an embedded Airflow (SQLite metadata DB inside the project).
+
+Used by ``make demo`` and by the end-to-end tests. :func:`configure` must run before anything
+imports Airflow, because Airflow reads its configuration from the environment on import.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+PROMOTION_POOL = "fairgate_promotion"
+
+
+def configure(airflow_home: str | Path, artifact_root: str | Path | None = None) -> None:
+    """Point Airflow at this project's DAGs with a SQLite DB under ``airflow_home``."""
+    home = Path(airflow_home).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    env = {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"),
+        "GX_ANALYTICS_ENABLED": "False",
+    }
+    os.environ.update(env)
+    if artifact_root is not None:
+        os.environ["FAIRGATE_ARTIFACT_ROOT"] = str(artifact_root)
+
+
+def init_db() -> None:
+    """Create or upgrade the metadata DB and the one-slot pool that serialises promotions."""
+    from airflow.models.pool import Pool
+    from airflow.utils.db import initdb
+
+    initdb()
+    Pool.create_or_update_pool(PROMOTION_POOL, slots=1, description="Fairgate: one promotion at a time",
+                               include_deferred=False)
+
+
+def load_dag(dag_id: str):
+    """The DAG object parsed from this project's ``dags/`` folder."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    if dag_id not in bag.dags:
+        raise KeyError(f"DAG {dag_id!r} not found; import errors: {bag.import_errors}")
+    return bag.dags[dag_id]
+
+
+def answer_review(dag_id: str, run_id: str, choice: str, rationale: str, *, task_id: str = "human_review"
+                  ) -> dict[str, Any]:
+    """Answer a human-review task through Airflow's REST API (the call the UI makes)."""
+    from airflow.api_fastapi.app import create_app
+    from fastapi.testclient import TestClient
+
+    with TestClient(create_app(apps="core")) as client:
+        resp = client.patch(
+            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails",
+            json={"chosen_options": [choice], "params_input": {"rationale": rationale}},
+        )
+    if resp.status_code != 200:
+        raise RuntimeError(f"Answering the review failed: HTTP {resp.status_code} {resp.text}")
+    return resp.json()
+
+
+def awaiting_review(dag_id: str, task_id: str = "human_review") -> str | None:
+    """The run id of a ``task_id`` instance that waits for human input, if any."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from airflow.utils.state import TaskInstanceState
+    from sqlalchemy import select
+
+    with create_session() as session:
+        return session.scalar(select(TaskInstance.run_id).where(
+            TaskInstance.dag_id == dag_id, TaskInstance.task_id == task_id,
+            TaskInstance.state == TaskInstanceState.AWAITING_INPUT))
+
+
+class Reviewer(threading.Thread):
+    """Answers the review of a ``dag.test()`` run from a background thread, once it is asked."""
+
+    def __init__(self, dag_id: str, choice: str, rationale: str, *, wait_s: float = 0.0, timeout_s: float = 600):
+        super().__init__(daemon=True)
+        self.dag_id, self.choice, self.rationale = dag_id, choice, rationale
+        self.wait_s, self.timeout_s = wait_s, timeout_s
+        self.answered: dict[str, Any] | None = None
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        deadline = time.monotonic() + self.timeout_s
+        try:
+            while not self._stop.is_set() and time.monotonic() < deadline:
+                run_id = awaiting_review(self.dag_id)
+                if run_id:
+                    time.sleep(self.wait_s)
+                    self.answered = answer_review(self.dag_id, run_id, self.choice, self.rationale)
+                    return
+                time.sleep(0.5)
+        except BaseException as exc:  # reported by the caller after the run
+            self.error = exc
+
+    def stop(self) -> None:
+        self._stop.set()

@@ -1,0 +1,322 @@
+"""One operator per lifecycle stage, each a thin wrapper over a ``fairgate.lifecycle`` function.
+
+Every ``execute`` resolves its inputs (summaries pushed upstream under the XCom key
+``summary``), calls one domain function, pushes that function's small JSON summary, then
+returns, raises or branches. Bad input raises ``AirflowFailException`` (no retries burnt on
+it); storage and network errors raise as they are, so task retries apply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.standard.operators.hitl import HITLBranchOperator
+from airflow.sdk import BaseBranchOperator, BaseOperator, Param
+from airflow.sdk.exceptions import AirflowFailException
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+SUMMARY = "summary"
+# The errors that mean "this input is wrong": fail the task without retrying.
+_BAD_INPUT = ("PolicyError", "DataError", "StageError", "GroupError", "InsufficientDataError",
+              "ModelIntegrityError", "RegistryError", "PromotionConflict")
+
+
+class _Stage:
+    """Plumbing every stage shares: policy, store, run identity, and upstream summaries."""
+
+    def policy(self, context: Context):
+        from fairgate.policy import load_policy
+
+        overrides = (context.get("params") or {}).get("threshold_overrides") or {}
+        return load_policy().with_threshold_overrides(overrides)
+
+    def store(self):
+        from fairgate_airflow.settings import artifact_store
+
+        return artifact_store()
+
+    def run_info(self, context: Context):
+        from fairgate.lifecycle import RunInfo
+
+        dag_run = context["dag_run"]
+        run_type = getattr(dag_run, "run_type", "manual")
+        return RunInfo(
+            dag_id=dag_run.dag_id, run_id=dag_run.run_id, run_type=str(getattr(run_type, "value", run_type)),
+            interval_start=context.get("data_interval_start"), interval_end=context.get("data_interval_end"),
+        )
+
+    @staticmethod
+    def upstream(context: Context, task_id: str) -> dict[str, Any] | None:
+        return context["ti"].xcom_pull(task_ids=task_id, key=SUMMARY)
+
+    def require(self, context: Context, task_id: str) -> dict[str, Any]:
+        value = self.upstream(context, task_id)
+        if value is None:
+            raise AirflowFailException(
+                f"No summary from task {task_id!r} in XCom. This usually means the upstream task did not run "
+                "or did not push a value to XCom.")
+        return value
+
+    @staticmethod
+    def push(context: Context, summary: dict[str, Any]) -> None:
+        context["ti"].xcom_push(key=SUMMARY, value=summary)
+
+    @staticmethod
+    def guarded(fn, *args, **kwargs):
+        """Call a domain function, turning bad-input errors into a non-retried task failure."""
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            if type(exc).__name__ in _BAD_INPUT:
+                raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+            raise
+
+
+class CollectDataOperator(_Stage, BaseOperator):
+    """Snapshot the policy's data source (the run's interval when partitioned) as Parquet."""
+
+    ui_color = "#e8f4fd"
+
+    def execute(self, context: Context) -> None:
+        from fairgate import lifecycle
+
+        summary = self.guarded(lifecycle.collect, self.store(), self.guarded(self.policy, context),
+                               self.run_info(context))
+        self.log.info("Snapshot of %s rows written to %s (sha256 %s)", summary["rows"], summary["uri"],
+                      summary["sha256"])
+        self.push(context, summary)
+
+
+class ValidateDataOperator(_Stage, BaseBranchOperator):
+    """Run the policy's quality suite; branch to ``pass_task`` or ``fail_task``."""
+
+    ui_color = "#fdf6e3"
+
+    def __init__(self, *, pass_task: str = "check_bias", fail_task: str = "quality_failed", **kwargs):
+        super().__init__(**kwargs)
+        self.pass_task = pass_task
+        self.fail_task = fail_task
+
+    def choose_branch(self, context: Context) -> str:
+        from fairgate import lifecycle
+
+        summary = self.guarded(lifecycle.validate, self.store(), self.guarded(self.policy, context),
+                               self.run_info(context), self.require(context, "collect_data"))
+        self.push(context, summary)
+        if summary["passed"]:
+            self.log.info("Routing to %s because all %s quality checks passed", self.pass_task, summary["checks"])
+            return self.pass_task
+        self.log.info("Routing to %s because %s of %s checks failed: %s", self.fail_task, summary["failed"],
+                      summary["checks"], summary["failures"])
+        return self.fail_task
+
+
+class CheckBiasOperator(_Stage, BaseBranchOperator):
+    """Measure disparity in the training data; branch to reweighing or straight to training."""
+
+    ui_color = "#fdf6e3"
+
+    def __init__(self, *, mitigate_task: str = "reweigh", train_task: str = "train_model", **kwargs):
+        super().__init__(**kwargs)
+        self.mitigate_task = mitigate_task
+        self.train_task = train_task
+
+    def choose_branch(self, context: Context) -> str:
+        from fairgate import lifecycle
+
+        summary = self.guarded(lifecycle.check_bias, self.store(), self.guarded(self.policy, context),
+                               self.run_info(context), self.require(context, "collect_data"))
+        self.push(context, summary)
+        if summary["detected"]:
+            self.log.info("Routing to %s because %s", self.mitigate_task, "; ".join(summary["reasons"]))
+            return self.mitigate_task
+        self.log.info("Routing to %s because every disparity is within policy", self.train_task)
+        return self.train_task
+
+
+class ReweighOperator(_Stage, BaseOperator):
+    """Compute AIF360 reweighing weights for the snapshot and store them."""
+
+    def execute(self, context: Context) -> None:
+        from fairgate import lifecycle
+
+        summary = self.guarded(lifecycle.reweigh, self.store(), self.guarded(self.policy, context),
+                               self.run_info(context), self.require(context, "collect_data"))
+        self.log.info("Weights written to %s; largest |DI - 1| after reweighing: %.3g", summary["uri"],
+                      summary["max_abs_di_error"])
+        self.push(context, summary)
+
+
+class TrainModelOperator(_Stage, BaseOperator):
+    """Fit the policy's pipeline, with the reweighing weights when that stage ran."""
+
+    def execute(self, context: Context) -> None:
+        from fairgate import lifecycle
+
+        summary = self.guarded(lifecycle.train, self.store(), self.guarded(self.policy, context),
+                               self.run_info(context), self.require(context, "collect_data"),
+                               self.upstream(context, "reweigh"))
+        self.log.info("Model %s trained on %s rows (weighted: %s); validation %s", summary["model_sha256"][:12],
+                      summary["rows"]["train"], summary["weighted"], summary["validation"])
+        self.push(context, summary)
+
+
+class FairnessGateOperator(_Stage, BaseBranchOperator):
+    """Evaluate the candidate on held-out data; branch to deploy, reject or human review."""
+
+    ui_color = "#fde8e8"
+
+    def choose_branch(self, context: Context) -> str:
+        from fairgate import lifecycle
+
+        summary = self.guarded(lifecycle.evaluate, self.store(), self.guarded(self.policy, context),
+                               self.run_info(context), self.require(context, "collect_data"),
+                               self.require(context, "train_model"))
+        self.push(context, summary)
+        self.log.info("Routing to %s because the gate says %s: %s", summary["branch"], summary["outcome"],
+                      "; ".join(summary["reasons"]) or "all checks passed")
+        return summary["branch"]
+
+
+class HumanReviewOperator(_Stage, HITLBranchOperator):
+    """Ask a person to approve or reject a borderline candidate, with the gate's evidence attached.
+
+    The reviewer must give a rationale; an approval without one, a rejection, or no answer
+    before the policy's ``review_timeout_hours`` all lead to ``reject_model``.
+    """
+
+    def __init__(self, *, approve_task: str = "deploy_model", reject_task: str = "reject_model", **kwargs):
+        kwargs.setdefault("subject", "Fairgate: review a model the fairness gate could not decide")
+        kwargs.pop("params", None)  # DAG-level params do not belong in the review form
+        super().__init__(
+            options=["Approve", "Reject"], defaults=["Reject"],
+            options_mapping={"Approve": approve_task, "Reject": reject_task},
+            params={"rationale": Param("", type="string", title="Rationale (required)",
+                                       description="Why you approve or reject this model; recorded in the "
+                                                   "evidence and the model card.")},
+            **kwargs,
+        )
+
+    def execute(self, context: Context):
+        from fairgate_airflow.review import review_body
+
+        policy = self.guarded(self.policy, context)
+        self.response_timeout = timedelta(hours=policy.review_timeout_hours)
+        self.body = review_body(self.require(context, "fairness_gate"), self.upstream(context, "reweigh"))
+        return super().execute(context)
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        from fairgate.gate import review_decision
+
+        timed_out = bool(event.get("timedout")) or event.get("error_type") == "timeout"
+        chosen = event.get("chosen_options") or []
+        user = event.get("responded_by_user") or {}
+        review = review_decision(
+            chosen[0] if chosen else None, (event.get("params_input") or {}).get("rationale"),
+            reviewer=(user.get("name") or user.get("id")) if isinstance(user, dict) else str(user),
+            timed_out=timed_out,
+        )
+        responded_at = event.get("responded_at")
+        review["responded_at"] = responded_at.isoformat() if hasattr(responded_at, "isoformat") else responded_at
+        self.push(context, review)
+        self.log.info("Routing to %s: reviewer %s chose %s %s", review["branch"], review["reviewer"],
+                      review["choice"], review["note"])
+        return self.do_branch(context=context, branches_to_execute=[review["branch"]])
+
+
+class DeployModelOperator(_Stage, BaseOperator):
+    """Register the approved model and move the production pointer (not from backfills)."""
+
+    ui_color = "#e6f4ea"
+
+    def execute(self, context: Context) -> None:
+        from fairgate import lifecycle
+        from fairgate.report import model_card
+
+        store, policy, run = self.store(), self.guarded(self.policy, context), self.run_info(context)
+        review = self.upstream(context, "human_review")
+        approver = review["reviewer"] if review else "fairness_gate (automatic)"
+        snapshot, trained, gate_result = (self.require(context, t)
+                                          for t in ("collect_data", "train_model", "fairness_gate"))
+        preview = _record(self, context, policy, run, decision="deployed")
+        summary = self.guarded(lifecycle.deploy, store, policy, run, snapshot, trained, gate_result,
+                               approver=approver, review=review, card_md=model_card(preview, policy))
+        self.log.info("Version %s registered; production pointer moved: %s (previous %s)",
+                      summary["version"][:12], summary["promoted"], summary["previous"])
+        self.push(context, summary)
+
+
+class RejectModelOperator(_Stage, BaseOperator):
+    """Record that the candidate is not deployed; production is left as it was."""
+
+    ui_color = "#f4f4f4"
+
+    def execute(self, context: Context) -> None:
+        from fairgate import lifecycle
+
+        summary = lifecycle.reject(self.store(), self.guarded(self.policy, context))
+        self.log.info("Candidate rejected; production stays at %s", summary["production_version"])
+        self.push(context, summary)
+
+
+class RecordEvidenceOperator(_Stage, BaseOperator):
+    """Append the run's evidence record to the hash-chained log and write its report and model card.
+
+    With ``fail_run=True`` (the ``quality_failed`` outcome) the task fails after recording, so
+    the run is marked failed but the evidence of why is kept.
+    """
+
+    def __init__(self, *, outcome: str | None = None, fail_run: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.outcome = outcome
+        self.fail_run = fail_run
+
+    def execute(self, context: Context) -> None:
+        from fairgate import lifecycle
+        from fairgate.report import model_card, run_report
+
+        store, policy, run = self.store(), self.guarded(self.policy, context), self.run_info(context)
+        record = _record(self, context, policy, run, decision=self.outcome)
+        report = store.put(f"{run.prefix}/report.html", run_report(record, policy).encode())
+        record["report"] = {"uri": report.uri, "sha256": report.sha256}
+        if record.get("model"):
+            card = store.put(f"{run.prefix}/model_card.md", model_card(record, policy).encode())
+            record["model_card"] = {"uri": card.uri, "sha256": card.sha256}
+        summary = lifecycle.record(store, record)
+        self.log.info("Evidence record %s (%s) appended; report at %s", summary["seq"], record["decision"],
+                      report.uri)
+        self.push(context, {**summary, "report_uri": report.uri})
+        if self.fail_run:
+            quality = record.get("quality") or {}
+            raise AirflowFailException(
+                f"Data quality failed: {quality.get('failed')} of {quality.get('checks')} checks "
+                f"({'; '.join(quality.get('failures', []))}). Evidence recorded as seq {summary['seq']}.")
+
+
+def _record(op: _Stage, context: Context, policy, run, *, decision: str | None) -> dict[str, Any]:
+    """Build the evidence record from every stage's summary (skipped stages give ``None``)."""
+    from fairgate import lifecycle
+
+    s = {t: op.upstream(context, t) for t in ("collect_data", "validate_data", "check_bias", "reweigh",
+                                              "train_model", "fairness_gate", "human_review", "deploy_model",
+                                              "reject_model")}
+    if decision is None:
+        deployed = s["deploy_model"]
+        decision = ("deployed" if deployed and deployed.get("promoted")
+                    else "approved_not_promoted" if deployed else "rejected")
+    return lifecycle.evidence_record(
+        policy, run, decision=decision, collect=s["collect_data"], quality=s["validate_data"],
+        bias=s["check_bias"], mitigation=s["reweigh"], trained=s["train_model"], gate_result=s["fairness_gate"],
+        review=s["human_review"], deployed=s["deploy_model"],
+    )
+
+
+__all__: Sequence[str] = (
+    "CheckBiasOperator", "CollectDataOperator", "DeployModelOperator", "FairnessGateOperator",
+    "HumanReviewOperator", "RecordEvidenceOperator", "RejectModelOperator", "ReweighOperator",
+    "TrainModelOperator", "ValidateDataOperator",
+)
