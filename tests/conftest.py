@@ -1,0 +1,72 @@
+"""Shared fixtures. Airflow is pointed at a throw-away home before anything imports it."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fairgate_airflow.local import REPO, configure
+
+_HOME = Path(tempfile.mkdtemp(prefix="fairgate-airflow-"))
+configure(_HOME / "home", _HOME / "artifacts")
+
+DEFAULT_POLICY = REPO / "include" / "config" / "policy.yaml"
+
+
+def default_policy_dict() -> dict:
+    return yaml.safe_load(DEFAULT_POLICY.read_text())
+
+
+@pytest.fixture
+def write_policy(tmp_path, monkeypatch):
+    """Write a policy (the default with ``changes`` applied) and make it the one in force."""
+
+    def _write(changes: dict | None = None, name: str = "policy.yaml") -> Path:
+        raw = default_policy_dict()
+        for dotted, value in (changes or {}).items():
+            node = raw
+            *parents, leaf = dotted.split(".")
+            for p in parents:
+                node = node.setdefault(p, {})
+            if value is _DELETE:
+                node.pop(leaf, None)
+            else:
+                node[leaf] = value
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(raw))
+        monkeypatch.setenv("FAIRGATE_POLICY", str(path))
+        return path
+
+    return _write
+
+
+_DELETE = object()
+
+
+@pytest.fixture
+def delete():
+    return _DELETE
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    from fairgate.store import LocalStore
+
+    root = tmp_path / "artifacts"
+    monkeypatch.setenv("FAIRGATE_ARTIFACT_ROOT", str(root))
+    return LocalStore(root)
+
+
+@pytest.fixture(scope="session")
+def adult():
+    from fairgate.data import read_adult
+
+    return read_adult("data")
+
+
+def pytest_report_header(config):
+    return f"AIRFLOW_HOME={os.environ['AIRFLOW_HOME']}"

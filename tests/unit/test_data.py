@@ -1,0 +1,59 @@
+"""Reading sources: the bundled Adult file, plain files, and date partitions by interval."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+
+from fairgate.data import DataError, read_adult, read_source, select_columns
+from fairgate.policy import load_policy, parse_policy
+from tests.conftest import default_policy_dict
+
+
+def test_bundled_adult_matches_its_documentation():
+    train, test = read_adult("data"), read_adult("test")
+    # 32,561 and 16,281 raw rows; 45,222 complete rows across both files
+    assert len(train) == 30162 and len(test) == 15060 and len(train) + len(test) == 45222
+    assert set(train["income"]) == set(test["income"]) == {"<=50K", ">50K"}
+    assert train["row_id"].is_unique
+
+
+def _policy(source, **ds):
+    raw = default_policy_dict()
+    raw["dataset"].update({"source": str(source), **ds})
+    return parse_policy(raw)
+
+
+def test_partitions_are_read_by_interval(tmp_path, adult):
+    for i, day in enumerate(["2026-01-01", "2026-01-02", "2026-01-03"]):
+        part = tmp_path / f"date={day}"
+        part.mkdir()
+        adult.iloc[i * 100:(i + 1) * 100].to_parquet(part / "part-0.parquet")
+    policy = _policy(tmp_path, format="parquet", partitioned=True)
+    df = read_source(policy, interval=(datetime(2026, 1, 2, tzinfo=UTC), datetime(2026, 1, 4, tzinfo=UTC)))
+    assert list(df["row_id"]) == list(adult["row_id"].iloc[100:300])
+    with pytest.raises(DataError, match="no parquet files under .* for 2026-02-01..2026-02-02"):
+        read_source(policy, interval=(datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 2, 2, tzinfo=UTC)))
+
+
+def test_missing_source_is_named(tmp_path):
+    with pytest.raises(DataError, match=r"'dataset.source': .*nope.csv does not exist"):
+        read_source(_policy(tmp_path / "nope.csv"))
+
+
+def test_csv_source_and_missing_columns(tmp_path, adult):
+    path = tmp_path / "mine.csv"
+    adult.drop(columns=["race"]).head(50).to_csv(path, index=False)
+    df = read_source(_policy(path))
+    assert len(df) == 50
+    with pytest.raises(DataError, match=r"Columns \['race'\] named in the policy are missing"):
+        select_columns(df, load_policy())
+
+
+def test_unreadable_file_is_named(tmp_path):
+    path = tmp_path / "broken.parquet"
+    path.write_bytes(b"not parquet")
+    with pytest.raises(DataError, match="broken.parquet as parquet"):
+        read_source(_policy(path, format="parquet"))
