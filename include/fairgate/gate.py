@@ -110,7 +110,8 @@ def decide(fairness: dict[str, dict[str, Any]], performance: dict[str, Any], pol
         if ba < floor:
             findings.append(Finding("fail", "champion",
                                     f"balanced_accuracy={ba:.4f} is below production "
-                                    f"{champion['balanced_accuracy']:.4f} minus tolerance {policy.champion_tolerance:g}"))
+                                    f"{champion['balanced_accuracy']:.4f} minus tolerance "
+                                    f"{policy.champion_tolerance:g}"))
         else:
             findings.append(Finding("pass", "champion",
                                     f"balanced_accuracy={ba:.4f} vs production {champion['balanced_accuracy']:.4f}"))

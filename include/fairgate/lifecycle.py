@@ -238,8 +238,8 @@ def evaluate(store: ArtifactStore, policy: Policy, run: RunInfo, snapshot: dict[
     current = registry.production_version(store, policy.model_name)
     if current:
         manifest = registry.read_manifest(store, policy.model_name, current)
-        prod = training.load_model_bytes(store.get(f"{registry.version_prefix(policy.model_name, current)}/model.skops"),
-                                         expected_sha256=manifest["model_sha256"],
+        prod_key = f"{registry.version_prefix(policy.model_name, current)}/model.skops"
+        prod = training.load_model_bytes(store.get(prod_key), expected_sha256=manifest["model_sha256"],
                                          where=f"production model {current[:12]}")
         p_scores, p_pred = training.predict(prod, test, policy)
         champion = {"version": current, **training.performance(y, p_scores, p_pred)}

@@ -77,7 +77,8 @@ def model_card(record: dict[str, Any], policy: Policy) -> str:
 - Estimator: scikit-learn `{model.get('estimator')}` with parameters `{policy.estimator_params}`, seed {policy.seed}
 - Trained by the `{record.get('dag_id')}` run `{record.get('run_id')}`; model sha256 `{model.get('sha256')}`
 - Training used reweighing weights: {model.get('weighted')}
-- Decision threshold: {policy.decision_threshold}; code version {record.get('code_version')}; policy sha256 `{(record.get('policy') or {}).get('sha256')}`
+- Decision threshold: {policy.decision_threshold}; code version {record.get('code_version')}
+- Policy sha256 `{(record.get('policy') or {}).get('sha256')}`
 
 ## Intended use
 Binary decision support predicting `{policy.label}` = `{policy.favorable_label}`. Outputs are meant to be

@@ -152,16 +152,21 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-def dump_model(model: Pipeline) -> bytes:
-    import skops.io as sio
+def _skops():
+    with _quiet():  # importing skops.io runs the same scan
+        import skops.io as sio
+    return sio
 
+
+def dump_model(model: Pipeline) -> bytes:
+    sio = _skops()
     with _quiet():
         return sio.dumps(model)
 
 
 def load_model_bytes(data: bytes, *, expected_sha256: str, where: str = "model") -> Pipeline:
     """Load a skops model after checking its sha256 and that it uses only trusted types."""
-    import skops.io as sio
+    sio = _skops()
 
     actual = hashlib.sha256(data).hexdigest()
     if actual != expected_sha256:

@@ -14,7 +14,6 @@ import logging
 import os
 import sys
 import time
-from pathlib import Path
 
 from fairgate_airflow.local import REPO, configure
 

@@ -7,6 +7,7 @@ imports Airflow, because Airflow reads its configuration from the environment on
 from __future__ import annotations
 
 import os
+import secrets
 import threading
 import time
 from pathlib import Path
@@ -31,10 +32,20 @@ def configure(airflow_home: str | Path, artifact_root: str | Path | None = None)
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"),
         "GX_ANALYTICS_ENABLED": "False",
+        # The API signs its tokens with this; a per-home random key, long enough for HS512.
+        "AIRFLOW__API_AUTH__JWT_SECRET": _secret(home),
     }
     os.environ.update(env)
     if artifact_root is not None:
         os.environ["FAIRGATE_ARTIFACT_ROOT"] = str(artifact_root)
+
+
+def _secret(home: Path) -> str:
+    path = home / "jwt_secret"
+    if not path.exists():
+        path.write_text(secrets.token_hex(64))
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def init_db() -> None:
@@ -95,20 +106,20 @@ class Reviewer(threading.Thread):
         self.wait_s, self.timeout_s = wait_s, timeout_s
         self.answered: dict[str, Any] | None = None
         self.error: BaseException | None = None
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
         deadline = time.monotonic() + self.timeout_s
-        try:
-            while not self._stop.is_set() and time.monotonic() < deadline:
+        while not self._halt.is_set() and time.monotonic() < deadline:
+            try:
                 run_id = awaiting_review(self.dag_id)
                 if run_id:
                     time.sleep(self.wait_s)
                     self.answered = answer_review(self.dag_id, run_id, self.choice, self.rationale)
                     return
-                time.sleep(0.5)
-        except BaseException as exc:  # reported by the caller after the run
-            self.error = exc
+            except Exception as exc:  # e.g. SQLite busy while the run writes; kept for the caller
+                self.error = exc
+            time.sleep(0.5)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()

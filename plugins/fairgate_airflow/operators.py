@@ -96,7 +96,7 @@ class ValidateDataOperator(_Stage, BaseBranchOperator):
 
     ui_color = "#fdf6e3"
 
-    def __init__(self, *, pass_task: str = "check_bias", fail_task: str = "quality_failed", **kwargs):
+    def __init__(self, *, pass_task: str = "check_bias", fail_task: str = "quality_failed", **kwargs):  # noqa: S107
         super().__init__(**kwargs)
         self.pass_task = pass_task
         self.fail_task = fail_task

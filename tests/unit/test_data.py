@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pandas as pd
 import pytest
+from tests.conftest import default_policy_dict
 
 from fairgate.data import DataError, read_adult, read_source, select_columns
 from fairgate.policy import load_policy, parse_policy
-from tests.conftest import default_policy_dict
 
 
 def test_bundled_adult_matches_its_documentation():

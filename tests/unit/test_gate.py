@@ -60,7 +60,8 @@ def test_all_within_passes(policy):
 def test_clear_violation_fails_and_says_which(policy):
     d = decide(_evidence(di=(0.5, 0.45, 0.55)), PERF, policy)
     assert d.outcome == "fail"
-    assert d.reasons == ["sex: disparate_impact=0.5000 [0.4500, 0.5500] vs [0.8, 1.25]: interval wholly outside the bound"]
+    assert d.reasons == [
+        "sex: disparate_impact=0.5000 [0.4500, 0.5500] vs [0.8, 1.25]: interval wholly outside the bound"]
 
 
 def test_fail_dominates_review(policy):

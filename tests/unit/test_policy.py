@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from tests.conftest import default_policy_dict
 
 from fairgate.policy import PolicyError, load_policy, parse_policy
-from tests.conftest import default_policy_dict
 
 
 def test_default_policy_loads():

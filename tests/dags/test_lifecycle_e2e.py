@@ -1,0 +1,216 @@
+"""``fairgate_lifecycle`` end to end with ``dag.test()``: one run per outcome, on real Adult data.
+
+Every run uses a throw-away Airflow home (SQLite) and its own artifact store. Expected values
+are recomputed here from the stored artifacts, not read back from the code under test.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+from fairgate import evidence, registry
+from fairgate.store import LocalStore, sha256_bytes
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+DAG_ID = "fairgate_lifecycle"
+LOOSE = {"disparate_impact": {"kind": "ratio_band", "min": 0.05, "max": 20.0},
+         "statistical_parity_difference": {"kind": "abs_difference", "max": 0.9},
+         "equal_opportunity_difference": {"kind": "abs_difference", "max": 0.9},
+         "average_odds_difference": {"kind": "abs_difference", "max": 0.9}}
+
+
+@pytest.fixture(scope="module")
+def lifecycle_dag():
+    from fairgate_airflow.local import init_db, load_dag
+
+    init_db()
+    return load_dag(DAG_ID)
+
+
+def run_dag(dag, *, review: tuple[str, str] | None = None):
+    from fairgate_airflow.local import Reviewer
+
+    reviewer = Reviewer(DAG_ID, *review, timeout_s=300) if review else None
+    if reviewer:
+        reviewer.start()
+    dr = dag.test()
+    if reviewer:
+        reviewer.stop()
+        reviewer.join(5)
+        assert reviewer.answered, f"the review was never answered (last error: {reviewer.error!r})"
+    return dr
+
+
+def record_of(store, dr):
+    entry = evidence.find(store, dr.run_id)
+    assert entry is not None, f"no evidence for {dr.run_id}"
+    return entry["record"]
+
+
+def file_of(store, uri):
+    return store.get(store.key_of(uri))
+
+
+def test_adult_default_policy(lifecycle_dag, store, write_policy):
+    write_policy()
+    dr = run_dag(lifecycle_dag)
+    assert dr.state == "success"
+    rec = record_of(store, dr)
+
+    # The evidence points at the artifacts it describes.
+    snapshot = file_of(store, rec["data"]["uri"])
+    assert sha256_bytes(snapshot) == rec["data"]["sha256"] and rec["data"]["rows"] == 30162
+    assert sha256_bytes(file_of(store, rec["model"]["uri"])) == rec["model"]["sha256"]
+    assert sha256_bytes(file_of(store, rec["report"]["uri"])) == rec["report"]["sha256"]
+    assert sha256_bytes(file_of(store, rec["mitigation"]["uri"])) == rec["mitigation"]["sha256"]
+
+    # Bias found for sex, recomputed from the snapshot.
+    df = pd.read_parquet(io.BytesIO(snapshot))
+    fav = (df["income"] == ">50K").to_numpy()
+    male = (df["sex"] == "Male").to_numpy()
+    di_sex = fav[~male].mean() / fav[male].mean()
+    assert di_sex < 0.8
+    assert rec["bias"]["detected"]
+    assert rec["bias"]["comparisons"]["sex"]["disparate_impact"] == pytest.approx(di_sex, abs=1e-12)
+
+    # Reweighing ran and its stored weights bring weighted DI for sex to 1.
+    w = pd.read_parquet(io.BytesIO(file_of(store, rec["mitigation"]["uri"])))["weight"].to_numpy()
+    weighted = (w[~male & fav].sum() / w[~male].sum()) / (w[male & fav].sum() / w[male].sum())
+    assert weighted == pytest.approx(1.0, abs=1e-9)
+    assert rec["mitigation"]["applied"] and rec["model"]["weighted"]
+
+    # The gate's DI for sex is what the stored model does on the stored test split, and the decision
+    # follows the policy band [0.8, 1.25].
+    from fairgate.policy import load_policy
+    from fairgate.training import feature_frame, load_model_bytes
+
+    policy = load_policy()
+    run_prefix = store.key_of(rec["model"]["uri"]).rsplit("/", 1)[0]
+    split = pd.read_parquet(io.BytesIO(store.get(f"{run_prefix}/split.parquet")))
+    test = df[split["split"].to_numpy() == "test"]
+    model = load_model_bytes(file_of(store, rec["model"]["uri"]), expected_sha256=rec["model"]["sha256"])
+    pred = model.predict_proba(feature_frame(test, policy))[:, 1] >= 0.5
+    t_male = (test["sex"] == "Male").to_numpy()
+    di_model = pred[~t_male].mean() / pred[t_male].mean()
+    assert rec["fairness"]["sex"]["disparate_impact"]["value"] == pytest.approx(di_model, abs=1e-12)
+    assert rec["fairness"]["sex"]["disparate_impact"]["ci_high"] < 0.8  # wholly outside the band
+    assert rec["decision"] == "rejected" and rec["gate"]["outcome"] == "fail"
+    assert registry.production_version(store, policy.model_name) is None
+
+    from fairgate.cli import main
+
+    assert main(["verify-log"]) == 0
+
+
+@pytest.fixture(scope="module")
+def deployed(lifecycle_dag, tmp_path_factory):
+    """A store in which a run has deployed a model under loose thresholds."""
+    mp = pytest.MonkeyPatch()
+    root = tmp_path_factory.mktemp("deployed") / "artifacts"
+    policy_path = root.parent / "policy.yaml"
+    from tests.conftest import default_policy_dict
+
+    raw = default_policy_dict()
+    raw["fairness"]["thresholds"] = LOOSE
+    policy_path.write_text(json.dumps(raw))
+    mp.setenv("FAIRGATE_ARTIFACT_ROOT", str(root))
+    mp.setenv("FAIRGATE_POLICY", str(policy_path))
+    dr = run_dag(lifecycle_dag)
+    mp.undo()
+    return root, policy_path, dr
+
+
+def test_deploy_outcome(deployed):
+    root, policy_path, dr = deployed
+    store = LocalStore(root)
+    assert dr.state == "success"
+    rec = record_of(store, dr)
+    assert rec["decision"] == "deployed" and rec["gate"]["outcome"] == "pass"
+    version = registry.production_version(store, "adult_income")
+    assert version == rec["model"]["sha256"] == rec["model"]["version"]
+    manifest = registry.read_manifest(store, "adult_income", version)
+    assert manifest["approved"] is True and manifest["approver"] == "fairness_gate (automatic)"
+    assert manifest["data_sha256"] == rec["data"]["sha256"]
+    stored = store.get(f"registry/adult_income/versions/{version}/model.skops")
+    assert sha256_bytes(stored) == version
+    assert "## Approval" in store.get(f"registry/adult_income/versions/{version}/model_card.md").decode()
+
+
+def _copy(deployed, tmp_path, monkeypatch, changes, write_policy):
+    root, _, _ = deployed
+    dst = tmp_path / "store"
+    shutil.copytree(root, dst)
+    monkeypatch.setenv("FAIRGATE_ARTIFACT_ROOT", str(dst))
+    write_policy({"fairness.thresholds": LOOSE, **changes})
+    store = LocalStore(dst)
+    return store, store.get_with_etag("registry/adult_income/production.json")
+
+
+@pytest.mark.parametrize("choice,rationale,decision", [
+    ("Approve", "Groups too small to measure here; approved for a monitored pilot.", "deployed"),
+    ("Reject", "Not enough evidence for the intersection groups.", "rejected"),
+])
+def test_review_answered_through_the_rest_api(lifecycle_dag, deployed, tmp_path, monkeypatch, write_policy,
+                                              choice, rationale, decision):
+    # min_positives above the data size makes every comparison insufficient evidence -> review
+    store, (pointer_before, etag_before) = _copy(deployed, tmp_path, monkeypatch,
+                                                 {"fairness.min_positives": 100000}, write_policy)
+    dr = run_dag(lifecycle_dag, review=(choice, rationale))
+    assert dr.state == "success"
+    rec = record_of(store, dr)
+    assert rec["gate"]["outcome"] == "review"
+    assert rec["review"]["choice"] == choice and rec["review"]["rationale"] == rationale
+    assert rec["review"]["reviewer"]
+    assert rec["decision"] == decision
+    pointer, etag = store.get_with_etag("registry/adult_income/production.json")
+    card = file_of(store, rec["model_card"]["uri"]).decode()
+    assert rationale in card
+    if decision == "deployed":
+        assert json.loads(pointer)["version"] == rec["model"]["sha256"]
+        assert json.loads(pointer)["history"][-1]["version"] == json.loads(pointer_before)["version"]
+        manifest = registry.read_manifest(store, "adult_income", rec["model"]["sha256"])
+        assert manifest["review"]["rationale"] == rationale
+    else:
+        assert (pointer, etag) == (pointer_before, etag_before)
+
+
+@pytest.mark.parametrize("breakage,named", [
+    (lambda df: df.drop(columns=["race"]), "expect_column_to_exist on column 'race'"),
+    (lambda df: df.assign(sex=df["sex"].where(df.index % 50 != 0)),
+     "expect_column_values_to_not_be_null on column 'sex'"),
+    (lambda df: df.assign(race=df["race"].replace("Other", "Martian")),
+     "expect_column_values_to_be_in_set on column 'race'"),
+])
+def test_bad_input_stops_at_quality_and_touches_nothing(lifecycle_dag, deployed, tmp_path, monkeypatch,
+                                                        write_policy, adult, breakage, named):
+    bad = tmp_path / "bad.csv"
+    breakage(adult.copy()).to_csv(bad, index=False)
+    store, before = _copy(deployed, tmp_path, monkeypatch, {"dataset.source": str(bad)}, write_policy)
+    versions_before = store.list("registry/")
+    dr = run_dag(lifecycle_dag)
+    assert dr.state == "failed"
+    rec = record_of(store, dr)
+    assert rec["decision"] == "quality_failed"
+    assert any(f.startswith(named) for f in rec["quality"]["failures"]), rec["quality"]["failures"]
+    assert rec["model"] is None and rec["bias"] is None
+    assert store.get_with_etag("registry/adult_income/production.json") == before
+    assert store.list("registry/") == versions_before
+    assert evidence.verify(store).ok
+
+
+def test_empty_source_fails_at_collection_and_touches_nothing(lifecycle_dag, deployed, tmp_path, monkeypatch,
+                                                              write_policy, adult):
+    empty = tmp_path / "empty.csv"
+    adult.head(0).to_csv(empty, index=False)
+    store, before = _copy(deployed, tmp_path, monkeypatch, {"dataset.source": str(empty)}, write_policy)
+    dr = run_dag(lifecycle_dag)
+    assert dr.state == "failed"
+    rec = record_of(store, dr)
+    assert rec["decision"] == "quality_failed"
+    assert any("expect_table_row_count_to_be_between" in f and "observed=0" in f for f in rec["quality"]["failures"])
+    assert store.get_with_etag("registry/adult_income/production.json") == before

@@ -1,0 +1,184 @@
+"""Every branch of every branching operator, through ``choose_branch`` with a small fake context.
+
+The operators run their real domain functions on real data in a temporary artifact store;
+only Airflow's task context is faked (XCom as a dict).
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from fairgate_airflow.operators import (
+    SUMMARY,
+    CheckBiasOperator,
+    CollectDataOperator,
+    FairnessGateOperator,
+    HumanReviewOperator,
+    TrainModelOperator,
+    ValidateDataOperator,
+)
+
+
+class FakeTI:
+    def __init__(self):
+        self.xcom: dict[tuple[str, str], object] = {}
+        self.task_id = "current"
+
+    def xcom_push(self, key, value):
+        self.xcom[(self.task_id, key)] = value
+
+    def xcom_pull(self, task_ids, key="return_value"):
+        return self.xcom.get((task_ids, key))
+
+
+def context(ti, params=None):
+    return {"ti": ti, "dag_run": SimpleNamespace(dag_id="t", run_id="run-1", run_type="manual"),
+            "params": params or {}, "data_interval_start": None, "data_interval_end": None}
+
+
+def run(op, ti, method="execute", params=None):
+    ti.task_id = op.task_id
+    return getattr(op, method)(context(ti, params))
+
+
+@pytest.fixture
+def sample_csv(tmp_path, adult):
+    def _make(df=None, name="sample.csv"):
+        path = tmp_path / name
+        (adult.sample(6000, random_state=1) if df is None else df).to_csv(path, index=False)
+        return path
+
+    return _make
+
+
+def balanced_labels(df, rate=0.25):
+    """The same favorable rate in every sex × race cell: no disparity to find."""
+    df = df.copy()
+    df["income"] = "<=50K"
+    for _, idx in df.groupby([df["sex"], df["race"] == "White"]).groups.items():
+        df.loc[idx[: round(rate * len(idx))], "income"] = ">50K"
+    return df
+
+
+def collected(ti, store):
+    run(CollectDataOperator(task_id="collect_data"), ti)
+    return ti.xcom_pull("collect_data", SUMMARY)
+
+
+def test_validate_routes_to_bias_check_when_quality_passes(store, write_policy, sample_csv):
+    write_policy({"dataset.source": str(sample_csv())})
+    ti = FakeTI()
+    collected(ti, store)
+    assert run(ValidateDataOperator(task_id="validate_data"), ti, "choose_branch") == "check_bias"
+    assert ti.xcom_pull("validate_data", SUMMARY)["passed"] is True
+
+
+def test_validate_routes_to_quality_failed_naming_the_column(store, write_policy, sample_csv, adult):
+    write_policy({"dataset.source": str(sample_csv(adult.drop(columns=["race"]).head(3000)))})
+    ti = FakeTI()
+    collected(ti, store)
+    assert run(ValidateDataOperator(task_id="validate_data"), ti, "choose_branch") == "quality_failed"
+    summary = ti.xcom_pull("validate_data", SUMMARY)
+    assert "expect_column_to_exist on column 'race': FAILED" in summary["failures"]
+
+
+def test_check_bias_routes_to_reweigh_on_adult(store, write_policy, sample_csv):
+    write_policy({"dataset.source": str(sample_csv())})
+    ti = FakeTI()
+    collected(ti, store)
+    assert run(CheckBiasOperator(task_id="check_bias"), ti, "choose_branch") == "reweigh"
+    summary = ti.xcom_pull("check_bias", SUMMARY)
+    assert summary["detected"] and any(r.startswith("sex: disparate_impact=") for r in summary["reasons"])
+
+
+def test_check_bias_routes_straight_to_training_without_disparity(store, write_policy, sample_csv, adult):
+    write_policy({"dataset.source": str(sample_csv(balanced_labels(adult.sample(6000, random_state=2))))})
+    ti = FakeTI()
+    collected(ti, store)
+    assert run(CheckBiasOperator(task_id="check_bias"), ti, "choose_branch") == "train_model"
+    for m in ti.xcom_pull("check_bias", SUMMARY)["comparisons"].values():
+        assert m["disparate_impact"] == pytest.approx(1.0, abs=0.01)
+
+
+def test_check_bias_fails_clearly_on_a_group_without_favorable_outcomes(store, write_policy, sample_csv, adult):
+    df = adult.sample(6000, random_state=3).copy()
+    df.loc[df["sex"] == "Female", "income"] = "<=50K"
+    write_policy({"dataset.source": str(sample_csv(df))})
+    ti = FakeTI()
+    collected(ti, store)
+    with pytest.raises(AirflowFailException, match=r"Group 'sex' \(unprivileged\) has 0 favorable outcomes in "
+                                                   r"column 'income' out of \d+ rows"):
+        run(CheckBiasOperator(task_id="check_bias"), ti, "choose_branch")
+
+
+def _gate(ti, params=None):
+    run(TrainModelOperator(task_id="train_model"), ti)
+    return run(FairnessGateOperator(task_id="fairness_gate"), ti, "choose_branch", params=params)
+
+
+def test_gate_rejects_adult_model_under_default_policy(store, write_policy, sample_csv):
+    write_policy({"dataset.source": str(sample_csv())})
+    ti = FakeTI()
+    collected(ti, store)
+    assert _gate(ti) == "reject_model"
+    gate = ti.xcom_pull("fairness_gate", SUMMARY)
+    assert gate["outcome"] == "fail" and gate["reasons"]
+
+
+def test_gate_deploys_when_thresholds_allow(store, write_policy, sample_csv):
+    loose = {"disparate_impact": {"kind": "ratio_band", "min": 0.05, "max": 20},
+             "equal_opportunity_difference": {"kind": "abs_difference", "max": 0.9}}
+    # 6,000 rows leave ~6 favorable outcomes for one intersection cell in the test split
+    write_policy({"dataset.source": str(sample_csv()), "fairness.thresholds": loose, "fairness.min_positives": 3})
+    ti = FakeTI()
+    collected(ti, store)
+    assert _gate(ti) == "deploy_model", ti.xcom_pull("fairness_gate", SUMMARY)["reasons"]
+
+
+def test_gate_asks_for_review_on_insufficient_evidence(store, write_policy, sample_csv):
+    loose = {"disparate_impact": {"kind": "ratio_band", "min": 0.05, "max": 20}}
+    write_policy({"dataset.source": str(sample_csv()), "fairness.thresholds": loose,
+                  "fairness.min_group_size": 100000})
+    ti = FakeTI()
+    collected(ti, store)
+    assert _gate(ti) == "human_review"
+    assert all("insufficient evidence" in r for r in ti.xcom_pull("fairness_gate", SUMMARY)["reasons"])
+
+
+def test_manual_threshold_override_changes_the_route(store, write_policy, sample_csv):
+    loose = {"disparate_impact": {"kind": "ratio_band", "min": 0.05, "max": 20}}
+    write_policy({"dataset.source": str(sample_csv()), "fairness.thresholds": loose, "fairness.min_positives": 3})
+    ti = FakeTI()
+    collected(ti, store)
+    assert _gate(ti, params={"threshold_overrides": {"disparate_impact_min": 0.99}}) == "reject_model"
+
+
+def test_gate_without_trained_model_says_what_is_missing(store, write_policy):
+    write_policy()
+    ti = FakeTI()
+    with pytest.raises(AirflowFailException, match="did not push a value to XCom"):
+        run(FairnessGateOperator(task_id="fairness_gate"), ti, "choose_branch")
+
+
+@pytest.mark.parametrize("event,branch", [
+    ({"chosen_options": ["Approve"], "params_input": {"rationale": "ok, monitored"},
+      "responded_by_user": {"id": "1", "name": "alice"}, "responded_at": None, "timedout": False}, "deploy_model"),
+    ({"chosen_options": ["Approve"], "params_input": {"rationale": ""},
+      "responded_by_user": {"id": "1", "name": "alice"}, "responded_at": None, "timedout": False}, "reject_model"),
+    ({"chosen_options": ["Reject"], "params_input": {"rationale": "no"},
+      "responded_by_user": {"id": "1", "name": "bob"}, "responded_at": None, "timedout": False}, "reject_model"),
+    ({"chosen_options": ["Reject"], "params_input": {"rationale": ""}, "responded_by_user": None,
+      "responded_at": None, "timedout": True}, "reject_model"),
+])
+def test_human_review_routes_each_answer(event, branch):
+    op = HumanReviewOperator(task_id="human_review")
+    seen = {}
+    op.do_branch = lambda context, branches_to_execute: seen.setdefault("branch", branches_to_execute)
+    ti = FakeTI()
+    ti.task_id = "human_review"
+    op.execute_complete(context(ti), event)
+    assert seen["branch"] == [branch]
+    assert ti.xcom_pull("human_review", SUMMARY)["branch"] == branch
