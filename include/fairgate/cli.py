@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -101,11 +102,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _s3_client(root: str | None):
+    """A boto3 client for an s3:// store, configured the standard way (AWS_* variables, profiles);
+    ``AWS_ENDPOINT_URL_S3`` points it at MinIO or another S3-compatible server."""
+    root = root or os.environ.get("FAIRGATE_ARTIFACT_ROOT") or ""
+    if not root.startswith("s3://"):
+        return None
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("s3", config=Config(retries={"mode": "standard", "max_attempts": 5}))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         policy = load_policy(args.policy)
-        store = open_store(args.artifact_root)
+        store = open_store(args.artifact_root, s3_client=_s3_client(args.artifact_root))
         return args.fn(args, store, policy.model_name)
     except (PolicyError, StoreError, registry.RegistryError) as exc:
         print(f"fairgate: {exc}", file=sys.stderr)

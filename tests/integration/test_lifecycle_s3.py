@@ -1,0 +1,51 @@
+"""``fairgate_lifecycle`` end to end with an ``s3://`` artifact root, through the Airflow connection."""
+
+from __future__ import annotations
+
+import pytest
+
+from fairgate import evidence, registry
+from fairgate.s3store import S3Store
+from fairgate.store import sha256_bytes
+from tests.dags.test_lifecycle_e2e import LOOSE, run_dag
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(300)]
+
+
+@pytest.fixture(scope="module")
+def lifecycle_dag():
+    from fairgate_airflow.local import init_db, load_dag
+
+    init_db()
+    return load_dag("fairgate_lifecycle")
+
+
+def test_lifecycle_on_s3_writes_every_artifact_with_its_hash(lifecycle_dag, s3_client, bucket, monkeypatch,
+                                                             write_policy):
+    monkeypatch.setenv("FAIRGATE_ARTIFACT_ROOT", f"s3://{bucket}/fairgate")
+    write_policy({"fairness.thresholds": LOOSE})
+    dr = run_dag(lifecycle_dag)
+    assert dr.state == "success"
+
+    store = S3Store(f"s3://{bucket}/fairgate", client=s3_client)
+    rec = evidence.find(store, dr.run_id)["record"]
+    assert rec["decision"] == "deployed"
+    recorded = {
+        rec["data"]["uri"]: rec["data"]["sha256"],
+        rec["model"]["uri"]: rec["model"]["sha256"],
+        rec["mitigation"]["uri"]: rec["mitigation"]["sha256"],
+        rec["gate"]["uri"]: None,
+        rec["report"]["uri"]: rec["report"]["sha256"],
+        rec["model_card"]["uri"]: rec["model_card"]["sha256"],
+    }
+    listed = {o["Key"] for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+              for o in page.get("Contents", [])}
+    for uri, sha in recorded.items():
+        assert uri.startswith(f"s3://{bucket}/fairgate/")
+        assert uri.removeprefix(f"s3://{bucket}/") in listed, uri
+        if sha:
+            assert sha256_bytes(store.get(store.key_of(uri))) == sha, uri
+    version = registry.production_version(store, "adult_income")
+    assert version == rec["model"]["sha256"]
+    assert f"fairgate/registry/adult_income/versions/{version}/model.skops" in listed
+    assert evidence.verify(store).ok

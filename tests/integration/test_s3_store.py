@@ -1,0 +1,147 @@
+"""The S3 backend through boto3 over HTTP to a loopback S3 endpoint: same rules as the local store."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from fairgate import evidence, registry
+from fairgate.s3store import S3ConfigError, S3Store
+from fairgate.store import ConflictError, NotFoundError, sha256_bytes
+
+pytestmark = pytest.mark.integration
+
+
+def test_round_trip_list_and_uris(s3_store):
+    w = s3_store.put("runs/a/x.bin", b"hello")
+    assert w.uri == f"{s3_store.root_uri}/runs/a/x.bin" and w.sha256 == sha256_bytes(b"hello")
+    assert s3_store.get("runs/a/x.bin") == b"hello"
+    assert s3_store.key_of(w.uri) == "runs/a/x.bin"
+    s3_store.put("runs/b/y.bin", b"y")
+    assert s3_store.list("runs/") == ["runs/a/x.bin", "runs/b/y.bin"]
+    assert s3_store.list("runs/a") == ["runs/a/x.bin"]
+    assert s3_store.exists("runs/a/x.bin") and not s3_store.exists("runs/none")
+    with pytest.raises(NotFoundError):
+        s3_store.get("runs/none")
+
+
+def test_create_once_and_compare_and_swap(s3_store):
+    s3_store.put_new("v/1", b"same")
+    s3_store.put_new("v/1", b"same")
+    with pytest.raises(ConflictError):
+        s3_store.put_new("v/1", b"other")
+    s3_store.swap("ptr", b"one", expected_etag=None)
+    _, etag = s3_store.get_with_etag("ptr")
+    with pytest.raises(ConflictError):
+        s3_store.swap("ptr", b"x", expected_etag=None)
+    s3_store.swap("ptr", b"two", expected_etag=etag)
+    with pytest.raises(ConflictError):
+        s3_store.swap("ptr", b"three", expected_etag=etag)
+    assert s3_store.get("ptr") == b"two"
+
+
+def test_multipart_upload_is_whole_or_absent(s3_client, bucket):
+    store = S3Store(f"s3://{bucket}/p", client=s3_client, multipart_threshold=1024)
+    big = bytes(range(256)) * (40 * 1024)  # 10 MiB: two parts
+    assert store.put("big.bin", big).sha256 == sha256_bytes(big)
+    assert store.get("big.bin") == big
+
+    calls = {"n": 0}
+
+    def fail_second_part(params, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise ConnectionError("worker lost mid-upload")
+
+    s3_client.meta.events.register("before-call.s3.UploadPart", fail_second_part)
+    try:
+        with pytest.raises(ConnectionError):
+            store.put("half.bin", big)
+    finally:
+        s3_client.meta.events.unregister("before-call.s3.UploadPart", fail_second_part)
+    assert not store.exists("half.bin")
+    assert s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_registry_race_on_s3_has_one_winner(s3_store):
+    a = registry.register(s3_store, "m", b"model-a", {"approved": True, "registered_at": "1"})["version"]
+    b = registry.register(s3_store, "m", b"model-b", {"approved": True, "registered_at": "2"})["version"]
+    seen = registry.read_pointer(s3_store, "m")
+    outcome = {}
+
+    def go(v):
+        try:
+            registry.promote(s3_store, "m", v, action="deploy", run_id=v, actor="t", reason="", expected=seen)
+            outcome[v] = "won"
+        except registry.PromotionConflict:
+            outcome[v] = "lost"
+
+    threads = [threading.Thread(target=go, args=(v,)) for v in (a, b)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert sorted(outcome.values()) == ["lost", "won"]
+    winner = next(v for v, o in outcome.items() if o == "won")
+    assert registry.production_version(s3_store, "m") == winner
+
+
+def test_evidence_chain_on_s3_detects_tampering(s3_store):
+    for i in range(3):
+        evidence.append(s3_store, {"run_id": f"r{i}", "kind": "lifecycle"})
+    assert evidence.verify(s3_store).ok
+    key = "evidence/records/0000000002.json"
+    entry = json.loads(s3_store.get(key))
+    entry["record"]["run_id"] = "forged"
+    s3_store.put(key, json.dumps(entry).encode())
+    assert not evidence.verify(s3_store).ok
+
+
+def test_deterministic_errors_say_what_to_fix(s3_client):
+    with pytest.raises(S3ConfigError, match="Bucket 'no-such-bucket' does not exist"):
+        S3Store("s3://no-such-bucket/x", client=s3_client).put("a", b"1")
+
+
+class _Raw:
+    def __init__(self, body: bytes):
+        self._body = body
+
+    def stream(self, **kwargs):
+        yield self._body
+
+
+def _inject(client, failures: int, status: int = 503, code: str = "SlowDown"):
+    """Answer the next ``failures`` requests with an S3 error instead of sending them."""
+    from botocore.awsrequest import AWSResponse
+
+    left = {"n": failures}
+    body = f"<Error><Code>{code}</Code><Message>injected</Message></Error>".encode()
+
+    def handler(request, **kwargs):
+        if left["n"] > 0:
+            left["n"] -= 1
+            return AWSResponse(request.url, status, {"Content-Type": "application/xml"}, _Raw(body))
+        return None
+
+    client.meta.events.register_first("before-send.s3", handler)
+    return handler, left
+
+
+@pytest.mark.parametrize("status,code", [(503, "SlowDown"), (500, "InternalError")])
+def test_transient_errors_are_retried(s3_client, s3_store, status, code):
+    handler, left = _inject(s3_client, failures=2, status=status, code=code)
+    try:
+        s3_store.put("retry/x.bin", b"payload")
+    finally:
+        s3_client.meta.events.unregister("before-send.s3", handler)
+    assert left["n"] == 0 and s3_store.get("retry/x.bin") == b"payload"
+
+
+def test_faults_beyond_the_retry_budget_fail_and_leave_nothing(s3_client, s3_store):
+    handler, _ = _inject(s3_client, failures=100)
+    try:
+        with pytest.raises(Exception, match="SlowDown"):
+            s3_store.put("retry/y.bin", b"payload")
+    finally:
+        s3_client.meta.events.unregister("before-send.s3", handler)
+    assert not s3_store.exists("retry/y.bin")
