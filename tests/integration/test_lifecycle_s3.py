@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from tests.dags.test_lifecycle_e2e import LOOSE, run_dag
 
 from fairgate import evidence, registry
 from fairgate.s3store import S3Store
 from fairgate.store import sha256_bytes
-from tests.dags.test_lifecycle_e2e import LOOSE, run_dag
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(300)]
 
