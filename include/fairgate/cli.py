@@ -82,6 +82,19 @@ def cmd_verify_log(args: argparse.Namespace, store, model: str) -> int:
     return 0 if result.ok else 2
 
 
+def cmd_rollback(args: argparse.Namespace, store, model: str) -> int:
+    import getpass
+    from datetime import UTC, datetime
+
+    moved = registry.rollback(store, model, to_version=args.to, actor=f"cli:{getpass.getuser()}",
+                              reason=args.reason, run_id=f"cli__{datetime.now(UTC).isoformat()}")
+    entry = evidence.append(store, moved)
+    _out(args, {**moved, "seq": entry["seq"]},
+         f"Production of {model} moved from {moved['from_version'][:12]} back to {moved['to_version'][:12]} "
+         f"(evidence record #{entry['seq']}).")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fairgate", description=__doc__.splitlines()[0])
     parser.add_argument("--artifact-root", help="artifact store (default: $FAIRGATE_ARTIFACT_ROOT)")
@@ -92,12 +105,16 @@ def build_parser() -> argparse.ArgumentParser:
         "models": (cmd_models, "every registered version and which one is in production"),
         "evidence": (cmd_evidence, "the evidence record of one lifecycle run"),
         "verify-log": (cmd_verify_log, "re-verify the evidence hash chain (exit 2 if broken)"),
+        "rollback": (cmd_rollback, "point production back to an earlier approved version"),
     }
     for name, (fn, help_) in commands.items():
         p = sub.add_parser(name, help=help_)
         p.add_argument("--json", action="store_true", help="machine-readable output")
         if name == "evidence":
             p.add_argument("run_id", help="a run id, or 'latest'")
+        if name == "rollback":
+            p.add_argument("--to", help="version (sha256) to restore; default: the previous production version")
+            p.add_argument("--reason", required=True, help="why; recorded in the evidence log")
         p.set_defaults(fn=fn)
     return parser
 

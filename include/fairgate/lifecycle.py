@@ -237,10 +237,7 @@ def evaluate(store: ArtifactStore, policy: Policy, run: RunInfo, snapshot: dict[
     champion = None
     current = registry.production_version(store, policy.model_name)
     if current:
-        manifest = registry.read_manifest(store, policy.model_name, current)
-        prod_key = f"{registry.version_prefix(policy.model_name, current)}/model.skops"
-        prod = training.load_model_bytes(store.get(prod_key), expected_sha256=manifest["model_sha256"],
-                                         where=f"production model {current[:12]}")
+        prod = registry.load_model(store, policy.model_name, current)
         p_scores, p_pred = training.predict(prod, test, policy)
         champion = {"version": current, **training.performance(y, p_scores, p_pred)}
     decision = gate.decide(fairness, perf, policy, constant_predictor=len(np.unique(pred)) < 2, champion=champion)

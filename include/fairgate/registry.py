@@ -129,3 +129,42 @@ def promote(store: ArtifactStore, model: str, version: str, *, action: str, run_
             f"{(now or 'nothing')[:12]} after this run read it. Nothing was changed; re-run to compare "
             f"against the new production model. ({exc})") from exc
     return pointer
+
+
+def load_model(store: ArtifactStore, model: str, version: str):
+    """Load a registered version after checking it against its manifest; errors name the version."""
+    from fairgate.training import ModelIntegrityError, load_model_bytes
+
+    manifest = read_manifest(store, model, version)
+    key = f"{version_prefix(model, version)}/model.skops"
+    try:
+        return load_model_bytes(store.get(key), expected_sha256=manifest["model_sha256"],
+                                where=f"{model} version {version[:12]} ({store.uri(key)})")
+    except NotFoundError:
+        raise ModelIntegrityError(f"{model} version {version[:12]}: model file {store.uri(key)} is missing.") from None
+
+
+def rollback_target(pointer: dict[str, Any] | None, to_version: str | None) -> str:
+    """The version a rollback moves to: ``to_version``, or the last one before the current."""
+    if pointer is None:
+        raise RegistryError("Nothing is in production, so there is nothing to roll back.")
+    if to_version:
+        if to_version == pointer["version"]:
+            raise RegistryError(f"Version {to_version[:12]} is already in production.")
+        return to_version
+    for entry in reversed(pointer.get("history", [])):
+        if entry["version"] != pointer["version"]:
+            return entry["version"]
+    raise RegistryError("Production has no earlier version to roll back to; name one with --to.")
+
+
+def rollback(store: ArtifactStore, model: str, *, to_version: str | None, actor: str, reason: str,
+             run_id: str) -> dict[str, Any]:
+    """Move production back to an earlier approved version (compare-and-swap, like a deployment)."""
+    pointer, etag = read_pointer(store, model)
+    target = rollback_target(pointer, to_version)
+    moved = promote(store, model, target, action="rollback", run_id=run_id, actor=actor, reason=reason,
+                    expected=(pointer, etag))
+    return {"kind": "rollback", "model_name": model, "run_id": run_id, "decision": "rolled_back",
+            "from_version": pointer["version"], "to_version": target, "actor": actor, "reason": reason,
+            "since": moved["since"]}

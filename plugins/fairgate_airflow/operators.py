@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 SUMMARY = "summary"
 # The errors that mean "this input is wrong": fail the task without retrying.
 _BAD_INPUT = ("PolicyError", "DataError", "StageError", "GroupError", "InsufficientDataError",
-              "ModelIntegrityError", "RegistryError", "PromotionConflict")
+              "ModelIntegrityError", "RegistryError", "PromotionConflict", "S3ConfigError")
 
 
 class _Stage:
@@ -297,6 +297,30 @@ class RecordEvidenceOperator(_Stage, BaseOperator):
                 f"({'; '.join(quality.get('failures', []))}). Evidence recorded as seq {summary['seq']}.")
 
 
+class RollbackOperator(_Stage, BaseOperator):
+    """Point production back to an earlier approved version and record who, when and why."""
+
+    template_fields: Sequence[str] = ("version", "reason")
+    ui_color = "#fff3cd"
+
+    def __init__(self, *, version: str = "", reason: str = "", **kwargs):
+        super().__init__(**kwargs)
+        self.version = version
+        self.reason = reason
+
+    def execute(self, context: Context) -> None:
+        from fairgate import evidence, registry
+
+        store, policy, run = self.store(), self.guarded(self.policy, context), self.run_info(context)
+        actor = getattr(context["dag_run"], "triggering_user_name", None) or "unknown"
+        moved = self.guarded(registry.rollback, store, policy.model_name, to_version=self.version or None,
+                             actor=actor, reason=self.reason or "(no reason given)", run_id=run.run_id)
+        entry = evidence.append(store, {**moved, "dag_id": run.dag_id})
+        self.log.info("Production moved from %s back to %s (evidence record %s)", moved["from_version"][:12],
+                      moved["to_version"][:12], entry["seq"])
+        self.push(context, {**moved, "seq": entry["seq"]})
+
+
 def _record(op: _Stage, context: Context, policy, run, *, decision: str | None) -> dict[str, Any]:
     """Build the evidence record from every stage's summary (skipped stages give ``None``)."""
     from fairgate import lifecycle
@@ -317,6 +341,6 @@ def _record(op: _Stage, context: Context, policy, run, *, decision: str | None) 
 
 __all__: Sequence[str] = (
     "CheckBiasOperator", "CollectDataOperator", "DeployModelOperator", "FairnessGateOperator",
-    "HumanReviewOperator", "RecordEvidenceOperator", "RejectModelOperator", "ReweighOperator",
+    "HumanReviewOperator", "RecordEvidenceOperator", "RejectModelOperator", "ReweighOperator", "RollbackOperator",
     "TrainModelOperator", "ValidateDataOperator",
 )

@@ -182,3 +182,58 @@ def test_human_review_routes_each_answer(event, branch):
     op.execute_complete(context(ti), event)
     assert seen["branch"] == [branch]
     assert ti.xcom_pull("human_review", SUMMARY)["branch"] == branch
+
+
+def _deploy_ready(store, write_policy, sample_csv):
+    loose = {"disparate_impact": {"kind": "ratio_band", "min": 0.05, "max": 20}}
+    write_policy({"dataset.source": str(sample_csv()), "fairness.thresholds": loose, "fairness.min_positives": 3})
+    ti = FakeTI()
+    collected(ti, store)
+    assert _gate(ti) == "deploy_model"
+    return ti
+
+
+def test_backfill_run_registers_but_never_moves_the_pointer(store, write_policy, sample_csv):
+    from fairgate import registry
+    from fairgate_airflow.operators import DeployModelOperator
+
+    ti = _deploy_ready(store, write_policy, sample_csv)
+    op = DeployModelOperator(task_id="deploy_model")
+    ti.task_id = op.task_id
+    ctx = context(ti)
+    ctx["dag_run"] = SimpleNamespace(dag_id="t", run_id="backfill__2026-01-05", run_type="backfill")
+    op.execute(ctx)
+    summary = ti.xcom_pull("deploy_model", SUMMARY)
+    assert summary["promoted"] is False
+    assert registry.production_version(store, "adult_income") is None
+    assert registry.read_manifest(store, "adult_income", summary["version"])["approved"] is True
+
+
+def test_deploy_then_rollback_operator(store, write_policy, sample_csv):
+    from fairgate import evidence, registry
+    from fairgate_airflow.operators import DeployModelOperator, RollbackOperator
+
+    ti = _deploy_ready(store, write_policy, sample_csv)
+    run(DeployModelOperator(task_id="deploy_model"), ti)
+    first = registry.production_version(store, "adult_income")
+    second = registry.register(store, "adult_income", b"another model", {"approved": True,
+                                                                         "registered_at": "9999"})["version"]
+    registry.promote(store, "adult_income", second, action="deploy", run_id="r2", actor="t", reason="")
+    run(RollbackOperator(task_id="rollback", reason="audit found drift"), ti)
+    assert registry.production_version(store, "adult_income") == first
+    rec = evidence.find(store, "latest", kind="rollback")["record"]
+    assert (rec["from_version"], rec["to_version"], rec["reason"]) == (second, first, "audit found drift")
+
+
+def test_rollback_to_an_unapproved_version_is_refused(store, write_policy):
+    from fairgate import registry
+    from fairgate_airflow.operators import RollbackOperator
+
+    write_policy()
+    a = registry.register(store, "adult_income", b"a", {"approved": True, "registered_at": "1"})["version"]
+    bad = registry.register(store, "adult_income", b"b", {"approved": False, "gate_outcome": "fail",
+                                                          "registered_at": "2"})["version"]
+    registry.promote(store, "adult_income", a, action="deploy", run_id="r", actor="t", reason="")
+    with pytest.raises(AirflowFailException, match="was never approved"):
+        run(RollbackOperator(task_id="rollback", version=bad, reason="try"), FakeTI())
+    assert registry.production_version(store, "adult_income") == a
