@@ -214,3 +214,34 @@ def test_empty_source_fails_at_collection_and_touches_nothing(lifecycle_dag, dep
     assert rec["decision"] == "quality_failed"
     assert any("expect_table_row_count_to_be_between" in f and "observed=0" in f for f in rec["quality"]["failures"])
     assert store.get_with_etag("registry/adult_income/production.json") == before
+
+
+def test_unanswered_review_times_out_to_reject(lifecycle_dag, deployed, tmp_path, monkeypatch, write_policy):
+    """The scheduler's own timeout sweep resolves the review: no answer means Reject."""
+    import threading
+    import time
+
+    from airflow.jobs.job import Job
+    from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
+
+    from fairgate_airflow.local import awaiting_review
+
+    store, before = _copy(deployed, tmp_path, monkeypatch,
+                          {"fairness.min_positives": 100000, "fairness.review_timeout_hours": 0.0005}, write_policy)
+    swept = threading.Event()
+
+    def sweep():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not awaiting_review(DAG_ID):
+            time.sleep(0.5)
+        time.sleep(2.5)  # past the 1.8 s response timeout
+        SchedulerJobRunner(job=Job()).check_awaiting_input_timeouts()
+        swept.set()
+
+    threading.Thread(target=sweep, daemon=True).start()
+    dr = lifecycle_dag.test()
+    assert swept.is_set() and dr.state == "success"
+    rec = record_of(store, dr)
+    assert rec["review"]["timed_out"] is True and rec["review"]["reviewer"] is None
+    assert rec["decision"] == "rejected"
+    assert store.get_with_etag("registry/adult_income/production.json") == before
