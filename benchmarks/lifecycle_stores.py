@@ -36,7 +36,8 @@ def main() -> None:
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
-    endpoint = "http://%s:%d" % server.get_host_and_port()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
     os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
                       FAIRGATE_AWS_CONN_ID="bench_s3", AIRFLOW_CONN_BENCH_S3=json.dumps({
                           "conn_type": "aws", "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"}}))
