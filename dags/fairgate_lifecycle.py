@@ -6,7 +6,7 @@ Takes a dataset from collection to a deployment decision, keeping the evidence o
 collect → validate (quality gate) → check bias ⇢ reweigh → train → fairness gate ⇢ deploy /
 reject / human review → record evidence.
 
-Runs weekly, and whenever the audit DAG requests retraining (the `fairgate/retraining-request`
+Runs weekly, and whenever the audit DAG requests retraining (the `fairgate_retraining_request`
 asset). Every stage is configured by the policy file (`FAIRGATE_POLICY`); manual runs may
 override the gate's thresholds with the `threshold_overrides` param, e.g.
 `{"disparate_impact_min": 0.75}`. A rejection is a normal, recorded outcome; a failed quality
@@ -18,8 +18,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, TriggerRule
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, TriggerRule
 
+from fairgate_airflow.assets import RETRAINING_REQUEST
 from fairgate_airflow.operators import (
     CheckBiasOperator,
     CollectDataOperator,
@@ -33,7 +34,6 @@ from fairgate_airflow.operators import (
     ValidateDataOperator,
 )
 
-RETRAINING_REQUEST = Asset("fairgate/retraining-request")
 JOIN = TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS
 
 with DAG(

@@ -21,6 +21,7 @@ THRESHOLD_KINDS = ("ratio_band", "abs_difference")
 ESTIMATORS = ("logistic_regression", "hist_gradient_boosting", "random_forest")
 FORMATS = ("csv", "parquet")
 COMPARISONS = (">=", ">", "<=", "<")
+SCENARIOS = ("stable", "group_mix_shift", "label_shift", "proxy_drift")
 # Every metric the gate and the bias check know how to compute.
 METRICS = (
     "disparate_impact",
@@ -127,6 +128,11 @@ class Policy:
     decision_threshold: float
     audit_window_days: int
     audit_label_lag_days: int
+    audit_incoming: str = "simulated://adult-test"
+    audit_scenario: str = "stable"
+    audit_daily_rows: int = 600
+    audit_psi_threshold: float = 0.25
+    audit_group_mix_psi_threshold: float = 0.1
     sha256: str = ""
     path: str = ""
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -281,6 +287,11 @@ def parse_policy(raw: Any) -> Policy:
         decision_threshold=model.fraction("decision_threshold", default=0.5, open_interval=True),
         audit_window_days=audit.integer("window_days", default=7, minimum=1),
         audit_label_lag_days=audit.integer("label_lag_days", default=0, minimum=0),
+        audit_incoming=audit.string("incoming", optional=True) or "simulated://adult-test",
+        audit_scenario=audit.choice("scenario", SCENARIOS, default="stable"),
+        audit_daily_rows=audit.integer("daily_rows", default=600, minimum=1),
+        audit_psi_threshold=audit.number("psi_threshold", default=0.25, minimum=0.0),
+        audit_group_mix_psi_threshold=audit.number("group_mix_psi_threshold", default=0.1, minimum=0.0),
     )
     if policy.test_size + policy.validation_size >= 0.9:
         raise PolicyError("Policy keys 'model.test_size' + 'model.validation_size' must leave at least 10% "

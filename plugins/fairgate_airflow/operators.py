@@ -321,6 +321,89 @@ class RollbackOperator(_Stage, BaseOperator):
         self.push(context, {**moved, "seq": entry["seq"]})
 
 
+def _day(context: Context):
+    """The calendar day a daily run covers: the start of its data interval (its logical date otherwise)."""
+    start = context.get("data_interval_start") or context.get("logical_date")
+    if start is None:
+        raise AirflowFailException("This DAG needs a logical date: trigger it with one, or let it be scheduled.")
+    return start.date()
+
+
+class ScoreOperator(_Stage, BaseOperator):
+    """Score the day's incoming records with the production model into the prediction log."""
+
+    def execute(self, context: Context) -> None:
+        from fairgate import monitoring
+
+        store, policy, day = self.store(), self.guarded(self.policy, context), _day(context)
+        scenario = (context.get("params") or {}).get("scenario") or None
+        records = self.guarded(monitoring.incoming, policy, day, scenario=scenario)
+        summary = self.guarded(monitoring.score_day, store, policy, day, records)
+        self.log.info("Scored %s records of %s with model %s; selection rate %.3f", summary["rows"], day,
+                      summary["model_version"][:12], summary["selection_rate"])
+        self.push(context, summary)
+
+
+class AuditOperator(_Stage, BaseBranchOperator):
+    """Audit the window ending on the run's day, store the result, then branch on its status."""
+
+    ROUTES = {"healthy": ["healthy"], "degraded": ["alert", "request_retraining"],
+              "insufficient_evidence": ["alert"]}
+
+    def choose_branch(self, context: Context) -> list[str]:
+        from fairgate import monitoring
+
+        store, policy, run, day = self.store(), self.guarded(self.policy, context), self.run_info(context), \
+            _day(context)
+        result = self.guarded(monitoring.audit_day, store, policy, day, run_id=run.run_id)
+        history = monitoring.audit_history(store, until=day) + [result]
+        saved = monitoring.save_audit(store, result, report_html=monitoring.audit_report(result, history[-30:]))
+        self.push(context, {**saved, "date": result["date"], "reasons": result["reasons"][:10],
+                            "insufficient": result.get("insufficient", [])[:10], "rows": result["rows"],
+                            "labeled_rows": result["labeled_rows"], "run_type": run.run_type})
+        self.log.info("Audit of %s: %s (%s predictions, %s with outcomes). %s", day, result["status"],
+                      result["rows"], result["labeled_rows"], "; ".join(result["reasons"][:5]))
+        return self.ROUTES[result["status"]]
+
+
+class AlertOperator(_Stage, BaseOperator):
+    """Send the audit's alert through each notifier (default: task log + alerts file in the store)."""
+
+    def __init__(self, *, notifiers: Sequence[Any] | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.notifiers = notifiers
+
+    def execute(self, context: Context) -> None:
+        from fairgate_airflow.notifiers import ArtifactStoreAlertNotifier
+
+        audit = self.require(context, "audit")
+        severity = "critical" if audit["status"] == "degraded" else "info"
+        message = (f"Fairgate audit {audit['date']}: {audit['status']}. "
+                   + "; ".join(audit["reasons"] or audit["insufficient"])[:1000] + f" Report: {audit['report_uri']}")
+        for notifier in self.notifiers or [ArtifactStoreAlertNotifier()]:
+            notifier.message, notifier.severity = message, severity
+            notifier.payload = {"date": audit["date"], "status": audit["status"], "audit_uri": audit["uri"]}
+            notifier.notify(context)
+
+
+class RequestRetrainingOperator(_Stage, BaseOperator):
+    """Update the retraining-request asset (``fairgate_lifecycle`` is scheduled on it) with the reason.
+
+    Backfill runs rebuild audit history; they do not request retraining.
+    """
+
+    def execute(self, context: Context) -> None:
+        audit = self.require(context, "audit")
+        if audit.get("run_type") == "backfill":
+            self.log.info("Backfill run: retraining not requested for %s", audit["date"])
+            return
+        for outlet in self.outlets:
+            context["outlet_events"][outlet].extra = {
+                "reason": "; ".join(audit["reasons"])[:1000], "audit_date": audit["date"],
+                "audit_uri": audit["uri"]}
+        self.log.info("Retraining requested: %s", "; ".join(audit["reasons"])[:500])
+
+
 def _record(op: _Stage, context: Context, policy, run, *, decision: str | None) -> dict[str, Any]:
     """Build the evidence record from every stage's summary (skipped stages give ``None``)."""
     from fairgate import lifecycle
@@ -342,5 +425,6 @@ def _record(op: _Stage, context: Context, policy, run, *, decision: str | None) 
 __all__: Sequence[str] = (
     "CheckBiasOperator", "CollectDataOperator", "DeployModelOperator", "FairnessGateOperator",
     "HumanReviewOperator", "RecordEvidenceOperator", "RejectModelOperator", "ReweighOperator", "RollbackOperator",
-    "TrainModelOperator", "ValidateDataOperator",
+    "TrainModelOperator", "ValidateDataOperator", "ScoreOperator", "AuditOperator", "AlertOperator",
+    "RequestRetrainingOperator",
 )

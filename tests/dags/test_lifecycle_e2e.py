@@ -12,50 +12,12 @@ import shutil
 
 import pandas as pd
 import pytest
+from tests.dags.conftest import DAG_ID, LOOSE, file_of, record_of, run_dag
 
 from fairgate import evidence, registry
 from fairgate.store import LocalStore, sha256_bytes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
-DAG_ID = "fairgate_lifecycle"
-LOOSE = {"disparate_impact": {"kind": "ratio_band", "min": 0.05, "max": 20.0},
-         "statistical_parity_difference": {"kind": "abs_difference", "max": 0.9},
-         "equal_opportunity_difference": {"kind": "abs_difference", "max": 0.9},
-         "average_odds_difference": {"kind": "abs_difference", "max": 0.9}}
-
-
-@pytest.fixture(scope="module")
-def lifecycle_dag():
-    from fairgate_airflow.local import init_db, load_dag
-
-    init_db()
-    return load_dag(DAG_ID)
-
-
-def run_dag(dag, *, review: tuple[str, str] | None = None):
-    from fairgate_airflow.local import Reviewer
-
-    reviewer = Reviewer(DAG_ID, *review, timeout_s=300) if review else None
-    if reviewer:
-        reviewer.start()
-    dr = dag.test()
-    if reviewer:
-        reviewer.stop()
-        reviewer.join(5)
-        assert reviewer.answered, f"the review was never answered (last error: {reviewer.error!r})"
-    return dr
-
-
-def record_of(store, dr):
-    entry = evidence.find(store, dr.run_id)
-    assert entry is not None, f"no evidence for {dr.run_id}"
-    return entry["record"]
-
-
-def file_of(store, uri):
-    return store.get(store.key_of(uri))
-
-
 def test_adult_default_policy(lifecycle_dag, store, write_policy):
     write_policy()
     dr = run_dag(lifecycle_dag)
@@ -105,24 +67,6 @@ def test_adult_default_policy(lifecycle_dag, store, write_policy):
     from fairgate.cli import main
 
     assert main(["verify-log"]) == 0
-
-
-@pytest.fixture(scope="module")
-def deployed(lifecycle_dag, tmp_path_factory):
-    """A store in which a run has deployed a model under loose thresholds."""
-    mp = pytest.MonkeyPatch()
-    root = tmp_path_factory.mktemp("deployed") / "artifacts"
-    policy_path = root.parent / "policy.yaml"
-    from tests.conftest import default_policy_dict
-
-    raw = default_policy_dict()
-    raw["fairness"]["thresholds"] = LOOSE
-    policy_path.write_text(json.dumps(raw))
-    mp.setenv("FAIRGATE_ARTIFACT_ROOT", str(root))
-    mp.setenv("FAIRGATE_POLICY", str(policy_path))
-    dr = run_dag(lifecycle_dag)
-    mp.undo()
-    return root, policy_path, dr
 
 
 def test_deploy_outcome(deployed):

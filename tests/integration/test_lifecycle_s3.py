@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from tests.dags.test_lifecycle_e2e import LOOSE, run_dag
+from tests.dags.conftest import LOOSE, run_dag
 
 from fairgate import evidence, registry
 from fairgate.s3store import S3Store
 from fairgate.store import sha256_bytes
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(300)]
-
-
-@pytest.fixture(scope="module")
-def lifecycle_dag():
-    from fairgate_airflow.local import init_db, load_dag
-
-    init_db()
-    return load_dag("fairgate_lifecycle")
 
 
 def test_lifecycle_on_s3_writes_every_artifact_with_its_hash(lifecycle_dag, s3_client, bucket, monkeypatch,

@@ -1,0 +1,41 @@
+"""
+### fairgate_audit
+
+Every night, audits the deployed model on the predictions of the policy's window (default 7
+days) ending on the run's day, with the outcomes that have arrived: selection rate, DI and SPD
+per group and intersection (no outcomes needed), TPR/FPR, EOD and AOD where outcomes exist,
+each with a confidence interval and group counts; PSI drift per feature and of the group mix
+against the training data; changes since deployment.
+
+Branches: **healthy** → recorded; **degraded** (a fairness bound clearly broken, or drift above
+the policy's PSI threshold) → alert + retraining request (the asset `fairgate_lifecycle` is
+scheduled on) + recorded; **insufficient_evidence** (groups too small, outcomes not yet
+arrived) → recorded + low-severity alert. One audit per logical date: a re-run or backfill
+replaces that date's result (`audits/date=YYYY-MM-DD/audit.json`), stamped with the policy hash
+and code version, and appends to the evidence log.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import DAG, CronTriggerTimetable
+
+from fairgate_airflow.assets import RETRAINING_REQUEST
+from fairgate_airflow.operators import AlertOperator, AuditOperator, RequestRetrainingOperator
+
+with DAG(
+    dag_id="fairgate_audit",
+    doc_md=__doc__,
+    schedule=CronTriggerTimetable("0 3 * * *", timezone="UTC", interval=timedelta(days=1)),
+    start_date=pendulum.datetime(2026, 1, 2, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["fairgate", "monitoring"],
+    default_args={"owner": "fairgate", "retries": 2, "retry_delay": timedelta(minutes=1)},
+) as dag:
+    audit = AuditOperator(task_id="audit")
+    audit >> [EmptyOperator(task_id="healthy"), AlertOperator(task_id="alert"),
+              RequestRetrainingOperator(task_id="request_retraining", outlets=[RETRAINING_REQUEST])]

@@ -1,0 +1,352 @@
+"""The deployed model in use: daily scoring into a prediction log, and the nightly fairness audit.
+
+```
+predictions/date=YYYY-MM-DD/part.parquet   row key, model version, score, decision, protected
+                                            attributes and the features drift is measured on
+labels/date=YYYY-MM-DD/part.parquet        outcomes, joined to predictions by row key
+audits/date=YYYY-MM-DD/audit.json          one audit per logical date (a re-run replaces it)
+audits/date=YYYY-MM-DD/report.html
+```
+
+Every write replaces its partition atomically, so re-running a day (a retry or a backfill)
+gives the same files, never duplicates.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any
+
+from fairgate import evidence, registry
+from fairgate.lifecycle import CODE_VERSION, StageError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from fairgate.policy import Policy
+    from fairgate.store import ArtifactStore
+
+STATUSES = ("healthy", "degraded", "insufficient_evidence")
+LABEL_COLUMN = "outcome"
+
+
+def partition_key(kind: str, day: date) -> str:
+    return f"{kind}/date={day.isoformat()}/part.parquet"
+
+
+def _parquet(df: pd.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def _read(store: ArtifactStore, key: str) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.read_parquet(io.BytesIO(store.get(key)))
+
+
+# --- scoring -------------------------------------------------------------------------------------
+
+def incoming(policy: Policy, day: date, *, scenario: str | None = None) -> pd.DataFrame:
+    """The records that arrived on ``day``: the simulated feed, or the ``date=`` partition of a folder."""
+    from pathlib import Path
+
+    from fairgate.data import _read_file
+    from fairgate.simulation import day_batch
+
+    if policy.audit_incoming.startswith("simulated://"):
+        return day_batch(day, policy, scenario=scenario or policy.audit_scenario, rows=policy.audit_daily_rows)
+    folder = Path(policy.audit_incoming.removeprefix("file://")) / f"date={day.isoformat()}"
+    files = sorted(folder.glob(f"*.{policy.format}"))
+    if not files:
+        raise StageError(f"Policy key 'audit.incoming': no {policy.format} files in {folder}.")
+    import pandas as pd
+
+    return pd.concat([_read_file(f, policy.format) for f in files], ignore_index=True)
+
+
+def score_day(store: ArtifactStore, policy: Policy, day: date, records: pd.DataFrame, *,
+              label_lag_days: int | None = None) -> dict[str, Any]:
+    """Score ``records`` with the production model and write the day's prediction partition.
+
+    Outcomes in ``records`` (if present) are held back and written ``label_lag_days`` later,
+    the way real outcomes arrive: the label partition for ``day - lag`` is written on ``day``.
+    """
+    from fairgate import training
+    from fairgate.groups import GroupError, group_codes
+
+    version = registry.production_version(store, policy.model_name)
+    if version is None:
+        raise StageError(f"No model of {policy.model_name!r} is in production; run fairgate_lifecycle first.")
+    model = registry.load_model(store, policy.model_name, version)
+    if policy.row_key is None:
+        raise StageError("Policy key 'dataset.row_key' is required to join predictions with later outcomes.")
+    if len(records) == 0:
+        raise StageError(f"No incoming records for {day}: nothing to score.")
+    try:
+        group_codes(records, policy)
+    except GroupError as exc:
+        raise StageError(str(exc)) from None
+    scores, decisions = training.predict(model, records, policy)
+    keep = [policy.row_key, *policy.protected_columns, *[c for c in policy.features if c not in
+                                                        policy.protected_columns]]
+    log = records[keep].copy()
+    log.insert(1, "model_version", version)
+    log["score"] = scores
+    log["decision"] = decisions
+    written = store.put(partition_key("predictions", day), _parquet(log))
+    out = {"day": day.isoformat(), "rows": len(log), "model_version": version, "uri": written.uri,
+           "sha256": written.sha256, "selection_rate": float(decisions.mean())}
+    if policy.label in records.columns:
+        outcomes = records[[policy.row_key]].copy()
+        outcomes[LABEL_COLUMN] = training.labels(records, policy)
+        # Held back: stored under the prediction day, made visible `lag` days later.
+        store.put(f"pending_labels/date={day.isoformat()}/part.parquet", _parquet(outcomes))
+        lag = policy.audit_label_lag_days if label_lag_days is None else label_lag_days
+        arrived_day = day - timedelta(days=lag)
+        pending = f"pending_labels/date={arrived_day.isoformat()}/part.parquet"
+        if store.exists(pending):
+            store.put(partition_key("labels", arrived_day), store.get(pending))
+            out["labels_arrived_for"] = arrived_day.isoformat()
+    return out
+
+
+# --- audit ---------------------------------------------------------------------------------------
+
+def psi(expected: np.ndarray, actual: np.ndarray, *, eps: float = 1e-4) -> float:
+    """Population stability index of two distributions over the same bins.
+
+    ``PSI = Σ (a_i − e_i) · ln(a_i / e_i)`` over bin shares, with empty bins floored at ``eps``.
+    """
+    import numpy as np
+
+    e = np.asarray(expected, dtype=float)
+    a = np.asarray(actual, dtype=float)
+    e = np.clip(e / e.sum(), eps, None)
+    a = np.clip(a / a.sum(), eps, None)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def feature_psi(reference: pd.Series, current: pd.Series, *, numeric: bool, bins: int = 10) -> float:
+    """PSI of one feature: deciles of the reference for numerics, categories otherwise."""
+    import numpy as np
+    import pandas as pd
+
+    if numeric:
+        edges = np.unique(np.quantile(reference.to_numpy(dtype=float), np.linspace(0, 1, bins + 1)))
+        edges[0], edges[-1] = -np.inf, np.inf
+        e = np.histogram(reference.to_numpy(dtype=float), edges)[0]
+        a = np.histogram(current.to_numpy(dtype=float), edges)[0]
+        return psi(e, a)
+    cats = pd.Index(reference.astype(str).unique()).union(pd.Index(current.astype(str).unique()))
+    e = reference.astype(str).value_counts().reindex(cats, fill_value=0).to_numpy()
+    a = current.astype(str).value_counts().reindex(cats, fill_value=0).to_numpy()
+    return psi(e, a)
+
+
+def read_window(store: ArtifactStore, day: date, window_days: int, *, row_key: str
+                ) -> tuple[pd.DataFrame, list[str]]:
+    """Predictions of ``[day - window + 1, day]`` joined with the outcomes that have arrived."""
+    import pandas as pd
+
+    frames, days = [], []
+    for i in range(window_days - 1, -1, -1):
+        d = day - timedelta(days=i)
+        key = partition_key("predictions", d)
+        if not store.exists(key):
+            continue
+        df = _read(store, key)
+        label_key = partition_key("labels", d)
+        if store.exists(label_key):
+            df = df.merge(_read(store, label_key), on=row_key, how="left", validate="one_to_one")
+        else:
+            df[LABEL_COLUMN] = pd.NA
+        frames.append(df)
+        days.append(d.isoformat())
+    if not frames:
+        return pd.DataFrame(), days
+    return pd.concat(frames, ignore_index=True), days
+
+
+def _deployed(store: ArtifactStore, policy: Policy, version: str) -> tuple[dict[str, Any], pd.DataFrame | None]:
+    """The deployment manifest and the training snapshot it was built from (for drift baselines)."""
+    from fairgate.store import NotFoundError, sha256_bytes
+
+    manifest = registry.read_manifest(store, policy.model_name, version)
+    key = manifest.get("data_key")
+    try:
+        data = store.get(key) if key else None
+    except NotFoundError:
+        data = None
+    if data is None or sha256_bytes(data) != manifest.get("data_sha256"):
+        return manifest, None  # reported by the caller as "drift not measured"
+    import pandas as pd
+
+    return manifest, pd.read_parquet(io.BytesIO(data))
+
+
+def audit_day(store: ArtifactStore, policy: Policy, day: date, *, run_id: str) -> dict[str, Any]:
+    """Measure the window ending ``day`` and classify it healthy / degraded / insufficient evidence."""
+    import numpy as np
+
+    from fairgate.gate import judge_metric
+    from fairgate.groups import cell_mask, comparisons, group_codes
+    from fairgate.metrics import measure
+
+    df, days = read_window(store, day, policy.audit_window_days, row_key=policy.row_key or "")
+    base = {"kind": "audit", "run_id": run_id, "date": day.isoformat(), "window_days": days,
+            "policy_sha256": policy.sha256, "code_version": CODE_VERSION, "model_name": policy.model_name}
+    if df.empty:
+        return {**base, "status": "insufficient_evidence", "reasons": ["no predictions in the window"],
+                "rows": 0, "labeled_rows": 0}
+    versions = sorted(df["model_version"].unique())
+    codes = group_codes(df, policy)
+    pred = df["decision"].to_numpy(dtype=np.int8)
+    labeled = df[LABEL_COLUMN].notna().to_numpy()
+    comps = comparisons(policy)
+    # Selection metrics need no outcomes: all predictions count.
+    selection = measure(codes, np.zeros(len(df), dtype=np.int8), pred, comps, confidence=policy.confidence_level)
+    outcome = measure(codes[labeled].reset_index(drop=True), df.loc[labeled, LABEL_COLUMN].to_numpy(dtype=np.int8),
+                      pred[labeled], comps, confidence=policy.confidence_level) if labeled.any() else {}
+
+    reasons, insufficient, fairness = [], [], {}
+    for comp in comps:
+        sel, out = selection[comp.key], outcome.get(comp.key)
+        metrics = {m: sel["metrics"][m] for m in ("disparate_impact", "statistical_parity_difference")}
+        if out:
+            metrics.update({m: out["metrics"][m] for m in ("equal_opportunity_difference", "average_odds_difference",
+                                                           "false_positive_rate_difference",
+                                                           "false_negative_rate_difference")})
+        counts = {"all": {side: {"n": sel["counts"][side]["n"], "selected": sel["counts"][side]["selected"]}
+                          for side in ("unprivileged", "privileged")},
+                  "labeled": out["counts"] if out else None}
+        fairness[comp.key] = {"metrics": metrics, "counts": counts,
+                              "rates": {"selection": {s: sel["rates"][s]["selection_rate"] for s in sel["rates"]},
+                                        "outcome": out["rates"] if out else None}}
+        n_min = min(c["n"] for c in counts["all"].values())
+        if n_min < policy.min_group_size:
+            insufficient.append(f"{comp.key}: a group has {n_min:g} predictions (< {policy.min_group_size})")
+            continue
+        for t in policy.fairness_thresholds:
+            m = metrics.get(t.metric)
+            if m is None:
+                continue
+            needs_labels = t.metric not in ("disparate_impact", "statistical_parity_difference")
+            if needs_labels:
+                lab = counts["labeled"]
+                pos = min(lab[s]["positives"] for s in lab) if lab else 0
+                if pos < policy.min_positives:
+                    insufficient.append(f"{comp.key}: {t.metric} needs {policy.min_positives} labeled positives "
+                                        f"per group, has {pos:g}")
+                    continue
+            # A monitor alerts when the estimate leaves the bound; the interval says how sure it is.
+            if m["value"] is not None and not t.contains(m["value"]):
+                _, msg = judge_metric(t, m["value"], m["ci_low"], m["ci_high"], 0.0)
+                reasons.append(f"{comp.key}: {msg}")
+
+    version = versions[-1]
+    manifest, snapshot = _deployed(store, policy, version)
+    drift = {}
+    if snapshot is not None:
+        for col in policy.features:
+            if col in df.columns and col in snapshot.columns:
+                value = feature_psi(snapshot[col], df[col], numeric=col in policy.numeric)
+                drift[col] = value
+                if value > policy.audit_psi_threshold:
+                    reasons.append(f"feature {col!r} drifted: PSI={value:.3f} > {policy.audit_psi_threshold:g}")
+        ref_codes = group_codes(snapshot, policy)
+        cells = [tuple(zip(codes.columns, v, strict=True)) for v in
+                 np.ndindex(*(2,) * len(codes.columns))]
+        mix = psi(np.array([cell_mask(ref_codes, c).sum() for c in cells]),
+                  np.array([cell_mask(codes, c).sum() for c in cells]))
+        drift["__group_mix__"] = mix
+        if mix > policy.audit_group_mix_psi_threshold:
+            reasons.append(f"group mix drifted: PSI={mix:.3f} > {policy.audit_group_mix_psi_threshold:g}")
+    else:
+        insufficient.append("training snapshot of the production model not found: drift not measured")
+
+    deployed_fairness = manifest.get("fairness") or {}
+    changes = {}
+    for key, res in fairness.items():
+        for metric, m in res["metrics"].items():
+            before = (deployed_fairness.get(key) or {}).get(metric, {}).get("value")
+            if before is not None and m.get("value") is not None:
+                changes.setdefault(key, {})[metric] = round(m["value"] - before, 6)
+
+    status = "degraded" if reasons else "insufficient_evidence" if insufficient else "healthy"
+    labels_rows = int(labeled.sum())
+    accuracy = float((pred[labeled] == df.loc[labeled, LABEL_COLUMN].to_numpy(dtype=np.int8)).mean()) \
+        if labels_rows else None
+    return {**base, "status": status, "reasons": reasons, "insufficient": insufficient, "rows": len(df),
+            "labeled_rows": labels_rows, "model_versions": versions, "selection_rate": float(pred.mean()),
+            "accuracy": accuracy, "fairness": fairness, "drift": {k: round(v, 6) for k, v in drift.items()},
+            "change_since_deployment": changes}
+
+
+def save_audit(store: ArtifactStore, result: dict[str, Any], *, report_html: str) -> dict[str, Any]:
+    """Replace the day's audit (idempotent per date) and append it to the evidence log."""
+    prefix = f"audits/date={result['date']}"
+    page = store.put(f"{prefix}/report.html", report_html.encode())
+    result = {**result, "report": {"uri": page.uri, "sha256": page.sha256}}
+    written = store.put(f"{prefix}/audit.json", json.dumps(result, indent=2, sort_keys=True, default=str).encode())
+    entry = evidence.append(store, {**{k: result[k] for k in ("kind", "run_id", "date", "status", "reasons",
+                                                             "policy_sha256", "code_version")},
+                                    "audit_uri": written.uri, "audit_sha256": written.sha256})
+    return {"status": result["status"], "uri": written.uri, "report_uri": page.uri, "seq": entry["seq"]}
+
+
+def audit_history(store: ArtifactStore, *, until: date, last: int = 30) -> list[dict[str, Any]]:
+    """The stored audits up to ``until``, oldest first (one per date)."""
+    keys = [k for k in store.list("audits/") if k.endswith("/audit.json")]
+    out = []
+    for key in keys:
+        d = key.split("date=")[1].split("/")[0]
+        if d <= until.isoformat():
+            out.append(json.loads(store.get(key)))
+    return out[-last:]
+
+
+def _v(x: Any) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.3f}"
+
+
+def audit_report(result: dict[str, Any], history: list[dict[str, Any]]) -> str:
+    """HTML page: per-group rates with intervals, the trend of each metric, the drift table."""
+    import html
+
+    esc = html.escape
+    rows = []
+    for key, res in (result.get("fairness") or {}).items():
+        sel = res["rates"]["selection"]
+        for m, v in res["metrics"].items():
+            rows.append(f"<tr><td>{esc(key)}</td><td>{esc(m)}</td><td>{_v(v.get('value'))}</td>"
+                        f"<td>[{_v(v.get('ci_low'))}, {_v(v.get('ci_high'))}]</td>"
+                        f"<td>{_v(sel['unprivileged'].get('value'))} / {_v(sel['privileged'].get('value'))}</td></tr>")
+    trend_keys = sorted({(k, m) for h in history for k, r in (h.get("fairness") or {}).items() for m in r["metrics"]})
+    trend_rows = []
+    for k, m in trend_keys:
+        values = [((h.get("fairness") or {}).get(k) or {}).get("metrics", {}).get(m, {}).get("value")
+                  for h in history]
+        cells = "".join(f"<td>{_v(v)}</td>" for v in values)
+        trend_rows.append(f"<tr><td>{esc(k)}</td><td>{esc(m)}</td>{cells}</tr>")
+    dates = "".join(f"<th>{esc(h['date'])}<br>{esc(h['status'])}</th>" for h in history)
+    drift = "".join(f"<tr><td>{esc(k)}</td><td>{_v(v)}</td></tr>" for k, v in (result.get("drift") or {}).items())
+    reasons = "".join(f"<li>{esc(r)}</li>" for r in result.get("reasons", []) + result.get("insufficient", []))
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Audit {esc(result['date'])}</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;margin:1em 0}}
+td,th{{border:1px solid #ccc;padding:3px 6px}}</style></head><body>
+<h1>Fairness audit {esc(result['date'])}: {esc(result['status'])}</h1>
+<p>{result['rows']} predictions ({result['labeled_rows']} with outcomes) over {len(result.get('window_days', []))}
+days; model {esc(', '.join(v[:12] for v in result.get('model_versions', [])))}.</p><ul>{reasons}</ul>
+<h2>Per-group metrics (value, interval, selection rate unprivileged / privileged)</h2>
+<table><tr><th>comparison</th><th>metric</th><th>value</th><th>interval</th><th>selection u / p</th></tr>
+{''.join(rows)}</table>
+<h2>Trend over the last {len(history)} audits</h2><table><tr><th>comparison</th><th>metric</th>{dates}</tr>
+{''.join(trend_rows)}</table>
+<h2>Drift against the training data (PSI)</h2><table><tr><th>feature</th><th>PSI</th></tr>{drift}</table>
+</body></html>"""

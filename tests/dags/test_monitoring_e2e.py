@@ -1,0 +1,127 @@
+"""Scoring and the nightly audit end to end: a deployed model meets stable and then changed data.
+
+The lifecycle deploys a model (shared ``deployed`` store); ``fairgate_score`` and
+``fairgate_audit`` then run with ``dag.test()`` day by day on the simulated feed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from tests.conftest import default_policy_dict
+
+from fairgate.store import LocalStore
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+DAY0 = datetime(2026, 3, 1, 1, tzinfo=UTC)
+AUDIT_POLICY = {
+    # the bounds the deployed model is audited against: loose on DI/SPD, meaningful on error rates
+    "fairness": {"disparate_impact": {"kind": "ratio_band", "min": 0.05, "max": 20.0},
+                 "statistical_parity_difference": {"kind": "abs_difference", "max": 0.9},
+                 "equal_opportunity_difference": {"kind": "abs_difference", "max": 0.3},
+                 "average_odds_difference": {"kind": "abs_difference", "max": 0.3}},
+    "audit": {"window_days": 3, "label_lag_days": 1, "daily_rows": 2000, "scenario": "stable",
+              "psi_threshold": 0.25, "group_mix_psi_threshold": 0.1},
+}
+
+
+@pytest.fixture(scope="module")
+def dags():
+    from fairgate_airflow.local import load_dag
+
+    return load_dag("fairgate_score"), load_dag("fairgate_audit")
+
+
+@pytest.fixture
+def monitored(deployed, tmp_path, monkeypatch):
+    root, _, _ = deployed
+    shutil.copytree(root, tmp_path / "store")
+    raw = default_policy_dict()
+    raw["fairness"]["thresholds"] = AUDIT_POLICY["fairness"]
+    raw["audit"].update(AUDIT_POLICY["audit"])
+    (tmp_path / "policy.yaml").write_text(json.dumps(raw))
+    monkeypatch.setenv("FAIRGATE_POLICY", str(tmp_path / "policy.yaml"))
+    monkeypatch.setenv("FAIRGATE_ARTIFACT_ROOT", str(tmp_path / "store"))
+    return LocalStore(tmp_path / "store")
+
+
+def score(dags, day: int, scenario: str = "stable"):
+    # A run at 01:00 on day d+1 covers day d (its data interval).
+    dr = dags[0].test(logical_date=DAY0 + timedelta(days=day + 1), run_conf={"scenario": scenario})
+    assert dr.state == "success"
+
+
+def audit(dags, store, day: int):
+    dr = dags[1].test(logical_date=DAY0 + timedelta(days=day + 1, hours=2))
+    assert dr.state == "success"
+    d = (DAY0 + timedelta(days=day)).date().isoformat()
+    return json.loads(store.get(f"audits/date={d}/audit.json")), dr
+
+
+def retraining_events():
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(select(AssetEvent.extra).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+                               .where(AssetModel.name == "fairgate_retraining_request")).all()
+    return [r[0] for r in rows]
+
+
+def run_days(dags, store, scenario_days):
+    for day, scenario in scenario_days:
+        score(dags, day, scenario)
+
+
+def test_stable_days_are_healthy_then_label_shift_degrades(dags, monitored):
+    store = monitored
+    run_days(dags, store, [(d, "stable") for d in range(4)])
+    first, _ = audit(dags, store, 2)
+    second, _ = audit(dags, store, 3)
+    for result in (first, second):
+        assert result["status"] == "healthy", result["reasons"] + result["insufficient"]
+        assert result["labeled_rows"] > 0
+    # Outcomes of the last day have not arrived (lag 1): only earlier days are labeled.
+    assert second["rows"] == 3 * 2000 and second["labeled_rows"] == 2 * 2000
+    events_before = len(retraining_events())
+
+    run_days(dags, store, [(d, "label_shift") for d in range(4, 8)])
+    shifted, dr = audit(dags, store, 7)
+    assert shifted["status"] == "degraded"
+    assert any(r.startswith("sex: equal_opportunity_difference") for r in shifted["reasons"]), shifted["reasons"]
+    alerts = store.list("alerts/")
+    assert any("date=2026-03-08" in a for a in alerts)
+    alert = json.loads(store.get([a for a in alerts if "date=2026-03-08" in a][0]))
+    assert alert["severity"] == "critical" and "equal_opportunity_difference" in alert["message"]
+    events = retraining_events()
+    assert len(events) == events_before + 1
+    assert "equal_opportunity_difference" in events[-1]["reason"] and events[-1]["audit_date"] == "2026-03-08"
+
+
+def test_group_mix_shift_degrades_on_drift(dags, monitored):
+    store = monitored
+    run_days(dags, store, [(d, "group_mix_shift") for d in range(3)])
+    result, _ = audit(dags, store, 2)
+    assert result["status"] == "degraded"
+    assert any(r.startswith("group mix drifted") for r in result["reasons"])
+    assert result["drift"]["__group_mix__"] > 0.1
+
+
+def test_rerunning_a_date_replaces_its_audit(dags, monitored):
+    store = monitored
+    run_days(dags, store, [(d, "stable") for d in range(3)])
+    first, _ = audit(dags, store, 2)
+    again, _ = audit(dags, store, 2)
+    audits = [k for k in store.list("audits/") if k.endswith("audit.json")]
+    assert audits == ["audits/date=2026-03-03/audit.json"]
+    assert again["fairness"] == first["fairness"] and again["drift"] == first["drift"]
+    assert again["policy_sha256"] == first["policy_sha256"] and again["code_version"]
+
+
+def test_audit_without_predictions_is_insufficient_evidence(dags, monitored):
+    result, _ = audit(dags, monitored, 20)
+    assert result["status"] == "insufficient_evidence" and result["rows"] == 0

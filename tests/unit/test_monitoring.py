@@ -1,0 +1,78 @@
+"""Audit building blocks: PSI by hand, interval coverage on simulated data, safe scoring, simulation."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+
+import numpy as np
+import pytest
+
+from fairgate import registry
+from fairgate.metrics import newcombe_interval, ratio_interval, wilson_interval
+from fairgate.monitoring import feature_psi, psi, score_day
+from fairgate.policy import load_policy
+from fairgate.simulation import day_batch
+
+
+def test_psi_by_hand():
+    # shares 0.5/0.5 -> 0.25/0.75: (0.25-0.5)ln(0.25/0.5) + (0.75-0.5)ln(0.75/0.5)
+    expected = (0.25 - 0.5) * math.log(0.5) + (0.75 - 0.5) * math.log(1.5)
+    assert psi([50, 50], [25, 75]) == pytest.approx(expected, abs=1e-12)
+    assert psi([10, 20, 30], [10, 20, 30]) == 0.0
+
+
+def test_feature_psi_is_zero_for_the_same_sample_and_large_for_a_shift():
+    rng = np.random.default_rng(0)
+    import pandas as pd
+
+    ref = pd.Series(rng.normal(0, 1, 5000))
+    assert feature_psi(ref, ref, numeric=True) == pytest.approx(0.0, abs=1e-12)
+    assert feature_psi(ref, pd.Series(rng.normal(1, 1, 5000)), numeric=True) > 0.25
+    cats = pd.Series(["a"] * 50 + ["b"] * 50)
+    assert feature_psi(cats, pd.Series(["a"] * 25 + ["b"] * 75), numeric=False) == pytest.approx(
+        psi([50, 50], [25, 75]))
+
+
+def coverage(make_interval, truth, draws):
+    hits = sum(lo <= truth <= hi for lo, hi in (make_interval(*d) for d in draws))
+    return hits / len(draws)
+
+
+def test_intervals_cover_the_true_value_at_about_the_stated_rate():
+    rng = np.random.default_rng(2024)
+    n1, p1, n2, p2, reps = 300, 0.12, 500, 0.30, 2000
+    x1, x2 = rng.binomial(n1, p1, reps), rng.binomial(n2, p2, reps)
+    c_rate = coverage(lambda x: wilson_interval(x, n1), p1, [(x,) for x in x1])
+    c_diff = coverage(lambda a, b: newcombe_interval(a, n1, b, n2), p1 - p2, list(zip(x1, x2, strict=True)))
+    c_ratio = coverage(lambda a, b: ratio_interval(a, n1, b, n2), p1 / p2, list(zip(x1, x2, strict=True)))
+    for c in (c_rate, c_diff, c_ratio):
+        assert 0.93 <= c <= 0.97, (c_rate, c_diff, c_ratio)
+
+
+def test_simulated_batches_are_deterministic_and_change_as_documented():
+    policy = load_policy()
+    a = day_batch(date(2026, 3, 1), policy, rows=1000)
+    assert a.equals(day_batch(date(2026, 3, 1), policy, rows=1000))
+    assert not a.equals(day_batch(date(2026, 3, 2), policy, rows=1000))
+    mix = day_batch(date(2026, 3, 1), policy, scenario="group_mix_shift", rows=1000)
+    assert (mix["sex"] == "Female").mean() == pytest.approx(0.7)
+    assert (a["sex"] == "Female").mean() < 0.45
+    shifted = day_batch(date(2026, 3, 1), policy, scenario="label_shift", rows=1000)
+    women = shifted["sex"] == "Female"
+    assert (shifted.loc[women, "income"] == ">50K").mean() > (a.loc[a["sex"] == "Female", "income"] == ">50K").mean()
+
+
+def test_scoring_refuses_a_corrupt_production_model_and_names_it(store, adult):
+    from fairgate.training import ModelIntegrityError, dump_model, fit
+
+    policy = load_policy()
+    data = dump_model(fit(adult.head(2000), policy))
+    v = registry.register(store, policy.model_name, data, {"approved": True, "registered_at": "1"})["version"]
+    registry.promote(store, policy.model_name, v, action="deploy", run_id="r", actor="t", reason="")
+    batch = day_batch(date(2026, 3, 1), policy, rows=100)
+    out = score_day(store, policy, date(2026, 3, 1), batch)
+    assert out["rows"] == 100 and out["model_version"] == v
+    store.put(f"registry/{policy.model_name}/versions/{v}/model.skops", data[:-10] + b"0123456789")
+    with pytest.raises(ModelIntegrityError, match=f"{policy.model_name} version {v[:12]}"):
+        score_day(store, policy, date(2026, 3, 2), batch)
