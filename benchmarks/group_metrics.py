@@ -69,12 +69,24 @@ def fairlearn(g, y, yhat, groups):
 
 
 def timed(fn, *args, repeat: int = 3):
+    """Best wall time of ``repeat`` untraced calls."""
     best, out = float("inf"), None
     for _ in range(repeat):
         t = time.perf_counter()
         out = fn(*args)
         best = min(best, time.perf_counter() - t)
     return best, out
+
+
+def peak_mb(fn, *args) -> float:
+    """Peak memory one call allocates on top of what exists (tracemalloc sees numpy's buffers too)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    fn(*args)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak / 2**20
 
 
 def max_diff(a, b):
@@ -90,7 +102,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"# {platform.processor() or platform.machine()}, Python {platform.python_version()}")
     print(f"{'rows':>10} {'groups':>6} {'fairgate_s':>11} {'aif360_s':>9} {'fairlearn_s':>11} "
-          f"{'vs_aif360':>9} {'max_abs_diff':>12}")
+          f"{'vs_aif360':>9} {'fairgate_MB':>11} {'aif360_MB':>9} {'max_abs_diff':>12}")
     last = {}
     for fn in (fairgate, aif360, fairlearn):  # imports are not part of the timings
         fn(*make(1000, 2), 2)
@@ -100,12 +112,14 @@ def main() -> None:
             t_fg, ours = timed(fairgate, *data, groups)
             t_aif, ref = timed(aif360, *data, groups, repeat=1)
             t_fl, ref2 = timed(fairlearn, *data, groups, repeat=1)
+            mem_fg, mem_aif = peak_mb(fairgate, *data, groups), peak_mb(aif360, *data, groups)
             diff = max(max_diff(ours, ref), max_diff(ours, ref2))
             assert diff < 1e-9, f"results differ by {diff}"
             print(f"{rows:>10} {groups:>6} {t_fg:>11.4f} {t_aif:>9.3f} {t_fl:>11.3f} {t_aif / t_fg:>8.0f}x "
-                  f"{diff:>12.2e}")
+                  f"{mem_fg:>11.1f} {mem_aif:>9.1f} {diff:>12.2e}", flush=True)
             last = {"rows": rows, "groups": groups, "fairgate_s": round(t_fg, 5), "aif360_s": round(t_aif, 4),
-                    "fairlearn_s": round(t_fl, 4), "speedup": round(t_aif / t_fg, 1), "max_abs_diff": diff}
+                    "fairlearn_s": round(t_fl, 4), "speedup": round(t_aif / t_fg, 1), "peak_mb": round(mem_fg, 1),
+                    "aif360_peak_mb": round(mem_aif, 1), "max_abs_diff": diff}
     print(json.dumps(last))
 
 
