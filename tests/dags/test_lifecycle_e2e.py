@@ -189,3 +189,26 @@ def test_unanswered_review_times_out_to_reject(lifecycle_dag, deployed, tmp_path
     assert rec["review"]["timed_out"] is True and rec["review"]["reviewer"] is None
     assert rec["decision"] == "rejected"
     assert store.get_with_etag("registry/adult_income/production.json") == before
+
+
+def test_deploy_twice_then_roll_back_through_the_dag(lifecycle_dag, deployed, tmp_path, monkeypatch, write_policy):
+    """v1 deployed (shared fixture), v2 deployed by a second run, then fairgate_rollback → v1."""
+    from fairgate_airflow.local import load_dag
+
+    store, (pointer_v1, _) = _copy(deployed, tmp_path, monkeypatch, {"model.params": {"max_iter": 1000, "C": 0.5}},
+                                   write_policy)
+    v1 = json.loads(pointer_v1)["version"]
+    dr2 = run_dag(lifecycle_dag)
+    v2 = record_of(store, dr2)["model"]["version"]
+    assert v2 != v1 and registry.production_version(store, "adult_income") == v2
+
+    rollback = load_dag("fairgate_rollback").test(run_conf={"version": "", "reason": "audit degraded"})
+    assert rollback.state == "success"
+    assert registry.production_version(store, "adult_income") == v1
+    moves = [(e["record"].get("decision"), (e["record"].get("deployment") or {}).get("version")
+              or e["record"].get("to_version")) for e in evidence.entries(store)]
+    assert moves == [("deployed", v1), ("deployed", v2), ("rolled_back", v1)]
+
+    failed = load_dag("fairgate_rollback").test(run_conf={"version": "0" * 64, "reason": "typo"})
+    assert failed.state == "failed"
+    assert registry.production_version(store, "adult_income") == v1
