@@ -1,0 +1,72 @@
+"""Time one whole nightly audit over a large prediction log read from Parquet.
+
+    .venv/bin/python benchmarks/audit_window.py [--rows 10000000]
+
+Builds a 7-day prediction log of ``--rows`` rows (Adult test records resampled, random
+decisions) with outcomes for the first 4 days in a temporary local store, registers a
+production model whose training snapshot is the Adult training file, then times
+``fairgate.monitoring.audit_day``: read, join, metrics with intervals, drift. Last line is JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import tempfile
+import time
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+
+from fairgate import monitoring, registry
+from fairgate.data import read_adult, to_parquet_bytes
+from fairgate.policy import load_policy
+from fairgate.store import LocalStore
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    args = parser.parse_args()
+    policy = load_policy()
+    store = LocalStore(tempfile.mkdtemp(prefix="fairgate-audit-bench-"))
+
+    snap = store.put_new("runs/bench/snapshot.parquet", to_parquet_bytes(read_adult("data")))
+    v = registry.register(store, policy.model_name, b"benchmark model", {
+        "approved": True, "registered_at": "0", "data_key": snap.key, "data_sha256": snap.sha256})["version"]
+    registry.promote(store, policy.model_name, v, action="deploy", run_id="bench", actor="bench", reason="")
+
+    pool = read_adult("test")
+    rng = np.random.default_rng(0)
+    end, per_day = date(2026, 3, 7), args.rows // 7
+    cols = [policy.row_key, *policy.protected_columns, *policy.features]
+    t = time.perf_counter()
+    for i in range(7):
+        day = end - timedelta(days=6 - i)
+        idx = rng.integers(0, len(pool), per_day)
+        log = pool.iloc[idx][cols].reset_index(drop=True)
+        log[policy.row_key] = np.char.add(f"{day}/", np.arange(per_day).astype(str))
+        log.insert(1, "model_version", v)
+        log["score"] = rng.random(per_day)
+        log["decision"] = (log["score"] > 0.7).astype("int8")
+        store.put(monitoring.partition_key("predictions", day), to_parquet_bytes(log))
+        if i < 4:
+            y = (pool["income"].to_numpy()[idx] == ">50K").astype("int8")
+            buf = io.BytesIO()
+            pd.DataFrame({policy.row_key: log[policy.row_key], monitoring.LABEL_COLUMN: y}).to_parquet(buf)
+            store.put(monitoring.partition_key("labels", day), buf.getvalue())
+    print(f"built a {per_day * 7:,}-row log in {time.perf_counter() - t:.1f} s", flush=True)
+
+    t = time.perf_counter()
+    result = monitoring.audit_day(store, policy, end, run_id="bench")
+    elapsed = time.perf_counter() - t
+    print(f"audit of {result['rows']:,} predictions ({result['labeled_rows']:,} labeled), "
+          f"{len(result['fairness'])} comparisons, {len(result['drift'])} drift measures: {elapsed:.1f} s "
+          f"-> {result['status']}")
+    print(json.dumps({"rows": result["rows"], "audit_s": round(elapsed, 2)}))
+
+
+if __name__ == "__main__":
+    main()
