@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 
 from fairgate_airflow.local import REPO, configure
 
@@ -28,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure(args.airflow_home, args.artifact_root)
     logging.basicConfig(level=logging.WARNING)
+    # Deprecation notices from Airflow's own dependencies; nothing a demo user can act on.
+    warnings.filterwarnings("ignore", message=".*GitWildMatchPattern.*")
+    warnings.filterwarnings("ignore", message=".*`httpx` with `starlette.testclient`.*")
 
     from fairgate_airflow.local import Reviewer, init_db, load_dag
 
