@@ -3,7 +3,8 @@
 ```
 predictions/date=YYYY-MM-DD/part.parquet   row key, model version, score, decision, protected
                                             attributes and the features drift is measured on
-labels/date=YYYY-MM-DD/part.parquet        outcomes, joined to predictions by row key
+labels/date=YYYY-MM-DD/part.parquet        outcomes of that day's predictions, joined by row key once
+                                            audit.label_lag_days have passed
 audits/date=YYYY-MM-DD/audit.json          one audit per logical date (a re-run replaces it)
 audits/date=YYYY-MM-DD/report.html
 ```
@@ -70,13 +71,8 @@ def incoming(policy: Policy, day: date, *, scenario: str | None = None) -> pd.Da
     return pd.concat([_read_file(f, policy.format) for f in files], ignore_index=True)
 
 
-def score_day(store: ArtifactStore, policy: Policy, day: date, records: pd.DataFrame, *,
-              label_lag_days: int | None = None) -> dict[str, Any]:
-    """Score ``records`` with the production model and write the day's prediction partition.
-
-    Outcomes in ``records`` (if present) are held back and written ``label_lag_days`` later,
-    the way real outcomes arrive: the label partition for ``day - lag`` is written on ``day``.
-    """
+def score_day(store: ArtifactStore, policy: Policy, day: date, records: pd.DataFrame) -> dict[str, Any]:
+    """Score ``records`` with the production model and write the day's prediction partition."""
     from fairgate import training
     from fairgate.groups import GroupError, group_codes
 
@@ -103,16 +99,12 @@ def score_day(store: ArtifactStore, policy: Policy, day: date, records: pd.DataF
     out = {"day": day.isoformat(), "rows": len(log), "model_version": version, "uri": written.uri,
            "sha256": written.sha256, "selection_rate": float(decisions.mean())}
     if policy.label in records.columns:
+        # The simulated feed knows the outcomes already; the audit only uses them once
+        # `audit.label_lag_days` have passed, the way real outcomes arrive.
         outcomes = records[[policy.row_key]].copy()
         outcomes[LABEL_COLUMN] = training.labels(records, policy)
-        # Held back: stored under the prediction day, made visible `lag` days later.
-        store.put(f"pending_labels/date={day.isoformat()}/part.parquet", _parquet(outcomes))
-        lag = policy.audit_label_lag_days if label_lag_days is None else label_lag_days
-        arrived_day = day - timedelta(days=lag)
-        pending = f"pending_labels/date={arrived_day.isoformat()}/part.parquet"
-        if store.exists(pending):
-            store.put(partition_key("labels", arrived_day), store.get(pending))
-            out["labels_arrived_for"] = arrived_day.isoformat()
+        store.put(partition_key("labels", day), _parquet(outcomes))
+        out["labels_written"] = True
     return out
 
 
@@ -149,9 +141,13 @@ def feature_psi(reference: pd.Series, current: pd.Series, *, numeric: bool, bins
     return psi(e, a)
 
 
-def read_window(store: ArtifactStore, day: date, window_days: int, *, row_key: str
+def read_window(store: ArtifactStore, day: date, window_days: int, *, row_key: str, label_lag_days: int = 0
                 ) -> tuple[pd.DataFrame, list[str]]:
-    """Predictions of ``[day - window + 1, day]`` joined with the outcomes that have arrived."""
+    """Predictions of ``[day - window + 1, day]`` joined with the outcomes that have arrived.
+
+    Outcomes of day ``d`` count as arrived when ``d <= day - label_lag_days``; the result does
+    not depend on the order in which days were scored or labels were written.
+    """
     import pandas as pd
 
     frames, days = [], []
@@ -162,7 +158,7 @@ def read_window(store: ArtifactStore, day: date, window_days: int, *, row_key: s
             continue
         df = _read(store, key)
         label_key = partition_key("labels", d)
-        if store.exists(label_key):
+        if d <= day - timedelta(days=label_lag_days) and store.exists(label_key):
             df = df.merge(_read(store, label_key), on=row_key, how="left", validate="one_to_one")
         else:
             df[LABEL_COLUMN] = pd.NA
@@ -198,7 +194,8 @@ def audit_day(store: ArtifactStore, policy: Policy, day: date, *, run_id: str) -
     from fairgate.groups import cell_mask, comparisons, group_codes
     from fairgate.metrics import measure
 
-    df, days = read_window(store, day, policy.audit_window_days, row_key=policy.row_key or "")
+    df, days = read_window(store, day, policy.audit_window_days, row_key=policy.row_key or "",
+                           label_lag_days=policy.audit_label_lag_days)
     base = {"kind": "audit", "run_id": run_id, "date": day.isoformat(), "window_days": days,
             "policy_sha256": policy.sha256, "code_version": CODE_VERSION, "model_name": policy.model_name}
     if df.empty:
