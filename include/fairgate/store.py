@@ -145,12 +145,14 @@ class LocalStore:
         return self._path(key).is_file()
 
     def list(self, prefix: str) -> list[str]:
-        base = self.root / prefix if prefix else self.root
-        if not base.exists():
+        """Keys starting with ``prefix`` (plain string prefix, as on S3)."""
+        folder = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        base = self.root / folder if folder else self.root
+        if not base.is_dir():
             return []
         keys = [p.relative_to(self.root).as_posix() for p in base.rglob("*")
                 if p.is_file() and not p.name.startswith(".")]
-        return sorted(keys)
+        return sorted(k for k in keys if k.startswith(prefix))
 
     def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -165,3 +165,11 @@ def test_model_with_untrusted_type_is_refused():
     data = sio.dumps(make_pipeline(FunctionTransformer(json.loads)))
     with pytest.raises(ModelIntegrityError, match="outside the trusted list"):
         load_model_bytes(data, expected_sha256=sha256_bytes(data))
+
+
+def test_list_is_a_string_prefix_like_s3(tmp_path):
+    s = LocalStore(tmp_path)
+    for key in ("audits/date=2026-03-01/a.json", "audits/date=2026-03-02/a.json", "audits/date=2026-04-01/a.json"):
+        s.put(key, b"x")
+    assert s.list("audits/date=2026-03") == ["audits/date=2026-03-01/a.json", "audits/date=2026-03-02/a.json"]
+    assert len(s.list("audits/")) == 3 and len(s.list("")) == 3 and s.list("nothing/") == []
