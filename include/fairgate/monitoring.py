@@ -127,7 +127,6 @@ def psi(expected: np.ndarray, actual: np.ndarray, *, eps: float = 1e-4) -> float
 def feature_psi(reference: pd.Series, current: pd.Series, *, numeric: bool, bins: int = 10) -> float:
     """PSI of one feature: deciles of the reference for numerics, categories otherwise."""
     import numpy as np
-    import pandas as pd
 
     if numeric:
         edges = np.unique(np.quantile(reference.to_numpy(dtype=float), np.linspace(0, 1, bins + 1)))
@@ -135,38 +134,62 @@ def feature_psi(reference: pd.Series, current: pd.Series, *, numeric: bool, bins
         e = np.histogram(reference.to_numpy(dtype=float), edges)[0]
         a = np.histogram(current.to_numpy(dtype=float), edges)[0]
         return psi(e, a)
-    cats = pd.Index(reference.astype(str).unique()).union(pd.Index(current.astype(str).unique()))
-    e = reference.astype(str).value_counts().reindex(cats, fill_value=0).to_numpy()
-    a = current.astype(str).value_counts().reindex(cats, fill_value=0).to_numpy()
-    return psi(e, a)
+    def counts(s: pd.Series) -> pd.Series:
+        # value_counts first, then stringify the few categories (fast on dictionary-encoded columns)
+        vc = s.value_counts()
+        vc.index = vc.index.astype(str)
+        return vc.groupby(level=0).sum()
+
+    e, a = counts(reference), counts(current)
+    cats = e.index.union(a.index)
+    return psi(e.reindex(cats, fill_value=0).to_numpy(), a.reindex(cats, fill_value=0).to_numpy())
 
 
 def read_window(store: ArtifactStore, day: date, window_days: int, *, row_key: str, label_lag_days: int = 0
-                ) -> tuple[pd.DataFrame, list[str]]:
+                ) -> tuple[pd.DataFrame, list[str], list[str]]:
     """Predictions of ``[day - window + 1, day]`` joined with the outcomes that have arrived.
 
-    Outcomes of day ``d`` count as arrived when ``d <= day - label_lag_days``; the result does
-    not depend on the order in which days were scored or labels were written.
+    Returns the rows (without the row key, model version and score, which the audit does not
+    need row by row), the days read and the model versions seen. Outcomes of day ``d`` count as
+    arrived when ``d <= day - label_lag_days``; the result does
+    not depend on the order in which days were scored or labels were written. Reading and the
+    outcome lookup run in Arrow, not in pandas.
     """
-    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
 
-    frames, days = [], []
+    def table(key: str, dictionary: tuple[str, ...] = ()) -> pa.Table:
+        return pq.read_table(io.BytesIO(store.get(key)), read_dictionary=list(dictionary))
+
+    tables, days, versions = [], [], set()
     for i in range(window_days - 1, -1, -1):
         d = day - timedelta(days=i)
         key = partition_key("predictions", d)
         if not store.exists(key):
             continue
-        df = _read(store, key)
+        t = table(key, ("model_version",))  # one value per day: dictionary-encoded, unique() is free
+        t = t.cast(pa.schema([f.with_type(pa.string()) if f.name == row_key else f for f in t.schema]))
         label_key = partition_key("labels", d)
         if d <= day - timedelta(days=label_lag_days) and store.exists(label_key):
-            df = df.merge(_read(store, label_key), on=row_key, how="left", validate="one_to_one")
+            labels = table(label_key)
+            labels = labels.cast(pa.schema([f.with_type(pa.string()) if f.name == row_key else
+                                            f.with_type(pa.int8()) for f in labels.schema]))
+            if labels.num_rows != pc.count_distinct(labels[row_key]).as_py():
+                raise StageError(f"{store.uri(label_key)} has duplicate values in {row_key!r}.")
+            # A key lookup, not a join: only the outcome column moves (a join drags every column along).
+            where = pc.index_in(t[row_key], value_set=labels[row_key].combine_chunks())
+            t = t.append_column(LABEL_COLUMN, pc.take(labels[LABEL_COLUMN], where))
         else:
-            df[LABEL_COLUMN] = pd.NA
-        frames.append(df)
+            t = t.append_column(LABEL_COLUMN, pa.nulls(t.num_rows, pa.int8()))
+        versions.update(v for chunk in t["model_version"].chunks for v in chunk.dictionary.to_pylist())
+        tables.append(t.drop_columns([c for c in (row_key, "model_version", "score") if c in t.column_names]))
         days.append(d.isoformat())
-    if not frames:
-        return pd.DataFrame(), days
-    return pd.concat(frames, ignore_index=True), days
+    if not tables:
+        import pandas as pd
+
+        return pd.DataFrame(), days, []
+    return pa.concat_tables(tables, promote_options="permissive").to_pandas(), days, sorted(versions)
 
 
 def _deployed(store: ArtifactStore, policy: Policy, version: str) -> tuple[dict[str, Any], pd.DataFrame | None]:
@@ -194,14 +217,13 @@ def audit_day(store: ArtifactStore, policy: Policy, day: date, *, run_id: str) -
     from fairgate.groups import cell_mask, comparisons, group_codes
     from fairgate.metrics import measure
 
-    df, days = read_window(store, day, policy.audit_window_days, row_key=policy.row_key or "",
-                           label_lag_days=policy.audit_label_lag_days)
+    df, days, versions = read_window(store, day, policy.audit_window_days, row_key=policy.row_key or "",
+                                     label_lag_days=policy.audit_label_lag_days)
     base = {"kind": "audit", "run_id": run_id, "date": day.isoformat(), "window_days": days,
             "policy_sha256": policy.sha256, "code_version": CODE_VERSION, "model_name": policy.model_name}
     if df.empty:
         return {**base, "status": "insufficient_evidence", "reasons": ["no predictions in the window"],
                 "rows": 0, "labeled_rows": 0}
-    versions = sorted(df["model_version"].unique())
     codes = group_codes(df, policy)
     pred = df["decision"].to_numpy(dtype=np.int8)
     labeled = df[LABEL_COLUMN].notna().to_numpy()

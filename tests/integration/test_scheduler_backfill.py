@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from fairgate.store import LocalStore
 from tests.conftest import default_policy_dict
 from tests.dags.conftest import LOOSE
 from tests.integration.stack import AirflowStack, require_postgres
+
+from fairgate.store import LocalStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 DAYS = ["2026-03-01", "2026-03-02", "2026-03-03", "2026-03-04", "2026-03-05"]

@@ -76,3 +76,32 @@ def test_scoring_refuses_a_corrupt_production_model_and_names_it(store, adult):
     store.put(f"registry/{policy.model_name}/versions/{v}/model.skops", data[:-10] + b"0123456789")
     with pytest.raises(ModelIntegrityError, match=f"{policy.model_name} version {v[:12]}"):
         score_day(store, policy, date(2026, 3, 2), batch)
+
+
+def test_read_window_looks_up_outcomes_by_key_in_any_order(store):
+    import io
+
+    import pandas as pd
+
+    from fairgate.lifecycle import StageError
+    from fairgate.monitoring import partition_key, read_window
+
+    def put(key, df):
+        buf = io.BytesIO()
+        df.to_parquet(buf, index=False)
+        store.put(key, buf.getvalue())
+
+    day = date(2026, 3, 2)
+    put(partition_key("predictions", day), pd.DataFrame({"k": ["a", "b", "c", "d"], "model_version": "v1",
+                                                         "score": 0.5, "decision": [1, 0, 1, 0], "x": [1, 2, 3, 4]}))
+    put(partition_key("labels", day), pd.DataFrame({"k": ["d", "b"], "outcome": [1, 0]}))
+    df, days, versions = read_window(store, day, 1, row_key="k")
+    assert days == ["2026-03-02"] and versions == ["v1"]
+    assert list(df["x"]) == [1, 2, 3, 4]
+    assert df["outcome"].isna().tolist() == [True, False, True, False]
+    assert df.loc[df["x"] == 4, "outcome"].item() == 1 and df.loc[df["x"] == 2, "outcome"].item() == 0
+    # Not yet arrived: with a one-day lag the same outcomes are not used.
+    assert read_window(store, day, 1, row_key="k", label_lag_days=1)[0]["outcome"].isna().all()
+    put(partition_key("labels", day), pd.DataFrame({"k": ["d", "d"], "outcome": [1, 0]}))
+    with pytest.raises(StageError, match="duplicate values in 'k'"):
+        read_window(store, day, 1, row_key="k")
