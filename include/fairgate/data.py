@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from fairgate.policy import Policy
-    from fairgate.store import ArtifactStore
 
 log = logging.getLogger(__name__)
 
@@ -120,12 +119,6 @@ def to_parquet_bytes(df: pd.DataFrame) -> bytes:
     buf = io.BytesIO()
     df.to_parquet(buf, index=False)
     return buf.getvalue()
-
-
-def read_parquet_artifact(store: ArtifactStore, key: str) -> pd.DataFrame:
-    import pandas as pd
-
-    return pd.read_parquet(io.BytesIO(store.get(key)))
 
 
 def select_columns(df: pd.DataFrame, policy: Policy) -> pd.DataFrame:

@@ -22,6 +22,7 @@ from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 from fairgate import evidence, registry
+from fairgate.data import to_parquet_bytes
 from fairgate.lifecycle import CODE_VERSION, StageError
 
 if TYPE_CHECKING:
@@ -37,18 +38,6 @@ LABEL_COLUMN = "outcome"
 
 def partition_key(kind: str, day: date) -> str:
     return f"{kind}/date={day.isoformat()}/part.parquet"
-
-
-def _parquet(df: pd.DataFrame) -> bytes:
-    buf = io.BytesIO()
-    df.to_parquet(buf, index=False)
-    return buf.getvalue()
-
-
-def _read(store: ArtifactStore, key: str) -> pd.DataFrame:
-    import pandas as pd
-
-    return pd.read_parquet(io.BytesIO(store.get(key)))
 
 
 # --- scoring -------------------------------------------------------------------------------------
@@ -95,7 +84,7 @@ def score_day(store: ArtifactStore, policy: Policy, day: date, records: pd.DataF
     log.insert(1, "model_version", version)
     log["score"] = scores
     log["decision"] = decisions
-    written = store.put(partition_key("predictions", day), _parquet(log))
+    written = store.put(partition_key("predictions", day), to_parquet_bytes(log))
     out = {"day": day.isoformat(), "rows": len(log), "model_version": version, "uri": written.uri,
            "sha256": written.sha256, "selection_rate": float(decisions.mean())}
     if policy.label in records.columns:
@@ -103,7 +92,7 @@ def score_day(store: ArtifactStore, policy: Policy, day: date, records: pd.DataF
         # `audit.label_lag_days` have passed, the way real outcomes arrive.
         outcomes = records[[policy.row_key]].copy()
         outcomes[LABEL_COLUMN] = training.labels(records, policy)
-        store.put(partition_key("labels", day), _parquet(outcomes))
+        store.put(partition_key("labels", day), to_parquet_bytes(outcomes))
         out["labels_written"] = True
     return out
 
