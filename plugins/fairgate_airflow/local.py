@@ -6,6 +6,7 @@ imports Airflow, because Airflow reads its configuration from the environment on
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import threading
@@ -68,13 +69,24 @@ def load_dag(dag_id: str):
     return bag.dags[dag_id]
 
 
+@functools.lru_cache(maxsize=1)
+def _app():
+    from airflow.api_fastapi.app import create_app
+
+    return create_app(apps="core")
+
+
+def _api():
+    """An in-process client for Airflow's REST API: the calls the UI and a reviewer's tools make."""
+    from fastapi.testclient import TestClient
+
+    return TestClient(_app())
+
+
 def answer_review(dag_id: str, run_id: str, choice: str, rationale: str, *, task_id: str = "human_review"
                   ) -> dict[str, Any]:
     """Answer a human-review task through Airflow's REST API (the call the UI makes)."""
-    from airflow.api_fastapi.app import create_app
-    from fastapi.testclient import TestClient
-
-    with TestClient(create_app(apps="core")) as client:
+    with _api() as client:
         resp = client.patch(
             f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails",
             json={"chosen_options": [choice], "params_input": {"rationale": rationale}},
@@ -85,16 +97,14 @@ def answer_review(dag_id: str, run_id: str, choice: str, rationale: str, *, task
 
 
 def awaiting_review(dag_id: str, task_id: str = "human_review") -> str | None:
-    """The run id of a ``task_id`` instance that waits for human input, if any."""
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
-    from airflow.utils.state import TaskInstanceState
-    from sqlalchemy import select
-
-    with create_session() as session:
-        return session.scalar(select(TaskInstance.run_id).where(
-            TaskInstance.dag_id == dag_id, TaskInstance.task_id == task_id,
-            TaskInstance.state == TaskInstanceState.AWAITING_INPUT))
+    """The run id of a ``task_id`` instance that waits for human input, if any (via the REST API)."""
+    with _api() as client:
+        resp = client.get(f"/api/v2/dags/{dag_id}/dagRuns/~/taskInstances",
+                          params={"task_id": task_id, "state": "awaiting_input"})
+    if resp.status_code != 200:
+        raise RuntimeError(f"Listing task instances failed: HTTP {resp.status_code} {resp.text}")
+    waiting = resp.json()["task_instances"]
+    return waiting[0]["dag_run_id"] if waiting else None
 
 
 class Reviewer(threading.Thread):
