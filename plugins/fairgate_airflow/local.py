@@ -18,6 +18,13 @@ REPO = Path(__file__).resolve().parents[2]
 PROMOTION_POOL = "fairgate_promotion"
 
 
+def node_name() -> str:
+    """This process's node name for Airflow's ``hostname_callable``: ``FAIRGATE_NODE_NAME`` or the FQDN."""
+    import socket
+
+    return os.environ.get("FAIRGATE_NODE_NAME") or socket.getfqdn()
+
+
 def configure(airflow_home: str | Path, artifact_root: str | Path | None = None) -> None:
     """Point Airflow at this project's DAGs with a SQLite DB under ``airflow_home``."""
     home = Path(airflow_home).resolve()

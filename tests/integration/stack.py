@@ -22,6 +22,24 @@ from fairgate_airflow.local import REPO
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 START_HINT = ("PostgreSQL is not reachable on 127.0.0.1:5432. Start it with "
               "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`.")
+REDIS_HINT = ("Redis is not reachable on 127.0.0.1:6379. Start it with "
+              "`redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no`.")
+
+
+def _skip_or_fail(hint: str, exc: Exception) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{hint} ({exc})")
+    pytest.skip(hint)
+
+
+def require_redis() -> None:
+    """Skip (or, under CI=true, fail) when Redis is not running."""
+    import redis
+
+    try:
+        redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=3).ping()
+    except redis.exceptions.ConnectionError as exc:
+        _skip_or_fail(REDIS_HINT, exc)
 
 
 def require_postgres():
@@ -31,9 +49,7 @@ def require_postgres():
     try:
         psycopg2.connect(dbname="postgres", connect_timeout=3, **PG).close()
     except psycopg2.OperationalError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{START_HINT} ({exc})")
-        pytest.skip(START_HINT)
+        _skip_or_fail(START_HINT, exc)
 
 
 def _free_port() -> int:
@@ -43,8 +59,10 @@ def _free_port() -> int:
 
 
 class AirflowStack:
-    def __init__(self, root: Path, env: dict[str, str]):
+    def __init__(self, root: Path, env: dict[str, str], *, executor: str = "LocalExecutor"):
         self.root = root
+        self.executor = executor
+        self.redis_db = uuid.uuid4().int % 15 + 1
         self.db = f"fairgate_test_{uuid.uuid4().hex[:10]}"
         self.port = _free_port()
         self.airflow = str(Path(sys.executable).with_name("airflow"))
@@ -54,7 +72,12 @@ class AirflowStack:
             **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYTEST"))},
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://postgres@127.0.0.1:5432/{self.db}",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__EXECUTOR": executor,
+            "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:6379/{self.redis_db}",
+            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql+psycopg2://postgres@127.0.0.1:5432/{self.db}",
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+            # Tasks record the node they ran on (FAIRGATE_NODE_NAME, set per process below).
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "fairgate_airflow.local.node_name",
             "AIRFLOW__CORE__PARALLELISM": "4",
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
@@ -65,10 +88,12 @@ class AirflowStack:
             "AIRFLOW__API_AUTH__JWT_SECRET": uuid.uuid4().hex * 2,
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
             "GX_ANALYTICS_ENABLED": "False",
             **env,
         }
         self.procs: dict[str, subprocess.Popen] = {}
+        self.workers = 0
 
     def cli(self, *args: str, timeout: float = 300) -> str:
         out = subprocess.run([self.airflow, *args], env=self.env, capture_output=True, text=True, timeout=timeout)
@@ -90,17 +115,47 @@ class AirflowStack:
         conn.autocommit = True
         conn.cursor().execute(f'CREATE DATABASE "{self.db}"')
         conn.close()
+        if self.executor == "CeleryExecutor":
+            import redis
+
+            redis.Redis(host="127.0.0.1", port=6379, db=self.redis_db).flushdb()
         self.cli("db", "migrate")
         self.cli("pools", "set", "fairgate_promotion", "1", "Fairgate: one promotion at a time")
         logs = self.root / "logs"
         logs.mkdir()
         for name, args in {"api-server": ["api-server", "--host", "127.0.0.1", "--port", str(self.port)],
                            "scheduler": ["scheduler"], "dag-processor": ["dag-processor"]}.items():
-            with open(logs / f"{name}.log", "w") as fh:
-                self.procs[name] = subprocess.Popen([self.airflow, *args], env=self.env, stdout=fh,
-                                                    stderr=subprocess.STDOUT, start_new_session=True)
+            self._spawn(name, args)
+        if self.executor == "CeleryExecutor":
+            self.start_worker()
         self.wait(lambda: self._port_open(), 120, "the api-server to listen")
         return self
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        with open(self.root / "logs" / f"{name}.log", "a") as fh:
+            self.procs[name] = subprocess.Popen([self.airflow, *args], env={**self.env, "FAIRGATE_NODE_NAME": name},
+                                                stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def start_worker(self) -> str:
+        """Start one more Celery worker; its tasks record its name as their hostname."""
+        self.workers += 1
+        name = f"celery-worker-{self.workers}"
+        self._spawn(name, ["celery", "worker", "--celery-hostname", f"{name}@%h", "--concurrency", "2"])
+        return name
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a process group, as a crashed machine would."""
+        proc = self.procs.pop(name)
+        os.killpg(proc.pid, 9)
+        proc.wait(30)
+
+    def api(self, method: str, path: str, **kwargs):
+        import httpx
+
+        resp = httpx.request(method, f"http://127.0.0.1:{self.port}/api/v2{path}", timeout=30, **kwargs)
+        if resp.status_code >= 400:
+            raise RuntimeError(f"{method} {path}: HTTP {resp.status_code} {resp.text}")
+        return resp.json()
 
     def _port_open(self) -> bool:
         with socket.socket() as s:
@@ -164,6 +219,10 @@ class AirflowStack:
         for proc in self.procs.values():
             if proc.poll() is None:
                 os.killpg(proc.pid, 15)
+        if self.executor == "CeleryExecutor":
+            import redis
+
+            redis.Redis(host="127.0.0.1", port=6379, db=self.redis_db).flushdb()
         for proc in self.procs.values():
             try:
                 proc.wait(30)
