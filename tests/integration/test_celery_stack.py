@@ -117,3 +117,30 @@ def test_review_answered_through_the_rest_api(celery_stack):
     rec = evidence.find(store, run_id)["record"]
     assert rec["gate"]["outcome"] == "review" and rec["decision"] == "rejected"
     assert rec["review"]["rationale"] == "Interval too wide for women."
+
+
+def test_worker_killed_mid_run_the_task_is_retried_elsewhere(celery_stack):
+    stack, store = celery_stack
+    stack.wait_for_dags("fairgate_lifecycle")
+    run_id = trigger(stack)
+
+    def training():
+        ti = stack.api("GET", f"/dags/fairgate_lifecycle/dagRuns/{run_id}/taskInstances/train_model")
+        return ti["state"] == "running"
+
+    stack.wait(training, 900, "train_model to start")
+    for name in [n for n in stack.procs if n.startswith("celery-worker-")]:
+        stack.kill(name)  # SIGKILL the whole worker, task process included
+    replacement = stack.start_worker()
+    assert wait_state(stack, run_id, timeout=1200) == "success", stack.diagnostics()
+
+    train = next(r for r in task_rows(stack, run_id) if r[0] == "train_model")
+    assert train[4] >= 2, "train_model should have been retried"
+    assert train[2] == replacement
+    records = [e for e in evidence.entries(store) if e["record"].get("run_id") == run_id]
+    assert len(records) == 1 and records[0]["record"]["decision"] == "deployed"
+    rec = records[0]["record"]
+    from fairgate.store import sha256_bytes
+
+    assert sha256_bytes(store.get(store.key_of(rec["model"]["uri"]))) == rec["model"]["sha256"]
+    assert evidence.verify(store).ok
