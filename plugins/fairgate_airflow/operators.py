@@ -8,6 +8,7 @@ it); storage and network errors raise as they are, so task retries apply.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -61,19 +62,23 @@ class _Stage:
                 "or did not push a value to XCom.")
         return value
 
-    @staticmethod
-    def push(context: Context, summary: dict[str, Any]) -> None:
-        context["ti"].xcom_push(key=SUMMARY, value=summary)
+    def push(self, context: Context, summary: dict[str, Any]) -> None:
+        """Push the stage's summary, with the seconds its domain work took (``compute_s``)."""
+        compute = getattr(self, "_compute_s", None)
+        context["ti"].xcom_push(key=SUMMARY, value={**summary, "compute_s": round(compute, 3)}
+                                if compute is not None else summary)
 
-    @staticmethod
-    def guarded(fn, *args, **kwargs):
+    def guarded(self, fn, *args, **kwargs):
         """Call a domain function, turning bad-input errors into a non-retried task failure."""
+        started = time.perf_counter()
         try:
             return fn(*args, **kwargs)
         except Exception as exc:
             if type(exc).__name__ in _BAD_INPUT:
                 raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
             raise
+        finally:
+            self._compute_s = getattr(self, "_compute_s", 0.0) + time.perf_counter() - started
 
 
 class CollectDataOperator(_Stage, BaseOperator):
