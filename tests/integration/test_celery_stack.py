@@ -153,3 +153,26 @@ def test_worker_killed_mid_run_the_task_is_retried_elsewhere(celery_stack):
 
     assert sha256_bytes(store.get(store.key_of(rec["model"]["uri"]))) == rec["model"]["sha256"]
     assert evidence.verify(store).ok
+
+
+def test_week_of_scoring_and_audit_backfills_on_celery(celery_stack):
+    stack, store = celery_stack
+    stack.wait_for_dags("fairgate_score", "fairgate_audit")
+    week = [f"2026-03-0{d}" for d in range(1, 8)]
+    # Runs fire the morning after the day they cover: these cover 1-7 March.
+    stack.cli("backfill", "create", "--dag-id", "fairgate_score", "--from-date", "2026-03-02",
+              "--to-date", "2026-03-08T02:00:00+00:00")
+    scored = stack.wait_for_runs("fairgate_score", 7, run_type="backfill", timeout=900)
+    assert [s for _, s, _ in scored] == ["success"] * 7, stack.diagnostics()
+    stack.wait_for_backfills("fairgate_score")
+    stack.cli("backfill", "create", "--dag-id", "fairgate_audit", "--from-date", "2026-03-02",
+              "--to-date", "2026-03-08T04:00:00+00:00")
+    audited = stack.wait_for_runs("fairgate_audit", 7, run_type="backfill", timeout=900)
+    assert [s for _, s, _ in audited] == ["success"] * 7, stack.diagnostics()
+    assert store.list("predictions/date=2026-03") == [f"predictions/date={d}/part.parquet" for d in week]
+    audits = [k for k in store.list("audits/date=2026-03") if k.endswith("audit.json")]
+    assert audits == [f"audits/date={d}/audit.json" for d in week]
+    # (EmptyOperator branch markers never reach a worker, so only the working tasks are checked.)
+    hosts = stack.sql("SELECT DISTINCT hostname FROM task_instance WHERE dag_id IN ('fairgate_score', "
+                      "'fairgate_audit') AND task_id IN ('score', 'audit') AND state = 'success'")
+    assert all(h.startswith("celery-worker-") for (h,) in hosts), hosts
