@@ -62,23 +62,29 @@ class _Stage:
                 "or did not push a value to XCom.")
         return value
 
-    def push(self, context: Context, summary: dict[str, Any]) -> None:
-        """Push the stage's summary, with the seconds its domain work took (``compute_s``)."""
-        compute = getattr(self, "_compute_s", None)
-        context["ti"].xcom_push(key=SUMMARY, value={**summary, "compute_s": round(compute, 3)}
-                                if compute is not None else summary)
+    @staticmethod
+    def push(context: Context, summary: dict[str, Any], *, started: float | None = None) -> dict[str, Any]:
+        """Push the stage's summary; with ``started``, add the seconds its work took (``compute_s``)."""
+        if started is not None:
+            summary = {**summary, "compute_s": round(time.perf_counter() - started, 3)}
+        context["ti"].xcom_push(key=SUMMARY, value=summary)
+        return summary
 
-    def guarded(self, fn, *args, **kwargs):
+    @staticmethod
+    def guarded(fn, *args, **kwargs):
         """Call a domain function, turning bad-input errors into a non-retried task failure."""
-        started = time.perf_counter()
         try:
             return fn(*args, **kwargs)
         except Exception as exc:
             if type(exc).__name__ in _BAD_INPUT:
                 raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
             raise
-        finally:
-            self._compute_s = getattr(self, "_compute_s", 0.0) + time.perf_counter() - started
+
+    def run_stage(self, context: Context, fn, *inputs: Any) -> dict[str, Any]:
+        """The common stage: ``fn(store, policy, run, *inputs)``, guarded, its summary pushed and returned."""
+        started = time.perf_counter()
+        summary = self.guarded(fn, self.store(), self.guarded(self.policy, context), self.run_info(context), *inputs)
+        return self.push(context, summary, started=started)
 
 
 class CollectDataOperator(_Stage, BaseOperator):
@@ -89,11 +95,9 @@ class CollectDataOperator(_Stage, BaseOperator):
     def execute(self, context: Context) -> None:
         from fairgate import lifecycle
 
-        summary = self.guarded(lifecycle.collect, self.store(), self.guarded(self.policy, context),
-                               self.run_info(context))
+        summary = self.run_stage(context, lifecycle.collect)
         self.log.info("Snapshot of %s rows written to %s (sha256 %s)", summary["rows"], summary["uri"],
                       summary["sha256"])
-        self.push(context, summary)
 
 
 class ValidateDataOperator(_Stage, BaseBranchOperator):
@@ -109,9 +113,7 @@ class ValidateDataOperator(_Stage, BaseBranchOperator):
     def choose_branch(self, context: Context) -> str:
         from fairgate import lifecycle
 
-        summary = self.guarded(lifecycle.validate, self.store(), self.guarded(self.policy, context),
-                               self.run_info(context), self.require(context, "collect_data"))
-        self.push(context, summary)
+        summary = self.run_stage(context, lifecycle.validate, self.require(context, "collect_data"))
         if summary["passed"]:
             self.log.info("Routing to %s because all %s quality checks passed", self.pass_task, summary["checks"])
             return self.pass_task
@@ -133,9 +135,7 @@ class CheckBiasOperator(_Stage, BaseBranchOperator):
     def choose_branch(self, context: Context) -> str:
         from fairgate import lifecycle
 
-        summary = self.guarded(lifecycle.check_bias, self.store(), self.guarded(self.policy, context),
-                               self.run_info(context), self.require(context, "collect_data"))
-        self.push(context, summary)
+        summary = self.run_stage(context, lifecycle.check_bias, self.require(context, "collect_data"))
         if summary["detected"]:
             self.log.info("Routing to %s because %s", self.mitigate_task, "; ".join(summary["reasons"]))
             return self.mitigate_task
@@ -149,11 +149,9 @@ class ReweighOperator(_Stage, BaseOperator):
     def execute(self, context: Context) -> None:
         from fairgate import lifecycle
 
-        summary = self.guarded(lifecycle.reweigh, self.store(), self.guarded(self.policy, context),
-                               self.run_info(context), self.require(context, "collect_data"))
+        summary = self.run_stage(context, lifecycle.reweigh, self.require(context, "collect_data"))
         self.log.info("Weights written to %s; largest |DI - 1| after reweighing: %.3g", summary["uri"],
                       summary["max_abs_di_error"])
-        self.push(context, summary)
 
 
 class TrainModelOperator(_Stage, BaseOperator):
@@ -162,12 +160,10 @@ class TrainModelOperator(_Stage, BaseOperator):
     def execute(self, context: Context) -> None:
         from fairgate import lifecycle
 
-        summary = self.guarded(lifecycle.train, self.store(), self.guarded(self.policy, context),
-                               self.run_info(context), self.require(context, "collect_data"),
-                               self.upstream(context, "reweigh"))
+        summary = self.run_stage(context, lifecycle.train, self.require(context, "collect_data"),
+                                 self.upstream(context, "reweigh"))
         self.log.info("Model %s trained on %s rows (weighted: %s); validation %s", summary["model_sha256"][:12],
                       summary["rows"]["train"], summary["weighted"], summary["validation"])
-        self.push(context, summary)
 
 
 class FairnessGateOperator(_Stage, BaseBranchOperator):
@@ -178,10 +174,8 @@ class FairnessGateOperator(_Stage, BaseBranchOperator):
     def choose_branch(self, context: Context) -> str:
         from fairgate import lifecycle
 
-        summary = self.guarded(lifecycle.evaluate, self.store(), self.guarded(self.policy, context),
-                               self.run_info(context), self.require(context, "collect_data"),
-                               self.require(context, "train_model"))
-        self.push(context, summary)
+        summary = self.run_stage(context, lifecycle.evaluate, self.require(context, "collect_data"),
+                                 self.require(context, "train_model"))
         self.log.info("Routing to %s because the gate says %s: %s", summary["branch"], summary["outcome"],
                       "; ".join(summary["reasons"]) or "all checks passed")
         return summary["branch"]
@@ -242,6 +236,7 @@ class DeployModelOperator(_Stage, BaseOperator):
         from fairgate import lifecycle
         from fairgate.report import model_card
 
+        started = time.perf_counter()
         store, policy, run = self.store(), self.guarded(self.policy, context), self.run_info(context)
         review = self.upstream(context, "human_review")
         approver = review["reviewer"] if review else "fairness_gate (automatic)"
@@ -252,7 +247,7 @@ class DeployModelOperator(_Stage, BaseOperator):
                                approver=approver, review=review, card_md=model_card(preview, policy))
         self.log.info("Version %s registered; production pointer moved: %s (previous %s)",
                       summary["version"][:12], summary["promoted"], summary["previous"])
-        self.push(context, summary)
+        self.push(context, summary, started=started)
 
 
 class RejectModelOperator(_Stage, BaseOperator):
@@ -263,9 +258,10 @@ class RejectModelOperator(_Stage, BaseOperator):
     def execute(self, context: Context) -> None:
         from fairgate import lifecycle
 
+        started = time.perf_counter()
         summary = lifecycle.reject(self.store(), self.guarded(self.policy, context))
         self.log.info("Candidate rejected; production stays at %s", summary["production_version"])
-        self.push(context, summary)
+        self.push(context, summary, started=started)
 
 
 class RecordEvidenceOperator(_Stage, BaseOperator):
@@ -284,6 +280,7 @@ class RecordEvidenceOperator(_Stage, BaseOperator):
         from fairgate import lifecycle
         from fairgate.report import model_card, run_report
 
+        started = time.perf_counter()
         store, policy, run = self.store(), self.guarded(self.policy, context), self.run_info(context)
         record = _record(self, context, policy, run, decision=self.outcome)
         report = store.put(f"{run.prefix}/report.html", run_report(record, policy).encode())
@@ -294,7 +291,7 @@ class RecordEvidenceOperator(_Stage, BaseOperator):
         summary = lifecycle.record(store, record)
         self.log.info("Evidence record %s (%s) appended; report at %s", summary["seq"], record["decision"],
                       report.uri)
-        self.push(context, {**summary, "report_uri": report.uri})
+        self.push(context, {**summary, "report_uri": report.uri}, started=started)
         if self.fail_run:
             quality = record.get("quality") or {}
             raise AirflowFailException(
@@ -316,6 +313,7 @@ class RollbackOperator(_Stage, BaseOperator):
     def execute(self, context: Context) -> None:
         from fairgate import evidence, registry
 
+        started = time.perf_counter()
         store, policy, run = self.store(), self.guarded(self.policy, context), self.run_info(context)
         actor = getattr(context["dag_run"], "triggering_user_name", None) or "unknown"
         moved = self.guarded(registry.rollback, store, policy.model_name, to_version=self.version or None,
@@ -323,7 +321,7 @@ class RollbackOperator(_Stage, BaseOperator):
         entry = evidence.append(store, {**moved, "dag_id": run.dag_id})
         self.log.info("Production moved from %s back to %s (evidence record %s)", moved["from_version"][:12],
                       moved["to_version"][:12], entry["seq"])
-        self.push(context, {**moved, "seq": entry["seq"]})
+        self.push(context, {**moved, "seq": entry["seq"]}, started=started)
 
 
 def _day(context: Context):
@@ -340,13 +338,14 @@ class ScoreOperator(_Stage, BaseOperator):
     def execute(self, context: Context) -> None:
         from fairgate import monitoring
 
+        started = time.perf_counter()
         store, policy, day = self.store(), self.guarded(self.policy, context), _day(context)
         scenario = (context.get("params") or {}).get("scenario") or None
         records = self.guarded(monitoring.incoming, policy, day, scenario=scenario)
         summary = self.guarded(monitoring.score_day, store, policy, day, records)
         self.log.info("Scored %s records of %s with model %s; selection rate %.3f", summary["rows"], day,
                       summary["model_version"][:12], summary["selection_rate"])
-        self.push(context, summary)
+        self.push(context, summary, started=started)
 
 
 class AuditOperator(_Stage, BaseBranchOperator):
@@ -358,6 +357,7 @@ class AuditOperator(_Stage, BaseBranchOperator):
     def choose_branch(self, context: Context) -> list[str]:
         from fairgate import monitoring
 
+        started = time.perf_counter()
         store, policy, run, day = self.store(), self.guarded(self.policy, context), self.run_info(context), \
             _day(context)
         result = self.guarded(monitoring.audit_day, store, policy, day, run_id=run.run_id)
@@ -365,7 +365,7 @@ class AuditOperator(_Stage, BaseBranchOperator):
         saved = monitoring.save_audit(store, result, report_html=monitoring.audit_report(result, history[-30:]))
         self.push(context, {**saved, "date": result["date"], "reasons": result["reasons"][:10],
                             "insufficient": result.get("insufficient", [])[:10], "rows": result["rows"],
-                            "labeled_rows": result["labeled_rows"], "run_type": run.run_type})
+                            "labeled_rows": result["labeled_rows"], "run_type": run.run_type}, started=started)
         self.log.info("Audit of %s: %s (%s predictions, %s with outcomes). %s", day, result["status"],
                       result["rows"], result["labeled_rows"], "; ".join(result["reasons"][:5]))
         return self.ROUTES[result["status"]]

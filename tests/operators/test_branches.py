@@ -237,3 +237,16 @@ def test_rollback_to_an_unapproved_version_is_refused(store, write_policy):
     with pytest.raises(AirflowFailException, match="was never approved"):
         run(RollbackOperator(task_id="rollback", version=bad, reason="try"), FakeTI())
     assert registry.production_version(store, "adult_income") == a
+
+
+def test_compute_time_is_measured_per_call(store, write_policy, sample_csv):
+    """An operator object is reused across runs in one process (dag.test does that): no carry-over."""
+    import time
+
+    write_policy({"dataset.source": str(sample_csv())})
+    op, ti = CollectDataOperator(task_id="collect_data"), FakeTI()
+    for _ in range(2):
+        t = time.perf_counter()
+        run(op, ti)
+        elapsed = time.perf_counter() - t
+        assert 0 < ti.xcom_pull("collect_data", SUMMARY)["compute_s"] <= elapsed
