@@ -122,7 +122,8 @@ def entries(store: ArtifactStore) -> list[dict[str, Any]]:
 
 def find(store: ArtifactStore, run_id: str = "latest", *, kind: str | None = None) -> dict[str, Any] | None:
     """The newest record for ``run_id`` (or the newest of ``kind`` for ``latest``)."""
-    for entry in reversed(entries(store)):
+    for key in reversed(store.list(RECORDS)):  # newest first; stops at the first match
+        entry = json.loads(store.get(key))
         rec = entry["record"]
         if kind and rec.get("kind") != kind:
             continue

@@ -310,13 +310,9 @@ def save_audit(store: ArtifactStore, result: dict[str, Any], *, report_html: str
 
 def audit_history(store: ArtifactStore, *, until: date, last: int = 30) -> list[dict[str, Any]]:
     """The stored audits up to ``until``, oldest first (one per date)."""
-    keys = [k for k in store.list("audits/") if k.endswith("/audit.json")]
-    out = []
-    for key in keys:
-        d = key.split("date=")[1].split("/")[0]
-        if d <= until.isoformat():
-            out.append(json.loads(store.get(key)))
-    return out[-last:]
+    keys = [k for k in store.list("audits/date=") if k.endswith("/audit.json")
+            and k.split("date=")[1].split("/")[0] <= until.isoformat()]
+    return [json.loads(store.get(k)) for k in keys[-last:]]  # read only the ones shown
 
 
 def _v(x: Any) -> str:

@@ -18,7 +18,15 @@ import base64
 import hashlib
 from typing import Any
 
-from fairgate.store import ConflictError, NotFoundError, StoreError, Written, _check_key, sha256_bytes
+from fairgate.store import (
+    ConflictError,
+    NotFoundError,
+    StoreError,
+    Written,
+    _check_key,
+    key_inside,
+    sha256_bytes,
+)
 
 PART_SIZE = 8 * 1024 * 1024
 
@@ -59,10 +67,7 @@ class S3Store:
         return f"s3://{self.bucket}/{self._key(key)}"
 
     def key_of(self, uri: str) -> str:
-        prefix = self.root_uri + "/"
-        if not uri.startswith(prefix):
-            raise StoreError(f"URI {uri!r} is not inside the artifact store {self.root_uri!r}.")
-        return _check_key(uri[len(prefix):])
+        return key_inside(self.root_uri, uri)
 
     def _raise(self, exc: Exception, key: str) -> None:
         code, status = _code(exc)

@@ -74,6 +74,14 @@ def _check_key(key: str) -> str:
     return key
 
 
+def key_inside(root_uri: str, uri: str) -> str:
+    """The key of ``uri`` relative to a store's ``root_uri``; refused if it lies outside."""
+    prefix = root_uri + "/"
+    if not uri.startswith(prefix):
+        raise StoreError(f"URI {uri!r} is not inside the artifact store {root_uri!r}.")
+    return _check_key(uri[len(prefix):])
+
+
 class LocalStore:
     """Artifacts as files under one folder; ``etag`` is the sha256 of the content."""
 
@@ -91,10 +99,7 @@ class LocalStore:
         return self._path(key).as_uri()
 
     def key_of(self, uri: str) -> str:
-        prefix = self.root_uri + "/"
-        if not uri.startswith(prefix):
-            raise StoreError(f"URI {uri!r} is not inside the artifact store {self.root_uri!r}.")
-        return _check_key(uri[len(prefix):])
+        return key_inside(self.root_uri, uri)
 
     def put(self, key: str, data: bytes) -> Written:
         path = self._path(key)

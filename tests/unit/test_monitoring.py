@@ -105,3 +105,17 @@ def test_read_window_looks_up_outcomes_by_key_in_any_order(store):
     put(partition_key("labels", day), pd.DataFrame({"k": ["d", "d"], "outcome": [1, 0]}))
     with pytest.raises(StageError, match="duplicate values in 'k'"):
         read_window(store, day, 1, row_key="k")
+
+
+def test_audit_history_keeps_the_last_audits_up_to_a_date(store):
+    import json
+    from datetime import timedelta
+
+    from fairgate.monitoring import audit_history
+
+    start = date(2026, 1, 1)
+    for i in range(40):
+        d = (start + timedelta(days=i)).isoformat()
+        store.put(f"audits/date={d}/audit.json", json.dumps({"date": d}).encode())
+    got = [a["date"] for a in audit_history(store, until=start + timedelta(days=34), last=30)]
+    assert got == [(start + timedelta(days=i)).isoformat() for i in range(5, 35)]
