@@ -249,4 +249,5 @@ def test_compute_time_is_measured_per_call(store, write_policy, sample_csv):
         t = time.perf_counter()
         run(op, ti)
         elapsed = time.perf_counter() - t
-        assert 0 < ti.xcom_pull("collect_data", SUMMARY)["compute_s"] <= elapsed
+        # compute_s is rounded to the millisecond; a carried-over total would exceed this by a whole call
+        assert 0 < ti.xcom_pull("collect_data", SUMMARY)["compute_s"] <= elapsed + 0.001
