@@ -95,6 +95,25 @@ def cmd_rollback(args: argparse.Namespace, store, model: str) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace, store, model: str) -> int:
+    from datetime import date
+
+    from fairgate.monitoring import find_prediction
+
+    day = date.fromisoformat(args.date) if args.date else None
+    found = find_prediction(store, args.loaded_policy, args.row, day=day)
+    if found is None:
+        where = f"on {day}" if day else "in the last 90 days of predictions"
+        print(f"No prediction for {args.loaded_policy.row_key} {args.row!r} {where}.", file=sys.stderr)
+        return 1
+    verdict = "favourable" if found["decision"] == 1 else "unfavourable"
+    lines = [f"Record {found['row']} scored on {found['date']} by model {found['model_version'][:12]}: "
+             f"{verdict} (score {found['score']:.3f}). Main reasons:"]
+    lines += [f"  {i}. {r['text']}" for i, r in enumerate(found["reasons"], 1)] or ["  (none recorded)"]
+    _out(args, found, "\n".join(lines))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fairgate", description=__doc__.splitlines()[0])
     parser.add_argument("--artifact-root", help="artifact store (default: $FAIRGATE_ARTIFACT_ROOT)")
@@ -106,12 +125,16 @@ def build_parser() -> argparse.ArgumentParser:
         "evidence": (cmd_evidence, "the evidence record of one lifecycle run"),
         "verify-log": (cmd_verify_log, "re-verify the evidence hash chain (exit 2 if broken)"),
         "rollback": (cmd_rollback, "point production back to an earlier approved version"),
+        "explain": (cmd_explain, "why a scored record got its decision, in plain words"),
     }
     for name, (fn, help_) in commands.items():
         p = sub.add_parser(name, help=help_)
         p.add_argument("--json", action="store_true", help="machine-readable output")
         if name == "evidence":
             p.add_argument("run_id", help="a run id, or 'latest'")
+        if name == "explain":
+            p.add_argument("row", help="the record's row key (dataset.row_key)")
+            p.add_argument("--date", help="the day it was scored (YYYY-MM-DD); default: the newest match")
         if name == "rollback":
             p.add_argument("--to", help="version (sha256) to restore; default: the previous production version")
             p.add_argument("--reason", required=True, help="why; recorded in the evidence log")
@@ -136,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         policy = load_policy(args.policy)
         store = open_store(args.artifact_root, s3_client=_s3_client(args.artifact_root))
+        args.loaded_policy = policy
         return args.fn(args, store, policy.model_name)
     except (PolicyError, StoreError, registry.RegistryError) as exc:
         print(f"fairgate: {exc}", file=sys.stderr)

@@ -120,6 +120,18 @@ def entries(store: ArtifactStore) -> list[dict[str, Any]]:
     return [json.loads(store.get(k)) for k in store.list(RECORDS)]
 
 
+def recent(store: ArtifactStore, kind: str, *, last: int = 20) -> list[dict[str, Any]]:
+    """The newest ``last`` entries of ``kind``, newest first (reads back only until it has them)."""
+    out = []
+    for key in reversed(store.list(RECORDS)):
+        entry = json.loads(store.get(key))
+        if entry["record"].get("kind") == kind:
+            out.append(entry)
+            if len(out) == last:
+                break
+    return out
+
+
 def find(store: ArtifactStore, run_id: str = "latest", *, kind: str | None = None) -> dict[str, Any] | None:
     """The newest record for ``run_id`` (or the newest of ``kind`` for ``latest``)."""
     for key in reversed(store.list(RECORDS)):  # newest first; stops at the first match

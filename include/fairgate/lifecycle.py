@@ -78,7 +78,8 @@ def collect(store: ArtifactStore, policy: Policy, run: RunInfo) -> dict[str, Any
     df = read_source(policy, interval=interval)
     written = store.put_new(f"{run.prefix}/snapshot.parquet", to_parquet_bytes(df))
     return {"key": written.key, "uri": written.uri, "sha256": written.sha256, "rows": len(df),
-            "columns": len(df.columns), "source": policy.source}
+            "columns": len(df.columns), "source": policy.source,
+            "period": [d.isoformat() for d in interval] if interval and policy.partitioned else None}
 
 
 # --- validate ------------------------------------------------------------------------------------
@@ -119,6 +120,15 @@ def bias_findings(measured: dict[str, dict[str, float]], policy: Policy) -> list
     return out
 
 
+def proxy_check(df: pd.DataFrame, policy: Policy) -> dict[str, Any]:
+    from fairgate.explain import proxy_check as check
+
+    try:
+        return check(df, policy)
+    except ValueError as exc:  # e.g. a column sklearn cannot encode
+        raise StageError(f"Proxy check failed: {exc}") from None
+
+
 def check_bias(store: ArtifactStore, policy: Policy, run: RunInfo, snapshot: dict[str, Any]) -> dict[str, Any]:
     """AIF360 dataset metrics per attribute and intersection; ``detected`` if any is outside policy."""
     from fairgate import aif360_adapter as aif
@@ -135,7 +145,9 @@ def check_bias(store: ArtifactStore, policy: Policy, run: RunInfo, snapshot: dic
             raise StageError(str(exc)) from None
         measured[comp.key] = aif.dataset_metrics(codes, y, comp)
     findings = bias_findings(measured, policy)
-    result = {"detected": bool(findings), "reasons": findings, "comparisons": measured}
+    proxies = proxy_check(df, policy)
+    result = {"detected": bool(findings), "reasons": findings, "comparisons": measured, "proxies": proxies,
+              "warnings": proxies["flagged"]}
     written = store.put(f"{run.prefix}/bias.json", _json(result))
     return {**result, "uri": written.uri}
 
@@ -174,7 +186,7 @@ def train(store: ArtifactStore, policy: Policy, run: RunInfo, snapshot: dict[str
     import numpy as np
     import pandas as pd
 
-    from fairgate import training
+    from fairgate import explain, training
 
     df = _load_snapshot(store, snapshot)
     codes, y = _codes_and_labels(df, policy)
@@ -190,24 +202,29 @@ def train(store: ArtifactStore, policy: Policy, run: RunInfo, snapshot: dict[str
         sample_weight = pd.read_parquet(io.BytesIO(w_data))["weight"].to_numpy()
         if len(sample_weight) != len(df):
             raise StageError(f"Weights have {len(sample_weight)} rows but the snapshot has {len(df)}.")
-    is_train = split == "train"
+    is_train, is_val = split == "train", split == "validation"
     model = training.fit(df[is_train], policy, sample_weight=None if sample_weight is None
                          else sample_weight[is_train])
-    is_val = split == "validation"
     scores, pred = training.predict(model, df[is_val], policy)
-    model_bytes = training.dump_model(model)
-    m = store.put(f"{run.prefix}/model.skops", model_bytes)
+    m = store.put(f"{run.prefix}/model.skops", training.dump_model(model))
     buf = io.BytesIO()
     training.split_frame(split, df, policy).to_parquet(buf, index=False)
     s = store.put(f"{run.prefix}/split.parquet", buf.getvalue())
-    return {
+    out = {
         "model_key": m.key, "model_uri": m.uri, "model_sha256": m.sha256,
         "split_key": s.key, "split_uri": s.uri, "split_sha256": s.sha256,
         "weighted": sample_weight is not None, "estimator": policy.estimator,
         "features": list(policy.features),
         "rows": {name: int((split == name).sum()) for name in training.SPLITS},
         "validation": training.performance(y[is_val], scores, pred),
+        "reference": explain.reference_record(df[is_train], policy),
     }
+    if sample_weight is not None:
+        # The same pipeline on the same rows without the weights, so the effect of reweighing is
+        # measured on the test rows rather than assumed.
+        b = store.put(f"{run.prefix}/unmitigated_model.skops", training.dump_model(training.fit(df[is_train], policy)))
+        out["unmitigated"] = {"model_key": b.key, "model_uri": b.uri, "model_sha256": b.sha256}
+    return out
 
 
 # --- gate ----------------------------------------------------------------------------------------
@@ -220,7 +237,7 @@ def evaluate(store: ArtifactStore, policy: Policy, run: RunInfo, snapshot: dict[
     import numpy as np
     import pandas as pd
 
-    from fairgate import gate, training
+    from fairgate import explain, gate, training
     from fairgate.groups import comparisons
     from fairgate.metrics import measure
 
@@ -230,21 +247,39 @@ def evaluate(store: ArtifactStore, policy: Policy, run: RunInfo, snapshot: dict[
     model = training.load_model_bytes(store.get(trained["model_key"]), expected_sha256=trained["model_sha256"],
                                       where=trained["model_uri"])
     codes, y = _codes_and_labels(test, policy)
-    scores, pred = training.predict(model, test, policy)
-    perf = training.performance(y, scores, pred)
-    fairness = measure(codes, y, pred, comparisons(policy), confidence=policy.confidence_level)
+    comps = comparisons(policy)
+
+    def assess(m) -> tuple[dict[str, Any], dict[str, Any], np.ndarray]:
+        scores, pred = training.predict(m, test, policy)
+        return (training.performance(y, scores, pred),
+                measure(codes, y, pred, comps, confidence=policy.confidence_level), pred)
+
+    def position(perf: dict[str, Any], fair: dict[str, Any]) -> dict[str, Any]:
+        """Where a model sits on the fairness-accuracy plane: its performance and each metric's value."""
+        return {**perf, "fairness": {k: {m: v["value"] for m, v in r["metrics"].items()} for k, r in fair.items()}}
+
+    perf, fairness, pred = assess(model)
+    compared = {"candidate": position(perf, fairness)}
+    importance = {"candidate": explain.importance(model, test, policy)}
+    if trained.get("unmitigated"):
+        u = trained["unmitigated"]
+        unmitigated = training.load_model_bytes(store.get(u["model_key"]), expected_sha256=u["model_sha256"],
+                                                where=u["model_uri"])
+        compared["unmitigated"] = position(*assess(unmitigated)[:2])
+        importance["unmitigated"] = explain.importance(unmitigated, test, policy)
 
     champion = None
     current = registry.production_version(store, policy.model_name)
     if current:
-        prod = registry.load_model(store, policy.model_name, current)
-        p_scores, p_pred = training.predict(prod, test, policy)
-        champion = {"version": current, **training.performance(y, p_scores, p_pred)}
+        p_perf, p_fair, _ = assess(registry.load_model(store, policy.model_name, current))
+        champion = {"version": current, **p_perf}
+        compared["production"] = {"version": current, **position(p_perf, p_fair)}
     decision = gate.decide(fairness, perf, policy, constant_predictor=len(np.unique(pred)) < 2, champion=champion)
     result = {
         "outcome": decision.outcome, "branch": gate.BRANCH[decision.outcome], "reasons": decision.reasons,
         "findings": decision.as_dict()["findings"], "performance": perf, "fairness": fairness,
         "champion": champion, "thresholds": {t.metric: t.describe() for t in policy.fairness_thresholds},
+        "comparison": compared, "importance": importance,
     }
     written = store.put(f"{run.prefix}/gate.json", _json(result))
     return {**result, "uri": written.uri, "sha256": written.sha256}
@@ -269,6 +304,7 @@ def deploy(store: ArtifactStore, policy: Policy, run: RunInfo, snapshot: dict[st
         "code_version": CODE_VERSION, "performance": gate_result["performance"],
         "fairness": {k: v["metrics"] for k, v in gate_result["fairness"].items()},
         "weighted": trained["weighted"], "estimator": trained["estimator"],
+        "reference": trained.get("reference"),
     }, card_md=card_md)
     version = manifest["version"]
     previous = expected[0]["version"] if expected[0] else None
@@ -298,11 +334,12 @@ def evidence_record(policy: Policy, run: RunInfo, *, decision: str, collect: dic
         "kind": "lifecycle", "run_id": run.run_id, "dag_id": run.dag_id, "run_type": run.run_type,
         "decision": decision, "model_name": policy.model_name,
         "policy": {"sha256": policy.sha256, "path": policy.path}, "code_version": CODE_VERSION,
-        "data": collect and {k: collect[k] for k in ("rows", "sha256", "uri", "source")},
+        "data": collect and {k: collect.get(k) for k in ("rows", "sha256", "uri", "source", "period")},
         "quality": quality and {k: quality[k] for k in ("passed", "rows", "checks", "failed", "failures", "uri",
                                                         "html_uri")},
         "bias": bias and {"detected": bias["detected"], "reasons": bias["reasons"],
-                          "comparisons": bias["comparisons"], "uri": bias["uri"]},
+                          "comparisons": bias["comparisons"], "uri": bias["uri"], "proxies": bias.get("proxies"),
+                          "warnings": bias.get("warnings", [])},
         "mitigation": (mitigation and {k: mitigation[k] for k in ("applied", "method", "after", "uri", "sha256",
                                                                   "max_abs_di_error")})
         or ({"applied": False, "reason": "disparity within policy"} if bias else None),
@@ -312,7 +349,10 @@ def evidence_record(policy: Policy, run: RunInfo, *, decision: str, collect: dic
         "performance": gate_result and gate_result["performance"],
         "fairness": fairness,
         "gate": gate_result and {"outcome": gate_result["outcome"], "reasons": gate_result["reasons"],
-                                 "uri": gate_result["uri"], "champion": gate_result["champion"]},
+                                 "uri": gate_result["uri"], "champion": gate_result["champion"],
+                                 "thresholds": gate_result.get("thresholds")},
+        "comparison": gate_result and gate_result.get("comparison"),
+        "importance": gate_result and gate_result.get("importance"),
         "review": review,
         "deployment": deployed,
         "report": report,

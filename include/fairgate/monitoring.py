@@ -21,7 +21,7 @@ import math
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
-from fairgate import evidence, registry
+from fairgate import evidence, explain, registry
 from fairgate.data import to_parquet_bytes
 from fairgate.lifecycle import CODE_VERSION, StageError
 
@@ -60,6 +60,17 @@ def incoming(policy: Policy, day: date, *, scenario: str | None = None) -> pd.Da
     return pd.concat([_read_file(f, policy.format) for f in files], ignore_index=True)
 
 
+REASONS = 3  # plain-language reasons stored with each prediction
+
+
+def _reference(store: ArtifactStore, policy: Policy, version: str, records: pd.DataFrame) -> dict[str, Any]:
+    """The typical record reasons are measured against: the one stored at deployment, else rebuilt."""
+    manifest, training_data = _deployed(store, policy, version)
+    if manifest.get("reference"):
+        return manifest["reference"]
+    return explain.reference_record(training_data if training_data is not None else records, policy)
+
+
 def score_day(store: ArtifactStore, policy: Policy, day: date, records: pd.DataFrame) -> dict[str, Any]:
     """Score ``records`` with the production model and write the day's prediction partition."""
     from fairgate import training
@@ -80,10 +91,14 @@ def score_day(store: ArtifactStore, policy: Policy, day: date, records: pd.DataF
     scores, decisions = training.predict(model, records, policy)
     keep = [policy.row_key, *policy.protected_columns, *[c for c in policy.features if c not in
                                                         policy.protected_columns]]
-    log = records[keep].copy()
+    log = records[keep].reset_index(drop=True)
     log.insert(1, "model_version", version)
     log["score"] = scores
     log["decision"] = decisions
+    reasons = explain.reason_codes(model, records, policy, _reference(store, policy, version, records))
+    for i in range(REASONS):
+        log[f"reason_{i + 1}"] = [r[i]["text"] if len(r) > i else None for r in reasons]
+    log["reasons"] = [json.dumps(r, default=str) for r in reasons]
     written = store.put(partition_key("predictions", day), to_parquet_bytes(log))
     out = {"day": day.isoformat(), "rows": len(log), "model_version": version, "uri": written.uri,
            "sha256": written.sha256, "selection_rate": float(decisions.mean())}
@@ -95,6 +110,32 @@ def score_day(store: ArtifactStore, policy: Policy, day: date, records: pd.DataF
         store.put(partition_key("labels", day), to_parquet_bytes(outcomes))
         out["labels_written"] = True
     return out
+
+
+def find_prediction(store: ArtifactStore, policy: Policy, row: str, *, day: date | None = None,
+                    days: int = 90) -> dict[str, Any] | None:
+    """The newest logged prediction for row key ``row`` (on ``day``, or in the last ``days`` partitions)."""
+    import pandas as pd
+
+    from fairgate.store import NotFoundError
+
+    if day:
+        keys = [partition_key("predictions", day)]
+    else:
+        keys = [k for k in store.list("predictions/date=") if k.endswith("/part.parquet")][-days:]
+    for key in reversed(keys):
+        try:
+            df = pd.read_parquet(io.BytesIO(store.get(key)))
+        except NotFoundError:
+            return None
+        match = df[df[policy.row_key].astype(str) == str(row)]
+        if len(match):
+            rec = match.iloc[-1]
+            return {"row": str(row), "date": key.split("date=")[1].split("/")[0],
+                    "model_version": rec["model_version"], "score": float(rec["score"]),
+                    "decision": int(rec["decision"]),
+                    "reasons": json.loads(rec["reasons"]) if "reasons" in rec and rec["reasons"] else []}
+    return None
 
 
 # --- audit ---------------------------------------------------------------------------------------

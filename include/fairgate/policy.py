@@ -133,6 +133,8 @@ class Policy:
     audit_daily_rows: int = 600
     audit_psi_threshold: float = 0.25
     audit_group_mix_psi_threshold: float = 0.1
+    proxy_auc_warning: float = 0.9
+    feature_labels: dict[str, str] = field(default_factory=dict)
     sha256: str = ""
     path: str = ""
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -292,6 +294,8 @@ def parse_policy(raw: Any) -> Policy:
         audit_daily_rows=audit.integer("daily_rows", default=600, minimum=1),
         audit_psi_threshold=audit.number("psi_threshold", default=0.25, minimum=0.0),
         audit_group_mix_psi_threshold=audit.number("group_mix_psi_threshold", default=0.1, minimum=0.0),
+        proxy_auc_warning=bias.fraction("proxy_auc_warning", default=0.9),
+        feature_labels=_labels(ds.mapping("feature_labels"), categorical + numeric),
     )
     if policy.test_size + policy.validation_size >= 0.9:
         raise PolicyError("Policy keys 'model.test_size' + 'model.validation_size' must leave at least 10% "
@@ -309,6 +313,17 @@ def parse_policy(raw: Any) -> Policy:
                 "'use_protected_as_features: true'."
             )
     return policy
+
+
+def _labels(raw: dict[str, Any], features: tuple[str, ...]) -> dict[str, str]:
+    unknown = sorted(set(raw) - set(features))
+    if unknown:
+        raise PolicyError(MSG_UNKNOWN.format(key="dataset.feature_labels", unknown=unknown, allowed=list(features)))
+    for col, label in raw.items():
+        if not isinstance(label, str) or not label.strip():
+            raise PolicyError(MSG_TYPE.format(key=f"dataset.feature_labels.{col}", expected="a non-empty string",
+                                              got=label))
+    return dict(raw)
 
 
 def _protected(raw: Any, key: str) -> ProtectedAttribute:

@@ -136,6 +136,8 @@ class CheckBiasOperator(_Stage, BaseBranchOperator):
         from fairgate import lifecycle
 
         summary = self.run_stage(context, lifecycle.check_bias, self.require(context, "collect_data"))
+        for warning in summary.get("warnings", []):
+            self.log.warning("Proxy check: %s", warning)
         if summary["detected"]:
             self.log.info("Routing to %s because %s", self.mitigate_task, "; ".join(summary["reasons"]))
             return self.mitigate_task
@@ -201,11 +203,16 @@ class HumanReviewOperator(_Stage, HITLBranchOperator):
         )
 
     def execute(self, context: Context):
-        from fairgate_airflow.review import review_body
+        from fairgate.report import run_report
+        from fairgate_airflow.review import report_link, review_body
 
-        policy = self.guarded(self.policy, context)
+        store, policy, run = self.store(), self.guarded(self.policy, context), self.run_info(context)
         self.response_timeout = timedelta(hours=policy.review_timeout_hours)
-        self.body = review_body(self.require(context, "fairness_gate"), self.upstream(context, "reweigh"))
+        # The report as it stands (record_evidence replaces it with the final one, at the same place).
+        interim = _record(self, context, policy, run, decision="awaiting_review")
+        written = store.put(f"{run.prefix}/report.html", run_report(interim, policy).encode())
+        self.body = review_body(self.require(context, "fairness_gate"), self.upstream(context, "reweigh"),
+                                report=report_link(run.dag_id, run.run_id, written.uri))
         return super().execute(context)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:

@@ -1,0 +1,147 @@
+"""The charts of the run report, the audit report and the Fairness view, drawn server-side.
+
+Each function takes parts of an evidence record and returns PNG bytes, so a report is one HTML
+file with its images inline that opens anywhere, offline, and looks the same in a year. matplotlib
+runs on its non-interactive Agg backend; nothing here needs a display.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+PRIVILEGED, UNPRIVILEGED, BAND = "#4c72b0", "#dd8452", "#55a868"
+
+
+def _figure(width: float, height: float) -> Figure:
+    from matplotlib.figure import Figure  # the object API: no pyplot state, safe in threads
+
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def base_rates(bias: dict[str, Any], mitigation: dict[str, Any] | None) -> bytes:
+    """Favourable-label rate of each group in the training data, before and (if run) after reweighing."""
+    comps = list((bias.get("comparisons") or {}).items())
+    after = (mitigation or {}).get("after") or {}
+    panels = [("before", dict(comps))] + ([("after reweighing", after)] if after else [])
+    fig = _figure(4.2 * len(panels) + 1, 0.55 * len(comps) + 1.6)
+    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    for ax, (title, data) in zip(axes, panels, strict=True):
+        keys = [k for k, _ in comps]
+        y = range(len(keys))
+        unpriv = [data.get(k, {}).get("base_rate_unprivileged", math.nan) for k in keys]
+        priv = [data.get(k, {}).get("base_rate_privileged", math.nan) for k in keys]
+        ax.barh([i + 0.2 for i in y], priv, height=0.4, color=PRIVILEGED, label="privileged")
+        ax.barh([i - 0.2 for i in y], unpriv, height=0.4, color=UNPRIVILEGED, label="unprivileged")
+        ax.set_yticks(list(y), keys)
+        ax.invert_yaxis()
+        ax.set_title(f"Favourable-label rate, {title}")
+        ax.set_xlabel("share of rows with the favourable label")
+    axes[0].legend(loc="lower right", fontsize="small")
+    return _png(fig)
+
+
+def fairness_intervals(fairness: dict[str, Any], thresholds: list[Any]) -> bytes:
+    """Each gated metric per comparison, its interval, and the policy's band of acceptable values."""
+    keys = list(fairness)
+    fig = _figure(3.3 * len(thresholds) + 1, 0.45 * len(keys) + 1.6)
+    axes = fig.subplots(1, len(thresholds), sharey=True, squeeze=False)[0]
+    for ax, t in zip(axes, thresholds, strict=True):
+        lo, hi = (t.min, t.max) if t.kind == "ratio_band" else (-t.max, t.max)
+        ax.axvspan(lo, hi, color=BAND, alpha=0.15, label="accepted by the policy")
+        for x in (lo, hi):
+            ax.axvline(x, color=BAND, lw=1)
+        ax.axvline(1.0 if t.kind == "ratio_band" else 0.0, color="#999", lw=0.8, ls=":")
+        for i, key in enumerate(keys):
+            m = fairness[key].get(t.metric) or {}
+            value, low, high = m.get("value"), m.get("ci_low"), m.get("ci_high")
+            if not _finite(value):
+                ax.text(lo, i, " not measurable", va="center", fontsize="small", color="#a00")
+                continue
+            inside = t.contains(value)
+            err = ([[value - low], [high - value]] if _finite(low) and _finite(high) else None)
+            ax.errorbar([value], [i], xerr=err, fmt="o", color="#222" if inside else "#c44e52", capsize=3)
+        ax.set_yticks(range(len(keys)), keys)
+        ax.set_ylim(len(keys) - 0.5, -0.5)
+        ax.set_title(f"{t.metric.replace('_', ' ')}\n{t.describe()}", fontsize="medium")
+    axes[0].legend(loc="lower left", fontsize="x-small")
+    return _png(fig)
+
+
+def tradeoff(points: dict[str, tuple[float | None, float | None]], *, label: str = "worst disparate impact",
+             band: tuple[float, float] | None = (0.8, 1.25), parity: float = 1.0) -> bytes:
+    """Each model the run measured as one point: (worst fairness value, balanced accuracy)."""
+    fig = _figure(5.5, 3.8)
+    ax = fig.subplots()
+    colors = {"candidate": "#c44e52", "unmitigated": "#8172b2", "production": PRIVILEGED}
+    if band:
+        ax.axvspan(*band, color=BAND, alpha=0.15, label="accepted by the policy")
+    ax.axvline(parity, color="#999", lw=0.8, ls=":")
+    for name, (worst, acc) in points.items():
+        if _finite(worst) and _finite(acc):
+            ax.scatter([worst], [acc], s=80, color=colors.get(name, "#333"), zorder=3)
+            ax.annotate(name, (worst, acc), textcoords="offset points", xytext=(8, 4))
+    ax.set_xlabel(f"{label} across comparisons")
+    ax.set_ylabel("balanced accuracy (held-out test)")
+    ax.set_title("Fairness–accuracy position of each model")
+    ax.margins(0.3)
+    return _png(fig)
+
+
+def importance(result: dict[str, Any], top: int = 10) -> bytes:
+    """Permutation importance per input column: overall bars, with each group's value as a marker."""
+    overall = result.get("overall") or {}
+    cols = sorted(overall, key=lambda c: -overall[c]["mean"])[:top]
+    fig = _figure(6.5, 0.35 * len(cols) + 1.6)
+    ax = fig.subplots()
+    ax.barh(range(len(cols)), [overall[c]["mean"] for c in cols],
+            xerr=[overall[c]["std"] for c in cols], color="#ccc", label="all test rows")
+    markers = ["o", "s", "^", "v", "D", "P", "X", "*"]
+    for i, (group, values) in enumerate((result.get("by_group") or {}).items()):
+        ax.scatter([values[c]["mean"] for c in cols], range(len(cols)), marker=markers[i % len(markers)],
+                   s=22, label=group, zorder=3)
+    ax.set_yticks(range(len(cols)), cols)
+    ax.invert_yaxis()
+    ax.axvline(0, color="#999", lw=0.8)
+    ax.set_xlabel(result.get("metric", "importance"))
+    ax.legend(fontsize="x-small", loc="lower right")
+    return _png(fig)
+
+
+def audit_trend(history: list[dict[str, Any]], metric: str = "disparate_impact",
+                band: tuple[float, float] | None = (0.8, 1.25)) -> bytes:
+    """One line per comparison of ``metric`` across the audits in ``history`` (oldest first)."""
+    dates = [h["date"] for h in history]
+    keys = sorted({k for h in history for k in (h.get("fairness") or {})})
+    fig = _figure(7.5, 3.6)
+    ax = fig.subplots()
+    if band:
+        ax.axhspan(*band, color=BAND, alpha=0.15, label="accepted by the policy")
+    for key in keys:
+        values = [(((h.get("fairness") or {}).get(key) or {}).get("metrics", {}).get(metric) or {}).get("value")
+                  for h in history]
+        ax.plot(range(len(dates)), [v if _finite(v) else math.nan for v in values], marker="o", ms=3, label=key)
+    degraded = [i for i, h in enumerate(history) if h.get("status") == "degraded"]
+    if degraded:
+        ax.scatter(degraded, [ax.get_ylim()[0]] * len(degraded), marker="^", color="#c44e52",
+                   label="degraded audit", zorder=3)
+    step = max(1, len(dates) // 8)
+    ax.set_xticks(range(0, len(dates), step), dates[::step], rotation=30, ha="right", fontsize="small")
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.set_title(f"Nightly audits: {metric.replace('_', ' ')} per comparison")
+    ax.legend(fontsize="x-small", loc="best")
+    return _png(fig)

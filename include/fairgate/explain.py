@@ -1,0 +1,245 @@
+"""Why a model decides what it decides, in three views.
+
+- :func:`importance`: permutation importance of each input column on held-out data, overall and
+  inside each protected group (a feature the model leans on for one group only shows up here).
+- :func:`reason_codes`: for one scored record, the few input columns that pushed its score most
+  towards the decision it got, in plain words for the person the decision is about.
+- :func:`proxy_check`: how well the model's input columns predict each protected attribute,
+  one column at a time and all together, so a stand-in for a protected attribute is caught in
+  the data stage rather than in an audit months later.
+
+All three work on the policy's input columns (``capital_gain``), never on the encoded columns the
+pipeline makes of them (``categorical__occupation_Sales``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
+
+    from fairgate.policy import Policy
+
+
+# --- reference record and contributions ----------------------------------------------------------
+
+def reference_record(df: pd.DataFrame, policy: Policy) -> dict[str, Any]:
+    """A typical record of the training data: the median of each numeric column, the mode of each other."""
+    ref: dict[str, Any] = {}
+    for col in policy.features:
+        if col in policy.numeric:
+            ref[col] = float(df[col].median())
+        else:
+            ref[col] = str(df[col].astype(str).mode().iloc[0])
+    return ref
+
+
+def _log_odds(model: Pipeline, X: pd.DataFrame) -> np.ndarray:
+    import numpy as np
+
+    p = np.clip(model.predict_proba(X)[:, 1], 1e-12, 1 - 1e-12)
+    return np.log(p / (1 - p))
+
+
+def contributions(model: Pipeline, records: pd.DataFrame, policy: Policy, reference: dict[str, Any]) -> pd.DataFrame:
+    """Each input column's push on each record's score, in log-odds.
+
+    The push of column *j* is the record's log-odds minus the log-odds of the same record with
+    column *j* set to its value in ``reference``. For a logistic regression this is exactly the
+    coefficient times the change in the encoded column(s); for other models it is the effect of
+    that one column with the others held fixed.
+    """
+    import pandas as pd
+
+    from fairgate.training import feature_frame
+
+    X = feature_frame(records, policy).reset_index(drop=True)
+    base = _log_odds(model, X)
+    out = {}
+    for col in policy.features:
+        swapped = X.copy()
+        swapped[col] = reference[col] if col in policy.numeric else str(reference[col])
+        out[col] = base - _log_odds(model, swapped)
+    return pd.DataFrame(out)
+
+
+def feature_label(policy: Policy, col: str) -> str:
+    """The plain name of an input column: the policy's ``dataset.feature_labels`` or the column spelled out."""
+    return policy.feature_labels.get(col) or col.replace("_", " ").replace("-", " ")
+
+
+def _number(x: float) -> str:
+    return f"{x:,.0f}" if float(x).is_integer() else f"{x:,.2f}"
+
+
+def describe(policy: Policy, col: str, value: Any, typical: Any, push: float) -> str:
+    """One reason in plain words, e.g. "Capital gain of 15,024 (typical: 0) raised the score"."""
+    name = feature_label(policy, col)
+    effect = "raised" if push > 0 else "lowered"
+    if col in policy.numeric:
+        value, typical = float(value), float(typical)
+        where = "above" if value > typical else "below" if value < typical else "at"
+        text = f"{name} of {_number(value)} ({where} the typical {_number(typical)})"
+    else:
+        text = f"{name} is {value} (most common: {typical})"
+    return f"{text[0].upper()}{text[1:]} {effect} the score"
+
+
+def reason_codes(model: Pipeline, records: pd.DataFrame, policy: Policy, reference: dict[str, Any], *,
+                 top: int = 3) -> list[list[dict[str, Any]]]:
+    """For each record, up to ``top`` columns that pushed its score towards the decision it got.
+
+    A favourable decision lists the largest positive pushes, an unfavourable one the largest
+    negative pushes (the "principal reasons" of an adverse-action notice). Each reason holds the
+    column, its value, the typical value, the push in log-odds and the sentence for end users.
+    """
+    import numpy as np
+
+    from fairgate.training import predict
+
+    push = contributions(model, records, policy, reference)
+    _, decisions = predict(model, records, policy)
+    cols = np.array(push.columns)
+    values = push.to_numpy()
+    rows = records.reset_index(drop=True)
+    out = []
+    for i, decision in enumerate(decisions):
+        signed = values[i] if decision == 1 else -values[i]
+        order = [j for j in np.argsort(-signed, kind="stable") if signed[j] > 1e-9][:top]
+        out.append([{"feature": str(cols[j]), "value": _plain(rows.at[i, cols[j]]),
+                     "typical": reference[cols[j]], "push": float(values[i, j]),
+                     "text": describe(policy, cols[j], rows.at[i, cols[j]], reference[cols[j]], values[i, j])}
+                    for j in order])
+    return out
+
+
+def _plain(x: Any) -> Any:
+    return x.item() if hasattr(x, "item") else x
+
+
+# --- permutation importance ----------------------------------------------------------------------
+
+def importance(model: Pipeline, test: pd.DataFrame, policy: Policy, *, repeats: int = 5,
+               min_rows: int = 50) -> dict[str, Any]:
+    """Permutation importance (drop in ROC AUC when one input column is shuffled) on held-out rows.
+
+    Each column is shuffled across all test rows ``repeats`` times; every shuffled prediction is
+    scored on all rows (``overall``) and inside each protected attribute's privileged and
+    unprivileged rows (``by_group``), so all groups see the same perturbation. A group with
+    fewer than ``min_rows`` rows or one label class is listed under ``skipped`` instead.
+    """
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    from fairgate.groups import group_codes
+    from fairgate.training import feature_frame, labels
+
+    X = feature_frame(test, policy).reset_index(drop=True)
+    y = labels(test, policy)
+    codes = group_codes(test.reset_index(drop=True), policy)
+    masks = {"overall": np.ones(len(X), dtype=bool)}
+    skipped = {}
+    for attr in policy.protected:
+        for code, side in ((0, "unprivileged"), (1, "privileged")):
+            mask = codes[attr.column].to_numpy() == code
+            if mask.sum() < min_rows or len(np.unique(y[mask])) < 2:
+                skipped[f"{attr.column}={side}"] = (f"{int(mask.sum())} rows" if mask.sum() < min_rows
+                                                    else "one label class only")
+            else:
+                masks[f"{attr.column}={side}"] = mask
+    if len(np.unique(y)) < 2:
+        raise ValueError(f"Column {policy.label!r} has one class in the test rows; ROC AUC is undefined.")
+
+    def auc(scores: np.ndarray) -> dict[str, float]:
+        return {name: roc_auc_score(y[m], scores[m]) for name, m in masks.items()}
+
+    base = auc(model.predict_proba(X)[:, 1])
+    rng = np.random.default_rng(policy.seed)
+    drops: dict[str, dict[str, list[float]]] = {name: {} for name in masks}
+    for col in X.columns:
+        for _ in range(repeats):
+            shuffled = X.copy()
+            shuffled[col] = X[col].to_numpy()[rng.permutation(len(X))]
+            for name, value in auc(model.predict_proba(shuffled)[:, 1]).items():
+                drops[name].setdefault(col, []).append(base[name] - value)
+    summary = {name: {col: {"mean": float(np.mean(d)), "std": float(np.std(d))} for col, d in cols.items()}
+               for name, cols in drops.items()}
+    return {"metric": "drop in ROC AUC", "repeats": repeats, "rows": len(X), "overall": summary.pop("overall"),
+            "by_group": summary, "skipped": skipped}
+
+
+# --- proxy check ---------------------------------------------------------------------------------
+
+def _out_of_fold_lookup(values: pd.Series, target: np.ndarray, folds: np.ndarray) -> np.ndarray:
+    """Score each row by the target mean of its value in the other folds (a one-column classifier)."""
+    import numpy as np
+    import pandas as pd
+
+    prior = float(target.mean())
+    scores = np.empty(len(target))
+    for k in np.unique(folds):
+        fit, held = folds != k, folds == k
+        means = pd.Series(target[fit]).groupby(values[fit].to_numpy()).mean()
+        scores[held] = values[held].map(means).fillna(prior).to_numpy(dtype=float)
+    return scores
+
+
+def proxy_check(df: pd.DataFrame, policy: Policy, *, n_folds: int = 5) -> dict[str, Any]:
+    """Cross-validated ROC AUC of predicting each protected attribute from the model's inputs.
+
+    Per input column, the classifier is a lookup table of the attribute's rate per value (numeric
+    columns in 20 quantile bins), fitted out of fold; for all columns together it is a logistic
+    regression on the same encoding the model uses. A column whose AUC reaches the policy's
+    ``bias.proxy_auc_warning`` is flagged: the model can learn the attribute through it even
+    though the attribute itself is not an input. AUC 0.5 means no information; 1.0 means the
+    column reveals the attribute exactly.
+    """
+    import numpy as np
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from fairgate.groups import group_codes
+    from fairgate.training import feature_frame
+
+    inputs = [c for c in policy.features if c not in policy.protected_columns]
+    X = feature_frame(df, policy)[inputs].reset_index(drop=True)
+    codes = group_codes(df.reset_index(drop=True), policy)
+    binned = {}
+    for col in inputs:
+        if col in policy.numeric:
+            binned[col] = pd.qcut(X[col].astype(float), q=20, duplicates="drop").astype(str)
+        else:
+            binned[col] = X[col]
+    threshold = policy.proxy_auc_warning
+    result: dict[str, Any] = {"threshold": threshold, "folds": n_folds, "attributes": {}, "flagged": []}
+    for attr in policy.protected:
+        target = codes[attr.column].to_numpy()
+        minority = int(min(target.sum(), len(target) - target.sum()))
+        if minority < n_folds:
+            result["attributes"][attr.column] = {"skipped": f"only {minority} rows in the smaller group"}
+            continue
+        splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=policy.seed)
+        folds = np.empty(len(target), dtype=int)
+        for k, (_, held) in enumerate(splitter.split(X, target)):
+            folds[held] = k
+        per_column = {col: float(roc_auc_score(target, _out_of_fold_lookup(binned[col], target, folds)))
+                      for col in inputs}
+        encode = ColumnTransformer(
+            [("categorical", OneHotEncoder(handle_unknown="ignore"), [c for c in inputs if c not in policy.numeric]),
+             ("numeric", StandardScaler(), [c for c in inputs if c in policy.numeric])])
+        combined = cross_val_score(Pipeline([("features", encode), ("classifier", LogisticRegression(max_iter=1000))]),
+                                   X, target, cv=splitter, scoring="roc_auc")
+        flagged = sorted((c for c, auc in per_column.items() if auc >= threshold), key=lambda c: -per_column[c])
+        result["attributes"][attr.column] = {"per_column": per_column, "all_columns": float(combined.mean()),
+                                             "flagged": flagged}
+        result["flagged"] += [f"{col} predicts {attr.column} with AUC {per_column[col]:.3f} (warning at "
+                              f"{threshold:g})" for col in flagged]
+    return result

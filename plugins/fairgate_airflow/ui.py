@@ -1,0 +1,92 @@
+"""The Fairness view: a FastAPI app the Airflow API server mounts at ``/fairgate``.
+
+Airflow does not put a plugin's FastAPI app behind its login, so every route here depends on
+:func:`signed_in_user`, which accepts exactly what Airflow's own API accepts (the UI's session
+cookie or an ``Authorization: Bearer`` token, checked by the configured auth manager) and
+answers 401 otherwise. Pages are rendered server-side from the artifact store.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+
+LOGIN_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Sign in required</title></head>
+<body style="font-family:sans-serif;margin:2em"><h1>Sign in to Airflow first</h1>
+<p>The Fairgate view shows model decisions and audits to signed-in Airflow users only.
+<a href="/auth/login">Sign in</a>, then open this page again.</p></body></html>"""
+
+
+async def signed_in_user(request: Request) -> Any:
+    """The Airflow user behind the request's token, or a 401 (403 for an invalid token)."""
+    from airflow.api_fastapi.core_api.security import bearer_scheme, get_user
+
+    return await get_user(request, None, await bearer_scheme(request))
+
+
+User = Annotated[Any, Depends(signed_in_user)]
+
+app = FastAPI(title="Fairgate", description="Fairness view of the Fairgate lifecycle", docs_url=None,
+              redoc_url=None, openapi_url=None)
+
+
+@app.exception_handler(HTTPException)
+async def _refuse(request: Request, exc: HTTPException):
+    if exc.status_code in (401, 403) and "text/html" in request.headers.get("accept", ""):
+        return HTMLResponse(LOGIN_PAGE, status_code=exc.status_code)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+
+
+def _store():
+    from fairgate_airflow.settings import artifact_store
+
+    return artifact_store()
+
+
+def _name(user: Any) -> str:
+    getter = getattr(user, "get_name", None)
+    return str(getter() if getter else user)
+
+
+@app.get("/", response_class=HTMLResponse)
+def fairness_view(user: User) -> str:
+    from fairgate.overview import overview, overview_html
+    from fairgate.policy import load_policy
+
+    policy = load_policy()
+    bands = {t.metric: (t.min, t.max) for t in policy.fairness_thresholds if t.kind == "ratio_band"}
+    return overview_html(overview(_store(), today=datetime.now(UTC).date()), user=_name(user), thresholds=bands)
+
+
+@app.get("/api/overview")
+def fairness_overview(user: User) -> dict[str, Any]:
+    from fairgate.overview import overview
+
+    return {"user": _name(user), **overview(_store(), today=datetime.now(UTC).date())}
+
+
+def _page(key: str, what: str) -> HTMLResponse:
+    from fairgate.store import NotFoundError
+
+    try:
+        return HTMLResponse(_store().get(key).decode())
+    except NotFoundError:
+        raise HTTPException(404, f"No {what} is stored yet.") from None
+
+
+@app.get("/report/run/{dag_id}/{run_id}", response_class=HTMLResponse)
+def run_report(dag_id: str, run_id: str, user: User) -> HTMLResponse:
+    from fairgate.lifecycle import RunInfo
+
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", dag_id):
+        raise HTTPException(404, "No such DAG.")
+    return _page(f"{RunInfo(dag_id=dag_id, run_id=run_id).prefix}/report.html", f"report for run {run_id}")
+
+
+@app.get("/report/audit/{day}", response_class=HTMLResponse)
+def audit_report(day: date, user: User) -> HTMLResponse:
+    return _page(f"audits/date={day.isoformat()}/report.html", f"audit report for {day}")
