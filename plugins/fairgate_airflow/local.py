@@ -103,6 +103,15 @@ def answer_review(dag_id: str, run_id: str, choice: str, rationale: str, *, task
     return resp.json()
 
 
+def review_request(dag_id: str, run_id: str, *, task_id: str = "human_review") -> dict[str, Any]:
+    """What the reviewer is shown (subject, body, options, form) for a waiting review."""
+    with _api() as client:
+        resp = client.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails")
+    if resp.status_code != 200:
+        raise RuntimeError(f"Reading the review request failed: HTTP {resp.status_code} {resp.text}")
+    return resp.json()
+
+
 def awaiting_review(dag_id: str, task_id: str = "human_review") -> str | None:
     """The run id of a ``task_id`` instance that waits for human input, if any (via the REST API)."""
     with _api() as client:
@@ -122,6 +131,7 @@ class Reviewer(threading.Thread):
         self.dag_id, self.choice, self.rationale = dag_id, choice, rationale
         self.wait_s, self.timeout_s = wait_s, timeout_s
         self.answered: dict[str, Any] | None = None
+        self.request: dict[str, Any] | None = None
         self.error: BaseException | None = None
         self._halt = threading.Event()
 
@@ -131,6 +141,7 @@ class Reviewer(threading.Thread):
             try:
                 run_id = awaiting_review(self.dag_id)
                 if run_id:
+                    self.request = review_request(self.dag_id, run_id)
                     time.sleep(self.wait_s)
                     self.answered = answer_review(self.dag_id, run_id, self.choice, self.rationale)
                     return

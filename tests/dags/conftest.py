@@ -34,6 +34,7 @@ def run_dag(dag, *, review: tuple[str, str] | None = None):
         reviewer.stop()
         reviewer.join(5)
         assert reviewer.answered, f"the review was never answered (last error: {reviewer.error!r})"
+        dr.review_request = reviewer.request
     return dr
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
+from html.parser import HTMLParser
 
 import pandas as pd
 import pytest
@@ -67,6 +69,90 @@ def test_adult_default_policy(lifecycle_dag, store, write_policy):
     from fairgate.cli import main
 
     assert main(["verify-log"]) == 0
+    _check_report_and_card(store, rec, test, policy)
+
+
+class _Tables(HTMLParser):
+    """Every <table> of a page as rows of cell texts."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables, self._cell = [], None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr" and self.tables:
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self._cell = ""
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell += data
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self.tables[-1][-1].append(self._cell.strip())
+            self._cell = None
+
+
+def _numbers(text):
+    return [float(x) for x in re.findall(r"-?\d+\.\d+", text)]
+
+
+def _check_report_and_card(store, rec, test, policy):
+    """The report and card carry the evidence record's numbers, and every chart is a real image."""
+    import base64
+
+    from matplotlib.image import imread
+
+    page = file_of(store, rec["report"]["uri"]).decode()
+    parser = _Tables()
+    parser.feed(page)
+    fairness_table = next(t for t in parser.tables if t[0][:3] == ["comparison", "n unpriv / priv", "DI"])
+    assert {row[0] for row in fairness_table[1:]} == set(rec["fairness"])
+    metrics = ["disparate_impact", "statistical_parity_difference", "equal_opportunity_difference",
+               "average_odds_difference", "false_positive_rate_difference", "false_negative_rate_difference"]
+    for row in fairness_table[1:]:
+        res = rec["fairness"][row[0]]
+        assert row[1] == f"{res['counts']['unprivileged']['n']:.0f} / {res['counts']['privileged']['n']:.0f}"
+        for cell, metric in zip(row[2:], metrics, strict=True):
+            shown = _numbers(cell)
+            recorded = [res[metric][k] for k in ("value", "ci_low", "ci_high")]
+            assert shown == pytest.approx(recorded, abs=5e-5), (row[0], metric)
+    compared = next(t for t in parser.tables if t[0][0] == "model")
+    by_model = {row[0]: _numbers(" ".join(row[1:4])) for row in compared[1:]}
+    assert set(by_model) == {"candidate", "unmitigated"}
+    for name, shown in by_model.items():
+        pos = rec["comparison"][name]
+        assert shown == pytest.approx([pos["accuracy"], pos["balanced_accuracy"], pos["roc_auc"]], abs=5e-5)
+    # The candidate's numbers in the comparison are the gate's own; the unmitigated twin is a different model.
+    assert rec["comparison"]["candidate"]["accuracy"] == rec["performance"]["accuracy"]
+    assert rec["comparison"]["unmitigated"]["fairness"]["sex"]["disparate_impact"] != pytest.approx(
+        rec["comparison"]["candidate"]["fairness"]["sex"]["disparate_impact"], abs=1e-3)
+
+    images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([^"]+)"', page)
+    # base rates, fairness-accuracy position, metric intervals, importance of each of the two models
+    assert len(images) == 5
+    for alt, data in images:
+        png = base64.b64decode(data)
+        assert png[:8] == b"\x89PNG\r\n\x1a\n", alt
+        pixels = imread(io.BytesIO(png))
+        assert pixels.shape[0] > 200 and pixels.shape[1] > 300 and pixels.std() > 0.05, alt
+
+    card = file_of(store, rec["model_card"]["uri"]).decode()
+    for section in ("Model details", "Intended use", "Factors", "Metrics", "Evaluation data", "Training data",
+                    "Quantitative analyses", "Ethical considerations and caveats", "Approval"):
+        assert f"## {section}\n" in card and f"<h2>{section}</h2>" in page
+    perf = rec["performance"]
+    assert re.search(r"Accuracy (\d\.\d+)", card).group(1) == f"{perf['accuracy']:.4f}"
+    assert f"{rec['data']['rows']} rows, sha256 `{rec['data']['sha256']}`" in card
+    assert f"({len(test)} rows)" in card
+    # the fairness table's row (the proxy table has a "| sex |" row too, without group counts)
+    sex_row = next(line for line in card.splitlines() if re.match(r"\| sex \| \d+ / \d+ \|", line))
+    assert _numbers(sex_row)[:3] == pytest.approx(
+        [rec["fairness"]["sex"]["disparate_impact"][k] for k in ("value", "ci_low", "ci_high")], abs=5e-5)
 
 
 def test_deploy_outcome(deployed):
@@ -108,6 +194,14 @@ def test_review_answered_through_the_rest_api(lifecycle_dag, deployed, tmp_path,
     assert dr.state == "success"
     rec = record_of(store, dr)
     assert rec["gate"]["outcome"] == "review"
+    # What the reviewer was shown: the gate's reasons, the metrics table and a link to the run report.
+    body = dr.review_request["body"]
+    assert all(reason in body for reason in rec["gate"]["reasons"])
+    assert "| sex |" in body and f"{rec['performance']['accuracy']:.4f}" in body
+    from fairgate.overview import run_report_path
+
+    assert f"/fairgate/{run_report_path(DAG_ID, dr.run_id)}" in body
+    assert rec["report"]["uri"] in body  # the stored copy; record_evidence replaced it with the final one
     assert rec["review"]["choice"] == choice and rec["review"]["rationale"] == rationale
     assert rec["review"]["reviewer"]
     assert rec["decision"] == decision

@@ -1,0 +1,151 @@
+"""Reason codes, permutation importance and the proxy check, each against an independent computation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from tests.conftest import default_policy_dict
+
+from fairgate import explain, training
+from fairgate.policy import parse_policy
+
+THRESHOLDS = {"disparate_impact": {"kind": "ratio_band", "min": 0.8, "max": 1.25}}
+
+
+def _tiny_policy():
+    return parse_policy({
+        "model_name": "tiny",
+        "dataset": {"source": "unused.csv", "label": "approved", "favorable_label": "yes", "row_key": "id",
+                    "features": {"categorical": ["job_type"], "numeric": ["income_k", "tenure"]},
+                    "feature_labels": {"job_type": "type of job", "income_k": "income in thousands"}},
+        "protected_attributes": [{"column": "sex", "privileged": ["M"], "allowed": ["M", "F"]}],
+        "bias": {"thresholds": THRESHOLDS},
+        "fairness": {"thresholds": THRESHOLDS, "min_group_size": 5, "min_positives": 1},
+        "model": {"estimator": "logistic_regression", "params": {"max_iter": 1000}},
+    })
+
+
+def _tiny_frame(n=2000, seed=0):
+    rng = np.random.default_rng(seed)
+    job = rng.choice(["clerk", "engineer", "seasonal"], size=n, p=[0.5, 0.4, 0.1])
+    income = rng.normal(50, 15, n)
+    tenure = rng.integers(0, 20, n).astype(float)
+    logit = 0.08 * (income - 50) + 0.1 * (tenure - 10) + np.select([job == "engineer", job == "seasonal"],
+                                                                    [1.0, -2.5], 0.0)
+    approved = np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), "yes", "no")
+    return pd.DataFrame({"id": np.arange(n), "job_type": job, "income_k": income, "tenure": tenure,
+                         "sex": rng.choice(["M", "F"], n), "approved": approved})
+
+
+def _linear_push(model, policy, record, reference):
+    """Each column's push straight from the fitted coefficients: coef x change in the encoded input."""
+    pre, clf = model.named_steps["features"], model.named_steps["classifier"]
+    coef = dict(zip(pre.get_feature_names_out(), clf.coef_[0], strict=True))
+    scaler = pre.named_transformers_["numeric"]
+    push = {}
+    for i, col in enumerate(c for c in policy.features if c in policy.numeric):
+        push[col] = coef[f"numeric__{col}"] * (record[col] - reference[col]) / scaler.scale_[i]
+    for col in (c for c in policy.features if c not in policy.numeric):
+        push[col] = coef[f"categorical__{col}_{record[col]}"] - coef[f"categorical__{col}_{reference[col]}"]
+    return push
+
+
+@pytest.mark.parametrize("record,expected_decision", [
+    ({"job_type": "seasonal", "income_k": 48.0, "tenure": 9.0}, 0),   # the job category dominates
+    ({"job_type": "clerk", "income_k": 20.0, "tenure": 10.0}, 0),     # low income dominates
+    ({"job_type": "engineer", "income_k": 52.0, "tenure": 19.0}, 1),  # favourable: its main reasons
+])
+def test_top_reason_is_the_one_the_coefficients_say(record, expected_decision):
+    policy = _tiny_policy()
+    df = _tiny_frame()
+    model = training.fit(df, policy)
+    reference = explain.reference_record(df, policy)
+    assert reference["job_type"] == "clerk" and reference["tenure"] == df["tenure"].median()
+
+    row = pd.DataFrame([{**record, "id": 1, "sex": "F", "approved": "no"}])
+    reasons = explain.reason_codes(model, row, policy, reference)[0]
+    push = _linear_push(model, policy, record, reference)
+    sign = 1 if expected_decision == 1 else -1
+    expected = max(push, key=lambda c: sign * push[c])
+    assert training.predict(model, row, policy)[1][0] == expected_decision
+    assert reasons[0]["feature"] == expected
+    for r in reasons:
+        assert r["push"] == pytest.approx(push[r["feature"]], abs=1e-6)
+        assert sign * r["push"] > 0  # only factors that pushed towards the decision are listed
+    assert [r["feature"] for r in reasons] == sorted(push, key=lambda c: -sign * push[c])[:len(reasons)]
+
+
+def test_reason_text_is_plain_words():
+    policy = _tiny_policy()
+    df = _tiny_frame()
+    model = training.fit(df, policy)
+    reference = explain.reference_record(df, policy)
+    rows = _tiny_frame(n=200, seed=1)
+    texts = [r["text"] for rs in explain.reason_codes(model, rows, policy, reference) for r in rs]
+    assert texts
+    for text in texts:
+        assert "__" not in text and "income_k" not in text and "job_type" not in text
+        assert text.endswith(("raised the score", "lowered the score"))
+    assert any(t.startswith("Income in thousands of ") for t in texts)
+    assert any(t.startswith("Type of job is seasonal (most common: clerk)") for t in texts)
+
+
+def test_a_record_at_the_reference_has_no_reasons():
+    policy = _tiny_policy()
+    df = _tiny_frame()
+    model = training.fit(df, policy)
+    reference = explain.reference_record(df, policy)
+    row = pd.DataFrame([{**reference, "id": 1, "sex": "F", "approved": "no"}])
+    assert explain.reason_codes(model, row, policy, reference) == [[]]
+
+
+@pytest.fixture(scope="module")
+def adult():
+    from fairgate.data import read_source
+
+    policy = parse_policy(default_policy_dict())
+    return policy, read_source(policy)
+
+
+def test_permutation_importance_agrees_with_scikit_learn(adult):
+    from sklearn.inspection import permutation_importance
+
+    policy, df = adult
+    model = training.fit(df.iloc[:15000], policy)
+    test = df.iloc[15000:21000]
+    ours = explain.importance(model, test, policy, repeats=5)
+    theirs = permutation_importance(model, training.feature_frame(test, policy), training.labels(test, policy),
+                                    scoring="roc_auc", n_repeats=5, random_state=0)
+    reference = dict(zip(training.feature_frame(test, policy).columns, theirs.importances_mean, strict=True))
+    for col, value in reference.items():
+        assert ours["overall"][col]["mean"] == pytest.approx(value, abs=0.006), col
+    top = sorted(reference, key=lambda c: -reference[c])[:3]
+    assert sorted(ours["overall"], key=lambda c: -ours["overall"][c]["mean"])[:3] == top
+    assert set(ours["by_group"]) == {"sex=unprivileged", "sex=privileged", "race=unprivileged", "race=privileged"}
+
+
+def test_proxy_check_flags_an_engineered_stand_in_and_not_the_adult_inputs(adult):
+    policy, df = adult
+    measured = explain.proxy_check(df, policy)
+    assert measured["flagged"] == []
+    per_column = measured["attributes"]["sex"]["per_column"]
+    assert max(per_column.values()) < policy.proxy_auc_warning
+    # relationship (husband / wife) is the strongest single stand-in for sex in Adult
+    assert max(per_column, key=per_column.get) == "relationship"
+    assert 0.5 <= measured["attributes"]["race"]["all_columns"] < measured["attributes"]["sex"]["all_columns"]
+
+    # A postcode-like column equal to sex for 95% of rows: a binary score with TPR 0.95 and
+    # FPR 0.05 has ROC AUC (0.95 + 0.95) / 2 = 0.95.
+    rng = np.random.default_rng(7)
+    male = (df["sex"] == "Male").to_numpy()
+    flip = rng.random(len(df)) < 0.05
+    raw = default_policy_dict()
+    raw["dataset"]["features"]["categorical"].append("postcode_area")
+    engineered = parse_policy(raw)
+    measured = explain.proxy_check(df.assign(postcode_area=np.where(male ^ flip, "north", "south")), engineered)
+    auc = measured["attributes"]["sex"]["per_column"]["postcode_area"]
+    assert auc == pytest.approx(0.95, abs=0.01)
+    assert measured["attributes"]["sex"]["flagged"] == ["postcode_area"]
+    assert measured["flagged"] and "postcode_area predicts sex" in measured["flagged"][0]
+    assert measured["attributes"]["race"]["flagged"] == []
