@@ -361,8 +361,11 @@ def _v(x: Any) -> str:
 
 
 def audit_report(result: dict[str, Any], history: list[dict[str, Any]]) -> str:
-    """HTML page: per-group rates with intervals, the trend of each metric, the drift table."""
+    """HTML page: per-group rates with intervals, the trend of each metric (chart and table), the drift table."""
+    import base64
     import html
+
+    from fairgate import charts
 
     esc = html.escape
     rows = []
@@ -380,6 +383,8 @@ def audit_report(result: dict[str, Any], history: list[dict[str, Any]]) -> str:
         cells = "".join(f"<td>{_v(v)}</td>" for v in values)
         trend_rows.append(f"<tr><td>{esc(k)}</td><td>{esc(m)}</td>{cells}</tr>")
     dates = "".join(f"<th>{esc(h['date'])}<br>{esc(h['status'])}</th>" for h in history)
+    trend_chart = (f'<img alt="trend of disparate impact" style="max-width:100%" src="data:image/png;base64,'
+                   f'{base64.b64encode(charts.audit_trend(history)).decode()}">' if history else "")
     drift = "".join(f"<tr><td>{esc(k)}</td><td>{_v(v)}</td></tr>" for k, v in (result.get("drift") or {}).items())
     reasons = "".join(f"<li>{esc(r)}</li>" for r in result.get("reasons", []) + result.get("insufficient", []))
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Audit {esc(result['date'])}</title>
@@ -391,7 +396,7 @@ days; model {esc(', '.join(v[:12] for v in result.get('model_versions', [])))}.<
 <h2>Per-group metrics (value, interval, selection rate unprivileged / privileged)</h2>
 <table><tr><th>comparison</th><th>metric</th><th>value</th><th>interval</th><th>selection u / p</th></tr>
 {''.join(rows)}</table>
-<h2>Trend over the last {len(history)} audits</h2><table><tr><th>comparison</th><th>metric</th>{dates}</tr>
+<h2>Trend over the last {len(history)} audits</h2>{trend_chart}<table><tr><th>comparison</th><th>metric</th>{dates}</tr>
 {''.join(trend_rows)}</table>
 <h2>Drift against the training data (PSI)</h2><table><tr><th>feature</th><th>PSI</th></tr>{drift}</table>
 </body></html>"""

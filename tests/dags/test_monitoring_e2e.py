@@ -136,3 +136,40 @@ def test_proxy_drift_moves_the_proxy_features(dags, monitored):
     assert drift["relationship"] > 0.05 and drift["marital_status"] > 0.05
     for untouched in ("age", "education_num", "hours_per_week", "workclass"):
         assert drift[untouched] < drift["marital_status"] / 5, untouched
+
+
+def test_scored_records_carry_reasons_and_fairgate_explain_prints_them(dags, monitored, capsys):
+    """Reason codes stored with each prediction match the deployed model's coefficients."""
+    import io
+
+    import pandas as pd
+    from tests.unit.test_explain import _linear_push
+
+    from fairgate import registry
+    from fairgate.cli import main
+    from fairgate.policy import load_policy
+
+    store = monitored
+    score(dags, 0)
+    policy = load_policy()
+    log = pd.read_parquet(io.BytesIO(store.get("predictions/date=2026-03-01/part.parquet")))
+    version = log["model_version"].iloc[0]
+    model = registry.load_model(store, policy.model_name, version)
+    reference = registry.read_manifest(store, policy.model_name, version)["reference"]
+    for _, row in log.head(25).iterrows():
+        reasons = json.loads(row["reasons"])
+        push = _linear_push(model, policy, row, reference)
+        sign = 1 if row["decision"] == 1 else -1
+        assert reasons and reasons[0]["feature"] == max(push, key=lambda c: sign * push[c])
+        assert row["reason_1"] == reasons[0]["text"]
+        assert not any(col in row["reason_1"] for col in policy.features if "_" in col)
+
+    row = log.iloc[3]
+    assert main(["explain", str(row[policy.row_key]), "--date", "2026-03-01"]) == 0
+    out = capsys.readouterr().out
+    assert f"by model {version[:12]}" in out and row["reason_1"] in out
+    assert main(["explain", str(row[policy.row_key]), "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found["score"] == pytest.approx(row["score"]) and found["reasons"] == json.loads(row["reasons"])
+    assert main(["explain", "no-such-row"]) == 1
+    assert "No prediction for row_id 'no-such-row'" in capsys.readouterr().err
