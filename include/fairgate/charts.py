@@ -122,26 +122,41 @@ def importance(result: dict[str, Any], top: int = 10) -> bytes:
     return _png(fig)
 
 
-def audit_trend(history: list[dict[str, Any]], metric: str = "disparate_impact",
-                band: tuple[float, float] | None = (0.8, 1.25)) -> bytes:
-    """One line per comparison of ``metric`` across the audits in ``history`` (oldest first)."""
+def audit_trend(history: list[dict[str, Any]], thresholds: list[Any] | None = None) -> bytes:
+    """One panel per gated metric, one line per comparison across the audits in ``history`` (oldest first).
+
+    The policy's band is shaded; the y-axis follows the data, so a wide band does not flatten the lines.
+    """
+    metrics = [t.metric for t in thresholds] if thresholds else ["disparate_impact"]
+    bands = {t.metric: ((t.min, t.max) if t.kind == "ratio_band" else (-t.max, t.max)) for t in thresholds or []}
     dates = [h["date"] for h in history]
     keys = sorted({k for h in history for k in (h.get("fairness") or {})})
-    fig = _figure(7.5, 3.6)
-    ax = fig.subplots()
-    if band:
-        ax.axhspan(*band, color=BAND, alpha=0.15, label="accepted by the policy")
-    for key in keys:
-        values = [(((h.get("fairness") or {}).get(key) or {}).get("metrics", {}).get(metric) or {}).get("value")
-                  for h in history]
-        ax.plot(range(len(dates)), [v if _finite(v) else math.nan for v in values], marker="o", ms=3, label=key)
+    fig = _figure(4.0 * min(len(metrics), 2) + 1.5, 3.0 * math.ceil(len(metrics) / 2) + 0.6)
+    axes = fig.subplots(math.ceil(len(metrics) / 2), min(len(metrics), 2), squeeze=False, sharex=True).ravel()
+    step = max(1, len(dates) // 6)
     degraded = [i for i, h in enumerate(history) if h.get("status") == "degraded"]
-    if degraded:
-        ax.scatter(degraded, [ax.get_ylim()[0]] * len(degraded), marker="^", color="#c44e52",
-                   label="degraded audit", zorder=3)
-    step = max(1, len(dates) // 8)
-    ax.set_xticks(range(0, len(dates), step), dates[::step], rotation=30, ha="right", fontsize="small")
-    ax.set_ylabel(metric.replace("_", " "))
-    ax.set_title(f"Nightly audits: {metric.replace('_', ' ')} per comparison")
-    ax.legend(fontsize="x-small", loc="best")
+    for ax, metric in zip(axes, metrics, strict=False):
+        seen = []
+        for key in keys:
+            values = [(((h.get("fairness") or {}).get(key) or {}).get("metrics", {}).get(metric) or {}).get("value")
+                      for h in history]
+            values = [v if _finite(v) else math.nan for v in values]
+            seen += [v for v in values if not math.isnan(v)]
+            ax.plot(range(len(dates)), values, marker="o", ms=3, label=key)
+        if seen:
+            pad = max(0.05, 0.15 * (max(seen) - min(seen)))
+            ax.set_ylim(min(seen) - pad, max(seen) + pad)
+        if metric in bands:
+            ax.axhspan(*bands[metric], color=BAND, alpha=0.15)
+            for edge in bands[metric]:
+                ax.axhline(edge, color=BAND, lw=1)
+        for i in degraded:
+            ax.axvline(i, color="#c44e52", lw=0.8, ls="--")
+        ax.set_title(metric.replace("_", " "), fontsize="medium")
+        ax.set_xticks(range(0, len(dates), step), dates[::step], rotation=30, ha="right", fontsize="small")
+    for ax in axes[len(metrics):]:
+        ax.set_visible(False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(3, len(labels) or 1), fontsize="x-small")
+    fig.suptitle("Nightly audits (shaded: accepted by the policy; dashed: degraded audit)", fontsize="medium")
     return _png(fig)

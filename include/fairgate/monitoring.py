@@ -360,7 +360,7 @@ def _v(x: Any) -> str:
     return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.3f}"
 
 
-def audit_report(result: dict[str, Any], history: list[dict[str, Any]]) -> str:
+def audit_report(result: dict[str, Any], history: list[dict[str, Any]], thresholds: list[Any] | None = None) -> str:
     """HTML page: per-group rates with intervals, the trend of each metric (chart and table), the drift table."""
     import base64
     import html
@@ -384,7 +384,7 @@ def audit_report(result: dict[str, Any], history: list[dict[str, Any]]) -> str:
         trend_rows.append(f"<tr><td>{esc(k)}</td><td>{esc(m)}</td>{cells}</tr>")
     dates = "".join(f"<th>{esc(h['date'])}<br>{esc(h['status'])}</th>" for h in history)
     trend_chart = (f'<img alt="trend of disparate impact" style="max-width:100%" src="data:image/png;base64,'
-                   f'{base64.b64encode(charts.audit_trend(history)).decode()}">' if history else "")
+                   f'{base64.b64encode(charts.audit_trend(history, thresholds)).decode()}">' if history else "")
     drift = "".join(f"<tr><td>{esc(k)}</td><td>{_v(v)}</td></tr>" for k, v in (result.get("drift") or {}).items())
     reasons = "".join(f"<li>{esc(r)}</li>" for r in result.get("reasons", []) + result.get("insufficient", []))
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Audit {esc(result['date'])}</title>

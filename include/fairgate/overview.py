@@ -52,7 +52,7 @@ def run_report_path(dag_id: str, run_id: str) -> str:
     return f"report/run/{quote(dag_id, safe='')}/{quote(run_id, safe='')}"
 
 
-def overview_html(data: dict[str, Any], *, user: str, thresholds: dict[str, tuple[float, float]] | None = None) -> str:
+def overview_html(data: dict[str, Any], *, user: str, thresholds: list[Any] | None = None) -> str:
     """The page itself; links are relative to the view's own URL."""
     import base64
 
@@ -60,10 +60,10 @@ def overview_html(data: dict[str, Any], *, user: str, thresholds: dict[str, tupl
 
     esc = html.escape
 
-    def table(header: list[str], rows: list[list[str]]) -> str:
+    def table(name: str, header: list[str], rows: list[list[str]]) -> str:
         head = "".join(f"<th>{esc(h)}</th>" for h in header)
         body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
-        return f"<table><tr>{head}</tr>{body}</table>"
+        return f'<table class="{name}"><tr>{head}</tr>{body}</table>'
 
     parts = [f'<h1>Fairgate: fairness overview</h1><p class="who">Signed in as {esc(user)}</p>']
     for m in data["models"]:
@@ -78,24 +78,23 @@ def overview_html(data: dict[str, Any], *, user: str, thresholds: dict[str, tupl
                  f'<a href="{run_report_path(v["dag_id"], v["run_id"])}">report</a>' if v.get("run_id") else ""]
                 for v in m["versions"]]
         parts.append(f"<h2>Model {esc(m['name'])}</h2><p>{head}</p>"
-                     + table(["version", "registered", "gate", "approver", "balanced accuracy", ""], rows))
+                     + table("versions", ["version", "registered", "gate", "approver", "balanced accuracy", ""], rows))
     if data["audits"]:
-        band = (thresholds or {}).get("disparate_impact", (0.8, 1.25))
-        png = charts.audit_trend(data["audits"], "disparate_impact", band=band)
+        png = charts.audit_trend(data["audits"], thresholds)
         parts.append("<h2>Nightly audits</h2>"
-                     f'<img class="trend" alt="audit trend of disparate impact" '
+                     f'<img class="trend" alt="trend of the audited fairness metrics" '
                      f'src="data:image/png;base64,{base64.b64encode(png).decode()}">')
-        rows = [[esc(a["date"]), f'<span class="{esc(a["status"])}">{esc(a["status"])}</span>',
+        rows = [[esc(a["date"]), f'<span class="status {esc(a["status"])}">{esc(a["status"])}</span>',
                  esc(str(a["rows"])), esc("; ".join(a.get("reasons") or [])[:300]),
                  f'<a href="report/audit/{esc(a["date"])}">report</a>'] for a in reversed(data["audits"])]
-        parts.append(table(["date", "status", "predictions", "reasons", ""], rows))
+        parts.append(table("audits", ["date", "status", "predictions", "reasons", ""], rows))
     else:
         parts.append("<h2>Nightly audits</h2><p>No audits yet: <code>fairgate_audit</code> has not run.</p>")
     rows = [[esc(str(d["recorded_at"])), esc(str(d["decision"])), esc(str(d["gate"])),
              esc("; ".join(d["reasons"])[:300]),
              f'<a href="{run_report_path(d["dag_id"], d["run_id"])}">report</a>'] for d in data["decisions"]]
     parts.append("<h2>Recent lifecycle decisions</h2>"
-                 + table(["recorded", "decision", "gate", "reasons", ""], rows))
+                 + table("decisions", ["recorded", "decision", "gate", "reasons", ""], rows))
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Fairgate: fairness overview</title>
 <style>body{{font-family:sans-serif;margin:1.5em;max-width:80em}}table{{border-collapse:collapse;margin:.5em 0 1.5em}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}}img{{max-width:100%}}

@@ -369,7 +369,8 @@ class AuditOperator(_Stage, BaseBranchOperator):
             _day(context)
         result = self.guarded(monitoring.audit_day, store, policy, day, run_id=run.run_id)
         history = monitoring.audit_history(store, until=day) + [result]
-        saved = monitoring.save_audit(store, result, report_html=monitoring.audit_report(result, history[-30:]))
+        page = monitoring.audit_report(result, history[-30:], list(policy.fairness_thresholds))
+        saved = monitoring.save_audit(store, result, report_html=page)
         self.push(context, {**saved, "date": result["date"], "reasons": result["reasons"][:10],
                             "insufficient": result.get("insufficient", [])[:10], "rows": result["rows"],
                             "labeled_rows": result["labeled_rows"], "run_type": run.run_type}, started=started)

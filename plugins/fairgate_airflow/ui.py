@@ -57,9 +57,8 @@ def fairness_view(user: User) -> str:
     from fairgate.overview import overview, overview_html
     from fairgate.policy import load_policy
 
-    policy = load_policy()
-    bands = {t.metric: (t.min, t.max) for t in policy.fairness_thresholds if t.kind == "ratio_band"}
-    return overview_html(overview(_store(), today=datetime.now(UTC).date()), user=_name(user), thresholds=bands)
+    return overview_html(overview(_store(), today=datetime.now(UTC).date()), user=_name(user),
+                         thresholds=list(load_policy().fairness_thresholds))
 
 
 @app.get("/api/overview")

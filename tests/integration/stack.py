@@ -108,7 +108,7 @@ class AirflowStack:
             cur.execute(query, params)
             return cur.fetchall() if cur.description else None
 
-    def start(self) -> AirflowStack:
+    def start(self, components: tuple[str, ...] = ("api-server", "scheduler", "dag-processor")) -> AirflowStack:
         import psycopg2
 
         conn = psycopg2.connect(dbname="postgres", **PG)
@@ -125,7 +125,8 @@ class AirflowStack:
         logs.mkdir()
         for name, args in {"api-server": ["api-server", "--host", "127.0.0.1", "--port", str(self.port)],
                            "scheduler": ["scheduler"], "dag-processor": ["dag-processor"]}.items():
-            self._spawn(name, args)
+            if name in components:
+                self._spawn(name, args)
         if self.executor == "CeleryExecutor":
             self.start_worker()
         self.wait(lambda: self._port_open(), 120, "the api-server to listen")
