@@ -102,17 +102,22 @@ def reason_codes(model: Pipeline, records: pd.DataFrame, policy: Policy, referen
 
     push = contributions(model, records, policy, reference)
     _, decisions = predict(model, records, policy)
-    cols = np.array(push.columns)
+    cols = list(push.columns)
     values = push.to_numpy()
-    rows = records.reset_index(drop=True)
+    signed = values * np.where(decisions == 1, 1.0, -1.0)[:, None]
+    order = np.argsort(-signed, axis=1, kind="stable")[:, :top]
+    raw = {c: records[c].to_numpy() for c in cols}
     out = []
-    for i, decision in enumerate(decisions):
-        signed = values[i] if decision == 1 else -values[i]
-        order = [j for j in np.argsort(-signed, kind="stable") if signed[j] > 1e-9][:top]
-        out.append([{"feature": str(cols[j]), "value": _plain(rows.at[i, cols[j]]),
-                     "typical": reference[cols[j]], "push": float(values[i, j]),
-                     "text": describe(policy, cols[j], rows.at[i, cols[j]], reference[cols[j]], values[i, j])}
-                    for j in order])
+    for i in range(len(values)):
+        reasons = []
+        for j in order[i]:
+            if signed[i, j] <= 1e-9:
+                break
+            col = cols[j]
+            value = _plain(raw[col][i])
+            reasons.append({"feature": col, "value": value, "typical": reference[col], "push": float(values[i, j]),
+                            "text": describe(policy, col, value, reference[col], values[i, j])})
+        out.append(reasons)
     return out
 
 

@@ -75,6 +75,24 @@ def explain(run_id: str) -> int:
             di_after = after.get(key, {}).get("disparate_impact")
             tail = f"{di_after:.3f}" if di_after is not None else "(not reweighed)"
             print(f"  {key:45s} {m['disparate_impact']:.3f} → {tail}")
+    proxies = bias.get("proxies") or {}
+    if proxies:
+        print(f"\nProxy check (cross-validated ROC AUC of predicting the attribute; warning at "
+              f"{proxies['threshold']:g}):")
+    for attr, res in (proxies.get("attributes") or {}).items():
+        if "per_column" in res:
+            top = sorted(res["per_column"].items(), key=lambda kv: -kv[1])[:2]
+            print(f"  {attr:8s} all inputs {res['all_columns']:.3f}; strongest alone: "
+                  + ", ".join(f"{c} {a:.3f}" for c, a in top) + (f"  FLAGGED: {res['flagged']}" if res["flagged"]
+                                                                 else ""))
+    compared = rec.get("comparison") or {}
+    if "unmitigated" in compared:
+        print("\nEffect of reweighing, measured (the same pipeline trained with and without the weights):")
+        for name in ("unmitigated", "candidate"):
+            pos = compared[name]
+            dis = ", ".join(f"{k} {v['disparate_impact']:.3f}" for k, v in pos["fairness"].items()
+                            if ":" not in k)
+            print(f"  {name:12s} balanced accuracy {pos['balanced_accuracy']:.3f}; DI {dis}")
     perf = rec.get("performance") or {}
     if perf:
         print(f"\nModel on held-out test data: accuracy {perf['accuracy']:.3f}, balanced accuracy "
@@ -93,7 +111,7 @@ def explain(run_id: str) -> int:
     if rec.get("review"):
         r = rec["review"]
         print(f"Review: {r['choice']} by {r['reviewer']}: {r['rationale']}")
-    print(f"\nReport:   {(rec.get('report') or {}).get('uri')}")
+    print(f"\nReport:   {(rec.get('report') or {}).get('uri')}  (open it in a browser; charts are inline)")
     print(f"Card:     {(rec.get('model_card') or {}).get('uri')}")
     print(f"Evidence: {store.root_uri + '/evidence'}  (check it with: .venv/bin/fairgate verify-log)")
     return 0
