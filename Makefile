@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
-.PHONY: install demo test lint lock clean
+.PHONY: install demo ui test lint lock clean
 
 install: $(STAMP)
 
@@ -19,6 +19,10 @@ $(STAMP): requirements.txt pyproject.toml
 
 demo: install
 	$(BIN)/python -m fairgate_airflow.demo
+
+# The Airflow UI with the Fairness view on the demo's home and store (Ctrl-C to stop).
+ui: install
+	$(BIN)/python -m fairgate_airflow.serve
 
 test: install
 	$(BIN)/python -m pytest tests

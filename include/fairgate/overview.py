@@ -66,6 +66,9 @@ def overview_html(data: dict[str, Any], *, user: str, thresholds: list[Any] | No
         return f'<table class="{name}"><tr>{head}</tr>{body}</table>'
 
     parts = [f'<h1>Fairgate: fairness overview</h1><p class="who">Signed in as {esc(user)}</p>']
+    if not data["models"]:
+        parts.append("<h2>Models</h2><p>No model version is registered yet: no lifecycle run has passed the "
+                     "gate or a review.</p>")
     for m in data["models"]:
         prod = m["production"]
         head = (f'Production version <code class="production">{esc(prod["version"][:12])}</code> since '

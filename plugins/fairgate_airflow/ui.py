@@ -18,7 +18,19 @@ from fastapi.responses import HTMLResponse, JSONResponse
 LOGIN_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Sign in required</title></head>
 <body style="font-family:sans-serif;margin:2em"><h1>Sign in to Airflow first</h1>
 <p>The Fairgate view shows model decisions and audits to signed-in Airflow users only.
-<a href="/auth/login">Sign in</a>, then open this page again.</p></body></html>"""
+<a href="{login}">Sign in</a>, then open this page again.</p></body></html>"""
+
+
+def _login_url(request: Request) -> str:
+    """The auth manager's own sign-in page, coming back here afterwards."""
+    import html
+
+    try:
+        from airflow.api_fastapi.app import get_auth_manager
+
+        return html.escape(get_auth_manager().get_url_login(next_url=str(request.url)))
+    except Exception:  # no auth manager initialised: plain link
+        return "/auth/login"
 
 
 async def signed_in_user(request: Request) -> Any:
@@ -37,7 +49,7 @@ app = FastAPI(title="Fairgate", description="Fairness view of the Fairgate lifec
 @app.exception_handler(HTTPException)
 async def _refuse(request: Request, exc: HTTPException):
     if exc.status_code in (401, 403) and "text/html" in request.headers.get("accept", ""):
-        return HTMLResponse(LOGIN_PAGE, status_code=exc.status_code)
+        return HTMLResponse(LOGIN_PAGE.format(login=_login_url(request)), status_code=exc.status_code)
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
 
 
@@ -49,7 +61,7 @@ def _store():
 
 def _name(user: Any) -> str:
     getter = getattr(user, "get_name", None)
-    return str(getter() if getter else user)
+    return str(getter() if getter else user) or "an unnamed admin (all-admins mode)"
 
 
 @app.get("/", response_class=HTMLResponse)

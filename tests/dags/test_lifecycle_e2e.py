@@ -204,6 +204,11 @@ def test_review_answered_through_the_rest_api(lifecycle_dag, deployed, tmp_path,
     assert rec["report"]["uri"] in body  # the stored copy; record_evidence replaced it with the final one
     assert rec["review"]["choice"] == choice and rec["review"]["rationale"] == rationale
     assert rec["review"]["reviewer"]
+    # A model is in production, so the report compares the candidate with it on the same test rows.
+    production = rec["comparison"]["production"]
+    assert production["version"] == json.loads(pointer_before)["version"] == rec["gate"]["champion"]["version"]
+    assert production["balanced_accuracy"] == rec["gate"]["champion"]["balanced_accuracy"]
+    assert "production (" in file_of(store, rec["report"]["uri"]).decode()
     assert rec["decision"] == decision
     pointer, etag = store.get_with_etag("registry/adult_income/production.json")
     card = file_of(store, rec["model_card"]["uri"]).decode()
