@@ -192,6 +192,8 @@ Most important inputs (permutation importance, drop in ROC AUC on the test rows,
   unless an intersection covers them.
 - Reweighing changes the weights of training rows, not the features: inputs that stand in for a protected
   attribute (see Factors) still carry it into the model.
+- Reason codes give the effect of one input at a time against a typical training record; for a linear model
+  they are exact, for a model whose inputs interact they can miss a joint effect.
 
 ## Approval
 {approval_text(record)}
