@@ -100,7 +100,11 @@ def cmd_explain(args: argparse.Namespace, store, model: str) -> int:
 
     from fairgate.monitoring import find_prediction
 
-    day = date.fromisoformat(args.date) if args.date else None
+    try:
+        day = date.fromisoformat(args.date) if args.date else None
+    except ValueError:
+        print(f"fairgate explain: --date must be YYYY-MM-DD. Got {args.date!r}.", file=sys.stderr)
+        return 1
     found = find_prediction(store, args.loaded_policy, args.row, day=day)
     if found is None:
         where = f"on {day}" if day else "in the last 90 days of predictions"

@@ -88,6 +88,9 @@ def score_day(store: ArtifactStore, policy: Policy, day: date, records: pd.DataF
         group_codes(records, policy)
     except GroupError as exc:
         raise StageError(str(exc)) from None
+    missing = [c for c in (policy.row_key, *policy.features) if c not in records.columns]
+    if missing:
+        raise StageError(f"Incoming records for {day} lack the model's input column(s) {missing}; nothing scored.")
     scores, decisions = training.predict(model, records, policy)
     keep = [policy.row_key, *policy.protected_columns, *[c for c in policy.features if c not in
                                                         policy.protected_columns]]

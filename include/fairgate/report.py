@@ -260,6 +260,10 @@ checks, {esc(str(quality.get('failed')))} failed. {esc('; '.join(quality.get('fa
             + _img(charts.fairness_intervals(metrics, list(policy.fairness_thresholds)),
                    "fairness metrics with intervals against the policy thresholds"))
     for name, result in (record.get("importance") or {}).items():
+        if not result.get("overall"):
+            sections.append(f"<h2>What the {esc(name)} model relies on</h2><p>Not measured: "
+                            f"{esc('; '.join(f'{k}: {v}' for k, v in result.get('skipped', {}).items()))}</p>")
+            continue
         sections.append(f"<h2>What the {esc(name)} model relies on</h2>"
                         f"<p>Permutation importance: {esc(result.get('metric', ''))} when one input is shuffled, "
                         f"{result.get('repeats')} repeats on {result.get('rows')} test rows.</p>"

@@ -149,3 +149,23 @@ def test_proxy_check_flags_an_engineered_stand_in_and_not_the_adult_inputs(adult
     assert measured["attributes"]["sex"]["flagged"] == ["postcode_area"]
     assert measured["flagged"] and "postcode_area predicts sex" in measured["flagged"][0]
     assert measured["attributes"]["race"]["flagged"] == []
+
+
+def test_importance_on_one_label_class_is_skipped_not_guessed():
+    policy = _tiny_policy()
+    df = _tiny_frame()
+    model = training.fit(df, policy)
+    result = explain.importance(model, df.assign(approved="no"), policy)
+    assert result["overall"] == {} and result["by_group"] == {}
+    assert result["skipped"] == {"all rows": "one class of 'approved' only"}
+    from fairgate.report import run_report
+
+    page = run_report({"decision": "rejected", "importance": {"candidate": result}}, policy)
+    assert "Not measured: all rows: one class of &#x27;approved&#x27; only" in page and "<img" not in page
+
+
+def test_explain_cli_rejects_a_malformed_date(capsys):
+    from fairgate.cli import main
+
+    assert main(["explain", "1", "--date", "23/11/2026"]) == 1
+    assert "--date must be YYYY-MM-DD. Got '23/11/2026'" in capsys.readouterr().err

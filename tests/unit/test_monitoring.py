@@ -119,3 +119,20 @@ def test_audit_history_keeps_the_last_audits_up_to_a_date(store):
         store.put(f"audits/date={d}/audit.json", json.dumps({"date": d}).encode())
     got = [a["date"] for a in audit_history(store, until=start + timedelta(days=34), last=30)]
     assert got == [(start + timedelta(days=i)).isoformat() for i in range(5, 35)]
+
+
+def test_scoring_refuses_records_without_an_input_column_and_writes_nothing(store, adult):
+    from fairgate.lifecycle import StageError
+    from fairgate.monitoring import partition_key
+    from fairgate.store import NotFoundError
+    from fairgate.training import dump_model, fit
+
+    policy = load_policy()
+    v = registry.register(store, policy.model_name, dump_model(fit(adult.head(2000), policy)),
+                          {"approved": True, "registered_at": "1"})["version"]
+    registry.promote(store, policy.model_name, v, action="deploy", run_id="r", actor="t", reason="")
+    batch = day_batch(date(2026, 3, 1), policy, rows=100).drop(columns=["occupation"])
+    with pytest.raises(StageError, match=r"input column\(s\) \['occupation'\]"):
+        score_day(store, policy, date(2026, 3, 1), batch)
+    with pytest.raises(NotFoundError):
+        store.get(partition_key("predictions", date(2026, 3, 1)))
