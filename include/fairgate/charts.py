@@ -29,6 +29,15 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
+def inline_png(png: bytes, alt: str, css_class: str = "") -> str:
+    """An ``<img>`` tag carrying ``png`` inline (data URI), so the page needs no other file."""
+    import base64
+    import html
+
+    cls = f' class="{html.escape(css_class)}"' if css_class else ""
+    return f'<img{cls} alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+
 def _finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and math.isfinite(x)
 

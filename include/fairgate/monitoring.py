@@ -365,7 +365,6 @@ def _v(x: Any) -> str:
 
 def audit_report(result: dict[str, Any], history: list[dict[str, Any]], thresholds: list[Any] | None = None) -> str:
     """HTML page: per-group rates with intervals, the trend of each metric (chart and table), the drift table."""
-    import base64
     import html
 
     from fairgate import charts
@@ -386,13 +385,13 @@ def audit_report(result: dict[str, Any], history: list[dict[str, Any]], threshol
         cells = "".join(f"<td>{_v(v)}</td>" for v in values)
         trend_rows.append(f"<tr><td>{esc(k)}</td><td>{esc(m)}</td>{cells}</tr>")
     dates = "".join(f"<th>{esc(h['date'])}<br>{esc(h['status'])}</th>" for h in history)
-    trend_chart = (f'<img alt="trend of disparate impact" style="max-width:100%" src="data:image/png;base64,'
-                   f'{base64.b64encode(charts.audit_trend(history, thresholds)).decode()}">' if history else "")
+    trend_chart = (charts.inline_png(charts.audit_trend(history, thresholds), "trend of the audited fairness metrics")
+                   if history else "")
     drift = "".join(f"<tr><td>{esc(k)}</td><td>{_v(v)}</td></tr>" for k, v in (result.get("drift") or {}).items())
     reasons = "".join(f"<li>{esc(r)}</li>" for r in result.get("reasons", []) + result.get("insufficient", []))
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Audit {esc(result['date'])}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;margin:1em 0}}
-td,th{{border:1px solid #ccc;padding:3px 6px}}</style></head><body>
+td,th{{border:1px solid #ccc;padding:3px 6px}}img{{max-width:100%}}</style></head><body>
 <h1>Fairness audit {esc(result['date'])}: {esc(result['status'])}</h1>
 <p>{result['rows']} predictions ({result['labeled_rows']} with outcomes) over {len(result.get('window_days', []))}
 days; model {esc(', '.join(v[:12] for v in result.get('model_versions', [])))}.</p><ul>{reasons}</ul>

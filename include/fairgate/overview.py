@@ -54,8 +54,6 @@ def run_report_path(dag_id: str, run_id: str) -> str:
 
 def overview_html(data: dict[str, Any], *, user: str, thresholds: list[Any] | None = None) -> str:
     """The page itself; links are relative to the view's own URL."""
-    import base64
-
     from fairgate import charts
 
     esc = html.escape
@@ -83,10 +81,8 @@ def overview_html(data: dict[str, Any], *, user: str, thresholds: list[Any] | No
         parts.append(f"<h2>Model {esc(m['name'])}</h2><p>{head}</p>"
                      + table("versions", ["version", "registered", "gate", "approver", "balanced accuracy", ""], rows))
     if data["audits"]:
-        png = charts.audit_trend(data["audits"], thresholds)
-        parts.append("<h2>Nightly audits</h2>"
-                     f'<img class="trend" alt="trend of the audited fairness metrics" '
-                     f'src="data:image/png;base64,{base64.b64encode(png).decode()}">')
+        parts.append("<h2>Nightly audits</h2>" + charts.inline_png(
+            charts.audit_trend(data["audits"], thresholds), "trend of the audited fairness metrics", "trend"))
         rows = [[esc(a["date"]), f'<span class="status {esc(a["status"])}">{esc(a["status"])}</span>',
                  esc(str(a["rows"])), esc("; ".join(a.get("reasons") or [])[:300]),
                  f'<a href="report/audit/{esc(a["date"])}">report</a>'] for a in reversed(data["audits"])]

@@ -200,12 +200,6 @@ Most important inputs (permutation importance, drop in ROC AUC on the test rows,
 """
 
 
-def _img(png: bytes, alt: str) -> str:
-    import base64
-
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
-
-
 def run_report(record: dict[str, Any], policy: Policy) -> str:
     """A self-contained HTML page of the run's evidence: tables, charts (inline PNG) and the model card."""
     from markdown_it import MarkdownIt
@@ -241,7 +235,7 @@ checks, {esc(str(quality.get('failed')))} failed. {esc('; '.join(quality.get('fa
             "<h2>Bias in the training data</h2>"
             + table(["comparison", "n unpriv", "n priv", "base rate unpriv", "base rate priv", "DI",
                      "DI after reweighing"], rows)
-            + _img(charts.base_rates(bias, mitigation if mitigation.get("applied") else None),
+            + charts.inline_png(charts.base_rates(bias, mitigation if mitigation.get("applied") else None),
                    "favourable-label rate per group before and after reweighing")
             + f"<p>Bias detected: {esc(str(bias.get('detected')))}; mitigation applied: "
               f"{esc(str(mitigation.get('applied')))}.</p>"
@@ -250,14 +244,14 @@ checks, {esc(str(quality.get('failed')))} failed. {esc('; '.join(quality.get('fa
     if record.get("performance"):
         sections.append("<h2>Model performance and comparison (held-out test)</h2>"
                         + table(COMPARISON_HEADER, comparison_rows(record.get("comparison")))
-                        + _img(charts.tradeoff(tradeoff_points(record.get("comparison"))),
+                        + charts.inline_png(charts.tradeoff(tradeoff_points(record.get("comparison"))),
                                "fairness-accuracy position"))
     if fairness:
         metrics = {k: {m: v for m, v in r.items() if m != "counts"} for k, r in fairness.items()}
         sections.append(
             f"<h2>Fairness of the model (value [{policy.confidence_level:.0%} interval])</h2>"
             + table(["comparison", "n unpriv / priv"] + list(METRIC_LABELS.values()), fairness_rows(fairness))
-            + _img(charts.fairness_intervals(metrics, list(policy.fairness_thresholds)),
+            + charts.inline_png(charts.fairness_intervals(metrics, list(policy.fairness_thresholds)),
                    "fairness metrics with intervals against the policy thresholds"))
     for name, result in (record.get("importance") or {}).items():
         if not result.get("overall"):
@@ -268,7 +262,7 @@ checks, {esc(str(quality.get('failed')))} failed. {esc('; '.join(quality.get('fa
                         f"<p>Permutation importance: {esc(result.get('metric', ''))} when one input is shuffled, "
                         f"{result.get('repeats')} repeats on {result.get('rows')} test rows.</p>"
                         + table(["input", "overall"] + list(result.get("by_group") or {}), importance_rows(result))
-                        + _img(charts.importance(result), f"permutation importance of the {name} model"))
+                        + charts.inline_png(charts.importance(result), f"permutation importance of the {name} model"))
     reasons = "".join(f"<li>{esc(r)}</li>" for r in gate.get("reasons", [])) or "<li>all checks passed</li>"
     sections.append(f"<h2>Gate decision: {esc(str(gate.get('outcome')))}</h2><ul>{reasons}</ul>"
                     f"<p>{MarkdownIt().renderInline(approval_text(record))}</p>")
