@@ -81,7 +81,8 @@ def decide(fairness: dict[str, dict[str, Any]], performance: dict[str, Any], pol
     ``fairness`` maps each comparison key to ``{"counts": {"unprivileged": {...}, "privileged":
     {...}}, "metrics": {metric: {"value", "ci_low", "ci_high"}}}`` as built by
     :func:`fairgate.metrics.measure`. ``champion`` is the production model's performance on the
-    same test rows, when there is one.
+    same test rows, when there is one; ``champion["not_comparable"]`` (why it could not be measured,
+    e.g. the policy changed the model's inputs) sends the candidate to review.
     """
     findings: list[Finding] = []
     if constant_predictor:
@@ -105,7 +106,10 @@ def decide(fairness: dict[str, dict[str, Any]], performance: dict[str, Any], pol
                                 f"balanced_accuracy={ba:.4f} below the floor {policy.min_balanced_accuracy:g}"))
     else:
         findings.append(Finding("pass", "performance", f"balanced_accuracy={ba:.4f}"))
-    if champion and champion.get("balanced_accuracy") is not None and ba is not None:
+    if champion and champion.get("not_comparable"):
+        findings.append(Finding("review", "champion", f"production model {champion['version'][:12]} not "
+                                f"comparable on this snapshot: {champion['not_comparable']}"))
+    elif champion and champion.get("balanced_accuracy") is not None and ba is not None:
         floor = champion["balanced_accuracy"] - policy.champion_tolerance
         if ba < floor:
             findings.append(Finding("fail", "champion",

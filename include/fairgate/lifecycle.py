@@ -271,9 +271,15 @@ def evaluate(store: ArtifactStore, policy: Policy, run: RunInfo, snapshot: dict[
     champion = None
     current = registry.production_version(store, policy.model_name)
     if current:
-        p_perf, p_fair, _ = assess(registry.load_model(store, policy.model_name, current))
-        champion = {"version": current, **p_perf}
-        compared["production"] = {"version": current, **position(p_perf, p_fair)}
+        production = registry.load_model(store, policy.model_name, current)
+        lacking = sorted(set(getattr(production, "feature_names_in_", ())) - set(policy.features))
+        if lacking:  # the policy changed the model's inputs: the two cannot be scored on the same rows
+            champion = {"version": current, "not_comparable": f"it needs input columns {lacking} that the "
+                                                              "policy no longer names"}
+        else:
+            p_perf, p_fair, _ = assess(production)
+            champion = {"version": current, **p_perf}
+            compared["production"] = {"version": current, **position(p_perf, p_fair)}
     decision = gate.decide(fairness, perf, policy, constant_predictor=len(np.unique(pred)) < 2, champion=champion)
     result = {
         "outcome": decision.outcome, "branch": gate.BRANCH[decision.outcome], "reasons": decision.reasons,

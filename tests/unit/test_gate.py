@@ -102,6 +102,16 @@ def test_performance_floor_and_champion_regression(policy):
     assert close.outcome == "pass"
 
 
+def test_a_production_model_that_cannot_be_compared_sends_the_candidate_to_review(policy):
+    """A policy that renamed an input leaves the production model unscorable on the new rows: a person decides."""
+    champion = {"version": "ab" * 32, "not_comparable": "it needs input columns ['hours'] that the policy no "
+                                                        "longer names"}
+    d = decide(_evidence(), {"balanced_accuracy": 0.80}, policy, champion=champion)
+    assert d.outcome == "review"
+    assert d.reasons == ["champion: production model abababababab not comparable on this snapshot: it needs "
+                         "input columns ['hours'] that the policy no longer names"]
+
+
 @pytest.mark.parametrize("choice,rationale,timed_out,branch,approved", [
     ("Approve", "Margins are within sampling error; monitored nightly.", False, "deploy_model", True),
     ("Approve", "   ", False, "reject_model", False),      # approval without a reason does not count
