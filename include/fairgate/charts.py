@@ -29,13 +29,9 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def inline_png(png: bytes, alt: str, css_class: str = "") -> str:
-    """An ``<img>`` tag carrying ``png`` inline (data URI), so the page needs no other file."""
-    import base64
-    import html
-
-    cls = f' class="{html.escape(css_class)}"' if css_class else ""
-    return f'<img{cls} alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+def _short(labels: list[str], width: int = 40) -> list[str]:
+    """Tick and legend labels cut to ``width`` characters, so long group keys leave room for the plot."""
+    return [str(s) if len(str(s)) <= width else str(s)[: width - 1] + "…" for s in labels]
 
 
 def _finite(x: Any) -> bool:
@@ -56,7 +52,7 @@ def base_rates(bias: dict[str, Any], mitigation: dict[str, Any] | None) -> bytes
         priv = [data.get(k, {}).get("base_rate_privileged", math.nan) for k in keys]
         ax.barh([i + 0.2 for i in y], priv, height=0.4, color=PRIVILEGED, label="privileged")
         ax.barh([i - 0.2 for i in y], unpriv, height=0.4, color=UNPRIVILEGED, label="unprivileged")
-        ax.set_yticks(list(y), keys)
+        ax.set_yticks(list(y), _short(keys))
         ax.invert_yaxis()
         ax.set_title(f"Favourable-label rate, {title}")
         ax.set_xlabel("share of rows with the favourable label")
@@ -84,7 +80,7 @@ def fairness_intervals(fairness: dict[str, Any], thresholds: list[Any]) -> bytes
             inside = t.contains(value)
             err = ([[value - low], [high - value]] if _finite(low) and _finite(high) else None)
             ax.errorbar([value], [i], xerr=err, fmt="o", color="#222" if inside else "#c44e52", capsize=3)
-        ax.set_yticks(range(len(keys)), keys)
+        ax.set_yticks(range(len(keys)), _short(keys))
         ax.set_ylim(len(keys) - 0.5, -0.5)
         ax.set_title(f"{t.metric.replace('_', ' ')}\n{t.describe()}", fontsize="medium")
     axes[0].legend(loc="lower left", fontsize="x-small")
@@ -103,7 +99,7 @@ def tradeoff(points: dict[str, tuple[float | None, float | None]], *, label: str
     for name, (worst, acc) in points.items():
         if _finite(worst) and _finite(acc):
             ax.scatter([worst], [acc], s=80, color=colors.get(name, "#333"), zorder=3)
-            ax.annotate(name, (worst, acc), textcoords="offset points", xytext=(8, 4))
+            ax.annotate(_short([name])[0], (worst, acc), textcoords="offset points", xytext=(8, 4))
     ax.set_xlabel(f"{label} across comparisons")
     ax.set_ylabel("balanced accuracy (held-out test)")
     ax.set_title("Fairness–accuracy position of each model")
@@ -122,8 +118,8 @@ def importance(result: dict[str, Any], top: int = 10) -> bytes:
     markers = ["o", "s", "^", "v", "D", "P", "X", "*"]
     for i, (group, values) in enumerate((result.get("by_group") or {}).items()):
         ax.scatter([values[c]["mean"] for c in cols], range(len(cols)), marker=markers[i % len(markers)],
-                   s=22, label=group, zorder=3)
-    ax.set_yticks(range(len(cols)), cols)
+                   s=22, label=_short([group])[0], zorder=3)
+    ax.set_yticks(range(len(cols)), _short(cols))
     ax.invert_yaxis()
     ax.axvline(0, color="#999", lw=0.8)
     ax.set_xlabel(result.get("metric", "importance"))
@@ -151,7 +147,7 @@ def audit_trend(history: list[dict[str, Any]], thresholds: list[Any] | None = No
                       for h in history]
             values = [v if _finite(v) else math.nan for v in values]
             seen += [v for v in values if not math.isnan(v)]
-            ax.plot(range(len(dates)), values, marker="o", ms=3, label=key)
+            ax.plot(range(len(dates)), values, marker="o", ms=3, label=_short([key])[0])
         if seen:
             pad = max(0.05, 0.15 * (max(seen) - min(seen)))
             ax.set_ylim(min(seen) - pad, max(seen) + pad)

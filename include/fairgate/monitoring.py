@@ -365,40 +365,23 @@ def _v(x: Any) -> str:
 
 def audit_report(result: dict[str, Any], history: list[dict[str, Any]], thresholds: list[Any] | None = None) -> str:
     """HTML page: per-group rates with intervals, the trend of each metric (chart and table), the drift table."""
-    import html
-
     from fairgate import charts
+    from fairgate.pages import Image, render_html
 
-    esc = html.escape
-    rows = []
+    metric_rows = []
     for key, res in (result.get("fairness") or {}).items():
         sel = res["rates"]["selection"]
         for m, v in res["metrics"].items():
-            rows.append(f"<tr><td>{esc(key)}</td><td>{esc(m)}</td><td>{_v(v.get('value'))}</td>"
-                        f"<td>[{_v(v.get('ci_low'))}, {_v(v.get('ci_high'))}]</td>"
-                        f"<td>{_v(sel['unprivileged'].get('value'))} / {_v(sel['privileged'].get('value'))}</td></tr>")
+            metric_rows.append([key, m, _v(v.get("value")), f"[{_v(v.get('ci_low'))}, {_v(v.get('ci_high'))}]",
+                                f"{_v(sel['unprivileged'].get('value'))} / {_v(sel['privileged'].get('value'))}"])
     trend_keys = sorted({(k, m) for h in history for k, r in (h.get("fairness") or {}).items() for m in r["metrics"]})
-    trend_rows = []
-    for k, m in trend_keys:
-        values = [((h.get("fairness") or {}).get(k) or {}).get("metrics", {}).get(m, {}).get("value")
-                  for h in history]
-        cells = "".join(f"<td>{_v(v)}</td>" for v in values)
-        trend_rows.append(f"<tr><td>{esc(k)}</td><td>{esc(m)}</td>{cells}</tr>")
-    dates = "".join(f"<th>{esc(h['date'])}<br>{esc(h['status'])}</th>" for h in history)
-    trend_chart = (charts.inline_png(charts.audit_trend(history, thresholds), "trend of the audited fairness metrics")
-                   if history else "")
-    drift = "".join(f"<tr><td>{esc(k)}</td><td>{_v(v)}</td></tr>" for k, v in (result.get("drift") or {}).items())
-    reasons = "".join(f"<li>{esc(r)}</li>" for r in result.get("reasons", []) + result.get("insufficient", []))
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Audit {esc(result['date'])}</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;margin:1em 0}}
-td,th{{border:1px solid #ccc;padding:3px 6px}}img{{max-width:100%}}</style></head><body>
-<h1>Fairness audit {esc(result['date'])}: {esc(result['status'])}</h1>
-<p>{result['rows']} predictions ({result['labeled_rows']} with outcomes) over {len(result.get('window_days', []))}
-days; model {esc(', '.join(v[:12] for v in result.get('model_versions', [])))}.</p><ul>{reasons}</ul>
-<h2>Per-group metrics (value, interval, selection rate unprivileged / privileged)</h2>
-<table><tr><th>comparison</th><th>metric</th><th>value</th><th>interval</th><th>selection u / p</th></tr>
-{''.join(rows)}</table>
-<h2>Trend over the last {len(history)} audits</h2>{trend_chart}<table><tr><th>comparison</th><th>metric</th>{dates}</tr>
-{''.join(trend_rows)}</table>
-<h2>Drift against the training data (PSI)</h2><table><tr><th>feature</th><th>PSI</th></tr>{drift}</table>
-</body></html>"""
+    trend_rows = [[k, m, *(_v(((h.get("fairness") or {}).get(k) or {}).get("metrics", {}).get(m, {}).get("value"))
+                           for h in history)] for k, m in trend_keys]
+    return render_html(
+        "audit_report.html.j2", result=result, window_days=len(result.get("window_days", [])),
+        versions=", ".join(v[:12] for v in result.get("model_versions", [])),
+        reasons=result.get("reasons", []) + result.get("insufficient", []), metric_rows=metric_rows,
+        trend_dates=history, trend_rows=trend_rows,
+        trend_chart=Image(charts.audit_trend(history, thresholds), "trend of the audited fairness metrics")
+        if history else None,
+        drift_rows=[[k, _v(v)] for k, v in (result.get("drift") or {}).items()])

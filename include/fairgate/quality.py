@@ -7,7 +7,6 @@ evidence carries counts and percentages, never the offending values themselves.
 
 from __future__ import annotations
 
-import html
 import os
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -171,16 +170,6 @@ def validate_frame(df: pd.DataFrame, policy: Policy) -> QualityResult:
 
 def render_html(result: QualityResult, *, title: str) -> str:
     """A self-contained HTML page of the result (the run's data docs)."""
-    rows = "\n".join(
-        f"<tr class={'ok' if c.passed else 'bad'}><td>{html.escape(c.check)}</td>"
-        f"<td>{html.escape(c.column or '')}</td><td>{'passed' if c.passed else 'FAILED'}</td>"
-        f"<td>{html.escape(', '.join(f'{k}={v}' for k, v in c.detail.items()))}</td></tr>"
-        for c in result.checks
-    )
-    verdict = "passed" if result.passed else f"FAILED ({len(result.failures)} of {len(result.checks)} checks)"
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}.bad{{background:#fdd}}.ok{{background:#efe}}</style>
-</head><body><h1>{html.escape(title)}</h1><p>{result.rows} rows; {verdict}.</p>
-<table><tr><th>check</th><th>column / group</th><th>result</th><th>detail (counts only)</th></tr>
-{rows}</table></body></html>"""
+    from fairgate import pages
+
+    return pages.render_html("quality.html.j2", result=result, title=title)

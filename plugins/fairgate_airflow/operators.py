@@ -204,7 +204,7 @@ class HumanReviewOperator(_Stage, HITLBranchOperator):
 
     def execute(self, context: Context):
         from fairgate.report import run_report
-        from fairgate_airflow.review import report_link, review_body
+        from fairgate_airflow.review import report_url, review_body
 
         store, policy, run = self.store(), self.guarded(self.policy, context), self.run_info(context)
         self.response_timeout = timedelta(hours=policy.review_timeout_hours)
@@ -212,7 +212,7 @@ class HumanReviewOperator(_Stage, HITLBranchOperator):
         interim = _record(self, context, policy, run, decision="awaiting_review")
         written = store.put(f"{run.prefix}/report.html", run_report(interim, policy).encode())
         self.body = review_body(self.require(context, "fairness_gate"), self.upstream(context, "reweigh"),
-                                report=report_link(run.dag_id, run.run_id, written.uri))
+                                report_url=report_url(run.dag_id, run.run_id), stored_uri=written.uri)
         return super().execute(context)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:

@@ -15,20 +15,13 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
-LOGIN_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Sign in required</title></head>
-<body style="font-family:sans-serif;margin:2em"><h1>Sign in to Airflow first</h1>
-<p>The Fairgate view shows model decisions and audits to signed-in Airflow users only.
-<a href="{login}">Sign in</a>, then open this page again.</p></body></html>"""
-
 
 def _login_url(request: Request) -> str:
     """The auth manager's own sign-in page, coming back here afterwards."""
-    import html
-
     try:
         from airflow.api_fastapi.app import get_auth_manager
 
-        return html.escape(get_auth_manager().get_url_login(next_url=str(request.url)))
+        return get_auth_manager().get_url_login(next_url=str(request.url))
     except Exception:  # no auth manager initialised: plain link
         return "/auth/login"
 
@@ -46,10 +39,23 @@ app = FastAPI(title="Fairgate", description="Fairness view of the Fairgate lifec
               redoc_url=None, openapi_url=None)
 
 
+@app.middleware("http")
+async def _security_headers(request: Request, call_next):
+    """Defence in depth on every response: no script runs, nothing is sniffed, framed by Airflow's UI only."""
+    from fairgate.pages import SECURITY_HEADERS
+
+    response = await call_next(request)
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
 @app.exception_handler(HTTPException)
 async def _refuse(request: Request, exc: HTTPException):
     if exc.status_code in (401, 403) and "text/html" in request.headers.get("accept", ""):
-        return HTMLResponse(LOGIN_PAGE.format(login=_login_url(request)), status_code=exc.status_code)
+        from fairgate.pages import render_html
+
+        return HTMLResponse(render_html("sign_in.html.j2", login_url=_login_url(request)),
+                            status_code=exc.status_code)
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
 
 

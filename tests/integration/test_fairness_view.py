@@ -17,8 +17,9 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from tests.dags.conftest import deployed, lifecycle_dag  # noqa: F401  (fixtures)
+from tests.dags.conftest import deployed, lifecycle_dag, record_of, run_dag  # noqa: F401  (fixtures)
 from tests.integration.stack import AirflowStack, require_postgres
+from tests.unit.test_pages import EVIL, IMG, SCRIPT, assert_inert
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 CHROMIUM = "/usr/bin/chromium"
@@ -70,8 +71,51 @@ def history(deployed, tmp_path_factory):  # noqa: F811
     return root, policy_path
 
 
+HOSTILE_COLUMN = f"hours {SCRIPT}"
+
+
 @pytest.fixture(scope="module")
-def api_server(history, tmp_path_factory):
+def hostile_run(history, lifecycle_dag, adult, tmp_path_factory):  # noqa: F811
+    """A lifecycle run on the view's store whose data, policy and reviewer all supply markup.
+
+    A privileged category value and a column name carry markup in the data itself, the column's
+    plain-language label in the policy, and the review is answered (Reject) with a rationale that
+    carries markup. The run ends rejected, so production is untouched.
+    """
+    import yaml
+    from tests.conftest import default_policy_dict
+
+    from fairgate.store import LocalStore
+
+    root, _ = history
+    tmp = tmp_path_factory.mktemp("hostile")
+    data = adult.replace({"race": {"White": IMG}}).rename(columns={"hours_per_week": HOSTILE_COLUMN})
+    data.to_csv(tmp / "data.csv", index=False)
+    raw = default_policy_dict()
+    raw["dataset"]["source"] = str(tmp / "data.csv")
+    features = raw["dataset"]["features"]
+    features["numeric"] = [HOSTILE_COLUMN if c == "hours_per_week" else c for c in features["numeric"]]
+    raw["dataset"]["feature_labels"] = {HOSTILE_COLUMN: EVIL}
+    raw["quality"]["ranges"][HOSTILE_COLUMN] = raw["quality"]["ranges"].pop("hours_per_week")
+    race = next(p for p in raw["protected_attributes"] if p["column"] == "race")
+    race["privileged"] = [IMG]
+    race["allowed"] = [IMG if v == "White" else v for v in race["allowed"]]
+    raw["fairness"]["min_positives"] = 100000  # every comparison lacks evidence: the gate asks a person
+    (tmp / "policy.yaml").write_text(yaml.safe_dump(raw))
+    mp = pytest.MonkeyPatch()
+    mp.setenv("FAIRGATE_ARTIFACT_ROOT", str(root))
+    mp.setenv("FAIRGATE_POLICY", str(tmp / "policy.yaml"))
+    try:
+        dr = run_dag(lifecycle_dag, review=("Reject", EVIL))
+    finally:
+        mp.undo()
+    rec = record_of(LocalStore(root), dr)
+    assert rec["decision"] == "rejected" and rec["review"]["rationale"] == EVIL
+    return dr.run_id
+
+
+@pytest.fixture(scope="module")
+def api_server(history, hostile_run, tmp_path_factory):
     _require_browser()
     require_postgres()
     root, policy_path = history
@@ -158,7 +202,8 @@ def test_signed_in_user_sees_production_model_and_audit_trend(api_server, browse
     page.locator("table.audits a", has_text="report").first.click()  # the newest audit
     assert f"Fairness audit {AUDITED[-1]}" in page.locator("h1").inner_text()
     page.goto(f"{base}/fairgate/")
-    page.locator("table.decisions a", has_text="report").first.click()  # the lifecycle run
+    deployed_row = page.locator("table.decisions tr", has=page.locator("td", has_text="deployed"))
+    deployed_row.locator("a", has_text="report").first.click()  # the lifecycle run that deployed
     assert page.locator("h1").first.inner_text() == "adult_income: deployed"
     assert page.locator("img").count() == 5
     _shot(page, "run-report.png")
@@ -174,4 +219,63 @@ def test_signed_in_user_sees_production_model_and_audit_trend(api_server, browse
     data = httpx.get(f"{base}/fairgate/api/overview", headers={"Authorization": f"Bearer {token}"}).json()
     assert data["user"] == USER and data["models"][0]["production"]["version"] == version
     assert [a["date"] for a in data["audits"]] == AUDITED
+    context.close()
+
+
+def _signed_in_token(base: str) -> dict[str, str]:
+    import httpx
+
+    token = httpx.post(f"{base}/auth/token", json={"username": USER, "password": PASSWORD}).json()["access_token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_every_page_shows_markup_from_reviewers_policies_and_data_as_text(api_server, hostile_run):
+    """Rationale, category value, column name and label with markup: escaped on every page, CSP on every response."""
+    import httpx
+
+    from fairgate.overview import run_report_path
+    from fairgate.pages import SECURITY_HEADERS
+
+    stack, _ = api_server
+    base = f"http://127.0.0.1:{stack.port}"
+    auth = _signed_in_token(base)
+    report = httpx.get(f"{base}/fairgate/{run_report_path('fairgate_lifecycle', hostile_run)}", headers=auth)
+    assert report.status_code == 200
+    parsed = assert_inert(report.text, shown=(f"rationale: {EVIL}", f"privileged: ['{IMG}']", HOSTILE_COLUMN))
+    assert [t for t, _ in parsed.tags].count("img") == 5  # the charts, and nothing a value made
+    pages = {"report": report,
+             "overview": httpx.get(f"{base}/fairgate/", headers=auth),
+             "audit": httpx.get(f"{base}/fairgate/report/audit/{AUDITED[-1]}", headers=auth),
+             "json": httpx.get(f"{base}/fairgate/api/overview", headers=auth),
+             "sign-in": httpx.get(f"{base}/fairgate/", headers={"Accept": "text/html"}),
+             "missing": httpx.get(f"{base}/fairgate/report/audit/1999-01-01", headers=auth)}
+    assert [r.status_code for r in pages.values()] == [200, 200, 200, 200, 401, 404]
+    for name, resp in pages.items():
+        for header, value in SECURITY_HEADERS.items():
+            assert resp.headers.get(header) == value, (name, header)
+        if resp.headers["content-type"].startswith("text/html"):
+            assert_inert(resp.text, shown=())
+    assert "Sign in to Airflow first" in pages["sign-in"].text
+
+
+def test_no_script_runs_in_the_browser_on_any_page(api_server, hostile_run, browser):
+    """In Chromium, signed in: no dialog opens on the hostile run's report or the view; pages keep their style."""
+    from fairgate.overview import run_report_path
+
+    stack, _ = api_server
+    base = f"http://127.0.0.1:{stack.port}"
+    context = browser.new_context()
+    context.set_extra_http_headers(_signed_in_token(base))
+    page = context.new_page()
+    dialogs, violations = [], []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
+    for path in (run_report_path("fairgate_lifecycle", hostile_run), "", f"report/audit/{AUDITED[-1]}"):
+        assert page.goto(f"{base}/fairgate/{path}").status == 200
+        page.wait_for_load_state("load")
+        assert page.locator("table").first.evaluate("t => getComputedStyle(t).borderCollapse") == "collapse"
+    page.goto(f"{base}/fairgate/{run_report_path('fairgate_lifecycle', hostile_run)}")
+    assert IMG in page.locator("p.approval").inner_text()
+    page.wait_for_timeout(500)
+    assert dialogs == [] and violations == []
     context.close()

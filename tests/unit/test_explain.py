@@ -161,7 +161,9 @@ def test_importance_on_one_label_class_is_skipped_not_guessed():
     from fairgate.report import run_report
 
     page = run_report({"decision": "rejected", "importance": {"candidate": result}}, policy)
-    assert "Not measured: all rows: one class of &#x27;approved&#x27; only" in page and "<img" not in page
+    import html
+
+    assert "Not measured: all rows: one class of 'approved' only" in html.unescape(page) and "<img" not in page
 
 
 def test_explain_cli_rejects_a_malformed_date(capsys):

@@ -1,0 +1,217 @@
+"""Text from a reviewer, a policy or the data never becomes markup on a page Fairgate writes or serves.
+
+Every page is rendered with hostile values in every field a person or a data set can fill, then
+parsed back: no script element, no event-handler attribute, no image but the inline charts, no
+link a value made, and the hostile text shown as text.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from html.parser import HTMLParser
+
+import pytest
+from markdown_it import MarkdownIt
+
+from fairgate import pages
+from fairgate.policy import PolicyError, parse_policy
+
+IMG = "<img src=x onerror=alert(1)>"
+SCRIPT = "<script>alert(1)</script>"
+LINK = "[click me](https://attacker.example/)"
+HOSTILE = (IMG, SCRIPT, LINK)
+EVIL = f"{IMG} {SCRIPT} {LINK}"  # one value carrying all three
+
+
+class _Page(HTMLParser):
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+        self.styles: list[str] = []
+        self._in_style = False
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        self._in_style = tag == "style"
+
+    def handle_endtag(self, tag):
+        self._in_style = False
+
+    def handle_data(self, data):
+        (self.styles if self._in_style else self.text).append(data)
+
+
+def assert_inert(page: str, *, shown: tuple[str, ...] = HOSTILE) -> _Page:
+    parsed = _Page()
+    parsed.feed(page)
+    for tag, attrs in parsed.tags:
+        assert tag not in ("script", "iframe", "object", "embed", "svg", "form", "base", "meta") or (
+            tag == "meta" and set(attrs) <= {"charset", "name", "content"}), (tag, attrs)
+        assert not [a for a in attrs if a.startswith("on")], (tag, attrs)
+        if tag == "img":
+            assert attrs["src"].startswith("data:image/png;base64,"), attrs
+        if tag == "a":
+            assert "https://attacker" not in (attrs.get("href") or ""), attrs
+    text = " ".join(" ".join(parsed.text).split())
+    for value in shown:
+        assert value in text, f"{value!r} is not shown as text"
+    return parsed
+
+
+def hostile_policy_dict():
+    """A policy whose every free-text field a person writes carries markup."""
+    thresholds = {"disparate_impact": {"kind": "ratio_band", "min": 0.8, "max": 1.25}}
+    return {
+        "model_name": "credit_risk",
+        "dataset": {"source": "unused.csv", "label": "outcome", "favorable_label": EVIL,
+                    "features": {"categorical": [f"job {SCRIPT}"], "numeric": ["income"]},
+                    "feature_labels": {"income": EVIL}},
+        "protected_attributes": [{"column": "group", "privileged": [EVIL], "allowed": [EVIL, "other"]}],
+        "bias": {"thresholds": thresholds},
+        "fairness": {"thresholds": thresholds, "min_group_size": 5, "min_positives": 1},
+        "model": {"estimator": "logistic_regression", "params": {"max_iter": 100}},
+    }
+
+
+def hostile_policy():
+    return parse_policy(hostile_policy_dict())
+
+
+def _metric(v):
+    return {"value": v, "ci_low": v - 0.1, "ci_high": v + 0.1}
+
+
+def hostile_record():
+    """An evidence record whose keys and texts carry markup wherever the data or a person supplies them."""
+    key = f"group {EVIL}"
+    fairness = {key: {"counts": {"unprivileged": {"n": 60}, "privileged": {"n": 90}},
+                      **{m: _metric(0.5) for m in ("disparate_impact", "statistical_parity_difference",
+                                                   "equal_opportunity_difference", "average_odds_difference",
+                                                   "false_positive_rate_difference",
+                                                   "false_negative_rate_difference")}}}
+    base = {"n_unprivileged": 60.0, "n_privileged": 90.0, "base_rate_unprivileged": 0.2,
+            "base_rate_privileged": 0.4, "disparate_impact": 0.5, "statistical_parity_difference": -0.2}
+    importance = {"metric": "drop in ROC AUC", "repeats": 5, "rows": 150, "skipped": {},
+                  "overall": {f"col {EVIL}": {"mean": 0.1, "std": 0.01}},
+                  "by_group": {f"g {EVIL}": {f"col {EVIL}": {"mean": 0.2}}}}
+    return {
+        "kind": "lifecycle", "dag_id": "credit_risk_lifecycle", "run_id": f"manual__{EVIL}", "decision": "deployed",
+        "code_version": "0.1.0", "policy": {"sha256": "ab" * 32},
+        "data": {"uri": f"file:///tmp/{EVIL}", "rows": 150, "sha256": "cd" * 32, "source": EVIL, "period": None},
+        "quality": {"rows": 150, "checks": 3, "failed": 1, "failures": [f"expect_x on column '{EVIL}'"]},
+        "bias": {"detected": True, "comparisons": {key: base}, "warnings": [EVIL],
+                 "proxies": {"attributes": {key: {"all_columns": 0.7, "per_column": {f"col {EVIL}": 0.7},
+                                                  "flagged": [EVIL]}}}},
+        "mitigation": {"applied": True, "method": "reweighing", "after": {key: {**base, "disparate_impact": 1.0}}},
+        "model": {"sha256": "ef" * 32, "version": "ef" * 32, "estimator": "logistic_regression", "weighted": True,
+                  "rows": {"train": 100, "validation": 20, "test": 30}},
+        "performance": {"accuracy": 0.8, "balanced_accuracy": 0.75, "roc_auc": 0.85, "selection_rate": 0.3},
+        "fairness": fairness,
+        "comparison": {"candidate": {"accuracy": 0.8, "balanced_accuracy": 0.75, "roc_auc": 0.85,
+                                     "fairness": {key: {"disparate_impact": 0.5}}}},
+        "importance": {"candidate": importance, f"twin {EVIL}": {"overall": {}, "skipped": {EVIL: EVIL}}},
+        "gate": {"outcome": "review", "reasons": [f"{key}: insufficient evidence {EVIL}"], "uri": EVIL},
+        "review": {"choice": "Approve", "reviewer": f"mallory {EVIL}", "responded_at": "2026-11-24T00:00:00",
+                   "rationale": EVIL},
+    }
+
+
+def test_run_report_shows_every_outside_value_as_text():
+    from fairgate.report import run_report
+
+    page = run_report(hostile_record(), hostile_policy())
+    parsed = assert_inert(page)
+    text = " ".join(" ".join(parsed.text).split())
+    # The reviewer's rationale and name in the Approval section, and again inside the model card.
+    assert text.count(f"rationale: {EVIL}") == 2 and text.count(f"by mallory {EVIL}") == 2
+    assert f"privileged: ['{EVIL}']" in text  # a category value from the policy, in the card's Factors
+    assert "<b>Approve</b>" in page  # the page's own markup still renders
+
+
+def test_model_card_markdown_is_inert_even_where_raw_html_renders():
+    """The card is stored as Markdown and read elsewhere; escaped values stay text under any renderer."""
+    from fairgate.report import model_card
+
+    card = model_card(hostile_record(), hostile_policy())
+    assert "\n## Approval\n" in card and "\n| comparison | n unpriv / priv | DI |" in card
+    for renderer in (MarkdownIt("commonmark"), MarkdownIt("commonmark", {"html": False}).enable("table")):
+        assert_inert(renderer.render(card))
+
+
+def test_review_request_body_is_inert_markdown():
+    from fairgate_airflow.review import review_body
+
+    rec = hostile_record()
+    gate = {**rec["gate"], "performance": rec["performance"],
+            "fairness": {k: {"metrics": {m: v for m, v in r.items() if m != "counts"}, "counts": r["counts"]}
+                         for k, r in rec["fairness"].items()}}
+    body = review_body(gate, None, report_url="/fairgate/report/run/d/r%20x", stored_uri=f"file:///{EVIL}")
+    rendered = MarkdownIt("commonmark").enable("table").render(body)
+    parsed = assert_inert(rendered)
+    links = [a["href"] for tag, a in parsed.tags if tag == "a"]
+    assert links == ["/fairgate/report/run/d/r%20x"]  # the one link the body means to carry
+
+
+def test_audit_report_quality_page_overview_and_sign_in_are_inert():
+    from fairgate.monitoring import audit_report
+    from fairgate.overview import overview_html
+    from fairgate.quality import Check, QualityResult
+
+    metrics = {"disparate_impact": {"value": 0.7, "ci_low": 0.6, "ci_high": 0.8}}
+    rates = {"selection": {"unprivileged": {"value": 0.2}, "privileged": {"value": 0.3}}}
+    audit = {"date": "2026-11-20", "status": "degraded", "rows": 10, "labeled_rows": 5,
+             "window_days": ["2026-11-20"], "model_versions": ["ab" * 32], "reasons": [EVIL], "insufficient": [],
+             "fairness": {f"g {EVIL}": {"metrics": metrics, "rates": rates}}, "drift": {f"col {EVIL}": 0.3}}
+    assert_inert(audit_report(audit, [audit], None))
+
+    check = Check(check="expect_column_values_to_be_in_set", column=f"col {EVIL}", passed=False,
+                  detail={"unexpected": EVIL})
+    assert_inert(pages.render_html("quality.html.j2", result=QualityResult(False, 10, [check]), title=EVIL))
+
+    data = {"models": [{"name": "credit_risk",
+                        "production": {"version": "ab" * 32, "since": "now", "action": "deploy", "actor": EVIL},
+                        "versions": [{"version": "ab" * 32, "registered_at": "now", "gate_outcome": "review",
+                                      "approver": EVIL, "balanced_accuracy": 0.7, "run_id": EVIL,
+                                      "dag_id": "credit_risk_lifecycle"}]}],
+            "decisions": [{"recorded_at": "now", "decision": "deployed", "gate": "review", "reasons": [EVIL],
+                           "dag_id": "credit_risk_lifecycle", "run_id": EVIL}],
+            "audits": [{k: audit[k] for k in ("date", "status", "rows", "labeled_rows", "reasons", "fairness")}]}
+    parsed = assert_inert(overview_html(data, user=EVIL))
+    # the run id is part of a link's path, percent-encoded, never a new attribute or element
+    assert any(tag == "a" and "%3Cscript%3E" in (a.get("href") or "") for tag, a in parsed.tags)
+
+    page = pages.render_html("sign_in.html.j2", login_url='/auth/login?next="><script>alert(1)</script>')
+    parsed = assert_inert(page, shown=())
+    assert ('a', {"href": '/auth/login?next="><script>alert(1)</script>'}) in parsed.tags
+
+
+def test_the_content_security_policy_allows_exactly_the_inline_stylesheet():
+    """Report pages need no script; the one stylesheet is allowed by its hash, so pages keep their style."""
+    from fairgate.report import run_report
+
+    csp = dict(part.strip().split(" ", 1) for part in pages.CONTENT_SECURITY_POLICY.split(";"))
+    assert csp["default-src"] == "'none'" and "script-src" not in csp  # falls back to 'none'
+    assert csp["img-src"] == "data:" and csp["frame-ancestors"] == "'self'"
+    for page in (run_report(hostile_record(), hostile_policy()),
+                 pages.render_html("sign_in.html.j2", login_url="/auth/login")):
+        styles = _Page()
+        styles.feed(page)
+        assert len(styles.styles) == 1
+        digest = base64.b64encode(hashlib.sha256(styles.styles[0].encode()).digest()).decode()
+        assert csp["style-src"] == f"'sha256-{digest}'"
+        assert not re.search(r"\sstyle=", page)  # inline style attributes would need 'unsafe-inline'
+
+
+def test_markdown_escaping_keeps_text_and_code_spans_literal():
+    rendered = MarkdownIt("commonmark").render(
+        f"{pages.md_text('a_b *c* [d](e) <f> # | `g`')} {pages.md_code('x ` y')}")
+    assert rendered == "<p>a_b *c* [d](e) &lt;f&gt; # | `g` <code>x ` y</code></p>\n"
+
+
+@pytest.mark.parametrize("name", [IMG, SCRIPT, "a/b", "x y"])
+def test_a_model_name_with_markup_or_a_path_is_refused_at_load(name):
+    with pytest.raises(PolicyError, match="model_name"):
+        parse_policy({**hostile_policy_dict(), "model_name": name})
