@@ -14,6 +14,8 @@ import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from fairgate.errors import InputError
+
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
@@ -36,7 +38,7 @@ def _quiet_imports() -> Iterator[None]:
         root.setLevel(level)
 
 
-class InsufficientDataError(ValueError):
+class InsufficientDataError(InputError):
     """The data cannot support the metric (an empty group, one label class, no favorable outcome)."""
 
 

@@ -9,6 +9,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fairgate.errors import InputError
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -25,7 +27,7 @@ ADULT_COLUMNS = [
 PARTITION_RE = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """The source cannot be read, or what it holds cannot be used."""
 
 

@@ -13,6 +13,8 @@ import operator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from fairgate.errors import InputError
+
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
 _OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
 
 
-class GroupError(ValueError):
+class GroupError(InputError):
     """A protected column is missing, has nulls, or holds values the policy does not allow."""
 
 
@@ -43,6 +45,13 @@ class Comparison:
         return len(self.privileged) > 1
 
 
+def is_numeric(col: pd.Series) -> bool:
+    """Whether ``privileged_if`` can compare this column's values with a number."""
+    import pandas as pd
+
+    return pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
+
+
 def privileged_codes(df: pd.DataFrame, attr: ProtectedAttribute) -> np.ndarray:
     """1 where a row belongs to the privileged group of ``attr``, else 0 (as ``int8``)."""
     import numpy as np
@@ -56,6 +65,10 @@ def privileged_codes(df: pd.DataFrame, attr: ProtectedAttribute) -> np.ndarray:
         raise GroupError(f"Protected attribute column {attr.column!r} has {nulls} null value(s) of "
                          f"{len(col)} rows; every row needs a group.")
     if attr.is_threshold:
+        if not is_numeric(col):
+            raise GroupError(f"Protected attribute column {attr.column!r} uses 'privileged_if' "
+                             f"({attr.op} {attr.value:g}), which needs a numeric column; it holds {col.dtype} "
+                             "values. Use 'privileged' with a list of values instead.")
         return _OPS[attr.op](col.to_numpy(dtype=float), attr.value).astype(np.int8)
     if attr.allowed:
         unknown = sorted(set(col.unique()) - set(attr.allowed), key=str)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from fairgate import evidence, registry
+from fairgate.errors import CODE_VERSION, InputError
 from fairgate.store import sha256_bytes
 
 if TYPE_CHECKING:
@@ -26,10 +27,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CODE_VERSION = "0.1.0"
 
-
-class StageError(ValueError):
+class StageError(InputError):
     """Bad input for a stage: the message names the column or key and the counts."""
 
 

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from fairgate import evidence, explain, registry
 from fairgate.data import to_parquet_bytes
-from fairgate.lifecycle import CODE_VERSION, StageError
+from fairgate.errors import CODE_VERSION
+from fairgate.lifecycle import StageError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -182,8 +183,10 @@ def read_window(store: ArtifactStore, day: date, window_days: int, *, row_key: s
                 ) -> tuple[pd.DataFrame, list[str], list[str]]:
     """Predictions of ``[day - window + 1, day]`` joined with the outcomes that have arrived.
 
-    Returns the rows (without the row key, model version and score, which the audit does not
-    need row by row), the days read and the model versions seen. Outcomes of day ``d`` count as
+    Returns the rows (without the row key and score, which the audit does not need row by row),
+    the days read and the model versions seen, ordered by the last day each scored: the last one
+    scored the newest day, so it is the version the production pointer named at the window's end
+    (scoring stamps each prediction with the pointer's version). Outcomes of day ``d`` count as
     arrived when ``d <= day - label_lag_days``; the result does
     not depend on the order in which days were scored or labels were written. Reading and the
     outcome lookup run in Arrow, not in pandas.
@@ -195,7 +198,7 @@ def read_window(store: ArtifactStore, day: date, window_days: int, *, row_key: s
     def table(key: str, dictionary: tuple[str, ...] = ()) -> pa.Table:
         return pq.read_table(io.BytesIO(store.get(key)), read_dictionary=list(dictionary))
 
-    tables, days, versions = [], [], set()
+    tables, days, versions = [], [], []
     for i in range(window_days - 1, -1, -1):
         d = day - timedelta(days=i)
         key = partition_key("predictions", d)
@@ -215,14 +218,18 @@ def read_window(store: ArtifactStore, day: date, window_days: int, *, row_key: s
             t = t.append_column(LABEL_COLUMN, pc.take(labels[LABEL_COLUMN], where))
         else:
             t = t.append_column(LABEL_COLUMN, pa.nulls(t.num_rows, pa.int8()))
-        versions.update(v for chunk in t["model_version"].chunks for v in chunk.dictionary.to_pylist())
-        tables.append(t.drop_columns([c for c in (row_key, "model_version", "score") if c in t.column_names]))
+        # One version per day's partition; after a redeploy, newer days carry the newer version.
+        seen = pc.unique(t["model_version"].combine_chunks().dictionary_decode()).to_pylist()
+        versions[:] = [v for v in versions if v not in seen] + seen  # by last day scored (rollbacks too)
+        t = t.set_column(t.schema.get_field_index("model_version"), "model_version",
+                         t["model_version"].cast(pa.string()))
+        tables.append(t.drop_columns([c for c in (row_key, "score") if c in t.column_names]))
         days.append(d.isoformat())
     if not tables:
         import pandas as pd
 
         return pd.DataFrame(), days, []
-    return pa.concat_tables(tables, promote_options="permissive").to_pandas(), days, sorted(versions)
+    return pa.concat_tables(tables, promote_options="permissive").to_pandas(), days, versions
 
 
 def _deployed(store: ArtifactStore, policy: Policy, version: str) -> tuple[dict[str, Any], pd.DataFrame | None]:
@@ -242,6 +249,26 @@ def _deployed(store: ArtifactStore, policy: Policy, version: str) -> tuple[dict[
     return manifest, pd.read_parquet(io.BytesIO(data))
 
 
+def _per_version(df: pd.DataFrame, policy: Policy, versions: list[str]) -> dict[str, dict[str, Any]]:
+    """Rows and selection metrics of each model version that scored part of the window (not pooled)."""
+    import numpy as np
+
+    from fairgate.groups import comparisons, group_codes
+    from fairgate.metrics import measure
+
+    out = {}
+    for v in versions:
+        part = df[df["model_version"] == v].reset_index(drop=True)
+        pred = part["decision"].to_numpy(dtype=np.int8)
+        measured = measure(group_codes(part, policy), np.zeros(len(part), dtype=np.int8), pred,
+                           comparisons(policy), confidence=policy.confidence_level)
+        out[v] = {"rows": len(part), "labeled_rows": int(part[LABEL_COLUMN].notna().sum()),
+                  "selection_rate": float(pred.mean()),
+                  "fairness": {k: {m: r["metrics"][m] for m in ("disparate_impact", "statistical_parity_difference")}
+                               for k, r in measured.items()}}
+    return out
+
+
 def audit_day(store: ArtifactStore, policy: Policy, day: date, *, run_id: str) -> dict[str, Any]:
     """Measure the window ending ``day`` and classify it healthy / degraded / insufficient evidence."""
     import numpy as np
@@ -257,6 +284,9 @@ def audit_day(store: ArtifactStore, policy: Policy, day: date, *, run_id: str) -
     if df.empty:
         return {**base, "status": "insufficient_evidence", "reasons": ["no predictions in the window"],
                 "rows": 0, "labeled_rows": 0}
+    version = versions[-1]  # in production at the window's end (see read_window); the one judged
+    per_version = _per_version(df, policy, versions) if len(versions) > 1 else {}
+    df = df[df["model_version"] == version].reset_index(drop=True)
     codes = group_codes(df, policy)
     pred = df["decision"].to_numpy(dtype=np.int8)
     labeled = df[LABEL_COLUMN].notna().to_numpy()
@@ -301,7 +331,6 @@ def audit_day(store: ArtifactStore, policy: Policy, day: date, *, run_id: str) -
                 _, msg = judge_metric(t, m["value"], m["ci_low"], m["ci_high"], 0.0)
                 reasons.append(f"{comp.key}: {msg}")
 
-    version = versions[-1]
     manifest, snapshot = _deployed(store, policy, version)
     drift = {}
     if snapshot is not None:
@@ -335,7 +364,8 @@ def audit_day(store: ArtifactStore, policy: Policy, day: date, *, run_id: str) -
     accuracy = float((pred[labeled] == df.loc[labeled, LABEL_COLUMN].to_numpy(dtype=np.int8)).mean()) \
         if labels_rows else None
     return {**base, "status": status, "reasons": reasons, "insufficient": insufficient, "rows": len(df),
-            "labeled_rows": labels_rows, "model_versions": versions, "selection_rate": float(pred.mean()),
+            "labeled_rows": labels_rows, "model_versions": versions, "judged_version": version,
+            "per_version": per_version, "selection_rate": float(pred.mean()),
             "accuracy": accuracy, "fairness": fairness, "drift": {k: round(v, 6) for k, v in drift.items()},
             "change_since_deployment": changes}
 
@@ -350,6 +380,16 @@ def save_audit(store: ArtifactStore, result: dict[str, Any], *, report_html: str
                                                              "policy_sha256", "code_version")},
                                     "audit_uri": written.uri, "audit_sha256": written.sha256})
     return {"status": result["status"], "uri": written.uri, "report_uri": page.uri, "seq": entry["seq"]}
+
+
+def audit_trend(store: ArtifactStore, result: dict[str, Any], *, last: int = 30) -> list[dict[str, Any]]:
+    """The audits a report of ``result`` shows: the stored ones before its date, then ``result`` itself.
+
+    A re-run of an audit date replaces that date's stored audit, so it is left out of the history.
+    """
+    day = date.fromisoformat(result["date"])
+    earlier = [a for a in audit_history(store, until=day, last=last) if a["date"] != result["date"]]
+    return (earlier + [result])[-last:]
 
 
 def audit_history(store: ArtifactStore, *, until: date, last: int = 30) -> list[dict[str, Any]]:
@@ -379,7 +419,10 @@ def audit_report(result: dict[str, Any], history: list[dict[str, Any]], threshol
                            for h in history)] for k, m in trend_keys]
     return render_html(
         "audit_report.html.j2", result=result, window_days=len(result.get("window_days", [])),
-        versions=", ".join(v[:12] for v in result.get("model_versions", [])),
+        judged=(result.get("judged_version") or "")[:12],
+        per_version_rows=[[v[:12], p["rows"], p["labeled_rows"], _v(p["selection_rate"]),
+                           "; ".join(f"{k}: DI {_v(m['disparate_impact']['value'])}" for k, m in p["fairness"].items())]
+                          for v, p in (result.get("per_version") or {}).items()],
         reasons=result.get("reasons", []) + result.get("insufficient", []), metric_rows=metric_rows,
         trend_dates=history, trend_rows=trend_rows,
         trend_chart=Image(charts.audit_trend(history, thresholds), "trend of the audited fairness metrics")

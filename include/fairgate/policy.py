@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 import yaml
 
+from fairgate.errors import InputError
+
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parents[1] / "config" / "policy.yaml"
 
 ThresholdKind = Literal["ratio_band", "abs_difference"]
@@ -39,7 +41,7 @@ MSG_CHOICE = "Policy key '{key}' must be one of {allowed}. Got {got!r} instead."
 MSG_UNKNOWN = "Policy key '{key}' has unknown entries {unknown}; allowed: {allowed}."
 
 
-class PolicyError(ValueError):
+class PolicyError(InputError):
     """The policy file is missing, unreadable or does not match the schema."""
 
 

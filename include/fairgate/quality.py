@@ -132,8 +132,13 @@ def run_expectations(df: pd.DataFrame, exps: list[Any]) -> list[Check]:
 
 def group_size_checks(df: pd.DataFrame, policy: Policy) -> list[Check]:
     """Every attribute group and intersection cell must hold ``fairness.min_group_size`` rows."""
-    from fairgate.groups import GroupError, cell_mask, comparisons, group_codes
+    from fairgate.groups import GroupError, cell_mask, comparisons, group_codes, is_numeric
 
+    not_numeric = [a for a in policy.protected if a.is_threshold and a.column in df and not is_numeric(df[a.column])]
+    if not_numeric:  # groups cannot be formed: say which rule does not fit which column
+        return [Check(check="fairgate_privileged_if_needs_numeric_column", column=a.column, passed=False,
+                      detail={"dtype": str(df[a.column].dtype), "privileged_if": f"{a.op} {a.value:g}"})
+                for a in not_numeric]
     try:
         codes = group_codes(df, policy)
     except GroupError:

@@ -17,13 +17,14 @@ import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from fairgate.errors import InputError
 from fairgate.store import ConflictError, NotFoundError
 
 if TYPE_CHECKING:
     from fairgate.store import ArtifactStore
 
 
-class RegistryError(RuntimeError):
+class RegistryError(InputError):
     """A registry operation was refused (unknown or unapproved version, corrupt manifest)."""
 
 

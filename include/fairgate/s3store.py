@@ -18,6 +18,7 @@ import base64
 import hashlib
 from typing import Any
 
+from fairgate.errors import InputError
 from fairgate.store import (
     ConflictError,
     NotFoundError,
@@ -31,7 +32,7 @@ from fairgate.store import (
 PART_SIZE = 8 * 1024 * 1024
 
 
-class S3ConfigError(StoreError):
+class S3ConfigError(StoreError, InputError):
     """A deterministic S3 error (access denied, missing bucket): retrying will not help."""
 
 

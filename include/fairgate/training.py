@@ -13,6 +13,8 @@ import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from fairgate.errors import InputError, ModelParamsError
+
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
@@ -48,7 +50,7 @@ TRUSTED_TYPES = [
 SPLITS = ("train", "validation", "test")
 
 
-class ModelIntegrityError(RuntimeError):
+class ModelIntegrityError(InputError):
     """A stored model does not match its recorded sha256, or holds types outside the allowlist."""
 
 
@@ -94,8 +96,11 @@ def build_pipeline(policy: Policy) -> Pipeline:
     params.setdefault("random_state", policy.seed)
     try:
         clf = estimators[policy.estimator](**params)
-    except TypeError as exc:
-        raise ValueError(f"Policy key 'model.params' does not fit {policy.estimator}: {exc}") from None
+        # Types and ranges now, not at fit time (where sklearn's InvalidParameterError is both a
+        # ValueError and a TypeError); _validate_params is how sklearn's own fit checks them.
+        clf._validate_params()
+    except (TypeError, ValueError) as exc:
+        raise ModelParamsError(f"Policy key 'model.params' does not fit {policy.estimator}: {exc}") from None
     categorical = [c for c in policy.features if c not in policy.numeric]
     numeric = [c for c in policy.features if c in policy.numeric]
     pre = ColumnTransformer(

@@ -21,9 +21,6 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 SUMMARY = "summary"
-# The errors that mean "this input is wrong": fail the task without retrying.
-_BAD_INPUT = ("PolicyError", "DataError", "StageError", "GroupError", "InsufficientDataError",
-              "ModelIntegrityError", "RegistryError", "PromotionConflict", "S3ConfigError")
 
 
 class _Stage:
@@ -72,13 +69,14 @@ class _Stage:
 
     @staticmethod
     def guarded(fn, *args, **kwargs):
-        """Call a domain function, turning bad-input errors into a non-retried task failure."""
+        """Call a domain function, turning bad input (:class:`fairgate.errors.InputError`) into a
+        task failure without retries; anything else propagates, so retries apply."""
+        from fairgate.errors import InputError
+
         try:
             return fn(*args, **kwargs)
-        except Exception as exc:
-            if type(exc).__name__ in _BAD_INPUT:
-                raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
-            raise
+        except InputError as exc:
+            raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
 
     def run_stage(self, context: Context, fn, *inputs: Any) -> dict[str, Any]:
         """The common stage: ``fn(store, policy, run, *inputs)``, guarded, its summary pushed and returned."""
@@ -368,8 +366,8 @@ class AuditOperator(_Stage, BaseBranchOperator):
         store, policy, run, day = self.store(), self.guarded(self.policy, context), self.run_info(context), \
             _day(context)
         result = self.guarded(monitoring.audit_day, store, policy, day, run_id=run.run_id)
-        history = monitoring.audit_history(store, until=day) + [result]
-        page = monitoring.audit_report(result, history[-30:], list(policy.fairness_thresholds))
+        page = monitoring.audit_report(result, monitoring.audit_trend(store, result),
+                                       list(policy.fairness_thresholds))
         saved = monitoring.save_audit(store, result, report_html=page)
         self.push(context, {**saved, "date": result["date"], "reasons": result["reasons"][:10],
                             "insufficient": result.get("insufficient", [])[:10], "rows": result["rows"],

@@ -60,13 +60,22 @@ def test_no_import_errors(dagbag):
     assert "fairgate_lifecycle" in dagbag.dags
 
 
+# Tasks that must not retry: a person's answer, and the stop that records a failed quality gate.
+NO_RETRIES = {("fairgate_lifecycle", "human_review"), ("fairgate_lifecycle", "quality_failed")}
+
+
 def test_every_dag_is_documented_tagged_and_retried(dagbag):
+    from datetime import timedelta
+
     for dag_id, dag in dagbag.dags.items():
         assert dag.doc_md and len(dag.doc_md) > 100, dag_id
         assert "fairgate" in dag.tags, dag_id
-        assert dag.catchup is not None
+        assert dag.catchup is False, dag_id  # backfills are explicit (airflow backfill create), never implied
         for task in dag.tasks:
-            assert task.retries is not None, f"{dag_id}.{task.task_id}"
+            expected = 0 if (dag_id, task.task_id) in NO_RETRIES else 2
+            assert task.retries == expected, f"{dag_id}.{task.task_id}: {task.retries} retries"
+            if expected:
+                assert timedelta(seconds=30) <= task.retry_delay <= timedelta(minutes=5), f"{dag_id}.{task.task_id}"
             assert task.owner == "fairgate"
 
 

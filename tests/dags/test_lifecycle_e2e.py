@@ -196,7 +196,12 @@ def test_review_answered_through_the_rest_api(lifecycle_dag, deployed, tmp_path,
     assert rec["gate"]["outcome"] == "review"
     # What the reviewer was shown: the gate's reasons, the metrics table and a link to the run report.
     body = dr.review_request["body"]
-    assert all(reason in body for reason in rec["gate"]["reasons"])
+    import html as _html
+
+    from markdown_it import MarkdownIt
+
+    shown = _html.unescape(MarkdownIt().render(body))  # what the reviewer reads: the body as rendered
+    assert all(reason in shown for reason in rec["gate"]["reasons"])
     assert "| sex |" in body and f"{rec['performance']['accuracy']:.4f}" in body
     from fairgate.overview import run_report_path
 

@@ -65,7 +65,7 @@ def history(deployed, tmp_path_factory):  # noqa: F811
     for i in range(2, 8):
         day = FIRST_DAY + timedelta(days=i)
         result = monitoring.audit_day(store, policy, day, run_id=f"test__{day}")
-        shown = monitoring.audit_history(store, until=day) + [result]
+        shown = monitoring.audit_trend(store, result)
         monitoring.save_audit(store, result, report_html=monitoring.audit_report(result, shown,
                                                                                 list(policy.fairness_thresholds)))
     return root, policy_path

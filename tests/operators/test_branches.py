@@ -114,6 +114,46 @@ def test_check_bias_fails_clearly_on_a_group_without_favorable_outcomes(store, w
         run(CheckBiasOperator(task_id="check_bias"), ti, "choose_branch")
 
 
+def test_privileged_if_on_a_text_column_routes_to_quality_failed_naming_the_column(store, write_policy,
+                                                                                   sample_csv):
+    """Was a bare 'could not convert string to float', retried with a one-minute delay, with no evidence."""
+    write_policy({"dataset.source": str(sample_csv()),
+                  "protected_attributes": [{"column": "race", "privileged_if": {"op": ">=", "value": 1}}],
+                  "intersections": []})
+    ti = FakeTI()
+    collected(ti, store)
+    assert run(ValidateDataOperator(task_id="validate_data"), ti, "choose_branch") == "quality_failed"
+    failures = ti.xcom_pull("validate_data", SUMMARY)["failures"]
+    assert ("fairgate_privileged_if_needs_numeric_column on column 'race': FAILED (dtype=str, "
+            "privileged_if=>= 1)") in failures, failures
+    # A stage that meets the same policy without the quality gate in front says the same, without retries.
+    with pytest.raises(AirflowFailException, match=r"Error: Protected attribute column 'race' uses "
+                                                   r"'privileged_if' \(>= 1\), which needs a numeric column"):
+        run(CheckBiasOperator(task_id="check_bias"), ti, "choose_branch")
+
+
+def test_model_params_that_do_not_fit_fail_training_without_retries(store, write_policy, sample_csv):
+    """Was a plain ValueError at train time, retried twice for nothing."""
+    write_policy({"dataset.source": str(sample_csv()), "model.params": {"max_iter": 1000, "C": -1}})
+    ti = FakeTI()
+    collected(ti, store)
+    run(CheckBiasOperator(task_id="check_bias"), ti, "choose_branch")
+    with pytest.raises(AirflowFailException, match=r"ModelParamsError: Policy key 'model.params' does not fit "
+                                                   r"logistic_regression: The 'C' parameter"):
+        run(TrainModelOperator(task_id="train_model"), ti)
+
+
+def test_storage_errors_propagate_so_task_retries_apply():
+    from fairgate.store import StoreError
+    from fairgate_airflow.operators import _Stage
+
+    def flaky():
+        raise StoreError("503 Slow Down")
+
+    with pytest.raises(StoreError):
+        _Stage.guarded(flaky)
+
+
 def _gate(ti, params=None):
     run(TrainModelOperator(task_id="train_model"), ti)
     return run(FairnessGateOperator(task_id="fairness_gate"), ti, "choose_branch", params=params)

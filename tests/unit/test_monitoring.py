@@ -136,3 +136,93 @@ def test_scoring_refuses_records_without_an_input_column_and_writes_nothing(stor
         score_day(store, policy, date(2026, 3, 1), batch)
     with pytest.raises(NotFoundError):
         store.get(partition_key("predictions", date(2026, 3, 1)))
+
+
+def _tiny_audit_policy():
+    from dataclasses import replace
+
+    from tests.unit.test_explain import _tiny_policy
+
+    return replace(_tiny_policy(), audit_window_days=3, audit_label_lag_days=30)
+
+
+def _predictions(version, female_selected, male_selected, n=20, start=0):
+    """A day's prediction log: ``n`` women and ``n`` men, the first k of each selected."""
+    import pandas as pd
+
+    sex = ["F"] * n + ["M"] * n
+    decision = [int(i < female_selected) for i in range(n)] + [int(i < male_selected) for i in range(n)]
+    return pd.DataFrame({"id": [f"r{start + i}" for i in range(2 * n)], "model_version": version, "score": 0.5,
+                         "decision": decision, "sex": sex})
+
+
+def test_an_audit_over_a_redeploy_judges_the_newer_version_not_the_larger_hash(store):
+    """Regression: the audit took sorted(versions)[-1], the lexicographically largest sha256, and pooled versions."""
+    import io
+    from datetime import timedelta
+
+    from fairgate.monitoring import audit_day, partition_key
+
+    policy = _tiny_audit_policy()
+    a, b = (registry.register(store, policy.model_name, body, {"approved": True, "registered_at": "1"})["version"]
+            for body in (b"model-a", b"model-b"))
+    older, newer = max(a, b), min(a, b)  # the newer deployment has the smaller hash
+    for version, di in ((older, 0.9), (newer, 0.6)):  # the DI each version had at its own gate
+        key = f"registry/{policy.model_name}/versions/{version}/manifest.json"
+        manifest = registry.read_manifest(store, policy.model_name, version)
+        store.put(key, registry.dumps({**manifest, "fairness": {"sex": {"disparate_impact": {"value": di}}}}))
+    day3 = date(2026, 3, 3)
+    days = {day3 - timedelta(days=2): _predictions(older, 10, 10),           # DI 1.0 under the older model
+            day3 - timedelta(days=1): _predictions(older, 10, 10, start=40),
+            day3: _predictions(newer, 5, 10, start=80)}                       # DI 0.5 after the redeploy
+    for d, frame in days.items():
+        buf = io.BytesIO()
+        frame.to_parquet(buf, index=False)
+        store.put(partition_key("predictions", d), buf.getvalue())
+
+    result = audit_day(store, policy, day3, run_id="audit")
+    assert result["judged_version"] == newer and result["model_versions"] == [older, newer]
+    assert result["rows"] == 40  # only the judged version's predictions
+    assert result["fairness"]["sex"]["metrics"]["disparate_impact"]["value"] == pytest.approx(5 / 20 / (10 / 20))
+    # "change since deployment" against the newer version's own gate figure (0.6), not the older one's (0.9)
+    assert result["change_since_deployment"]["sex"]["disparate_impact"] == pytest.approx(0.5 - 0.6)
+    per = result["per_version"]
+    assert per[older]["rows"] == 80 and per[newer]["rows"] == 40
+    assert per[older]["fairness"]["sex"]["disparate_impact"]["value"] == pytest.approx(1.0)
+    assert per[newer]["fairness"]["sex"]["disparate_impact"]["value"] == pytest.approx(0.5)
+
+
+def test_a_rolled_back_version_that_scored_the_newest_day_is_the_one_judged(store):
+    import io
+    from datetime import timedelta
+
+    from fairgate.monitoring import audit_day, partition_key
+
+    policy = _tiny_audit_policy()
+    a, b = (registry.register(store, policy.model_name, body, {"approved": True, "registered_at": "1"})["version"]
+            for body in (b"model-a", b"model-b"))
+    day3 = date(2026, 3, 3)
+    for i, version in enumerate((a, b, a)):  # deployed a, then b, then rolled back to a
+        buf = io.BytesIO()
+        _predictions(version, 10, 10, start=40 * i).to_parquet(buf, index=False)
+        store.put(partition_key("predictions", day3 - timedelta(days=2 - i)), buf.getvalue())
+    result = audit_day(store, policy, day3, run_id="audit")
+    assert result["judged_version"] == a and result["model_versions"] == [b, a] and result["rows"] == 80
+
+
+def test_re_running_an_audit_date_shows_that_date_once_in_the_trend(store):
+    """Regression: history read with <= date, then the new result appended again."""
+    import json
+    from datetime import timedelta
+
+    from fairgate.monitoring import audit_trend
+
+    start = date(2026, 1, 1)
+    for i in range(3):
+        d = (start + timedelta(days=i)).isoformat()
+        store.put(f"audits/date={d}/audit.json", json.dumps({"date": d, "status": "healthy"}).encode())
+    rerun = {"date": (start + timedelta(days=2)).isoformat(), "status": "degraded"}
+    trend = audit_trend(store, rerun)
+    assert [(a["date"], a["status"]) for a in trend] == [("2026-01-01", "healthy"), ("2026-01-02", "healthy"),
+                                                         ("2026-01-03", "degraded")]
+    assert [a["date"] for a in audit_trend(store, rerun, last=2)] == ["2026-01-02", "2026-01-03"]
