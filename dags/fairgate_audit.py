@@ -24,7 +24,7 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG, CronTriggerTimetable
 
 from fairgate_airflow.assets import RETRAINING_REQUEST
-from fairgate_airflow.operators import AlertOperator, AuditOperator, RequestRetrainingOperator
+from fairgate_airflow.operators import AlertOperator, AuditOperator, RequestRetrainingOperator, check_routes
 
 with DAG(
     dag_id="fairgate_audit",
@@ -36,6 +36,10 @@ with DAG(
     tags=["fairgate", "monitoring"],
     default_args={"owner": "fairgate", "retries": 2, "retry_delay": timedelta(minutes=1)},
 ) as dag:
-    audit = AuditOperator(task_id="audit")
-    audit >> [EmptyOperator(task_id="healthy"), AlertOperator(task_id="alert"),
-              RequestRetrainingOperator(task_id="request_retraining", outlets=[RETRAINING_REQUEST])]
+    audit = AuditOperator(task_id="audit", routes={"healthy": ["healthy"], "degraded": ["alert", "request_retraining"],
+                                                   "insufficient_evidence": ["alert"]})
+    audit >> EmptyOperator(task_id="healthy")
+    AlertOperator(task_id="alert", audit=audit.output)
+    RequestRetrainingOperator(task_id="request_retraining", audit=audit.output, outlets=[RETRAINING_REQUEST])
+
+check_routes(dag)

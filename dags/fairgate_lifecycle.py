@@ -32,6 +32,7 @@ from fairgate_airflow.operators import (
     ReweighOperator,
     TrainModelOperator,
     ValidateDataOperator,
+    check_routes,
 )
 
 JOIN = TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS
@@ -52,21 +53,23 @@ with DAG(
                                          description="Gate thresholds for this run, e.g. "
                                                      '{"disparate_impact_min": 0.75}')},
 ) as dag:
+    # Each stage's input is an upstream stage's result (its .output): the data edges are the task edges.
     collect = CollectDataOperator(task_id="collect_data")
-    validate = ValidateDataOperator(task_id="validate_data")
-    quality_failed = RecordEvidenceOperator(task_id="quality_failed", outcome="quality_failed", fail_run=True,
-                                            retries=0)
-    bias = CheckBiasOperator(task_id="check_bias")
-    reweigh = ReweighOperator(task_id="reweigh")
-    train = TrainModelOperator(task_id="train_model", trigger_rule=JOIN)
-    gate = FairnessGateOperator(task_id="fairness_gate")
-    review = HumanReviewOperator(task_id="human_review", retries=0)
-    deploy = DeployModelOperator(task_id="deploy_model", trigger_rule=JOIN, pool="fairgate_promotion")
-    reject = RejectModelOperator(task_id="reject_model", trigger_rule=JOIN)
-    record = RecordEvidenceOperator(task_id="record_evidence", trigger_rule=JOIN)
+    validate = ValidateDataOperator(task_id="validate_data", snapshot=collect.output,
+                                    routes={"passed": "check_bias", "failed": "quality_failed"})
+    quality_failed = RecordEvidenceOperator(task_id="quality_failed", quality=validate.output, retries=0)
+    bias = CheckBiasOperator(task_id="check_bias", quality=validate.output,
+                             routes={"detected": "reweigh", "within_policy": "train_model"})
+    reweigh = ReweighOperator(task_id="reweigh", bias=bias.output)
+    train = TrainModelOperator(task_id="train_model", bias=bias.output, mitigation=reweigh.output, trigger_rule=JOIN)
+    gate = FairnessGateOperator(task_id="fairness_gate", trained=train.output,
+                                routes={"pass": "deploy_model", "fail": "reject_model", "review": "human_review"})
+    review = HumanReviewOperator(task_id="human_review", gate=gate.output,
+                                 routes={"approved": "deploy_model", "rejected": "reject_model"}, retries=0)
+    deploy = DeployModelOperator(task_id="deploy_model", gate=gate.output, review=review.output, trigger_rule=JOIN,
+                                 pool="fairgate_promotion")
+    reject = RejectModelOperator(task_id="reject_model", gate=gate.output, review=review.output, trigger_rule=JOIN)
+    RecordEvidenceOperator(task_id="record_evidence", deployment=deploy.output, rejection=reject.output,
+                           trigger_rule=JOIN)
 
-    collect >> validate >> [quality_failed, bias]
-    bias >> [reweigh, train]
-    reweigh >> train >> gate >> [deploy, reject, review]
-    review >> [deploy, reject]
-    [deploy, reject] >> record
+check_routes(dag)

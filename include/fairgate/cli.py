@@ -86,19 +86,19 @@ def cmd_rollback(args: argparse.Namespace, store, model: str) -> int:
     import getpass
     from datetime import UTC, datetime
 
-    moved = registry.rollback(store, model, to_version=args.to, actor=f"cli:{getpass.getuser()}",
-                              reason=args.reason, run_id=f"cli__{datetime.now(UTC).isoformat()}")
-    entry = evidence.append(store, moved)
-    _out(args, {**moved, "seq": entry["seq"]},
-         f"Production of {model} moved from {moved['from_version'][:12]} back to {moved['to_version'][:12]} "
-         f"(evidence record #{entry['seq']}).")
+    from fairgate.lifecycle import rollback
+
+    moved = rollback(store, args.loaded_policy, to_version=args.to, actor=f"cli:{getpass.getuser()}",
+                     reason=args.reason, run_id=f"cli__{datetime.now(UTC).isoformat()}")
+    _out(args, moved, f"Production of {model} moved from {moved['from_version'][:12]} back to "
+                      f"{moved['to_version'][:12]} (evidence record #{moved['seq']}).")
     return 0
 
 
 def cmd_explain(args: argparse.Namespace, store, model: str) -> int:
     from datetime import date
 
-    from fairgate.monitoring import find_prediction
+    from fairgate.scoring import find_prediction
 
     try:
         day = date.fromisoformat(args.date) if args.date else None

@@ -18,12 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from fairgate.contracts import Review
+
 if TYPE_CHECKING:
     from fairgate.policy import Policy, Threshold
 
 Outcome = Literal["pass", "fail", "review"]
-# Branch names of the lifecycle DAG, one per outcome.
-BRANCH = {"pass": "deploy_model", "fail": "reject_model", "review": "human_review"}
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ def decide(fairness: dict[str, dict[str, Any]], performance: dict[str, Any], pol
         findings.append(Finding("review", "model", "predicts a single class on the test set: "
                                 "disparities of a constant predictor are not evidence"))
     for key, res in fairness.items():
-        short = _short_groups(key, res["counts"], policy)
+        short = short_groups(res["counts"], policy)
         if short:
             findings.extend(Finding("review", key, s) for s in short)
             continue
@@ -125,24 +125,31 @@ def decide(fairness: dict[str, dict[str, Any]], performance: dict[str, Any], pol
     return GateDecision(outcome=outcome, findings=findings)
 
 
-def _short_groups(key: str, counts: dict[str, dict[str, float]], policy: Policy) -> list[str]:
+def short_groups(counts: dict[str, dict[str, float]], policy: Policy, *, unit: str = "rows",
+                 positives: bool = True) -> list[str]:
+    """The evidence rules, for the gate and the nightly audit alike: each side of a comparison needs
+    ``min_group_size`` rows and (where outcomes are compared) ``min_positives`` favourable outcomes.
+
+    ``counts`` maps ``unprivileged`` / ``privileged`` to ``{"n": ..., "positives": ...}``; ``unit``
+    names what ``n`` counts in the message (rows, predictions, labeled rows).
+    """
     out = []
     for side in ("unprivileged", "privileged"):
         c = counts[side]
         if c["n"] < policy.min_group_size:
-            out.append(f"{side} group has {c['n']:g} rows (< min_group_size {policy.min_group_size}): "
+            out.append(f"{side} group has {c['n']:g} {unit} (< min_group_size {policy.min_group_size}): "
                        "insufficient evidence")
-        elif c["positives"] < policy.min_positives:
+        elif positives and c["positives"] < policy.min_positives:
             out.append(f"{side} group has {c['positives']:g} favorable outcomes (< min_positives "
                        f"{policy.min_positives}): insufficient evidence")
     return out
 
 
 def review_decision(choice: str | None, rationale: str | None, *, reviewer: str | None,
-                    timed_out: bool) -> dict[str, Any]:
-    """Turn a human reviewer's answer into a branch, refusing approvals without a rationale.
+                    timed_out: bool, responded_at: str | None = None) -> Review:
+    """Turn a human reviewer's answer into a decision, refusing approvals without a rationale.
 
-    A timeout, a rejection, or an approval that gives no reason all lead to ``reject_model``.
+    A timeout, a rejection, or an approval that gives no reason are all not approved.
     """
     rationale = (rationale or "").strip()
     if timed_out:
@@ -151,8 +158,5 @@ def review_decision(choice: str | None, rationale: str | None, *, reviewer: str 
         approved, note = False, "approval refused: a rationale is required"
     else:
         approved, note = choice == "Approve", ""
-    return {
-        "choice": "Reject" if timed_out else choice, "approved": approved, "rationale": rationale,
-        "reviewer": reviewer, "timed_out": timed_out, "note": note,
-        "branch": BRANCH["pass"] if approved else BRANCH["fail"],
-    }
+    return Review(choice="Reject" if timed_out else choice, approved=approved, rationale=rationale,
+                  reviewer=reviewer, timed_out=timed_out, note=note, responded_at=responded_at)

@@ -1,12 +1,16 @@
-"""The lifecycle stages as plain functions: data and settings in, a small JSON summary out.
+"""The lifecycle stages: the store I/O around the pure domain functions, one function per stage.
 
-Each stage reads its inputs from the artifact store by key, writes what it produced under the
-run's prefix, and returns a summary of metrics, keys, URIs and hashes (never rows). The Airflow
-operators in ``fairgate_airflow`` are thin wrappers around these; a notebook can call them too.
+Each stage reads its inputs from the artifact store (checked against the sha256 recorded when
+they were written), calls one pure function (:mod:`fairgate.quality`, :mod:`fairgate.bias`,
+:mod:`fairgate.training`, :mod:`fairgate.evaluation`), writes what it produced under the run's
+prefix and returns a small typed result (:mod:`fairgate.contracts`). What a run concludes is
+decided here too (:func:`conclude`), and the evidence record is built from the stored artifacts
+(:func:`evidence_record`), so a notebook can run, conclude and record a lifecycle without Airflow.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
@@ -15,17 +19,31 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from fairgate import evidence, registry
+from fairgate.contracts import (
+    Artifact,
+    Bias,
+    Decision,
+    Deployment,
+    GateResult,
+    Mitigation,
+    Quality,
+    Recorded,
+    Review,
+    Snapshot,
+    TrainedModel,
+)
 from fairgate.errors import CODE_VERSION, InputError
-from fairgate.store import sha256_bytes
+from fairgate.store import get_verified
 
 if TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
 
     from fairgate.policy import Policy
-    from fairgate.store import ArtifactStore
+    from fairgate.store import ArtifactStore, Written
 
 log = logging.getLogger(__name__)
+
+NO_BIAS = "disparity within policy"
 
 
 class StageError(InputError):
@@ -50,320 +68,312 @@ class RunInfo:
         return self.run_type == "backfill"
 
 
-def _json(obj: Any) -> bytes:
-    return json.dumps(obj, indent=2, sort_keys=True, default=str).encode()
+# --- store I/O shared by the stages --------------------------------------------------------------
+
+def _artifact(written: Written) -> Artifact:
+    return Artifact(key=written.key, uri=written.uri, sha256=written.sha256)
 
 
-def _load_snapshot(store: ArtifactStore, snapshot: dict[str, Any]) -> pd.DataFrame:
-    """Read the run's snapshot, refusing it if its bytes no longer match the recorded sha256."""
-    import io
+def _put_json(store: ArtifactStore, key: str, obj: Any) -> Artifact:
+    return _artifact(store.put(key, json.dumps(obj, indent=2, sort_keys=True, default=str).encode()))
 
+
+def _read(store: ArtifactStore, artifact: Artifact, what: str) -> bytes:
+    return get_verified(store, artifact.key, artifact.sha256, what=what)
+
+
+def read_json(store: ArtifactStore, artifact: Artifact, what: str) -> Any:
+    return json.loads(_read(store, artifact, what))
+
+
+def _read_frame(store: ArtifactStore, artifact: Artifact, what: str) -> pd.DataFrame:
     import pandas as pd
 
-    data = store.get(snapshot["key"])
-    if sha256_bytes(data) != snapshot["sha256"]:
-        raise StageError(f"Snapshot {snapshot['uri']} does not match its recorded sha256; it was changed "
-                         "after collection.")
-    return pd.read_parquet(io.BytesIO(data))
+    return pd.read_parquet(io.BytesIO(_read(store, artifact, what)))
 
 
-# --- collect -------------------------------------------------------------------------------------
+def _put_frame(store: ArtifactStore, key: str, df: pd.DataFrame) -> Artifact:
+    from fairgate.data import to_parquet_bytes
 
-def collect(store: ArtifactStore, policy: Policy, run: RunInfo) -> dict[str, Any]:
-    """Read the source (the run's interval when partitioned) into an immutable Parquet snapshot."""
+    return _artifact(store.put(key, to_parquet_bytes(df)))
+
+
+def _load_model(store: ArtifactStore, artifact: Artifact, what: str) -> Any:
+    from fairgate.training import load_model_bytes
+
+    return load_model_bytes(store.get(artifact.key), expected_sha256=artifact.sha256, where=f"{what} {artifact.uri}")
+
+
+# --- the stages ----------------------------------------------------------------------------------
+
+def collect(store: ArtifactStore, policy: Policy, run: RunInfo) -> Snapshot:
+    """Read the source (the run's interval when partitioned) into an immutable Parquet snapshot.
+
+    Only the columns the policy names are kept (row key, features, protected attributes, label);
+    one the source lacks is left for the quality gate to name.
+    """
     from fairgate.data import read_source, to_parquet_bytes
+    from fairgate.quality import duplicate_rows
 
     interval = (run.interval_start, run.interval_end) if run.interval_start and run.interval_end else None
     df = read_source(policy, interval=interval)
+    dupes = duplicate_rows(df, policy)
+    wanted = dict.fromkeys([*([policy.row_key] if policy.row_key else []), *policy.features,
+                            *policy.protected_columns, policy.label])
+    df = df[[c for c in wanted if c in df.columns]]
     written = store.put_new(f"{run.prefix}/snapshot.parquet", to_parquet_bytes(df))
-    return {"key": written.key, "uri": written.uri, "sha256": written.sha256, "rows": len(df),
-            "columns": len(df.columns), "source": policy.source,
-            "period": [d.isoformat() for d in interval] if interval and policy.partitioned else None}
+    period = (interval[0].isoformat(), interval[1].isoformat()) if interval and policy.partitioned else None
+    return Snapshot(data=_artifact(written), rows=len(df), columns=tuple(df.columns), source=policy.source,
+                    duplicate_rows=dupes, period=period)
 
 
-# --- validate ------------------------------------------------------------------------------------
-
-def validate(store: ArtifactStore, policy: Policy, run: RunInfo, snapshot: dict[str, Any]) -> dict[str, Any]:
-    """Run the quality suite; store the full result (JSON + HTML page) and return a capped summary."""
+def validate(store: ArtifactStore, policy: Policy, run: RunInfo, snapshot: Snapshot) -> Quality:
+    """Run the quality suite; store the full result (JSON and its page) and return a capped summary."""
     from fairgate.quality import render_html, validate_frame
 
-    df = _load_snapshot(store, snapshot)
-    result = validate_frame(df, policy)
-    full = store.put(f"{run.prefix}/quality.json", _json(result.as_dict()))
-    page = store.put(f"{run.prefix}/quality.html",
-                     render_html(result, title=f"Data quality — {run.dag_id} {run.run_id}").encode())
-    return {**result.summary(), "uri": full.uri, "sha256": full.sha256, "html_uri": page.uri}
+    result = validate_frame(_read_frame(store, snapshot.data, "snapshot"), policy,
+                            duplicate_rows=snapshot.duplicate_rows)
+    full = _put_json(store, f"{run.prefix}/quality.json", result.as_dict())
+    page = _artifact(store.put(f"{run.prefix}/quality.html",
+                               render_html(result, title=f"Data quality — {run.dag_id} {run.run_id}").encode()))
+    s = result.summary()
+    return Quality(passed=s["passed"], rows=s["rows"], checks=s["checks"], failed=s["failed"],
+                   failures=tuple(s["failures"]), failures_not_shown=s["failures_not_shown"], result=full,
+                   page=page, snapshot=snapshot)
 
 
-# --- bias ----------------------------------------------------------------------------------------
-
-def _codes_and_labels(df: pd.DataFrame, policy: Policy) -> tuple[pd.DataFrame, np.ndarray]:
-    from fairgate.groups import GroupError, group_codes
-    from fairgate.training import labels
-
-    try:
-        codes = group_codes(df, policy)
-    except GroupError as exc:
-        raise StageError(str(exc)) from None
-    return codes, labels(df, policy)
-
-
-def bias_findings(measured: dict[str, dict[str, float]], policy: Policy) -> list[str]:
-    """Which data-stage disparities fall outside the policy's ``bias.thresholds``."""
-    out = []
-    for key, m in measured.items():
-        for t in policy.bias_thresholds:
-            value = m[t.metric]
-            if not t.contains(value):
-                out.append(f"{key}: {t.metric}={value:.4f} outside {t.describe()}")
-    return out
-
-
-def proxy_check(df: pd.DataFrame, policy: Policy) -> dict[str, Any]:
-    from fairgate.explain import proxy_check as check
-
-    try:
-        return check(df, policy)
-    except ValueError as exc:  # e.g. a column sklearn cannot encode
-        raise StageError(f"Proxy check failed: {exc}") from None
-
-
-def check_bias(store: ArtifactStore, policy: Policy, run: RunInfo, snapshot: dict[str, Any]) -> dict[str, Any]:
+def check_bias(store: ArtifactStore, policy: Policy, run: RunInfo, quality: Quality) -> Bias:
     """AIF360 dataset metrics per attribute and intersection; ``detected`` if any is outside policy."""
-    from fairgate import aif360_adapter as aif
-    from fairgate.groups import comparisons
+    from fairgate import bias
 
-    df = _load_snapshot(store, snapshot)
-    codes, y = _codes_and_labels(df, policy)
-    comps = comparisons(policy)
-    measured = {}
-    for comp in comps:
-        try:
-            aif.check_measurable(codes, y, comp, label=policy.label)
-        except aif.InsufficientDataError as exc:
-            raise StageError(str(exc)) from None
-        measured[comp.key] = aif.dataset_metrics(codes, y, comp)
-    findings = bias_findings(measured, policy)
-    proxies = proxy_check(df, policy)
-    result = {"detected": bool(findings), "reasons": findings, "comparisons": measured, "proxies": proxies,
-              "warnings": proxies["flagged"]}
-    written = store.put(f"{run.prefix}/bias.json", _json(result))
-    return {**result, "uri": written.uri}
+    if not quality.passed:
+        raise StageError(f"The snapshot failed its quality checks ({'; '.join(quality.failures)}); bias is not "
+                         "measured on it.")
+    snapshot = quality.snapshot
+    measured = bias.measure(_read_frame(store, snapshot.data, "snapshot"), policy)
+    measured["measured_on"] = f"whole snapshot ({snapshot.rows} rows)"
+    written = _put_json(store, f"{run.prefix}/bias.json", measured)
+    return Bias(detected=measured["detected"], reasons=tuple(measured["reasons"]),
+                warnings=tuple(measured["warnings"]), measured_on=measured["measured_on"], result=written,
+                quality=quality)
 
 
-# --- reweigh -------------------------------------------------------------------------------------
-
-def reweigh(store: ArtifactStore, policy: Policy, run: RunInfo, snapshot: dict[str, Any]) -> dict[str, Any]:
-    """AIF360 reweighing weights on the whole snapshot, saved as an artifact, with DI after."""
-    import io
-
+def reweigh(store: ArtifactStore, policy: Policy, run: RunInfo, bias: Bias) -> Mitigation:
+    """AIF360 reweighing weights on the snapshot, saved as an artifact, with the figures under them."""
     import pandas as pd
 
-    from fairgate import aif360_adapter as aif
-    from fairgate.groups import comparisons
+    from fairgate import bias as measure
 
-    df = _load_snapshot(store, snapshot)
-    codes, y = _codes_and_labels(df, policy)
-    weights = aif.reweighing_weights(codes, y)
-    after = {c.key: aif.dataset_metrics(codes, y, c, weights=weights) for c in comparisons(policy)}
-    buf = io.BytesIO()
-    pd.DataFrame({"weight": weights}).to_parquet(buf, index=False)
-    written = store.put(f"{run.prefix}/weights.parquet", buf.getvalue())
-    max_err = max(abs(m["disparate_impact"] - 1.0) for m in after.values())
-    return {"applied": True, "method": "reweighing (Kamiran & Calders, AIF360)", "key": written.key,
-            "uri": written.uri, "sha256": written.sha256, "after": after, "max_abs_di_error": max_err,
-            "weight_min": float(weights.min()), "weight_max": float(weights.max())}
+    weights, after = measure.reweigh(_read_frame(store, bias.quality.snapshot.data, "snapshot"), policy)
+    stored = _put_frame(store, f"{run.prefix}/weights.parquet", pd.DataFrame({"weight": weights}))
+    method = "reweighing (Kamiran & Calders, AIF360)"
+    result = _put_json(store, f"{run.prefix}/mitigation.json", {"method": method, **after})
+    return Mitigation(applied=True, reason="bias detected", method=method, weights=stored, result=result,
+                      max_abs_di_error=after["max_abs_di_error"])
 
 
-# --- train ---------------------------------------------------------------------------------------
-
-def train(store: ArtifactStore, policy: Policy, run: RunInfo, snapshot: dict[str, Any],
-          weights: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Split, fit the policy's pipeline (with reweighing weights if given) and store the model."""
-    import io
-
-    import numpy as np
-    import pandas as pd
-
-    from fairgate import explain, training
-
-    df = _load_snapshot(store, snapshot)
-    codes, y = _codes_and_labels(df, policy)
-    strata = y.astype(np.int64)
-    for i, col in enumerate(codes.columns):
-        strata = strata + codes[col].to_numpy(dtype=np.int64) * (2 << i)
-    split = training.split_rows(df, policy, strata)
-    sample_weight = None
-    if weights:
-        w_data = store.get(weights["key"])
-        if sha256_bytes(w_data) != weights["sha256"]:
-            raise StageError(f"Weights {weights['uri']} do not match their recorded sha256.")
-        sample_weight = pd.read_parquet(io.BytesIO(w_data))["weight"].to_numpy()
-        if len(sample_weight) != len(df):
-            raise StageError(f"Weights have {len(sample_weight)} rows but the snapshot has {len(df)}.")
-    is_train, is_val = split == "train", split == "validation"
-    model = training.fit(df[is_train], policy, sample_weight=None if sample_weight is None
-                         else sample_weight[is_train])
-    scores, pred = training.predict(model, df[is_val], policy)
-    m = store.put(f"{run.prefix}/model.skops", training.dump_model(model))
-    buf = io.BytesIO()
-    training.split_frame(split, df, policy).to_parquet(buf, index=False)
-    s = store.put(f"{run.prefix}/split.parquet", buf.getvalue())
-    out = {
-        "model_key": m.key, "model_uri": m.uri, "model_sha256": m.sha256,
-        "split_key": s.key, "split_uri": s.uri, "split_sha256": s.sha256,
-        "weighted": sample_weight is not None, "estimator": policy.estimator,
-        "features": list(policy.features),
-        "rows": {name: int((split == name).sum()) for name in training.SPLITS},
-        "validation": training.performance(y[is_val], scores, pred),
-        "reference": explain.reference_record(df[is_train], policy),
-    }
-    if sample_weight is not None:
-        # The same pipeline on the same rows without the weights, so the effect of reweighing is
-        # measured on the test rows rather than assumed.
-        b = store.put(f"{run.prefix}/unmitigated_model.skops", training.dump_model(training.fit(df[is_train], policy)))
-        out["unmitigated"] = {"model_key": b.key, "model_uri": b.uri, "model_sha256": b.sha256}
-    return out
+def mitigation_in_force(bias: Bias, mitigation: Mitigation | None) -> Mitigation:
+    """The mitigation the training stage must use: explicit when none was needed, an error when one is missing."""
+    if mitigation is not None:
+        return mitigation
+    if bias.detected:
+        raise StageError("Bias was detected but no mitigation result reached training: the reweighing stage's "
+                         "output must be wired to the training stage.")
+    return Mitigation.not_applied(NO_BIAS)
 
 
-# --- gate ----------------------------------------------------------------------------------------
+def train(store: ArtifactStore, policy: Policy, run: RunInfo, bias: Bias,
+          mitigation: Mitigation | None = None) -> TrainedModel:
+    """Split, fit the policy's pipeline (with the reweighing weights when mitigation applied), store the models."""
+    from fairgate import training
 
-def evaluate(store: ArtifactStore, policy: Policy, run: RunInfo, snapshot: dict[str, Any],
-             trained: dict[str, Any]) -> dict[str, Any]:
+    mitigation = mitigation_in_force(bias, mitigation)
+    df = _read_frame(store, bias.quality.snapshot.data, "snapshot")
+    weights = None
+    if mitigation.applied and mitigation.weights is not None:
+        weights = _read_frame(store, mitigation.weights, "reweighing weights")["weight"].to_numpy()
+    fitted = training.train_candidate(df, policy, weights=weights)
+    model = _artifact(store.put(f"{run.prefix}/model.skops", training.dump_model(fitted["model"])))
+    split = _put_frame(store, f"{run.prefix}/split.parquet", training.split_frame(fitted["split"], df, policy))
+    twin = (_artifact(store.put(f"{run.prefix}/unmitigated_model.skops", training.dump_model(fitted["unmitigated"])))
+            if fitted["unmitigated"] is not None else None)
+    result = _put_json(store, f"{run.prefix}/train.json", {
+        "features": list(policy.features), "rows": fitted["rows"], "validation": fitted["validation"],
+        "reference": fitted["reference"], "weighted": weights is not None})
+    return TrainedModel(model=model, split=split, weighted=weights is not None, estimator=policy.estimator,
+                        rows=fitted["rows"], validation=fitted["validation"], result=result, bias=bias,
+                        mitigation=mitigation, unmitigated=twin)
+
+
+def evaluate(store: ArtifactStore, policy: Policy, run: RunInfo, trained: TrainedModel) -> GateResult:
     """Measure the candidate on the held-out test rows and decide pass / fail / review."""
-    import io
+    from fairgate.evaluation import evaluate as measure
 
-    import numpy as np
-    import pandas as pd
-
-    from fairgate import explain, gate, training
-    from fairgate.groups import comparisons
-    from fairgate.metrics import measure
-
-    df = _load_snapshot(store, snapshot)
-    split = pd.read_parquet(io.BytesIO(store.get(trained["split_key"])))["split"].to_numpy()
+    df = _read_frame(store, trained.bias.quality.snapshot.data, "snapshot")
+    split = _read_frame(store, trained.split, "split")["split"].to_numpy()
     test = df[split == "test"].reset_index(drop=True)
-    model = training.load_model_bytes(store.get(trained["model_key"]), expected_sha256=trained["model_sha256"],
-                                      where=trained["model_uri"])
-    codes, y = _codes_and_labels(test, policy)
-    comps = comparisons(policy)
-
-    def assess(m) -> tuple[dict[str, Any], dict[str, Any], np.ndarray]:
-        scores, pred = training.predict(m, test, policy)
-        return (training.performance(y, scores, pred),
-                measure(codes, y, pred, comps, confidence=policy.confidence_level), pred)
-
-    def position(perf: dict[str, Any], fair: dict[str, Any]) -> dict[str, Any]:
-        """Where a model sits on the fairness-accuracy plane: its performance and each metric's value."""
-        return {**perf, "fairness": {k: {m: v["value"] for m, v in r["metrics"].items()} for k, r in fair.items()}}
-
-    perf, fairness, pred = assess(model)
-    compared = {"candidate": position(perf, fairness)}
-    importance = {"candidate": explain.importance(model, test, policy)}
-    if trained.get("unmitigated"):
-        u = trained["unmitigated"]
-        unmitigated = training.load_model_bytes(store.get(u["model_key"]), expected_sha256=u["model_sha256"],
-                                                where=u["model_uri"])
-        compared["unmitigated"] = position(*assess(unmitigated)[:2])
-        importance["unmitigated"] = explain.importance(unmitigated, test, policy)
-
-    champion = None
     current = registry.production_version(store, policy.model_name)
-    if current:
-        production = registry.load_model(store, policy.model_name, current)
-        lacking = sorted(set(getattr(production, "feature_names_in_", ())) - set(policy.features))
-        if lacking:  # the policy changed the model's inputs: the two cannot be scored on the same rows
-            champion = {"version": current, "not_comparable": f"it needs input columns {lacking} that the "
-                                                              "policy no longer names"}
-        else:
-            p_perf, p_fair, _ = assess(production)
-            champion = {"version": current, **p_perf}
-            compared["production"] = {"version": current, **position(p_perf, p_fair)}
-    decision = gate.decide(fairness, perf, policy, constant_predictor=len(np.unique(pred)) < 2, champion=champion)
-    result = {
-        "outcome": decision.outcome, "branch": gate.BRANCH[decision.outcome], "reasons": decision.reasons,
-        "findings": decision.as_dict()["findings"], "performance": perf, "fairness": fairness,
-        "champion": champion, "thresholds": {t.metric: t.describe() for t in policy.fairness_thresholds},
-        "comparison": compared, "importance": importance,
-    }
-    written = store.put(f"{run.prefix}/gate.json", _json(result))
-    return {**result, "uri": written.uri, "sha256": written.sha256}
+    result = measure(
+        test, _load_model(store, trained.model, "candidate model"), policy,
+        unmitigated=_load_model(store, trained.unmitigated, "unmitigated model") if trained.unmitigated else None,
+        production=(current, registry.load_model(store, policy.model_name, current)) if current else None)
+    written = _put_json(store, f"{run.prefix}/gate.json", result)
+    return GateResult(outcome=result["outcome"], reasons=tuple(result["reasons"]),
+                      balanced_accuracy=result["performance"]["balanced_accuracy"], result=written, trained=trained)
 
 
-# --- deploy / reject -----------------------------------------------------------------------------
+def request_review(store: ArtifactStore, policy: Policy, run: RunInfo, gate: GateResult, *,
+                   report_url: str) -> tuple[str, Artifact]:
+    """What a reviewer is shown: the Markdown body and the run report as it stands (written first)."""
+    from fairgate.report import review_body, run_report
 
-def deploy(store: ArtifactStore, policy: Policy, run: RunInfo, snapshot: dict[str, Any],
-           trained: dict[str, Any], gate_result: dict[str, Any], *, approver: str,
-           review: dict[str, Any] | None = None, card_md: str | None = None) -> dict[str, Any]:
-    """Register the approved model and move the production pointer (never from a backfill)."""
-    model_bytes = store.get(trained["model_key"])
-    if sha256_bytes(model_bytes) != trained["model_sha256"]:
-        raise StageError(f"Model {trained['model_uri']} does not match its recorded sha256.")
+    record = evidence_record(store, policy, run, decision="awaiting_review", gate=gate)
+    report = _artifact(store.put(f"{run.prefix}/report.html", run_report(record, policy).encode()))
+    return review_body(record, report_url=report_url, stored_uri=report.uri), report
+
+
+def deploy(store: ArtifactStore, policy: Policy, run: RunInfo, gate: GateResult,
+           review: Review | None = None) -> Deployment:
+    """Register the approved model with its card and move the production pointer (never from a backfill)."""
+    from fairgate.report import model_card
+
+    if review is not None and not review.approved:
+        raise StageError(f"The reviewer's answer ({review.choice}) does not approve this model; it is not deployed.")
+    if review is None and gate.outcome != "pass":
+        raise StageError(f"The fairness gate said {gate.outcome!r} and nobody approved: the model is not deployed.")
+    trained, snapshot = gate.trained, gate.trained.bias.quality.snapshot
+    approver = (review.reviewer or "unknown reviewer") if review else "fairness_gate (automatic)"
+    record = evidence_record(store, policy, run, decision="deployed", gate=gate, review=review)
     expected = registry.read_pointer(store, policy.model_name)
-    manifest = registry.register(store, policy.model_name, model_bytes, {
-        "model": policy.model_name, "approved": True, "approver": approver, "review": review,
-        "gate_outcome": gate_result["outcome"], "gate_reasons": gate_result["reasons"],
+    manifest = registry.register(store, policy.model_name, _read(store, trained.model, "candidate model"), {
+        "model": policy.model_name, "approved": True, "approver": approver,
+        "review": review.to_json() if review else None,
+        "gate_outcome": gate.outcome, "gate_reasons": list(gate.reasons),
         "registered_at": datetime.now(UTC).isoformat(), "dag_id": run.dag_id, "run_id": run.run_id,
-        "data_sha256": snapshot["sha256"], "data_uri": snapshot["uri"],
-        "data_key": snapshot["key"], "policy_sha256": policy.sha256,
-        "code_version": CODE_VERSION, "performance": gate_result["performance"],
-        "fairness": {k: v["metrics"] for k, v in gate_result["fairness"].items()},
-        "weighted": trained["weighted"], "estimator": trained["estimator"],
-        "reference": trained.get("reference"),
-    }, card_md=card_md)
+        "data_sha256": snapshot.data.sha256, "data_uri": snapshot.data.uri, "data_key": snapshot.data.key,
+        "policy_sha256": policy.sha256, "code_version": CODE_VERSION, "performance": record["performance"],
+        "fairness": {k: {m: v for m, v in r.items() if m != "counts"} for k, r in record["fairness"].items()},
+        "weighted": trained.weighted, "estimator": trained.estimator,
+        "reference": read_json(store, trained.result, "training summary")["reference"],
+    }, card_md=model_card(record, policy))
     version = manifest["version"]
     previous = expected[0]["version"] if expected[0] else None
     if run.is_backfill:
-        return {"version": version, "promoted": False, "previous": previous,
-                "note": "backfill runs register versions but never move the production pointer"}
+        return Deployment(version=version, promoted=False, previous=previous, gate=gate, review=review,
+                          note="backfill runs register versions but never move the production pointer")
     registry.promote(store, policy.model_name, version, action="deploy", run_id=run.run_id, actor=approver,
-                     reason="; ".join(gate_result["reasons"])[:500], expected=expected)
-    return {"version": version, "promoted": True, "previous": previous}
+                     reason="; ".join(gate.reasons)[:500], expected=expected)
+    return Deployment(version=version, promoted=True, previous=previous, gate=gate, review=review)
 
 
-def reject(store: ArtifactStore, policy: Policy) -> dict[str, Any]:
+def reject(store: ArtifactStore, policy: Policy, gate: GateResult, review: Review | None = None) -> Deployment:
     """A rejection changes nothing; it reports what stays in production."""
-    return {"promoted": False, "production_version": registry.production_version(store, policy.model_name)}
+    current = registry.production_version(store, policy.model_name)
+    return Deployment(version=None, promoted=False, previous=current, gate=gate, review=review,
+                      note="rejected: production unchanged")
+
+
+def conclude(*, quality: Quality | None = None, gate: GateResult | None = None, review: Review | None = None,
+             deployment: Deployment | None = None) -> Decision:
+    """What a lifecycle run concluded, from its stage results.
+
+    ``quality_failed`` when the quality gate failed; ``deployed`` when a deployment moved the
+    pointer, ``approved_not_promoted`` when it registered a version without moving it (a
+    backfill); ``awaiting_review`` while the gate's ``review`` has no answer; else ``rejected``.
+    """
+    if quality is not None and not quality.passed:
+        return "quality_failed"
+    if deployment is not None:
+        if deployment.version is None:
+            return "rejected"
+        return "deployed" if deployment.promoted else "approved_not_promoted"
+    if gate is not None and gate.outcome == "review" and review is None:
+        return "awaiting_review"
+    return "rejected"
+
+
+def rollback(store: ArtifactStore, policy: Policy, *, to_version: str | None, actor: str, reason: str,
+             run_id: str, dag_id: str | None = None) -> dict[str, Any]:
+    """Point production back to an earlier approved version and append the evidence record (CLI and DAG)."""
+    moved = registry.rollback(store, policy.model_name, to_version=to_version, actor=actor,
+                              reason=reason or "(no reason given)", run_id=run_id)
+    entry = evidence.append(store, {**moved, "dag_id": dag_id})
+    return {**moved, "dag_id": dag_id, "seq": entry["seq"]}
 
 
 # --- evidence ------------------------------------------------------------------------------------
 
-def evidence_record(policy: Policy, run: RunInfo, *, decision: str, collect: dict | None, quality: dict | None,
-                    bias: dict | None, mitigation: dict | None, trained: dict | None, gate_result: dict | None,
-                    review: dict | None, deployed: dict | None, report: dict | None = None) -> dict[str, Any]:
-    """The DESIGN §7 evidence record of one lifecycle run, from the stages' summaries."""
-    fairness = None
-    if gate_result:
-        fairness = {key: {**res["metrics"], "counts": res["counts"]} for key, res in gate_result["fairness"].items()}
+def evidence_record(store: ArtifactStore, policy: Policy, run: RunInfo, *, decision: Decision,
+                    quality: Quality | None = None, gate: GateResult | None = None, review: Review | None = None,
+                    deployment: Deployment | None = None) -> dict[str, Any]:
+    """The DESIGN §7 evidence record of one lifecycle run, read from the artifacts the stages stored.
+
+    Give the last result the run reached: ``deployment`` (it carries the gate result and the
+    review), or ``gate`` (and ``review``) before a deployment, or ``quality`` alone when the run
+    stopped at the quality gate.
+    """
+    if deployment is not None:
+        gate, review = deployment.gate, deployment.review
+    trained = gate.trained if gate else None
+    bias = trained.bias if trained else None
+    mitigation = trained.mitigation if trained else None
+    quality = bias.quality if bias else quality
+    snapshot = quality.snapshot if quality else None
+    bias_full = read_json(store, bias.result, "bias result") if bias else None
+    after = read_json(store, mitigation.result, "mitigation result") if mitigation and mitigation.result else {}
+    gate_full = read_json(store, gate.result, "gate result") if gate else None
+    fairness = gate_full and {k: {**r["metrics"], "counts": r["counts"]} for k, r in gate_full["fairness"].items()}
     return {
         "kind": "lifecycle", "run_id": run.run_id, "dag_id": run.dag_id, "run_type": run.run_type,
         "decision": decision, "model_name": policy.model_name,
         "policy": {"sha256": policy.sha256, "path": policy.path}, "code_version": CODE_VERSION,
-        "data": collect and {k: collect.get(k) for k in ("rows", "sha256", "uri", "source", "period")},
-        "quality": quality and {k: quality[k] for k in ("passed", "rows", "checks", "failed", "failures", "uri",
-                                                        "html_uri")},
-        "bias": bias and {"detected": bias["detected"], "reasons": bias["reasons"],
-                          "comparisons": bias["comparisons"], "uri": bias["uri"], "proxies": bias.get("proxies"),
-                          "warnings": bias.get("warnings", [])},
-        "mitigation": (mitigation and {k: mitigation[k] for k in ("applied", "method", "after", "uri", "sha256",
-                                                                  "max_abs_di_error")})
-        or ({"applied": False, "reason": "disparity within policy"} if bias else None),
-        "model": trained and {"sha256": trained["model_sha256"], "uri": trained["model_uri"],
-                              "version": (deployed or {}).get("version"), "weighted": trained["weighted"],
-                              "estimator": trained["estimator"], "rows": trained["rows"]},
-        "performance": gate_result and gate_result["performance"],
+        "data": snapshot and {"rows": snapshot.rows, "sha256": snapshot.data.sha256, "uri": snapshot.data.uri,
+                              "source": snapshot.source, "period": snapshot.period},
+        "quality": quality and {"passed": quality.passed, "rows": quality.rows, "checks": quality.checks,
+                                "failed": quality.failed, "failures": list(quality.failures),
+                                "uri": quality.result.uri, "html_uri": quality.page.uri},
+        "bias": bias_full and {**{k: bias_full.get(k) for k in ("detected", "reasons", "comparisons", "proxies",
+                                                               "warnings", "measured_on")}, "uri": bias.result.uri},
+        "mitigation": mitigation and ({"applied": True, "method": mitigation.method, "after": after.get("after"),
+                                       "uri": mitigation.weights.uri, "sha256": mitigation.weights.sha256,
+                                       "max_abs_di_error": mitigation.max_abs_di_error}
+                                      if mitigation.applied and mitigation.weights
+                                      else {"applied": False, "reason": mitigation.reason}),
+        "model": trained and {"sha256": trained.model.sha256, "uri": trained.model.uri,
+                              "version": deployment.version if deployment else None, "weighted": trained.weighted,
+                              "estimator": trained.estimator, "rows": trained.rows},
+        "performance": gate_full and gate_full["performance"],
         "fairness": fairness,
-        "gate": gate_result and {"outcome": gate_result["outcome"], "reasons": gate_result["reasons"],
-                                 "uri": gate_result["uri"], "champion": gate_result["champion"],
-                                 "thresholds": gate_result.get("thresholds")},
-        "comparison": gate_result and gate_result.get("comparison"),
-        "importance": gate_result and gate_result.get("importance"),
-        "review": review,
-        "deployment": deployed,
-        "report": report,
+        "gate": gate_full and {"outcome": gate_full["outcome"], "reasons": gate_full["reasons"],
+                               "uri": gate.result.uri, "champion": gate_full["champion"],
+                               "thresholds": gate_full["thresholds"], "measured_on": gate_full.get("measured_on")},
+        "comparison": gate_full and gate_full["comparison"],
+        "importance": gate_full and gate_full["importance"],
+        "review": review and review.to_json(),
+        "deployment": deployment and {"version": deployment.version, "promoted": deployment.promoted,
+                                      "previous": deployment.previous, "note": deployment.note},
+        "report": None,
     }
 
 
-def record(store: ArtifactStore, record_: dict[str, Any]) -> dict[str, Any]:
-    entry = evidence.append(store, record_)
-    return {"seq": entry["seq"], "hash": entry["hash"], "decision": record_["decision"]}
+def record(store: ArtifactStore, policy: Policy, run: RunInfo, *, quality: Quality | None = None,
+           deployment: Deployment | None = None) -> Recorded:
+    """Conclude the run, write its report (and model card when a model was trained), append the record.
+
+    ``deployment`` (deployed or rejected) for a run that reached a decision on a model; ``quality``
+    alone for a run that stopped at the quality gate.
+    """
+    from fairgate.report import model_card, run_report
+
+    if deployment is None and quality is None:
+        raise StageError("Nothing to record: neither a deployment decision nor a quality result reached this stage.")
+    decision = conclude(quality=quality, deployment=deployment)
+    rec = evidence_record(store, policy, run, decision=decision, quality=quality, deployment=deployment)
+    report = _artifact(store.put(f"{run.prefix}/report.html", run_report(rec, policy).encode()))
+    rec["report"] = {"uri": report.uri, "sha256": report.sha256}
+    card = None
+    if rec["model"]:
+        card = _artifact(store.put(f"{run.prefix}/model_card.md", model_card(rec, policy).encode()))
+        rec["model_card"] = {"uri": card.uri, "sha256": card.sha256}
+    entry = evidence.append(store, rec)
+    return Recorded(seq=entry["seq"], hash=entry["hash"], decision=decision, report=report, model_card=card)

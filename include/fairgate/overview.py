@@ -23,7 +23,7 @@ def models(store: ArtifactStore) -> list[str]:
 
 
 def overview(store: ArtifactStore, *, today: date, decisions: int = 20, audits: int = 30) -> dict[str, Any]:
-    from fairgate.monitoring import audit_history
+    from fairgate.audit import audit_history
 
     out: dict[str, Any] = {"models": []}
     for name in models(store):

@@ -201,3 +201,13 @@ def run_report(record: dict[str, Any], policy: Policy) -> str:
         approval=approval(record),
         card_html=markdown_to_html(model_card(record, policy)) if record.get("model") else None,
     )
+
+
+def review_body(record: dict[str, Any], *, report_url: str, stored_uri: str) -> str:
+    """Markdown body of the review request: why the gate could not decide, the figures, where the report is."""
+    gate, mitigation = section(record.get("gate")), record.get("mitigation") or {}
+    return render_markdown(
+        "review_request.md.j2", reasons=gate["reasons"] or [], performance=section(record.get("performance")),
+        mitigated=f"yes ({mitigation.get('method')})" if mitigation.get("applied") else "no",
+        fairness_header=FAIRNESS_HEADER, fairness_rows=fairness_rows(record.get("fairness")), report_url=report_url,
+        stored_uri=stored_uri, gate_uri=gate["uri"])

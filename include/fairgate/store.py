@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from fairgate.errors import InputError
+
 
 class StoreError(RuntimeError):
     """An artifact could not be read or written."""
@@ -38,8 +40,30 @@ class ConflictError(StoreError):
     """A conditional write lost: the key exists, or changed since it was read."""
 
 
+class IntegrityError(InputError):
+    """A stored artifact's bytes no longer match the sha256 recorded when it was written."""
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def verify(data: bytes, expected_sha256: str, *, where: str, error: type[IntegrityError] = IntegrityError) -> bytes:
+    """``data`` if its sha256 is the recorded one; otherwise ``error`` naming ``where`` and both hashes."""
+    actual = sha256_bytes(data)
+    if actual != expected_sha256:
+        raise error(f"{where}: sha256 {actual} does not match the recorded {expected_sha256}; the file was "
+                    "changed or replaced and will not be used.")
+    return data
+
+
+def get_verified(store: ArtifactStore, key: str, expected_sha256: str, *, what: str = "artifact") -> bytes:
+    """Read ``key`` and check it against the sha256 recorded when it was written (the one way to read evidence)."""
+    try:
+        data = store.get(key)
+    except NotFoundError:
+        raise IntegrityError(f"{what} {store.uri(key)} is missing.") from None
+    return verify(data, expected_sha256, where=f"{what} {store.uri(key)}")
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,12 @@ store is ever unpickled.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from fairgate.errors import InputError, ModelParamsError
+from fairgate.store import IntegrityError, verify
 
 if TYPE_CHECKING:
     import numpy as np
@@ -50,7 +50,7 @@ TRUSTED_TYPES = [
 SPLITS = ("train", "validation", "test")
 
 
-class ModelIntegrityError(InputError):
+class ModelIntegrityError(IntegrityError):
     """A stored model does not match its recorded sha256, or holds types outside the allowlist."""
 
 
@@ -173,11 +173,7 @@ def load_model_bytes(data: bytes, *, expected_sha256: str, where: str = "model")
     """Load a skops model after checking its sha256 and that it uses only trusted types."""
     sio = _skops()
 
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != expected_sha256:
-        raise ModelIntegrityError(
-            f"{where}: sha256 {actual} does not match the recorded {expected_sha256}; the file was changed "
-            "or replaced and will not be loaded.")
+    verify(data, expected_sha256, where=where, error=ModelIntegrityError)
     try:
         with _quiet():
             untrusted = set(sio.get_untrusted_types(data=data)) - set(TRUSTED_TYPES)
@@ -196,3 +192,34 @@ def split_frame(split: np.ndarray, df: pd.DataFrame, policy: Policy) -> pd.DataF
     key = df[policy.row_key].to_numpy() if policy.row_key else range(len(df))
     return pd.DataFrame({"row": key, "split": split})
 
+
+
+def train_candidate(df: pd.DataFrame, policy: Policy, *, weights: np.ndarray | None = None) -> dict[str, Any]:
+    """Split ``df`` and fit the policy's pipeline on the training rows (with ``weights`` when given).
+
+    With weights, the same pipeline is also fitted without them (the unmitigated twin), so the
+    effect of reweighing is measured on the test rows rather than assumed. Returns the models, the
+    split (one name per row), the validation performance and the typical training record.
+    """
+    import numpy as np
+
+    from fairgate import explain
+    from fairgate.bias import codes_and_labels
+
+    codes, y = codes_and_labels(df, policy)
+    strata = y.astype(np.int64)
+    for i, col in enumerate(codes.columns):
+        strata = strata + codes[col].to_numpy(dtype=np.int64) * (2 << i)
+    split = split_rows(df, policy, strata)
+    if weights is not None and len(weights) != len(df):
+        raise InputError(f"Reweighing weights have {len(weights)} rows but the snapshot has {len(df)}.")
+    is_train, is_val = split == "train", split == "validation"
+    model = fit(df[is_train], policy, sample_weight=None if weights is None else weights[is_train])
+    scores, pred = predict(model, df[is_val], policy)
+    return {
+        "model": model, "split": split,
+        "unmitigated": fit(df[is_train], policy) if weights is not None else None,
+        "rows": {name: int((split == name).sum()) for name in SPLITS},
+        "validation": performance(y[is_val], scores, pred),
+        "reference": explain.reference_record(df[is_train], policy),
+    }

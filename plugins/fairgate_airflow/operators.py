@@ -1,15 +1,20 @@
-"""One operator per lifecycle stage, each a thin wrapper over a ``fairgate.lifecycle`` function.
+"""One operator per lifecycle stage, each a thin adapter over one ``fairgate`` domain call.
 
-Every ``execute`` resolves its inputs (summaries pushed upstream under the XCom key
-``summary``), calls one domain function, pushes that function's small JSON summary, then
-returns, raises or branches. Bad input raises ``AirflowFailException`` (no retries burnt on
-it); storage and network errors raise as they are, so task retries apply.
+The DAG wires the data: each stage's input is a templated field holding an upstream task's
+``.output`` (an ``XComArg``), e.g. ``TrainModelOperator(bias=check_bias.output,
+mitigation=reweigh.output)``, so no operator names another task and the data edges are the
+task edges. Every ``execute`` resolves its inputs into typed results (:mod:`fairgate.contracts`),
+calls one domain function, pushes that function's small JSON result as its return value, then
+returns, raises or branches. Branching operators get their routes from the DAG; the domain
+returns outcomes. Bad input (:class:`fairgate.errors.InputError`) raises
+``AirflowFailException`` (no retries burnt on it); storage and network errors raise as they
+are, so task retries apply.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -20,17 +25,18 @@ from airflow.sdk.exceptions import AirflowFailException
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-SUMMARY = "summary"
+# The stage's result is its return value, so ``task.output`` in the DAG is that result.
+SUMMARY = "return_value"
 
 
 class _Stage:
-    """Plumbing every stage shares: policy, store, run identity, and upstream summaries."""
+    """Plumbing every stage shares: policy, store, run identity, inputs, publishing the result."""
 
     def policy(self, context: Context):
         from fairgate.policy import load_policy
 
         overrides = (context.get("params") or {}).get("threshold_overrides") or {}
-        return load_policy().with_threshold_overrides(overrides)
+        return self.guarded(lambda: load_policy().with_threshold_overrides(overrides))
 
     def store(self):
         from fairgate_airflow.settings import artifact_store
@@ -47,25 +53,16 @@ class _Stage:
             interval_start=context.get("data_interval_start"), interval_end=context.get("data_interval_end"),
         )
 
-    @staticmethod
-    def upstream(context: Context, task_id: str) -> dict[str, Any] | None:
-        return context["ti"].xcom_pull(task_ids=task_id, key=SUMMARY)
-
-    def require(self, context: Context, task_id: str) -> dict[str, Any]:
-        value = self.upstream(context, task_id)
+    def given(self, name: str, cls: type, *, optional: bool = False):
+        """The input ``name`` as a typed result; None for an optional input whose stage was skipped."""
+        value = getattr(self, name)
         if value is None:
+            if optional:
+                return None
             raise AirflowFailException(
-                f"No summary from task {task_id!r} in XCom. This usually means the upstream task did not run "
-                "or did not push a value to XCom.")
-        return value
-
-    @staticmethod
-    def push(context: Context, summary: dict[str, Any], *, started: float | None = None) -> dict[str, Any]:
-        """Push the stage's summary; with ``started``, add the seconds its work took (``compute_s``)."""
-        if started is not None:
-            summary = {**summary, "compute_s": round(time.perf_counter() - started, 3)}
-        context["ti"].xcom_push(key=SUMMARY, value=summary)
-        return summary
+                f"{self.task_id}: no {name!r} input (expected a {cls.__name__} result). This usually means the "  # type: ignore[attr-defined]
+                "upstream task did not run, or the DAG does not pass its .output to this operator.")
+        return self.guarded(cls.from_json, value)
 
     @staticmethod
     def guarded(fn, *args, **kwargs):
@@ -78,11 +75,31 @@ class _Stage:
         except InputError as exc:
             raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
 
-    def run_stage(self, context: Context, fn, *inputs: Any) -> dict[str, Any]:
-        """The common stage: ``fn(store, policy, run, *inputs)``, guarded, its summary pushed and returned."""
+    @staticmethod
+    def publish(context: Context, result: Any, *, started: float) -> dict[str, Any]:
+        """Push the stage's result as its return value, with the seconds its work took (``compute_s``)."""
+        value = {**(result if isinstance(result, dict) else result.to_json()),
+                 "compute_s": round(time.perf_counter() - started, 3)}
+        context["ti"].xcom_push(key=SUMMARY, value=value)
+        return value
+
+    def run_stage(self, context: Context, fn, *inputs: Any, **kw: Any) -> Any:
+        """The common stage: ``fn(store, policy, run, *inputs, **kw)``, guarded, its result published."""
         started = time.perf_counter()
-        summary = self.guarded(fn, self.store(), self.guarded(self.policy, context), self.run_info(context), *inputs)
-        return self.push(context, summary, started=started)
+        result = self.guarded(fn, self.store(), self.policy(context), self.run_info(context), *inputs, **kw)
+        self.publish(context, result, started=started)
+        return result
+
+
+class _BranchStage(_Stage, BaseBranchOperator):
+    """A branching stage: ``choose_branch`` publishes the result and returns the route.
+
+    The return value stays the stage's result, not the route, so ``.output`` means the same for
+    every stage.
+    """
+
+    def execute(self, context: Context) -> None:
+        self.do_branch(context, self.choose_branch(context))
 
 
 class CollectDataOperator(_Stage, BaseOperator):
@@ -93,215 +110,251 @@ class CollectDataOperator(_Stage, BaseOperator):
     def execute(self, context: Context) -> None:
         from fairgate import lifecycle
 
-        summary = self.run_stage(context, lifecycle.collect)
-        self.log.info("Snapshot of %s rows written to %s (sha256 %s)", summary["rows"], summary["uri"],
-                      summary["sha256"])
+        snapshot = self.run_stage(context, lifecycle.collect)
+        self.log.info("Snapshot of %s rows written to %s (sha256 %s)", snapshot.rows, snapshot.data.uri,
+                      snapshot.data.sha256)
 
 
-class ValidateDataOperator(_Stage, BaseBranchOperator):
-    """Run the policy's quality suite; branch to ``pass_task`` or ``fail_task``."""
+class ValidateDataOperator(_BranchStage):
+    """Run the policy's quality suite on ``snapshot``; branch through ``routes["passed"]`` / ``["failed"]``."""
 
+    template_fields: Sequence[str] = ("snapshot",)
     ui_color = "#fdf6e3"
 
-    def __init__(self, *, pass_task: str = "check_bias", fail_task: str = "quality_failed", **kwargs):  # noqa: S107
+    def __init__(self, *, snapshot: Any = None, routes: Mapping[str, str], **kwargs):
         super().__init__(**kwargs)
-        self.pass_task = pass_task
-        self.fail_task = fail_task
+        self.snapshot = snapshot
+        self.routes = _routes(routes, ("passed", "failed"), self)
 
     def choose_branch(self, context: Context) -> str:
         from fairgate import lifecycle
+        from fairgate.contracts import Snapshot
 
-        summary = self.run_stage(context, lifecycle.validate, self.require(context, "collect_data"))
-        if summary["passed"]:
-            self.log.info("Routing to %s because all %s quality checks passed", self.pass_task, summary["checks"])
-            return self.pass_task
-        self.log.info("Routing to %s because %s of %s checks failed: %s", self.fail_task, summary["failed"],
-                      summary["checks"], summary["failures"])
-        return self.fail_task
+        quality = self.run_stage(context, lifecycle.validate, self.given("snapshot", Snapshot))
+        if quality.passed:
+            self.log.info("Routing to %s because all %s quality checks passed", self.routes["passed"], quality.checks)
+            return self.routes["passed"]
+        self.log.info("Routing to %s because %s of %s checks failed: %s", self.routes["failed"], quality.failed,
+                      quality.checks, "; ".join(quality.failures))
+        return self.routes["failed"]
 
 
-class CheckBiasOperator(_Stage, BaseBranchOperator):
-    """Measure disparity in the training data; branch to reweighing or straight to training."""
+class CheckBiasOperator(_BranchStage):
+    """Measure disparity in the validated snapshot; branch through ``routes["detected"]`` / ``["within_policy"]``."""
 
+    template_fields: Sequence[str] = ("quality",)
     ui_color = "#fdf6e3"
 
-    def __init__(self, *, mitigate_task: str = "reweigh", train_task: str = "train_model", **kwargs):
+    def __init__(self, *, quality: Any = None, routes: Mapping[str, str], **kwargs):
         super().__init__(**kwargs)
-        self.mitigate_task = mitigate_task
-        self.train_task = train_task
+        self.quality = quality
+        self.routes = _routes(routes, ("detected", "within_policy"), self)
 
     def choose_branch(self, context: Context) -> str:
         from fairgate import lifecycle
+        from fairgate.contracts import Quality
 
-        summary = self.run_stage(context, lifecycle.check_bias, self.require(context, "collect_data"))
-        for warning in summary.get("warnings", []):
+        bias = self.run_stage(context, lifecycle.check_bias, self.given("quality", Quality))
+        for warning in bias.warnings:
             self.log.warning("Proxy check: %s", warning)
-        if summary["detected"]:
-            self.log.info("Routing to %s because %s", self.mitigate_task, "; ".join(summary["reasons"]))
-            return self.mitigate_task
-        self.log.info("Routing to %s because every disparity is within policy", self.train_task)
-        return self.train_task
+        if bias.detected:
+            self.log.info("Routing to %s because %s", self.routes["detected"], "; ".join(bias.reasons))
+            return self.routes["detected"]
+        self.log.info("Routing to %s because every disparity is within policy", self.routes["within_policy"])
+        return self.routes["within_policy"]
 
 
 class ReweighOperator(_Stage, BaseOperator):
-    """Compute AIF360 reweighing weights for the snapshot and store them."""
+    """Compute AIF360 reweighing weights for the snapshot the bias check measured, and store them."""
+
+    template_fields: Sequence[str] = ("bias",)
+
+    def __init__(self, *, bias: Any = None, **kwargs):
+        super().__init__(**kwargs)
+        self.bias = bias
 
     def execute(self, context: Context) -> None:
         from fairgate import lifecycle
+        from fairgate.contracts import Bias
 
-        summary = self.run_stage(context, lifecycle.reweigh, self.require(context, "collect_data"))
-        self.log.info("Weights written to %s; largest |DI - 1| after reweighing: %.3g", summary["uri"],
-                      summary["max_abs_di_error"])
+        mitigation = self.run_stage(context, lifecycle.reweigh, self.given("bias", Bias))
+        self.log.info("Weights written to %s; largest |DI - 1| after reweighing: %.3g", mitigation.weights.uri,
+                      mitigation.max_abs_di_error)
 
 
 class TrainModelOperator(_Stage, BaseOperator):
-    """Fit the policy's pipeline, with the reweighing weights when that stage ran."""
+    """Fit the policy's pipeline; with ``mitigation``'s weights when the bias check asked for them."""
+
+    template_fields: Sequence[str] = ("bias", "mitigation")
+
+    def __init__(self, *, bias: Any = None, mitigation: Any = None, **kwargs):
+        super().__init__(**kwargs)
+        self.bias = bias
+        self.mitigation = mitigation
 
     def execute(self, context: Context) -> None:
         from fairgate import lifecycle
+        from fairgate.contracts import Bias, Mitigation
 
-        summary = self.run_stage(context, lifecycle.train, self.require(context, "collect_data"),
-                                 self.upstream(context, "reweigh"))
-        self.log.info("Model %s trained on %s rows (weighted: %s); validation %s", summary["model_sha256"][:12],
-                      summary["rows"]["train"], summary["weighted"], summary["validation"])
+        trained = self.run_stage(context, lifecycle.train, self.given("bias", Bias),
+                                 self.given("mitigation", Mitigation, optional=True))
+        self.log.info("Model %s trained on %s rows (mitigation: %s); validation %s", trained.model.sha256[:12],
+                      trained.rows["train"], trained.mitigation.method or trained.mitigation.reason,
+                      trained.validation)
 
 
-class FairnessGateOperator(_Stage, BaseBranchOperator):
-    """Evaluate the candidate on held-out data; branch to deploy, reject or human review."""
+class FairnessGateOperator(_BranchStage):
+    """Evaluate the candidate on held-out data; branch by the gate's outcome through ``routes``."""
 
+    template_fields: Sequence[str] = ("trained",)
     ui_color = "#fde8e8"
+
+    def __init__(self, *, trained: Any = None, routes: Mapping[str, str], **kwargs):
+        super().__init__(**kwargs)
+        self.trained = trained
+        self.routes = _routes(routes, ("pass", "fail", "review"), self)
 
     def choose_branch(self, context: Context) -> str:
         from fairgate import lifecycle
+        from fairgate.contracts import TrainedModel
 
-        summary = self.run_stage(context, lifecycle.evaluate, self.require(context, "collect_data"),
-                                 self.require(context, "train_model"))
-        self.log.info("Routing to %s because the gate says %s: %s", summary["branch"], summary["outcome"],
-                      "; ".join(summary["reasons"]) or "all checks passed")
-        return summary["branch"]
+        gate = self.run_stage(context, lifecycle.evaluate, self.given("trained", TrainedModel))
+        route = self.routes[gate.outcome]
+        self.log.info("Routing to %s because the gate says %s: %s", route, gate.outcome,
+                      "; ".join(gate.reasons) or "all checks passed")
+        return route
 
 
 class HumanReviewOperator(_Stage, HITLBranchOperator):
     """Ask a person to approve or reject a borderline candidate, with the gate's evidence attached.
 
     The reviewer must give a rationale; an approval without one, a rejection, or no answer
-    before the policy's ``review_timeout_hours`` all lead to ``reject_model``.
+    before the policy's ``review_timeout_hours`` all lead to ``routes["rejected"]``.
     """
 
-    def __init__(self, *, approve_task: str = "deploy_model", reject_task: str = "reject_model", **kwargs):
+    template_fields: Sequence[str] = (*HITLBranchOperator.template_fields, "gate")
+
+    def __init__(self, *, gate: Any = None, routes: Mapping[str, str], **kwargs):
+        routes = _routes(routes, ("approved", "rejected"), kwargs.get("task_id"))
         kwargs.setdefault("subject", "Fairgate: review a model the fairness gate could not decide")
         kwargs.pop("params", None)  # DAG-level params do not belong in the review form
         super().__init__(
             options=["Approve", "Reject"], defaults=["Reject"],
-            options_mapping={"Approve": approve_task, "Reject": reject_task},
+            options_mapping={"Approve": routes["approved"], "Reject": routes["rejected"]},
             params={"rationale": Param("", type="string", title="Rationale (required)",
                                        description="Why you approve or reject this model; recorded in the "
                                                    "evidence and the model card.")},
             **kwargs,
         )
+        self.gate = gate
+        self.routes = routes
 
     def execute(self, context: Context):
-        from fairgate.report import run_report
-        from fairgate_airflow.review import report_url, review_body
+        from fairgate import lifecycle
+        from fairgate.contracts import GateResult
+        from fairgate_airflow.review import report_url
 
-        store, policy, run = self.store(), self.guarded(self.policy, context), self.run_info(context)
+        policy, run = self.policy(context), self.run_info(context)
         self.response_timeout = timedelta(hours=policy.review_timeout_hours)
-        # The report as it stands (record_evidence replaces it with the final one, at the same place).
-        interim = _record(self, context, policy, run, decision="awaiting_review")
-        written = store.put(f"{run.prefix}/report.html", run_report(interim, policy).encode())
-        self.body = review_body(self.require(context, "fairness_gate"), self.upstream(context, "reweigh"),
-                                report_url=report_url(run.dag_id, run.run_id), stored_uri=written.uri)
+        self.body, report = self.guarded(lifecycle.request_review, self.store(), policy, run,
+                                         self.given("gate", GateResult),
+                                         report_url=report_url(run.dag_id, run.run_id))
+        self.log.info("Review requested; the report as it stands is at %s", report.uri)
         return super().execute(context)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         from fairgate.gate import review_decision
 
+        started = time.perf_counter()
         timed_out = bool(event.get("timedout")) or event.get("error_type") == "timeout"
         chosen = event.get("chosen_options") or []
         user = event.get("responded_by_user") or {}
+        responded_at = event.get("responded_at")
         review = review_decision(
             chosen[0] if chosen else None, (event.get("params_input") or {}).get("rationale"),
             reviewer=(user.get("name") or user.get("id")) if isinstance(user, dict) else str(user),
             timed_out=timed_out,
-        )
-        responded_at = event.get("responded_at")
-        review["responded_at"] = responded_at.isoformat() if hasattr(responded_at, "isoformat") else responded_at
-        self.push(context, review)
-        self.log.info("Routing to %s: reviewer %s chose %s %s", review["branch"], review["reviewer"],
-                      review["choice"], review["note"])
-        return self.do_branch(context=context, branches_to_execute=[review["branch"]])
+            responded_at=responded_at.isoformat() if hasattr(responded_at, "isoformat") else responded_at)
+        self.publish(context, review, started=started)
+        route = self.routes["approved" if review.approved else "rejected"]
+        self.log.info("Routing to %s: reviewer %s chose %s %s", route, review.reviewer, review.choice, review.note)
+        self.do_branch(context=context, branches_to_execute=[route])
 
 
 class DeployModelOperator(_Stage, BaseOperator):
     """Register the approved model and move the production pointer (not from backfills)."""
 
+    template_fields: Sequence[str] = ("gate", "review")
     ui_color = "#e6f4ea"
+
+    def __init__(self, *, gate: Any = None, review: Any = None, **kwargs):
+        super().__init__(**kwargs)
+        self.gate = gate
+        self.review = review
 
     def execute(self, context: Context) -> None:
         from fairgate import lifecycle
-        from fairgate.report import model_card
+        from fairgate.contracts import GateResult, Review
 
-        started = time.perf_counter()
-        store, policy, run = self.store(), self.guarded(self.policy, context), self.run_info(context)
-        review = self.upstream(context, "human_review")
-        approver = review["reviewer"] if review else "fairness_gate (automatic)"
-        snapshot, trained, gate_result = (self.require(context, t)
-                                          for t in ("collect_data", "train_model", "fairness_gate"))
-        preview = _record(self, context, policy, run, decision="deployed")
-        summary = self.guarded(lifecycle.deploy, store, policy, run, snapshot, trained, gate_result,
-                               approver=approver, review=review, card_md=model_card(preview, policy))
+        deployment = self.run_stage(context, lifecycle.deploy, self.given("gate", GateResult),
+                                    self.given("review", Review, optional=True))
         self.log.info("Version %s registered; production pointer moved: %s (previous %s)",
-                      summary["version"][:12], summary["promoted"], summary["previous"])
-        self.push(context, summary, started=started)
+                      deployment.version[:12], deployment.promoted, deployment.previous)
 
 
 class RejectModelOperator(_Stage, BaseOperator):
     """Record that the candidate is not deployed; production is left as it was."""
 
+    template_fields: Sequence[str] = ("gate", "review")
     ui_color = "#f4f4f4"
+
+    def __init__(self, *, gate: Any = None, review: Any = None, **kwargs):
+        super().__init__(**kwargs)
+        self.gate = gate
+        self.review = review
 
     def execute(self, context: Context) -> None:
         from fairgate import lifecycle
+        from fairgate.contracts import GateResult, Review
 
         started = time.perf_counter()
-        summary = lifecycle.reject(self.store(), self.guarded(self.policy, context))
-        self.log.info("Candidate rejected; production stays at %s", summary["production_version"])
-        self.push(context, summary, started=started)
+        rejection = self.guarded(lifecycle.reject, self.store(), self.policy(context), self.given("gate", GateResult),
+                                 self.given("review", Review, optional=True))
+        self.publish(context, rejection, started=started)
+        self.log.info("Candidate rejected; production stays at %s", rejection.previous)
 
 
 class RecordEvidenceOperator(_Stage, BaseOperator):
-    """Append the run's evidence record to the hash-chained log and write its report and model card.
+    """Conclude the run, append its evidence record to the hash-chained log, write its report and card.
 
-    With ``fail_run=True`` (the ``quality_failed`` outcome) the task fails after recording, so
-    the run is marked failed but the evidence of why is kept.
+    Takes the deployment decision (``deployment`` from the deploy stage, or ``rejection`` from the
+    reject stage: the one that ran) or, for a run stopped by the quality gate, ``quality``. A run
+    that concludes ``quality_failed`` fails after recording, so the evidence of why is kept.
     """
 
-    def __init__(self, *, outcome: str | None = None, fail_run: bool = False, **kwargs):
+    template_fields: Sequence[str] = ("quality", "deployment", "rejection")
+
+    def __init__(self, *, quality: Any = None, deployment: Any = None, rejection: Any = None, **kwargs):
         super().__init__(**kwargs)
-        self.outcome = outcome
-        self.fail_run = fail_run
+        self.quality = quality
+        self.deployment = deployment
+        self.rejection = rejection
 
     def execute(self, context: Context) -> None:
         from fairgate import lifecycle
-        from fairgate.report import model_card, run_report
+        from fairgate.contracts import Deployment, Quality
 
-        started = time.perf_counter()
-        store, policy, run = self.store(), self.guarded(self.policy, context), self.run_info(context)
-        record = _record(self, context, policy, run, decision=self.outcome)
-        report = store.put(f"{run.prefix}/report.html", run_report(record, policy).encode())
-        record["report"] = {"uri": report.uri, "sha256": report.sha256}
-        if record.get("model"):
-            card = store.put(f"{run.prefix}/model_card.md", model_card(record, policy).encode())
-            record["model_card"] = {"uri": card.uri, "sha256": card.sha256}
-        summary = lifecycle.record(store, record)
-        self.log.info("Evidence record %s (%s) appended; report at %s", summary["seq"], record["decision"],
-                      report.uri)
-        self.push(context, {**summary, "report_uri": report.uri}, started=started)
-        if self.fail_run:
-            quality = record.get("quality") or {}
+        decided = self.given("deployment", Deployment, optional=True) or \
+            self.given("rejection", Deployment, optional=True)
+        recorded = self.run_stage(context, lifecycle.record, quality=self.given("quality", Quality, optional=True),
+                                  deployment=decided)
+        self.log.info("Evidence record %s (%s) appended; report at %s", recorded.seq, recorded.decision,
+                      recorded.report.uri)
+        if recorded.decision == "quality_failed":
+            quality = self.given("quality", Quality)
             raise AirflowFailException(
-                f"Data quality failed: {quality.get('failed')} of {quality.get('checks')} checks "
-                f"({'; '.join(quality.get('failures', []))}). Evidence recorded as seq {summary['seq']}.")
+                f"Data quality failed: {quality.failed} of {quality.checks} checks ({'; '.join(quality.failures)}). "
+                f"Evidence recorded as seq {recorded.seq}.")
 
 
 class RollbackOperator(_Stage, BaseOperator):
@@ -316,17 +369,16 @@ class RollbackOperator(_Stage, BaseOperator):
         self.reason = reason
 
     def execute(self, context: Context) -> None:
-        from fairgate import evidence, registry
+        from fairgate import lifecycle
 
         started = time.perf_counter()
-        store, policy, run = self.store(), self.guarded(self.policy, context), self.run_info(context)
+        policy, run = self.policy(context), self.run_info(context)
         actor = getattr(context["dag_run"], "triggering_user_name", None) or "unknown"
-        moved = self.guarded(registry.rollback, store, policy.model_name, to_version=self.version or None,
-                             actor=actor, reason=self.reason or "(no reason given)", run_id=run.run_id)
-        entry = evidence.append(store, {**moved, "dag_id": run.dag_id})
+        moved = self.guarded(lifecycle.rollback, self.store(), policy, to_version=self.version or None, actor=actor,
+                             reason=self.reason, run_id=run.run_id, dag_id=run.dag_id)
         self.log.info("Production moved from %s back to %s (evidence record %s)", moved["from_version"][:12],
-                      moved["to_version"][:12], entry["seq"])
-        self.push(context, {**moved, "seq": entry["seq"]}, started=started)
+                      moved["to_version"][:12], moved["seq"])
+        self.publish(context, moved, started=started)
 
 
 def _day(context: Context):
@@ -341,59 +393,58 @@ class ScoreOperator(_Stage, BaseOperator):
     """Score the day's incoming records with the production model into the prediction log."""
 
     def execute(self, context: Context) -> None:
-        from fairgate import monitoring
+        from fairgate import scoring
 
         started = time.perf_counter()
-        store, policy, day = self.store(), self.guarded(self.policy, context), _day(context)
         scenario = (context.get("params") or {}).get("scenario") or None
-        records = self.guarded(monitoring.incoming, policy, day, scenario=scenario)
-        summary = self.guarded(monitoring.score_day, store, policy, day, records)
+        day = _day(context)
+        summary = self.guarded(scoring.score, self.store(), self.policy(context), day, scenario=scenario)
         self.log.info("Scored %s records of %s with model %s; selection rate %.3f", summary["rows"], day,
                       summary["model_version"][:12], summary["selection_rate"])
-        self.push(context, summary, started=started)
+        self.publish(context, summary, started=started)
 
 
-class AuditOperator(_Stage, BaseBranchOperator):
-    """Audit the window ending on the run's day, store the result, then branch on its status."""
+class AuditOperator(_BranchStage):
+    """Audit the window ending on the run's day, store the result, then branch on its status through ``routes``."""
 
-    ROUTES = {"healthy": ["healthy"], "degraded": ["alert", "request_retraining"],
-              "insufficient_evidence": ["alert"]}
+    def __init__(self, *, routes: Mapping[str, Sequence[str]], **kwargs):
+        super().__init__(**kwargs)
+        self.routes = _routes(routes, ("healthy", "degraded", "insufficient_evidence"), self)
 
     def choose_branch(self, context: Context) -> list[str]:
-        from fairgate import monitoring
+        from fairgate import audit
 
         started = time.perf_counter()
-        store, policy, run, day = self.store(), self.guarded(self.policy, context), self.run_info(context), \
-            _day(context)
-        result = self.guarded(monitoring.audit_day, store, policy, day, run_id=run.run_id)
-        page = monitoring.audit_report(result, monitoring.audit_trend(store, result),
-                                       list(policy.fairness_thresholds))
-        saved = monitoring.save_audit(store, result, report_html=page)
-        self.push(context, {**saved, "date": result["date"], "reasons": result["reasons"][:10],
-                            "insufficient": result.get("insufficient", [])[:10], "rows": result["rows"],
-                            "labeled_rows": result["labeled_rows"], "run_type": run.run_type}, started=started)
-        self.log.info("Audit of %s: %s (%s predictions, %s with outcomes). %s", day, result["status"],
-                      result["rows"], result["labeled_rows"], "; ".join(result["reasons"][:5]))
-        return self.ROUTES[result["status"]]
+        run, day = self.run_info(context), _day(context)
+        result = self.guarded(audit.audit, self.store(), self.policy(context), day, run_id=run.run_id,
+                              run_type=run.run_type)
+        self.publish(context, result, started=started)
+        self.log.info("Audit of %s: %s (%s predictions, %s with outcomes). %s", day, result.status, result.rows,
+                      result.labeled_rows, "; ".join(result.reasons[:5]))
+        return list(self.routes[result.status])
 
 
 class AlertOperator(_Stage, BaseOperator):
     """Send the audit's alert through each notifier (default: task log + alerts file in the store)."""
 
-    def __init__(self, *, notifiers: Sequence[Any] | None = None, **kwargs):
+    template_fields: Sequence[str] = ("audit",)
+
+    def __init__(self, *, audit: Any = None, notifiers: Sequence[Any] | None = None, **kwargs):
         super().__init__(**kwargs)
+        self.audit = audit
         self.notifiers = notifiers
 
     def execute(self, context: Context) -> None:
+        from fairgate.contracts import Audit
         from fairgate_airflow.notifiers import ArtifactStoreAlertNotifier
 
-        audit = self.require(context, "audit")
-        severity = "critical" if audit["status"] == "degraded" else "info"
-        message = (f"Fairgate audit {audit['date']}: {audit['status']}. "
-                   + "; ".join(audit["reasons"] or audit["insufficient"])[:1000] + f" Report: {audit['report_uri']}")
+        audit = self.given("audit", Audit)
+        severity = "critical" if audit.status == "degraded" else "info"
+        message = (f"Fairgate audit {audit.date}: {audit.status}. "
+                   + "; ".join(audit.reasons or audit.insufficient)[:1000] + f" Report: {audit.report.uri}")
         for notifier in self.notifiers or [ArtifactStoreAlertNotifier()]:
             notifier.message, notifier.severity = message, severity
-            notifier.payload = {"date": audit["date"], "status": audit["status"], "audit_uri": audit["uri"]}
+            notifier.payload = {"date": audit.date, "status": audit.status, "audit_uri": audit.result.uri}
             notifier.notify(context)
 
 
@@ -403,39 +454,53 @@ class RequestRetrainingOperator(_Stage, BaseOperator):
     Backfill runs rebuild audit history; they do not request retraining.
     """
 
+    template_fields: Sequence[str] = ("audit",)
+
+    def __init__(self, *, audit: Any = None, **kwargs):
+        super().__init__(**kwargs)
+        self.audit = audit
+
     def execute(self, context: Context) -> None:
-        audit = self.require(context, "audit")
-        if audit.get("run_type") == "backfill":
-            self.log.info("Backfill run: retraining not requested for %s", audit["date"])
+        from fairgate.contracts import Audit
+
+        audit = self.given("audit", Audit)
+        if audit.run_type == "backfill":
+            self.log.info("Backfill run: retraining not requested for %s", audit.date)
             return
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra = {
-                "reason": "; ".join(audit["reasons"])[:1000], "audit_date": audit["date"],
-                "audit_uri": audit["uri"]}
-        self.log.info("Retraining requested: %s", "; ".join(audit["reasons"])[:500])
+                "reason": "; ".join(audit.reasons)[:1000], "audit_date": audit.date, "audit_uri": audit.result.uri}
+        self.log.info("Retraining requested: %s", "; ".join(audit.reasons)[:500])
 
 
-def _record(op: _Stage, context: Context, policy, run, *, decision: str | None) -> dict[str, Any]:
-    """Build the evidence record from every stage's summary (skipped stages give ``None``)."""
-    from fairgate import lifecycle
+def _routes(routes: Mapping[str, Any], outcomes: Sequence[str], task: Any) -> dict[str, Any]:
+    """A branching operator's routes: exactly one entry per outcome the domain can return."""
+    given = dict(routes)
+    if set(given) != set(outcomes):
+        name = getattr(task, "task_id", task)
+        raise ValueError(f"{name}: routes must name a task for each outcome {list(outcomes)}; got {sorted(given)}.")
+    return given
 
-    s = {t: op.upstream(context, t) for t in ("collect_data", "validate_data", "check_bias", "reweigh",
-                                              "train_model", "fairness_gate", "human_review", "deploy_model",
-                                              "reject_model")}
-    if decision is None:
-        deployed = s["deploy_model"]
-        decision = ("deployed" if deployed and deployed.get("promoted")
-                    else "approved_not_promoted" if deployed else "rejected")
-    return lifecycle.evidence_record(
-        policy, run, decision=decision, collect=s["collect_data"], quality=s["validate_data"],
-        bias=s["check_bias"], mitigation=s["reweigh"], trained=s["train_model"], gate_result=s["fairness_gate"],
-        review=s["human_review"], deployed=s["deploy_model"],
-    )
+
+def check_routes(dag: Any) -> None:
+    """Fail at parse time when a branching operator routes to a task that is not directly downstream of it.
+
+    Call at the end of a DAG file: renaming a task then breaks the parse, not a run.
+    """
+    for task in dag.tasks:
+        routes = getattr(task, "routes", None)
+        if not isinstance(routes, dict):
+            continue
+        named = {t for target in routes.values() for t in ([target] if isinstance(target, str) else target)}
+        unknown = sorted(named - set(task.downstream_task_ids))
+        if unknown:
+            raise ValueError(f"{dag.dag_id}.{task.task_id} routes to {unknown}, which are not directly downstream "
+                             f"of it (downstream: {sorted(task.downstream_task_ids)}).")
 
 
 __all__: Sequence[str] = (
     "CheckBiasOperator", "CollectDataOperator", "DeployModelOperator", "FairnessGateOperator",
     "HumanReviewOperator", "RecordEvidenceOperator", "RejectModelOperator", "ReweighOperator", "RollbackOperator",
     "TrainModelOperator", "ValidateDataOperator", "ScoreOperator", "AuditOperator", "AlertOperator",
-    "RequestRetrainingOperator",
+    "RequestRetrainingOperator", "check_routes",
 )

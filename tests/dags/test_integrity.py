@@ -95,3 +95,36 @@ def test_lifecycle_shape(dagbag):
     for task_id in joins:
         assert dag.get_task(task_id).trigger_rule == "none_failed_min_one_success", task_id
     assert dag.get_task("deploy_model").pool == "fairgate_promotion"
+
+
+def test_renaming_any_lifecycle_task_still_works_or_fails_at_parse_time(dagbag, tmp_path):
+    """Each variant renames one task's task_id in the DAG file and nothing else.
+
+    Data flows through XComArgs, so a rename keeps every edge; a rename of a branch target that
+    a ``routes=`` mapping still names is refused at parse time, not silently skipped at run time.
+    """
+    import re
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    source = (REPO / "dags" / "fairgate_lifecycle.py").read_text()
+    original = dagbag.dags["fairgate_lifecycle"]
+    edges = {(t.task_id, d) for t in original.tasks for d in t.downstream_task_ids}
+    for task in original.tasks:
+        variant = source.replace(f'task_id="{task.task_id}"', f'task_id="{task.task_id}_renamed"')
+        variant = variant.replace('dag_id="fairgate_lifecycle"', f'dag_id="rename_{task.task_id}"')
+        assert variant.count("_renamed") == 1
+        (tmp_path / f"rename_{task.task_id}.py").write_text(variant)
+    bag = DagBag(dag_folder=str(tmp_path))
+    routed = {t for op in original.tasks for target in (getattr(op, "routes", None) or {}).values()
+              for t in ([target] if isinstance(target, str) else target)}
+    for task in original.tasks:
+        dag_id = f"rename_{task.task_id}"
+        if task.task_id in routed:
+            error = next(e for path, e in bag.import_errors.items() if path.endswith(f"{dag_id}.py"))
+            assert re.search(rf"routes to \['{task.task_id}'\], which are not directly downstream", error), error
+            continue
+        renamed = {tuple(f"{x}_renamed" if x == task.task_id else x for x in e) for e in edges}
+        dag = bag.dags[dag_id]
+        assert {(t.task_id, d) for t in dag.tasks for d in t.downstream_task_ids} == renamed, dag_id
+    assert len(bag.dags) + len(bag.import_errors) == len(original.tasks)

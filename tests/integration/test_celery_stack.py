@@ -97,7 +97,7 @@ def test_lifecycle_runs_on_celery_workers_with_s3_artifacts(celery_stack):
     previous_end = None
     for task_id, start, end in timings:
         summary = stack.api("GET", f"/dags/fairgate_lifecycle/dagRuns/{run_id}/taskInstances/{task_id}"
-                                   "/xcomEntries/summary")["value"]
+                                   "/xcomEntries/return_value")["value"]
         wall = (end - start).total_seconds()
         compute = summary["compute_s"]
         gap = (start - previous_end).total_seconds() if previous_end else 0.0

@@ -17,6 +17,7 @@ from fairgate_airflow.operators import (
     CollectDataOperator,
     FairnessGateOperator,
     HumanReviewOperator,
+    ReweighOperator,
     TrainModelOperator,
     ValidateDataOperator,
 )
@@ -42,6 +43,42 @@ def context(ti, params=None):
 def run(op, ti, method="execute", params=None):
     ti.task_id = op.task_id
     return getattr(op, method)(context(ti, params))
+
+
+# The lifecycle DAG's routes; each operator below gets its inputs as the DAG's XComArgs resolve them.
+ROUTES = {
+    "validate_data": {"passed": "check_bias", "failed": "quality_failed"},
+    "check_bias": {"detected": "reweigh", "within_policy": "train_model"},
+    "fairness_gate": {"pass": "deploy_model", "fail": "reject_model", "review": "human_review"},
+    "human_review": {"approved": "deploy_model", "rejected": "reject_model"},
+}
+
+
+def out(ti, task_id):
+    """What ``task.output`` resolves to: the task's return value, None when it did not run."""
+    return ti.xcom_pull(task_id)
+
+
+def validate_op(ti):
+    return ValidateDataOperator(task_id="validate_data", snapshot=out(ti, "collect_data"),
+                                routes=ROUTES["validate_data"])
+
+
+def bias_op(ti):
+    return CheckBiasOperator(task_id="check_bias", quality=out(ti, "validate_data"), routes=ROUTES["check_bias"])
+
+
+def validated_and_measured(ti):
+    """Run validation and the bias check (and reweighing when it routes there); return the bias route."""
+    assert run(validate_op(ti), ti, "choose_branch") == "check_bias"
+    route = run(bias_op(ti), ti, "choose_branch")
+    if route == "reweigh":
+        run(ReweighOperator(task_id="reweigh", bias=out(ti, "check_bias")), ti)
+    return route
+
+
+def train_op(ti):
+    return TrainModelOperator(task_id="train_model", bias=out(ti, "check_bias"), mitigation=out(ti, "reweigh"))
 
 
 @pytest.fixture
@@ -72,7 +109,7 @@ def test_validate_routes_to_bias_check_when_quality_passes(store, write_policy, 
     write_policy({"dataset.source": str(sample_csv())})
     ti = FakeTI()
     collected(ti, store)
-    assert run(ValidateDataOperator(task_id="validate_data"), ti, "choose_branch") == "check_bias"
+    assert run(validate_op(ti), ti, "choose_branch") == "check_bias"
     assert ti.xcom_pull("validate_data", SUMMARY)["passed"] is True
 
 
@@ -80,7 +117,7 @@ def test_validate_routes_to_quality_failed_naming_the_column(store, write_policy
     write_policy({"dataset.source": str(sample_csv(adult.drop(columns=["race"]).head(3000)))})
     ti = FakeTI()
     collected(ti, store)
-    assert run(ValidateDataOperator(task_id="validate_data"), ti, "choose_branch") == "quality_failed"
+    assert run(validate_op(ti), ti, "choose_branch") == "quality_failed"
     summary = ti.xcom_pull("validate_data", SUMMARY)
     assert "expect_column_to_exist on column 'race': FAILED" in summary["failures"]
 
@@ -89,7 +126,8 @@ def test_check_bias_routes_to_reweigh_on_adult(store, write_policy, sample_csv):
     write_policy({"dataset.source": str(sample_csv())})
     ti = FakeTI()
     collected(ti, store)
-    assert run(CheckBiasOperator(task_id="check_bias"), ti, "choose_branch") == "reweigh"
+    run(validate_op(ti), ti, "choose_branch")
+    assert run(bias_op(ti), ti, "choose_branch") == "reweigh"
     summary = ti.xcom_pull("check_bias", SUMMARY)
     assert summary["detected"] and any(r.startswith("sex: disparate_impact=") for r in summary["reasons"])
 
@@ -98,8 +136,12 @@ def test_check_bias_routes_straight_to_training_without_disparity(store, write_p
     write_policy({"dataset.source": str(sample_csv(balanced_labels(adult.sample(6000, random_state=2))))})
     ti = FakeTI()
     collected(ti, store)
-    assert run(CheckBiasOperator(task_id="check_bias"), ti, "choose_branch") == "train_model"
-    for m in ti.xcom_pull("check_bias", SUMMARY)["comparisons"].values():
+    run(validate_op(ti), ti, "choose_branch")
+    assert run(bias_op(ti), ti, "choose_branch") == "train_model"
+    import json
+
+    stored = json.loads(store.get(ti.xcom_pull("check_bias", SUMMARY)["result"]["key"]))
+    for m in stored["comparisons"].values():
         assert m["disparate_impact"] == pytest.approx(1.0, abs=0.01)
 
 
@@ -111,7 +153,8 @@ def test_check_bias_fails_clearly_on_a_group_without_favorable_outcomes(store, w
     collected(ti, store)
     with pytest.raises(AirflowFailException, match=r"Group 'sex' \(unprivileged\) has 0 favorable outcomes in "
                                                    r"column 'income' out of \d+ rows"):
-        run(CheckBiasOperator(task_id="check_bias"), ti, "choose_branch")
+        run(validate_op(ti), ti, "choose_branch")
+        run(bias_op(ti), ti, "choose_branch")
 
 
 def test_privileged_if_on_a_text_column_routes_to_quality_failed_naming_the_column(store, write_policy,
@@ -122,14 +165,10 @@ def test_privileged_if_on_a_text_column_routes_to_quality_failed_naming_the_colu
                   "intersections": []})
     ti = FakeTI()
     collected(ti, store)
-    assert run(ValidateDataOperator(task_id="validate_data"), ti, "choose_branch") == "quality_failed"
+    assert run(validate_op(ti), ti, "choose_branch") == "quality_failed"
     failures = ti.xcom_pull("validate_data", SUMMARY)["failures"]
     assert ("fairgate_privileged_if_needs_numeric_column on column 'race': FAILED (dtype=str, "
             "privileged_if=>= 1)") in failures, failures
-    # A stage that meets the same policy without the quality gate in front says the same, without retries.
-    with pytest.raises(AirflowFailException, match=r"Error: Protected attribute column 'race' uses "
-                                                   r"'privileged_if' \(>= 1\), which needs a numeric column"):
-        run(CheckBiasOperator(task_id="check_bias"), ti, "choose_branch")
 
 
 def test_model_params_that_do_not_fit_fail_training_without_retries(store, write_policy, sample_csv):
@@ -137,10 +176,10 @@ def test_model_params_that_do_not_fit_fail_training_without_retries(store, write
     write_policy({"dataset.source": str(sample_csv()), "model.params": {"max_iter": 1000, "C": -1}})
     ti = FakeTI()
     collected(ti, store)
-    run(CheckBiasOperator(task_id="check_bias"), ti, "choose_branch")
+    validated_and_measured(ti)
     with pytest.raises(AirflowFailException, match=r"ModelParamsError: Policy key 'model.params' does not fit "
                                                    r"logistic_regression: The 'C' parameter"):
-        run(TrainModelOperator(task_id="train_model"), ti)
+        run(train_op(ti), ti)
 
 
 def test_storage_errors_propagate_so_task_retries_apply():
@@ -155,8 +194,10 @@ def test_storage_errors_propagate_so_task_retries_apply():
 
 
 def _gate(ti, params=None):
-    run(TrainModelOperator(task_id="train_model"), ti)
-    return run(FairnessGateOperator(task_id="fairness_gate"), ti, "choose_branch", params=params)
+    validated_and_measured(ti)
+    run(train_op(ti), ti)
+    return run(FairnessGateOperator(task_id="fairness_gate", trained=out(ti, "train_model"),
+                                    routes=ROUTES["fairness_gate"]), ti, "choose_branch", params=params)
 
 
 def test_gate_rejects_adult_model_under_default_policy(store, write_policy, sample_csv):
@@ -180,8 +221,9 @@ def test_gate_deploys_when_thresholds_allow(store, write_policy, sample_csv):
 
 def test_gate_asks_for_review_on_insufficient_evidence(store, write_policy, sample_csv):
     loose = {"disparate_impact": {"kind": "ratio_band", "min": 0.05, "max": 20}}
+    # (min_group_size that high would already stop the run at the quality gate, which checks group sizes)
     write_policy({"dataset.source": str(sample_csv()), "fairness.thresholds": loose,
-                  "fairness.min_group_size": 100000})
+                  "fairness.min_positives": 100000})
     ti = FakeTI()
     collected(ti, store)
     assert _gate(ti) == "human_review"
@@ -199,8 +241,9 @@ def test_manual_threshold_override_changes_the_route(store, write_policy, sample
 def test_gate_without_trained_model_says_what_is_missing(store, write_policy):
     write_policy()
     ti = FakeTI()
-    with pytest.raises(AirflowFailException, match="did not push a value to XCom"):
-        run(FairnessGateOperator(task_id="fairness_gate"), ti, "choose_branch")
+    with pytest.raises(AirflowFailException, match=r"no 'trained' input .* upstream task did not run, or the DAG "
+                                                   r"does not pass its .output to this operator"):
+        run(FairnessGateOperator(task_id="fairness_gate", routes=ROUTES["fairness_gate"]), ti, "choose_branch")
 
 
 @pytest.mark.parametrize("event,branch", [
@@ -214,14 +257,14 @@ def test_gate_without_trained_model_says_what_is_missing(store, write_policy):
       "responded_at": None, "timedout": True}, "reject_model"),
 ])
 def test_human_review_routes_each_answer(event, branch):
-    op = HumanReviewOperator(task_id="human_review")
+    op = HumanReviewOperator(task_id="human_review", routes=ROUTES["human_review"])
     seen = {}
     op.do_branch = lambda context, branches_to_execute: seen.setdefault("branch", branches_to_execute)
     ti = FakeTI()
     ti.task_id = "human_review"
     op.execute_complete(context(ti), event)
     assert seen["branch"] == [branch]
-    assert ti.xcom_pull("human_review", SUMMARY)["branch"] == branch
+    assert ti.xcom_pull("human_review", SUMMARY)["approved"] is (branch == "deploy_model")
 
 
 def _deploy_ready(store, write_policy, sample_csv):
@@ -238,7 +281,7 @@ def test_backfill_run_registers_but_never_moves_the_pointer(store, write_policy,
     from fairgate_airflow.operators import DeployModelOperator
 
     ti = _deploy_ready(store, write_policy, sample_csv)
-    op = DeployModelOperator(task_id="deploy_model")
+    op = DeployModelOperator(task_id="deploy_model", gate=out(ti, "fairness_gate"))
     ti.task_id = op.task_id
     ctx = context(ti)
     ctx["dag_run"] = SimpleNamespace(dag_id="t", run_id="backfill__2026-01-05", run_type="backfill")
@@ -254,7 +297,7 @@ def test_deploy_then_rollback_operator(store, write_policy, sample_csv):
     from fairgate_airflow.operators import DeployModelOperator, RollbackOperator
 
     ti = _deploy_ready(store, write_policy, sample_csv)
-    run(DeployModelOperator(task_id="deploy_model"), ti)
+    run(DeployModelOperator(task_id="deploy_model", gate=out(ti, "fairness_gate")), ti)
     first = registry.production_version(store, "adult_income")
     second = registry.register(store, "adult_income", b"another model", {"approved": True,
                                                                          "registered_at": "9999"})["version"]

@@ -112,12 +112,12 @@ def test_a_production_model_that_cannot_be_compared_sends_the_candidate_to_revie
                          "input columns ['hours'] that the policy no longer names"]
 
 
-@pytest.mark.parametrize("choice,rationale,timed_out,branch,approved", [
-    ("Approve", "Margins are within sampling error; monitored nightly.", False, "deploy_model", True),
-    ("Approve", "   ", False, "reject_model", False),      # approval without a reason does not count
-    ("Reject", "EOD too high for women", False, "reject_model", False),
-    ("Reject", "", True, "reject_model", False),           # timeout
+@pytest.mark.parametrize("choice,rationale,timed_out,approved", [
+    ("Approve", "Margins are within sampling error; monitored nightly.", False, True),
+    ("Approve", "   ", False, False),      # approval without a reason does not count
+    ("Reject", "EOD too high for women", False, False),
+    ("Reject", "", True, False),           # timeout
 ])
-def test_review_decision(choice, rationale, timed_out, branch, approved):
+def test_review_decision(choice, rationale, timed_out, approved):
     r = review_decision(choice, rationale, reviewer="alice", timed_out=timed_out)
-    assert (r["branch"], r["approved"]) == (branch, approved)
+    assert r.approved is approved and r.reviewer == "alice" and r.choice == ("Reject" if timed_out else choice)

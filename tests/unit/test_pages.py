@@ -142,13 +142,9 @@ def test_model_card_markdown_is_inert_even_where_raw_html_renders():
 
 
 def test_review_request_body_is_inert_markdown():
-    from fairgate_airflow.review import review_body
+    from fairgate.report import review_body
 
-    rec = hostile_record()
-    gate = {**rec["gate"], "performance": rec["performance"],
-            "fairness": {k: {"metrics": {m: v for m, v in r.items() if m != "counts"}, "counts": r["counts"]}
-                         for k, r in rec["fairness"].items()}}
-    body = review_body(gate, None, report_url="/fairgate/report/run/d/r%20x", stored_uri=f"file:///{EVIL}")
+    body = review_body(hostile_record(), report_url="/fairgate/report/run/d/r%20x", stored_uri=f"file:///{EVIL}")
     rendered = MarkdownIt("commonmark").enable("table").render(body)
     parsed = assert_inert(rendered)
     links = [a["href"] for tag, a in parsed.tags if tag == "a"]
@@ -156,7 +152,7 @@ def test_review_request_body_is_inert_markdown():
 
 
 def test_audit_report_quality_page_overview_and_sign_in_are_inert():
-    from fairgate.monitoring import audit_report
+    from fairgate.audit import audit_report
     from fairgate.overview import overview_html
     from fairgate.quality import Check, QualityResult
 

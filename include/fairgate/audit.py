@@ -1,16 +1,12 @@
-"""The deployed model in use: daily scoring into a prediction log, and the nightly fairness audit.
+"""The nightly fairness audit of the deployed model, over a window of the prediction log.
 
 ```
-predictions/date=YYYY-MM-DD/part.parquet   row key, model version, score, decision, protected
-                                            attributes and the features drift is measured on
-labels/date=YYYY-MM-DD/part.parquet        outcomes of that day's predictions, joined by row key once
-                                            audit.label_lag_days have passed
 audits/date=YYYY-MM-DD/audit.json          one audit per logical date (a re-run replaces it)
 audits/date=YYYY-MM-DD/report.html
 ```
 
-Every write replaces its partition atomically, so re-running a day (a retry or a backfill)
-gives the same files, never duplicates.
+The audit judges the model version that was in production at the window's end, with the same
+evidence rules as the fairness gate (:func:`fairgate.gate.short_groups`).
 """
 
 from __future__ import annotations
@@ -21,10 +17,11 @@ import math
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
-from fairgate import evidence, explain, registry
-from fairgate.data import to_parquet_bytes
+from fairgate import evidence
+from fairgate.contracts import Artifact, Audit
 from fairgate.errors import CODE_VERSION
 from fairgate.lifecycle import StageError
+from fairgate.scoring import LABEL_COLUMN, deployment_baseline, partition_key
 
 if TYPE_CHECKING:
     import numpy as np
@@ -34,115 +31,9 @@ if TYPE_CHECKING:
     from fairgate.store import ArtifactStore
 
 STATUSES = ("healthy", "degraded", "insufficient_evidence")
-LABEL_COLUMN = "outcome"
+# Measurable from the decisions alone; the other metrics need outcomes.
+SELECTION_METRICS = ("disparate_impact", "statistical_parity_difference")
 
-
-def partition_key(kind: str, day: date) -> str:
-    return f"{kind}/date={day.isoformat()}/part.parquet"
-
-
-# --- scoring -------------------------------------------------------------------------------------
-
-def incoming(policy: Policy, day: date, *, scenario: str | None = None) -> pd.DataFrame:
-    """The records that arrived on ``day``: the simulated feed, or the ``date=`` partition of a folder."""
-    from pathlib import Path
-
-    from fairgate.data import _read_file
-    from fairgate.simulation import day_batch
-
-    if policy.audit_incoming.startswith("simulated://"):
-        return day_batch(day, policy, scenario=scenario or policy.audit_scenario, rows=policy.audit_daily_rows)
-    folder = Path(policy.audit_incoming.removeprefix("file://")) / f"date={day.isoformat()}"
-    files = sorted(folder.glob(f"*.{policy.format}"))
-    if not files:
-        raise StageError(f"Policy key 'audit.incoming': no {policy.format} files in {folder}.")
-    import pandas as pd
-
-    return pd.concat([_read_file(f, policy.format) for f in files], ignore_index=True)
-
-
-REASONS = 3  # plain-language reasons stored with each prediction
-
-
-def _reference(store: ArtifactStore, policy: Policy, version: str, records: pd.DataFrame) -> dict[str, Any]:
-    """The typical record reasons are measured against: the one stored at deployment, else rebuilt."""
-    manifest, training_data = _deployed(store, policy, version)
-    if manifest.get("reference"):
-        return manifest["reference"]
-    return explain.reference_record(training_data if training_data is not None else records, policy)
-
-
-def score_day(store: ArtifactStore, policy: Policy, day: date, records: pd.DataFrame) -> dict[str, Any]:
-    """Score ``records`` with the production model and write the day's prediction partition."""
-    from fairgate import training
-    from fairgate.groups import GroupError, group_codes
-
-    version = registry.production_version(store, policy.model_name)
-    if version is None:
-        raise StageError(f"No model of {policy.model_name!r} is in production; run fairgate_lifecycle first.")
-    model = registry.load_model(store, policy.model_name, version)
-    if policy.row_key is None:
-        raise StageError("Policy key 'dataset.row_key' is required to join predictions with later outcomes.")
-    if len(records) == 0:
-        raise StageError(f"No incoming records for {day}: nothing to score.")
-    try:
-        group_codes(records, policy)
-    except GroupError as exc:
-        raise StageError(str(exc)) from None
-    missing = [c for c in (policy.row_key, *policy.features) if c not in records.columns]
-    if missing:
-        raise StageError(f"Incoming records for {day} lack the model's input column(s) {missing}; nothing scored.")
-    scores, decisions = training.predict(model, records, policy)
-    keep = [policy.row_key, *policy.protected_columns, *[c for c in policy.features if c not in
-                                                        policy.protected_columns]]
-    log = records[keep].reset_index(drop=True)
-    log.insert(1, "model_version", version)
-    log["score"] = scores
-    log["decision"] = decisions
-    reasons = explain.reason_codes(model, records, policy, _reference(store, policy, version, records))
-    for i in range(REASONS):
-        log[f"reason_{i + 1}"] = [r[i]["text"] if len(r) > i else None for r in reasons]
-    log["reasons"] = [json.dumps(r, default=str) for r in reasons]
-    written = store.put(partition_key("predictions", day), to_parquet_bytes(log))
-    out = {"day": day.isoformat(), "rows": len(log), "model_version": version, "uri": written.uri,
-           "sha256": written.sha256, "selection_rate": float(decisions.mean())}
-    if policy.label in records.columns:
-        # The simulated feed knows the outcomes already; the audit only uses them once
-        # `audit.label_lag_days` have passed, the way real outcomes arrive.
-        outcomes = records[[policy.row_key]].copy()
-        outcomes[LABEL_COLUMN] = training.labels(records, policy)
-        store.put(partition_key("labels", day), to_parquet_bytes(outcomes))
-        out["labels_written"] = True
-    return out
-
-
-def find_prediction(store: ArtifactStore, policy: Policy, row: str, *, day: date | None = None,
-                    days: int = 90) -> dict[str, Any] | None:
-    """The newest logged prediction for row key ``row`` (on ``day``, or in the last ``days`` partitions)."""
-    import pandas as pd
-
-    from fairgate.store import NotFoundError
-
-    if day:
-        keys = [partition_key("predictions", day)]
-    else:
-        keys = [k for k in store.list("predictions/date=") if k.endswith("/part.parquet")][-days:]
-    for key in reversed(keys):
-        try:
-            df = pd.read_parquet(io.BytesIO(store.get(key)))
-        except NotFoundError:
-            return None
-        match = df[df[policy.row_key].astype(str) == str(row)]
-        if len(match):
-            rec = match.iloc[-1]
-            return {"row": str(row), "date": key.split("date=")[1].split("/")[0],
-                    "model_version": rec["model_version"], "score": float(rec["score"]),
-                    "decision": int(rec["decision"]),
-                    "reasons": json.loads(rec["reasons"]) if "reasons" in rec and rec["reasons"] else []}
-    return None
-
-
-# --- audit ---------------------------------------------------------------------------------------
 
 def psi(expected: np.ndarray, actual: np.ndarray, *, eps: float = 1e-4) -> float:
     """Population stability index of two distributions over the same bins.
@@ -232,23 +123,6 @@ def read_window(store: ArtifactStore, day: date, window_days: int, *, row_key: s
     return pa.concat_tables(tables, promote_options="permissive").to_pandas(), days, versions
 
 
-def _deployed(store: ArtifactStore, policy: Policy, version: str) -> tuple[dict[str, Any], pd.DataFrame | None]:
-    """The deployment manifest and the training snapshot it was built from (for drift baselines)."""
-    from fairgate.store import NotFoundError, sha256_bytes
-
-    manifest = registry.read_manifest(store, policy.model_name, version)
-    key = manifest.get("data_key")
-    try:
-        data = store.get(key) if key else None
-    except NotFoundError:
-        data = None
-    if data is None or sha256_bytes(data) != manifest.get("data_sha256"):
-        return manifest, None  # reported by the caller as "drift not measured"
-    import pandas as pd
-
-    return manifest, pd.read_parquet(io.BytesIO(data))
-
-
 def _per_version(df: pd.DataFrame, policy: Policy, versions: list[str]) -> dict[str, dict[str, Any]]:
     """Rows and selection metrics of each model version that scored part of the window (not pooled)."""
     import numpy as np
@@ -273,7 +147,7 @@ def audit_day(store: ArtifactStore, policy: Policy, day: date, *, run_id: str) -
     """Measure the window ending ``day`` and classify it healthy / degraded / insufficient evidence."""
     import numpy as np
 
-    from fairgate.gate import judge_metric
+    from fairgate.gate import judge_metric, short_groups
     from fairgate.groups import cell_mask, comparisons, group_codes
     from fairgate.metrics import measure
 
@@ -299,7 +173,7 @@ def audit_day(store: ArtifactStore, policy: Policy, day: date, *, run_id: str) -
     reasons, insufficient, fairness = [], [], {}
     for comp in comps:
         sel, out = selection[comp.key], outcome.get(comp.key)
-        metrics = {m: sel["metrics"][m] for m in ("disparate_impact", "statistical_parity_difference")}
+        metrics = {m: sel["metrics"][m] for m in SELECTION_METRICS}
         if out:
             metrics.update({m: out["metrics"][m] for m in ("equal_opportunity_difference", "average_odds_difference",
                                                            "false_positive_rate_difference",
@@ -310,28 +184,25 @@ def audit_day(store: ArtifactStore, policy: Policy, day: date, *, run_id: str) -
         fairness[comp.key] = {"metrics": metrics, "counts": counts,
                               "rates": {"selection": {s: sel["rates"][s]["selection_rate"] for s in sel["rates"]},
                                         "outcome": out["rates"] if out else None}}
-        n_min = min(c["n"] for c in counts["all"].values())
-        if n_min < policy.min_group_size:
-            insufficient.append(f"{comp.key}: a group has {n_min:g} predictions (< {policy.min_group_size})")
+        short = short_groups(counts["all"], policy, unit="predictions", positives=False)
+        if short:
+            insufficient.extend(f"{comp.key}: {s}" for s in short)
             continue
+        lacking = short_groups(counts["labeled"], policy, unit="labeled rows") if counts["labeled"] else \
+            ["no outcomes have arrived: insufficient evidence"]
         for t in policy.fairness_thresholds:
             m = metrics.get(t.metric)
             if m is None:
                 continue
-            needs_labels = t.metric not in ("disparate_impact", "statistical_parity_difference")
-            if needs_labels:
-                lab = counts["labeled"]
-                pos = min(lab[s]["positives"] for s in lab) if lab else 0
-                if pos < policy.min_positives:
-                    insufficient.append(f"{comp.key}: {t.metric} needs {policy.min_positives} labeled positives "
-                                        f"per group, has {pos:g}")
-                    continue
+            if t.metric not in SELECTION_METRICS and lacking:
+                insufficient.extend(f"{comp.key}: {t.metric}: {s}" for s in lacking)
+                continue
             # A monitor alerts when the estimate leaves the bound; the interval says how sure it is.
             if m["value"] is not None and not t.contains(m["value"]):
                 _, msg = judge_metric(t, m["value"], m["ci_low"], m["ci_high"], 0.0)
                 reasons.append(f"{comp.key}: {msg}")
 
-    manifest, snapshot = _deployed(store, policy, version)
+    manifest, snapshot = deployment_baseline(store, policy, version)
     drift = {}
     if snapshot is not None:
         for col in policy.features:
@@ -379,7 +250,9 @@ def save_audit(store: ArtifactStore, result: dict[str, Any], *, report_html: str
     entry = evidence.append(store, {**{k: result[k] for k in ("kind", "run_id", "date", "status", "reasons",
                                                              "policy_sha256", "code_version")},
                                     "audit_uri": written.uri, "audit_sha256": written.sha256})
-    return {"status": result["status"], "uri": written.uri, "report_uri": page.uri, "seq": entry["seq"]}
+    return {"status": result["status"], "uri": written.uri, "report_uri": page.uri, "seq": entry["seq"],
+            "result": Artifact(key=written.key, uri=written.uri, sha256=written.sha256),
+            "report": Artifact(key=page.key, uri=page.uri, sha256=page.sha256)}
 
 
 def audit_trend(store: ArtifactStore, result: dict[str, Any], *, last: int = 30) -> list[dict[str, Any]]:
@@ -428,3 +301,14 @@ def audit_report(result: dict[str, Any], history: list[dict[str, Any]], threshol
         trend_chart=Image(charts.audit_trend(history, thresholds), "trend of the audited fairness metrics")
         if history else None,
         drift_rows=[[k, _v(v)] for k, v in (result.get("drift") or {}).items()])
+
+
+def audit(store: ArtifactStore, policy: Policy, day: date, *, run_id: str, run_type: str = "manual") -> Audit:
+    """The audit stage: measure the window ending ``day``, write its report, store it and append the evidence."""
+    result = audit_day(store, policy, day, run_id=run_id)
+    page = audit_report(result, audit_trend(store, result), list(policy.fairness_thresholds))
+    saved = save_audit(store, result, report_html=page)
+    return Audit(date=result["date"], status=result["status"], reasons=tuple(result["reasons"]),
+                 insufficient=tuple(result.get("insufficient", [])), rows=result["rows"],
+                 labeled_rows=result["labeled_rows"], run_type=run_type, result=saved["result"],
+                 report=saved["report"], seq=saved["seq"], judged_version=result.get("judged_version"))
