@@ -9,26 +9,26 @@ export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt pyproject.toml dev/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . || \
-	  $(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . -e dev || \
+	  $(BIN)/python -m pip install --quiet --no-deps -e . -e dev
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/python -m fairgate_airflow.demo
+	$(BIN)/python -m fairgate_dev.demo
 
 # The Airflow UI with the Fairness view on the demo's home and store (Ctrl-C to stop).
 ui: install
-	$(BIN)/python -m fairgate_airflow.serve
+	$(BIN)/python -m fairgate_dev.serve
 
 test: install
 	$(BIN)/python -m pytest tests
 
 lint: install
-	$(BIN)/ruff check include plugins dags tests benchmarks
+	$(BIN)/ruff check include plugins dags dev tests benchmarks
 
 # Re-resolve requirements.in into requirements.txt in a scratch environment.
 lock:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from fairgate_airflow.local import REPO, configure
+from fairgate_dev.local import REPO, configure
 
 LOOSE = {"disparate_impact": {"kind": "ratio_band", "min": 0.05, "max": 20.0}}
 
@@ -32,7 +32,7 @@ def main() -> None:
     import boto3
     from moto.server import ThreadedMotoServer
 
-    from fairgate_airflow.local import init_db, load_dag
+    from fairgate_dev.local import init_db, load_dag
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fairgate_airflow.local import REPO, configure
+from fairgate_dev.local import REPO, configure
 
 _HOME = Path(tempfile.mkdtemp(prefix="fairgate-airflow-"))
 configure(_HOME / "home", _HOME / "artifacts")

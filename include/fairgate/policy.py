@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,7 +17,8 @@ import yaml
 
 from fairgate.errors import InputError
 
-DEFAULT_POLICY_PATH = Path(__file__).resolve().parents[1] / "config" / "policy.yaml"
+# The bundled policy: include/config/policy.yaml in a checkout, package data in a wheel.
+DEFAULT_POLICY_PATH = Path(str(resources.files("fairgate.config").joinpath("policy.yaml")))
 
 ThresholdKind = Literal["ratio_band", "abs_difference"]
 THRESHOLD_KINDS = ("ratio_band", "abs_difference")

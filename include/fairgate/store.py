@@ -221,4 +221,7 @@ def open_store(root: str | None = None, *, s3_client: object | None = None) -> A
 
 
 def default_artifact_root() -> Path:
-    return Path(__file__).resolve().parents[2] / ".artifacts"
+    """``.artifacts`` in the project folder of a source checkout (where ``make demo`` writes), else in the
+    working directory."""
+    checkout = Path(__file__).resolve().parents[2]
+    return (checkout if (checkout / "pyproject.toml").exists() else Path.cwd()) / ".artifacts"

@@ -17,14 +17,14 @@ LOOSE = {"disparate_impact": {"kind": "ratio_band", "min": 0.05, "max": 20.0},
 
 @pytest.fixture(scope="session")
 def lifecycle_dag():
-    from fairgate_airflow.local import init_db, load_dag
+    from fairgate_dev.local import init_db, load_dag
 
     init_db()
     return load_dag(DAG_ID)
 
 
 def run_dag(dag, *, review: tuple[str, str] | None = None):
-    from fairgate_airflow.local import Reviewer
+    from fairgate_dev.local import Reviewer
 
     reviewer = Reviewer(DAG_ID, *review, timeout_s=300) if review else None
     if reviewer:

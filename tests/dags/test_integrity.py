@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fairgate_airflow.local import REPO
+from fairgate_dev.local import REPO
 
 DAG_FILES = sorted((REPO / "dags").glob("*.py"))
 HEAVY = ["pandas", "numpy", "sklearn", "aif360", "great_expectations", "boto3", "pyarrow", "skops", "fairgate",

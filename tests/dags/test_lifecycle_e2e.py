@@ -272,7 +272,7 @@ def test_unanswered_review_times_out_to_reject(lifecycle_dag, deployed, tmp_path
     from airflow.jobs.job import Job
     from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
 
-    from fairgate_airflow.local import awaiting_review
+    from fairgate_dev.local import awaiting_review
 
     store, before = _copy(deployed, tmp_path, monkeypatch,
                           {"fairness.min_positives": 100000, "fairness.review_timeout_hours": 0.0005}, write_policy)
@@ -297,7 +297,7 @@ def test_unanswered_review_times_out_to_reject(lifecycle_dag, deployed, tmp_path
 
 def test_deploy_twice_then_roll_back_through_the_dag(lifecycle_dag, deployed, tmp_path, monkeypatch, write_policy):
     """v1 deployed (shared fixture), v2 deployed by a second run, then fairgate_rollback → v1."""
-    from fairgate_airflow.local import load_dag
+    from fairgate_dev.local import load_dag
 
     store, (pointer_v1, _) = _copy(deployed, tmp_path, monkeypatch, {"model.params": {"max_iter": 1000, "C": 0.5}},
                                    write_policy)

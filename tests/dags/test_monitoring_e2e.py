@@ -30,7 +30,7 @@ AUDIT_POLICY = {
 
 @pytest.fixture(scope="module")
 def dags():
-    from fairgate_airflow.local import load_dag
+    from fairgate_dev.local import load_dag
 
     return load_dag("fairgate_score"), load_dag("fairgate_audit")
 

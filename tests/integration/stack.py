@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from fairgate_airflow.local import REPO
+from fairgate_dev.local import REPO
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 START_HINT = ("PostgreSQL is not reachable on 127.0.0.1:5432. Start it with "
@@ -77,7 +77,7 @@ class AirflowStack:
             "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql+psycopg2://postgres@127.0.0.1:5432/{self.db}",
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
             # Tasks record the node they ran on (FAIRGATE_NODE_NAME, set per process below).
-            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "fairgate_airflow.local.node_name",
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "fairgate_dev.local.node_name",
             "AIRFLOW__CORE__PARALLELISM": "4",
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),

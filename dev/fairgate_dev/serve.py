@@ -12,7 +12,7 @@ import os
 import shutil
 import sys
 
-from fairgate_airflow.local import REPO, configure
+from fairgate_dev.local import REPO, configure
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", default="8080")
     args = parser.parse_args(argv)
     configure(args.airflow_home, args.artifact_root)
-    from fairgate_airflow.local import init_db
+    from fairgate_dev.local import init_db
 
     init_db()
     airflow = shutil.which("airflow", path=os.path.dirname(sys.executable)) or "airflow"

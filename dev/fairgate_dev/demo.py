@@ -16,7 +16,7 @@ import sys
 import time
 import warnings
 
-from fairgate_airflow.local import REPO, configure
+from fairgate_dev.local import REPO, configure
 
 DAG_ID = "fairgate_lifecycle"
 
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*GitWildMatchPattern.*")
     warnings.filterwarnings("ignore", message=".*`httpx` with `starlette.testclient`.*")
 
-    from fairgate_airflow.local import Reviewer, init_db, load_dag
+    from fairgate_dev.local import Reviewer, init_db, load_dag
 
     started = time.monotonic()
     print(f"Airflow home: {args.airflow_home}\nArtifact store: {args.artifact_root}")
