@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fairgate.errors import InputError
 
@@ -42,7 +42,7 @@ class InsufficientDataError(InputError):
     """The data cannot support the metric (an empty group, one label class, no favorable outcome)."""
 
 
-def binary_label_dataset(codes: pd.DataFrame, y: np.ndarray, *, weights: np.ndarray | None = None):
+def binary_label_dataset(codes: pd.DataFrame, y: np.ndarray, *, weights: np.ndarray | None = None) -> Any:
     """A ``BinaryLabelDataset`` over 0/1 group codes and a 0/1 label (1 = favorable)."""
     import numpy as np
     import pandas as pd

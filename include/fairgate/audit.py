@@ -65,9 +65,9 @@ def feature_psi(reference: pd.Series, current: pd.Series, *, numeric: bool, bins
         vc.index = vc.index.astype(str)
         return vc.groupby(level=0).sum()
 
-    e, a = counts(reference), counts(current)
-    cats = e.index.union(a.index)
-    return psi(e.reindex(cats, fill_value=0).to_numpy(), a.reindex(cats, fill_value=0).to_numpy())
+    ref, cur = counts(reference), counts(current)
+    cats = ref.index.union(cur.index)
+    return psi(ref.reindex(cats, fill_value=0).to_numpy(), cur.reindex(cats, fill_value=0).to_numpy())
 
 
 def read_window(store: ArtifactStore, day: date, window_days: int, *, row_key: str, label_lag_days: int = 0
@@ -89,7 +89,9 @@ def read_window(store: ArtifactStore, day: date, window_days: int, *, row_key: s
     def table(key: str, dictionary: tuple[str, ...] = ()) -> pa.Table:
         return pq.read_table(io.BytesIO(store.get(key)), read_dictionary=list(dictionary))
 
-    tables, days, versions = [], [], []
+    tables: list[pa.Table] = []
+    days: list[str] = []
+    versions: list[str] = []
     for i in range(window_days - 1, -1, -1):
         d = day - timedelta(days=i)
         key = partition_key("predictions", d)
@@ -170,7 +172,9 @@ def audit_day(store: ArtifactStore, policy: Policy, day: date, *, run_id: str) -
     outcome = measure(codes[labeled].reset_index(drop=True), df.loc[labeled, LABEL_COLUMN].to_numpy(dtype=np.int8),
                       pred[labeled], comps, confidence=policy.confidence_level) if labeled.any() else {}
 
-    reasons, insufficient, fairness = [], [], {}
+    reasons: list[str] = []
+    insufficient: list[str] = []
+    fairness: dict[str, dict[str, Any]] = {}
     for comp in comps:
         sel, out = selection[comp.key], outcome.get(comp.key)
         metrics = {m: sel["metrics"][m] for m in SELECTION_METRICS}
@@ -178,17 +182,19 @@ def audit_day(store: ArtifactStore, policy: Policy, day: date, *, run_id: str) -
             metrics.update({m: out["metrics"][m] for m in ("equal_opportunity_difference", "average_odds_difference",
                                                            "false_positive_rate_difference",
                                                            "false_negative_rate_difference")})
-        counts = {"all": {side: {"n": sel["counts"][side]["n"], "selected": sel["counts"][side]["selected"]}
-                          for side in ("unprivileged", "privileged")},
-                  "labeled": out["counts"] if out else None}
+        all_counts: dict[str, dict[str, float]] = {
+            side: {"n": sel["counts"][side]["n"], "selected": sel["counts"][side]["selected"]}
+            for side in ("unprivileged", "privileged")}
+        labeled_counts: dict[str, dict[str, float]] | None = out["counts"] if out else None
+        counts = {"all": all_counts, "labeled": labeled_counts}
         fairness[comp.key] = {"metrics": metrics, "counts": counts,
                               "rates": {"selection": {s: sel["rates"][s]["selection_rate"] for s in sel["rates"]},
                                         "outcome": out["rates"] if out else None}}
-        short = short_groups(counts["all"], policy, unit="predictions", positives=False)
+        short = short_groups(all_counts, policy, unit="predictions", positives=False)
         if short:
             insufficient.extend(f"{comp.key}: {s}" for s in short)
             continue
-        lacking = short_groups(counts["labeled"], policy, unit="labeled rows") if counts["labeled"] else \
+        lacking = short_groups(labeled_counts, policy, unit="labeled rows") if labeled_counts else \
             ["no outcomes have arrived: insufficient evidence"]
         for t in policy.fairness_thresholds:
             m = metrics.get(t.metric)
@@ -223,7 +229,7 @@ def audit_day(store: ArtifactStore, policy: Policy, day: date, *, run_id: str) -
         insufficient.append("training snapshot of the production model not found: drift not measured")
 
     deployed_fairness = manifest.get("fairness") or {}
-    changes = {}
+    changes: dict[str, dict[str, float]] = {}
     for key, res in fairness.items():
         for metric, m in res["metrics"].items():
             before = (deployed_fairness.get(key) or {}).get(metric, {}).get("value")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -34,7 +34,7 @@ def _short(labels: list[str], width: int = 40) -> list[str]:
     return [str(s) if len(str(s)) <= width else str(s)[: width - 1] + "…" for s in labels]
 
 
-def _finite(x: Any) -> bool:
+def _finite(x: Any) -> TypeGuard[float]:
     return isinstance(x, (int, float)) and math.isfinite(x)
 
 
@@ -141,11 +141,11 @@ def audit_trend(history: list[dict[str, Any]], thresholds: list[Any] | None = No
     step = max(1, len(dates) // 6)
     degraded = [i for i, h in enumerate(history) if h.get("status") == "degraded"]
     for ax, metric in zip(axes, metrics, strict=False):
-        seen = []
+        seen: list[float] = []
         for key in keys:
-            values = [(((h.get("fairness") or {}).get(key) or {}).get("metrics", {}).get(metric) or {}).get("value")
-                      for h in history]
-            values = [v if _finite(v) else math.nan for v in values]
+            raw = [(((h.get("fairness") or {}).get(key) or {}).get("metrics", {}).get(metric) or {}).get("value")
+                   for h in history]
+            values = [v if _finite(v) else math.nan for v in raw]
             seen += [v for v in values if not math.isnan(v)]
             ax.plot(range(len(dates)), values, marker="o", ms=3, label=_short([key])[0])
         if seen:

@@ -13,17 +13,18 @@ import sys
 from typing import Any
 
 from fairgate import evidence, registry
-from fairgate.policy import PolicyError, load_policy
-from fairgate.store import StoreError, open_store
+from fairgate.errors import InputError
+from fairgate.policy import load_policy
+from fairgate.store import ArtifactStore, StoreError, open_store
 
 
 def _out(args: argparse.Namespace, payload: Any, text: str) -> None:
     print(json.dumps(payload, indent=2, default=str) if args.json else text)
 
 
-def cmd_status(args: argparse.Namespace, store, model: str) -> int:
+def cmd_status(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
     pointer, _ = registry.read_pointer(store, model)
-    manifest = registry.read_manifest(store, model, pointer["version"]) if pointer else None
+    manifest = registry.read_manifest(store, model, pointer["version"]) if pointer else {}
     last = evidence.find(store, kind="lifecycle")
     audit = evidence.find(store, kind="audit")
     payload = {
@@ -49,7 +50,7 @@ def cmd_status(args: argparse.Namespace, store, model: str) -> int:
     return 0
 
 
-def cmd_models(args: argparse.Namespace, store, model: str) -> int:
+def cmd_models(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
     current = registry.production_version(store, model)
     versions = [{"version": m["version"], "production": m["version"] == current, "approved": m.get("approved"),
                  "gate_outcome": m.get("gate_outcome"), "approver": m.get("approver"),
@@ -61,7 +62,7 @@ def cmd_models(args: argparse.Namespace, store, model: str) -> int:
     return 0
 
 
-def cmd_evidence(args: argparse.Namespace, store, model: str) -> int:
+def cmd_evidence(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
     entry = evidence.find(store, args.run_id, kind=None if args.run_id != "latest" else "lifecycle")
     if entry is None:
         print(f"No evidence record for run {args.run_id!r}.", file=sys.stderr)
@@ -74,7 +75,7 @@ def cmd_evidence(args: argparse.Namespace, store, model: str) -> int:
     return 0
 
 
-def cmd_verify_log(args: argparse.Namespace, store, model: str) -> int:
+def cmd_verify_log(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
     result = evidence.verify(store)
     text = (f"Evidence log intact: {result.records} records." if result.ok else
             "Evidence log BROKEN:\n" + "\n".join(f"  - {p}" for p in result.problems))
@@ -82,7 +83,7 @@ def cmd_verify_log(args: argparse.Namespace, store, model: str) -> int:
     return 0 if result.ok else 2
 
 
-def cmd_rollback(args: argparse.Namespace, store, model: str) -> int:
+def cmd_rollback(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
     import getpass
     from datetime import UTC, datetime
 
@@ -95,7 +96,7 @@ def cmd_rollback(args: argparse.Namespace, store, model: str) -> int:
     return 0
 
 
-def cmd_explain(args: argparse.Namespace, store, model: str) -> int:
+def cmd_explain(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
     from datetime import date
 
     from fairgate.scoring import find_prediction
@@ -146,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _s3_client(root: str | None):
+def _s3_client(root: str | None) -> Any:
     """A boto3 client for an s3:// store, configured the standard way (AWS_* variables, profiles);
     ``AWS_ENDPOINT_URL_S3`` points it at MinIO or another S3-compatible server."""
     root = root or os.environ.get("FAIRGATE_ARTIFACT_ROOT") or ""
@@ -164,8 +165,9 @@ def main(argv: list[str] | None = None) -> int:
         policy = load_policy(args.policy)
         store = open_store(args.artifact_root, s3_client=_s3_client(args.artifact_root))
         args.loaded_policy = policy
-        return args.fn(args, store, policy.model_name)
-    except (PolicyError, StoreError, registry.RegistryError) as exc:
+        code: int = args.fn(args, store, policy.model_name)
+        return code
+    except (InputError, StoreError) as exc:
         print(f"fairgate: {exc}", file=sys.stderr)
         return 1
 

@@ -38,7 +38,7 @@ class _Result:
     """JSON round trip shared by every stage result."""
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = _adapter(type(self)).dump_python(self, mode="json")
+        out: dict[str, Any] = _adapter(type(self)).dump_python(self, mode="json")  # type: ignore[arg-type]  # classes are hashable; typeshed says cache keys must be Hashable instances
         return out
 
     @classmethod
@@ -51,7 +51,7 @@ class _Result:
         from fairgate.errors import InputError
 
         try:
-            value: Self = _adapter(cls).validate_python(data)
+            value: Self = _adapter(cls).validate_python(data)  # type: ignore[arg-type]  # as above
         except ValidationError as exc:
             raise InputError(f"Expected a {cls.__name__} result from the upstream stage. {exc}") from None
         return value

@@ -140,5 +140,5 @@ def find(store: ArtifactStore, run_id: str = "latest", *, kind: str | None = Non
         if kind and rec.get("kind") != kind:
             continue
         if run_id == "latest" or rec.get("run_id") == run_id:
-            return entry
+            return dict(entry)
     return None

@@ -41,7 +41,7 @@ def _log_odds(model: Pipeline, X: pd.DataFrame) -> np.ndarray:
     import numpy as np
 
     p = np.clip(model.predict_proba(X)[:, 1], 1e-12, 1 - 1e-12)
-    return np.log(p / (1 - p))
+    return np.asarray(np.log(p / (1 - p)))
 
 
 def contributions(model: Pipeline, records: pd.DataFrame, policy: Policy, reference: dict[str, Any]) -> pd.DataFrame:

@@ -55,7 +55,7 @@ class GateDecision:
 
 
 def _band(t: Threshold) -> tuple[float, float]:
-    return (t.min, t.max) if t.kind == "ratio_band" else (-t.max, t.max)  # type: ignore[return-value]
+    return (t.min, t.max) if t.kind == "ratio_band" else (-t.max, t.max)  # type: ignore[return-value]  # ratio_band has a min
 
 
 def judge_metric(t: Threshold, value: float | None, low: float | None, high: float | None,
@@ -121,8 +121,8 @@ def decide(fairness: dict[str, dict[str, Any]], performance: dict[str, Any], pol
                                     f"balanced_accuracy={ba:.4f} vs production {champion['balanced_accuracy']:.4f}"))
 
     outcomes = {f.outcome for f in findings}
-    outcome: Outcome = "fail" if "fail" in outcomes else "review" if "review" in outcomes else "pass"
-    return GateDecision(outcome=outcome, findings=findings)
+    decided: Outcome = "fail" if "fail" in outcomes else "review" if "review" in outcomes else "pass"
+    return GateDecision(outcome=decided, findings=findings)
 
 
 def short_groups(counts: dict[str, dict[str, float]], policy: Policy, *, unit: str = "rows",

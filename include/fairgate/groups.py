@@ -69,7 +69,8 @@ def privileged_codes(df: pd.DataFrame, attr: ProtectedAttribute) -> np.ndarray:
             raise GroupError(f"Protected attribute column {attr.column!r} uses 'privileged_if' "
                              f"({attr.op} {attr.value:g}), which needs a numeric column; it holds {col.dtype} "
                              "values. Use 'privileged' with a list of values instead.")
-        return _OPS[attr.op](col.to_numpy(dtype=float), attr.value).astype(np.int8)
+        assert attr.op is not None and attr.value is not None  # is_threshold
+        return np.asarray(_OPS[attr.op](col.to_numpy(dtype=float), attr.value), dtype=np.int8)
     if attr.allowed:
         unknown = sorted(set(col.unique()) - set(attr.allowed), key=str)
         if unknown:

@@ -319,10 +319,10 @@ def evidence_record(store: ArtifactStore, policy: Policy, run: RunInfo, *, decis
     mitigation = trained.mitigation if trained else None
     quality = bias.quality if bias else quality
     snapshot = quality.snapshot if quality else None
-    bias_full = read_json(store, bias.result, "bias result") if bias else None
+    bias_full = read_json(store, bias.result, "bias result") if bias else {}
     after = read_json(store, mitigation.result, "mitigation result") if mitigation and mitigation.result else {}
-    gate_full = read_json(store, gate.result, "gate result") if gate else None
-    fairness = gate_full and {k: {**r["metrics"], "counts": r["counts"]} for k, r in gate_full["fairness"].items()}
+    gate_full = read_json(store, gate.result, "gate result") if gate else {}
+    fairness = gate and {k: {**r["metrics"], "counts": r["counts"]} for k, r in gate_full["fairness"].items()}
     return {
         "kind": "lifecycle", "run_id": run.run_id, "dag_id": run.dag_id, "run_type": run.run_type,
         "decision": decision, "model_name": policy.model_name,
@@ -332,8 +332,8 @@ def evidence_record(store: ArtifactStore, policy: Policy, run: RunInfo, *, decis
         "quality": quality and {"passed": quality.passed, "rows": quality.rows, "checks": quality.checks,
                                 "failed": quality.failed, "failures": list(quality.failures),
                                 "uri": quality.result.uri, "html_uri": quality.page.uri},
-        "bias": bias_full and {**{k: bias_full.get(k) for k in ("detected", "reasons", "comparisons", "proxies",
-                                                               "warnings", "measured_on")}, "uri": bias.result.uri},
+        "bias": bias and {**{k: bias_full.get(k) for k in ("detected", "reasons", "comparisons", "proxies",
+                                                          "warnings", "measured_on")}, "uri": bias.result.uri},
         "mitigation": mitigation and ({"applied": True, "method": mitigation.method, "after": after.get("after"),
                                        "uri": mitigation.weights.uri, "sha256": mitigation.weights.sha256,
                                        "max_abs_di_error": mitigation.max_abs_di_error}
@@ -342,13 +342,13 @@ def evidence_record(store: ArtifactStore, policy: Policy, run: RunInfo, *, decis
         "model": trained and {"sha256": trained.model.sha256, "uri": trained.model.uri,
                               "version": deployment.version if deployment else None, "weighted": trained.weighted,
                               "estimator": trained.estimator, "rows": trained.rows},
-        "performance": gate_full and gate_full["performance"],
+        "performance": gate and gate_full["performance"],
         "fairness": fairness,
-        "gate": gate_full and {"outcome": gate_full["outcome"], "reasons": gate_full["reasons"],
+        "gate": gate and {"outcome": gate_full["outcome"], "reasons": gate_full["reasons"],
                                "uri": gate.result.uri, "champion": gate_full["champion"],
                                "thresholds": gate_full["thresholds"], "measured_on": gate_full.get("measured_on")},
-        "comparison": gate_full and gate_full["comparison"],
-        "importance": gate_full and gate_full["importance"],
+        "comparison": gate and gate_full["comparison"],
+        "importance": gate and gate_full["importance"],
         "review": review and review.to_json(),
         "deployment": deployment and {"version": deployment.version, "promoted": deployment.promoted,
                                       "previous": deployment.previous, "note": deployment.note},

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
@@ -59,7 +59,7 @@ class Counts:
     def __add__(self, other: Counts) -> Counts:
         return Counts(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn, self.tn + other.tn)
 
-    def as_dict(self) -> dict[str, float]:
+    def as_dict(self) -> dict[str, float | None]:
         d = asdict(self)
         d.update(n=self.n, selected=self.selected, positives=self.positives)
         return {k: _clean(v) for k, v in d.items()}
@@ -191,7 +191,7 @@ def disparities(u: Counts, p: Counts, confidence: float = 0.95) -> dict[str, Est
 
 
 def compare_groups(y_true: np.ndarray, y_pred: np.ndarray, codes_u: np.ndarray, codes_p: np.ndarray,
-                   *, confidence: float = 0.95, weights: np.ndarray | None = None) -> dict[str, object]:
+                   *, confidence: float = 0.95, weights: np.ndarray | None = None) -> dict[str, Any]:
     """Counts, rates and disparities for the rows in mask ``codes_u`` against mask ``codes_p``.
 
     Rows in neither mask are ignored (they belong to other intersection cells).
@@ -211,7 +211,7 @@ def compare_groups(y_true: np.ndarray, y_pred: np.ndarray, codes_u: np.ndarray, 
 
 
 def measure(df_codes: pd.DataFrame, y_true: np.ndarray, y_pred: np.ndarray, comps: list[Comparison], *,
-            confidence: float = 0.95, weights: np.ndarray | None = None) -> dict[str, dict[str, object]]:
+            confidence: float = 0.95, weights: np.ndarray | None = None) -> dict[str, dict[str, Any]]:
     """:func:`compare_groups` for every comparison, keyed by comparison key (JSON-safe)."""
     from fairgate.groups import cell_mask
 

@@ -58,13 +58,13 @@ class Threshold:
 
     def contains(self, value: float) -> bool:
         if self.kind == "ratio_band":
-            return self.min <= value <= self.max  # type: ignore[operator]
+            return self.min <= value <= self.max  # type: ignore[operator]  # a ratio_band always has a min (load checks)
         return abs(value) <= self.max
 
     def distance_outside(self, value: float) -> float:
         """How far ``value`` lies outside the bound (0 inside); used for review margins."""
         if self.kind == "ratio_band":
-            return max(self.min - value, value - self.max, 0.0)  # type: ignore[operator]
+            return max(self.min - value, value - self.max, 0.0)  # type: ignore[operator]  # as above
         return max(abs(value) - self.max, 0.0)
 
     def distance_inside(self, value: float) -> float:
@@ -72,7 +72,7 @@ class Threshold:
         if not self.contains(value):
             return 0.0
         if self.kind == "ratio_band":
-            return min(value - self.min, self.max - value)  # type: ignore[operator]
+            return min(value - self.min, self.max - value)  # type: ignore[operator]  # as above
         return self.max - abs(value)
 
     def describe(self) -> str:
@@ -251,7 +251,7 @@ def parse_policy(raw: Any) -> Policy:
     if not categorical and not numeric:
         raise PolicyError(MSG_MISSING.format(key="dataset.features", expected="at least one feature column"))
 
-    ranges = {}
+    ranges: dict[str, tuple[float | None, float | None]] = {}
     for col, bounds in quality.mapping("ranges").items():
         sec = _Section(bounds, f"quality.ranges.{col}")
         ranges[col] = (sec.number("min", optional=True), sec.number("max", optional=True))
@@ -357,7 +357,7 @@ def _thresholds(sec: _Section, known: tuple[str, ...]) -> tuple[Threshold, ...]:
     out = []
     for metric in sec.raw:
         t = sec.section(metric)
-        kind = t.choice("kind", THRESHOLD_KINDS)
+        kind: ThresholdKind = "ratio_band" if t.choice("kind", THRESHOLD_KINDS) == "ratio_band" else "abs_difference"
         if kind == "ratio_band":
             lo, hi = t.number("min", minimum=0.0), t.number("max", minimum=0.0)
             if lo > hi:
@@ -405,7 +405,7 @@ class _Section:
     def string(self, name: str, optional: bool = False, pattern_safe: bool = False) -> str:
         value = self._get(name, "a string", optional)
         if value is None:
-            return None  # type: ignore[return-value]
+            return None  # type: ignore[return-value]  # only when the caller asked for optional=True
         if not isinstance(value, str) or not value:
             raise PolicyError(MSG_TYPE.format(key=self._k(name), expected="a non-empty string", got=value))
         if pattern_safe and not all(c.isalnum() or c in "-_" for c in value):
@@ -423,7 +423,7 @@ class _Section:
         value = self._get(name, f"one of {list(allowed)}", optional=False, default=default)
         if value not in allowed:
             raise PolicyError(MSG_CHOICE.format(key=self._k(name), allowed=list(allowed), got=value))
-        return value
+        return str(value)
 
     def boolean(self, name: str, default: bool) -> bool:
         value = self.raw.get(name, default)
@@ -435,7 +435,7 @@ class _Section:
                minimum: float | None = None) -> float:
         value = self._get(name, "a number", optional, default)
         if value is None:
-            return None  # type: ignore[return-value]
+            return None  # type: ignore[return-value]  # only when the caller asked for optional=True
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise PolicyError(MSG_TYPE.format(key=self._k(name), expected="a number", got=value))
         if minimum is not None and value < minimum:

@@ -73,7 +73,8 @@ def register(store: ArtifactStore, model: str, model_bytes: bytes, manifest: dic
 def read_manifest(store: ArtifactStore, model: str, version: str) -> dict[str, Any]:
     key = f"{version_prefix(model, version)}/manifest.json"
     try:
-        return json.loads(store.get(key))
+        manifest: dict[str, Any] = json.loads(store.get(key))
+        return manifest
     except NotFoundError:
         raise RegistryError(f"Model {model!r} has no version {version} ({store.uri(key)} not found).") from None
     except json.JSONDecodeError as exc:
@@ -132,7 +133,7 @@ def promote(store: ArtifactStore, model: str, version: str, *, action: str, run_
     return pointer
 
 
-def load_model(store: ArtifactStore, model: str, version: str):
+def load_model(store: ArtifactStore, model: str, version: str) -> Any:
     """Load a registered version after checking it against its manifest; errors name the version."""
     from fairgate.training import ModelIntegrityError, load_model_bytes
 
@@ -155,7 +156,7 @@ def rollback_target(pointer: dict[str, Any] | None, to_version: str | None) -> s
         return to_version
     for entry in reversed(pointer.get("history", [])):
         if entry["version"] != pointer["version"]:
-            return entry["version"]
+            return str(entry["version"])
     raise RegistryError("Production has no earlier version to roll back to; name one with --to.")
 
 
@@ -164,6 +165,7 @@ def rollback(store: ArtifactStore, model: str, *, to_version: str | None, actor:
     """Move production back to an earlier approved version (compare-and-swap, like a deployment)."""
     pointer, etag = read_pointer(store, model)
     target = rollback_target(pointer, to_version)
+    assert pointer is not None  # rollback_target refuses a model with nothing in production
     moved = promote(store, model, target, action="rollback", run_id=run_id, actor=actor, reason=reason,
                     expected=(pointer, etag))
     return {"kind": "rollback", "model_name": model, "run_id": run_id, "decision": "rolled_back",

@@ -46,8 +46,8 @@ def _worst(values: dict[str, dict[str, Any]], metric: str) -> float | None:
     """The value of ``metric`` furthest from parity across comparisons (|log| for ratios)."""
     import math
 
-    found = [v.get(metric) for v in values.values() if isinstance(v.get(metric), (int, float))
-             and math.isfinite(v.get(metric)) and (metric != "disparate_impact" or v.get(metric) > 0)]
+    found = [float(x) for x in (v.get(metric) for v in values.values())
+             if isinstance(x, (int, float)) and math.isfinite(x) and (metric != "disparate_impact" or x > 0)]
     if not found:
         return None
     return max(found, key=lambda x: abs(math.log(x)) if metric == "disparate_impact" else abs(x))

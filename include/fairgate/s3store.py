@@ -165,7 +165,7 @@ class S3Store:
         full = self._key(prefix.rstrip("/")) + ("/" if prefix.endswith("/") else "") if prefix else \
             (self.prefix + "/" if self.prefix else "")
         strip = len(self.prefix) + 1 if self.prefix else 0
-        keys = []
+        keys: list[str] = []
         try:
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full):
                 keys.extend(obj["Key"][strip:] for obj in page.get("Contents", []))

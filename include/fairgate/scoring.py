@@ -59,7 +59,7 @@ def _reference(store: ArtifactStore, policy: Policy, version: str, records: pd.D
     """The typical record reasons are measured against: the one stored at deployment, else rebuilt."""
     manifest, training_data = deployment_baseline(store, policy, version)
     if manifest.get("reference"):
-        return manifest["reference"]
+        return dict(manifest["reference"])
     return explain.reference_record(training_data if training_data is not None else records, policy)
 
 

@@ -56,7 +56,9 @@ class ModelIntegrityError(IntegrityError):
 
 def labels(df: pd.DataFrame, policy: Policy) -> np.ndarray:
     """The label as 0/1 (1 = the policy's favorable value)."""
-    return (df[policy.label] == policy.favorable_label).to_numpy().astype("int8")
+    import numpy as np
+
+    return np.asarray(df[policy.label] == policy.favorable_label, dtype="int8")
 
 
 def split_rows(df: pd.DataFrame, policy: Policy, strata: np.ndarray) -> np.ndarray:
@@ -157,7 +159,7 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-def _skops():
+def _skops() -> Any:
     with _quiet():  # importing skops.io runs the same scan
         import skops.io as sio
     return sio
@@ -166,7 +168,7 @@ def _skops():
 def dump_model(model: Pipeline) -> bytes:
     sio = _skops()
     with _quiet():
-        return sio.dumps(model)
+        return bytes(sio.dumps(model))
 
 
 def load_model_bytes(data: bytes, *, expected_sha256: str, where: str = "model") -> Pipeline:

@@ -59,8 +59,9 @@ class _Stage:
         if value is None:
             if optional:
                 return None
+            task_id = getattr(self, "task_id", "this task")  # _Stage is always mixed into an operator
             raise AirflowFailException(
-                f"{self.task_id}: no {name!r} input (expected a {cls.__name__} result). This usually means the "  # type: ignore[attr-defined]
+                f"{task_id}: no {name!r} input (expected a {cls.__name__} result). This usually means the "
                 "upstream task did not run, or the DAG does not pass its .output to this operator.")
         return self.guarded(cls.from_json, value)
 
