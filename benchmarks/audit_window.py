@@ -5,7 +5,7 @@
 Builds a 7-day prediction log of ``--rows`` rows (Adult test records resampled, random
 decisions) with outcomes for the first 4 days in a temporary local store, registers a
 production model whose training snapshot is the Adult training file, then times
-``fairgate.audit.audit_day``: read, join, metrics with intervals, drift. Last line is JSON.
+``fairgate.monitoring.audit_day``: read, join, metrics with intervals, drift. Last line is JSON.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-from fairgate import audit, registry, scoring
+from fairgate import monitoring, prediction_log, registry
 from fairgate.data import read_adult, to_parquet_bytes
 from fairgate.policy import load_policy
 from fairgate.store import LocalStore
@@ -51,16 +51,16 @@ def main() -> None:
         log.insert(1, "model_version", v)
         log["score"] = rng.random(per_day)
         log["decision"] = (log["score"] > 0.7).astype("int8")
-        store.put(scoring.partition_key("predictions", day), to_parquet_bytes(log))
+        store.put(prediction_log.partition_key("predictions", day), to_parquet_bytes(log))
         if i < 4:
             y = (pool["income"].to_numpy()[idx] == ">50K").astype("int8")
             buf = io.BytesIO()
-            pd.DataFrame({policy.row_key: log[policy.row_key], scoring.LABEL_COLUMN: y}).to_parquet(buf)
-            store.put(scoring.partition_key("labels", day), buf.getvalue())
+            pd.DataFrame({policy.row_key: log[policy.row_key], prediction_log.LABEL_COLUMN: y}).to_parquet(buf)
+            store.put(prediction_log.partition_key("labels", day), buf.getvalue())
     print(f"built a {per_day * 7:,}-row log in {time.perf_counter() - t:.1f} s", flush=True)
 
     t = time.perf_counter()
-    result = audit.audit_day(store, policy, end, run_id="bench")
+    result = monitoring.audit_day(store, policy, end, run_id="bench")
     elapsed = time.perf_counter() - t
     print(f"audit of {result['rows']:,} predictions ({result['labeled_rows']:,} labeled), "
           f"{len(result['fairness'])} comparisons, {len(result['drift'])} drift measures: {elapsed:.1f} s "

@@ -99,7 +99,7 @@ def cmd_rollback(args: argparse.Namespace, store: ArtifactStore, model: str) -> 
 def cmd_explain(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
     from datetime import date
 
-    from fairgate.scoring import find_prediction
+    from fairgate.prediction_log import find_prediction
 
     try:
         day = date.fromisoformat(args.date) if args.date else None

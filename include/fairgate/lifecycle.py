@@ -129,13 +129,14 @@ def collect(store: ArtifactStore, policy: Policy, run: RunInfo) -> Snapshot:
 
 def validate(store: ArtifactStore, policy: Policy, run: RunInfo, snapshot: Snapshot) -> Quality:
     """Run the quality suite; store the full result (JSON and its page) and return a capped summary."""
-    from fairgate.quality import render_html, validate_frame
+    from fairgate.quality import validate_frame
+    from fairgate.report import quality_report
 
     result = validate_frame(_read_frame(store, snapshot.data, "snapshot"), policy,
                             duplicate_rows=snapshot.duplicate_rows)
     full = _put_json(store, f"{run.prefix}/quality.json", result.as_dict())
     page = _artifact(store.put(f"{run.prefix}/quality.html",
-                               render_html(result, title=f"Data quality — {run.dag_id} {run.run_id}").encode()))
+                               quality_report(result, title=f"Data quality — {run.dag_id} {run.run_id}").encode()))
     s = result.summary()
     return Quality(passed=s["passed"], rows=s["rows"], checks=s["checks"], failed=s["failed"],
                    failures=tuple(s["failures"]), failures_not_shown=s["failures_not_shown"], result=full,

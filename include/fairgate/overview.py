@@ -2,7 +2,7 @@
 
 The data comes from the artifact store only (registry, evidence log, audits), so the page shows
 what was recorded and nothing the metadata DB might have lost. :func:`overview` gathers it as a
-dict (also served as JSON); :func:`overview_html` renders it with the audit trend chart inline.
+dict (also served as JSON); :func:`fairgate.report.overview_html` renders it.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from fairgate import evidence, registry
-from fairgate.pages import Image, render_html
 
 if TYPE_CHECKING:
     from fairgate.store import ArtifactStore
@@ -23,7 +22,7 @@ def models(store: ArtifactStore) -> list[str]:
 
 
 def overview(store: ArtifactStore, *, today: date, decisions: int = 20, audits: int = 30) -> dict[str, Any]:
-    from fairgate.audit import audit_history
+    from fairgate.prediction_log import audit_history
 
     out: dict[str, Any] = {"models": []}
     for name in models(store):
@@ -50,13 +49,3 @@ def overview(store: ArtifactStore, *, today: date, decisions: int = 20, audits: 
 
 def run_report_path(dag_id: str, run_id: str) -> str:
     return f"report/run/{quote(dag_id, safe='')}/{quote(run_id, safe='')}"
-
-
-def overview_html(data: dict[str, Any], *, user: str, thresholds: list[Any] | None = None) -> str:
-    """The page itself; links are relative to the view's own URL."""
-    from fairgate import charts
-
-    trend = (Image(charts.audit_trend(data["audits"], thresholds), "trend of the audited fairness metrics", "trend")
-             if data["audits"] else None)
-    return render_html("overview.html.j2", user=user, models=data["models"], audits=data["audits"],
-                       decisions=data["decisions"], trend_chart=trend, report_path=run_report_path)

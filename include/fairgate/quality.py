@@ -181,10 +181,3 @@ def validate_frame(df: pd.DataFrame, policy: Policy, *, duplicate_rows: int | No
     checks.append(duplicate_check(df, policy, dupes=duplicate_rows))
     checks.extend(group_size_checks(df, policy))
     return QualityResult(passed=all(c.passed for c in checks), rows=len(df), checks=checks)
-
-
-def render_html(result: QualityResult, *, title: str) -> str:
-    """A self-contained HTML page of the result (the run's data docs)."""
-    from fairgate import pages
-
-    return pages.render_html("quality.html.j2", result=result, title=title)

@@ -6,10 +6,14 @@ was recorded. Sections follow Mitchell et al., "Model Cards for Model Reporting"
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import TYPE_CHECKING, Any
 
 from fairgate.pages import Image, fmt, markdown_to_html, render_html, render_markdown, section
 from fairgate.policy import Policy
+
+if TYPE_CHECKING:
+    from fairgate.quality import QualityResult
 
 METRIC_LABELS = {
     "disparate_impact": "DI",
@@ -44,8 +48,6 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
 
 def _worst(values: dict[str, dict[str, Any]], metric: str) -> float | None:
     """The value of ``metric`` furthest from parity across comparisons (|log| for ratios)."""
-    import math
-
     found = [float(x) for x in (v.get(metric) for v in values.values())
              if isinstance(x, (int, float)) and math.isfinite(x) and (metric != "disparate_impact" or x > 0)]
     if not found:
@@ -211,3 +213,49 @@ def review_body(record: dict[str, Any], *, report_url: str, stored_uri: str) -> 
         mitigated=f"yes ({mitigation.get('method')})" if mitigation.get("applied") else "no",
         fairness_header=FAIRNESS_HEADER, fairness_rows=fairness_rows(record.get("fairness")), report_url=report_url,
         stored_uri=stored_uri, gate_uri=gate["uri"])
+
+
+def _v(x: Any) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.3f}"
+
+
+def audit_report(result: dict[str, Any], history: list[dict[str, Any]], thresholds: list[Any] | None = None) -> str:
+    """HTML page: per-group rates with intervals, the trend of each metric (chart and table), the drift table."""
+    from fairgate import charts
+
+    metric_rows = []
+    for key, res in (result.get("fairness") or {}).items():
+        sel = res["rates"]["selection"]
+        for m, v in res["metrics"].items():
+            metric_rows.append([key, m, _v(v.get("value")), f"[{_v(v.get('ci_low'))}, {_v(v.get('ci_high'))}]",
+                                f"{_v(sel['unprivileged'].get('value'))} / {_v(sel['privileged'].get('value'))}"])
+    trend_keys = sorted({(k, m) for h in history for k, r in (h.get("fairness") or {}).items() for m in r["metrics"]})
+    trend_rows = [[k, m, *(_v(((h.get("fairness") or {}).get(k) or {}).get("metrics", {}).get(m, {}).get("value"))
+                           for h in history)] for k, m in trend_keys]
+    return render_html(
+        "audit_report.html.j2", result=result, window_days=len(result.get("window_days", [])),
+        judged=(result.get("judged_version") or "")[:12],
+        per_version_rows=[[v[:12], p["rows"], p["labeled_rows"], _v(p["selection_rate"]),
+                           "; ".join(f"{k}: DI {_v(m['disparate_impact']['value'])}" for k, m in p["fairness"].items())]
+                          for v, p in (result.get("per_version") or {}).items()],
+        reasons=result.get("reasons", []) + result.get("insufficient", []), metric_rows=metric_rows,
+        trend_dates=history, trend_rows=trend_rows,
+        trend_chart=Image(charts.audit_trend(history, thresholds), "trend of the audited fairness metrics")
+        if history else None,
+        drift_rows=[[k, _v(v)] for k, v in (result.get("drift") or {}).items()])
+
+
+def overview_html(data: dict[str, Any], *, user: str, thresholds: list[Any] | None = None) -> str:
+    """The page itself; links are relative to the view's own URL."""
+    from fairgate import charts
+    from fairgate.overview import run_report_path
+
+    trend = (Image(charts.audit_trend(data["audits"], thresholds), "trend of the audited fairness metrics", "trend")
+             if data["audits"] else None)
+    return render_html("overview.html.j2", user=user, models=data["models"], audits=data["audits"],
+                       decisions=data["decisions"], trend_chart=trend, report_path=run_report_path)
+
+
+def quality_report(result: QualityResult, *, title: str) -> str:
+    """The quality stage's page (the run's data docs): every check with its counts."""
+    return render_html("quality.html.j2", result=result, title=title)

@@ -394,12 +394,12 @@ class ScoreOperator(_Stage, BaseOperator):
     """Score the day's incoming records with the production model into the prediction log."""
 
     def execute(self, context: Context) -> None:
-        from fairgate import scoring
+        from fairgate import monitoring
 
         started = time.perf_counter()
         scenario = (context.get("params") or {}).get("scenario") or None
         day = _day(context)
-        summary = self.guarded(scoring.score, self.store(), self.policy(context), day, scenario=scenario)
+        summary = self.guarded(monitoring.score, self.store(), self.policy(context), day, scenario=scenario)
         self.log.info("Scored %s records of %s with model %s; selection rate %.3f", summary["rows"], day,
                       summary["model_version"][:12], summary["selection_rate"])
         self.publish(context, summary, started=started)
@@ -413,11 +413,11 @@ class AuditOperator(_BranchStage):
         self.routes = _routes(routes, ("healthy", "degraded", "insufficient_evidence"), self)
 
     def choose_branch(self, context: Context) -> list[str]:
-        from fairgate import audit
+        from fairgate import monitoring
 
         started = time.perf_counter()
         run, day = self.run_info(context), _day(context)
-        result = self.guarded(audit.audit, self.store(), self.policy(context), day, run_id=run.run_id,
+        result = self.guarded(monitoring.audit, self.store(), self.policy(context), day, run_id=run.run_id,
                               run_type=run.run_type)
         self.publish(context, result, started=started)
         self.log.info("Audit of %s: %s (%s predictions, %s with outcomes). %s", day, result.status, result.rows,

@@ -72,8 +72,9 @@ def _name(user: Any) -> str:
 
 @app.get("/", response_class=HTMLResponse)
 def fairness_view(user: User) -> str:
-    from fairgate.overview import overview, overview_html
+    from fairgate.overview import overview
     from fairgate.policy import load_policy
+    from fairgate.report import overview_html
 
     return overview_html(overview(_store(), today=datetime.now(UTC).date()), user=_name(user),
                          thresholds=list(load_policy().fairness_thresholds))

@@ -45,7 +45,7 @@ def history(deployed, tmp_path_factory):  # noqa: F811
     from tests.conftest import default_policy_dict
     from tests.dags.test_monitoring_e2e import AUDIT_POLICY
 
-    from fairgate import audit, scoring
+    from fairgate import monitoring, prediction_log, report
     from fairgate.policy import load_policy
     from fairgate.store import LocalStore
 
@@ -61,12 +61,12 @@ def history(deployed, tmp_path_factory):  # noqa: F811
     for i in range(8):
         day = FIRST_DAY + timedelta(days=i)
         scenario = "stable" if i < 4 else "label_shift"
-        scoring.score_day(store, policy, day, scoring.incoming(policy, day, scenario=scenario))
+        monitoring.score_day(store, policy, day, prediction_log.incoming(policy, day, scenario=scenario))
     for i in range(2, 8):
         day = FIRST_DAY + timedelta(days=i)
-        result = audit.audit_day(store, policy, day, run_id=f"test__{day}")
-        shown = audit.audit_trend(store, result)
-        audit.save_audit(store, result, report_html=audit.audit_report(result, shown,
+        result = monitoring.audit_day(store, policy, day, run_id=f"test__{day}")
+        shown = prediction_log.audit_trend(store, result)
+        prediction_log.save_audit(store, result, report_html=report.audit_report(result, shown,
                                                                                 list(policy.fairness_thresholds)))
     return root, policy_path
 

@@ -152,9 +152,8 @@ def test_review_request_body_is_inert_markdown():
 
 
 def test_audit_report_quality_page_overview_and_sign_in_are_inert():
-    from fairgate.audit import audit_report
-    from fairgate.overview import overview_html
     from fairgate.quality import Check, QualityResult
+    from fairgate.report import audit_report, overview_html
 
     metrics = {"disparate_impact": {"value": 0.7, "ci_low": 0.6, "ci_high": 0.8}}
     rates = {"selection": {"unprivileged": {"value": 0.2}, "privileged": {"value": 0.3}}}

@@ -11,8 +11,8 @@ import pytest
 from fairgate import registry
 from fairgate.audit import feature_psi, psi
 from fairgate.metrics import newcombe_interval, ratio_interval, wilson_interval
+from fairgate.monitoring import score_day
 from fairgate.policy import load_policy
-from fairgate.scoring import score_day
 from fairgate.simulation import day_batch
 
 
@@ -84,9 +84,8 @@ def test_read_window_looks_up_outcomes_by_key_in_any_order(store):
 
     import pandas as pd
 
-    from fairgate.audit import read_window
     from fairgate.lifecycle import StageError
-    from fairgate.scoring import partition_key
+    from fairgate.prediction_log import partition_key, read_window
 
     def put(key, df):
         buf = io.BytesIO()
@@ -113,7 +112,7 @@ def test_audit_history_keeps_the_last_audits_up_to_a_date(store):
     import json
     from datetime import timedelta
 
-    from fairgate.audit import audit_history
+    from fairgate.prediction_log import audit_history
 
     start = date(2026, 1, 1)
     for i in range(40):
@@ -125,7 +124,7 @@ def test_audit_history_keeps_the_last_audits_up_to_a_date(store):
 
 def test_scoring_refuses_records_without_an_input_column_and_writes_nothing(store, adult):
     from fairgate.lifecycle import StageError
-    from fairgate.scoring import partition_key
+    from fairgate.prediction_log import partition_key
     from fairgate.store import NotFoundError
     from fairgate.training import dump_model, fit
 
@@ -163,8 +162,8 @@ def test_an_audit_over_a_redeploy_judges_the_newer_version_not_the_larger_hash(s
     import io
     from datetime import timedelta
 
-    from fairgate.audit import audit_day
-    from fairgate.scoring import partition_key
+    from fairgate.monitoring import audit_day
+    from fairgate.prediction_log import partition_key
 
     policy = _tiny_audit_policy()
     a, b = (registry.register(store, policy.model_name, body, {"approved": True, "registered_at": "1"})["version"]
@@ -199,8 +198,8 @@ def test_a_rolled_back_version_that_scored_the_newest_day_is_the_one_judged(stor
     import io
     from datetime import timedelta
 
-    from fairgate.audit import audit_day
-    from fairgate.scoring import partition_key
+    from fairgate.monitoring import audit_day
+    from fairgate.prediction_log import partition_key
 
     policy = _tiny_audit_policy()
     a, b = (registry.register(store, policy.model_name, body, {"approved": True, "registered_at": "1"})["version"]
@@ -219,7 +218,7 @@ def test_re_running_an_audit_date_shows_that_date_once_in_the_trend(store):
     import json
     from datetime import timedelta
 
-    from fairgate.audit import audit_trend
+    from fairgate.prediction_log import audit_trend
 
     start = date(2026, 1, 1)
     for i in range(3):

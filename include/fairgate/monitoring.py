@@ -1,0 +1,86 @@
+"""The monitoring stages: the store I/O around scoring and the audit, one function per stage.
+
+:func:`score` scores a day's incoming records with the production model into the prediction
+log; :func:`audit` measures the window ending on a day and stores the audit, its page and its
+evidence record. The computation is in :mod:`fairgate.scoring` and :mod:`fairgate.audit`, the
+storage in :mod:`fairgate.prediction_log`, the page in :mod:`fairgate.report`.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from fairgate import prediction_log, registry
+from fairgate.contracts import Audit
+from fairgate.errors import CODE_VERSION
+from fairgate.lifecycle import StageError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from fairgate.policy import Policy
+    from fairgate.store import ArtifactStore
+
+
+def _reference(store: ArtifactStore, policy: Policy, version: str, records: pd.DataFrame) -> dict[str, Any]:
+    """The typical record reasons are measured against: the one stored at deployment, else rebuilt."""
+    from fairgate import explain
+
+    manifest, training_data = prediction_log.deployment_baseline(store, policy, version)
+    if manifest.get("reference"):
+        return dict(manifest["reference"])
+    return explain.reference_record(training_data if training_data is not None else records, policy)
+
+
+def score_day(store: ArtifactStore, policy: Policy, day: date, records: pd.DataFrame) -> dict[str, Any]:
+    """Score ``records`` with the production model and write the day's prediction partition."""
+    from fairgate import scoring
+
+    version = registry.production_version(store, policy.model_name)
+    if version is None:
+        raise StageError(f"No model of {policy.model_name!r} is in production; run fairgate_lifecycle first.")
+    model = registry.load_model(store, policy.model_name, version)
+    scoring.check_records(records, policy, day)
+    log, outcomes = scoring.score_records(model, records, policy, version=version,
+                                          reference=_reference(store, policy, version, records))
+    written = prediction_log.write_day(store, day, log, outcomes)
+    out = {"day": day.isoformat(), "rows": len(log), "model_version": version, "uri": written.uri,
+           "sha256": written.sha256, "selection_rate": float(log["decision"].mean())}
+    if outcomes is not None:
+        out["labels_written"] = True
+    return out
+
+
+def score(store: ArtifactStore, policy: Policy, day: date, *, scenario: str | None = None) -> dict[str, Any]:
+    """The scoring stage: the day's incoming records, scored with the production model into the log."""
+    return score_day(store, policy, day, prediction_log.incoming(policy, day, scenario=scenario))
+
+
+def audit_day(store: ArtifactStore, policy: Policy, day: date, *, run_id: str) -> dict[str, Any]:
+    """Measure the window ending ``day`` and classify it healthy / degraded / insufficient evidence."""
+    from fairgate import audit as measure
+
+    df, days, versions = prediction_log.read_window(store, day, policy.audit_window_days,
+                                                    row_key=policy.row_key or "",
+                                                    label_lag_days=policy.audit_label_lag_days)
+    base = {"kind": "audit", "run_id": run_id, "date": day.isoformat(), "window_days": days,
+            "policy_sha256": policy.sha256, "code_version": CODE_VERSION, "model_name": policy.model_name}
+    if df.empty:
+        return {**base, "status": "insufficient_evidence", "reasons": ["no predictions in the window"],
+                "rows": 0, "labeled_rows": 0}
+    manifest, snapshot = prediction_log.deployment_baseline(store, policy, versions[-1])
+    return {**base, **measure.measure_window(df, versions, policy, manifest=manifest, training=snapshot)}
+
+
+def audit(store: ArtifactStore, policy: Policy, day: date, *, run_id: str, run_type: str = "manual") -> Audit:
+    """The audit stage: measure the window ending ``day``, write its report, store it and append the evidence."""
+    from fairgate.report import audit_report
+
+    result = audit_day(store, policy, day, run_id=run_id)
+    page = audit_report(result, prediction_log.audit_trend(store, result), list(policy.fairness_thresholds))
+    saved = prediction_log.save_audit(store, result, report_html=page)
+    return Audit(date=result["date"], status=result["status"], reasons=tuple(result["reasons"]),
+                 insufficient=tuple(result.get("insufficient", [])), rows=result["rows"],
+                 labeled_rows=result["labeled_rows"], run_type=run_type, result=saved["result"],
+                 report=saved["report"], seq=saved["seq"], judged_version=result.get("judged_version"))

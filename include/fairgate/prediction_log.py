@@ -1,0 +1,195 @@
+"""The prediction log, outcomes and audits in the artifact store: every read and write of them.
+
+```
+predictions/date=YYYY-MM-DD/part.parquet   row key, model version, score, decision, reasons, protected
+                                            attributes and the features drift is measured on
+labels/date=YYYY-MM-DD/part.parquet        outcomes of that day's predictions, joined by row key once
+                                            audit.label_lag_days have passed
+audits/date=YYYY-MM-DD/audit.json          one audit per logical date (a re-run replaces it)
+audits/date=YYYY-MM-DD/report.html
+```
+
+Every write replaces its partition atomically, so re-running a day (a retry or a backfill)
+gives the same files, never duplicates.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any
+
+from fairgate import evidence, registry
+from fairgate.contracts import Artifact
+from fairgate.data import to_parquet_bytes
+from fairgate.lifecycle import StageError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+    from fairgate.policy import Policy
+    from fairgate.store import ArtifactStore
+
+LABEL_COLUMN = "outcome"
+
+
+def partition_key(kind: str, day: date) -> str:
+    return f"{kind}/date={day.isoformat()}/part.parquet"
+
+
+def incoming(policy: Policy, day: date, *, scenario: str | None = None) -> pd.DataFrame:
+    """The records that arrived on ``day``: the simulated feed, or the ``date=`` partition of a folder."""
+    from pathlib import Path
+
+    from fairgate.data import _read_file
+    from fairgate.simulation import day_batch
+
+    if policy.audit_incoming.startswith("simulated://"):
+        return day_batch(day, policy, scenario=scenario or policy.audit_scenario, rows=policy.audit_daily_rows)
+    folder = Path(policy.audit_incoming.removeprefix("file://")) / f"date={day.isoformat()}"
+    files = sorted(folder.glob(f"*.{policy.format}"))
+    if not files:
+        raise StageError(f"Policy key 'audit.incoming': no {policy.format} files in {folder}.")
+    import pandas as pd
+
+    return pd.concat([_read_file(f, policy.format) for f in files], ignore_index=True)
+
+
+def write_day(store: ArtifactStore, day: date, log: pd.DataFrame, outcomes: pd.DataFrame | None) -> Artifact:
+    """Replace the day's prediction partition (and its outcomes, when known)."""
+    written = store.put(partition_key("predictions", day), to_parquet_bytes(log))
+    if outcomes is not None:
+        store.put(partition_key("labels", day), to_parquet_bytes(outcomes))
+    return Artifact(key=written.key, uri=written.uri, sha256=written.sha256)
+
+
+def find_prediction(store: ArtifactStore, policy: Policy, row: str, *, day: date | None = None,
+                    days: int = 90) -> dict[str, Any] | None:
+    """The newest logged prediction for row key ``row`` (on ``day``, or in the last ``days`` partitions)."""
+    import pandas as pd
+
+    from fairgate.store import NotFoundError
+
+    if day:
+        keys = [partition_key("predictions", day)]
+    else:
+        keys = [k for k in store.list("predictions/date=") if k.endswith("/part.parquet")][-days:]
+    for key in reversed(keys):
+        try:
+            df = pd.read_parquet(io.BytesIO(store.get(key)))
+        except NotFoundError:
+            return None
+        match = df[df[policy.row_key].astype(str) == str(row)]
+        if len(match):
+            rec = match.iloc[-1]
+            return {"row": str(row), "date": key.split("date=")[1].split("/")[0],
+                    "model_version": rec["model_version"], "score": float(rec["score"]),
+                    "decision": int(rec["decision"]),
+                    "reasons": json.loads(rec["reasons"]) if "reasons" in rec and rec["reasons"] else []}
+    return None
+
+
+def deployment_baseline(store: ArtifactStore, policy: Policy,
+                        version: str) -> tuple[dict[str, Any], pd.DataFrame | None]:
+    """The deployment manifest and the training snapshot it was built from (for drift baselines)."""
+    from fairgate.store import NotFoundError, sha256_bytes
+
+    manifest = registry.read_manifest(store, policy.model_name, version)
+    key = manifest.get("data_key")
+    try:
+        data = store.get(key) if key else None
+    except NotFoundError:
+        data = None
+    if data is None or sha256_bytes(data) != manifest.get("data_sha256"):
+        return manifest, None  # reported by the caller as "drift not measured"
+    import pandas as pd
+
+    return manifest, pd.read_parquet(io.BytesIO(data))
+
+
+def read_window(store: ArtifactStore, day: date, window_days: int, *, row_key: str, label_lag_days: int = 0
+                ) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """Predictions of ``[day - window + 1, day]`` joined with the outcomes that have arrived.
+
+    Returns the rows (without the row key and score, which the audit does not need row by row),
+    the days read and the model versions seen, ordered by the last day each scored: the last one
+    scored the newest day, so it is the version the production pointer named at the window's end
+    (scoring stamps each prediction with the pointer's version). Outcomes of day ``d`` count as
+    arrived when ``d <= day - label_lag_days``; the result does
+    not depend on the order in which days were scored or labels were written. Reading and the
+    outcome lookup run in Arrow, not in pandas.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    def table(key: str, dictionary: tuple[str, ...] = ()) -> pa.Table:
+        return pq.read_table(io.BytesIO(store.get(key)), read_dictionary=list(dictionary))
+
+    tables: list[pa.Table] = []
+    days: list[str] = []
+    versions: list[str] = []
+    for i in range(window_days - 1, -1, -1):
+        d = day - timedelta(days=i)
+        key = partition_key("predictions", d)
+        if not store.exists(key):
+            continue
+        t = table(key, ("model_version",))  # one value per day: dictionary-encoded, unique() is free
+        t = t.cast(pa.schema([f.with_type(pa.string()) if f.name == row_key else f for f in t.schema]))
+        label_key = partition_key("labels", d)
+        if d <= day - timedelta(days=label_lag_days) and store.exists(label_key):
+            labels = table(label_key)
+            labels = labels.cast(pa.schema([f.with_type(pa.string()) if f.name == row_key else
+                                            f.with_type(pa.int8()) for f in labels.schema]))
+            if labels.num_rows != pc.count_distinct(labels[row_key]).as_py():
+                raise StageError(f"{store.uri(label_key)} has duplicate values in {row_key!r}.")
+            # A key lookup, not a join: only the outcome column moves (a join drags every column along).
+            where = pc.index_in(t[row_key], value_set=labels[row_key].combine_chunks())
+            t = t.append_column(LABEL_COLUMN, pc.take(labels[LABEL_COLUMN], where))
+        else:
+            t = t.append_column(LABEL_COLUMN, pa.nulls(t.num_rows, pa.int8()))
+        # One version per day's partition; after a redeploy, newer days carry the newer version.
+        seen = pc.unique(t["model_version"].combine_chunks().dictionary_decode()).to_pylist()
+        versions[:] = [v for v in versions if v not in seen] + seen  # by last day scored (rollbacks too)
+        t = t.set_column(t.schema.get_field_index("model_version"), "model_version",
+                         t["model_version"].cast(pa.string()))
+        tables.append(t.drop_columns([c for c in (row_key, "score") if c in t.column_names]))
+        days.append(d.isoformat())
+    if not tables:
+        import pandas as pd
+
+        return pd.DataFrame(), days, []
+    return pa.concat_tables(tables, promote_options="permissive").to_pandas(), days, versions
+
+
+def save_audit(store: ArtifactStore, result: dict[str, Any], *, report_html: str) -> dict[str, Any]:
+    """Replace the day's audit (idempotent per date) and append it to the evidence log."""
+    prefix = f"audits/date={result['date']}"
+    page = store.put(f"{prefix}/report.html", report_html.encode())
+    result = {**result, "report": {"uri": page.uri, "sha256": page.sha256}}
+    written = store.put(f"{prefix}/audit.json", json.dumps(result, indent=2, sort_keys=True, default=str).encode())
+    entry = evidence.append(store, {**{k: result[k] for k in ("kind", "run_id", "date", "status", "reasons",
+                                                             "policy_sha256", "code_version")},
+                                    "audit_uri": written.uri, "audit_sha256": written.sha256})
+    return {"status": result["status"], "uri": written.uri, "report_uri": page.uri, "seq": entry["seq"],
+            "result": Artifact(key=written.key, uri=written.uri, sha256=written.sha256),
+            "report": Artifact(key=page.key, uri=page.uri, sha256=page.sha256)}
+
+
+def audit_history(store: ArtifactStore, *, until: date, last: int = 30) -> list[dict[str, Any]]:
+    """The stored audits up to ``until``, oldest first (one per date)."""
+    keys = [k for k in store.list("audits/date=") if k.endswith("/audit.json")
+            and k.split("date=")[1].split("/")[0] <= until.isoformat()]
+    return [json.loads(store.get(k)) for k in keys[-last:]]  # read only the ones shown
+
+
+def audit_trend(store: ArtifactStore, result: dict[str, Any], *, last: int = 30) -> list[dict[str, Any]]:
+    """The audits a report of ``result`` shows: the stored ones before its date, then ``result`` itself.
+
+    A re-run of an audit date replaces that date's stored audit, so it is left out of the history.
+    """
+    day = date.fromisoformat(result["date"])
+    earlier = [a for a in audit_history(store, until=day, last=last) if a["date"] != result["date"]]
+    return (earlier + [result])[-last:]
