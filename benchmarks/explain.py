@@ -28,7 +28,7 @@ def _timed(fn):
 def main() -> None:
     from sklearn.inspection import permutation_importance
 
-    from fairgate import explain, training
+    from fairgate import explain, groups, training
     from fairgate.data import read_source
     from fairgate.groups import group_codes
     from fairgate.policy import load_policy
@@ -36,7 +36,7 @@ def main() -> None:
     policy = load_policy()
     df = read_source(policy)
     model = training.fit(df.iloc[:20000], policy)
-    reference = explain.reference_record(df.iloc[:20000], policy)
+    reference = training.reference_record(df.iloc[:20000], policy)
     print(f"{platform.machine()}, {platform.python_version()}, Adult {len(df)} rows, logistic regression")
 
     print("\nReason codes (3 per record)")
@@ -49,7 +49,7 @@ def main() -> None:
     for copies in (1, 10):
         test = pd.concat([df.iloc[20000:]] * copies, ignore_index=True)
         ours_s, ours = _timed(lambda test=test: explain.importance(model, test, policy, repeats=5))
-        X, y = training.feature_frame(test, policy), training.labels(test, policy)
+        X, y = training.feature_frame(test, policy), groups.labels(test, policy)
         codes = group_codes(test, policy)
         masks = [np.ones(len(X), dtype=bool)] + [codes[a.column].to_numpy() == c
                                                  for a in policy.protected for c in (0, 1)]

@@ -22,14 +22,6 @@ class BiasInputError(InputError):
     """The data cannot be measured: a group is missing, empty, or has no favourable outcomes."""
 
 
-def codes_and_labels(df: pd.DataFrame, policy: Policy) -> tuple[pd.DataFrame, np.ndarray]:
-    """Group codes (1 = privileged) per protected column, and the label as 0/1."""
-    from fairgate.groups import group_codes
-    from fairgate.training import labels
-
-    return group_codes(df, policy), labels(df, policy)
-
-
 def findings(measured: dict[str, dict[str, float]], policy: Policy) -> list[str]:
     """Which data-stage disparities fall outside the policy's ``bias.thresholds``."""
     out = []
@@ -45,7 +37,7 @@ def measure(df: pd.DataFrame, policy: Policy) -> dict[str, Any]:
     """AIF360 dataset metrics per comparison, the findings against policy, and the proxy check."""
     from fairgate import aif360_adapter as aif
     from fairgate.explain import proxy_check
-    from fairgate.groups import comparisons
+    from fairgate.groups import codes_and_labels, comparisons
 
     codes, y = codes_and_labels(df, policy)
     measured = {}
@@ -64,7 +56,7 @@ def measure(df: pd.DataFrame, policy: Policy) -> dict[str, Any]:
 def reweigh(df: pd.DataFrame, policy: Policy) -> tuple[np.ndarray, dict[str, Any]]:
     """AIF360 reweighing weights per joint cell of all protected attributes, and the figures under them."""
     from fairgate import aif360_adapter as aif
-    from fairgate.groups import comparisons
+    from fairgate.groups import codes_and_labels, comparisons
 
     codes, y = codes_and_labels(df, policy)
     weights = aif.reweighing_weights(codes, y)

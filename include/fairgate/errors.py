@@ -21,5 +21,9 @@ class InputError(ValueError):
     """Bad input; the message names the key or column, what was found and what is allowed."""
 
 
+class StageError(InputError):
+    """Bad input for a stage that no more specific class covers; the message names the column or key."""
+
+
 class ModelParamsError(InputError):
     """``model.params`` do not fit the policy's estimator."""

@@ -20,8 +20,7 @@ if TYPE_CHECKING:
 def assess(model: Pipeline, test: pd.DataFrame, policy: Policy) -> tuple[dict[str, Any], dict[str, Any], np.ndarray]:
     """Performance, per-comparison fairness (with intervals) and the 0/1 decisions of ``model`` on ``test``."""
     from fairgate import training
-    from fairgate.bias import codes_and_labels
-    from fairgate.groups import comparisons
+    from fairgate.groups import codes_and_labels, comparisons
     from fairgate.metrics import measure
 
     codes, y = codes_and_labels(test, policy)

@@ -26,17 +26,6 @@ if TYPE_CHECKING:
 
 # --- reference record and contributions ----------------------------------------------------------
 
-def reference_record(df: pd.DataFrame, policy: Policy) -> dict[str, Any]:
-    """A typical record of the training data: the median of each numeric column, the mode of each other."""
-    ref: dict[str, Any] = {}
-    for col in policy.features:
-        if col in policy.numeric:
-            ref[col] = float(df[col].median())
-        else:
-            ref[col] = str(df[col].astype(str).mode().iloc[0])
-    return ref
-
-
 def _log_odds(model: Pipeline, X: pd.DataFrame) -> np.ndarray:
     import numpy as np
 
@@ -139,8 +128,8 @@ def importance(model: Pipeline, test: pd.DataFrame, policy: Policy, *, repeats: 
     import numpy as np
     from sklearn.metrics import roc_auc_score
 
-    from fairgate.groups import group_codes
-    from fairgate.training import feature_frame, labels
+    from fairgate.groups import group_codes, labels
+    from fairgate.training import feature_frame
 
     X = feature_frame(test, policy).reset_index(drop=True)
     y = labels(test, policy)

@@ -121,3 +121,15 @@ def describe_cell(policy: Policy, cell: tuple[tuple[str, int], ...]) -> str:
         else:
             parts.append(f"{col} {'in' if value else 'not in'} {list(a.privileged)}")
     return " & ".join(parts)
+
+
+def labels(df: pd.DataFrame, policy: Policy) -> np.ndarray:
+    """The label as 0/1 (1 = the policy's favorable value)."""
+    import numpy as np
+
+    return np.asarray(df[policy.label] == policy.favorable_label, dtype="int8")
+
+
+def codes_and_labels(df: pd.DataFrame, policy: Policy) -> tuple[pd.DataFrame, np.ndarray]:
+    """Group codes (1 = privileged) per protected column, and the label as 0/1."""
+    return group_codes(df, policy), labels(df, policy)

@@ -32,7 +32,7 @@ from fairgate.contracts import (
     Snapshot,
     TrainedModel,
 )
-from fairgate.errors import CODE_VERSION, InputError
+from fairgate.errors import CODE_VERSION, StageError
 from fairgate.store import get_verified
 
 if TYPE_CHECKING:
@@ -44,10 +44,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NO_BIAS = "disparity within policy"
-
-
-class StageError(InputError):
-    """Bad input for a stage: the message names the column or key and the counts."""
 
 
 @dataclass(frozen=True)

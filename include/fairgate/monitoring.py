@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from fairgate import prediction_log, registry
 from fairgate.contracts import Audit
-from fairgate.errors import CODE_VERSION
-from fairgate.lifecycle import StageError
+from fairgate.errors import CODE_VERSION, StageError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,12 +24,12 @@ if TYPE_CHECKING:
 
 def _reference(store: ArtifactStore, policy: Policy, version: str, records: pd.DataFrame) -> dict[str, Any]:
     """The typical record reasons are measured against: the one stored at deployment, else rebuilt."""
-    from fairgate import explain
+    from fairgate.training import reference_record
 
     manifest, training_data = prediction_log.deployment_baseline(store, policy, version)
     if manifest.get("reference"):
         return dict(manifest["reference"])
-    return explain.reference_record(training_data if training_data is not None else records, policy)
+    return reference_record(training_data if training_data is not None else records, policy)
 
 
 def score_day(store: ArtifactStore, policy: Policy, day: date, records: pd.DataFrame) -> dict[str, Any]:

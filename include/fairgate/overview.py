@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from datetime import date
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from fairgate import evidence, registry
 
@@ -45,7 +44,3 @@ def overview(store: ArtifactStore, *, today: date, decisions: int = 20, audits: 
     out["audits"] = [{k: a.get(k) for k in ("date", "status", "rows", "labeled_rows", "reasons", "fairness")}
                      for a in audit_history(store, until=today, last=audits)]
     return out
-
-
-def run_report_path(dag_id: str, run_id: str) -> str:
-    return f"report/run/{quote(dag_id, safe='')}/{quote(run_id, safe='')}"

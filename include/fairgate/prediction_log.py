@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from fairgate import evidence, registry
 from fairgate.contracts import Artifact
 from fairgate.data import to_parquet_bytes
-from fairgate.lifecycle import StageError
+from fairgate.errors import StageError
 
 if TYPE_CHECKING:
     import pandas as pd

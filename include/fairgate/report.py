@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from fairgate.pages import Image, fmt, markdown_to_html, render_html, render_markdown, section
 from fairgate.policy import Policy
@@ -248,7 +249,6 @@ def audit_report(result: dict[str, Any], history: list[dict[str, Any]], threshol
 def overview_html(data: dict[str, Any], *, user: str, thresholds: list[Any] | None = None) -> str:
     """The page itself; links are relative to the view's own URL."""
     from fairgate import charts
-    from fairgate.overview import run_report_path
 
     trend = (Image(charts.audit_trend(data["audits"], thresholds), "trend of the audited fairness metrics", "trend")
              if data["audits"] else None)
@@ -259,3 +259,7 @@ def overview_html(data: dict[str, Any], *, user: str, thresholds: list[Any] | No
 def quality_report(result: QualityResult, *, title: str) -> str:
     """The quality stage's page (the run's data docs): every check with its counts."""
     return render_html("quality.html.j2", result=result, title=title)
+
+
+def run_report_path(dag_id: str, run_id: str) -> str:
+    return f"report/run/{quote(dag_id, safe='')}/{quote(run_id, safe='')}"

@@ -9,7 +9,7 @@ import json
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from fairgate.lifecycle import StageError
+from fairgate.errors import StageError
 from fairgate.prediction_log import LABEL_COLUMN
 
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ def score_records(model: Any, records: pd.DataFrame, policy: Policy, *, version:
     ``audit.label_lag_days`` have passed, the way real outcomes arrive.
     """
     from fairgate import explain, training
+    from fairgate.groups import labels
 
     assert policy.row_key is not None  # check_records
     scores, decisions = training.predict(model, records, policy)
@@ -61,5 +62,5 @@ def score_records(model: Any, records: pd.DataFrame, policy: Policy, *, version:
     outcomes = None
     if policy.label in records.columns:
         outcomes = records[[policy.row_key]].reset_index(drop=True)
-        outcomes[LABEL_COLUMN] = training.labels(records, policy)
+        outcomes[LABEL_COLUMN] = labels(records, policy)
     return log, outcomes

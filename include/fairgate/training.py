@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from fairgate.errors import InputError, ModelParamsError
+from fairgate.groups import labels
 from fairgate.store import IntegrityError, verify
 
 if TYPE_CHECKING:
@@ -52,13 +53,6 @@ SPLITS = ("train", "validation", "test")
 
 class ModelIntegrityError(IntegrityError):
     """A stored model does not match its recorded sha256, or holds types outside the allowlist."""
-
-
-def labels(df: pd.DataFrame, policy: Policy) -> np.ndarray:
-    """The label as 0/1 (1 = the policy's favorable value)."""
-    import numpy as np
-
-    return np.asarray(df[policy.label] == policy.favorable_label, dtype="int8")
 
 
 def split_rows(df: pd.DataFrame, policy: Policy, strata: np.ndarray) -> np.ndarray:
@@ -205,8 +199,7 @@ def train_candidate(df: pd.DataFrame, policy: Policy, *, weights: np.ndarray | N
     """
     import numpy as np
 
-    from fairgate import explain
-    from fairgate.bias import codes_and_labels
+    from fairgate.groups import codes_and_labels
 
     codes, y = codes_and_labels(df, policy)
     strata = y.astype(np.int64)
@@ -223,5 +216,16 @@ def train_candidate(df: pd.DataFrame, policy: Policy, *, weights: np.ndarray | N
         "unmitigated": fit(df[is_train], policy) if weights is not None else None,
         "rows": {name: int((split == name).sum()) for name in SPLITS},
         "validation": performance(y[is_val], scores, pred),
-        "reference": explain.reference_record(df[is_train], policy),
+        "reference": reference_record(df[is_train], policy),
     }
+
+
+def reference_record(df: pd.DataFrame, policy: Policy) -> dict[str, Any]:
+    """A typical record of the training data: the median of each numeric column, the mode of each other."""
+    ref: dict[str, Any] = {}
+    for col in policy.features:
+        if col in policy.numeric:
+            ref[col] = float(df[col].median())
+        else:
+            ref[col] = str(df[col].astype(str).mode().iloc[0])
+    return ref

@@ -203,7 +203,7 @@ def test_review_answered_through_the_rest_api(lifecycle_dag, deployed, tmp_path,
     shown = _html.unescape(MarkdownIt().render(body))  # what the reviewer reads: the body as rendered
     assert all(reason in shown for reason in rec["gate"]["reasons"])
     assert "| sex |" in body and f"{rec['performance']['accuracy']:.4f}" in body
-    from fairgate.overview import run_report_path
+    from fairgate.report import run_report_path
 
     assert f"/fairgate/{run_report_path(DAG_ID, dr.run_id)}" in body
     assert rec["report"]["uri"] in body  # the stored copy; record_evidence replaced it with the final one

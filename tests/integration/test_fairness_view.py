@@ -233,8 +233,8 @@ def test_every_page_shows_markup_from_reviewers_policies_and_data_as_text(api_se
     """Rationale, category value, column name and label with markup: escaped on every page, CSP on every response."""
     import httpx
 
-    from fairgate.overview import run_report_path
     from fairgate.pages import SECURITY_HEADERS
+    from fairgate.report import run_report_path
 
     stack, _ = api_server
     base = f"http://127.0.0.1:{stack.port}"
@@ -260,7 +260,7 @@ def test_every_page_shows_markup_from_reviewers_policies_and_data_as_text(api_se
 
 def test_no_script_runs_in_the_browser_on_any_page(api_server, hostile_run, browser):
     """In Chromium, signed in: no dialog opens on the hostile run's report or the view; pages keep their style."""
-    from fairgate.overview import run_report_path
+    from fairgate.report import run_report_path
 
     stack, _ = api_server
     base = f"http://127.0.0.1:{stack.port}"

@@ -39,9 +39,8 @@ def test_reweighing_weights_by_hand():
 
 
 def test_joint_reweighing_on_adult_brings_every_comparison_to_parity(adult):
-    from fairgate.groups import comparisons, group_codes
+    from fairgate.groups import comparisons, group_codes, labels
     from fairgate.policy import load_policy
-    from fairgate.training import labels
 
     policy = load_policy()
     codes, y = group_codes(adult, policy), labels(adult, policy)

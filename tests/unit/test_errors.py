@@ -13,7 +13,7 @@ from fairgate.policy import ProtectedAttribute
 def test_every_bad_input_error_of_the_domain_is_an_input_error():
     from fairgate.aif360_adapter import InsufficientDataError
     from fairgate.data import DataError
-    from fairgate.lifecycle import StageError
+    from fairgate.errors import StageError
     from fairgate.policy import PolicyError
     from fairgate.registry import PromotionConflict, RegistryError
     from fairgate.s3store import S3ConfigError

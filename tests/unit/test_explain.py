@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from tests.conftest import default_policy_dict
 
-from fairgate import explain, training
+from fairgate import explain, groups, training
 from fairgate.policy import parse_policy
 
 THRESHOLDS = {"disparate_impact": {"kind": "ratio_band", "min": 0.8, "max": 1.25}}
@@ -60,7 +60,7 @@ def test_top_reason_is_the_one_the_coefficients_say(record, expected_decision):
     policy = _tiny_policy()
     df = _tiny_frame()
     model = training.fit(df, policy)
-    reference = explain.reference_record(df, policy)
+    reference = training.reference_record(df, policy)
     assert reference["job_type"] == "clerk" and reference["tenure"] == df["tenure"].median()
 
     row = pd.DataFrame([{**record, "id": 1, "sex": "F", "approved": "no"}])
@@ -80,7 +80,7 @@ def test_reason_text_is_plain_words():
     policy = _tiny_policy()
     df = _tiny_frame()
     model = training.fit(df, policy)
-    reference = explain.reference_record(df, policy)
+    reference = training.reference_record(df, policy)
     rows = _tiny_frame(n=200, seed=1)
     texts = [r["text"] for rs in explain.reason_codes(model, rows, policy, reference) for r in rs]
     assert texts
@@ -95,7 +95,7 @@ def test_a_record_at_the_reference_has_no_reasons():
     policy = _tiny_policy()
     df = _tiny_frame()
     model = training.fit(df, policy)
-    reference = explain.reference_record(df, policy)
+    reference = training.reference_record(df, policy)
     row = pd.DataFrame([{**reference, "id": 1, "sex": "F", "approved": "no"}])
     assert explain.reason_codes(model, row, policy, reference) == [[]]
 
@@ -115,7 +115,7 @@ def test_permutation_importance_agrees_with_scikit_learn(adult):
     model = training.fit(df.iloc[:15000], policy)
     test = df.iloc[15000:21000]
     ours = explain.importance(model, test, policy, repeats=5)
-    theirs = permutation_importance(model, training.feature_frame(test, policy), training.labels(test, policy),
+    theirs = permutation_importance(model, training.feature_frame(test, policy), groups.labels(test, policy),
                                     scoring="roc_auc", n_repeats=5, random_state=0)
     reference = dict(zip(training.feature_frame(test, policy).columns, theirs.importances_mean, strict=True))
     for col, value in reference.items():

@@ -84,7 +84,7 @@ def test_read_window_looks_up_outcomes_by_key_in_any_order(store):
 
     import pandas as pd
 
-    from fairgate.lifecycle import StageError
+    from fairgate.errors import StageError
     from fairgate.prediction_log import partition_key, read_window
 
     def put(key, df):
@@ -123,7 +123,7 @@ def test_audit_history_keeps_the_last_audits_up_to_a_date(store):
 
 
 def test_scoring_refuses_records_without_an_input_column_and_writes_nothing(store, adult):
-    from fairgate.lifecycle import StageError
+    from fairgate.errors import StageError
     from fairgate.prediction_log import partition_key
     from fairgate.store import NotFoundError
     from fairgate.training import dump_model, fit
