@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from fairgate.groups import Comparison
 
 LABEL = "__label__"
-WEIGHT = "__weight__"
 
 
 @contextlib.contextmanager

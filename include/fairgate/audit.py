@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 
     from fairgate.policy import Policy
 
-STATUSES = ("healthy", "degraded", "insufficient_evidence")
 # Measurable from the decisions alone; the other metrics need outcomes.
 SELECTION_METRICS = ("disparate_impact", "statistical_parity_difference")
 

@@ -124,12 +124,3 @@ def to_parquet_bytes(df: pd.DataFrame) -> bytes:
     return buf.getvalue()
 
 
-def select_columns(df: pd.DataFrame, policy: Policy) -> pd.DataFrame:
-    """Keep the columns the policy names, failing with the names of any that are missing."""
-    wanted = [c for c in (policy.row_key,) if c] + list(dict.fromkeys(
-        policy.categorical + policy.numeric + policy.protected_columns + (policy.label,)))
-    missing = [c for c in wanted if c not in df.columns]
-    if missing:
-        raise DataError(f"Columns {missing} named in the policy are missing from the source "
-                        f"{policy.source} (it has {sorted(map(str, df.columns))}).")
-    return df[wanted]

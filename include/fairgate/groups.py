@@ -36,14 +36,6 @@ class Comparison:
     unprivileged: tuple[tuple[str, int], ...]
     privileged: tuple[tuple[str, int], ...]
 
-    @property
-    def attributes(self) -> tuple[str, ...]:
-        return tuple(col for col, _ in self.privileged)
-
-    @property
-    def is_intersection(self) -> bool:
-        return len(self.privileged) > 1
-
 
 def is_numeric(col: pd.Series) -> bool:
     """Whether ``privileged_if`` can compare this column's values with a number."""
@@ -109,18 +101,6 @@ def cell_mask(codes: pd.DataFrame, cell: tuple[tuple[str, int], ...]) -> np.ndar
     for col, value in cell:
         mask &= codes[col].to_numpy() == value
     return mask
-
-
-def describe_cell(policy: Policy, cell: tuple[tuple[str, int], ...]) -> str:
-    """Plain words for a cell, e.g. ``sex not in [Male] & race in [White]``."""
-    parts = []
-    for col, value in cell:
-        a = policy.attribute(col)
-        if a.is_threshold:
-            parts.append(f"{col} {a.op} {a.value:g}" if value else f"not ({col} {a.op} {a.value:g})")
-        else:
-            parts.append(f"{col} {'in' if value else 'not in'} {list(a.privileged)}")
-    return " & ".join(parts)
 
 
 def labels(df: pd.DataFrame, policy: Policy) -> np.ndarray:

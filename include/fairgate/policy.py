@@ -61,12 +61,6 @@ class Threshold:
             return self.min <= value <= self.max  # type: ignore[operator]  # a ratio_band always has a min (load checks)
         return abs(value) <= self.max
 
-    def distance_outside(self, value: float) -> float:
-        """How far ``value`` lies outside the bound (0 inside); used for review margins."""
-        if self.kind == "ratio_band":
-            return max(self.min - value, value - self.max, 0.0)  # type: ignore[operator]  # as above
-        return max(abs(value) - self.max, 0.0)
-
     def distance_inside(self, value: float) -> float:
         """How far ``value`` lies inside the bound, from the nearest edge (0 outside)."""
         if not self.contains(value):

@@ -41,12 +41,6 @@ def fairness_rows(fairness: dict[str, Any] | None) -> list[list[str]]:
     return rows
 
 
-def _md_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
 def _worst(values: dict[str, dict[str, Any]], metric: str) -> float | None:
     """The value of ``metric`` furthest from parity across comparisons (|log| for ratios)."""
     found = [float(x) for x in (v.get(metric) for v in values.values())
