@@ -53,7 +53,10 @@ class _Result:
         try:
             value: Self = _adapter(cls).validate_python(data)  # type: ignore[arg-type]  # as above
         except ValidationError as exc:
-            raise InputError(f"Expected a {cls.__name__} result from the upstream stage. {exc}") from None
+            errors = exc.errors()
+            named = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(value)'}: {e['msg']}" for e in errors[:5])
+            more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+            raise InputError(f"Expected a {cls.__name__} result from the upstream stage: {named}{more}.") from None
         return value
 
 
