@@ -7,25 +7,20 @@ what arrived, so a typo in ``policy.yaml`` stops a run before any data is read.
 from __future__ import annotations
 
 import hashlib
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
+from fairgate.catalog import single_policy_path
 from fairgate.errors import InputError
 
-# The bundled policy: include/config/policy.yaml in a checkout, package data in a wheel.
-DEFAULT_POLICY_PATH = Path(str(resources.files("fairgate.config").joinpath("policy.yaml")))
-
 ThresholdKind = Literal["ratio_band", "abs_difference"]
-THRESHOLD_KINDS = ("ratio_band", "abs_difference")
-ESTIMATORS = ("logistic_regression", "hist_gradient_boosting", "random_forest")
-FORMATS = ("csv", "parquet")
-COMPARISONS = (">=", ">", "<=", "<")
 SCENARIOS = ("stable", "group_mix_shift", "label_shift", "proxy_drift")
+# The demo's simulated feed of incoming records (Adult test rows); only for the bundled dataset.
+SIMULATED_FEED = "simulated://adult-test"
 # Every metric the gate and the bias check know how to compute.
 METRICS = (
     "disparate_impact",
@@ -126,13 +121,18 @@ class Policy:
     decision_threshold: float
     audit_window_days: int
     audit_label_lag_days: int
-    audit_incoming: str = "simulated://adult-test"
+    audit_incoming: str | None = SIMULATED_FEED
+    audit_incoming_query: str | None = None
     audit_scenario: str = "stable"
     audit_daily_rows: int = 600
     audit_psi_threshold: float = 0.25
     audit_group_mix_psi_threshold: float = 0.1
     proxy_auc_warning: float = 0.9
     feature_labels: dict[str, str] = field(default_factory=dict)
+    value_labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    query: str | None = None
+    filters: tuple[dict[str, Any], ...] = ()
+    schedule: dict[str, str] = field(default_factory=dict)
     sha256: str = ""
     path: str = ""
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -193,7 +193,7 @@ def _replace(policy: Policy, **changes: Any) -> Policy:
 
 def policy_path() -> Path:
     """The policy file in force: ``FAIRGATE_POLICY`` or the bundled default."""
-    return Path(os.environ.get("FAIRGATE_POLICY") or DEFAULT_POLICY_PATH)
+    return single_policy_path()
 
 
 def load_policy(path: str | Path | None = None) -> Policy:
@@ -212,88 +212,90 @@ def load_policy(path: str | Path | None = None) -> Policy:
 
 
 def parse_policy(raw: Any) -> Policy:
-    """Validate a policy mapping (as read from YAML) and build a :class:`Policy`."""
-    root = _Section(raw, "")
-    ds = root.section("dataset")
-    features = ds.section("features")
-    quality = root.section("quality", optional=True)
-    bias = root.section("bias")
-    fairness = root.section("fairness")
-    model = root.section("model")
-    audit = root.section("audit", optional=True)
+    """Validate a policy mapping (as read from YAML) and build a :class:`Policy`.
 
-    protected = tuple(_protected(item, f"protected_attributes[{i}]")
-                      for i, item in enumerate(root.list("protected_attributes", min_len=1)))
+    The schema (types, ranges, unknown keys, defaults) is :mod:`fairgate.policy_schema`; the
+    rules that relate several keys are checked here, each naming the keys involved.
+    """
+    from fairgate import policy_schema
+
+    try:
+        doc = policy_schema.validate(raw)
+    except ValueError as exc:
+        raise PolicyError(str(exc)) from None
+    ds, fairness, model, audit = doc.dataset, doc.fairness, doc.model, doc.audit
+
+    protected = tuple(_protected(item, f"protected_attributes[{i}]") for i, item in enumerate(doc.protected_attributes))
     columns = [p.column for p in protected]
     if len(set(columns)) != len(columns):
         raise PolicyError(f"Policy key 'protected_attributes' lists a column twice: {columns}.")
-
-    intersections = []
-    for i, combo in enumerate(root.list("intersections", optional=True)):
-        key = f"intersections[{i}]"
-        if not isinstance(combo, list) or len(combo) < 2:
-            raise PolicyError(MSG_TYPE.format(key=key, expected="a list of two or more protected columns",
-                                              got=combo))
+    for i, combo in enumerate(doc.intersections):
         unknown = sorted(set(combo) - set(columns))
         if unknown:
-            raise PolicyError(MSG_UNKNOWN.format(key=key, unknown=unknown, allowed=columns))
-        intersections.append(tuple(combo))
-
-    fmt = ds.choice("format", FORMATS, default="csv")
-    categorical = tuple(features.list("categorical", optional=True, item=str))
-    numeric = tuple(features.list("numeric", optional=True, item=str))
+            raise PolicyError(MSG_UNKNOWN.format(key=f"intersections[{i}]", unknown=unknown, allowed=columns))
+    categorical, numeric = tuple(ds.features.categorical), tuple(ds.features.numeric)
     if not categorical and not numeric:
         raise PolicyError(MSG_MISSING.format(key="dataset.features", expected="at least one feature column"))
+    bundled = ds.source.startswith("bundled://")
+    if audit.incoming and audit.incoming.startswith("simulated://"):
+        from fairgate.data import ADULT_COLUMNS
 
-    ranges: dict[str, tuple[float | None, float | None]] = {}
-    for col, bounds in quality.mapping("ranges").items():
-        sec = _Section(bounds, f"quality.ranges.{col}")
-        ranges[col] = (sec.number("min", optional=True), sec.number("max", optional=True))
-    allowed_values = {col: tuple(_as_list(f"quality.allowed_values.{col}", vals, min_len=1))
-                      for col, vals in quality.mapping("allowed_values").items()}
+        wanted = [*categorical, *numeric, *columns, ds.label]
+        foreign = [c for c in dict.fromkeys(wanted) if c not in ADULT_COLUMNS]
+        if foreign:
+            raise PolicyError(f"Policy key 'audit.incoming': {audit.incoming} simulates rows of the bundled Adult "
+                              f"data, which have no columns {foreign}; name the folder (local or s3://) or the "
+                              "sql:// connection this model's records arrive in.")
+    if audit.incoming and audit.incoming.startswith("sql://") and not audit.incoming_query:
+        raise PolicyError("Policy key 'audit.incoming_query' is missing: a sql:// feed needs the query to run.")
 
     policy = Policy(
-        model_name=root.string("model_name", pattern_safe=True),
-        source=ds.string("source"),
-        format=fmt,
-        partitioned=ds.boolean("partitioned", default=False),
-        label=ds.string("label"),
-        favorable_label=ds.scalar("favorable_label"),
-        row_key=ds.string("row_key", optional=True),
+        model_name=doc.model_name,
+        source=ds.source,
+        format=ds.format,
+        partitioned=ds.partitioned,
+        query=ds.query,
+        filters=tuple(f.model_dump() for f in ds.filters),
+        label=ds.label,
+        favorable_label=ds.favorable_label,
+        row_key=ds.row_key,
         categorical=categorical,
         numeric=numeric,
         protected=protected,
-        intersections=tuple(intersections),
-        use_protected_as_features=root.boolean("use_protected_as_features", default=False),
-        min_rows=quality.integer("min_rows", default=1, minimum=1),
-        max_null_fraction=quality.fraction("max_null_fraction", default=0.0),
-        max_duplicate_fraction=quality.fraction("max_duplicate_fraction", default=1.0),
-        ranges=ranges,
-        allowed_values=allowed_values,
-        bias_thresholds=_thresholds(bias.section("thresholds"), DATA_METRICS),
-        fairness_thresholds=_thresholds(fairness.section("thresholds"), METRICS),
-        min_group_size=fairness.integer("min_group_size", minimum=1),
-        min_positives=fairness.integer("min_positives", minimum=1),
-        confidence_level=fairness.fraction("confidence_level", default=0.95, open_interval=True),
-        review_margin=fairness.number("review_margin", default=0.0, minimum=0.0),
-        champion_tolerance=fairness.number("champion_tolerance", default=0.02, minimum=0.0),
-        min_balanced_accuracy=fairness.fraction("min_balanced_accuracy", default=0.5),
-        review_timeout_hours=fairness.number("review_timeout_hours", default=24.0, minimum=0.0),
-        estimator=model.choice("estimator", ESTIMATORS),
-        estimator_params=model.mapping("params"),
-        seed=model.integer("seed", default=0, minimum=0),
-        test_size=model.fraction("test_size", default=0.2, open_interval=True),
-        validation_size=model.fraction("validation_size", default=0.1, open_interval=True),
-        decision_threshold=model.fraction("decision_threshold", default=0.5, open_interval=True),
-        audit_window_days=audit.integer("window_days", default=7, minimum=1),
-        audit_label_lag_days=audit.integer("label_lag_days", default=0, minimum=0),
-        audit_incoming=audit.string("incoming", optional=True) or "simulated://adult-test",
-        audit_scenario=audit.choice("scenario", SCENARIOS, default="stable"),
-        audit_daily_rows=audit.integer("daily_rows", default=600, minimum=1),
-        audit_psi_threshold=audit.number("psi_threshold", default=0.25, minimum=0.0),
-        audit_group_mix_psi_threshold=audit.number("group_mix_psi_threshold", default=0.1, minimum=0.0),
-        proxy_auc_warning=bias.fraction("proxy_auc_warning", default=0.9),
-        feature_labels=_labels(ds.mapping("feature_labels"), categorical + numeric),
+        intersections=tuple(tuple(c) for c in doc.intersections),
+        use_protected_as_features=doc.use_protected_as_features,
+        min_rows=doc.quality.min_rows,
+        max_null_fraction=doc.quality.max_null_fraction,
+        max_duplicate_fraction=doc.quality.max_duplicate_fraction,
+        ranges={col: (r.min, r.max) for col, r in doc.quality.ranges.items()},
+        allowed_values={col: tuple(v) for col, v in doc.quality.allowed_values.items()},
+        bias_thresholds=_thresholds("bias.thresholds", doc.bias.thresholds),
+        fairness_thresholds=_thresholds("fairness.thresholds", fairness.thresholds),
+        min_group_size=fairness.min_group_size,
+        min_positives=fairness.min_positives,
+        confidence_level=fairness.confidence_level,
+        review_margin=fairness.review_margin,
+        champion_tolerance=fairness.champion_tolerance,
+        min_balanced_accuracy=fairness.min_balanced_accuracy,
+        review_timeout_hours=fairness.review_timeout_hours,
+        estimator=model.estimator,
+        estimator_params=dict(model.params),
+        seed=model.seed,
+        test_size=model.test_size,
+        validation_size=model.validation_size,
+        decision_threshold=model.decision_threshold,
+        audit_window_days=audit.window_days,
+        audit_label_lag_days=audit.label_lag_days,
+        audit_incoming=audit.incoming or (SIMULATED_FEED if bundled else None),
+        audit_incoming_query=audit.incoming_query,
+        audit_scenario=audit.scenario,
+        audit_daily_rows=audit.daily_rows,
+        audit_psi_threshold=audit.psi_threshold,
+        audit_group_mix_psi_threshold=audit.group_mix_psi_threshold,
+        proxy_auc_warning=doc.bias.proxy_auc_warning,
+        feature_labels=_labels(dict(ds.feature_labels), categorical + numeric),
+        value_labels={col: dict(v) for col, v in ds.value_labels.items()},
+        schedule=doc.schedule.model_dump(),
     )
     if policy.test_size + policy.validation_size >= 0.9:
         raise PolicyError("Policy keys 'model.test_size' + 'model.validation_size' must leave at least 10% "
@@ -310,6 +312,19 @@ def parse_policy(raw: Any) -> Policy:
                 f"Policy key 'dataset.features' includes protected columns {leaked}; remove them or set "
                 "'use_protected_as_features: true'."
             )
+    named = set(policy.features) | set(columns) | {policy.label} | ({policy.row_key} if policy.row_key else set())
+    for key, cols in (("dataset.value_labels", policy.value_labels), ("quality.ranges", policy.ranges),
+                      ("quality.allowed_values", policy.allowed_values)):
+        unknown = sorted(set(cols) - named)
+        if unknown:
+            raise PolicyError(MSG_UNKNOWN.format(key=key, unknown=unknown, allowed=sorted(named)))
+    from fairgate.training import classifier
+
+    classifier(policy)  # model.params against the estimator's signature, now rather than at train time
+    for i, f in enumerate(policy.filters):
+        if f["op"] not in ("==", "!=", "in", "not_in", "not_null") and not isinstance(f["value"], (int, float)):
+            raise PolicyError(f"Policy key 'dataset.filters[{i}].value' must be a number for op {f['op']!r}. "
+                              f"Got {f['value']!r} instead.")
     return policy
 
 
@@ -324,147 +339,37 @@ def _labels(raw: dict[str, Any], features: tuple[str, ...]) -> dict[str, str]:
     return dict(raw)
 
 
-def _protected(raw: Any, key: str) -> ProtectedAttribute:
-    sec = _Section(raw, key)
-    column = sec.string("column")
-    if "privileged_if" in sec.raw:
-        cond = sec.section("privileged_if")
-        return ProtectedAttribute(column=column, op=cond.choice("op", COMPARISONS), value=cond.number("value"))
-    privileged = tuple(sec.list("privileged", min_len=1))
-    allowed = tuple(sec.list("allowed", optional=True))
+def _protected(spec: Any, key: str) -> ProtectedAttribute:
+    if spec.privileged_if is not None:
+        if spec.allowed:
+            raise PolicyError(f"Policy key '{key}.allowed' does not apply with 'privileged_if' (a numeric column).")
+        return ProtectedAttribute(column=spec.column, op=spec.privileged_if.op, value=spec.privileged_if.value)
+    privileged, allowed = tuple(spec.privileged), tuple(spec.allowed)
     if allowed:
         missing = [v for v in privileged if v not in allowed]
         if missing:
             raise PolicyError(f"Policy key '{key}.privileged' has values {missing} that are not in "
                               f"'{key}.allowed' {list(allowed)}.")
         if len(allowed) == len(privileged):
-            raise PolicyError(f"Policy key '{key}.allowed' leaves no unprivileged value for column {column!r}.")
-    return ProtectedAttribute(column=column, privileged=privileged, allowed=allowed)
+            raise PolicyError(f"Policy key '{key}.allowed' leaves no unprivileged value for column {spec.column!r}.")
+    return ProtectedAttribute(column=spec.column, privileged=privileged, allowed=allowed)
 
 
-def _thresholds(sec: _Section, known: tuple[str, ...]) -> tuple[Threshold, ...]:
-    unknown = sorted(set(sec.raw) - set(known))
-    if unknown:
-        raise PolicyError(MSG_UNKNOWN.format(key=sec.key, unknown=unknown, allowed=list(known)))
-    if not sec.raw:
-        raise PolicyError(MSG_MISSING.format(key=sec.key, expected=f"at least one of {list(known)}"))
+def _thresholds(key: str, specs: Mapping[Any, Any]) -> tuple[Threshold, ...]:
     out = []
-    for metric in sec.raw:
-        t = sec.section(metric)
-        kind: ThresholdKind = "ratio_band" if t.choice("kind", THRESHOLD_KINDS) == "ratio_band" else "abs_difference"
-        if kind == "ratio_band":
-            lo, hi = t.number("min", minimum=0.0), t.number("max", minimum=0.0)
-            if lo > hi:
-                raise PolicyError(f"Policy key '{t.key}' has min {lo} above max {hi}.")
-            out.append(Threshold(metric=metric, kind=kind, min=lo, max=hi))
+    for metric, t in specs.items():
+        if t.kind == "ratio_band":
+            if t.min is None:
+                raise PolicyError(MSG_MISSING.format(key=f"{key}.{metric}.min",
+                                                     expected="a number (the band's lower end)"))
+            if t.min < 0:
+                raise PolicyError(MSG_TYPE.format(key=f"{key}.{metric}.min", expected="a number >= 0", got=t.min))
+            if t.min > t.max:
+                raise PolicyError(f"Policy key '{key}.{metric}' has min {t.min} above max {t.max}.")
+            out.append(Threshold(metric=metric, kind="ratio_band", min=t.min, max=t.max))
         else:
-            if "min" in t.raw:
-                raise PolicyError(f"Policy key '{t.key}.min' does not apply to kind 'abs_difference' "
+            if t.min is not None:
+                raise PolicyError(f"Policy key '{key}.{metric}.min' does not apply to kind 'abs_difference' "
                                   "(it bounds |value| by 'max').")
-            out.append(Threshold(metric=metric, kind=kind, max=t.number("max", minimum=0.0)))
+            out.append(Threshold(metric=metric, kind="abs_difference", max=t.max))
     return tuple(out)
-
-
-class _Section:
-    """Typed accessors over one mapping of the YAML, each naming its full key on error."""
-
-    def __init__(self, raw: Any, key: str):
-        if not isinstance(raw, dict):
-            raise PolicyError(MSG_TYPE.format(key=key or "<root>", expected="a mapping", got=raw))
-        self.raw = raw
-        self.key = key
-
-    def _k(self, name: str) -> str:
-        return f"{self.key}.{name}" if self.key else name
-
-    def _get(self, name: str, expected: str, optional: bool, default: Any = None) -> Any:
-        if name not in self.raw or self.raw[name] is None:
-            if optional or default is not None:
-                return default
-            raise PolicyError(MSG_MISSING.format(key=self._k(name), expected=expected))
-        return self.raw[name]
-
-    def section(self, name: str, optional: bool = False) -> _Section:
-        value = self._get(name, "a mapping", optional)
-        return _Section({} if value is None else value, self._k(name))
-
-    def mapping(self, name: str) -> dict[str, Any]:
-        value = self._get(name, "a mapping", optional=True)
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise PolicyError(MSG_TYPE.format(key=self._k(name), expected="a mapping", got=value))
-        return dict(value)
-
-    def string(self, name: str, optional: bool = False, pattern_safe: bool = False) -> str:
-        value = self._get(name, "a string", optional)
-        if value is None:
-            return None  # type: ignore[return-value]  # only when the caller asked for optional=True
-        if not isinstance(value, str) or not value:
-            raise PolicyError(MSG_TYPE.format(key=self._k(name), expected="a non-empty string", got=value))
-        if pattern_safe and not all(c.isalnum() or c in "-_" for c in value):
-            raise PolicyError(MSG_TYPE.format(key=self._k(name), expected="letters, digits, '-' or '_'",
-                                              got=value))
-        return value
-
-    def scalar(self, name: str) -> Any:
-        value = self._get(name, "a string or number", optional=False)
-        if isinstance(value, (dict, list)):
-            raise PolicyError(MSG_TYPE.format(key=self._k(name), expected="a string or number", got=value))
-        return value
-
-    def choice(self, name: str, allowed: tuple[str, ...], default: str | None = None) -> str:
-        value = self._get(name, f"one of {list(allowed)}", optional=False, default=default)
-        if value not in allowed:
-            raise PolicyError(MSG_CHOICE.format(key=self._k(name), allowed=list(allowed), got=value))
-        return str(value)
-
-    def boolean(self, name: str, default: bool) -> bool:
-        value = self.raw.get(name, default)
-        if not isinstance(value, bool):
-            raise PolicyError(MSG_TYPE.format(key=self._k(name), expected="true or false", got=value))
-        return value
-
-    def number(self, name: str, optional: bool = False, default: float | None = None,
-               minimum: float | None = None) -> float:
-        value = self._get(name, "a number", optional, default)
-        if value is None:
-            return None  # type: ignore[return-value]  # only when the caller asked for optional=True
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise PolicyError(MSG_TYPE.format(key=self._k(name), expected="a number", got=value))
-        if minimum is not None and value < minimum:
-            raise PolicyError(MSG_TYPE.format(key=self._k(name), expected=f"a number >= {minimum}", got=value))
-        return float(value)
-
-    def integer(self, name: str, default: int | None = None, minimum: int | None = None) -> int:
-        value = self._get(name, "an integer", optional=False, default=default)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise PolicyError(MSG_TYPE.format(key=self._k(name), expected="an integer", got=value))
-        if minimum is not None and value < minimum:
-            raise PolicyError(MSG_TYPE.format(key=self._k(name), expected=f"an integer >= {minimum}", got=value))
-        return value
-
-    def fraction(self, name: str, default: float | None = None, open_interval: bool = False) -> float:
-        value = self.number(name, default=default)
-        ok = 0 < value < 1 if open_interval else 0 <= value <= 1
-        if not ok:
-            expected = "a number strictly between 0 and 1" if open_interval else "a number between 0 and 1"
-            raise PolicyError(MSG_TYPE.format(key=self._k(name), expected=expected, got=value))
-        return value
-
-    def list(self, name: str, optional: bool = False, min_len: int = 0, item: type | None = None) -> list[Any]:
-        value = self._get(name, "a list", optional)
-        if value is None:
-            return []
-        return _as_list(self._k(name), value, min_len=min_len, item=item)
-
-
-def _as_list(key: str, value: Any, min_len: int = 0, item: type | None = None) -> list[Any]:
-    if not isinstance(value, list) or len(value) < min_len:
-        expected = f"a list of at least {min_len} item(s)" if min_len else "a list"
-        raise PolicyError(MSG_TYPE.format(key=key, expected=expected, got=value))
-    if item is not None:
-        for i, v in enumerate(value):
-            if not isinstance(v, item):
-                raise PolicyError(MSG_TYPE.format(key=f"{key}[{i}]", expected=f"a {item.__name__}", got=v))
-    return value

@@ -93,3 +93,88 @@ def test_default_yaml_round_trips(tmp_path):
     path.write_text(yaml.safe_dump(default_policy_dict()))
     by_metric = lambda p: sorted(p.fairness_thresholds, key=lambda t: t.metric)  # noqa: E731
     assert by_metric(load_policy(path)) == by_metric(load_policy())
+
+
+@pytest.mark.parametrize("path,value,message", [
+    # typos and singulars that used to fall back to a default without a word
+    ("quality.min_row", 5000, "Policy key 'quality.min_row' is not a known key. Did you mean 'min_rows'?"),
+    ("intersection", [["sex", "race"]], "Policy key 'intersection' is not a known key. Did you mean 'intersections'?"),
+    ("use_protected_as_feature", True,
+     "Policy key 'use_protected_as_feature' is not a known key. Did you mean 'use_protected_as_features'?"),
+    ("fairness.review_margn", 0.05,
+     "Policy key 'fairness.review_margn' is not a known key. Did you mean 'review_margin'?"),
+    ("protected_attributes.0.privilegd", ["Male"],
+     "Policy key 'protected_attributes[0].privilegd' is not a known key. Did you mean 'privileged'?"),
+    # wrong types are not coerced
+    ("quality.min_rows", "5000", "Policy key 'quality.min_rows' must be an integer. Got '5000' instead."),
+    ("quality.min_rows", True, "Policy key 'quality.min_rows' must be an integer. Got True instead."),
+    ("dataset.partitioned", "false", "Policy key 'dataset.partitioned' must be true or false. Got 'false'"),
+    ("model.seed", -1, "Policy key 'model.seed' must be a number >= 0"),
+    ("quality.max_null_fraction", 2, "Policy key 'quality.max_null_fraction' must be a number between 0 and 1"),
+    ("model_name", "credit model", "Policy key 'model_name' must be letters, digits, '-' or '_'"),
+    ("dataset.value_labels", {"purpose": {"A43": "radio or TV"}}, "Policy key 'dataset.value_labels' has unknown "
+                                                                  "entries ['purpose']"),
+    ("model.params", {"max_iter": 100, "C_value": 1.0}, "Policy key 'model.params' does not fit logistic_regression"),
+    ("dataset.filters", [{"column": "age", "op": ">=", "value": "old"}],
+     "Policy key 'dataset.filters[0].value' must be a number for op '>='"),
+    ("dataset.filters", [{"column": "age", "op": "in", "value": 30}],
+     "Policy key 'dataset.filters[0]': op 'in' needs a non-empty list as value."),
+])
+def test_typos_and_wrong_types_are_refused_at_load_naming_the_key(path, value, message):
+    from fairgate.errors import InputError
+
+    raw = default_policy_dict()
+    node = raw
+    *parents, leaf = path.split(".")
+    for key in parents:
+        node = node[int(key)] if isinstance(node, list) else node.setdefault(key, {})
+    node[leaf] = value
+    with pytest.raises(InputError) as err:
+        parse_policy(raw)
+    assert message in str(err.value)
+
+
+def test_omitted_keys_take_the_documented_defaults():
+    """The minimal policy of the README: every omitted key takes the value the README's table shows."""
+    raw = {"model_name": "loans", "dataset": {"source": "/data/x.csv", "label": "y", "favorable_label": 1,
+                                               "features": {"numeric": ["amount"]}},
+           "protected_attributes": [{"column": "gender", "privileged": ["m"]}]}
+    p = parse_policy(raw)
+    assert (p.min_rows, p.max_null_fraction, p.max_duplicate_fraction) == (1000, 0.0, 0.05)
+    assert (p.review_margin, p.min_balanced_accuracy, p.champion_tolerance) == (0.02, 0.6, 0.02)
+    assert (p.min_group_size, p.min_positives, p.confidence_level) == (50, 10, 0.95)
+    assert (p.estimator, p.seed, p.test_size, p.validation_size) == ("logistic_regression", 42, 0.2, 0.1)
+    assert (p.audit_window_days, p.audit_label_lag_days) == (7, 3)
+    assert p.audit_incoming is None  # no simulated Adult feed for somebody else's data
+    assert {t.metric: (t.min, t.max) for t in p.fairness_thresholds} == {
+        "disparate_impact": (0.8, 1.25), "statistical_parity_difference": (None, 0.1),
+        "equal_opportunity_difference": (None, 0.1), "average_odds_difference": (None, 0.1)}
+    assert {t.metric for t in p.bias_thresholds} == {"disparate_impact", "statistical_parity_difference"}
+
+
+def test_the_readme_policy_table_is_the_schema():
+    from pathlib import Path
+
+    from fairgate.policy_schema import defaults_table
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert defaults_table() in readme, "README's policy table differs from `fairgate policy schema --markdown`"
+
+
+def test_the_simulated_feed_is_refused_for_columns_adult_lacks():
+    raw = default_policy_dict()
+    raw["dataset"]["features"]["numeric"].append("credit_score")
+    with pytest.raises(PolicyError, match=r"'audit.incoming': simulated://adult-test .* no columns \['credit_score'\]"):
+        parse_policy(raw)
+
+
+def test_json_schema_validates_the_bundled_policy_and_rejects_a_typo():
+    jsonschema = pytest.importorskip("jsonschema")
+    from fairgate.policy_schema import json_schema
+
+    schema = json_schema()
+    jsonschema.validate(default_policy_dict(), schema)
+    raw = default_policy_dict()
+    raw["quality"]["min_row"] = 5000
+    with pytest.raises(jsonschema.ValidationError, match="min_row"):
+        jsonschema.validate(raw, schema)

@@ -1,0 +1,376 @@
+"""The policy file's schema: every key, its type, its range and its default, in one place.
+
+pydantic models with ``extra="forbid"`` at every level and strict types, so a typo
+(``min_row``), a singular (``intersection``), a wrong type (``"yes"`` for a boolean) or a value
+out of range is refused at load, never silently defaulted. The defaults here are the only ones:
+the README's policy table is generated from this module (``fairgate policy schema --markdown``)
+and a test checks the two agree; ``fairgate policy schema`` prints the JSON Schema for editors.
+
+Checks that relate several keys (an intersection names declared attributes, the label is not a
+feature, ...) are in :func:`fairgate.policy.parse_policy`, after this schema has passed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, model_validator
+
+Estimator = Literal["logistic_regression", "hist_gradient_boosting", "random_forest"]
+DataMetric = Literal["disparate_impact", "statistical_parity_difference"]
+Metric = Literal[
+    "disparate_impact",
+    "statistical_parity_difference",
+    "equal_opportunity_difference",
+    "average_odds_difference",
+    "false_positive_rate_difference",
+    "false_negative_rate_difference",
+]
+Scenario = Literal["stable", "group_mix_shift", "label_shift", "proxy_drift"]
+Comparison = Literal[">=", ">", "<=", "<"]
+FilterOp = Literal["==", "!=", ">=", ">", "<=", "<", "in", "not_in", "not_null"]
+Scalar = str | int | float | bool
+Name = Annotated[str, Field(min_length=1)]
+
+
+def _fraction(value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("must be a number between 0 and 1")
+    return value
+
+
+def _open_fraction(value: float) -> float:
+    if not 0.0 < value < 1.0:
+        raise ValueError("must be a number strictly between 0 and 1")
+    return value
+
+
+# Checked by a function so the message says the whole range; the JSON Schema still carries it.
+Fraction = Annotated[float, AfterValidator(_fraction),
+                     WithJsonSchema({"type": "number", "minimum": 0, "maximum": 1})]
+OpenFraction = Annotated[float, AfterValidator(_open_fraction),
+                         WithJsonSchema({"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1})]
+NonNegative = Annotated[float, Field(ge=0.0)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Features(_Section):
+    categorical: list[Name] = Field(default_factory=list, description="categorical model inputs")
+    numeric: list[Name] = Field(default_factory=list, description="numeric model inputs")
+
+
+class RowFilter(_Section):
+    """Keep only rows where ``column op value`` holds (a declarative filter: nothing is evaluated)."""
+
+    column: Name
+    op: FilterOp
+    value: Scalar | list[Scalar] | None = None
+
+    @model_validator(mode="after")
+    def _value_fits_op(self) -> RowFilter:
+        if self.op == "not_null":
+            if self.value is not None:
+                raise ValueError("op 'not_null' takes no value")
+        elif self.op in ("in", "not_in"):
+            if not isinstance(self.value, list) or not self.value:
+                raise ValueError(f"op {self.op!r} needs a non-empty list as value")
+        elif self.value is None or isinstance(self.value, list):
+            raise ValueError(f"op {self.op!r} needs one value (a string or number)")
+        return self
+
+
+class Dataset(_Section):
+    source: Name = Field(description="`bundled://adult`; a local or `s3://` CSV/Parquet file or folder of "
+                                     "`date=YYYY-MM-DD` partitions; or `sql://<airflow connection id>` with `query`")
+    format: Literal["csv", "parquet"] = Field("csv", description="file format of a file source")
+    partitioned: bool = Field(False, description="read only the `date=YYYY-MM-DD` folders inside the run's "
+                                                 "data interval")
+    query: Name | None = Field(None, description="SQL for a `sql://` source; may use the bound parameters "
+                                                 "`:interval_start` and `:interval_end`")
+    filters: list[RowFilter] = Field(default_factory=list, description="rows kept: each `{column, op, value}`, "
+                                                                       "op one of `== != >= > <= < in not_in not_null`")
+    label: Name = Field(description="label column")
+    favorable_label: Scalar = Field(description="the label's favourable value, of the column's type")
+    row_key: Name | None = Field(None, description="unique row identifier (checked for uniqueness)")
+    features: Features = Field(description="model inputs: `categorical` and `numeric` column lists")
+    feature_labels: dict[str, Name] = Field(default_factory=dict, description="plain names of inputs for reason "
+                                                                              "codes (default: the column name)")
+    value_labels: dict[str, dict[str, Name]] = Field(default_factory=dict, description="plain names of category "
+                                                                                       "values for reason codes, "
+                                                                                       "per column")
+
+    @model_validator(mode="after")
+    def _query_only_for_sql(self) -> Dataset:
+        if self.source.startswith("sql://") and not self.query:
+            raise ValueError("a sql:// source needs 'query'")
+        if self.query and not self.source.startswith("sql://"):
+            raise ValueError("'query' applies only to a sql://<connection id> source")
+        return self
+
+
+class PrivilegedIf(_Section):
+    op: Comparison
+    value: float
+
+
+class ProtectedAttribute(_Section):
+    column: Name
+    privileged: list[Scalar] | None = Field(None, min_length=1)
+    allowed: list[Scalar] = Field(default_factory=list)
+    privileged_if: PrivilegedIf | None = None
+
+    @model_validator(mode="after")
+    def _one_definition(self) -> ProtectedAttribute:
+        if (self.privileged is None) == (self.privileged_if is None):
+            raise ValueError("give either 'privileged' (values) or 'privileged_if' (a comparison), not both or neither")
+        return self
+
+
+class ThresholdSpec(_Section):
+    kind: Literal["ratio_band", "abs_difference"]
+    min: float | None = None  # ratio_band only; checked with the kind in fairgate.policy
+    max: NonNegative
+
+
+def _threshold(kind: str, max_: float, min_: float | None = None) -> ThresholdSpec:
+    return ThresholdSpec(kind=kind, max=max_, min=min_)  # type: ignore[arg-type]  # kind is one of the two literals
+
+
+def _data_thresholds() -> dict[DataMetric, ThresholdSpec]:
+    return {"disparate_impact": _threshold("ratio_band", 1.25, 0.8),
+            "statistical_parity_difference": _threshold("abs_difference", 0.1)}
+
+
+def _gate_thresholds() -> dict[Metric, ThresholdSpec]:
+    return {"disparate_impact": _threshold("ratio_band", 1.25, 0.8),
+            "statistical_parity_difference": _threshold("abs_difference", 0.1),
+            "equal_opportunity_difference": _threshold("abs_difference", 0.1),
+            "average_odds_difference": _threshold("abs_difference", 0.1)}
+
+
+class Range(_Section):
+    min: float | None = None
+    max: float | None = None
+
+
+class Quality(_Section):
+    min_rows: int = Field(1000, ge=1, description="fewest rows a snapshot may have")
+    max_null_fraction: Fraction = Field(0.0, description="per feature, label and protected column")
+    max_duplicate_fraction: Fraction = Field(0.05, description="whole-row duplicates")
+    ranges: dict[str, Range] = Field(default_factory=dict, description="per-column `{min, max}`")
+    allowed_values: dict[str, Annotated[list[Scalar], Field(min_length=1)]] = Field(
+        default_factory=dict, description="per-column allowed sets")
+
+
+class Bias(_Section):
+    thresholds: dict[DataMetric, ThresholdSpec] = Field(
+        default_factory=_data_thresholds, min_length=1,
+        description="data-stage bounds; outside → reweigh")
+    proxy_auc_warning: Fraction = Field(0.9, description="warn when one input predicts a protected attribute "
+                                                         "with this cross-validated ROC AUC")
+
+
+class Fairness(_Section):
+    thresholds: dict[Metric, ThresholdSpec] = Field(
+        default_factory=_gate_thresholds, min_length=1,
+        description="gate bounds, each `kind: ratio_band` (min, max) or `abs_difference` (max of \\|x\\|)")
+    min_group_size: int = Field(50, ge=1, description="rows per group in the test split")
+    min_positives: int = Field(10, ge=1, description="favourable outcomes per group in the test split")
+    confidence_level: OpenFraction = Field(0.95, description="level of every interval")
+    review_margin: NonNegative = Field(0.02, description="closeness to a bound that asks for review")
+    champion_tolerance: NonNegative = Field(0.02, description="balanced accuracy the candidate may lose "
+                                                              "against production")
+    min_balanced_accuracy: Fraction = Field(0.6, description="performance floor")
+    review_timeout_hours: NonNegative = Field(24.0, description="human review deadline (then Reject)")
+
+
+class Model(_Section):
+    estimator: Estimator = Field("logistic_regression", description="`logistic_regression`, "
+                                                                    "`hist_gradient_boosting` or `random_forest`")
+    params: dict[str, Any] = Field(default_factory=dict, description="the estimator's parameters (checked "
+                                                                     "against its signature)")
+    seed: int = Field(42, ge=0, description="random seed for split and estimator")
+    test_size: OpenFraction = Field(0.2, description="held-out test share (stratified by label × group cell)")
+    validation_size: OpenFraction = Field(0.1, description="validation share")
+    decision_threshold: OpenFraction = Field(0.5, description="score cut-off for the favourable decision")
+
+
+class Audit(_Section):
+    window_days: int = Field(7, ge=1, description="days of predictions the nightly audit reads")
+    label_lag_days: int = Field(3, ge=0, description="days until outcomes arrive")
+    incoming: Name | None = Field(None, description="records to score: a folder of `date=YYYY-MM-DD` partitions "
+                                                    "(local or `s3://`) or `sql://<connection id>` with "
+                                                    "`incoming_query`; needed to score (bundled Adult: a simulated "
+                                                    "feed)")
+    incoming_query: Name | None = Field(None, description="SQL for a `sql://` feed, with the bound parameters "
+                                                          "`:interval_start` and `:interval_end`")
+    scenario: Scenario = Field("stable", description="simulated feed only")
+    daily_rows: int = Field(600, ge=1, description="simulated feed only")
+    psi_threshold: NonNegative = Field(0.25, description="per-feature PSI that counts as drift")
+    group_mix_psi_threshold: NonNegative = Field(0.1, description="PSI of the group mix that counts as drift")
+
+
+class Schedule(_Section):
+    lifecycle: Name = Field("0 3 * * 1", description="cron of the retraining run (also on a retraining request)")
+    score: Name = Field("0 1 * * *", description="cron of the daily scoring run")
+    audit: Name = Field("0 3 * * *", description="cron of the nightly audit")
+
+
+class PolicyFile(_Section):
+    model_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$", max_length=64)] = Field(
+        description="the model's name: registry and store namespace, and the suffix of its DAG ids")
+    dataset: Dataset
+    protected_attributes: list[ProtectedAttribute] = Field(min_length=1, description="`column`, `privileged` "
+                                                           "and `allowed` values, or `privileged_if: {op, value}`")
+    intersections: list[Annotated[list[Name], Field(min_length=2)]] = Field(
+        default_factory=list, description="attribute combinations measured cell by cell")
+    use_protected_as_features: bool = Field(False, description="let the model see protected columns")
+    quality: Quality = Quality()
+    bias: Bias = Bias()
+    fairness: Fairness = Fairness()
+    model: Model = Model()
+    audit: Audit = Audit()
+    schedule: Schedule = Schedule()
+
+
+def validate(raw: Any) -> PolicyFile:
+    """``raw`` (as read from YAML) as a :class:`PolicyFile`, or ``ValueError`` with every problem named."""
+    try:
+        return PolicyFile.model_validate(raw)
+    except ValidationError as exc:
+        raise ValueError(" ".join(describe(e) for e in exc.errors()[:5])) from None
+
+
+def key_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _fields_at(loc: tuple[int | str, ...]) -> list[str]:
+    """The keys allowed in the mapping at ``loc`` (for 'did you mean')."""
+    model: Any = PolicyFile
+    for part in loc:
+        if isinstance(part, int) or model is None:
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        model = _section_type(field.annotation)
+    return list(getattr(model, "model_fields", {}))
+
+
+def _section_type(annotation: Any) -> Any:
+    from typing import get_args
+
+    if isinstance(annotation, type) and issubclass(annotation, _Section):
+        return annotation
+    for arg in get_args(annotation):
+        found = _section_type(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def describe(error: Any) -> str:
+    """One pydantic error as a sentence naming the policy key, e.g. for ``fairness.review_margn``."""
+    loc = tuple(p for p in error["loc"] if p not in ("list[str]", "list[union[str,int,float,bool]]"))
+    loc = tuple(p for p in loc if not (isinstance(p, str) and (p.startswith("function-") or p in
+                                                                ("str", "int", "float", "bool"))))
+    kind, got = error["type"], error.get("input")
+    if kind == "extra_forbidden":
+        *parent, name = loc
+        allowed = _fields_at(tuple(parent))
+        near = difflib.get_close_matches(str(name), allowed, n=1, cutoff=0.6)
+        hint = f" Did you mean '{near[0]}'?" if near else ""
+        return f"Policy key '{key_path(loc)}' is not a known key.{hint} Allowed here: {allowed}."
+    if kind == "missing":
+        return f"Policy key '{key_path(loc)}' is missing."
+    if kind == "literal_error":
+        allowed = re.findall(r"'([^']*)'", error.get("ctx", {}).get("expected", ""))
+        if loc and loc[-1] == "[key]":
+            *parent, name, _ = loc
+            return f"Policy key '{key_path(tuple(parent))}' has unknown entries [{name!r}]; allowed: {allowed}."
+        return f"Policy key '{key_path(loc)}' must be one of {allowed}. Got {got!r} instead."
+    if kind == "value_error" and error["msg"].startswith("Value error, must be"):
+        return f"Policy key '{key_path(loc)}' {error['msg'].removeprefix('Value error, ')}. Got {got!r} instead."
+    if kind == "value_error":
+        return f"Policy key '{key_path(loc) or '<root>'}': {error['msg'].removeprefix('Value error, ')}."
+    expected = _EXPECTED.get(kind, error["msg"])
+    expected = expected.format(**error.get("ctx", {}))
+    return f"Policy key '{key_path(loc) or '<root>'}' must be {expected}. Got {got!r} instead."
+
+
+_EXPECTED = {
+    "int_type": "an integer",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "string_type": "a string",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "list_type": "a list",
+    "string_too_short": "a non-empty string",
+    "too_short": "a list of at least {min_length} item(s)",
+    "greater_than_equal": "a number >= {ge}",
+    "greater_than": "a number > {gt}",
+    "less_than_equal": "a number <= {le}",
+    "less_than": "a number < {lt}",
+    "string_pattern_mismatch": "letters, digits, '-' or '_'",
+    "string_too_long": "at most {max_length} characters",
+}
+
+
+def json_schema() -> dict[str, Any]:
+    schema: dict[str, Any] = PolicyFile.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Fairgate policy"
+    return schema
+
+
+def defaults_table() -> str:
+    """The README's policy table: every key, what it means and its default, from the schema."""
+    rows = ["| key | meaning | default |", "|---|---|---|"]
+
+    def walk(model: Any, prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            key = f"{prefix}{name}"
+            sub = _section_type(field.annotation)
+            if sub is not None and sub not in (RowFilter, ProtectedAttribute, Range, ThresholdSpec, Features):
+                walk(sub, f"{key}.")
+                continue
+            if field.is_required():
+                default = "required"
+            else:
+                value = field.get_default(call_default_factory=True)
+                default = _show(value)
+            rows.append(f"| `{key}` | {field.description or ''} | {default} |")
+
+    walk(PolicyFile, "")
+    return "\n".join(rows)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, BaseModel):
+        value = value.model_dump()
+    if isinstance(value, dict):
+        value = {k: v.model_dump() if isinstance(v, BaseModel) else v for k, v in value.items()}
+    if value is None or value == [] or value == {}:
+        return "none"
+    if isinstance(value, dict) and all(isinstance(v, dict) and "kind" in v for v in value.values()):
+        parts = []
+        for metric, t in value.items():
+            parts.append(f"{metric} ∈ [{t['min']:g}, {t['max']:g}]" if t["kind"] == "ratio_band"
+                         else f"\\|{metric}\\| ≤ {t['max']:g}")
+        return "; ".join(parts)
+    if isinstance(value, bool):
+        return "`true`" if value else "`false`"
+    if isinstance(value, float):
+        return f"`{value:g}`"
+    return f"`{value}`"
