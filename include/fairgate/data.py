@@ -5,10 +5,11 @@ from __future__ import annotations
 import io
 import logging
 import re
+from collections.abc import Callable
 from datetime import date, datetime
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fairgate.errors import InputError
 
@@ -57,36 +58,128 @@ def read_adult(split: str = "data") -> pd.DataFrame:
 
 
 def read_source(policy: Policy, *, interval: tuple[datetime, datetime] | None = None) -> pd.DataFrame:
-    """Read the policy's ``dataset.source``; for a partitioned source, only the run's interval.
+    """Read the policy's ``dataset.source`` and keep the rows ``dataset.filters`` select.
 
-    ``interval`` is ``[start, end)``; a partition ``date=D`` is read when ``start <= D < end``.
+    A partitioned file source and a SQL query read only the run's data interval ``[start, end)``:
+    a partition ``date=D`` is read when ``start <= D < end``; the query gets the interval as the
+    bound parameters ``:interval_start`` and ``:interval_end``.
     """
-    source = policy.source
+    df = read_location(policy.source, fmt=policy.format, partitioned=policy.partitioned, query=policy.query,
+                       interval=interval)
+    return apply_filters(df, policy.filters)
+
+
+def read_location(source: str, *, fmt: str = "csv", partitioned: bool = False, query: str | None = None,
+                  interval: tuple[datetime, datetime] | None = None) -> pd.DataFrame:
+    """Every row at ``source``: ``bundled://adult``, a local file or folder, or ``sql://<conn_id>``."""
     if source == "bundled://adult":
         return read_adult("data")
     if source.startswith("bundled://"):
         raise DataError(f"Policy key 'dataset.source': unknown bundled dataset {source!r} "
                         "(available: bundled://adult).")
+    if source.startswith("sql://"):
+        return read_sql(source, query or "", interval, key="dataset.query")
     if source.startswith("s3://"):
         raise DataError("Policy key 'dataset.source': s3:// sources are read through the S3 artifact "
                         "store; copy the data there or use a local path.")
     path = Path(source.removeprefix("file://"))
     if not path.exists():
         raise DataError(f"Policy key 'dataset.source': {path} does not exist.")
-    files = _partition_files(path, policy, interval) if policy.partitioned else _plain_files(path, policy)
+    files = _partition_files(path, fmt, interval) if partitioned else _plain_files(path, fmt)
     if not files:
-        where = f" for {interval[0].date()}..{interval[1].date()}" if interval and policy.partitioned else ""
-        raise DataError(f"Policy key 'dataset.source': no {policy.format} files under {path}{where}.")
-    return _concat([_read_file(f, policy.format) for f in files])
+        where = f" for {interval[0].date()}..{interval[1].date()}" if interval and partitioned else ""
+        raise DataError(f"Policy key 'dataset.source': no {fmt} files under {path}{where}.")
+    return _concat([_read_file(f, fmt) for f in files])
 
 
-def _plain_files(path: Path, policy: Policy) -> list[Path]:
+# How a ``sql://<conn_id>`` source finds its database: the Airflow adapter installs a resolver that
+# reads the Airflow connection; without one (CLI, notebook) the URI comes from AIRFLOW_CONN_<CONN_ID>,
+# Airflow's own environment convention.
+_connection_uri: Callable[[str], str] | None = None
+
+
+def use_connections(resolver: Callable[[str], str] | None) -> None:
+    """Resolve ``sql://<conn_id>`` with ``resolver(conn_id) -> SQLAlchemy URL`` (None: the environment)."""
+    global _connection_uri
+    _connection_uri = resolver
+
+
+def connection_uri(conn_id: str) -> str:
+    if _connection_uri is not None:
+        return _connection_uri(conn_id)
+    import os
+
+    uri = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
+    if not uri:
+        raise DataError(f"No connection {conn_id!r}: define it in Airflow, or set AIRFLOW_CONN_{conn_id.upper()} "
+                        "to its URI (e.g. postgresql://user@host:5432/db).")
+    return sqlalchemy_url(uri)
+
+
+def sqlalchemy_url(uri: str) -> str:
+    """An Airflow connection URI as a SQLAlchemy URL (``postgres://`` is ``postgresql+psycopg2://``)."""
+    scheme, sep, rest = uri.partition("://")
+    scheme = {"postgres": "postgresql+psycopg2", "postgresql": "postgresql+psycopg2"}.get(scheme, scheme)
+    return f"{scheme}{sep}{rest}"
+
+
+def read_sql(source: str, query: str, interval: tuple[datetime, datetime] | None, *, key: str) -> pd.DataFrame:
+    """Run ``query`` on the connection ``source`` names, with the interval as bound parameters only."""
+    import pandas as pd
+    import sqlalchemy
+
+    conn_id = source.removeprefix("sql://")
+    start, end = interval if interval else (None, None)
+    engine = sqlalchemy.create_engine(connection_uri(conn_id))
+    try:
+        with engine.connect() as conn:
+            return pd.read_sql(sqlalchemy.text(query), conn, params={"interval_start": start, "interval_end": end})
+    except (sqlalchemy.exc.SQLAlchemyError, pd.errors.DatabaseError) as exc:
+        cause = getattr(exc, "orig", None) or getattr(exc.__cause__, "orig", None) or exc
+        raise DataError(f"Policy key '{key}' failed on connection {conn_id!r}: "
+                        f"{str(cause).strip().splitlines()[0]}") from None
+    finally:
+        engine.dispose()
+
+
+def apply_filters(df: pd.DataFrame, filters: tuple[dict[str, Any], ...]) -> pd.DataFrame:
+    """Keep the rows every ``{column, op, value}`` filter selects (declarative: nothing is evaluated)."""
+    import operator
+
+    if not filters:
+        return df
+    compare: dict[str, Callable[[Any, Any], Any]] = {
+        "==": operator.eq, "!=": operator.ne, ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
+    import pandas as pd
+
+    keep = pd.Series(True, index=df.index)
+    for i, f in enumerate(filters):
+        column, op, value = f["column"], f["op"], f.get("value")
+        if column not in df.columns:
+            raise DataError(f"Policy key 'dataset.filters[{i}].column': {column!r} is not a column of the source "
+                            f"(it has {sorted(map(str, df.columns))}).")
+        col = df[column]
+        if op == "not_null":
+            mask = col.notna()
+        elif op in ("in", "not_in"):
+            mask = col.isin(value) if op == "in" else ~col.isin(value)
+        else:
+            try:
+                mask = compare[op](col, value)
+            except TypeError:
+                raise DataError(f"Policy key 'dataset.filters[{i}]': cannot compare column {column!r} "
+                                f"({col.dtype}) with {value!r}.") from None
+        keep &= mask.fillna(False).astype(bool)
+    return df[keep].reset_index(drop=True)
+
+
+def _plain_files(path: Path, fmt: str) -> list[Path]:
     if path.is_file():
         return [path]
-    return sorted(p for p in path.rglob(f"*.{policy.format}") if p.is_file())
+    return sorted(p for p in path.rglob(f"*.{fmt}") if p.is_file())
 
 
-def _partition_files(path: Path, policy: Policy, interval: tuple[datetime, datetime] | None) -> list[Path]:
+def _partition_files(path: Path, fmt: str, interval: tuple[datetime, datetime] | None) -> list[Path]:
     if not path.is_dir():
         raise DataError(f"Policy key 'dataset.partitioned' is true but {path} is not a folder.")
     files = []
@@ -97,7 +190,7 @@ def _partition_files(path: Path, policy: Policy, interval: tuple[datetime, datet
         day = date.fromisoformat(m.group(1))
         if interval and not (interval[0].date() <= day < interval[1].date()):
             continue
-        files.extend(sorted(child.glob(f"*.{policy.format}")))
+        files.extend(sorted(child.glob(f"*.{fmt}")))
     return files
 
 

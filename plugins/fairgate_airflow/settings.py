@@ -3,7 +3,8 @@
 ``FAIRGATE_ARTIFACT_ROOT`` names the store (a local path, ``file://`` or ``s3://bucket/prefix``).
 For S3 the boto3 client comes from the amazon provider's ``S3Hook`` for the connection named by
 ``FAIRGATE_AWS_CONN_ID`` (default ``aws_default``), so credentials, region and ``endpoint_url``
-live in an Airflow connection, never in code or the policy.
+live in an Airflow connection, never in code or the policy. A ``sql://<conn_id>`` data source or
+feed is the Airflow connection ``conn_id`` (any database SQLAlchemy speaks; PostgreSQL is tested).
 """
 
 from __future__ import annotations
@@ -15,8 +16,20 @@ def artifact_root() -> str | None:
     return os.environ.get("FAIRGATE_ARTIFACT_ROOT")
 
 
+def _connection_uri(conn_id: str) -> str:
+    from airflow.sdk import BaseHook
+
+    from fairgate.data import sqlalchemy_url
+
+    return sqlalchemy_url(BaseHook.get_connection(conn_id).get_uri())
+
+
 def artifact_store():
+    """The store every stage writes to; also points ``sql://`` sources at Airflow's connections."""
+    from fairgate.data import use_connections
     from fairgate.store import open_store
+
+    use_connections(_connection_uri)
 
     root = artifact_root()
     client = None
