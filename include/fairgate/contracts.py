@@ -96,13 +96,17 @@ class Quality(_Result):
 
 @dataclass(frozen=True)
 class Bias(_Result):
-    """Disparity in the training data; the per-comparison figures and the proxy check are in ``result``."""
+    """Disparity in the training rows; the per-comparison figures and the proxy check are in ``result``.
+
+    ``split`` (train / validation / test per snapshot row) is made here, before any mitigation.
+    """
 
     detected: bool
     reasons: tuple[str, ...]
     warnings: tuple[str, ...]
     measured_on: str
     result: Artifact
+    split: Artifact
     quality: Quality
 
 

@@ -36,6 +36,7 @@ from fairgate.errors import CODE_VERSION, StageError
 from fairgate.store import get_verified
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
     from fairgate.policy import Policy
@@ -146,25 +147,46 @@ def check_bias(store: ArtifactStore, policy: Policy, run: RunInfo, quality: Qual
     if not quality.passed:
         raise StageError(f"The snapshot failed its quality checks ({'; '.join(quality.failures)}); bias is not "
                          "measured on it.")
+    from fairgate.training import assign_split, split_frame
+
     snapshot = quality.snapshot
-    measured = bias.measure(_read_frame(store, snapshot.data, "snapshot"), policy)
-    measured["measured_on"] = f"whole snapshot ({snapshot.rows} rows)"
+    df = _read_frame(store, snapshot.data, "snapshot")
+    # The split is made here, before any mitigation, so reweighing and the bias figures see the
+    # training rows only and the test rows stay unseen until the gate.
+    split = assign_split(df, policy)
+    stored_split = _put_frame(store, f"{run.prefix}/split.parquet", split_frame(split, df, policy))
+    train = df[split == "train"]
+    measured = bias.measure(train, policy)
+    measured["measured_on"] = f"training rows ({len(train)} of the snapshot's {snapshot.rows})"
     written = _put_json(store, f"{run.prefix}/bias.json", measured)
     return Bias(detected=measured["detected"], reasons=tuple(measured["reasons"]),
                 warnings=tuple(measured["warnings"]), measured_on=measured["measured_on"], result=written,
-                quality=quality)
+                split=stored_split, quality=quality)
+
+
+def _training_rows(store: ArtifactStore, bias: Bias) -> tuple[pd.DataFrame, np.ndarray]:
+    """The snapshot and its split (as stored by the bias check)."""
+    df = _read_frame(store, bias.quality.snapshot.data, "snapshot")
+    split = _read_frame(store, bias.split, "split")["split"].to_numpy()
+    if len(split) != len(df):
+        raise StageError(f"The stored split has {len(split)} rows but the snapshot has {len(df)}.")
+    return df, split
 
 
 def reweigh(store: ArtifactStore, policy: Policy, run: RunInfo, bias: Bias) -> Mitigation:
-    """AIF360 reweighing weights on the snapshot, saved as an artifact, with the figures under them."""
+    """AIF360 reweighing weights fitted on the training rows, saved with the figures under them."""
     import pandas as pd
 
     from fairgate import bias as measure
 
-    weights, after = measure.reweigh(_read_frame(store, bias.quality.snapshot.data, "snapshot"), policy)
-    stored = _put_frame(store, f"{run.prefix}/weights.parquet", pd.DataFrame({"weight": weights}))
+    df, split = _training_rows(store, bias)
+    train = df[split == "train"]
+    weights, after = measure.reweigh(train, policy)
+    rows = train[policy.row_key].to_numpy() if policy.row_key else (split == "train").nonzero()[0]
+    stored = _put_frame(store, f"{run.prefix}/weights.parquet", pd.DataFrame({"row": rows, "weight": weights}))
     method = "reweighing (Kamiran & Calders, AIF360)"
-    result = _put_json(store, f"{run.prefix}/mitigation.json", {"method": method, **after})
+    result = _put_json(store, f"{run.prefix}/mitigation.json",
+                       {"method": method, "measured_on": bias.measured_on, **after})
     return Mitigation(applied=True, reason="bias detected", method=method, weights=stored, result=result,
                       max_abs_di_error=after["max_abs_di_error"])
 
@@ -185,19 +207,18 @@ def train(store: ArtifactStore, policy: Policy, run: RunInfo, bias: Bias,
     from fairgate import training
 
     mitigation = mitigation_in_force(bias, mitigation)
-    df = _read_frame(store, bias.quality.snapshot.data, "snapshot")
+    df, split = _training_rows(store, bias)
     weights = None
     if mitigation.applied and mitigation.weights is not None:
         weights = _read_frame(store, mitigation.weights, "reweighing weights")["weight"].to_numpy()
-    fitted = training.train_candidate(df, policy, weights=weights)
+    fitted = training.train_candidate(df, policy, split, weights=weights)
     model = _artifact(store.put(f"{run.prefix}/model.skops", training.dump_model(fitted["model"])))
-    split = _put_frame(store, f"{run.prefix}/split.parquet", training.split_frame(fitted["split"], df, policy))
     twin = (_artifact(store.put(f"{run.prefix}/unmitigated_model.skops", training.dump_model(fitted["unmitigated"])))
             if fitted["unmitigated"] is not None else None)
     result = _put_json(store, f"{run.prefix}/train.json", {
         "features": list(policy.features), "rows": fitted["rows"], "validation": fitted["validation"],
         "reference": fitted["reference"], "weighted": weights is not None})
-    return TrainedModel(model=model, split=split, weighted=weights is not None, estimator=policy.estimator,
+    return TrainedModel(model=model, split=bias.split, weighted=weights is not None, estimator=policy.estimator,
                         rows=fitted["rows"], validation=fitted["validation"], result=result, bias=bias,
                         mitigation=mitigation, unmitigated=twin)
 
@@ -294,7 +315,7 @@ def rollback(store: ArtifactStore, policy: Policy, *, to_version: str | None, ac
     """Point production back to an earlier approved version and append the evidence record (CLI and DAG)."""
     moved = registry.rollback(store, policy.model_name, to_version=to_version, actor=actor,
                               reason=reason or "(no reason given)", run_id=run_id)
-    entry = evidence.append(store, {**moved, "dag_id": dag_id})
+    entry = evidence.append(store, policy.model_name, {**moved, "dag_id": dag_id})
     return {**moved, "dag_id": dag_id, "seq": entry["seq"]}
 
 
@@ -372,5 +393,5 @@ def record(store: ArtifactStore, policy: Policy, run: RunInfo, *, quality: Quali
     if rec["model"]:
         card = _artifact(store.put(f"{run.prefix}/model_card.md", model_card(rec, policy).encode()))
         rec["model_card"] = {"uri": card.uri, "sha256": card.sha256}
-    entry = evidence.append(store, rec)
+    entry = evidence.append(store, policy.model_name, rec)
     return Recorded(seq=entry["seq"], hash=entry["hash"], decision=decision, report=report, model_card=card)

@@ -76,12 +76,10 @@ def split_rows(df: pd.DataFrame, policy: Policy, strata: np.ndarray) -> np.ndarr
     return out
 
 
-def build_pipeline(policy: Policy) -> Pipeline:
-    from sklearn.compose import ColumnTransformer
+def classifier(policy: Policy) -> Any:
+    """The policy's estimator with its params, checked against its signature, types and ranges."""
     from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     estimators = {
         "logistic_regression": LogisticRegression,
@@ -97,6 +95,15 @@ def build_pipeline(policy: Policy) -> Pipeline:
         clf._validate_params()
     except (TypeError, ValueError) as exc:
         raise ModelParamsError(f"Policy key 'model.params' does not fit {policy.estimator}: {exc}") from None
+    return clf
+
+
+def build_pipeline(policy: Policy) -> Pipeline:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    clf = classifier(policy)
     categorical = [c for c in policy.features if c not in policy.numeric]
     numeric = [c for c in policy.features if c in policy.numeric]
     pre = ColumnTransformer(
@@ -190,13 +197,8 @@ def split_frame(split: np.ndarray, df: pd.DataFrame, policy: Policy) -> pd.DataF
 
 
 
-def train_candidate(df: pd.DataFrame, policy: Policy, *, weights: np.ndarray | None = None) -> dict[str, Any]:
-    """Split ``df`` and fit the policy's pipeline on the training rows (with ``weights`` when given).
-
-    With weights, the same pipeline is also fitted without them (the unmitigated twin), so the
-    effect of reweighing is measured on the test rows rather than assumed. Returns the models, the
-    split (one name per row), the validation performance and the typical training record.
-    """
+def assign_split(df: pd.DataFrame, policy: Policy) -> np.ndarray:
+    """train / validation / test per row, stratified by label × group cell; made once, before mitigation."""
     import numpy as np
 
     from fairgate.groups import codes_and_labels
@@ -205,14 +207,28 @@ def train_candidate(df: pd.DataFrame, policy: Policy, *, weights: np.ndarray | N
     strata = y.astype(np.int64)
     for i, col in enumerate(codes.columns):
         strata = strata + codes[col].to_numpy(dtype=np.int64) * (2 << i)
-    split = split_rows(df, policy, strata)
-    if weights is not None and len(weights) != len(df):
-        raise InputError(f"Reweighing weights have {len(weights)} rows but the snapshot has {len(df)}.")
+    return split_rows(df, policy, strata)
+
+
+def train_candidate(df: pd.DataFrame, policy: Policy, split: np.ndarray, *,
+                    weights: np.ndarray | None = None) -> dict[str, Any]:
+    """Fit the policy's pipeline on the training rows of ``split`` (with ``weights``, one per training row).
+
+    With weights, the same pipeline is also fitted without them (the unmitigated twin), so the
+    effect of reweighing is measured on the test rows rather than assumed. Returns the models, the
+    validation performance and the typical training record.
+    """
     is_train, is_val = split == "train", split == "validation"
-    model = fit(df[is_train], policy, sample_weight=None if weights is None else weights[is_train])
+    if len(split) != len(df):
+        raise InputError(f"The stored split has {len(split)} rows but the snapshot has {len(df)}.")
+    if weights is not None and len(weights) != int(is_train.sum()):
+        raise InputError(f"Reweighing weights have {len(weights)} rows but the split has {int(is_train.sum())} "
+                         "training rows.")
+    y = labels(df, policy)
+    model = fit(df[is_train], policy, sample_weight=weights)
     scores, pred = predict(model, df[is_val], policy)
     return {
-        "model": model, "split": split,
+        "model": model,
         "unmitigated": fit(df[is_train], policy) if weights is not None else None,
         "rows": {name: int((split == name).sum()) for name in SPLITS},
         "validation": performance(y[is_val], scores, pred),

@@ -33,29 +33,34 @@ def test_adult_default_policy(lifecycle_dag, store, write_policy):
     assert sha256_bytes(file_of(store, rec["report"]["uri"])) == rec["report"]["sha256"]
     assert sha256_bytes(file_of(store, rec["mitigation"]["uri"])) == rec["mitigation"]["sha256"]
 
-    # Bias found for sex, recomputed from the snapshot.
+    # Bias found for sex, recomputed from the training rows of the stored split (made before mitigation).
+    from fairgate.policy import load_policy
+    from fairgate.training import feature_frame, load_model_bytes
+
+    policy = load_policy()
     df = pd.read_parquet(io.BytesIO(snapshot))
-    fav = (df["income"] == ">50K").to_numpy()
-    male = (df["sex"] == "Male").to_numpy()
+    run_prefix = store.key_of(rec["model"]["uri"]).rsplit("/", 1)[0]
+    split = pd.read_parquet(io.BytesIO(store.get(f"{run_prefix}/split.parquet")))
+    assert list(split["row"]) == list(df["row_id"])
+    train = df[split["split"].to_numpy() == "train"]
+    fav = (train["income"] == ">50K").to_numpy()
+    male = (train["sex"] == "Male").to_numpy()
     di_sex = fav[~male].mean() / fav[male].mean()
     assert di_sex < 0.8
-    assert rec["bias"]["detected"]
+    assert rec["bias"]["detected"] and rec["bias"]["measured_on"].startswith(f"training rows ({len(train)} ")
     assert rec["bias"]["comparisons"]["sex"]["disparate_impact"] == pytest.approx(di_sex, abs=1e-12)
 
-    # Reweighing ran and its stored weights bring weighted DI for sex to 1.
-    w = pd.read_parquet(io.BytesIO(file_of(store, rec["mitigation"]["uri"])))["weight"].to_numpy()
+    # Reweighing ran on the training rows only: one weight per training row, and the weights bring
+    # weighted DI for sex on those rows to 1.
+    weights = pd.read_parquet(io.BytesIO(file_of(store, rec["mitigation"]["uri"])))
+    assert list(weights["row"]) == list(train["row_id"])
+    w = weights["weight"].to_numpy()
     weighted = (w[~male & fav].sum() / w[~male].sum()) / (w[male & fav].sum() / w[male].sum())
     assert weighted == pytest.approx(1.0, abs=1e-9)
     assert rec["mitigation"]["applied"] and rec["model"]["weighted"]
 
     # The gate's DI for sex is what the stored model does on the stored test split, and the decision
     # follows the policy band [0.8, 1.25].
-    from fairgate.policy import load_policy
-    from fairgate.training import feature_frame, load_model_bytes
-
-    policy = load_policy()
-    run_prefix = store.key_of(rec["model"]["uri"]).rsplit("/", 1)[0]
-    split = pd.read_parquet(io.BytesIO(store.get(f"{run_prefix}/split.parquet")))
     test = df[split["split"].to_numpy() == "test"]
     model = load_model_bytes(file_of(store, rec["model"]["uri"]), expected_sha256=rec["model"]["sha256"])
     pred = model.predict_proba(feature_frame(test, policy))[:, 1] >= 0.5
@@ -248,7 +253,7 @@ def test_bad_input_stops_at_quality_and_touches_nothing(lifecycle_dag, deployed,
     assert rec["model"] is None and rec["bias"] is None
     assert store.get_with_etag("registry/adult_income/production.json") == before
     assert store.list("registry/") == versions_before
-    assert evidence.verify(store).ok
+    assert evidence.verify(store, "adult_income").ok
 
 
 def test_empty_source_fails_at_collection_and_touches_nothing(lifecycle_dag, deployed, tmp_path, monkeypatch,
@@ -310,7 +315,7 @@ def test_deploy_twice_then_roll_back_through_the_dag(lifecycle_dag, deployed, tm
     assert rollback.state == "success"
     assert registry.production_version(store, "adult_income") == v1
     moves = [(e["record"].get("decision"), (e["record"].get("deployment") or {}).get("version")
-              or e["record"].get("to_version")) for e in evidence.entries(store)]
+              or e["record"].get("to_version")) for e in evidence.entries(store, "adult_income")]
     assert moves == [("deployed", v1), ("deployed", v2), ("rolled_back", v1)]
 
     failed = load_dag("fairgate_rollback").test(run_conf={"version": "0" * 64, "reason": "typo"})

@@ -18,8 +18,8 @@ def _trained() -> TrainedModel:
     quality = Quality(passed=True, rows=120, checks=9, failed=0, failures=(), failures_not_shown=0,
                       result=_artifact("quality.json"), page=_artifact("quality.html"), snapshot=snapshot)
     bias = Bias(detected=False, reasons=(), warnings=("w",), measured_on="train rows",
-                result=_artifact("bias.json"), quality=quality)
-    return TrainedModel(model=_artifact("model.skops"), split=_artifact("split.json"), weighted=False,
+                result=_artifact("bias.json"), split=_artifact("split.parquet"), quality=quality)
+    return TrainedModel(model=_artifact("model.skops"), split=_artifact("split.parquet"), weighted=False,
                         estimator="logistic_regression", rows={"train": 80, "test": 40},
                         validation={"balanced_accuracy": 0.71, "roc_auc": None}, result=_artifact("train.json"),
                         bias=bias, mitigation=Mitigation.not_applied("no bias detected"))
