@@ -51,12 +51,12 @@ def main() -> None:
         log.insert(1, "model_version", v)
         log["score"] = rng.random(per_day)
         log["decision"] = (log["score"] > 0.7).astype("int8")
-        store.put(prediction_log.partition_key("predictions", day), to_parquet_bytes(log))
+        store.put(prediction_log.partition_key("predictions", policy.model_name, day), to_parquet_bytes(log))
         if i < 4:
             y = (pool["income"].to_numpy()[idx] == ">50K").astype("int8")
             buf = io.BytesIO()
             pd.DataFrame({policy.row_key: log[policy.row_key], prediction_log.LABEL_COLUMN: y}).to_parquet(buf)
-            store.put(prediction_log.partition_key("labels", day), buf.getvalue())
+            store.put(prediction_log.partition_key("labels", policy.model_name, day), buf.getvalue())
     print(f"built a {per_day * 7:,}-row log in {time.perf_counter() - t:.1f} s", flush=True)
 
     t = time.perf_counter()

@@ -8,10 +8,10 @@ each with a confidence interval and group counts; PSI drift per feature and of t
 against the training data; changes since deployment.
 
 Branches: **healthy** → recorded; **degraded** (a fairness bound clearly broken, or drift above
-the policy's PSI threshold) → alert + retraining request (the asset `fairgate_lifecycle` is
+the policy's PSI threshold) → alert + retraining request (the asset the model's lifecycle is
 scheduled on) + recorded; **insufficient_evidence** (groups too small, outcomes not yet
 arrived) → recorded + low-severity alert. One audit per logical date: a re-run or backfill
-replaces that date's result (`audits/date=YYYY-MM-DD/audit.json`), stamped with the policy hash
+replaces that date's result (`audits/model=<model>/date=YYYY-MM-DD/audit.json`), stamped with the policy hash
 and code version, and appends to the evidence log.
 """
 
@@ -23,23 +23,31 @@ import pendulum
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG, CronTriggerTimetable
 
-from fairgate_airflow.assets import RETRAINING_REQUEST
+from fairgate_airflow.assets import retraining_request
+from fairgate_airflow.models import ModelEntry, bind, entries
 from fairgate_airflow.operators import AlertOperator, AuditOperator, RequestRetrainingOperator, check_routes
 
-with DAG(
-    dag_id="fairgate_audit",
-    doc_md=__doc__,
-    schedule=CronTriggerTimetable("0 3 * * *", timezone="UTC", interval=timedelta(days=1)),
-    start_date=pendulum.datetime(2026, 1, 2, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    tags=["fairgate", "monitoring"],
-    default_args={"owner": "fairgate", "retries": 2, "retry_delay": timedelta(minutes=1)},
-) as dag:
-    audit = AuditOperator(task_id="audit", routes={"healthy": ["healthy"], "degraded": ["alert", "request_retraining"],
-                                                   "insufficient_evidence": ["alert"]})
-    audit >> EmptyOperator(task_id="healthy")
-    AlertOperator(task_id="alert", audit=audit.output)
-    RequestRetrainingOperator(task_id="request_retraining", audit=audit.output, outlets=[RETRAINING_REQUEST])
 
-check_routes(dag)
+def audit(model: ModelEntry) -> DAG:
+    with DAG(
+        dag_id=model.dag_id("fairgate_audit"),
+        doc_md=__doc__,
+        schedule=CronTriggerTimetable(model.schedule["audit"], timezone="UTC", interval=timedelta(days=1)),
+        start_date=pendulum.datetime(2026, 1, 2, tz="UTC"),
+        catchup=False,
+        max_active_runs=1,
+        tags=["fairgate", "monitoring", f"model:{model.name}"],
+        default_args={"owner": "fairgate", "retries": 2, "retry_delay": timedelta(minutes=1)},
+    ) as dag:
+        result = AuditOperator(task_id="audit", routes={"healthy": ["healthy"],
+                                                        "degraded": ["alert", "request_retraining"],
+                                                        "insufficient_evidence": ["alert"]})
+        result >> EmptyOperator(task_id="healthy")
+        AlertOperator(task_id="alert", audit=result.output)
+        RequestRetrainingOperator(task_id="request_retraining", audit=result.output,
+                                  outlets=[retraining_request(model)])
+    return check_routes(bind(dag, model))
+
+
+for model in entries():
+    audit(model)

@@ -6,8 +6,11 @@ Takes a dataset from collection to a deployment decision, keeping the evidence o
 collect → validate (quality gate) → check bias ⇢ reweigh → train → fairness gate ⇢ deploy /
 reject / human review → record evidence.
 
-Runs weekly, and whenever the audit DAG requests retraining (the `fairgate_retraining_request`
-asset). Every stage is configured by the policy file (`FAIRGATE_POLICY`); manual runs may
+Runs on the policy's `schedule.lifecycle` (weekly by default), and whenever the model's audit
+DAG requests retraining (its `fairgate_retraining_request` asset). One such DAG per model:
+each policy file of `FAIRGATE_POLICIES` gets `fairgate_lifecycle__<model>`; a single policy
+(`FAIRGATE_POLICY`, default the bundled one) runs as `fairgate_lifecycle`. Every stage is
+configured by the model's policy file; manual runs may
 override the gate's thresholds with the `threshold_overrides` param, e.g.
 `{"disparate_impact_min": 0.75}`. A rejection is a normal, recorded outcome; a failed quality
 gate records its evidence and fails the run.
@@ -20,7 +23,8 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, TriggerRule
 
-from fairgate_airflow.assets import RETRAINING_REQUEST
+from fairgate_airflow.assets import retraining_request
+from fairgate_airflow.models import ModelEntry, bind, entries
 from fairgate_airflow.operators import (
     CheckBiasOperator,
     CollectDataOperator,
@@ -37,39 +41,46 @@ from fairgate_airflow.operators import (
 
 JOIN = TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS
 
-with DAG(
-    dag_id="fairgate_lifecycle",
-    doc_md=__doc__,
-    schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable("0 3 * * 1", timezone="UTC", interval=timedelta(days=7)),
-        assets=RETRAINING_REQUEST,
-    ),
-    start_date=pendulum.datetime(2026, 1, 5, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    tags=["fairgate", "lifecycle"],
-    default_args={"owner": "fairgate", "retries": 2, "retry_delay": timedelta(minutes=1)},
-    params={"threshold_overrides": Param({}, type="object",
-                                         description="Gate thresholds for this run, e.g. "
-                                                     '{"disparate_impact_min": 0.75}')},
-) as dag:
-    # Each stage's input is an upstream stage's result (its .output): the data edges are the task edges.
-    collect = CollectDataOperator(task_id="collect_data")
-    validate = ValidateDataOperator(task_id="validate_data", snapshot=collect.output,
-                                    routes={"passed": "check_bias", "failed": "quality_failed"})
-    quality_failed = RecordEvidenceOperator(task_id="quality_failed", quality=validate.output, retries=0)
-    bias = CheckBiasOperator(task_id="check_bias", quality=validate.output,
-                             routes={"detected": "reweigh", "within_policy": "train_model"})
-    reweigh = ReweighOperator(task_id="reweigh", bias=bias.output)
-    train = TrainModelOperator(task_id="train_model", bias=bias.output, mitigation=reweigh.output, trigger_rule=JOIN)
-    gate = FairnessGateOperator(task_id="fairness_gate", trained=train.output,
-                                routes={"pass": "deploy_model", "fail": "reject_model", "review": "human_review"})
-    review = HumanReviewOperator(task_id="human_review", gate=gate.output,
-                                 routes={"approved": "deploy_model", "rejected": "reject_model"}, retries=0)
-    deploy = DeployModelOperator(task_id="deploy_model", gate=gate.output, review=review.output, trigger_rule=JOIN,
-                                 pool="fairgate_promotion")
-    reject = RejectModelOperator(task_id="reject_model", gate=gate.output, review=review.output, trigger_rule=JOIN)
-    RecordEvidenceOperator(task_id="record_evidence", deployment=deploy.output, rejection=reject.output,
-                           trigger_rule=JOIN)
 
-check_routes(dag)
+def lifecycle(model: ModelEntry) -> DAG:
+    with DAG(
+        dag_id=model.dag_id("fairgate_lifecycle"),
+        doc_md=__doc__,
+        schedule=AssetOrTimeSchedule(
+            timetable=CronTriggerTimetable(model.schedule["lifecycle"], timezone="UTC", interval=timedelta(days=7)),
+            assets=retraining_request(model),
+        ),
+        start_date=pendulum.datetime(2026, 1, 5, tz="UTC"),
+        catchup=False,
+        max_active_runs=1,
+        tags=["fairgate", "lifecycle", f"model:{model.name}"],
+        default_args={"owner": "fairgate", "retries": 2, "retry_delay": timedelta(minutes=1)},
+        params={"threshold_overrides": Param({}, type="object",
+                                             description="Gate thresholds for this run, e.g. "
+                                                         '{"disparate_impact_min": 0.75}')},
+    ) as dag:
+        # Each stage's input is an upstream stage's result (its .output): the data edges are the task edges.
+        collect = CollectDataOperator(task_id="collect_data")
+        validate = ValidateDataOperator(task_id="validate_data", snapshot=collect.output,
+                                        routes={"passed": "check_bias", "failed": "quality_failed"})
+        RecordEvidenceOperator(task_id="quality_failed", quality=validate.output, retries=0)
+        bias = CheckBiasOperator(task_id="check_bias", quality=validate.output,
+                                 routes={"detected": "reweigh", "within_policy": "train_model"})
+        reweigh = ReweighOperator(task_id="reweigh", bias=bias.output)
+        train = TrainModelOperator(task_id="train_model", bias=bias.output, mitigation=reweigh.output,
+                                   trigger_rule=JOIN)
+        gate = FairnessGateOperator(task_id="fairness_gate", trained=train.output,
+                                    routes={"pass": "deploy_model", "fail": "reject_model", "review": "human_review"})
+        review = HumanReviewOperator(task_id="human_review", gate=gate.output,
+                                     routes={"approved": "deploy_model", "rejected": "reject_model"}, retries=0)
+        deploy = DeployModelOperator(task_id="deploy_model", gate=gate.output, review=review.output, trigger_rule=JOIN,
+                                     pool="fairgate_promotion")
+        reject = RejectModelOperator(task_id="reject_model", gate=gate.output, review=review.output, trigger_rule=JOIN)
+        RecordEvidenceOperator(task_id="record_evidence", deployment=deploy.output, rejection=reject.output,
+                               trigger_rule=JOIN)
+
+    return check_routes(bind(dag, model))
+
+
+for model in entries():
+    lifecycle(model)

@@ -14,27 +14,35 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, Param
 
+from fairgate_airflow.models import ModelEntry, bind, entries
 from fairgate_airflow.operators import RollbackOperator
 
-with DAG(
-    dag_id="fairgate_rollback",
-    doc_md=__doc__,
-    schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    tags=["fairgate", "registry"],
-    default_args={"owner": "fairgate", "retries": 2, "retry_delay": timedelta(seconds=30)},
-    params={
-        "version": Param("", type="string", title="Version (sha256)",
-                         description="Leave empty for the previous production version."),
-        "reason": Param("", type="string", title="Reason", minLength=1,
-                        description="Why production is rolled back; recorded in the evidence log."),
-    },
-) as dag:
-    RollbackOperator(
-        task_id="rollback",
-        version="{{ params.version }}",
-        reason="{{ params.reason }}",
-        pool="fairgate_promotion",
-    )
+
+def rollback(model: ModelEntry) -> DAG:
+    with DAG(
+        dag_id=model.dag_id("fairgate_rollback"),
+        doc_md=__doc__,
+        schedule=None,
+        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        catchup=False,
+        max_active_runs=1,
+        tags=["fairgate", "registry", f"model:{model.name}"],
+        default_args={"owner": "fairgate", "retries": 2, "retry_delay": timedelta(seconds=30)},
+        params={
+            "version": Param("", type="string", title="Version (sha256)",
+                             description="Leave empty for the previous production version."),
+            "reason": Param("", type="string", title="Reason", minLength=1,
+                            description="Why production is rolled back; recorded in the evidence log."),
+        },
+    ) as dag:
+        RollbackOperator(
+            task_id="rollback",
+            version="{{ params.version }}",
+            reason="{{ params.reason }}",
+            pool="fairgate_promotion",
+        )
+    return bind(dag, model)
+
+
+for model in entries():
+    rollback(model)

@@ -3,14 +3,16 @@
 
 Every day, scores the day's incoming records with the model in production (loaded only after
 its sha256 matches the registry) and writes the prediction log partition
-`predictions/date=YYYY-MM-DD/` with row key, model version, score, decision, protected
+`predictions/model=<model>/date=YYYY-MM-DD/` with row key, model version, score, decision, protected
 attributes and the features the audit measures drift on. Outcomes are joined later, when they
-arrive, under `labels/date=YYYY-MM-DD/`.
+arrive, under `labels/model=<model>/date=YYYY-MM-DD/`.
 
-The embedded default reads a **simulated** feed built from the Adult test file (policy
-`audit.incoming`); the `scenario` param picks how the simulation changes the data. Backfill
-with `airflow backfill create --dag-id fairgate_score --from-date … --to-date …`: re-running a
-day replaces that day's partition.
+Records come from the policy's `audit.incoming` (a folder of `date=` partitions or a SQL
+query); for the bundled Adult model the default is a **simulated** feed built from the Adult
+test file, and the `scenario` param picks how the simulation changes the data. One such DAG per
+model (`fairgate_score__<model>` with `FAIRGATE_POLICIES`). Backfill with
+`airflow backfill create --dag-id fairgate_score --from-date … --to-date …`: re-running a day
+replaces that day's partition.
 """
 
 from __future__ import annotations
@@ -20,19 +22,27 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, CronTriggerTimetable, Param
 
+from fairgate_airflow.models import ModelEntry, bind, entries
 from fairgate_airflow.operators import ScoreOperator
 
-with DAG(
-    dag_id="fairgate_score",
-    doc_md=__doc__,
-    schedule=CronTriggerTimetable("0 1 * * *", timezone="UTC", interval=timedelta(days=1)),
-    start_date=pendulum.datetime(2026, 1, 2, tz="UTC"),
-    catchup=False,
-    max_active_runs=4,
-    tags=["fairgate", "monitoring"],
-    default_args={"owner": "fairgate", "retries": 2, "retry_delay": timedelta(minutes=1)},
-    params={"scenario": Param(None, type=["null", "string"],
-                              enum=[None, "stable", "group_mix_shift", "label_shift", "proxy_drift"],
-                              description="Simulated feed only: overrides the policy's audit.scenario.")},
-) as dag:
-    ScoreOperator(task_id="score")
+
+def score(model: ModelEntry) -> DAG:
+    with DAG(
+        dag_id=model.dag_id("fairgate_score"),
+        doc_md=__doc__,
+        schedule=CronTriggerTimetable(model.schedule["score"], timezone="UTC", interval=timedelta(days=1)),
+        start_date=pendulum.datetime(2026, 1, 2, tz="UTC"),
+        catchup=False,
+        max_active_runs=4,
+        tags=["fairgate", "monitoring", f"model:{model.name}"],
+        default_args={"owner": "fairgate", "retries": 2, "retry_delay": timedelta(minutes=1)},
+        params={"scenario": Param(None, type=["null", "string"],
+                                  enum=[None, "stable", "group_mix_shift", "label_shift", "proxy_drift"],
+                                  description="Simulated feed only: overrides the policy's audit.scenario.")},
+    ) as dag:
+        ScoreOperator(task_id="score")
+    return bind(dag, model)
+
+
+for model in entries():
+    score(model)

@@ -1,10 +1,14 @@
-"""``make demo``: run ``fairgate_lifecycle`` end to end on the bundled Adult data and explain it.
+"""``make demo``: run ``fairgate_lifecycle`` end to end (bundled Adult data, or ``FAIRGATE_POLICY``'s) and explain it.
 
 Uses an embedded Airflow (SQLite under ``.airflow/``) and the local artifact store
 (``.artifacts/``), runs the DAG through ``dag.test()``, then prints what was decided and why
 from the evidence record. If the gate asks for human review, nobody is at the keyboard: the
 demo answers the review itself through Airflow's REST API with Reject (what a timeout means)
 and says so.
+
+Exit status: 0 when the run reached a decision (deployed or rejected), 2 when the data failed its
+quality checks, 1 when the policy or data cannot be used (the cause is printed first) or the run
+failed.
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     from fairgate_dev.local import Reviewer, init_db, load_dag
 
     started = time.monotonic()
+    policy = preflight()
+    if policy is None:
+        return 1
     print(f"Airflow home: {args.airflow_home}\nArtifact store: {args.artifact_root}")
     print("Initialising the metadata DB ...", flush=True)
     init_db()
@@ -49,19 +56,57 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nRun {dag_run.run_id} finished in {elapsed:.0f} s with state {dag_run.state}.")
     if reviewer.answered:
         print("The gate asked for human review; the demo answered it with Reject (as a timeout would).")
-    return explain(dag_run.run_id)
+    code = explain(dag_run.run_id, policy)
+    if dag_run.state != "success":
+        failed = [ti.task_id for ti in dag_run.get_task_instances() if ti.state == "failed"]
+        print(f"\nThe run failed in {failed or 'an unknown task'}. Logs: {args.airflow_home}/logs "
+              f"(dag_id={DAG_ID}/run_id={dag_run.run_id}/).")
+        return code or 1
+    return code
 
 
-def explain(run_id: str) -> int:
+def preflight():
+    """The policy in force, checked against its data before the run; None (with the cause printed) if a run
+    would fail."""
+    from fairgate.data import read_source
+    from fairgate.errors import InputError
+    from fairgate.policy import load_policy, policy_path
+    from fairgate.policy_tools import check_against_data
+
+    try:
+        policy = load_policy()
+        result = check_against_data(policy, read_source(policy))
+    except InputError as exc:
+        print(f"make demo: {exc}\n(policy file: {policy_path()})")
+        return None
+    for problem in result.problems:
+        print(f"make demo: {problem}")
+    if result.problems:
+        print(f"(policy file: {policy.path}; check it with: .venv/bin/fairgate policy check {policy.path} --data)")
+        return None
+    for warning in result.cannot_pass:
+        print(f"Note: {warning}")
+    return policy
+
+
+def explain(run_id: str, policy) -> int:
+    """Print what the run decided and why; 0 for a decision (deployed, rejected), 2 for quality_failed."""
     from fairgate import evidence
     from fairgate_airflow.settings import artifact_store
 
     store = artifact_store()
-    entry = evidence.find(store, run_id)
+    entry = evidence.find(store, policy.model_name, run_id)
     if entry is None:
-        print(f"No evidence record for run {run_id}; see the task logs under $AIRFLOW_HOME/logs.")
+        print(f"No evidence record for run {run_id}.")
         return 1
     rec = entry["record"]
+    if rec["decision"] == "quality_failed":
+        quality = rec.get("quality") or {}
+        print("\nDecision: QUALITY_FAILED. The data did not pass its quality checks:")
+        for failure in quality.get("failures") or []:
+            print(f"  - {failure}")
+        print(f"Quality page: {quality.get('html_uri')}")
+        return 2
     print(f"\nDecision: {rec['decision'].upper()}  (evidence record #{entry['seq']}, hash {entry['hash'][:16]})")
     data = rec.get("data") or {}
     print(f"Data: {data.get('rows')} rows from {data.get('source')} (sha256 {str(data.get('sha256'))[:16]})")
@@ -113,7 +158,7 @@ def explain(run_id: str) -> int:
         print(f"Review: {r['choice']} by {r['reviewer']}: {r['rationale']}")
     print(f"\nReport:   {(rec.get('report') or {}).get('uri')}  (open it in a browser; charts are inline)")
     print(f"Card:     {(rec.get('model_card') or {}).get('uri')}")
-    print(f"Evidence: {store.root_uri + '/evidence'}  (check it with: .venv/bin/fairgate verify-log)")
+    print(f"Evidence: {store.root_uri}/evidence/{policy.model_name}  (check it with: .venv/bin/fairgate verify-log)")
     return 0
 
 

@@ -1,7 +1,8 @@
 """The ``fairgate`` command: what is deployed, what was decided, and whether the log is intact.
 
-Every command takes ``--json`` for scripts. The store is ``FAIRGATE_ARTIFACT_ROOT`` (or
-``--artifact-root``) and the model name comes from the policy (``FAIRGATE_POLICY``).
+Every command takes ``--json`` for scripts (errors then print as JSON too). The store is
+``FAIRGATE_ARTIFACT_ROOT`` (or ``--artifact-root``). ``--model`` picks the model among the policies
+of ``FAIRGATE_POLICIES`` (default: the only one); ``--policy`` names a policy file directly.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 import sys
 from typing import Any
 
-from fairgate import evidence, registry
+from fairgate import catalog, evidence, registry
 from fairgate.errors import InputError
 from fairgate.policy import load_policy
 from fairgate.store import ArtifactStore, StoreError, open_store
@@ -25,8 +26,8 @@ def _out(args: argparse.Namespace, payload: Any, text: str) -> None:
 def cmd_status(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
     pointer, _ = registry.read_pointer(store, model)
     manifest = registry.read_manifest(store, model, pointer["version"]) if pointer else {}
-    last = evidence.find(store, kind="lifecycle")
-    audit = evidence.find(store, kind="audit")
+    last = evidence.find(store, model, kind="lifecycle")
+    audit = evidence.find(store, model, kind="audit")
     payload = {
         "model": model,
         "production": pointer and {"version": pointer["version"], "since": pointer["since"],
@@ -50,6 +51,23 @@ def cmd_status(args: argparse.Namespace, store: ArtifactStore, model: str) -> in
     return 0
 
 
+def _status_of_every_model(args: argparse.Namespace, store: ArtifactStore) -> int:
+    """``fairgate status`` with several models and none chosen: each model's status in turn."""
+    import contextlib
+    import io
+
+    payloads, texts = [], []
+    for entry in catalog.entries():
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer):
+            cmd_status(args, store, entry.name)
+        texts.append(buffer.getvalue().rstrip())
+        if args.json:
+            payloads.append(json.loads(buffer.getvalue()))
+    _out(args, {"models": payloads}, "\n\n".join(texts))
+    return 0
+
+
 def cmd_models(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
     current = registry.production_version(store, model)
     versions = [{"version": m["version"], "production": m["version"] == current, "approved": m.get("approved"),
@@ -63,7 +81,7 @@ def cmd_models(args: argparse.Namespace, store: ArtifactStore, model: str) -> in
 
 
 def cmd_evidence(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
-    entry = evidence.find(store, args.run_id, kind=None if args.run_id != "latest" else "lifecycle")
+    entry = evidence.find(store, model, args.run_id, kind=None if args.run_id != "latest" else "lifecycle")
     if entry is None:
         print(f"No evidence record for run {args.run_id!r}.", file=sys.stderr)
         return 1
@@ -76,7 +94,7 @@ def cmd_evidence(args: argparse.Namespace, store: ArtifactStore, model: str) -> 
 
 
 def cmd_verify_log(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
-    result = evidence.verify(store)
+    result = evidence.verify(store, model)
     text = (f"Evidence log intact: {result.records} records." if result.ok else
             "Evidence log BROKEN:\n" + "\n".join(f"  - {p}" for p in result.problems))
     _out(args, {"ok": result.ok, "records": result.records, "problems": result.problems}, text)
@@ -119,10 +137,56 @@ def cmd_explain(args: argparse.Namespace, store: ArtifactStore, model: str) -> i
     return 0
 
 
+def cmd_policy(args: argparse.Namespace) -> int:
+    """``fairgate policy schema|check|init``: these need no store and no policy in force."""
+    from fairgate import policy_schema, policy_tools
+    from fairgate.data import read_location, read_source
+    from fairgate.policy import parse_policy
+
+    if args.policy_command == "schema":
+        text = policy_schema.defaults_table() if args.markdown else json.dumps(policy_schema.json_schema(), indent=2)
+        print(text)
+        return 0
+    if args.policy_command == "check":
+        policy = load_policy(args.file)
+        result = policy_tools.CheckResult()
+        if args.data:
+            result = policy_tools.check_against_data(policy, read_source(policy))
+        payload = {"file": args.file, "model": policy.model_name, "schema": "ok", **result.as_dict()}
+        lines = [f"{args.file}: the schema is satisfied (model {policy.model_name})."]
+        if args.data:
+            lines += ([f"  problem: {p}" for p in result.problems] + [f"  cannot pass: {p}" for p in result.cannot_pass]
+                      + [f"  {n}" for n in result.notes])
+            lines.append("The data fits the policy." if result.ok else
+                         f"{len(result.problems) + len(result.cannot_pass)} problem(s) with the data.")
+        _out(args, payload, "\n".join(lines))
+        return 0 if result.ok else 1
+    # init: read the source the way a run will, then profile it
+    protected = [policy_tools.parse_protected(p) for p in args.protected]
+    if "://" not in args.source:  # a local path: written absolute, so runs from any directory find it
+        from pathlib import Path
+
+        args.source = str(Path(args.source).resolve())
+    df = read_location(args.source, fmt=args.format, query=args.query)
+    text = policy_tools.starter_policy(df, model_name=args.model_name, source=args.source, label=args.label,
+                                       favorable=args.favorable, protected=protected, fmt=args.format,
+                                       row_key=args.row_key, query=args.query)
+    parse_policy(__import__("yaml").safe_load(text))  # what init writes always loads
+    if args.out:
+        from pathlib import Path
+
+        Path(args.out).write_text(text)
+        _out(args, {"written": args.out}, f"Wrote {args.out}; next: fairgate policy check {args.out} --data")
+    else:
+        print(text, end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fairgate", description=__doc__.splitlines()[0])
     parser.add_argument("--artifact-root", help="artifact store (default: $FAIRGATE_ARTIFACT_ROOT)")
-    parser.add_argument("--policy", help="policy file (default: $FAIRGATE_POLICY or the bundled one)")
+    parser.add_argument("--policy", help="policy file (default: the --model's, $FAIRGATE_POLICY or the bundled one)")
+    parser.add_argument("--model", help="the model (default: the only one of $FAIRGATE_POLICIES)")
     sub = parser.add_subparsers(dest="command", required=True)
     commands = {
         "status": (cmd_status, "production version, last lifecycle decision, last audit"),
@@ -144,6 +208,27 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--to", help="version (sha256) to restore; default: the previous production version")
             p.add_argument("--reason", required=True, help="why; recorded in the evidence log")
         p.set_defaults(fn=fn)
+    policy = sub.add_parser("policy", help="write, check or describe a policy file")
+    psub = policy.add_subparsers(dest="policy_command", required=True)
+    schema = psub.add_parser("schema", help="the JSON Schema of policy files (for editors)")
+    schema.add_argument("--markdown", action="store_true", help="the README's table of keys and defaults instead")
+    check = psub.add_parser("check", help="validate a policy file; with --data, against its data too")
+    check.add_argument("file")
+    check.add_argument("--data", action="store_true", help="read the source and check columns, values, group sizes")
+    init = psub.add_parser("init", help="profile a data source and write a complete, commented policy")
+    init.add_argument("--source", required=True, help="file, folder of date= partitions, or sql://<conn id>")
+    init.add_argument("--query", help="SQL for a sql:// source")
+    init.add_argument("--format", default="csv", choices=["csv", "parquet"])
+    init.add_argument("--label", required=True)
+    init.add_argument("--favorable", required=True, help="the label's favourable value")
+    init.add_argument("--protected", action="append", required=True,
+                      help="COLUMN=PRIVILEGED[,PRIVILEGED...] or COLUMN>=NUMBER; repeat for each attribute")
+    init.add_argument("--model-name", required=True)
+    init.add_argument("--row-key", help="unique row identifier (default: a unique *_id column, if any)")
+    init.add_argument("--out", help="write here instead of printing")
+    for p in (schema, check, init):
+        p.add_argument("--json", action="store_true", help="machine-readable output (errors too)")
+        p.set_defaults(fn=None)
     return parser
 
 
@@ -162,13 +247,22 @@ def _s3_client(root: str | None) -> Any:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        policy = load_policy(args.policy)
+        if args.command == "policy":
+            return cmd_policy(args)
         store = open_store(args.artifact_root, s3_client=_s3_client(args.artifact_root))
+        if args.command == "status" and not (args.model or args.policy) and len(catalog.entries()) > 1:
+            return _status_of_every_model(args, store)
+        policy = load_policy(args.policy or catalog.find(args.model).path)
+        if args.model and policy.model_name != args.model:
+            raise InputError(f"--model {args.model!r} but the policy {args.policy} is for {policy.model_name!r}.")
         args.loaded_policy = policy
         code: int = args.fn(args, store, policy.model_name)
         return code
     except (InputError, StoreError) as exc:
-        print(f"fairgate: {exc}", file=sys.stderr)
+        if getattr(args, "json", False):
+            print(json.dumps({"error": str(exc), "kind": type(exc).__name__}))
+        else:
+            print(f"fairgate: {exc}", file=sys.stderr)
         return 1
 
 

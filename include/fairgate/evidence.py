@@ -1,9 +1,13 @@
-"""Append-only, hash-chained evidence log on the artifact store.
+"""Append-only, hash-chained evidence log on the artifact store: one chain per model.
 
-Each record is its own object, ``evidence/records/<seq>.json``, created once (never
-overwritten), holding the previous record's hash; ``evidence/HEAD.json`` names the last one and
-moves by compare-and-swap. Editing, deleting or re-ordering any record breaks the chain, and
-:func:`verify` says where.
+Each record is its own object, ``evidence/<model>/records/<seq>.json``, created once (never
+overwritten), holding the previous record's hash; ``evidence/<model>/HEAD.json`` names the last
+one and moves by compare-and-swap. Editing, deleting or re-ordering any record breaks the chain,
+and :func:`verify` says where.
+
+One chain per model, not one for the store: models are released, audited and handed to auditors
+separately, so each chain verifies (and can be exported) on its own, and two models' runs never
+contend for the same HEAD.
 """
 
 from __future__ import annotations
@@ -19,13 +23,24 @@ from fairgate.store import ConflictError, NotFoundError
 if TYPE_CHECKING:
     from fairgate.store import ArtifactStore
 
-HEAD = "evidence/HEAD.json"
-RECORDS = "evidence/records/"
 GENESIS = "0" * 64
 
 
-def _record_key(seq: int) -> str:
-    return f"{RECORDS}{seq:010d}.json"
+def head_key(model: str) -> str:
+    return f"evidence/{model}/HEAD.json"
+
+
+def records_prefix(model: str) -> str:
+    return f"evidence/{model}/records/"
+
+
+def _record_key(model: str, seq: int) -> str:
+    return f"{records_prefix(model)}{seq:010d}.json"
+
+
+def models(store: ArtifactStore) -> list[str]:
+    """Every model with an evidence log in ``store``."""
+    return sorted({k.split("/")[1] for k in store.list("evidence/") if k.count("/") >= 2})
 
 
 def canonical(obj: Any) -> bytes:
@@ -36,44 +51,45 @@ def entry_hash(seq: int, prev_hash: str, record: dict[str, Any]) -> str:
     return hashlib.sha256(canonical({"seq": seq, "prev_hash": prev_hash, "record": record})).hexdigest()
 
 
-def _head(store: ArtifactStore) -> tuple[dict[str, Any], str | None]:
+def _head(store: ArtifactStore, model: str) -> tuple[dict[str, Any], str | None]:
     try:
-        data, etag = store.get_with_etag(HEAD)
+        data, etag = store.get_with_etag(head_key(model))
     except NotFoundError:
         return {"seq": 0, "hash": GENESIS}, None
     return json.loads(data), etag
 
 
-def append(store: ArtifactStore, record: dict[str, Any], *, attempts: int = 20) -> dict[str, Any]:
-    """Append ``record`` and return the stored entry (``seq``, ``hash``, ``prev_hash``, ``record``)."""
-    record = {**record, "recorded_at": record.get("recorded_at") or datetime.now(UTC).isoformat()}
+def append(store: ArtifactStore, model: str, record: dict[str, Any], *, attempts: int = 20) -> dict[str, Any]:
+    """Append ``record`` to ``model``'s log; the stored entry (``seq``, ``hash``, ``prev_hash``, ``record``)."""
+    record = {**record, "model_name": model,
+              "recorded_at": record.get("recorded_at") or datetime.now(UTC).isoformat()}
     for _ in range(attempts):
-        head, etag = _head(store)
+        head, etag = _head(store, model)
         seq = head["seq"] + 1
         entry = {"seq": seq, "prev_hash": head["hash"], "record": record,
                  "hash": entry_hash(seq, head["hash"], record)}
         try:
-            store.put_new(_record_key(seq), canonical(entry))
+            store.put_new(_record_key(model, seq), canonical(entry))
         except ConflictError:
-            _repair_head(store, head, etag, seq)  # another writer took seq; catch HEAD up and retry
+            _repair_head(store, model, head, etag, seq)  # another writer took seq; catch HEAD up and retry
             continue
         try:
-            store.swap(HEAD, canonical({"seq": seq, "hash": entry["hash"]}), expected_etag=etag)
+            store.swap(head_key(model), canonical({"seq": seq, "hash": entry["hash"]}), expected_etag=etag)
         except ConflictError:
             pass  # someone repaired HEAD to our record already; the record is in the chain
         return entry
     raise ConflictError(f"Could not append to the evidence log after {attempts} attempts (heavy contention).")
 
 
-def _repair_head(store: ArtifactStore, head: dict[str, Any], etag: str | None, seq: int) -> None:
+def _repair_head(store: ArtifactStore, model: str, head: dict[str, Any], etag: str | None, seq: int) -> None:
     """Move HEAD onto record ``seq`` if that record correctly extends the current head."""
     try:
-        existing = json.loads(store.get(_record_key(seq)))
+        existing = json.loads(store.get(_record_key(model, seq)))
     except NotFoundError:
         return
     if existing.get("prev_hash") == head["hash"]:
         try:
-            store.swap(HEAD, canonical({"seq": seq, "hash": existing["hash"]}), expected_etag=etag)
+            store.swap(head_key(model), canonical({"seq": seq, "hash": existing["hash"]}), expected_etag=etag)
         except ConflictError:
             pass
 
@@ -85,14 +101,14 @@ class Verification:
     problems: list[str] = field(default_factory=list)
 
 
-def verify(store: ArtifactStore) -> Verification:
-    """Re-hash every record and check the links, the numbering and HEAD."""
-    keys = store.list(RECORDS)
+def verify(store: ArtifactStore, model: str) -> Verification:
+    """Re-hash every record of ``model``'s log and check the links, the numbering and HEAD."""
+    keys = store.list(records_prefix(model))
     problems: list[str] = []
     prev = GENESIS
     for i, key in enumerate(keys, start=1):
-        if key != _record_key(i):
-            problems.append(f"record {i} expected at {_record_key(i)}, found {key} (deleted or re-numbered)")
+        if key != _record_key(model, i):
+            problems.append(f"record {i} expected at {_record_key(model, i)}, found {key} (deleted or re-numbered)")
             break
         try:
             entry = json.loads(store.get(key))
@@ -108,7 +124,7 @@ def verify(store: ArtifactStore) -> Verification:
         if entry.get("hash") != expected:
             problems.append(f"{key} content does not match its hash (edited)")
         prev = entry.get("hash", "")
-    head, _ = _head(store)
+    head, _ = _head(store, model)
     if not problems and (head["seq"], head["hash"]) != (len(keys), prev if keys else GENESIS):
         # HEAD one behind is an interrupted append, which the next append repairs.
         if not (head["seq"] == len(keys) - 1):
@@ -116,14 +132,14 @@ def verify(store: ArtifactStore) -> Verification:
     return Verification(ok=not problems, records=len(keys), problems=problems)
 
 
-def entries(store: ArtifactStore) -> list[dict[str, Any]]:
-    return [json.loads(store.get(k)) for k in store.list(RECORDS)]
+def entries(store: ArtifactStore, model: str) -> list[dict[str, Any]]:
+    return [json.loads(store.get(k)) for k in store.list(records_prefix(model))]
 
 
-def recent(store: ArtifactStore, kind: str, *, last: int = 20) -> list[dict[str, Any]]:
+def recent(store: ArtifactStore, model: str, kind: str, *, last: int = 20) -> list[dict[str, Any]]:
     """The newest ``last`` entries of ``kind``, newest first (reads back only until it has them)."""
     out = []
-    for key in reversed(store.list(RECORDS)):
+    for key in reversed(store.list(records_prefix(model))):
         entry = json.loads(store.get(key))
         if entry["record"].get("kind") == kind:
             out.append(entry)
@@ -132,9 +148,10 @@ def recent(store: ArtifactStore, kind: str, *, last: int = 20) -> list[dict[str,
     return out
 
 
-def find(store: ArtifactStore, run_id: str = "latest", *, kind: str | None = None) -> dict[str, Any] | None:
-    """The newest record for ``run_id`` (or the newest of ``kind`` for ``latest``)."""
-    for key in reversed(store.list(RECORDS)):  # newest first; stops at the first match
+def find(store: ArtifactStore, model: str, run_id: str = "latest", *,
+         kind: str | None = None) -> dict[str, Any] | None:
+    """The newest record of ``model`` for ``run_id`` (or the newest of ``kind`` for ``latest``)."""
+    for key in reversed(store.list(records_prefix(model))):  # newest first; stops at the first match
         entry = json.loads(store.get(key))
         rec = entry["record"]
         if kind and rec.get("kind") != kind:

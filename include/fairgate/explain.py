@@ -73,7 +73,8 @@ def describe(policy: Policy, col: str, value: Any, typical: Any, push: float) ->
         where = "above" if value > typical else "below" if value < typical else "at"
         text = f"{name} of {_number(value)} ({where} the typical {_number(typical)})"
     else:
-        text = f"{name} is {value} (most common: {typical})"
+        names = policy.value_labels.get(col, {})
+        text = f"{name} is {names.get(str(value), value)} (most common: {names.get(str(typical), typical)})"
     return f"{text[0].upper()}{text[1:]} {effect} the score"
 
 

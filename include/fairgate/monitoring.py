@@ -43,7 +43,7 @@ def score_day(store: ArtifactStore, policy: Policy, day: date, records: pd.DataF
     scoring.check_records(records, policy, day)
     log, outcomes = scoring.score_records(model, records, policy, version=version,
                                           reference=_reference(store, policy, version, records))
-    written = prediction_log.write_day(store, day, log, outcomes)
+    written = prediction_log.write_day(store, policy.model_name, day, log, outcomes)
     out = {"day": day.isoformat(), "rows": len(log), "model_version": version, "uri": written.uri,
            "sha256": written.sha256, "selection_rate": float(log["decision"].mean())}
     if outcomes is not None:
@@ -60,7 +60,7 @@ def audit_day(store: ArtifactStore, policy: Policy, day: date, *, run_id: str) -
     """Measure the window ending ``day`` and classify it healthy / degraded / insufficient evidence."""
     from fairgate import audit as measure
 
-    df, days, versions = prediction_log.read_window(store, day, policy.audit_window_days,
+    df, days, versions = prediction_log.read_window(store, policy.model_name, day, policy.audit_window_days,
                                                     row_key=policy.row_key or "",
                                                     label_lag_days=policy.audit_label_lag_days)
     base = {"kind": "audit", "run_id": run_id, "date": day.isoformat(), "window_days": days,
@@ -77,8 +77,9 @@ def audit(store: ArtifactStore, policy: Policy, day: date, *, run_id: str, run_t
     from fairgate.report import audit_report
 
     result = audit_day(store, policy, day, run_id=run_id)
-    page = audit_report(result, prediction_log.audit_trend(store, result), list(policy.fairness_thresholds))
-    saved = prediction_log.save_audit(store, result, report_html=page)
+    trend = prediction_log.audit_trend(store, policy.model_name, result)
+    page = audit_report(result, trend, list(policy.fairness_thresholds))
+    saved = prediction_log.save_audit(store, policy.model_name, result, report_html=page)
     return Audit(date=result["date"], status=result["status"], reasons=tuple(result["reasons"]),
                  insufficient=tuple(result.get("insufficient", [])), rows=result["rows"],
                  labeled_rows=result["labeled_rows"], run_type=run_type, result=saved["result"],

@@ -17,10 +17,13 @@ if TYPE_CHECKING:
 
 
 def models(store: ArtifactStore) -> list[str]:
-    return sorted({k.split("/")[1] for k in store.list("registry/") if k.count("/") >= 2})
+    """Every model the store holds anything of: registered versions or an evidence log."""
+    registered = {k.split("/")[1] for k in store.list("registry/") if k.count("/") >= 2}
+    return sorted(registered | set(evidence.models(store)))
 
 
 def overview(store: ArtifactStore, *, today: date, decisions: int = 20, audits: int = 30) -> dict[str, Any]:
+    """Per model: the production version, every version, recent lifecycle decisions and audits."""
     from fairgate.prediction_log import audit_history
 
     out: dict[str, Any] = {"models": []}
@@ -34,13 +37,12 @@ def overview(store: ArtifactStore, *, today: date, decisions: int = 20, audits: 
                           "gate_outcome": m.get("gate_outcome"), "approver": m.get("approver"),
                           "balanced_accuracy": (m.get("performance") or {}).get("balanced_accuracy"),
                           "run_id": m.get("run_id"), "dag_id": m.get("dag_id")} for m in reversed(versions)],
+            "decisions": [
+                {"seq": e["seq"], **{k: e["record"].get(k) for k in ("dag_id", "run_id", "decision", "recorded_at")},
+                 "gate": (e["record"].get("gate") or {}).get("outcome"),
+                 "reasons": (e["record"].get("gate") or {}).get("reasons", [])[:3]}
+                for e in evidence.recent(store, name, "lifecycle", last=decisions)],
+            "audits": [{k: a.get(k) for k in ("date", "status", "rows", "labeled_rows", "reasons", "fairness")}
+                       for a in audit_history(store, name, until=today, last=audits)],
         })
-    out["decisions"] = [
-        {"seq": e["seq"], **{k: e["record"].get(k) for k in ("dag_id", "run_id", "decision", "recorded_at",
-                                                             "model_name")},
-         "gate": (e["record"].get("gate") or {}).get("outcome"),
-         "reasons": (e["record"].get("gate") or {}).get("reasons", [])[:3]}
-        for e in evidence.recent(store, "lifecycle", last=decisions)]
-    out["audits"] = [{k: a.get(k) for k in ("date", "status", "rows", "labeled_rows", "reasons", "fairness")}
-                     for a in audit_history(store, until=today, last=audits)]
     return out

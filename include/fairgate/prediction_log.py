@@ -1,13 +1,16 @@
 """The prediction log, outcomes and audits in the artifact store: every read and write of them.
 
 ```
-predictions/date=YYYY-MM-DD/part.parquet   row key, model version, score, decision, reasons, protected
-                                            attributes and the features drift is measured on
-labels/date=YYYY-MM-DD/part.parquet        outcomes of that day's predictions, joined by row key once
-                                            audit.label_lag_days have passed
-audits/date=YYYY-MM-DD/audit.json          one audit per logical date (a re-run replaces it)
-audits/date=YYYY-MM-DD/report.html
+predictions/model=M/date=YYYY-MM-DD/part.parquet  row key, model version, score, decision, reasons,
+                                                   protected attributes and the features drift is measured on
+labels/model=M/date=YYYY-MM-DD/part.parquet       outcomes of that day's predictions, joined by row key once
+                                                   audit.label_lag_days have passed
+audits/model=M/date=YYYY-MM-DD/audit.json         one audit per logical date (a re-run replaces it)
+audits/model=M/date=YYYY-MM-DD/report.html
 ```
+
+Every path is namespaced by the model (Hive-style ``model=``, so query engines read the folders
+as a partition column): one store holds many models' logs, and no model reads another's.
 
 Every write replaces its partition atomically, so re-running a day (a retry or a backfill)
 gives the same files, never duplicates.
@@ -35,8 +38,12 @@ if TYPE_CHECKING:
 LABEL_COLUMN = "outcome"
 
 
-def partition_key(kind: str, day: date) -> str:
-    return f"{kind}/date={day.isoformat()}/part.parquet"
+def partition_key(kind: str, model: str, day: date) -> str:
+    return f"{kind}/model={model}/date={day.isoformat()}/part.parquet"
+
+
+def audit_prefix(model: str, day: date | str) -> str:
+    return f"audits/model={model}/date={day if isinstance(day, str) else day.isoformat()}"
 
 
 def incoming(policy: Policy, day: date, *, scenario: str | None = None) -> pd.DataFrame:
@@ -46,9 +53,21 @@ def incoming(policy: Policy, day: date, *, scenario: str | None = None) -> pd.Da
     from fairgate.data import _read_file
     from fairgate.simulation import day_batch
 
-    if policy.audit_incoming.startswith("simulated://"):
+    feed = policy.audit_incoming
+    if not feed:
+        raise StageError(f"Policy key 'audit.incoming' is not set for model {policy.model_name!r}: name the folder "
+                         "(local or s3://) or sql:// connection its records to score arrive in.")
+    if feed.startswith("simulated://"):
         return day_batch(day, policy, scenario=scenario or policy.audit_scenario, rows=policy.audit_daily_rows)
-    folder = Path(policy.audit_incoming.removeprefix("file://")) / f"date={day.isoformat()}"
+    if feed.startswith("sql://"):
+        from datetime import UTC, datetime, time, timedelta
+
+        from fairgate.data import read_sql
+
+        start = datetime.combine(day, time(), tzinfo=UTC)
+        return read_sql(feed, policy.audit_incoming_query or "", (start, start + timedelta(days=1)),
+                        key="audit.incoming_query")
+    folder = Path(feed.removeprefix("file://")) / f"date={day.isoformat()}"
     files = sorted(folder.glob(f"*.{policy.format}"))
     if not files:
         raise StageError(f"Policy key 'audit.incoming': no {policy.format} files in {folder}.")
@@ -57,11 +76,12 @@ def incoming(policy: Policy, day: date, *, scenario: str | None = None) -> pd.Da
     return pd.concat([_read_file(f, policy.format) for f in files], ignore_index=True)
 
 
-def write_day(store: ArtifactStore, day: date, log: pd.DataFrame, outcomes: pd.DataFrame | None) -> Artifact:
+def write_day(store: ArtifactStore, model: str, day: date, log: pd.DataFrame,
+              outcomes: pd.DataFrame | None) -> Artifact:
     """Replace the day's prediction partition (and its outcomes, when known)."""
-    written = store.put(partition_key("predictions", day), to_parquet_bytes(log))
+    written = store.put(partition_key("predictions", model, day), to_parquet_bytes(log))
     if outcomes is not None:
-        store.put(partition_key("labels", day), to_parquet_bytes(outcomes))
+        store.put(partition_key("labels", model, day), to_parquet_bytes(outcomes))
     return Artifact(key=written.key, uri=written.uri, sha256=written.sha256)
 
 
@@ -73,9 +93,10 @@ def find_prediction(store: ArtifactStore, policy: Policy, row: str, *, day: date
     from fairgate.store import NotFoundError
 
     if day:
-        keys = [partition_key("predictions", day)]
+        keys = [partition_key("predictions", policy.model_name, day)]
     else:
-        keys = [k for k in store.list("predictions/date=") if k.endswith("/part.parquet")][-days:]
+        keys = [k for k in store.list(f"predictions/model={policy.model_name}/date=")
+                if k.endswith("/part.parquet")][-days:]
     for key in reversed(keys):
         try:
             df = pd.read_parquet(io.BytesIO(store.get(key)))
@@ -109,8 +130,8 @@ def deployment_baseline(store: ArtifactStore, policy: Policy,
     return manifest, pd.read_parquet(io.BytesIO(data))
 
 
-def read_window(store: ArtifactStore, day: date, window_days: int, *, row_key: str, label_lag_days: int = 0
-                ) -> tuple[pd.DataFrame, list[str], list[str]]:
+def read_window(store: ArtifactStore, model: str, day: date, window_days: int, *, row_key: str,
+                label_lag_days: int = 0) -> tuple[pd.DataFrame, list[str], list[str]]:
     """Predictions of ``[day - window + 1, day]`` joined with the outcomes that have arrived.
 
     Returns the rows (without the row key and score, which the audit does not need row by row),
@@ -133,12 +154,12 @@ def read_window(store: ArtifactStore, day: date, window_days: int, *, row_key: s
     versions: list[str] = []
     for i in range(window_days - 1, -1, -1):
         d = day - timedelta(days=i)
-        key = partition_key("predictions", d)
+        key = partition_key("predictions", model, d)
         if not store.exists(key):
             continue
         t = table(key, ("model_version",))  # one value per day: dictionary-encoded, unique() is free
         t = t.cast(pa.schema([f.with_type(pa.string()) if f.name == row_key else f for f in t.schema]))
-        label_key = partition_key("labels", d)
+        label_key = partition_key("labels", model, d)
         if d <= day - timedelta(days=label_lag_days) and store.exists(label_key):
             labels = table(label_key)
             labels = labels.cast(pa.schema([f.with_type(pa.string()) if f.name == row_key else
@@ -164,13 +185,13 @@ def read_window(store: ArtifactStore, day: date, window_days: int, *, row_key: s
     return pa.concat_tables(tables, promote_options="permissive").to_pandas(), days, versions
 
 
-def save_audit(store: ArtifactStore, result: dict[str, Any], *, report_html: str) -> dict[str, Any]:
-    """Replace the day's audit (idempotent per date) and append it to the evidence log."""
-    prefix = f"audits/date={result['date']}"
+def save_audit(store: ArtifactStore, model: str, result: dict[str, Any], *, report_html: str) -> dict[str, Any]:
+    """Replace the day's audit (idempotent per date) and append it to the model's evidence log."""
+    prefix = audit_prefix(model, result["date"])
     page = store.put(f"{prefix}/report.html", report_html.encode())
     result = {**result, "report": {"uri": page.uri, "sha256": page.sha256}}
     written = store.put(f"{prefix}/audit.json", json.dumps(result, indent=2, sort_keys=True, default=str).encode())
-    entry = evidence.append(store, {**{k: result[k] for k in ("kind", "run_id", "date", "status", "reasons",
+    entry = evidence.append(store, model, {**{k: result[k] for k in ("kind", "run_id", "date", "status", "reasons",
                                                              "policy_sha256", "code_version")},
                                     "audit_uri": written.uri, "audit_sha256": written.sha256})
     return {"status": result["status"], "uri": written.uri, "report_uri": page.uri, "seq": entry["seq"],
@@ -178,18 +199,18 @@ def save_audit(store: ArtifactStore, result: dict[str, Any], *, report_html: str
             "report": Artifact(key=page.key, uri=page.uri, sha256=page.sha256)}
 
 
-def audit_history(store: ArtifactStore, *, until: date, last: int = 30) -> list[dict[str, Any]]:
-    """The stored audits up to ``until``, oldest first (one per date)."""
-    keys = [k for k in store.list("audits/date=") if k.endswith("/audit.json")
+def audit_history(store: ArtifactStore, model: str, *, until: date, last: int = 30) -> list[dict[str, Any]]:
+    """The model's stored audits up to ``until``, oldest first (one per date)."""
+    keys = [k for k in store.list(f"audits/model={model}/date=") if k.endswith("/audit.json")
             and k.split("date=")[1].split("/")[0] <= until.isoformat()]
     return [json.loads(store.get(k)) for k in keys[-last:]]  # read only the ones shown
 
 
-def audit_trend(store: ArtifactStore, result: dict[str, Any], *, last: int = 30) -> list[dict[str, Any]]:
+def audit_trend(store: ArtifactStore, model: str, result: dict[str, Any], *, last: int = 30) -> list[dict[str, Any]]:
     """The audits a report of ``result`` shows: the stored ones before its date, then ``result`` itself.
 
     A re-run of an audit date replaces that date's stored audit, so it is left out of the history.
     """
     day = date.fromisoformat(result["date"])
-    earlier = [a for a in audit_history(store, until=day, last=last) if a["date"] != result["date"]]
+    earlier = [a for a in audit_history(store, model, until=day, last=last) if a["date"] != result["date"]]
     return (earlier + [result])[-last:]

@@ -61,6 +61,13 @@ def comparison_rows(comparison: dict[str, Any] | None) -> list[list[str]]:
     return rows
 
 
+def compared_with(comparison: dict[str, Any] | None) -> str | None:
+    """The sentence that introduces the comparison table, naming only the models that were measured."""
+    others = [{"unmitigated": "the same pipeline trained without reweighing",
+               "production": "the model in production"}[name] for name in (comparison or {}) if name != "candidate"]
+    return f"Compared with {' and with '.join(others)}:" if others else None
+
+
 def tradeoff_points(comparison: dict[str, Any] | None) -> dict[str, tuple[float | None, float | None]]:
     return {name: (_worst(pos.get("fairness") or {}, "disparate_impact"), pos.get("balanced_accuracy"))
             for name, pos in (comparison or {}).items()}
@@ -136,6 +143,7 @@ def model_card(record: dict[str, Any], policy: Policy) -> str:
         else f"none ({mitigation.get('reason')})",
         fairness_header=FAIRNESS_HEADER, fairness_rows=fairness_rows(record.get("fairness")),
         comparison_header=COMPARISON_HEADER, comparison_rows=comparison_rows(record.get("comparison")),
+        compared_with=compared_with(record.get("comparison")), weighted=bool(model.get("weighted")),
         importance_header=_importance_header(importance) if importance else None,
         importance_rows=importance_rows(importance) if importance else None,
         insufficient=[r for r in gate["reasons"] or [] if "insufficient evidence" in r],
@@ -240,14 +248,15 @@ def audit_report(result: dict[str, Any], history: list[dict[str, Any]], threshol
         drift_rows=[[k, _v(v)] for k, v in (result.get("drift") or {}).items()])
 
 
-def overview_html(data: dict[str, Any], *, user: str, thresholds: list[Any] | None = None) -> str:
-    """The page itself; links are relative to the view's own URL."""
+def overview_html(data: dict[str, Any], *, user: str, thresholds: dict[str, list[Any]] | None = None) -> str:
+    """The page itself; links are relative to the view's own URL. ``thresholds``: per model, for the trends."""
     from fairgate import charts
 
-    trend = (Image(charts.audit_trend(data["audits"], thresholds), "trend of the audited fairness metrics", "trend")
-             if data["audits"] else None)
-    return render_html("overview.html.j2", user=user, models=data["models"], audits=data["audits"],
-                       decisions=data["decisions"], trend_chart=trend, report_path=run_report_path)
+    trends = {m["name"]: Image(charts.audit_trend(m["audits"], (thresholds or {}).get(m["name"])),
+                               f"trend of the audited fairness metrics of {m['name']}", "trend")
+              for m in data["models"] if m["audits"]}
+    return render_html("overview.html.j2", user=user, models=data["models"], trends=trends,
+                       report_path=run_report_path, audit_path=audit_report_path)
 
 
 def quality_report(result: QualityResult, *, title: str) -> str:
@@ -257,3 +266,7 @@ def quality_report(result: QualityResult, *, title: str) -> str:
 
 def run_report_path(dag_id: str, run_id: str) -> str:
     return f"report/run/{quote(dag_id, safe='')}/{quote(run_id, safe='')}"
+
+
+def audit_report_path(model: str, day: str) -> str:
+    return f"report/audit/{quote(model, safe='')}/{quote(day, safe='')}"

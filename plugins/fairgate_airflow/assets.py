@@ -1,9 +1,18 @@
-"""Assets shared between Fairgate DAGs."""
+"""Assets shared between Fairgate DAGs: one retraining request per model."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from airflow.sdk import Asset
 
-# Updated by fairgate_audit when a deployed model degrades; fairgate_lifecycle is scheduled on it.
-# A plain name, not a URI: a URI scheme makes Airflow load provider URI handlers at parse time.
-RETRAINING_REQUEST = Asset("fairgate_retraining_request")
+if TYPE_CHECKING:
+    from fairgate.catalog import ModelEntry
+
+
+def retraining_request(model: ModelEntry) -> Asset:
+    """Updated by the model's audit DAG when it degrades; the model's lifecycle DAG is scheduled on it.
+
+    A plain name, not a URI: a URI scheme makes Airflow load provider URI handlers at parse time.
+    """
+    return Asset(model.dag_id("fairgate_retraining_request"))

@@ -1,6 +1,6 @@
 """Alerts from the audit DAG, as Airflow notifiers.
 
-The default writes each alert to the task log and to ``alerts/date=YYYY-MM-DD/<run>.json`` in
+The default writes each alert to the task log and to ``alerts/model=<model>/date=YYYY-MM-DD/<run>.json`` in
 the artifact store. Any other ``BaseNotifier`` (Slack, SMTP, a webhook through the HTTP
 provider) can be passed to :class:`AlertOperator` alongside or instead of it.
 """
@@ -35,6 +35,7 @@ class ArtifactStoreAlertNotifier(BaseNotifier):
         day = self.payload.get("date", "unknown")
         body = {"severity": self.severity, "message": self.message, "run_id": run_id,
                 "dag_id": context["dag_run"].dag_id, **self.payload}
-        key = f"alerts/date={day}/{re.sub(r'[^A-Za-z0-9._=-]', '_', run_id)}.json"
+        model = self.payload.get("model", "unknown")
+        key = f"alerts/model={model}/date={day}/{re.sub(r'[^A-Za-z0-9._=-]', '_', run_id)}.json"
         written = artifact_store().put(key, json.dumps(body, indent=2, sort_keys=True, default=str).encode())
         log.warning("Fairgate alert (%s): %s [%s]", self.severity, self.message, written.uri)

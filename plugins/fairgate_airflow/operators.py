@@ -32,11 +32,14 @@ SUMMARY = "return_value"
 class _Stage:
     """Plumbing every stage shares: policy, store, run identity, inputs, publishing the result."""
 
+    # The model's policy file, set on every task by fairgate_airflow.models.bind (None: FAIRGATE_POLICY).
+    policy_file: str | None = None
+
     def policy(self, context: Context):
         from fairgate.policy import load_policy
 
         overrides = (context.get("params") or {}).get("threshold_overrides") or {}
-        return self.guarded(lambda: load_policy().with_threshold_overrides(overrides))
+        return self.guarded(lambda: load_policy(self.policy_file).with_threshold_overrides(overrides))
 
     def store(self):
         from fairgate_airflow.settings import artifact_store
@@ -443,9 +446,11 @@ class AlertOperator(_Stage, BaseOperator):
         severity = "critical" if audit.status == "degraded" else "info"
         message = (f"Fairgate audit {audit.date}: {audit.status}. "
                    + "; ".join(audit.reasons or audit.insufficient)[:1000] + f" Report: {audit.report.uri}")
+        model = self.policy(context).model_name
         for notifier in self.notifiers or [ArtifactStoreAlertNotifier()]:
-            notifier.message, notifier.severity = message, severity
-            notifier.payload = {"date": audit.date, "status": audit.status, "audit_uri": audit.result.uri}
+            notifier.message, notifier.severity = f"[{model}] {message}", severity
+            notifier.payload = {"model": model, "date": audit.date, "status": audit.status,
+                                "audit_uri": audit.result.uri}
             notifier.notify(context)
 
 
@@ -483,7 +488,7 @@ def _routes(routes: Mapping[str, Any], outcomes: Sequence[str], task: Any) -> di
     return given
 
 
-def check_routes(dag: Any) -> None:
+def check_routes(dag: Any) -> Any:
     """Fail at parse time when a branching operator routes to a task that is not directly downstream of it.
 
     Call at the end of a DAG file: renaming a task then breaks the parse, not a run.
@@ -497,6 +502,7 @@ def check_routes(dag: Any) -> None:
         if unknown:
             raise ValueError(f"{dag.dag_id}.{task.task_id} routes to {unknown}, which are not directly downstream "
                              f"of it (downstream: {sorted(task.downstream_task_ids)}).")
+    return dag
 
 
 __all__: Sequence[str] = (

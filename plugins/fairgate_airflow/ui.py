@@ -70,14 +70,28 @@ def _name(user: Any) -> str:
     return str(getter() if getter else user) or "an unnamed admin (all-admins mode)"
 
 
+def _thresholds() -> dict[str, list[Any]]:
+    """Each configured model's gate thresholds, drawn on its audit trend (a policy that fails to load: none)."""
+    from fairgate.catalog import entries
+    from fairgate.errors import InputError
+    from fairgate.policy import load_policy
+
+    out: dict[str, list[Any]] = {}
+    for model in entries():
+        try:
+            out[model.name] = list(load_policy(model.path).fairness_thresholds)
+        except InputError:
+            continue
+    return out
+
+
 @app.get("/", response_class=HTMLResponse)
 def fairness_view(user: User) -> str:
     from fairgate.overview import overview
-    from fairgate.policy import load_policy
     from fairgate.report import overview_html
 
     return overview_html(overview(_store(), today=datetime.now(UTC).date()), user=_name(user),
-                         thresholds=list(load_policy().fairness_thresholds))
+                         thresholds=_thresholds())
 
 
 @app.get("/api/overview")
@@ -105,6 +119,10 @@ def run_report(dag_id: str, run_id: str, user: User) -> HTMLResponse:
     return _page(f"{RunInfo(dag_id=dag_id, run_id=run_id).prefix}/report.html", f"report for run {run_id}")
 
 
-@app.get("/report/audit/{day}", response_class=HTMLResponse)
-def audit_report(day: date, user: User) -> HTMLResponse:
-    return _page(f"audits/date={day.isoformat()}/report.html", f"audit report for {day}")
+@app.get("/report/audit/{model}/{day}", response_class=HTMLResponse)
+def audit_report(model: str, day: date, user: User) -> HTMLResponse:
+    from fairgate.prediction_log import audit_prefix
+
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", model):
+        raise HTTPException(404, "No such model.")
+    return _page(f"{audit_prefix(model, day)}/report.html", f"audit report of {model} for {day}")

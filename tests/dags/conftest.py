@@ -39,7 +39,7 @@ def run_dag(dag, *, review: tuple[str, str] | None = None):
 
 
 def record_of(store, dr):
-    entry = evidence.find(store, dr.run_id)
+    entry = evidence.find(store, "adult_income", dr.run_id)
     assert entry is not None, f"no evidence for {dr.run_id}"
     return entry["record"]
 

@@ -58,7 +58,7 @@ def audit(dags, store, day: int):
     dr = dags[1].test(logical_date=DAY0 + timedelta(days=day + 1, hours=2))
     assert dr.state == "success"
     d = (DAY0 + timedelta(days=day)).date().isoformat()
-    return json.loads(store.get(f"audits/date={d}/audit.json")), dr
+    return json.loads(store.get(f"audits/model=adult_income/date={d}/audit.json")), dr
 
 
 def retraining_events():
@@ -117,7 +117,7 @@ def test_rerunning_a_date_replaces_its_audit(dags, monitored):
     first, _ = audit(dags, store, 2)
     again, _ = audit(dags, store, 2)
     audits = [k for k in store.list("audits/") if k.endswith("audit.json")]
-    assert audits == ["audits/date=2026-03-03/audit.json"]
+    assert audits == ["audits/model=adult_income/date=2026-03-03/audit.json"]
     assert again["fairness"] == first["fairness"] and again["drift"] == first["drift"]
     assert again["policy_sha256"] == first["policy_sha256"] and again["code_version"]
 
@@ -152,7 +152,7 @@ def test_scored_records_carry_reasons_and_fairgate_explain_prints_them(dags, mon
     store = monitored
     score(dags, 0)
     policy = load_policy()
-    log = pd.read_parquet(io.BytesIO(store.get("predictions/date=2026-03-01/part.parquet")))
+    log = pd.read_parquet(io.BytesIO(store.get("predictions/model=adult_income/date=2026-03-01/part.parquet")))
     version = log["model_version"].iloc[0]
     model = registry.load_model(store, policy.model_name, version)
     reference = registry.read_manifest(store, policy.model_name, version)["reference"]

@@ -78,7 +78,7 @@ def test_lifecycle_runs_on_celery_workers_with_s3_artifacts(celery_stack):
     assert wait_state(stack, run_id) == "success", stack.diagnostics()
     elapsed = time.monotonic() - started
 
-    rec = evidence.find(store, run_id)["record"]
+    rec = evidence.find(store, "adult_income", run_id)["record"]
     assert rec["decision"] == "deployed"
     assert registry.production_version(store, "adult_income") == rec["model"]["sha256"]
     assert rec["data"]["uri"].startswith("s3://fairgate-celery/fairgate/")
@@ -123,7 +123,7 @@ def test_review_answered_through_the_rest_api(celery_stack):
     stack.api("PATCH", f"/dags/fairgate_lifecycle/dagRuns/{run_id}/taskInstances/human_review/-1/hitlDetails",
               json={"chosen_options": ["Reject"], "params_input": {"rationale": "Interval too wide for women."}})
     assert wait_state(stack, run_id) == "success", stack.diagnostics()
-    rec = evidence.find(store, run_id)["record"]
+    rec = evidence.find(store, "adult_income", run_id)["record"]
     assert rec["gate"]["outcome"] == "review" and rec["decision"] == "rejected"
     assert rec["review"]["rationale"] == "Interval too wide for women."
 
@@ -146,13 +146,13 @@ def test_worker_killed_mid_run_the_task_is_retried_elsewhere(celery_stack):
     train = next(r for r in task_rows(stack, run_id) if r[0] == "train_model")
     assert train[4] >= 2, "train_model should have been retried"
     assert train[2] == replacement
-    records = [e for e in evidence.entries(store) if e["record"].get("run_id") == run_id]
+    records = [e for e in evidence.entries(store, "adult_income") if e["record"].get("run_id") == run_id]
     assert len(records) == 1 and records[0]["record"]["decision"] == "deployed"
     rec = records[0]["record"]
     from fairgate.store import sha256_bytes
 
     assert sha256_bytes(store.get(store.key_of(rec["model"]["uri"]))) == rec["model"]["sha256"]
-    assert evidence.verify(store).ok
+    assert evidence.verify(store, "adult_income").ok
 
 
 def test_week_of_scoring_and_audit_backfills_on_celery(celery_stack):
@@ -169,9 +169,10 @@ def test_week_of_scoring_and_audit_backfills_on_celery(celery_stack):
               "--to-date", "2026-03-08T04:00:00+00:00")
     audited = stack.wait_for_runs("fairgate_audit", 7, run_type="backfill", timeout=900)
     assert [s for _, s, _ in audited] == ["success"] * 7, stack.diagnostics()
-    assert store.list("predictions/date=2026-03") == [f"predictions/date={d}/part.parquet" for d in week]
-    audits = [k for k in store.list("audits/date=2026-03") if k.endswith("audit.json")]
-    assert audits == [f"audits/date={d}/audit.json" for d in week]
+    assert store.list("predictions/model=adult_income/date=2026-03") == [
+        f"predictions/model=adult_income/date={d}/part.parquet" for d in week]
+    audits = [k for k in store.list("audits/model=adult_income/date=2026-03") if k.endswith("audit.json")]
+    assert audits == [f"audits/model=adult_income/date={d}/audit.json" for d in week]
     # (EmptyOperator branch markers never reach a worker, so only the working tasks are checked.)
     hosts = stack.sql("SELECT DISTINCT hostname FROM task_instance WHERE dag_id IN ('fairgate_score', "
                       "'fairgate_audit') AND task_id IN ('score', 'audit') AND state = 'success'")

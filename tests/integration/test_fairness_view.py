@@ -65,8 +65,8 @@ def history(deployed, tmp_path_factory):  # noqa: F811
     for i in range(2, 8):
         day = FIRST_DAY + timedelta(days=i)
         result = monitoring.audit_day(store, policy, day, run_id=f"test__{day}")
-        shown = prediction_log.audit_trend(store, result)
-        prediction_log.save_audit(store, result, report_html=report.audit_report(result, shown,
+        shown = prediction_log.audit_trend(store, policy.model_name, result)
+        prediction_log.save_audit(store, policy.model_name, result, report_html=report.audit_report(result, shown,
                                                                                 list(policy.fairness_thresholds)))
     return root, policy_path
 
@@ -161,7 +161,7 @@ def test_anonymous_requests_are_refused(api_server, browser):
     resp = page.goto(f"{base}/fairgate/")
     assert resp.status == 401
     assert "Sign in to Airflow first" in page.content() and "Production version" not in page.content()
-    for path in ("/fairgate/api/overview", f"/fairgate/report/audit/{AUDITED[-1]}"):
+    for path in ("/fairgate/api/overview", f"/fairgate/report/audit/adult_income/{AUDITED[-1]}"):
         assert httpx.get(base + path).status_code == 401
     forged = httpx.get(base + "/fairgate/api/overview", headers={"Authorization": "Bearer not-a-token"})
     assert forged.status_code == 403
@@ -194,7 +194,8 @@ def test_signed_in_user_sees_production_model_and_audit_trend(api_server, browse
     trend = page.locator("img.trend")
     assert trend.evaluate("img => img.complete && img.naturalWidth > 300 && img.naturalHeight > 200")
     statuses = page.locator("table.audits span.status").all_inner_texts()
-    stored = [json.loads((root / f"audits/date={d}/audit.json").read_text())["status"] for d in AUDITED]
+    stored = [json.loads((root / f"audits/model=adult_income/date={d}/audit.json").read_text())["status"]
+              for d in AUDITED]
     assert statuses == stored[::-1]  # newest first
     assert stored[0] == "healthy" and stored[-1] == "degraded"  # the label shift of the last days shows
     _shot(page, "fairness-view.png")
@@ -245,10 +246,10 @@ def test_every_page_shows_markup_from_reviewers_policies_and_data_as_text(api_se
     assert [t for t, _ in parsed.tags].count("img") == 5  # the charts, and nothing a value made
     pages = {"report": report,
              "overview": httpx.get(f"{base}/fairgate/", headers=auth),
-             "audit": httpx.get(f"{base}/fairgate/report/audit/{AUDITED[-1]}", headers=auth),
+             "audit": httpx.get(f"{base}/fairgate/report/audit/adult_income/{AUDITED[-1]}", headers=auth),
              "json": httpx.get(f"{base}/fairgate/api/overview", headers=auth),
              "sign-in": httpx.get(f"{base}/fairgate/", headers={"Accept": "text/html"}),
-             "missing": httpx.get(f"{base}/fairgate/report/audit/1999-01-01", headers=auth)}
+             "missing": httpx.get(f"{base}/fairgate/report/audit/adult_income/1999-01-01", headers=auth)}
     assert [r.status_code for r in pages.values()] == [200, 200, 200, 200, 401, 404]
     for name, resp in pages.items():
         for header, value in SECURITY_HEADERS.items():
@@ -270,7 +271,8 @@ def test_no_script_runs_in_the_browser_on_any_page(api_server, hostile_run, brow
     dialogs, violations = [], []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
-    for path in (run_report_path("fairgate_lifecycle", hostile_run), "", f"report/audit/{AUDITED[-1]}"):
+    for path in (run_report_path("fairgate_lifecycle", hostile_run), "",
+                 f"report/audit/adult_income/{AUDITED[-1]}"):
         assert page.goto(f"{base}/fairgate/{path}").status == 200
         page.wait_for_load_state("load")
         assert page.locator("table").first.evaluate("t => getComputedStyle(t).borderCollapse") == "collapse"

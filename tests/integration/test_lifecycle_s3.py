@@ -20,7 +20,7 @@ def test_lifecycle_on_s3_writes_every_artifact_with_its_hash(lifecycle_dag, s3_c
     assert dr.state == "success"
 
     store = S3Store(f"s3://{bucket}/fairgate", client=s3_client)
-    rec = evidence.find(store, dr.run_id)["record"]
+    rec = evidence.find(store, "adult_income", dr.run_id)["record"]
     assert rec["decision"] == "deployed"
     recorded = {
         rec["data"]["uri"]: rec["data"]["sha256"],
@@ -40,4 +40,4 @@ def test_lifecycle_on_s3_writes_every_artifact_with_its_hash(lifecycle_dag, s3_c
     version = registry.production_version(store, "adult_income")
     assert version == rec["model"]["sha256"]
     assert f"fairgate/registry/adult_income/versions/{version}/model.skops" in listed
-    assert evidence.verify(store).ok
+    assert evidence.verify(store, "adult_income").ok

@@ -50,14 +50,15 @@ def test_lifecycle_then_five_day_backfills(stack):
     # happen too; only the backfill runs are counted.
     score_runs = stack.wait_for_runs("fairgate_score", 5, run_type="backfill")
     assert [(state, kind) for _, state, kind in score_runs] == [("success", "backfill")] * 5, stack.diagnostics()
-    assert store.list("predictions/date=2026-03") == [f"predictions/date={d}/part.parquet" for d in DAYS]
+    assert store.list("predictions/model=adult_income/date=2026-03") == [
+        f"predictions/model=adult_income/date={d}/part.parquet" for d in DAYS]
 
     stack.cli("backfill", "create", "--dag-id", "fairgate_audit", "--from-date", "2026-03-02",
               "--to-date", "2026-03-06T04:00:00+00:00")
     audit_runs = stack.wait_for_runs("fairgate_audit", 5, run_type="backfill")
     assert all(state == "success" for _, state, _ in audit_runs), stack.diagnostics()
-    audits = [k for k in store.list("audits/date=2026-03") if k.endswith("audit.json")]
-    assert audits == [f"audits/date={d}/audit.json" for d in DAYS]
+    audits = [k for k in store.list("audits/model=adult_income/date=2026-03") if k.endswith("audit.json")]
+    assert audits == [f"audits/model=adult_income/date={d}/audit.json" for d in DAYS]
     first = {k: json.loads(store.get(k)) for k in audits}
 
     stack.wait_for_backfills("fairgate_audit")
@@ -71,7 +72,7 @@ def test_lifecycle_then_five_day_backfills(stack):
         return tries[0][0] >= 5
 
     stack.wait(all_rerun, 600, "the reprocessed audits")
-    audits_again = [k for k in store.list("audits/date=2026-03") if k.endswith("audit.json")]
+    audits_again = [k for k in store.list("audits/model=adult_income/date=2026-03") if k.endswith("audit.json")]
     assert audits_again == audits
     for key in audits:
         again = json.loads(store.get(key))

@@ -72,18 +72,18 @@ def test_racing_promotions_exactly_one_wins(any_store):
 
 def test_evidence_chain_detects_an_edited_record(any_store):
     for i in range(3):
-        evidence.append(any_store, {"run_id": f"r{i}", "kind": "lifecycle"})
-    assert evidence.verify(any_store).ok
-    key = "evidence/records/0000000002.json"
+        evidence.append(any_store, "m", {"run_id": f"r{i}", "kind": "lifecycle"})
+    assert evidence.verify(any_store, "m").ok
+    key = "evidence/m/records/0000000002.json"
     entry = json.loads(any_store.get(key))
     entry["record"]["run_id"] = "forged"
     any_store.put(key, json.dumps(entry).encode())
-    assert not evidence.verify(any_store).ok
+    assert not evidence.verify(any_store, "m").ok
 
 
 def test_concurrent_appends_form_one_chain(any_store):
-    threads = [threading.Thread(target=evidence.append, args=(any_store, {"run_id": f"r{i}"})) for i in range(8)]
+    threads = [threading.Thread(target=evidence.append, args=(any_store, "m", {"run_id": f"r{i}"})) for i in range(8)]
     [t.start() for t in threads]
     [t.join() for t in threads]
-    v = evidence.verify(any_store)
+    v = evidence.verify(any_store, "m")
     assert v.ok and v.records == 8

@@ -171,15 +171,13 @@ def test_privileged_if_on_a_text_column_routes_to_quality_failed_naming_the_colu
             "privileged_if=>= 1)") in failures, failures
 
 
-def test_model_params_that_do_not_fit_fail_training_without_retries(store, write_policy, sample_csv):
-    """Was a plain ValueError at train time, retried twice for nothing."""
+def test_model_params_that_do_not_fit_fail_the_first_stage_without_retries(store, write_policy, sample_csv):
+    """Was a plain ValueError at train time, retried twice for nothing; now refused when the policy loads."""
     write_policy({"dataset.source": str(sample_csv()), "model.params": {"max_iter": 1000, "C": -1}})
-    ti = FakeTI()
-    collected(ti, store)
-    validated_and_measured(ti)
     with pytest.raises(AirflowFailException, match=r"ModelParamsError: Policy key 'model.params' does not fit "
                                                    r"logistic_regression: The 'C' parameter"):
-        run(train_op(ti), ti)
+        collected(FakeTI(), store)
+    assert store.list("runs/") == []  # nothing was written
 
 
 def test_storage_errors_propagate_so_task_retries_apply():
@@ -304,7 +302,7 @@ def test_deploy_then_rollback_operator(store, write_policy, sample_csv):
     registry.promote(store, "adult_income", second, action="deploy", run_id="r2", actor="t", reason="")
     run(RollbackOperator(task_id="rollback", reason="audit found drift"), ti)
     assert registry.production_version(store, "adult_income") == first
-    rec = evidence.find(store, "latest", kind="rollback")["record"]
+    rec = evidence.find(store, "adult_income", "latest", kind="rollback")["record"]
     assert (rec["from_version"], rec["to_version"], rec["reason"]) == (second, first, "audit found drift")
 
 

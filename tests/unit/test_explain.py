@@ -142,6 +142,7 @@ def test_proxy_check_flags_an_engineered_stand_in_and_not_the_adult_inputs(adult
     flip = rng.random(len(df)) < 0.05
     raw = default_policy_dict()
     raw["dataset"]["features"]["categorical"].append("postcode_area")
+    del raw["audit"]["incoming"]  # a column the simulated Adult feed lacks: this model has no feed
     engineered = parse_policy(raw)
     measured = explain.proxy_check(df.assign(postcode_area=np.where(male ^ flip, "north", "south")), engineered)
     auc = measured["attributes"]["sex"]["per_column"]["postcode_area"]
@@ -171,3 +172,13 @@ def test_explain_cli_rejects_a_malformed_date(capsys):
 
     assert main(["explain", "1", "--date", "23/11/2026"]) == 1
     assert "--date must be YYYY-MM-DD. Got '23/11/2026'" in capsys.readouterr().err
+
+
+def test_value_labels_name_category_codes_in_reasons():
+    from dataclasses import replace
+
+    policy = replace(_tiny_policy(), value_labels={"job_type": {"seasonal": "seasonal work (A14)"}})
+    text = explain.describe(policy, "job_type", "seasonal", "clerk", -1.0)
+    assert text == "Type of job is seasonal work (A14) (most common: clerk) lowered the score"
+    plain = explain.describe(_tiny_policy(), "job_type", "seasonal", "clerk", -1.0)
+    assert plain.startswith("Type of job is seasonal (")

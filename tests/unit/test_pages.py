@@ -170,10 +170,11 @@ def test_audit_report_quality_page_overview_and_sign_in_are_inert():
                         "production": {"version": "ab" * 32, "since": "now", "action": "deploy", "actor": EVIL},
                         "versions": [{"version": "ab" * 32, "registered_at": "now", "gate_outcome": "review",
                                       "approver": EVIL, "balanced_accuracy": 0.7, "run_id": EVIL,
-                                      "dag_id": "credit_risk_lifecycle"}]}],
-            "decisions": [{"recorded_at": "now", "decision": "deployed", "gate": "review", "reasons": [EVIL],
-                           "dag_id": "credit_risk_lifecycle", "run_id": EVIL}],
-            "audits": [{k: audit[k] for k in ("date", "status", "rows", "labeled_rows", "reasons", "fairness")}]}
+                                      "dag_id": "credit_risk_lifecycle"}],
+                        "decisions": [{"recorded_at": "now", "decision": "deployed", "gate": "review",
+                                       "reasons": [EVIL], "dag_id": "credit_risk_lifecycle", "run_id": EVIL}],
+                        "audits": [{k: audit[k] for k in ("date", "status", "rows", "labeled_rows", "reasons",
+                                                          "fairness")}]}]}
     parsed = assert_inert(overview_html(data, user=EVIL))
     # the run id is part of a link's path, percent-encoded, never a new attribute or element
     assert any(tag == "a" and "%3Cscript%3E" in (a.get("href") or "") for tag, a in parsed.tags)
@@ -210,3 +211,12 @@ def test_markdown_escaping_keeps_text_and_code_spans_literal():
 def test_a_model_name_with_markup_or_a_path_is_refused_at_load(name):
     with pytest.raises(PolicyError, match="model_name"):
         parse_policy({**hostile_policy_dict(), "model_name": name})
+
+
+def test_the_model_card_names_only_the_models_that_were_measured():
+    from fairgate.report import compared_with
+
+    assert compared_with({"candidate": {}}) is None
+    assert compared_with({"candidate": {}, "production": {}}) == "Compared with the model in production:"
+    assert compared_with({"candidate": {}, "unmitigated": {}, "production": {}}) == (
+        "Compared with the same pipeline trained without reweighing and with the model in production:")

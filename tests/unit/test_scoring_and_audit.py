@@ -93,19 +93,19 @@ def test_read_window_looks_up_outcomes_by_key_in_any_order(store):
         store.put(key, buf.getvalue())
 
     day = date(2026, 3, 2)
-    put(partition_key("predictions", day), pd.DataFrame({"k": ["a", "b", "c", "d"], "model_version": "v1",
+    put(partition_key("predictions", "m", day), pd.DataFrame({"k": ["a", "b", "c", "d"], "model_version": "v1",
                                                          "score": 0.5, "decision": [1, 0, 1, 0], "x": [1, 2, 3, 4]}))
-    put(partition_key("labels", day), pd.DataFrame({"k": ["d", "b"], "outcome": [1, 0]}))
-    df, days, versions = read_window(store, day, 1, row_key="k")
+    put(partition_key("labels", "m", day), pd.DataFrame({"k": ["d", "b"], "outcome": [1, 0]}))
+    df, days, versions = read_window(store, "m", day, 1, row_key="k")
     assert days == ["2026-03-02"] and versions == ["v1"]
     assert list(df["x"]) == [1, 2, 3, 4]
     assert df["outcome"].isna().tolist() == [True, False, True, False]
     assert df.loc[df["x"] == 4, "outcome"].item() == 1 and df.loc[df["x"] == 2, "outcome"].item() == 0
     # Not yet arrived: with a one-day lag the same outcomes are not used.
-    assert read_window(store, day, 1, row_key="k", label_lag_days=1)[0]["outcome"].isna().all()
-    put(partition_key("labels", day), pd.DataFrame({"k": ["d", "d"], "outcome": [1, 0]}))
+    assert read_window(store, "m", day, 1, row_key="k", label_lag_days=1)[0]["outcome"].isna().all()
+    put(partition_key("labels", "m", day), pd.DataFrame({"k": ["d", "d"], "outcome": [1, 0]}))
     with pytest.raises(StageError, match="duplicate values in 'k'"):
-        read_window(store, day, 1, row_key="k")
+        read_window(store, "m", day, 1, row_key="k")
 
 
 def test_audit_history_keeps_the_last_audits_up_to_a_date(store):
@@ -117,8 +117,8 @@ def test_audit_history_keeps_the_last_audits_up_to_a_date(store):
     start = date(2026, 1, 1)
     for i in range(40):
         d = (start + timedelta(days=i)).isoformat()
-        store.put(f"audits/date={d}/audit.json", json.dumps({"date": d}).encode())
-    got = [a["date"] for a in audit_history(store, until=start + timedelta(days=34), last=30)]
+        store.put(f"audits/model=m/date={d}/audit.json", json.dumps({"date": d}).encode())
+    got = [a["date"] for a in audit_history(store, "m", until=start + timedelta(days=34), last=30)]
     assert got == [(start + timedelta(days=i)).isoformat() for i in range(5, 35)]
 
 
@@ -136,7 +136,7 @@ def test_scoring_refuses_records_without_an_input_column_and_writes_nothing(stor
     with pytest.raises(StageError, match=r"input column\(s\) \['occupation'\]"):
         score_day(store, policy, date(2026, 3, 1), batch)
     with pytest.raises(NotFoundError):
-        store.get(partition_key("predictions", date(2026, 3, 1)))
+        store.get(partition_key("predictions", policy.model_name, date(2026, 3, 1)))
 
 
 def _tiny_audit_policy():
@@ -180,7 +180,7 @@ def test_an_audit_over_a_redeploy_judges_the_newer_version_not_the_larger_hash(s
     for d, frame in days.items():
         buf = io.BytesIO()
         frame.to_parquet(buf, index=False)
-        store.put(partition_key("predictions", d), buf.getvalue())
+        store.put(partition_key("predictions", policy.model_name, d), buf.getvalue())
 
     result = audit_day(store, policy, day3, run_id="audit")
     assert result["judged_version"] == newer and result["model_versions"] == [older, newer]
@@ -208,7 +208,7 @@ def test_a_rolled_back_version_that_scored_the_newest_day_is_the_one_judged(stor
     for i, version in enumerate((a, b, a)):  # deployed a, then b, then rolled back to a
         buf = io.BytesIO()
         _predictions(version, 10, 10, start=40 * i).to_parquet(buf, index=False)
-        store.put(partition_key("predictions", day3 - timedelta(days=2 - i)), buf.getvalue())
+        store.put(partition_key("predictions", policy.model_name, day3 - timedelta(days=2 - i)), buf.getvalue())
     result = audit_day(store, policy, day3, run_id="audit")
     assert result["judged_version"] == a and result["model_versions"] == [b, a] and result["rows"] == 80
 
@@ -223,9 +223,9 @@ def test_re_running_an_audit_date_shows_that_date_once_in_the_trend(store):
     start = date(2026, 1, 1)
     for i in range(3):
         d = (start + timedelta(days=i)).isoformat()
-        store.put(f"audits/date={d}/audit.json", json.dumps({"date": d, "status": "healthy"}).encode())
+        store.put(f"audits/model=m/date={d}/audit.json", json.dumps({"date": d, "status": "healthy"}).encode())
     rerun = {"date": (start + timedelta(days=2)).isoformat(), "status": "degraded"}
-    trend = audit_trend(store, rerun)
+    trend = audit_trend(store, "m", rerun)
     assert [(a["date"], a["status"]) for a in trend] == [("2026-01-01", "healthy"), ("2026-01-02", "healthy"),
                                                          ("2026-01-03", "degraded")]
-    assert [a["date"] for a in audit_trend(store, rerun, last=2)] == ["2026-01-02", "2026-01-03"]
+    assert [a["date"] for a in audit_trend(store, "m", rerun, last=2)] == ["2026-01-02", "2026-01-03"]

@@ -49,32 +49,32 @@ def test_pointer_keeps_history(store):
 
 def test_evidence_chain_verifies_and_detects_tampering(store):
     for i in range(4):
-        evidence.append(store, {"run_id": f"r{i}", "decision": "rejected", "kind": "lifecycle"})
-    assert evidence.verify(store).ok
-    assert evidence.find(store, "r2")["record"]["run_id"] == "r2"
-    assert evidence.find(store, "latest")["record"]["run_id"] == "r3"
+        evidence.append(store, "m", {"run_id": f"r{i}", "decision": "rejected", "kind": "lifecycle"})
+    assert evidence.verify(store, "m").ok
+    assert evidence.find(store, "m", "r2")["record"]["run_id"] == "r2"
+    assert evidence.find(store, "m", "latest")["record"]["run_id"] == "r3"
 
-    key = "evidence/records/0000000002.json"
+    key = "evidence/m/records/0000000002.json"
     original = store.get(key)
     entry = json.loads(original)
     entry["record"]["decision"] = "deployed"
     store.put(key, json.dumps(entry).encode())
-    v = evidence.verify(store)
+    v = evidence.verify(store, "m")
     assert not v.ok and any("0000000002.json content does not match its hash" in p for p in v.problems)
 
     store.put(key, original)
-    assert evidence.verify(store).ok
-    store.delete("evidence/records/0000000003.json")
-    assert not evidence.verify(store).ok
+    assert evidence.verify(store, "m").ok
+    store.delete("evidence/m/records/0000000003.json")
+    assert not evidence.verify(store, "m").ok
 
 
 def test_evidence_reorder_detected(store):
     for i in range(3):
-        evidence.append(store, {"run_id": f"r{i}"})
-    one, two = store.get("evidence/records/0000000001.json"), store.get("evidence/records/0000000002.json")
-    store.put("evidence/records/0000000001.json", two)
-    store.put("evidence/records/0000000002.json", one)
-    assert not evidence.verify(store).ok
+        evidence.append(store, "m", {"run_id": f"r{i}"})
+    one, two = store.get("evidence/m/records/0000000001.json"), store.get("evidence/m/records/0000000002.json")
+    store.put("evidence/m/records/0000000001.json", two)
+    store.put("evidence/m/records/0000000002.json", one)
+    assert not evidence.verify(store, "m").ok
 
 
 def test_model_loading_refuses_tampered_and_foreign_files(adult):

@@ -1,0 +1,29 @@
+"""The models this deployment runs, for the DAG files: one set of DAGs per policy file.
+
+Parse-time cheap: :mod:`fairgate.catalog` reads each policy's ``model_name`` and ``schedule``
+with PyYAML and nothing else; the tasks load and validate the whole policy when they run.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fairgate.catalog import ModelEntry, entries
+
+if TYPE_CHECKING:
+    from airflow.sdk import DAG
+
+__all__ = ["ModelEntry", "bind", "entries"]
+
+
+def bind(dag: DAG, model: ModelEntry) -> DAG:
+    """Point every task of ``dag`` at ``model``'s policy file.
+
+    The single policy of a one-model deployment is left to ``FAIRGATE_POLICY`` when the task runs,
+    as before there were many models.
+    """
+    if model.single:
+        return dag
+    for task in dag.tasks:
+        task.policy_file = str(model.path)  # type: ignore[attr-defined]  # every Fairgate operator has it
+    return dag
