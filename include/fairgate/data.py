@@ -70,26 +70,83 @@ def read_source(policy: Policy, *, interval: tuple[datetime, datetime] | None = 
 
 
 def read_location(source: str, *, fmt: str = "csv", partitioned: bool = False, query: str | None = None,
-                  interval: tuple[datetime, datetime] | None = None) -> pd.DataFrame:
+                  interval: tuple[datetime, datetime] | None = None, key: str = "dataset.source") -> pd.DataFrame:
     """Every row at ``source``: ``bundled://adult``, a local file or folder, or ``sql://<conn_id>``."""
     if source == "bundled://adult":
         return read_adult("data")
     if source.startswith("bundled://"):
-        raise DataError(f"Policy key 'dataset.source': unknown bundled dataset {source!r} "
+        raise DataError(f"Policy key '{key}': unknown bundled dataset {source!r} "
                         "(available: bundled://adult).")
     if source.startswith("sql://"):
         return read_sql(source, query or "", interval, key="dataset.query")
     if source.startswith("s3://"):
-        raise DataError("Policy key 'dataset.source': s3:// sources are read through the S3 artifact "
-                        "store; copy the data there or use a local path.")
+        return _read_s3(source, fmt, partitioned, interval, key)
     path = Path(source.removeprefix("file://"))
     if not path.exists():
-        raise DataError(f"Policy key 'dataset.source': {path} does not exist.")
+        raise DataError(f"Policy key '{key}': {path} does not exist.")
     files = _partition_files(path, fmt, interval) if partitioned else _plain_files(path, fmt)
     if not files:
         where = f" for {interval[0].date()}..{interval[1].date()}" if interval and partitioned else ""
-        raise DataError(f"Policy key 'dataset.source': no {fmt} files under {path}{where}.")
+        raise DataError(f"Policy key '{key}': no {fmt} files under {path}{where}.")
     return _concat([_read_file(f, fmt) for f in files])
+
+
+# How an ``s3://`` source gets its boto3 client: the Airflow adapter installs the store's connection
+# (FAIRGATE_AWS_CONN_ID); without it, boto3's standard configuration (AWS_* variables, profiles,
+# AWS_ENDPOINT_URL_S3).
+_s3_client: Callable[[], Any] | None = None
+
+
+def use_s3_client(factory: Callable[[], Any] | None) -> None:
+    global _s3_client
+    _s3_client = factory
+
+
+def _read_s3(source: str, fmt: str, partitioned: bool, interval: tuple[datetime, datetime] | None,
+             key: str) -> pd.DataFrame:
+    """A CSV/Parquet object, or every one under a prefix (``date=`` partitions in the interval when partitioned)."""
+    from fairgate.s3store import S3Store
+    from fairgate.store import NotFoundError, StoreError
+
+    if _s3_client is not None:
+        client = _s3_client()
+    else:
+        import boto3
+
+        client = boto3.client("s3")
+    single = source.endswith(f".{fmt}")
+    root, _, name = source.rstrip("/").rpartition("/") if single else (source.rstrip("/"), "", "")
+    store = S3Store(root, client=client)
+    try:
+        keys = [name] if single else [k for k in store.list("") if k.endswith(f".{fmt}")]
+        if partitioned and not single:
+            keys = [k for k in keys if _in_interval(k.split("/")[0], interval)]
+        if not keys:
+            where = f" for {interval[0].date()}..{interval[1].date()}" if interval and partitioned else ""
+            raise DataError(f"Policy key '{key}': no {fmt} objects under {source}{where}.")
+        return _concat([_read_bytes(store.get(k), fmt, f"{root}/{k}") for k in keys])
+    except NotFoundError:
+        raise DataError(f"Policy key '{key}': {source} does not exist.") from None
+    except StoreError as exc:
+        raise DataError(f"Policy key '{key}': cannot read {source}: {exc}") from None
+
+
+def _in_interval(folder: str, interval: tuple[datetime, datetime] | None) -> bool:
+    m = PARTITION_RE.match(folder)
+    if not m:
+        return False
+    day = date.fromisoformat(m.group(1))
+    return interval is None or interval[0].date() <= day < interval[1].date()
+
+
+def _read_bytes(data: bytes, fmt: str, where: str) -> pd.DataFrame:
+    import pandas as pd
+
+    try:
+        return pd.read_parquet(io.BytesIO(data)) if fmt == "parquet" else pd.read_csv(io.BytesIO(data),
+                                                                                     skipinitialspace=True)
+    except Exception as exc:  # pandas raises many types; the object's name is what the user needs
+        raise DataError(f"Cannot read {where} as {fmt}: {exc}") from exc
 
 
 # How a ``sql://<conn_id>`` source finds its database: the Airflow adapter installs a resolver that

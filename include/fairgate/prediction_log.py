@@ -48,9 +48,6 @@ def audit_prefix(model: str, day: date | str) -> str:
 
 def incoming(policy: Policy, day: date, *, scenario: str | None = None) -> pd.DataFrame:
     """The records that arrived on ``day``: the simulated feed, or the ``date=`` partition of a folder."""
-    from pathlib import Path
-
-    from fairgate.data import _read_file
     from fairgate.simulation import day_batch
 
     feed = policy.audit_incoming
@@ -67,13 +64,13 @@ def incoming(policy: Policy, day: date, *, scenario: str | None = None) -> pd.Da
         start = datetime.combine(day, time(), tzinfo=UTC)
         return read_sql(feed, policy.audit_incoming_query or "", (start, start + timedelta(days=1)),
                         key="audit.incoming_query")
-    folder = Path(feed.removeprefix("file://")) / f"date={day.isoformat()}"
-    files = sorted(folder.glob(f"*.{policy.format}"))
-    if not files:
-        raise StageError(f"Policy key 'audit.incoming': no {policy.format} files in {folder}.")
-    import pandas as pd
+    from fairgate.data import DataError, read_location
 
-    return pd.concat([_read_file(f, policy.format) for f in files], ignore_index=True)
+    partition = f"{feed.rstrip('/')}/date={day.isoformat()}"
+    try:
+        return read_location(partition, fmt=policy.format, key="audit.incoming")
+    except DataError as exc:
+        raise StageError(f"No records to score for {day}: {exc}") from None
 
 
 def write_day(store: ArtifactStore, model: str, day: date, log: pd.DataFrame,

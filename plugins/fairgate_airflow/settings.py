@@ -24,17 +24,22 @@ def _connection_uri(conn_id: str) -> str:
     return sqlalchemy_url(BaseHook.get_connection(conn_id).get_uri())
 
 
+def _s3_client():
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    return S3Hook(aws_conn_id=os.environ.get("FAIRGATE_AWS_CONN_ID", "aws_default")).get_conn()
+
+
 def artifact_store():
     """The store every stage writes to; also points ``sql://`` sources at Airflow's connections."""
-    from fairgate.data import use_connections
+    from fairgate.data import use_connections, use_s3_client
     from fairgate.store import open_store
 
     use_connections(_connection_uri)
+    use_s3_client(_s3_client)
 
     root = artifact_root()
     client = None
     if root and root.startswith("s3://"):
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-        client = S3Hook(aws_conn_id=os.environ.get("FAIRGATE_AWS_CONN_ID", "aws_default")).get_conn()
+        client = _s3_client()
     return open_store(root, s3_client=client)
