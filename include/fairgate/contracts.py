@@ -108,6 +108,7 @@ class Bias(_Result):
     result: Artifact
     split: Artifact
     quality: Quality
+    short_of_evidence: tuple[str, ...] = ()  # groups the test split is too small for: the gate can only ask review
 
 
 @dataclass(frozen=True)

@@ -147,6 +147,7 @@ def check_bias(store: ArtifactStore, policy: Policy, run: RunInfo, quality: Qual
     if not quality.passed:
         raise StageError(f"The snapshot failed its quality checks ({'; '.join(quality.failures)}); bias is not "
                          "measured on it.")
+    from fairgate.policy_tools import short_of_evidence
     from fairgate.training import assign_split, split_frame
 
     snapshot = quality.snapshot
@@ -158,10 +159,12 @@ def check_bias(store: ArtifactStore, policy: Policy, run: RunInfo, quality: Qual
     train = df[split == "train"]
     measured = bias.measure(train, policy)
     measured["measured_on"] = f"training rows ({len(train)} of the snapshot's {snapshot.rows})"
+    # Said now, not after training: groups the test split is too small for can only end in review.
+    measured["short_of_evidence"], _ = short_of_evidence(df[split == "test"], policy, share=1.0)
     written = _put_json(store, f"{run.prefix}/bias.json", measured)
     return Bias(detected=measured["detected"], reasons=tuple(measured["reasons"]),
                 warnings=tuple(measured["warnings"]), measured_on=measured["measured_on"], result=written,
-                split=stored_split, quality=quality)
+                split=stored_split, quality=quality, short_of_evidence=tuple(measured["short_of_evidence"]))
 
 
 def _training_rows(store: ArtifactStore, bias: Bias) -> tuple[pd.DataFrame, np.ndarray]:
@@ -351,7 +354,8 @@ def evidence_record(store: ArtifactStore, policy: Policy, run: RunInfo, *, decis
                                 "failed": quality.failed, "failures": list(quality.failures),
                                 "uri": quality.result.uri, "html_uri": quality.page.uri},
         "bias": bias and {**{k: bias_full.get(k) for k in ("detected", "reasons", "comparisons", "proxies",
-                                                          "warnings", "measured_on")}, "uri": bias.result.uri},
+                                                          "warnings", "measured_on", "short_of_evidence")},
+                          "uri": bias.result.uri},
         "mitigation": mitigation and ({"applied": True, "method": mitigation.method, "after": after.get("after"),
                                        "uri": mitigation.weights.uri, "sha256": mitigation.weights.sha256,
                                        "max_abs_di_error": mitigation.max_abs_di_error}

@@ -166,9 +166,8 @@ def starter_policy(df: pd.DataFrame, *, model_name: str, source: str, label: str
 
 def check_against_data(policy: Policy, df: pd.DataFrame) -> CheckResult:
     """What would stop a run of ``policy`` on ``df``, found before the run."""
-    import numpy as np
 
-    from fairgate.groups import cell_mask, comparisons, group_codes, is_numeric
+    from fairgate.groups import is_numeric
 
     out = CheckResult()
     named = {"dataset.label": [policy.label], "dataset.features": list(policy.features),
@@ -187,8 +186,9 @@ def check_against_data(policy: Policy, df: pd.DataFrame) -> CheckResult:
     label = df[policy.label]
     if not (label == policy.favorable_label).any():
         as_text = label.astype(str) == str(policy.favorable_label)
-        hint = (f" It occurs as {label[as_text].iloc[0]!r} ({label.dtype}): write it without quotes or with, "
-                "to match the column's type." if as_text.any() else "")
+        found = _plain(label[as_text].iloc[0]) if as_text.any() else None
+        hint = (f" It occurs as {found!r} ({label.dtype}): write it as that, so its type matches the column's."
+                if as_text.any() else "")
         out.problems.append(f"Policy key 'dataset.favorable_label' {policy.favorable_label!r} never occurs in column "
                             f"{policy.label!r}.{hint}")
     for i, a in enumerate(policy.protected):
@@ -202,16 +202,31 @@ def check_against_data(policy: Policy, df: pd.DataFrame) -> CheckResult:
         for v in a.privileged:
             if v not in present:
                 same_text = [x for x in present if str(x) == str(v)]
-                hint = f" (it occurs as {same_text[0]!r}: match the column's type)" if same_text else ""
+                hint = f" (it occurs as {_plain(same_text[0])!r}: match the column's type)" if same_text else ""
                 out.problems.append(f"Policy key 'protected_attributes[{i}].privileged' value {v!r} never occurs in "
                                     f"column {a.column!r}{hint}.")
     if out.problems:
         return out
 
+    cannot, notes = short_of_evidence(df, policy, share=policy.test_size)
+    out.cannot_pass += cannot
+    out.notes += notes
+    return out
+
+
+def short_of_evidence(df: pd.DataFrame, policy: Policy, *, share: float) -> tuple[list[str], list[str]]:
+    """Groups whose rows or favourable outcomes, times ``share`` (the test split's), fall short of the gate's
+    evidence rules, each with what would fix it; and a note of every group's counts."""
+    import numpy as np
+
+    from fairgate.groups import cell_mask, comparisons, group_codes
+
     codes = group_codes(df, policy)
-    favourable = np.asarray(label == policy.favorable_label)
-    share = policy.test_size
+    favourable = np.asarray(df[policy.label] == policy.favorable_label)
+    short: list[str] = []
+    notes: list[str] = []
     seen: set[tuple[tuple[str, int], ...]] = set()
+    where = "in the test split" if share < 1 else "in the test rows"
     for comp in comparisons(policy):
         for cell in (comp.unprivileged, comp.privileged):
             if cell in seen:
@@ -221,17 +236,21 @@ def check_against_data(policy: Policy, df: pd.DataFrame) -> CheckResult:
             rows, positives = int(mask.sum()), int((mask & favourable).sum())
             name = " & ".join(f"{c}={'privileged' if v else 'unprivileged'}" for c, v in cell)
             exp_rows, exp_pos = rows * share, positives * share
-            out.notes.append(f"{name}: {rows} rows, {positives} favourable; about {exp_rows:.0f} and {exp_pos:.0f} "
-                             f"in the test split")
+            about = "about " if share < 1 else ""
+            notes.append(f"{name}: {rows} rows, {positives} favourable" + (
+                f"; about {exp_rows:.0f} and {exp_pos:.0f} {where}" if share < 1 else f" {where}"))
             for what, expected, have, need, key in (("rows", exp_rows, rows, policy.min_group_size,
                                                      "fairness.min_group_size"),
                                                     ("favourable outcomes", exp_pos, positives, policy.min_positives,
                                                      "fairness.min_positives")):
                 if expected >= need:
                     continue
-                fix = (f"model.test_size {math.ceil(need / have * 100) / 100:g} would reach it"
-                       if have and need / have <= 0.5 else f"lower {key} to {max(1, math.floor(expected))}")
-                out.cannot_pass.append(f"Group {name} has about {expected:.0f} {what} in the test split "
-                                    f"(test_size {share:g} of {have}); '{key}' asks for {need}, so the gate can "
-                                    f"only ever ask for review: {fix}.")
-    return out
+                if share < 1 and have and need / have <= 0.5:
+                    fix = f"model.test_size {math.ceil(need / have * 100) / 100:g} would reach it"
+                elif expected >= 1:
+                    fix = f"lower {key} to {math.floor(expected)}"
+                else:
+                    fix = "more data for this group"
+                short.append(f"Group {name} has {about}{expected:.0f} {what} {where}; '{key}' asks for {need}, so "
+                             f"the gate can only ask for review: {fix}.")
+    return short, notes

@@ -147,7 +147,8 @@ def model_card(record: dict[str, Any], policy: Policy) -> str:
         importance_header=_importance_header(importance) if importance else None,
         importance_rows=importance_rows(importance) if importance else None,
         insufficient=[r for r in gate["reasons"] or [] if "insufficient evidence" in r],
-        proxy_warnings=bias.get("warnings") or [], approval=approval(record),
+        proxy_warnings=bias.get("warnings") or [], short_of_evidence=bias.get("short_of_evidence") or [],
+        approval=approval(record),
     )
 
 

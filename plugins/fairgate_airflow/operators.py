@@ -161,6 +161,8 @@ class CheckBiasOperator(_BranchStage):
         bias = self.run_stage(context, lifecycle.check_bias, self.given("quality", Quality))
         for warning in bias.warnings:
             self.log.warning("Proxy check: %s", warning)
+        for short in bias.short_of_evidence:
+            self.log.warning("Evidence: %s", short)
         if bias.detected:
             self.log.info("Routing to %s because %s", self.routes["detected"], "; ".join(bias.reasons))
             return self.routes["detected"]
