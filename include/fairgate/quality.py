@@ -177,7 +177,22 @@ def validate_frame(df: pd.DataFrame, policy: Policy, *, duplicate_rows: int | No
     ``duplicate_rows``: the duplicates counted on the source's whole rows (see :func:`duplicate_rows`),
     when ``df`` is a snapshot that keeps only the policy's columns.
     """
-    checks = run_expectations(df, expectations(policy, list(df.columns)))
+    checks = [_with_hint(c, df, policy) for c in run_expectations(df, expectations(policy, list(df.columns)))]
     checks.append(duplicate_check(df, policy, dupes=duplicate_rows))
     checks.extend(group_size_checks(df, policy))
     return QualityResult(passed=all(c.passed for c in checks), rows=len(df), checks=checks)
+
+
+def _with_hint(check: Check, df: pd.DataFrame, policy: Policy) -> Check:
+    """A failed favourable-label check that is only a type mismatch ("1" for an integer column) says so."""
+    if check.passed or check.check != "expect_column_distinct_values_to_contain_set" or check.column != policy.label:
+        return check
+    label = df[policy.label].dropna()
+    same_text = label[label.astype(str) == str(policy.favorable_label)]
+    if same_text.empty:
+        return check
+    found = same_text.iloc[0]
+    found = found.item() if hasattr(found, "item") else found
+    hint = (f"dataset.favorable_label is {policy.favorable_label!r} ({type(policy.favorable_label).__name__}) "
+            f"but the column holds {found!r} ({label.dtype}): write it as {found!r}")
+    return Check(check=check.check, column=check.column, passed=False, detail={**check.detail, "hint": hint})
