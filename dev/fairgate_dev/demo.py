@@ -115,11 +115,13 @@ def explain(run_id: str, policy) -> int:
     bias = rec.get("bias") or {}
     after = (rec.get("mitigation") or {}).get("after") or {}
     if bias:
-        print("\nDisparate impact in the training data (before → after reweighing):")
+        print(f"\nDisparate impact in the {bias.get('measured_on') or 'training rows'} (before → after reweighing):")
         for key, m in bias["comparisons"].items():
             di_after = after.get(key, {}).get("disparate_impact")
             tail = f"{di_after:.3f}" if di_after is not None else "(not reweighed)"
             print(f"  {key:45s} {m['disparate_impact']:.3f} → {tail}")
+    for short in bias.get("short_of_evidence") or []:
+        print(f"  Note: {short}")
     proxies = bias.get("proxies") or {}
     if proxies:
         print(f"\nProxy check (cross-validated ROC AUC of predicting the attribute; warning at "
