@@ -7,10 +7,10 @@ import logging
 import re
 from collections.abc import Callable
 from datetime import date, datetime
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fairgate.bundled import ADULT_COLUMNS, BUNDLED_DIR
 from fairgate.errors import InputError
 
 if TYPE_CHECKING:
@@ -20,12 +20,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-BUNDLED_DIR = Path(str(resources.files("fairgate").joinpath("data")))  # package data, also in a wheel
-ADULT_COLUMNS = [
-    "age", "workclass", "fnlwgt", "education", "education_num", "marital_status", "occupation",
-    "relationship", "race", "sex", "capital_gain", "capital_loss", "hours_per_week",
-    "native_country", "income",
-]
 PARTITION_RE = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 
 

@@ -14,13 +14,12 @@ from typing import Any, Literal
 
 import yaml
 
+from fairgate.bundled import SIMULATED_FEED
 from fairgate.catalog import single_policy_path
 from fairgate.errors import InputError
 
 ThresholdKind = Literal["ratio_band", "abs_difference"]
 SCENARIOS = ("stable", "group_mix_shift", "label_shift", "proxy_drift")
-# The demo's simulated feed of incoming records (Adult test rows); only for the bundled dataset.
-SIMULATED_FEED = "simulated://adult-test"
 # Every metric the gate and the bias check know how to compute.
 METRICS = (
     "disparate_impact",
@@ -238,7 +237,7 @@ def parse_policy(raw: Any) -> Policy:
         raise PolicyError(MSG_MISSING.format(key="dataset.features", expected="at least one feature column"))
     bundled = ds.source.startswith("bundled://")
     if audit.incoming and audit.incoming.startswith("simulated://"):
-        from fairgate.data import ADULT_COLUMNS
+        from fairgate.bundled import ADULT_COLUMNS
 
         wanted = [*categorical, *numeric, *columns, ds.label]
         foreign = [c for c in dict.fromkeys(wanted) if c not in ADULT_COLUMNS]
@@ -318,9 +317,9 @@ def parse_policy(raw: Any) -> Policy:
         unknown = sorted(set(cols) - named)
         if unknown:
             raise PolicyError(MSG_UNKNOWN.format(key=key, unknown=unknown, allowed=sorted(named)))
-    from fairgate.training import classifier
+    from fairgate.estimators import classifier
 
-    classifier(policy)  # model.params against the estimator's signature, now rather than at train time
+    classifier(policy.estimator, policy.estimator_params, policy.seed)  # model.params now, not at train time
     for i, f in enumerate(policy.filters):
         if f["op"] not in ("==", "!=", "in", "not_in", "not_null") and not isinstance(f["value"], (int, float)):
             raise PolicyError(f"Policy key 'dataset.filters[{i}].value' must be a number for op {f['op']!r}. "

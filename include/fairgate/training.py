@@ -12,7 +12,8 @@ import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from fairgate.errors import InputError, ModelParamsError
+from fairgate.errors import InputError
+from fairgate.estimators import classifier
 from fairgate.groups import labels
 from fairgate.store import IntegrityError, verify
 
@@ -76,34 +77,12 @@ def split_rows(df: pd.DataFrame, policy: Policy, strata: np.ndarray) -> np.ndarr
     return out
 
 
-def classifier(policy: Policy) -> Any:
-    """The policy's estimator with its params, checked against its signature, types and ranges."""
-    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
-    from sklearn.linear_model import LogisticRegression
-
-    estimators = {
-        "logistic_regression": LogisticRegression,
-        "hist_gradient_boosting": HistGradientBoostingClassifier,
-        "random_forest": RandomForestClassifier,
-    }
-    params = dict(policy.estimator_params)
-    params.setdefault("random_state", policy.seed)
-    try:
-        clf = estimators[policy.estimator](**params)
-        # Types and ranges now, not at fit time (where sklearn's InvalidParameterError is both a
-        # ValueError and a TypeError); _validate_params is how sklearn's own fit checks them.
-        clf._validate_params()
-    except (TypeError, ValueError) as exc:
-        raise ModelParamsError(f"Policy key 'model.params' does not fit {policy.estimator}: {exc}") from None
-    return clf
-
-
 def build_pipeline(policy: Policy) -> Pipeline:
     from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    clf = classifier(policy)
+    clf = classifier(policy.estimator, policy.estimator_params, policy.seed)
     categorical = [c for c in policy.features if c not in policy.numeric]
     numeric = [c for c in policy.features if c in policy.numeric]
     pre = ColumnTransformer(
