@@ -19,17 +19,8 @@ from fairgate.catalog import single_policy_path
 from fairgate.errors import InputError
 
 ThresholdKind = Literal["ratio_band", "abs_difference"]
+# The simulated feed's scenarios, as policy_schema.Scenario lists them.
 SCENARIOS = ("stable", "group_mix_shift", "label_shift", "proxy_drift")
-# Every metric the gate and the bias check know how to compute.
-METRICS = (
-    "disparate_impact",
-    "statistical_parity_difference",
-    "equal_opportunity_difference",
-    "average_odds_difference",
-    "false_positive_rate_difference",
-    "false_negative_rate_difference",
-)
-DATA_METRICS = ("disparate_impact", "statistical_parity_difference")
 
 MSG_MISSING = "Policy key '{key}' is missing; expected {expected}."
 MSG_TYPE = "Policy key '{key}' must be {expected}. Got {got!r} instead."

@@ -178,3 +178,12 @@ def test_json_schema_validates_the_bundled_policy_and_rejects_a_typo():
     raw["quality"]["min_row"] = 5000
     with pytest.raises(jsonschema.ValidationError, match="min_row"):
         jsonschema.validate(raw, schema)
+
+
+def test_the_simulated_scenarios_are_the_schemas():
+    from typing import get_args
+
+    from fairgate.policy import SCENARIOS
+    from fairgate.policy_schema import Scenario
+
+    assert SCENARIOS == get_args(Scenario)
