@@ -89,10 +89,10 @@ def test_cli_rollback_and_verify_log_on_s3(deployed_s3, monkeypatch, s3_env, cap
     assert (moved["from_version"], moved["to_version"]) == (v2, v1)
     assert registry.production_version(store, "m") == v1
     assert main(["verify-log"]) == 0
-    entry = json.loads(store.get("evidence/adult_income/records/0000000001.json"))
+    entry = json.loads(store.get("evidence/m/records/0000000001.json"))
     entry["record"]["reason"] = "edited later"
-    store.put("evidence/adult_income/records/0000000001.json", json.dumps(entry).encode())
+    store.put("evidence/m/records/0000000001.json", json.dumps(entry).encode())
     capsys.readouterr()
     assert main(["verify-log"]) == 2
     assert "content does not match its hash" in capsys.readouterr().out
-    assert not evidence.verify(store, "adult_income").ok
+    assert not evidence.verify(store, "m").ok
