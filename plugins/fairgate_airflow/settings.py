@@ -17,11 +17,17 @@ def artifact_root() -> str | None:
 
 
 def _connection_uri(conn_id: str) -> str:
+    from airflow.exceptions import AirflowNotFoundException
     from airflow.sdk import BaseHook
 
-    from fairgate.data import sqlalchemy_url
+    from fairgate.data import DataError, sqlalchemy_url
 
-    return sqlalchemy_url(BaseHook.get_connection(conn_id).get_uri())
+    try:
+        return sqlalchemy_url(BaseHook.get_connection(conn_id).get_uri())
+    except AirflowNotFoundException:
+        raise DataError(f"No Airflow connection {conn_id!r} (named by a sql:// source or feed): define it with "
+                        f"`airflow connections add {conn_id} --conn-uri postgresql://...` or "
+                        f"AIRFLOW_CONN_{conn_id.upper()}.") from None
 
 
 def _s3_client():

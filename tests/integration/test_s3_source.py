@@ -12,6 +12,14 @@ from fairgate.data import DataError, read_source, use_s3_client
 from fairgate.policy import parse_policy
 
 
+@pytest.fixture(autouse=True)
+def outside_airflow(monkeypatch):
+    """Each test starts as the CLI would: boto3's standard configuration, no Airflow connection installed."""
+    from fairgate import data
+
+    monkeypatch.setattr(data, "_s3_client", None)
+
+
 @pytest.fixture
 def partitions(adult, s3_client, bucket):
     """Adult's first 2,000 rows as ten daily CSV partitions under s3://bucket/applications/."""

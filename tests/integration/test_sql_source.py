@@ -76,9 +76,17 @@ def test_a_broken_query_names_the_key_and_the_connection(table):
         read_source(parse_policy(raw))
 
 
-def test_an_undefined_connection_says_how_to_define_it(monkeypatch):
+def test_an_undefined_connection_says_how_to_define_it(monkeypatch, tmp_path):
+    from fairgate import data
+    from fairgate_airflow.settings import artifact_store
+
     monkeypatch.delenv("AIRFLOW_CONN_NOWHERE", raising=False)
     raw = default_policy_dict()
     raw["dataset"].update({"source": "sql://nowhere", "query": "SELECT 1"})
+    monkeypatch.setattr(data, "_connection_uri", None)  # outside Airflow: the environment
     with pytest.raises(DataError, match=r"No connection 'nowhere': .*AIRFLOW_CONN_NOWHERE"):
+        read_source(parse_policy(raw))
+    monkeypatch.setenv("FAIRGATE_ARTIFACT_ROOT", str(tmp_path))
+    artifact_store()  # in a task: Airflow's connections, still a named, non-retried input error
+    with pytest.raises(DataError, match=r"No Airflow connection 'nowhere' .*airflow connections add nowhere"):
         read_source(parse_policy(raw))
