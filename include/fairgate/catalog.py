@@ -62,10 +62,11 @@ def entries(*, strict: bool = False) -> list[ModelEntry]:
         if not root.is_dir():
             raise CatalogError(f"{POLICIES_ENV}={folder} is not a folder of policy files.")
         files, single = sorted([*root.glob("*.yaml"), *root.glob("*.yml")]), False
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: several times faster at parse time
     out: dict[str, ModelEntry] = {}
     for path in files:
         try:
-            raw = yaml.safe_load(path.read_text())
+            raw = yaml.load(path.read_text(), Loader=loader)  # noqa: S506  (a safe loader, libyaml's when present)
             name = raw.get("model_name") if isinstance(raw, dict) else None
             if not isinstance(name, str) or not _NAME.match(name):
                 raise CatalogError(f"Policy key 'model_name' in {path} must be letters, digits, '-' or '_'. "
