@@ -27,6 +27,10 @@ class DataError(InputError):
     """The source cannot be read, or what it holds cannot be used."""
 
 
+class NothingThere(DataError):
+    """The location holds no data (yet): no such file or prefix, or no file of the format under it."""
+
+
 def read_adult(split: str = "data") -> pd.DataFrame:
     """UCI Adult as shipped with Fairgate: rows with a missing value (``?``) dropped.
 
@@ -77,11 +81,11 @@ def read_location(source: str, *, fmt: str = "csv", partitioned: bool = False, q
         return _read_s3(source, fmt, partitioned, interval, key)
     path = Path(source.removeprefix("file://"))
     if not path.exists():
-        raise DataError(f"Policy key '{key}': {path} does not exist.")
+        raise NothingThere(f"Policy key '{key}': {path} does not exist.")
     files = _partition_files(path, fmt, interval) if partitioned else _plain_files(path, fmt)
     if not files:
         where = f" for {interval[0].date()}..{interval[1].date()}" if interval and partitioned else ""
-        raise DataError(f"Policy key '{key}': no {fmt} files under {path}{where}.")
+        raise NothingThere(f"Policy key '{key}': no {fmt} files under {path}{where}.")
     return _concat([_read_file(f, fmt) for f in files])
 
 
@@ -117,10 +121,10 @@ def _read_s3(source: str, fmt: str, partitioned: bool, interval: tuple[datetime,
             keys = [k for k in keys if _in_interval(k.split("/")[0], interval)]
         if not keys:
             where = f" for {interval[0].date()}..{interval[1].date()}" if interval and partitioned else ""
-            raise DataError(f"Policy key '{key}': no {fmt} objects under {source}{where}.")
+            raise NothingThere(f"Policy key '{key}': no {fmt} objects under {source}{where}.")
         return _concat([_read_bytes(store.get(k), fmt, f"{root}/{k}") for k in keys])
     except NotFoundError:
-        raise DataError(f"Policy key '{key}': {source} does not exist.") from None
+        raise NothingThere(f"Policy key '{key}': {source} does not exist.") from None
     except StoreError as exc:
         raise DataError(f"Policy key '{key}': cannot read {source}: {exc}") from None
 

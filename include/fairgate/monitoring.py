@@ -60,10 +60,12 @@ def audit_day(store: ArtifactStore, policy: Policy, day: date, *, run_id: str) -
     """Measure the window ending ``day`` and classify it healthy / degraded / insufficient evidence."""
     from fairgate import audit as measure
 
+    fetched = prediction_log.fetch_outcomes(store, policy, day)
     df, days, versions = prediction_log.read_window(store, policy.model_name, day, policy.audit_window_days,
                                                     row_key=policy.row_key or "",
                                                     label_lag_days=policy.audit_label_lag_days)
     base = {"kind": "audit", "run_id": run_id, "date": day.isoformat(), "window_days": days,
+            "outcomes_fetched": fetched,
             "policy_sha256": policy.sha256, "code_version": CODE_VERSION, "model_name": policy.model_name}
     if df.empty:
         return {**base, "status": "insufficient_evidence", "reasons": ["no predictions in the window"],

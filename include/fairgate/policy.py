@@ -113,6 +113,8 @@ class Policy:
     audit_label_lag_days: int
     audit_incoming: str | None = SIMULATED_FEED
     audit_incoming_query: str | None = None
+    audit_outcomes: str | None = None
+    audit_outcomes_query: str | None = None
     audit_scenario: str = "stable"
     audit_daily_rows: int = 600
     audit_psi_threshold: float = 0.25
@@ -236,6 +238,11 @@ def parse_policy(raw: Any) -> Policy:
             raise PolicyError(f"Policy key 'audit.incoming': {audit.incoming} simulates rows of the bundled Adult "
                               f"data, which have no columns {foreign}; name the folder (local or s3://) or the "
                               "sql:// connection this model's records arrive in.")
+    if audit.outcomes and audit.outcomes.startswith("sql://") and not audit.outcomes_query:
+        raise PolicyError("Policy key 'audit.outcomes_query' is missing: a sql:// outcomes source needs the query.")
+    if audit.outcomes and not ds.row_key:
+        raise PolicyError("Policy key 'dataset.row_key' is required with 'audit.outcomes': outcomes are joined to "
+                          "predictions by it.")
     if audit.incoming and audit.incoming.startswith("sql://") and not audit.incoming_query:
         raise PolicyError("Policy key 'audit.incoming_query' is missing: a sql:// feed needs the query to run.")
 
@@ -278,6 +285,8 @@ def parse_policy(raw: Any) -> Policy:
         audit_label_lag_days=audit.label_lag_days,
         audit_incoming=audit.incoming or (SIMULATED_FEED if bundled else None),
         audit_incoming_query=audit.incoming_query,
+        audit_outcomes=audit.outcomes,
+        audit_outcomes_query=audit.outcomes_query,
         audit_scenario=audit.scenario,
         audit_daily_rows=audit.daily_rows,
         audit_psi_threshold=audit.psi_threshold,

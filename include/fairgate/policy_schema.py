@@ -209,6 +209,12 @@ class Audit(_Section):
                                                     "feed)")
     incoming_query: Name | None = Field(None, description="SQL for a `sql://` feed, with the bound parameters "
                                                           "`:interval_start` and `:interval_end`")
+    outcomes: Name | None = Field(None, description="where outcomes arrive when the feed does not carry the label: "
+                                                    "a folder (local or `s3://`) of `date=` partitions of the "
+                                                    "predictions' day, or `sql://<connection id>` with "
+                                                    "`outcomes_query`; each row the row key and the label")
+    outcomes_query: Name | None = Field(None, description="SQL for a `sql://` outcomes source, with the "
+                                                          "prediction day as `:interval_start` and `:interval_end`")
     scenario: Scenario = Field("stable", description="simulated feed only")
     daily_rows: int = Field(600, ge=1, description="simulated feed only")
     psi_threshold: NonNegative = Field(0.25, description="per-feature PSI that counts as drift")

@@ -73,6 +73,52 @@ def incoming(policy: Policy, day: date, *, scenario: str | None = None) -> pd.Da
         raise StageError(f"No records to score for {day}: {exc}") from None
 
 
+def fetch_outcomes(store: ArtifactStore, policy: Policy, day: date) -> list[str]:
+    """Copy the outcomes that have arrived at ``audit.outcomes`` into the log, for every day of the window
+    ending ``day`` that is past the label lag and has predictions but no outcomes yet.
+
+    A day whose outcomes are not at the source yet is left for a later audit. Returns the days copied.
+    """
+    import pandas as pd
+
+    from fairgate.data import NothingThere, read_location
+    from fairgate.groups import labels
+
+    source, key = policy.audit_outcomes, policy.row_key
+    if not source or not key:
+        return []
+    copied = []
+    for i in range(policy.audit_window_days - 1, policy.audit_label_lag_days - 1, -1):
+        d = day - timedelta(days=i)
+        name = policy.model_name
+        if not store.exists(partition_key("predictions", name, d)) or store.exists(partition_key("labels", name, d)):
+            continue
+        try:
+            if source.startswith("sql://"):
+                from datetime import UTC, datetime, time
+
+                from fairgate.data import read_sql
+
+                start = datetime.combine(d, time(), tzinfo=UTC)
+                rows = read_sql(source, policy.audit_outcomes_query or "", (start, start + timedelta(days=1)),
+                                key="audit.outcomes_query")
+            else:
+                rows = read_location(f"{source.rstrip('/')}/date={d.isoformat()}", fmt=policy.format,
+                                     key="audit.outcomes")
+        except NothingThere:
+            continue  # not arrived yet: a later audit fetches them
+        if rows.empty:
+            continue
+        missing = [c for c in (key, policy.label) if c not in rows.columns]
+        if missing:
+            raise StageError(f"Policy key 'audit.outcomes': the outcomes of {d} lack column(s) {missing} "
+                             f"(they have {sorted(map(str, rows.columns))}).")
+        outcomes = pd.DataFrame({key: rows[key].to_numpy(), LABEL_COLUMN: labels(rows, policy)})
+        store.put(partition_key("labels", name, d), to_parquet_bytes(outcomes))
+        copied.append(d.isoformat())
+    return copied
+
+
 def write_day(store: ArtifactStore, model: str, day: date, log: pd.DataFrame,
               outcomes: pd.DataFrame | None) -> Artifact:
     """Replace the day's prediction partition (and its outcomes, when known)."""

@@ -90,3 +90,38 @@ def test_an_undefined_connection_says_how_to_define_it(monkeypatch, tmp_path):
     artifact_store()  # in a task: Airflow's connections, still a named, non-retried input error
     with pytest.raises(DataError, match=r"No Airflow connection 'nowhere' .*airflow connections add nowhere"):
         read_source(parse_policy(raw))
+
+
+def test_outcomes_arrive_from_a_query_by_the_predictions_day(table, store, adult):
+    """The feed has no label; the outcomes table is queried per prediction day, with bound parameters."""
+    import psycopg2
+
+    from fairgate import registry
+    from fairgate.monitoring import audit_day, score_day
+    from fairgate.simulation import day_batch
+    from fairgate.training import dump_model, fit
+
+    name, _ = table
+    raw = default_policy_dict()
+    raw["audit"].update({"outcomes": "sql://fg_warehouse", "window_days": 2, "label_lag_days": 0,
+                         "outcomes_query": f'SELECT row_id, income FROM "{name}_outcomes" '
+                                           "WHERE decided_on >= :interval_start AND decided_on < :interval_end"})
+    policy = parse_policy(raw)
+    v = registry.register(store, policy.model_name, dump_model(fit(adult.head(2000), policy)),
+                          {"approved": True, "registered_at": "1"})["version"]
+    registry.promote(store, policy.model_name, v, action="deploy", run_id="r", actor="t", reason="")
+    days = [date(2026, 3, 1), date(2026, 3, 2)]
+    with psycopg2.connect(dbname="test", **PG) as conn, conn.cursor() as cur:
+        cur.execute(f'CREATE TABLE "{name}_outcomes" (row_id text, income text, decided_on date)')
+        for d in days:
+            batch = day_batch(d, policy, rows=200)
+            score_day(store, policy, d, batch.drop(columns=["income"]))
+            for row, income in zip(batch["row_id"][:120], batch["income"][:120], strict=True):
+                cur.execute(f'INSERT INTO "{name}_outcomes" VALUES (%s, %s, %s)', (row, income, d))
+    try:
+        result = audit_day(store, policy, days[-1], run_id="a")
+        assert result["outcomes_fetched"] == [d.isoformat() for d in days]
+        assert (result["rows"], result["labeled_rows"]) == (400, 240)
+    finally:
+        with psycopg2.connect(dbname="test", **PG) as conn, conn.cursor() as cur:
+            cur.execute(f'DROP TABLE "{name}_outcomes"')

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from datetime import date
 
@@ -229,3 +230,48 @@ def test_re_running_an_audit_date_shows_that_date_once_in_the_trend(store):
     assert [(a["date"], a["status"]) for a in trend] == [("2026-01-01", "healthy"), ("2026-01-02", "healthy"),
                                                          ("2026-01-03", "degraded")]
     assert [a["date"] for a in audit_trend(store, "m", rerun, last=2)] == ["2026-01-02", "2026-01-03"]
+
+
+def test_outcomes_from_their_own_source_are_fetched_once_past_the_lag(store, adult, tmp_path):
+    """A feed without the label; outcomes arrive later as date= partitions of another folder."""
+    from datetime import timedelta
+
+    import pandas as pd
+    from tests.conftest import default_policy_dict
+
+    from fairgate.errors import StageError
+    from fairgate.monitoring import audit_day
+    from fairgate.policy import parse_policy
+    from fairgate.prediction_log import partition_key
+    from fairgate.training import dump_model, fit
+
+    raw = default_policy_dict()
+    raw["audit"].update({"outcomes": str(tmp_path / "outcomes"), "window_days": 3, "label_lag_days": 1})
+    policy = parse_policy(raw)
+    v = registry.register(store, policy.model_name, dump_model(fit(adult.head(2000), policy)),
+                          {"approved": True, "registered_at": "1"})["version"]
+    registry.promote(store, policy.model_name, v, action="deploy", run_id="r", actor="t", reason="")
+    days = [date(2026, 3, 1) + timedelta(days=i) for i in range(3)]
+    arrived = {}
+    for i, d in enumerate(days):
+        batch = day_batch(d, policy, rows=300)
+        score_day(store, policy, d, batch.drop(columns=["income"]))  # no outcomes with the records
+        assert not store.exists(partition_key("labels", policy.model_name, d))
+        if i < 2:  # outcomes of the first two days have arrived at the source, half of day 2's rows
+            rows = batch if i == 0 else batch.iloc[::2]
+            (tmp_path / "outcomes" / f"date={d}").mkdir(parents=True)
+            rows[["row_id", "income"]].to_csv(tmp_path / "outcomes" / f"date={d}" / "part.csv", index=False)
+            arrived[d] = rows
+    result = audit_day(store, policy, days[-1], run_id="a")
+    assert result["outcomes_fetched"] == [days[0].isoformat(), days[1].isoformat()]
+    assert result["rows"] == 900 and result["labeled_rows"] == 300 + 150  # by hand: day 3 is inside the lag
+    stored = pd.read_parquet(io.BytesIO(store.get(partition_key("labels", policy.model_name, days[1]))))
+    expected = (arrived[days[1]]["income"] == ">50K").astype(int).to_numpy()
+    assert list(stored["outcome"]) == list(expected)
+    assert audit_day(store, policy, days[-1], run_id="again")["outcomes_fetched"] == []  # copied once
+
+    (tmp_path / "outcomes" / f"date={days[2]}").mkdir()
+    arrived_bad = day_batch(days[2], policy, rows=300)[["row_id"]]
+    arrived_bad.to_csv(tmp_path / "outcomes" / f"date={days[2]}" / "part.csv", index=False)
+    with pytest.raises(StageError, match=r"'audit.outcomes': the outcomes of 2026-03-03 lack column\(s\) \['income'\]"):
+        audit_day(store, policy, days[-1] + timedelta(days=1), run_id="late")
