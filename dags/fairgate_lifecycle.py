@@ -3,8 +3,9 @@
 
 Takes a dataset from collection to a deployment decision, keeping the evidence of every step:
 
-collect → validate (quality gate) → check bias ⇢ reweigh → train → fairness gate ⇢ deploy /
-reject / human review → record evidence.
+collect → validate (quality gate) → check bias ⇢ mitigation search (plan → one mapped task per
+candidate → choose on the validation split) or train without mitigation → fairness gate (test
+split) ⇢ deploy / reject / human review → record evidence.
 
 Runs on the policy's `schedule.lifecycle` (weekly by default), and whenever the model's audit
 DAG requests retraining (its `fairgate_retraining_request` asset). One such DAG per model:
@@ -30,10 +31,12 @@ from fairgate_airflow.operators import (
     CollectDataOperator,
     DeployModelOperator,
     FairnessGateOperator,
+    FitCandidateOperator,
     HumanReviewOperator,
+    PlanSearchOperator,
     RecordEvidenceOperator,
     RejectModelOperator,
-    ReweighOperator,
+    SelectCandidateOperator,
     TrainModelOperator,
     ValidateDataOperator,
     check_routes,
@@ -65,11 +68,13 @@ def lifecycle(model: ModelEntry) -> DAG:
                                         routes={"passed": "check_bias", "failed": "quality_failed"})
         RecordEvidenceOperator(task_id="quality_failed", quality=validate.output, retries=0)
         bias = CheckBiasOperator(task_id="check_bias", quality=validate.output,
-                                 routes={"detected": "reweigh", "within_policy": "train_model"})
-        reweigh = ReweighOperator(task_id="reweigh", bias=bias.output)
-        train = TrainModelOperator(task_id="train_model", bias=bias.output, mitigation=reweigh.output,
-                                   trigger_rule=JOIN)
-        gate = FairnessGateOperator(task_id="fairness_gate", trained=train.output,
+                                 routes={"search": "plan_search", "train": "train_model"})
+        plan = PlanSearchOperator(task_id="plan_search", bias=bias.output)
+        # One task instance per candidate: they run side by side, on as many worker slots as there are.
+        fitted = FitCandidateOperator.partial(task_id="fit_candidate").expand(planned=plan.output)
+        chosen = SelectCandidateOperator(task_id="select_candidate", plan=plan.output, candidates=fitted.output)
+        train = TrainModelOperator(task_id="train_model", bias=bias.output)
+        gate = FairnessGateOperator(task_id="fairness_gate", trained=[chosen.output, train.output], trigger_rule=JOIN,
                                     routes={"pass": "deploy_model", "fail": "reject_model", "review": "human_review"})
         review = HumanReviewOperator(task_id="human_review", gate=gate.output,
                                      routes={"approved": "deploy_model", "rejected": "reject_model"}, retries=0)

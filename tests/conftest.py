@@ -17,8 +17,14 @@ configure(_HOME / "home", _HOME / "artifacts")
 DEFAULT_POLICY = REPO / "include" / "config" / "policy.yaml"
 
 
-def default_policy_dict() -> dict:
-    return yaml.safe_load(DEFAULT_POLICY.read_text())
+def default_policy_dict(*, search: bool = False) -> dict:
+    """The bundled policy. Without ``search``, its mitigation search is left at the schema's default
+    (reweighing only), which keeps each lifecycle run fast; tests/dags/test_search_e2e.py runs the
+    shipped search."""
+    raw = yaml.safe_load(DEFAULT_POLICY.read_text())
+    if not search:
+        raw.pop("mitigation", None)
+    return raw
 
 
 @pytest.fixture

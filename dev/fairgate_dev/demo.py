@@ -115,11 +115,11 @@ def explain(run_id: str, policy) -> int:
     bias = rec.get("bias") or {}
     after = (rec.get("mitigation") or {}).get("after") or {}
     if bias:
-        print(f"\nDisparate impact in the {bias.get('measured_on') or 'training rows'} (before → after reweighing):")
+        where = bias.get("measured_on") or "training rows"
+        print(f"\nDisparate impact in the {where}" + (" (before → after reweighing):" if after else ":"))
         for key, m in bias["comparisons"].items():
             di_after = after.get(key, {}).get("disparate_impact")
-            tail = f"{di_after:.3f}" if di_after is not None else "(not reweighed)"
-            print(f"  {key:45s} {m['disparate_impact']:.3f} → {tail}")
+            print(f"  {key:45s} {m['disparate_impact']:.3f}" + (f" → {di_after:.3f}" if di_after is not None else ""))
     for short in bias.get("short_of_evidence") or []:
         print(f"  Note: {short}")
     proxies = bias.get("proxies") or {}
@@ -132,9 +132,25 @@ def explain(run_id: str, policy) -> int:
             print(f"  {attr:8s} all inputs {res['all_columns']:.3f}; strongest alone: "
                   + ", ".join(f"{c} {a:.3f}" for c, a in top) + (f"  FLAGGED: {res['flagged']}" if res["flagged"]
                                                                  else ""))
+    search = rec.get("search") or {}
+    if search:
+        print(f"\nMitigation search ({len(search['candidates'])} candidates, each fitted on the training rows in its "
+              "own task, measured on the validation split):")
+        for c in search["candidates"]:
+            if c["status"] != "fitted":
+                print(f"  {c['id']:36s} FAILED: {c['error']}")
+                continue
+            val = c["validation"]
+            worst = min((m["disparate_impact"]["value"] for m in val["fairness"].values()
+                         if m["disparate_impact"]["value"] is not None), default=None)
+            gap = "n/a" if c["band_gap"] is None else f"{c['band_gap']:.3f}"
+            print(f"  {c['id']:36s} balanced accuracy {val['performance']['balanced_accuracy']:.3f}, lowest DI "
+                  f"{'n/a' if worst is None else f'{worst:.3f}'}, outside the bands by {gap}"
+                  + ("  <- chosen" if c.get("chosen") else ""))
+        print(f"  {search['note']}. Only the chosen candidate meets the gate on the test split.")
     compared = rec.get("comparison") or {}
     if "unmitigated" in compared:
-        print("\nEffect of reweighing, measured (the same pipeline trained with and without the weights):")
+        print("\nEffect of the chosen mitigation on the test split (the same pipeline with and without it):")
         for name in ("unmitigated", "candidate"):
             pos = compared[name]
             dis = ", ".join(f"{k} {v['disparate_impact']:.3f}" for k, v in pos["fairness"].items()

@@ -156,3 +156,32 @@ def reweighing_weights(codes: pd.DataFrame, y: np.ndarray) -> np.ndarray:
         rw = Reweighing(unprivileged_groups=rest, privileged_groups=[dict(cell)])
         weights[mask] = rw.fit_transform(ds).instance_weights[mask]
     return weights
+
+
+def repair_inputs(X: pd.DataFrame, groups: np.ndarray, columns: list[str], repair_level: float) -> pd.DataFrame:
+    """``X`` with its numeric ``columns`` repaired by AIF360's ``DisparateImpactRemover`` within ``groups``.
+
+    The remover repairs a batch from that batch's own per-group distributions; the other columns
+    are returned unchanged. ``groups`` is any label per row (a joint cell of protected attributes).
+    """
+    import numpy as np
+    import pandas as pd
+    with _quiet_imports():
+        from aif360.algorithms.preprocessing import DisparateImpactRemover
+        from aif360.datasets import BinaryLabelDataset
+
+    if not columns or len(X) == 0:
+        return X
+    names, codes = np.unique(np.asarray(groups, dtype=str), return_inverse=True)
+    frame = pd.DataFrame({c: X[c].to_numpy(dtype=np.float64) for c in columns})
+    frame["__group__"] = codes.astype(np.float64)
+    frame[LABEL] = 0.0
+    ds = BinaryLabelDataset(df=frame, label_names=[LABEL], protected_attribute_names=["__group__"],
+                            favorable_label=1.0, unfavorable_label=0.0)
+    repaired = DisparateImpactRemover(repair_level=repair_level, sensitive_attribute="__group__").fit_transform(ds)
+    out = X.copy()
+    values = repaired.features
+    for i, name in enumerate(ds.feature_names):
+        if name in columns:
+            out[name] = values[:, i]
+    return out

@@ -107,6 +107,45 @@ def tradeoff(points: dict[str, tuple[float | None, float | None]], *, label: str
     return _png(fig)
 
 
+def pareto_front(points: list[tuple[str, float, float]]) -> list[str]:
+    """The names of the points no other point beats on both closeness to parity (|log x|) and accuracy."""
+    ranked = sorted(points, key=lambda p: (abs(math.log(p[1])), -p[2]))
+    front, best = [], -math.inf
+    for name, _, acc in ranked:
+        if acc > best:
+            front.append(name)
+            best = acc
+    return front
+
+
+def search_front(points: list[tuple[str, float | None, float | None]], chosen: str | None, *,
+                 band: tuple[float, float] | None = (0.8, 1.25)) -> bytes:
+    """The mitigation search on the validation split: each candidate's (worst DI, balanced accuracy),
+    the Pareto front joined, the policy's band shaded, the chosen candidate marked."""
+    fig = _figure(6.2, 4.2)
+    ax = fig.subplots()
+    if band:
+        ax.axvspan(*band, color=BAND, alpha=0.15, label="accepted by the policy")
+    ax.axvline(1.0, color="#999", lw=0.8, ls=":")
+    ok = [(n, x, y) for n, x, y in points if _finite(x) and x > 0 and _finite(y)]
+    front = pareto_front(ok)
+    on_front = sorted((p for p in ok if p[0] in front), key=lambda p: p[1])
+    if len(on_front) > 1:
+        ax.plot([p[1] for p in on_front], [p[2] for p in on_front], color="#333", lw=1, ls="--",
+                label="Pareto front", zorder=2)
+    for name, x, y in ok:
+        mark = name == chosen
+        ax.scatter([x], [y], s=140 if mark else 50, color="#c44e52" if mark else "#8172b2",
+                   marker="*" if mark else "o", zorder=3, label="chosen" if mark else None)
+        ax.annotate(_short([name], 28)[0], (x, y), textcoords="offset points", xytext=(6, 4), fontsize="small")
+    ax.set_xlabel("worst disparate impact across comparisons (validation split)")
+    ax.set_ylabel("balanced accuracy (validation split)")
+    ax.set_title("Mitigation search: fairness–accuracy of each candidate")
+    ax.margins(0.25)
+    ax.legend(fontsize="x-small", loc="lower right")
+    return _png(fig)
+
+
 def importance(result: dict[str, Any], top: int = 10) -> bytes:
     """Permutation importance per input column: overall bars, with each group's value as a marker."""
     overall = result.get("overall") or {}

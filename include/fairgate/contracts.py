@@ -126,6 +126,31 @@ class Mitigation(_Result):
 
 
 @dataclass(frozen=True)
+class CandidateResult(_Result):
+    """One candidate of the mitigation search, fitted on the training rows and measured on the validation rows.
+
+    ``band_gap`` is how far its validation intervals lie outside the gate's bands (0: inside every
+    band; None: not measurable, e.g. a group short of evidence). A candidate that could not be
+    fitted has ``status="failed"`` and the library's message in ``error``.
+    """
+
+    id: str
+    name: str
+    method: str
+    estimator: str
+    params: dict[str, Any]
+    status: Literal["fitted", "failed"]
+    group_aware: bool = False
+    error: str | None = None
+    model: Artifact | None = None
+    weights: Artifact | None = None
+    result: Artifact | None = None  # validation performance and fairness with intervals
+    balanced_accuracy: float | None = None
+    band_gap: float | None = None
+    fit_s: float = 0.0
+
+
+@dataclass(frozen=True)
 class TrainedModel(_Result):
     model: Artifact
     split: Artifact
@@ -137,6 +162,8 @@ class TrainedModel(_Result):
     bias: Bias
     mitigation: Mitigation  # Mitigation.not_applied(...) when the bias check found nothing to mitigate
     unmitigated: Artifact | None = None
+    search: Artifact | None = None  # every candidate of the mitigation search and the choice, when one ran
+    group_aware: tuple[str, ...] = ()  # protected columns the model uses when it decides
 
 
 @dataclass(frozen=True)

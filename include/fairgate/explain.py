@@ -45,7 +45,7 @@ def contributions(model: Pipeline, records: pd.DataFrame, policy: Policy, refere
 
     from fairgate.training import feature_frame
 
-    X = feature_frame(records, policy).reset_index(drop=True)
+    X = feature_frame(records, policy, model).reset_index(drop=True)
     base = _log_odds(model, X)
     out = {}
     for col in policy.features:
@@ -132,7 +132,7 @@ def importance(model: Pipeline, test: pd.DataFrame, policy: Policy, *, repeats: 
     from fairgate.groups import group_codes, labels
     from fairgate.training import feature_frame
 
-    X = feature_frame(test, policy).reset_index(drop=True)
+    X = feature_frame(test, policy, model).reset_index(drop=True)
     y = labels(test, policy)
     codes = group_codes(test.reset_index(drop=True), policy)
     masks = {"overall": np.ones(len(X), dtype=bool)}
@@ -155,7 +155,7 @@ def importance(model: Pipeline, test: pd.DataFrame, policy: Policy, *, repeats: 
     base = auc(model.predict_proba(X)[:, 1])
     rng = np.random.default_rng(policy.seed)
     drops: dict[str, dict[str, list[float]]] = {name: {} for name in masks}
-    for col in X.columns:
+    for col in policy.features:
         for _ in range(repeats):
             shuffled = X.copy()
             shuffled[col] = X[col].to_numpy()[rng.permutation(len(X))]

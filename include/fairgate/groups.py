@@ -113,3 +113,16 @@ def labels(df: pd.DataFrame, policy: Policy) -> np.ndarray:
 def codes_and_labels(df: pd.DataFrame, policy: Policy) -> tuple[pd.DataFrame, np.ndarray]:
     """Group codes (1 = privileged) per protected column, and the label as 0/1."""
     return group_codes(df, policy), labels(df, policy)
+
+
+def group_labels(df: pd.DataFrame, policy: Policy) -> np.ndarray:
+    """Each row's joint group over the protected attributes, e.g. ``sex=1,race=0`` (1 = privileged)."""
+    import numpy as np
+
+    codes = group_codes(df, policy)
+    joined = None
+    for col in codes.columns:
+        part = f"{col}=" + codes[col].astype(str)
+        joined = part if joined is None else joined + "," + part
+    assert joined is not None  # a policy names at least one protected attribute
+    return np.asarray(joined.to_numpy(), dtype=str)

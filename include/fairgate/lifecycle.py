@@ -22,6 +22,7 @@ from fairgate import evidence, registry
 from fairgate.contracts import (
     Artifact,
     Bias,
+    CandidateResult,
     Decision,
     Deployment,
     GateResult,
@@ -176,54 +177,145 @@ def _training_rows(store: ArtifactStore, bias: Bias) -> tuple[pd.DataFrame, np.n
     return df, split
 
 
-def reweigh(store: ArtifactStore, policy: Policy, run: RunInfo, bias: Bias) -> Mitigation:
-    """AIF360 reweighing weights fitted on the training rows, saved with the figures under them."""
+def search_plan(store: ArtifactStore, policy: Policy, run: RunInfo, bias: Bias) -> list[dict[str, Any]]:
+    """The candidates of the mitigation search: one ``{"candidate": spec, "bias": bias}`` per mapped task.
+
+    Each item carries the bias result it is fitted on, so the mapped task needs no edge from the
+    branching bias check (a branch skips every direct downstream task it does not choose).
+    """
+    from dataclasses import asdict
+
+    from fairgate.mitigation import plan
+
+    if not bias.quality.passed:
+        raise StageError("The snapshot failed its quality checks; no mitigation is searched on it.")
+    specs = [asdict(s) for s in plan(policy)]
+    _put_json(store, f"{run.prefix}/search_plan.json", {"candidates": specs, "bias_detected": bias.detected,
+                                                        "search": policy.mitigation_search})
+    return [{"candidate": spec, "bias": bias.to_json()} for spec in specs]
+
+
+def fit_candidate(store: ArtifactStore, policy: Policy, run: RunInfo, bias: Bias,
+                  candidate: dict[str, Any]) -> CandidateResult:
+    """Fit one candidate on the training rows and measure it on the validation rows (never the test rows).
+
+    A candidate the library cannot fit is returned as ``failed`` with the library's message: the
+    search goes on without it.
+    """
+    import math
+    import time
+
     import pandas as pd
 
-    from fairgate import bias as measure
+    from fairgate import mitigation, training
+    from fairgate.evaluation import assess
+    from fairgate.policy_schema import check_params
 
+    spec = mitigation.Spec(**candidate)
     df, split = _training_rows(store, bias)
-    train = df[split == "train"]
-    weights, after = measure.reweigh(train, policy)
-    rows = train[policy.row_key].to_numpy() if policy.row_key else (split == "train").nonzero()[0]
-    stored = _put_frame(store, f"{run.prefix}/weights.parquet", pd.DataFrame({"row": rows, "weight": weights}))
-    method = "reweighing (Kamiran & Calders, AIF360)"
-    result = _put_json(store, f"{run.prefix}/mitigation.json",
-                       {"method": method, "measured_on": bias.measured_on, **after})
-    return Mitigation(applied=True, reason="bias detected", method=method, weights=stored, result=result,
-                      max_abs_di_error=after["max_abs_di_error"])
+    train, val = df[split == "train"], df[split == "validation"].reset_index(drop=True)
+    base: dict[str, Any] = {"id": spec.id, "name": spec.name, "method": spec.method, "estimator": spec.estimator,
+            "params": check_params(spec.method, spec.params, f"mitigation.candidates[{spec.name}]"),
+            "group_aware": spec.group_aware}
+    started = time.perf_counter()
+    try:
+        model, extra = mitigation.fit(spec, train, policy)
+    except mitigation.MitigationError as exc:
+        log.warning("Candidate %s failed: %s", spec.id, exc)
+        return CandidateResult(**base, status="failed", error=str(exc), fit_s=round(time.perf_counter() - started, 3))
+    fit_s = round(time.perf_counter() - started, 3)
+    perf, fairness, _ = assess(model, val, policy)
+    gap = mitigation.band_gap(fairness, policy)
+    prefix = f"{run.prefix}/candidates/{spec.id}"
+    stored = _artifact(store.put(f"{prefix}/model.skops", training.dump_model(model)))
+    weights = None
+    if "weights" in extra:
+        rows = train[policy.row_key].to_numpy() if policy.row_key else (split == "train").nonzero()[0]
+        weights = _put_frame(store, f"{prefix}/weights.parquet",
+                             pd.DataFrame({"row": rows, "weight": extra["weights"]}))
+    result = _put_json(store, f"{prefix}/validation.json", {
+        **base, "measured_on": f"validation split ({len(val)} rows)", "performance": perf, "fairness": fairness,
+        "band_gap": gap if math.isfinite(gap) else None, "fit_s": fit_s,
+        "method_report": {k: v for k, v in extra.items() if k != "weights"}})
+    return CandidateResult(**base, status="fitted", model=stored, weights=weights, result=result,
+                           balanced_accuracy=perf["balanced_accuracy"], band_gap=gap if math.isfinite(gap) else None,
+                           fit_s=fit_s)
 
 
-def mitigation_in_force(bias: Bias, mitigation: Mitigation | None) -> Mitigation:
-    """The mitigation the training stage must use: explicit when none was needed, an error when one is missing."""
-    if mitigation is not None:
-        return mitigation
-    if bias.detected:
-        raise StageError("Bias was detected but no mitigation result reached training: the reweighing stage's "
-                         "output must be wired to the training stage.")
-    return Mitigation.not_applied(NO_BIAS)
+def select_candidate(store: ArtifactStore, policy: Policy, run: RunInfo, bias: Bias,
+                     candidates: list[CandidateResult]) -> TrainedModel:
+    """Choose among the fitted candidates on their validation figures (the policy's rule) and record the whole search.
+
+    The chosen candidate goes to the gate; ``none`` of the same estimator goes with it as the
+    unmitigated comparison. Every candidate, failed ones included, is in ``search.json``.
+    """
+    import math
+
+    from fairgate import mitigation, training
+
+    if not candidates:
+        raise StageError("The mitigation search produced no candidate results.")
+    rows = [{"id": c.id, "status": c.status, "balanced_accuracy": c.balanced_accuracy,
+             "band_gap": math.inf if c.band_gap is None else c.band_gap} for c in candidates]
+    choice = mitigation.select(rows, policy.mitigation_selection)
+    table = []
+    for c in candidates:
+        full = read_json(store, c.result, f"validation result of {c.id}") if c.result else {}
+        table.append({**c.to_json(), "chosen": c.id == choice.candidate,
+                      "within_bands": c.id in choice.within_bands,
+                      "validation": {"performance": full.get("performance"),
+                                     "fairness": {k: r["metrics"] for k, r in (full.get("fairness") or {}).items()}}})
+    search = _put_json(store, f"{run.prefix}/search.json", {
+        "rule": choice.rule, "chosen": choice.candidate, "note": choice.note,
+        "within_bands": list(choice.within_bands), "measured_on": "validation split", "candidates": table})
+    if choice.candidate is None:
+        errors = "; ".join(f"{c.id}: {c.error}" for c in candidates)
+        raise StageError(f"Every candidate of the mitigation search failed ({errors}); nothing to evaluate.")
+    chosen = next(c for c in candidates if c.id == choice.candidate)
+    twin = next((c for c in candidates if c.method == "none" and c.estimator == chosen.estimator
+                 and c.status == "fitted" and c.id != chosen.id), None)
+    assert chosen.model is not None  # fitted
+    df, split = _training_rows(store, bias)
+    full = read_json(store, chosen.result, "chosen candidate") if chosen.result else {}
+    train_rows = {name: int((split == name).sum()) for name in training.SPLITS}
+    result = _put_json(store, f"{run.prefix}/train.json", {
+        "features": list(policy.features), "rows": train_rows, "validation": full.get("performance"),
+        "reference": training.reference_record(df[split == "train"], policy),
+        "weighted": chosen.weights is not None, "candidate": chosen.id})
+    applied = chosen.method != "none"
+    method = f"{mitigation.LIBRARY[chosen.method]}" + (f" {chosen.params}" if chosen.params else "")
+    after = None
+    if chosen.method == "reweighing" and chosen.weights is not None:
+        after = _put_json(store, f"{run.prefix}/mitigation.json", {"method": method, "measured_on": bias.measured_on,
+                                                                    **full.get("method_report", {}).get("after", {})})
+    reason = f"chosen by the mitigation search ({choice.note})"
+    reweighed = full.get("method_report", {}).get("after", {})
+    mitigation_used = (Mitigation(applied=True, reason=reason, method=method, weights=chosen.weights, result=after,
+                                  max_abs_di_error=reweighed.get("max_abs_di_error"))
+                       if applied else Mitigation.not_applied(reason))
+    return TrainedModel(model=chosen.model, split=bias.split, weighted=chosen.weights is not None,
+                        estimator=chosen.estimator, rows=train_rows, validation=full.get("performance") or {},
+                        result=result, bias=bias, mitigation=mitigation_used,
+                        unmitigated=twin.model if twin else None, search=search,
+                        group_aware=tuple(policy.protected_columns) if chosen.group_aware else ())
 
 
-def train(store: ArtifactStore, policy: Policy, run: RunInfo, bias: Bias,
-          mitigation: Mitigation | None = None) -> TrainedModel:
-    """Split, fit the policy's pipeline (with the reweighing weights when mitigation applied), store the models."""
+def train(store: ArtifactStore, policy: Policy, run: RunInfo, bias: Bias) -> TrainedModel:
+    """Fit the policy's pipeline without mitigation: the route when the bias check found nothing to mitigate."""
     from fairgate import training
 
-    mitigation = mitigation_in_force(bias, mitigation)
+    if bias.detected:
+        raise StageError("Bias was detected but the model was about to be trained without mitigation: the bias "
+                         "check's `detected` route must lead to the mitigation search.")
     df, split = _training_rows(store, bias)
-    weights = None
-    if mitigation.applied and mitigation.weights is not None:
-        weights = _read_frame(store, mitigation.weights, "reweighing weights")["weight"].to_numpy()
-    fitted = training.train_candidate(df, policy, split, weights=weights)
+    fitted = training.train_candidate(df, policy, split)
     model = _artifact(store.put(f"{run.prefix}/model.skops", training.dump_model(fitted["model"])))
-    twin = (_artifact(store.put(f"{run.prefix}/unmitigated_model.skops", training.dump_model(fitted["unmitigated"])))
-            if fitted["unmitigated"] is not None else None)
     result = _put_json(store, f"{run.prefix}/train.json", {
         "features": list(policy.features), "rows": fitted["rows"], "validation": fitted["validation"],
-        "reference": fitted["reference"], "weighted": weights is not None})
-    return TrainedModel(model=model, split=bias.split, weighted=weights is not None, estimator=policy.estimator,
+        "reference": fitted["reference"], "weighted": False})
+    return TrainedModel(model=model, split=bias.split, weighted=False, estimator=policy.estimator,
                         rows=fitted["rows"], validation=fitted["validation"], result=result, bias=bias,
-                        mitigation=mitigation, unmitigated=twin)
+                        mitigation=Mitigation.not_applied(NO_BIAS))
 
 
 def evaluate(store: ArtifactStore, policy: Policy, run: RunInfo, trained: TrainedModel) -> GateResult:
@@ -275,6 +367,9 @@ def deploy(store: ArtifactStore, policy: Policy, run: RunInfo, gate: GateResult,
         "policy_sha256": policy.sha256, "code_version": CODE_VERSION, "performance": record["performance"],
         "fairness": {k: {m: v for m, v in r.items() if m != "counts"} for k, r in record["fairness"].items()},
         "weighted": trained.weighted, "estimator": trained.estimator,
+        "mitigation": trained.mitigation.method if trained.mitigation.applied else None,
+        # The serving contract: a group-aware model needs these columns in every record it scores.
+        "decides_with_protected_attributes": list(trained.group_aware),
         "reference": read_json(store, trained.result, "training summary")["reference"],
     }, card_md=model_card(record, policy))
     version = manifest["version"]
@@ -357,13 +452,17 @@ def evidence_record(store: ArtifactStore, policy: Policy, run: RunInfo, *, decis
                                                           "warnings", "measured_on", "short_of_evidence")},
                           "uri": bias.result.uri},
         "mitigation": mitigation and ({"applied": True, "method": mitigation.method, "after": after.get("after"),
-                                       "uri": mitigation.weights.uri, "sha256": mitigation.weights.sha256,
-                                       "max_abs_di_error": mitigation.max_abs_di_error}
-                                      if mitigation.applied and mitigation.weights
+                                       "uri": mitigation.weights and mitigation.weights.uri,
+                                       "sha256": mitigation.weights and mitigation.weights.sha256,
+                                       "max_abs_di_error": mitigation.max_abs_di_error, "reason": mitigation.reason}
+                                      if mitigation.applied
                                       else {"applied": False, "reason": mitigation.reason}),
+        "search": trained and trained.search and {**read_json(store, trained.search, "mitigation search"),
+                                                  "uri": trained.search.uri},
         "model": trained and {"sha256": trained.model.sha256, "uri": trained.model.uri,
                               "version": deployment.version if deployment else None, "weighted": trained.weighted,
-                              "estimator": trained.estimator, "rows": trained.rows},
+                              "estimator": trained.estimator, "rows": trained.rows,
+                              "group_aware": list(trained.group_aware)},
         "performance": gate and gate_full["performance"],
         "fairness": fairness,
         "gate": gate and {"outcome": gate_full["outcome"], "reasons": gate_full["reasons"],

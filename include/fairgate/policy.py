@@ -125,6 +125,11 @@ class Policy:
     query: str | None = None
     filters: tuple[dict[str, Any], ...] = ()
     schedule: dict[str, str] = field(default_factory=dict)
+    mitigation_search: str = "when_biased"
+    mitigation_candidates: tuple[dict[str, Any], ...] = ({"name": "reweighing", "method": "reweighing", "params": {}},)
+    mitigation_estimators: tuple[str, ...] = ()
+    mitigation_selection: str = "balanced_accuracy_within_bands"
+    allow_group_aware_decisions: bool = False
     sha256: str = ""
     path: str = ""
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -295,6 +300,11 @@ def parse_policy(raw: Any) -> Policy:
         feature_labels=_labels(dict(ds.feature_labels), categorical + numeric),
         value_labels={col: dict(v) for col, v in ds.value_labels.items()},
         schedule=doc.schedule.model_dump(),
+        mitigation_search=doc.mitigation.search,
+        mitigation_candidates=tuple(c.model_dump() for c in doc.mitigation.candidates),
+        mitigation_estimators=tuple(dict.fromkeys(doc.mitigation.estimators or [model.estimator])),
+        mitigation_selection=doc.mitigation.selection,
+        allow_group_aware_decisions=doc.mitigation.allow_group_aware_decisions,
     )
     if policy.test_size + policy.validation_size >= 0.9:
         raise PolicyError("Policy keys 'model.test_size' + 'model.validation_size' must leave at least 10% "
@@ -320,11 +330,33 @@ def parse_policy(raw: Any) -> Policy:
     from fairgate.estimators import classifier
 
     classifier(policy.estimator, policy.estimator_params, policy.seed)  # model.params now, not at train time
+    _check_candidates(policy)
     for i, f in enumerate(policy.filters):
         if f["op"] not in ("==", "!=", "in", "not_in", "not_null") and not isinstance(f["value"], (int, float)):
             raise PolicyError(f"Policy key 'dataset.filters[{i}].value' must be a number for op {f['op']!r}. "
                               f"Got {f['value']!r} instead.")
     return policy
+
+
+def _check_candidates(policy: Policy) -> None:
+    """Candidate names unique, parameters known to their method, group-aware methods only when allowed."""
+    from fairgate.policy_schema import GROUP_AWARE_METHODS, check_params
+
+    names = ["none"] + [c["name"] for c in policy.mitigation_candidates if c["method"] != "none"]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise PolicyError(f"Policy key 'mitigation.candidates' uses the name(s) {twice} twice (`none` is the "
+                          "unmitigated baseline, always included).")
+    for i, c in enumerate(policy.mitigation_candidates):
+        key = f"mitigation.candidates[{i}]"
+        if c["method"] in GROUP_AWARE_METHODS and not policy.allow_group_aware_decisions:
+            raise PolicyError(f"Policy key '{key}.method': {c['method']} uses the protected attribute(s) "
+                              f"{list(policy.protected_columns)} when it decides, which is unlawful for many "
+                              "uses; set 'mitigation.allow_group_aware_decisions: true' to allow it.")
+        try:
+            check_params(c["method"], c["params"], f"{key}.params")
+        except ValueError as exc:
+            raise PolicyError(str(exc)) from None
 
 
 def _labels(raw: dict[str, Any], features: tuple[str, ...]) -> dict[str, str]:

@@ -170,7 +170,7 @@ class Quality(_Section):
 class Bias(_Section):
     thresholds: dict[DataMetric, ThresholdSpec] = Field(
         default_factory=_data_thresholds, min_length=1,
-        description="data-stage bounds; outside → reweigh")
+        description="data-stage bounds; outside → the mitigation search")
     proxy_auc_warning: Fraction = Field(0.9, description="warn when one input predicts a protected attribute "
                                                          "with this cross-validated ROC AUC")
 
@@ -198,6 +198,86 @@ class Model(_Section):
     test_size: OpenFraction = Field(0.2, description="held-out test share (stratified by label × group cell)")
     validation_size: OpenFraction = Field(0.1, description="validation share")
     decision_threshold: OpenFraction = Field(0.5, description="score cut-off for the favourable decision")
+
+
+MitigationMethod = Literal["none", "reweighing", "disparate_impact_remover", "exponentiated_gradient",
+                           "threshold_optimizer"]
+# Methods that use the protected attribute when deciding: the remover repairs inputs by group, the
+# optimizer sets a threshold per group.
+GROUP_AWARE_METHODS = ("disparate_impact_remover", "threshold_optimizer")
+
+
+FAIRLEARN_CONSTRAINTS = ("demographic_parity", "equalized_odds", "true_positive_rate_parity")
+THRESHOLD_OBJECTIVES = ("balanced_accuracy_score", "accuracy_score")
+# Each method's parameters and their defaults; a parameter not listed is refused at load.
+METHOD_PARAMS: dict[str, dict[str, Any]] = {
+    "none": {},
+    "reweighing": {},
+    "disparate_impact_remover": {"repair_level": 1.0},
+    "exponentiated_gradient": {"constraint": "demographic_parity", "eps": 0.01, "max_iter": 50},
+    "threshold_optimizer": {"constraint": "demographic_parity", "objective": "balanced_accuracy_score"},
+}
+
+
+def check_params(method: str, params: dict[str, Any], key: str) -> dict[str, Any]:
+    """``params`` with the method's defaults filled in; unknown names and bad values refused, naming ``key``."""
+    allowed = METHOD_PARAMS[method]
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise ValueError(f"Policy key '{key}' has unknown parameter(s) {unknown} for {method}; allowed: "
+                         f"{sorted(allowed) or 'none'}.")
+    out = {**allowed, **params}
+    if "repair_level" in params and not (isinstance(out["repair_level"], (int, float))
+                                         and 0.0 <= out["repair_level"] <= 1.0):
+        raise ValueError(f"Policy key '{key}.repair_level' must be a number between 0 and 1. "
+                         f"Got {out['repair_level']!r}.")
+    if "constraint" in params and out["constraint"] not in FAIRLEARN_CONSTRAINTS:
+        raise ValueError(f"Policy key '{key}.constraint' must be one of {list(FAIRLEARN_CONSTRAINTS)}. "
+                         f"Got {out['constraint']!r}.")
+    if "objective" in params and out["objective"] not in THRESHOLD_OBJECTIVES:
+        raise ValueError(f"Policy key '{key}.objective' must be one of {list(THRESHOLD_OBJECTIVES)}. "
+                         f"Got {out['objective']!r}.")
+    if "eps" in params and not (isinstance(out["eps"], (int, float)) and out["eps"] > 0):
+        raise ValueError(f"Policy key '{key}.eps' must be a positive number. Got {out['eps']!r}.")
+    if "max_iter" in params and not (isinstance(out["max_iter"], int) and out["max_iter"] >= 1):
+        raise ValueError(f"Policy key '{key}.max_iter' must be a positive integer. Got {out['max_iter']!r}.")
+    return out
+
+
+class Candidate(_Section):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$", max_length=48)] = Field(
+        description="the candidate's name in the evidence and the report")
+    method: MitigationMethod = Field(description="`reweighing` (AIF360), `disparate_impact_remover` (AIF360, "
+                                                 "`repair_level`; group-aware), `exponentiated_gradient` "
+                                                 "(fairlearn, `constraint`, `eps`, `max_iter`), "
+                                                 "`threshold_optimizer` (fairlearn, `constraint`, `objective`; "
+                                                 "group-aware)")
+    params: dict[str, Scalar] = Field(default_factory=dict, description="the method's parameters")
+
+
+def _default_candidates() -> list[Candidate]:
+    return [Candidate(name="reweighing", method="reweighing")]
+
+
+class Mitigation(_Section):
+    search: Literal["when_biased", "always"] = Field(
+        "when_biased", description="`when_biased`: the search runs only when the bias check finds disparity "
+                                   "(else the model is trained without mitigation); `always`")
+    candidates: list[Candidate] = Field(
+        default_factory=_default_candidates,
+        description="methods tried (each crossed with `estimators`); `none`, the unmitigated baseline, is "
+                    "always added")
+    estimators: list[Estimator] = Field(default_factory=list,
+                                        description="estimators crossed with the candidates (default: "
+                                                    "`model.estimator` alone)")
+    selection: Literal["balanced_accuracy_within_bands", "closest_to_bands"] = Field(
+        "balanced_accuracy_within_bands",
+        description="rule applied on the validation split: the best balanced accuracy among candidates whose "
+                    "intervals lie inside every band (none inside: the closest, flagged), or the closest to "
+                    "the bands")
+    allow_group_aware_decisions: bool = Field(
+        False, description="allow methods that use the protected attribute when deciding "
+                           "(`disparate_impact_remover`, `threshold_optimizer`); unlawful for many uses")
 
 
 class Audit(_Section):
@@ -240,6 +320,7 @@ class PolicyFile(_Section):
     bias: Bias = Bias()
     fairness: Fairness = Fairness()
     model: Model = Model()
+    mitigation: Mitigation = Mitigation()
     audit: Audit = Audit()
     schedule: Schedule = Schedule()
 

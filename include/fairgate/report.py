@@ -63,7 +63,7 @@ def comparison_rows(comparison: dict[str, Any] | None) -> list[list[str]]:
 
 def compared_with(comparison: dict[str, Any] | None) -> str | None:
     """The sentence that introduces the comparison table, naming only the models that were measured."""
-    others = [{"unmitigated": "the same pipeline trained without reweighing",
+    others = [{"unmitigated": "the same pipeline trained without mitigation",
                "production": "the model in production"}[name] for name in (comparison or {}) if name != "candidate"]
     return f"Compared with {' and with '.join(others)}:" if others else None
 
@@ -71,6 +71,46 @@ def compared_with(comparison: dict[str, Any] | None) -> str | None:
 def tradeoff_points(comparison: dict[str, Any] | None) -> dict[str, tuple[float | None, float | None]]:
     return {name: (_worst(pos.get("fairness") or {}, "disparate_impact"), pos.get("balanced_accuracy"))
             for name, pos in (comparison or {}).items()}
+
+
+SEARCH_HEADER = ["candidate", "method", "status", "balanced accuracy", "worst DI", "band gap", "inside bands",
+                 "fit s"]
+
+
+def _worst_of(metrics: dict[str, Any] | None, metric: str) -> float | None:
+    return _worst({k: {m: (v or {}).get("value") for m, v in r.items()} for k, r in (metrics or {}).items()}, metric)
+
+
+def search_rows(search: dict[str, Any] | None) -> list[list[str]]:
+    """One row per candidate of the mitigation search, with its validation figures (failed ones too)."""
+    rows = []
+    for c in (search or {}).get("candidates", []):
+        val = c.get("validation") or {}
+        method = c["method"] + (f" {c['params']}" if c.get("params") else "")
+        status = ("chosen" if c.get("chosen") else c["status"]) if c["status"] == "fitted" else f"failed: {c['error']}"
+        rows.append([c["id"], method, status, fmt((val.get("performance") or {}).get("balanced_accuracy")),
+                     fmt(_worst_of(val.get("fairness"), "disparate_impact")),
+                     "n/a" if c.get("band_gap") is None else fmt(c["band_gap"]),
+                     "yes" if c.get("within_bands") else "no", fmt(c.get("fit_s"), 1)])
+    return rows
+
+
+def search_summary(search: dict[str, Any] | None) -> str | None:
+    """One sentence: how many candidates, how many inside the bands on validation, which was chosen and why."""
+    if not search:
+        return None
+    cands = search.get("candidates", [])
+    failed = sum(c["status"] == "failed" for c in cands)
+    return (f"Mitigation search: {len(cands)} candidates" + (f" ({failed} failed)" if failed else "")
+            + f", {len(search.get('within_bands') or [])} inside every band on the validation split; chosen: "
+            f"{search.get('chosen') or 'none'} ({search.get('note')}). The test split was used only by the gate, "
+            "for the chosen candidate.")
+
+
+def search_points(search: dict[str, Any] | None) -> list[tuple[str, float | None, float | None]]:
+    return [(c["id"], _worst_of((c.get("validation") or {}).get("fairness"), "disparate_impact"),
+             ((c.get("validation") or {}).get("performance") or {}).get("balanced_accuracy"))
+            for c in (search or {}).get("candidates", []) if c["status"] == "fitted"]
 
 
 COMPARISON_HEADER = ["model", "accuracy", "balanced accuracy", "ROC AUC", "worst DI", "worst EOD"]
@@ -148,7 +188,9 @@ def model_card(record: dict[str, Any], policy: Policy) -> str:
         importance_rows=importance_rows(importance) if importance else None,
         insufficient=[r for r in gate["reasons"] or [] if "insufficient evidence" in r],
         proxy_warnings=bias.get("warnings") or [], short_of_evidence=bias.get("short_of_evidence") or [],
-        approval=approval(record),
+        approval=approval(record), search_summary=search_summary(record.get("search")),
+        search_header=SEARCH_HEADER, search_rows=search_rows(record.get("search")),
+        group_aware=model.get("group_aware") or [],
     )
 
 
@@ -187,6 +229,13 @@ def run_report(record: dict[str, Any], policy: Policy) -> str:
     if record.get("performance"):
         images["tradeoff"] = Image(charts.tradeoff(tradeoff_points(record.get("comparison"))),
                                    "fairness-accuracy position")
+    search = record.get("search")
+    if search:
+        ratio = [t for t in policy.fairness_thresholds if t.metric == "disparate_impact"]
+        images["search"] = Image(charts.search_front(search_points(search), search.get("chosen"),
+                                                     band=(ratio[0].min, ratio[0].max)
+                                                     if ratio and ratio[0].min is not None else None),
+                                 "fairness-accuracy of each candidate of the mitigation search (validation split)")
     if fairness:
         metrics = {k: {m: v for m, v in r.items() if m != "counts"} for k, r in fairness.items()}
         images["fairness"] = Image(charts.fairness_intervals(metrics, list(policy.fairness_thresholds)),
@@ -204,7 +253,8 @@ def run_report(record: dict[str, Any], policy: Policy) -> str:
         comparison_header=COMPARISON_HEADER, comparison_rows=comparison_rows(record.get("comparison")),
         fairness=fairness, confidence=f"{policy.confidence_level:.0%}", fairness_header=FAIRNESS_HEADER,
         fairness_rows=fairness_rows(fairness), charts=images, importance=_importance_sections(record),
-        approval=approval(record),
+        approval=approval(record), search=search, search_summary=search_summary(search),
+        search_header=SEARCH_HEADER, search_rows=search_rows(search),
         card_html=markdown_to_html(model_card(record, policy)) if record.get("model") else None,
     )
 
@@ -215,6 +265,7 @@ def review_body(record: dict[str, Any], *, report_url: str, stored_uri: str) -> 
     return render_markdown(
         "review_request.md.j2", reasons=gate["reasons"] or [], performance=section(record.get("performance")),
         mitigated=f"yes ({mitigation.get('method')})" if mitigation.get("applied") else "no",
+        search_summary=search_summary(record.get("search")),
         fairness_header=FAIRNESS_HEADER, fairness_rows=fairness_rows(record.get("fairness")), report_url=report_url,
         stored_uri=stored_uri, gate_uri=gate["uri"])
 

@@ -48,6 +48,11 @@ TRUSTED_TYPES = [
     "builtins.slice",
     "builtins.object",
     "builtins.str",
+    "builtins.float",
+    "builtins.list",
+    "fairgate.mitigated_models.Mixture",
+    "fairgate.mitigated_models.GroupThresholds",
+    "fairgate.mitigated_models.RepairedInputs",
 ]
 SPLITS = ("train", "validation", "test")
 
@@ -77,12 +82,18 @@ def split_rows(df: pd.DataFrame, policy: Policy, strata: np.ndarray) -> np.ndarr
     return out
 
 
-def build_pipeline(policy: Policy) -> Pipeline:
+def classifier_for(policy: Policy, estimator: str | None = None) -> Any:
+    """The policy's classifier, or another allowed ``estimator`` (``model.params`` apply to the policy's own)."""
+    estimator = estimator or policy.estimator
+    return classifier(estimator, policy.estimator_params if estimator == policy.estimator else {}, policy.seed)
+
+
+def build_pipeline(policy: Policy, *, estimator: str | None = None) -> Pipeline:
     from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    clf = classifier(policy.estimator, policy.estimator_params, policy.seed)
+    clf = classifier_for(policy, estimator)
     categorical = [c for c in policy.features if c not in policy.numeric]
     numeric = [c for c in policy.features if c in policy.numeric]
     pre = ColumnTransformer(
@@ -93,17 +104,27 @@ def build_pipeline(policy: Policy) -> Pipeline:
     return Pipeline([("features", pre), ("classifier", clf)])
 
 
-def feature_frame(df: pd.DataFrame, policy: Policy) -> pd.DataFrame:
-    """The model's input columns; categoricals as plain strings so encoders see one dtype."""
+def feature_frame(df: pd.DataFrame, policy: Policy, model: Any = None) -> pd.DataFrame:
+    """The model's input columns; categoricals as plain strings so encoders see one dtype.
+
+    A ``model`` that decides with the protected attributes (``group_attributes``) also gets each
+    row's joint group as :data:`fairgate.mitigated_models.GROUP_COLUMN`.
+    """
     X = df[list(policy.features)].copy()
     for col in X.columns:
         if col not in policy.numeric:
             X[col] = X[col].astype(str)
+    if getattr(model, "group_attributes", ()):
+        from fairgate.groups import group_labels
+        from fairgate.mitigated_models import GROUP_COLUMN
+
+        X[GROUP_COLUMN] = group_labels(df, policy)
     return X
 
 
-def fit(df: pd.DataFrame, policy: Policy, *, sample_weight: np.ndarray | None = None) -> Pipeline:
-    pipe = build_pipeline(policy)
+def fit(df: pd.DataFrame, policy: Policy, *, estimator: str | None = None,
+        sample_weight: np.ndarray | None = None) -> Pipeline:
+    pipe = build_pipeline(policy, estimator=estimator)
     kwargs: dict[str, Any] = {}
     if sample_weight is not None:
         kwargs["classifier__sample_weight"] = sample_weight
@@ -112,7 +133,7 @@ def fit(df: pd.DataFrame, policy: Policy, *, sample_weight: np.ndarray | None = 
 
 def predict(model: Pipeline, df: pd.DataFrame, policy: Policy) -> tuple[np.ndarray, np.ndarray]:
     """Scores (probability of the favorable label) and 0/1 decisions at the policy's threshold."""
-    scores = model.predict_proba(feature_frame(df, policy))[:, 1]
+    scores = model.predict_proba(feature_frame(df, policy, model))[:, 1]
     return scores, (scores >= policy.decision_threshold).astype("int8")
 
 

@@ -25,5 +25,8 @@ def bind(dag: DAG, model: ModelEntry) -> DAG:
     if model.single:
         return dag
     for task in dag.tasks:
-        task.policy_file = str(model.path)  # type: ignore[attr-defined]  # every Fairgate operator has it
+        if hasattr(task, "partial_kwargs"):  # a mapped task: each instance is built from these kwargs
+            task.partial_kwargs["policy_file"] = str(model.path)
+        else:
+            task.policy_file = str(model.path)  # type: ignore[attr-defined]  # every Fairgate operator has it
     return dag

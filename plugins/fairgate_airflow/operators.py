@@ -1,14 +1,13 @@
 """One operator per lifecycle stage, each a thin adapter over one ``fairgate`` domain call.
 
 The DAG wires the data: each stage's input is a templated field holding an upstream task's
-``.output`` (an ``XComArg``), e.g. ``TrainModelOperator(bias=check_bias.output,
-mitigation=reweigh.output)``, so no operator names another task and the data edges are the
-task edges. Every ``execute`` resolves its inputs into typed results (:mod:`fairgate.contracts`),
-calls one domain function, pushes that function's small JSON result as its return value, then
-returns, raises or branches. Branching operators get their routes from the DAG; the domain
-returns outcomes. Bad input (:class:`fairgate.errors.InputError`) raises
-``AirflowFailException`` (no retries burnt on it); storage and network errors raise as they
-are, so task retries apply.
+``.output`` (an ``XComArg``), e.g. ``TrainModelOperator(bias=check_bias.output)``, so no operator
+names another task and the data edges are the task edges. Every ``execute`` resolves its
+inputs into typed results (:mod:`fairgate.contracts`), calls one domain function, pushes that
+function's small JSON result as its return value, then returns, raises or branches. Branching
+operators get their routes from the DAG; the domain returns outcomes. Bad input
+(:class:`fairgate.errors.InputError`) raises ``AirflowFailException`` (no retries burnt on it);
+storage and network errors raise as they are, so task retries apply.
 """
 
 from __future__ import annotations
@@ -66,6 +65,8 @@ class _Stage:
             raise AirflowFailException(
                 f"{task_id}: no {name!r} input (expected a {cls.__name__} result). This usually means the "
                 "upstream task did not run, or the DAG does not pass its .output to this operator.")
+        if cls in (dict, list):  # a plain JSON value (the search plan)
+            return cls(value)
         return self.guarded(cls.from_json, value)
 
     @staticmethod
@@ -144,7 +145,8 @@ class ValidateDataOperator(_BranchStage):
 
 
 class CheckBiasOperator(_BranchStage):
-    """Measure disparity in the validated snapshot; branch through ``routes["detected"]`` / ``["within_policy"]``."""
+    """Measure disparity in the validated snapshot; branch through ``routes["search"]`` (the mitigation
+    search: bias detected, or the policy searches always) or ``routes["train"]`` (train without mitigation)."""
 
     template_fields: Sequence[str] = ("quality",)
     ui_color = "#fdf6e3"
@@ -152,26 +154,104 @@ class CheckBiasOperator(_BranchStage):
     def __init__(self, *, quality: Any = None, routes: Mapping[str, str], **kwargs):
         super().__init__(**kwargs)
         self.quality = quality
-        self.routes = _routes(routes, ("detected", "within_policy"), self)
+        self.routes = _routes(routes, ("search", "train"), self)
 
     def choose_branch(self, context: Context) -> str:
         from fairgate import lifecycle
         from fairgate.contracts import Quality
+        from fairgate.mitigation import route_after_bias
 
         bias = self.run_stage(context, lifecycle.check_bias, self.given("quality", Quality))
         for warning in bias.warnings:
             self.log.warning("Proxy check: %s", warning)
         for short in bias.short_of_evidence:
             self.log.warning("Evidence: %s", short)
-        if bias.detected:
-            self.log.info("Routing to %s because %s", self.routes["detected"], "; ".join(bias.reasons))
-            return self.routes["detected"]
-        self.log.info("Routing to %s because every disparity is within policy", self.routes["within_policy"])
-        return self.routes["within_policy"]
+        route, why = route_after_bias(bias.detected, bias.reasons, self.policy(context))
+        self.log.info("Routing to %s because %s", self.routes[route], why)
+        return self.routes[route]
 
 
-class ReweighOperator(_Stage, BaseOperator):
-    """Compute AIF360 reweighing weights for the snapshot the bias check measured, and store them."""
+class PlanSearchOperator(_Stage, BaseOperator):
+    """List the mitigation search's candidates; its result is what the candidate task is mapped over."""
+
+    template_fields: Sequence[str] = ("bias",)
+
+    def __init__(self, *, bias: Any = None, **kwargs):
+        super().__init__(**kwargs)
+        self.bias = bias
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        from fairgate import lifecycle
+        from fairgate.contracts import Bias
+
+        specs = self.guarded(lifecycle.search_plan, self.store(), self.policy(context), self.run_info(context),
+                             self.given("bias", Bias))
+        self.log.info("%s candidates: %s", len(specs),
+                      ", ".join(f"{s['candidate']['name']}.{s['candidate']['estimator']}" for s in specs))
+        return specs
+
+
+class FitCandidateOperator(_Stage, BaseOperator):
+    """Fit one candidate (mapped over the plan: one task instance per candidate) and measure it on
+    the validation split. ``planned`` is one item of the plan: the candidate and its bias result."""
+
+    template_fields: Sequence[str] = ("planned",)
+
+    def __init__(self, *, planned: Any = None, policy_file: str | None = None, **kwargs):
+        kwargs.setdefault("map_index_template", "{{ candidate_id }}")
+        super().__init__(**kwargs)
+        self.planned = planned
+        self.policy_file = policy_file  # set through the mapped task's partial kwargs (models.bind)
+
+    def execute(self, context: Context) -> None:
+        from fairgate import lifecycle
+        from fairgate.contracts import Bias
+
+        planned = self.given("planned", dict)
+        spec = planned["candidate"]
+        context["candidate_id"] = f"{spec['name']}.{spec['estimator']}"  # type: ignore[typeddict-unknown-key]  # read by map_index_template
+        result = self.run_stage(context, lifecycle.fit_candidate, self.guarded(Bias.from_json, planned["bias"]),
+                                dict(spec))
+        if result.status == "failed":
+            self.log.warning("Candidate %s failed and is left out of the choice: %s", result.id, result.error)
+        else:
+            self.log.info("Candidate %s: validation balanced accuracy %.4f, band gap %s (fit %.1f s)", result.id,
+                          result.balanced_accuracy or float("nan"), result.band_gap, result.fit_s)
+
+
+class SelectCandidateOperator(_Stage, BaseOperator):
+    """Choose the candidate by the policy's rule on validation figures; record the whole search.
+
+    ``plan`` is the plan's result (every planned candidate must have a result), ``candidates``
+    the mapped task's results.
+    """
+
+    template_fields: Sequence[str] = ("plan", "candidates")
+
+    def __init__(self, *, plan: Any = None, candidates: Any = None, **kwargs):
+        super().__init__(**kwargs)
+        self.plan = plan
+        self.candidates = candidates
+
+    def execute(self, context: Context) -> None:
+        from fairgate import lifecycle
+        from fairgate.contracts import Bias, CandidateResult
+
+        plan = list(self.given("plan", list))
+        results = [self.guarded(CandidateResult.from_json, c) for c in (self.candidates or [])]
+        planned = {f"{p['candidate']['name']}.{p['candidate']['estimator']}" for p in plan}
+        missing = sorted(planned - {r.id for r in results})
+        if not plan or missing:
+            raise AirflowFailException(f"{self.task_id}: the search planned {sorted(planned)} but has no result for "
+                                       f"{missing}; the DAG must pass the candidate task's .output.")
+        trained = self.run_stage(context, lifecycle.select_candidate, self.guarded(Bias.from_json, plan[0]["bias"]),
+                                 results)
+        self.log.info("Chose %s (%s) of %s candidates", trained.mitigation.method or "no mitigation",
+                      trained.mitigation.reason, len(results))
+
+
+class TrainModelOperator(_Stage, BaseOperator):
+    """Fit the policy's pipeline without mitigation (the bias check found nothing to mitigate)."""
 
     template_fields: Sequence[str] = ("bias",)
 
@@ -183,34 +263,17 @@ class ReweighOperator(_Stage, BaseOperator):
         from fairgate import lifecycle
         from fairgate.contracts import Bias
 
-        mitigation = self.run_stage(context, lifecycle.reweigh, self.given("bias", Bias))
-        self.log.info("Weights written to %s; largest |DI - 1| after reweighing: %.3g", mitigation.weights.uri,
-                      mitigation.max_abs_di_error)
-
-
-class TrainModelOperator(_Stage, BaseOperator):
-    """Fit the policy's pipeline; with ``mitigation``'s weights when the bias check asked for them."""
-
-    template_fields: Sequence[str] = ("bias", "mitigation")
-
-    def __init__(self, *, bias: Any = None, mitigation: Any = None, **kwargs):
-        super().__init__(**kwargs)
-        self.bias = bias
-        self.mitigation = mitigation
-
-    def execute(self, context: Context) -> None:
-        from fairgate import lifecycle
-        from fairgate.contracts import Bias, Mitigation
-
-        trained = self.run_stage(context, lifecycle.train, self.given("bias", Bias),
-                                 self.given("mitigation", Mitigation, optional=True))
-        self.log.info("Model %s trained on %s rows (mitigation: %s); validation %s", trained.model.sha256[:12],
-                      trained.rows["train"], trained.mitigation.method or trained.mitigation.reason,
-                      trained.validation)
+        trained = self.run_stage(context, lifecycle.train, self.given("bias", Bias))
+        self.log.info("Model %s trained on %s rows; validation %s", trained.model.sha256[:12],
+                      trained.rows["train"], trained.validation)
 
 
 class FairnessGateOperator(_BranchStage):
-    """Evaluate the candidate on held-out data; branch by the gate's outcome through ``routes``."""
+    """Evaluate the trained model on the test split; branch by the gate's outcome through ``routes``.
+
+    ``trained`` is a list of the upstream results that may hold the model (the search's choice,
+    the unmitigated training); exactly one of them ran.
+    """
 
     template_fields: Sequence[str] = ("trained",)
     ui_color = "#fde8e8"
@@ -224,7 +287,14 @@ class FairnessGateOperator(_BranchStage):
         from fairgate import lifecycle
         from fairgate.contracts import TrainedModel
 
-        gate = self.run_stage(context, lifecycle.evaluate, self.given("trained", TrainedModel))
+        ran = [t for t in (self.trained if isinstance(self.trained, (list, tuple)) else [self.trained])
+               if t is not None]
+        if len(ran) != 1:
+            raise AirflowFailException(
+                f"{self.task_id}: no 'trained' input from exactly one training route (got {len(ran)} results; "
+                "expected the search's choice or the model trained without mitigation). This usually means the "
+                "upstream task did not run, or the DAG does not pass its .output to this operator.")
+        gate = self.run_stage(context, lifecycle.evaluate, self.guarded(TrainedModel.from_json, ran[0]))
         route = self.routes[gate.outcome]
         self.log.info("Routing to %s because the gate says %s: %s", route, gate.outcome,
                       "; ".join(gate.reasons) or "all checks passed")
@@ -509,7 +579,8 @@ def check_routes(dag: Any) -> Any:
 
 __all__: Sequence[str] = (
     "CheckBiasOperator", "CollectDataOperator", "DeployModelOperator", "FairnessGateOperator",
-    "HumanReviewOperator", "RecordEvidenceOperator", "RejectModelOperator", "ReweighOperator", "RollbackOperator",
-    "TrainModelOperator", "ValidateDataOperator", "ScoreOperator", "AuditOperator", "AlertOperator",
+    "HumanReviewOperator", "RecordEvidenceOperator", "RejectModelOperator", "RollbackOperator",
+    "TrainModelOperator", "ValidateDataOperator", "PlanSearchOperator", "FitCandidateOperator",
+    "SelectCandidateOperator", "ScoreOperator", "AuditOperator", "AlertOperator",
     "RequestRetrainingOperator", "check_routes",
 )

@@ -39,7 +39,7 @@ def test_adult_default_policy(lifecycle_dag, store, write_policy):
 
     policy = load_policy()
     df = pd.read_parquet(io.BytesIO(snapshot))
-    run_prefix = store.key_of(rec["model"]["uri"]).rsplit("/", 1)[0]
+    run_prefix = store.key_of(rec["report"]["uri"]).rsplit("/", 1)[0]
     split = pd.read_parquet(io.BytesIO(store.get(f"{run_prefix}/split.parquet")))
     assert list(split["row"]) == list(df["row_id"])
     train = df[split["split"].to_numpy() == "train"]
@@ -58,6 +58,24 @@ def test_adult_default_policy(lifecycle_dag, store, write_policy):
     weighted = (w[~male & fav].sum() / w[~male].sum()) / (w[male & fav].sum() / w[male].sum())
     assert weighted == pytest.approx(1.0, abs=1e-9)
     assert rec["mitigation"]["applied"] and rec["model"]["weighted"]
+
+    # The search (default: none and reweighing) chose on the validation split. Recomputed here: each
+    # stored candidate's DI for sex on the validation rows; neither is inside the band, so the rule
+    # takes the one closer to it, and the record says so.
+    val = df[split["split"].to_numpy() == "validation"]
+    v_male = (val["sex"] == "Male").to_numpy()
+    search = rec["search"]
+    assert [c["id"] for c in search["candidates"]] == ["none.logistic_regression", "reweighing.logistic_regression"]
+    di_val = {}
+    for c in search["candidates"]:
+        m = load_model_bytes(file_of(store, c["model"]["uri"]), expected_sha256=c["model"]["sha256"])
+        p = m.predict_proba(feature_frame(val, policy))[:, 1] >= 0.5
+        di_val[c["id"]] = p[~v_male].mean() / p[v_male].mean()
+        assert c["validation"]["fairness"]["sex"]["disparate_impact"]["value"] == pytest.approx(di_val[c["id"]],
+                                                                                                  abs=1e-12)
+    assert max(di_val.values()) < 0.8 and search["within_bands"] == []
+    assert search["chosen"] == max(di_val, key=di_val.get) == "reweighing.logistic_regression"
+    assert rec["model"]["sha256"] == search["candidates"][1]["model"]["sha256"]
 
     # The gate's DI for sex is what the stored model does on the stored test split, and the decision
     # follows the policy band [0.8, 1.25].
@@ -137,9 +155,18 @@ def _check_report_and_card(store, rec, test, policy):
     assert rec["comparison"]["unmitigated"]["fairness"]["sex"]["disparate_impact"] != pytest.approx(
         rec["comparison"]["candidate"]["fairness"]["sex"]["disparate_impact"], abs=1e-3)
 
+    # The search table: every candidate with its validation balanced accuracy, the chosen one marked.
+    search_table = next(t for t in parser.tables if t[0][:2] == ["candidate", "method"])
+    shown = {row[0]: row for row in search_table[1:]}
+    assert set(shown) == {c["id"] for c in rec["search"]["candidates"]}
+    for c in rec["search"]["candidates"]:
+        assert float(shown[c["id"]][3]) == pytest.approx(c["validation"]["performance"]["balanced_accuracy"],
+                                                         abs=5e-5)
+        assert (shown[c["id"]][2] == "chosen") == (c["id"] == rec["search"]["chosen"])
+
     images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([^"]+)"', page)
-    # base rates, fairness-accuracy position, metric intervals, importance of each of the two models
-    assert len(images) == 5
+    # base rates, the search's front, fairness-accuracy position, metric intervals, importance of the two models
+    assert len(images) == 6
     for alt, data in images:
         png = base64.b64decode(data)
         assert png[:8] == b"\x89PNG\r\n\x1a\n", alt

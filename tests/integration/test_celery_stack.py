@@ -66,8 +66,9 @@ def wait_state(stack, run_id: str, timeout: float = 900) -> str:
 
 
 def task_rows(stack, run_id: str):
-    return stack.sql("SELECT task_id, state, hostname, external_executor_id, try_number FROM task_instance "
-                     "WHERE dag_id = 'fairgate_lifecycle' AND run_id = %s ORDER BY task_id", run_id)
+    return stack.sql("SELECT task_id, state, hostname, external_executor_id, try_number, map_index "
+                     "FROM task_instance WHERE dag_id = 'fairgate_lifecycle' AND run_id = %s ORDER BY task_id, "
+                     "map_index", run_id)
 
 
 def test_lifecycle_runs_on_celery_workers_with_s3_artifacts(celery_stack):
@@ -84,21 +85,25 @@ def test_lifecycle_runs_on_celery_workers_with_s3_artifacts(celery_stack):
     assert rec["data"]["uri"].startswith("s3://fairgate-celery/fairgate/")
 
     ran = [r for r in task_rows(stack, run_id) if r[1] == "success"]
-    assert {r[0] for r in ran} >= {"collect_data", "validate_data", "check_bias", "reweigh", "train_model",
-                                   "fairness_gate", "deploy_model", "record_evidence"}
-    for task_id, _, hostname, celery_id, _ in ran:
+    assert {r[0] for r in ran} >= {"collect_data", "validate_data", "check_bias", "plan_search", "fit_candidate",
+                                   "select_candidate", "fairness_gate", "deploy_model", "record_evidence"}
+    assert sorted(r[5] for r in ran if r[0] == "fit_candidate") == [0, 1]  # none and reweighing, mapped
+    for task_id, _, hostname, celery_id, _, _ in ran:
         assert hostname.startswith("celery-worker-"), (task_id, hostname)
         assert celery_id, f"{task_id} has no Celery task id"
     # Per-task cost on Celery: each task is a fresh process, so wall time = fixed cost (process
     # start, imports, XCom and API round trips) + the stage's own compute.
-    timings = stack.sql("SELECT task_id, start_date, end_date FROM task_instance WHERE dag_id = 'fairgate_lifecycle' "
-                        "AND run_id = %s AND state = 'success' ORDER BY start_date", run_id)
+    timings = stack.sql("SELECT task_id, map_index, start_date, end_date FROM task_instance WHERE dag_id = "
+                        "'fairgate_lifecycle' AND run_id = %s AND state = 'success' ORDER BY start_date", run_id)
     print(f"\nlifecycle on Celery: {elapsed:.0f} s wall")
     previous_end = None
-    for task_id, start, end in timings:
+    for task_id, map_index, start, end in timings:
         summary = stack.api("GET", f"/dags/fairgate_lifecycle/dagRuns/{run_id}/taskInstances/{task_id}"
-                                   "/xcomEntries/return_value")["value"]
+                                   f"/xcomEntries/return_value?map_index={map_index}")["value"]
         wall = (end - start).total_seconds()
+        if isinstance(summary, list):  # the search plan: what the candidate task is mapped over
+            previous_end = end
+            continue
         compute = summary["compute_s"]
         gap = (start - previous_end).total_seconds() if previous_end else 0.0
         previous_end = end
@@ -134,17 +139,17 @@ def test_worker_killed_mid_run_the_task_is_retried_elsewhere(celery_stack):
     run_id = trigger(stack)
 
     def training():
-        ti = stack.api("GET", f"/dags/fairgate_lifecycle/dagRuns/{run_id}/taskInstances/train_model")
+        ti = stack.api("GET", f"/dags/fairgate_lifecycle/dagRuns/{run_id}/taskInstances/fit_candidate/0")
         return ti["state"] == "running"
 
-    stack.wait(training, 900, "train_model to start")
+    stack.wait(training, 900, "the first candidate's training to start")
     for name in [n for n in stack.procs if n.startswith("celery-worker-")]:
         stack.kill(name)  # SIGKILL the whole worker, task process included
     replacement = stack.start_worker()
     assert wait_state(stack, run_id, timeout=1200) == "success", stack.diagnostics()
 
-    train = next(r for r in task_rows(stack, run_id) if r[0] == "train_model")
-    assert train[4] >= 2, "train_model should have been retried"
+    train = next(r for r in task_rows(stack, run_id) if r[0] == "fit_candidate" and r[5] == 0)
+    assert train[4] >= 2, "the first candidate's training should have been retried"
     assert train[2] == replacement
     records = [e for e in evidence.entries(store, "adult_income") if e["record"].get("run_id") == run_id]
     assert len(records) == 1 and records[0]["record"]["decision"] == "deployed"

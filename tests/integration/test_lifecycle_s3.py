@@ -25,11 +25,16 @@ def test_lifecycle_on_s3_writes_every_artifact_with_its_hash(lifecycle_dag, s3_c
     recorded = {
         rec["data"]["uri"]: rec["data"]["sha256"],
         rec["model"]["uri"]: rec["model"]["sha256"],
-        rec["mitigation"]["uri"]: rec["mitigation"]["sha256"],
+        rec["search"]["uri"]: None,
         rec["gate"]["uri"]: None,
         rec["report"]["uri"]: rec["report"]["sha256"],
         rec["model_card"]["uri"]: rec["model_card"]["sha256"],
     }
+    for c in rec["search"]["candidates"]:  # every candidate's model and validation figures
+        recorded[c["model"]["uri"]] = c["model"]["sha256"]
+        recorded[c["result"]["uri"]] = c["result"]["sha256"]
+        if c["weights"]:
+            recorded[c["weights"]["uri"]] = c["weights"]["sha256"]
     listed = {o["Key"] for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
               for o in page.get("Contents", [])}
     for uri, sha in recorded.items():

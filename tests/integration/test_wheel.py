@@ -34,8 +34,13 @@ run = RunInfo(dag_id="notebook", run_id="wheel-1")
 snapshot = lifecycle.collect(store, policy, run)
 quality = lifecycle.validate(store, policy, run, snapshot)
 bias = lifecycle.check_bias(store, policy, run, quality)
-mitigation = lifecycle.reweigh(store, policy, run, bias) if bias.detected else None
-gate = lifecycle.evaluate(store, policy, run, lifecycle.train(store, policy, run, bias, mitigation))
+if bias.detected:  # the mitigation search, one candidate after another
+    plan = lifecycle.search_plan(store, policy, run, bias)
+    fitted = [lifecycle.fit_candidate(store, policy, run, bias, p["candidate"]) for p in plan]
+    trained = lifecycle.select_candidate(store, policy, run, bias, fitted)
+else:
+    trained = lifecycle.train(store, policy, run, bias)
+gate = lifecycle.evaluate(store, policy, run, trained)
 passed = gate.outcome == "pass"
 decided = lifecycle.deploy(store, policy, run, gate) if passed else lifecycle.reject(store, policy, gate)
 recorded = lifecycle.record(store, policy, run, deployment=decided)

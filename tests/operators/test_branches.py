@@ -16,8 +16,10 @@ from fairgate_airflow.operators import (
     CheckBiasOperator,
     CollectDataOperator,
     FairnessGateOperator,
+    FitCandidateOperator,
     HumanReviewOperator,
-    ReweighOperator,
+    PlanSearchOperator,
+    SelectCandidateOperator,
     TrainModelOperator,
     ValidateDataOperator,
 )
@@ -48,7 +50,7 @@ def run(op, ti, method="execute", params=None):
 # The lifecycle DAG's routes; each operator below gets its inputs as the DAG's XComArgs resolve them.
 ROUTES = {
     "validate_data": {"passed": "check_bias", "failed": "quality_failed"},
-    "check_bias": {"detected": "reweigh", "within_policy": "train_model"},
+    "check_bias": {"search": "plan_search", "train": "train_model"},
     "fairness_gate": {"pass": "deploy_model", "fail": "reject_model", "review": "human_review"},
     "human_review": {"approved": "deploy_model", "rejected": "reject_model"},
 }
@@ -69,16 +71,20 @@ def bias_op(ti):
 
 
 def validated_and_measured(ti):
-    """Run validation and the bias check (and reweighing when it routes there); return the bias route."""
+    """Run validation and the bias check, then the route it chose: the mitigation search (each
+    candidate in turn, as the mapped task's instances would) or training without mitigation."""
     assert run(validate_op(ti), ti, "choose_branch") == "check_bias"
     route = run(bias_op(ti), ti, "choose_branch")
-    if route == "reweigh":
-        run(ReweighOperator(task_id="reweigh", bias=out(ti, "check_bias")), ti)
+    if route == "plan_search":
+        plan = run(PlanSearchOperator(task_id="plan_search", bias=out(ti, "check_bias")), ti)
+        fitted = []
+        for planned in plan:
+            run(FitCandidateOperator(task_id="fit_candidate", planned=planned), ti)
+            fitted.append(out(ti, "fit_candidate"))
+        run(SelectCandidateOperator(task_id="select_candidate", plan=plan, candidates=fitted), ti)
+    else:
+        run(TrainModelOperator(task_id="train_model", bias=out(ti, "check_bias")), ti)
     return route
-
-
-def train_op(ti):
-    return TrainModelOperator(task_id="train_model", bias=out(ti, "check_bias"), mitigation=out(ti, "reweigh"))
 
 
 @pytest.fixture
@@ -122,12 +128,12 @@ def test_validate_routes_to_quality_failed_naming_the_column(store, write_policy
     assert "expect_column_to_exist on column 'race': FAILED" in summary["failures"]
 
 
-def test_check_bias_routes_to_reweigh_on_adult(store, write_policy, sample_csv):
+def test_check_bias_routes_to_the_mitigation_search_on_adult(store, write_policy, sample_csv):
     write_policy({"dataset.source": str(sample_csv())})
     ti = FakeTI()
     collected(ti, store)
     run(validate_op(ti), ti, "choose_branch")
-    assert run(bias_op(ti), ti, "choose_branch") == "reweigh"
+    assert run(bias_op(ti), ti, "choose_branch") == "plan_search"
     summary = ti.xcom_pull("check_bias", SUMMARY)
     assert summary["detected"] and any(r.startswith("sex: disparate_impact=") for r in summary["reasons"])
 
@@ -143,6 +149,17 @@ def test_check_bias_routes_straight_to_training_without_disparity(store, write_p
     stored = json.loads(store.get(ti.xcom_pull("check_bias", SUMMARY)["result"]["key"]))
     for m in stored["comparisons"].values():
         assert m["disparate_impact"] == pytest.approx(1.0, abs=0.01)
+
+
+def test_check_bias_routes_to_the_search_without_disparity_when_the_policy_searches_always(
+        store, write_policy, sample_csv, adult):
+    write_policy({"dataset.source": str(sample_csv(balanced_labels(adult.sample(6000, random_state=2)))),
+                  "mitigation.search": "always"})
+    ti = FakeTI()
+    collected(ti, store)
+    run(validate_op(ti), ti, "choose_branch")
+    assert run(bias_op(ti), ti, "choose_branch") == "plan_search"
+    assert ti.xcom_pull("check_bias", SUMMARY)["detected"] is False
 
 
 def test_check_bias_fails_clearly_on_a_group_without_favorable_outcomes(store, write_policy, sample_csv, adult):
@@ -193,8 +210,8 @@ def test_storage_errors_propagate_so_task_retries_apply():
 
 def _gate(ti, params=None):
     validated_and_measured(ti)
-    run(train_op(ti), ti)
-    return run(FairnessGateOperator(task_id="fairness_gate", trained=out(ti, "train_model"),
+    return run(FairnessGateOperator(task_id="fairness_gate", trained=[out(ti, "select_candidate"),
+                                                                      out(ti, "train_model")],
                                     routes=ROUTES["fairness_gate"]), ti, "choose_branch", params=params)
 
 

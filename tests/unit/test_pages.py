@@ -219,4 +219,30 @@ def test_the_model_card_names_only_the_models_that_were_measured():
     assert compared_with({"candidate": {}}) is None
     assert compared_with({"candidate": {}, "production": {}}) == "Compared with the model in production:"
     assert compared_with({"candidate": {}, "unmitigated": {}, "production": {}}) == (
-        "Compared with the same pipeline trained without reweighing and with the model in production:")
+        "Compared with the same pipeline trained without mitigation and with the model in production:")
+
+
+def test_search_table_and_front_from_a_hand_built_search():
+    from fairgate.charts import pareto_front
+    from fairgate.report import search_rows, search_summary
+
+    def cand(id_, ba, di, gap, chosen=False, status="fitted", error=None):
+        val = {"performance": {"balanced_accuracy": ba},
+               "fairness": {"sex": {"disparate_impact": {"value": di}},
+                            "race": {"disparate_impact": {"value": 1 / di if di else None}}}}
+        return {"id": id_, "method": id_.split(".")[0], "params": {}, "status": status, "error": error,
+                "band_gap": gap, "within_bands": gap == 0.0, "chosen": chosen, "fit_s": 1.0,
+                "validation": val if status == "fitted" else {}}
+
+    search = {"rule": "balanced_accuracy_within_bands", "chosen": "reweighing.lr", "within_bands": ["reweighing.lr"],
+              "note": "1 of 2 candidates inside every band",
+              "candidates": [cand("none.lr", 0.8, 0.5, 0.3), cand("reweighing.lr", 0.75, 0.9, 0.0, chosen=True),
+                             cand("eg.lr", None, None, None, status="failed", error="infeasible")]}
+    rows = search_rows(search)
+    # worst DI is the value furthest from 1 in log terms: 0.5 (vs 2.0 equally far: the first found)
+    assert rows[0][:5] == ["none.lr", "none", "fitted", "0.8000", "0.5000"]
+    assert rows[1][2] == "chosen" and rows[1][6] == "yes"
+    assert rows[2][2] == "failed: infeasible"
+    assert search_summary(search).startswith("Mitigation search: 3 candidates (1 failed), 1 inside every band")
+    # (name, DI, accuracy): b is closer to parity than a and less accurate; c is beaten by b on both.
+    assert pareto_front([("a", 0.5, 0.80), ("b", 0.9, 0.75), ("c", 0.7, 0.70)]) == ["b", "a"]
