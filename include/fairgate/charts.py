@@ -142,7 +142,7 @@ def search_front(points: list[tuple[str, float | None, float | None]], chosen: s
     ax.set_ylabel("balanced accuracy (validation split)")
     ax.set_title("Mitigation search: fairness–accuracy of each candidate")
     ax.margins(0.25)
-    ax.legend(fontsize="x-small", loc="lower right")
+    ax.legend(fontsize="x-small", loc="best")
     return _png(fig)
 
 

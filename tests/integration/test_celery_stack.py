@@ -138,9 +138,10 @@ def test_worker_killed_mid_run_the_task_is_retried_elsewhere(celery_stack):
     stack.wait_for_dags("fairgate_lifecycle")
     run_id = trigger(stack)
 
-    def training():
-        ti = stack.api("GET", f"/dags/fairgate_lifecycle/dagRuns/{run_id}/taskInstances/fit_candidate/0")
-        return ti["state"] == "running"
+    def training():  # the mapped instance exists only once the plan has been expanded
+        rows = stack.sql("SELECT state FROM task_instance WHERE dag_id = 'fairgate_lifecycle' AND run_id = %s AND "
+                         "task_id = 'fit_candidate' AND map_index = 0", run_id)
+        return bool(rows) and rows[0][0] == "running"
 
     stack.wait(training, 900, "the first candidate's training to start")
     for name in [n for n in stack.procs if n.startswith("celery-worker-")]:
