@@ -56,21 +56,30 @@ def incoming(policy: Policy, day: date, *, scenario: str | None = None) -> pd.Da
                          "(local or s3://) or sql:// connection its records to score arrive in.")
     if feed.startswith("simulated://"):
         return day_batch(day, policy, scenario=scenario or policy.audit_scenario, rows=policy.audit_daily_rows)
-    if feed.startswith("sql://"):
-        from datetime import UTC, datetime, time, timedelta
+    from fairgate.data import DataError
 
-        from fairgate.data import read_sql
+    try:
+        return read_day(feed, policy.audit_incoming_query, day, fmt=policy.format, key="audit.incoming")
+    except DataError as exc:
+        if feed.startswith("sql://"):
+            raise
+        raise StageError(f"No records to score for {day}: {exc}") from None
+
+
+def read_day(source: str, query: str | None, day: date, *, fmt: str, key: str) -> pd.DataFrame:
+    """One day of a source: ``query`` run with the day as ``:interval_start``/``:interval_end`` for a
+    ``sql://`` source, else the ``date=YYYY-MM-DD`` partition of a folder (local or ``s3://``).
+
+    ``key`` is the policy key naming the source (its query is ``<key>_query``), for messages.
+    """
+    from fairgate.data import read_location, read_sql
+
+    if source.startswith("sql://"):
+        from datetime import UTC, datetime, time
 
         start = datetime.combine(day, time(), tzinfo=UTC)
-        return read_sql(feed, policy.audit_incoming_query or "", (start, start + timedelta(days=1)),
-                        key="audit.incoming_query")
-    from fairgate.data import DataError, read_location
-
-    partition = f"{feed.rstrip('/')}/date={day.isoformat()}"
-    try:
-        return read_location(partition, fmt=policy.format, key="audit.incoming")
-    except DataError as exc:
-        raise StageError(f"No records to score for {day}: {exc}") from None
+        return read_sql(source, query or "", (start, start + timedelta(days=1)), key=f"{key}_query")
+    return read_location(f"{source.rstrip('/')}/date={day.isoformat()}", fmt=fmt, key=key)
 
 
 def fetch_outcomes(store: ArtifactStore, policy: Policy, day: date) -> list[str]:
@@ -81,7 +90,7 @@ def fetch_outcomes(store: ArtifactStore, policy: Policy, day: date) -> list[str]
     """
     import pandas as pd
 
-    from fairgate.data import NothingThere, read_location
+    from fairgate.data import NothingThere
     from fairgate.groups import labels
 
     source, key = policy.audit_outcomes, policy.row_key
@@ -94,17 +103,7 @@ def fetch_outcomes(store: ArtifactStore, policy: Policy, day: date) -> list[str]
         if not store.exists(partition_key("predictions", name, d)) or store.exists(partition_key("labels", name, d)):
             continue
         try:
-            if source.startswith("sql://"):
-                from datetime import UTC, datetime, time
-
-                from fairgate.data import read_sql
-
-                start = datetime.combine(d, time(), tzinfo=UTC)
-                rows = read_sql(source, policy.audit_outcomes_query or "", (start, start + timedelta(days=1)),
-                                key="audit.outcomes_query")
-            else:
-                rows = read_location(f"{source.rstrip('/')}/date={d.isoformat()}", fmt=policy.format,
-                                     key="audit.outcomes")
+            rows = read_day(source, policy.audit_outcomes_query, d, fmt=policy.format, key="audit.outcomes")
         except NothingThere:
             continue  # not arrived yet: a later audit fetches them
         if rows.empty:

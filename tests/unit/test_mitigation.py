@@ -113,8 +113,6 @@ def test_threshold_optimizer_equals_fairlearn(data):
     expected = direct._pmf_predict(training.feature_frame(val, policy), sensitive_features=_sensitive(val))[:, 1]
     ours = model.predict_proba(training.feature_frame(val, policy, model))[:, 1]
     np.testing.assert_allclose(ours, expected, atol=1e-12)
-    # Randomized thresholds: the favourable probability differs between the groups at equal scores.
-    assert set(np.unique(ours)) - {0.0, 1.0} or len(np.unique(ours)) == 2
 
 
 def test_disparate_impact_remover_equals_aif360(data):
