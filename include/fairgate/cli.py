@@ -95,9 +95,48 @@ def cmd_evidence(args: argparse.Namespace, store: ArtifactStore, model: str) -> 
 
 def cmd_verify_log(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
     result = evidence.verify(store, model)
-    text = (f"Evidence log intact: {result.records} records." if result.ok else
+    head = evidence.head(store, model)
+    text = (f"Evidence log intact: {result.records} records; head #{head['seq']} {head['hash']}." if result.ok else
             "Evidence log BROKEN:\n" + "\n".join(f"  - {p}" for p in result.problems))
-    _out(args, {"ok": result.ok, "records": result.records, "problems": result.problems}, text)
+    _out(args, {"ok": result.ok, "records": result.records, "problems": result.problems, "head": head}, text)
+    return 0 if result.ok else 2
+
+
+def cmd_bundle(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
+    from pathlib import Path
+
+    from fairgate import bundle
+
+    version = bundle.resolve_version(store, model, args.version)
+    data = bundle.build(store, model, version, include_model=not args.no_model)
+    out = Path(args.out or f"{model}-{version[:12]}.fairgate.zip")
+    tmp = out.with_name(f".{out.name}.tmp")  # written whole, then renamed: never a half-written bundle
+    tmp.write_bytes(data)
+    tmp.replace(out)
+    _out(args, {"written": str(out), "model": model, "version": version, "bytes": len(data)},
+         f"Wrote {out} ({len(data):,} bytes): release {version[:12]} of {model}; check it with "
+         f"`fairgate verify-bundle {out}`.")
+    return 0
+
+
+def cmd_verify_bundle(args: argparse.Namespace) -> int:
+    """Offline: needs the file and nothing else (no store, no policy)."""
+    from pathlib import Path
+
+    from fairgate import bundle
+
+    try:
+        data = Path(args.file).read_bytes()
+    except OSError as exc:
+        raise InputError(f"Cannot read bundle {args.file}: {exc.strerror}.") from None
+    result = bundle.verify(data, expected_head=args.expect_head)
+    head = result.index.get("head") or {}
+    text = (f"Bundle verifies: {result.index.get('model')} version {str(result.index.get('version'))[:12]}, "
+            f"{len(result.index.get('members', []))} members, evidence chain to head #{head.get('seq')} "
+            f"{head.get('hash')}." if result.ok else
+            f"Bundle does NOT verify: {result.problems[0]}" +
+            "".join(f"\n  - {p}" for p in result.problems[1:]))
+    _out(args, result.as_dict(), text)
     return 0 if result.ok else 2
 
 
@@ -195,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
         "verify-log": (cmd_verify_log, "re-verify the evidence hash chain (exit 2 if broken)"),
         "rollback": (cmd_rollback, "point production back to an earlier approved version"),
         "explain": (cmd_explain, "why a scored record got its decision, in plain words"),
+        "bundle": (cmd_bundle, "write one release's evidence, artifacts and chain proof to a file for auditors"),
     }
     for name, (fn, help_) in commands.items():
         p = sub.add_parser(name, help=help_)
@@ -204,6 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "explain":
             p.add_argument("row", help="the record's row key (dataset.row_key)")
             p.add_argument("--date", help="the day it was scored (YYYY-MM-DD); default: the newest match")
+        if name == "bundle":
+            p.add_argument("version", help="a version's sha256 (or a unique prefix of 6+ characters), or 'production'")
+            p.add_argument("--out", help="the file to write (default: <model>-<version>.fairgate.zip)")
+            p.add_argument("--no-model", action="store_true", help="leave the model file out")
         if name == "rollback":
             p.add_argument("--to", help="version (sha256) to restore; default: the previous production version")
             p.add_argument("--reason", required=True, help="why; recorded in the evidence log")
@@ -229,6 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (schema, check, init):
         p.add_argument("--json", action="store_true", help="machine-readable output (errors too)")
         p.set_defaults(fn=None)
+    verify_bundle = sub.add_parser("verify-bundle", help="check a release bundle offline (exit 2 if it does not "
+                                                         "verify)")
+    verify_bundle.add_argument("file")
+    verify_bundle.add_argument("--expect-head", help="the evidence log head hash you know (from verify-log)")
+    verify_bundle.add_argument("--json", action="store_true", help="machine-readable output (errors too)")
     return parser
 
 
@@ -249,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "policy":
             return cmd_policy(args)
+        if args.command == "verify-bundle":
+            return cmd_verify_bundle(args)
         store = open_store(args.artifact_root, s3_client=_s3_client(args.artifact_root))
         if args.command == "status" and not (args.model or args.policy) and len(catalog.entries()) > 1:
             return _status_of_every_model(args, store)

@@ -51,6 +51,11 @@ def entry_hash(seq: int, prev_hash: str, record: dict[str, Any]) -> str:
     return hashlib.sha256(canonical({"seq": seq, "prev_hash": prev_hash, "record": record})).hexdigest()
 
 
+def head(store: ArtifactStore, model: str) -> dict[str, Any]:
+    """The log's head as ``{"seq", "hash"}`` (``seq`` 0 and the genesis hash for an empty log)."""
+    return {k: _head(store, model)[0][k] for k in ("seq", "hash")}
+
+
 def _head(store: ArtifactStore, model: str) -> tuple[dict[str, Any], str | None]:
     try:
         data, etag = store.get_with_etag(head_key(model))

@@ -447,7 +447,8 @@ def evidence_record(store: ArtifactStore, policy: Policy, run: RunInfo, *, decis
                               "source": snapshot.source, "period": snapshot.period},
         "quality": quality and {"passed": quality.passed, "rows": quality.rows, "checks": quality.checks,
                                 "failed": quality.failed, "failures": list(quality.failures),
-                                "uri": quality.result.uri, "html_uri": quality.page.uri},
+                                "uri": quality.result.uri, "html_uri": quality.page.uri,
+                                "page": {"uri": quality.page.uri, "sha256": quality.page.sha256}},
         "bias": bias and {**{k: bias_full.get(k) for k in ("detected", "reasons", "comparisons", "proxies",
                                                           "warnings", "measured_on", "short_of_evidence")},
                           "uri": bias.result.uri},
@@ -477,6 +478,38 @@ def evidence_record(store: ArtifactStore, policy: Policy, run: RunInfo, *, decis
     }
 
 
+def _keep_policy(store: ArtifactStore, policy: Policy, run: RunInfo) -> dict[str, Any]:
+    """The policy file as the run read it, kept beside the run's artifacts (an auditor's bundle needs it)."""
+    from pathlib import Path
+
+    from fairgate.store import sha256_bytes
+
+    try:
+        data = Path(policy.path).read_bytes()
+    except OSError:
+        return {"kept": False, "note": f"policy file {policy.path} could not be read when the run was recorded"}
+    if sha256_bytes(data) != policy.sha256:
+        return {"kept": False, "note": "the policy file changed on disk during the run; it was not kept"}
+    kept = _artifact(store.put(f"{run.prefix}/policy.yaml", data))
+    return {"uri": kept.uri}
+
+
+def _datasheet(store: ArtifactStore, policy: Policy, run: RunInfo, quality: Quality | None,
+               bias: Bias | None) -> dict[str, Any]:
+    """The snapshot's datasheet (Gebru et al.), written beside the run's artifacts."""
+    from fairgate import datasheet
+
+    assert quality is not None  # record() refuses a run with neither a deployment nor a quality result
+    df = _read_frame(store, quality.snapshot.data, "snapshot")
+    split = _read_frame(store, bias.split, "split")["split"].to_numpy() if bias else None
+    sheet = datasheet.datasheet(df, policy, snapshot=quality.snapshot.to_json(),
+                                quality=read_json(store, quality.result, "quality result"), split=split)
+    md = _artifact(store.put(f"{run.prefix}/datasheet.md", datasheet.markdown(sheet).encode()))
+    data = _put_json(store, f"{run.prefix}/datasheet.json", sheet)
+    return {"uri": md.uri, "sha256": md.sha256, "json_uri": data.uri, "json_sha256": data.sha256,
+            "missing": sheet["missing"]}
+
+
 def record(store: ArtifactStore, policy: Policy, run: RunInfo, *, quality: Quality | None = None,
            deployment: Deployment | None = None) -> Recorded:
     """Conclude the run, write its report (and model card when a model was trained), append the record.
@@ -490,6 +523,9 @@ def record(store: ArtifactStore, policy: Policy, run: RunInfo, *, quality: Quali
         raise StageError("Nothing to record: neither a deployment decision nor a quality result reached this stage.")
     decision = conclude(quality=quality, deployment=deployment)
     rec = evidence_record(store, policy, run, decision=decision, quality=quality, deployment=deployment)
+    rec["policy"].update(_keep_policy(store, policy, run))
+    bias = deployment.gate.trained.bias if deployment is not None else None
+    rec["datasheet"] = _datasheet(store, policy, run, bias.quality if bias else quality, bias)
     report = _artifact(store.put(f"{run.prefix}/report.html", run_report(rec, policy).encode()))
     rec["report"] = {"uri": report.uri, "sha256": report.sha256}
     card = None
@@ -498,3 +534,27 @@ def record(store: ArtifactStore, policy: Policy, run: RunInfo, *, quality: Quali
         rec["model_card"] = {"uri": card.uri, "sha256": card.sha256}
     entry = evidence.append(store, policy.model_name, rec)
     return Recorded(seq=entry["seq"], hash=entry["hash"], decision=decision, report=report, model_card=card)
+
+
+def run_in_process(store: ArtifactStore, policy: Policy, run: RunInfo) -> Recorded:
+    """Every stage of one lifecycle run in this process, in the DAG's order, without Airflow.
+
+    For notebooks, tests and benchmarks. No human is asked: a gate that wants review ends in a
+    rejection here, as an unanswered review does in the DAG.
+    """
+    snapshot = collect(store, policy, run)
+    quality = validate(store, policy, run, snapshot)
+    if not quality.passed:
+        return record(store, policy, run, quality=quality)
+    from fairgate.mitigation import route_after_bias
+
+    bias = check_bias(store, policy, run, quality)
+    if route_after_bias(bias.detected, bias.reasons, policy)[0] == "search":
+        plan = search_plan(store, policy, run, bias)
+        fitted = [fit_candidate(store, policy, run, bias, item["candidate"]) for item in plan]
+        trained = select_candidate(store, policy, run, bias, fitted)
+    else:
+        trained = train(store, policy, run, bias)
+    gate = evaluate(store, policy, run, trained)
+    decided = deploy(store, policy, run, gate) if gate.outcome == "pass" else reject(store, policy, gate)
+    return record(store, policy, run, deployment=decided)

@@ -307,6 +307,28 @@ class Schedule(_Section):
     audit: Name = Field("0 3 * * *", description="cron of the nightly audit")
 
 
+Answer = Annotated[str, Field(min_length=1)] | None
+
+
+class Datasheet(_Section):
+    """The datasheet questions only the team can answer (Gebru et al.); an empty one shows as missing."""
+
+    motivation: Answer = Field(None, description="why the dataset was created")
+    creators: Answer = Field(None, description="who created it, for which entity, funded by whom")
+    confidential_data: Answer = Field(None, description="confidential or sensitive data beyond the protected "
+                                                        "attributes")
+    collection_process: Answer = Field(None, description="how, when and by whom the data was collected")
+    consent: Answer = Field(None, description="whether people were told and consented, and how to revoke")
+    sampling: Answer = Field(None, description="whether and how the data is a sample")
+    preprocessing: Answer = Field(None, description="what was done before the data reached the source; "
+                                                    "how labels were assigned")
+    intended_uses: Answer = Field(None, description="other tasks the data may serve")
+    out_of_scope_uses: Answer = Field(None, description="uses to avoid")
+    distribution: Answer = Field(None, description="who may receive it, under which terms")
+    maintainer: Answer = Field(None, description="who maintains it and how to reach them")
+    maintenance: Answer = Field(None, description="updates, error reports and corrections")
+
+
 class PolicyFile(_Section):
     model_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$", max_length=64)] = Field(
         description="the model's name: registry and store namespace, and the suffix of its DAG ids")
@@ -323,6 +345,7 @@ class PolicyFile(_Section):
     mitigation: Mitigation = Mitigation()
     audit: Audit = Audit()
     schedule: Schedule = Schedule()
+    datasheet: Datasheet = Datasheet()
 
 
 def validate(raw: Any) -> PolicyFile:
