@@ -162,6 +162,18 @@ def build(store: ArtifactStore, model: str, version: str, *, include_model: bool
                 out.notes.append(f"{name}: {ref['uri']} is no longer in the store")
                 continue
             out.add(name, data, f"{'.'.join(path)} of evidence record #{run['seq']}")
+    for entry in mine:  # each audit's full result, while the store still holds that version of it
+        rec = entry["record"]
+        if rec.get("kind") == "audit" and rec.get("audit_uri"):
+            try:
+                data = store.get(store.key_of(rec["audit_uri"]))
+            except (NotFoundError, InputError, ValueError):
+                data = b""
+            if data and _sha(data) == rec.get("audit_sha256"):
+                out.add(f"audits/{entry['seq']:010d}.json", data, f"audit result of evidence record #{entry['seq']}")
+            else:
+                out.notes.append(f"audit of record #{entry['seq']}: the stored result was replaced by a later "
+                                 "re-run of that date; the record keeps its sha256")
     first = mine[0]["seq"]
     for entry, data in zip(entries, raw, strict=True):
         if entry["seq"] >= first:
@@ -312,6 +324,11 @@ def _check_artifacts(index: dict[str, Any], members: dict[str, bytes]) -> list[s
                         f"bundle's version {version[:12]}")
     if "model.skops" in members and _sha(members["model.skops"]) != manifest.get("model_sha256"):
         problems.append("model.skops: its sha256 is not the manifest's model_sha256 (the model file was replaced)")
+    for path in (p for p in members if p.startswith("audits/")):
+        entry = members.get(f"{CHAIN}{path.removeprefix('audits/')}")
+        expected = json.loads(entry).get("record", {}).get("audit_sha256") if entry else None
+        if _sha(members[path]) != expected:
+            problems.append(f"{path}: sha256 is not the audit_sha256 its evidence record names")
     run_seq = index.get("deploying_record")
     if run_seq is None:
         return problems

@@ -235,6 +235,8 @@ def save_audit(store: ArtifactStore, model: str, result: dict[str, Any], *, repo
     written = store.put(f"{prefix}/audit.json", json.dumps(result, indent=2, sort_keys=True, default=str).encode())
     entry = evidence.append(store, model, {**{k: result[k] for k in ("kind", "run_id", "date", "status", "reasons",
                                                              "policy_sha256", "code_version")},
+                                    "judged_version": result.get("judged_version"),
+                                    "model_versions": result.get("model_versions", []),
                                     "audit_uri": written.uri, "audit_sha256": written.sha256})
     return {"status": result["status"], "uri": written.uri, "report_uri": page.uri, "seq": entry["seq"],
             "result": Artifact(key=written.key, uri=written.uri, sha256=written.sha256),
