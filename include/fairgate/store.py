@@ -123,7 +123,9 @@ class LocalStore:
         return self._path(key).as_uri()
 
     def key_of(self, uri: str) -> str:
-        return key_inside(self.root_uri, uri)
+        from urllib.parse import unquote
+
+        return _check_key(unquote(key_inside(self.root_uri, uri)))  # file URIs percent-encode '=' and more
 
     def put(self, key: str, data: bytes) -> Written:
         path = self._path(key)
