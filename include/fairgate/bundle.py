@@ -66,7 +66,7 @@ def resolve_version(store: ArtifactStore, model: str, version: str) -> str:
         if current is None:
             raise BundleError(f"Model {model!r} has nothing in production; name a version (fairgate models).")
         return current
-    known = [m["version"] for m in registry.list_versions(store, model)]
+    known = [str(m["version"]) for m in registry.list_versions(store, model)]
     matches = [v for v in known if v.startswith(version)] if len(version) >= 6 else []
     if len(matches) == 1:
         return matches[0]
@@ -103,7 +103,8 @@ def deploying_record(records: list[dict[str, Any]], version: str) -> dict[str, A
     registered) it, else the last run that produced its bytes."""
     runs = [e for e in records if e["record"].get("kind") == "lifecycle"]
     deployed = [e for e in runs if ((e["record"].get("deployment") or {}).get("version")) == version]
-    return (deployed or runs or [None])[-1]
+    chosen = deployed or runs
+    return chosen[-1] if chosen else None
 
 
 @dataclass
@@ -197,9 +198,9 @@ def build(store: ArtifactStore, model: str, version: str, *, include_model: bool
     }
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for path, data in [(INDEX, json.dumps(index, indent=2, sort_keys=True).encode()),
+        for name, data in [(INDEX, json.dumps(index, indent=2, sort_keys=True).encode()),
                            *sorted(out.members.items())]:
-            zf.writestr(zipfile.ZipInfo(path, date_time=_EPOCH), data, compress_type=zipfile.ZIP_DEFLATED)
+            zf.writestr(zipfile.ZipInfo(name, date_time=_EPOCH), data, compress_type=zipfile.ZIP_DEFLATED)
     return buffer.getvalue()
 
 
@@ -284,7 +285,8 @@ def _check_chain(index: dict[str, Any], members: dict[str, bytes], expected_head
         where = f"{CHAIN}{seq:010d}.json" if isinstance(seq, int) else f"chain record {i + 1}"
         if i and seq != entries[i - 1].get("seq", 0) + 1:
             problems.append(f"{where}: follows record {entries[i - 1].get('seq')} (a record between was removed)")
-        if evidence.entry_hash(seq, entry.get("prev_hash", ""), entry.get("record", {})) != entry.get("hash"):
+        if evidence.entry_hash(seq if isinstance(seq, int) else -1, entry.get("prev_hash", ""),
+                               entry.get("record", {})) != entry.get("hash"):
             problems.append(f"{where}: its content does not match its hash (edited)")
         if prev is not None and entry.get("prev_hash") != prev:
             problems.append(f"{where}: links to {str(entry.get('prev_hash'))[:12]}, not to the record before it "
@@ -324,11 +326,11 @@ def _check_artifacts(index: dict[str, Any], members: dict[str, bytes]) -> list[s
                         f"bundle's version {version[:12]}")
     if "model.skops" in members and _sha(members["model.skops"]) != manifest.get("model_sha256"):
         problems.append("model.skops: its sha256 is not the manifest's model_sha256 (the model file was replaced)")
-    for path in (p for p in members if p.startswith("audits/")):
-        entry = members.get(f"{CHAIN}{path.removeprefix('audits/')}")
+    for member in (p for p in members if p.startswith("audits/")):
+        entry = members.get(f"{CHAIN}{member.removeprefix('audits/')}")
         expected = json.loads(entry).get("record", {}).get("audit_sha256") if entry else None
-        if _sha(members[path]) != expected:
-            problems.append(f"{path}: sha256 is not the audit_sha256 its evidence record names")
+        if _sha(members[member]) != expected:
+            problems.append(f"{member}: sha256 is not the audit_sha256 its evidence record names")
     run_seq = index.get("deploying_record")
     if run_seq is None:
         return problems

@@ -41,8 +41,13 @@ def not_comparable(production: Pipeline, policy: Policy) -> str | None:
 
 
 def evaluate(test: pd.DataFrame, candidate: Pipeline, policy: Policy, *, unmitigated: Pipeline | None = None,
-             production: tuple[str, Pipeline] | None = None) -> dict[str, Any]:
-    """Measure the candidate (and its comparators) on ``test`` and decide pass / fail / review."""
+             production: tuple[str, Pipeline] | None = None,
+             proxies: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    """Measure the candidate (and its comparators) on ``test`` and decide pass / fail / review.
+
+    ``proxies`` (inputs the proxy check flagged, per protected attribute) are flipped with their
+    attribute by the counterfactual check when the policy enables robustness.
+    """
     import numpy as np
 
     from fairgate import explain, gate
@@ -63,10 +68,17 @@ def evaluate(test: pd.DataFrame, candidate: Pipeline, policy: Policy, *, unmitig
             p_perf, p_fair, _ = assess(model, test, policy)
             champion = {"version": version, **p_perf}
             compared["production"] = {"version": version, **position(p_perf, p_fair)}
-    decision = gate.decide(fairness, perf, policy, constant_predictor=len(np.unique(pred)) < 2, champion=champion)
+    robust = None
+    if policy.robustness.get("enabled"):
+        from fairgate import robustness
+
+        robust = robustness.measure(candidate, test, policy, proxies=proxies)
+    decision = gate.decide(fairness, perf, policy, constant_predictor=len(np.unique(pred)) < 2, champion=champion,
+                           robustness=robust)
     return {
         "outcome": decision.outcome, "reasons": decision.reasons, "findings": decision.as_dict()["findings"],
         "performance": perf, "fairness": fairness, "champion": champion,
         "thresholds": {t.metric: t.describe() for t in policy.fairness_thresholds},
         "comparison": compared, "importance": importance, "measured_on": f"test split ({len(test)} rows)",
+        "robustness": robust,
     }

@@ -76,7 +76,8 @@ def judge_metric(t: Threshold, value: float | None, low: float | None, high: flo
 
 
 def decide(fairness: dict[str, dict[str, Any]], performance: dict[str, Any], policy: Policy, *,
-           constant_predictor: bool = False, champion: dict[str, Any] | None = None) -> GateDecision:
+           constant_predictor: bool = False, champion: dict[str, Any] | None = None,
+           robustness: dict[str, Any] | None = None) -> GateDecision:
     """Decide on a candidate model from its held-out evidence.
 
     ``fairness`` maps each comparison key to ``{"counts": {"unprivileged": {...}, "privileged":
@@ -121,9 +122,36 @@ def decide(fairness: dict[str, dict[str, Any]], performance: dict[str, Any], pol
             findings.append(Finding("pass", "champion",
                                     f"balanced_accuracy={ba:.4f} vs production {champion['balanced_accuracy']:.4f}"))
 
+    if robustness is not None:
+        findings.extend(robustness_findings(robustness, policy))
     outcomes = {f.outcome for f in findings}
     decided: Outcome = "fail" if "fail" in outcomes else "review" if "review" in outcomes else "pass"
     return GateDecision(outcome=decided, findings=findings)
+
+
+def robustness_findings(robustness: dict[str, Any], policy: Policy) -> list[Finding]:
+    """The robustness checks judged like a metric: each share's interval against its maximum.
+
+    Decision stability per protected group against ``max_flip_rate``; the counterfactual flip per
+    attribute against ``max_counterfactual_rate``. A group with no rows is insufficient evidence.
+    """
+    from fairgate.policy import Threshold
+
+    checks = [(f"robustness {group}", Threshold("decision_flip_rate", "abs_difference", robustness["max_flip_rate"]),
+               share) for group, share in robustness["stability"]["groups"].items()]
+    checks += [(f"robustness {column}", Threshold("counterfactual_change_rate", "abs_difference",
+                                                  robustness["max_counterfactual_rate"]), result["overall"])
+               for column, result in robustness["counterfactual"].items() if "overall" in result]
+    findings = []
+    for scope, threshold, share in checks:
+        if not share["n"]:
+            findings.append(Finding("review", scope, f"{threshold.metric}: no rows in the test split: "
+                                                     "insufficient evidence"))
+            continue
+        outcome, message = judge_metric(threshold, share["value"], share["ci_low"], share["ci_high"],
+                                        policy.review_margin)
+        findings.append(Finding(outcome, scope, f"{message} ({share['changed']} of {share['n']} decisions)"))
+    return findings
 
 
 def short_groups(counts: dict[str, dict[str, float]], policy: Policy, *, unit: str = "rows",

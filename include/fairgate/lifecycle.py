@@ -326,8 +326,10 @@ def evaluate(store: ArtifactStore, policy: Policy, run: RunInfo, trained: Traine
     split = _read_frame(store, trained.split, "split")["split"].to_numpy()
     test = df[split == "test"].reset_index(drop=True)
     current = registry.production_version(store, policy.model_name)
+    attributes = (read_json(store, trained.bias.result, "bias result").get("proxies") or {}).get("attributes", {})
     result = measure(
         test, _load_model(store, trained.model, "candidate model"), policy,
+        proxies={col: list(a.get("flagged", [])) for col, a in attributes.items()},
         unmitigated=_load_model(store, trained.unmitigated, "unmitigated model") if trained.unmitigated else None,
         production=(current, registry.load_model(store, policy.model_name, current)) if current else None)
     written = _put_json(store, f"{run.prefix}/gate.json", result)
@@ -471,6 +473,7 @@ def evidence_record(store: ArtifactStore, policy: Policy, run: RunInfo, *, decis
                                "thresholds": gate_full["thresholds"], "measured_on": gate_full.get("measured_on")},
         "comparison": gate and gate_full["comparison"],
         "importance": gate and gate_full["importance"],
+        "robustness": gate and gate_full.get("robustness"),
         "review": review and review.to_json(),
         "deployment": deployment and {"version": deployment.version, "promoted": deployment.promoted,
                                       "previous": deployment.previous, "note": deployment.note},

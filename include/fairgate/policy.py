@@ -131,6 +131,7 @@ class Policy:
     mitigation_selection: str = "balanced_accuracy_within_bands"
     allow_group_aware_decisions: bool = False
     datasheet: dict[str, str | None] = field(default_factory=dict)
+    robustness: dict[str, Any] = field(default_factory=lambda: {"enabled": False})
     sha256: str = ""
     path: str = ""
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -307,6 +308,7 @@ def parse_policy(raw: Any) -> Policy:
         mitigation_selection=doc.mitigation.selection,
         allow_group_aware_decisions=doc.mitigation.allow_group_aware_decisions,
         datasheet=doc.datasheet.model_dump(),
+        robustness=doc.robustness.model_dump(),
     )
     if policy.test_size + policy.validation_size >= 0.9:
         raise PolicyError("Policy keys 'model.test_size' + 'model.validation_size' must leave at least 10% "

@@ -307,6 +307,20 @@ class Schedule(_Section):
     audit: Name = Field("0 3 * * *", description="cron of the nightly audit")
 
 
+class Robustness(_Section):
+    enabled: bool = Field(False, description="measure and gate decision stability and counterfactual flips on the "
+                                             "test split")
+    perturbation_scale: Annotated[float, Field(gt=0.0)] = Field(
+        0.1, description="noise on each numeric input, as a share of its standard deviation")
+    repeats: int = Field(3, ge=1, le=50, description="noise draws per row; a row flips if any draw flips it")
+    max_flip_rate: Fraction = Field(0.05, description="per protected group: share of decisions that may flip "
+                                                      "under the noise")
+    max_counterfactual_rate: Fraction = Field(0.02, description="per protected attribute: share of decisions that "
+                                                                "may change when the attribute is flipped")
+    flip_proxies: bool = Field(True, description="flip the inputs the proxy check flagged together with the "
+                                                 "attribute")
+
+
 Answer = Annotated[str, Field(min_length=1)] | None
 
 
@@ -345,6 +359,7 @@ class PolicyFile(_Section):
     mitigation: Mitigation = Mitigation()
     audit: Audit = Audit()
     schedule: Schedule = Schedule()
+    robustness: Robustness = Robustness()
     datasheet: Datasheet = Datasheet()
 
 

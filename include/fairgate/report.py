@@ -256,7 +256,27 @@ def run_report(record: dict[str, Any], policy: Policy) -> str:
         approval=approval(record), search=search, search_summary=search_summary(search),
         search_header=SEARCH_HEADER, search_rows=search_rows(search),
         card_html=markdown_to_html(model_card(record, policy)) if record.get("model") else None,
+        robustness_header=ROBUSTNESS_HEADER, robustness_rows=robustness_rows(record.get("robustness")),
     )
+
+
+ROBUSTNESS_HEADER = ["check", "rows", "changed", "share [interval]", "note"]
+
+
+def robustness_rows(robustness: dict[str, Any] | None) -> list[list[str]]:
+    """One row per group of the stability check and per attribute of the counterfactual check."""
+    if not robustness:
+        return []
+    rows = [[f"stability {group}", fmt(s["n"], 0), fmt(s["changed"], 0), _interval(s), ""]
+            for group, s in robustness["stability"]["groups"].items()]
+    for column, c in robustness["counterfactual"].items():
+        if "overall" not in c:
+            rows.append([f"counterfactual {column}", "", "", "n/a", c.get("note") or ""])
+            continue
+        flipped = " + ".join(c["columns"])
+        rows.append([f"counterfactual {flipped}", fmt(c["overall"]["n"], 0), fmt(c["overall"]["changed"], 0),
+                     _interval(c["overall"]), c.get("note") or ""])
+    return rows
 
 
 def review_body(record: dict[str, Any], *, report_url: str, stored_uri: str) -> str:

@@ -256,8 +256,8 @@ def test_the_annex_iv_map_is_filled_from_the_release(released, v1_bundle):
 
 
 def test_docs_annex_iv_is_the_generated_map():
-    assert (REPO / "docs" / "annex_iv.md").read_text() == annex_iv.reference(), \
-        "regenerate: python -c 'from fairgate import annex_iv; print(annex_iv.reference(), end=\"\")' > docs/annex_iv.md"
+    regenerate = "python -c 'from fairgate import annex_iv; print(annex_iv.reference(), end=\"\")' > docs/annex_iv.md"
+    assert (REPO / "docs" / "annex_iv.md").read_text() == annex_iv.reference(), regenerate
 
 
 def test_a_version_unknown_to_the_registry_is_refused(released):
