@@ -22,12 +22,16 @@ def models(store: ArtifactStore) -> list[str]:
     return sorted(registered | set(evidence.models(store)))
 
 
-def overview(store: ArtifactStore, *, today: date, decisions: int = 20, audits: int = 30) -> dict[str, Any]:
-    """Per model: the production version, every version, recent lifecycle decisions and audits."""
+def overview(store: ArtifactStore, *, today: date, decisions: int = 20, audits: int = 30,
+             only: list[str] | None = None) -> dict[str, Any]:
+    """Per model (of ``only``, when given): the production version, every version, recent lifecycle
+    decisions and audits."""
     from fairgate.prediction_log import audit_history
 
     out: dict[str, Any] = {"models": []}
     for name in models(store):
+        if only is not None and name not in only:
+            continue
         pointer, _ = registry.read_pointer(store, name)
         versions = registry.list_versions(store, name)
         out["models"].append({

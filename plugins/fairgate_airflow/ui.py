@@ -70,6 +70,36 @@ def _name(user: Any) -> str:
     return str(getter() if getter else user) or "an unnamed admin (all-admins mode)"
 
 
+def may_read(user: Any, dag_id: str | None) -> bool:
+    """Whether ``user`` may read the runs of ``dag_id``, asked of the configured auth manager exactly as
+    Airflow's own API asks it (with the DAG's team in multi-team mode). ``None``: every DAG."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
+    from airflow.configuration import conf
+
+    team = None
+    if dag_id and conf.getboolean("core", "multi_team", fallback=False):
+        from airflow.models.dag import DagModel
+
+        team = DagModel.get_team_name(dag_id)
+    return bool(get_auth_manager().is_authorized_dag(method="GET", access_entity=DagAccessEntity.RUN,
+                                                     details=DagDetails(id=dag_id, team_name=team), user=user))
+
+
+def _lifecycle_dags() -> dict[str, str]:
+    """Each configured model's lifecycle DAG id: reading a model's reports is reading that DAG's runs."""
+    from fairgate.catalog import entries
+
+    return {e.name: e.dag_id("fairgate_lifecycle") for e in entries()}
+
+
+def readable_models(user: Any, models: list[str]) -> list[str]:
+    """The models whose reports ``user`` may see. A model the store holds but no policy of this
+    deployment names (an older model) is shown only to users who may read every DAG."""
+    dags = _lifecycle_dags()
+    return [m for m in models if may_read(user, dags.get(m))]
+
+
 def _thresholds() -> dict[str, list[Any]]:
     """Each configured model's gate thresholds, drawn on its audit trend (a policy that fails to load: none)."""
     from fairgate.catalog import entries
@@ -85,20 +115,26 @@ def _thresholds() -> dict[str, list[Any]]:
     return out
 
 
+def _overview(user: Any) -> dict[str, Any]:
+    from fairgate.overview import models, overview
+
+    store = _store()
+    return overview(store, today=datetime.now(UTC).date(), only=readable_models(user, models(store)))
+
+
 @app.get("/", response_class=HTMLResponse)
 def fairness_view(user: User) -> str:
-    from fairgate.overview import overview
     from fairgate.report import overview_html
 
-    return overview_html(overview(_store(), today=datetime.now(UTC).date()), user=_name(user),
-                         thresholds=_thresholds())
+    return overview_html(_overview(user), user=_name(user), thresholds=_thresholds())
 
 
 @app.get("/api/overview")
 def fairness_overview(user: User) -> dict[str, Any]:
-    from fairgate.overview import overview
+    return {"user": _name(user), **_overview(user)}
 
-    return {"user": _name(user), **overview(_store(), today=datetime.now(UTC).date())}
+
+FORBIDDEN = "You may not read this model's reports (the auth manager refuses its DAG's runs)."
 
 
 def _page(key: str, what: str) -> HTMLResponse:
@@ -116,6 +152,8 @@ def run_report(dag_id: str, run_id: str, user: User) -> HTMLResponse:
 
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", dag_id):
         raise HTTPException(404, "No such DAG.")
+    if not may_read(user, dag_id):
+        raise HTTPException(403, FORBIDDEN)
     return _page(f"{RunInfo(dag_id=dag_id, run_id=run_id).prefix}/report.html", f"report for run {run_id}")
 
 
@@ -125,4 +163,6 @@ def audit_report(model: str, day: date, user: User) -> HTMLResponse:
 
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", model):
         raise HTTPException(404, "No such model.")
+    if model not in readable_models(user, [model]):
+        raise HTTPException(403, FORBIDDEN)
     return _page(f"{audit_prefix(model, day)}/report.html", f"audit report of {model} for {day}")
