@@ -76,7 +76,8 @@ def _app(teams, tmp_path, monkeypatch):
 def _token(auth, name, role, teams):
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
 
-    return {"Authorization": f"Bearer {auth.generate_jwt(SimpleAuthManagerUser(username=name, role=role, teams=teams))}"}
+    token = auth.generate_jwt(SimpleAuthManagerUser(username=name, role=role, teams=teams))
+    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.mark.parametrize("user,own,other", [("alice", "alpha_credit", "beta_adult"),
@@ -97,6 +98,7 @@ def test_each_viewer_sees_only_the_models_of_their_team(view, user, own, other):
 
 def test_an_admin_sees_every_model_and_nobody_sees_anything_unsigned(view):
     client, auth = view
-    listed = [m["name"] for m in client.get("/api/overview", headers=_token(auth, "root", "admin", [])).json()["models"]]
+    admin = _token(auth, "root", "admin", [])
+    listed = [m["name"] for m in client.get("/api/overview", headers=admin).json()["models"]]
     assert listed == sorted(MODELS)
     assert client.get("/api/overview").status_code == 401
