@@ -424,6 +424,7 @@ class RecordEvidenceOperator(_Stage, BaseOperator):
             self.given("rejection", Deployment, optional=True)
         recorded = self.run_stage(context, lifecycle.record, quality=self.given("quality", Quality, optional=True),
                                   deployment=decided)
+        self._recorded = (self.policy(context).model_name, recorded)  # for the OpenLineage provider, below
         self.log.info("Evidence record %s (%s) appended; report at %s", recorded.seq, recorded.decision,
                       recorded.report.uri)
         if recorded.decision == "quality_failed":
@@ -431,6 +432,21 @@ class RecordEvidenceOperator(_Stage, BaseOperator):
             raise AirflowFailException(
                 f"Data quality failed: {quality.failed} of {quality.checks} checks ({'; '.join(quality.failures)}). "
                 f"Evidence recorded as seq {recorded.seq}.")
+
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """For Airflow's OpenLineage provider: the run's snapshot in, its model and pages out, each output
+        with the fairness facet (decision, gate, key metrics, evidence hash)."""
+        from fairgate import evidence
+        from fairgate_airflow.lineage import on_complete
+
+        if not hasattr(self, "_recorded"):
+            return None
+        model, recorded = self._recorded
+        entry = evidence.find(self.store(), model, task_instance.run_id)
+        if entry is None or entry["seq"] != recorded.seq:
+            return None
+        return on_complete(entry["record"], seq=recorded.seq, entry_hash=recorded.hash)
 
 
 class RollbackOperator(_Stage, BaseOperator):

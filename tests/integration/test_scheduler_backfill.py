@@ -1,6 +1,8 @@
 """Scheduler-driven runs on a real deployment (PostgreSQL, api-server, scheduler, dag-processor):
 a lifecycle run that deploys, then `airflow backfill create` over five days of scoring and
-auditing, and a reprocessed audit backfill that replaces rather than duplicates.
+auditing, and a reprocessed audit backfill that replaces rather than duplicates. Airflow's
+OpenLineage provider writes its events through the file transport; the lifecycle's carry the
+fairness facet.
 """
 
 from __future__ import annotations
@@ -26,12 +28,41 @@ def stack(tmp_path_factory):
     raw["fairness"]["thresholds"] = LOOSE
     raw["audit"].update({"window_days": 3, "label_lag_days": 1, "daily_rows": 800})
     (root / "policy.yaml").write_text(json.dumps(raw))
+    transport = {"type": "file", "log_file_path": str(root / "lineage.jsonl"), "append": True}
     s = AirflowStack(root, {"FAIRGATE_POLICY": str(root / "policy.yaml"),
-                            "FAIRGATE_ARTIFACT_ROOT": str(root / "artifacts")})
+                            "FAIRGATE_ARTIFACT_ROOT": str(root / "artifacts"),
+                            "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(transport),
+                            "AIRFLOW__OPENLINEAGE__NAMESPACE": "fairgate-test"})
     try:
         yield s.start()
     finally:
         s.stop()
+
+
+def _lineage_carries_the_fairness_facet(stack, store):
+    from fairgate import evidence
+
+    entry = evidence.find(store, "adult_income", kind="lifecycle")
+    path = stack.root / "lineage.jsonl"
+
+    def completed():
+        if not path.exists():
+            return None
+        events = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return [e for e in events if e.get("eventType") == "COMPLETE"
+                and e["job"]["name"] == "fairgate_lifecycle.record_evidence"] or None
+
+    stack.wait(completed, 120, "the OpenLineage COMPLETE event of record_evidence")
+    [event] = completed()
+    assert event["job"]["namespace"] == "fairgate-test"
+    assert [d["name"] for d in event["inputs"]] == [str(store.root / store.key_of(entry["record"]["data"]["uri"]))]
+    outputs = {d["name"]: d["facets"]["fairgate_fairness"] for d in event["outputs"]}
+    model_file = str(store.root / store.key_of(entry["record"]["model"]["uri"]))
+    facet = outputs[model_file]
+    assert facet["evidenceHash"] == entry["hash"] and facet["evidenceSeq"] == entry["seq"]
+    assert facet["decision"] == "deployed" and facet["gateOutcome"] == "pass"
+    assert facet["metrics"]["sex.disparate_impact"] == entry["record"]["fairness"]["sex"]["disparate_impact"]["value"]
+    assert facet["_schemaURL"].endswith("FairgateFairnessDatasetFacet.json")
 
 
 def test_lifecycle_then_five_day_backfills(stack):
@@ -42,6 +73,7 @@ def test_lifecycle_then_five_day_backfills(stack):
     runs = stack.wait_for_runs("fairgate_lifecycle", 1, timeout=900, run_type="manual")
     assert runs[0][1] == "success", stack.diagnostics()
     assert store.exists("registry/adult_income/production.json")
+    _lineage_carries_the_fairness_facet(stack, store)
 
     # Runs fire at 01:00 the morning after the day they cover.
     stack.cli("backfill", "create", "--dag-id", "fairgate_score", "--from-date", "2026-03-02",

@@ -1,0 +1,49 @@
+"""OpenLineage for the lifecycle: the evidence stage reports its inputs and outputs with the fairness facet.
+
+Airflow's OpenLineage provider calls ``get_openlineage_facets_on_complete`` on an operator after it
+succeeds; :func:`on_complete` builds that answer from the recorded run (``fairgate.lineage``
+decides what goes in it). Without the provider installed, or with no transport configured,
+nothing is emitted and the lifecycle runs as before.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attr
+from openlineage.client.event_v2 import Dataset
+from openlineage.client.facet_v2 import DatasetFacet
+
+
+@attr.define
+class FairgateFairnessDatasetFacet(DatasetFacet):
+    """What Fairgate decided about the run that produced this dataset (schema: docs/lineage/)."""
+
+    decision: str | None = attr.field(default=None)
+    gateOutcome: str | None = attr.field(default=None)  # noqa: N815  (OpenLineage facets use camelCase)
+    gateReasons: list[str] = attr.field(factory=list)  # noqa: N815
+    modelVersion: str | None = attr.field(default=None)  # noqa: N815
+    balancedAccuracy: float | None = attr.field(default=None)  # noqa: N815
+    metrics: dict[str, float | None] = attr.field(factory=dict)
+    evidenceSeq: int | None = attr.field(default=None)  # noqa: N815
+    evidenceHash: str | None = attr.field(default=None)  # noqa: N815
+    modelName: str | None = attr.field(default=None)  # noqa: N815
+
+    @staticmethod
+    def _get_schema() -> str:
+        from fairgate.lineage import SCHEMA_URL
+
+        return SCHEMA_URL
+
+
+def on_complete(record: dict[str, Any], *, seq: int, entry_hash: str) -> Any:
+    """The ``OperatorLineage`` of a recorded lifecycle run."""
+    from airflow.providers.openlineage.extractors import OperatorLineage
+
+    from fairgate import lineage
+
+    inputs, outputs = lineage.datasets(record)
+    facet = FairgateFairnessDatasetFacet(**lineage.fairness_facet(record, seq=seq, entry_hash=entry_hash))
+    return OperatorLineage(inputs=[Dataset(namespace=ns, name=name) for ns, name in inputs],
+                           outputs=[Dataset(namespace=ns, name=name, facets={lineage.FACET: facet})
+                                    for ns, name in outputs])

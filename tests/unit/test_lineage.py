@@ -1,0 +1,64 @@
+"""The OpenLineage answer of a recorded lifecycle run: datasets named as OpenLineage names them, and the
+fairness facet carrying what the evidence record says (checked field by field, and against the
+facet's published JSON Schema). The provider calling it on a real deployment is tested in
+tests/integration/test_scheduler_backfill.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+from tests.dags.conftest import LOOSE
+
+from fairgate import evidence, lifecycle, lineage
+from fairgate.lifecycle import RunInfo
+from fairgate.policy import load_policy
+from fairgate.store import LocalStore
+
+SCHEMA = Path(__file__).resolve().parents[2] / "docs" / "lineage" / "FairgateFairnessDatasetFacet.json"
+
+
+@pytest.mark.parametrize("uri,expected", [
+    ("s3://bucket/prefix/runs/x/snapshot.parquet", ("s3://bucket", "prefix/runs/x/snapshot.parquet")),
+    ("file:///srv/store/runs/a%3Db/report.html", ("file", "/srv/store/runs/a=b/report.html")),
+])
+def test_dataset_names(uri, expected):
+    assert lineage.dataset(uri) == expected
+
+
+def test_the_facet_is_the_evidence_record(tmp_path):
+    from openlineage.client.serde import Serde
+
+    from fairgate.cli import main
+    from fairgate_airflow.lineage import on_complete
+    from fairgate_dev.synthetic import credit_applications
+
+    credit_applications(3000, seed=4).to_csv(tmp_path / "credit.csv", index=False)
+    path = tmp_path / "credit.yaml"
+    assert main(["policy", "init", "--source", str(tmp_path / "credit.csv"), "--label", "approved",
+                 "--favorable", "1", "--protected", "gender=male", "--model-name", "credit", "--out", str(path)]) == 0
+    raw = yaml.safe_load(path.read_text())
+    raw["fairness"]["thresholds"] = LOOSE
+    path.write_text(yaml.safe_dump(raw))
+    store = LocalStore(tmp_path / "store")
+    lifecycle.run_in_process(store, load_policy(path), RunInfo(dag_id="nb", run_id="r"))
+    entry = evidence.find(store, "credit", "r")
+    rec = entry["record"]
+
+    answer = on_complete(rec, seq=entry["seq"], entry_hash=entry["hash"])
+    assert [(d.namespace, d.name) for d in answer.inputs] == [("file", str(store.root / "runs/nb/r/snapshot.parquet"))]
+    names = [d.name for d in answer.outputs]
+    assert names == [str(store.root / store.key_of(rec[k]["uri"])) for k in ("model", "report", "model_card",
+                                                                               "datasheet")]
+    facet = Serde.to_dict(answer.outputs[0].facets[lineage.FACET])
+    assert facet["decision"] == rec["decision"] == "deployed"
+    assert facet["evidenceHash"] == entry["hash"] and facet["evidenceSeq"] == entry["seq"]
+    assert facet["modelVersion"] == rec["model"]["version"]
+    assert facet["metrics"]["gender.equal_opportunity_difference"] == \
+        rec["fairness"]["gender"]["equal_opportunity_difference"]["value"]
+    assert facet["_schemaURL"] == lineage.SCHEMA_URL == json.loads(SCHEMA.read_text())["$id"]
+    own = json.loads(SCHEMA.read_text())["$defs"]["FairgateFairnessDatasetFacet"]["allOf"][1]
+    jsonschema.validate({k: v for k, v in facet.items() if not k.startswith("_")}, own)
