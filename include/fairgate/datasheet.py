@@ -73,11 +73,12 @@ def representation(df: pd.DataFrame, policy: Policy, split: np.ndarray | None = 
     sets = [(c,) for c in policy.protected_columns] + [tuple(c) for c in policy.intersections]
     out = []
     for columns in sets:
-        keys = codes[list(columns)].astype(str).agg(",".join, axis=1).to_numpy()
-        for key in sorted(set(keys), reverse=True):
+        cells = codes[list(columns)].to_numpy(dtype=np.int8)
+        keys = cells @ (1 << np.arange(len(columns)))[::-1]  # one integer per cell, all-privileged highest
+        for key in sorted(set(keys.tolist()), reverse=True):
             mask = keys == key
-            cell = ", ".join(f"{c}={'privileged' if v == '1' else 'unprivileged'}"
-                             for c, v in zip(columns, key.split(","), strict=True))
+            bits = cells[mask][0]
+            cell = ", ".join(f"{c}={'privileged' if b else 'unprivileged'}" for c, b in zip(columns, bits, strict=True))
             row: dict[str, Any] = {"group": cell, "rows": int(mask.sum()), "share": float(mask.mean()),
                                    "favourable_rate": float(y[mask].mean()) if mask.any() else None}
             if split is not None:
