@@ -240,9 +240,12 @@ def verify(data: bytes, *, expected_head: str | None = None) -> BundleCheck:
     if not isinstance(index, dict) or index.get("format") != FORMAT:
         return BundleCheck(False, [f"{INDEX}: format {index.get('format') if isinstance(index, dict) else None!r}"
                                    f" is not {FORMAT!r}"])
-    problems = _check_members(index, members)
-    problems += _check_chain(index, members, expected_head)
-    problems += _check_artifacts(index, members)
+    try:
+        problems = _check_members(index, members)
+        problems += _check_chain(index, members, expected_head)
+        problems += _check_artifacts(index, members)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a hand-made index or record
+        return BundleCheck(False, [f"{INDEX} or a record is malformed ({type(exc).__name__}: {exc})"], index)
     return BundleCheck(not problems, problems, index)
 
 

@@ -187,6 +187,13 @@ def test_an_added_member_or_a_replaced_model_fails(released, v1_bundle):
     assert problem.startswith("model.skops") and "manifest" in problem
 
 
+def test_a_malformed_index_is_a_finding_not_a_crash(v1_bundle):
+    members = _members(v1_bundle)
+    index = json.loads(members["bundle.json"])
+    index["deploying_record"] = "one"
+    assert "malformed" in _first_problem(_zip({**members, "bundle.json": json.dumps(index).encode()}))
+
+
 def test_not_a_bundle_is_a_clear_error(tmp_path, capsys):
     (tmp_path / "x.zip").write_bytes(b"PK not really")
     assert main(["verify-bundle", str(tmp_path / "x.zip")]) == 1
