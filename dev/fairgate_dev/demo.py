@@ -176,7 +176,12 @@ def explain(run_id: str, policy) -> int:
         print(f"Review: {r['choice']} by {r['reviewer']}: {r['rationale']}")
     print(f"\nReport:   {(rec.get('report') or {}).get('uri')}  (open it in a browser; charts are inline)")
     print(f"Card:     {(rec.get('model_card') or {}).get('uri')}")
+    sheet = rec.get("datasheet") or {}
+    missing = f" ({len(sheet['missing'])} questions for the team unanswered)" if sheet.get("missing") else ""
+    print(f"Datasheet: {sheet.get('uri')}{missing}")
     print(f"Evidence: {store.root_uri}/evidence/{policy.model_name}  (check it with: .venv/bin/fairgate verify-log)")
+    if (rec.get("deployment") or {}).get("version"):
+        print("Bundle for auditors: .venv/bin/fairgate bundle production, then fairgate verify-bundle FILE")
     return 0
 
 
