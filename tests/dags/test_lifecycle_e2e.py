@@ -348,3 +348,28 @@ def test_deploy_twice_then_roll_back_through_the_dag(lifecycle_dag, deployed, tm
     failed = load_dag("fairgate_rollback").test(run_conf={"version": "0" * 64, "reason": "typo"})
     assert failed.state == "failed"
     assert registry.production_version(store, "adult_income") == v1
+    _bundle_of_the_adult_release_verifies_and_an_edit_fails(store, v1)
+
+
+def _bundle_of_the_adult_release_verifies_and_an_edit_fails(store, v1):
+    """The deployed Adult release as an auditor gets it: its deploying run, the rollback back to it."""
+    import zipfile
+
+    from fairgate import bundle
+
+    data = bundle.build(store, "adult_income", v1)
+    assert bundle.verify(data).ok
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    index = json.loads(members["bundle.json"])
+    assert index["release_records"] == [1, 3] and index["deploying_record"] == 1
+    datasheet = members["datasheet.md"].decode()
+    assert "missing" in datasheet and "datasheet.consent" in datasheet  # the one answer Adult's notes lack
+    assert "Extracted by Barry Becker" in datasheet
+    assert "Annex IV 2(d)" in members["annex_iv.md"].decode()
+    edited = io.BytesIO()
+    with zipfile.ZipFile(edited, "w") as zf:
+        for name, content in members.items():
+            zf.writestr(name, content + b"\nApproved by the board.\n" if name == "model_card.md" else content)
+    check = bundle.verify(edited.getvalue())
+    assert not check.ok and check.problems[0].startswith("model_card.md")
