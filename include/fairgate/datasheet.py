@@ -95,9 +95,15 @@ def datasheet(df: pd.DataFrame, policy: Policy, *, snapshot: dict[str, Any], qua
     """The datasheet of one snapshot as a dict: measured facts, the team's answers, what is missing."""
     from fairgate.groups import labels
 
+    from fairgate.errors import InputError
+
     team = {k: (policy.datasheet.get(k) or None) for k in FIELDS}
-    y = labels(df, policy)
+    y = labels(df, policy) if policy.label in df.columns else None
     failed = [c for c in quality.get("checks", []) if not c.get("passed")]
+    try:  # data that failed its quality checks still gets a datasheet, saying what could not be measured
+        groups, groups_note = representation(df, policy, split), None
+    except (InputError, KeyError) as exc:
+        groups, groups_note = [], f"not measured: {str(exc).strip(chr(39))}"
     return {
         "model_name": policy.model_name,
         "snapshot": {"rows": snapshot.get("rows"), "sha256": (snapshot.get("data") or {}).get("sha256"),
@@ -106,13 +112,15 @@ def datasheet(df: pd.DataFrame, policy: Policy, *, snapshot: dict[str, Any], qua
         "source": {"location": policy.source, "format": policy.format, "query": policy.query,
                    "filters": list(policy.filters), "partitioned": policy.partitioned},
         "label": {"column": policy.label, "favourable": policy.favorable_label,
-                  "favourable_rows": int(y.sum()), "favourable_rate": float(y.mean()) if len(y) else None},
+                  "favourable_rows": int(y.sum()) if y is not None else None,
+                  "favourable_rate": float(y.mean()) if y is not None and len(y) else None},
         "row_key": policy.row_key,
         "features": {"categorical": list(policy.categorical), "numeric": list(policy.numeric)},
         "protected": [{"column": a.column, "privileged": list(a.privileged) if not a.is_threshold
                        else f"{a.op} {a.value:g}"} for a in policy.protected],
         "columns": {str(c): column_profile(df[c]) for c in df.columns},
-        "representation": representation(df, policy, split),
+        "representation": groups,
+        "representation_note": groups_note,
         "quality": {"passed": quality.get("passed"), "checks": len(quality.get("checks", [])),
                     "failed": [f"{c.get('check')} on {c.get('column')}" for c in failed]},
         "team": team,

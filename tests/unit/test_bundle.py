@@ -271,3 +271,19 @@ def test_a_version_unknown_to_the_registry_is_refused(released):
     with pytest.raises(bundle.BundleError, match="no registered version"):
         bundle.build(released["store"], "credit", "f" * 64)
     assert registry.production_version(released["store"], "credit") == released["v1"]
+
+
+@pytest.mark.parametrize("break_it,named", [
+    (lambda df: df.drop(columns=["gender"]), "gender"),
+    (lambda df: df.assign(gender=None), "gender"),
+    (lambda df: df.drop(columns=["approved"]), "approved"),
+    (lambda df: df.head(0), None),
+])
+def test_data_that_fails_quality_still_gets_a_datasheet(released, break_it, named):
+    from fairgate import datasheet
+
+    sheet = datasheet.datasheet(break_it(released["data"]), released["policy"], snapshot={}, quality={})
+    md = datasheet.markdown(sheet)
+    assert sheet["representation"] == [] and "## Composition" in md
+    if named:
+        assert named in sheet["representation_note"] and sheet["representation_note"] in md.replace("\\", "")
