@@ -93,9 +93,8 @@ def representation(df: pd.DataFrame, policy: Policy, split: np.ndarray | None = 
 def datasheet(df: pd.DataFrame, policy: Policy, *, snapshot: dict[str, Any], quality: dict[str, Any],
               split: np.ndarray | None = None) -> dict[str, Any]:
     """The datasheet of one snapshot as a dict: measured facts, the team's answers, what is missing."""
-    from fairgate.groups import labels
-
     from fairgate.errors import InputError
+    from fairgate.groups import labels
 
     team = {k: (policy.datasheet.get(k) or None) for k in FIELDS}
     y = labels(df, policy) if policy.label in df.columns else None
