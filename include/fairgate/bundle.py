@@ -91,6 +91,28 @@ def concerns(record: dict[str, Any], version: str) -> bool:
     return False
 
 
+def _read_artifact(store: ArtifactStore, uri: str) -> bytes | None:
+    """An artifact named by URI in an evidence record; a store that was moved or copied since the record
+    was written is found by the key's place under ``runs/``, ``audits/`` or ``registry/``. ``None``
+    when it is gone. (Its sha256 is checked against the record's either way.)"""
+    from urllib.parse import unquote
+
+    from fairgate.store import StoreError
+
+    try:
+        key = store.key_of(uri)
+    except StoreError:
+        path = unquote(uri)
+        starts = [i for i in (path.rfind("/runs/"), path.rfind("/audits/"), path.rfind("/registry/")) if i >= 0]
+        if not starts:
+            return None
+        key = path[max(starts) + 1:]  # the last such folder: the store root may contain one too
+    try:
+        return store.get(key)
+    except (StoreError, InputError):
+        return None
+
+
 def _field(record: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any] | None:
     value: Any = record
     for part in path:
@@ -149,7 +171,11 @@ def build(store: ArtifactStore, model: str, version: str, *, include_model: bool
     out = _Builder()
     out.add("manifest.json", manifest_bytes, "registry manifest")
     if include_model:
-        out.add("model.skops", store.get(f"{registry.version_prefix(model, version)}/model.skops"), "model file")
+        model_file = store.get(f"{registry.version_prefix(model, version)}/model.skops")
+        if _sha(model_file) != version:
+            raise BundleError(f"The model file of {model} version {version[:12]} no longer matches its sha256: "
+                              "it was replaced in the store. No bundle is made.")
+        out.add("model.skops", model_file, "model file")
     run = deploying_record(mine, version)
     if run is not None:
         for name, path in RUN_ARTIFACTS:
@@ -157,19 +183,18 @@ def build(store: ArtifactStore, model: str, version: str, *, include_model: bool
             if ref is None or not ref.get("uri"):
                 out.notes.append(f"{name}: run {run['record'].get('run_id')} kept none in the store")
                 continue
-            try:
-                data = store.get(store.key_of(ref["uri"]))
-            except (NotFoundError, InputError, ValueError):
+            data = _read_artifact(store, ref["uri"])
+            if data is None:
                 out.notes.append(f"{name}: {ref['uri']} is no longer in the store")
                 continue
+            if _sha(data) != ref["sha256"]:
+                raise BundleError(f"{name} at {ref['uri']} no longer matches the sha256 that evidence record "
+                                  f"#{run['seq']} names: the store was changed after the run. No bundle is made.")
             out.add(name, data, f"{'.'.join(path)} of evidence record #{run['seq']}")
     for entry in mine:  # each audit's full result, while the store still holds that version of it
         rec = entry["record"]
         if rec.get("kind") == "audit" and rec.get("audit_uri"):
-            try:
-                data = store.get(store.key_of(rec["audit_uri"]))
-            except (NotFoundError, InputError, ValueError):
-                data = b""
+            data = _read_artifact(store, rec["audit_uri"])
             if data and _sha(data) == rec.get("audit_sha256"):
                 out.add(f"audits/{entry['seq']:010d}.json", data, f"audit result of evidence record #{entry['seq']}")
             else:

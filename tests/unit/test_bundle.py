@@ -267,6 +267,20 @@ def test_docs_annex_iv_is_the_generated_map():
     assert (REPO / "docs" / "annex_iv.md").read_text() == annex_iv.reference(), regenerate
 
 
+def test_a_store_changed_after_the_run_gives_no_bundle(released, tmp_path):
+    import shutil
+
+    shutil.copytree(released["store"].root, tmp_path / "moved")  # a moved store: records name the old root
+    store = LocalStore(tmp_path / "moved")
+    assert bundle.verify(bundle.build(store, "credit", released["v1"])).ok
+    store.put("runs/nb/v1/report.html", b"<p>replaced</p>")
+    with pytest.raises(bundle.BundleError, match="report.html .* no longer matches"):
+        bundle.build(store, "credit", released["v1"])
+    store.put(f"registry/credit/versions/{released['v1']}/model.skops", b"not the model")
+    with pytest.raises(bundle.BundleError, match="model file .* was replaced"):
+        bundle.build(store, "credit", released["v1"], include_model=True)
+
+
 def test_a_version_unknown_to_the_registry_is_refused(released):
     with pytest.raises(bundle.BundleError, match="no registered version"):
         bundle.build(released["store"], "credit", "f" * 64)
