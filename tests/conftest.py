@@ -53,6 +53,27 @@ def write_policy(tmp_path, monkeypatch):
 _DELETE = object()
 
 
+def synthetic_credit_policy(folder: Path, rows: int, *, seed: int, **sections) -> tuple[Path, object]:
+    """Synthetic credit data (known disparity and proxy) in ``folder`` and a policy for it written by
+    ``fairgate policy init``, with loose gate thresholds and ``sections`` merged in; the path and the data."""
+    from tests.dags.conftest import LOOSE
+
+    from fairgate.cli import main
+    from fairgate_dev.synthetic import credit_applications
+
+    data = credit_applications(rows, seed=seed)
+    data.to_csv(folder / "credit.csv", index=False)
+    path = folder / "credit.yaml"
+    assert main(["policy", "init", "--source", str(folder / "credit.csv"), "--label", "approved", "--favorable", "1",
+                 "--protected", "gender=male", "--model-name", "credit", "--out", str(path)]) == 0
+    raw = yaml.safe_load(path.read_text())
+    raw["fairness"]["thresholds"] = LOOSE
+    for key, value in sections.items():
+        raw[key] = {**raw.get(key, {}), **value}
+    path.write_text(yaml.safe_dump(raw))
+    return path, data
+
+
 @pytest.fixture
 def delete():
     return _DELETE

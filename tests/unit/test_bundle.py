@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from tests.dags.conftest import LOOSE
+from tests.conftest import synthetic_credit_policy
 
 from fairgate import annex_iv, bundle, evidence, lifecycle, monitoring, registry
 from fairgate.cli import main
@@ -33,20 +33,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def released(tmp_path_factory):
-    from fairgate_dev.synthetic import credit_applications, write_feed
+    from fairgate_dev.synthetic import write_feed
 
     tmp = tmp_path_factory.mktemp("released")
-    data = credit_applications(4000, seed=5)
-    data.to_csv(tmp / "credit.csv", index=False)
     write_feed(str(tmp / "feed"), DAY0.isoformat(), 2, 400, seed=6)
-    path = tmp / "credit.yaml"
-    assert main(["policy", "init", "--source", str(tmp / "credit.csv"), "--label", "approved", "--favorable", "1",
-                 "--protected", "gender=male", "--model-name", "credit", "--out", str(path)]) == 0
+    path, data = synthetic_credit_policy(
+        tmp, 4000, seed=5, audit={"incoming": str(tmp / "feed"), "window_days": 2, "label_lag_days": 0},
+        datasheet={"motivation": "Synthetic applications <b>for</b> tests.", "consent": "None needed: synthetic."})
     raw = yaml.safe_load(path.read_text())
-    raw["fairness"]["thresholds"] = LOOSE
-    raw["audit"].update({"incoming": str(tmp / "feed"), "window_days": 2, "label_lag_days": 0})
-    raw["datasheet"] = {"motivation": "Synthetic applications <b>for</b> tests.", "consent": "None needed: synthetic."}
-    path.write_text(yaml.safe_dump(raw))
     store = LocalStore(tmp / "store")
     policy = load_policy(path)
     first = lifecycle.run_in_process(store, policy, RunInfo(dag_id="nb", run_id="v1"))

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-import yaml
-from tests.dags.conftest import LOOSE
+from tests.conftest import synthetic_credit_policy
 
 from fairgate import evidence, lifecycle, lineage
 from fairgate.lifecycle import RunInfo
@@ -32,17 +31,9 @@ def test_dataset_names(uri, expected):
 def test_the_facet_is_the_evidence_record(tmp_path):
     from openlineage.client.serde import Serde
 
-    from fairgate.cli import main
     from fairgate_airflow.lineage import on_complete
-    from fairgate_dev.synthetic import credit_applications
 
-    credit_applications(3000, seed=4).to_csv(tmp_path / "credit.csv", index=False)
-    path = tmp_path / "credit.yaml"
-    assert main(["policy", "init", "--source", str(tmp_path / "credit.csv"), "--label", "approved",
-                 "--favorable", "1", "--protected", "gender=male", "--model-name", "credit", "--out", str(path)]) == 0
-    raw = yaml.safe_load(path.read_text())
-    raw["fairness"]["thresholds"] = LOOSE
-    path.write_text(yaml.safe_dump(raw))
+    path, _ = synthetic_credit_policy(tmp_path, 3000, seed=4)
     store = LocalStore(tmp_path / "store")
     lifecycle.run_in_process(store, load_policy(path), RunInfo(dag_id="nb", run_id="r"))
     entry = evidence.find(store, "credit", "r")

@@ -10,9 +10,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from scipy.stats import norm
-from tests.dags.conftest import LOOSE
+from tests.conftest import synthetic_credit_policy
 
 from fairgate import evidence, lifecycle, registry, robustness
 from fairgate.gate import robustness_findings
@@ -106,17 +105,8 @@ def test_the_policy_section_is_strict():
 def test_a_lifecycle_gates_on_the_proxy_flip(tmp_path):
     """Synthetic credit data: ``postcode_area`` is gender's injected proxy, so flipping it with gender
     changes decisions; the rate in the evidence equals one recomputed here from the stored model."""
-    from fairgate.cli import main
-    from fairgate_dev.synthetic import credit_applications
-
-    credit_applications(4000, seed=9).to_csv(tmp_path / "credit.csv", index=False)
-    path = tmp_path / "credit.yaml"
-    assert main(["policy", "init", "--source", str(tmp_path / "credit.csv"), "--label", "approved",
-                 "--favorable", "1", "--protected", "gender=male", "--model-name", "credit", "--out", str(path)]) == 0
-    raw = yaml.safe_load(path.read_text())
-    raw["fairness"]["thresholds"] = LOOSE
-    raw["robustness"] = {"enabled": True, "max_counterfactual_rate": 0.02}
-    path.write_text(yaml.safe_dump(raw))
+    path, _ = synthetic_credit_policy(tmp_path, 4000, seed=9,
+                                      robustness={"enabled": True, "max_counterfactual_rate": 0.02})
     store = LocalStore(tmp_path / "store")
     recorded = lifecycle.run_in_process(store, load_policy(path), RunInfo(dag_id="nb", run_id="r"))
     rec = evidence.find(store, "credit", "r")["record"]
