@@ -46,3 +46,14 @@ def test_lifecycle_on_s3_writes_every_artifact_with_its_hash(lifecycle_dag, s3_c
     assert version == rec["model"]["sha256"]
     assert f"fairgate/registry/adult_income/versions/{version}/model.skops" in listed
     assert evidence.verify(store, "adult_income").ok
+    # The release bundle from the S3 store: every member read over HTTP, verified offline.
+    from fairgate import bundle
+
+    data = bundle.build(store, "adult_income", version)
+    check = bundle.verify(data)
+    assert check.ok, check.problems
+    assert check.index["notes"] == [] and check.index["release_records"] == [rec_seq(store, dr.run_id)]
+
+
+def rec_seq(store, run_id):
+    return evidence.find(store, "adult_income", run_id)["seq"]
