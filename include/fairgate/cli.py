@@ -172,6 +172,21 @@ def cmd_explain(args: argparse.Namespace, store: ArtifactStore, model: str) -> i
     lines = [f"Record {found['row']} scored on {found['date']} by model {found['model_version'][:12]}: "
              f"{verdict} (score {found['score']:.3f}). Main reasons:"]
     lines += [f"  {i}. {r['text']}" for i, r in enumerate(found["reasons"], 1)] or ["  (none recorded)"]
+    if args.recourse:
+        from fairgate import recourse
+        from fairgate.prediction_log import recourse_context
+
+        if found["decision"] == 1:
+            raise recourse.RecourseError(f"Record {found['row']} was decided favourably; recourse applies to "
+                                         "unfavourable decisions.")
+        model, scale, proxies = recourse_context(store, args.loaded_policy, found["model_version"])
+        result = recourse.compute(model, found["inputs"], args.loaded_policy, scale=scale, proxies=proxies)
+        found = {**found, "recourse": result.as_dict()}
+        lines += ["What would change it:", f"  {recourse.sentence(result, args.loaded_policy)}"]
+        if result.feasible:
+            lines.append(f"  (least cost {result.cost:g} in standard deviations of the training data; "
+                         f"{result.method}; new score {result.score:.3f})")
+        lines += [f"  Note: {n}" for n in result.notes]
     _out(args, found, "\n".join(lines))
     return 0
 
@@ -244,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "explain":
             p.add_argument("row", help="the record's row key (dataset.row_key)")
             p.add_argument("--date", help="the day it was scored (YYYY-MM-DD); default: the newest match")
+            p.add_argument("--recourse", action="store_true",
+                           help="also the least-cost change of actionable inputs that would make it favourable")
         if name == "bundle":
             p.add_argument("version", help="a version's sha256 (or a unique prefix of 6+ characters), or 'production'")
             p.add_argument("--out", help="the file to write (default: <model>-<version>.fairgate.zip)")

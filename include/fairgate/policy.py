@@ -132,6 +132,8 @@ class Policy:
     allow_group_aware_decisions: bool = False
     datasheet: dict[str, str | None] = field(default_factory=dict)
     robustness: dict[str, Any] = field(default_factory=lambda: {"enabled": False})
+    recourse: dict[str, Any] = field(default_factory=lambda: {"actionable": {}, "categorical_cost": 1.0,
+                                                               "search_steps": 10})
     sha256: str = ""
     path: str = ""
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -309,6 +311,7 @@ def parse_policy(raw: Any) -> Policy:
         allow_group_aware_decisions=doc.mitigation.allow_group_aware_decisions,
         datasheet=doc.datasheet.model_dump(),
         robustness=doc.robustness.model_dump(),
+        recourse=doc.recourse.model_dump(),
     )
     if policy.test_size + policy.validation_size >= 0.9:
         raise PolicyError("Policy keys 'model.test_size' + 'model.validation_size' must leave at least 10% "
@@ -335,6 +338,7 @@ def parse_policy(raw: Any) -> Policy:
 
     classifier(policy.estimator, policy.estimator_params, policy.seed)  # model.params now, not at train time
     _check_candidates(policy)
+    _check_recourse(policy)
     for i, f in enumerate(policy.filters):
         if f["op"] not in ("==", "!=", "in", "not_in", "not_null") and not isinstance(f["value"], (int, float)):
             raise PolicyError(f"Policy key 'dataset.filters[{i}].value' must be a number for op {f['op']!r}. "
@@ -361,6 +365,31 @@ def _check_candidates(policy: Policy) -> None:
             check_params(c["method"], c["params"], f"{key}.params")
         except ValueError as exc:
             raise PolicyError(str(exc)) from None
+
+
+def _check_recourse(policy: Policy) -> None:
+    """Actionable inputs are model features, never protected; each carries only the options of its kind."""
+    for col, spec in policy.recourse["actionable"].items():
+        key = f"recourse.actionable.{col}"
+        if col in policy.protected_columns:
+            raise PolicyError(f"Policy key '{key}': {col!r} is a protected attribute, which is always immutable.")
+        if col not in policy.features:
+            raise PolicyError(MSG_UNKNOWN.format(key="recourse.actionable", unknown=[col],
+                                                 allowed=sorted(policy.features)))
+        if col in policy.numeric:
+            if spec["values"] is not None:
+                raise PolicyError(f"Policy key '{key}.values' applies to categories; {col!r} is a number (use "
+                                  "direction, min, max, step).")
+            if spec["min"] is not None and spec["max"] is not None and spec["min"] > spec["max"]:
+                raise PolicyError(f"Policy key '{key}' has min {spec['min']} above max {spec['max']}.")
+        else:
+            numeric = [k for k in ("min", "max", "step") if spec[k] is not None] + (
+                ["direction"] if spec["direction"] != "any" else [])
+            if numeric:
+                raise PolicyError(f"Policy key '{key}' is a category: {numeric} apply to numbers; list the values "
+                                  "a change may choose in 'values'.")
+            if not spec["values"]:
+                raise PolicyError(f"Policy key '{key}.values' is missing: list the values a change may choose.")
 
 
 def _labels(raw: dict[str, Any], features: tuple[str, ...]) -> dict[str, str]:

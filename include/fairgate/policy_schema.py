@@ -321,6 +321,26 @@ class Robustness(_Section):
                                                  "attribute")
 
 
+class Actionable(_Section):
+    direction: Literal["increase", "decrease", "any"] = Field("any", description="numbers: which way the input "
+                                                                                 "may move")
+    min: float | None = Field(None, description="numbers: the lowest value a change may reach")
+    max: float | None = Field(None, description="numbers: the highest value a change may reach")
+    step: Annotated[float, Field(gt=0.0)] | None = Field(None, description="numbers: changes in whole steps "
+                                                                           "(1 for whole hours)")
+    values: list[Scalar] | None = Field(None, description="categories: the values a change may choose")
+
+
+class Recourse(_Section):
+    actionable: dict[str, Actionable] = Field(
+        default_factory=dict, description="inputs a person can change (every other input is immutable; protected "
+                                          "attributes always are)")
+    categorical_cost: Annotated[float, Field(gt=0.0)] = Field(1.0, description="cost of changing one category "
+                                                                               "(a number costs its change in "
+                                                                               "standard deviations)")
+    search_steps: int = Field(10, ge=2, le=100, description="values tried per number for non-linear models")
+
+
 Answer = Annotated[str, Field(min_length=1)] | None
 
 
@@ -360,6 +380,7 @@ class PolicyFile(_Section):
     audit: Audit = Audit()
     schedule: Schedule = Schedule()
     robustness: Robustness = Robustness()
+    recourse: Recourse = Recourse()
     datasheet: Datasheet = Datasheet()
 
 

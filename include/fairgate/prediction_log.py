@@ -147,11 +147,28 @@ def find_prediction(store: ArtifactStore, policy: Policy, row: str, *, day: date
         match = df[df[policy.row_key].astype(str) == str(row)]
         if len(match):
             rec = match.iloc[-1]
+            inputs = [c for c in dict.fromkeys([*policy.features, *policy.protected_columns]) if c in match.columns]
             return {"row": str(row), "date": key.split("date=")[1].split("/")[0],
                     "model_version": rec["model_version"], "score": float(rec["score"]),
                     "decision": int(rec["decision"]),
-                    "reasons": json.loads(rec["reasons"]) if "reasons" in rec and rec["reasons"] else []}
+                    "reasons": json.loads(rec["reasons"]) if "reasons" in rec and rec["reasons"] else [],
+                    "inputs": {c: rec[c].item() if hasattr(rec[c], "item") else rec[c] for c in inputs}}
     return None
+
+
+def recourse_context(store: ArtifactStore, policy: Policy, version: str) -> tuple[Any, dict[str, float], list[str]]:
+    """What recourse under ``version`` needs: the model (sha256-checked), each numeric input's standard
+    deviation in its training rows (the cost unit), and the inputs its training run flagged as proxies."""
+    model = registry.load_model(store, policy.model_name, version)
+    manifest, snapshot = deployment_baseline(store, policy, version)
+    if snapshot is None:
+        raise StageError(f"The training snapshot of {policy.model_name} version {version[:12]} is missing or changed; "
+                         "recourse costs are measured in its standard deviations.")
+    scale = {c: float(snapshot[c].std(ddof=0)) or 1.0 for c in policy.numeric if c in snapshot.columns}
+    run = evidence.find(store, policy.model_name, manifest.get("run_id", ""))
+    attributes = (((run or {}).get("record", {}).get("bias") or {}).get("proxies") or {}).get("attributes", {})
+    proxies = sorted({c for a in attributes.values() for c in a.get("flagged", [])})
+    return model, scale, proxies
 
 
 def deployment_baseline(store: ArtifactStore, policy: Policy,

@@ -1,0 +1,231 @@
+"""Recourse against independent answers: for a logistic regression, the closed form from its
+coefficients (the decision function is ``w · φ(x) + b``, so the cheapest change is worked out by
+hand from the weights, the scaler and the bounds); for a gradient-boosted model, the full grid
+searched by brute force, against which the bounded search's optimality gap is measured."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import date
+
+import numpy as np
+import pytest
+import yaml
+from tests.conftest import synthetic_credit_policy
+
+from fairgate import lifecycle, monitoring, recourse, training
+from fairgate.cli import main
+from fairgate.lifecycle import RunInfo
+from fairgate.policy import PolicyError, load_policy, parse_policy
+from fairgate.store import LocalStore
+
+THRESHOLD = 0.5
+
+
+@pytest.fixture(scope="module")
+def credit(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("recourse")
+    path, data = synthetic_credit_policy(tmp, 4000, seed=21)
+    raw = yaml.safe_load(path.read_text())
+    return {"tmp": tmp, "raw": raw, "data": data}
+
+
+def _policy(credit, actionable, **extra):
+    raw = json.loads(json.dumps(credit["raw"]))
+    raw["recourse"] = {"actionable": actionable, **extra}
+    return parse_policy(raw)
+
+
+def _fitted(credit, policy, estimator=None):
+    pipe = training.build_pipeline(policy, estimator=estimator)
+    pipe.fit(training.feature_frame(credit["data"], policy), credit["data"]["approved"])
+    return pipe
+
+
+def _by_hand(pipe, row, policy):
+    """The logistic regression's decision function and weights, read off the fitted parts."""
+    pre, clf = pipe[:-1], pipe[-1]
+    names = list(pre.get_feature_names_out())
+    phi = pre.transform(training.feature_frame(row, policy))
+    phi = phi.toarray() if hasattr(phi, "toarray") else phi
+    w = dict(zip(names, clf.coef_[0], strict=True))
+    scaler = pipe.named_steps["features"].named_transformers_["numeric"]
+    numeric = [n.removeprefix("numeric__") for n in names if n.startswith("numeric__")]
+    per_unit = {c: w[f"numeric__{c}"] / scaler.scale_[i] for i, c in enumerate(numeric)}
+    return float(phi[0] @ clf.coef_[0] + clf.intercept_[0]), per_unit, w
+
+
+def _unfavourable(pipe, policy, data, n=8):
+    scores = pipe.predict_proba(training.feature_frame(data, policy))[:, 1]
+    return data[scores < THRESHOLD].head(n)
+
+
+def _scale(data, columns):
+    return {c: float(data[c].std(ddof=0)) for c in columns}
+
+
+def test_one_input_exact_against_the_closed_form(credit):
+    policy = _policy(credit, {"income": {"direction": "increase"}})
+    pipe = _fitted(credit, policy)
+    scale = _scale(credit["data"], policy.numeric)
+    for _, r in _unfavourable(pipe, policy, credit["data"]).iterrows():
+        row = r.to_frame().T.infer_objects()
+        d, per_unit, _ = _by_hand(pipe, row, policy)
+        delta = (math.log(THRESHOLD / (1 - THRESHOLD)) - d) / per_unit["income"]  # income raises the score
+        found = recourse.compute(pipe, r.to_dict(), policy, scale=scale)
+        assert found.feasible and found.method == "exact (linear model)"
+        [change] = found.changes
+        assert change.column == "income"
+        assert float(change.after) - float(change.before) == pytest.approx(delta, rel=1e-6)
+        assert found.cost == pytest.approx(delta / scale["income"], rel=1e-5)
+        assert found.score == pytest.approx(THRESHOLD, abs=1e-6)
+
+
+def test_two_inputs_with_a_bound_spend_the_cheaper_one_first(credit):
+    policy = _policy(credit, {"income": {"direction": "increase"}, "loan_amount": {"direction": "decrease", "min": 0}})
+    pipe = _fitted(credit, policy)
+    scale = _scale(credit["data"], policy.numeric)
+    r = _unfavourable(pipe, policy, credit["data"]).iloc[0]
+    row = r.to_frame().T.infer_objects()
+    d, per_unit, _ = _by_hand(pipe, row, policy)
+    need = -d
+    gain = {"income": per_unit["income"] * scale["income"],
+            "loan_amount": -per_unit["loan_amount"] * scale["loan_amount"]}
+    assert gain["income"] > 0 and gain["loan_amount"] > 0  # both help, in their allowed directions
+    first, second = sorted(gain, key=gain.get, reverse=True)
+    reach = {"income": math.inf, "loan_amount": float(r["loan_amount"])}
+    spent_first = min(need / abs(per_unit[first]), reach[first])
+    rest = need - abs(per_unit[first]) * spent_first
+    spent_second = min(rest / abs(per_unit[second]), reach[second]) if rest > 0 else 0.0
+    expected = spent_first / scale[first] + spent_second / scale[second]
+    found = recourse.compute(pipe, r.to_dict(), policy, scale=scale)
+    assert found.feasible and found.cost == pytest.approx(expected, rel=1e-5)
+    # Capping the cheaper input below what it alone needs forces the second one in.
+    capped = _policy(credit, {first: {"direction": "increase" if first == "income" else "decrease",
+                                      **({"max": float(r[first]) + 0.3 * need / abs(per_unit[first])}
+                                         if first == "income" else
+                                         {"min": float(r[first]) - 0.3 * need / abs(per_unit[first])})},
+                              second: {"direction": "increase" if second == "income" else "decrease",
+                                       **({"min": -1e12} if second == "loan_amount" else {})}})  # no bound
+    both = recourse.compute(pipe, r.to_dict(), capped, scale=scale)
+    assert sorted(c.column for c in both.changes) == sorted([first, second])
+    assert both.cost == pytest.approx(0.3 * need / abs(per_unit[first]) / scale[first]
+                                      + 0.7 * need / abs(per_unit[second]) / scale[second], rel=1e-5)
+
+
+def test_a_category_and_a_number_exact_over_every_category(credit):
+    policy = _policy(credit, {"savings_band": {"values": ["low", "medium", "high"]},
+                              "income": {"direction": "increase"}}, categorical_cost=0.5)
+    pipe = _fitted(credit, policy)
+    scale = _scale(credit["data"], policy.numeric)
+    target = math.log(THRESHOLD / (1 - THRESHOLD))
+    for _, r in _unfavourable(pipe, policy, credit["data"], n=5).iterrows():
+        row = r.to_frame().T.infer_objects()
+        d, per_unit, w = _by_hand(pipe, row, policy)
+        costs = []
+        for band in ("low", "medium", "high"):
+            shift = w[f"categorical__savings_band_{band}"] - w[f"categorical__savings_band_{r['savings_band']}"]
+            need = target - d - shift
+            switch = 0.5 if band != r["savings_band"] else 0.0
+            costs.append(switch + max(need, 0) / per_unit["income"] / scale["income"])
+        found = recourse.compute(pipe, r.to_dict(), policy, scale=scale)
+        assert found.cost == pytest.approx(min(costs), rel=1e-5)
+
+
+def test_steps_round_up_and_the_model_agrees(credit):
+    policy = _policy(credit, {"income": {"direction": "increase", "step": 1000}})
+    pipe = _fitted(credit, policy)
+    r = _unfavourable(pipe, policy, credit["data"]).iloc[0]
+    found = recourse.compute(pipe, r.to_dict(), policy, scale=_scale(credit["data"], policy.numeric))
+    delta = float(found.changes[0].after) - float(r["income"])
+    assert delta % 1000 == pytest.approx(0, abs=1e-6) and found.score >= THRESHOLD
+    assert "income up by" in recourse.sentence(found, policy)
+
+
+def test_no_recourse_within_bounds_is_an_answer(credit):
+    policy = _policy(credit, {"income": {"direction": "increase", "max": 0}})
+    pipe = _fitted(credit, policy)
+    r = _unfavourable(pipe, policy, credit["data"]).iloc[0]
+    found = recourse.compute(pipe, r.to_dict(), policy, scale=_scale(credit["data"], policy.numeric))
+    assert not found.feasible and found.changes == []
+    assert recourse.sentence(found, policy).startswith("No change of the inputs you can act on")
+
+
+def test_refusals(credit):
+    policy = _policy(credit, {"income": {"direction": "increase"}, "postcode_area": {"values": ["east", "west"]}})
+    pipe = _fitted(credit, policy)
+    scores = pipe.predict_proba(training.feature_frame(credit["data"], policy))[:, 1]
+    favourable = credit["data"][scores >= THRESHOLD].iloc[0]
+    with pytest.raises(recourse.RecourseError, match="already favourable"):
+        recourse.compute(pipe, favourable.to_dict(), policy, scale=_scale(credit["data"], policy.numeric))
+    r = _unfavourable(pipe, policy, credit["data"]).iloc[0]
+    found = recourse.compute(pipe, r.to_dict(), policy, scale=_scale(credit["data"], policy.numeric),
+                             proxies=["postcode_area"])
+    assert all(c.column != "postcode_area" for c in found.changes)
+    assert any("postcode_area is a proxy" in n for n in found.notes)
+    for actionable, message in [({"gender": {"values": ["male"]}}, "protected attribute"),
+                                ({"salary": {}}, "unknown entries"),
+                                ({"savings_band": {"min": 1, "values": ["low"]}}, "is a category"),
+                                ({"income": {"values": [1]}}, "applies to categories"),
+                                ({"income": {"min": 5, "max": 1}}, "above max")]:
+        with pytest.raises(PolicyError, match=message):
+            _policy(credit, actionable)
+    with pytest.raises(PolicyError, match="recourse"):
+        _policy(credit, {"income": {"direction": "upwards"}})
+
+
+def test_the_bounded_search_against_brute_force(credit):
+    """Gradient boosting: the search changes at most two inputs; brute force tries the whole grid. On the
+    same grid the search can only cost more, and exactly as much whenever the optimum moves two inputs
+    or fewer."""
+    policy = _policy(credit, {"income": {"direction": "increase", "max": 80000},
+                              "loan_amount": {"direction": "decrease", "min": 500},
+                              "duration_months": {"direction": "decrease", "min": 12}}, search_steps=4)
+    pipe = _fitted(credit, policy, estimator="hist_gradient_boosting")
+    scale = _scale(credit["data"], policy.numeric)
+    gaps = []
+    for _, r in _unfavourable(pipe, policy, credit["data"], n=12).iterrows():
+        found = recourse.compute(pipe, r.to_dict(), policy, scale=scale)
+        best = recourse.brute_force(pipe, r.to_dict(), policy, scale=scale)
+        assert found.method.startswith("bounded search") and best.method.endswith("(full grid)")
+        if not best.feasible:
+            assert not found.feasible
+            continue
+        if len(best.changes) <= 2:
+            assert found.feasible and found.cost == pytest.approx(best.cost)
+        if found.feasible:
+            assert found.cost >= best.cost - 1e-9 and found.score >= THRESHOLD
+            gaps.append(found.cost - best.cost)
+    assert gaps, "no row had a recourse on the grid"
+    print(f"bounded search optimality gap over {len(gaps)} rows: mean {np.mean(gaps):.4f}, max {max(gaps):.4f}")
+
+
+def test_explain_recourse_from_the_cli(credit, tmp_path, capsys):
+    """A deployed model, a scored day, and `fairgate explain ROW --recourse` for an unfavourable record."""
+    from fairgate_dev.synthetic import write_feed
+
+    write_feed(str(tmp_path / "feed"), "2026-06-01", 1, 300, seed=22)
+    raw = json.loads(json.dumps(credit["raw"]))
+    raw["recourse"] = {"actionable": {"income": {"direction": "increase"}}}
+    raw["audit"].update({"incoming": str(tmp_path / "feed")})
+    (tmp_path / "credit.yaml").write_text(yaml.safe_dump(raw))
+    policy = load_policy(tmp_path / "credit.yaml")
+    store = LocalStore(tmp_path / "store")
+    assert lifecycle.run_in_process(store, policy, RunInfo(dag_id="nb", run_id="r")).decision == "deployed"
+    monitoring.score(store, policy, date(2026, 6, 1))
+    import pandas as pd
+
+    log = pd.read_parquet(tmp_path / "store/predictions/model=credit/date=2026-06-01/part.parquet")
+    row = log[log["decision"] == 0].iloc[0]
+    args = ["--artifact-root", str(store.root), "--policy", str(tmp_path / "credit.yaml"), "explain",
+            str(row["application_id"]), "--recourse"]
+    assert main([*args, "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)["recourse"]
+    assert answer["feasible"] and answer["changes"][0]["column"] == "income"
+    assert answer["changes"][0]["from"] == pytest.approx(float(row["income"]))
+    assert main(args) == 0
+    assert "Changing income up by" in capsys.readouterr().out
+    favoured = log[log["decision"] == 1].iloc[0]
+    assert main([*args[:-2], str(favoured["application_id"]), "--recourse"]) == 1
+    assert "decided favourably" in capsys.readouterr().err
