@@ -178,3 +178,18 @@ def measure_window(df: pd.DataFrame, versions: list[str], policy: Policy, *, man
             "per_version": per_version, "selection_rate": float(pred.mean()),
             "accuracy": accuracy, "fairness": fairness, "drift": {k: round(v, 6) for k, v in drift.items()},
             "change_since_deployment": changes}
+
+
+def with_recourse(result: dict[str, Any], recourse: dict[str, Any], policy: Policy) -> dict[str, Any]:
+    """The audit ``result`` with its recourse figures, judged against ``recourse.max_share_gap`` when set:
+    a difference between groups in the share of unfavourable decisions that have recourse, outside the
+    bound, degrades the audit like any fairness metric."""
+    bound = policy.recourse.get("max_share_gap")
+    reasons = list(result["reasons"])
+    for key, comp in recourse["comparisons"].items():
+        gap = comp["share_gap"]
+        if bound is not None and gap is not None and abs(gap["value"]) > bound:
+            reasons.append(f"{key}: recourse share gap={gap['value']:.4f} [{gap['ci_low']:.4f}, "
+                           f"{gap['ci_high']:.4f}] vs |x| <= {bound:g}")
+    status = "degraded" if reasons else result["status"]
+    return {**result, "recourse": recourse, "reasons": reasons, "status": status}

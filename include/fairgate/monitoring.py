@@ -71,7 +71,16 @@ def audit_day(store: ArtifactStore, policy: Policy, day: date, *, run_id: str) -
         return {**base, "status": "insufficient_evidence", "reasons": ["no predictions in the window"],
                 "rows": 0, "labeled_rows": 0}
     manifest, snapshot = prediction_log.deployment_baseline(store, policy, versions[-1])
-    return {**base, **measure.measure_window(df, versions, policy, manifest=manifest, training=snapshot)}
+    result = {**base, **measure.measure_window(df, versions, policy, manifest=manifest, training=snapshot)}
+    if policy.recourse["actionable"]:
+        from fairgate import recourse
+
+        judged = df[df["model_version"] == versions[-1]].reset_index(drop=True)
+        model, scale, proxies = prediction_log.recourse_context(store, policy, versions[-1])
+        found = recourse.audit(model, judged, judged["decision"].to_numpy(), policy, scale=scale, proxies=proxies,
+                               sample=policy.recourse["audit_sample"], seed=policy.seed)
+        result = measure.with_recourse(result, found, policy)
+    return result
 
 
 def audit(store: ArtifactStore, policy: Policy, day: date, *, run_id: str, run_type: str = "manual") -> Audit:

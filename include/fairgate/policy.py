@@ -133,7 +133,8 @@ class Policy:
     datasheet: dict[str, str | None] = field(default_factory=dict)
     robustness: dict[str, Any] = field(default_factory=lambda: {"enabled": False})
     recourse: dict[str, Any] = field(default_factory=lambda: {"actionable": {}, "categorical_cost": 1.0,
-                                                               "search_steps": 10})
+                                                               "search_steps": 10, "audit_sample": 2000,
+                                                               "max_share_gap": None})
     sha256: str = ""
     path: str = ""
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)

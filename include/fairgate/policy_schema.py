@@ -339,6 +339,10 @@ class Recourse(_Section):
                                                                                "(a number costs its change in "
                                                                                "standard deviations)")
     search_steps: int = Field(10, ge=2, le=100, description="values tried per number for non-linear models")
+    audit_sample: int = Field(2000, ge=1, description="unfavourable decisions per nightly audit whose recourse is "
+                                                      "computed (a uniform sample above this)")
+    max_share_gap: Fraction | None = Field(None, description="audit: the largest difference between groups in the "
+                                                             "share of unfavourable decisions with recourse")
 
 
 Answer = Annotated[str, Field(min_length=1)] | None

@@ -206,6 +206,58 @@ def _linear(model: Any, row: pd.DataFrame, policy: Policy, spec: dict[str, dict[
     return _finish(model, row, policy, best, scale, method="exact (linear model)")
 
 
+def linear_batch(model: Any, rows: pd.DataFrame, policy: Policy, spec: dict[str, dict[str, Any]],
+                 scale: dict[str, float]) -> tuple[Any, Any]:
+    """:func:`compute` for many rows of a linear model at once: whether each has recourse, and its cost.
+
+    The same algorithm, vectorised: a numeric input's slope is the same for every row, and each
+    category value shifts each row's decision function by what one model call on all rows says.
+    The cheapest change is checked with the model, one call per category choice.
+    """
+    import numpy as np
+
+    target = _logit(policy.decision_threshold) + MARGIN
+    d0 = _decision_function(model, rows, policy)
+    numeric = [c for c in spec if c in policy.numeric]
+    probe = rows.iloc[[0]]
+    slopes = {c: float(_decision_function(model, _apply(probe, {c: float(probe[c].iloc[0]) + 1.0}), policy)[0]
+                       - d0[0]) for c in numeric}
+    order = sorted((c for c in numeric if abs(slopes[c]) > 1e-12), key=lambda c: abs(slopes[c]) * scale[c],
+                   reverse=True)
+    categorical = [c for c in spec if c not in policy.numeric]
+    choices = [[None, *(spec[c].get("values") or [])] for c in categorical]  # None: keep the row's value
+    best_cost = np.full(len(rows), np.inf)
+    for choice in itertools.product(*choices):
+        changed = rows.copy()
+        cost = np.zeros(len(rows))
+        for col, value in zip(categorical, choice, strict=True):
+            if value is not None:
+                moved = changed[col].to_numpy() != value
+                changed[col] = value
+                cost += np.where(moved, policy.recourse["categorical_cost"], 0.0)
+        need = target - _decision_function(model, changed, policy)
+        for c in order:
+            x = changed[c].to_numpy(dtype=float)
+            low = spec[c]["min"] if spec[c].get("min") is not None else -np.inf
+            high = spec[c]["max"] if spec[c].get("max") is not None else np.inf
+            up = slopes[c] > 0
+            allowed = spec[c]["direction"] in ("any", "increase" if up else "decrease")
+            reach = np.maximum(0.0, (high - x) if up else (x - low)) if allowed else np.zeros(len(rows))
+            delta = np.minimum(np.maximum(need, 0.0) / abs(slopes[c]), reach)
+            step = spec[c].get("step")
+            if step:
+                delta = np.minimum(np.ceil(delta / step - 1e-9) * step, reach)
+            changed[c] = x + np.sign(slopes[c]) * delta
+            need = need - abs(slopes[c]) * delta
+            cost += delta / scale[c]
+        reached = need <= 1e-9
+        if reached.any():  # the model has the last word
+            reached &= _score(model, changed, policy) >= policy.decision_threshold
+        best_cost = np.where(reached & (cost < best_cost), cost, best_cost)
+    feasible = np.isfinite(best_cost)
+    return feasible, np.where(feasible, best_cost, np.nan)
+
+
 def pd_concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     import pandas as pd
 
@@ -300,3 +352,70 @@ def sentence(found: Recourse, policy: Policy) -> str:
             shown = policy.value_labels.get(c.column, {})
             parts.append(f"{label} {shown.get(str(c.after), c.after)} instead of {shown.get(str(c.before), c.before)}")
     return ("Changing " + " and ".join(parts) + " would change the decision.")
+
+
+def median_interval(values: list[float], confidence: float = 0.95) -> tuple[float | None, float | None]:
+    """Distribution-free interval for a median: the order statistics whose ranks bound it (normal
+    approximation to the binomial); None with fewer than 6 values."""
+    from fairgate.metrics import _z
+
+    n = len(values)
+    if n < 6:
+        return None, None
+    ordered = sorted(values)
+    half = _z(confidence) * math.sqrt(n) / 2
+    low, high = max(0, math.floor(n / 2 - half) - 1), min(n - 1, math.ceil(n / 2 + half))
+    return ordered[low], ordered[high]
+
+
+def audit(model: Any, window: pd.DataFrame, decisions: Any, policy: Policy, *, scale: dict[str, float],
+          proxies: list[str], sample: int, seed: int) -> dict[str, Any]:
+    """Recourse as a fairness measure over a window of decisions: per side of each comparison, the share
+    of unfavourable decisions that have recourse within the bounds, and the median cost of those that do.
+
+    At most ``sample`` unfavourable decisions are computed (a uniform sample, said in ``measured_on``).
+    """
+    import numpy as np
+
+    from fairgate.groups import cell_mask, comparisons, group_codes
+    from fairgate.metrics import newcombe_interval, wilson_interval
+
+    unfavourable = np.flatnonzero(np.asarray(decisions) == 0)
+    chosen = unfavourable
+    if len(unfavourable) > sample:
+        chosen = np.sort(np.random.default_rng(seed).choice(unfavourable, sample, replace=False))
+    rows = window.iloc[chosen].reset_index(drop=True)
+    spec, _ = actionable(policy, proxies)
+    if is_linear(model) and len(rows):
+        feasible, cost = linear_batch(model, rows, policy, spec, scale)
+    else:
+        feasible = np.zeros(len(rows), dtype=bool)
+        cost = np.full(len(rows), np.nan)
+        for i, record in enumerate(rows.to_dict("records")):
+            found = compute(model, {str(k): v for k, v in record.items()}, policy, scale=scale, proxies=proxies)
+            feasible[i], cost[i] = found.feasible, found.cost if found.feasible else np.nan
+    codes = group_codes(rows, policy)
+    out: dict[str, Any] = {}
+    for comp in comparisons(policy):
+        sides: dict[str, dict[str, Any]] = {}
+        for side, cell in (("unprivileged", comp.unprivileged), ("privileged", comp.privileged)):
+            mask = cell_mask(codes, cell)
+            n, k = int(mask.sum()), int(feasible[mask].sum())
+            low, high = wilson_interval(k, n, policy.confidence_level) if n else (None, None)
+            costs = [float(c) for c in cost[mask & feasible]]
+            m_low, m_high = median_interval(costs, policy.confidence_level)
+            sides[side] = {"unfavourable": n, "with_recourse": k, "share": k / n if n else None,
+                           "share_ci": [low, high], "median_cost": float(np.median(costs)) if costs else None,
+                           "median_cost_ci": [m_low, m_high]}
+        u, p = sides["unprivileged"], sides["privileged"]
+        gap = None
+        if u["unfavourable"] and p["unfavourable"]:
+            g_low, g_high = newcombe_interval(u["with_recourse"], u["unfavourable"], p["with_recourse"],
+                                              p["unfavourable"], policy.confidence_level)
+            gap = {"value": u["share"] - p["share"], "ci_low": g_low, "ci_high": g_high}
+        cost_gap = (u["median_cost"] - p["median_cost"]
+                    if u["median_cost"] is not None and p["median_cost"] is not None else None)
+        out[comp.key] = {**sides, "share_gap": gap, "median_cost_gap": cost_gap}
+    return {"measured_on": f"{len(rows)} of {len(unfavourable)} unfavourable decisions"
+                           + (" (a uniform sample)" if len(rows) < len(unfavourable) else ""),
+            "comparisons": out, "max_share_gap": policy.recourse.get("max_share_gap")}

@@ -229,3 +229,66 @@ def test_explain_recourse_from_the_cli(credit, tmp_path, capsys):
     favoured = log[log["decision"] == 1].iloc[0]
     assert main([*args[:-2], str(favoured["application_id"]), "--recourse"]) == 1
     assert "decided favourably" in capsys.readouterr().err
+
+
+def test_the_audit_reports_recourse_per_group_against_the_closed_form(credit, tmp_path):
+    """The nightly audit's recourse figures: whether each unfavourable decision has recourse within the
+    income bound, and what it costs, worked out here from the deployed model's coefficients."""
+    from fairgate import registry
+    from fairgate.prediction_log import read_window
+
+    write = __import__("fairgate_dev.synthetic", fromlist=["write_feed"]).write_feed
+    write(str(tmp_path / "feed"), "2026-06-01", 2, 400, seed=23)
+    raw = json.loads(json.dumps(credit["raw"]))
+    raw["recourse"] = {"actionable": {"income": {"direction": "increase", "max": 45000}}, "max_share_gap": 0.01}
+    raw["audit"].update({"incoming": str(tmp_path / "feed"), "window_days": 2, "label_lag_days": 0})
+    (tmp_path / "credit.yaml").write_text(yaml.safe_dump(raw))
+    policy = load_policy(tmp_path / "credit.yaml")
+    store = LocalStore(tmp_path / "store")
+    lifecycle.run_in_process(store, policy, RunInfo(dag_id="nb", run_id="r"))
+    for day in (date(2026, 6, 1), date(2026, 6, 2)):
+        monitoring.score(store, policy, day)
+    result = monitoring.audit_day(store, policy, date(2026, 6, 2), run_id="a")
+
+    version = registry.production_version(store, "credit")
+    pipe = registry.load_model(store, "credit", version)
+    window, _, _ = read_window(store, "credit", date(2026, 6, 2), 2, row_key=policy.row_key)
+    snapshot = __import__("pandas").read_parquet(store.root / "runs/nb/r/snapshot.parquet")
+    s = float(snapshot["income"].std(ddof=0))
+    rows = window[window["decision"] == 0].reset_index(drop=True)
+    d = np.array([_by_hand(pipe, rows.iloc[[i]], policy)[0] for i in range(len(rows))])
+    per_unit = _by_hand(pipe, rows.iloc[[0]], policy)[1]["income"]
+    needed = -d / per_unit
+    ok = needed <= 45000 - rows["income"].to_numpy()
+    cost = needed / s
+    rec = result["recourse"]
+    assert rec["measured_on"] == f"{len(rows)} of {len(rows)} unfavourable decisions"
+    for side, gender in (("privileged", "male"), ("unprivileged", "female")):
+        mask = (rows["gender"] == gender).to_numpy()
+        got = rec["comparisons"]["gender"][side]
+        assert (got["unfavourable"], got["with_recourse"]) == (int(mask.sum()), int((ok & mask).sum()))
+        assert got["median_cost"] == pytest.approx(float(np.median(cost[ok & mask])), rel=1e-5)
+        assert got["share_ci"][0] <= got["share"] <= got["share_ci"][1]
+    gap = rec["comparisons"]["gender"]["share_gap"]["value"]
+    assert gap == pytest.approx(ok[(rows["gender"] == "female").to_numpy()].mean()
+                                - ok[(rows["gender"] == "male").to_numpy()].mean())
+    assert (abs(gap) > 0.01) == any("recourse share gap" in r for r in result["reasons"])
+    if abs(gap) > 0.01:
+        assert result["status"] == "degraded"
+
+
+def test_the_vectorised_linear_answer_is_the_one_row_answer(credit):
+    policy = _policy(credit, {"savings_band": {"values": ["medium", "high"]},
+                              "income": {"direction": "increase", "max": 60000, "step": 500},
+                              "loan_amount": {"direction": "decrease", "min": 1000}}, categorical_cost=0.3)
+    pipe = _fitted(credit, policy)
+    scale = _scale(credit["data"], policy.numeric)
+    rows = _unfavourable(pipe, policy, credit["data"], n=40).reset_index(drop=True)
+    spec, _ = recourse.actionable(policy, [])
+    feasible, cost = recourse.linear_batch(pipe, rows, policy, spec, scale)
+    assert 0 < feasible.sum() < len(rows) or feasible.all()
+    for i, record in enumerate(rows.to_dict("records")):
+        one = recourse.compute(pipe, record, policy, scale=scale)
+        assert one.feasible == bool(feasible[i])
+        if one.feasible:
+            assert one.cost == pytest.approx(cost[i], abs=2e-6)  # the one-row cost is rounded to 6 places
