@@ -173,7 +173,9 @@ def measure_window(df: pd.DataFrame, versions: list[str], policy: Policy, *, man
     labels_rows = int(labeled.sum())
     accuracy = float((pred[labeled] == df.loc[labeled, LABEL_COLUMN].to_numpy(dtype=np.int8)).mean()) \
         if labels_rows else None
-    return {"status": status, "reasons": reasons, "insufficient": insufficient, "rows": len(df),
+    review = review_queue_figures(df, codes, policy) if "review_status" in df.columns else None
+    return {"review_queue": review, "status": status, "reasons": reasons, "insufficient": insufficient,
+            "rows": len(df),
             "labeled_rows": labels_rows, "model_versions": versions, "judged_version": version,
             "per_version": per_version, "selection_rate": float(pred.mean()),
             "accuracy": accuracy, "fairness": fairness, "drift": {k: round(v, 6) for k, v in drift.items()},
@@ -193,3 +195,30 @@ def with_recourse(result: dict[str, Any], recourse: dict[str, Any], policy: Poli
                            f"{gap['ci_high']:.4f}] vs |x| <= {bound:g}")
     status = "degraded" if reasons else result["status"]
     return {**result, "recourse": recourse, "reasons": reasons, "status": status}
+
+
+def review_queue_figures(df: pd.DataFrame, codes: pd.DataFrame, policy: Policy) -> dict[str, Any]:
+    """Per side of each comparison: decisions, how many went to review (pending) and how many were over the
+    daily cap, with the share queued and its Wilson interval. Overturn rates need review outcomes,
+    which are not recorded yet (``overturned`` is None)."""
+    import numpy as np
+
+    from fairgate.groups import cell_mask, comparisons
+    from fairgate.metrics import wilson_interval
+
+    status = df["review_status"].to_numpy()
+    out: dict[str, Any] = {}
+    for comp in comparisons(policy):
+        sides = {}
+        for side, cell in (("unprivileged", comp.unprivileged), ("privileged", comp.privileged)):
+            mask = cell_mask(codes, cell)
+            n, pending = int(mask.sum()), int((mask & (status == "pending")).sum())
+            low, high = wilson_interval(pending, n, policy.confidence_level) if n else (None, None)
+            sides[side] = {"decisions": n, "pending": pending,
+                           "over_cap": int((mask & (status == "over_cap")).sum()),
+                           "share_queued": pending / n if n else None, "share_queued_ci": [low, high],
+                           "overturned": None}
+        out[comp.key] = sides
+    return {"pending": int(np.sum(status == "pending")), "over_cap": int(np.sum(status == "over_cap")),
+            "above_cap": policy.review_triggers["above_cap"], "comparisons": out,
+            "overturn_rate": None, "note": "review outcomes are not recorded yet: overturn rates are not measured"}

@@ -41,11 +41,24 @@ def score_day(store: ArtifactStore, policy: Policy, day: date, records: pd.DataF
         raise StageError(f"No model of {policy.model_name!r} is in production; run fairgate_lifecycle first.")
     model = registry.load_model(store, policy.model_name, version)
     scoring.check_records(records, policy, day)
+    ranges = None
+    if policy.reviews_before_harm and policy.review_triggers["outside_training"]:
+        from fairgate.triggers import training_ranges
+
+        _, training_data = prediction_log.deployment_baseline(store, policy, version)
+        if training_data is None:
+            raise StageError(f"The training snapshot of {policy.model_name} version {version[:12]} is missing or "
+                             "changed; 'review_triggers.outside_training' needs its ranges.")
+        ranges = training_ranges(training_data, policy)
     log, outcomes = scoring.score_records(model, records, policy, version=version,
-                                          reference=_reference(store, policy, version, records))
+                                          reference=_reference(store, policy, version, records), ranges=ranges)
     written = prediction_log.write_day(store, policy.model_name, day, log, outcomes)
     out = {"day": day.isoformat(), "rows": len(log), "model_version": version, "uri": written.uri,
            "sha256": written.sha256, "selection_rate": float(log["decision"].mean())}
+    if "review_status" in log.columns:
+        queued = prediction_log.write_review_queue(store, policy, day, log)
+        out["review"] = {"pending": int((log["review_status"] == "pending").sum()),
+                         "over_cap": int((log["review_status"] == "over_cap").sum()), "queue_uri": queued.uri}
     if outcomes is not None:
         out["labels_written"] = True
     return out

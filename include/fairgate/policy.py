@@ -131,6 +131,9 @@ class Policy:
     mitigation_selection: str = "balanced_accuracy_within_bands"
     allow_group_aware_decisions: bool = False
     datasheet: dict[str, str | None] = field(default_factory=dict)
+    review_triggers: dict[str, Any] = field(default_factory=lambda: {
+        "score_margin": None, "protected_margin": None, "outside_training": False, "daily_cap": 50,
+        "above_cap": "decide"})
     robustness: dict[str, Any] = field(default_factory=lambda: {"enabled": False})
     recourse: dict[str, Any] = field(default_factory=lambda: {"actionable": {}, "categorical_cost": 1.0,
                                                                "search_steps": 10, "audit_sample": 2000,
@@ -145,6 +148,12 @@ class Policy:
         if self.use_protected_as_features:
             cols += tuple(p.column for p in self.protected if p.column not in cols)
         return cols
+
+    @property
+    def reviews_before_harm(self) -> bool:
+        """Whether any review trigger is set."""
+        t = self.review_triggers
+        return t["score_margin"] is not None or t["protected_margin"] is not None or bool(t["outside_training"])
 
     @property
     def protected_columns(self) -> tuple[str, ...]:
@@ -313,6 +322,7 @@ def parse_policy(raw: Any) -> Policy:
         datasheet=doc.datasheet.model_dump(),
         robustness=doc.robustness.model_dump(),
         recourse=doc.recourse.model_dump(),
+        review_triggers=doc.review_triggers.model_dump(),
     )
     if policy.test_size + policy.validation_size >= 0.9:
         raise PolicyError("Policy keys 'model.test_size' + 'model.validation_size' must leave at least 10% "

@@ -345,6 +345,20 @@ class Recourse(_Section):
                                                              "share of unfavourable decisions with recourse")
 
 
+class ReviewTriggers(_Section):
+    score_margin: Fraction | None = Field(None, description="review a decision whose score is within this of the "
+                                                            "threshold")
+    protected_margin: Fraction | None = Field(None, description="a wider margin for members of an unprivileged "
+                                                                "group")
+    outside_training: bool = Field(False, description="review a record with a number outside the training range "
+                                                      "or a category unseen in training")
+    daily_cap: int = Field(50, ge=0, description="at most this many decisions queued for review a day (the most "
+                                                 "borderline first)")
+    above_cap: Literal["decide", "hold"] = Field("decide", description="beyond the cap: `decide` (the automatic "
+                                                                       "decision stands, marked over_cap) or "
+                                                                       "`hold` (queued too, marked over_cap)")
+
+
 Answer = Annotated[str, Field(min_length=1)] | None
 
 
@@ -385,6 +399,7 @@ class PolicyFile(_Section):
     schedule: Schedule = Schedule()
     robustness: Robustness = Robustness()
     recourse: Recourse = Recourse()
+    review_triggers: ReviewTriggers = ReviewTriggers()
     datasheet: Datasheet = Datasheet()
 
 

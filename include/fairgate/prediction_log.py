@@ -156,6 +156,23 @@ def find_prediction(store: ArtifactStore, policy: Policy, row: str, *, day: date
     return None
 
 
+def review_queue_key(model: str, day: date) -> str:
+    return f"reviews/model={model}/date={day.isoformat()}/queue.parquet"
+
+
+def write_review_queue(store: ArtifactStore, policy: Policy, day: date, log: pd.DataFrame) -> Any:
+    """The day's review queue: the decisions pending review (and, with ``above_cap: hold``, those over the
+    cap), most borderline first, with the row key, score, decision, groups and why."""
+    assert policy.row_key is not None  # scoring refuses a policy without one
+    statuses = ["pending", "over_cap"] if policy.review_triggers["above_cap"] == "hold" else ["pending"]
+    rows = log[log["review_status"].isin(statuses)].copy()
+    rows["distance"] = (rows["score"] - policy.decision_threshold).abs()
+    keep = [policy.row_key, "model_version", *policy.protected_columns, "score", "decision", "review_status",
+            "review_reasons", "distance"]
+    queue = rows.sort_values(["distance", policy.row_key])[keep].reset_index(drop=True)
+    return store.put(review_queue_key(policy.model_name, day), to_parquet_bytes(queue))
+
+
 def recourse_context(store: ArtifactStore, policy: Policy, version: str) -> tuple[Any, dict[str, float], list[str]]:
     """What recourse under ``version`` needs: the model (sha256-checked), each numeric input's standard
     deviation in its training rows (the cost unit), and the inputs its training run flagged as proxies."""

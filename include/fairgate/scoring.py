@@ -38,11 +38,14 @@ def check_records(records: pd.DataFrame, policy: Policy, day: date) -> None:
 
 
 def score_records(model: Any, records: pd.DataFrame, policy: Policy, *, version: str,
-                  reference: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+                  reference: dict[str, Any], ranges: dict[str, Any] | None = None
+                  ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """The prediction log rows for ``records`` and, when they carry the label, their outcomes.
 
     The simulated feed knows the outcomes already; the audit only uses them once
-    ``audit.label_lag_days`` have passed, the way real outcomes arrive.
+    ``audit.label_lag_days`` have passed, the way real outcomes arrive. With review triggers in the
+    policy, each row also carries its ``review_status`` and ``review_reasons``
+    (:mod:`fairgate.triggers`; ``ranges`` are the production model's training ranges).
     """
     from fairgate import explain, training
     from fairgate.groups import labels
@@ -59,6 +62,12 @@ def score_records(model: Any, records: pd.DataFrame, policy: Policy, *, version:
     for i in range(REASONS):
         log[f"reason_{i + 1}"] = [r[i]["text"] if len(r) > i else None for r in reasons]
     log["reasons"] = [json.dumps(r, default=str) for r in reasons]
+    if policy.reviews_before_harm:
+        from fairgate import triggers
+
+        why = triggers.reasons(records.reset_index(drop=True), scores, policy, ranges=ranges)
+        log["review_status"] = triggers.queue(scores, why, policy)
+        log["review_reasons"] = [json.dumps(r) for r in why]
     outcomes = None
     if policy.label in records.columns:
         outcomes = records[[policy.row_key]].reset_index(drop=True)
