@@ -126,9 +126,10 @@ def awaiting_review(dag_id: str, task_id: str = "human_review") -> str | None:
 class Reviewer(threading.Thread):
     """Answers the review of a ``dag.test()`` run from a background thread, once it is asked."""
 
-    def __init__(self, dag_id: str, choice: str, rationale: str, *, wait_s: float = 0.0, timeout_s: float = 600):
+    def __init__(self, dag_id: str, choice: str, rationale: str, *, wait_s: float = 0.0, timeout_s: float = 600,
+                 task_id: str = "human_review"):
         super().__init__(daemon=True)
-        self.dag_id, self.choice, self.rationale = dag_id, choice, rationale
+        self.dag_id, self.choice, self.rationale, self.task_id = dag_id, choice, rationale, task_id
         self.wait_s, self.timeout_s = wait_s, timeout_s
         self.answered: dict[str, Any] | None = None
         self.request: dict[str, Any] | None = None
@@ -139,11 +140,12 @@ class Reviewer(threading.Thread):
         deadline = time.monotonic() + self.timeout_s
         while not self._halt.is_set() and time.monotonic() < deadline:
             try:
-                run_id = awaiting_review(self.dag_id)
+                run_id = awaiting_review(self.dag_id, self.task_id)
                 if run_id:
-                    self.request = review_request(self.dag_id, run_id)
+                    self.request = review_request(self.dag_id, run_id, task_id=self.task_id)
                     time.sleep(self.wait_s)
-                    self.answered = answer_review(self.dag_id, run_id, self.choice, self.rationale)
+                    self.answered = answer_review(self.dag_id, run_id, self.choice, self.rationale,
+                                                  task_id=self.task_id)
                     return
             except Exception as exc:  # e.g. SQLite busy while the run writes; kept for the caller
                 self.error = exc

@@ -174,8 +174,9 @@ def measure_window(df: pd.DataFrame, versions: list[str], policy: Policy, *, man
     accuracy = float((pred[labeled] == df.loc[labeled, LABEL_COLUMN].to_numpy(dtype=np.int8)).mean()) \
         if labels_rows else None
     review = review_queue_figures(df, codes, policy) if "review_status" in df.columns else None
-    return {"review_queue": review, "status": status, "reasons": reasons, "insufficient": insufficient,
-            "rows": len(df),
+    contests = contest_figures(df, codes, policy) if "contested" in df.columns else None
+    return {"review_queue": review, "contests": contests, "status": status, "reasons": reasons,
+            "insufficient": insufficient, "rows": len(df),
             "labeled_rows": labels_rows, "model_versions": versions, "judged_version": version,
             "per_version": per_version, "selection_rate": float(pred.mean()),
             "accuracy": accuracy, "fairness": fairness, "drift": {k: round(v, 6) for k, v in drift.items()},
@@ -222,3 +223,28 @@ def review_queue_figures(df: pd.DataFrame, codes: pd.DataFrame, policy: Policy) 
     return {"pending": int(np.sum(status == "pending")), "over_cap": int(np.sum(status == "over_cap")),
             "above_cap": policy.review_triggers["above_cap"], "comparisons": out,
             "overturn_rate": None, "note": "review outcomes are not recorded yet: overturn rates are not measured"}
+
+
+def contest_figures(df: pd.DataFrame, codes: pd.DataFrame, policy: Policy) -> dict[str, Any]:
+    """Per side of each comparison: decisions, contests and overturns, the contest rate (contests per
+    decision) and the overturn rate (overturns per contest), each with its Wilson interval. The
+    window's decisions are the final ones: an overturned decision counts as the reviewer decided it."""
+    from fairgate.groups import cell_mask, comparisons
+    from fairgate.metrics import wilson_interval
+
+    contested, overturned = df["contested"].to_numpy(dtype=bool), df["overturned"].to_numpy(dtype=bool)
+
+    def rate(k: int, n: int) -> dict[str, Any]:
+        low, high = wilson_interval(k, n, policy.confidence_level) if n else (None, None)
+        return {"value": k / n if n else None, "ci_low": low, "ci_high": high}
+
+    out: dict[str, Any] = {}
+    for comp in comparisons(policy):
+        sides = {}
+        for side, cell in (("unprivileged", comp.unprivileged), ("privileged", comp.privileged)):
+            mask = cell_mask(codes, cell)
+            n, c, o = int(mask.sum()), int((mask & contested).sum()), int((mask & overturned).sum())
+            sides[side] = {"decisions": n, "contested": c, "overturned": o, "contest_rate": rate(c, n),
+                           "overturn_rate": rate(o, c)}
+        out[comp.key] = sides
+    return {"contested": int(contested.sum()), "overturned": int(overturned.sum()), "comparisons": out}

@@ -140,6 +140,45 @@ def cmd_verify_bundle(args: argparse.Namespace) -> int:
     return 0 if result.ok else 2
 
 
+def cmd_contest(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
+    import getpass
+    from datetime import date
+
+    from fairgate import cases, catalog
+
+    try:
+        day = date.fromisoformat(args.date) if args.date else None
+    except ValueError:
+        raise InputError(f"--date must be YYYY-MM-DD. Got {args.date!r}.") from None
+    case = cases.open_contest(store, args.loaded_policy, args.row, reason=args.reason, day=day,
+                              opened_by=args.by or f"cli:{getpass.getuser()}")
+    dag_id = catalog.find(args.model).dag_id("fairgate_contest") if args.model else "fairgate_contest"
+    conf = json.dumps({"case_id": case["case_id"]})
+    _out(args, {**case, "trigger": {"dag_id": dag_id, "conf": {"case_id": case["case_id"]}}},
+         f"Opened case {case['case_id']} (evidence record #{case['seq']}). A reviewer decides it in Airflow:\n"
+         f"  airflow dags trigger {dag_id} --conf '{conf}'\n(the Fairness view's contest route triggers it itself).")
+    return 0
+
+
+def cmd_case(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
+    from fairgate import cases
+
+    found = [c for c in cases.cases_of(store, model) if str(c["row"]) == args.row
+             and (not args.date or c["date"] == args.date)]
+    if not found:
+        print(f"No contest of {args.loaded_policy.row_key} {args.row!r} for model {model!r}.", file=sys.stderr)
+        return 1
+    lines = []
+    for c in found:
+        o = c["outcome"]
+        done = {"Uphold": "upheld", "Overturn": "overturned"}
+        lines.append(f"Case {c['case_id']}: decision of {c['date']} contested by {c['opened_by']} ({c['reason']}); "
+                     + (f"{done[o['choice']]} by {o['reviewer']} on {o['decided_at']}: {o['rationale']}" if o
+                        else "open, waiting for a reviewer"))
+    _out(args, {"cases": found}, "\n".join(lines))
+    return 0
+
+
 def cmd_rollback(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
     import getpass
     from datetime import UTC, datetime
@@ -250,6 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
         "rollback": (cmd_rollback, "point production back to an earlier approved version"),
         "explain": (cmd_explain, "why a scored record got its decision, in plain words"),
         "bundle": (cmd_bundle, "write one release's evidence, artifacts and chain proof to a file for auditors"),
+        "contest": (cmd_contest, "open a contest of a scored decision, for a reviewer in Airflow"),
+        "case": (cmd_case, "the contests of a record and their outcomes"),
     }
     for name, (fn, help_) in commands.items():
         p = sub.add_parser(name, help=help_)
@@ -261,6 +302,12 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--date", help="the day it was scored (YYYY-MM-DD); default: the newest match")
             p.add_argument("--recourse", action="store_true",
                            help="also the least-cost change of actionable inputs that would make it favourable")
+        if name in ("contest", "case"):
+            p.add_argument("row", help="the record's row key (dataset.row_key)")
+            p.add_argument("--date", help="the day it was scored (YYYY-MM-DD); default: the newest")
+        if name == "contest":
+            p.add_argument("--reason", required=True, help="what the person says; shown to the reviewer")
+            p.add_argument("--by", help="who contests (default: cli:<user>)")
         if name == "bundle":
             p.add_argument("version", help="a version's sha256 (or a unique prefix of 6+ characters), or 'production'")
             p.add_argument("--out", help="the file to write (default: <model>-<version>.fairgate.zip)")

@@ -228,6 +228,7 @@ def read_window(store: ArtifactStore, model: str, day: date, window_days: int, *
     tables: list[pa.Table] = []
     days: list[str] = []
     versions: list[str] = []
+    contested = _contest_outcomes(store, model)
     for i in range(window_days - 1, -1, -1):
         d = day - timedelta(days=i)
         key = partition_key("predictions", model, d)
@@ -247,6 +248,8 @@ def read_window(store: ArtifactStore, model: str, day: date, window_days: int, *
             t = t.append_column(LABEL_COLUMN, pc.take(labels[LABEL_COLUMN], where))
         else:
             t = t.append_column(LABEL_COLUMN, pa.nulls(t.num_rows, pa.int8()))
+        if contested is not None:
+            t = _apply_contests(t, row_key, contested.get(d.isoformat(), {}))
         # One version per day's partition; after a redeploy, newer days carry the newer version.
         seen = pc.unique(t["model_version"].combine_chunks().dictionary_decode()).to_pylist()
         versions[:] = [v for v in versions if v not in seen] + seen  # by last day scored (rollbacks too)
@@ -259,6 +262,36 @@ def read_window(store: ArtifactStore, model: str, day: date, window_days: int, *
 
         return pd.DataFrame(), days, []
     return pa.concat_tables(tables, promote_options="permissive").to_pandas(), days, versions
+
+
+def _contest_outcomes(store: ArtifactStore, model: str) -> dict[str, dict[str, int | None]] | None:
+    """Per scored day, each contested row's final decision (None while the case is open); None when the
+    model has never had a contest (the window then has no contest columns)."""
+    from fairgate import cases
+
+    if not store.list(f"cases/model={model}/"):
+        return None
+    out: dict[str, dict[str, int | None]] = {}
+    for case in cases.cases_of(store, model):
+        final = case["outcome"]["final_decision"] if case["outcome"] else None
+        out.setdefault(case["date"], {})[str(case["row"])] = final
+    return out
+
+
+def _apply_contests(t: Any, row_key: str, day_cases: dict[str, int | None]) -> Any:
+    """The day's rows with ``contested`` and ``overturned`` flags, and an overturned decision reversed."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rows = pa.array(list(day_cases), pa.string())
+    finals = pa.array(list(day_cases.values()), pa.int8())
+    where = pc.index_in(t[row_key], value_set=rows)
+    final = pc.take(finals, where)
+    contested = pc.fill_null(pc.is_valid(where), False)
+    overturned = pc.fill_null(pc.not_equal(final, t["decision"].cast(pa.int8())), False)
+    decision = pc.if_else(overturned, final, t["decision"].cast(pa.int8()))
+    t = t.set_column(t.schema.get_field_index("decision"), "decision", decision)
+    return t.append_column("contested", contested).append_column("overturned", overturned)
 
 
 def save_audit(store: ArtifactStore, model: str, result: dict[str, Any], *, report_html: str) -> dict[str, Any]:

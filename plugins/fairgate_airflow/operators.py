@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.standard.operators.hitl import HITLBranchOperator
+from airflow.providers.standard.operators.hitl import HITLBranchOperator, HITLOperator
 from airflow.sdk import BaseBranchOperator, BaseOperator, Param
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -447,6 +447,48 @@ class RecordEvidenceOperator(_Stage, BaseOperator):
         if entry is None or entry["seq"] != recorded.seq:
             return None
         return on_complete(entry["record"], seq=recorded.seq, entry_hash=recorded.hash)
+
+
+class DecideContestOperator(_Stage, HITLOperator):
+    """Show a reviewer the contested decision (record, reasons, recourse, model version) and record the
+    outcome: Uphold or Overturn, with a rationale. No answer, no outcome: the case stays open."""
+
+    template_fields: Sequence[str] = (*HITLOperator.template_fields, "case_id")
+
+    def __init__(self, *, case_id: str = "", **kwargs):
+        kwargs.setdefault("subject", "Fairgate: a person contests a decision")
+        kwargs.pop("params", None)
+        super().__init__(
+            options=["Uphold", "Overturn"],
+            params={"rationale": Param("", type="string", title="Rationale (required)",
+                                       description="Why you uphold or overturn the decision; recorded in the "
+                                                   "evidence log and shown to the person.")},
+            **kwargs)
+        self.case_id = case_id
+
+    def execute(self, context: Context):
+        from fairgate import cases
+
+        policy = self.policy(context)
+        case = self.guarded(cases.read, self.store(), policy.model_name, self.case_id)
+        if case["outcome"] is not None:
+            raise AirflowFailException(f"Case {self.case_id} was already decided ({case['outcome']['choice']}).")
+        self.body = cases.review_body(case, policy)
+        self.log.info("Contest %s of %s (%s) waits for a reviewer", self.case_id, case["row"], case["date"])
+        return super().execute(context)
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        from fairgate import cases
+
+        chosen = event.get("chosen_options") or []
+        user = event.get("responded_by_user") or {}
+        reviewer = (user.get("name") or user.get("id")) if isinstance(user, dict) else str(user)
+        outcome = self.guarded(cases.decide, self.store(), self.policy(context), self.case_id,
+                               choice=chosen[0] if chosen else None,
+                               rationale=(event.get("params_input") or {}).get("rationale"), reviewer=reviewer)
+        self.log.info("Case %s: %s by %s (evidence record %s)", self.case_id, outcome["choice"], reviewer,
+                      outcome["seq"])
+        return {k: outcome[k] for k in ("case_id", "choice", "final_decision", "seq")}
 
 
 class RollbackOperator(_Stage, BaseOperator):

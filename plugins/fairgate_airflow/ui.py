@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel
 
 
 def _login_url(request: Request) -> str:
@@ -144,6 +145,45 @@ def _page(key: str, what: str) -> HTMLResponse:
         return HTMLResponse(_store().get(key).decode())
     except NotFoundError:
         raise HTTPException(404, f"No {what} is stored yet.") from None
+
+
+class ContestRequest(BaseModel):
+    model: str
+    row: str
+    reason: str
+    date: str | None = None
+
+
+@app.post("/api/contest")
+def contest(body: ContestRequest, user: User) -> JSONResponse:
+    """Open a contest of a scored decision and start its review (``fairgate_contest``) as the signed-in user."""
+    from fairgate import cases
+    from fairgate.catalog import entries
+    from fairgate.policy import load_policy
+
+    entry = next((e for e in entries() if e.name == body.model), None)
+    if entry is None or body.model not in readable_models(user, [body.model]):
+        raise HTTPException(404, f"No model {body.model!r} you may read.")
+    try:
+        day = date.fromisoformat(body.date) if body.date else None
+        case = cases.open_contest(_store(), load_policy(entry.path), body.row, reason=body.reason, day=day,
+                                  opened_by=f"fairness-view:{_name(user)}")
+    except ValueError as exc:  # InputError is a ValueError too: bad dates and refused contests alike
+        return JSONResponse({"detail": str(exc), "kind": type(exc).__name__}, status_code=400)
+    dag_id = entry.dag_id("fairgate_contest")
+    run_id = _trigger(dag_id, {"case_id": case["case_id"]}, user)
+    return JSONResponse({"case_id": case["case_id"], "seq": case["seq"], "dag_id": dag_id, "dag_run_id": run_id},
+                        status_code=201)
+
+
+def _trigger(dag_id: str, conf: dict[str, Any], user: Any) -> str:
+    """Start a run of ``dag_id`` with ``conf``, as Airflow's own trigger endpoint does."""
+    from airflow.api.common.trigger_dag import trigger_dag
+    from airflow.utils.types import DagRunTriggeredByType
+
+    run = trigger_dag(dag_id, triggered_by=DagRunTriggeredByType.REST_API, conf=conf,
+                      triggering_user_name=_name(user))
+    return str(run.run_id) if run else ""
 
 
 @app.get("/report/run/{dag_id}/{run_id}", response_class=HTMLResponse)

@@ -65,7 +65,8 @@ def test_no_import_errors(dagbag):
 
 
 # Tasks that must not retry: a person's answer, and the stop that records a failed quality gate.
-NO_RETRIES = {("fairgate_lifecycle", "human_review"), ("fairgate_lifecycle", "quality_failed")}
+NO_RETRIES = {("fairgate_lifecycle", "human_review"), ("fairgate_lifecycle", "quality_failed"),
+              ("fairgate_contest", "decide_contest")}
 
 
 def test_every_dag_is_documented_tagged_and_retried(dagbag):
@@ -151,7 +152,7 @@ def test_a_policies_folder_gives_each_model_its_own_dags(tmp_path, monkeypatch):
     monkeypatch.setenv("FAIRGATE_POLICIES", str(tmp_path))
     bag = DagBag(dag_folder=str(REPO / "dags"))
     assert bag.import_errors == {}  # the broken file is skipped (and logged), the others load
-    bases = ("fairgate_lifecycle", "fairgate_score", "fairgate_audit", "fairgate_rollback")
+    bases = ("fairgate_lifecycle", "fairgate_score", "fairgate_audit", "fairgate_rollback", "fairgate_contest")
     assert sorted(bag.dags) == sorted(f"{b}__{m}" for b in bases for m in ("adult_income", "credit"))
     for dag_id, dag in bag.dags.items():
         model = dag_id.split("__")[1]
