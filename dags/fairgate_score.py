@@ -13,6 +13,11 @@ test file, and the `scenario` param picks how the simulation changes the data. O
 model (`fairgate_score__<model>` with `FAIRGATE_POLICIES`). Backfill with
 `airflow backfill create --dag-id fairgate_score --from-date … --to-date …`: re-running a day
 replaces that day's partition.
+
+With `review_triggers` in the policy, the borderline decisions wait for a person: `score` opens a
+review case for each decision on the day's queue, and `review_decision` (one mapped HITL task
+per case; none when the queue is empty) asks a reviewer to uphold or overturn it. A review not
+answered within `review_triggers.timeout_hours` lets the automatic decision stand.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import pendulum
 from airflow.sdk import DAG, CronTriggerTimetable, Param
 
 from fairgate_airflow.models import ModelEntry, bind, entries
-from fairgate_airflow.operators import ScoreOperator
+from fairgate_airflow.operators import DecideContestOperator, ScoreOperator
 
 
 def score(model: ModelEntry) -> DAG:
@@ -40,7 +45,9 @@ def score(model: ModelEntry) -> DAG:
                                   enum=[None, "stable", "group_mix_shift", "label_shift", "proxy_drift"],
                                   description="Simulated feed only: overrides the policy's audit.scenario.")},
     ) as dag:
-        ScoreOperator(task_id="score")
+        scored = ScoreOperator(task_id="score")
+        # A person's answer is not retried: a retry would ask again.
+        DecideContestOperator.partial(task_id="review_decision", retries=0).expand(case_id=scored.output)
     return bind(dag, model)
 
 

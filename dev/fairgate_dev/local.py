@@ -83,6 +83,12 @@ def _app():
     return create_app(apps="core")
 
 
+def warm_api() -> None:
+    """Build the in-process API app now, in this thread: built first from a reviewer's thread while a
+    ``dag.test()`` runs tasks in the main one, the two race in lazy imports (a flaky pydantic error)."""
+    _app()
+
+
 def _api():
     """An in-process client for Airflow's REST API: the calls the UI and a reviewer's tools make."""
     from fastapi.testclient import TestClient
@@ -90,12 +96,12 @@ def _api():
     return TestClient(_app())
 
 
-def answer_review(dag_id: str, run_id: str, choice: str, rationale: str, *, task_id: str = "human_review"
-                  ) -> dict[str, Any]:
+def answer_review(dag_id: str, run_id: str, choice: str, rationale: str, *, task_id: str = "human_review",
+                  map_index: int = -1) -> dict[str, Any]:
     """Answer a human-review task through Airflow's REST API (the call the UI makes)."""
     with _api() as client:
         resp = client.patch(
-            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails",
+            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/{map_index}/hitlDetails",
             json={"chosen_options": [choice], "params_input": {"rationale": rationale}},
         )
     if resp.status_code != 200:
@@ -103,10 +109,11 @@ def answer_review(dag_id: str, run_id: str, choice: str, rationale: str, *, task
     return resp.json()
 
 
-def review_request(dag_id: str, run_id: str, *, task_id: str = "human_review") -> dict[str, Any]:
+def review_request(dag_id: str, run_id: str, *, task_id: str = "human_review", map_index: int = -1
+                   ) -> dict[str, Any]:
     """What the reviewer is shown (subject, body, options, form) for a waiting review."""
     with _api() as client:
-        resp = client.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails")
+        resp = client.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/{map_index}/hitlDetails")
     if resp.status_code != 200:
         raise RuntimeError(f"Reading the review request failed: HTTP {resp.status_code} {resp.text}")
     return resp.json()
@@ -114,13 +121,18 @@ def review_request(dag_id: str, run_id: str, *, task_id: str = "human_review") -
 
 def awaiting_review(dag_id: str, task_id: str = "human_review") -> str | None:
     """The run id of a ``task_id`` instance that waits for human input, if any (via the REST API)."""
+    waiting = awaiting_reviews(dag_id, task_id)
+    return waiting[0][0] if waiting else None
+
+
+def awaiting_reviews(dag_id: str, task_id: str) -> list[tuple[str, int]]:
+    """``(run id, map index)`` of every ``task_id`` instance that waits for human input (mapped ones too)."""
     with _api() as client:
         resp = client.get(f"/api/v2/dags/{dag_id}/dagRuns/~/taskInstances",
                           params={"task_id": task_id, "state": "awaiting_input"})
     if resp.status_code != 200:
         raise RuntimeError(f"Listing task instances failed: HTTP {resp.status_code} {resp.text}")
-    waiting = resp.json()["task_instances"]
-    return waiting[0]["dag_run_id"] if waiting else None
+    return [(t["dag_run_id"], t["map_index"]) for t in resp.json()["task_instances"]]
 
 
 class Reviewer(threading.Thread):
@@ -129,6 +141,7 @@ class Reviewer(threading.Thread):
     def __init__(self, dag_id: str, choice: str, rationale: str, *, wait_s: float = 0.0, timeout_s: float = 600,
                  task_id: str = "human_review"):
         super().__init__(daemon=True)
+        warm_api()
         self.dag_id, self.choice, self.rationale, self.task_id = dag_id, choice, rationale, task_id
         self.wait_s, self.timeout_s = wait_s, timeout_s
         self.answered: dict[str, Any] | None = None

@@ -174,7 +174,7 @@ def measure_window(df: pd.DataFrame, versions: list[str], policy: Policy, *, man
     accuracy = float((pred[labeled] == df.loc[labeled, LABEL_COLUMN].to_numpy(dtype=np.int8)).mean()) \
         if labels_rows else None
     review = review_queue_figures(df, codes, policy) if "review_status" in df.columns else None
-    contests = contest_figures(df, codes, policy) if "contested" in df.columns else None
+    contests = contest_figures(df, codes, policy) if "case_kind" in df.columns else None
     return {"review_queue": review, "contests": contests, "status": status, "reasons": reasons,
             "insufficient": insufficient, "rows": len(df),
             "labeled_rows": labels_rows, "model_versions": versions, "judged_version": version,
@@ -200,29 +200,39 @@ def with_recourse(result: dict[str, Any], recourse: dict[str, Any], policy: Poli
 
 def review_queue_figures(df: pd.DataFrame, codes: pd.DataFrame, policy: Policy) -> dict[str, Any]:
     """Per side of each comparison: decisions, how many went to review (pending) and how many were over the
-    daily cap, with the share queued and its Wilson interval. Overturn rates need review outcomes,
-    which are not recorded yet (``overturned`` is None)."""
+    daily cap, the share queued, and of the reviews decided so far how many were overturned (the overturn
+    rate), each share with its Wilson interval. The window's decisions are the final ones: a review's
+    outcome supersedes the automatic decision."""
     import numpy as np
 
     from fairgate.groups import cell_mask, comparisons
     from fairgate.metrics import wilson_interval
 
     status = df["review_status"].to_numpy()
+    if "case_kind" in df.columns:
+        reviewed = ((df["case_kind"] == "review") & df["case_decided"]).to_numpy(dtype=bool)
+        overturned = reviewed & df["overturned"].to_numpy(dtype=bool)
+    else:
+        reviewed = overturned = np.zeros(len(df), dtype=bool)
+
+    def rate(k: int, n: int) -> dict[str, Any]:
+        low, high = wilson_interval(k, n, policy.confidence_level) if n else (None, None)
+        return {"value": k / n if n else None, "ci_low": low, "ci_high": high}
+
     out: dict[str, Any] = {}
     for comp in comparisons(policy):
         sides = {}
         for side, cell in (("unprivileged", comp.unprivileged), ("privileged", comp.privileged)):
             mask = cell_mask(codes, cell)
             n, pending = int(mask.sum()), int((mask & (status == "pending")).sum())
-            low, high = wilson_interval(pending, n, policy.confidence_level) if n else (None, None)
-            sides[side] = {"decisions": n, "pending": pending,
-                           "over_cap": int((mask & (status == "over_cap")).sum()),
-                           "share_queued": pending / n if n else None, "share_queued_ci": [low, high],
-                           "overturned": None}
+            r, o = int((mask & reviewed).sum()), int((mask & overturned).sum())
+            sides[side] = {"decisions": n, "pending": pending, "over_cap": int((mask & (status == "over_cap")).sum()),
+                           "share_queued": rate(pending, n), "reviewed": r, "overturned": o,
+                           "overturn_rate": rate(o, r)}
         out[comp.key] = sides
     return {"pending": int(np.sum(status == "pending")), "over_cap": int(np.sum(status == "over_cap")),
-            "above_cap": policy.review_triggers["above_cap"], "comparisons": out,
-            "overturn_rate": None, "note": "review outcomes are not recorded yet: overturn rates are not measured"}
+            "reviewed": int(reviewed.sum()), "overturned": int(overturned.sum()),
+            "above_cap": policy.review_triggers["above_cap"], "comparisons": out}
 
 
 def contest_figures(df: pd.DataFrame, codes: pd.DataFrame, policy: Policy) -> dict[str, Any]:
@@ -232,7 +242,8 @@ def contest_figures(df: pd.DataFrame, codes: pd.DataFrame, policy: Policy) -> di
     from fairgate.groups import cell_mask, comparisons
     from fairgate.metrics import wilson_interval
 
-    contested, overturned = df["contested"].to_numpy(dtype=bool), df["overturned"].to_numpy(dtype=bool)
+    contested = (df["case_kind"] == "contest").to_numpy(dtype=bool)
+    overturned = df["overturned"].to_numpy(dtype=bool) & contested
 
     def rate(k: int, n: int) -> dict[str, Any]:
         low, high = wilson_interval(k, n, policy.confidence_level) if n else (None, None)

@@ -33,9 +33,9 @@ class CaseError(InputError):
     """A contest that cannot be opened or decided: the message says why, and nothing was recorded."""
 
 
-def case_id(row: str, day: str) -> str:
-    """One case per scored decision; characters outside ``[A-Za-z0-9._=-]`` become ``_``."""
-    return "contest__" + re.sub(r"[^A-Za-z0-9._=-]", "_", f"{row}__{day}")
+def case_id(row: str, day: str, kind: str = "contest") -> str:
+    """One case of each kind per scored decision; characters outside ``[A-Za-z0-9._=-]`` become ``_``."""
+    return f"{kind}__" + re.sub(r"[^A-Za-z0-9._=-]", "_", f"{row}__{day}")
 
 
 def _prefix(model: str) -> str:
@@ -124,9 +124,44 @@ def open_contest(store: ArtifactStore, policy: Policy, row: str, *, reason: str,
     return {**case, "seq": entry["seq"], "outcome": None}
 
 
+def open_reviews(store: ArtifactStore, policy: Policy, day: date, queue: Any) -> list[str]:
+    """A review case for each decision on the day's review queue (``review_triggers``), opened once: a
+    re-scored day keeps the cases it had. The ids of the cases still open, for the reviewers."""
+    assert policy.row_key is not None  # scoring refuses a policy without one
+    open_ids = []
+    for item in queue.to_dict("records"):
+        row = str(item[policy.row_key])
+        cid = case_id(row, day.isoformat(), "review")
+        try:
+            if read(store, policy.model_name, cid)["outcome"] is None:
+                open_ids.append(cid)
+            continue
+        except CaseError:
+            pass
+        case = {"case_id": cid, "kind": "review", "model": policy.model_name, "row": row, "date": day.isoformat(),
+                "model_version": item["model_version"], "decision": int(item["decision"]),
+                "score": float(item["score"]), "reasons": [],
+                "groups": {c: _plain(item.get(c)) for c in policy.protected_columns}, "recourse": None,
+                "reason": "; ".join(json.loads(item["review_reasons"])), "opened_by": "review_triggers",
+                "opened_at": datetime.now(UTC).isoformat(), "over_cap": item["review_status"] == "over_cap"}
+        try:
+            store.put_new(_key(policy.model_name, cid), json.dumps(case, sort_keys=True, default=str).encode())
+        except ConflictError:
+            continue
+        open_ids.append(cid)
+    return open_ids
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
 def decide(store: ArtifactStore, policy: Policy, cid: str, *, choice: str | None, rationale: str | None,
-           reviewer: str | None) -> dict[str, Any]:
-    """Record the reviewer's outcome once: ``Uphold`` keeps the decision, ``Overturn`` reverses it."""
+           reviewer: str | None, timed_out: bool = False) -> dict[str, Any]:
+    """Record the reviewer's outcome once: ``Uphold`` keeps the decision, ``Overturn`` reverses it.
+
+    A review before harm that nobody answered in time is recorded as upheld (the automatic decision
+    stands), with ``timed_out``; a contest has no timeout."""
     case = read(store, policy.model_name, cid)
     if case["outcome"] is not None:
         raise CaseError(f"Case {cid} was already decided ({case['outcome']['choice']}); nothing was recorded twice.")
@@ -136,14 +171,14 @@ def decide(store: ArtifactStore, policy: Policy, cid: str, *, choice: str | None
     if not rationale:
         raise CaseError(f"Case {cid}: a rationale is required to {choice.lower()} a decision; the case stays open.")
     final = 1 - int(case["decision"]) if choice == "Overturn" else int(case["decision"])
-    outcome = {"case_id": cid, "choice": choice, "rationale": rationale, "reviewer": reviewer,
-               "decided_at": datetime.now(UTC).isoformat(), "final_decision": final}
+    outcome = {"case_id": cid, "kind": case["kind"], "choice": choice, "rationale": rationale, "reviewer": reviewer,
+               "decided_at": datetime.now(UTC).isoformat(), "final_decision": final, "timed_out": timed_out}
     try:
         store.put_new(_key(policy.model_name, cid, ".outcome"), json.dumps(outcome, sort_keys=True).encode())
     except ConflictError:
         raise CaseError(f"Case {cid} was decided by someone else at the same moment; nothing was recorded twice.") \
             from None
-    entry = evidence.append(store, policy.model_name, {"kind": "contest_decided", "run_id": cid, **outcome,
+    entry = evidence.append(store, policy.model_name, {**outcome, "kind": f"{case['kind']}_decided", "run_id": cid,
                                                        "row": case["row"], "date": case["date"],
                                                        "groups": case["groups"], "decision": case["decision"]})
     return {**outcome, "seq": entry["seq"]}
@@ -166,4 +201,5 @@ def review_body(case: dict[str, Any], policy: Policy) -> str:
     from fairgate.pages import render_markdown
 
     return render_markdown("contest.md.j2", case=case, model=policy.model_name, row_key=policy.row_key,
-                           verdict="favourable" if case["decision"] == 1 else "unfavourable")
+                           verdict="favourable" if case["decision"] == 1 else "unfavourable",
+                           review=case["kind"] == "review")

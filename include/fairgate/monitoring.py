@@ -56,9 +56,12 @@ def score_day(store: ArtifactStore, policy: Policy, day: date, records: pd.DataF
     out = {"day": day.isoformat(), "rows": len(log), "model_version": version, "uri": written.uri,
            "sha256": written.sha256, "selection_rate": float(log["decision"].mean())}
     if "review_status" in log.columns:
-        queued = prediction_log.write_review_queue(store, policy, day, log)
+        from fairgate import cases
+
+        queued, queue = prediction_log.write_review_queue(store, policy, day, log)
         out["review"] = {"pending": int((log["review_status"] == "pending").sum()),
                          "over_cap": int((log["review_status"] == "over_cap").sum()), "queue_uri": queued.uri}
+        out["review_cases"] = cases.open_reviews(store, policy, day, queue)
     if outcomes is not None:
         out["labels_written"] = True
     return out

@@ -133,7 +133,7 @@ class Policy:
     datasheet: dict[str, str | None] = field(default_factory=dict)
     review_triggers: dict[str, Any] = field(default_factory=lambda: {
         "score_margin": None, "protected_margin": None, "outside_training": False, "daily_cap": 50,
-        "above_cap": "decide"})
+        "above_cap": "decide", "timeout_hours": 24.0})
     robustness: dict[str, Any] = field(default_factory=lambda: {"enabled": False})
     recourse: dict[str, Any] = field(default_factory=lambda: {"actionable": {}, "categorical_cost": 1.0,
                                                                "search_steps": 10, "audit_sample": 2000,

@@ -357,6 +357,8 @@ class ReviewTriggers(_Section):
     above_cap: Literal["decide", "hold"] = Field("decide", description="beyond the cap: `decide` (the automatic "
                                                                        "decision stands, marked over_cap) or "
                                                                        "`hold` (queued too, marked over_cap)")
+    timeout_hours: NonNegative = Field(24.0, description="a review not answered in time: the automatic decision "
+                                                         "stands (recorded as timed out)")
 
 
 Answer = Annotated[str, Field(min_length=1)] | None

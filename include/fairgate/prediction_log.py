@@ -160,7 +160,7 @@ def review_queue_key(model: str, day: date) -> str:
     return f"reviews/model={model}/date={day.isoformat()}/queue.parquet"
 
 
-def write_review_queue(store: ArtifactStore, policy: Policy, day: date, log: pd.DataFrame) -> Any:
+def write_review_queue(store: ArtifactStore, policy: Policy, day: date, log: pd.DataFrame) -> tuple[Any, pd.DataFrame]:
     """The day's review queue: the decisions pending review (and, with ``above_cap: hold``, those over the
     cap), most borderline first, with the row key, score, decision, groups and why."""
     assert policy.row_key is not None  # scoring refuses a policy without one
@@ -170,7 +170,7 @@ def write_review_queue(store: ArtifactStore, policy: Policy, day: date, log: pd.
     keep = [policy.row_key, "model_version", *policy.protected_columns, "score", "decision", "review_status",
             "review_reasons", "distance"]
     queue = rows.sort_values(["distance", policy.row_key])[keep].reset_index(drop=True)
-    return store.put(review_queue_key(policy.model_name, day), to_parquet_bytes(queue))
+    return store.put(review_queue_key(policy.model_name, day), to_parquet_bytes(queue)), queue
 
 
 def recourse_context(store: ArtifactStore, policy: Policy, version: str) -> tuple[Any, dict[str, float], list[str]]:
@@ -228,7 +228,7 @@ def read_window(store: ArtifactStore, model: str, day: date, window_days: int, *
     tables: list[pa.Table] = []
     days: list[str] = []
     versions: list[str] = []
-    contested = _contest_outcomes(store, model)
+    with_cases = _case_outcomes(store, model)
     for i in range(window_days - 1, -1, -1):
         d = day - timedelta(days=i)
         key = partition_key("predictions", model, d)
@@ -248,8 +248,8 @@ def read_window(store: ArtifactStore, model: str, day: date, window_days: int, *
             t = t.append_column(LABEL_COLUMN, pc.take(labels[LABEL_COLUMN], where))
         else:
             t = t.append_column(LABEL_COLUMN, pa.nulls(t.num_rows, pa.int8()))
-        if contested is not None:
-            t = _apply_contests(t, row_key, contested.get(d.isoformat(), {}))
+        if with_cases is not None:
+            t = _apply_cases(t, row_key, with_cases.get(d.isoformat(), {}))
         # One version per day's partition; after a redeploy, newer days carry the newer version.
         seen = pc.unique(t["model_version"].combine_chunks().dictionary_decode()).to_pylist()
         versions[:] = [v for v in versions if v not in seen] + seen  # by last day scored (rollbacks too)
@@ -264,34 +264,37 @@ def read_window(store: ArtifactStore, model: str, day: date, window_days: int, *
     return pa.concat_tables(tables, promote_options="permissive").to_pandas(), days, versions
 
 
-def _contest_outcomes(store: ArtifactStore, model: str) -> dict[str, dict[str, int | None]] | None:
-    """Per scored day, each contested row's final decision (None while the case is open); None when the
-    model has never had a contest (the window then has no contest columns)."""
+def _case_outcomes(store: ArtifactStore, model: str) -> dict[str, dict[str, tuple[str, int | None]]] | None:
+    """Per scored day, each row with a case: its kind and final decision (None while open); None when the
+    model has never had a case (the window then has no case columns)."""
     from fairgate import cases
 
     if not store.list(f"cases/model={model}/"):
         return None
-    out: dict[str, dict[str, int | None]] = {}
+    out: dict[str, dict[str, tuple[str, int | None]]] = {}
     for case in cases.cases_of(store, model):
         final = case["outcome"]["final_decision"] if case["outcome"] else None
-        out.setdefault(case["date"], {})[str(case["row"])] = final
+        out.setdefault(case["date"], {})[str(case["row"])] = (case["kind"], final)
     return out
 
 
-def _apply_contests(t: Any, row_key: str, day_cases: dict[str, int | None]) -> Any:
-    """The day's rows with ``contested`` and ``overturned`` flags, and an overturned decision reversed."""
+def _apply_cases(t: Any, row_key: str, day_cases: dict[str, tuple[str, int | None]]) -> Any:
+    """The day's rows with ``case_kind`` (contest, review or null), ``case_decided`` and ``overturned``;
+    an overturned decision is reversed (the reviewer's decision supersedes the automatic one)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     rows = pa.array(list(day_cases), pa.string())
-    finals = pa.array(list(day_cases.values()), pa.int8())
+    kinds = pa.array([k for k, _ in day_cases.values()], pa.string())
+    finals = pa.array([f for _, f in day_cases.values()], pa.int8())
     where = pc.index_in(t[row_key], value_set=rows)
     final = pc.take(finals, where)
-    contested = pc.fill_null(pc.is_valid(where), False)
+    decided = pc.fill_null(pc.is_valid(final), False)
     overturned = pc.fill_null(pc.not_equal(final, t["decision"].cast(pa.int8())), False)
     decision = pc.if_else(overturned, final, t["decision"].cast(pa.int8()))
     t = t.set_column(t.schema.get_field_index("decision"), "decision", decision)
-    return t.append_column("contested", contested).append_column("overturned", overturned)
+    return (t.append_column("case_kind", pc.take(kinds, where)).append_column("case_decided", decided)
+            .append_column("overturned", overturned))
 
 
 def save_audit(store: ArtifactStore, model: str, result: dict[str, Any], *, report_html: str) -> dict[str, Any]:

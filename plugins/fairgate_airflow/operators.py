@@ -450,16 +450,18 @@ class RecordEvidenceOperator(_Stage, BaseOperator):
 
 
 class DecideContestOperator(_Stage, HITLOperator):
-    """Show a reviewer the contested decision (record, reasons, recourse, model version) and record the
-    outcome: Uphold or Overturn, with a rationale. No answer, no outcome: the case stays open."""
+    """Show a reviewer a contested decision, or one the review triggers held (record, reasons, recourse,
+    model version), and record the outcome: Uphold or Overturn, with a rationale. A contest waits for
+    its answer; a review before harm that nobody answers within ``review_triggers.timeout_hours`` is
+    recorded as upheld (the automatic decision stands) and timed out."""
 
     template_fields: Sequence[str] = (*HITLOperator.template_fields, "case_id")
 
     def __init__(self, *, case_id: str = "", **kwargs):
-        kwargs.setdefault("subject", "Fairgate: a person contests a decision")
+        kwargs.setdefault("subject", "Fairgate: a decision to review")
         kwargs.pop("params", None)
         super().__init__(
-            options=["Uphold", "Overturn"],
+            options=["Uphold", "Overturn"], defaults=["Uphold"],
             params={"rationale": Param("", type="string", title="Rationale (required)",
                                        description="Why you uphold or overturn the decision; recorded in the "
                                                    "evidence log and shown to the person.")},
@@ -474,18 +476,29 @@ class DecideContestOperator(_Stage, HITLOperator):
         if case["outcome"] is not None:
             raise AirflowFailException(f"Case {self.case_id} was already decided ({case['outcome']['choice']}).")
         self.body = cases.review_body(case, policy)
-        self.log.info("Contest %s of %s (%s) waits for a reviewer", self.case_id, case["row"], case["date"])
+        if case["kind"] == "review":
+            self.subject = "Fairgate: review a decision before it takes effect"
+            self.response_timeout = timedelta(hours=policy.review_triggers["timeout_hours"])
+        else:
+            self.subject = "Fairgate: a person contests a decision"
+            self.response_timeout = None  # a contest waits for its answer
+        self.log.info("Case %s of %s (%s) waits for a reviewer", self.case_id, case["row"], case["date"])
         return super().execute(context)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         from fairgate import cases
 
+        timed_out = bool(event.get("timedout")) or event.get("error_type") == "timeout"
         chosen = event.get("chosen_options") or []
         user = event.get("responded_by_user") or {}
         reviewer = (user.get("name") or user.get("id")) if isinstance(user, dict) else str(user)
+        rationale = (event.get("params_input") or {}).get("rationale")
+        if timed_out:
+            chosen, reviewer = ["Uphold"], None
+            rationale = "no answer before the review timed out: the automatic decision stands"
         outcome = self.guarded(cases.decide, self.store(), self.policy(context), self.case_id,
-                               choice=chosen[0] if chosen else None,
-                               rationale=(event.get("params_input") or {}).get("rationale"), reviewer=reviewer)
+                               choice=chosen[0] if chosen else None, rationale=rationale, reviewer=reviewer,
+                               timed_out=timed_out)
         self.log.info("Case %s: %s by %s (evidence record %s)", self.case_id, outcome["choice"], reviewer,
                       outcome["seq"])
         return {k: outcome[k] for k in ("case_id", "choice", "final_decision", "seq")}
@@ -526,7 +539,7 @@ def _day(context: Context):
 class ScoreOperator(_Stage, BaseOperator):
     """Score the day's incoming records with the production model into the prediction log."""
 
-    def execute(self, context: Context) -> None:
+    def execute(self, context: Context) -> list[str]:
         from fairgate import monitoring
 
         started = time.perf_counter()
@@ -535,7 +548,11 @@ class ScoreOperator(_Stage, BaseOperator):
         summary = self.guarded(monitoring.score, self.store(), self.policy(context), day, scenario=scenario)
         self.log.info("Scored %s records of %s with model %s; selection rate %.3f", summary["rows"], day,
                       summary["model_version"][:12], summary["selection_rate"])
+        review_cases = summary.pop("review_cases", [])
         self.publish(context, summary, started=started)
+        if review_cases:
+            self.log.info("%s decisions wait for review before they take effect", len(review_cases))
+        return review_cases  # what the review task is mapped over
 
 
 class AuditOperator(_BranchStage):

@@ -66,7 +66,7 @@ def test_no_import_errors(dagbag):
 
 # Tasks that must not retry: a person's answer, and the stop that records a failed quality gate.
 NO_RETRIES = {("fairgate_lifecycle", "human_review"), ("fairgate_lifecycle", "quality_failed"),
-              ("fairgate_contest", "decide_contest")}
+              ("fairgate_contest", "decide_contest"), ("fairgate_score", "review_decision")}
 
 
 def test_every_dag_is_documented_tagged_and_retried(dagbag):

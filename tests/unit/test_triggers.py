@@ -12,7 +12,7 @@ import pytest
 import yaml
 from tests.conftest import synthetic_credit_policy
 
-from fairgate import lifecycle, monitoring, triggers
+from fairgate import cases, lifecycle, monitoring, triggers
 from fairgate.lifecycle import RunInfo
 from fairgate.policy import PolicyError, load_policy, parse_policy
 from fairgate.store import LocalStore
@@ -82,8 +82,8 @@ def test_a_scoring_run_queues_and_the_audit_counts_per_group(tmp_path, above_cap
     assert (log["review_status"] == "pending").sum() == 25 and (log["review_status"] == "over_cap").sum() == \
         flagged.sum() - 25
     assert distance[log["review_status"] == "pending"].max() <= distance[log["review_status"] == "over_cap"].min()
-    assert scored["review"] == {"pending": 25, "over_cap": int(flagged.sum() - 25), "queue_uri": scored["review"]
-                                ["queue_uri"]}
+    assert {k: scored["review"][k] for k in ("pending", "over_cap")} == {"pending": 25,
+                                                                         "over_cap": int(flagged.sum() - 25)}
     queue = pd.read_parquet(tmp_path / "store/reviews/model=credit/date=2026-07-01/queue.parquet")
     assert len(queue) == (25 if above_cap == "decide" else int(flagged.sum()))
     assert queue["distance"].is_monotonic_increasing
@@ -96,7 +96,18 @@ def test_a_scoring_run_queues_and_the_audit_counts_per_group(tmp_path, above_cap
         assert figures[side]["decisions"] == len(rows)
         assert figures[side]["pending"] == int((rows["review_status"] == "pending").sum())
         assert figures[side]["over_cap"] == int((rows["review_status"] == "over_cap").sum())
-    assert result["review_queue"]["overturn_rate"] is None and "not recorded yet" in result["review_queue"]["note"]
+    # a review case per queued decision, for the reviewers; one decided (overturned) supersedes the decision
+    assert len(scored["review_cases"]) == len(queue)
+    assert monitoring.score(store, policy, date(2026, 7, 1))["review_cases"] == scored["review_cases"]  # once
+    first = cases.read(store, "credit", scored["review_cases"][0])
+    cases.decide(store, policy, first["case_id"], choice="Overturn", rationale="Checked by hand.", reviewer="r")
+    again = monitoring.audit_day(store, policy, date(2026, 7, 1), run_id="b")
+    side = "unprivileged" if first["groups"]["gender"] == "female" else "privileged"
+    got = again["review_queue"]["comparisons"]["gender"][side]
+    assert (got["reviewed"], got["overturned"], got["overturn_rate"]["value"]) == (1, 1, 1.0)
+    before_sel = result["fairness"]["gender"]["counts"]["all"][side]["selected"]
+    after_sel = again["fairness"]["gender"]["counts"]["all"][side]["selected"]
+    assert after_sel - before_sel == (1 if first["decision"] == 0 else -1)  # the reviewer's decision counts
 
 
 def test_without_triggers_the_log_is_unchanged(tmp_path):
