@@ -42,7 +42,8 @@ def not_comparable(production: Pipeline, policy: Policy) -> str | None:
 
 def evaluate(test: pd.DataFrame, candidate: Pipeline, policy: Policy, *, unmitigated: Pipeline | None = None,
              production: tuple[str, Pipeline] | None = None,
-             proxies: dict[str, list[str]] | None = None) -> dict[str, Any]:
+             proxies: dict[str, list[str]] | None = None,
+             recourse_scale: dict[str, float] | None = None) -> dict[str, Any]:
     """Measure the candidate (and its comparators) on ``test`` and decide pass / fail / review.
 
     ``proxies`` (inputs the proxy check flagged, per protected attribute) are flipped with their
@@ -73,12 +74,19 @@ def evaluate(test: pd.DataFrame, candidate: Pipeline, policy: Policy, *, unmitig
         from fairgate import robustness
 
         robust = robustness.measure(candidate, test, policy, proxies=proxies)
+    recourse = None
+    if policy.recourse["actionable"] and policy.recourse.get("max_share_gap") is not None and recourse_scale:
+        from fairgate import recourse as rc
+
+        flagged = sorted({c for cols in (proxies or {}).values() for c in cols})
+        recourse = rc.audit(candidate, test, pred, policy, scale=recourse_scale, proxies=flagged,
+                            sample=policy.recourse["audit_sample"], seed=policy.seed)
     decision = gate.decide(fairness, perf, policy, constant_predictor=len(np.unique(pred)) < 2, champion=champion,
-                           robustness=robust)
+                           robustness=robust, recourse=recourse)
     return {
         "outcome": decision.outcome, "reasons": decision.reasons, "findings": decision.as_dict()["findings"],
         "performance": perf, "fairness": fairness, "champion": champion,
         "thresholds": {t.metric: t.describe() for t in policy.fairness_thresholds},
         "comparison": compared, "importance": importance, "measured_on": f"test split ({len(test)} rows)",
-        "robustness": robust,
+        "robustness": robust, "recourse": recourse,
     }

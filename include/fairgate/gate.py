@@ -77,7 +77,7 @@ def judge_metric(t: Threshold, value: float | None, low: float | None, high: flo
 
 def decide(fairness: dict[str, dict[str, Any]], performance: dict[str, Any], policy: Policy, *,
            constant_predictor: bool = False, champion: dict[str, Any] | None = None,
-           robustness: dict[str, Any] | None = None) -> GateDecision:
+           robustness: dict[str, Any] | None = None, recourse: dict[str, Any] | None = None) -> GateDecision:
     """Decide on a candidate model from its held-out evidence.
 
     ``fairness`` maps each comparison key to ``{"counts": {"unprivileged": {...}, "privileged":
@@ -124,6 +124,8 @@ def decide(fairness: dict[str, dict[str, Any]], performance: dict[str, Any], pol
 
     if robustness is not None:
         findings.extend(robustness_findings(robustness, policy))
+    if recourse is not None:
+        findings.extend(recourse_findings(recourse, policy))
     outcomes = {f.outcome for f in findings}
     decided: Outcome = "fail" if "fail" in outcomes else "review" if "review" in outcomes else "pass"
     return GateDecision(outcome=decided, findings=findings)
@@ -151,6 +153,24 @@ def robustness_findings(robustness: dict[str, Any], policy: Policy) -> list[Find
         outcome, message = judge_metric(threshold, share["value"], share["ci_low"], share["ci_high"],
                                         policy.review_margin)
         findings.append(Finding(outcome, scope, f"{message} ({share['changed']} of {share['n']} decisions)"))
+    return findings
+
+
+def recourse_findings(recourse: dict[str, Any], policy: Policy) -> list[Finding]:
+    """The gap between groups in the share of unfavourable decisions that have recourse, judged like a
+    metric against ``recourse.max_share_gap`` (a side with no unfavourable decision: insufficient evidence)."""
+    from fairgate.policy import Threshold
+
+    bound = Threshold("recourse_share_gap", "abs_difference", recourse["max_share_gap"])
+    findings = []
+    for key, comp in recourse["comparisons"].items():
+        gap = comp["share_gap"]
+        if gap is None:
+            findings.append(Finding("review", f"recourse {key}", "recourse_share_gap: a group has no unfavourable "
+                                                                 "decision in the test split: insufficient evidence"))
+            continue
+        outcome, message = judge_metric(bound, gap["value"], gap["ci_low"], gap["ci_high"], policy.review_margin)
+        findings.append(Finding(outcome, f"recourse {key}", message))
     return findings
 
 

@@ -327,9 +327,11 @@ def evaluate(store: ArtifactStore, policy: Policy, run: RunInfo, trained: Traine
     test = df[split == "test"].reset_index(drop=True)
     current = registry.production_version(store, policy.model_name)
     attributes = (read_json(store, trained.bias.result, "bias result").get("proxies") or {}).get("attributes", {})
+    train = df[split == "train"]
+    scale = {c: float(train[c].astype(float).std(ddof=0)) or 1.0 for c in policy.numeric if c in train.columns}
     result = measure(
         test, _load_model(store, trained.model, "candidate model"), policy,
-        proxies={col: list(a.get("flagged", [])) for col, a in attributes.items()},
+        proxies={col: list(a.get("flagged", [])) for col, a in attributes.items()}, recourse_scale=scale,
         unmitigated=_load_model(store, trained.unmitigated, "unmitigated model") if trained.unmitigated else None,
         production=(current, registry.load_model(store, policy.model_name, current)) if current else None)
     written = _put_json(store, f"{run.prefix}/gate.json", result)
@@ -474,6 +476,7 @@ def evidence_record(store: ArtifactStore, policy: Policy, run: RunInfo, *, decis
         "comparison": gate and gate_full["comparison"],
         "importance": gate and gate_full["importance"],
         "robustness": gate and gate_full.get("robustness"),
+        "recourse": gate and gate_full.get("recourse"),
         "review": review and review.to_json(),
         "deployment": deployment and {"version": deployment.version, "promoted": deployment.promoted,
                                       "previous": deployment.previous, "note": deployment.note},

@@ -292,3 +292,39 @@ def test_the_vectorised_linear_answer_is_the_one_row_answer(credit):
         assert one.feasible == bool(feasible[i])
         if one.feasible:
             assert one.cost == pytest.approx(cost[i], abs=2e-6)  # the one-row cost is rounded to 6 places
+
+
+def test_the_fairness_gate_judges_the_recourse_gap(credit, tmp_path):
+    """With recourse.max_share_gap, the gate measures recourse on the test split's unfavourable decisions
+    and judges the gap between groups like a metric; the gap is recomputed here from the coefficients."""
+    from fairgate import evidence
+
+    raw = json.loads(json.dumps(credit["raw"]))
+    raw["recourse"] = {"actionable": {"income": {"direction": "increase", "max": 40000}}, "max_share_gap": 0.05}
+    (tmp_path / "credit.yaml").write_text(yaml.safe_dump(raw))
+    policy = load_policy(tmp_path / "credit.yaml")
+    store = LocalStore(tmp_path / "store")
+    lifecycle.run_in_process(store, policy, RunInfo(dag_id="nb", run_id="r"))
+    rec = evidence.find(store, "credit", "r")["record"]
+    import io
+
+    import pandas as pd
+
+    snap = pd.read_parquet(io.BytesIO(store.get("runs/nb/r/snapshot.parquet")))
+    split = pd.read_parquet(io.BytesIO(store.get("runs/nb/r/split.parquet")))["split"].to_numpy()
+    test = snap[split == "test"].reset_index(drop=True)
+    pipe = training.load_model_bytes(store.get(store.key_of(rec["model"]["uri"])),
+                                     expected_sha256=rec["model"]["sha256"], where="test")
+    d = pipe.decision_function(training.feature_frame(test, policy))
+    per_unit = _by_hand(pipe, test.iloc[[0]], policy)[1]["income"]
+    unfavourable = d < 0
+    ok = (-d / per_unit <= 40000 - test["income"].to_numpy()) & unfavourable
+    women, men = (test["gender"] == "female").to_numpy(), (test["gender"] == "male").to_numpy()
+    gap = ok[women].sum() / (unfavourable & women).sum() - ok[men].sum() / (unfavourable & men).sum()
+    assert rec["recourse"]["comparisons"]["gender"]["share_gap"]["value"] == pytest.approx(gap, abs=1e-9)
+    [finding] = [f for f in json.loads(store.get("runs/nb/r/gate.json"))["findings"] if f["scope"] == "recourse gender"]
+    assert finding["message"].startswith(f"recourse_share_gap={gap:.4f}")
+    low, high = (rec["recourse"]["comparisons"]["gender"]["share_gap"][k] for k in ("ci_low", "ci_high"))
+    expected = ("fail" if high < -0.05 or low > 0.05 else
+                "pass" if -0.05 <= low and high <= 0.05 and 0.05 - abs(gap) >= policy.review_margin else "review")
+    assert finding["outcome"] == expected
