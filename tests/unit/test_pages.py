@@ -246,3 +246,27 @@ def test_search_table_and_front_from_a_hand_built_search():
     assert search_summary(search).startswith("Mitigation search: 3 candidates (1 failed), 1 inside every band")
     # (name, DI, accuracy): b is closer to parity than a and less accurate; c is beaten by b on both.
     assert pareto_front([("a", 0.5, 0.80), ("b", 0.9, 0.75), ("c", 0.7, 0.70)]) == ["b", "a"]
+
+
+def test_datasheet_contest_body_and_annex_iv_are_inert_markdown():
+    """The new documents carry data values, a person's words and record fields: all literal text."""
+    import pandas as pd
+
+    from fairgate import annex_iv, cases, datasheet
+
+    raw = hostile_policy_dict()
+    raw["datasheet"] = {"motivation": EVIL, "consent": EVIL}
+    raw["dataset"]["row_key"] = "case_ref"
+    policy = parse_policy(raw)
+    df = pd.DataFrame({"case_ref": [f"r{i}" for i in range(6)], f"job {SCRIPT}": [EVIL, "a"] * 3,
+                       "income": range(6), "group": [EVIL, "other"] * 3, "outcome": [EVIL, "x"] * 3})
+    sheet = datasheet.datasheet(df, policy, snapshot={"rows": 6, "data": {"sha256": "ab" * 32, "uri": EVIL}},
+                                quality={"passed": True, "checks": []})
+    case = {"case_id": f"contest__{EVIL}", "kind": "contest", "row": EVIL, "date": "2026-08-01",
+            "model_version": "ab" * 32, "decision": 0, "score": 0.3, "reasons": [{"text": EVIL}],
+            "groups": {"group": EVIL}, "recourse": {"text": EVIL}, "reason": EVIL, "opened_by": EVIL,
+            "opened_at": "2026-08-02"}
+    mapping = annex_iv.for_release({"model": EVIL, "version": "ab" * 32}, [hostile_record()], members=[EVIL])
+    for md in (datasheet.markdown(sheet), cases.review_body(case, policy), annex_iv.markdown(mapping)):
+        for renderer in (MarkdownIt("commonmark"), MarkdownIt("commonmark", {"html": False}).enable("table")):
+            assert_inert(renderer.render(md))
