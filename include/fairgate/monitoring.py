@@ -92,7 +92,11 @@ def audit_day(store: ArtifactStore, policy: Policy, day: date, *, run_id: str) -
         from fairgate import recourse
 
         judged = df[df["model_version"] == versions[-1]].reset_index(drop=True)
-        model, scale, proxies = prediction_log.recourse_context(store, policy, versions[-1])
+        try:
+            model, scale, proxies = prediction_log.recourse_context(store, policy, versions[-1])
+        except StageError as exc:  # like drift: said in the audit, not a failed audit
+            result["insufficient"] = [*result["insufficient"], f"recourse not measured: {exc}"]
+            return result
         found = recourse.audit(model, judged, judged["decision"].to_numpy(), policy, scale=scale, proxies=proxies,
                                sample=policy.recourse["audit_sample"], seed=policy.seed)
         result = measure.with_recourse(result, found, policy)

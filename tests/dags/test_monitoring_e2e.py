@@ -173,3 +173,26 @@ def test_scored_records_carry_reasons_and_fairgate_explain_prints_them(dags, mon
     assert found["score"] == pytest.approx(row["score"]) and found["reasons"] == json.loads(row["reasons"])
     assert main(["explain", "no-such-row"]) == 1
     assert "No prediction for row_id 'no-such-row'" in capsys.readouterr().err
+
+    # Recourse for an unfavourable Adult decision: the change it names, applied to the logged record, is
+    # decided favourably by the deployed model, within the bundled policy's bounds.
+    from fairgate.training import predict
+
+    refused = log[log["decision"] == 0].iloc[0]
+    assert main(["explain", str(refused[policy.row_key]), "--recourse", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)["recourse"]
+    if answer["feasible"]:
+        changed = refused.to_frame().T.infer_objects()
+        for c in answer["changes"]:
+            assert c["column"] in policy.recourse["actionable"] and c["to"] <= policy.recourse["actionable"][
+                c["column"]]["max"]
+            changed[c["column"]] = c["to"]
+        assert predict(model, changed, policy)[0][0] >= policy.decision_threshold > refused["score"]
+    else:
+        assert answer["notes"] == ["no change of the actionable inputs within their bounds makes the decision "
+                                   "favourable"]
+    assert main(["explain", str(refused[policy.row_key]), "--recourse"]) == 0
+    said = capsys.readouterr().out
+    assert ("would change the decision" in said and ("hours worked per week up by" in said or
+                                                      "years of education up by" in said)) or \
+        "No change of the inputs you can act on" in said
