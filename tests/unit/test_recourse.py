@@ -240,12 +240,14 @@ def test_the_audit_reports_recourse_per_group_against_the_closed_form(credit, tm
     write = __import__("fairgate_dev.synthetic", fromlist=["write_feed"]).write_feed
     write(str(tmp_path / "feed"), "2026-06-01", 2, 400, seed=23)
     raw = json.loads(json.dumps(credit["raw"]))
-    raw["recourse"] = {"actionable": {"income": {"direction": "increase", "max": 45000}}, "max_share_gap": 0.01}
+    raw["recourse"] = {"actionable": {"income": {"direction": "increase", "max": 45000}}}
     raw["audit"].update({"incoming": str(tmp_path / "feed"), "window_days": 2, "label_lag_days": 0})
+    (tmp_path / "deploy.yaml").write_text(yaml.safe_dump(raw))
+    store = LocalStore(tmp_path / "store")
+    lifecycle.run_in_process(store, load_policy(tmp_path / "deploy.yaml"), RunInfo(dag_id="nb", run_id="r"))
+    raw["recourse"]["max_share_gap"] = 0.01  # judged by the audit (the gate would judge it too)
     (tmp_path / "credit.yaml").write_text(yaml.safe_dump(raw))
     policy = load_policy(tmp_path / "credit.yaml")
-    store = LocalStore(tmp_path / "store")
-    lifecycle.run_in_process(store, policy, RunInfo(dag_id="nb", run_id="r"))
     for day in (date(2026, 6, 1), date(2026, 6, 2)):
         monitoring.score(store, policy, day)
     result = monitoring.audit_day(store, policy, date(2026, 6, 2), run_id="a")
