@@ -97,6 +97,7 @@ def hostile_run(history, lifecycle_dag, adult, tmp_path_factory):  # noqa: F811
     features["numeric"] = [HOSTILE_COLUMN if c == "hours_per_week" else c for c in features["numeric"]]
     raw["dataset"]["feature_labels"] = {HOSTILE_COLUMN: EVIL}
     raw["quality"]["ranges"][HOSTILE_COLUMN] = raw["quality"]["ranges"].pop("hours_per_week")
+    raw["recourse"]["actionable"][HOSTILE_COLUMN] = raw["recourse"]["actionable"].pop("hours_per_week")
     race = next(p for p in raw["protected_attributes"] if p["column"] == "race")
     race["privileged"] = [IMG]
     race["allowed"] = [IMG if v == "White" else v for v in race["allowed"]]
