@@ -198,6 +198,14 @@ def with_recourse(result: dict[str, Any], recourse: dict[str, Any], policy: Poli
     return {**result, "recourse": recourse, "reasons": reasons, "status": status}
 
 
+def share(k: int, n: int, confidence: float) -> dict[str, Any]:
+    """``k`` of ``n`` as a share with its Wilson interval (all None when ``n`` is 0)."""
+    from fairgate.metrics import wilson_interval
+
+    low, high = wilson_interval(k, n, confidence) if n else (None, None)
+    return {"value": k / n if n else None, "ci_low": low, "ci_high": high}
+
+
 def review_queue_figures(df: pd.DataFrame, codes: pd.DataFrame, policy: Policy) -> dict[str, Any]:
     """Per side of each comparison: decisions, how many went to review (pending) and how many were over the
     daily cap, the share queued, and of the reviews decided so far how many were overturned (the overturn
@@ -206,7 +214,6 @@ def review_queue_figures(df: pd.DataFrame, codes: pd.DataFrame, policy: Policy) 
     import numpy as np
 
     from fairgate.groups import cell_mask, comparisons
-    from fairgate.metrics import wilson_interval
 
     status = df["review_status"].to_numpy()
     if "case_kind" in df.columns:
@@ -216,8 +223,7 @@ def review_queue_figures(df: pd.DataFrame, codes: pd.DataFrame, policy: Policy) 
         reviewed = overturned = np.zeros(len(df), dtype=bool)
 
     def rate(k: int, n: int) -> dict[str, Any]:
-        low, high = wilson_interval(k, n, policy.confidence_level) if n else (None, None)
-        return {"value": k / n if n else None, "ci_low": low, "ci_high": high}
+        return share(k, n, policy.confidence_level)
 
     out: dict[str, Any] = {}
     for comp in comparisons(policy):
@@ -240,14 +246,12 @@ def contest_figures(df: pd.DataFrame, codes: pd.DataFrame, policy: Policy) -> di
     decision) and the overturn rate (overturns per contest), each with its Wilson interval. The
     window's decisions are the final ones: an overturned decision counts as the reviewer decided it."""
     from fairgate.groups import cell_mask, comparisons
-    from fairgate.metrics import wilson_interval
 
     contested = (df["case_kind"] == "contest").to_numpy(dtype=bool)
     overturned = df["overturned"].to_numpy(dtype=bool) & contested
 
     def rate(k: int, n: int) -> dict[str, Any]:
-        low, high = wilson_interval(k, n, policy.confidence_level) if n else (None, None)
-        return {"value": k / n if n else None, "ci_low": low, "ci_high": high}
+        return share(k, n, policy.confidence_level)
 
     out: dict[str, Any] = {}
     for comp in comparisons(policy):
