@@ -8,6 +8,7 @@ was in production at the window's end, with the same evidence rules as the fairn
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from fairgate.prediction_log import LABEL_COLUMN
@@ -206,6 +207,15 @@ def share(k: int, n: int, confidence: float) -> dict[str, Any]:
     return {"value": k / n if n else None, "ci_low": low, "ci_high": high}
 
 
+def _sides(codes: pd.DataFrame, policy: Policy) -> Iterator[tuple[str, str, np.ndarray]]:
+    """Each comparison's key, side (unprivileged, privileged) and the rows of that side."""
+    from fairgate.groups import cell_mask, comparisons
+
+    for comp in comparisons(policy):
+        for side, cell in (("unprivileged", comp.unprivileged), ("privileged", comp.privileged)):
+            yield comp.key, side, cell_mask(codes, cell)
+
+
 def review_queue_figures(df: pd.DataFrame, codes: pd.DataFrame, policy: Policy) -> dict[str, Any]:
     """Per side of each comparison: decisions, how many went to review (pending) and how many were over the
     daily cap, the share queued, and of the reviews decided so far how many were overturned (the overturn
@@ -213,7 +223,6 @@ def review_queue_figures(df: pd.DataFrame, codes: pd.DataFrame, policy: Policy) 
     outcome supersedes the automatic decision."""
     import numpy as np
 
-    from fairgate.groups import cell_mask, comparisons
 
     status = df["review_status"].to_numpy()
     if "case_kind" in df.columns:
@@ -222,20 +231,15 @@ def review_queue_figures(df: pd.DataFrame, codes: pd.DataFrame, policy: Policy) 
     else:
         reviewed = overturned = np.zeros(len(df), dtype=bool)
 
-    def rate(k: int, n: int) -> dict[str, Any]:
-        return share(k, n, policy.confidence_level)
-
+    level = policy.confidence_level
     out: dict[str, Any] = {}
-    for comp in comparisons(policy):
-        sides = {}
-        for side, cell in (("unprivileged", comp.unprivileged), ("privileged", comp.privileged)):
-            mask = cell_mask(codes, cell)
-            n, pending = int(mask.sum()), int((mask & (status == "pending")).sum())
-            r, o = int((mask & reviewed).sum()), int((mask & overturned).sum())
-            sides[side] = {"decisions": n, "pending": pending, "over_cap": int((mask & (status == "over_cap")).sum()),
-                           "share_queued": rate(pending, n), "reviewed": r, "overturned": o,
-                           "overturn_rate": rate(o, r)}
-        out[comp.key] = sides
+    for key, side, mask in _sides(codes, policy):
+        n, pending = int(mask.sum()), int((mask & (status == "pending")).sum())
+        r, o = int((mask & reviewed).sum()), int((mask & overturned).sum())
+        out.setdefault(key, {})[side] = {
+            "decisions": n, "pending": pending, "over_cap": int((mask & (status == "over_cap")).sum()),
+            "share_queued": share(pending, n, level), "reviewed": r, "overturned": o,
+            "overturn_rate": share(o, r, level)}
     return {"pending": int(np.sum(status == "pending")), "over_cap": int(np.sum(status == "over_cap")),
             "reviewed": int(reviewed.sum()), "overturned": int(overturned.sum()),
             "above_cap": policy.review_triggers["above_cap"], "comparisons": out}
@@ -245,21 +249,14 @@ def contest_figures(df: pd.DataFrame, codes: pd.DataFrame, policy: Policy) -> di
     """Per side of each comparison: decisions, contests and overturns, the contest rate (contests per
     decision) and the overturn rate (overturns per contest), each with its Wilson interval. The
     window's decisions are the final ones: an overturned decision counts as the reviewer decided it."""
-    from fairgate.groups import cell_mask, comparisons
 
     contested = (df["case_kind"] == "contest").to_numpy(dtype=bool)
     overturned = df["overturned"].to_numpy(dtype=bool) & contested
 
-    def rate(k: int, n: int) -> dict[str, Any]:
-        return share(k, n, policy.confidence_level)
-
+    level = policy.confidence_level
     out: dict[str, Any] = {}
-    for comp in comparisons(policy):
-        sides = {}
-        for side, cell in (("unprivileged", comp.unprivileged), ("privileged", comp.privileged)):
-            mask = cell_mask(codes, cell)
-            n, c, o = int(mask.sum()), int((mask & contested).sum()), int((mask & overturned).sum())
-            sides[side] = {"decisions": n, "contested": c, "overturned": o, "contest_rate": rate(c, n),
-                           "overturn_rate": rate(o, c)}
-        out[comp.key] = sides
+    for key, side, mask in _sides(codes, policy):
+        n, c, o = int(mask.sum()), int((mask & contested).sum()), int((mask & overturned).sum())
+        out.setdefault(key, {})[side] = {"decisions": n, "contested": c, "overturned": o,
+                                         "contest_rate": share(c, n, level), "overturn_rate": share(o, c, level)}
     return {"contested": int(contested.sum()), "overturned": int(overturned.sum()), "comparisons": out}
