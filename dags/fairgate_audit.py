@@ -25,7 +25,13 @@ from airflow.sdk import DAG, CronTriggerTimetable
 
 from fairgate_airflow.assets import retraining_request
 from fairgate_airflow.models import ModelEntry, bind, entries
-from fairgate_airflow.operators import AlertOperator, AuditOperator, RequestRetrainingOperator, check_routes
+from fairgate_airflow.operators import (
+    AlertOperator,
+    AuditOperator,
+    RequestRetrainingOperator,
+    TrackMlflowOperator,
+    check_routes,
+)
 
 
 def audit(model: ModelEntry) -> DAG:
@@ -39,10 +45,11 @@ def audit(model: ModelEntry) -> DAG:
         tags=["fairgate", "monitoring", f"model:{model.name}"],
         default_args={"owner": "fairgate", "retries": 2, "retry_delay": timedelta(minutes=1)},
     ) as dag:
-        result = AuditOperator(task_id="audit", routes={"healthy": ["healthy"],
-                                                        "degraded": ["alert", "request_retraining"],
-                                                        "insufficient_evidence": ["alert"]})
-        result >> EmptyOperator(task_id="healthy")
+        # Every route also logs the audit to MLflow (one run per model, stepped by date).
+        result = AuditOperator(task_id="audit", routes={"healthy": ["healthy", "track_mlflow"],
+                                                        "degraded": ["alert", "request_retraining", "track_mlflow"],
+                                                        "insufficient_evidence": ["alert", "track_mlflow"]})
+        result >> [EmptyOperator(task_id="healthy"), TrackMlflowOperator(task_id="track_mlflow", lifecycle_runs=False)]
         AlertOperator(task_id="alert", audit=result.output)
         RequestRetrainingOperator(task_id="request_retraining", audit=result.output,
                                   outlets=[retraining_request(model)])

@@ -5,7 +5,8 @@ Takes a dataset from collection to a deployment decision, keeping the evidence o
 
 collect → validate (quality gate) → check bias ⇢ mitigation search (plan → one mapped task per
 candidate → choose on the validation split) or train without mitigation → fairness gate (test
-split) ⇢ deploy / reject / human review → record evidence.
+split) ⇢ deploy / reject / human review → record evidence → track in MLflow (the run, the
+registered version, the `production` alias; a server that is down is recorded, not fatal).
 
 Runs on the policy's `schedule.lifecycle` (weekly by default), and whenever the model's audit
 DAG requests retraining (its `fairgate_retraining_request` asset). One such DAG per model:
@@ -37,6 +38,7 @@ from fairgate_airflow.operators import (
     RecordEvidenceOperator,
     RejectModelOperator,
     SelectCandidateOperator,
+    TrackMlflowOperator,
     TrainModelOperator,
     ValidateDataOperator,
     check_routes,
@@ -81,8 +83,9 @@ def lifecycle(model: ModelEntry) -> DAG:
         deploy = DeployModelOperator(task_id="deploy_model", gate=gate.output, review=review.output, trigger_rule=JOIN,
                                      pool="fairgate_promotion")
         reject = RejectModelOperator(task_id="reject_model", gate=gate.output, review=review.output, trigger_rule=JOIN)
-        RecordEvidenceOperator(task_id="record_evidence", deployment=deploy.output, rejection=reject.output,
-                               trigger_rule=JOIN)
+        recorded = RecordEvidenceOperator(task_id="record_evidence", deployment=deploy.output,
+                                          rejection=reject.output, trigger_rule=JOIN)
+        recorded >> TrackMlflowOperator(task_id="track_mlflow")
 
     return check_routes(bind(dag, model))
 

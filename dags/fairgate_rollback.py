@@ -15,7 +15,7 @@ import pendulum
 from airflow.sdk import DAG, Param
 
 from fairgate_airflow.models import ModelEntry, bind, entries
-from fairgate_airflow.operators import RollbackOperator
+from fairgate_airflow.operators import RollbackOperator, TrackMlflowOperator
 
 
 def rollback(model: ModelEntry) -> DAG:
@@ -35,12 +35,13 @@ def rollback(model: ModelEntry) -> DAG:
                             description="Why production is rolled back; recorded in the evidence log."),
         },
     ) as dag:
-        RollbackOperator(
+        moved = RollbackOperator(
             task_id="rollback",
             version="{{ params.version }}",
             reason="{{ params.reason }}",
             pool="fairgate_promotion",
         )
+        moved >> TrackMlflowOperator(task_id="track_mlflow", lifecycle_runs=False)  # the alias follows
     return bind(dag, model)
 
 

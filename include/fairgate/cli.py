@@ -275,6 +275,27 @@ def cmd_policy(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mlflow_sync(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
+    from fairgate import tracking
+
+    synced = tracking.sync(store, args.loaded_policy, mlflow=tracking.client(args.tracking_uri))
+    _out(args, synced.__dict__,
+         f"MLflow {tracking.tracking_uri(args.tracking_uri)}: {len(synced.runs)} run(s) logged, {synced.present} "
+         f"already there; {len(synced.versions)} version(s) registered; {synced.audits} audit(s) added; "
+         f"'{tracking.ALIAS}' alias -> {synced.alias or 'none (nothing in production)'}")
+    return 0
+
+
+def cmd_mlflow_check(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
+    from fairgate import tracking
+
+    problems = tracking.disagreements(store, model, mlflow=tracking.client(args.tracking_uri))
+    _out(args, {"agrees": not problems, "problems": problems},
+         "\n".join(["MLflow disagrees with Fairgate:", *(f"  - {p}" for p in problems)]) if problems
+         else f"MLflow agrees with Fairgate on {model}: the '{tracking.ALIAS}' alias, the versions and the runs.")
+    return 2 if problems else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fairgate", description=__doc__.splitlines()[0])
     parser.add_argument("--artifact-root", help="artifact store (default: $FAIRGATE_ARTIFACT_ROOT)")
@@ -291,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
         "bundle": (cmd_bundle, "write one release's evidence, artifacts and chain proof to a file for auditors"),
         "contest": (cmd_contest, "open a contest of a scored decision, for a reviewer in Airflow"),
         "case": (cmd_case, "the contests of a record and their outcomes"),
+        "mlflow-sync": (cmd_mlflow_sync, "log to MLflow what the evidence log holds and MLflow lacks; move the alias"),
+        "mlflow-check": (cmd_mlflow_check, "compare MLflow's alias, versions and runs with Fairgate's (exit 2 if "
+                                           "they differ)"),
     }
     for name, (fn, help_) in commands.items():
         p = sub.add_parser(name, help=help_)
@@ -312,6 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("version", help="a version's sha256 (or a unique prefix of 6+ characters), or 'production'")
             p.add_argument("--out", help="the file to write (default: <model>-<version>.fairgate.zip)")
             p.add_argument("--no-model", action="store_true", help="leave the model file out")
+        if name.startswith("mlflow-"):
+            p.add_argument("--tracking-uri", help="MLflow server (default: $MLFLOW_TRACKING_URI, else the embedded "
+                                                  "store beside a local artifact store)")
         if name == "rollback":
             p.add_argument("--to", help="version (sha256) to restore; default: the previous production version")
             p.add_argument("--reason", required=True, help="why; recorded in the evidence log")

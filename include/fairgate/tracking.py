@@ -55,13 +55,19 @@ class TrackingUnavailable(StageError):
 
 
 def tracking_uri(configured: str | None = None) -> str:
-    """``configured`` (an Airflow connection's), else ``MLFLOW_TRACKING_URI``, else the embedded store."""
+    """``configured`` (an Airflow connection's), else ``MLFLOW_TRACKING_URI``, else the embedded store.
+
+    The embedded store is SQLite in ``.mlflow/`` beside a local artifact store (``FAIRGATE_ARTIFACT_ROOT``
+    or the project's ``.artifacts``), so each store has its own.
+    """
     uri = configured or os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
         return uri
     from fairgate.store import default_artifact_root
 
-    home = default_artifact_root().parent / ".mlflow"
+    root = os.environ.get("FAIRGATE_ARTIFACT_ROOT", "")
+    local = Path(root.removeprefix("file://")) if root and not root.startswith("s3://") else default_artifact_root()
+    home = local.parent / ".mlflow"
     home.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{home}/mlflow.db"
 
@@ -411,11 +417,12 @@ def log_audits(mlflow: MlflowClient, store: ArtifactStore, model: str, audits: l
 
 
 def sync(store: ArtifactStore, policy: Policy, *, mlflow: MlflowClient | None = None, run_id: str | None = None,
-         run_url: str | None = None) -> Synced:
+         lifecycle_runs: bool = True, run_url: str | None = None) -> Synced:
     """Write to MLflow what the model's evidence log holds and MLflow lacks; then move the alias.
 
-    ``run_id`` limits the lifecycle runs to one (the task at the end of a lifecycle run); audits
-    and the alias are always brought up to date. Raises :class:`TrackingUnavailable` when the
+    ``run_id`` limits the lifecycle runs to one (the task at the end of a lifecycle run), and
+    ``lifecycle_runs=False`` leaves them out (after an audit or a rollback); audits and the alias
+    are always brought up to date. Raises :class:`TrackingUnavailable` when the
     server cannot be reached; what was written before stays and the next sync goes on from there.
     """
     mlflow = mlflow or client()
@@ -428,7 +435,8 @@ def sync(store: ArtifactStore, policy: Policy, *, mlflow: MlflowClient | None = 
             rec = entry["record"]
             if rec.get("kind") == "audit":
                 audits.append(entry)
-            if rec.get("kind") != "lifecycle" or (run_id is not None and rec["run_id"] != run_id):
+            wanted = lifecycle_runs and (run_id is None or rec.get("run_id") == run_id)
+            if rec.get("kind") != "lifecycle" or not wanted:
                 continue
             mlflow_run, wrote = log_lifecycle(mlflow, store, policy, entry, run_url=run_url)
             if wrote:
@@ -503,3 +511,26 @@ def logged(store: ArtifactStore, model: str, *, run_id: str, synced: Synced, uri
     return evidence.append(store, model, {"kind": "tracking", "status": "logged", "lifecycle_run_id": run_id,
                                           "tracking_uri": shown, "mlflow_runs": synced.runs,
                                           "mlflow_versions": synced.versions, "alias": synced.alias})
+
+
+def track(store: ArtifactStore, policy: Policy, *, uri: str | None = None, run_id: str | None = None,
+          lifecycle_runs: bool = True, run_url: str | None = None, last_try: bool = True) -> dict[str, Any]:
+    """The tracking stage: :func:`sync`, and for one lifecycle run the evidence of where it went.
+
+    When the server cannot be reached, a try that is not the last raises (the task retries); the
+    last one records ``not_logged`` in the evidence log for ``run_id`` and returns, so the run it
+    belongs to still concludes. ``fairgate mlflow-sync`` logs it later.
+    """
+    try:
+        mlflow = client(uri)
+        synced = sync(store, policy, mlflow=mlflow, run_id=run_id, lifecycle_runs=lifecycle_runs, run_url=run_url)
+    except TrackingUnavailable as exc:
+        if not last_try:
+            raise
+        if run_id:
+            not_logged(store, policy.model_name, run_id=run_id, error=str(exc))
+        return {"logged": False, "error": str(exc)}
+    if run_id:
+        logged(store, policy.model_name, run_id=run_id, synced=synced, uri=str(mlflow.tracking_uri))
+    return {"logged": True, "runs": synced.runs, "versions": synced.versions, "audits": synced.audits,
+            "alias": synced.alias}

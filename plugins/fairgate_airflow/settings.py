@@ -49,3 +49,45 @@ def artifact_store():
     if root and root.startswith("s3://"):
         client = _s3_client()
     return open_store(root, s3_client=client)
+
+
+def tracking_enabled() -> bool:
+    """MLflow tracking is on unless ``FAIRGATE_MLFLOW=off``."""
+    return os.environ.get("FAIRGATE_MLFLOW", "on").lower() not in ("off", "0", "false", "no")
+
+
+def mlflow_tracking_uri() -> str | None:
+    """The tracking server of the Airflow connection ``FAIRGATE_MLFLOW_CONN_ID`` (default ``mlflow_default``).
+
+    An ``http``/``https`` connection gives ``scheme://host:port/path``, its login and password become
+    MLflow's basic-auth variables; an extra ``tracking_uri`` is taken as it is (``databricks``, say).
+    Without the connection: None, and :func:`fairgate.tracking.tracking_uri` falls back to
+    ``MLFLOW_TRACKING_URI``, then to the embedded store.
+    """
+    from airflow.exceptions import AirflowNotFoundException
+    from airflow.sdk import BaseHook
+
+    try:
+        conn = BaseHook.get_connection(os.environ.get("FAIRGATE_MLFLOW_CONN_ID", "mlflow_default"))
+    except AirflowNotFoundException:
+        return None
+    extra = conn.extra_dejson or {}
+    if extra.get("tracking_uri"):
+        return str(extra["tracking_uri"])
+    if conn.login:
+        os.environ["MLFLOW_TRACKING_USERNAME"] = conn.login
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = conn.password or ""
+    scheme = conn.conn_type if conn.conn_type in ("http", "https") else (conn.schema or "http")
+    port = f":{conn.port}" if conn.port else ""
+    path = f"/{conn.schema}" if conn.schema and conn.conn_type in ("http", "https") else ""
+    return f"{scheme}://{conn.host}{port}{path}"
+
+
+def airflow_run_url(dag_id: str, run_id: str) -> str | None:
+    """The run's page in the Airflow UI (``[api] base_url``), for the MLflow run's tags."""
+    from urllib.parse import quote
+
+    from airflow.configuration import conf
+
+    base = conf.get("api", "base_url", fallback="") or ""
+    return f"{base.rstrip('/')}/dags/{quote(dag_id)}/runs/{quote(run_id)}" if base else None

@@ -96,6 +96,7 @@ def test_lifecycle_shape(dagbag):
         ("fairness_gate", "deploy_model"), ("fairness_gate", "reject_model"), ("fairness_gate", "human_review"),
         ("human_review", "deploy_model"), ("human_review", "reject_model"),
         ("deploy_model", "record_evidence"), ("reject_model", "record_evidence"),
+        ("record_evidence", "track_mlflow"),
     }
     joins = {"fairness_gate", "deploy_model", "reject_model", "record_evidence"}
     for task_id in joins:

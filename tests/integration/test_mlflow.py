@@ -1,0 +1,345 @@
+"""Fairgate and a real MLflow: a tracking server process (PostgreSQL backend store, artifacts in the
+S3 endpoint on loopback), and ``mlflow models serve`` of the production alias answered over HTTP."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+from tests.conftest import synthetic_credit_policy
+from tests.integration.stack import PG, _free_port, require_postgres
+
+from fairgate import evidence, lifecycle, registry, tracking
+from fairgate.lifecycle import RunInfo
+from fairgate.policy import load_policy
+from fairgate.store import open_store, sha256_bytes
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+
+BIN = Path(sys.executable).parent
+RECORD = {"application_id": "web-1", "gender": "female", "age": 30, "income": 38000.0, "loan_amount": 7000.0,
+          "duration_months": 48, "savings_band": "high", "employment": "employed", "postcode_area": "east"}
+
+
+def _wait_http(url: str, proc: subprocess.Popen, timeout: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"{url} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.5)
+    pytest.fail(f"{url} did not answer in {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(s3_endpoint, tmp_path_factory):
+    """``mlflow server`` on a fresh PostgreSQL database, proxying artifacts to a bucket of the S3 endpoint."""
+    import boto3
+    import psycopg2
+
+    require_postgres()
+    db = f"fairgate_mlflow_{uuid.uuid4().hex[:8]}"
+    conn = psycopg2.connect(dbname="postgres", **PG)
+    conn.autocommit = True
+    conn.cursor().execute(f"CREATE DATABASE {db}")
+    creds = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    bucket = f"mlflow-{uuid.uuid4().hex[:8]}"
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                 aws_secret_access_key="testing").create_bucket(Bucket=bucket)
+    port = _free_port()
+    log = tmp_path_factory.mktemp("mlflow") / "server.log"
+    env = {**os.environ, **creds, "MLFLOW_S3_ENDPOINT_URL": s3_endpoint, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    proc = subprocess.Popen(
+        [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"postgresql+psycopg2://{PG['user']}@{PG['host']}:{PG['port']}/{db}",
+         "--artifacts-destination", f"s3://{bucket}/mlflow"],
+        env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_http(f"{url}/health", proc, 120, log)
+        yield {"url": url, "bucket": bucket, "s3": s3_endpoint, "db": db}
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        conn.cursor().execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def tracked(mlflow_server, tmp_path_factory):
+    """Two lifecycle runs of the synthetic credit model (two deployed versions), synced to the server."""
+    folder = tmp_path_factory.mktemp("credit")
+    path, data = synthetic_credit_policy(folder, 3000, seed=3)
+    store = open_store(str(folder / "store"))
+    first = lifecycle.run_in_process(store, load_policy(path), RunInfo(dag_id="nb", run_id="v1"))
+    (folder / "credit.csv").write_text(data.sample(frac=0.9, random_state=1).to_csv(index=False))
+    second = lifecycle.run_in_process(store, load_policy(path), RunInfo(dag_id="nb", run_id="v2"))
+    assert first.decision == second.decision == "deployed"
+    policy = load_policy(path)
+    out = tracking.track(store, policy, uri=mlflow_server["url"])
+    assert out["logged"], out
+    return {"store": store, "policy": policy, "path": path, "folder": folder, "client": tracking.client(
+        mlflow_server["url"]), "versions": [m["version"] for m in registry.list_versions(store, "credit")]}
+
+
+def _run(client, run_id):
+    exp = client.get_experiment_by_name("fairgate/credit")
+    runs = client.search_runs([exp.experiment_id], filter_string=f"tags.`fairgate.run_id` = '{run_id}' and "
+                                                                 "tags.`fairgate.kind` = 'lifecycle'")
+    assert len(runs) == 1
+    return runs[0]
+
+
+def test_a_lifecycle_run_shows_its_fairness_metrics_params_tags_and_artifacts(tracked, tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from fairgate import training
+
+    store, client = tracked["store"], tracked["client"]
+    rec = evidence.find(store, "credit", "v2")
+    entry, rec = rec, rec["record"]
+    run = _run(client, "v2")
+    tags, metrics, params = run.data.tags, run.data.metrics, run.data.params
+    assert tags["fairgate.data_sha256"] == rec["data"]["sha256"]
+    assert tags["fairgate.evidence_hash"] == entry["hash"] and tags["fairgate.decision"] == "deployed"
+    assert tags["fairgate.complete"] == "true"
+    assert params["fairness.thresholds.disparate_impact.min"] == "0.05"  # LOOSE, as written in the policy
+    di = rec["fairness"]["gender"]["disparate_impact"]
+    assert metrics["fairness/gender/disparate_impact"] == pytest.approx(di["value"])
+    assert metrics["fairness/gender/disparate_impact/ci_low"] == pytest.approx(di["ci_low"])
+    assert metrics["performance/balanced_accuracy"] == pytest.approx(rec["performance"]["balanced_accuracy"])
+    # The per-group rates, recomputed here from the stored model on the run's test split.
+    df = pd.read_parquet(io.BytesIO(store.get(store.key_of(rec["data"]["uri"]))))
+    split = pd.read_parquet(io.BytesIO(store.get("runs/nb/v2/split.parquet")))["split"].to_numpy()
+    test = df[split == "test"].reset_index(drop=True)
+    model = registry.load_model(store, "credit", rec["model"]["sha256"])
+    _, decisions = training.predict(model, test, tracked["policy"])
+    women = (test["gender"] != "male").to_numpy()
+    assert metrics["group/gender/unprivileged/selection_rate"] == pytest.approx(decisions[women].mean())
+    assert metrics["group/gender/privileged/selection_rate"] == pytest.approx(decisions[~women].mean())
+    assert metrics["fairness/gender/disparate_impact"] == pytest.approx(
+        decisions[women].mean() / decisions[~women].mean())
+    # Artifacts: the pages as the evidence names them, byte for byte.
+    local = Path(client.download_artifacts(run.info.run_id, "fairgate", str(tmp_path)))
+    assert sha256_bytes((local / "report.html").read_bytes()) == rec["report"]["sha256"]
+    assert sha256_bytes((local / "model_card.md").read_bytes()) == rec["model_card"]["sha256"]
+    assert json.loads((local / "evidence.json").read_text())["hash"] == entry["hash"]
+    assert np.isfinite(metrics["data/rows"]) and metrics["data/rows"] == rec["data"]["rows"]
+
+
+def test_every_deployed_version_is_a_model_version_and_the_alias_follows_deploy_and_rollback(tracked):
+    store, client, policy = tracked["store"], tracked["client"], tracked["policy"]
+    v1, v2 = tracked["versions"]
+    versions = {mv.tags["fairgate.sha256"]: mv for mv in client.search_model_versions("name = 'credit'")}
+    assert set(versions) == {v1, v2}
+    assert versions[v2].tags["fairgate.gate_outcome"] == "pass"
+    assert client.get_model_version_by_alias("credit", "production").tags["fairgate.sha256"] == v2
+    assert tracking.disagreements(store, "credit", mlflow=client) == []
+
+    lifecycle.rollback(store, policy, to_version=v1, actor="test", reason="alias check", run_id="rb1", dag_id="rb")
+    # Fairgate's pointer moved and MLflow has not heard yet: the check says so, naming both versions.
+    problems = tracking.disagreements(store, "credit", mlflow=client)
+    assert len(problems) == 1 and v1[:12] in problems[0] and "alias names version" in problems[0]
+    from fairgate.cli import main
+
+    assert main(["--policy", tracked["path"].as_posix(), "--artifact-root", str(tracked["folder"] / "store"),
+                 "mlflow-check", "--tracking-uri", str(client.tracking_uri)]) == 2
+    out = tracking.track(store, policy, uri=str(client.tracking_uri), lifecycle_runs=False)  # the rollback DAG's step
+    assert out["logged"] and out["alias"] == versions[v1].version
+    assert client.get_model_version_by_alias("credit", "production").tags["fairgate.sha256"] == v1
+    assert main(["--policy", tracked["path"].as_posix(), "--artifact-root", str(tracked["folder"] / "store"),
+                 "mlflow-check", "--tracking-uri", str(client.tracking_uri)]) == 0
+
+
+def test_a_server_that_is_down_loses_nothing_and_a_resync_logs_the_run_later(tracked, tmp_path, mlflow_server):
+    store, policy = tracked["store"], tracked["policy"]
+    lifecycle.run_in_process(store, policy, RunInfo(dag_id="nb", run_id="v3"))
+    down = f"http://127.0.0.1:{_free_port()}"
+    with pytest.raises(tracking.TrackingUnavailable, match="did not take the write"):  # a try with retries left
+        tracking.track(store, policy, uri=down, run_id="v3", last_try=False)
+    out = tracking.track(store, policy, uri=down, run_id="v3", last_try=True)
+    assert out["logged"] is False
+    last = evidence.recent(store, "credit", "tracking", last=1)[0]["record"]
+    assert last["status"] == "not_logged" and last["lifecycle_run_id"] == "v3"
+    assert evidence.find(store, "credit", "v3")["record"]["kind"] == "lifecycle"  # the run's record is untouched
+    problems = tracking.disagreements(store, "credit", mlflow=tracking.client(mlflow_server["url"]))
+    assert any("not in MLflow (first: v3)" in p for p in problems)
+    synced = tracking.sync(store, policy, mlflow=tracking.client(mlflow_server["url"]))
+    assert len(synced.runs) == 1 and synced.present >= 2
+    assert _run(tracked["client"], "v3").data.tags["fairgate.complete"] == "true"
+    assert evidence.verify(store, "credit").ok
+
+
+@pytest.fixture(scope="module")
+def served(tracked, mlflow_server, tmp_path_factory):
+    """``mlflow models serve -m models:/credit@production`` as its own process."""
+    tracking.track(tracked["store"], tracked["policy"], uri=mlflow_server["url"], lifecycle_runs=False)
+    port = _free_port()
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server["url"], "PATH": f"{BIN}:{os.environ['PATH']}"}
+    proc = subprocess.Popen([str(BIN / "mlflow"), "models", "serve", "-m", "models:/credit@production",
+                             "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
+                            env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_http(f"{url}/ping", proc, 120, log)
+        yield url
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(30)
+
+
+def _post(url: str, body: bytes | str) -> tuple[int, dict]:
+    data = body.encode() if isinstance(body, str) else body
+    req = urllib.request.Request(f"{url}/invocations", data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_the_served_production_model_answers_with_the_batch_scorers_decisions_and_reasons(tracked, served):
+    import pandas as pd
+
+    from fairgate import monitoring, scoring, training
+
+    store, policy = tracked["store"], tracked["policy"]
+    version = registry.production_version(store, "credit")
+    frame = pd.read_csv(tracked["folder"] / "credit.csv").head(20)
+    status, body = _post(served, json.dumps({"dataframe_records": json.loads(frame.to_json(orient="records"))}))
+    assert status == 200, body
+    got = pd.DataFrame(body["predictions"])
+    model = registry.load_model(store, "credit", version)
+    scores, decisions = training.predict(model, frame, policy)
+    assert got["application_id"].tolist() == frame["application_id"].tolist()
+    assert got["score"].to_numpy() == pytest.approx(scores)
+    assert got["decision"].tolist() == decisions.tolist()
+    assert set(got["model_version"]) == {version}
+    batch, _ = scoring.score_records(model, frame, policy, version=version,
+                                     reference=monitoring._reference(store, policy, version, frame))
+    for i in range(1, 4):
+        assert got[f"reason_{i}"].tolist() == batch[f"reason_{i}"].tolist()
+    status, body = _post(served, json.dumps({"dataframe_records": [RECORD], "params": {"reasons": False}}))
+    assert status == 200 and "reason_1" not in body["predictions"][0]
+
+
+@pytest.mark.parametrize(("change", "named"), [
+    ({"income": "lots"}, "'income' must be a number"),
+    ({"savings_band": "enormous"}, "'savings_band' has the value 'enormous'"),
+    ({"employment": None}, "'employment'"),
+    ({"duration_months": None}, "'duration_months' must be a number"),
+])
+def test_bad_records_get_a_400_naming_the_column(served, change, named):
+    status, body = _post(served, json.dumps({"dataframe_records": [{**RECORD, **change}]}))
+    assert status == 400 and named in body["message"], body
+
+
+def test_a_missing_column_an_empty_request_and_a_broken_body_get_a_400(served):
+    record = {k: v for k, v in RECORD.items() if k != "loan_amount"}
+    status, body = _post(served, json.dumps({"dataframe_records": [record]}))
+    assert status == 400 and "['loan_amount']" in body["message"]
+    status, body = _post(served, json.dumps({"dataframe_records": []}))
+    assert status == 400 and "no records" in body["message"]
+    assert _post(served, b"")[0] == 400
+    assert _post(served, b"{not json")[0] == 400
+
+
+def test_a_tampered_model_file_is_refused_by_the_server(tracked, mlflow_server, tmp_path):
+    import boto3
+
+    client = tracked["client"]
+    mv = client.get_model_version_by_alias("credit", "production")
+    s3 = boto3.client("s3", endpoint_url=mlflow_server["s3"], region_name="us-east-1", aws_access_key_id="testing",
+                      aws_secret_access_key="testing")
+    exp = client.get_experiment_by_name("fairgate/credit")
+    key = f"mlflow/{exp.experiment_id}/{mv.run_id}/artifacts/model/artifacts/model.skops"
+    original = s3.get_object(Bucket=mlflow_server["bucket"], Key=key)["Body"].read()
+    s3.put_object(Bucket=mlflow_server["bucket"], Key=key, Body=original[:-4] + b"EVIL")
+    try:
+        env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server["url"], "PATH": f"{BIN}:{os.environ['PATH']}"}
+        done = subprocess.run([str(BIN / "mlflow"), "models", "serve", "-m", "models:/credit@production",
+                               "--env-manager", "local", "-h", "127.0.0.1", "-p", str(_free_port())],
+                              env=env, capture_output=True, text=True, timeout=180)
+        assert done.returncode != 0
+        assert "Fairgate refused to load this model" in done.stderr + done.stdout
+        assert "does not match the recorded" in done.stderr + done.stdout
+    finally:
+        s3.put_object(Bucket=mlflow_server["bucket"], Key=key, Body=original)
+
+
+@pytest.mark.e2e
+def test_the_lifecycle_dag_logs_to_the_server_of_its_airflow_connection(lifecycle_dag, mlflow_server, tmp_path,
+                                                                       monkeypatch):
+    import yaml
+    from tests.dags.conftest import run_dag
+
+    path, _ = synthetic_credit_policy(tmp_path, 2500, seed=11)
+    path.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), "model_name": "credit_dag"}))
+    host, port = mlflow_server["url"].removeprefix("http://").split(":")
+    monkeypatch.setenv("FAIRGATE_POLICY", str(path))
+    monkeypatch.setenv("FAIRGATE_ARTIFACT_ROOT", str(tmp_path / "store"))
+    monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_DEFAULT", json.dumps({"conn_type": "http", "host": host,
+                                                                  "port": int(port)}))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    dr = run_dag(lifecycle_dag)
+    assert dr.state == "success"
+    store = open_store(str(tmp_path / "store"))
+    assert not (tmp_path / ".mlflow").exists()  # the connection's server, not the embedded store
+    tracked = evidence.recent(store, "credit_dag", "tracking", last=1)[0]["record"]
+    assert tracked["status"] == "logged" and tracked["lifecycle_run_id"] == dr.run_id
+    assert tracked["tracking_uri"] == mlflow_server["url"]
+    client = tracking.client(mlflow_server["url"])
+    exp = client.get_experiment_by_name("fairgate/credit_dag")
+    runs = client.search_runs([exp.experiment_id], filter_string=f"tags.`fairgate.run_id` = '{dr.run_id}'")
+    run = next(r for r in runs if r.data.tags["fairgate.kind"] == "lifecycle")
+    assert tracked["mlflow_runs"] == [run.info.run_id]
+    # The mitigation search's candidates are nested runs, one each, the chosen one marked.
+    candidates = evidence.find(store, "credit_dag", dr.run_id)["record"]["search"]["candidates"]
+    nested = {r.data.tags["fairgate.candidate"]: r for r in runs if r.data.tags["fairgate.kind"] == "candidate"}
+    assert set(nested) == {c["id"] for c in candidates}
+    assert all(r.data.tags["mlflow.parentRunId"] == run.info.run_id for r in nested.values())
+    chosen = next(c for c in candidates if c["chosen"])
+    assert nested[chosen["id"]].data.tags["fairgate.chosen"] == "true"
+    assert nested[chosen["id"]].data.metrics["validation/balanced_accuracy"] == pytest.approx(
+        chosen["validation"]["performance"]["balanced_accuracy"])
+    assert run.data.tags["fairgate.evidence_hash"] == evidence.find(store, "credit_dag", dr.run_id)["hash"]
+    assert client.get_model_version_by_alias("credit_dag", "production").tags["fairgate.sha256"] == \
+        registry.production_version(store, "credit_dag")
+
+
+def test_the_nightly_audits_are_one_run_stepped_by_date(tracked, mlflow_server):
+    import pandas as pd
+
+    from fairgate import monitoring
+
+    store, policy, client = tracked["store"], tracked["policy"], tracked["client"]
+    data = pd.read_csv(tracked["folder"] / "credit.csv")
+    days = [pd.Timestamp("2026-03-02").date(), pd.Timestamp("2026-03-03").date()]
+    for i, day in enumerate(days):
+        monitoring.score_day(store, policy, day, data.iloc[i * 600:(i + 1) * 600].reset_index(drop=True))
+        monitoring.audit(store, policy, day, run_id=f"audit-{day}")
+    assert tracking.track(store, policy, uri=mlflow_server["url"], lifecycle_runs=False)["audits"] == 2
+    assert tracking.track(store, policy, uri=mlflow_server["url"], lifecycle_runs=False)["audits"] == 0  # once each
+    exp = client.get_experiment_by_name("fairgate/credit")
+    (run,) = client.search_runs([exp.experiment_id], filter_string="tags.`fairgate.kind` = 'audit'")
+    history = client.get_metric_history(run.info.run_id, "fairness/gender/statistical_parity_difference")
+    assert [h.step for h in history] == [(d - pd.Timestamp("1970-01-01").date()).days for d in days]
+    for h, day in zip(history, days, strict=True):
+        stored = json.loads(store.get(f"audits/model=credit/date={day}/audit.json"))
+        spd = stored["fairness"]["gender"]["metrics"]["statistical_parity_difference"]
+        assert h.value == pytest.approx(spd["value"])
+    assert run.data.tags["fairgate.last_audit"] == str(days[-1])
