@@ -1,0 +1,145 @@
+"""The MLflow mapping (names, params, group rates), the request checks of the served model, and a
+whole round trip on the embedded store: lifecycle → MLflow run and version → pyfunc loaded back."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from tests.conftest import synthetic_credit_policy
+
+from fairgate import lifecycle, registry, serving, tracking
+from fairgate.lifecycle import RunInfo
+from fairgate.policy import load_policy
+from fairgate.store import open_store
+
+
+def test_names_keep_only_what_mlflow_accepts_with_slashes_between_parts():
+    assert tracking.name("fairness", "race×sex", "disparate_impact") == "fairness/race_sex/disparate_impact"
+    assert tracking.name("group", "age>=25", "privileged", "rows") == "group/age__25/privileged/rows"
+
+
+def test_the_policy_becomes_dotted_params_with_long_values_cut_to_mlflows_limit():
+    params = tracking.params_of({"fairness": {"thresholds": {"di": {"min": 0.8}}, "metrics": ["a", "b"]},
+                                 "model_name": "m", "empty": {}, "long": "x" * 7000})
+    assert params["fairness.thresholds.di.min"] == "0.8"
+    assert params["fairness.metrics"] == '["a", "b"]'
+    assert params["model_name"] == "m" and params["empty"] == "{}"
+    assert len(params["long"]) == tracking.MAX_PARAM and params["long"].endswith("…")
+
+
+def test_group_rates_come_from_the_counts_and_missing_figures_are_left_out():
+    fairness = {"sex": {
+        "disparate_impact": {"value": 0.5, "ci_low": 0.3, "ci_high": None},
+        "equal_opportunity_difference": {"value": math.nan, "ci_low": None, "ci_high": None},
+        "counts": {"privileged": {"n": 10, "selected": 6, "tp": 5, "fn": 1, "fp": 1, "tn": 3, "positives": 6},
+                   "unprivileged": {"n": 4, "selected": 1, "tp": 0, "fn": 0, "fp": 1, "tn": 3, "positives": 0}}}}
+    got = tracking.fairness_metrics(fairness)
+    assert got == {
+        "fairness/sex/disparate_impact": 0.5, "fairness/sex/disparate_impact/ci_low": 0.3,
+        "group/sex/privileged/rows": 10.0, "group/sex/privileged/selection_rate": 0.6,
+        "group/sex/privileged/true_positive_rate": 5 / 6, "group/sex/privileged/false_positive_rate": 0.25,
+        "group/sex/unprivileged/rows": 4.0, "group/sex/unprivileged/selection_rate": 0.25,
+        "group/sex/unprivileged/false_positive_rate": 0.25,  # no positives: no TPR, rather than a made-up 0
+    }
+
+
+def test_the_tracking_uri_is_the_connection_then_the_variable_then_a_store_beside_the_artifacts(monkeypatch,
+                                                                                                 tmp_path):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow:5000")
+    assert tracking.tracking_uri("http://conn:5000") == "http://conn:5000"
+    assert tracking.tracking_uri() == "http://mlflow:5000"
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    monkeypatch.setenv("FAIRGATE_ARTIFACT_ROOT", str(tmp_path / "artifacts"))
+    assert tracking.tracking_uri() == f"sqlite:///{tmp_path}/.mlflow/mlflow.db"
+
+
+def _served(**spec) -> serving.Served:
+    inputs = {"required": ["age", "job"], "numeric": ["age"], "categories": {"job": ["clerk", "nurse"]}, **spec}
+    return serving.Served(model=None, policy=None, version="v", reference={}, inputs=inputs, recourse={})
+
+
+@pytest.mark.parametrize(("records", "message"), [
+    (pd.DataFrame(), "holds no records"),
+    (pd.DataFrame({"age": [30]}), "['job']"),
+    (pd.DataFrame({"age": [30, "old"], "job": ["clerk", "nurse"]}), "'age' must be a number; record 1 has 'old'"),
+    (pd.DataFrame({"age": [30, None], "job": ["clerk", "nurse"]}), "'age' must be a number; record 1 has no value"),
+    (pd.DataFrame({"age": [30], "job": ["pilot"]}), "'job' has the value 'pilot' in record 0"),
+    (pd.DataFrame({"age": [30], "job": [None]}), "'job' has the value None in record 0"),
+])
+def test_requests_the_model_cannot_answer_are_refused_naming_the_column(records, message):
+    with pytest.raises(serving.RequestError) as err:
+        serving.check_request(records, _served())
+    assert message in str(err.value)
+
+
+def test_numbers_sent_as_text_are_read_as_numbers():
+    checked = serving.check_request(pd.DataFrame({"age": ["30"], "job": ["nurse"]}), _served())
+    assert checked["age"].tolist() == [30]
+
+
+def test_the_input_spec_lists_each_categorys_training_values_and_the_groups_for_a_group_aware_model(tmp_path):
+    _, data = synthetic_credit_policy(tmp_path, 400, seed=1)
+    policy = load_policy(tmp_path / "credit.yaml")
+    spec = serving.input_spec(data, policy, group_aware=True)
+    assert spec["categories"]["savings_band"] == sorted(data["savings_band"].unique())
+    assert "gender" in spec["required"] and set(spec["numeric"]) == set(policy.numeric) & set(policy.features)
+    assert serving.input_spec(data, policy, group_aware=False)["required"] == list(policy.features)
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("embedded")
+    path, data = synthetic_credit_policy(folder, 2000, seed=5)
+    store = open_store(str(folder / "store"))
+    policy = load_policy(path)
+    assert lifecycle.run_in_process(store, policy, RunInfo(dag_id="nb", run_id="r1")).decision == "deployed"
+    uri = f"sqlite:///{folder}/.mlflow/mlflow.db"
+    (folder / ".mlflow").mkdir()
+    out = tracking.track(store, policy, uri=uri, run_id="r1")
+    assert out["logged"] and out["alias"] == "1"
+    return {"store": store, "policy": policy, "data": data, "uri": uri, "folder": folder}
+
+
+def test_the_registered_pyfunc_loads_back_and_decides_like_the_registry_model(embedded, monkeypatch):
+    import mlflow
+
+    from fairgate import training
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", embedded["uri"])
+    served = mlflow.pyfunc.load_model("models:/credit@production")
+    rows = embedded["data"].head(25)
+    got = served.predict(rows)
+    version = registry.production_version(embedded["store"], "credit")
+    scores, decisions = training.predict(registry.load_model(embedded["store"], "credit", version), rows,
+                                         embedded["policy"])
+    assert got["decision"].tolist() == decisions.tolist()
+    assert got["score"].to_numpy() == pytest.approx(scores)
+    assert got["reason_1"].notna().all()
+    with pytest.raises(mlflow.exceptions.MlflowException, match="'income' must be a number"):
+        served.predict(rows.head(1).assign(income="lots"))
+
+
+def test_a_changed_model_file_in_the_mlflow_artifacts_is_refused_at_load(embedded, monkeypatch):
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", embedded["uri"])
+    (skops,) = Path(embedded["folder"], ".mlflow", "artifacts").rglob("model/artifacts/model.skops")
+    original = skops.read_bytes()
+    skops.write_bytes(original[:-3] + b"bad")
+    try:
+        with pytest.raises(mlflow.exceptions.MlflowException, match="Fairgate refused to load this model.*sha256"):
+            mlflow.pyfunc.load_model("models:/credit@production")
+    finally:
+        skops.write_bytes(original)
+
+
+def test_the_evidence_says_where_the_run_went(embedded):
+    from fairgate import evidence
+
+    rec = evidence.recent(embedded["store"], "credit", "tracking", last=1)[0]["record"]
+    assert rec["status"] == "logged" and rec["lifecycle_run_id"] == "r1" and rec["mlflow_versions"] == ["1"]
+    assert evidence.find(embedded["store"], "credit", "r1")["record"]["kind"] == "lifecycle"
+    assert tracking.disagreements(embedded["store"], "credit", mlflow=tracking.client(embedded["uri"])) == []
