@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -41,3 +42,23 @@ def test_compose_config_is_valid_and_complete():
         if name.startswith("airflow-") and name != "airflow-init":
             assert "healthcheck" in svc, name
     assert "fairgate_promotion" in " ".join(services["airflow-init"]["command"])
+
+
+def test_compose_wires_mlflow_to_the_same_postgres_and_minio_and_serves_the_production_alias():
+    out = subprocess.run([_compose(), "-f", "docker-compose.yaml", "--profile", "serving", "config"], cwd=REPO,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    services = yaml.safe_load(out.stdout)["services"]
+    server = services["mlflow"]
+    command = " ".join(server["command"]) if isinstance(server["command"], list) else server["command"]
+    assert "--backend-store-uri postgresql+psycopg2://airflow:airflow@postgres/mlflow" in command
+    assert "--artifacts-destination s3://fairgate/mlflow" in command
+    assert server["environment"]["MLFLOW_S3_ENDPOINT_URL"] == "http://minio:9000"
+    assert set(server["depends_on"]) == {"mlflow-db-init", "minio-init"}
+    assert "CREATE DATABASE mlflow" in str(services["mlflow-db-init"]["entrypoint"])
+    conn = json.loads(services["airflow-worker"]["environment"]["AIRFLOW_CONN_MLFLOW_DEFAULT"])
+    assert (conn["host"], conn["port"]) == ("mlflow", 5000)
+    serve = services["mlflow-serve"]
+    serve_command = " ".join(serve["command"]) if isinstance(serve["command"], list) else serve["command"]
+    assert "models:/adult_income@production" in serve_command and "--env-manager local" in serve_command
+    assert serve["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
