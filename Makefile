@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
-.PHONY: install demo ui test lint lock clean
+.PHONY: install demo ui mlflow-ui test lint lock clean
 
 install: $(STAMP)
 
@@ -24,6 +24,10 @@ demo: install
 ui: install
 	$(BIN)/python -m fairgate_dev.serve
 
+# The MLflow UI on the embedded store the demo's runs are tracked in (Ctrl-C to stop).
+mlflow-ui: install
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.mlflow/mlflow.db --host 127.0.0.1 --port 5000
+
 test: install
 	$(BIN)/python -m pytest tests
 
@@ -39,4 +43,4 @@ lock:
 	rm -rf .lock-venv
 
 clean:
-	rm -rf $(AIRFLOW_HOME) .artifacts
+	rm -rf $(AIRFLOW_HOME) .artifacts .mlflow

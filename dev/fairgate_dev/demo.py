@@ -180,6 +180,15 @@ def explain(run_id: str, policy) -> int:
     missing = f" ({len(sheet['missing'])} questions for the team unanswered)" if sheet.get("missing") else ""
     print(f"Datasheet: {sheet.get('uri')}{missing}")
     print(f"Evidence: {store.root_uri}/evidence/{policy.model_name}  (check it with: .venv/bin/fairgate verify-log)")
+    missed = next((e["record"] for e in evidence.recent(store, policy.model_name, "tracking", last=5)
+                   if e["record"].get("lifecycle_run_id") == run_id), None)
+    if missed:
+        print(f"MLflow:   not logged ({missed['error']}); later: .venv/bin/fairgate mlflow-sync")
+    else:
+        from fairgate import tracking
+
+        print(f"MLflow:   experiment fairgate/{policy.model_name} in {tracking.tracking_uri()}  (browse it with: "
+              "make mlflow-ui, then http://127.0.0.1:5000)")
     if (rec.get("deployment") or {}).get("version"):
         print("Bundle for auditors: .venv/bin/fairgate bundle production, then fairgate verify-bundle FILE")
     return 0

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from fairgate import evidence, registry
 from fairgate.errors import CODE_VERSION, InputError
-from fairgate.store import NotFoundError
+from fairgate.store import NotFoundError, read_recorded
 
 if TYPE_CHECKING:
     from fairgate.store import ArtifactStore
@@ -89,28 +89,6 @@ def concerns(record: dict[str, Any], version: str) -> bool:
     if kind == "audit":
         return record.get("judged_version") == version or version in (record.get("model_versions") or [])
     return False
-
-
-def _read_artifact(store: ArtifactStore, uri: str) -> bytes | None:
-    """An artifact named by URI in an evidence record; a store that was moved or copied since the record
-    was written is found by the key's place under ``runs/``, ``audits/`` or ``registry/``. ``None``
-    when it is gone. (Its sha256 is checked against the record's either way.)"""
-    from urllib.parse import unquote
-
-    from fairgate.store import StoreError
-
-    try:
-        key = store.key_of(uri)
-    except StoreError:
-        path = unquote(uri)
-        starts = [i for i in (path.rfind("/runs/"), path.rfind("/audits/"), path.rfind("/registry/")) if i >= 0]
-        if not starts:
-            return None
-        key = path[max(starts) + 1:]  # the last such folder: the store root may contain one too
-    try:
-        return store.get(key)
-    except (StoreError, InputError):
-        return None
 
 
 def _field(record: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any] | None:
@@ -183,7 +161,7 @@ def build(store: ArtifactStore, model: str, version: str, *, include_model: bool
             if ref is None or not ref.get("uri"):
                 out.notes.append(f"{name}: run {run['record'].get('run_id')} kept none in the store")
                 continue
-            data = _read_artifact(store, ref["uri"])
+            data = read_recorded(store, ref["uri"])
             if data is None:
                 out.notes.append(f"{name}: {ref['uri']} is no longer in the store")
                 continue
@@ -194,7 +172,7 @@ def build(store: ArtifactStore, model: str, version: str, *, include_model: bool
     for entry in mine:  # each audit's full result, while the store still holds that version of it
         rec = entry["record"]
         if rec.get("kind") == "audit" and rec.get("audit_uri"):
-            data = _read_artifact(store, rec["audit_uri"])
+            data = read_recorded(store, rec["audit_uri"])
             if data and _sha(data) == rec.get("audit_sha256"):
                 out.add(f"audits/{entry['seq']:010d}.json", data, f"audit result of evidence record #{entry['seq']}")
             else:

@@ -202,6 +202,26 @@ class LocalStore:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def read_recorded(store: ArtifactStore, uri: str) -> bytes | None:
+    """An artifact named by URI in an evidence record; a store that was moved or copied since the record
+    was written is found by the key's place under ``runs/``, ``audits/`` or ``registry/``. ``None``
+    when it is gone. (Callers check its sha256 against the record's.)"""
+    from urllib.parse import unquote
+
+    try:
+        key = store.key_of(uri)
+    except StoreError:
+        path = unquote(uri)
+        starts = [i for i in (path.rfind("/runs/"), path.rfind("/audits/"), path.rfind("/registry/")) if i >= 0]
+        if not starts:
+            return None
+        key = path[max(starts) + 1:]  # the last such folder: the store root may contain one too
+    try:
+        return store.get(key)
+    except (StoreError, InputError):
+        return None
+
+
 def open_store(root: str | None = None, *, s3_client: object | None = None) -> ArtifactStore:
     """The store at ``root`` (default ``FAIRGATE_ARTIFACT_ROOT``, else ``.artifacts`` in the project).
 

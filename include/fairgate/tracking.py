@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fairgate import evidence, registry
-from fairgate.errors import StageError
+from fairgate.errors import InputError, StageError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -224,22 +224,31 @@ def _log(mlflow: MlflowClient, run_id: str, *, metrics: dict[str, float] | None 
 
 def _artifacts(store: ArtifactStore, rec: dict[str, Any], entry: dict[str, Any], folder: Path) -> Path:
     """The run's pages and its evidence record, each checked against the sha256 the record names."""
-    from fairgate.store import get_verified
-
     folder.mkdir(parents=True, exist_ok=True)
     pages = {"report.html": rec.get("report"), "model_card.md": rec.get("model_card"),
              "datasheet.md": rec.get("datasheet"), "quality.html": (rec.get("quality") or {}).get("page")}
     for file, ref in pages.items():
         if ref and ref.get("uri") and ref.get("sha256"):
-            data = get_verified(store, store.key_of(ref["uri"]), ref["sha256"], what=file)
-            (folder / file).write_bytes(data)
+            (folder / file).write_bytes(_recorded(store, ref["uri"], ref["sha256"], file))
     (folder / "evidence.json").write_text(json.dumps(entry, indent=2, sort_keys=True, default=str))
     return folder
 
 
+def _recorded(store: ArtifactStore, uri: str, sha256: str | None, what: str) -> bytes:
+    """An artifact an evidence record names (found in a moved or copied store too), checked against its sha256."""
+    from fairgate.store import IntegrityError, read_recorded, verify
+
+    data = read_recorded(store, uri)
+    if data is None:
+        raise IntegrityError(f"The {what} {uri} an evidence record names is missing from the store.")
+    return verify(data, sha256, where=f"{what} {uri}") if sha256 else data
+
+
 def _policy_file(store: ArtifactStore, rec: dict[str, Any]) -> bytes | None:
+    from fairgate.store import read_recorded
+
     uri = (rec.get("policy") or {}).get("uri")
-    return store.get(store.key_of(uri)) if uri else None
+    return read_recorded(store, uri) if uri else None
 
 
 def log_lifecycle(mlflow: MlflowClient, store: ArtifactStore, policy: Policy, entry: dict[str, Any], *,
@@ -391,22 +400,20 @@ def audit_metrics(result: dict[str, Any]) -> dict[str, float]:
 
 def log_audits(mlflow: MlflowClient, store: ArtifactStore, model: str, audits: list[dict[str, Any]]) -> int:
     """Append the audit entries not yet logged to the model's audit run, each at step = its date."""
-    from fairgate.store import get_verified
-
+    if not audits:
+        return 0
     exp = experiment(mlflow, model)
     found = _runs(mlflow, exp, "fairgate.kind", "audit")
-    if found:
-        run_id = str(found[0].info.run_id)
-        done = int(found[0].data.tags.get("fairgate.audit_seq", "0"))
-    else:
-        run_id = str(mlflow.create_run(exp, run_name=AUDIT_RUN, tags={"fairgate.kind": "audit"}).info.run_id)
-        done = 0
+    done = int(found[0].data.tags.get("fairgate.audit_seq", "0")) if found else 0
+    todo = [entry for entry in audits if entry["seq"] > done]
+    if not todo:
+        return 0
+    run_id = str(found[0].info.run_id if found else
+                 mlflow.create_run(exp, run_name=AUDIT_RUN, tags={"fairgate.kind": "audit"}).info.run_id)
     logged = 0
-    for entry in audits:
-        if entry["seq"] <= done:
-            continue
+    for entry in todo:
         rec = entry["record"]
-        result = json.loads(get_verified(store, store.key_of(rec["audit_uri"]), rec["audit_sha256"], what="audit"))
+        result = json.loads(_recorded(store, rec["audit_uri"], rec["audit_sha256"], "audit"))
         day = date.fromisoformat(rec["date"])
         at = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
         _log(mlflow, run_id, metrics=audit_metrics(result), at=at, step=day.toordinal() - date(1970, 1, 1).toordinal())
@@ -449,6 +456,19 @@ def sync(store: ArtifactStore, policy: Policy, *, mlflow: MlflowClient | None = 
                                            rec={**rec, "_hash": entry["hash"]})
                 if new:
                     out.versions.append(mv)
+        production = registry.production_version(store, policy.model_name)
+        if production and mlflow_version(mlflow, policy.model_name, production) is None:
+            # The alias needs the production version in MLflow: log the run that deployed it too.
+            deployed = next((e for e in reversed(entries) if e["record"].get("kind") == "lifecycle"
+                             and (e["record"].get("deployment") or {}).get("version") == production
+                             and e["record"]["deployment"].get("promoted")), None)
+            if deployed is not None:
+                mlflow_run, wrote = log_lifecycle(mlflow, store, policy, deployed)
+                if wrote:
+                    out.runs.append(mlflow_run)
+                mv, _ = register_version(mlflow, store, policy, production, run_id=mlflow_run,
+                                         rec={**deployed["record"], "_hash": deployed["hash"]})
+                out.versions.append(mv)
         out.audits = log_audits(mlflow, store, policy.model_name, audits)
         out.alias = sync_alias(mlflow, store, policy.model_name)
     except _tracking_errors() as exc:
@@ -505,21 +525,21 @@ def not_logged(store: ArtifactStore, model: str, *, run_id: str, error: str) -> 
                                           "error": error[:2000], "resync": "fairgate mlflow-sync"})
 
 
-def logged(store: ArtifactStore, model: str, *, run_id: str, synced: Synced, uri: str) -> dict[str, Any]:
-    """Record in the evidence log which MLflow run and version a lifecycle run became."""
-    shown = re.sub(r"//[^@/]*@", "//", uri)
-    return evidence.append(store, model, {"kind": "tracking", "status": "logged", "lifecycle_run_id": run_id,
-                                          "tracking_uri": shown, "mlflow_runs": synced.runs,
-                                          "mlflow_versions": synced.versions, "alias": synced.alias})
+def _not_logged(store: ArtifactStore, policy: Policy, run_id: str | None, error: str) -> dict[str, Any]:
+    if run_id:
+        not_logged(store, policy.model_name, run_id=run_id, error=error)
+    return {"logged": False, "error": error}
 
 
 def track(store: ArtifactStore, policy: Policy, *, uri: str | None = None, run_id: str | None = None,
           lifecycle_runs: bool = True, run_url: str | None = None, last_try: bool = True) -> dict[str, Any]:
-    """The tracking stage: :func:`sync`, and for one lifecycle run the evidence of where it went.
+    """The tracking stage: :func:`sync`, and for a lifecycle run that did not reach MLflow, the evidence of it.
 
     When the server cannot be reached, a try that is not the last raises (the task retries); the
     last one records ``not_logged`` in the evidence log for ``run_id`` and returns, so the run it
-    belongs to still concludes. ``fairgate mlflow-sync`` logs it later.
+    belongs to still concludes. ``fairgate mlflow-sync`` logs it later. A refusal that a retry
+    cannot change (bad input, say) is recorded at once, the same way. A run that was logged adds
+    nothing to the evidence log: its MLflow run carries the evidence hash (``fairgate.evidence_hash``).
     """
     try:
         mlflow = client(uri)
@@ -527,10 +547,8 @@ def track(store: ArtifactStore, policy: Policy, *, uri: str | None = None, run_i
     except TrackingUnavailable as exc:
         if not last_try:
             raise
-        if run_id:
-            not_logged(store, policy.model_name, run_id=run_id, error=str(exc))
-        return {"logged": False, "error": str(exc)}
-    if run_id:
-        logged(store, policy.model_name, run_id=run_id, synced=synced, uri=str(mlflow.tracking_uri))
+        return _not_logged(store, policy, run_id, str(exc))
+    except InputError as exc:  # e.g. a production version no evidence record deployed: retrying will not help
+        return _not_logged(store, policy, run_id, f"{type(exc).__name__}: {exc}")
     return {"logged": True, "runs": synced.runs, "versions": synced.versions, "audits": synced.audits,
-            "alias": synced.alias}
+            "alias": synced.alias, "tracking_uri": re.sub(r"//[^@/]*@", "//", str(mlflow.tracking_uri))}

@@ -138,7 +138,8 @@ def test_proxy_drift_moves_the_proxy_features(dags, monitored):
         assert drift[untouched] < drift["marital_status"] / 5, untouched
 
 
-def test_scored_records_carry_reasons_and_fairgate_explain_prints_them(dags, monitored, capsys):
+def test_scored_records_carry_reasons_and_fairgate_explain_prints_them(dags, monitored, capsys, tmp_path,
+                                                                      monkeypatch):
     """Reason codes stored with each prediction match the deployed model's coefficients."""
     import io
 
@@ -196,3 +197,21 @@ def test_scored_records_carry_reasons_and_fairgate_explain_prints_them(dags, mon
     assert ("would change the decision" in said and ("hours worked per week up by" in said or
                                                       "years of education up by" in said)) or \
         "No change of the inputs you can act on" in said
+
+    # The same record served: the MLflow pyfunc of the production version, asked for recourse, says
+    # what the CLI says, and leaves recourse out of a favourable decision.
+    import mlflow
+
+    from fairgate import tracking
+
+    uri = f"sqlite:///{tmp_path}/mlflow/mlflow.db"
+    (tmp_path / "mlflow").mkdir()
+    assert tracking.track(store, policy, uri=uri)["logged"]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    served = mlflow.pyfunc.load_model("models:/adult_income@production")
+    granted = log[log["decision"] == 1].iloc[0]
+    records = pd.DataFrame([refused, granted])[[policy.row_key, *policy.features]].infer_objects()
+    got = served.predict(records, params={"recourse": True})
+    assert got["decision"].tolist() == [0, 1] and got["model_version"].tolist() == [version, version]
+    assert got["recourse"].iloc[0] in said and got["recourse"].iloc[1] is None
+    assert got["reason_1"].tolist() == [refused["reason_1"], granted["reason_1"]]
