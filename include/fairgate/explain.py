@@ -26,13 +26,40 @@ if TYPE_CHECKING:
 
 # --- reference record and contributions ----------------------------------------------------------
 
-ONE_CALL_ROWS = 250_000  # up to this many rows, contributions make a single model call
+ONE_CALL_ROWS = 250_000  # up to this many rows (records × (inputs + 1)), contributions make one model call
 
-def _log_odds(model: Pipeline, X: pd.DataFrame) -> np.ndarray:
+
+def _log_odds(p: np.ndarray) -> np.ndarray:
     import numpy as np
 
-    p = np.clip(model.predict_proba(X)[:, 1], 1e-12, 1 - 1e-12)
+    p = np.clip(p, 1e-12, 1 - 1e-12)
     return np.asarray(np.log(p / (1 - p)))
+
+
+def scored_contributions(model: Pipeline, records: pd.DataFrame, policy: Policy,
+                         reference: dict[str, Any]) -> tuple[np.ndarray, pd.DataFrame]:
+    """Each record's score (the model's probability of the favourable label) and :func:`contributions`.
+
+    Up to :data:`ONE_CALL_ROWS` rows this is one model call on the records and every one-column swap
+    of them: a call costs milliseconds of fixed overhead, so one call on (k+1)·n rows beats k+1
+    calls on n rows (and the scores come with it).
+    """
+    import pandas as pd
+
+    from fairgate.training import feature_frame
+
+    X = feature_frame(records, policy, model).reset_index(drop=True)
+    typical = {col: reference[col] if col in policy.numeric else str(reference[col]) for col in policy.features}
+    columns = list(policy.features)
+    if len(X) * (len(columns) + 1) <= ONE_CALL_ROWS:
+        frames = [X, *(X.assign(**{col: typical[col]}) for col in columns)]
+        p = model.predict_proba(pd.concat(frames, ignore_index=True))[:, 1].reshape(len(columns) + 1, len(X))
+        odds = _log_odds(p)
+        return p[0], pd.DataFrame({col: odds[0] - odds[i + 1] for i, col in enumerate(columns)})
+    scores = model.predict_proba(X)[:, 1]
+    base = _log_odds(scores)
+    return scores, pd.DataFrame({col: base - _log_odds(model.predict_proba(X.assign(**{col: typical[col]}))[:, 1])
+                                 for col in columns})
 
 
 def contributions(model: Pipeline, records: pd.DataFrame, policy: Policy, reference: dict[str, Any]) -> pd.DataFrame:
@@ -43,21 +70,7 @@ def contributions(model: Pipeline, records: pd.DataFrame, policy: Policy, refere
     coefficient times the change in the encoded column(s); for other models it is the effect of
     that one column with the others held fixed.
     """
-    import pandas as pd
-
-    from fairgate.training import feature_frame
-
-    X = feature_frame(records, policy, model).reset_index(drop=True)
-    typical = {col: reference[col] if col in policy.numeric else str(reference[col]) for col in policy.features}
-    columns = list(policy.features)
-    if len(X) * (len(columns) + 1) <= ONE_CALL_ROWS:
-        # One model call on the records and every one-column swap of them: a model call costs
-        # milliseconds of fixed overhead, so one call on (k+1)·n rows beats k+1 calls on n rows.
-        frames = [X, *(X.assign(**{col: typical[col]}) for col in columns)]
-        odds = _log_odds(model, pd.concat(frames, ignore_index=True)).reshape(len(columns) + 1, len(X))
-        return pd.DataFrame({col: odds[0] - odds[i + 1] for i, col in enumerate(columns)})
-    base = _log_odds(model, X)
-    return pd.DataFrame({col: base - _log_odds(model, X.assign(**{col: typical[col]})) for col in columns})
+    return scored_contributions(model, records, policy, reference)[1]
 
 
 def feature_label(policy: Policy, col: str) -> str:
@@ -91,12 +104,16 @@ def reason_codes(model: Pipeline, records: pd.DataFrame, policy: Policy, referen
     negative pushes (the "principal reasons" of an adverse-action notice). Each reason holds the
     column, its value, the typical value, the push in log-odds and the sentence for end users.
     """
+    return explained(model, records, policy, reference, top=top)[2]
+
+
+def explained(model: Pipeline, records: pd.DataFrame, policy: Policy, reference: dict[str, Any], *,
+              top: int = 3) -> tuple[np.ndarray, np.ndarray, list[list[dict[str, Any]]]]:
+    """Scores, 0/1 decisions at the policy's threshold, and :func:`reason_codes`, from one model call."""
     import numpy as np
 
-    from fairgate.training import predict
-
-    push = contributions(model, records, policy, reference)
-    _, decisions = predict(model, records, policy)
+    scores, push = scored_contributions(model, records, policy, reference)
+    decisions = (scores >= policy.decision_threshold).astype("int8")
     cols = list(push.columns)
     values = push.to_numpy()
     signed = values * np.where(decisions == 1, 1.0, -1.0)[:, None]
@@ -113,7 +130,7 @@ def reason_codes(model: Pipeline, records: pd.DataFrame, policy: Policy, referen
             reasons.append({"feature": col, "value": value, "typical": reference[col], "push": float(values[i, j]),
                             "text": describe(policy, col, value, reference[col], values[i, j])})
         out.append(reasons)
-    return out
+    return scores, decisions, out
 
 
 def _plain(x: Any) -> Any:

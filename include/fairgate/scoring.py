@@ -47,18 +47,17 @@ def score_records(model: Any, records: pd.DataFrame, policy: Policy, *, version:
     policy, each row also carries its ``review_status`` and ``review_reasons``
     (:mod:`fairgate.triggers`; ``ranges`` are the production model's training ranges).
     """
-    from fairgate import explain, training
+    from fairgate import explain
     from fairgate.groups import labels
 
     assert policy.row_key is not None  # check_records
-    scores, decisions = training.predict(model, records, policy)
+    scores, decisions, reasons = explain.explained(model, records, policy, reference, top=REASONS)
     keep = [policy.row_key, *policy.protected_columns, *[c for c in policy.features if c not in
                                                         policy.protected_columns]]
     log = records[keep].reset_index(drop=True)
     log.insert(1, "model_version", version)
     log["score"] = scores
     log["decision"] = decisions
-    reasons = explain.reason_codes(model, records, policy, reference)
     for i in range(REASONS):
         log[f"reason_{i + 1}"] = [r[i]["text"] if len(r) > i else None for r in reasons]
     log["reasons"] = [json.dumps(r, default=str) for r in reasons]

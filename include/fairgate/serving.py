@@ -153,13 +153,15 @@ def answer(served: Served, records: pd.DataFrame, *, reasons: bool = True, recou
 
     rows = check_request(records, served).reset_index(drop=True)
     policy = served.policy
-    scores, decisions = training.predict(served.model, rows, policy)
+    if reasons:  # scores, decisions and reasons from one model call
+        scores, decisions, codes = explain.explained(served.model, rows, policy, served.reference, top=scoring.REASONS)
+    else:
+        scores, decisions = training.predict(served.model, rows, policy)
     out = pd.DataFrame({"decision": decisions.astype(int), "score": scores.astype(float),
                         "model_version": served.version})
     if policy.row_key and policy.row_key in rows.columns:
         out.insert(0, policy.row_key, rows[policy.row_key].to_numpy())
     if reasons:
-        codes = explain.reason_codes(served.model, rows, policy, served.reference, top=scoring.REASONS)
         for i in range(scoring.REASONS):
             out[f"reason_{i + 1}"] = [r[i]["text"] if len(r) > i else None for r in codes]
     if recourse:

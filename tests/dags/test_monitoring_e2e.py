@@ -213,5 +213,5 @@ def test_scored_records_carry_reasons_and_fairgate_explain_prints_them(dags, mon
     records = pd.DataFrame([refused, granted])[[policy.row_key, *policy.features]].infer_objects()
     got = served.predict(records, params={"recourse": True})
     assert got["decision"].tolist() == [0, 1] and got["model_version"].tolist() == [version, version]
-    assert got["recourse"].iloc[0] in said and got["recourse"].iloc[1] is None
+    assert got["recourse"].iloc[0] in said and pd.isna(got["recourse"].iloc[1])
     assert got["reason_1"].tolist() == [refused["reason_1"], granted["reason_1"]]
