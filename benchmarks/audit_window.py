@@ -20,7 +20,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-from fairgate import monitoring, prediction_log, registry
+from fairgate import monitoring, prediction_log, registry, training
 from fairgate.data import read_adult, to_parquet_bytes
 from fairgate.policy import load_policy
 from fairgate.store import LocalStore
@@ -29,12 +29,17 @@ from fairgate.store import LocalStore
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--shuffled-labels", action="store_true",
+                        help="write each day's outcomes in another row order (as a late label feed may)")
     args = parser.parse_args()
     policy = load_policy()
     store = LocalStore(tempfile.mkdtemp(prefix="fairgate-audit-bench-"))
 
-    snap = store.put_new("runs/bench/snapshot.parquet", to_parquet_bytes(read_adult("data")))
-    v = registry.register(store, policy.model_name, b"benchmark model", {
+    train = read_adult("data")
+    snap = store.put_new("runs/bench/snapshot.parquet", to_parquet_bytes(train))
+    # A real model (the audit measures recourse under it); the logged decisions below are random.
+    model = training.dump_model(training.fit(train, policy))
+    v = registry.register(store, policy.model_name, model, {
         "approved": True, "registered_at": "0", "data_key": snap.key, "data_sha256": snap.sha256})["version"]
     registry.promote(store, policy.model_name, v, action="deploy", run_id="bench", actor="bench", reason="")
 
@@ -55,7 +60,10 @@ def main() -> None:
         if i < 4:
             y = (pool["income"].to_numpy()[idx] == ">50K").astype("int8")
             buf = io.BytesIO()
-            pd.DataFrame({policy.row_key: log[policy.row_key], prediction_log.LABEL_COLUMN: y}).to_parquet(buf)
+            outcomes = pd.DataFrame({policy.row_key: log[policy.row_key], prediction_log.LABEL_COLUMN: y})
+            if args.shuffled_labels:
+                outcomes = outcomes.sample(frac=1.0, random_state=i).reset_index(drop=True)
+            outcomes.to_parquet(buf)
             store.put(prediction_log.partition_key("labels", policy.model_name, day), buf.getvalue())
     print(f"built a {per_day * 7:,}-row log in {time.perf_counter() - t:.1f} s", flush=True)
 

@@ -212,12 +212,32 @@ def compare_groups(y_true: np.ndarray, y_pred: np.ndarray, codes_u: np.ndarray, 
 
 def measure(df_codes: pd.DataFrame, y_true: np.ndarray, y_pred: np.ndarray, comps: list[Comparison], *,
             confidence: float = 0.95, weights: np.ndarray | None = None) -> dict[str, dict[str, Any]]:
-    """:func:`compare_groups` for every comparison, keyed by comparison key (JSON-safe)."""
-    from fairgate.groups import cell_mask
+    """:func:`compare_groups` for every comparison, keyed by comparison key (JSON-safe).
+
+    One counting pass: the confusion counts of each joint cell of the protected attributes (2^k
+    cells), then each comparison's two sides as sums of the cells they cover.
+    """
+    import numpy as np
+
+    columns = list(df_codes.columns)
+    cell = np.zeros(len(df_codes), dtype=np.int64)
+    for bit, col in enumerate(columns):
+        cell |= df_codes[col].to_numpy().astype(np.int64) << bit
+    table = confusion_counts(y_true, y_pred, cell, 2 ** len(columns), weights=weights)
+    ids = np.arange(2 ** len(columns))
+
+    def side(spec: tuple[tuple[str, int], ...]) -> Counts:
+        covered = np.ones(len(ids), dtype=bool)
+        for col, value in spec:
+            covered &= ((ids >> columns.index(col)) & 1) == value
+        return counts_from_row(table[covered].sum(axis=0))
 
     out = {}
     for comp in comps:
-        out[comp.key] = compare_groups(y_true, y_pred, cell_mask(df_codes, comp.unprivileged),
-                                       cell_mask(df_codes, comp.privileged), confidence=confidence,
-                                       weights=weights)
+        u, p = side(comp.unprivileged), side(comp.privileged)
+        out[comp.key] = {
+            "counts": {"unprivileged": u.as_dict(), "privileged": p.as_dict()},
+            "rates": {"unprivileged": group_rates(u, confidence), "privileged": group_rates(p, confidence)},
+            "metrics": {k: v.as_dict() for k, v in disparities(u, p, confidence).items()},
+        }
     return out

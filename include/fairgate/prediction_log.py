@@ -222,8 +222,13 @@ def read_window(store: ArtifactStore, model: str, day: date, window_days: int, *
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    def table(key: str, dictionary: tuple[str, ...] = ()) -> pa.Table:
-        return pq.read_table(io.BytesIO(store.get(key)), read_dictionary=list(dictionary))
+    def table(key: str, *, text_as_dictionary: bool = False) -> pa.Table:
+        data = io.BytesIO(store.get(key))
+        dictionary = [f.name for f in pq.read_schema(data) if f.name != row_key
+                      and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))] \
+            if text_as_dictionary else []
+        names = [n for n in pq.read_schema(data).names if n != "score"]  # the audit needs no scores
+        return pq.read_table(data, columns=names, read_dictionary=dictionary)
 
     tables: list[pa.Table] = []
     days: list[str] = []
@@ -234,27 +239,24 @@ def read_window(store: ArtifactStore, model: str, day: date, window_days: int, *
         key = partition_key("predictions", model, d)
         if not store.exists(key):
             continue
-        t = table(key, ("model_version",))  # one value per day: dictionary-encoded, unique() is free
+        # Text columns other than the key come dictionary-encoded (pandas categoricals): a few values
+        # repeated over millions of rows, so grouping, counting and sampling them stay on integer codes.
+        t = table(key, text_as_dictionary=True)
         t = t.cast(pa.schema([f.with_type(pa.string()) if f.name == row_key else f for f in t.schema]))
         label_key = partition_key("labels", model, d)
         if d <= day - timedelta(days=label_lag_days) and store.exists(label_key):
             labels = table(label_key)
             labels = labels.cast(pa.schema([f.with_type(pa.string()) if f.name == row_key else
                                             f.with_type(pa.int8()) for f in labels.schema]))
-            if labels.num_rows != pc.count_distinct(labels[row_key]).as_py():
-                raise StageError(f"{store.uri(label_key)} has duplicate values in {row_key!r}.")
-            # A key lookup, not a join: only the outcome column moves (a join drags every column along).
-            where = pc.index_in(t[row_key], value_set=labels[row_key].combine_chunks())
-            t = t.append_column(LABEL_COLUMN, pc.take(labels[LABEL_COLUMN], where))
+            t = t.append_column(LABEL_COLUMN, _outcomes_of(t[row_key], labels, row_key, store.uri(label_key)))
         else:
             t = t.append_column(LABEL_COLUMN, pa.nulls(t.num_rows, pa.int8()))
         if with_cases is not None:
             t = _apply_cases(t, row_key, with_cases.get(d.isoformat(), {}))
         # One version per day's partition; after a redeploy, newer days carry the newer version.
-        seen = pc.unique(t["model_version"].combine_chunks().dictionary_decode()).to_pylist()
+        seen = pc.unique(t["model_version"])  # on the dictionary's codes: nothing decoded
+        seen = (seen.dictionary_decode() if pa.types.is_dictionary(seen.type) else seen).to_pylist()
         versions[:] = [v for v in versions if v not in seen] + seen  # by last day scored (rollbacks too)
-        t = t.set_column(t.schema.get_field_index("model_version"), "model_version",
-                         t["model_version"].cast(pa.string()))
         tables.append(t.drop_columns([c for c in (row_key, "score") if c in t.column_names]))
         days.append(d.isoformat())
     if not tables:
@@ -262,6 +264,35 @@ def read_window(store: ArtifactStore, model: str, day: date, window_days: int, *
 
         return pd.DataFrame(), days, []
     return pa.concat_tables(tables, promote_options="permissive").to_pandas(), days, versions
+
+
+def _outcomes_of(keys: Any, labels: Any, row_key: str, where: str) -> Any:
+    """The outcome of each prediction (null where none arrived), by a hash join of the keys alone.
+
+    Outcomes in the predictions' own row order (as scoring writes them) are taken as they are.
+    Otherwise only the key and a row number go into the join (not the prediction's other columns),
+    and the outcomes are scattered back by row number. A key with two outcomes is refused.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    n = len(keys)
+    if len(labels) == n and keys.equals(labels[row_key]):
+        # Outcomes written row for row with the predictions (scoring writes them so): no join needed.
+        return labels[LABEL_COLUMN].combine_chunks()
+    left = pa.table({"k": keys, "__row": pa.array(np.arange(n, dtype=np.int64))})
+    right = pa.table({"k": labels[row_key], "y": labels[LABEL_COLUMN]})
+    joined = left.join(right, "k", join_type="inner", use_threads=True)
+    rows = joined["__row"].to_numpy()
+    if len(rows) and np.bincount(rows, minlength=n).max() > 1:
+        raise StageError(f"{where} has duplicate values in {row_key!r}.")
+    y = joined["y"]
+    known = ~np.asarray(y.is_null().to_numpy(zero_copy_only=False))
+    out = np.zeros(n, dtype=np.int8)
+    mask = np.zeros(n, dtype=bool)
+    out[rows[known]] = np.asarray(y.to_numpy(zero_copy_only=False))[known].astype(np.int8)
+    mask[rows[known]] = True
+    return pa.array(out, mask=~mask)
 
 
 def _case_outcomes(store: ArtifactStore, model: str) -> dict[str, dict[str, tuple[str, int | None]]] | None:

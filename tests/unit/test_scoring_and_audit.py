@@ -275,3 +275,19 @@ def test_outcomes_from_their_own_source_are_fetched_once_past_the_lag(store, adu
     arrived_bad.to_csv(tmp_path / "outcomes" / f"date={days[2]}" / "part.csv", index=False)
     with pytest.raises(StageError, match=r"'audit.outcomes': the outcomes of 2026-03-03 lack column\(s\) \['income'\]"):
         audit_day(store, policy, days[-1] + timedelta(days=1), run_id="late")
+
+
+def test_outcomes_are_found_by_key_in_any_order_and_taken_as_they_are_when_aligned():
+    import pyarrow as pa
+
+    from fairgate.errors import StageError
+    from fairgate.prediction_log import LABEL_COLUMN, _outcomes_of
+
+    keys = pa.chunked_array([["a", "b"], ["c", "d"]])
+    shuffled = pa.table({"k": ["c", "a", "x"], LABEL_COLUMN: pa.array([1, 0, 1], pa.int8())})
+    assert _outcomes_of(keys, shuffled, "k", "labels").to_pylist() == [0, None, 1, None]
+    aligned = pa.table({"k": ["a", "b", "c", "d"], LABEL_COLUMN: pa.array([1, None, 0, 1], pa.int8())})
+    assert _outcomes_of(keys, aligned, "k", "labels").to_pylist() == [1, None, 0, 1]
+    twice = pa.table({"k": ["a", "a", "b", "c"], LABEL_COLUMN: pa.array([1, 0, 1, 1], pa.int8())})
+    with pytest.raises(StageError, match="labels has duplicate values in 'k'"):
+        _outcomes_of(keys, twice, "k", "labels")
