@@ -1,0 +1,108 @@
+"""The audit's fairness figures pushed down to the database that holds the prediction log.
+
+One query returns the window's rows counted by joint group cell, decision and arrived outcome
+(``GROUP BY``); every metric and interval is then computed from those counts by the same
+:func:`fairgate.metrics.measure` the Parquet path uses, with the counts as weights, so the two
+paths agree exactly. Only counts leave the database: at most ``2^k · 2 · 3`` rows for ``k``
+protected attributes.
+
+The tables (names are the caller's; columns are the policy's):
+
+```
+predictions: <row_key>, model_version, scored_on (date), decision (0/1), <protected columns>
+outcomes:    <row_key>, outcome (0/1, 1 = favourable; the Parquet labels' column)
+```
+
+An outcome counts when its prediction was scored on or before ``day - audit.label_lag_days``,
+the label-lag rule of :func:`fairgate.prediction_log.read_window`.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any
+
+from fairgate.prediction_log import LABEL_COLUMN
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import sqlalchemy
+
+    from fairgate.policy import Policy
+
+OUTCOME = ("equal_opportunity_difference", "average_odds_difference", "false_positive_rate_difference",
+           "false_negative_rate_difference")
+
+
+def counts_query(policy: Policy, predictions: str, outcomes: str, *, day: date, window_days: int,
+                 label_lag_days: int, version: str) -> Any:
+    """The ``GROUP BY`` (a SQLAlchemy statement, identifiers quoted, values bound) of one window."""
+    import sqlalchemy as sa
+
+    assert policy.row_key is not None
+    cols = {policy.row_key, "model_version", "scored_on", "decision", *policy.protected_columns}
+    p = sa.table(predictions, *(sa.column(c) for c in sorted(cols))).alias("p")
+    o = sa.table(outcomes, sa.column(policy.row_key), sa.column(LABEL_COLUMN)).alias("o")
+    cells = []
+    for i, attr in enumerate(policy.protected):
+        col = p.c[attr.column]
+        if attr.is_threshold:
+            assert attr.op is not None and attr.value is not None
+            test = {">=": col >= attr.value, ">": col > attr.value, "<=": col <= attr.value,
+                    "<": col < attr.value}[attr.op]
+        else:
+            test = col.in_(list(attr.privileged))
+        cells.append(sa.case((test, 1), else_=0).label(f"g{i}"))
+    cutoff = day - timedelta(days=label_lag_days)
+    label = sa.case((p.c.scored_on <= cutoff, o.c[LABEL_COLUMN]), else_=None).label("y")
+    joined = p.outerjoin(o, o.c[policy.row_key] == p.c[policy.row_key])
+    start = day - timedelta(days=window_days - 1)
+    return (sa.select(*cells, p.c.decision.label("d"), label, sa.func.count().label("n"))
+            .select_from(joined)
+            .where(p.c.scored_on >= start, p.c.scored_on <= day, p.c.model_version == version)
+            .group_by(*(sa.literal_column(f"g{i}") for i in range(len(cells))), sa.literal_column("d"),
+                      sa.literal_column("y")))
+
+
+def window_counts(engine: sqlalchemy.engine.Engine, policy: Policy, predictions: str, outcomes: str, *,
+                  day: date, version: str) -> pd.DataFrame:
+    """The window's counts: one row per (group cell, decision, outcome or null) with its ``n``."""
+    import pandas as pd
+
+    query = counts_query(policy, predictions, outcomes, day=day, window_days=policy.audit_window_days,
+                         label_lag_days=policy.audit_label_lag_days, version=version)
+    with engine.connect() as conn:
+        return pd.DataFrame(conn.execute(query).mappings().all())
+
+
+def fairness_from_counts(counts: pd.DataFrame, policy: Policy) -> dict[str, dict[str, Any]]:
+    """Each comparison's metrics (as the audit reports them) and counts, from :func:`window_counts`."""
+    import numpy as np
+    import pandas as pd
+
+    from fairgate.audit import SELECTION_METRICS
+    from fairgate.groups import comparisons
+    from fairgate.metrics import measure
+
+    comps = comparisons(policy)
+    codes = pd.DataFrame({attr.column: counts[f"g{i}"].to_numpy(dtype=np.int8)
+                          for i, attr in enumerate(policy.protected)})
+    pred = counts["d"].to_numpy(dtype=np.int8)
+    weights = counts["n"].to_numpy(dtype=float)
+    labeled = counts["y"].notna().to_numpy()
+    selection = measure(codes, np.zeros(len(counts), dtype=np.int8), pred, comps,
+                        confidence=policy.confidence_level, weights=weights)
+    outcome = measure(codes[labeled].reset_index(drop=True), counts.loc[labeled, "y"].to_numpy(dtype=np.int8),
+                      pred[labeled], comps, confidence=policy.confidence_level,
+                      weights=weights[labeled]) if labeled.any() else {}
+    out: dict[str, dict[str, Any]] = {}
+    for comp in comps:
+        metrics = {m: selection[comp.key]["metrics"][m] for m in SELECTION_METRICS}
+        if comp.key in outcome:
+            metrics.update({m: outcome[comp.key]["metrics"][m] for m in OUTCOME})
+        out[comp.key] = {"metrics": metrics, "counts": {
+            "all": {s: {"n": selection[comp.key]["counts"][s]["n"],
+                        "selected": selection[comp.key]["counts"][s]["selected"]}
+                    for s in ("unprivileged", "privileged")},
+            "labeled": outcome[comp.key]["counts"] if comp.key in outcome else None}}
+    return out

@@ -1,0 +1,77 @@
+"""The audit's fairness figures from one GROUP BY on PostgreSQL equal the Parquet path's on the same log."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from datetime import date, timedelta
+
+import pandas as pd
+import pytest
+from tests.conftest import synthetic_credit_policy
+from tests.integration.stack import PG, require_postgres
+
+from fairgate import lifecycle, monitoring, sql_audit
+from fairgate.lifecycle import RunInfo
+from fairgate.policy import load_policy
+from fairgate.store import open_store
+
+pytestmark = pytest.mark.integration
+DAYS = [date(2026, 4, 1) + timedelta(days=i) for i in range(6)]
+
+
+@pytest.fixture
+def scored(tmp_path):
+    """Six scored days of synthetic credit applications (outcomes with them), and the same log in PostgreSQL."""
+    require_postgres()
+    import sqlalchemy
+
+    path, data = synthetic_credit_policy(tmp_path, 6000, seed=21, audit={"window_days": 5, "label_lag_days": 2})
+    store = open_store(str(tmp_path / "store"))
+    policy = load_policy(path)
+    assert lifecycle.run_in_process(store, policy, RunInfo(dag_id="nb", run_id="r")).decision == "deployed"
+    feed = data.sample(frac=1.0, random_state=2).reset_index(drop=True)
+    for i, day in enumerate(DAYS):
+        monitoring.score_day(store, policy, day, feed.iloc[i * 700:(i + 1) * 700].reset_index(drop=True))
+    predictions, outcomes = f"predictions_{uuid.uuid4().hex[:8]}", f"outcomes_{uuid.uuid4().hex[:8]}"
+    engine = sqlalchemy.create_engine(f"postgresql+psycopg2://{PG['user']}@{PG['host']}:{PG['port']}/test")
+    for day in DAYS:
+        log = pd.read_parquet(io.BytesIO(store.get(f"predictions/model=credit/date={day}/part.parquet")))
+        log.assign(scored_on=day).to_sql(predictions, engine, index=False, if_exists="append")
+        labels = pd.read_parquet(io.BytesIO(store.get(f"labels/model=credit/date={day}/part.parquet")))
+        labels.sample(frac=1.0, random_state=day.day).to_sql(outcomes, engine, index=False, if_exists="append")
+    yield store, policy, engine, predictions, outcomes
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text(f'DROP TABLE "{predictions}"'))
+        conn.execute(sqlalchemy.text(f'DROP TABLE "{outcomes}"'))
+    engine.dispose()
+
+
+def test_one_group_by_gives_the_parquet_audits_figures(scored):
+    store, policy, engine, predictions, outcomes = scored
+    day = DAYS[-1]
+    parquet = monitoring.audit_day(store, policy, day, run_id="a")
+    counts = sql_audit.window_counts(engine, policy, predictions, outcomes, day=day,
+                                     version=parquet["judged_version"])
+    assert len(counts) <= 2 ** len(policy.protected) * 2 * 3  # only counts leave the database
+    assert counts["n"].sum() == parquet["rows"] == 5 * 700
+    # The label lag: outcomes of the last two days are not used yet.
+    assert counts.loc[counts["y"].notna(), "n"].sum() == parquet["labeled_rows"] == 3 * 700
+    pushed = sql_audit.fairness_from_counts(counts, policy)
+    assert set(pushed) == set(parquet["fairness"])
+    for key, result in parquet["fairness"].items():
+        assert pushed[key]["counts"] == result["counts"], key
+        assert set(pushed[key]["metrics"]) == set(result["metrics"]), key
+        for metric, m in result["metrics"].items():
+            for part in ("value", "ci_low", "ci_high"):
+                assert pushed[key]["metrics"][metric][part] == pytest.approx(m[part], rel=1e-12, abs=1e-15), \
+                    (key, metric, part)
+
+
+def test_the_query_binds_values_and_quotes_names(scored):
+    _, policy, engine, predictions, outcomes = scored
+    query = sql_audit.counts_query(policy, predictions, outcomes, day=DAYS[-1], window_days=5, label_lag_days=2,
+                                   version="x'; DROP TABLE users; --")
+    sql = str(query.compile(engine))
+    assert "DROP TABLE" not in sql and "GROUP BY" in sql and sql.count("%(") >= 4
+    assert sql_audit.window_counts(engine, policy, predictions, outcomes, day=DAYS[-1], version="no-such").empty
