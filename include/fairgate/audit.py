@@ -176,7 +176,15 @@ def measure_window(df: pd.DataFrame, versions: list[str], policy: Policy, *, man
         if labels_rows else None
     review = review_queue_figures(df, codes, policy) if "review_status" in df.columns else None
     contests = contest_figures(df, codes, policy) if "case_kind" in df.columns else None
-    return {"review_queue": review, "contests": contests, "status": status, "reasons": reasons,
+    estimated = None
+    if "score" in df.columns:  # rates before outcomes arrive, and how far off they were where they have
+        from fairgate import estimation
+
+        estimated = estimation.per_group(codes, df["score"].to_numpy(dtype=float), pred, comps,
+                                         outcomes=df[LABEL_COLUMN].to_numpy(dtype=float, na_value=np.nan),
+                                         deployed=manifest.get("calibration"))
+    return {"review_queue": review, "contests": contests, "estimated_performance": estimated,
+            "status": status, "reasons": reasons,
             "insufficient": insufficient, "rows": len(df),
             "labeled_rows": labels_rows, "model_versions": versions, "judged_version": version,
             "per_version": per_version, "selection_rate": float(pred.mean()),

@@ -81,6 +81,12 @@ def evaluate(test: pd.DataFrame, candidate: Pipeline, policy: Policy, *, unmitig
         flagged = sorted({c for cols in (proxies or {}).values() for c in cols})
         recourse = rc.audit(candidate, test, pred, policy, scale=recourse_scale, proxies=flagged,
                             sample=policy.recourse["audit_sample"], seed=policy.seed)
+    from fairgate import estimation, training
+    from fairgate.groups import codes_and_labels, comparisons
+
+    codes, y = codes_and_labels(test, policy)
+    calibration = estimation.calibration_by_group(codes, training.predict(candidate, test, policy)[0], y,
+                                                  comparisons(policy))
     decision = gate.decide(fairness, perf, policy, constant_predictor=len(np.unique(pred)) < 2, champion=champion,
                            robustness=robust, recourse=recourse)
     return {
@@ -88,5 +94,5 @@ def evaluate(test: pd.DataFrame, candidate: Pipeline, policy: Policy, *, unmitig
         "performance": perf, "fairness": fairness, "champion": champion,
         "thresholds": {t.metric: t.describe() for t in policy.fairness_thresholds},
         "comparison": compared, "importance": importance, "measured_on": f"test split ({len(test)} rows)",
-        "robustness": robust, "recourse": recourse,
+        "robustness": robust, "recourse": recourse, "calibration": calibration,
     }

@@ -375,6 +375,8 @@ def deploy(store: ArtifactStore, policy: Policy, run: RunInfo, gate: GateResult,
         # The serving contract: a group-aware model needs these columns in every record it scores.
         "decides_with_protected_attributes": list(trained.group_aware),
         "reference": read_json(store, trained.result, "training summary")["reference"],
+        # Per group on the test split: whether the audit's label-free estimates may be trusted.
+        "calibration": record.get("calibration"),
     }, card_md=model_card(record, policy))
     version = manifest["version"]
     previous = expected[0]["version"] if expected[0] else None
@@ -477,6 +479,7 @@ def evidence_record(store: ArtifactStore, policy: Policy, run: RunInfo, *, decis
         "importance": gate and gate_full["importance"],
         "robustness": gate and gate_full.get("robustness"),
         "recourse": gate and gate_full.get("recourse"),
+        "calibration": gate and gate_full.get("calibration"),
         "review": review and review.to_json(),
         "deployment": deployment and {"version": deployment.version, "promoted": deployment.promoted,
                                       "previous": deployment.previous, "note": deployment.note},

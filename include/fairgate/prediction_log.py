@@ -210,7 +210,7 @@ def read_window(store: ArtifactStore, model: str, day: date, window_days: int, *
                 label_lag_days: int = 0) -> tuple[pd.DataFrame, list[str], list[str]]:
     """Predictions of ``[day - window + 1, day]`` joined with the outcomes that have arrived.
 
-    Returns the rows (without the row key and score, which the audit does not need row by row),
+    Returns the rows (without the row key, which the audit does not need row by row),
     the days read and the model versions seen, ordered by the last day each scored: the last one
     scored the newest day, so it is the version the production pointer named at the window's end
     (scoring stamps each prediction with the pointer's version). Outcomes of day ``d`` count as
@@ -227,8 +227,7 @@ def read_window(store: ArtifactStore, model: str, day: date, window_days: int, *
         dictionary = [f.name for f in pq.read_schema(data) if f.name != row_key
                       and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))] \
             if text_as_dictionary else []
-        names = [n for n in pq.read_schema(data).names if n != "score"]  # the audit needs no scores
-        return pq.read_table(data, columns=names, read_dictionary=dictionary)
+        return pq.read_table(data, read_dictionary=dictionary)
 
     tables: list[pa.Table] = []
     days: list[str] = []
@@ -257,7 +256,7 @@ def read_window(store: ArtifactStore, model: str, day: date, window_days: int, *
         seen = pc.unique(t["model_version"])  # on the dictionary's codes: nothing decoded
         seen = (seen.dictionary_decode() if pa.types.is_dictionary(seen.type) else seen).to_pylist()
         versions[:] = [v for v in versions if v not in seen] + seen  # by last day scored (rollbacks too)
-        tables.append(t.drop_columns([c for c in (row_key, "score") if c in t.column_names]))
+        tables.append(t.drop_columns([c for c in (row_key,) if c in t.column_names]))
         days.append(d.isoformat())
     if not tables:
         import pandas as pd

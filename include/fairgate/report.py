@@ -317,7 +317,22 @@ def audit_report(result: dict[str, Any], history: list[dict[str, Any]], threshol
         trend_dates=history, trend_rows=trend_rows,
         trend_chart=Image(charts.audit_trend(history, thresholds), "trend of the audited fairness metrics")
         if history else None,
-        drift_rows=[[k, _v(v)] for k, v in (result.get("drift") or {}).items()])
+        drift_rows=[[k, _v(v)] for k, v in (result.get("drift") or {}).items()],
+        estimate_rows=_estimate_rows(result.get("estimated_performance") or {}))
+
+
+def _estimate_rows(estimated: dict[str, Any]) -> list[list[Any]]:
+    rows = []
+    for key, sides in estimated.items():
+        for side, e in sides.items():
+            est, real = e.get("estimated") or {}, e.get("realised") or {}
+            reliable = e.get("reliable")
+            rows.append([key, side, e["rows_without_outcome"],
+                         *(x for r in ("true_positive_rate", "false_positive_rate", "accuracy")
+                           for x in (_v(est.get(r)), _v(real.get(r)))),
+                         _v(e.get("calibration_error", e.get("test_calibration_error"))),
+                         "unknown" if reliable is None else "yes" if reliable else "no"])
+    return rows
 
 
 def overview_html(data: dict[str, Any], *, user: str, thresholds: dict[str, list[Any]] | None = None) -> str:

@@ -393,6 +393,11 @@ def audit_metrics(result: dict[str, Any]) -> dict[str, float]:
     for key in ("rows", "labeled_rows", "accuracy", "balanced_accuracy"):
         if _finite(result.get(key)):
             out[key] = float(result[key])
+    for comp, sides in (result.get("estimated_performance") or {}).items():  # before outcomes, and its error
+        for side, entry in sides.items():
+            for part in ("estimated", "error"):
+                out.update({name("estimated" if part == "estimated" else "estimation_error", comp, side, rate): float(v)
+                            for rate, v in (entry.get(part) or {}).items() if v is not None and _finite(v)})
     out["status/degraded"] = float(result.get("status") == "degraded")
     out["status/insufficient_evidence"] = float(result.get("status") == "insufficient_evidence")
     return out

@@ -75,3 +75,38 @@ def test_the_query_binds_values_and_quotes_names(scored):
     sql = str(query.compile(engine))
     assert "DROP TABLE" not in sql and "GROUP BY" in sql and sql.count("%(") >= 4
     assert sql_audit.window_counts(engine, policy, predictions, outcomes, day=DAYS[-1], version="no-such").empty
+
+
+def test_the_audit_estimates_each_groups_rates_before_outcomes_and_scores_the_estimate_after(scored):
+    import numpy as np
+
+    from fairgate import evidence, registry, training
+    from fairgate.groups import cell_mask, codes_and_labels, comparisons
+
+    store, policy, *_ = scored
+    result = monitoring.audit_day(store, policy, DAYS[-1], run_id="a")
+    estimated = result["estimated_performance"]["gender"]
+    assert sum(s["rows_without_outcome"] for s in estimated.values()) == 2 * 700  # the two days inside the lag
+    # The lifecycle measured calibration per group on its test split; recomputed here from the model.
+    rec = evidence.find(store, "credit", "r")["record"]
+    df = pd.read_parquet(io.BytesIO(store.get("runs/nb/r/snapshot.parquet")))
+    split = pd.read_parquet(io.BytesIO(store.get("runs/nb/r/split.parquet")))["split"].to_numpy()
+    test = df[split == "test"].reset_index(drop=True)
+    scores, _ = training.predict(registry.load_model(store, "credit", rec["model"]["sha256"]), test, policy)
+    codes, y = codes_and_labels(test, policy)
+    comp = comparisons(policy)[0]
+    women = cell_mask(codes, comp.unprivileged)
+    bins = np.minimum((scores[women] * 10).astype(int), 9)
+    by_hand = np.abs(np.bincount(bins, scores[women], 10) - np.bincount(bins, y[women], 10)).sum() / women.sum()
+    assert rec["calibration"]["gender"]["unprivileged"]["calibration_error"] == pytest.approx(by_hand)
+    for side, entry in estimated.items():
+        assert entry["test_calibration_error"] == rec["calibration"]["gender"][side]["calibration_error"]
+        # Where outcomes have arrived, the estimate is scored against them (a calibrated logistic regression
+        # on data it was trained for: within a few points).
+        for rate in ("true_positive_rate", "false_positive_rate", "accuracy"):
+            assert abs(entry["error"][rate]) < 0.08, (side, rate, entry)
+            assert entry["estimated"][rate] is not None and entry["realised"][rate] is not None
+    from fairgate.report import audit_report
+
+    page = audit_report(result, [result])
+    assert "rates estimated from the scores" in page and page.count("<td>gender") >= 2

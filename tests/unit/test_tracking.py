@@ -142,3 +142,13 @@ def test_a_logged_run_adds_nothing_to_the_evidence_and_mlflow_agrees(embedded):
     assert evidence.recent(embedded["store"], "credit", "tracking") == []
     assert [e["record"]["kind"] for e in evidence.entries(embedded["store"], "credit")] == ["lifecycle"]
     assert tracking.disagreements(embedded["store"], "credit", mlflow=tracking.client(embedded["uri"])) == []
+
+
+def test_an_audits_label_free_estimates_and_their_errors_become_metrics():
+    result = {"status": "healthy", "rows": 10, "estimated_performance": {"sex": {"privileged": {
+        "estimated": {"true_positive_rate": 0.7, "false_positive_rate": None, "accuracy": 0.8},
+        "error": {"true_positive_rate": -0.02, "false_positive_rate": None, "accuracy": 0.01}}}}}
+    got = tracking.audit_metrics(result)
+    assert got["estimated/sex/privileged/true_positive_rate"] == 0.7
+    assert got["estimation_error/sex/privileged/accuracy"] == 0.01
+    assert "estimated/sex/privileged/false_positive_rate" not in got and got["rows"] == 10.0
