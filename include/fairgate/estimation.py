@@ -84,37 +84,56 @@ def per_group(codes: pd.DataFrame, scores: np.ndarray, decisions: np.ndarray, co
     arrived), the realised rates of the rows that have them, the estimate's error on those same
     rows, and the calibration error that says whether to trust the estimate. ``deployed`` is the
     model's :func:`calibration_by_group` on its test split: a side calibrated poorly there is
-    marked unreliable before any outcome arrives."""
+    marked unreliable before any outcome arrives.
+
+    One pass over the rows: sums per joint group cell (and per score bin), then each side as the
+    sum of the cells it covers, as :func:`fairgate.metrics.measure` does with its counts.
+    """
     import numpy as np
 
-    from fairgate.groups import cell_mask
-    from fairgate.metrics import Counts
+    from fairgate.metrics import Counts, cell_ids, cells_covered
 
-    known = np.zeros(len(scores), dtype=bool) if outcomes is None else ~np.isnan(np.asarray(outcomes, dtype=float))
+    columns = list(codes.columns)
+    cells = 2 ** len(columns)
+    cell = cell_ids(codes)
+    s = np.asarray(scores, dtype=float)
+    d = (np.asarray(decisions) == 1).astype(float)
+    y_raw = np.full(len(s), np.nan) if outcomes is None else np.asarray(outcomes, dtype=float)
+    known = ~np.isnan(y_raw)
+    y = np.where(known, y_raw, 0.0)
+    # Per (cell, outcome arrived, decision, outcome): row counts and score sums, in two bincounts.
+    slot = ((cell * 2 + known) * 2 + d.astype(np.int64)) * 2 + y.astype(np.int64)
+    n = np.bincount(slot, minlength=cells * 8).reshape(cells, 2, 2, 2).astype(float)
+    score = np.bincount(slot, weights=s, minlength=cells * 8).reshape(cells, 2, 2, 2)
+    n_d, s_d = n.sum(axis=3), score.sum(axis=3)  # (cell, arrived, decision)
+    sums = np.stack([s_d[..., 1], n_d[..., 1] - s_d[..., 1], s_d[..., 0], n_d[..., 0] - s_d[..., 0],
+                     n_d.sum(axis=2), n[..., 1, 1], n[..., 1, 0], n[..., 0, 1], n[..., 0, 0]], axis=2)
+    bins = cell * BINS + np.minimum((s * BINS).astype(int), BINS - 1)
+    by_bin = np.stack([np.bincount(bins[known], weights=w[known], minlength=cells * BINS)
+                       for w in (np.ones(len(s)), s, y)], axis=1).reshape(cells, BINS, 3)
+
+    def counts(v: np.ndarray) -> Counts:
+        return Counts(tp=float(v[0]), fp=float(v[1]), fn=float(v[2]), tn=float(v[3]))
+
     out: dict[str, dict[str, Any]] = {}
     for comp in comps:
         sides: dict[str, Any] = {}
-        for side, cell in (("unprivileged", comp.unprivileged), ("privileged", comp.privileged)):
-            mask = cell_mask(codes, cell)
-            pending = mask & ~known
-            entry: dict[str, Any] = {"rows": int(mask.sum()), "rows_without_outcome": int(pending.sum()),
-                                     "estimated": rates(expected_counts(scores[mask], decisions[mask]))}
+        for side, spec in (("unprivileged", comp.unprivileged), ("privileged", comp.privileged)):
+            covered = cells_covered(spec, columns)
+            every, done = sums[covered].sum(axis=(0, 1)), sums[covered, 1].sum(axis=0)
+            entry: dict[str, Any] = {"rows": int(round(every[4])),
+                                     "rows_without_outcome": int(round(every[4] - done[4])),
+                                     "estimated": rates(counts(every[:4]))}
             at_test = ((deployed or {}).get(comp.key) or {}).get(side)
             if at_test is not None:
                 entry["test_calibration_error"] = at_test["calibration_error"]
                 entry["reliable"] = bool(at_test["reliable"])
-            done = mask & known
-            if done.any():
-                assert outcomes is not None
-                y = np.asarray(outcomes)[done].astype(int)
-                d = np.asarray(decisions)[done] == 1
-                real = rates(Counts(tp=float((d & (y == 1)).sum()), fp=float((d & (y == 0)).sum()),
-                                    fn=float((~d & (y == 1)).sum()), tn=float((~d & (y == 0)).sum())))
-                guess = rates(expected_counts(scores[done], decisions[done]))
-                ece = calibration_error(scores[done], y)
+            if done[4] > 0:
+                real, guess = rates(counts(done[5:9])), rates(counts(done[:4]))
+                b = by_bin[covered].sum(axis=0)
+                ece = float(np.abs(b[:, 1] - b[:, 2]).sum() / b[:, 0].sum())
                 entry.update({"realised": real, "calibration_error": ece,
-                              "reliable": entry.get("reliable", True) and ece is not None
-                              and ece <= MAX_CALIBRATION_ERROR,
+                              "reliable": entry.get("reliable", True) and ece <= MAX_CALIBRATION_ERROR,
                               "error": {k: _difference(guess[k], real[k]) for k in RATES}})
             sides[side] = entry
         out[comp.key] = sides

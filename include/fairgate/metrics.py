@@ -210,6 +210,27 @@ def compare_groups(y_true: np.ndarray, y_pred: np.ndarray, codes_u: np.ndarray, 
     }
 
 
+def cell_ids(df_codes: pd.DataFrame) -> np.ndarray:
+    """Each row's joint group cell: bit ``i`` is its 0/1 code on the ``i``-th protected attribute."""
+    import numpy as np
+
+    cell = np.zeros(len(df_codes), dtype=np.int64)
+    for bit, col in enumerate(df_codes.columns):
+        cell |= df_codes[col].to_numpy().astype(np.int64) << bit
+    return cell
+
+
+def cells_covered(spec: tuple[tuple[str, int], ...], columns: list[str]) -> np.ndarray:
+    """Which of the ``2^k`` cells a group (attribute codes it fixes) covers."""
+    import numpy as np
+
+    ids = np.arange(2 ** len(columns))
+    covered = np.ones(len(ids), dtype=bool)
+    for col, value in spec:
+        covered &= ((ids >> columns.index(col)) & 1) == value
+    return covered
+
+
 def measure(df_codes: pd.DataFrame, y_true: np.ndarray, y_pred: np.ndarray, comps: list[Comparison], *,
             confidence: float = 0.95, weights: np.ndarray | None = None) -> dict[str, dict[str, Any]]:
     """:func:`compare_groups` for every comparison, keyed by comparison key (JSON-safe).
@@ -217,20 +238,11 @@ def measure(df_codes: pd.DataFrame, y_true: np.ndarray, y_pred: np.ndarray, comp
     One counting pass: the confusion counts of each joint cell of the protected attributes (2^k
     cells), then each comparison's two sides as sums of the cells they cover.
     """
-    import numpy as np
-
     columns = list(df_codes.columns)
-    cell = np.zeros(len(df_codes), dtype=np.int64)
-    for bit, col in enumerate(columns):
-        cell |= df_codes[col].to_numpy().astype(np.int64) << bit
-    table = confusion_counts(y_true, y_pred, cell, 2 ** len(columns), weights=weights)
-    ids = np.arange(2 ** len(columns))
+    table = confusion_counts(y_true, y_pred, cell_ids(df_codes), 2 ** len(columns), weights=weights)
 
     def side(spec: tuple[tuple[str, int], ...]) -> Counts:
-        covered = np.ones(len(ids), dtype=bool)
-        for col, value in spec:
-            covered &= ((ids >> columns.index(col)) & 1) == value
-        return counts_from_row(table[covered].sum(axis=0))
+        return counts_from_row(table[cells_covered(spec, columns)].sum(axis=0))
 
     out = {}
     for comp in comps:
