@@ -192,7 +192,6 @@ class Synced:
     versions: list[str] = field(default_factory=list)
     audits: int = 0
     alias: str | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 def experiment(mlflow: MlflowClient, model: str) -> str:
@@ -303,7 +302,7 @@ def mlflow_version(mlflow: MlflowClient, model: str, version: str) -> Any | None
 
 
 def register_version(mlflow: MlflowClient, store: ArtifactStore, policy: Policy, version: str, *, run_id: str,
-                     rec: dict[str, Any]) -> tuple[str, bool]:
+                     rec: dict[str, Any], evidence_hash: str) -> tuple[str, bool]:
     """The MLflow version of Fairgate ``version`` (registered under ``run_id`` if new), and whether it is new."""
     import mlflow as mlflow_module
     from mlflow.models import ModelSignature
@@ -340,7 +339,7 @@ def register_version(mlflow: MlflowClient, store: ArtifactStore, policy: Policy,
         tags={"fairgate.sha256": version, "fairgate.gate_outcome": str(manifest.get("gate_outcome")),
               "fairgate.approver": str(manifest.get("approver") or review.get("reviewer") or ""),
               "fairgate.rationale": str(review.get("rationale") or ""),
-              "fairgate.run_id": str(manifest.get("run_id")), "fairgate.evidence_hash": str(rec.get("_hash", ""))},
+              "fairgate.run_id": str(manifest.get("run_id")), "fairgate.evidence_hash": evidence_hash},
         description=f"Fairgate version {version[:12]} (sha256 {version}).")
     return str(mv.version), True
 
@@ -458,7 +457,7 @@ def sync(store: ArtifactStore, policy: Policy, *, mlflow: MlflowClient | None = 
             version = (rec.get("deployment") or {}).get("version")
             if version and (rec.get("deployment") or {}).get("promoted"):
                 mv, new = register_version(mlflow, store, policy, version, run_id=mlflow_run,
-                                           rec={**rec, "_hash": entry["hash"]})
+                                           rec=rec, evidence_hash=entry["hash"])
                 if new:
                     out.versions.append(mv)
         production = registry.production_version(store, policy.model_name)
@@ -472,7 +471,7 @@ def sync(store: ArtifactStore, policy: Policy, *, mlflow: MlflowClient | None = 
                 if wrote:
                     out.runs.append(mlflow_run)
                 mv, _ = register_version(mlflow, store, policy, production, run_id=mlflow_run,
-                                         rec={**deployed["record"], "_hash": deployed["hash"]})
+                                         rec=deployed["record"], evidence_hash=deployed["hash"])
                 out.versions.append(mv)
         out.audits = log_audits(mlflow, store, policy.model_name, audits)
         out.alias = sync_alias(mlflow, store, policy.model_name)

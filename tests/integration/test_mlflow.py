@@ -146,6 +146,7 @@ def test_every_deployed_version_is_a_model_version_and_the_alias_follows_deploy_
     versions = {mv.tags["fairgate.sha256"]: mv for mv in client.search_model_versions("name = 'credit'")}
     assert set(versions) == {v1, v2}
     assert versions[v2].tags["fairgate.gate_outcome"] == "pass"
+    assert versions[v2].tags["fairgate.evidence_hash"] == evidence.find(store, "credit", "v2")["hash"]
     assert client.get_model_version_by_alias("credit", "production").tags["fairgate.sha256"] == v2
     assert tracking.disagreements(store, "credit", mlflow=client) == []
 
