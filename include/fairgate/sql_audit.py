@@ -22,6 +22,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
+from fairgate.errors import StageError
 from fairgate.prediction_log import LABEL_COLUMN
 
 if TYPE_CHECKING:
@@ -84,6 +85,9 @@ def fairness_from_counts(counts: pd.DataFrame, policy: Policy) -> dict[str, dict
     from fairgate.groups import comparisons
     from fairgate.metrics import measure
 
+    if counts.empty:
+        raise StageError("The window holds no predictions of the judged version: nothing to measure "
+                         "(check the table names, the day and the model version).")
     comps = comparisons(policy)
     codes = pd.DataFrame({attr.column: counts[f"g{i}"].to_numpy(dtype=np.int8)
                           for i, attr in enumerate(policy.protected)})

@@ -74,7 +74,12 @@ def test_the_query_binds_values_and_quotes_names(scored):
                                    version="x'; DROP TABLE users; --")
     sql = str(query.compile(engine))
     assert "DROP TABLE" not in sql and "GROUP BY" in sql and sql.count("%(") >= 4
-    assert sql_audit.window_counts(engine, policy, predictions, outcomes, day=DAYS[-1], version="no-such").empty
+    empty = sql_audit.window_counts(engine, policy, predictions, outcomes, day=DAYS[-1], version="no-such")
+    assert empty.empty
+    from fairgate.errors import StageError
+
+    with pytest.raises(StageError, match="no predictions of the judged version"):
+        sql_audit.fairness_from_counts(empty, policy)
 
 
 def test_the_audit_estimates_each_groups_rates_before_outcomes_and_scores_the_estimate_after(scored):
