@@ -200,6 +200,20 @@ def _plain(x: Any) -> Any:
 
 # --- permutation importance ----------------------------------------------------------------------
 
+def rank_auc(y: np.ndarray, scores: np.ndarray) -> float:
+    """ROC AUC as the Mann-Whitney statistic: (rank sum of positives - n1(n1+1)/2) / (n1 n0), ties averaged.
+
+    Equal to ``sklearn.metrics.roc_auc_score`` for 0/1 labels of both classes, without its input
+    checks, which cost more than the ranking when it is called hundreds of times.
+    """
+    from scipy.stats import rankdata
+
+    positives = y == 1
+    n1 = int(positives.sum())
+    n0 = len(y) - n1
+    return float((rankdata(scores)[positives].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
 def importance(model: Pipeline, test: pd.DataFrame, policy: Policy, *, repeats: int = 5,
                min_rows: int = 50) -> dict[str, Any]:
     """Permutation importance (drop in ROC AUC when one input column is shuffled) on held-out rows.
@@ -207,17 +221,26 @@ def importance(model: Pipeline, test: pd.DataFrame, policy: Policy, *, repeats: 
     Each column is shuffled across all test rows ``repeats`` times; every shuffled prediction is
     scored on all rows (``overall``) and inside each protected attribute's privileged and
     unprivileged rows (``by_group``), so all groups see the same perturbation. A group with
-    fewer than ``min_rows`` rows or one label class is listed under ``skipped`` instead.
+    fewer than ``min_rows`` rows or one label class is listed under ``skipped`` instead. Above
+    ``sampling.max_rows`` test rows, a sample stratified by joint group and label is used (the
+    spread over repeats is in ``std``; ``measured_on`` says which rows).
     """
     import numpy as np
-    from sklearn.metrics import roc_auc_score
 
+    from fairgate import sampling
     from fairgate.groups import group_codes, labels
+    from fairgate.metrics import cell_ids
     from fairgate.training import feature_frame
 
-    X = feature_frame(test, policy, model).reset_index(drop=True)
+    test = test.reset_index(drop=True)
+    of = len(test)
+    codes = group_codes(test, policy)
+    keep = sampling.stratified(cell_ids(codes) * 2 + labels(test, policy), policy.sample_rows, seed=policy.seed)
+    if keep is not None:
+        test, codes = test.iloc[keep].reset_index(drop=True), codes.iloc[keep].reset_index(drop=True)
+    X = feature_frame(test, policy, model)
     y = labels(test, policy)
-    codes = group_codes(test.reset_index(drop=True), policy)
+    measured_on = sampling.described(len(test), of, "test rows")
     masks = {"overall": np.ones(len(X), dtype=bool)}
     skipped = {}
     for attr in policy.protected:
@@ -229,11 +252,11 @@ def importance(model: Pipeline, test: pd.DataFrame, policy: Policy, *, repeats: 
             else:
                 masks[f"{attr.column}={side}"] = mask
     if len(np.unique(y)) < 2:  # ROC AUC is undefined; the gate reports the missing evidence
-        return {"metric": "drop in ROC AUC", "repeats": repeats, "rows": len(X), "overall": {}, "by_group": {},
-                "skipped": {"all rows": f"one class of {policy.label!r} only"}}
+        return {"metric": "drop in ROC AUC", "repeats": repeats, "rows": len(X), "measured_on": measured_on,
+                "overall": {}, "by_group": {}, "skipped": {"all rows": f"one class of {policy.label!r} only"}}
 
     def auc(scores: np.ndarray) -> dict[str, float]:
-        return {name: roc_auc_score(y[m], scores[m]) for name, m in masks.items()}
+        return {name: rank_auc(y[m], scores[m]) for name, m in masks.items()}
 
     base = auc(model.predict_proba(X)[:, 1])
     rng = np.random.default_rng(policy.seed)
@@ -246,7 +269,8 @@ def importance(model: Pipeline, test: pd.DataFrame, policy: Policy, *, repeats: 
                 drops[name].setdefault(col, []).append(base[name] - value)
     summary = {name: {col: {"mean": float(np.mean(d)), "std": float(np.std(d))} for col, d in cols.items()}
                for name, cols in drops.items()}
-    return {"metric": "drop in ROC AUC", "repeats": repeats, "rows": len(X), "overall": summary.pop("overall"),
+    return {"metric": "drop in ROC AUC", "repeats": repeats, "rows": len(X), "measured_on": measured_on,
+            "overall": summary.pop("overall"),
             "by_group": summary, "skipped": skipped}
 
 
@@ -266,6 +290,21 @@ def _out_of_fold_lookup(values: pd.Series, target: np.ndarray, folds: np.ndarray
     return scores
 
 
+def auc_interval(auc: float, positives: int, negatives: int, *, confidence: float) -> list[float]:
+    """Hanley & McNeil's (1982) normal interval for a ROC AUC from ``positives`` and ``negatives`` rows.
+
+    SE² = [A(1-A) + (n₁-1)(Q₁-A²) + (n₀-1)(Q₂-A²)] / (n₁n₀), with Q₁ = A/(2-A) and Q₂ = 2A²/(1+A);
+    the interval is A ± z·SE, clipped to [0, 1].
+    """
+    from scipy.stats import norm
+
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    var = ((auc * (1 - auc) + (positives - 1) * (q1 - auc**2) + (negatives - 1) * (q2 - auc**2))
+           / (positives * negatives))
+    half = float(norm.ppf(0.5 + confidence / 2)) * max(var, 0.0) ** 0.5
+    return [max(0.0, auc - half), min(1.0, auc + half)]
+
+
 def proxy_check(df: pd.DataFrame, policy: Policy, *, n_folds: int = 5) -> dict[str, Any]:
     """Cross-validated ROC AUC of predicting each protected attribute from the model's inputs.
 
@@ -274,7 +313,9 @@ def proxy_check(df: pd.DataFrame, policy: Policy, *, n_folds: int = 5) -> dict[s
     regression on the same encoding the model uses. A column whose AUC reaches the policy's
     ``bias.proxy_auc_warning`` is flagged: the model can learn the attribute through it even
     though the attribute itself is not an input. AUC 0.5 means no information; 1.0 means the
-    column reveals the attribute exactly.
+    column reveals the attribute exactly. Each AUC has its interval (Hanley & McNeil's standard
+    error at the policy's confidence level). Above ``sampling.max_rows`` rows the check runs on a
+    sample stratified by joint group (see :mod:`fairgate.sampling`), said in ``measured_on``.
     """
     import numpy as np
     import pandas as pd
@@ -285,12 +326,19 @@ def proxy_check(df: pd.DataFrame, policy: Policy, *, n_folds: int = 5) -> dict[s
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+    from fairgate import sampling
     from fairgate.groups import group_codes
+    from fairgate.metrics import cell_ids
     from fairgate.training import feature_frame
 
     inputs = [c for c in policy.features if c not in policy.protected_columns]
-    X = feature_frame(df, policy)[inputs].reset_index(drop=True)
-    codes = group_codes(df.reset_index(drop=True), policy)
+    df = df.reset_index(drop=True)
+    of = len(df)
+    keep = sampling.stratified(cell_ids(group_codes(df, policy)), policy.sample_rows, seed=policy.seed)
+    if keep is not None:
+        df = df.iloc[keep].reset_index(drop=True)
+    X = feature_frame(df, policy)[inputs]
+    codes = group_codes(df, policy)
     binned = {}
     for col in inputs:
         if col in policy.numeric:
@@ -298,7 +346,8 @@ def proxy_check(df: pd.DataFrame, policy: Policy, *, n_folds: int = 5) -> dict[s
         else:
             binned[col] = X[col]
     threshold = policy.proxy_auc_warning
-    result: dict[str, Any] = {"threshold": threshold, "folds": n_folds, "attributes": {}, "flagged": []}
+    result: dict[str, Any] = {"threshold": threshold, "folds": n_folds, "attributes": {}, "flagged": [],
+                              "rows": len(df), "measured_on": sampling.described(len(df), of, "training rows")}
     for attr in policy.protected:
         target = codes[attr.column].to_numpy()
         minority = int(min(target.sum(), len(target) - target.sum()))
@@ -317,8 +366,12 @@ def proxy_check(df: pd.DataFrame, policy: Policy, *, n_folds: int = 5) -> dict[s
         combined = cross_val_score(Pipeline([("features", encode), ("classifier", LogisticRegression(max_iter=1000))]),
                                    X, target, cv=splitter, scoring="roc_auc")
         flagged = sorted((c for c, auc in per_column.items() if auc >= threshold), key=lambda c: -per_column[c])
-        result["attributes"][attr.column] = {"per_column": per_column, "all_columns": float(combined.mean()),
-                                             "flagged": flagged}
+        positives = int(target.sum())
+        result["attributes"][attr.column] = {
+            "per_column": per_column, "all_columns": float(combined.mean()), "flagged": flagged,
+            "per_column_interval": {col: auc_interval(auc, positives, len(target) - positives,
+                                                      confidence=policy.confidence_level)
+                                    for col, auc in per_column.items()}}
         result["flagged"] += [f"{col} predicts {attr.column} with AUC {per_column[col]:.3f} (warning at "
                               f"{threshold:g})" for col in flagged]
     return result

@@ -284,6 +284,9 @@ def select_candidate(store: ArtifactStore, policy: Policy, run: RunInfo, bias: B
         "weighted": chosen.weights is not None, "candidate": chosen.id})
     applied = chosen.method != "none"
     method = f"{mitigation.LIBRARY[chosen.method]}" + (f" {chosen.params}" if chosen.params else "")
+    report = full.get("method_report", {})
+    if report.get("rows", train_rows["train"]) < train_rows["train"]:
+        method += f", fitted on the {report['fitted_on']}"
     after = None
     if chosen.method == "reweighing" and chosen.weights is not None:
         after = _put_json(store, f"{run.prefix}/mitigation.json", {"method": method, "measured_on": bias.measured_on,

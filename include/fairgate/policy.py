@@ -120,6 +120,7 @@ class Policy:
     audit_psi_threshold: float = 0.25
     audit_group_mix_psi_threshold: float = 0.1
     proxy_auc_warning: float = 0.9
+    sample_rows: int = 100_000
     feature_labels: dict[str, str] = field(default_factory=dict)
     value_labels: dict[str, dict[str, str]] = field(default_factory=dict)
     query: str | None = None
@@ -311,6 +312,7 @@ def parse_policy(raw: Any) -> Policy:
         audit_psi_threshold=audit.psi_threshold,
         audit_group_mix_psi_threshold=audit.group_mix_psi_threshold,
         proxy_auc_warning=doc.bias.proxy_auc_warning,
+        sample_rows=doc.sampling.max_rows,
         feature_labels=_labels(dict(ds.feature_labels), categorical + numeric),
         value_labels={col: dict(v) for col, v in ds.value_labels.items()},
         schedule=doc.schedule.model_dump(),

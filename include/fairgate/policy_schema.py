@@ -364,6 +364,13 @@ class ReviewTriggers(_Section):
 Answer = Annotated[str, Field(min_length=1)] | None
 
 
+class Sampling(_Section):
+    max_rows: int = Field(100_000, ge=0, description="above this many rows, the proxy check, permutation "
+                                                     "importance and exponentiated gradient's fit use a "
+                                                     "stratified sample of this size (said in the evidence); "
+                                                     "0: never sample")
+
+
 class Datasheet(_Section):
     """The datasheet questions only the team can answer (Gebru et al.); an empty one shows as missing."""
 
@@ -402,6 +409,7 @@ class PolicyFile(_Section):
     robustness: Robustness = Robustness()
     recourse: Recourse = Recourse()
     review_triggers: ReviewTriggers = ReviewTriggers()
+    sampling: Sampling = Sampling()
     datasheet: Datasheet = Datasheet()
 
 

@@ -124,12 +124,15 @@ def proxy_rows(proxies: dict[str, Any] | None, top: int = 3) -> list[list[str]]:
             rows.append([attr, "n/a", res["skipped"], ""])
             continue
         strongest = sorted(res["per_column"].items(), key=lambda kv: -kv[1])[:top]
-        rows.append([attr, fmt(res["all_columns"]), ", ".join(f"{c} {fmt(a)}" for c, a in strongest),
+        intervals = res.get("per_column_interval") or {}
+        rows.append([attr, fmt(res["all_columns"]),
+                     ", ".join(f"{c} {fmt(a)}" + (f" [{fmt(intervals[c][0])}, {fmt(intervals[c][1])}]"
+                                                 if c in intervals else "") for c, a in strongest),
                      ", ".join(res["flagged"]) or "none"])
     return rows
 
 
-PROXY_HEADER = ["protected attribute", "AUC, all inputs", "strongest single inputs (AUC)", "flagged"]
+PROXY_HEADER = ["protected attribute", "AUC, all inputs", "strongest single inputs (AUC [interval])", "flagged"]
 
 
 def importance_rows(result: dict[str, Any] | None, top: int = 5) -> list[list[str]]:
@@ -176,6 +179,7 @@ def model_card(record: dict[str, Any], policy: Policy) -> str:
         intersections=", ".join(" × ".join(c) for c in policy.intersections) or "none",
         use_protected=policy.use_protected_as_features, proxy_auc_warning=f"{policy.proxy_auc_warning:g}",
         proxy_header=PROXY_HEADER, proxy_rows=proxy_rows(proxies) if proxies else None,
+        proxy_measured_on=(proxies or {}).get("measured_on") or "training rows",
         confidence=f"{policy.confidence_level:.0%}",
         thresholds=", ".join(f"{t.metric} {t.describe()}" for t in policy.fairness_thresholds),
         period=" to ".join(data["period"] or []) or "the whole source (not partitioned by date)",
@@ -205,6 +209,7 @@ def _importance_sections(record: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         out.append({"name": name, "skipped": None, "metric": result.get("metric", ""),
                     "repeats": result.get("repeats"), "rows": result.get("rows"),
+                    "measured_on": result.get("measured_on") or f"{result.get('rows')} test rows",
                     "header": _importance_header(result), "rows_": importance_rows(result),
                     "chart": Image(charts.importance(result), f"permutation importance of the {name} model")})
     return out
@@ -249,7 +254,9 @@ def run_report(record: dict[str, Any], policy: Policy) -> str:
         record=section(record), model_name=policy.model_name, gate=gate, quality=quality,
         bias=section(bias) if bias else None, mitigation=section(mitigation), bias_header=BIAS_HEADER,
         bias_rows=bias_rows, proxy_auc_warning=f"{policy.proxy_auc_warning:g}", proxy_header=PROXY_HEADER,
-        proxy_rows=proxy_rows(bias.get("proxies")), performance=record.get("performance"),
+        proxy_rows=proxy_rows(bias.get("proxies")),
+        proxy_measured_on=(bias.get("proxies") or {}).get("measured_on") or "training rows",
+        performance=record.get("performance"),
         comparison_header=COMPARISON_HEADER, comparison_rows=comparison_rows(record.get("comparison")),
         fairness=fairness, confidence=f"{policy.confidence_level:.0%}", fairness_header=FAIRNESS_HEADER,
         fairness_rows=fairness_rows(fairness), charts=images, importance=_importance_sections(record),
