@@ -78,6 +78,50 @@ def _per_version(df: pd.DataFrame, policy: Policy, versions: list[str]) -> dict[
     return out
 
 
+def changes_since(fairness: dict[str, dict[str, Any]], manifest: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Each metric's change from the value the deployment's gate measured on the test split."""
+    deployed = manifest.get("fairness") or {}
+    changes: dict[str, dict[str, float]] = {}
+    for key, res in fairness.items():
+        for metric, m in res["metrics"].items():
+            before = (deployed.get(key) or {}).get(metric, {}).get("value")
+            if before is not None and m.get("value") is not None:
+                changes.setdefault(key, {})[metric] = round(m["value"] - before, 6)
+    return changes
+
+
+def judge_fairness(fairness: dict[str, dict[str, Any]], policy: Policy) -> tuple[list[str], list[str]]:
+    """What is out of bounds (``reasons``) and what cannot be judged (``insufficient``) in a window's fairness.
+
+    ``fairness`` maps each comparison to its ``metrics`` and ``counts`` (``all`` predictions,
+    ``labeled`` rows or None): the Parquet and the SQL audit both judge through here.
+    """
+    from fairgate.gate import judge_metric, short_groups
+
+    reasons: list[str] = []
+    insufficient: list[str] = []
+    for key, res in fairness.items():
+        short = short_groups(res["counts"]["all"], policy, unit="predictions", positives=False)
+        if short:
+            insufficient.extend(f"{key}: {s}" for s in short)
+            continue
+        labeled = res["counts"]["labeled"]
+        lacking = short_groups(labeled, policy, unit="labeled rows") if labeled else \
+            ["no outcomes have arrived: insufficient evidence"]
+        for t in policy.fairness_thresholds:
+            m = res["metrics"].get(t.metric)
+            if m is None:
+                continue
+            if t.metric not in SELECTION_METRICS and lacking:
+                insufficient.extend(f"{key}: {t.metric}: {s}" for s in lacking)
+                continue
+            # A monitor alerts when the estimate leaves the bound; the interval says how sure it is.
+            if m["value"] is not None and not t.contains(m["value"]):
+                _, msg = judge_metric(t, m["value"], m["ci_low"], m["ci_high"], 0.0)
+                reasons.append(f"{key}: {msg}")
+    return reasons, insufficient
+
+
 def measure_window(df: pd.DataFrame, versions: list[str], policy: Policy, *, manifest: dict[str, Any],
                    training: pd.DataFrame | None) -> dict[str, Any]:
     """Fairness, drift and performance of a window of the prediction log, and its status.
@@ -90,7 +134,6 @@ def measure_window(df: pd.DataFrame, versions: list[str], policy: Policy, *, man
     """
     import numpy as np
 
-    from fairgate.gate import judge_metric, short_groups
     from fairgate.groups import cell_mask, comparisons, group_codes
     from fairgate.metrics import measure
 
@@ -106,8 +149,6 @@ def measure_window(df: pd.DataFrame, versions: list[str], policy: Policy, *, man
     outcome = measure(codes[labeled].reset_index(drop=True), df.loc[labeled, LABEL_COLUMN].to_numpy(dtype=np.int8),
                       pred[labeled], comps, confidence=policy.confidence_level) if labeled.any() else {}
 
-    reasons: list[str] = []
-    insufficient: list[str] = []
     fairness: dict[str, dict[str, Any]] = {}
     for comp in comps:
         sel, out = selection[comp.key], outcome.get(comp.key)
@@ -124,23 +165,7 @@ def measure_window(df: pd.DataFrame, versions: list[str], policy: Policy, *, man
         fairness[comp.key] = {"metrics": metrics, "counts": counts,
                               "rates": {"selection": {s: sel["rates"][s]["selection_rate"] for s in sel["rates"]},
                                         "outcome": out["rates"] if out else None}}
-        short = short_groups(all_counts, policy, unit="predictions", positives=False)
-        if short:
-            insufficient.extend(f"{comp.key}: {s}" for s in short)
-            continue
-        lacking = short_groups(labeled_counts, policy, unit="labeled rows") if labeled_counts else \
-            ["no outcomes have arrived: insufficient evidence"]
-        for t in policy.fairness_thresholds:
-            m = metrics.get(t.metric)
-            if m is None:
-                continue
-            if t.metric not in SELECTION_METRICS and lacking:
-                insufficient.extend(f"{comp.key}: {t.metric}: {s}" for s in lacking)
-                continue
-            # A monitor alerts when the estimate leaves the bound; the interval says how sure it is.
-            if m["value"] is not None and not t.contains(m["value"]):
-                _, msg = judge_metric(t, m["value"], m["ci_low"], m["ci_high"], 0.0)
-                reasons.append(f"{comp.key}: {msg}")
+    reasons, insufficient = judge_fairness(fairness, policy)
 
     snapshot = training
     drift = {}
@@ -162,13 +187,7 @@ def measure_window(df: pd.DataFrame, versions: list[str], policy: Policy, *, man
     else:
         insufficient.append("training snapshot of the production model not found: drift not measured")
 
-    deployed_fairness = manifest.get("fairness") or {}
-    changes: dict[str, dict[str, float]] = {}
-    for key, res in fairness.items():
-        for metric, m in res["metrics"].items():
-            before = (deployed_fairness.get(key) or {}).get(metric, {}).get("value")
-            if before is not None and m.get("value") is not None:
-                changes.setdefault(key, {})[metric] = round(m["value"] - before, 6)
+    changes = changes_since(fairness, manifest)
 
     status = "degraded" if reasons else "insufficient_evidence" if insufficient else "healthy"
     labels_rows = int(labeled.sum())

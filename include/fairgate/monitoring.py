@@ -53,6 +53,10 @@ def score_day(store: ArtifactStore, policy: Policy, day: date, records: pd.DataF
     log, outcomes = scoring.score_records(model, records, policy, version=version,
                                           reference=_reference(store, policy, version, records), ranges=ranges)
     written = prediction_log.write_day(store, policy.model_name, day, log, outcomes)
+    if policy.audit_log_table:
+        from fairgate import sql_audit
+
+        sql_audit.write_day(policy, day, log, outcomes)
     out = {"day": day.isoformat(), "rows": len(log), "model_version": version, "uri": written.uri,
            "sha256": written.sha256, "selection_rate": float(log["decision"].mean())}
     if "review_status" in log.columns:
@@ -77,6 +81,8 @@ def audit_day(store: ArtifactStore, policy: Policy, day: date, *, run_id: str) -
     from fairgate import audit as measure
 
     fetched = prediction_log.fetch_outcomes(store, policy, day)
+    if policy.audit_log_table:
+        return _audit_in_sql(store, policy, day, run_id=run_id, fetched=fetched)
     df, days, versions = prediction_log.read_window(store, policy.model_name, day, policy.audit_window_days,
                                                     row_key=policy.row_key or "",
                                                     label_lag_days=policy.audit_label_lag_days)
@@ -101,6 +107,22 @@ def audit_day(store: ArtifactStore, policy: Policy, day: date, *, run_id: str) -
                                sample=policy.recourse["audit_sample"], seed=policy.seed)
         result = measure.with_recourse(result, found, policy)
     return result
+
+
+def _audit_in_sql(store: ArtifactStore, policy: Policy, day: date, *, run_id: str,
+                  fetched: list[str]) -> dict[str, Any]:
+    """:func:`audit_day` on ``audit.log_table``: fairness from one ``GROUP BY`` where the log is."""
+    from fairgate import sql_audit
+    from fairgate.audit import changes_since
+
+    base = {"kind": "audit", "run_id": run_id, "date": day.isoformat(), "outcomes_fetched": fetched,
+            "policy_sha256": policy.sha256, "code_version": CODE_VERSION, "model_name": policy.model_name}
+    measured = sql_audit.audit_window(policy, day)
+    if measured is None:
+        return {**base, "window_days": [], "status": "insufficient_evidence",
+                "reasons": ["no predictions in the window"], "rows": 0, "labeled_rows": 0}
+    manifest = registry.read_manifest(store, policy.model_name, measured["judged_version"])
+    return {**base, **measured, "change_since_deployment": changes_since(measured["fairness"], manifest)}
 
 
 def audit(store: ArtifactStore, policy: Policy, day: date, *, run_id: str, run_type: str = "manual") -> Audit:

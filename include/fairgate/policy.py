@@ -115,6 +115,8 @@ class Policy:
     audit_incoming_query: str | None = None
     audit_outcomes: str | None = None
     audit_outcomes_query: str | None = None
+    audit_log_table: str | None = None
+    audit_outcomes_table: str | None = None
     audit_scenario: str = "stable"
     audit_daily_rows: int = 600
     audit_psi_threshold: float = 0.25
@@ -307,6 +309,9 @@ def parse_policy(raw: Any) -> Policy:
         audit_incoming_query=audit.incoming_query,
         audit_outcomes=audit.outcomes,
         audit_outcomes_query=audit.outcomes_query,
+        audit_log_table=audit.log_table,
+        audit_outcomes_table=audit.outcomes_table or (f"{audit.log_table.rsplit('/', 1)[1]}_outcomes"
+                                                      if audit.log_table else None),
         audit_scenario=audit.scenario,
         audit_daily_rows=audit.daily_rows,
         audit_psi_threshold=audit.psi_threshold,

@@ -299,6 +299,21 @@ class Audit(_Section):
     daily_rows: int = Field(600, ge=1, description="simulated feed only")
     psi_threshold: NonNegative = Field(0.25, description="per-feature PSI that counts as drift")
     group_mix_psi_threshold: NonNegative = Field(0.1, description="PSI of the group mix that counts as drift")
+    log_table: Name | None = Field(None, description="`sql://<connection id>/<table>`: scoring also writes the "
+                                                     "prediction log there and the audit's fairness figures are "
+                                                     "one `GROUP BY` in that database")
+    outcomes_table: Name | None = Field(None, description="table of arrived outcomes beside `log_table` (default: "
+                                                          "`<table>_outcomes`)")
+
+    @model_validator(mode="after")
+    def _log_table_is_a_connection_and_table(self) -> Audit:
+        if self.log_table is not None:
+            conn, _, table = self.log_table.removeprefix("sql://").partition("/")
+            if not self.log_table.startswith("sql://") or not conn or not table or "/" in table:
+                raise ValueError(f"'log_table' must be sql://<connection id>/<table>; got {self.log_table!r}")
+        if self.outcomes_table is not None and self.log_table is None:
+            raise ValueError("'outcomes_table' applies only with 'log_table'")
+        return self
 
 
 class Schedule(_Section):

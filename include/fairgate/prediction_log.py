@@ -114,6 +114,10 @@ def fetch_outcomes(store: ArtifactStore, policy: Policy, day: date) -> list[str]
                              f"(they have {sorted(map(str, rows.columns))}).")
         outcomes = pd.DataFrame({key: rows[key].to_numpy(), LABEL_COLUMN: labels(rows, policy)})
         store.put(partition_key("labels", name, d), to_parquet_bytes(outcomes))
+        if policy.audit_log_table:
+            from fairgate import sql_audit
+
+            sql_audit.write_outcomes(policy, d, outcomes)
         copied.append(d.isoformat())
     return copied
 

@@ -108,5 +108,104 @@ def fairness_from_counts(counts: pd.DataFrame, policy: Policy) -> dict[str, dict
             "all": {s: {"n": selection[comp.key]["counts"][s]["n"],
                         "selected": selection[comp.key]["counts"][s]["selected"]}
                     for s in ("unprivileged", "privileged")},
-            "labeled": outcome[comp.key]["counts"] if comp.key in outcome else None}}
+            "labeled": outcome[comp.key]["counts"] if comp.key in outcome else None},
+            "rates": {"selection": {s: r["selection_rate"] for s, r in selection[comp.key]["rates"].items()},
+                      "outcome": outcome[comp.key]["rates"] if comp.key in outcome else None}}
     return out
+
+
+# --- the prediction log in a table, and the audit on it --------------------------------------------
+
+NOT_MEASURED = ("feature drift, label-free estimates and recourse: the SQL audit reads counts only, and the "
+                "inputs stay in the database")
+
+
+def tables(policy: Policy) -> tuple[str, str, str]:
+    """The connection id, predictions table and outcomes table of ``audit.log_table``."""
+    assert policy.audit_log_table is not None and policy.audit_outcomes_table is not None
+    conn_id, _, table = policy.audit_log_table.removeprefix("sql://").partition("/")
+    return conn_id, table, policy.audit_outcomes_table
+
+
+def engine_for(policy: Policy) -> sqlalchemy.engine.Engine:
+    import sqlalchemy as sa
+
+    from fairgate.data import connection_uri
+
+    return sa.create_engine(connection_uri(tables(policy)[0]))
+
+
+def _replace_day(engine: sqlalchemy.engine.Engine, table: str, day: date, rows: pd.DataFrame) -> None:
+    """Delete the day's rows of ``table`` and insert ``rows`` in one transaction (a re-run replaces, not adds)."""
+    import sqlalchemy as sa
+
+    with engine.begin() as conn:
+        if sa.inspect(conn).has_table(table):
+            t = sa.table(table, sa.column("scored_on"))
+            conn.execute(sa.delete(t).where(t.c.scored_on == day))
+        rows.assign(scored_on=day).to_sql(table, conn, index=False, if_exists="append")
+
+
+def write_day(policy: Policy, day: date, log: pd.DataFrame | None, outcomes: pd.DataFrame | None) -> None:
+    """The day's predictions and outcomes (each when given) into ``audit.log_table``, replacing that day's rows."""
+    assert policy.row_key is not None
+    conn_id, predictions, outcome_table = tables(policy)
+    columns = [policy.row_key, "model_version", "score", "decision", *policy.protected_columns]
+    engine = engine_for(policy)
+    try:
+        if log is not None:
+            _replace_day(engine, predictions, day, log[[c for c in columns if c in log.columns]])
+        if outcomes is not None:
+            _replace_day(engine, outcome_table, day, outcomes[[policy.row_key, LABEL_COLUMN]])
+    except Exception as exc:  # noqa: BLE001 - any driver error: name the table, keep the cause
+        raise StageError(f"Policy key 'audit.log_table': writing the log of {day} to {conn_id!r} failed: "
+                         f"{str(getattr(exc, 'orig', exc)).strip().splitlines()[0]}") from None
+    finally:
+        engine.dispose()
+
+
+def write_outcomes(policy: Policy, day: date, outcomes: pd.DataFrame) -> None:
+    """Outcomes of the predictions of ``day`` into the outcomes table (replacing that day's)."""
+    write_day(policy, day, None, outcomes)
+
+
+def audit_window(policy: Policy, day: date) -> dict[str, Any] | None:
+    """The audit's fairness, counts and status for the window ending ``day``, from ``audit.log_table``.
+
+    The judged version is the one that scored the window's last scored day (as on the Parquet
+    path). ``None`` when the window holds no predictions.
+    """
+    import sqlalchemy as sa
+
+    from fairgate.audit import judge_fairness
+
+    _, predictions, outcomes = tables(policy)
+    engine = engine_for(policy)
+    try:
+        p = sa.table(predictions, sa.column("model_version"), sa.column("scored_on"))
+        start = day - timedelta(days=policy.audit_window_days - 1)
+        with engine.connect() as conn:
+            in_window = (p.c.scored_on >= start, p.c.scored_on <= day)
+            versions = [r[0] for r in conn.execute(
+                sa.select(p.c.model_version).where(*in_window)
+                .group_by(p.c.model_version).order_by(sa.func.max(p.c.scored_on), p.c.model_version))]
+            days = [str(r[0]) for r in conn.execute(
+                sa.select(p.c.scored_on).where(*in_window).distinct().order_by(p.c.scored_on))]
+        if not versions:
+            return None
+        counts = window_counts(engine, policy, predictions, outcomes, day=day, version=versions[-1])
+    finally:
+        engine.dispose()
+    fairness = fairness_from_counts(counts, policy)
+    reasons, insufficient = judge_fairness(fairness, policy)
+    n = counts["n"].to_numpy(dtype=float)
+    labeled = counts["y"].notna().to_numpy()
+    agree = (counts["d"] == counts["y"]).to_numpy() & labeled
+    status = "degraded" if reasons else "insufficient_evidence" if insufficient else "healthy"
+    return {"window_days": days, "status": status, "reasons": reasons, "insufficient": insufficient,
+            "measured_in": "sql",
+            "not_measured": [NOT_MEASURED], "rows": int(n.sum()), "labeled_rows": int(n[labeled].sum()),
+            "model_versions": versions, "judged_version": versions[-1], "per_version": {},
+            "selection_rate": float((n * counts["d"].to_numpy()).sum() / n.sum()),
+            "accuracy": float(n[agree].sum() / n[labeled].sum()) if labeled.any() else None,
+            "fairness": fairness, "drift": {}}

@@ -8,11 +8,12 @@ from datetime import date, timedelta
 
 import pandas as pd
 import pytest
+import yaml
 from tests.conftest import synthetic_credit_policy
 from tests.integration.stack import PG, require_postgres
 
 from fairgate import lifecycle, monitoring, sql_audit
-from fairgate.lifecycle import RunInfo
+from fairgate.lifecycle import RunInfo, read_json
 from fairgate.policy import load_policy
 from fairgate.store import open_store
 
@@ -115,3 +116,74 @@ def test_the_audit_estimates_each_groups_rates_before_outcomes_and_scores_the_es
 
     page = audit_report(result, [result])
     assert "rates estimated from the scores" in page and page.count("<td>gender") >= 2
+
+
+def _flat(tree, prefix=""):
+    if isinstance(tree, dict):
+        return {k: v for key, sub in tree.items() for k, v in _flat(sub, f"{prefix}/{key}").items()}
+    return {prefix: tree}
+
+
+def test_with_log_table_scoring_writes_the_table_and_the_audit_judges_it_as_parquet_does(tmp_path, monkeypatch):
+    """``audit.log_table``: scoring fills the table (a re-scored day replaces its rows), and the audit
+    stage's figures and status come from the database and equal the Parquet audit's."""
+    require_postgres()
+    import sqlalchemy
+
+    table = f"log_{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("AIRFLOW_CONN_FAIRGATE_WAREHOUSE", f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/test")
+    path, data = synthetic_credit_policy(tmp_path, 6000, seed=23, audit={"window_days": 5, "label_lag_days": 2})
+    plain = load_policy(path)
+    raw = yaml.safe_load(path.read_text())
+    raw["audit"]["log_table"] = f"sql://fairgate_warehouse/{table}"
+    (tmp_path / "sql.yaml").write_text(yaml.safe_dump(raw))
+    policy = load_policy(tmp_path / "sql.yaml")
+    store = open_store(str(tmp_path / "store"))
+    assert lifecycle.run_in_process(store, policy, RunInfo(dag_id="nb", run_id="r")).decision == "deployed"
+    feed = data.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    engine = sqlalchemy.create_engine(f"postgresql+psycopg2://{PG['user']}@{PG['host']}:{PG['port']}/test")
+    try:
+        for i, day in enumerate(DAYS):
+            monitoring.score_day(store, policy, day, feed.iloc[i * 700:(i + 1) * 700].reset_index(drop=True))
+        monitoring.score_day(store, policy, DAYS[0], feed.iloc[:700])  # a re-run of the first day
+        with engine.connect() as conn:
+            rows = conn.execute(sqlalchemy.text(f'SELECT count(*), count(DISTINCT scored_on) FROM "{table}"')).one()
+            outcomes = conn.execute(sqlalchemy.text(f'SELECT count(*) FROM "{table}_outcomes"')).scalar()
+        assert tuple(rows) == (6 * 700, 6) and outcomes == 6 * 700
+
+        parquet = monitoring.audit_day(store, plain, DAYS[-1], run_id="p")
+        stage = monitoring.audit(store, policy, DAYS[-1], run_id="s")
+        pushed = read_json(store, stage.result, "audit")
+        assert pushed["measured_in"] == "sql" and pushed["not_measured"] == [sql_audit.NOT_MEASURED]
+        assert (stage.rows, stage.labeled_rows) == (parquet["rows"], parquet["labeled_rows"]) == (3500, 2100)
+        assert pushed["window_days"] == parquet["window_days"]
+        assert pushed["judged_version"] == parquet["judged_version"]
+        assert pushed["accuracy"] == pytest.approx(parquet["accuracy"], abs=1e-12)
+        assert pushed["selection_rate"] == pytest.approx(parquet["selection_rate"], abs=1e-12)
+        for key, result in parquet["fairness"].items():
+            assert pushed["fairness"][key]["counts"] == result["counts"], key
+            assert _flat(pushed["fairness"][key]["rates"]) == pytest.approx(_flat(result["rates"]), abs=1e-12), key
+            for metric, m in result["metrics"].items():
+                assert pushed["fairness"][key]["metrics"][metric]["value"] == pytest.approx(m["value"], abs=1e-12)
+        # Drift is Parquet-only; the fairness verdict is the same.
+        fairness_reasons = [r for r in parquet["reasons"] if not r.startswith(("feature", "group mix"))]
+        assert pushed["reasons"] == fairness_reasons
+        assert pushed["change_since_deployment"] == parquet["change_since_deployment"]
+        page = store.get(stage.report.key).decode()
+        assert "Measured in the database" in page and "feature drift, label-free estimates and recourse" in page
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sqlalchemy.text(f'DROP TABLE IF EXISTS "{table}"'))
+            conn.execute(sqlalchemy.text(f'DROP TABLE IF EXISTS "{table}_outcomes"'))
+        engine.dispose()
+
+
+def test_a_log_table_that_is_not_a_connection_and_table_is_refused_by_name(tmp_path):
+    from fairgate.policy import PolicyError
+
+    path, _ = synthetic_credit_policy(tmp_path, 200, seed=1)
+    raw = yaml.safe_load(path.read_text())
+    raw["audit"]["log_table"] = "warehouse.predictions"
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(PolicyError, match=r"audit.*log_table.*sql://<connection id>/<table>"):
+        load_policy(tmp_path / "bad.yaml")
