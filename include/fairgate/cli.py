@@ -260,6 +260,8 @@ def cmd_policy(args: argparse.Namespace) -> int:
         from pathlib import Path
 
         args.source = str(Path(args.source).resolve())
+    if args.format is None:
+        args.format = "parquet" if args.source.lower().endswith((".parquet", ".pq")) else "csv"
     df = read_location(args.source, fmt=args.format, query=args.query)
     text = policy_tools.starter_policy(df, model_name=args.model_name, source=args.source, label=args.label,
                                        favorable=args.favorable, protected=protected, fmt=args.format,
@@ -353,7 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
     init = psub.add_parser("init", help="profile a data source and write a complete, commented policy")
     init.add_argument("--source", required=True, help="file, folder of date= partitions, or sql://<conn id>")
     init.add_argument("--query", help="SQL for a sql:// source")
-    init.add_argument("--format", default="csv", choices=["csv", "parquet"])
+    init.add_argument("--format", choices=["csv", "parquet"],
+                      help="default: parquet for a .parquet file, csv otherwise")
     init.add_argument("--label", required=True)
     init.add_argument("--favorable", required=True, help="the label's favourable value")
     init.add_argument("--protected", action="append", required=True,

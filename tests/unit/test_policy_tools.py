@@ -110,3 +110,14 @@ def test_the_bias_stage_says_which_groups_the_test_split_is_too_small_for(store,
     expected = (f"Group sex=unprivileged & race=unprivileged has {positives} favourable outcomes in the test rows; "
                 "'fairness.min_positives' asks for 40")
     assert any(s.startswith(expected) for s in bias.short_of_evidence), bias.short_of_evidence
+
+
+def test_init_reads_a_parquet_file_as_parquet_without_being_told(tmp_path):
+    from fairgate.cli import main
+
+    _frame().to_parquet(tmp_path / "loans.parquet", index=False)
+    out = tmp_path / "loans.yaml"
+    assert main(["policy", "init", "--source", str(tmp_path / "loans.parquet"), "--label", "repaid",
+                 "--favorable", "1", "--protected", "gender=m", "--model-name", "loans", "--out", str(out)]) == 0
+    policy = parse_policy(yaml.safe_load(out.read_text()))
+    assert policy.format == "parquet" and policy.row_key == "loan_id"
