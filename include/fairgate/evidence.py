@@ -40,7 +40,7 @@ def _record_key(model: str, seq: int) -> str:
 
 def models(store: ArtifactStore) -> list[str]:
     """Every model with an evidence log in ``store``."""
-    return sorted({k.split("/")[1] for k in store.list("evidence/") if k.count("/") >= 2})
+    return store.folders("evidence/")
 
 
 def canonical(obj: Any) -> bytes:
@@ -53,7 +53,8 @@ def entry_hash(seq: int, prev_hash: str, record: dict[str, Any]) -> str:
 
 def head(store: ArtifactStore, model: str) -> dict[str, Any]:
     """The log's head as ``{"seq", "hash"}`` (``seq`` 0 and the genesis hash for an empty log)."""
-    return {k: _head(store, model)[0][k] for k in ("seq", "hash")}
+    current = _head(store, model)[0]  # read once, not once per key
+    return {k: current[k] for k in ("seq", "hash")}
 
 
 def _head(store: ArtifactStore, model: str) -> tuple[dict[str, Any], str | None]:
@@ -135,6 +136,11 @@ def verify(store: ArtifactStore, model: str) -> Verification:
         if not (head["seq"] == len(keys) - 1):
             problems.append(f"HEAD names seq {head['seq']} but the log has {len(keys)} records")
     return Verification(ok=not problems, records=len(keys), problems=problems)
+
+
+def entry(store: ArtifactStore, model: str, seq: int) -> dict[str, Any]:
+    """The entry numbered ``seq`` (read by its key: no listing)."""
+    return dict(json.loads(store.get(_record_key(model, seq))))
 
 
 def entries(store: ArtifactStore, model: str) -> list[dict[str, Any]]:

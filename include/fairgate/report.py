@@ -6,6 +6,7 @@ was recorded. Sections follow Mitchell et al., "Model Cards for Model Reporting"
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -342,11 +343,22 @@ def _estimate_rows(estimated: dict[str, Any]) -> list[list[Any]]:
     return rows
 
 
-def overview_html(data: dict[str, Any], *, user: str, thresholds: dict[str, list[Any]] | None = None) -> str:
-    """The page itself; links are relative to the view's own URL. ``thresholds``: per model, for the trends."""
+@functools.lru_cache(maxsize=256)
+def _trend_png(history_json: str, thresholds: tuple[Any, ...]) -> bytes:
+    """A trend chart, drawn once per process for the same audits and bands (drawing is most of a page's time)."""
+    import json
+
     from fairgate import charts
 
-    trends = {m["name"]: Image(charts.audit_trend(m["audits"], (thresholds or {}).get(m["name"])),
+    return charts.audit_trend(json.loads(history_json), list(thresholds) or None)
+
+
+def overview_html(data: dict[str, Any], *, user: str, thresholds: dict[str, list[Any]] | None = None) -> str:
+    """The page itself; links are relative to the view's own URL. ``thresholds``: per model, for the trends."""
+    import json
+
+    trends = {m["name"]: Image(_trend_png(json.dumps(m["audits"], sort_keys=True, default=str),
+                                          tuple((thresholds or {}).get(m["name"]) or ())),
                                f"trend of the audited fairness metrics of {m['name']}", "trend")
               for m in data["models"] if m["audits"]}
     return render_html("overview.html.j2", user=user, models=data["models"], trends=trends,

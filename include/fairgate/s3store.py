@@ -161,6 +161,19 @@ class S3Store:
                 return False
             raise
 
+    def folders(self, prefix: str) -> list[str]:
+        """The names one level below the folder ``prefix`` (``Delimiter="/"``: no key below them is listed)."""
+        top = self.prefix + "/" if self.prefix else ""
+        full = (self._key(prefix.rstrip("/")) + "/") if prefix.strip("/") else top
+        names: list[str] = []
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full,
+                                                                              Delimiter="/"):
+                names.extend(p["Prefix"][len(full):].rstrip("/") for p in page.get("CommonPrefixes", []))
+        except Exception as exc:
+            self._raise(exc, prefix or ".")
+        return sorted(names)
+
     def list(self, prefix: str) -> list[str]:
         full = self._key(prefix.rstrip("/")) + ("/" if prefix.endswith("/") else "") if prefix else \
             (self.prefix + "/" if self.prefix else "")

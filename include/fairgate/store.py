@@ -87,6 +87,7 @@ class ArtifactStore(Protocol):
     def get_with_etag(self, key: str) -> tuple[bytes, str]: ...
     def swap(self, key: str, data: bytes, *, expected_etag: str | None) -> Written: ...
     def exists(self, key: str) -> bool: ...
+    def folders(self, prefix: str) -> list[str]: ...
     def list(self, prefix: str) -> list[str]: ...
     def delete(self, key: str) -> None: ...
 
@@ -174,6 +175,14 @@ class LocalStore:
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def folders(self, prefix: str) -> list[str]:
+        """The names one level below the folder ``prefix`` (``"registry/"``: every model's folder), sorted."""
+        base = self.root / prefix.rstrip("/") if prefix.strip("/") else self.root
+        if not base.is_dir():
+            return []
+        return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+
 
     def list(self, prefix: str) -> list[str]:
         """Keys starting with ``prefix`` (plain string prefix, as on S3)."""

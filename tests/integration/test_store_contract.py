@@ -47,6 +47,17 @@ def test_list_is_a_string_prefix(any_store):
     assert len(any_store.list("audits/")) == 3 and any_store.list("nothing/") == []
 
 
+def test_folders_are_the_names_one_level_down(any_store):
+    for key in ("registry/a/versions/v1/manifest.json", "registry/b/pointer.json", "registry/top.json",
+                "evidence/a/records/0000000001.json"):
+        any_store.put(key, b"x")
+    assert any_store.folders("registry/") == ["a", "b"]  # a key directly below is not a folder
+    assert any_store.folders("registry") == ["a", "b"]
+    assert any_store.folders("registry/a/versions/") == ["v1"]
+    assert any_store.folders("") == ["evidence", "registry"]
+    assert any_store.folders("nothing/") == []
+
+
 def test_racing_promotions_exactly_one_wins(any_store):
     a = registry.register(any_store, "m", b"model-a", {"approved": True, "registered_at": "1"})["version"]
     b = registry.register(any_store, "m", b"model-b", {"approved": True, "registered_at": "2"})["version"]
