@@ -210,8 +210,13 @@ def policy_path() -> Path:
     return single_policy_path()
 
 
-def load_policy(path: str | Path | None = None) -> Policy:
-    """Read, validate and return the policy at ``path`` (default: :func:`policy_path`)."""
+def load_policy(path: str | Path | None = None, *, check_estimator: bool = True) -> Policy:
+    """Read, validate and return the policy at ``path`` (default: :func:`policy_path`).
+
+    ``check_estimator=False`` leaves out building the estimator to check ``model.params``, which
+    imports scikit-learn (about 0.8 s in a new process): for a task of a run whose first task
+    checked the same file, and that fits nothing itself.
+    """
     path = Path(path) if path else policy_path()
     try:
         text = path.read_bytes()
@@ -221,11 +226,11 @@ def load_policy(path: str | Path | None = None) -> Policy:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise PolicyError(f"Policy file {path} is not valid YAML: {exc}") from None
-    policy = parse_policy(raw)
+    policy = parse_policy(raw, check_estimator=check_estimator)
     return _replace(policy, sha256=hashlib.sha256(text).hexdigest(), path=str(path), raw=raw)
 
 
-def parse_policy(raw: Any) -> Policy:
+def parse_policy(raw: Any, *, check_estimator: bool = True) -> Policy:
     """Validate a policy mapping (as read from YAML) and build a :class:`Policy`.
 
     The schema (types, ranges, unknown keys, defaults) is :mod:`fairgate.policy_schema`; the
@@ -352,9 +357,10 @@ def parse_policy(raw: Any) -> Policy:
         unknown = sorted(set(cols) - named)
         if unknown:
             raise PolicyError(MSG_UNKNOWN.format(key=key, unknown=unknown, allowed=sorted(named)))
-    from fairgate.estimators import classifier
+    if check_estimator:  # model.params now, not at train time
+        from fairgate.estimators import classifier
 
-    classifier(policy.estimator, policy.estimator_params, policy.seed)  # model.params now, not at train time
+        classifier(policy.estimator, policy.estimator_params, policy.seed)
     _check_candidates(policy)
     _check_recourse(policy)
     for i, f in enumerate(policy.filters):

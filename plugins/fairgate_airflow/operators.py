@@ -33,12 +33,17 @@ class _Stage:
 
     # The model's policy file, set on every task by fairgate_airflow.models.bind (None: FAIRGATE_POLICY).
     policy_file: str | None = None
+    # Whether loading the policy builds the estimator to check `model.params`, which imports
+    # scikit-learn (about 0.8 s in a new task process). Off for the lifecycle tasks after
+    # collect_data that fit nothing: collect_data checked the same file at the start of the run.
+    checks_estimator: bool = True
 
     def policy(self, context: Context):
         from fairgate.policy import load_policy
 
         overrides = (context.get("params") or {}).get("threshold_overrides") or {}
-        return self.guarded(lambda: load_policy(self.policy_file).with_threshold_overrides(overrides))
+        return self.guarded(lambda: load_policy(self.policy_file, check_estimator=self.checks_estimator)
+                            .with_threshold_overrides(overrides))
 
     def store(self):
         from fairgate_airflow.settings import artifact_store
@@ -123,6 +128,8 @@ class CollectDataOperator(_Stage, BaseOperator):
 class ValidateDataOperator(_BranchStage):
     """Run the policy's quality suite on ``snapshot``; branch through ``routes["passed"]`` / ``["failed"]``."""
 
+    checks_estimator = False
+
     template_fields: Sequence[str] = ("snapshot",)
     ui_color = "#fdf6e3"
 
@@ -173,6 +180,8 @@ class CheckBiasOperator(_BranchStage):
 
 class PlanSearchOperator(_Stage, BaseOperator):
     """List the mitigation search's candidates; its result is what the candidate task is mapped over."""
+
+    checks_estimator = False
 
     template_fields: Sequence[str] = ("bias",)
 
@@ -308,6 +317,8 @@ class HumanReviewOperator(_Stage, HITLBranchOperator):
     before the policy's ``review_timeout_hours`` all lead to ``routes["rejected"]``.
     """
 
+    checks_estimator = False
+
     template_fields: Sequence[str] = (*HITLBranchOperator.template_fields, "gate")
 
     def __init__(self, *, gate: Any = None, routes: Mapping[str, str], **kwargs):
@@ -360,6 +371,8 @@ class HumanReviewOperator(_Stage, HITLBranchOperator):
 class DeployModelOperator(_Stage, BaseOperator):
     """Register the approved model and move the production pointer (not from backfills)."""
 
+    checks_estimator = False
+
     template_fields: Sequence[str] = ("gate", "review")
     ui_color = "#e6f4ea"
 
@@ -380,6 +393,8 @@ class DeployModelOperator(_Stage, BaseOperator):
 
 class RejectModelOperator(_Stage, BaseOperator):
     """Record that the candidate is not deployed; production is left as it was."""
+
+    checks_estimator = False
 
     template_fields: Sequence[str] = ("gate", "review")
     ui_color = "#f4f4f4"
@@ -407,6 +422,8 @@ class RecordEvidenceOperator(_Stage, BaseOperator):
     reject stage: the one that ran) or, for a run stopped by the quality gate, ``quality``. A run
     that concludes ``quality_failed`` fails after recording, so the evidence of why is kept.
     """
+
+    checks_estimator = False
 
     template_fields: Sequence[str] = ("quality", "deployment", "rejection")
 
@@ -456,6 +473,8 @@ class TrackMlflowOperator(_Stage, BaseOperator):
     retries does not fail the run: the last try records ``not_logged`` in the evidence and the task
     succeeds with a warning (``fairgate mlflow-sync`` logs it later). ``FAIRGATE_MLFLOW=off`` skips it.
     """
+
+    checks_estimator = False
 
     ui_color = "#d9ecf7"
 
