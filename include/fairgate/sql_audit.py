@@ -136,18 +136,26 @@ def engine_for(policy: Policy) -> sqlalchemy.engine.Engine:
 
 
 def _replace_day(engine: sqlalchemy.engine.Engine, table: str, day: date, rows: pd.DataFrame) -> None:
-    """Delete the day's rows of ``table`` and insert ``rows`` in one transaction (a re-run replaces, not adds)."""
+    """Delete the day's rows of ``table`` and insert ``rows`` in one transaction (a re-run replaces, not adds).
+
+    ``rows`` may be empty: the table is then created with its columns, so an audit before any
+    outcome has arrived joins an empty outcomes table rather than a missing one.
+    """
     import sqlalchemy as sa
 
     with engine.begin() as conn:
         if sa.inspect(conn).has_table(table):
             t = sa.table(table, sa.column("scored_on"))
             conn.execute(sa.delete(t).where(t.c.scored_on == day))
-        rows.assign(scored_on=day).to_sql(table, conn, index=False, if_exists="append")
+        rows.assign(scored_on=day).to_sql(table, conn, index=False, if_exists="append",
+                                          dtype={"scored_on": sa.Date()})
 
 
 def write_day(policy: Policy, day: date, log: pd.DataFrame | None, outcomes: pd.DataFrame | None) -> None:
     """The day's predictions and outcomes (each when given) into ``audit.log_table``, replacing that day's rows."""
+    import pandas as pd
+    import sqlalchemy as sa
+
     assert policy.row_key is not None
     conn_id, predictions, outcome_table = tables(policy)
     columns = [policy.row_key, "model_version", "score", "decision", *policy.protected_columns]
@@ -155,6 +163,12 @@ def write_day(policy: Policy, day: date, log: pd.DataFrame | None, outcomes: pd.
     try:
         if log is not None:
             _replace_day(engine, predictions, day, log[[c for c in columns if c in log.columns]])
+            if outcomes is None and not sa.inspect(engine).has_table(outcome_table):
+                # None yet: the outcomes table exists, empty, from the first day on (and outcomes
+                # already written for this day are kept, as on the Parquet path).
+                empty = pd.DataFrame({policy.row_key: log[policy.row_key].iloc[:0],
+                                      LABEL_COLUMN: pd.Series([], dtype="int8")})
+                _replace_day(engine, outcome_table, day, empty)
         if outcomes is not None:
             _replace_day(engine, outcome_table, day, outcomes[[policy.row_key, LABEL_COLUMN]])
     except Exception as exc:  # noqa: BLE001 - any driver error: name the table, keep the cause
@@ -179,7 +193,7 @@ def audit_window(policy: Policy, day: date) -> dict[str, Any] | None:
 
     from fairgate.audit import judge_fairness
 
-    _, predictions, outcomes = tables(policy)
+    conn_id, predictions, outcomes = tables(policy)
     engine = engine_for(policy)
     try:
         p = sa.table(predictions, sa.column("model_version"), sa.column("scored_on"))
@@ -194,6 +208,10 @@ def audit_window(policy: Policy, day: date) -> dict[str, Any] | None:
         if not versions:
             return None
         counts = window_counts(engine, policy, predictions, outcomes, day=day, version=versions[-1])
+    except sa.exc.ProgrammingError as exc:  # a missing table or column: the policy's doing, not the network's
+        cause = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        raise StageError(f"Policy key 'audit.log_table': the audit's query on {conn_id!r} failed ({cause}); "
+                         f"it reads {predictions!r} and {outcomes!r}, which scoring writes.") from None
     finally:
         engine.dispose()
     fairness = fairness_from_counts(counts, policy)

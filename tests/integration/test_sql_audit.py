@@ -187,3 +187,34 @@ def test_a_log_table_that_is_not_a_connection_and_table_is_refused_by_name(tmp_p
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(raw))
     with pytest.raises(PolicyError, match=r"audit.*log_table.*sql://<connection id>/<table>"):
         load_policy(tmp_path / "bad.yaml")
+
+
+def test_before_any_outcome_the_audit_joins_an_empty_table_and_a_missing_table_is_named(tmp_path, monkeypatch):
+    require_postgres()
+    import sqlalchemy
+
+    from fairgate.errors import StageError
+
+    table = f"log_{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("AIRFLOW_CONN_FAIRGATE_WAREHOUSE", f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/test")
+    path, data = synthetic_credit_policy(tmp_path, 3000, seed=29, audit={"window_days": 3, "label_lag_days": 2,
+                                                                          "log_table": f"sql://fairgate_warehouse/{table}"})
+    policy = load_policy(path)
+    store = open_store(str(tmp_path / "store"))
+    assert lifecycle.run_in_process(store, policy, RunInfo(dag_id="nb", run_id="r")).decision == "deployed"
+    engine = sqlalchemy.create_engine(f"postgresql+psycopg2://{PG['user']}@{PG['host']}:{PG['port']}/test")
+    try:
+        with pytest.raises(StageError, match=rf"audit.log_table.*{table}"):
+            monitoring.audit_day(store, policy, DAYS[0], run_id="a")  # nothing scored yet: no table
+        records = data.drop(columns=[policy.label]).iloc[:500].reset_index(drop=True)  # outcomes not known
+        monitoring.score_day(store, policy, DAYS[0], records)
+        result = monitoring.audit_day(store, policy, DAYS[0], run_id="a")
+        assert (result["rows"], result["labeled_rows"]) == (500, 0)
+        assert all(r["counts"]["labeled"] is None for r in result["fairness"].values())
+        assert "equal_opportunity_difference" not in result["fairness"]["gender"]["metrics"]
+        assert result["status"] == "healthy"  # the loose policy gates disparate impact only: no outcome needed
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sqlalchemy.text(f'DROP TABLE IF EXISTS "{table}"'))
+            conn.execute(sqlalchemy.text(f'DROP TABLE IF EXISTS "{table}_outcomes"'))
+        engine.dispose()
