@@ -78,8 +78,8 @@ def calibration_by_group(codes: pd.DataFrame, scores: np.ndarray, outcomes: np.n
 
 
 def per_group(codes: pd.DataFrame, scores: np.ndarray, decisions: np.ndarray, comps: list[Comparison], *,
-              outcomes: np.ndarray | None = None,
-              deployed: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+              outcomes: np.ndarray | None = None, deployed: dict[str, dict[str, Any]] | None = None,
+              weights: np.ndarray | None = None, score_bins: np.ndarray | None = None) -> dict[str, dict[str, Any]]:
     """Per comparison and side: the estimated rates and, where ``outcomes`` are given (NaN = not yet
     arrived), the realised rates of the rows that have them, the estimate's error on those same
     rows, and the calibration error that says whether to trust the estimate. ``deployed`` is the
@@ -87,7 +87,10 @@ def per_group(codes: pd.DataFrame, scores: np.ndarray, decisions: np.ndarray, co
     marked unreliable before any outcome arrives.
 
     One pass over the rows: sums per joint group cell (and per score bin), then each side as the
-    sum of the cells it covers, as :func:`fairgate.metrics.measure` does with its counts.
+    sum of the cells it covers, as :func:`fairgate.metrics.measure` does with its counts. Rows may
+    be aggregates (the SQL audit's): ``weights`` rows each, ``scores`` their mean score, and
+    ``score_bins`` the score bin they were grouped by; only sums are taken, so the result is the
+    same as from the rows themselves.
     """
     import numpy as np
 
@@ -97,20 +100,22 @@ def per_group(codes: pd.DataFrame, scores: np.ndarray, decisions: np.ndarray, co
     cells = 2 ** len(columns)
     cell = cell_ids(codes)
     s = np.asarray(scores, dtype=float)
+    w = np.ones(len(s)) if weights is None else np.asarray(weights, dtype=float)
     d = (np.asarray(decisions) == 1).astype(float)
     y_raw = np.full(len(s), np.nan) if outcomes is None else np.asarray(outcomes, dtype=float)
     known = ~np.isnan(y_raw)
     y = np.where(known, y_raw, 0.0)
     # Per (cell, outcome arrived, decision, outcome): row counts and score sums, in two bincounts.
     slot = ((cell * 2 + known) * 2 + d.astype(np.int64)) * 2 + y.astype(np.int64)
-    n = np.bincount(slot, minlength=cells * 8).reshape(cells, 2, 2, 2).astype(float)
-    score = np.bincount(slot, weights=s, minlength=cells * 8).reshape(cells, 2, 2, 2)
+    n = np.bincount(slot, weights=w, minlength=cells * 8).reshape(cells, 2, 2, 2)
+    score = np.bincount(slot, weights=s * w, minlength=cells * 8).reshape(cells, 2, 2, 2)
     n_d, s_d = n.sum(axis=3), score.sum(axis=3)  # (cell, arrived, decision)
     sums = np.stack([s_d[..., 1], n_d[..., 1] - s_d[..., 1], s_d[..., 0], n_d[..., 0] - s_d[..., 0],
                      n_d.sum(axis=2), n[..., 1, 1], n[..., 1, 0], n[..., 0, 1], n[..., 0, 0]], axis=2)
-    bins = cell * BINS + np.minimum((s * BINS).astype(int), BINS - 1)
-    by_bin = np.stack([np.bincount(bins[known], weights=w[known], minlength=cells * BINS)
-                       for w in (np.ones(len(s)), s, y)], axis=1).reshape(cells, BINS, 3)
+    bins = cell * BINS + (np.minimum((s * BINS).astype(int), BINS - 1) if score_bins is None
+                          else np.asarray(score_bins, dtype=np.int64))
+    by_bin = np.stack([np.bincount(bins[known], weights=v[known], minlength=cells * BINS)
+                       for v in (w, s * w, y * w)], axis=1).reshape(cells, BINS, 3)
 
     def counts(v: np.ndarray) -> Counts:
         return Counts(tp=float(v[0]), fp=float(v[1]), fn=float(v[2]), tn=float(v[3]))

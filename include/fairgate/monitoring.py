@@ -117,7 +117,8 @@ def _audit_in_sql(store: ArtifactStore, policy: Policy, day: date, *, run_id: st
 
     base = {"kind": "audit", "run_id": run_id, "date": day.isoformat(), "outcomes_fetched": fetched,
             "policy_sha256": policy.sha256, "code_version": CODE_VERSION, "model_name": policy.model_name}
-    measured = sql_audit.audit_window(policy, day)
+    measured = sql_audit.audit_window(policy, day, calibration_of=lambda version: registry.read_manifest(
+        store, policy.model_name, version).get("calibration"))
     if measured is None:
         return {**base, "window_days": [], "status": "insufficient_evidence",
                 "reasons": ["no predictions in the window"], "rows": 0, "labeled_rows": 0}

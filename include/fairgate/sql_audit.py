@@ -19,6 +19,7 @@ the label-lag rule of :func:`fairgate.prediction_log.read_window`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -36,12 +37,19 @@ OUTCOME = ("equal_opportunity_difference", "average_odds_difference", "false_pos
 
 
 def counts_query(policy: Policy, predictions: str, outcomes: str, *, day: date, window_days: int,
-                 label_lag_days: int, version: str) -> Any:
-    """The ``GROUP BY`` (a SQLAlchemy statement, identifiers quoted, values bound) of one window."""
+                 label_lag_days: int, version: str, scores: bool = False) -> Any:
+    """The ``GROUP BY`` (a SQLAlchemy statement, identifiers quoted, values bound) of one window.
+
+    ``scores``: also by score bin (``b``, the label-free estimates' 10 bins) with each group's
+    score sum (``s``), for :func:`fairgate.estimation.per_group`; at most ten times the rows.
+    """
     import sqlalchemy as sa
 
+    from fairgate.estimation import BINS
+
     assert policy.row_key is not None
-    cols = {policy.row_key, "model_version", "scored_on", "decision", *policy.protected_columns}
+    cols = {policy.row_key, "model_version", "scored_on", "decision", *policy.protected_columns,
+            *(["score"] if scores else [])}
     p = sa.table(predictions, *(sa.column(c) for c in sorted(cols))).alias("p")
     o = sa.table(outcomes, sa.column(policy.row_key), sa.column(LABEL_COLUMN)).alias("o")
     cells = []
@@ -58,20 +66,25 @@ def counts_query(policy: Policy, predictions: str, outcomes: str, *, day: date, 
     label = sa.case((p.c.scored_on <= cutoff, o.c[LABEL_COLUMN]), else_=None).label("y")
     joined = p.outerjoin(o, o.c[policy.row_key] == p.c[policy.row_key])
     start = day - timedelta(days=window_days - 1)
-    return (sa.select(*cells, p.c.decision.label("d"), label, sa.func.count().label("n"))
+    keys = [*cells, p.c.decision.label("d"), label]
+    sums = [sa.func.count().label("n")]
+    if scores:  # the bin as numpy takes it: floor(score * 10), a score of 1 in the top bin
+        keys.append(sa.case((p.c.score >= 1.0, BINS - 1),
+                            else_=sa.cast(sa.func.floor(p.c.score * BINS), sa.Integer)).label("b"))
+        sums.append(sa.func.sum(p.c.score).label("s"))
+    return (sa.select(*keys, *sums)
             .select_from(joined)
             .where(p.c.scored_on >= start, p.c.scored_on <= day, p.c.model_version == version)
-            .group_by(*(sa.literal_column(f"g{i}") for i in range(len(cells))), sa.literal_column("d"),
-                      sa.literal_column("y")))
+            .group_by(*(sa.literal_column(k.name) for k in keys)))
 
 
 def window_counts(engine: sqlalchemy.engine.Engine, policy: Policy, predictions: str, outcomes: str, *,
-                  day: date, version: str) -> pd.DataFrame:
-    """The window's counts: one row per (group cell, decision, outcome or null) with its ``n``."""
+                  day: date, version: str, scores: bool = False) -> pd.DataFrame:
+    """The window's counts: one row per (group cell, decision, outcome or null[, score bin]) with its ``n``."""
     import pandas as pd
 
     query = counts_query(policy, predictions, outcomes, day=day, window_days=policy.audit_window_days,
-                         label_lag_days=policy.audit_label_lag_days, version=version)
+                         label_lag_days=policy.audit_label_lag_days, version=version, scores=scores)
     with engine.connect() as conn:
         return pd.DataFrame(conn.execute(query).mappings().all())
 
@@ -116,8 +129,8 @@ def fairness_from_counts(counts: pd.DataFrame, policy: Policy) -> dict[str, dict
 
 # --- the prediction log in a table, and the audit on it --------------------------------------------
 
-NOT_MEASURED = ("feature drift, label-free estimates and recourse: the SQL audit reads counts only, and the "
-                "inputs stay in the database")
+NOT_MEASURED = ("feature drift and recourse: the SQL audit reads counts only, and the inputs stay in the "
+                "database")
 
 
 def tables(policy: Policy) -> tuple[str, str, str]:
@@ -183,11 +196,15 @@ def write_outcomes(policy: Policy, day: date, outcomes: pd.DataFrame) -> None:
     write_day(policy, day, None, outcomes)
 
 
-def audit_window(policy: Policy, day: date) -> dict[str, Any] | None:
+def audit_window(policy: Policy, day: date, *,
+                 calibration_of: Callable[[str], dict[str, Any] | None] = lambda version: None,
+                 ) -> dict[str, Any] | None:
     """The audit's fairness, counts and status for the window ending ``day``, from ``audit.log_table``.
 
     The judged version is the one that scored the window's last scored day (as on the Parquet
-    path). ``None`` when the window holds no predictions.
+    path). ``None`` when the window holds no predictions. With a ``score`` column, the label-free
+    estimates come from the same query (by score bin); ``calibration_of(version)`` is that
+    version's calibration on its test split (its manifest's), which marks poorly calibrated groups.
     """
     import sqlalchemy as sa
 
@@ -207,7 +224,8 @@ def audit_window(policy: Policy, day: date) -> dict[str, Any] | None:
                 sa.select(p.c.scored_on).where(*in_window).distinct().order_by(p.c.scored_on))]
         if not versions:
             return None
-        counts = window_counts(engine, policy, predictions, outcomes, day=day, version=versions[-1])
+        scored = "score" in {c["name"] for c in sa.inspect(engine).get_columns(predictions)}
+        counts = window_counts(engine, policy, predictions, outcomes, day=day, version=versions[-1], scores=scored)
     except sa.exc.ProgrammingError as exc:  # a missing table or column: the policy's doing, not the network's
         cause = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
         raise StageError(f"Policy key 'audit.log_table': the audit's query on {conn_id!r} failed ({cause}); "
@@ -220,8 +238,22 @@ def audit_window(policy: Policy, day: date) -> dict[str, Any] | None:
     labeled = counts["y"].notna().to_numpy()
     agree = (counts["d"] == counts["y"]).to_numpy() & labeled
     status = "degraded" if reasons else "insufficient_evidence" if insufficient else "healthy"
-    return {"window_days": days, "status": status, "reasons": reasons, "insufficient": insufficient,
-            "measured_in": "sql",
+    estimated = None
+    if scored:
+        import numpy as np
+        import pandas as pd
+
+        from fairgate import estimation
+        from fairgate.groups import comparisons
+
+        codes = pd.DataFrame({attr.column: counts[f"g{i}"].to_numpy(dtype=np.int8)
+                              for i, attr in enumerate(policy.protected)})
+        estimated = estimation.per_group(
+            codes, counts["s"].to_numpy(dtype=float) / n, counts["d"].to_numpy(), comparisons(policy),
+            outcomes=counts["y"].to_numpy(dtype=float, na_value=np.nan), deployed=calibration_of(versions[-1]),
+            weights=n, score_bins=counts["b"].to_numpy(dtype=np.int64))
+    return {"window_days": days, "estimated_performance": estimated, "status": status, "reasons": reasons,
+            "insufficient": insufficient, "measured_in": "sql",
             "not_measured": [NOT_MEASURED], "rows": int(n.sum()), "labeled_rows": int(n[labeled].sum()),
             "model_versions": versions, "judged_version": versions[-1], "per_version": {},
             "selection_rate": float((n * counts["d"].to_numpy()).sum() / n.sum()),

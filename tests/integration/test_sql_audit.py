@@ -165,12 +165,17 @@ def test_with_log_table_scoring_writes_the_table_and_the_audit_judges_it_as_parq
             assert _flat(pushed["fairness"][key]["rates"]) == pytest.approx(_flat(result["rates"]), abs=1e-12), key
             for metric, m in result["metrics"].items():
                 assert pushed["fairness"][key]["metrics"][metric]["value"] == pytest.approx(m["value"], abs=1e-12)
+        # The label-free estimates come from the same GROUP BY (by score bin), equal to the Parquet path's.
+        assert pushed["estimated_performance"] is not None
+        assert _flat(pushed["estimated_performance"]) == pytest.approx(_flat(parquet["estimated_performance"]),
+                                                                        abs=1e-9)
         # Drift is Parquet-only; the fairness verdict is the same.
         fairness_reasons = [r for r in parquet["reasons"] if not r.startswith(("feature", "group mix"))]
         assert pushed["reasons"] == fairness_reasons
         assert pushed["change_since_deployment"] == parquet["change_since_deployment"]
         page = store.get(stage.report.key).decode()
-        assert "Measured in the database" in page and "feature drift, label-free estimates and recourse" in page
+        assert "Measured in the database" in page and "feature drift and recourse" in page
+        assert "rates estimated from the scores" in page
     finally:
         with engine.begin() as conn:
             conn.execute(sqlalchemy.text(f'DROP TABLE IF EXISTS "{table}"'))
