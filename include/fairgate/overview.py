@@ -17,6 +17,7 @@ round trips.
 from __future__ import annotations
 
 import json
+import logging
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from fairgate.store import ArtifactStore
 
 KEEP = 100  # decisions and audit dates the index holds (the page shows fewer)
+log = logging.getLogger(__name__)
 
 
 def index_key(model: str) -> str:
@@ -79,7 +81,7 @@ def _read_index(store: ArtifactStore, model: str) -> tuple[dict[str, Any], str |
 def summary(store: ArtifactStore, model: str) -> dict[str, Any]:
     """One model's page data (newest decisions first, audits by date, versions by sha256), brought up to date."""
     from fairgate.registry import RegistryError
-    from fairgate.store import ConflictError
+    from fairgate.store import ConflictError, StoreError
 
     index, etag = _read_index(store, model)
     head = evidence.head(store, model)["seq"]
@@ -106,6 +108,9 @@ def summary(store: ArtifactStore, model: str) -> dict[str, Any]:
             store.swap(index_key(model), json.dumps(index, sort_keys=True).encode(), expected_etag=etag)
         except ConflictError:
             pass  # another request wrote it first; both derived it from the same log
+        except StoreError as exc:  # e.g. a view with read-only credentials: served, not kept
+            log.warning("The Fairness view's index of %s was not written (%s); the next request reads the "
+                        "log again.", model, exc)
     return index
 
 

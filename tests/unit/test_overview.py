@@ -119,3 +119,18 @@ def test_a_corrupt_index_or_one_ahead_of_the_log_is_rebuilt(filled, tmp_path):
     filled.put(overview.index_key("credit"), json.dumps({**index, "seq": 10_000}).encode())
     assert _shown(overview.overview(filled, today=today), "credit") == _from_scratch(filled, "credit", today)
     assert json.loads(filled.get(overview.index_key("credit")))["seq"] == 50
+
+
+def test_a_store_that_refuses_the_index_write_still_serves_the_page(filled, caplog):
+    from fairgate.store import StoreError
+
+    today = DAY + timedelta(days=40)
+
+    class ReadOnly(Counting):
+        def swap(self, key, data, *, expected_etag):
+            raise StoreError(f"AccessDenied on {key}")
+
+    read_only = ReadOnly(filled.root)
+    assert _shown(overview.overview(read_only, today=today), "credit") == _from_scratch(filled, "credit", today)
+    assert not read_only.exists(overview.index_key("credit"))
+    assert "was not written" in caplog.text
