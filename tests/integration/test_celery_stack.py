@@ -138,20 +138,29 @@ def test_worker_killed_mid_run_the_task_is_retried_elsewhere(celery_stack):
     stack.wait_for_dags("fairgate_lifecycle")
     run_id = trigger(stack)
 
-    def training():  # the mapped instance exists only once the plan has been expanded
-        rows = stack.sql("SELECT state FROM task_instance WHERE dag_id = 'fairgate_lifecycle' AND run_id = %s AND "
-                         "task_id = 'fit_candidate' AND map_index = 0", run_id)
-        return bool(rows) and rows[0][0] == "running"
+    def running():
+        return stack.sql("SELECT task_id, map_index FROM task_instance WHERE dag_id = 'fairgate_lifecycle' AND "
+                         "run_id = %s AND state = 'running'", run_id)
 
-    stack.wait(training, 900, "the first candidate's training to start")
-    for name in [n for n in stack.procs if n.startswith("celery-worker-")]:
-        stack.kill(name)  # SIGKILL the whole worker, task process included
-    replacement = stack.start_worker()
+    # Stages take a second or two, so the worker is killed the moment one is seen running. Those
+    # still 'running' right after the kill are the ones killed (their process is gone; the
+    # scheduler notices only after the heartbeat timeout); if the one seen had just finished, again.
+    killed, deadline = [], time.monotonic() + 900
+    while not killed:
+        assert time.monotonic() < deadline, f"no task of {run_id} was seen running:\n{stack.diagnostics()}"
+        if not running():
+            time.sleep(0.1)
+            continue
+        for name in [n for n in stack.procs if n.startswith("celery-worker-")]:
+            stack.kill(name)  # SIGKILL the whole worker, task process included
+        killed = running()
+        replacement = stack.start_worker()
     assert wait_state(stack, run_id, timeout=1200) == "success", stack.diagnostics()
 
-    train = next(r for r in task_rows(stack, run_id) if r[0] == "fit_candidate" and r[5] == 0)
-    assert train[4] >= 2, "the first candidate's training should have been retried"
-    assert train[2] == replacement
+    rows = {(r[0], r[5]): r for r in task_rows(stack, run_id)}
+    for task in killed:
+        assert rows[task][4] >= 2, f"{task} was killed mid-run and should have been retried"
+        assert rows[task][2] == replacement
     records = [e for e in evidence.entries(store, "adult_income") if e["record"].get("run_id") == run_id]
     assert len(records) == 1 and records[0]["record"]["decision"] == "deployed"
     rec = records[0]["record"]
