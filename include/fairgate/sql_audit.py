@@ -89,10 +89,18 @@ def window_counts(engine: sqlalchemy.engine.Engine, policy: Policy, predictions:
         return pd.DataFrame(conn.execute(query).mappings().all())
 
 
+def _codes(counts: pd.DataFrame, policy: Policy) -> pd.DataFrame:
+    """Each counts row's 0/1 code per protected attribute (the query's ``g0``, ``g1``, …), as group_codes gives."""
+    import numpy as np
+    import pandas as pd
+
+    return pd.DataFrame({attr.column: counts[f"g{i}"].to_numpy(dtype=np.int8)
+                         for i, attr in enumerate(policy.protected)})
+
+
 def fairness_from_counts(counts: pd.DataFrame, policy: Policy) -> dict[str, dict[str, Any]]:
     """Each comparison's metrics (as the audit reports them) and counts, from :func:`window_counts`."""
     import numpy as np
-    import pandas as pd
 
     from fairgate.audit import SELECTION_METRICS
     from fairgate.groups import comparisons
@@ -102,8 +110,7 @@ def fairness_from_counts(counts: pd.DataFrame, policy: Policy) -> dict[str, dict
         raise StageError("The window holds no predictions of the judged version: nothing to measure "
                          "(check the table names, the day and the model version).")
     comps = comparisons(policy)
-    codes = pd.DataFrame({attr.column: counts[f"g{i}"].to_numpy(dtype=np.int8)
-                          for i, attr in enumerate(policy.protected)})
+    codes = _codes(counts, policy)
     pred = counts["d"].to_numpy(dtype=np.int8)
     weights = counts["n"].to_numpy(dtype=float)
     labeled = counts["y"].notna().to_numpy()
@@ -241,15 +248,12 @@ def audit_window(policy: Policy, day: date, *,
     estimated = None
     if scored:
         import numpy as np
-        import pandas as pd
 
         from fairgate import estimation
         from fairgate.groups import comparisons
 
-        codes = pd.DataFrame({attr.column: counts[f"g{i}"].to_numpy(dtype=np.int8)
-                              for i, attr in enumerate(policy.protected)})
         estimated = estimation.per_group(
-            codes, counts["s"].to_numpy(dtype=float) / n, counts["d"].to_numpy(), comparisons(policy),
+            _codes(counts, policy), counts["s"].to_numpy(dtype=float) / n, counts["d"].to_numpy(), comparisons(policy),
             outcomes=counts["y"].to_numpy(dtype=float, na_value=np.nan), deployed=calibration_of(versions[-1]),
             weights=n, score_bins=counts["b"].to_numpy(dtype=np.int64))
     return {"window_days": days, "estimated_performance": estimated, "status": status, "reasons": reasons,
