@@ -43,9 +43,9 @@ def _copy(engine, name: str, frame: pd.DataFrame, ddl: str) -> None:
 def main(argv: list[str]) -> int:
     import sqlalchemy
 
-    from fairgate import sql_audit
-    from fairgate.data import read_adult
-    from fairgate.policy import load_policy
+    from fairgate.data.sources import read_adult
+    from fairgate.monitoring import sql_audit
+    from fairgate.policy.loader import load_policy
 
     sizes = [int(a) for a in argv] or [1_000_000, 10_000_000]
     policy = load_policy()

@@ -5,7 +5,7 @@
 Builds a 7-day prediction log of ``--rows`` rows (Adult test records resampled, random
 decisions) with outcomes for the first 4 days in a temporary local store, registers a
 production model whose training snapshot is the Adult training file, then times
-``fairgate.monitoring.audit_day``: read, join, metrics with intervals, drift. Last line is JSON.
+``fairgate.stages.monitoring.audit_day``: read, join, metrics with intervals, drift. Last line is JSON.
 """
 
 from __future__ import annotations
@@ -20,10 +20,13 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-from fairgate import monitoring, prediction_log, registry, training
-from fairgate.data import read_adult, to_parquet_bytes
-from fairgate.policy import load_policy
-from fairgate.store import LocalStore
+from fairgate.data.sources import read_adult, to_parquet_bytes
+from fairgate.governance import registry
+from fairgate.models import training
+from fairgate.monitoring import prediction_log
+from fairgate.policy.loader import load_policy
+from fairgate.stages import monitoring
+from fairgate.storage.local import LocalStore
 
 
 def main() -> None:

@@ -28,10 +28,11 @@ def _timed(fn):
 def main() -> None:
     from sklearn.inspection import permutation_importance
 
-    from fairgate import explain, groups, training
-    from fairgate.data import read_source
-    from fairgate.groups import group_codes
-    from fairgate.policy import load_policy
+    from fairgate.data.sources import read_source
+    from fairgate.fairness import groups
+    from fairgate.fairness.groups import group_codes
+    from fairgate.models import explain, training
+    from fairgate.policy.loader import load_policy
 
     policy = load_policy()
     df = read_source(policy)

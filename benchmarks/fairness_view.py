@@ -20,8 +20,10 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from fairgate import evidence, prediction_log, registry
-from fairgate.store import ArtifactStore, LocalStore
+from fairgate.governance import evidence, registry
+from fairgate.monitoring import prediction_log
+from fairgate.storage.base import ArtifactStore
+from fairgate.storage.local import LocalStore
 
 FIRST_DAY = date(2023, 1, 1)
 
@@ -53,8 +55,8 @@ def _fill(store: ArtifactStore, model: str, runs: int, audits: int) -> None:
 
 
 def _time(store: ArtifactStore, today: date) -> dict[str, float]:
-    from fairgate.overview import overview
-    from fairgate.report import overview_html
+    from fairgate.reporting.overview import overview
+    from fairgate.reporting.report import overview_html
 
     def once() -> tuple[float, float]:
         t = time.perf_counter()
@@ -98,7 +100,7 @@ def main() -> None:
 
         import boto3
 
-        from fairgate.s3store import S3Store
+        from fairgate.storage.s3 import S3Store
 
         with socket.socket() as sock:  # a free port for a moto server in its own process (its own GIL)
             sock.bind(("127.0.0.1", 0))

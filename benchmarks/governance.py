@@ -35,10 +35,11 @@ def _policy(tmp: Path, robustness: bool) -> Path:
 
 
 def main(argv: list[str]) -> int:
-    from fairgate import bundle, evidence, lifecycle
-    from fairgate.lifecycle import RunInfo
-    from fairgate.policy import load_policy
-    from fairgate.store import LocalStore
+    from fairgate.governance import bundle, evidence
+    from fairgate.policy.loader import load_policy
+    from fairgate.stages import lifecycle
+    from fairgate.stages.lifecycle import RunInfo
+    from fairgate.storage.local import LocalStore
 
     sizes = [int(a) for a in argv] or [0, 365, 3650]
     tmp = Path(tempfile.mkdtemp(prefix="fairgate-bench-"))

@@ -27,7 +27,7 @@ def make(rows: int, groups: int, seed: int = 0):
 
 
 def fairgate(g, y, yhat, groups):
-    from fairgate.metrics import confusion_counts, counts_from_row, disparities
+    from fairgate.fairness.metrics import confusion_counts, counts_from_row, disparities
 
     table = confusion_counts(y, yhat, g, groups)
     ref = counts_from_row(table[0])
@@ -36,7 +36,7 @@ def fairgate(g, y, yhat, groups):
 
 
 def aif360(g, y, yhat, groups):
-    from fairgate.aif360_adapter import _quiet_imports, binary_label_dataset
+    from fairgate.fairness.aif360_adapter import _quiet_imports, binary_label_dataset
 
     with _quiet_imports():
         from aif360.metrics import ClassificationMetric

@@ -6,7 +6,7 @@
 fresh row key each; the duplicate limit is lifted, since a resample repeats rows by design),
 under the bundled policy. ``synthetic``: the synthetic credit generator at ``--rows`` rows,
 under the policy ``fairgate policy init`` writes for it. The stages are the DAG's, called in its
-order in this process (``fairgate.lifecycle``), on a temporary local store; the file is
+order in this process (``fairgate.stages.lifecycle``), on a temporary local store; the file is
 written as Parquet first and not timed. Peak RSS is this process's, so it bounds what any one
 Airflow task (its own process) needs. Last line is JSON.
 """
@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 def _adult(rows: int, folder: Path) -> Path:
     import numpy as np
 
-    from fairgate.data import read_adult
+    from fairgate.data.sources import read_adult
 
     train = read_adult("data")
     big = train.iloc[np.random.default_rng(0).integers(0, len(train), rows)].reset_index(drop=True)
@@ -45,7 +45,7 @@ def _adult(rows: int, folder: Path) -> Path:
 
 
 def _synthetic(rows: int, folder: Path) -> Path:
-    from fairgate.cli import main
+    from fairgate.cli.main import main
     from fairgate_dev.synthetic import credit_applications
 
     credit_applications(rows, seed=1).to_parquet(folder / "credit.parquet", index=False)
@@ -65,10 +65,10 @@ def main() -> None:
     policy_path = (_adult if args.data == "adult" else _synthetic)(args.rows, folder)
     os.environ["FAIRGATE_POLICY"] = str(policy_path)
 
-    from fairgate import lifecycle as lc
-    from fairgate.mitigation import route_after_bias
-    from fairgate.policy import load_policy
-    from fairgate.store import LocalStore
+    from fairgate.mitigation.search import route_after_bias
+    from fairgate.policy.loader import load_policy
+    from fairgate.stages import lifecycle as lc
+    from fairgate.storage.local import LocalStore
 
     policy = load_policy(policy_path)
     store = LocalStore(folder / "artifacts")

@@ -47,8 +47,8 @@ def direct_fit_seconds(spec, train, policy) -> float:
     import numpy as np
     import pandas as pd
 
-    from fairgate import training
-    from fairgate.groups import group_labels, labels
+    from fairgate.fairness.groups import group_labels, labels
+    from fairgate.models import training
 
     y, groups = labels(train, policy), group_labels(train, policy)
     X = training.feature_frame(train, policy)
@@ -66,7 +66,7 @@ def direct_fit_seconds(spec, train, policy) -> float:
         w = Reweighing(unprivileged_groups=cells[:-1], privileged_groups=cells[-1:]).fit_transform(ds).instance_weights
         training.build_pipeline(policy).fit(X, y, classifier__sample_weight=w)
     elif spec.method == "disparate_impact_remover":
-        from fairgate.aif360_adapter import repair_inputs
+        from fairgate.fairness.aif360_adapter import repair_inputs
 
         cols = [c for c in policy.numeric if c not in policy.protected_columns]
         training.build_pipeline(policy).fit(repair_inputs(X, groups, cols, 1.0), y)
@@ -87,10 +87,11 @@ def direct_fit_seconds(spec, train, policy) -> float:
 
 
 def methods() -> list[dict]:
-    from fairgate import mitigation, training
-    from fairgate.data import read_source
-    from fairgate.evaluation import assess
-    from fairgate.policy import parse_policy
+    from fairgate.data.sources import read_source
+    from fairgate.mitigation import search as mitigation
+    from fairgate.models import training
+    from fairgate.models.evaluation import assess
+    from fairgate.policy.loader import parse_policy
 
     policy = parse_policy(policy_dict())
     df = read_source(policy)

@@ -62,7 +62,7 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def _track(store, policy, uri: str) -> float:
-    from fairgate import tracking
+    from fairgate.integrations import tracking
 
     t0 = time.perf_counter()
     out = tracking.track(store, policy, uri=uri, run_id="release")
@@ -94,10 +94,13 @@ def _postgres_server(tmp: Path) -> tuple[subprocess.Popen, str, str] | None:
 def main(argv: list[str]) -> int:
     import pandas as pd
 
-    from fairgate import lifecycle, registry, serving, training
-    from fairgate.lifecycle import RunInfo
-    from fairgate.policy import load_policy
-    from fairgate.store import LocalStore
+    from fairgate.governance import registry
+    from fairgate.integrations import serving
+    from fairgate.models import training
+    from fairgate.policy.loader import load_policy
+    from fairgate.stages import lifecycle
+    from fairgate.stages.lifecycle import RunInfo
+    from fairgate.storage.local import LocalStore
 
     singles, batches = (int(argv[0]) if argv else 300), (int(argv[1]) if len(argv) > 1 else 40)
     tmp = Path(tempfile.mkdtemp(prefix="fairgate-bench-"))

@@ -26,8 +26,8 @@ RAW_POLICY = {
 
 
 def main() -> int:
-    from fairgate import recourse, training
-    from fairgate.policy import parse_policy
+    from fairgate.models import recourse, training
+    from fairgate.policy.loader import parse_policy
     from fairgate_dev.synthetic import credit_applications
 
     data = credit_applications(20_000, seed=1)

@@ -28,7 +28,7 @@ LOOSE = {"disparate_impact": {"kind": "ratio_band", "min": 0.05, "max": 20.0}}
 
 
 def _policy(folder: Path) -> Path:
-    from fairgate.cli import main
+    from fairgate.cli.main import main
     from fairgate_dev.synthetic import credit_applications
 
     credit_applications(3000, seed=5).to_csv(folder / "credit.csv", index=False)

@@ -58,7 +58,7 @@ def synthetic_credit_policy(folder: Path, rows: int, *, seed: int, **sections) -
     ``fairgate policy init``, with loose gate thresholds and ``sections`` merged in; the path and the data."""
     from tests.dags.conftest import LOOSE
 
-    from fairgate.cli import main
+    from fairgate.cli.main import main
     from fairgate_dev.synthetic import credit_applications
 
     data = credit_applications(rows, seed=seed)
@@ -81,7 +81,7 @@ def delete():
 
 @pytest.fixture
 def store(tmp_path, monkeypatch):
-    from fairgate.store import LocalStore
+    from fairgate.storage.local import LocalStore
 
     root = tmp_path / "artifacts"
     monkeypatch.setenv("FAIRGATE_ARTIFACT_ROOT", str(root))
@@ -90,7 +90,7 @@ def store(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def adult():
-    from fairgate.data import read_adult
+    from fairgate.data.sources import read_adult
 
     return read_adult("data")
 

@@ -68,10 +68,10 @@ def main(argv: list[str] | None = None) -> int:
 def preflight():
     """The policy in force, checked against its data before the run; None (with the cause printed) if a run
     would fail."""
-    from fairgate.data import read_source
+    from fairgate.data.sources import read_source
     from fairgate.errors import InputError
-    from fairgate.policy import load_policy, policy_path
-    from fairgate.policy_tools import check_against_data
+    from fairgate.policy.authoring import check_against_data
+    from fairgate.policy.loader import load_policy, policy_path
 
     try:
         policy = load_policy()
@@ -91,7 +91,7 @@ def preflight():
 
 def explain(run_id: str, policy) -> int:
     """Print what the run decided and why; 0 for a decision (deployed, rejected), 2 for quality_failed."""
-    from fairgate import evidence
+    from fairgate.governance import evidence
     from fairgate_airflow.settings import artifact_store
 
     store = artifact_store()
@@ -185,7 +185,7 @@ def explain(run_id: str, policy) -> int:
     if missed:
         print(f"MLflow:   not logged ({missed['error']}); later: .venv/bin/fairgate mlflow-sync")
     else:
-        from fairgate import tracking
+        from fairgate.integrations import tracking
 
         print(f"MLflow:   experiment fairgate/{policy.model_name} in {tracking.tracking_uri()}  (browse it with: "
               "make mlflow-ui, then http://127.0.0.1:5000)")

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from airflow.sdk import Asset
 
 if TYPE_CHECKING:
-    from fairgate.catalog import ModelEntry
+    from fairgate.policy.catalog import ModelEntry
 
 
 def retraining_request(model: ModelEntry) -> Asset:

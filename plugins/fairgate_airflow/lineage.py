@@ -1,7 +1,7 @@
 """OpenLineage for the lifecycle: the evidence stage reports its inputs and outputs with the fairness facet.
 
 Airflow's OpenLineage provider calls ``get_openlineage_facets_on_complete`` on an operator after it
-succeeds; :func:`on_complete` builds that answer from the recorded run (``fairgate.lineage``
+succeeds; :func:`on_complete` builds that answer from the recorded run (``fairgate.governance.lineage``
 decides what goes in it). Without the provider installed, or with no transport configured,
 nothing is emitted and the lifecycle runs as before.
 """
@@ -31,7 +31,7 @@ class FairgateFairnessDatasetFacet(DatasetFacet):
 
     @staticmethod
     def _get_schema() -> str:
-        from fairgate.lineage import SCHEMA_URL
+        from fairgate.governance.lineage import SCHEMA_URL
 
         return SCHEMA_URL
 
@@ -40,7 +40,7 @@ def on_complete(record: dict[str, Any], *, seq: int, entry_hash: str) -> Any:
     """The ``OperatorLineage`` of a recorded lifecycle run."""
     from airflow.providers.openlineage.extractors import OperatorLineage
 
-    from fairgate import lineage
+    from fairgate.governance import lineage
 
     inputs, outputs = lineage.datasets(record)
     facet = FairgateFairnessDatasetFacet(**lineage.fairness_facet(record, seq=seq, entry_hash=entry_hash))

@@ -1,6 +1,6 @@
 """The models this deployment runs, for the DAG files: one set of DAGs per policy file.
 
-Parse-time cheap: :mod:`fairgate.catalog` reads each policy's ``model_name`` and ``schedule``
+Parse-time cheap: :mod:`fairgate.policy.catalog` reads each policy's ``model_name`` and ``schedule``
 with PyYAML and nothing else; the tasks load and validate the whole policy when they run.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fairgate.catalog import ModelEntry, entries
+from fairgate.policy.catalog import ModelEntry, entries
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG

@@ -3,7 +3,7 @@
 The DAG wires the data: each stage's input is a templated field holding an upstream task's
 ``.output`` (an ``XComArg``), e.g. ``TrainModelOperator(bias=check_bias.output)``, so no operator
 names another task and the data edges are the task edges. Every ``execute`` resolves its
-inputs into typed results (:mod:`fairgate.contracts`), calls one domain function, pushes that
+inputs into typed results (:mod:`fairgate.stages.contracts`), calls one domain function, pushes that
 function's small JSON result as its return value, then returns, raises or branches. Branching
 operators get their routes from the DAG; the domain returns outcomes. Bad input
 (:class:`fairgate.errors.InputError`) raises ``AirflowFailException`` (no retries burnt on it);
@@ -39,7 +39,7 @@ class _Stage:
     checks_estimator: bool = True
 
     def policy(self, context: Context):
-        from fairgate.policy import load_policy
+        from fairgate.policy.loader import load_policy
 
         overrides = (context.get("params") or {}).get("threshold_overrides") or {}
         return self.guarded(lambda: load_policy(self.policy_file, check_estimator=self.checks_estimator)
@@ -51,7 +51,7 @@ class _Stage:
         return artifact_store()
 
     def run_info(self, context: Context):
-        from fairgate.lifecycle import RunInfo
+        from fairgate.stages.lifecycle import RunInfo
 
         dag_run = context["dag_run"]
         run_type = getattr(dag_run, "run_type", "manual")
@@ -118,7 +118,7 @@ class CollectDataOperator(_Stage, BaseOperator):
     ui_color = "#e8f4fd"
 
     def execute(self, context: Context) -> None:
-        from fairgate import lifecycle
+        from fairgate.stages import lifecycle
 
         snapshot = self.run_stage(context, lifecycle.collect)
         self.log.info("Snapshot of %s rows written to %s (sha256 %s)", snapshot.rows, snapshot.data.uri,
@@ -139,8 +139,8 @@ class ValidateDataOperator(_BranchStage):
         self.routes = _routes(routes, ("passed", "failed"), self)
 
     def choose_branch(self, context: Context) -> str:
-        from fairgate import lifecycle
-        from fairgate.contracts import Snapshot
+        from fairgate.stages import lifecycle
+        from fairgate.stages.contracts import Snapshot
 
         quality = self.run_stage(context, lifecycle.validate, self.given("snapshot", Snapshot))
         if quality.passed:
@@ -164,9 +164,9 @@ class CheckBiasOperator(_BranchStage):
         self.routes = _routes(routes, ("search", "train"), self)
 
     def choose_branch(self, context: Context) -> str:
-        from fairgate import lifecycle
-        from fairgate.contracts import Quality
-        from fairgate.mitigation import route_after_bias
+        from fairgate.mitigation.search import route_after_bias
+        from fairgate.stages import lifecycle
+        from fairgate.stages.contracts import Quality
 
         bias = self.run_stage(context, lifecycle.check_bias, self.given("quality", Quality))
         for warning in bias.warnings:
@@ -190,8 +190,8 @@ class PlanSearchOperator(_Stage, BaseOperator):
         self.bias = bias
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
-        from fairgate import lifecycle
-        from fairgate.contracts import Bias
+        from fairgate.stages import lifecycle
+        from fairgate.stages.contracts import Bias
 
         specs = self.guarded(lifecycle.search_plan, self.store(), self.policy(context), self.run_info(context),
                              self.given("bias", Bias))
@@ -213,8 +213,8 @@ class FitCandidateOperator(_Stage, BaseOperator):
         self.policy_file = policy_file  # set through the mapped task's partial kwargs (models.bind)
 
     def execute(self, context: Context) -> None:
-        from fairgate import lifecycle
-        from fairgate.contracts import Bias
+        from fairgate.stages import lifecycle
+        from fairgate.stages.contracts import Bias
 
         planned = self.given("planned", dict)
         spec = planned["candidate"]
@@ -243,8 +243,8 @@ class SelectCandidateOperator(_Stage, BaseOperator):
         self.candidates = candidates
 
     def execute(self, context: Context) -> None:
-        from fairgate import lifecycle
-        from fairgate.contracts import Bias, CandidateResult
+        from fairgate.stages import lifecycle
+        from fairgate.stages.contracts import Bias, CandidateResult
 
         plan = list(self.given("plan", list))
         results = [self.guarded(CandidateResult.from_json, c) for c in (self.candidates or [])]
@@ -269,8 +269,8 @@ class TrainModelOperator(_Stage, BaseOperator):
         self.bias = bias
 
     def execute(self, context: Context) -> None:
-        from fairgate import lifecycle
-        from fairgate.contracts import Bias
+        from fairgate.stages import lifecycle
+        from fairgate.stages.contracts import Bias
 
         trained = self.run_stage(context, lifecycle.train, self.given("bias", Bias))
         self.log.info("Model %s trained on %s rows; validation %s", trained.model.sha256[:12],
@@ -293,8 +293,8 @@ class FairnessGateOperator(_BranchStage):
         self.routes = _routes(routes, ("pass", "fail", "review"), self)
 
     def choose_branch(self, context: Context) -> str:
-        from fairgate import lifecycle
-        from fairgate.contracts import TrainedModel
+        from fairgate.stages import lifecycle
+        from fairgate.stages.contracts import TrainedModel
 
         ran = [t for t in (self.trained if isinstance(self.trained, (list, tuple)) else [self.trained])
                if t is not None]
@@ -337,8 +337,8 @@ class HumanReviewOperator(_Stage, HITLBranchOperator):
         self.routes = routes
 
     def execute(self, context: Context):
-        from fairgate import lifecycle
-        from fairgate.contracts import GateResult
+        from fairgate.stages import lifecycle
+        from fairgate.stages.contracts import GateResult
         from fairgate_airflow.review import report_url
 
         policy, run = self.policy(context), self.run_info(context)
@@ -350,7 +350,7 @@ class HumanReviewOperator(_Stage, HITLBranchOperator):
         return super().execute(context)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        from fairgate.gate import review_decision
+        from fairgate.fairness.gate import review_decision
 
         started = time.perf_counter()
         timed_out = bool(event.get("timedout")) or event.get("error_type") == "timeout"
@@ -382,8 +382,8 @@ class DeployModelOperator(_Stage, BaseOperator):
         self.review = review
 
     def execute(self, context: Context) -> None:
-        from fairgate import lifecycle
-        from fairgate.contracts import GateResult, Review
+        from fairgate.stages import lifecycle
+        from fairgate.stages.contracts import GateResult, Review
 
         deployment = self.run_stage(context, lifecycle.deploy, self.given("gate", GateResult),
                                     self.given("review", Review, optional=True))
@@ -405,8 +405,8 @@ class RejectModelOperator(_Stage, BaseOperator):
         self.review = review
 
     def execute(self, context: Context) -> None:
-        from fairgate import lifecycle
-        from fairgate.contracts import GateResult, Review
+        from fairgate.stages import lifecycle
+        from fairgate.stages.contracts import GateResult, Review
 
         started = time.perf_counter()
         rejection = self.guarded(lifecycle.reject, self.store(), self.policy(context), self.given("gate", GateResult),
@@ -434,8 +434,8 @@ class RecordEvidenceOperator(_Stage, BaseOperator):
         self.rejection = rejection
 
     def execute(self, context: Context) -> None:
-        from fairgate import lifecycle
-        from fairgate.contracts import Deployment, Quality
+        from fairgate.stages import lifecycle
+        from fairgate.stages.contracts import Deployment, Quality
 
         decided = self.given("deployment", Deployment, optional=True) or \
             self.given("rejection", Deployment, optional=True)
@@ -454,7 +454,7 @@ class RecordEvidenceOperator(_Stage, BaseOperator):
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """For Airflow's OpenLineage provider: the run's snapshot in, its model and pages out, each output
         with the fairness facet (decision, gate, key metrics, evidence hash)."""
-        from fairgate import evidence
+        from fairgate.governance import evidence
         from fairgate_airflow.lineage import on_complete
 
         if not hasattr(self, "_recorded"):
@@ -483,7 +483,7 @@ class TrackMlflowOperator(_Stage, BaseOperator):
         self.lifecycle_runs = lifecycle_runs
 
     def execute(self, context: Context) -> None:
-        from fairgate import tracking
+        from fairgate.integrations import tracking
         from fairgate_airflow import settings
 
         started = time.perf_counter()
@@ -525,7 +525,7 @@ class DecideContestOperator(_Stage, HITLOperator):
         self.case_id = case_id
 
     def execute(self, context: Context):
-        from fairgate import cases
+        from fairgate.governance import cases
 
         policy = self.policy(context)
         case = self.guarded(cases.read, self.store(), policy.model_name, self.case_id)
@@ -542,7 +542,7 @@ class DecideContestOperator(_Stage, HITLOperator):
         return super().execute(context)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        from fairgate import cases
+        from fairgate.governance import cases
 
         timed_out = bool(event.get("timedout")) or event.get("error_type") == "timeout"
         chosen = event.get("chosen_options") or []
@@ -572,7 +572,7 @@ class RollbackOperator(_Stage, BaseOperator):
         self.reason = reason
 
     def execute(self, context: Context) -> None:
-        from fairgate import lifecycle
+        from fairgate.stages import lifecycle
 
         started = time.perf_counter()
         policy, run = self.policy(context), self.run_info(context)
@@ -596,7 +596,7 @@ class ScoreOperator(_Stage, BaseOperator):
     """Score the day's incoming records with the production model into the prediction log."""
 
     def execute(self, context: Context) -> list[str]:
-        from fairgate import monitoring
+        from fairgate.stages import monitoring
 
         started = time.perf_counter()
         scenario = (context.get("params") or {}).get("scenario") or None
@@ -619,7 +619,7 @@ class AuditOperator(_BranchStage):
         self.routes = _routes(routes, ("healthy", "degraded", "insufficient_evidence"), self)
 
     def choose_branch(self, context: Context) -> list[str]:
-        from fairgate import monitoring
+        from fairgate.stages import monitoring
 
         started = time.perf_counter()
         run, day = self.run_info(context), _day(context)
@@ -642,7 +642,7 @@ class AlertOperator(_Stage, BaseOperator):
         self.notifiers = notifiers
 
     def execute(self, context: Context) -> None:
-        from fairgate.contracts import Audit
+        from fairgate.stages.contracts import Audit
         from fairgate_airflow.notifiers import ArtifactStoreAlertNotifier
 
         audit = self.given("audit", Audit)
@@ -670,7 +670,7 @@ class RequestRetrainingOperator(_Stage, BaseOperator):
         self.audit = audit
 
     def execute(self, context: Context) -> None:
-        from fairgate.contracts import Audit
+        from fairgate.stages.contracts import Audit
 
         audit = self.given("audit", Audit)
         if audit.run_type == "backfill":

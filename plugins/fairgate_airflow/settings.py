@@ -20,7 +20,7 @@ def _connection_uri(conn_id: str) -> str:
     from airflow.exceptions import AirflowNotFoundException
     from airflow.sdk import BaseHook
 
-    from fairgate.data import DataError, sqlalchemy_url
+    from fairgate.data.sources import DataError, sqlalchemy_url
 
     try:
         return sqlalchemy_url(BaseHook.get_connection(conn_id).get_uri())
@@ -38,8 +38,8 @@ def _s3_client():
 
 def artifact_store():
     """The store every stage writes to; also points ``sql://`` sources at Airflow's connections."""
-    from fairgate.data import use_connections, use_s3_client
-    from fairgate.store import open_store
+    from fairgate.data.sources import use_connections, use_s3_client
+    from fairgate.storage.roots import open_store
 
     use_connections(_connection_uri)
     use_s3_client(_s3_client)
@@ -61,7 +61,7 @@ def mlflow_tracking_uri() -> str | None:
 
     An ``http``/``https`` connection gives ``scheme://host:port/path``, its login and password become
     MLflow's basic-auth variables; an extra ``tracking_uri`` is taken as it is (``databricks``, say).
-    Without the connection: None, and :func:`fairgate.tracking.tracking_uri` falls back to
+    Without the connection: None, and :func:`fairgate.integrations.tracking.tracking_uri` falls back to
     ``MLFLOW_TRACKING_URI``, then to the embedded store.
     """
     from airflow.exceptions import AirflowNotFoundException

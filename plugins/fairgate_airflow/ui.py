@@ -43,7 +43,7 @@ app = FastAPI(title="Fairgate", description="Fairness view of the Fairgate lifec
 @app.middleware("http")
 async def _security_headers(request: Request, call_next):
     """Defence in depth on every response: no script runs, nothing is sniffed, framed by Airflow's UI only."""
-    from fairgate.pages import SECURITY_HEADERS
+    from fairgate.reporting.pages import SECURITY_HEADERS
 
     response = await call_next(request)
     response.headers.update(SECURITY_HEADERS)
@@ -53,7 +53,7 @@ async def _security_headers(request: Request, call_next):
 @app.exception_handler(HTTPException)
 async def _refuse(request: Request, exc: HTTPException):
     if exc.status_code in (401, 403) and "text/html" in request.headers.get("accept", ""):
-        from fairgate.pages import render_html
+        from fairgate.reporting.pages import render_html
 
         return HTMLResponse(render_html("sign_in.html.j2", login_url=_login_url(request)),
                             status_code=exc.status_code)
@@ -89,7 +89,7 @@ def may_read(user: Any, dag_id: str | None) -> bool:
 
 def _lifecycle_dags() -> dict[str, str]:
     """Each configured model's lifecycle DAG id: reading a model's reports is reading that DAG's runs."""
-    from fairgate.catalog import entries
+    from fairgate.policy.catalog import entries
 
     return {e.name: e.dag_id("fairgate_lifecycle") for e in entries()}
 
@@ -103,9 +103,9 @@ def readable_models(user: Any, models: list[str]) -> list[str]:
 
 def _thresholds() -> dict[str, list[Any]]:
     """Each configured model's gate thresholds, drawn on its audit trend (a policy that fails to load: none)."""
-    from fairgate.catalog import entries
     from fairgate.errors import InputError
-    from fairgate.policy import load_policy
+    from fairgate.policy.catalog import entries
+    from fairgate.policy.loader import load_policy
 
     out: dict[str, list[Any]] = {}
     for model in entries():
@@ -117,7 +117,7 @@ def _thresholds() -> dict[str, list[Any]]:
 
 
 def _overview(user: Any) -> dict[str, Any]:
-    from fairgate.overview import models, overview
+    from fairgate.reporting.overview import models, overview
 
     store = _store()
     return overview(store, today=datetime.now(UTC).date(), only=readable_models(user, models(store)))
@@ -125,7 +125,7 @@ def _overview(user: Any) -> dict[str, Any]:
 
 @app.get("/", response_class=HTMLResponse)
 def fairness_view(user: User) -> str:
-    from fairgate.report import overview_html
+    from fairgate.reporting.report import overview_html
 
     return overview_html(_overview(user), user=_name(user), thresholds=_thresholds())
 
@@ -139,7 +139,7 @@ FORBIDDEN = "You may not read this model's reports (the auth manager refuses its
 
 
 def _page(key: str, what: str) -> HTMLResponse:
-    from fairgate.store import NotFoundError
+    from fairgate.storage.base import NotFoundError
 
     try:
         return HTMLResponse(_store().get(key).decode())
@@ -157,9 +157,9 @@ class ContestRequest(BaseModel):
 @app.post("/api/contest")
 def contest(body: ContestRequest, user: User) -> JSONResponse:
     """Open a contest of a scored decision and start its review (``fairgate_contest``) as the signed-in user."""
-    from fairgate import cases
-    from fairgate.catalog import entries
-    from fairgate.policy import load_policy
+    from fairgate.governance import cases
+    from fairgate.policy.catalog import entries
+    from fairgate.policy.loader import load_policy
 
     entry = next((e for e in entries() if e.name == body.model), None)
     if entry is None or body.model not in readable_models(user, [body.model]):
@@ -188,7 +188,7 @@ def _trigger(dag_id: str, conf: dict[str, Any], user: Any) -> str:
 
 @app.get("/report/run/{dag_id}/{run_id}", response_class=HTMLResponse)
 def run_report(dag_id: str, run_id: str, user: User) -> HTMLResponse:
-    from fairgate.lifecycle import RunInfo
+    from fairgate.stages.lifecycle import RunInfo
 
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", dag_id):
         raise HTTPException(404, "No such DAG.")
@@ -199,7 +199,7 @@ def run_report(dag_id: str, run_id: str, user: User) -> HTMLResponse:
 
 @app.get("/report/audit/{model}/{day}", response_class=HTMLResponse)
 def audit_report(model: str, day: date, user: User) -> HTMLResponse:
-    from fairgate.prediction_log import audit_prefix
+    from fairgate.monitoring.prediction_log import audit_prefix
 
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", model):
         raise HTTPException(404, "No such model.")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from fairgate import evidence
+from fairgate.governance import evidence
 
 DAG_ID = "fairgate_lifecycle"
 LOOSE = {"disparate_impact": {"kind": "ratio_band", "min": 0.05, "max": 20.0},

@@ -17,7 +17,8 @@ HEAVY = ["pandas", "numpy", "sklearn", "aif360", "great_expectations", "boto3", 
          "matplotlib"]
 # The model catalog reads each policy's name and schedule (PyYAML; pydantic, which Airflow imports anyway,
 # for the schedule's defaults): the only Fairgate modules a DAG file may load.
-PARSE_TIME_FAIRGATE = {"fairgate", "fairgate.catalog", "fairgate.errors", "fairgate.policy_schema", "fairgate.config"}
+PARSE_TIME_FAIRGATE = {"fairgate", "fairgate.policy", "fairgate.policy.catalog", "fairgate.policy.schema",
+                       "fairgate.errors", "fairgate.config"}
 
 PROBE = r"""
 import json, sys, time, runpy
@@ -174,7 +175,7 @@ def test_a_policies_folder_gives_each_model_its_own_dags(tmp_path, monkeypatch):
 def test_two_policy_files_naming_one_model_are_refused(tmp_path, monkeypatch):
     from tests.conftest import default_policy_dict
 
-    from fairgate.catalog import CatalogError, entries
+    from fairgate.policy.catalog import CatalogError, entries
 
     for name in ("a.yaml", "b.yaml"):
         (tmp_path / name).write_text(json.dumps(default_policy_dict()))

@@ -16,8 +16,9 @@ import pandas as pd
 import pytest
 from tests.dags.conftest import DAG_ID, LOOSE, file_of, record_of, run_dag
 
-from fairgate import evidence, registry
-from fairgate.store import LocalStore, sha256_bytes
+from fairgate.governance import evidence, registry
+from fairgate.storage.base import sha256_bytes
+from fairgate.storage.local import LocalStore
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 def test_adult_default_policy(lifecycle_dag, store, write_policy):
@@ -34,8 +35,8 @@ def test_adult_default_policy(lifecycle_dag, store, write_policy):
     assert sha256_bytes(file_of(store, rec["mitigation"]["uri"])) == rec["mitigation"]["sha256"]
 
     # Bias found for sex, recomputed from the training rows of the stored split (made before mitigation).
-    from fairgate.policy import load_policy
-    from fairgate.training import feature_frame, load_model_bytes
+    from fairgate.models.training import feature_frame, load_model_bytes
+    from fairgate.policy.loader import load_policy
 
     policy = load_policy()
     df = pd.read_parquet(io.BytesIO(snapshot))
@@ -89,7 +90,7 @@ def test_adult_default_policy(lifecycle_dag, store, write_policy):
     assert rec["decision"] == "rejected" and rec["gate"]["outcome"] == "fail"
     assert registry.production_version(store, policy.model_name) is None
 
-    from fairgate.cli import main
+    from fairgate.cli.main import main
 
     assert main(["verify-log"]) == 0
     _check_report_and_card(store, rec, test, policy)
@@ -235,7 +236,7 @@ def test_review_answered_through_the_rest_api(lifecycle_dag, deployed, tmp_path,
     shown = _html.unescape(MarkdownIt().render(body))  # what the reviewer reads: the body as rendered
     assert all(reason in shown for reason in rec["gate"]["reasons"])
     assert "| sex |" in body and f"{rec['performance']['accuracy']:.4f}" in body
-    from fairgate.report import run_report_path
+    from fairgate.reporting.report import run_report_path
 
     assert f"/fairgate/{run_report_path(DAG_ID, dr.run_id)}" in body
     assert rec["report"]["uri"] in body  # the stored copy; record_evidence replaced it with the final one
@@ -355,7 +356,7 @@ def _bundle_of_the_adult_release_verifies_and_an_edit_fails(store, v1):
     """The deployed Adult release as an auditor gets it: its deploying run, the rollback back to it."""
     import zipfile
 
-    from fairgate import bundle
+    from fairgate.governance import bundle
 
     data = bundle.build(store, "adult_income", v1)
     assert bundle.verify(data).ok

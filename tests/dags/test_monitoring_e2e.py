@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from tests.conftest import default_policy_dict
 
-from fairgate.store import LocalStore
+from fairgate.storage.local import LocalStore
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 DAY0 = datetime(2026, 3, 1, 1, tzinfo=UTC)
@@ -146,9 +146,9 @@ def test_scored_records_carry_reasons_and_fairgate_explain_prints_them(dags, mon
     import pandas as pd
     from tests.unit.test_explain import _linear_push
 
-    from fairgate import registry
-    from fairgate.cli import main
-    from fairgate.policy import load_policy
+    from fairgate.cli.main import main
+    from fairgate.governance import registry
+    from fairgate.policy.loader import load_policy
 
     store = monitored
     score(dags, 0)
@@ -177,7 +177,7 @@ def test_scored_records_carry_reasons_and_fairgate_explain_prints_them(dags, mon
 
     # Recourse for an unfavourable Adult decision: the change it names, applied to the logged record, is
     # decided favourably by the deployed model, within the bundled policy's bounds.
-    from fairgate.training import predict
+    from fairgate.models.training import predict
 
     refused = log[log["decision"] == 0].iloc[0]
     assert main(["explain", str(refused[policy.row_key]), "--recourse", "--json"]) == 0
@@ -202,7 +202,7 @@ def test_scored_records_carry_reasons_and_fairgate_explain_prints_them(dags, mon
     # what the CLI says, and leaves recourse out of a favourable decision.
     import mlflow
 
-    from fairgate import tracking
+    from fairgate.integrations import tracking
 
     uri = f"sqlite:///{tmp_path}/mlflow/mlflow.db"
     (tmp_path / "mlflow").mkdir()

@@ -12,10 +12,11 @@ import pandas as pd
 import pytest
 from tests.conftest import synthetic_credit_policy
 
-from fairgate import cases, evidence, lifecycle, monitoring
-from fairgate.lifecycle import RunInfo
-from fairgate.policy import load_policy
-from fairgate.store import LocalStore
+from fairgate.governance import cases, evidence
+from fairgate.policy.loader import load_policy
+from fairgate.stages import lifecycle, monitoring
+from fairgate.stages.lifecycle import RunInfo
+from fairgate.storage.local import LocalStore
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 DAY = date(2026, 9, 1)

@@ -11,7 +11,7 @@ import yaml
 from tests.conftest import default_policy_dict
 from tests.dags.conftest import file_of, record_of, run_dag
 
-from fairgate.store import sha256_bytes
+from fairgate.storage.base import sha256_bytes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 

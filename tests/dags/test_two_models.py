@@ -19,8 +19,8 @@ import yaml
 from tests.conftest import default_policy_dict
 from tests.dags.conftest import LOOSE
 
-from fairgate import evidence, registry
-from fairgate.store import LocalStore
+from fairgate.governance import evidence, registry
+from fairgate.storage.local import LocalStore
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 DAY0 = datetime(2026, 3, 1, 1, tzinfo=UTC)
@@ -31,7 +31,7 @@ def deployment(tmp_path_factory):
     """Policies folder with both models, their data and feed, a shared store, and the parsed DAGs."""
     from airflow.dag_processing.dagbag import DagBag
 
-    from fairgate.cli import main
+    from fairgate.cli.main import main
     from fairgate_dev.local import init_db
     from fairgate_dev.synthetic import credit_applications, write_feed
 
@@ -113,7 +113,7 @@ def test_the_credit_figures_are_the_truth_the_generator_put_in(deployment):
 
 
 def test_scoring_audit_and_rollback_touch_only_their_model(deployment):
-    from fairgate.prediction_log import partition_key
+    from fairgate.monitoring.prediction_log import partition_key
 
     store, bag = deployment["store"], deployment["bag"]
     adult_before = registry.production_version(store, "adult_income")
@@ -146,8 +146,8 @@ def test_scoring_audit_and_rollback_touch_only_their_model(deployment):
 
 
 def test_cli_and_view_show_both_models(deployment, capsys):
-    from fairgate.cli import main
-    from fairgate.overview import overview
+    from fairgate.cli.main import main
+    from fairgate.reporting.overview import overview
 
     store = deployment["store"]
     assert main(["status", "--json"]) == 0

@@ -54,6 +54,6 @@ def bucket(s3_client):
 
 @pytest.fixture
 def s3_store(s3_client, bucket):
-    from fairgate.s3store import S3Store
+    from fairgate.storage.s3 import S3Store
 
     return S3Store(f"s3://{bucket}/artifacts", client=s3_client)

@@ -14,8 +14,8 @@ from tests.conftest import default_policy_dict
 from tests.dags.conftest import LOOSE
 from tests.integration.stack import AirflowStack, require_postgres, require_redis
 
-from fairgate import evidence, registry
-from fairgate.s3store import S3Store
+from fairgate.governance import evidence, registry
+from fairgate.storage.s3 import S3Store
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
 
@@ -164,7 +164,7 @@ def test_worker_killed_mid_run_the_task_is_retried_elsewhere(celery_stack):
     records = [e for e in evidence.entries(store, "adult_income") if e["record"].get("run_id") == run_id]
     assert len(records) == 1 and records[0]["record"]["decision"] == "deployed"
     rec = records[0]["record"]
-    from fairgate.store import sha256_bytes
+    from fairgate.storage.base import sha256_bytes
 
     assert sha256_bytes(store.get(store.key_of(rec["model"]["uri"]))) == rec["model"]["sha256"]
     assert evidence.verify(store, "adult_income").ok

@@ -45,9 +45,11 @@ def history(deployed, tmp_path_factory):  # noqa: F811
     from tests.conftest import default_policy_dict
     from tests.dags.test_monitoring_e2e import AUDIT_POLICY
 
-    from fairgate import monitoring, prediction_log, report
-    from fairgate.policy import load_policy
-    from fairgate.store import LocalStore
+    from fairgate.monitoring import prediction_log
+    from fairgate.policy.loader import load_policy
+    from fairgate.reporting import report
+    from fairgate.stages import monitoring
+    from fairgate.storage.local import LocalStore
 
     src, _, _ = deployed
     root = tmp_path_factory.mktemp("view") / "store"
@@ -85,7 +87,7 @@ def hostile_run(history, lifecycle_dag, adult, tmp_path_factory):  # noqa: F811
     import yaml
     from tests.conftest import default_policy_dict
 
-    from fairgate.store import LocalStore
+    from fairgate.storage.local import LocalStore
 
     root, _ = history
     tmp = tmp_path_factory.mktemp("hostile")
@@ -172,8 +174,8 @@ def test_anonymous_requests_are_refused(api_server, browser):
 def test_signed_in_user_sees_production_model_and_audit_trend(api_server, browser):
     import httpx
 
-    from fairgate import registry
-    from fairgate.store import LocalStore
+    from fairgate.governance import registry
+    from fairgate.storage.local import LocalStore
 
     stack, root = api_server
     base = f"http://127.0.0.1:{stack.port}"
@@ -236,8 +238,8 @@ def test_every_page_shows_markup_from_reviewers_policies_and_data_as_text(api_se
     """Rationale, category value, column name and label with markup: escaped on every page, CSP on every response."""
     import httpx
 
-    from fairgate.pages import SECURITY_HEADERS
-    from fairgate.report import run_report_path
+    from fairgate.reporting.pages import SECURITY_HEADERS
+    from fairgate.reporting.report import run_report_path
 
     stack, _ = api_server
     base = f"http://127.0.0.1:{stack.port}"
@@ -263,7 +265,7 @@ def test_every_page_shows_markup_from_reviewers_policies_and_data_as_text(api_se
 
 def test_no_script_runs_in_the_browser_on_any_page(api_server, hostile_run, browser):
     """In Chromium, signed in: no dialog opens on the hostile run's report or the view; pages keep their style."""
-    from fairgate.report import run_report_path
+    from fairgate.reporting.report import run_report_path
 
     stack, _ = api_server
     base = f"http://127.0.0.1:{stack.port}"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from tests.dags.conftest import LOOSE, run_dag
 
-from fairgate import evidence, registry
-from fairgate.s3store import S3Store
-from fairgate.store import sha256_bytes
+from fairgate.governance import evidence, registry
+from fairgate.storage.base import sha256_bytes
+from fairgate.storage.s3 import S3Store
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -47,7 +47,7 @@ def test_lifecycle_on_s3_writes_every_artifact_with_its_hash(lifecycle_dag, s3_c
     assert f"fairgate/registry/adult_income/versions/{version}/model.skops" in listed
     assert evidence.verify(store, "adult_income").ok
     # The release bundle from the S3 store: every member read over HTTP, verified offline.
-    from fairgate import bundle
+    from fairgate.governance import bundle
 
     data = bundle.build(store, "adult_income", version)
     check = bundle.verify(data)

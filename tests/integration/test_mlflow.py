@@ -18,10 +18,13 @@ import pytest
 from tests.conftest import synthetic_credit_policy
 from tests.integration.stack import PG, _free_port, require_postgres
 
-from fairgate import evidence, lifecycle, registry, tracking
-from fairgate.lifecycle import RunInfo
-from fairgate.policy import load_policy
-from fairgate.store import open_store, sha256_bytes
+from fairgate.governance import evidence, registry
+from fairgate.integrations import tracking
+from fairgate.policy.loader import load_policy
+from fairgate.stages import lifecycle
+from fairgate.stages.lifecycle import RunInfo
+from fairgate.storage.base import sha256_bytes
+from fairgate.storage.roots import open_store
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -106,7 +109,7 @@ def test_a_lifecycle_run_shows_its_fairness_metrics_params_tags_and_artifacts(tr
     import numpy as np
     import pandas as pd
 
-    from fairgate import training
+    from fairgate.models import training
 
     store, client = tracked["store"], tracked["client"]
     rec = evidence.find(store, "credit", "v2")
@@ -154,7 +157,7 @@ def test_every_deployed_version_is_a_model_version_and_the_alias_follows_deploy_
     # Fairgate's pointer moved and MLflow has not heard yet: the check says so, naming both versions.
     problems = tracking.disagreements(store, "credit", mlflow=client)
     assert len(problems) == 1 and v1[:12] in problems[0] and "alias names version" in problems[0]
-    from fairgate.cli import main
+    from fairgate.cli.main import main
 
     assert main(["--policy", tracked["path"].as_posix(), "--artifact-root", str(tracked["folder"] / "store"),
                  "mlflow-check", "--tracking-uri", str(client.tracking_uri)]) == 2
@@ -216,7 +219,9 @@ def _post(url: str, body: bytes | str) -> tuple[int, dict]:
 def test_the_served_production_model_answers_with_the_batch_scorers_decisions_and_reasons(tracked, served):
     import pandas as pd
 
-    from fairgate import monitoring, scoring, training
+    from fairgate.models import training
+    from fairgate.monitoring import scoring
+    from fairgate.stages import monitoring
 
     store, policy = tracked["store"], tracked["policy"]
     version = registry.production_version(store, "credit")
@@ -323,7 +328,7 @@ def test_the_lifecycle_dag_logs_to_the_server_of_its_airflow_connection(lifecycl
 def test_the_nightly_audits_are_one_run_stepped_by_date(tracked, mlflow_server):
     import pandas as pd
 
-    from fairgate import monitoring
+    from fairgate.stages import monitoring
 
     store, policy, client = tracked["store"], tracked["policy"], tracked["client"]
     data = pd.read_csv(tracked["folder"] / "credit.csv")

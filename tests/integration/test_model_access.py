@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from fairgate import evidence
-from fairgate.store import LocalStore
+from fairgate.governance import evidence
+from fairgate.storage.local import LocalStore
 
 MODELS = {"alpha_credit": "alpha_team", "beta_adult": "beta_team"}
 DAY = "2026-04-02"

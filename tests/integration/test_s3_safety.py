@@ -11,16 +11,16 @@ import textwrap
 
 import pytest
 
-from fairgate import registry
-from fairgate.s3store import S3Store
-from fairgate.training import ModelIntegrityError
+from fairgate.governance import registry
+from fairgate.models.training import ModelIntegrityError
+from fairgate.storage.s3 import S3Store
 
 pytestmark = pytest.mark.integration
 
 UPLOADER = textwrap.dedent("""
     import sys, time, boto3
     from botocore.config import Config
-    from fairgate.s3store import S3Store
+    from fairgate.storage.s3 import S3Store
     endpoint, bucket, pause = sys.argv[1], sys.argv[2], sys.argv[3] == "pause"
     client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
                           config=Config(s3={"addressing_style": "path"}))
@@ -55,8 +55,8 @@ def test_worker_killed_mid_upload_leaves_no_object_and_a_rerun_completes(s3_env,
 
 @pytest.fixture
 def deployed_s3(s3_store, adult):
-    from fairgate.policy import load_policy
-    from fairgate.training import dump_model, fit
+    from fairgate.models.training import dump_model, fit
+    from fairgate.policy.loader import load_policy
 
     data = dump_model(fit(adult.head(3000), load_policy()))
     v = registry.register(s3_store, "m", data, {"approved": True, "registered_at": "1"})["version"]
@@ -75,8 +75,8 @@ def test_replaced_model_file_is_refused_and_the_version_named(deployed_s3):
 
 
 def test_cli_rollback_and_verify_log_on_s3(deployed_s3, monkeypatch, s3_env, capsys, write_policy):
-    from fairgate import evidence
-    from fairgate.cli import main
+    from fairgate.cli.main import main
+    from fairgate.governance import evidence
 
     store, v1 = deployed_s3
     write_policy({"model_name": "m"})

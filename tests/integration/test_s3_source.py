@@ -8,14 +8,14 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from tests.conftest import default_policy_dict
 
-from fairgate.data import DataError, read_source, use_s3_client
-from fairgate.policy import parse_policy
+from fairgate.data.sources import DataError, read_source, use_s3_client
+from fairgate.policy.loader import parse_policy
 
 
 @pytest.fixture(autouse=True)
 def outside_airflow(monkeypatch):
     """Each test starts as the CLI would: boto3's standard configuration, no Airflow connection installed."""
-    from fairgate import data
+    from fairgate.data import sources as data
 
     monkeypatch.setattr(data, "_s3_client", None)
 
@@ -75,7 +75,7 @@ def test_a_missing_prefix_and_an_unreadable_object_are_named(partitions, bucket,
 
 
 def test_an_incoming_feed_on_s3_is_scored_by_day(partitions, bucket, s3_env, monkeypatch):
-    from fairgate.prediction_log import incoming
+    from fairgate.monitoring.prediction_log import incoming
 
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_env)
     rows, days = partitions

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fairgate.s3store import S3ConfigError, S3Store
-from fairgate.store import NotFoundError, sha256_bytes
+from fairgate.storage.base import NotFoundError, sha256_bytes
+from fairgate.storage.s3 import S3ConfigError, S3Store
 
 pytestmark = pytest.mark.integration
 

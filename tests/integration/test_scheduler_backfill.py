@@ -14,7 +14,7 @@ from tests.conftest import default_policy_dict
 from tests.dags.conftest import LOOSE
 from tests.integration.stack import AirflowStack, require_postgres
 
-from fairgate.store import LocalStore
+from fairgate.storage.local import LocalStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 DAYS = ["2026-03-01", "2026-03-02", "2026-03-03", "2026-03-04", "2026-03-05"]
@@ -42,7 +42,7 @@ def stack(tmp_path_factory):
 def _lineage_carries_the_fairness_facet(stack, store):
     """Every recorded lifecycle run (the manual one, and any the weekly schedule started) has a COMPLETE
     event of record_evidence whose outputs carry its decision, metrics and evidence hash."""
-    from fairgate import evidence
+    from fairgate.governance import evidence
 
     runs = [e for e in evidence.entries(store, "adult_income") if e["record"]["kind"] == "lifecycle"]
     path = stack.root / "lineage.jsonl"

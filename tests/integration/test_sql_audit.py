@@ -12,10 +12,11 @@ import yaml
 from tests.conftest import synthetic_credit_policy
 from tests.integration.stack import PG, require_postgres
 
-from fairgate import lifecycle, monitoring, sql_audit
-from fairgate.lifecycle import RunInfo, read_json
-from fairgate.policy import load_policy
-from fairgate.store import open_store
+from fairgate.monitoring import sql_audit
+from fairgate.policy.loader import load_policy
+from fairgate.stages import lifecycle, monitoring
+from fairgate.stages.lifecycle import RunInfo, read_json
+from fairgate.storage.roots import open_store
 
 pytestmark = pytest.mark.integration
 DAYS = [date(2026, 4, 1) + timedelta(days=i) for i in range(6)]
@@ -86,8 +87,9 @@ def test_the_query_binds_values_and_quotes_names(scored):
 def test_the_audit_estimates_each_groups_rates_before_outcomes_and_scores_the_estimate_after(scored):
     import numpy as np
 
-    from fairgate import evidence, registry, training
-    from fairgate.groups import cell_mask, codes_and_labels, comparisons
+    from fairgate.fairness.groups import cell_mask, codes_and_labels, comparisons
+    from fairgate.governance import evidence, registry
+    from fairgate.models import training
 
     store, policy, *_ = scored
     result = monitoring.audit_day(store, policy, DAYS[-1], run_id="a")
@@ -112,7 +114,7 @@ def test_the_audit_estimates_each_groups_rates_before_outcomes_and_scores_the_es
         for rate in ("true_positive_rate", "false_positive_rate", "accuracy"):
             assert abs(entry["error"][rate]) < 0.08, (side, rate, entry)
             assert entry["estimated"][rate] is not None and entry["realised"][rate] is not None
-    from fairgate.report import audit_report
+    from fairgate.reporting.report import audit_report
 
     page = audit_report(result, [result])
     assert "rates estimated from the scores" in page and page.count("<td>gender") >= 2
@@ -184,7 +186,7 @@ def test_with_log_table_scoring_writes_the_table_and_the_audit_judges_it_as_parq
 
 
 def test_a_log_table_that_is_not_a_connection_and_table_is_refused_by_name(tmp_path):
-    from fairgate.policy import PolicyError
+    from fairgate.policy.loader import PolicyError
 
     path, _ = synthetic_credit_policy(tmp_path, 200, seed=1)
     raw = yaml.safe_load(path.read_text())

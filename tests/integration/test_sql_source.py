@@ -9,8 +9,8 @@ import pytest
 from tests.conftest import default_policy_dict
 from tests.integration.stack import PG, require_postgres
 
-from fairgate.data import DataError, read_source
-from fairgate.policy import parse_policy
+from fairgate.data.sources import DataError, read_source
+from fairgate.policy.loader import parse_policy
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def test_the_query_reads_only_the_runs_interval_and_the_filters_drop_rows(table)
 
 
 def test_a_lifecycle_collects_its_snapshot_from_the_database(table, store):
-    from fairgate.lifecycle import RunInfo, collect, validate
+    from fairgate.stages.lifecycle import RunInfo, collect, validate
 
     name, rows = table
     policy = _policy(name, min_rows=100)
@@ -77,7 +77,7 @@ def test_a_broken_query_names_the_key_and_the_connection(table):
 
 
 def test_an_undefined_connection_says_how_to_define_it(monkeypatch, tmp_path):
-    from fairgate import data
+    from fairgate.data import sources as data
     from fairgate_airflow.settings import artifact_store
 
     monkeypatch.delenv("AIRFLOW_CONN_NOWHERE", raising=False)
@@ -96,10 +96,10 @@ def test_outcomes_arrive_from_a_query_by_the_predictions_day(table, store, adult
     """The feed has no label; the outcomes table is queried per prediction day, with bound parameters."""
     import psycopg2
 
-    from fairgate import registry
-    from fairgate.monitoring import audit_day, score_day
-    from fairgate.simulation import day_batch
-    from fairgate.training import dump_model, fit
+    from fairgate.data.simulation import day_batch
+    from fairgate.governance import registry
+    from fairgate.models.training import dump_model, fit
+    from fairgate.stages.monitoring import audit_day, score_day
 
     name, _ = table
     raw = default_policy_dict()

@@ -7,8 +7,9 @@ import threading
 
 import pytest
 
-from fairgate import evidence, registry
-from fairgate.store import ConflictError, LocalStore
+from fairgate.governance import evidence, registry
+from fairgate.storage.base import ConflictError
+from fairgate.storage.local import LocalStore
 
 pytestmark = pytest.mark.integration
 

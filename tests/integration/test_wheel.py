@@ -24,10 +24,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 LIFECYCLE = r"""
 import json, sys
-from fairgate import lifecycle
-from fairgate.lifecycle import RunInfo
-from fairgate.policy import load_policy, policy_path
-from fairgate.store import LocalStore
+from fairgate.stages import lifecycle
+from fairgate.stages.lifecycle import RunInfo
+from fairgate.policy.loader import load_policy, policy_path
+from fairgate.storage.local import LocalStore
 
 store, policy = LocalStore(sys.argv[1]), load_policy()
 run = RunInfo(dag_id="notebook", run_id="wheel-1")

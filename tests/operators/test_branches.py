@@ -198,7 +198,7 @@ def test_model_params_that_do_not_fit_fail_the_first_stage_without_retries(store
 
 
 def test_storage_errors_propagate_so_task_retries_apply():
-    from fairgate.store import StoreError
+    from fairgate.storage.base import StoreError
     from fairgate_airflow.operators import _Stage
 
     def flaky():
@@ -292,7 +292,7 @@ def _deploy_ready(store, write_policy, sample_csv):
 
 
 def test_backfill_run_registers_but_never_moves_the_pointer(store, write_policy, sample_csv):
-    from fairgate import registry
+    from fairgate.governance import registry
     from fairgate_airflow.operators import DeployModelOperator
 
     ti = _deploy_ready(store, write_policy, sample_csv)
@@ -308,7 +308,7 @@ def test_backfill_run_registers_but_never_moves_the_pointer(store, write_policy,
 
 
 def test_deploy_then_rollback_operator(store, write_policy, sample_csv):
-    from fairgate import evidence, registry
+    from fairgate.governance import evidence, registry
     from fairgate_airflow.operators import DeployModelOperator, RollbackOperator
 
     ti = _deploy_ready(store, write_policy, sample_csv)
@@ -324,7 +324,7 @@ def test_deploy_then_rollback_operator(store, write_policy, sample_csv):
 
 
 def test_rollback_to_an_unapproved_version_is_refused(store, write_policy):
-    from fairgate import registry
+    from fairgate.governance import registry
     from fairgate_airflow.operators import RollbackOperator
 
     write_policy()

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fairgate import aif360_adapter as aif
-from fairgate.groups import Comparison
+from fairgate.fairness import aif360_adapter as aif
+from fairgate.fairness.groups import Comparison
 
 SEX = Comparison("sex", (("sex", 0),), (("sex", 1),))
 
@@ -39,8 +39,8 @@ def test_reweighing_weights_by_hand():
 
 
 def test_joint_reweighing_on_adult_brings_every_comparison_to_parity(adult):
-    from fairgate.groups import comparisons, group_codes, labels
-    from fairgate.policy import load_policy
+    from fairgate.fairness.groups import comparisons, group_codes, labels
+    from fairgate.policy.loader import load_policy
 
     policy = load_policy()
     codes, y = group_codes(adult, policy), labels(adult, policy)

@@ -21,11 +21,12 @@ import pytest
 import yaml
 from tests.conftest import synthetic_credit_policy
 
-from fairgate import annex_iv, bundle, evidence, lifecycle, monitoring, registry
-from fairgate.cli import main
-from fairgate.lifecycle import RunInfo
-from fairgate.policy import load_policy
-from fairgate.store import LocalStore
+from fairgate.cli.main import main
+from fairgate.governance import annex_iv, bundle, evidence, registry
+from fairgate.policy.loader import load_policy
+from fairgate.stages import lifecycle, monitoring
+from fairgate.stages.lifecycle import RunInfo
+from fairgate.storage.local import LocalStore
 
 DAY0 = date(2026, 5, 1)
 REPO = Path(__file__).resolve().parents[2]
@@ -288,7 +289,7 @@ def test_a_version_unknown_to_the_registry_is_refused(released):
     (lambda df: df.head(0), None),
 ])
 def test_data_that_fails_quality_still_gets_a_datasheet(released, break_it, named):
-    from fairgate import datasheet
+    from fairgate.data import datasheet
 
     sheet = datasheet.datasheet(break_it(released["data"]), released["policy"], snapshot={}, quality={})
     md = datasheet.markdown(sheet)

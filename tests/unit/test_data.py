@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import pytest
 from tests.conftest import default_policy_dict
 
-from fairgate.data import DataError, read_adult, read_source
-from fairgate.policy import parse_policy
+from fairgate.data.sources import DataError, read_adult, read_source
+from fairgate.policy.loader import parse_policy
 
 
 def test_bundled_adult_matches_its_documentation():
@@ -57,7 +57,7 @@ def test_unreadable_file_is_named(tmp_path):
 
 
 def test_row_filters_keep_what_they_say_and_name_a_missing_column(tmp_path, adult):
-    from fairgate.data import apply_filters
+    from fairgate.data.sources import apply_filters
 
     df = adult.head(400)
     kept = apply_filters(df, ({"column": "workclass", "op": "in", "value": ["Private", "State-gov"]},

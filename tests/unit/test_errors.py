@@ -6,23 +6,23 @@ import pandas as pd
 import pytest
 
 from fairgate.errors import InputError, ModelParamsError
-from fairgate.groups import GroupError, privileged_codes
-from fairgate.policy import ProtectedAttribute
+from fairgate.fairness.groups import GroupError, privileged_codes
+from fairgate.policy.loader import ProtectedAttribute
 
 
 def test_every_bad_input_error_of_the_domain_is_an_input_error():
-    from fairgate.aif360_adapter import InsufficientDataError
-    from fairgate.data import DataError
+    from fairgate.data.sources import DataError
     from fairgate.errors import StageError
-    from fairgate.policy import PolicyError
-    from fairgate.registry import PromotionConflict, RegistryError
-    from fairgate.s3store import S3ConfigError
-    from fairgate.training import ModelIntegrityError
+    from fairgate.fairness.aif360_adapter import InsufficientDataError
+    from fairgate.governance.registry import PromotionConflict, RegistryError
+    from fairgate.models.training import ModelIntegrityError
+    from fairgate.policy.loader import PolicyError
+    from fairgate.storage.s3 import S3ConfigError
 
     for cls in (InsufficientDataError, DataError, StageError, PolicyError, PromotionConflict, RegistryError,
                 S3ConfigError, ModelIntegrityError, GroupError, ModelParamsError):
         assert issubclass(cls, InputError), cls
-    from fairgate.store import ConflictError, NotFoundError, StoreError
+    from fairgate.storage.base import ConflictError, NotFoundError, StoreError
 
     for cls in (StoreError, ConflictError, NotFoundError):  # storage trouble may pass on a retry
         assert not issubclass(cls, InputError), cls
@@ -36,7 +36,7 @@ def test_every_bad_input_error_of_the_domain_is_an_input_error():
 def test_model_params_that_do_not_fit_the_estimator_are_named_before_training(params, named):
     from tests.unit.test_explain import _tiny_policy
 
-    from fairgate.training import build_pipeline
+    from fairgate.models.training import build_pipeline
 
     policy = _tiny_policy()
     from dataclasses import replace

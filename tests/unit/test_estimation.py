@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fairgate import estimation
-from fairgate.groups import Comparison
+from fairgate.fairness import estimation
+from fairgate.fairness.groups import Comparison
 
 
 def test_expected_counts_and_calibration_error_by_hand():

@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 from tests.conftest import default_policy_dict
 
-from fairgate import explain, groups, training
-from fairgate.policy import parse_policy
+from fairgate.fairness import groups
+from fairgate.models import explain, training
+from fairgate.policy.loader import parse_policy
 
 THRESHOLDS = {"disparate_impact": {"kind": "ratio_band", "min": 0.8, "max": 1.25}}
 
@@ -102,7 +103,7 @@ def test_a_record_at_the_reference_has_no_reasons():
 
 @pytest.fixture(scope="module")
 def adult():
-    from fairgate.data import read_source
+    from fairgate.data.sources import read_source
 
     policy = parse_policy(default_policy_dict())
     return policy, read_source(policy)
@@ -159,7 +160,7 @@ def test_importance_on_one_label_class_is_skipped_not_guessed():
     result = explain.importance(model, df.assign(approved="no"), policy)
     assert result["overall"] == {} and result["by_group"] == {}
     assert result["skipped"] == {"all rows": "one class of 'approved' only"}
-    from fairgate.report import run_report
+    from fairgate.reporting.report import run_report
 
     page = run_report({"decision": "rejected", "importance": {"candidate": result}}, policy)
     import html
@@ -168,7 +169,7 @@ def test_importance_on_one_label_class_is_skipped_not_guessed():
 
 
 def test_explain_cli_rejects_a_malformed_date(capsys):
-    from fairgate.cli import main
+    from fairgate.cli.main import main
 
     assert main(["explain", "1", "--date", "23/11/2026"]) == 1
     assert "--date must be YYYY-MM-DD. Got '23/11/2026'" in capsys.readouterr().err
@@ -188,9 +189,9 @@ def test_a_logistic_regressions_pushes_from_its_coefficients_equal_the_swapped_o
     """The linear shortcut (one transform) and the generic measurement (one swap per input) agree."""
     import numpy as np
 
-    from fairgate import explain, training
-    from fairgate.data import read_adult
-    from fairgate.policy import load_policy
+    from fairgate.data.sources import read_adult
+    from fairgate.models import explain, training
+    from fairgate.policy.loader import load_policy
 
     policy = load_policy()
     df = read_adult("data").head(3000)

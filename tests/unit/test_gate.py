@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fairgate.gate import decide, judge_metric, review_decision
-from fairgate.policy import Threshold, load_policy
+from fairgate.fairness.gate import decide, judge_metric, review_decision
+from fairgate.policy.loader import Threshold, load_policy
 
 DI = Threshold("disparate_impact", "ratio_band", min=0.8, max=1.25)
 EOD = Threshold("equal_opportunity_difference", "abs_difference", max=0.1)

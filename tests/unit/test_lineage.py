@@ -12,10 +12,11 @@ import jsonschema
 import pytest
 from tests.conftest import synthetic_credit_policy
 
-from fairgate import evidence, lifecycle, lineage
-from fairgate.lifecycle import RunInfo
-from fairgate.policy import load_policy
-from fairgate.store import LocalStore
+from fairgate.governance import evidence, lineage
+from fairgate.policy.loader import load_policy
+from fairgate.stages import lifecycle
+from fairgate.stages.lifecycle import RunInfo
+from fairgate.storage.local import LocalStore
 
 SCHEMA = Path(__file__).resolve().parents[2] / "docs" / "lineage" / "FairgateFairnessDatasetFacet.json"
 

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fairgate.groups import Comparison
-from fairgate.metrics import (
+from fairgate.fairness.groups import Comparison
+from fairgate.fairness.metrics import (
     Counts,
     compare_groups,
     confusion_counts,
@@ -122,8 +122,8 @@ def test_cross_check_with_fairlearn():
     Comparison("a&b2", (("a", 0), ("b", 0)), (("a", 1), ("b", 1))),
 ])
 def test_cross_check_with_aif360_classification_metric(comp):
-    from fairgate.aif360_adapter import classification_metrics
-    from fairgate.groups import cell_mask
+    from fairgate.fairness.aif360_adapter import classification_metrics
+    from fairgate.fairness.groups import cell_mask
 
     codes, y, yhat = _random(2)
     ours = compare_groups(y, yhat, cell_mask(codes, comp.unprivileged), cell_mask(codes, comp.privileged))["metrics"]

@@ -16,10 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fairgate import mitigation, training
 from fairgate.errors import StageError
-from fairgate.groups import labels
-from fairgate.policy import PolicyError, parse_policy
+from fairgate.fairness.groups import labels
+from fairgate.mitigation import search as mitigation
+from fairgate.models import training
+from fairgate.policy.loader import PolicyError, parse_policy
 from fairgate_dev.synthetic import credit_applications
 
 
@@ -231,7 +232,8 @@ def test_plan_crosses_methods_with_estimators_and_always_has_none():
 
 def test_search_reads_only_training_and_validation_rows(store, tmp_path, monkeypatch, data):
     """Fitting and choosing never see a test row; only the gate does, once, for the chosen candidate."""
-    from fairgate import evaluation, lifecycle
+    from fairgate.models import evaluation
+    from fairgate.stages import lifecycle
 
     df, _ = data
     df.to_csv(tmp_path / "credit.csv", index=False)
@@ -265,7 +267,7 @@ def test_search_reads_only_training_and_validation_rows(store, tmp_path, monkeyp
 
 
 def test_a_failed_candidate_is_recorded_and_the_search_goes_on(store, tmp_path, data):
-    from fairgate import lifecycle
+    from fairgate.stages import lifecycle
 
     df, _ = data
     df.to_csv(tmp_path / "credit.csv", index=False)
@@ -292,7 +294,7 @@ def test_a_failed_candidate_is_recorded_and_the_search_goes_on(store, tmp_path, 
 
 def test_a_group_aware_model_scores_records_that_carry_the_protected_column(data):
     """The serving side: scoring gives the model each record's group; records without the column are refused."""
-    from fairgate.scoring import check_records, score_records
+    from fairgate.monitoring.scoring import check_records, score_records
 
     df, split = data
     policy = credit_policy(allow_group_aware_decisions=True)

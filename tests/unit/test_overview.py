@@ -8,8 +8,11 @@ from datetime import date, timedelta
 
 import pytest
 
-from fairgate import evidence, overview, prediction_log, registry
-from fairgate.store import LocalStore, sha256_bytes
+from fairgate.governance import evidence, registry
+from fairgate.monitoring import prediction_log
+from fairgate.reporting import overview
+from fairgate.storage.base import sha256_bytes
+from fairgate.storage.local import LocalStore
 
 DAY = date(2026, 3, 1)
 
@@ -122,7 +125,7 @@ def test_a_corrupt_index_or_one_ahead_of_the_log_is_rebuilt(filled, tmp_path):
 
 
 def test_a_store_that_refuses_the_index_write_still_serves_the_page(filled, caplog):
-    from fairgate.store import StoreError
+    from fairgate.storage.base import StoreError
 
     today = DAY + timedelta(days=40)
 

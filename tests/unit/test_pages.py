@@ -15,8 +15,8 @@ from html.parser import HTMLParser
 import pytest
 from markdown_it import MarkdownIt
 
-from fairgate import pages
-from fairgate.policy import PolicyError, parse_policy
+from fairgate.policy.loader import PolicyError, parse_policy
+from fairgate.reporting import pages
 
 IMG = "<img src=x onerror=alert(1)>"
 SCRIPT = "<script>alert(1)</script>"
@@ -120,7 +120,7 @@ def hostile_record():
 
 
 def test_run_report_shows_every_outside_value_as_text():
-    from fairgate.report import run_report
+    from fairgate.reporting.report import run_report
 
     page = run_report(hostile_record(), hostile_policy())
     parsed = assert_inert(page)
@@ -133,7 +133,7 @@ def test_run_report_shows_every_outside_value_as_text():
 
 def test_model_card_markdown_is_inert_even_where_raw_html_renders():
     """The card is stored as Markdown and read elsewhere; escaped values stay text under any renderer."""
-    from fairgate.report import model_card
+    from fairgate.reporting.report import model_card
 
     card = model_card(hostile_record(), hostile_policy())
     assert "\n## Approval\n" in card and "\n| comparison | n unpriv / priv | DI |" in card
@@ -142,7 +142,7 @@ def test_model_card_markdown_is_inert_even_where_raw_html_renders():
 
 
 def test_review_request_body_is_inert_markdown():
-    from fairgate.report import review_body
+    from fairgate.reporting.report import review_body
 
     body = review_body(hostile_record(), report_url="/fairgate/report/run/d/r%20x", stored_uri=f"file:///{EVIL}")
     rendered = MarkdownIt("commonmark").enable("table").render(body)
@@ -152,8 +152,8 @@ def test_review_request_body_is_inert_markdown():
 
 
 def test_audit_report_quality_page_overview_and_sign_in_are_inert():
-    from fairgate.quality import Check, QualityResult
-    from fairgate.report import audit_report, overview_html
+    from fairgate.data.quality import Check, QualityResult
+    from fairgate.reporting.report import audit_report, overview_html
 
     metrics = {"disparate_impact": {"value": 0.7, "ci_low": 0.6, "ci_high": 0.8}}
     rates = {"selection": {"unprivileged": {"value": 0.2}, "privileged": {"value": 0.3}}}
@@ -186,7 +186,7 @@ def test_audit_report_quality_page_overview_and_sign_in_are_inert():
 
 def test_the_content_security_policy_allows_exactly_the_inline_stylesheet():
     """Report pages need no script; the one stylesheet is allowed by its hash, so pages keep their style."""
-    from fairgate.report import run_report
+    from fairgate.reporting.report import run_report
 
     csp = dict(part.strip().split(" ", 1) for part in pages.CONTENT_SECURITY_POLICY.split(";"))
     assert csp["default-src"] == "'none'" and "script-src" not in csp  # falls back to 'none'
@@ -214,7 +214,7 @@ def test_a_model_name_with_markup_or_a_path_is_refused_at_load(name):
 
 
 def test_the_model_card_names_only_the_models_that_were_measured():
-    from fairgate.report import compared_with
+    from fairgate.reporting.report import compared_with
 
     assert compared_with({"candidate": {}}) is None
     assert compared_with({"candidate": {}, "production": {}}) == "Compared with the model in production:"
@@ -223,8 +223,8 @@ def test_the_model_card_names_only_the_models_that_were_measured():
 
 
 def test_search_table_and_front_from_a_hand_built_search():
-    from fairgate.charts import pareto_front
-    from fairgate.report import search_rows, search_summary
+    from fairgate.reporting.charts import pareto_front
+    from fairgate.reporting.report import search_rows, search_summary
 
     def cand(id_, ba, di, gap, chosen=False, status="fitted", error=None):
         val = {"performance": {"balanced_accuracy": ba},
@@ -252,7 +252,8 @@ def test_datasheet_contest_body_and_annex_iv_are_inert_markdown():
     """The new documents carry data values, a person's words and record fields: all literal text."""
     import pandas as pd
 
-    from fairgate import annex_iv, cases, datasheet
+    from fairgate.data import datasheet
+    from fairgate.governance import annex_iv, cases
 
     raw = hostile_policy_dict()
     raw["datasheet"] = {"motivation": EVIL, "consent": EVIL}

@@ -6,7 +6,7 @@ import pytest
 import yaml
 from tests.conftest import default_policy_dict
 
-from fairgate.policy import PolicyError, load_policy, parse_policy
+from fairgate.policy.loader import PolicyError, load_policy, parse_policy
 
 
 def test_default_policy_loads():
@@ -155,7 +155,7 @@ def test_omitted_keys_take_the_documented_defaults():
 def test_the_readme_policy_table_is_the_schema():
     from pathlib import Path
 
-    from fairgate.policy_schema import defaults_table
+    from fairgate.policy.schema import defaults_table
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert defaults_table() in readme, "README's policy table differs from `fairgate policy schema --markdown`"
@@ -170,7 +170,7 @@ def test_the_simulated_feed_is_refused_for_columns_adult_lacks():
 
 def test_json_schema_validates_the_bundled_policy_and_rejects_a_typo():
     jsonschema = pytest.importorskip("jsonschema")
-    from fairgate.policy_schema import json_schema
+    from fairgate.policy.schema import json_schema
 
     schema = json_schema()
     jsonschema.validate(default_policy_dict(), schema)
@@ -183,7 +183,7 @@ def test_json_schema_validates_the_bundled_policy_and_rejects_a_typo():
 def test_the_simulated_scenarios_are_the_schemas():
     from typing import get_args
 
-    from fairgate.policy import SCENARIOS
-    from fairgate.policy_schema import Scenario
+    from fairgate.policy.loader import SCENARIOS
+    from fairgate.policy.schema import Scenario
 
     assert SCENARIOS == get_args(Scenario)

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from fairgate.errors import InputError
-from fairgate.policy import parse_policy
-from fairgate.policy_tools import check_against_data, parse_protected, starter_policy
+from fairgate.policy.authoring import check_against_data, parse_protected, starter_policy
+from fairgate.policy.loader import parse_policy
 
 
 def _frame(n=400, seed=3):
@@ -93,7 +93,7 @@ def test_the_bias_stage_says_which_groups_the_test_split_is_too_small_for(store,
 
     from tests.conftest import default_policy_dict
 
-    from fairgate.lifecycle import RunInfo, check_bias, collect, validate
+    from fairgate.stages.lifecycle import RunInfo, check_bias, collect, validate
 
     path = tmp_path / "sample.csv"
     adult.sample(6000, random_state=2).to_csv(path, index=False)
@@ -113,7 +113,7 @@ def test_the_bias_stage_says_which_groups_the_test_split_is_too_small_for(store,
 
 
 def test_init_reads_a_parquet_file_as_parquet_without_being_told(tmp_path):
-    from fairgate.cli import main
+    from fairgate.cli.main import main
 
     _frame().to_parquet(tmp_path / "loans.parquet", index=False)
     out = tmp_path / "loans.yaml"

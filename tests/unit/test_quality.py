@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from fairgate.policy import load_policy
-from fairgate.quality import validate_frame
+from fairgate.data.quality import validate_frame
+from fairgate.policy.loader import load_policy
 
 
 @pytest.fixture(scope="module")

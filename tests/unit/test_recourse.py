@@ -14,11 +14,12 @@ import pytest
 import yaml
 from tests.conftest import synthetic_credit_policy
 
-from fairgate import lifecycle, monitoring, recourse, training
-from fairgate.cli import main
-from fairgate.lifecycle import RunInfo
-from fairgate.policy import PolicyError, load_policy, parse_policy
-from fairgate.store import LocalStore
+from fairgate.cli.main import main
+from fairgate.models import recourse, training
+from fairgate.policy.loader import PolicyError, load_policy, parse_policy
+from fairgate.stages import lifecycle, monitoring
+from fairgate.stages.lifecycle import RunInfo
+from fairgate.storage.local import LocalStore
 
 THRESHOLD = 0.5
 
@@ -234,8 +235,8 @@ def test_explain_recourse_from_the_cli(credit, tmp_path, capsys):
 def test_the_audit_reports_recourse_per_group_against_the_closed_form(credit, tmp_path):
     """The nightly audit's recourse figures: whether each unfavourable decision has recourse within the
     income bound, and what it costs, worked out here from the deployed model's coefficients."""
-    from fairgate import registry
-    from fairgate.prediction_log import read_window
+    from fairgate.governance import registry
+    from fairgate.monitoring.prediction_log import read_window
 
     write = __import__("fairgate_dev.synthetic", fromlist=["write_feed"]).write_feed
     write(str(tmp_path / "feed"), "2026-06-01", 2, 400, seed=23)
@@ -299,7 +300,7 @@ def test_the_vectorised_linear_answer_is_the_one_row_answer(credit):
 def test_the_fairness_gate_judges_the_recourse_gap(credit, tmp_path):
     """With recourse.max_share_gap, the gate measures recourse on the test split's unfavourable decisions
     and judges the gap between groups like a metric; the gap is recomputed here from the coefficients."""
-    from fairgate import evidence
+    from fairgate.governance import evidence
 
     raw = json.loads(json.dumps(credit["raw"]))
     raw["recourse"] = {"actionable": {"income": {"direction": "increase", "max": 40000}}, "max_share_gap": 0.05}

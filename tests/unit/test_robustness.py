@@ -13,11 +13,13 @@ import pytest
 from scipy.stats import norm
 from tests.conftest import synthetic_credit_policy
 
-from fairgate import evidence, lifecycle, registry, robustness
-from fairgate.gate import robustness_findings
-from fairgate.lifecycle import RunInfo
-from fairgate.policy import PolicyError, load_policy, parse_policy
-from fairgate.store import LocalStore
+from fairgate.fairness.gate import robustness_findings
+from fairgate.governance import evidence, registry
+from fairgate.models import robustness
+from fairgate.policy.loader import PolicyError, load_policy, parse_policy
+from fairgate.stages import lifecycle
+from fairgate.stages.lifecycle import RunInfo
+from fairgate.storage.local import LocalStore
 
 
 def _policy(**robust):
@@ -78,7 +80,7 @@ def test_counterfactual_flips_the_attribute_and_its_proxy_to_the_other_groups_ty
 
 
 def _share(k, n):
-    from fairgate.metrics import wilson_interval
+    from fairgate.fairness.metrics import wilson_interval
 
     low, high = wilson_interval(k, n)
     return {"n": n, "changed": k, "value": k / n if n else None, "ci_low": low if n else None,
@@ -113,7 +115,7 @@ def test_a_lifecycle_gates_on_the_proxy_flip(tmp_path):
     cf = rec["robustness"]["counterfactual"]["gender"]
     assert cf["columns"] == ["gender", "postcode_area"]
 
-    from fairgate.training import load_model_bytes
+    from fairgate.models.training import load_model_bytes
 
     model = load_model_bytes(store.get(store.key_of(rec["model"]["uri"])), expected_sha256=rec["model"]["sha256"],
                              where="test")

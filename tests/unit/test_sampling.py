@@ -11,8 +11,10 @@ import pytest
 from sklearn.metrics import roc_auc_score
 from tests.unit.test_mitigation import credit_policy
 
-from fairgate import explain, mitigation, sampling, training
-from fairgate.groups import labels
+from fairgate.data import sampling
+from fairgate.fairness.groups import labels
+from fairgate.mitigation import search as mitigation
+from fairgate.models import explain, training
 from fairgate_dev.synthetic import Truth, credit_applications
 
 

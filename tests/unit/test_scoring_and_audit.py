@@ -9,12 +9,12 @@ from datetime import date
 import numpy as np
 import pytest
 
-from fairgate import registry
-from fairgate.audit import feature_psi, psi
-from fairgate.metrics import newcombe_interval, ratio_interval, wilson_interval
-from fairgate.monitoring import score_day
-from fairgate.policy import load_policy
-from fairgate.simulation import day_batch
+from fairgate.data.simulation import day_batch
+from fairgate.fairness.metrics import newcombe_interval, ratio_interval, wilson_interval
+from fairgate.governance import registry
+from fairgate.monitoring.audit import feature_psi, psi
+from fairgate.policy.loader import load_policy
+from fairgate.stages.monitoring import score_day
 
 
 def test_psi_by_hand():
@@ -66,7 +66,7 @@ def test_simulated_batches_are_deterministic_and_change_as_documented():
 
 
 def test_scoring_refuses_a_corrupt_production_model_and_names_it(store, adult):
-    from fairgate.training import ModelIntegrityError, dump_model, fit
+    from fairgate.models.training import ModelIntegrityError, dump_model, fit
 
     policy = load_policy()
     data = dump_model(fit(adult.head(2000), policy))
@@ -86,7 +86,7 @@ def test_read_window_looks_up_outcomes_by_key_in_any_order(store):
     import pandas as pd
 
     from fairgate.errors import StageError
-    from fairgate.prediction_log import partition_key, read_window
+    from fairgate.monitoring.prediction_log import partition_key, read_window
 
     def put(key, df):
         buf = io.BytesIO()
@@ -113,7 +113,7 @@ def test_audit_history_keeps_the_last_audits_up_to_a_date(store):
     import json
     from datetime import timedelta
 
-    from fairgate.prediction_log import audit_history
+    from fairgate.monitoring.prediction_log import audit_history
 
     start = date(2026, 1, 1)
     for i in range(40):
@@ -125,9 +125,9 @@ def test_audit_history_keeps_the_last_audits_up_to_a_date(store):
 
 def test_scoring_refuses_records_without_an_input_column_and_writes_nothing(store, adult):
     from fairgate.errors import StageError
-    from fairgate.prediction_log import partition_key
-    from fairgate.store import NotFoundError
-    from fairgate.training import dump_model, fit
+    from fairgate.models.training import dump_model, fit
+    from fairgate.monitoring.prediction_log import partition_key
+    from fairgate.storage.base import NotFoundError
 
     policy = load_policy()
     v = registry.register(store, policy.model_name, dump_model(fit(adult.head(2000), policy)),
@@ -163,8 +163,8 @@ def test_an_audit_over_a_redeploy_judges_the_newer_version_not_the_larger_hash(s
     import io
     from datetime import timedelta
 
-    from fairgate.monitoring import audit_day
-    from fairgate.prediction_log import partition_key
+    from fairgate.monitoring.prediction_log import partition_key
+    from fairgate.stages.monitoring import audit_day
 
     policy = _tiny_audit_policy()
     a, b = (registry.register(store, policy.model_name, body, {"approved": True, "registered_at": "1"})["version"]
@@ -199,8 +199,8 @@ def test_a_rolled_back_version_that_scored_the_newest_day_is_the_one_judged(stor
     import io
     from datetime import timedelta
 
-    from fairgate.monitoring import audit_day
-    from fairgate.prediction_log import partition_key
+    from fairgate.monitoring.prediction_log import partition_key
+    from fairgate.stages.monitoring import audit_day
 
     policy = _tiny_audit_policy()
     a, b = (registry.register(store, policy.model_name, body, {"approved": True, "registered_at": "1"})["version"]
@@ -219,7 +219,7 @@ def test_re_running_an_audit_date_shows_that_date_once_in_the_trend(store):
     import json
     from datetime import timedelta
 
-    from fairgate.prediction_log import audit_trend
+    from fairgate.monitoring.prediction_log import audit_trend
 
     start = date(2026, 1, 1)
     for i in range(3):
@@ -240,10 +240,10 @@ def test_outcomes_from_their_own_source_are_fetched_once_past_the_lag(store, adu
     from tests.conftest import default_policy_dict
 
     from fairgate.errors import StageError
-    from fairgate.monitoring import audit_day
-    from fairgate.policy import parse_policy
-    from fairgate.prediction_log import partition_key
-    from fairgate.training import dump_model, fit
+    from fairgate.models.training import dump_model, fit
+    from fairgate.monitoring.prediction_log import partition_key
+    from fairgate.policy.loader import parse_policy
+    from fairgate.stages.monitoring import audit_day
 
     raw = default_policy_dict()
     raw["audit"].update({"outcomes": str(tmp_path / "outcomes"), "window_days": 3, "label_lag_days": 1})
@@ -281,7 +281,7 @@ def test_outcomes_are_found_by_key_in_any_order_and_taken_as_they_are_when_align
     import pyarrow as pa
 
     from fairgate.errors import StageError
-    from fairgate.prediction_log import LABEL_COLUMN, _outcomes_of
+    from fairgate.monitoring.prediction_log import LABEL_COLUMN, _outcomes_of
 
     keys = pa.chunked_array([["a", "b"], ["c", "d"]])
     shuffled = pa.table({"k": ["c", "a", "x"], LABEL_COLUMN: pa.array([1, 0, 1], pa.int8())})

@@ -7,8 +7,9 @@ import pickle
 
 import pytest
 
-from fairgate import evidence, registry
-from fairgate.store import LocalStore, NotFoundError, StoreError, sha256_bytes
+from fairgate.governance import evidence, registry
+from fairgate.storage.base import NotFoundError, StoreError, sha256_bytes
+from fairgate.storage.local import LocalStore
 
 
 def test_put_is_atomic_and_hashed(store):
@@ -78,8 +79,8 @@ def test_evidence_reorder_detected(store):
 
 
 def test_model_loading_refuses_tampered_and_foreign_files(adult):
-    from fairgate.policy import load_policy
-    from fairgate.training import ModelIntegrityError, dump_model, fit, load_model_bytes
+    from fairgate.models.training import ModelIntegrityError, dump_model, fit, load_model_bytes
+    from fairgate.policy.loader import load_policy
 
     policy = load_policy()
     data = dump_model(fit(adult.head(2000), policy))
@@ -109,7 +110,7 @@ def test_model_with_untrusted_type_is_refused():
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import FunctionTransformer
 
-    from fairgate.training import ModelIntegrityError, load_model_bytes
+    from fairgate.models.training import ModelIntegrityError, load_model_bytes
 
     data = sio.dumps(make_pipeline(FunctionTransformer(json.loads)))
     with pytest.raises(ModelIntegrityError, match="outside the trusted list"):

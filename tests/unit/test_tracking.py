@@ -10,10 +10,12 @@ import pandas as pd
 import pytest
 from tests.conftest import synthetic_credit_policy
 
-from fairgate import lifecycle, registry, serving, tracking
-from fairgate.lifecycle import RunInfo
-from fairgate.policy import load_policy
-from fairgate.store import open_store
+from fairgate.governance import registry
+from fairgate.integrations import serving, tracking
+from fairgate.policy.loader import load_policy
+from fairgate.stages import lifecycle
+from fairgate.stages.lifecycle import RunInfo
+from fairgate.storage.roots import open_store
 
 
 def test_names_keep_only_what_mlflow_accepts_with_slashes_between_parts():
@@ -106,7 +108,7 @@ def embedded(tmp_path_factory):
 def test_the_registered_pyfunc_loads_back_and_decides_like_the_registry_model(embedded, monkeypatch):
     import mlflow
 
-    from fairgate import training
+    from fairgate.models import training
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", embedded["uri"])
     served = mlflow.pyfunc.load_model("models:/credit@production")
@@ -137,7 +139,7 @@ def test_a_changed_model_file_in_the_mlflow_artifacts_is_refused_at_load(embedde
 
 
 def test_a_logged_run_adds_nothing_to_the_evidence_and_mlflow_agrees(embedded):
-    from fairgate import evidence
+    from fairgate.governance import evidence
 
     assert evidence.recent(embedded["store"], "credit", "tracking") == []
     assert [e["record"]["kind"] for e in evidence.entries(embedded["store"], "credit")] == ["lifecycle"]

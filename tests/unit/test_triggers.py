@@ -12,10 +12,12 @@ import pytest
 import yaml
 from tests.conftest import synthetic_credit_policy
 
-from fairgate import cases, lifecycle, monitoring, triggers
-from fairgate.lifecycle import RunInfo
-from fairgate.policy import PolicyError, load_policy, parse_policy
-from fairgate.store import LocalStore
+from fairgate.governance import cases
+from fairgate.monitoring import review_triggers as triggers
+from fairgate.policy.loader import PolicyError, load_policy, parse_policy
+from fairgate.stages import lifecycle, monitoring
+from fairgate.stages.lifecycle import RunInfo
+from fairgate.storage.local import LocalStore
 
 
 def _policy(**rules):

@@ -1,0 +1,1 @@
+"""The ``fairgate`` command (:func:`fairgate.cli.main.main`)."""

@@ -1,0 +1,408 @@
+"""The ``fairgate`` command: what is deployed, what was decided, and whether the log is intact.
+
+Every command takes ``--json`` for scripts (errors then print as JSON too). The store is
+``FAIRGATE_ARTIFACT_ROOT`` (or ``--artifact-root``). ``--model`` picks the model among the policies
+of ``FAIRGATE_POLICIES`` (default: the only one); ``--policy`` names a policy file directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from fairgate.data.sources import read_location, read_source
+from fairgate.errors import InputError
+from fairgate.governance import bundle, cases, evidence, registry
+from fairgate.integrations import tracking
+from fairgate.models import recourse
+from fairgate.monitoring.prediction_log import find_prediction, recourse_context
+from fairgate.policy import authoring as policy_tools
+from fairgate.policy import catalog
+from fairgate.policy import schema as policy_schema
+from fairgate.policy.loader import load_policy, parse_policy
+from fairgate.stages.lifecycle import rollback
+from fairgate.storage.base import ArtifactStore, StoreError
+from fairgate.storage.roots import open_store
+
+
+def _out(args: argparse.Namespace, payload: Any, text: str) -> None:
+    print(json.dumps(payload, indent=2, default=str) if args.json else text)
+
+
+def cmd_status(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
+    pointer, _ = registry.read_pointer(store, model)
+    manifest = registry.read_manifest(store, model, pointer["version"]) if pointer else {}
+    last = evidence.find(store, model, kind="lifecycle")
+    audit = evidence.find(store, model, kind="audit")
+    payload = {
+        "model": model,
+        "production": pointer and {"version": pointer["version"], "since": pointer["since"],
+                                   "action": pointer["action"], "run_id": pointer["run_id"],
+                                   "performance": manifest.get("performance")},
+        "last_lifecycle": last and {k: last["record"].get(k) for k in ("run_id", "decision", "recorded_at")},
+        "last_audit": audit and {k: audit["record"].get(k) for k in ("run_id", "status", "recorded_at")},
+    }
+    lines = [f"Model: {model}"]
+    if pointer:
+        perf = manifest.get("performance") or {}
+        lines.append(f"Production: {pointer['version'][:12]} since {pointer['since']} ({pointer['action']}, "
+                     f"run {pointer['run_id']}); balanced accuracy {perf.get('balanced_accuracy')}")
+    else:
+        lines.append("Production: nothing deployed yet")
+    lines.append("Last lifecycle: " + (f"{last['record']['decision']} in run {last['record']['run_id']} at "
+                                       f"{last['record']['recorded_at']}" if last else "none"))
+    lines.append("Last audit: " + (f"{audit['record'].get('status')} at {audit['record']['recorded_at']}"
+                                   if audit else "none"))
+    _out(args, payload, "\n".join(lines))
+    return 0
+
+
+def _status_of_every_model(args: argparse.Namespace, store: ArtifactStore) -> int:
+    """``fairgate status`` with several models and none chosen: each model's status in turn."""
+    import contextlib
+    import io
+
+    payloads, texts = [], []
+    for entry in catalog.entries():
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer):
+            cmd_status(args, store, entry.name)
+        texts.append(buffer.getvalue().rstrip())
+        if args.json:
+            payloads.append(json.loads(buffer.getvalue()))
+    _out(args, {"models": payloads}, "\n\n".join(texts))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
+    current = registry.production_version(store, model)
+    versions = [{"version": m["version"], "production": m["version"] == current, "approved": m.get("approved"),
+                 "gate_outcome": m.get("gate_outcome"), "approver": m.get("approver"),
+                 "registered_at": m.get("registered_at"), "run_id": m.get("run_id")}
+                for m in registry.list_versions(store, model)]
+    text = "\n".join(f"{'*' if v['production'] else ' '} {v['version'][:12]}  {v['registered_at']}  "
+                     f"gate={v['gate_outcome']}  approver={v['approver']}" for v in versions) or "No versions."
+    _out(args, {"model": model, "versions": versions}, text)
+    return 0
+
+
+def cmd_evidence(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
+    entry = evidence.find(store, model, args.run_id, kind=None if args.run_id != "latest" else "lifecycle")
+    if entry is None:
+        print(f"No evidence record for run {args.run_id!r}.", file=sys.stderr)
+        return 1
+    rec = entry["record"]
+    payload = {**rec, "seq": entry["seq"], "hash": entry["hash"]}
+    text = (f"Run {rec['run_id']}: {rec['decision']} (record #{entry['seq']}, hash {entry['hash'][:16]})\n"
+            + json.dumps({k: rec.get(k) for k in ("data", "quality", "gate", "deployment")}, indent=2, default=str))
+    _out(args, payload, text)
+    return 0
+
+
+def cmd_verify_log(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
+    result = evidence.verify(store, model)
+    head = evidence.head(store, model)
+    text = (f"Evidence log intact: {result.records} records; head #{head['seq']} {head['hash']}." if result.ok else
+            "Evidence log BROKEN:\n" + "\n".join(f"  - {p}" for p in result.problems))
+    _out(args, {"ok": result.ok, "records": result.records, "problems": result.problems, "head": head}, text)
+    return 0 if result.ok else 2
+
+
+def cmd_bundle(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
+    from pathlib import Path
+
+
+    version = bundle.resolve_version(store, model, args.version)
+    data = bundle.build(store, model, version, include_model=not args.no_model)
+    out = Path(args.out or f"{model}-{version[:12]}.fairgate.zip")
+    tmp = out.with_name(f".{out.name}.tmp")  # written whole, then renamed: never a half-written bundle
+    tmp.write_bytes(data)
+    tmp.replace(out)
+    _out(args, {"written": str(out), "model": model, "version": version, "bytes": len(data)},
+         f"Wrote {out} ({len(data):,} bytes): release {version[:12]} of {model}; check it with "
+         f"`fairgate verify-bundle {out}`.")
+    return 0
+
+
+def cmd_verify_bundle(args: argparse.Namespace) -> int:
+    """Offline: needs the file and nothing else (no store, no policy)."""
+    from pathlib import Path
+
+
+    try:
+        data = Path(args.file).read_bytes()
+    except OSError as exc:
+        raise InputError(f"Cannot read bundle {args.file}: {exc.strerror}.") from None
+    result = bundle.verify(data, expected_head=args.expect_head)
+    head = result.index.get("head") or {}
+    text = (f"Bundle verifies: {result.index.get('model')} version {str(result.index.get('version'))[:12]}, "
+            f"{len(result.index.get('members', []))} members, evidence chain to head #{head.get('seq')} "
+            f"{head.get('hash')}." if result.ok else
+            f"Bundle does NOT verify: {result.problems[0]}" +
+            "".join(f"\n  - {p}" for p in result.problems[1:]))
+    _out(args, result.as_dict(), text)
+    return 0 if result.ok else 2
+
+
+def cmd_contest(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
+    import getpass
+    from datetime import date
+
+
+    try:
+        day = date.fromisoformat(args.date) if args.date else None
+    except ValueError:
+        raise InputError(f"--date must be YYYY-MM-DD. Got {args.date!r}.") from None
+    case = cases.open_contest(store, args.loaded_policy, args.row, reason=args.reason, day=day,
+                              opened_by=args.by or f"cli:{getpass.getuser()}")
+    dag_id = catalog.find(args.model).dag_id("fairgate_contest") if args.model else "fairgate_contest"
+    conf = json.dumps({"case_id": case["case_id"]})
+    _out(args, {**case, "trigger": {"dag_id": dag_id, "conf": {"case_id": case["case_id"]}}},
+         f"Opened case {case['case_id']} (evidence record #{case['seq']}). A reviewer decides it in Airflow:\n"
+         f"  airflow dags trigger {dag_id} --conf '{conf}'\n(the Fairness view's contest route triggers it itself).")
+    return 0
+
+
+def cmd_case(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
+    found = [c for c in cases.cases_of(store, model) if str(c["row"]) == args.row
+             and (not args.date or c["date"] == args.date)]
+    if not found:
+        print(f"No contest of {args.loaded_policy.row_key} {args.row!r} for model {model!r}.", file=sys.stderr)
+        return 1
+    lines = []
+    for c in found:
+        o = c["outcome"]
+        done = {"Uphold": "upheld", "Overturn": "overturned"}
+        lines.append(f"Case {c['case_id']}: decision of {c['date']} contested by {c['opened_by']} ({c['reason']}); "
+                     + (f"{done[o['choice']]} by {o['reviewer']} on {o['decided_at']}: {o['rationale']}" if o
+                        else "open, waiting for a reviewer"))
+    _out(args, {"cases": found}, "\n".join(lines))
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
+    import getpass
+    from datetime import UTC, datetime
+
+
+    moved = rollback(store, args.loaded_policy, to_version=args.to, actor=f"cli:{getpass.getuser()}",
+                     reason=args.reason, run_id=f"cli__{datetime.now(UTC).isoformat()}")
+    _out(args, moved, f"Production of {model} moved from {moved['from_version'][:12]} back to "
+                      f"{moved['to_version'][:12]} (evidence record #{moved['seq']}).")
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
+    from datetime import date
+
+
+    try:
+        day = date.fromisoformat(args.date) if args.date else None
+    except ValueError:
+        print(f"fairgate explain: --date must be YYYY-MM-DD. Got {args.date!r}.", file=sys.stderr)
+        return 1
+    found = find_prediction(store, args.loaded_policy, args.row, day=day)
+    if found is None:
+        where = f"on {day}" if day else "in the last 90 days of predictions"
+        print(f"No prediction for {args.loaded_policy.row_key} {args.row!r} {where}.", file=sys.stderr)
+        return 1
+    verdict = "favourable" if found["decision"] == 1 else "unfavourable"
+    lines = [f"Record {found['row']} scored on {found['date']} by model {found['model_version'][:12]}: "
+             f"{verdict} (score {found['score']:.3f}). Main reasons:"]
+    lines += [f"  {i}. {r['text']}" for i, r in enumerate(found["reasons"], 1)] or ["  (none recorded)"]
+    if args.recourse:
+
+        if found["decision"] == 1:
+            raise recourse.RecourseError(f"Record {found['row']} was decided favourably; recourse applies to "
+                                         "unfavourable decisions.")
+        model, scale, proxies = recourse_context(store, args.loaded_policy, found["model_version"])
+        result = recourse.compute(model, found["inputs"], args.loaded_policy, scale=scale, proxies=proxies)
+        found = {**found, "recourse": result.as_dict()}
+        lines += ["What would change it:", f"  {recourse.sentence(result, args.loaded_policy)}"]
+        if result.feasible:
+            lines.append(f"  (least cost {result.cost:g} in standard deviations of the training data; "
+                         f"{result.method}; new score {result.score:.3f})")
+        lines += [f"  Note: {n}" for n in result.notes]
+    _out(args, found, "\n".join(lines))
+    return 0
+
+
+def cmd_policy(args: argparse.Namespace) -> int:
+    """``fairgate policy schema|check|init``: these need no store and no policy in force."""
+
+    if args.policy_command == "schema":
+        text = policy_schema.defaults_table() if args.markdown else json.dumps(policy_schema.json_schema(), indent=2)
+        print(text)
+        return 0
+    if args.policy_command == "check":
+        policy = load_policy(args.file)
+        result = policy_tools.CheckResult()
+        if args.data:
+            result = policy_tools.check_against_data(policy, read_source(policy))
+        payload = {"file": args.file, "model": policy.model_name, "schema": "ok", **result.as_dict()}
+        lines = [f"{args.file}: the schema is satisfied (model {policy.model_name})."]
+        if args.data:
+            lines += ([f"  problem: {p}" for p in result.problems] + [f"  cannot pass: {p}" for p in result.cannot_pass]
+                      + [f"  {n}" for n in result.notes])
+            lines.append("The data fits the policy." if result.ok else
+                         f"{len(result.problems) + len(result.cannot_pass)} problem(s) with the data.")
+        _out(args, payload, "\n".join(lines))
+        return 0 if result.ok else 1
+    # init: read the source the way a run will, then profile it
+    protected = [policy_tools.parse_protected(p) for p in args.protected]
+    if "://" not in args.source:  # a local path: written absolute, so runs from any directory find it
+        from pathlib import Path
+
+        args.source = str(Path(args.source).resolve())
+    if args.format is None:
+        args.format = "parquet" if args.source.lower().endswith((".parquet", ".pq")) else "csv"
+    df = read_location(args.source, fmt=args.format, query=args.query)
+    text = policy_tools.starter_policy(df, model_name=args.model_name, source=args.source, label=args.label,
+                                       favorable=args.favorable, protected=protected, fmt=args.format,
+                                       row_key=args.row_key, query=args.query)
+    parse_policy(__import__("yaml").safe_load(text))  # what init writes always loads
+    if args.out:
+        from pathlib import Path
+
+        Path(args.out).write_text(text)
+        _out(args, {"written": args.out}, f"Wrote {args.out}; next: fairgate policy check {args.out} --data")
+    else:
+        print(text, end="")
+    return 0
+
+
+def cmd_mlflow_sync(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
+    synced = tracking.sync(store, args.loaded_policy, mlflow=tracking.client(args.tracking_uri))
+    _out(args, synced.__dict__,
+         f"MLflow {tracking.tracking_uri(args.tracking_uri)}: {len(synced.runs)} run(s) logged, {synced.present} "
+         f"already there; {len(synced.versions)} version(s) registered; {synced.audits} audit(s) added; "
+         f"'{tracking.ALIAS}' alias -> {synced.alias or 'none (nothing in production)'}")
+    return 0
+
+
+def cmd_mlflow_check(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
+    problems = tracking.disagreements(store, model, mlflow=tracking.client(args.tracking_uri))
+    _out(args, {"agrees": not problems, "problems": problems},
+         "\n".join(["MLflow disagrees with Fairgate:", *(f"  - {p}" for p in problems)]) if problems
+         else f"MLflow agrees with Fairgate on {model}: the '{tracking.ALIAS}' alias, the versions and the runs.")
+    return 2 if problems else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fairgate", description=__doc__.splitlines()[0])
+    parser.add_argument("--artifact-root", help="artifact store (default: $FAIRGATE_ARTIFACT_ROOT)")
+    parser.add_argument("--policy", help="policy file (default: the --model's, $FAIRGATE_POLICY or the bundled one)")
+    parser.add_argument("--model", help="the model (default: the only one of $FAIRGATE_POLICIES)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    commands = {
+        "status": (cmd_status, "production version, last lifecycle decision, last audit"),
+        "models": (cmd_models, "every registered version and which one is in production"),
+        "evidence": (cmd_evidence, "the evidence record of one lifecycle run"),
+        "verify-log": (cmd_verify_log, "re-verify the evidence hash chain (exit 2 if broken)"),
+        "rollback": (cmd_rollback, "point production back to an earlier approved version"),
+        "explain": (cmd_explain, "why a scored record got its decision, in plain words"),
+        "bundle": (cmd_bundle, "write one release's evidence, artifacts and chain proof to a file for auditors"),
+        "contest": (cmd_contest, "open a contest of a scored decision, for a reviewer in Airflow"),
+        "case": (cmd_case, "the contests of a record and their outcomes"),
+        "mlflow-sync": (cmd_mlflow_sync, "log to MLflow what the evidence log holds and MLflow lacks; move the alias"),
+        "mlflow-check": (cmd_mlflow_check, "compare MLflow's alias, versions and runs with Fairgate's (exit 2 if "
+                                           "they differ)"),
+    }
+    for name, (fn, help_) in commands.items():
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        if name == "evidence":
+            p.add_argument("run_id", help="a run id, or 'latest'")
+        if name == "explain":
+            p.add_argument("row", help="the record's row key (dataset.row_key)")
+            p.add_argument("--date", help="the day it was scored (YYYY-MM-DD); default: the newest match")
+            p.add_argument("--recourse", action="store_true",
+                           help="also the least-cost change of actionable inputs that would make it favourable")
+        if name in ("contest", "case"):
+            p.add_argument("row", help="the record's row key (dataset.row_key)")
+            p.add_argument("--date", help="the day it was scored (YYYY-MM-DD); default: the newest")
+        if name == "contest":
+            p.add_argument("--reason", required=True, help="what the person says; shown to the reviewer")
+            p.add_argument("--by", help="who contests (default: cli:<user>)")
+        if name == "bundle":
+            p.add_argument("version", help="a version's sha256 (or a unique prefix of 6+ characters), or 'production'")
+            p.add_argument("--out", help="the file to write (default: <model>-<version>.fairgate.zip)")
+            p.add_argument("--no-model", action="store_true", help="leave the model file out")
+        if name.startswith("mlflow-"):
+            p.add_argument("--tracking-uri", help="MLflow server (default: $MLFLOW_TRACKING_URI, else the embedded "
+                                                  "store beside a local artifact store)")
+        if name == "rollback":
+            p.add_argument("--to", help="version (sha256) to restore; default: the previous production version")
+            p.add_argument("--reason", required=True, help="why; recorded in the evidence log")
+        p.set_defaults(fn=fn)
+    policy = sub.add_parser("policy", help="write, check or describe a policy file")
+    psub = policy.add_subparsers(dest="policy_command", required=True)
+    schema = psub.add_parser("schema", help="the JSON Schema of policy files (for editors)")
+    schema.add_argument("--markdown", action="store_true", help="the README's table of keys and defaults instead")
+    check = psub.add_parser("check", help="validate a policy file; with --data, against its data too")
+    check.add_argument("file")
+    check.add_argument("--data", action="store_true", help="read the source and check columns, values, group sizes")
+    init = psub.add_parser("init", help="profile a data source and write a complete, commented policy")
+    init.add_argument("--source", required=True, help="file, folder of date= partitions, or sql://<conn id>")
+    init.add_argument("--query", help="SQL for a sql:// source")
+    init.add_argument("--format", choices=["csv", "parquet"],
+                      help="default: parquet for a .parquet file, csv otherwise")
+    init.add_argument("--label", required=True)
+    init.add_argument("--favorable", required=True, help="the label's favourable value")
+    init.add_argument("--protected", action="append", required=True,
+                      help="COLUMN=PRIVILEGED[,PRIVILEGED...] or COLUMN>=NUMBER; repeat for each attribute")
+    init.add_argument("--model-name", required=True)
+    init.add_argument("--row-key", help="unique row identifier (default: a unique *_id column, if any)")
+    init.add_argument("--out", help="write here instead of printing")
+    for p in (schema, check, init):
+        p.add_argument("--json", action="store_true", help="machine-readable output (errors too)")
+        p.set_defaults(fn=None)
+    verify_bundle = sub.add_parser("verify-bundle", help="check a release bundle offline (exit 2 if it does not "
+                                                         "verify)")
+    verify_bundle.add_argument("file")
+    verify_bundle.add_argument("--expect-head", help="the evidence log head hash you know (from verify-log)")
+    verify_bundle.add_argument("--json", action="store_true", help="machine-readable output (errors too)")
+    return parser
+
+
+def _s3_client(root: str | None) -> Any:
+    """A boto3 client for an s3:// store, configured the standard way (AWS_* variables, profiles);
+    ``AWS_ENDPOINT_URL_S3`` points it at MinIO or another S3-compatible server."""
+    root = root or os.environ.get("FAIRGATE_ARTIFACT_ROOT") or ""
+    if not root.startswith("s3://"):
+        return None
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("s3", config=Config(retries={"mode": "standard", "max_attempts": 5}))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "policy":
+            return cmd_policy(args)
+        if args.command == "verify-bundle":
+            return cmd_verify_bundle(args)
+        store = open_store(args.artifact_root, s3_client=_s3_client(args.artifact_root))
+        if args.command == "status" and not (args.model or args.policy) and len(catalog.entries()) > 1:
+            return _status_of_every_model(args, store)
+        policy = load_policy(args.policy or catalog.find(args.model).path)
+        if args.model and policy.model_name != args.model:
+            raise InputError(f"--model {args.model!r} but the policy {args.policy} is for {policy.model_name!r}.")
+        args.loaded_policy = policy
+        code: int = args.fn(args, store, policy.model_name)
+        return code
+    except (InputError, StoreError) as exc:
+        if getattr(args, "json", False):
+            print(json.dumps({"error": str(exc), "kind": type(exc).__name__}))
+        else:
+            print(f"fairgate: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""The fairness gate: one pure function from measured evidence to pass / fail / review.
+
+Order of the rules matters. Evidence is checked before any metric is read: a group below the
+minimum size or with too few positives, a constant predictor, or a metric that is not finite
+is *insufficient evidence*, which goes to review and is never a pass. Then each threshold is
+compared with the metric's confidence interval:
+
+- interval wholly inside the bound, and the point at least ``review_margin`` inside → pass
+- interval wholly outside the bound → fail
+- anything in between (the interval straddles the bound, or the point is within the margin) → review
+
+A performance floor and, when a model is in production, a champion comparison can fail the
+candidate too. Any fail rejects; otherwise any review asks a human; otherwise the gate passes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from fairgate.policy.loader import Threshold
+from fairgate.stages.contracts import Review
+
+if TYPE_CHECKING:
+    from fairgate.policy.loader import Policy, Threshold
+
+Outcome = Literal["pass", "fail", "review"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One reason behind the decision."""
+
+    outcome: Outcome
+    scope: str
+    message: str
+
+
+@dataclass
+class GateDecision:
+    outcome: Outcome
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def reasons(self) -> list[str]:
+        """The findings that drove the outcome (all of them for a pass)."""
+        driving = [f for f in self.findings if f.outcome == self.outcome]
+        return [f"{f.scope}: {f.message}" for f in driving]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome,
+            "reasons": self.reasons,
+            "findings": [{"outcome": f.outcome, "scope": f.scope, "message": f.message} for f in self.findings],
+        }
+
+
+def band(t: Threshold) -> tuple[float, float]:
+    """The bound as an interval [low, high] (an absolute difference |x| <= m is [-m, m])."""
+    return (t.min, t.max) if t.kind == "ratio_band" else (-t.max, t.max)  # type: ignore[return-value]  # ratio_band has a min
+
+
+def judge_metric(t: Threshold, value: float | None, low: float | None, high: float | None,
+                 margin: float) -> tuple[Outcome, str]:
+    """Compare one metric and its interval with its threshold."""
+    if value is None or low is None or high is None:
+        return "review", f"{t.metric} is not finite (value={value}, interval=[{low}, {high}]): insufficient evidence"
+    lo_b, hi_b = band(t)
+    desc = f"{t.metric}={value:.4f} [{low:.4f}, {high:.4f}] vs {t.describe()}"
+    if high < lo_b or low > hi_b:
+        return "fail", f"{desc}: interval wholly outside the bound"
+    if lo_b <= low and high <= hi_b:
+        if t.distance_inside(value) >= margin:
+            return "pass", f"{desc}: within"
+        return "review", f"{desc}: within, but closer than the review margin {margin:g}"
+    return "review", f"{desc}: interval straddles the bound"
+
+
+def decide(fairness: dict[str, dict[str, Any]], performance: dict[str, Any], policy: Policy, *,
+           constant_predictor: bool = False, champion: dict[str, Any] | None = None,
+           robustness: dict[str, Any] | None = None, recourse: dict[str, Any] | None = None) -> GateDecision:
+    """Decide on a candidate model from its held-out evidence.
+
+    ``fairness`` maps each comparison key to ``{"counts": {"unprivileged": {...}, "privileged":
+    {...}}, "metrics": {metric: {"value", "ci_low", "ci_high"}}}`` as built by
+    :func:`fairgate.fairness.metrics.measure`. ``champion`` is the production model's performance on the
+    same test rows, when there is one; ``champion["not_comparable"]`` (why it could not be measured,
+    e.g. the policy changed the model's inputs) sends the candidate to review.
+    """
+    findings: list[Finding] = []
+    if constant_predictor:
+        findings.append(Finding("review", "model", "predicts a single class on the test set: "
+                                "disparities of a constant predictor are not evidence"))
+    for key, res in fairness.items():
+        short = short_groups(res["counts"], policy)
+        if short:
+            findings.extend(Finding("review", key, s) for s in short)
+            continue
+        for t in policy.fairness_thresholds:
+            m = res["metrics"].get(t.metric, {})
+            outcome, msg = judge_metric(t, m.get("value"), m.get("ci_low"), m.get("ci_high"), policy.review_margin)
+            findings.append(Finding(outcome, key, msg))
+
+    ba = performance.get("balanced_accuracy")
+    if ba is None:
+        findings.append(Finding("review", "performance", "balanced accuracy undefined (one label class in test)"))
+    elif ba < policy.min_balanced_accuracy:
+        findings.append(Finding("fail", "performance",
+                                f"balanced_accuracy={ba:.4f} below the floor {policy.min_balanced_accuracy:g}"))
+    else:
+        findings.append(Finding("pass", "performance", f"balanced_accuracy={ba:.4f}"))
+    if champion and champion.get("not_comparable"):
+        findings.append(Finding("review", "champion", f"production model {champion['version'][:12]} not "
+                                f"comparable on this snapshot: {champion['not_comparable']}"))
+    elif champion and champion.get("balanced_accuracy") is not None and ba is not None:
+        floor = champion["balanced_accuracy"] - policy.champion_tolerance
+        if ba < floor:
+            findings.append(Finding("fail", "champion",
+                                    f"balanced_accuracy={ba:.4f} is below production "
+                                    f"{champion['balanced_accuracy']:.4f} minus tolerance "
+                                    f"{policy.champion_tolerance:g}"))
+        else:
+            findings.append(Finding("pass", "champion",
+                                    f"balanced_accuracy={ba:.4f} vs production {champion['balanced_accuracy']:.4f}"))
+
+    if robustness is not None:
+        findings.extend(robustness_findings(robustness, policy))
+    if recourse is not None:
+        findings.extend(recourse_findings(recourse, policy))
+    outcomes = {f.outcome for f in findings}
+    decided: Outcome = "fail" if "fail" in outcomes else "review" if "review" in outcomes else "pass"
+    return GateDecision(outcome=decided, findings=findings)
+
+
+def robustness_findings(robustness: dict[str, Any], policy: Policy) -> list[Finding]:
+    """The robustness checks judged like a metric: each share's interval against its maximum.
+
+    Decision stability per protected group against ``max_flip_rate``; the counterfactual flip per
+    attribute against ``max_counterfactual_rate``. A group with no rows is insufficient evidence.
+    """
+    checks = [(f"robustness {group}", Threshold("decision_flip_rate", "abs_difference", robustness["max_flip_rate"]),
+               share) for group, share in robustness["stability"]["groups"].items()]
+    checks += [(f"robustness {column}", Threshold("counterfactual_change_rate", "abs_difference",
+                                                  robustness["max_counterfactual_rate"]), result["overall"])
+               for column, result in robustness["counterfactual"].items() if "overall" in result]
+    findings = []
+    for scope, threshold, share in checks:
+        if not share["n"]:
+            findings.append(Finding("review", scope, f"{threshold.metric}: no rows in the test split: "
+                                                     "insufficient evidence"))
+            continue
+        outcome, message = judge_metric(threshold, share["value"], share["ci_low"], share["ci_high"],
+                                        policy.review_margin)
+        findings.append(Finding(outcome, scope, f"{message} ({share['changed']} of {share['n']} decisions)"))
+    return findings
+
+
+def recourse_findings(recourse: dict[str, Any], policy: Policy) -> list[Finding]:
+    """The gap between groups in the share of unfavourable decisions that have recourse, judged like a
+    metric against ``recourse.max_share_gap`` (a side with no unfavourable decision: insufficient evidence)."""
+    bound = Threshold("recourse_share_gap", "abs_difference", recourse["max_share_gap"])
+    findings = []
+    for key, comp in recourse["comparisons"].items():
+        gap = comp["share_gap"]
+        if gap is None:
+            findings.append(Finding("review", f"recourse {key}", "recourse_share_gap: a group has no unfavourable "
+                                                                 "decision in the test split: insufficient evidence"))
+            continue
+        outcome, message = judge_metric(bound, gap["value"], gap["ci_low"], gap["ci_high"], policy.review_margin)
+        findings.append(Finding(outcome, f"recourse {key}", message))
+    return findings
+
+
+def short_groups(counts: dict[str, dict[str, float]], policy: Policy, *, unit: str = "rows",
+                 positives: bool = True) -> list[str]:
+    """The evidence rules, for the gate and the nightly audit alike: each side of a comparison needs
+    ``min_group_size`` rows and (where outcomes are compared) ``min_positives`` favourable outcomes.
+
+    ``counts`` maps ``unprivileged`` / ``privileged`` to ``{"n": ..., "positives": ...}``; ``unit``
+    names what ``n`` counts in the message (rows, predictions, labeled rows).
+    """
+    out = []
+    for side in ("unprivileged", "privileged"):
+        c = counts[side]
+        if c["n"] < policy.min_group_size:
+            out.append(f"{side} group has {c['n']:g} {unit} (< min_group_size {policy.min_group_size}): "
+                       "insufficient evidence")
+        elif positives and c["positives"] < policy.min_positives:
+            out.append(f"{side} group has {c['positives']:g} favorable outcomes (< min_positives "
+                       f"{policy.min_positives}): insufficient evidence")
+    return out
+
+
+def review_decision(choice: str | None, rationale: str | None, *, reviewer: str | None,
+                    timed_out: bool, responded_at: str | None = None) -> Review:
+    """Turn a human reviewer's answer into a decision, refusing approvals without a rationale.
+
+    A timeout, a rejection, or an approval that gives no reason are all not approved.
+    """
+    rationale = (rationale or "").strip()
+    if timed_out:
+        approved, note = False, "no answer before the review timed out"
+    elif choice == "Approve" and not rationale:
+        approved, note = False, "approval refused: a rationale is required"
+    else:
+        approved, note = choice == "Approve", ""
+    return Review(choice="Reject" if timed_out else choice, approved=approved, rationale=rationale,
+                  reviewer=reviewer, timed_out=timed_out, note=note, responded_at=responded_at)

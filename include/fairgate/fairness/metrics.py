@@ -1,0 +1,255 @@
+"""Group fairness metrics computed from per-group confusion counts.
+
+All metrics come from four counts per group (TP, FP, FN, TN), produced in one vectorised pass
+(:func:`confusion_counts`). Counts from separate partitions add up exactly, and confidence
+intervals are closed-form functions of the counts, so nothing is recomputed row by row.
+
+Definitions, for an unprivileged group ``u`` and a privileged group ``p``:
+
+- selection rate ``P(ŷ=1)``; base rate ``P(y=1)``; TPR ``TP/(TP+FN)``; FPR ``FP/(FP+TN)``
+- statistical parity difference  ``SPD = P(ŷ=1|u) − P(ŷ=1|p)``
+- disparate impact               ``DI  = P(ŷ=1|u) / P(ŷ=1|p)``
+- equal opportunity difference   ``EOD = TPR_u − TPR_p``
+- average odds difference        ``AOD = ½[(FPR_u − FPR_p) + (TPR_u − TPR_p)]``
+- false positive / negative rate differences ``FPR_u − FPR_p``, ``FNR_u − FNR_p``
+
+On training data (no predictions) pass ``y_pred = y_true``: SPD and DI become differences of
+base rates. Intervals: Wilson for rates, Newcombe's hybrid score interval for differences,
+the Katz log interval for DI, and MOVER (Zou & Donner) for the AOD sum.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from fairgate.fairness.groups import Comparison
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Confusion counts of one group (floats, so weighted counts fit too)."""
+
+    tp: float
+    fp: float
+    fn: float
+    tn: float
+
+    @property
+    def n(self) -> float:
+        return self.tp + self.fp + self.fn + self.tn
+
+    @property
+    def selected(self) -> float:
+        return self.tp + self.fp
+
+    @property
+    def positives(self) -> float:
+        return self.tp + self.fn
+
+    @property
+    def negatives(self) -> float:
+        return self.fp + self.tn
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn, self.tn + other.tn)
+
+    def as_dict(self) -> dict[str, float | None]:
+        d = asdict(self)
+        d.update(n=self.n, selected=self.selected, positives=self.positives)
+        return {k: _clean(v) for k, v in d.items()}
+
+
+def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray, group: np.ndarray, n_groups: int,
+                     *, weights: np.ndarray | None = None) -> np.ndarray:
+    """Counts per group in one pass: an array ``(n_groups, 4)`` of ``[TN, FP, FN, TP]``.
+
+    ``y_true`` and ``y_pred`` hold 0/1, ``group`` integer codes in ``[0, n_groups)``.
+    """
+    import numpy as np
+
+    idx = group.astype(np.int64) * 4 + y_true.astype(np.int64) * 2 + y_pred.astype(np.int64)
+    return np.bincount(idx, weights=weights, minlength=n_groups * 4).reshape(n_groups, 4)
+
+
+def counts_from_row(row: np.ndarray) -> Counts:
+    tn, fp, fn, tp = (float(v) for v in row)
+    return Counts(tp=tp, fp=fp, fn=fn, tn=tn)
+
+
+def _ratio(num: float, den: float) -> float:
+    return num / den if den else math.nan
+
+
+def _clean(x: float) -> float | None:
+    """JSON-safe float: NaN/inf become None (and are treated as missing evidence downstream)."""
+    return float(x) if x is not None and math.isfinite(x) else None
+
+
+def _z(confidence: float) -> float:
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(0.5 + confidence / 2)
+
+
+def wilson_interval(successes: float, n: float, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion; (nan, nan) when ``n`` is 0."""
+    if n <= 0:
+        return math.nan, math.nan
+    z = _z(confidence)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def newcombe_interval(x1: float, n1: float, x2: float, n2: float,
+                      confidence: float = 0.95) -> tuple[float, float]:
+    """Newcombe's hybrid score interval (method 10) for ``x1/n1 − x2/n2``."""
+    if n1 <= 0 or n2 <= 0:
+        return math.nan, math.nan
+    p1, p2 = x1 / n1, x2 / n2
+    l1, u1 = wilson_interval(x1, n1, confidence)
+    l2, u2 = wilson_interval(x2, n2, confidence)
+    d = p1 - p2
+    return (d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2),
+            d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2))
+
+
+def ratio_interval(x1: float, n1: float, x2: float, n2: float,
+                   confidence: float = 0.95) -> tuple[float, float]:
+    """Katz log interval for the risk ratio ``(x1/n1) / (x2/n2)``; undefined with a zero count."""
+    if min(x1, x2, n1, n2) <= 0:
+        return math.nan, math.nan
+    r = (x1 / n1) / (x2 / n2)
+    se = math.sqrt(max(1 / x1 - 1 / n1 + 1 / x2 - 1 / n2, 0.0))
+    z = _z(confidence)
+    return r * math.exp(-z * se), r * math.exp(z * se)
+
+
+def _mover_sum(t1: float, ci1: tuple[float, float], t2: float, ci2: tuple[float, float]) -> tuple[float, float]:
+    """MOVER interval for ``t1 + t2`` from the intervals of each (independent) term."""
+    s = t1 + t2
+    return (s - math.sqrt((t1 - ci1[0]) ** 2 + (t2 - ci2[0]) ** 2),
+            s + math.sqrt((ci1[1] - t1) ** 2 + (ci2[1] - t2) ** 2))
+
+
+@dataclass(frozen=True)
+class Estimate:
+    value: float
+    low: float
+    high: float
+
+    def as_dict(self) -> dict[str, float | None]:
+        return {"value": _clean(self.value), "ci_low": _clean(self.low), "ci_high": _clean(self.high)}
+
+    @property
+    def finite(self) -> bool:
+        return all(math.isfinite(v) for v in (self.value, self.low, self.high))
+
+
+def group_rates(c: Counts, confidence: float = 0.95) -> dict[str, dict[str, float | None]]:
+    """Selection rate, base rate, TPR, FPR and accuracy of one group, each with its Wilson interval."""
+    pairs = {
+        "selection_rate": (c.selected, c.n),
+        "base_rate": (c.positives, c.n),
+        "true_positive_rate": (c.tp, c.positives),
+        "false_positive_rate": (c.fp, c.negatives),
+        "accuracy": (c.tp + c.tn, c.n),
+    }
+    return {name: Estimate(_ratio(x, n), *wilson_interval(x, n, confidence)).as_dict()
+            for name, (x, n) in pairs.items()}
+
+
+def disparities(u: Counts, p: Counts, confidence: float = 0.95) -> dict[str, Estimate]:
+    """Every disparity between unprivileged ``u`` and privileged ``p``, with intervals."""
+    sel_u, sel_p = _ratio(u.selected, u.n), _ratio(p.selected, p.n)
+    tpr_u, tpr_p = _ratio(u.tp, u.positives), _ratio(p.tp, p.positives)
+    fpr_u, fpr_p = _ratio(u.fp, u.negatives), _ratio(p.fp, p.negatives)
+    fnr_u, fnr_p = _ratio(u.fn, u.positives), _ratio(p.fn, p.positives)
+
+    eod_ci = newcombe_interval(u.tp, u.positives, p.tp, p.positives, confidence)
+    fpr_ci = newcombe_interval(u.fp, u.negatives, p.fp, p.negatives, confidence)
+    aod_low, aod_high = _mover_sum(fpr_u - fpr_p, fpr_ci, tpr_u - tpr_p, eod_ci)
+    return {
+        "disparate_impact": Estimate(_ratio(sel_u, sel_p) if sel_p else math.nan,
+                                     *ratio_interval(u.selected, u.n, p.selected, p.n, confidence)),
+        "statistical_parity_difference": Estimate(
+            sel_u - sel_p, *newcombe_interval(u.selected, u.n, p.selected, p.n, confidence)),
+        "equal_opportunity_difference": Estimate(tpr_u - tpr_p, *eod_ci),
+        "average_odds_difference": Estimate(0.5 * ((fpr_u - fpr_p) + (tpr_u - tpr_p)),
+                                            0.5 * aod_low, 0.5 * aod_high),
+        "false_positive_rate_difference": Estimate(fpr_u - fpr_p, *fpr_ci),
+        "false_negative_rate_difference": Estimate(
+            fnr_u - fnr_p, *newcombe_interval(u.fn, u.positives, p.fn, p.positives, confidence)),
+    }
+
+
+def compare_groups(y_true: np.ndarray, y_pred: np.ndarray, codes_u: np.ndarray, codes_p: np.ndarray,
+                   *, confidence: float = 0.95, weights: np.ndarray | None = None) -> dict[str, Any]:
+    """Counts, rates and disparities for the rows in mask ``codes_u`` against mask ``codes_p``.
+
+    Rows in neither mask are ignored (they belong to other intersection cells).
+    """
+    import numpy as np
+
+    group = np.full(len(y_true), 2, dtype=np.int64)
+    group[codes_p] = 1
+    group[codes_u] = 0
+    table = confusion_counts(y_true, y_pred, group, 3, weights=weights)
+    u, p = counts_from_row(table[0]), counts_from_row(table[1])
+    return {
+        "counts": {"unprivileged": u.as_dict(), "privileged": p.as_dict()},
+        "rates": {"unprivileged": group_rates(u, confidence), "privileged": group_rates(p, confidence)},
+        "metrics": {k: v.as_dict() for k, v in disparities(u, p, confidence).items()},
+    }
+
+
+def cell_ids(df_codes: pd.DataFrame) -> np.ndarray:
+    """Each row's joint group cell: bit ``i`` is its 0/1 code on the ``i``-th protected attribute."""
+    import numpy as np
+
+    cell = np.zeros(len(df_codes), dtype=np.int64)
+    for bit, col in enumerate(df_codes.columns):
+        cell |= df_codes[col].to_numpy().astype(np.int64) << bit
+    return cell
+
+
+def cells_covered(spec: tuple[tuple[str, int], ...], columns: list[str]) -> np.ndarray:
+    """Which of the ``2^k`` cells a group (attribute codes it fixes) covers."""
+    import numpy as np
+
+    ids = np.arange(2 ** len(columns))
+    covered = np.ones(len(ids), dtype=bool)
+    for col, value in spec:
+        covered &= ((ids >> columns.index(col)) & 1) == value
+    return covered
+
+
+def measure(df_codes: pd.DataFrame, y_true: np.ndarray, y_pred: np.ndarray, comps: list[Comparison], *,
+            confidence: float = 0.95, weights: np.ndarray | None = None) -> dict[str, dict[str, Any]]:
+    """:func:`compare_groups` for every comparison, keyed by comparison key (JSON-safe).
+
+    One counting pass: the confusion counts of each joint cell of the protected attributes (2^k
+    cells), then each comparison's two sides as sums of the cells they cover.
+    """
+    columns = list(df_codes.columns)
+    table = confusion_counts(y_true, y_pred, cell_ids(df_codes), 2 ** len(columns), weights=weights)
+
+    def side(spec: tuple[tuple[str, int], ...]) -> Counts:
+        return counts_from_row(table[cells_covered(spec, columns)].sum(axis=0))
+
+    out = {}
+    for comp in comps:
+        u, p = side(comp.unprivileged), side(comp.privileged)
+        out[comp.key] = {
+            "counts": {"unprivileged": u.as_dict(), "privileged": p.as_dict()},
+            "rates": {"unprivileged": group_rates(u, confidence), "privileged": group_rates(p, confidence)},
+            "metrics": {k: v.as_dict() for k, v in disparities(u, p, confidence).items()},
+        }
+    return out

@@ -1,0 +1,8 @@
+"""What was decided, by whom, and proof that nothing was changed since.
+
+- :mod:`.evidence`: the hash-chained, append-only evidence log (``append``, ``verify``);
+- :mod:`.registry`: model versions and the production pointer (``register``, ``promote``, ``rollback``);
+- :mod:`.cases`: contested and reviewed decisions (``open_contest``, ``decide``);
+- :mod:`.bundle`: release bundles an auditor checks offline (``build``, ``verify``);
+- :mod:`.annex_iv`: where each EU AI Act Annex IV item is answered; :mod:`.lineage`: lineage facets.
+"""

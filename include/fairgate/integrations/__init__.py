@@ -1,0 +1,6 @@
+"""Fairgate seen from other tools: MLflow tracking and registry, and online serving.
+
+- :mod:`.tracking`: ``track`` / ``sync``, runs, versions and the production alias, derived from the evidence;
+- :mod:`.serving`: ``load`` and ``answer``, one registered version answering requests;
+- :mod:`.mlflow_model`: the model-from-code file ``mlflow models serve`` runs.
+"""

@@ -1,0 +1,42 @@
+"""The MLflow model-from-code of a Fairgate version: ``mlflow models serve`` runs this file.
+
+Nothing is unpickled: MLflow executes this code, which loads the version's files through
+:func:`fairgate.integrations.serving.load` (the model only if its sha256 is the registered version, through
+skops' trusted types). A request :mod:`fairgate.integrations.serving` refuses becomes MLflow's
+``INVALID_PARAMETER_VALUE``, which the scoring server answers with HTTP 400.
+
+Request params (``{"dataframe_records": [...], "params": {"reasons": false}}``): ``reasons``
+(default true) and ``recourse`` (default false).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mlflow
+from mlflow.exceptions import MlflowException
+from mlflow.pyfunc.model import PythonModel
+
+from fairgate.integrations import serving
+
+
+class FairgateModel(PythonModel):
+    def load_context(self, context: Any) -> None:
+        try:
+            self.served = serving.load(dict(context.artifacts), version=context.model_config["version"])
+        except Exception as exc:  # say why in the server's log, then refuse to start
+            raise MlflowException(f"Fairgate refused to load this model: {exc}") from exc
+
+    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]  # MLflow reads the hints
+        import pandas as pd
+
+        params = params or {}
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        try:
+            return serving.answer(self.served, frame, reasons=bool(params.get("reasons", True)),
+                                  recourse=bool(params.get("recourse", False)))
+        except serving.RequestError as exc:
+            raise MlflowException.invalid_parameter_value(str(exc)) from None
+
+
+mlflow.models.set_model(FairgateModel())

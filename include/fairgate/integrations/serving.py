@@ -1,0 +1,185 @@
+"""Online decisions: one registered version answering requests with its decision, score and reasons.
+
+The state a server needs is a folder of plain files written at registration (:func:`write_bundle`):
+
+```
+model.skops      the registered model file, loaded only if its sha256 is the version it claims
+manifest.json    the registry manifest (the reference record reasons are measured against)
+policy.yaml      the policy the version was trained under (labels, threshold, recourse bounds)
+inputs.json      the inputs a request must carry: numeric columns, and each category's known values
+recourse.json    the training rows' standard deviations and the flagged proxies (recourse costs)
+```
+
+:func:`load` checks and loads that folder; :func:`answer` turns a request frame into one row per
+record: ``decision``, ``score``, ``model_version``, ``reason_1..3`` (the batch scorer's reason
+codes) and, when asked, ``recourse``. A request that cannot be answered raises
+:class:`RequestError` naming the column and the cause; :mod:`fairgate.integrations.mlflow_model` serves this
+under ``mlflow models serve``, where that error becomes a 400.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fairgate.errors import InputError, StageError
+from fairgate.governance import registry
+from fairgate.models import explain, recourse, training
+from fairgate.models.training import load_model_bytes, reference_record
+from fairgate.monitoring import prediction_log, scoring
+from fairgate.policy.loader import load_policy
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from fairgate.policy.loader import Policy
+    from fairgate.storage.base import ArtifactStore
+
+FILES = ("model.skops", "manifest.json", "policy.yaml", "inputs.json", "recourse.json")
+MAX_CATEGORY_VALUES = 200  # a column with more known values than this is checked for type only
+
+
+class RequestError(InputError):
+    """A request the model cannot answer (empty, a missing column, a wrong type, an unknown category)."""
+
+
+@dataclass
+class Served:
+    """A loaded, checked version: everything :func:`answer` needs."""
+
+    model: Any
+    policy: Policy
+    version: str
+    reference: dict[str, Any]
+    inputs: dict[str, Any]
+    recourse: dict[str, Any]
+
+
+def input_spec(training: pd.DataFrame, policy: Policy, *, group_aware: bool) -> dict[str, Any]:
+    """What a request must carry, from the version's training snapshot."""
+    required = list(policy.features) + [c for c in policy.protected_columns
+                                        if group_aware and c not in policy.features]
+    categories = {}
+    for col in policy.features:
+        if col not in policy.numeric and col in training.columns:
+            values = sorted(training[col].dropna().astype(str).unique().tolist())
+            if len(values) <= MAX_CATEGORY_VALUES:
+                categories[col] = values
+    return {"required": required, "numeric": [c for c in policy.features if c in policy.numeric],
+            "categories": categories}
+
+
+def write_bundle(store: ArtifactStore, policy: Policy, version: str, folder: Path, *,
+                 policy_file: bytes | None = None) -> Path:
+    """Write the files a server of ``version`` loads into ``folder`` (from the registry and its baseline)."""
+
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest, training = prediction_log.deployment_baseline(store, policy, version)
+    if training is None:
+        raise StageError(f"The training snapshot of {policy.model_name} version {version[:12]} is missing or changed; "
+                         "a served version needs it for its input checks.")
+    model = registry.load_model(store, policy.model_name, version)  # sha256 and trusted types checked here
+    key = f"{registry.version_prefix(policy.model_name, version)}/model.skops"
+    (folder / "model.skops").write_bytes(store.get(key))
+    manifest = {**manifest, "reference": manifest.get("reference") or reference_record(training, policy)}
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+    (folder / "policy.yaml").write_bytes(policy_file if policy_file is not None else Path(policy.path).read_bytes())
+    group_aware = bool(getattr(model, "group_attributes", ()))
+    (folder / "inputs.json").write_text(json.dumps(input_spec(training, policy, group_aware=group_aware), indent=2))
+    scale = {c: float(training[c].std(ddof=0)) or 1.0 for c in policy.numeric if c in training.columns}
+    proxies: list[str] = []
+    if policy.recourse["actionable"]:
+        _, scale, proxies = prediction_log.recourse_context(store, policy, version)
+    (folder / "recourse.json").write_text(json.dumps({"scale": scale, "proxies": proxies}, indent=2))
+    return folder
+
+
+def load(files: dict[str, str], *, version: str) -> Served:
+    """Load a server's files (paths by name, as :data:`FILES`); the model only if its sha256 is ``version``."""
+
+    missing = [name for name in FILES if name not in files or not Path(files[name]).is_file()]
+    if missing:
+        raise InputError(f"The served version {version[:12]} lacks {missing}; re-register it with "
+                         "`fairgate mlflow-sync`.")
+    manifest = json.loads(Path(files["manifest.json"]).read_text())
+    if manifest.get("model_sha256") != version:
+        raise InputError(f"The served manifest names model {str(manifest.get('model_sha256'))[:12]}, not version "
+                         f"{version[:12]}; refusing to serve it.")
+    model = load_model_bytes(Path(files["model.skops"]).read_bytes(), expected_sha256=version,
+                             where=f"served version {version[:12]} ({files['model.skops']})")
+    return Served(model=model, policy=load_policy(files["policy.yaml"]), version=version,
+                  reference=manifest["reference"], inputs=json.loads(Path(files["inputs.json"]).read_text()),
+                  recourse=json.loads(Path(files["recourse.json"]).read_text()))
+
+
+def check_request(records: pd.DataFrame, served: Served) -> pd.DataFrame:
+    """The request as the model's input frame, or :class:`RequestError` naming the first problem."""
+    import pandas as pd
+
+    if len(records) == 0:
+        raise RequestError("The request holds no records: send at least one.")
+    missing = [c for c in served.inputs["required"] if c not in records.columns]
+    if missing:
+        raise RequestError(f"Every record needs the input column(s) {missing}; the request lacks them.")
+    out = records.copy()
+    for col in served.inputs["numeric"]:
+        values = pd.to_numeric(out[col], errors="coerce")
+        bad = values.isna() & out[col].notna()
+        if bad.any():
+            first = out[col][bad].iloc[0]
+            raise RequestError(f"Column {col!r} must be a number; record {int(bad.to_numpy().argmax())} has {first!r}.")
+        if values.isna().any():
+            raise RequestError(f"Column {col!r} must be a number; record {int(values.isna().to_numpy().argmax())} "
+                               "has no value.")
+        out[col] = values
+    for col, known in served.inputs["categories"].items():
+        values = out[col].astype(str)
+        unknown = ~values.isin(known) | out[col].isna()
+        if unknown.any():
+            i = int(unknown.to_numpy().argmax())
+            shown = ", ".join(known[:8]) + (", ..." if len(known) > 8 else "")
+            raise RequestError(f"Column {col!r} has the value {out[col].iloc[i]!r} in record {i}, which the model "
+                               f"never saw in training (known: {shown}).")
+    return out
+
+
+def answer(served: Served, records: pd.DataFrame, *, reasons: bool = True, recourse: bool = False) -> pd.DataFrame:
+    """One row per record: decision, score, model version, up to three reasons, and (asked) recourse."""
+    import pandas as pd
+
+
+    rows = check_request(records, served).reset_index(drop=True)
+    policy = served.policy
+    if reasons:  # scores, decisions and reasons from one model call
+        scores, decisions, codes = explain.explained(served.model, rows, policy, served.reference, top=scoring.REASONS)
+    else:
+        scores, decisions = training.predict(served.model, rows, policy)
+    out = pd.DataFrame({"decision": decisions.astype(int), "score": scores.astype(float),
+                        "model_version": served.version})
+    if policy.row_key and policy.row_key in rows.columns:
+        out.insert(0, policy.row_key, rows[policy.row_key].to_numpy())
+    if reasons:
+        for i in range(scoring.REASONS):
+            out[f"reason_{i + 1}"] = [r[i]["text"] if len(r) > i else None for r in codes]
+    if recourse:
+        out["recourse"] = _recourse(served, rows, decisions)
+    return out
+
+
+def _recourse(served: Served, rows: pd.DataFrame, decisions: Any) -> list[str | None]:
+    policy = served.policy
+    if not policy.recourse["actionable"]:
+        raise RequestError("This model's policy names no actionable inputs ('recourse.actionable'), so it cannot "
+                           "answer with recourse.")
+    said: list[str | None] = []
+    for i, decision in enumerate(decisions):
+        if decision == 1:
+            said.append(None)
+            continue
+        record = {str(k): v for k, v in rows.iloc[i][list(policy.features)].items()}
+        found = recourse.compute(served.model, record, policy, scale=served.recourse["scale"],
+                                 proxies=served.recourse["proxies"])
+        said.append(recourse.sentence(found, policy))
+    return said

@@ -1,0 +1,94 @@
+"""The candidate on the held-out test rows: performance, fairness with intervals, and the gate.
+
+Pure: frames and fitted models in, the evaluation out. The candidate, its unmitigated twin (when
+reweighing ran) and the production model are measured on the same rows, so the comparison in the
+report is like for like.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from fairgate.fairness import estimation, gate
+from fairgate.fairness.groups import codes_and_labels, comparisons
+from fairgate.fairness.metrics import measure
+from fairgate.models import explain, robustness, training
+from fairgate.models import recourse as rc
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
+
+    from fairgate.policy.loader import Policy
+
+
+def assess(model: Pipeline, test: pd.DataFrame, policy: Policy) -> tuple[dict[str, Any], dict[str, Any], np.ndarray]:
+    """Performance, per-comparison fairness (with intervals) and the 0/1 decisions of ``model`` on ``test``."""
+
+    codes, y = codes_and_labels(test, policy)
+    scores, pred = training.predict(model, test, policy)
+    return (training.performance(y, scores, pred),
+            measure(codes, y, pred, comparisons(policy), confidence=policy.confidence_level), pred)
+
+
+def position(perf: dict[str, Any], fair: dict[str, Any]) -> dict[str, Any]:
+    """Where a model sits on the fairness-accuracy plane: its performance and each metric's value."""
+    return {**perf, "fairness": {k: {m: v["value"] for m, v in r["metrics"].items()} for k, r in fair.items()}}
+
+
+def not_comparable(production: Pipeline, policy: Policy) -> str | None:
+    """Why the production model cannot be scored on this policy's rows (it needs inputs the policy dropped)."""
+    lacking = sorted(set(getattr(production, "feature_names_in_", ())) - set(policy.features))
+    return f"it needs input columns {lacking} that the policy no longer names" if lacking else None
+
+
+def evaluate(test: pd.DataFrame, candidate: Pipeline, policy: Policy, *, unmitigated: Pipeline | None = None,
+             production: tuple[str, Pipeline] | None = None,
+             proxies: dict[str, list[str]] | None = None,
+             recourse_scale: dict[str, float] | None = None) -> dict[str, Any]:
+    """Measure the candidate (and its comparators) on ``test`` and decide pass / fail / review.
+
+    ``proxies`` (inputs the proxy check flagged, per protected attribute) are flipped with their
+    attribute by the counterfactual check when the policy enables robustness.
+    """
+    import numpy as np
+
+
+    perf, fairness, pred = assess(candidate, test, policy)
+    compared = {"candidate": position(perf, fairness)}
+    importance = {"candidate": explain.importance(candidate, test, policy)}
+    if unmitigated is not None:
+        compared["unmitigated"] = position(*assess(unmitigated, test, policy)[:2])
+        importance["unmitigated"] = explain.importance(unmitigated, test, policy)
+    champion = None
+    if production is not None:
+        version, model = production
+        why = not_comparable(model, policy)
+        if why:
+            champion = {"version": version, "not_comparable": why}
+        else:
+            p_perf, p_fair, _ = assess(model, test, policy)
+            champion = {"version": version, **p_perf}
+            compared["production"] = {"version": version, **position(p_perf, p_fair)}
+    robust = None
+    if policy.robustness.get("enabled"):
+        robust = robustness.measure(candidate, test, policy, proxies=proxies)
+    recourse = None
+    if policy.recourse["actionable"] and policy.recourse.get("max_share_gap") is not None and recourse_scale:
+        flagged = sorted({c for cols in (proxies or {}).values() for c in cols})
+        recourse = rc.audit(candidate, test, pred, policy, scale=recourse_scale, proxies=flagged,
+                            sample=policy.recourse["audit_sample"], seed=policy.seed)
+
+    codes, y = codes_and_labels(test, policy)
+    calibration = estimation.calibration_by_group(codes, training.predict(candidate, test, policy)[0], y,
+                                                  comparisons(policy))
+    decision = gate.decide(fairness, perf, policy, constant_predictor=len(np.unique(pred)) < 2, champion=champion,
+                           robustness=robust, recourse=recourse)
+    return {
+        "outcome": decision.outcome, "reasons": decision.reasons, "findings": decision.as_dict()["findings"],
+        "performance": perf, "fairness": fairness, "champion": champion,
+        "thresholds": {t.metric: t.describe() for t in policy.fairness_thresholds},
+        "comparison": compared, "importance": importance, "measured_on": f"test split ({len(test)} rows)",
+        "robustness": robust, "recourse": recourse, "calibration": calibration,
+    }

@@ -1,0 +1,372 @@
+"""Why a model decides what it decides, in three views.
+
+- :func:`importance`: permutation importance of each input column on held-out data, overall and
+  inside each protected group (a feature the model leans on for one group only shows up here).
+- :func:`reason_codes`: for one scored record, the few input columns that pushed its score most
+  towards the decision it got, in plain words for the person the decision is about.
+- :func:`proxy_check`: how well the model's input columns predict each protected attribute,
+  one column at a time and all together, so a stand-in for a protected attribute is caught in
+  the data stage rather than in an audit months later.
+
+All three work on the policy's input columns (``capital_gain``), never on the encoded columns the
+pipeline makes of them (``categorical__occupation_Sales``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from fairgate.data import sampling
+from fairgate.fairness.groups import group_codes, labels
+from fairgate.fairness.metrics import cell_ids
+from fairgate.models.training import feature_frame
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
+
+    from fairgate.policy.loader import Policy
+
+
+# --- reference record and contributions ----------------------------------------------------------
+
+ONE_CALL_ROWS = 250_000  # up to this many rows (records × (inputs + 1)), contributions make one model call
+
+
+def _log_odds(p: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    p = np.clip(p, 1e-12, 1 - 1e-12)
+    return np.asarray(np.log(p / (1 - p)))
+
+
+def scored_contributions(model: Pipeline, records: pd.DataFrame, policy: Policy,
+                         reference: dict[str, Any]) -> tuple[np.ndarray, pd.DataFrame]:
+    """Each record's score (the model's probability of the favourable label) and :func:`contributions`.
+
+    A logistic regression's pushes are its coefficients times each input's encoded change, from one
+    transform of the records. Any other model's are measured by swapping: up to
+    :data:`ONE_CALL_ROWS` rows in one model call on the records and every one-column swap of them
+    (a call costs milliseconds of fixed overhead, so one call on (k+1)·n rows beats k+1 calls on n
+    rows, and the scores come with it).
+    """
+    X = feature_frame(records, policy, model).reset_index(drop=True)
+    typical = {col: reference[col] if col in policy.numeric else str(reference[col]) for col in policy.features}
+    columns = list(policy.features)
+    blocks = _linear_blocks(model, columns)
+    if blocks is not None:
+        return _linear_contributions(model, X, typical, blocks)
+    return _swapped_contributions(model, X, typical, columns)
+
+
+def _swapped_contributions(model: Any, X: pd.DataFrame, typical: dict[str, Any],
+                           columns: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
+    """Any model's pushes: the log-odds of each record minus those with one input swapped to its typical value."""
+    import pandas as pd
+
+    if len(X) * (len(columns) + 1) <= ONE_CALL_ROWS:
+        frames = [X, *(X.assign(**{col: typical[col]}) for col in columns)]
+        p = model.predict_proba(pd.concat(frames, ignore_index=True))[:, 1].reshape(len(columns) + 1, len(X))
+        odds = _log_odds(p)
+        return p[0], pd.DataFrame({col: odds[0] - odds[i + 1] for i, col in enumerate(columns)})
+    scores = model.predict_proba(X)[:, 1]
+    base = _log_odds(scores)
+    return scores, pd.DataFrame({col: base - _log_odds(model.predict_proba(X.assign(**{col: typical[col]}))[:, 1])
+                                 for col in columns})
+
+
+def _linear_blocks(model: Any, columns: list[str]) -> dict[str, Any] | None:
+    """For Fairgate's logistic-regression pipeline (one-hot and scaled inputs), the encoded columns
+    each input becomes; None for any other model (its pushes are measured by swapping)."""
+    import numpy as np
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    steps = getattr(model, "steps", None) or []
+    if len(steps) != 2 or not isinstance(steps[0][1], ColumnTransformer) \
+            or not isinstance(steps[1][1], LogisticRegression) or steps[1][1].coef_.shape[0] != 1:
+        return None
+    pre = steps[0][1]
+    blocks: dict[str, Any] = {}
+    for name, transformer, cols in pre.transformers_:
+        if name == "remainder":
+            continue
+        start = pre.output_indices_[name].start
+        if isinstance(transformer, OneHotEncoder) and transformer.drop is None:
+            widths = [len(c) for c in transformer.categories_]
+        elif isinstance(transformer, StandardScaler):
+            widths = [1] * len(cols)
+        else:
+            return None
+        for col, width in zip(cols, widths, strict=True):
+            blocks[col] = np.arange(start, start + width)
+            start += width
+    return blocks if set(blocks) == set(columns) else None
+
+
+def _linear_contributions(model: Any, X: pd.DataFrame, typical: dict[str, Any],
+                          blocks: dict[str, Any]) -> tuple[np.ndarray, pd.DataFrame]:
+    """Exact pushes of a linear model: each input's coefficients times its encoded change from the typical
+    record (what swapping the input to its typical value changes in the log-odds), from one transform."""
+    import numpy as np
+    import pandas as pd
+
+    pre, clf = model.steps[0][1], model.steps[1][1]
+    encoded = pre.transform(X)
+    typical_row = pre.transform(pd.DataFrame([{c: typical.get(c, X[c].iloc[0]) for c in X.columns}]))
+    coef = clf.coef_[0]
+    scores = clf.predict_proba(encoded)[:, 1]
+    if hasattr(encoded, "tocsc"):
+        encoded = encoded.tocsc()  # column blocks of a sparse matrix, without densifying it
+    ref = typical_row.toarray()[0] if hasattr(typical_row, "toarray") else np.asarray(typical_row)[0]
+    push = {col: np.asarray(encoded[:, idx] @ coef[idx]).ravel() - float(ref[idx] @ coef[idx])
+            for col, idx in blocks.items()}
+    return scores, pd.DataFrame({col: push[col] for col in X.columns if col in push})
+
+
+def contributions(model: Pipeline, records: pd.DataFrame, policy: Policy, reference: dict[str, Any]) -> pd.DataFrame:
+    """Each input column's push on each record's score, in log-odds.
+
+    The push of column *j* is the record's log-odds minus the log-odds of the same record with
+    column *j* set to its value in ``reference``. For a logistic regression this is exactly the
+    coefficient times the change in the encoded column(s); for other models it is the effect of
+    that one column with the others held fixed.
+    """
+    return scored_contributions(model, records, policy, reference)[1]
+
+
+def feature_label(policy: Policy, col: str) -> str:
+    """The plain name of an input column: the policy's ``dataset.feature_labels`` or the column spelled out."""
+    return policy.feature_labels.get(col) or col.replace("_", " ").replace("-", " ")
+
+
+def _number(x: float) -> str:
+    return f"{x:,.0f}" if float(x).is_integer() else f"{x:,.2f}"
+
+
+def describe(policy: Policy, col: str, value: Any, typical: Any, push: float) -> str:
+    """One reason in plain words, e.g. "Capital gain of 15,024 (typical: 0) raised the score"."""
+    name = feature_label(policy, col)
+    effect = "raised" if push > 0 else "lowered"
+    if col in policy.numeric:
+        value, typical = float(value), float(typical)
+        where = "above" if value > typical else "below" if value < typical else "at"
+        text = f"{name} of {_number(value)} ({where} the typical {_number(typical)})"
+    else:
+        names = policy.value_labels.get(col, {})
+        text = f"{name} is {names.get(str(value), value)} (most common: {names.get(str(typical), typical)})"
+    return f"{text[0].upper()}{text[1:]} {effect} the score"
+
+
+def reason_codes(model: Pipeline, records: pd.DataFrame, policy: Policy, reference: dict[str, Any], *,
+                 top: int = 3) -> list[list[dict[str, Any]]]:
+    """For each record, up to ``top`` columns that pushed its score towards the decision it got.
+
+    A favourable decision lists the largest positive pushes, an unfavourable one the largest
+    negative pushes (the "principal reasons" of an adverse-action notice). Each reason holds the
+    column, its value, the typical value, the push in log-odds and the sentence for end users.
+    """
+    return explained(model, records, policy, reference, top=top)[2]
+
+
+def explained(model: Pipeline, records: pd.DataFrame, policy: Policy, reference: dict[str, Any], *,
+              top: int = 3) -> tuple[np.ndarray, np.ndarray, list[list[dict[str, Any]]]]:
+    """Scores, 0/1 decisions at the policy's threshold, and :func:`reason_codes`, from one model call."""
+    import numpy as np
+
+    scores, push = scored_contributions(model, records, policy, reference)
+    decisions = (scores >= policy.decision_threshold).astype("int8")
+    cols = list(push.columns)
+    values = push.to_numpy()
+    signed = values * np.where(decisions == 1, 1.0, -1.0)[:, None]
+    order = np.argsort(-signed, axis=1, kind="stable")[:, :top]
+    raw = {c: records[c].to_numpy() for c in cols}
+    out = []
+    for i in range(len(values)):
+        reasons = []
+        for j in order[i]:
+            if signed[i, j] <= 1e-9:
+                break
+            col = cols[j]
+            value = _plain(raw[col][i])
+            reasons.append({"feature": col, "value": value, "typical": reference[col], "push": float(values[i, j]),
+                            "text": describe(policy, col, value, reference[col], values[i, j])})
+        out.append(reasons)
+    return scores, decisions, out
+
+
+def _plain(x: Any) -> Any:
+    return x.item() if hasattr(x, "item") else x
+
+
+# --- permutation importance ----------------------------------------------------------------------
+
+def rank_auc(y: np.ndarray, scores: np.ndarray) -> float:
+    """ROC AUC as the Mann-Whitney statistic: (rank sum of positives - n1(n1+1)/2) / (n1 n0), ties averaged.
+
+    Equal to ``sklearn.metrics.roc_auc_score`` for 0/1 labels of both classes, without its input
+    checks, which cost more than the ranking when it is called hundreds of times.
+    """
+    from scipy.stats import rankdata
+
+    positives = y == 1
+    n1 = int(positives.sum())
+    n0 = len(y) - n1
+    return float((rankdata(scores)[positives].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def importance(model: Pipeline, test: pd.DataFrame, policy: Policy, *, repeats: int = 5,
+               min_rows: int = 50) -> dict[str, Any]:
+    """Permutation importance (drop in ROC AUC when one input column is shuffled) on held-out rows.
+
+    Each column is shuffled across all test rows ``repeats`` times; every shuffled prediction is
+    scored on all rows (``overall``) and inside each protected attribute's privileged and
+    unprivileged rows (``by_group``), so all groups see the same perturbation. A group with
+    fewer than ``min_rows`` rows or one label class is listed under ``skipped`` instead. Above
+    ``sampling.max_rows`` test rows, a sample stratified by joint group and label is used (the
+    spread over repeats is in ``std``; ``measured_on`` says which rows).
+    """
+    import numpy as np
+
+
+    test = test.reset_index(drop=True)
+    of = len(test)
+    codes = group_codes(test, policy)
+    keep = sampling.stratified(cell_ids(codes) * 2 + labels(test, policy), policy.sample_rows, seed=policy.seed)
+    if keep is not None:
+        test, codes = test.iloc[keep].reset_index(drop=True), codes.iloc[keep].reset_index(drop=True)
+    X = feature_frame(test, policy, model)
+    y = labels(test, policy)
+    measured_on = sampling.described(len(test), of, "test rows")
+    masks = {"overall": np.ones(len(X), dtype=bool)}
+    skipped = {}
+    for attr in policy.protected:
+        for code, side in ((0, "unprivileged"), (1, "privileged")):
+            mask = codes[attr.column].to_numpy() == code
+            if mask.sum() < min_rows or len(np.unique(y[mask])) < 2:
+                skipped[f"{attr.column}={side}"] = (f"{int(mask.sum())} rows" if mask.sum() < min_rows
+                                                    else "one label class only")
+            else:
+                masks[f"{attr.column}={side}"] = mask
+    if len(np.unique(y)) < 2:  # ROC AUC is undefined; the gate reports the missing evidence
+        return {"metric": "drop in ROC AUC", "repeats": repeats, "rows": len(X), "measured_on": measured_on,
+                "overall": {}, "by_group": {}, "skipped": {"all rows": f"one class of {policy.label!r} only"}}
+
+    def auc(scores: np.ndarray) -> dict[str, float]:
+        return {name: rank_auc(y[m], scores[m]) for name, m in masks.items()}
+
+    base = auc(model.predict_proba(X)[:, 1])
+    rng = np.random.default_rng(policy.seed)
+    drops: dict[str, dict[str, list[float]]] = {name: {} for name in masks}
+    for col in policy.features:
+        for _ in range(repeats):
+            shuffled = X.copy()
+            shuffled[col] = X[col].to_numpy()[rng.permutation(len(X))]
+            for name, value in auc(model.predict_proba(shuffled)[:, 1]).items():
+                drops[name].setdefault(col, []).append(base[name] - value)
+    summary = {name: {col: {"mean": float(np.mean(d)), "std": float(np.std(d))} for col, d in cols.items()}
+               for name, cols in drops.items()}
+    return {"metric": "drop in ROC AUC", "repeats": repeats, "rows": len(X), "measured_on": measured_on,
+            "overall": summary.pop("overall"),
+            "by_group": summary, "skipped": skipped}
+
+
+# --- proxy check ---------------------------------------------------------------------------------
+
+def _out_of_fold_lookup(values: pd.Series, target: np.ndarray, folds: np.ndarray) -> np.ndarray:
+    """Score each row by the target mean of its value in the other folds (a one-column classifier)."""
+    import numpy as np
+    import pandas as pd
+
+    prior = float(target.mean())
+    scores = np.empty(len(target))
+    for k in np.unique(folds):
+        fit, held = folds != k, folds == k
+        means = pd.Series(target[fit]).groupby(values[fit].to_numpy()).mean()
+        scores[held] = values[held].map(means).fillna(prior).to_numpy(dtype=float)
+    return scores
+
+
+def auc_interval(auc: float, positives: int, negatives: int, *, confidence: float) -> list[float]:
+    """Hanley & McNeil's (1982) normal interval for a ROC AUC from ``positives`` and ``negatives`` rows.
+
+    SE² = [A(1-A) + (n₁-1)(Q₁-A²) + (n₀-1)(Q₂-A²)] / (n₁n₀), with Q₁ = A/(2-A) and Q₂ = 2A²/(1+A);
+    the interval is A ± z·SE, clipped to [0, 1].
+    """
+    from scipy.stats import norm
+
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    var = ((auc * (1 - auc) + (positives - 1) * (q1 - auc**2) + (negatives - 1) * (q2 - auc**2))
+           / (positives * negatives))
+    half = float(norm.ppf(0.5 + confidence / 2)) * max(var, 0.0) ** 0.5
+    return [max(0.0, auc - half), min(1.0, auc + half)]
+
+
+def proxy_check(df: pd.DataFrame, policy: Policy, *, n_folds: int = 5) -> dict[str, Any]:
+    """Cross-validated ROC AUC of predicting each protected attribute from the model's inputs.
+
+    Per input column, the classifier is a lookup table of the attribute's rate per value (numeric
+    columns in 20 quantile bins), fitted out of fold; for all columns together it is a logistic
+    regression on the same encoding the model uses. A column whose AUC reaches the policy's
+    ``bias.proxy_auc_warning`` is flagged: the model can learn the attribute through it even
+    though the attribute itself is not an input. AUC 0.5 means no information; 1.0 means the
+    column reveals the attribute exactly. Each AUC has its interval (Hanley & McNeil's standard
+    error at the policy's confidence level). Above ``sampling.max_rows`` rows the check runs on a
+    sample stratified by joint group (see :mod:`fairgate.data.sampling`), said in ``measured_on``.
+    """
+    import numpy as np
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+
+    inputs = [c for c in policy.features if c not in policy.protected_columns]
+    df = df.reset_index(drop=True)
+    of = len(df)
+    keep = sampling.stratified(cell_ids(group_codes(df, policy)), policy.sample_rows, seed=policy.seed)
+    if keep is not None:
+        df = df.iloc[keep].reset_index(drop=True)
+    X = feature_frame(df, policy)[inputs]
+    codes = group_codes(df, policy)
+    binned = {}
+    for col in inputs:
+        if col in policy.numeric:
+            binned[col] = pd.qcut(X[col].astype(float), q=20, duplicates="drop").astype(str)
+        else:
+            binned[col] = X[col]
+    threshold = policy.proxy_auc_warning
+    result: dict[str, Any] = {"threshold": threshold, "folds": n_folds, "attributes": {}, "flagged": [],
+                              "rows": len(df), "measured_on": sampling.described(len(df), of, "training rows")}
+    for attr in policy.protected:
+        target = codes[attr.column].to_numpy()
+        minority = int(min(target.sum(), len(target) - target.sum()))
+        if minority < n_folds:
+            result["attributes"][attr.column] = {"skipped": f"only {minority} rows in the smaller group"}
+            continue
+        splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=policy.seed)
+        folds = np.empty(len(target), dtype=int)
+        for k, (_, held) in enumerate(splitter.split(X, target)):
+            folds[held] = k
+        per_column = {col: float(roc_auc_score(target, _out_of_fold_lookup(binned[col], target, folds)))
+                      for col in inputs}
+        encode = ColumnTransformer(
+            [("categorical", OneHotEncoder(handle_unknown="ignore"), [c for c in inputs if c not in policy.numeric]),
+             ("numeric", StandardScaler(), [c for c in inputs if c in policy.numeric])])
+        combined = cross_val_score(Pipeline([("features", encode), ("classifier", LogisticRegression(max_iter=1000))]),
+                                   X, target, cv=splitter, scoring="roc_auc")
+        flagged = sorted((c for c, auc in per_column.items() if auc >= threshold), key=lambda c: -per_column[c])
+        positives = int(target.sum())
+        result["attributes"][attr.column] = {
+            "per_column": per_column, "all_columns": float(combined.mean()), "flagged": flagged,
+            "per_column_interval": {col: auc_interval(auc, positives, len(target) - positives,
+                                                      confidence=policy.confidence_level)
+                                    for col, auc in per_column.items()}}
+        result["flagged"] += [f"{col} predicts {attr.column} with AUC {per_column[col]:.3f} (warning at "
+                              f"{threshold:g})" for col in flagged]
+    return result

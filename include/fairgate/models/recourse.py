@@ -1,0 +1,416 @@
+"""Recourse: the least-cost change of actionable inputs that turns an unfavourable decision favourable.
+
+The policy's ``recourse.actionable`` names the inputs a person can change, each with an allowed
+direction, bounds and a step (numbers) or the values it may take (categories); every other
+input is immutable, and so are the protected attributes (the policy refuses them) and the inputs
+the proxy check flagged (left out here, with a note).
+
+Cost: a numeric change costs ``|Δ| / s`` where ``s`` is the input's standard deviation in the
+model's training rows; a category change costs ``recourse.categorical_cost``. The answer:
+
+- **linear models** (a pipeline ending in a logistic regression): *exact*. The decision function
+  moves by a fixed slope per unit of each numeric input, so for each choice of category changes
+  the cheapest numeric change is the fractional knapsack: spend on the input with the largest
+  slope per unit cost first, up to its bound, then the next. Every combination of category
+  changes is tried. A change is rounded up to its ``step`` (which can only raise the decision
+  function), and the result is checked with the model itself.
+- **other models**: a bounded search over ``search_steps`` values per numeric input (and every
+  allowed category), changing one or two inputs at a time; the cheapest change that the model
+  decides favourably. Its optimality gap against the full grid is measured in the tests.
+
+No change within the bounds is a valid answer (``feasible: False``) and is said so.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from fairgate.errors import InputError
+from fairgate.fairness.groups import cell_mask, comparisons, group_codes
+from fairgate.fairness.metrics import _z, newcombe_interval, wilson_interval
+from fairgate.models.training import feature_frame, predict
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from fairgate.policy.loader import Policy
+
+
+# Aim this far (in log-odds) past the threshold, so a change that lands on it is not undone by rounding.
+MARGIN = 1e-7
+
+
+class RecourseError(InputError):
+    """Recourse was asked for where it does not apply (a favourable decision, no actionable input)."""
+
+
+@dataclass(frozen=True)
+class Change:
+    column: str
+    before: Any
+    after: Any
+    cost: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"column": self.column, "from": _plain(self.before), "to": _plain(self.after),
+                "cost": round(self.cost, 6)}
+
+
+@dataclass
+class Recourse:
+    feasible: bool
+    method: str
+    changes: list[Change] = field(default_factory=list)
+    cost: float | None = None
+    score: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"feasible": self.feasible, "method": self.method, "cost": self.cost, "score": self.score,
+                "changes": [c.as_dict() for c in self.changes], "notes": self.notes}
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+def is_linear(model: Any) -> bool:
+    """A Fairgate pipeline whose decision function is linear in its numeric inputs."""
+    from sklearn.linear_model import LogisticRegression
+
+    steps = getattr(model, "steps", None) or []
+    return bool(steps) and isinstance(steps[-1][1], LogisticRegression)
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1 - p))
+
+
+def actionable(policy: Policy, proxies: list[str]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """The policy's actionable inputs less the flagged proxies, and a note for each proxy left out."""
+    spec = {c: s for c, s in policy.recourse["actionable"].items() if c not in proxies}
+    notes = [f"{c} is a proxy of a protected attribute (the proxy check flagged it): treated as immutable"
+             for c in policy.recourse["actionable"] if c in proxies]
+    return spec, notes
+
+
+def _numeric_range(value: float, spec: dict[str, Any]) -> tuple[float, float]:
+    """How far a numeric input may move down and up from ``value`` (both >= 0)."""
+    low = float(spec["min"]) if spec.get("min") is not None else -math.inf
+    high = float(spec["max"]) if spec.get("max") is not None else math.inf
+    down = 0.0 if spec["direction"] == "increase" else max(0.0, value - low)
+    up = 0.0 if spec["direction"] == "decrease" else max(0.0, high - value)
+    return down, up
+
+
+def _round_away(delta: float, step: float | None) -> float:
+    if not step:
+        return delta
+    return math.copysign(math.ceil(abs(delta) / step - 1e-9) * step, delta)
+
+
+def _score(model: Any, rows: pd.DataFrame, policy: Policy) -> Any:
+    return predict(model, rows, policy)[0]
+
+
+def _decision_function(model: Any, rows: pd.DataFrame, policy: Policy) -> Any:
+    return model.decision_function(feature_frame(rows, policy, model))
+
+
+def compute(model: Any, record: dict[str, Any], policy: Policy, *, scale: dict[str, float],
+            proxies: list[str] | None = None) -> Recourse:
+    """The least-cost recourse for one record (a dict of its input columns) under ``model``."""
+    import pandas as pd
+
+    spec, notes = actionable(policy, proxies or [])
+    if not spec:
+        raise RecourseError("Policy key 'recourse.actionable' names no input a person can change (proxies are "
+                            "immutable); there is no recourse to compute.")
+    row = pd.DataFrame([record])
+    score = float(_score(model, row, policy)[0])
+    if score >= policy.decision_threshold:
+        raise RecourseError(f"The decision is already favourable (score {score:.3f} >= threshold "
+                            f"{policy.decision_threshold:g}); recourse applies to unfavourable decisions.")
+    if is_linear(model):
+        found = _linear(model, row, policy, spec, scale)
+    else:
+        found = _search(model, row, policy, spec, scale)
+    found.notes = notes + found.notes
+    return found
+
+
+def _category_options(row: pd.DataFrame, spec: dict[str, dict[str, Any]], policy: Policy
+                      ) -> list[list[tuple[str, Any]]]:
+    """For each actionable category: no change, or each allowed other value."""
+    out = []
+    for col, s in spec.items():
+        if col in policy.numeric:
+            continue
+        current = row[col].iloc[0]
+        out.append([(col, current)] + [(col, v) for v in s.get("values") or [] if v != current])
+    return out
+
+
+def _apply(row: pd.DataFrame, changes: dict[str, Any]) -> pd.DataFrame:
+    out = row.copy()
+    for col, value in changes.items():
+        out[col] = [value]
+    return out
+
+
+def _changes(row: pd.DataFrame, after: dict[str, Any], scale: dict[str, float], policy: Policy) -> list[Change]:
+    out = []
+    for col, value in after.items():
+        before = row[col].iloc[0]
+        if col in policy.numeric:
+            if abs(float(value) - float(before)) > 1e-12:
+                out.append(Change(col, before, value, abs(float(value) - float(before)) / scale[col]))
+        elif value != before:
+            out.append(Change(col, before, value, policy.recourse["categorical_cost"]))
+    return out
+
+
+def _linear(model: Any, row: pd.DataFrame, policy: Policy, spec: dict[str, dict[str, Any]],
+            scale: dict[str, float]) -> Recourse:
+    target = _logit(policy.decision_threshold) + MARGIN
+    numeric = [c for c in spec if c in policy.numeric]
+    best: tuple[float, dict[str, Any]] | None = None
+    for choice in itertools.product(*_category_options(row, spec, policy)):
+        base = _apply(row, dict(choice))
+        d0 = float(_decision_function(model, base, policy)[0])
+        cat_cost = sum(policy.recourse["categorical_cost"] for col, v in choice if v != row[col].iloc[0])
+        # The slope of the decision function per unit of each numeric input (exact: the model is linear).
+        slopes = (_decision_function(model, pd_concat([_apply(base, {c: float(base[c].iloc[0]) + 1.0})
+                                                       for c in numeric]), policy) - d0) if numeric else []
+        need, cost, after = target - d0, cat_cost, dict(choice)
+        options = []
+        for c, slope in zip(numeric, slopes, strict=True):
+            down, up = _numeric_range(float(base[c].iloc[0]), spec[c])
+            reach = up if slope > 0 else down
+            if abs(slope) > 1e-12 and reach > 0:
+                options.append((abs(slope) * scale[c], c, float(slope), reach))
+        for _, c, slope, reach in sorted(options, reverse=True):  # the most decision per unit cost first
+            if need <= 1e-12:
+                break
+            delta = min(need / abs(slope), reach)
+            delta = min(_round_away(delta, spec[c].get("step")), reach) if spec[c].get("step") else delta
+            after[c] = float(base[c].iloc[0]) + math.copysign(delta, slope)
+            need -= abs(slope) * delta
+            cost += delta / scale[c]
+        if need <= 1e-9 and (best is None or cost < best[0]):
+            best = (cost, after)
+    return _finish(model, row, policy, best, scale, method="exact (linear model)")
+
+
+def linear_batch(model: Any, rows: pd.DataFrame, policy: Policy, spec: dict[str, dict[str, Any]],
+                 scale: dict[str, float]) -> tuple[Any, Any]:
+    """:func:`compute` for many rows of a linear model at once: whether each has recourse, and its cost.
+
+    The same algorithm, vectorised: a numeric input's slope is the same for every row, and each
+    category value shifts each row's decision function by what one model call on all rows says.
+    The cheapest change is checked with the model, one call per category choice.
+    """
+    import numpy as np
+
+    target = _logit(policy.decision_threshold) + MARGIN
+    d0 = _decision_function(model, rows, policy)
+    numeric = [c for c in spec if c in policy.numeric]
+    probe = rows.iloc[[0]]
+    slopes = {c: float(_decision_function(model, _apply(probe, {c: float(probe[c].iloc[0]) + 1.0}), policy)[0]
+                       - d0[0]) for c in numeric}
+    order = sorted((c for c in numeric if abs(slopes[c]) > 1e-12), key=lambda c: abs(slopes[c]) * scale[c],
+                   reverse=True)
+    categorical = [c for c in spec if c not in policy.numeric]
+    choices = [[None, *(spec[c].get("values") or [])] for c in categorical]  # None: keep the row's value
+    best_cost = np.full(len(rows), np.inf)
+    for choice in itertools.product(*choices):
+        changed = rows.copy()
+        cost = np.zeros(len(rows))
+        for col, value in zip(categorical, choice, strict=True):
+            if value is not None:
+                moved = changed[col].to_numpy() != value
+                changed[col] = value
+                cost += np.where(moved, policy.recourse["categorical_cost"], 0.0)
+        need = target - _decision_function(model, changed, policy)
+        for c in order:
+            x = changed[c].to_numpy(dtype=float)
+            low = spec[c]["min"] if spec[c].get("min") is not None else -np.inf
+            high = spec[c]["max"] if spec[c].get("max") is not None else np.inf
+            up = slopes[c] > 0
+            allowed = spec[c]["direction"] in ("any", "increase" if up else "decrease")
+            reach = np.maximum(0.0, (high - x) if up else (x - low)) if allowed else np.zeros(len(rows))
+            delta = np.minimum(np.maximum(need, 0.0) / abs(slopes[c]), reach)
+            step = spec[c].get("step")
+            if step:
+                delta = np.minimum(np.ceil(delta / step - 1e-9) * step, reach)
+            changed[c] = x + np.sign(slopes[c]) * delta
+            need = need - abs(slopes[c]) * delta
+            cost += delta / scale[c]
+        reached = need <= 1e-9
+        if reached.any():  # the model has the last word
+            reached &= _score(model, changed, policy) >= policy.decision_threshold
+        best_cost = np.where(reached & (cost < best_cost), cost, best_cost)
+    feasible = np.isfinite(best_cost)
+    return feasible, np.where(feasible, best_cost, np.nan)
+
+
+def pd_concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.concat(frames, ignore_index=True)
+
+
+def _grid(value: float, spec: dict[str, Any], steps: int) -> list[float]:
+    """Values a numeric input may take in the search: ``steps`` points each way within its bounds."""
+    import numpy as np
+
+    down, up = _numeric_range(value, spec)
+    out = set()
+    for reach, sign in ((down, -1), (up, 1)):
+        if reach <= 0:
+            continue
+        reach = min(reach, 10 * steps * (spec.get("step") or 1.0)) if math.isinf(reach) else reach
+        for d in np.linspace(reach / steps, reach, steps):
+            d = min(_round_away(float(d), spec.get("step")), reach) if spec.get("step") else float(d)
+            out.add(value + sign * d)
+    return sorted(out)
+
+
+def candidates(row: pd.DataFrame, policy: Policy, spec: dict[str, dict[str, Any]],
+               *, max_changed: int | None) -> list[dict[str, Any]]:
+    """Every change of at most ``max_changed`` inputs (None: all) over the search grid."""
+    steps = policy.recourse["search_steps"]
+    values = {}
+    for col, s in spec.items():
+        if col in policy.numeric:
+            values[col] = _grid(float(row[col].iloc[0]), s, steps)
+        else:
+            values[col] = [v for v in s.get("values") or [] if v != row[col].iloc[0]]
+    cols = [c for c in spec if values[c]]
+    out = []
+    for k in range(1, (max_changed or len(cols)) + 1):
+        for subset in itertools.combinations(cols, k):
+            out += [dict(zip(subset, combo, strict=True)) for combo in itertools.product(*(values[c] for c in subset))]
+    return out
+
+
+def _search(model: Any, row: pd.DataFrame, policy: Policy, spec: dict[str, dict[str, Any]],
+            scale: dict[str, float], *, max_changed: int | None = 2) -> Recourse:
+    options = candidates(row, policy, spec, max_changed=max_changed)
+    if not options:
+        return _finish(model, row, policy, None, scale, method="bounded search")
+    frames = pd_concat([_apply(row, o) for o in options])
+    favourable = _score(model, frames, policy) >= policy.decision_threshold
+    best = None
+    for option, ok in zip(options, favourable, strict=True):
+        if ok:
+            cost = sum(c.cost for c in _changes(row, option, scale, policy))
+            if best is None or cost < best[0]:
+                best = (cost, option)
+    method = "bounded search" + (f" (at most {max_changed} inputs changed)" if max_changed else " (full grid)")
+    return _finish(model, row, policy, best, scale, method=method)
+
+
+def brute_force(model: Any, record: dict[str, Any], policy: Policy, *, scale: dict[str, float]) -> Recourse:
+    """The cheapest favourable change over the full grid (every input at once): the search's yardstick."""
+    import pandas as pd
+
+    spec, _ = actionable(policy, [])
+    return _search(model, pd.DataFrame([record]), policy, spec, scale, max_changed=None)
+
+
+def _finish(model: Any, row: pd.DataFrame, policy: Policy, best: tuple[float, dict[str, Any]] | None,
+            scale: dict[str, float], *, method: str) -> Recourse:
+    if best is None:
+        return Recourse(feasible=False, method=method,
+                        notes=["no change of the actionable inputs within their bounds makes the decision favourable"])
+    changes = _changes(row, best[1], scale, policy)
+    score = float(_score(model, _apply(row, best[1]), policy)[0])
+    if score < policy.decision_threshold:  # the model has the last word
+        return Recourse(feasible=False, method=method, notes=[f"the computed change scores {score:.3f}, below the "
+                                                              "threshold (rounding); treated as no recourse"])
+    return Recourse(feasible=True, method=method, changes=changes, cost=round(sum(c.cost for c in changes), 6),
+                    score=score)
+
+
+def sentence(found: Recourse, policy: Policy) -> str:
+    """The recourse in plain words, with the policy's labels for the inputs."""
+    if not found.feasible:
+        return "No change of the inputs you can act on, within the bounds the policy allows, would change the decision."
+    parts = []
+    for c in found.changes:
+        label = policy.feature_labels.get(c.column, c.column.replace("_", " ").replace("-", " "))
+        if c.column in policy.numeric:
+            delta = float(c.after) - float(c.before)
+            parts.append(f"{label} {'up' if delta > 0 else 'down'} by {abs(delta):g} "
+                         f"(from {float(c.before):g} to {float(c.after):g})")
+        else:
+            shown = policy.value_labels.get(c.column, {})
+            parts.append(f"{label} {shown.get(str(c.after), c.after)} instead of {shown.get(str(c.before), c.before)}")
+    return ("Changing " + " and ".join(parts) + " would change the decision.")
+
+
+def median_interval(values: list[float], confidence: float = 0.95) -> tuple[float | None, float | None]:
+    """Distribution-free interval for a median: the order statistics whose ranks bound it (normal
+    approximation to the binomial); None with fewer than 6 values."""
+    n = len(values)
+    if n < 6:
+        return None, None
+    ordered = sorted(values)
+    half = _z(confidence) * math.sqrt(n) / 2
+    low, high = max(0, math.floor(n / 2 - half) - 1), min(n - 1, math.ceil(n / 2 + half))
+    return ordered[low], ordered[high]
+
+
+def audit(model: Any, window: pd.DataFrame, decisions: Any, policy: Policy, *, scale: dict[str, float],
+          proxies: list[str], sample: int, seed: int) -> dict[str, Any]:
+    """Recourse as a fairness measure over a window of decisions: per side of each comparison, the share
+    of unfavourable decisions that have recourse within the bounds, and the median cost of those that do.
+
+    At most ``sample`` unfavourable decisions are computed (a uniform sample, said in ``measured_on``).
+    """
+    import numpy as np
+
+
+    unfavourable = np.flatnonzero(np.asarray(decisions) == 0)
+    chosen = unfavourable
+    if len(unfavourable) > sample:
+        chosen = np.sort(np.random.default_rng(seed).choice(unfavourable, sample, replace=False))
+    rows = window.iloc[chosen].reset_index(drop=True)
+    spec, _ = actionable(policy, proxies)
+    if is_linear(model) and len(rows):
+        feasible, cost = linear_batch(model, rows, policy, spec, scale)
+    else:
+        feasible = np.zeros(len(rows), dtype=bool)
+        cost = np.full(len(rows), np.nan)
+        for i, record in enumerate(rows.to_dict("records")):
+            found = compute(model, {str(k): v for k, v in record.items()}, policy, scale=scale, proxies=proxies)
+            feasible[i], cost[i] = found.feasible, found.cost if found.feasible else np.nan
+    codes = group_codes(rows, policy)
+    out: dict[str, Any] = {}
+    for comp in comparisons(policy):
+        sides: dict[str, dict[str, Any]] = {}
+        for side, cell in (("unprivileged", comp.unprivileged), ("privileged", comp.privileged)):
+            mask = cell_mask(codes, cell)
+            n, k = int(mask.sum()), int(feasible[mask].sum())
+            low, high = wilson_interval(k, n, policy.confidence_level) if n else (None, None)
+            costs = [float(c) for c in cost[mask & feasible]]
+            m_low, m_high = median_interval(costs, policy.confidence_level)
+            sides[side] = {"unfavourable": n, "with_recourse": k, "share": k / n if n else None,
+                           "share_ci": [low, high], "median_cost": float(np.median(costs)) if costs else None,
+                           "median_cost_ci": [m_low, m_high]}
+        u, p = sides["unprivileged"], sides["privileged"]
+        gap = None
+        if u["unfavourable"] and p["unfavourable"]:
+            g_low, g_high = newcombe_interval(u["with_recourse"], u["unfavourable"], p["with_recourse"],
+                                              p["unfavourable"], policy.confidence_level)
+            gap = {"value": u["share"] - p["share"], "ci_low": g_low, "ci_high": g_high}
+        cost_gap = (u["median_cost"] - p["median_cost"]
+                    if u["median_cost"] is not None and p["median_cost"] is not None else None)
+        out[comp.key] = {**sides, "share_gap": gap, "median_cost_gap": cost_gap}
+    return {"measured_on": f"{len(rows)} of {len(unfavourable)} unfavourable decisions"
+                           + (" (a uniform sample)" if len(rows) < len(unfavourable) else ""),
+            "comparisons": out, "max_share_gap": policy.recourse.get("max_share_gap")}

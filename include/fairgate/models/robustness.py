@@ -1,0 +1,118 @@
+"""Robustness of the candidate's decisions on the test rows: small input noise, and flipped groups.
+
+Two checks, each a share of decisions with a Wilson interval, gated like any fairness metric
+(:func:`fairgate.fairness.gate.decide`):
+
+- **Decision stability**: every numeric input is moved by Gaussian noise with a standard
+  deviation of ``perturbation_scale`` times that column's standard deviation on the test rows,
+  ``repeats`` times with a fixed seed. A row *flips* if its decision changes in any repeat (so
+  each row counts once and the rows are independent). Reported per protected group and overall.
+- **Counterfactual flip**: for each protected attribute, every row's attribute value (and, with
+  ``flip_proxies``, the value of each input the proxy check flagged for it) is replaced by the
+  other group's typical value: the most frequent one for a categorical column, the median for a
+  numeric one. The share of decisions that change is reported per attribute and per side. A model
+  that reads neither the attribute nor a proxy changes no decision, and the result says so.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from fairgate.fairness.groups import is_numeric, privileged_codes
+from fairgate.fairness.metrics import wilson_interval
+from fairgate.models.training import predict
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from fairgate.policy.loader import Policy
+
+
+def _share(hits: np.ndarray, confidence: float) -> dict[str, Any]:
+    n, k = int(hits.size), int(hits.sum())
+    low, high = wilson_interval(k, n, confidence)
+    return {"n": n, "changed": k, "value": k / n if n else None,
+            "ci_low": low if n else None, "ci_high": high if n else None}
+
+
+def stability(model: Any, test: pd.DataFrame, policy: Policy, *, scale: float, repeats: int,
+              seed: int) -> dict[str, Any]:
+    """Share of decisions that flip under noise on the numeric inputs, overall and per protected group."""
+    import numpy as np
+
+
+    _, base = predict(model, test, policy)
+    rng = np.random.default_rng(seed)
+    flipped = np.zeros(len(test), dtype=bool)
+    columns = [c for c in policy.numeric if c in policy.features]
+    spread = {c: float(test[c].astype(float).std(ddof=0)) for c in columns}
+    for _ in range(repeats):
+        noisy = test.copy()
+        for c in columns:
+            noisy[c] = test[c].astype(float) + rng.normal(0.0, scale * spread[c], size=len(test))
+        flipped |= predict(model, noisy, policy)[1] != base
+    groups = {}
+    for attr in policy.protected:
+        codes = privileged_codes(test, attr)
+        for side, code in (("privileged", 1), ("unprivileged", 0)):
+            groups[f"{attr.column}={side}"] = _share(flipped[codes == code], policy.confidence_level)
+    return {"columns": columns, "scale": scale, "repeats": repeats,
+            "overall": _share(flipped, policy.confidence_level), "groups": groups,
+            "note": None if columns else "no numeric inputs: nothing to perturb"}
+
+
+def _typical(values: pd.Series, numeric: bool) -> Any:
+    return float(values.median()) if numeric else values.mode(dropna=True).iloc[0]
+
+
+def counterfactual(model: Any, test: pd.DataFrame, policy: Policy, *,
+                   proxies: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    """Per protected attribute: the share of decisions that change when each row's attribute (and its
+    flagged proxies) takes the other group's typical value."""
+
+    _, base = predict(model, test, policy)
+    out: dict[str, Any] = {}
+    for attr in policy.protected:
+        codes = privileged_codes(test, attr)
+        if codes.min() == codes.max():
+            out[attr.column] = {"note": "the test rows hold one group only: nothing to flip"}
+            continue
+        columns = [attr.column, *(c for c in (proxies or {}).get(attr.column, []) if c in test.columns)]
+        flipped = test.copy()
+        swapped = {}
+        for col in columns:
+            numeric = is_numeric(test[col]) and (col in policy.numeric or attr.is_threshold and col == attr.column)
+            to_unprivileged = _typical(test.loc[codes == 0, col], numeric)
+            to_privileged = _typical(test.loc[codes == 1, col], numeric)
+            flipped[col] = test[col].where(codes == 0, to_unprivileged).where(codes == 1, to_privileged)
+            swapped[col] = {"privileged_rows_get": _plain(to_unprivileged),
+                            "unprivileged_rows_get": _plain(to_privileged)}
+        changed = predict(model, flipped, policy)[1] != base
+        reads = [c for c in columns if c in policy.features] + (
+            [attr.column] if getattr(model, "group_attributes", ()) and attr.column not in policy.features else [])
+        out[attr.column] = {
+            "columns": columns, "swapped": swapped, "overall": _share(changed, policy.confidence_level),
+            "privileged": _share(changed[codes == 1], policy.confidence_level),
+            "unprivileged": _share(changed[codes == 0], policy.confidence_level),
+            "note": None if reads else f"the model reads neither {attr.column} nor a flagged proxy of it, so no "
+                                       "decision can change",
+        }
+    return out
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+def measure(model: Any, test: pd.DataFrame, policy: Policy, *, proxies: dict[str, list[str]] | None) -> dict[str, Any]:
+    """Both checks with the policy's settings (``robustness`` section)."""
+    settings = policy.robustness
+    return {
+        "measured_on": f"test split ({len(test)} rows)",
+        "stability": stability(model, test, policy, scale=settings["perturbation_scale"],
+                               repeats=settings["repeats"], seed=policy.seed),
+        "counterfactual": counterfactual(model, test, policy,
+                                         proxies=proxies if settings["flip_proxies"] else None),
+        "max_flip_rate": settings["max_flip_rate"], "max_counterfactual_rate": settings["max_counterfactual_rate"],
+    }

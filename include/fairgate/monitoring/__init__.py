@@ -1,0 +1,9 @@
+"""After deployment: scoring each day, the prediction log, and the nightly audit.
+
+- :mod:`.scoring`: ``score_records``, decisions with reasons as the log's rows;
+- :mod:`.review_triggers`: ``queue``, decisions a person looks at before they take effect;
+- :mod:`.prediction_log`: every read and write of predictions, outcomes and audits (``read_window``);
+- :mod:`.audit`: ``measure_window``, fairness, drift and performance of a window;
+- :mod:`.sql_audit`: the same figures from one ``GROUP BY`` in the database that holds the log;
+- :mod:`.columns`: the log's shared column names.
+"""

@@ -1,0 +1,282 @@
+"""The nightly audit's measurements: fairness with intervals, drift (PSI), per-version figures.
+
+Pure: a window of the prediction log in, the audit result out. It judges the model version that
+was in production at the window's end, with the same evidence rules as the fairness gate
+(:func:`fairgate.fairness.gate.short_groups`). Reading the window and storing the audit are in
+:mod:`fairgate.monitoring.prediction_log`; the stage that does both is :func:`fairgate.stages.monitoring.audit`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from fairgate.fairness import estimation
+from fairgate.fairness.gate import judge_metric, short_groups
+from fairgate.fairness.groups import cell_mask, comparisons, group_codes
+from fairgate.fairness.metrics import measure, wilson_interval
+from fairgate.monitoring.columns import LABEL_COLUMN
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from fairgate.policy.loader import Policy
+
+# Measurable from the decisions alone; the other metrics need outcomes.
+SELECTION_METRICS = ("disparate_impact", "statistical_parity_difference")
+
+
+def psi(expected: np.ndarray, actual: np.ndarray, *, eps: float = 1e-4) -> float:
+    """Population stability index of two distributions over the same bins.
+
+    ``PSI = Σ (a_i − e_i) · ln(a_i / e_i)`` over bin shares, with empty bins floored at ``eps``.
+    """
+    import numpy as np
+
+    e = np.asarray(expected, dtype=float)
+    a = np.asarray(actual, dtype=float)
+    e = np.clip(e / e.sum(), eps, None)
+    a = np.clip(a / a.sum(), eps, None)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def feature_psi(reference: pd.Series, current: pd.Series, *, numeric: bool, bins: int = 10) -> float:
+    """PSI of one feature: deciles of the reference for numerics, categories otherwise."""
+    import numpy as np
+
+    if numeric:
+        edges = np.unique(np.quantile(reference.to_numpy(dtype=float), np.linspace(0, 1, bins + 1)))
+        edges[0], edges[-1] = -np.inf, np.inf
+        e = np.histogram(reference.to_numpy(dtype=float), edges)[0]
+        a = np.histogram(current.to_numpy(dtype=float), edges)[0]
+        return psi(e, a)
+    def counts(s: pd.Series) -> pd.Series:
+        # value_counts first, then stringify the few categories (fast on dictionary-encoded columns)
+        vc = s.value_counts()
+        vc.index = vc.index.astype(str)
+        return vc.groupby(level=0).sum()
+
+    ref, cur = counts(reference), counts(current)
+    cats = ref.index.union(cur.index)
+    return psi(ref.reindex(cats, fill_value=0).to_numpy(), cur.reindex(cats, fill_value=0).to_numpy())
+
+
+def _per_version(df: pd.DataFrame, policy: Policy, versions: list[str]) -> dict[str, dict[str, Any]]:
+    """Rows and selection metrics of each model version that scored part of the window (not pooled)."""
+    import numpy as np
+
+
+    out = {}
+    for v in versions:
+        part = df[df["model_version"] == v].reset_index(drop=True)
+        pred = part["decision"].to_numpy(dtype=np.int8)
+        measured = measure(group_codes(part, policy), np.zeros(len(part), dtype=np.int8), pred,
+                           comparisons(policy), confidence=policy.confidence_level)
+        out[v] = {"rows": len(part), "labeled_rows": int(part[LABEL_COLUMN].notna().sum()),
+                  "selection_rate": float(pred.mean()),
+                  "fairness": {k: {m: r["metrics"][m] for m in ("disparate_impact", "statistical_parity_difference")}
+                               for k, r in measured.items()}}
+    return out
+
+
+def changes_since(fairness: dict[str, dict[str, Any]], manifest: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Each metric's change from the value the deployment's gate measured on the test split."""
+    deployed = manifest.get("fairness") or {}
+    changes: dict[str, dict[str, float]] = {}
+    for key, res in fairness.items():
+        for metric, m in res["metrics"].items():
+            before = (deployed.get(key) or {}).get(metric, {}).get("value")
+            if before is not None and m.get("value") is not None:
+                changes.setdefault(key, {})[metric] = round(m["value"] - before, 6)
+    return changes
+
+
+def judge_fairness(fairness: dict[str, dict[str, Any]], policy: Policy) -> tuple[list[str], list[str]]:
+    """What is out of bounds (``reasons``) and what cannot be judged (``insufficient``) in a window's fairness.
+
+    ``fairness`` maps each comparison to its ``metrics`` and ``counts`` (``all`` predictions,
+    ``labeled`` rows or None): the Parquet and the SQL audit both judge through here.
+    """
+    reasons: list[str] = []
+    insufficient: list[str] = []
+    for key, res in fairness.items():
+        short = short_groups(res["counts"]["all"], policy, unit="predictions", positives=False)
+        if short:
+            insufficient.extend(f"{key}: {s}" for s in short)
+            continue
+        labeled = res["counts"]["labeled"]
+        lacking = short_groups(labeled, policy, unit="labeled rows") if labeled else \
+            ["no outcomes have arrived: insufficient evidence"]
+        for t in policy.fairness_thresholds:
+            m = res["metrics"].get(t.metric)
+            if m is None:
+                continue
+            if t.metric not in SELECTION_METRICS and lacking:
+                insufficient.extend(f"{key}: {t.metric}: {s}" for s in lacking)
+                continue
+            # A monitor alerts when the estimate leaves the bound; the interval says how sure it is.
+            if m["value"] is not None and not t.contains(m["value"]):
+                _, msg = judge_metric(t, m["value"], m["ci_low"], m["ci_high"], 0.0)
+                reasons.append(f"{key}: {msg}")
+    return reasons, insufficient
+
+
+def measure_window(df: pd.DataFrame, versions: list[str], policy: Policy, *, manifest: dict[str, Any],
+                   training: pd.DataFrame | None) -> dict[str, Any]:
+    """Fairness, drift and performance of a window of the prediction log, and its status.
+
+    ``versions`` are ordered by the last day each scored (see
+    :func:`fairgate.monitoring.prediction_log.read_window`); the last one, in production at the window's end,
+    is judged on its own rows, and every version's own figures are reported when there are
+    several. ``manifest`` and ``training`` are that version's deployment manifest and training
+    snapshot (the drift baseline; None when it cannot be read).
+    """
+    import numpy as np
+
+
+    version = versions[-1]  # in production at the window's end (see read_window); the one judged
+    per_version = _per_version(df, policy, versions) if len(versions) > 1 else {}
+    df = df[df["model_version"] == version].reset_index(drop=True)
+    codes = group_codes(df, policy)
+    pred = df["decision"].to_numpy(dtype=np.int8)
+    labeled = df[LABEL_COLUMN].notna().to_numpy()
+    comps = comparisons(policy)
+    # Selection metrics need no outcomes: all predictions count.
+    selection = measure(codes, np.zeros(len(df), dtype=np.int8), pred, comps, confidence=policy.confidence_level)
+    outcome = measure(codes[labeled].reset_index(drop=True), df.loc[labeled, LABEL_COLUMN].to_numpy(dtype=np.int8),
+                      pred[labeled], comps, confidence=policy.confidence_level) if labeled.any() else {}
+
+    fairness: dict[str, dict[str, Any]] = {}
+    for comp in comps:
+        sel, out = selection[comp.key], outcome.get(comp.key)
+        metrics = {m: sel["metrics"][m] for m in SELECTION_METRICS}
+        if out:
+            metrics.update({m: out["metrics"][m] for m in ("equal_opportunity_difference", "average_odds_difference",
+                                                           "false_positive_rate_difference",
+                                                           "false_negative_rate_difference")})
+        all_counts: dict[str, dict[str, float]] = {
+            side: {"n": sel["counts"][side]["n"], "selected": sel["counts"][side]["selected"]}
+            for side in ("unprivileged", "privileged")}
+        labeled_counts: dict[str, dict[str, float]] | None = out["counts"] if out else None
+        counts = {"all": all_counts, "labeled": labeled_counts}
+        fairness[comp.key] = {"metrics": metrics, "counts": counts,
+                              "rates": {"selection": {s: sel["rates"][s]["selection_rate"] for s in sel["rates"]},
+                                        "outcome": out["rates"] if out else None}}
+    reasons, insufficient = judge_fairness(fairness, policy)
+
+    snapshot = training
+    drift = {}
+    if snapshot is not None:
+        for col in policy.features:
+            if col in df.columns and col in snapshot.columns:
+                value = feature_psi(snapshot[col], df[col], numeric=col in policy.numeric)
+                drift[col] = value
+                if value > policy.audit_psi_threshold:
+                    reasons.append(f"feature {col!r} drifted: PSI={value:.3f} > {policy.audit_psi_threshold:g}")
+        ref_codes = group_codes(snapshot, policy)
+        cells = [tuple(zip(codes.columns, v, strict=True)) for v in
+                 np.ndindex(*(2,) * len(codes.columns))]
+        mix = psi(np.array([cell_mask(ref_codes, c).sum() for c in cells]),
+                  np.array([cell_mask(codes, c).sum() for c in cells]))
+        drift["__group_mix__"] = mix
+        if mix > policy.audit_group_mix_psi_threshold:
+            reasons.append(f"group mix drifted: PSI={mix:.3f} > {policy.audit_group_mix_psi_threshold:g}")
+    else:
+        insufficient.append("training snapshot of the production model not found: drift not measured")
+
+    changes = changes_since(fairness, manifest)
+
+    status = "degraded" if reasons else "insufficient_evidence" if insufficient else "healthy"
+    labels_rows = int(labeled.sum())
+    accuracy = float((pred[labeled] == df.loc[labeled, LABEL_COLUMN].to_numpy(dtype=np.int8)).mean()) \
+        if labels_rows else None
+    review = review_queue_figures(df, codes, policy) if "review_status" in df.columns else None
+    contests = contest_figures(df, codes, policy) if "case_kind" in df.columns else None
+    estimated = None
+    if "score" in df.columns:  # rates before outcomes arrive, and how far off they were where they have
+
+        estimated = estimation.per_group(codes, df["score"].to_numpy(dtype=float), pred, comps,
+                                         outcomes=df[LABEL_COLUMN].to_numpy(dtype=float, na_value=np.nan),
+                                         deployed=manifest.get("calibration"))
+    return {"review_queue": review, "contests": contests, "estimated_performance": estimated,
+            "status": status, "reasons": reasons,
+            "insufficient": insufficient, "rows": len(df),
+            "labeled_rows": labels_rows, "model_versions": versions, "judged_version": version,
+            "per_version": per_version, "selection_rate": float(pred.mean()),
+            "accuracy": accuracy, "fairness": fairness, "drift": {k: round(v, 6) for k, v in drift.items()},
+            "change_since_deployment": changes}
+
+
+def with_recourse(result: dict[str, Any], recourse: dict[str, Any], policy: Policy) -> dict[str, Any]:
+    """The audit ``result`` with its recourse figures, judged against ``recourse.max_share_gap`` when set:
+    a difference between groups in the share of unfavourable decisions that have recourse, outside the
+    bound, degrades the audit like any fairness metric."""
+    bound = policy.recourse.get("max_share_gap")
+    reasons = list(result["reasons"])
+    for key, comp in recourse["comparisons"].items():
+        gap = comp["share_gap"]
+        if bound is not None and gap is not None and abs(gap["value"]) > bound:
+            reasons.append(f"{key}: recourse share gap={gap['value']:.4f} [{gap['ci_low']:.4f}, "
+                           f"{gap['ci_high']:.4f}] vs |x| <= {bound:g}")
+    status = "degraded" if reasons else result["status"]
+    return {**result, "recourse": recourse, "reasons": reasons, "status": status}
+
+
+def share(k: int, n: int, confidence: float) -> dict[str, Any]:
+    """``k`` of ``n`` as a share with its Wilson interval (all None when ``n`` is 0)."""
+    low, high = wilson_interval(k, n, confidence) if n else (None, None)
+    return {"value": k / n if n else None, "ci_low": low, "ci_high": high}
+
+
+def _sides(codes: pd.DataFrame, policy: Policy) -> Iterator[tuple[str, str, np.ndarray]]:
+    """Each comparison's key, side (unprivileged, privileged) and the rows of that side."""
+    for comp in comparisons(policy):
+        for side, cell in (("unprivileged", comp.unprivileged), ("privileged", comp.privileged)):
+            yield comp.key, side, cell_mask(codes, cell)
+
+
+def review_queue_figures(df: pd.DataFrame, codes: pd.DataFrame, policy: Policy) -> dict[str, Any]:
+    """Per side of each comparison: decisions, how many went to review (pending) and how many were over the
+    daily cap, the share queued, and of the reviews decided so far how many were overturned (the overturn
+    rate), each share with its Wilson interval. The window's decisions are the final ones: a review's
+    outcome supersedes the automatic decision."""
+    import numpy as np
+
+
+    status = df["review_status"].to_numpy()
+    if "case_kind" in df.columns:
+        reviewed = ((df["case_kind"] == "review") & df["case_decided"]).to_numpy(dtype=bool)
+        overturned = reviewed & df["overturned"].to_numpy(dtype=bool)
+    else:
+        reviewed = overturned = np.zeros(len(df), dtype=bool)
+
+    level = policy.confidence_level
+    out: dict[str, Any] = {}
+    for key, side, mask in _sides(codes, policy):
+        n, pending = int(mask.sum()), int((mask & (status == "pending")).sum())
+        r, o = int((mask & reviewed).sum()), int((mask & overturned).sum())
+        out.setdefault(key, {})[side] = {
+            "decisions": n, "pending": pending, "over_cap": int((mask & (status == "over_cap")).sum()),
+            "share_queued": share(pending, n, level), "reviewed": r, "overturned": o,
+            "overturn_rate": share(o, r, level)}
+    return {"pending": int(np.sum(status == "pending")), "over_cap": int(np.sum(status == "over_cap")),
+            "reviewed": int(reviewed.sum()), "overturned": int(overturned.sum()),
+            "above_cap": policy.review_triggers["above_cap"], "comparisons": out}
+
+
+def contest_figures(df: pd.DataFrame, codes: pd.DataFrame, policy: Policy) -> dict[str, Any]:
+    """Per side of each comparison: decisions, contests and overturns, the contest rate (contests per
+    decision) and the overturn rate (overturns per contest), each with its Wilson interval. The
+    window's decisions are the final ones: an overturned decision counts as the reviewer decided it."""
+
+    contested = (df["case_kind"] == "contest").to_numpy(dtype=bool)
+    overturned = df["overturned"].to_numpy(dtype=bool) & contested
+
+    level = policy.confidence_level
+    out: dict[str, Any] = {}
+    for key, side, mask in _sides(codes, policy):
+        n, c, o = int(mask.sum()), int((mask & contested).sum()), int((mask & overturned).sum())
+        out.setdefault(key, {})[side] = {"decisions": n, "contested": c, "overturned": o,
+                                         "contest_rate": share(c, n, level), "overturn_rate": share(o, c, level)}
+    return {"contested": int(contested.sum()), "overturned": int(overturned.sum()), "comparisons": out}

@@ -1,0 +1,347 @@
+"""The prediction log, outcomes and audits in the artifact store: every read and write of them.
+
+```
+predictions/model=M/date=YYYY-MM-DD/part.parquet  row key, model version, score, decision, reasons,
+                                                   protected attributes and the features drift is measured on
+labels/model=M/date=YYYY-MM-DD/part.parquet       outcomes of that day's predictions, joined by row key once
+                                                   audit.label_lag_days have passed
+audits/model=M/date=YYYY-MM-DD/audit.json         one audit per logical date (a re-run replaces it)
+audits/model=M/date=YYYY-MM-DD/report.html
+```
+
+Every path is namespaced by the model (Hive-style ``model=``, so query engines read the folders
+as a partition column): one store holds many models' logs, and no model reads another's.
+
+Every write replaces its partition atomically, so re-running a day (a retry or a backfill)
+gives the same files, never duplicates.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any
+
+from fairgate.data.simulation import day_batch
+from fairgate.data.sources import DataError, NothingThere, read_location, read_sql, to_parquet_bytes
+from fairgate.errors import StageError
+from fairgate.fairness.groups import labels
+from fairgate.governance import evidence, registry
+from fairgate.monitoring import sql_audit
+from fairgate.monitoring.columns import LABEL_COLUMN
+from fairgate.stages.contracts import Artifact
+from fairgate.storage.base import NotFoundError, sha256_bytes
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+    from fairgate.policy.loader import Policy
+    from fairgate.storage.base import ArtifactStore
+
+# Per scored day, each row with a case: its kind and final decision (None while the case is open).
+CaseOutcomes = dict[str, dict[str, tuple[str, int | None]]]
+
+
+def partition_key(kind: str, model: str, day: date) -> str:
+    return f"{kind}/model={model}/date={day.isoformat()}/part.parquet"
+
+
+def audit_prefix(model: str, day: date | str) -> str:
+    return f"audits/model={model}/date={day if isinstance(day, str) else day.isoformat()}"
+
+
+def incoming(policy: Policy, day: date, *, scenario: str | None = None) -> pd.DataFrame:
+    """The records that arrived on ``day``: the simulated feed, or the ``date=`` partition of a folder."""
+    feed = policy.audit_incoming
+    if not feed:
+        raise StageError(f"Policy key 'audit.incoming' is not set for model {policy.model_name!r}: name the folder "
+                         "(local or s3://) or sql:// connection its records to score arrive in.")
+    if feed.startswith("simulated://"):
+        return day_batch(day, policy, scenario=scenario or policy.audit_scenario, rows=policy.audit_daily_rows)
+
+    try:
+        return read_day(feed, policy.audit_incoming_query, day, fmt=policy.format, key="audit.incoming")
+    except DataError as exc:
+        if feed.startswith("sql://"):
+            raise
+        raise StageError(f"No records to score for {day}: {exc}") from None
+
+
+def read_day(source: str, query: str | None, day: date, *, fmt: str, key: str) -> pd.DataFrame:
+    """One day of a source: ``query`` run with the day as ``:interval_start``/``:interval_end`` for a
+    ``sql://`` source, else the ``date=YYYY-MM-DD`` partition of a folder (local or ``s3://``).
+
+    ``key`` is the policy key naming the source (its query is ``<key>_query``), for messages.
+    """
+    if source.startswith("sql://"):
+        from datetime import UTC, datetime, time
+
+        start = datetime.combine(day, time(), tzinfo=UTC)
+        return read_sql(source, query or "", (start, start + timedelta(days=1)), key=f"{key}_query")
+    return read_location(f"{source.rstrip('/')}/date={day.isoformat()}", fmt=fmt, key=key)
+
+
+def fetch_outcomes(store: ArtifactStore, policy: Policy, day: date) -> list[str]:
+    """Copy the outcomes that have arrived at ``audit.outcomes`` into the log, for every day of the window
+    ending ``day`` that is past the label lag and has predictions but no outcomes yet.
+
+    A day whose outcomes are not at the source yet is left for a later audit. Returns the days copied.
+    """
+    import pandas as pd
+
+
+    source, key = policy.audit_outcomes, policy.row_key
+    if not source or not key:
+        return []
+    copied = []
+    for i in range(policy.audit_window_days - 1, policy.audit_label_lag_days - 1, -1):
+        d = day - timedelta(days=i)
+        name = policy.model_name
+        if not store.exists(partition_key("predictions", name, d)) or store.exists(partition_key("labels", name, d)):
+            continue
+        try:
+            rows = read_day(source, policy.audit_outcomes_query, d, fmt=policy.format, key="audit.outcomes")
+        except NothingThere:
+            continue  # not arrived yet: a later audit fetches them
+        if rows.empty:
+            continue
+        missing = [c for c in (key, policy.label) if c not in rows.columns]
+        if missing:
+            raise StageError(f"Policy key 'audit.outcomes': the outcomes of {d} lack column(s) {missing} "
+                             f"(they have {sorted(map(str, rows.columns))}).")
+        outcomes = pd.DataFrame({key: rows[key].to_numpy(), LABEL_COLUMN: labels(rows, policy)})
+        store.put(partition_key("labels", name, d), to_parquet_bytes(outcomes))
+        if policy.audit_log_table:
+            sql_audit.write_outcomes(policy, d, outcomes)
+        copied.append(d.isoformat())
+    return copied
+
+
+def write_day(store: ArtifactStore, model: str, day: date, log: pd.DataFrame,
+              outcomes: pd.DataFrame | None) -> Artifact:
+    """Replace the day's prediction partition (and its outcomes, when known)."""
+    written = store.put(partition_key("predictions", model, day), to_parquet_bytes(log))
+    if outcomes is not None:
+        store.put(partition_key("labels", model, day), to_parquet_bytes(outcomes))
+    return Artifact(key=written.key, uri=written.uri, sha256=written.sha256)
+
+
+def find_prediction(store: ArtifactStore, policy: Policy, row: str, *, day: date | None = None,
+                    days: int = 90) -> dict[str, Any] | None:
+    """The newest logged prediction for row key ``row`` (on ``day``, or in the last ``days`` partitions)."""
+    import pandas as pd
+
+
+    if day:
+        keys = [partition_key("predictions", policy.model_name, day)]
+    else:
+        keys = [k for k in store.list(f"predictions/model={policy.model_name}/date=")
+                if k.endswith("/part.parquet")][-days:]
+    for key in reversed(keys):
+        try:
+            df = pd.read_parquet(io.BytesIO(store.get(key)))
+        except NotFoundError:
+            return None
+        match = df[df[policy.row_key].astype(str) == str(row)]
+        if len(match):
+            rec = match.iloc[-1]
+            inputs = [c for c in dict.fromkeys([*policy.features, *policy.protected_columns]) if c in match.columns]
+            return {"row": str(row), "date": key.split("date=")[1].split("/")[0],
+                    "model_version": rec["model_version"], "score": float(rec["score"]),
+                    "decision": int(rec["decision"]),
+                    "reasons": json.loads(rec["reasons"]) if "reasons" in rec and rec["reasons"] else [],
+                    "inputs": {c: rec[c].item() if hasattr(rec[c], "item") else rec[c] for c in inputs}}
+    return None
+
+
+def review_queue_key(model: str, day: date) -> str:
+    return f"reviews/model={model}/date={day.isoformat()}/queue.parquet"
+
+
+def write_review_queue(store: ArtifactStore, policy: Policy, day: date, log: pd.DataFrame) -> tuple[Any, pd.DataFrame]:
+    """The day's review queue: the decisions pending review (and, with ``above_cap: hold``, those over the
+    cap), most borderline first, with the row key, score, decision, groups and why."""
+    assert policy.row_key is not None  # scoring refuses a policy without one
+    statuses = ["pending", "over_cap"] if policy.review_triggers["above_cap"] == "hold" else ["pending"]
+    rows = log[log["review_status"].isin(statuses)].copy()
+    rows["distance"] = (rows["score"] - policy.decision_threshold).abs()
+    keep = [policy.row_key, "model_version", *policy.protected_columns, "score", "decision", "review_status",
+            "review_reasons", "distance"]
+    queue = rows.sort_values(["distance", policy.row_key])[keep].reset_index(drop=True)
+    return store.put(review_queue_key(policy.model_name, day), to_parquet_bytes(queue)), queue
+
+
+def recourse_context(store: ArtifactStore, policy: Policy, version: str) -> tuple[Any, dict[str, float], list[str]]:
+    """What recourse under ``version`` needs: the model (sha256-checked), each numeric input's standard
+    deviation in its training rows (the cost unit), and the inputs its training run flagged as proxies."""
+    model = registry.load_model(store, policy.model_name, version)
+    manifest, snapshot = deployment_baseline(store, policy, version)
+    if snapshot is None:
+        raise StageError(f"The training snapshot of {policy.model_name} version {version[:12]} is missing or changed; "
+                         "recourse costs are measured in its standard deviations.")
+    scale = {c: float(snapshot[c].std(ddof=0)) or 1.0 for c in policy.numeric if c in snapshot.columns}
+    run = evidence.find(store, policy.model_name, manifest.get("run_id", ""))
+    attributes = (((run or {}).get("record", {}).get("bias") or {}).get("proxies") or {}).get("attributes", {})
+    proxies = sorted({c for a in attributes.values() for c in a.get("flagged", [])})
+    return model, scale, proxies
+
+
+def deployment_baseline(store: ArtifactStore, policy: Policy,
+                        version: str) -> tuple[dict[str, Any], pd.DataFrame | None]:
+    """The deployment manifest and the training snapshot it was built from (for drift baselines)."""
+    manifest = registry.read_manifest(store, policy.model_name, version)
+    key = manifest.get("data_key")
+    try:
+        data = store.get(key) if key else None
+    except NotFoundError:
+        data = None
+    if data is None or sha256_bytes(data) != manifest.get("data_sha256"):
+        return manifest, None  # reported by the caller as "drift not measured"
+    import pandas as pd
+
+    return manifest, pd.read_parquet(io.BytesIO(data))
+
+
+def read_window(store: ArtifactStore, model: str, day: date, window_days: int, *, row_key: str,
+                label_lag_days: int = 0, case_outcomes: CaseOutcomes | None = None,
+                ) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """Predictions of ``[day - window + 1, day]`` joined with the outcomes that have arrived.
+
+    Returns the rows (without the row key, which the audit does not need row by row),
+    the days read and the model versions seen, ordered by the last day each scored: the last one
+    scored the newest day, so it is the version the production pointer named at the window's end
+    (scoring stamps each prediction with the pointer's version). Outcomes of day ``d`` count as
+    arrived when ``d <= day - label_lag_days``; the result does
+    not depend on the order in which days were scored or labels were written. Reading and the
+    outcome lookup run in Arrow, not in pandas. With ``case_outcomes`` (from
+    :func:`fairgate.governance.cases.outcomes_by_day`), each day's rows also say which decisions were
+    contested or reviewed, and a decision a person overturned counts as the person decided.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    def table(key: str, *, text_as_dictionary: bool = False) -> pa.Table:
+        data = io.BytesIO(store.get(key))
+        dictionary = [f.name for f in pq.read_schema(data) if f.name != row_key
+                      and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))] \
+            if text_as_dictionary else []
+        return pq.read_table(data, read_dictionary=dictionary)
+
+    tables: list[pa.Table] = []
+    days: list[str] = []
+    versions: list[str] = []
+    with_cases = case_outcomes
+    for i in range(window_days - 1, -1, -1):
+        d = day - timedelta(days=i)
+        key = partition_key("predictions", model, d)
+        if not store.exists(key):
+            continue
+        # Text columns other than the key come dictionary-encoded (pandas categoricals): a few values
+        # repeated over millions of rows, so grouping, counting and sampling them stay on integer codes.
+        t = table(key, text_as_dictionary=True)
+        t = t.cast(pa.schema([f.with_type(pa.string()) if f.name == row_key else f for f in t.schema]))
+        label_key = partition_key("labels", model, d)
+        if d <= day - timedelta(days=label_lag_days) and store.exists(label_key):
+            labels = table(label_key)
+            labels = labels.cast(pa.schema([f.with_type(pa.string()) if f.name == row_key else
+                                            f.with_type(pa.int8()) for f in labels.schema]))
+            t = t.append_column(LABEL_COLUMN, _outcomes_of(t[row_key], labels, row_key, store.uri(label_key)))
+        else:
+            t = t.append_column(LABEL_COLUMN, pa.nulls(t.num_rows, pa.int8()))
+        if with_cases is not None:
+            t = _apply_cases(t, row_key, with_cases.get(d.isoformat(), {}))
+        # One version per day's partition; after a redeploy, newer days carry the newer version.
+        seen = pc.unique(t["model_version"])  # on the dictionary's codes: nothing decoded
+        seen = (seen.dictionary_decode() if pa.types.is_dictionary(seen.type) else seen).to_pylist()
+        versions[:] = [v for v in versions if v not in seen] + seen  # by last day scored (rollbacks too)
+        tables.append(t.drop_columns([c for c in (row_key,) if c in t.column_names]))
+        days.append(d.isoformat())
+    if not tables:
+        import pandas as pd
+
+        return pd.DataFrame(), days, []
+    return pa.concat_tables(tables, promote_options="permissive").to_pandas(), days, versions
+
+
+def _outcomes_of(keys: Any, labels: Any, row_key: str, where: str) -> Any:
+    """The outcome of each prediction (null where none arrived), by a hash join of the keys alone.
+
+    Outcomes in the predictions' own row order (as scoring writes them) are taken as they are.
+    Otherwise only the key and a row number go into the join (not the prediction's other columns),
+    and the outcomes are scattered back by row number. A key with two outcomes is refused.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    n = len(keys)
+    if len(labels) == n and keys.equals(labels[row_key]):
+        # Outcomes written row for row with the predictions (scoring writes them so): no join needed.
+        return labels[LABEL_COLUMN].combine_chunks()
+    left = pa.table({"k": keys, "__row": pa.array(np.arange(n, dtype=np.int64))})
+    right = pa.table({"k": labels[row_key], "y": labels[LABEL_COLUMN]})
+    joined = left.join(right, "k", join_type="inner", use_threads=True)
+    rows = joined["__row"].to_numpy()
+    if len(rows) and np.bincount(rows, minlength=n).max() > 1:
+        raise StageError(f"{where} has duplicate values in {row_key!r}.")
+    y = joined["y"]
+    known = ~np.asarray(y.is_null().to_numpy(zero_copy_only=False))
+    out = np.zeros(n, dtype=np.int8)
+    mask = np.zeros(n, dtype=bool)
+    out[rows[known]] = np.asarray(y.to_numpy(zero_copy_only=False))[known].astype(np.int8)
+    mask[rows[known]] = True
+    return pa.array(out, mask=~mask)
+
+
+def _apply_cases(t: Any, row_key: str, day_cases: dict[str, tuple[str, int | None]]) -> Any:
+    """The day's rows with ``case_kind`` (contest, review or null), ``case_decided`` and ``overturned``;
+    an overturned decision is reversed (the reviewer's decision supersedes the automatic one)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rows = pa.array(list(day_cases), pa.string())
+    kinds = pa.array([k for k, _ in day_cases.values()], pa.string())
+    finals = pa.array([f for _, f in day_cases.values()], pa.int8())
+    where = pc.index_in(t[row_key], value_set=rows)
+    final = pc.take(finals, where)
+    decided = pc.fill_null(pc.is_valid(final), False)
+    overturned = pc.fill_null(pc.not_equal(final, t["decision"].cast(pa.int8())), False)
+    decision = pc.if_else(overturned, final, t["decision"].cast(pa.int8()))
+    t = t.set_column(t.schema.get_field_index("decision"), "decision", decision)
+    return (t.append_column("case_kind", pc.take(kinds, where)).append_column("case_decided", decided)
+            .append_column("overturned", overturned))
+
+
+def save_audit(store: ArtifactStore, model: str, result: dict[str, Any], *, report_html: str) -> dict[str, Any]:
+    """Replace the day's audit (idempotent per date) and append it to the model's evidence log."""
+    prefix = audit_prefix(model, result["date"])
+    page = store.put(f"{prefix}/report.html", report_html.encode())
+    result = {**result, "report": {"uri": page.uri, "sha256": page.sha256}}
+    written = store.put(f"{prefix}/audit.json", json.dumps(result, indent=2, sort_keys=True, default=str).encode())
+    entry = evidence.append(store, model, {**{k: result[k] for k in ("kind", "run_id", "date", "status", "reasons",
+                                                             "policy_sha256", "code_version")},
+                                    "judged_version": result.get("judged_version"),
+                                    "model_versions": result.get("model_versions", []),
+                                    "audit_uri": written.uri, "audit_sha256": written.sha256})
+    return {"status": result["status"], "uri": written.uri, "report_uri": page.uri, "seq": entry["seq"],
+            "result": Artifact(key=written.key, uri=written.uri, sha256=written.sha256),
+            "report": Artifact(key=page.key, uri=page.uri, sha256=page.sha256)}
+
+
+def audit_history(store: ArtifactStore, model: str, *, until: date, last: int = 30) -> list[dict[str, Any]]:
+    """The model's stored audits up to ``until``, oldest first (one per date)."""
+    keys = [k for k in store.list(f"audits/model={model}/date=") if k.endswith("/audit.json")
+            and k.split("date=")[1].split("/")[0] <= until.isoformat()]
+    return [json.loads(store.get(k)) for k in keys[-last:]]  # read only the ones shown
+
+
+def audit_trend(store: ArtifactStore, model: str, result: dict[str, Any], *, last: int = 30) -> list[dict[str, Any]]:
+    """The audits a report of ``result`` shows: the stored ones before its date, then ``result`` itself.
+
+    A re-run of an audit date replaces that date's stored audit, so it is left out of the history.
+    """
+    day = date.fromisoformat(result["date"])
+    earlier = [a for a in audit_history(store, model, until=day, last=last) if a["date"] != result["date"]]
+    return (earlier + [result])[-last:]

@@ -1,0 +1,263 @@
+"""The audit's fairness figures pushed down to the database that holds the prediction log.
+
+One query returns the window's rows counted by joint group cell, decision and arrived outcome
+(``GROUP BY``); every metric and interval is then computed from those counts by the same
+:func:`fairgate.fairness.metrics.measure` the Parquet path uses, with the counts as weights, so the two
+paths agree exactly. Only counts leave the database: at most ``2^k · 2 · 3`` rows for ``k``
+protected attributes.
+
+The tables (names are the caller's; columns are the policy's):
+
+```
+predictions: <row_key>, model_version, scored_on (date), decision (0/1), <protected columns>
+outcomes:    <row_key>, outcome (0/1, 1 = favourable; the Parquet labels' column)
+```
+
+An outcome counts when its prediction was scored on or before ``day - audit.label_lag_days``,
+the label-lag rule of :func:`fairgate.monitoring.prediction_log.read_window`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any
+
+from fairgate.data.sources import connection_uri
+from fairgate.errors import StageError
+from fairgate.fairness import estimation
+from fairgate.fairness.estimation import BINS
+from fairgate.fairness.groups import comparisons
+from fairgate.fairness.metrics import measure
+from fairgate.monitoring.audit import SELECTION_METRICS, judge_fairness
+from fairgate.monitoring.columns import LABEL_COLUMN
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import sqlalchemy
+
+    from fairgate.policy.loader import Policy
+
+OUTCOME = ("equal_opportunity_difference", "average_odds_difference", "false_positive_rate_difference",
+           "false_negative_rate_difference")
+
+
+def counts_query(policy: Policy, predictions: str, outcomes: str, *, day: date, window_days: int,
+                 label_lag_days: int, version: str, scores: bool = False) -> Any:
+    """The ``GROUP BY`` (a SQLAlchemy statement, identifiers quoted, values bound) of one window.
+
+    ``scores``: also by score bin (``b``, the label-free estimates' 10 bins) with each group's
+    score sum (``s``), for :func:`fairgate.fairness.estimation.per_group`; at most ten times the rows.
+    """
+    import sqlalchemy as sa
+
+
+    assert policy.row_key is not None
+    cols = {policy.row_key, "model_version", "scored_on", "decision", *policy.protected_columns,
+            *(["score"] if scores else [])}
+    p = sa.table(predictions, *(sa.column(c) for c in sorted(cols))).alias("p")
+    o = sa.table(outcomes, sa.column(policy.row_key), sa.column(LABEL_COLUMN)).alias("o")
+    cells = []
+    for i, attr in enumerate(policy.protected):
+        col = p.c[attr.column]
+        if attr.is_threshold:
+            assert attr.op is not None and attr.value is not None
+            test = {">=": col >= attr.value, ">": col > attr.value, "<=": col <= attr.value,
+                    "<": col < attr.value}[attr.op]
+        else:
+            test = col.in_(list(attr.privileged))
+        cells.append(sa.case((test, 1), else_=0).label(f"g{i}"))
+    cutoff = day - timedelta(days=label_lag_days)
+    label = sa.case((p.c.scored_on <= cutoff, o.c[LABEL_COLUMN]), else_=None).label("y")
+    joined = p.outerjoin(o, o.c[policy.row_key] == p.c[policy.row_key])
+    start = day - timedelta(days=window_days - 1)
+    keys = [*cells, p.c.decision.label("d"), label]
+    sums = [sa.func.count().label("n")]
+    if scores:  # the bin as numpy takes it: floor(score * 10), a score of 1 in the top bin
+        keys.append(sa.case((p.c.score >= 1.0, BINS - 1),
+                            else_=sa.cast(sa.func.floor(p.c.score * BINS), sa.Integer)).label("b"))
+        sums.append(sa.func.sum(p.c.score).label("s"))
+    return (sa.select(*keys, *sums)
+            .select_from(joined)
+            .where(p.c.scored_on >= start, p.c.scored_on <= day, p.c.model_version == version)
+            .group_by(*(sa.literal_column(k.name) for k in keys)))
+
+
+def window_counts(engine: sqlalchemy.engine.Engine, policy: Policy, predictions: str, outcomes: str, *,
+                  day: date, version: str, scores: bool = False) -> pd.DataFrame:
+    """The window's counts: one row per (group cell, decision, outcome or null[, score bin]) with its ``n``."""
+    import pandas as pd
+
+    query = counts_query(policy, predictions, outcomes, day=day, window_days=policy.audit_window_days,
+                         label_lag_days=policy.audit_label_lag_days, version=version, scores=scores)
+    with engine.connect() as conn:
+        return pd.DataFrame(conn.execute(query).mappings().all())
+
+
+def _codes(counts: pd.DataFrame, policy: Policy) -> pd.DataFrame:
+    """Each counts row's 0/1 code per protected attribute (the query's ``g0``, ``g1``, …), as group_codes gives."""
+    import numpy as np
+    import pandas as pd
+
+    return pd.DataFrame({attr.column: counts[f"g{i}"].to_numpy(dtype=np.int8)
+                         for i, attr in enumerate(policy.protected)})
+
+
+def fairness_from_counts(counts: pd.DataFrame, policy: Policy) -> dict[str, dict[str, Any]]:
+    """Each comparison's metrics (as the audit reports them) and counts, from :func:`window_counts`."""
+    import numpy as np
+
+
+    if counts.empty:
+        raise StageError("The window holds no predictions of the judged version: nothing to measure "
+                         "(check the table names, the day and the model version).")
+    comps = comparisons(policy)
+    codes = _codes(counts, policy)
+    pred = counts["d"].to_numpy(dtype=np.int8)
+    weights = counts["n"].to_numpy(dtype=float)
+    labeled = counts["y"].notna().to_numpy()
+    selection = measure(codes, np.zeros(len(counts), dtype=np.int8), pred, comps,
+                        confidence=policy.confidence_level, weights=weights)
+    outcome = measure(codes[labeled].reset_index(drop=True), counts.loc[labeled, "y"].to_numpy(dtype=np.int8),
+                      pred[labeled], comps, confidence=policy.confidence_level,
+                      weights=weights[labeled]) if labeled.any() else {}
+    out: dict[str, dict[str, Any]] = {}
+    for comp in comps:
+        metrics = {m: selection[comp.key]["metrics"][m] for m in SELECTION_METRICS}
+        if comp.key in outcome:
+            metrics.update({m: outcome[comp.key]["metrics"][m] for m in OUTCOME})
+        out[comp.key] = {"metrics": metrics, "counts": {
+            "all": {s: {"n": selection[comp.key]["counts"][s]["n"],
+                        "selected": selection[comp.key]["counts"][s]["selected"]}
+                    for s in ("unprivileged", "privileged")},
+            "labeled": outcome[comp.key]["counts"] if comp.key in outcome else None},
+            "rates": {"selection": {s: r["selection_rate"] for s, r in selection[comp.key]["rates"].items()},
+                      "outcome": outcome[comp.key]["rates"] if comp.key in outcome else None}}
+    return out
+
+
+# --- the prediction log in a table, and the audit on it --------------------------------------------
+
+NOT_MEASURED = ("feature drift and recourse: the SQL audit reads counts only, and the inputs stay in the "
+                "database")
+
+
+def tables(policy: Policy) -> tuple[str, str, str]:
+    """The connection id, predictions table and outcomes table of ``audit.log_table``."""
+    assert policy.audit_log_table is not None and policy.audit_outcomes_table is not None
+    conn_id, _, table = policy.audit_log_table.removeprefix("sql://").partition("/")
+    return conn_id, table, policy.audit_outcomes_table
+
+
+def engine_for(policy: Policy) -> sqlalchemy.engine.Engine:
+    import sqlalchemy as sa
+
+
+    return sa.create_engine(connection_uri(tables(policy)[0]))
+
+
+def _replace_day(engine: sqlalchemy.engine.Engine, table: str, day: date, rows: pd.DataFrame) -> None:
+    """Delete the day's rows of ``table`` and insert ``rows`` in one transaction (a re-run replaces, not adds).
+
+    ``rows`` may be empty: the table is then created with its columns, so an audit before any
+    outcome has arrived joins an empty outcomes table rather than a missing one.
+    """
+    import sqlalchemy as sa
+
+    with engine.begin() as conn:
+        if sa.inspect(conn).has_table(table):
+            t = sa.table(table, sa.column("scored_on"))
+            conn.execute(sa.delete(t).where(t.c.scored_on == day))
+        rows.assign(scored_on=day).to_sql(table, conn, index=False, if_exists="append",
+                                          dtype={"scored_on": sa.Date()})
+
+
+def write_day(policy: Policy, day: date, log: pd.DataFrame | None, outcomes: pd.DataFrame | None) -> None:
+    """The day's predictions and outcomes (each when given) into ``audit.log_table``, replacing that day's rows."""
+    import pandas as pd
+    import sqlalchemy as sa
+
+    assert policy.row_key is not None
+    conn_id, predictions, outcome_table = tables(policy)
+    columns = [policy.row_key, "model_version", "score", "decision", *policy.protected_columns]
+    engine = engine_for(policy)
+    try:
+        if log is not None:
+            _replace_day(engine, predictions, day, log[[c for c in columns if c in log.columns]])
+            if outcomes is None and not sa.inspect(engine).has_table(outcome_table):
+                # None yet: the outcomes table exists, empty, from the first day on (and outcomes
+                # already written for this day are kept, as on the Parquet path).
+                empty = pd.DataFrame({policy.row_key: log[policy.row_key].iloc[:0],
+                                      LABEL_COLUMN: pd.Series([], dtype="int8")})
+                _replace_day(engine, outcome_table, day, empty)
+        if outcomes is not None:
+            _replace_day(engine, outcome_table, day, outcomes[[policy.row_key, LABEL_COLUMN]])
+    except Exception as exc:  # noqa: BLE001 - any driver error: name the table, keep the cause
+        raise StageError(f"Policy key 'audit.log_table': writing the log of {day} to {conn_id!r} failed: "
+                         f"{str(getattr(exc, 'orig', exc)).strip().splitlines()[0]}") from None
+    finally:
+        engine.dispose()
+
+
+def write_outcomes(policy: Policy, day: date, outcomes: pd.DataFrame) -> None:
+    """Outcomes of the predictions of ``day`` into the outcomes table (replacing that day's)."""
+    write_day(policy, day, None, outcomes)
+
+
+def audit_window(policy: Policy, day: date, *,
+                 calibration_of: Callable[[str], dict[str, Any] | None] = lambda version: None,
+                 ) -> dict[str, Any] | None:
+    """The audit's fairness, counts and status for the window ending ``day``, from ``audit.log_table``.
+
+    The judged version is the one that scored the window's last scored day (as on the Parquet
+    path). ``None`` when the window holds no predictions. With a ``score`` column, the label-free
+    estimates come from the same query (by score bin); ``calibration_of(version)`` is that
+    version's calibration on its test split (its manifest's), which marks poorly calibrated groups.
+    """
+    import sqlalchemy as sa
+
+
+    conn_id, predictions, outcomes = tables(policy)
+    engine = engine_for(policy)
+    try:
+        p = sa.table(predictions, sa.column("model_version"), sa.column("scored_on"))
+        start = day - timedelta(days=policy.audit_window_days - 1)
+        with engine.connect() as conn:
+            in_window = (p.c.scored_on >= start, p.c.scored_on <= day)
+            versions = [r[0] for r in conn.execute(
+                sa.select(p.c.model_version).where(*in_window)
+                .group_by(p.c.model_version).order_by(sa.func.max(p.c.scored_on), p.c.model_version))]
+            days = [str(r[0]) for r in conn.execute(
+                sa.select(p.c.scored_on).where(*in_window).distinct().order_by(p.c.scored_on))]
+        if not versions:
+            return None
+        scored = "score" in {c["name"] for c in sa.inspect(engine).get_columns(predictions)}
+        counts = window_counts(engine, policy, predictions, outcomes, day=day, version=versions[-1], scores=scored)
+    except sa.exc.ProgrammingError as exc:  # a missing table or column: the policy's doing, not the network's
+        cause = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        raise StageError(f"Policy key 'audit.log_table': the audit's query on {conn_id!r} failed ({cause}); "
+                         f"it reads {predictions!r} and {outcomes!r}, which scoring writes.") from None
+    finally:
+        engine.dispose()
+    fairness = fairness_from_counts(counts, policy)
+    reasons, insufficient = judge_fairness(fairness, policy)
+    n = counts["n"].to_numpy(dtype=float)
+    labeled = counts["y"].notna().to_numpy()
+    agree = (counts["d"] == counts["y"]).to_numpy() & labeled
+    status = "degraded" if reasons else "insufficient_evidence" if insufficient else "healthy"
+    estimated = None
+    if scored:
+        import numpy as np
+
+
+        estimated = estimation.per_group(
+            _codes(counts, policy), counts["s"].to_numpy(dtype=float) / n, counts["d"].to_numpy(), comparisons(policy),
+            outcomes=counts["y"].to_numpy(dtype=float, na_value=np.nan), deployed=calibration_of(versions[-1]),
+            weights=n, score_bins=counts["b"].to_numpy(dtype=np.int64))
+    return {"window_days": days, "estimated_performance": estimated, "status": status, "reasons": reasons,
+            "insufficient": insufficient, "measured_in": "sql",
+            "not_measured": [NOT_MEASURED], "rows": int(n.sum()), "labeled_rows": int(n[labeled].sum()),
+            "model_versions": versions, "judged_version": versions[-1], "per_version": {},
+            "selection_rate": float((n * counts["d"].to_numpy()).sum() / n.sum()),
+            "accuracy": float(n[agree].sum() / n[labeled].sum()) if labeled.any() else None,
+            "fairness": fairness, "drift": {}}

@@ -1,0 +1,133 @@
+"""The Fairness view: models, the production version, recent decisions and audits on one page.
+
+The data comes from the artifact store only (registry, evidence log, audits), so the page shows
+what was recorded and nothing the metadata DB might have lost. :func:`overview` gathers it as a
+dict (also served as JSON); :func:`fairgate.reporting.report.overview_html` renders it.
+
+Each model's page data is kept in ``index/<model>/overview.json``, derived from the evidence
+log and never authoritative: it names the last evidence entry it has read (``seq``), and a
+request reads only the entries appended since (by their key, so nothing is listed) and the
+production pointer, which is always read fresh. The versions are those the log's lifecycle
+runs registered (each run's model, looked up once in the registry). A missing, corrupt or
+newer-than-the-log index is rebuilt from the log. Writers need not know about it: whoever reads
+the page next catches up. Models are summarised in parallel threads, since on S3 each is a few
+round trips.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from fairgate.governance import evidence, registry
+from fairgate.governance.registry import RegistryError
+from fairgate.storage.base import ConflictError, NotFoundError, StoreError
+
+if TYPE_CHECKING:
+    from fairgate.storage.base import ArtifactStore
+
+KEEP = 100  # decisions and audit dates the index holds (the page shows fewer)
+log = logging.getLogger(__name__)
+
+
+def index_key(model: str) -> str:
+    return f"index/{model}/overview.json"
+
+
+def models(store: ArtifactStore) -> list[str]:
+    """Every model the store holds anything of: registered versions or an evidence log."""
+    return sorted(set(store.folders("registry/")) | set(evidence.models(store)))
+
+
+def _decision(entry: dict[str, Any]) -> dict[str, Any]:
+    rec = entry["record"]
+    return {"seq": entry["seq"], **{k: rec.get(k) for k in ("dag_id", "run_id", "decision", "recorded_at")},
+            "gate": (rec.get("gate") or {}).get("outcome"), "reasons": (rec.get("gate") or {}).get("reasons", [])[:3]}
+
+
+def _audit(store: ArtifactStore, rec: dict[str, Any]) -> dict[str, Any]:
+    """The audit's summary as stored in its audit.json (the record keeps only its status and reasons)."""
+    try:
+        full = json.loads(store.get(store.key_of(rec["audit_uri"])))
+    except (NotFoundError, KeyError, ValueError):
+        full = rec
+    return {k: full.get(k) for k in ("date", "status", "rows", "labeled_rows", "reasons", "fairness")}
+
+
+def _version(manifest: dict[str, Any]) -> dict[str, Any]:
+    return {"version": manifest["version"], "registered_at": manifest.get("registered_at"),
+            "gate_outcome": manifest.get("gate_outcome"), "approver": manifest.get("approver"),
+            "balanced_accuracy": (manifest.get("performance") or {}).get("balanced_accuracy"),
+            "run_id": manifest.get("run_id"), "dag_id": manifest.get("dag_id")}
+
+
+def _read_index(store: ArtifactStore, model: str) -> tuple[dict[str, Any], str | None]:
+    empty: dict[str, Any] = {"seq": 0, "decisions": [], "audits": {}, "versions": {}}
+    try:
+        data, etag = store.get_with_etag(index_key(model))
+    except NotFoundError:
+        return empty, None
+    try:
+        index = json.loads(data)
+    except ValueError:
+        return empty, etag  # corrupt: rebuilt, and written over by compare-and-swap
+    return (index if isinstance(index, dict) and not set(empty) - set(index) else empty), etag
+
+
+def summary(store: ArtifactStore, model: str) -> dict[str, Any]:
+    """One model's page data (newest decisions first, audits by date, versions by sha256), brought up to date."""
+
+    index, etag = _read_index(store, model)
+    head = evidence.head(store, model)["seq"]
+    if index["seq"] > head:  # a log that is shorter than the index: not the log it was built from
+        index = {"seq": 0, "decisions": [], "audits": {}, "versions": {}}
+    changed = index["seq"] < head
+    for seq in range(index["seq"] + 1, head + 1):
+        entry = evidence.entry(store, model, seq)
+        rec = entry["record"]
+        if rec.get("kind") == "lifecycle":
+            index["decisions"] = [_decision(entry), *index["decisions"]][:KEEP]
+            version = (rec.get("model") or {}).get("sha256")
+            if version and version not in index["versions"]:
+                try:
+                    index["versions"][version] = _version(registry.read_manifest(store, model, version))
+                except RegistryError:
+                    pass  # a rejected run's model: never registered
+        elif rec.get("kind") == "audit" and rec.get("date"):
+            index["audits"][rec["date"]] = _audit(store, rec)  # a re-run of a date replaces it
+            index["audits"] = dict(sorted(index["audits"].items())[-KEEP:])
+        index["seq"] = seq
+    if changed:
+        try:
+            store.swap(index_key(model), json.dumps(index, sort_keys=True).encode(), expected_etag=etag)
+        except ConflictError:
+            pass  # another request wrote it first; both derived it from the same log
+        except StoreError as exc:  # e.g. a view with read-only credentials: served, not kept
+            log.warning("The Fairness view's index of %s was not written (%s); the next request reads the "
+                        "log again.", model, exc)
+    return index
+
+
+def overview(store: ArtifactStore, *, today: date, decisions: int = 20, audits: int = 30,
+             only: list[str] | None = None) -> dict[str, Any]:
+    """Per model (of ``only``, when given): the production version, every version, recent lifecycle
+    decisions and audits."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(name: str) -> dict[str, Any]:
+        pointer, _ = registry.read_pointer(store, name)
+        index = summary(store, name)
+        dated = [a for d, a in sorted(index["audits"].items()) if d <= today.isoformat()]
+        return {
+            "name": name,
+            "production": pointer and {k: pointer.get(k) for k in ("version", "since", "action", "run_id", "actor")},
+            "versions": sorted(index["versions"].values(), key=lambda v: v.get("registered_at") or "", reverse=True),
+            "decisions": index["decisions"][:decisions],
+            "audits": dated[-audits:],
+        }
+
+    names = [n for n in models(store) if only is None or n in only]
+    with ThreadPoolExecutor(max_workers=min(16, len(names) or 1)) as pool:
+        return {"models": list(pool.map(one, names))}
