@@ -76,13 +76,14 @@ class _Stage:
 
     @staticmethod
     def guarded(fn, *args, **kwargs):
-        """Call a domain function, turning bad input (:class:`fairgate.errors.InputError`) into a
-        task failure without retries; anything else propagates, so retries apply."""
-        from fairgate.errors import InputError
+        """Call a domain function, turning bad input and changed artifacts (:data:`fairgate.errors.NOT_RETRIED`)
+        into a task failure without retries; anything else (a :class:`~fairgate.errors.TransientError`, a
+        network or storage hiccup) propagates, so retries apply."""
+        from fairgate.errors import NOT_RETRIED
 
         try:
             return fn(*args, **kwargs)
-        except InputError as exc:
+        except NOT_RETRIED as exc:
             raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
 
     @staticmethod

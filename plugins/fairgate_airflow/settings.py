@@ -20,7 +20,8 @@ def _connection_uri(conn_id: str) -> str:
     from airflow.exceptions import AirflowNotFoundException
     from airflow.sdk import BaseHook
 
-    from fairgate.data.sources import DataError, sqlalchemy_url
+    from fairgate.data.sources import sqlalchemy_url
+    from fairgate.errors import DataError
 
     try:
         return sqlalchemy_url(BaseHook.get_connection(conn_id).get_uri())

@@ -139,7 +139,7 @@ FORBIDDEN = "You may not read this model's reports (the auth manager refuses its
 
 
 def _page(key: str, what: str) -> HTMLResponse:
-    from fairgate.storage.base import NotFoundError
+    from fairgate.errors import NotFoundError
 
     try:
         return HTMLResponse(_store().get(key).decode())

@@ -175,7 +175,8 @@ def test_a_policies_folder_gives_each_model_its_own_dags(tmp_path, monkeypatch):
 def test_two_policy_files_naming_one_model_are_refused(tmp_path, monkeypatch):
     from tests.conftest import default_policy_dict
 
-    from fairgate.policy.catalog import CatalogError, entries
+    from fairgate.errors import CatalogError
+    from fairgate.policy.catalog import entries
 
     for name in ("a.yaml", "b.yaml"):
         (tmp_path / name).write_text(json.dumps(default_policy_dict()))

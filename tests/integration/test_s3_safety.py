@@ -11,8 +11,8 @@ import textwrap
 
 import pytest
 
+from fairgate.errors import ModelIntegrityError
 from fairgate.governance import registry
-from fairgate.models.training import ModelIntegrityError
 from fairgate.storage.s3 import S3Store
 
 pytestmark = pytest.mark.integration

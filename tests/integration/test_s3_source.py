@@ -8,7 +8,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from tests.conftest import default_policy_dict
 
-from fairgate.data.sources import DataError, read_source, use_s3_client
+from fairgate.data.sources import read_source, use_s3_client
+from fairgate.errors import DataError
 from fairgate.policy.loader import parse_policy
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from fairgate.storage.base import NotFoundError, sha256_bytes
-from fairgate.storage.s3 import S3ConfigError, S3Store
+from fairgate.errors import NotFoundError
+from fairgate.storage.base import sha256_bytes
+from fairgate.storage.s3 import S3Store, StoreConfigError
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +48,7 @@ def test_multipart_upload_is_whole_or_absent(s3_client, bucket):
 
 
 def test_deterministic_errors_say_what_to_fix(s3_client):
-    with pytest.raises(S3ConfigError, match="Bucket 'no-such-bucket' does not exist"):
+    with pytest.raises(StoreConfigError, match="Bucket 'no-such-bucket' does not exist"):
         S3Store("s3://no-such-bucket/x", client=s3_client).put("a", b"1")
 
 

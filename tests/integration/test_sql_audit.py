@@ -186,7 +186,7 @@ def test_with_log_table_scoring_writes_the_table_and_the_audit_judges_it_as_parq
 
 
 def test_a_log_table_that_is_not_a_connection_and_table_is_refused_by_name(tmp_path):
-    from fairgate.policy.loader import PolicyError
+    from fairgate.errors import PolicyError
 
     path, _ = synthetic_credit_policy(tmp_path, 200, seed=1)
     raw = yaml.safe_load(path.read_text())

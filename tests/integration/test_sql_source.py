@@ -9,7 +9,8 @@ import pytest
 from tests.conftest import default_policy_dict
 from tests.integration.stack import PG, require_postgres
 
-from fairgate.data.sources import DataError, read_source
+from fairgate.data.sources import read_source
+from fairgate.errors import DataError
 from fairgate.policy.loader import parse_policy
 
 

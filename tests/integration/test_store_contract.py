@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
+from fairgate.errors import ConflictError
 from fairgate.governance import evidence, registry
-from fairgate.storage.base import ConflictError
 from fairgate.storage.local import LocalStore
 
 pytestmark = pytest.mark.integration

@@ -198,7 +198,7 @@ def test_model_params_that_do_not_fit_fail_the_first_stage_without_retries(store
 
 
 def test_storage_errors_propagate_so_task_retries_apply():
-    from fairgate.storage.base import StoreError
+    from fairgate.errors import StoreError
     from fairgate_airflow.operators import _Stage
 
     def flaky():

@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fairgate.errors import StageError
+from fairgate.errors import PolicyError, StageError
 from fairgate.fairness.groups import labels
 from fairgate.mitigation import search as mitigation
 from fairgate.models import training
-from fairgate.policy.loader import PolicyError, parse_policy
+from fairgate.policy.loader import parse_policy
 from fairgate_dev.synthetic import credit_applications
 
 

@@ -125,7 +125,7 @@ def test_a_corrupt_index_or_one_ahead_of_the_log_is_rebuilt(filled, tmp_path):
 
 
 def test_a_store_that_refuses_the_index_write_still_serves_the_page(filled, caplog):
-    from fairgate.storage.base import StoreError
+    from fairgate.errors import StoreError
 
     today = DAY + timedelta(days=40)
 

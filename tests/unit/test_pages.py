@@ -15,7 +15,8 @@ from html.parser import HTMLParser
 import pytest
 from markdown_it import MarkdownIt
 
-from fairgate.policy.loader import PolicyError, parse_policy
+from fairgate.errors import PolicyError
+from fairgate.policy.loader import parse_policy
 from fairgate.reporting import pages
 
 IMG = "<img src=x onerror=alert(1)>"

@@ -6,7 +6,8 @@ import pytest
 import yaml
 from tests.conftest import default_policy_dict
 
-from fairgate.policy.loader import PolicyError, load_policy, parse_policy
+from fairgate.errors import PolicyError
+from fairgate.policy.loader import load_policy, parse_policy
 
 
 def test_default_policy_loads():

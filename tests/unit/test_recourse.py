@@ -15,8 +15,9 @@ import yaml
 from tests.conftest import synthetic_credit_policy
 
 from fairgate.cli.main import main
+from fairgate.errors import PolicyError
 from fairgate.models import recourse, training
-from fairgate.policy.loader import PolicyError, load_policy, parse_policy
+from fairgate.policy.loader import load_policy, parse_policy
 from fairgate.stages import lifecycle, monitoring
 from fairgate.stages.lifecycle import RunInfo
 from fairgate.storage.local import LocalStore

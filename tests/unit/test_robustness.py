@@ -13,10 +13,11 @@ import pytest
 from scipy.stats import norm
 from tests.conftest import synthetic_credit_policy
 
+from fairgate.errors import PolicyError
 from fairgate.fairness.gate import robustness_findings
 from fairgate.governance import evidence, registry
 from fairgate.models import robustness
-from fairgate.policy.loader import PolicyError, load_policy, parse_policy
+from fairgate.policy.loader import load_policy, parse_policy
 from fairgate.stages import lifecycle
 from fairgate.stages.lifecycle import RunInfo
 from fairgate.storage.local import LocalStore

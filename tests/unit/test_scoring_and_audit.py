@@ -66,7 +66,8 @@ def test_simulated_batches_are_deterministic_and_change_as_documented():
 
 
 def test_scoring_refuses_a_corrupt_production_model_and_names_it(store, adult):
-    from fairgate.models.training import ModelIntegrityError, dump_model, fit
+    from fairgate.errors import ModelIntegrityError
+    from fairgate.models.training import dump_model, fit
 
     policy = load_policy()
     data = dump_model(fit(adult.head(2000), policy))
@@ -124,10 +125,9 @@ def test_audit_history_keeps_the_last_audits_up_to_a_date(store):
 
 
 def test_scoring_refuses_records_without_an_input_column_and_writes_nothing(store, adult):
-    from fairgate.errors import StageError
+    from fairgate.errors import NotFoundError, StageError
     from fairgate.models.training import dump_model, fit
     from fairgate.monitoring.prediction_log import partition_key
-    from fairgate.storage.base import NotFoundError
 
     policy = load_policy()
     v = registry.register(store, policy.model_name, dump_model(fit(adult.head(2000), policy)),

@@ -7,8 +7,9 @@ import pickle
 
 import pytest
 
+from fairgate.errors import NotFoundError, StoreConfigError
 from fairgate.governance import evidence, registry
-from fairgate.storage.base import NotFoundError, StoreError, sha256_bytes
+from fairgate.storage.base import sha256_bytes
 from fairgate.storage.local import LocalStore
 
 
@@ -16,7 +17,7 @@ def test_put_is_atomic_and_hashed(store):
     w = store.put("a/b.bin", b"hello")
     assert w.sha256 == sha256_bytes(b"hello") and store.get("a/b.bin") == b"hello"
     assert not [p for p in (store.root / "a").iterdir() if p.name.endswith(".tmp")]
-    with pytest.raises(StoreError):
+    with pytest.raises(StoreConfigError):  # refused as bad input: no retry would change it
         store.put("../escape", b"x")
     with pytest.raises(NotFoundError):
         store.get("missing")
@@ -79,7 +80,8 @@ def test_evidence_reorder_detected(store):
 
 
 def test_model_loading_refuses_tampered_and_foreign_files(adult):
-    from fairgate.models.training import ModelIntegrityError, dump_model, fit, load_model_bytes
+    from fairgate.errors import ModelIntegrityError
+    from fairgate.models.training import dump_model, fit, load_model_bytes
     from fairgate.policy.loader import load_policy
 
     policy = load_policy()
@@ -110,7 +112,8 @@ def test_model_with_untrusted_type_is_refused():
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import FunctionTransformer
 
-    from fairgate.models.training import ModelIntegrityError, load_model_bytes
+    from fairgate.errors import ModelIntegrityError
+    from fairgate.models.training import load_model_bytes
 
     data = sio.dumps(make_pipeline(FunctionTransformer(json.loads)))
     with pytest.raises(ModelIntegrityError, match="outside the trusted list"):

@@ -12,9 +12,10 @@ import pytest
 import yaml
 from tests.conftest import synthetic_credit_policy
 
+from fairgate.errors import PolicyError
 from fairgate.governance import cases
 from fairgate.monitoring import review_triggers as triggers
-from fairgate.policy.loader import PolicyError, load_policy, parse_policy
+from fairgate.policy.loader import load_policy, parse_policy
 from fairgate.stages import lifecycle, monitoring
 from fairgate.stages.lifecycle import RunInfo
 from fairgate.storage.local import LocalStore

@@ -14,7 +14,7 @@ import sys
 from typing import Any
 
 from fairgate.data.sources import read_location, read_source
-from fairgate.errors import InputError
+from fairgate.errors import FairgateError, InputError, RecourseError
 from fairgate.governance import bundle, cases, evidence, registry
 from fairgate.integrations import tracking
 from fairgate.models import recourse
@@ -24,7 +24,7 @@ from fairgate.policy import catalog
 from fairgate.policy import schema as policy_schema
 from fairgate.policy.loader import load_policy, parse_policy
 from fairgate.stages.lifecycle import rollback
-from fairgate.storage.base import ArtifactStore, StoreError
+from fairgate.storage.base import ArtifactStore
 from fairgate.storage.roots import open_store
 
 
@@ -216,7 +216,7 @@ def cmd_explain(args: argparse.Namespace, store: ArtifactStore, model: str) -> i
     if args.recourse:
 
         if found["decision"] == 1:
-            raise recourse.RecourseError(f"Record {found['row']} was decided favourably; recourse applies to "
+            raise RecourseError(f"Record {found['row']} was decided favourably; recourse applies to "
                                          "unfavourable decisions.")
         model, scale, proxies = recourse_context(store, args.loaded_policy, found["model_version"])
         result = recourse.compute(model, found["inputs"], args.loaded_policy, scale=scale, proxies=proxies)
@@ -396,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         args.loaded_policy = policy
         code: int = args.fn(args, store, policy.model_name)
         return code
-    except (InputError, StoreError) as exc:
+    except FairgateError as exc:
         if getattr(args, "json", False):
             print(json.dumps({"error": str(exc), "kind": type(exc).__name__}))
         else:

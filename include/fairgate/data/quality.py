@@ -11,7 +11,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from fairgate.fairness.groups import GroupError, cell_mask, comparisons, group_codes, is_numeric
+from fairgate.errors import GroupError
+from fairgate.fairness.groups import cell_mask, comparisons, group_codes, is_numeric
 
 if TYPE_CHECKING:
     import pandas as pd

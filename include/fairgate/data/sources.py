@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fairgate.data.adult import ADULT_COLUMNS, BUNDLED_DIR
-from fairgate.errors import InputError
-from fairgate.storage.base import NotFoundError, StoreError
+from fairgate.errors import DataError, NotFoundError, NothingThere, StoreConfigError, StoreError
 from fairgate.storage.s3 import S3Store
 
 if TYPE_CHECKING:
@@ -23,14 +22,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PARTITION_RE = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
-
-
-class DataError(InputError):
-    """The source cannot be read, or what it holds cannot be used."""
-
-
-class NothingThere(DataError):
-    """The location holds no data (yet): no such file or prefix, or no file of the format under it."""
 
 
 def read_adult(split: str = "data") -> pd.DataFrame:
@@ -125,7 +116,7 @@ def _read_s3(source: str, fmt: str, partitioned: bool, interval: tuple[datetime,
         return _concat([_read_bytes(store.get(k), fmt, f"{root}/{k}") for k in keys])
     except NotFoundError:
         raise NothingThere(f"Policy key '{key}': {source} does not exist.") from None
-    except StoreError as exc:
+    except (StoreError, StoreConfigError) as exc:
         raise DataError(f"Policy key '{key}': cannot read {source}: {exc}") from None
 
 

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from fairgate.errors import InputError
+from fairgate.errors import InsufficientDataError
 from fairgate.fairness.groups import cell_mask
 
 if TYPE_CHECKING:
@@ -36,10 +36,6 @@ def _quiet_imports() -> Iterator[None]:
         yield
     finally:
         root.setLevel(level)
-
-
-class InsufficientDataError(InputError):
-    """The data cannot support the metric (an empty group, one label class, no favorable outcome)."""
 
 
 def binary_label_dataset(codes: pd.DataFrame, y: np.ndarray, *, weights: np.ndarray | None = None) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fairgate.errors import InputError
+from fairgate.errors import BiasInputError
 from fairgate.fairness import aif360_adapter as aif
 from fairgate.fairness.groups import codes_and_labels, comparisons
 from fairgate.models.explain import proxy_check
@@ -19,10 +19,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from fairgate.policy.loader import Policy
-
-
-class BiasInputError(InputError):
-    """The data cannot be measured: a group is missing, empty, or has no favourable outcomes."""
 
 
 def findings(measured: dict[str, dict[str, float]], policy: Policy) -> list[str]:

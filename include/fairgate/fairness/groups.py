@@ -13,7 +13,7 @@ import operator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from fairgate.errors import InputError
+from fairgate.errors import GroupError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -22,10 +22,6 @@ if TYPE_CHECKING:
     from fairgate.policy.loader import Policy, ProtectedAttribute
 
 _OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
-
-
-class GroupError(InputError):
-    """A protected column is missing, has nulls, or holds values the policy does not allow."""
 
 
 @dataclass(frozen=True)

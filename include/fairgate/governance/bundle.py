@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from fairgate.errors import CODE_VERSION, InputError
+from fairgate.errors import CODE_VERSION, BundleError, NotFoundError
 from fairgate.governance import annex_iv, evidence, registry
-from fairgate.storage.base import NotFoundError, read_recorded
+from fairgate.storage.base import read_recorded
 
 if TYPE_CHECKING:
     from fairgate.storage.base import ArtifactStore
@@ -49,10 +49,6 @@ _EPOCH = (1980, 1, 1, 0, 0, 0)
 RUN_ARTIFACTS = (("report.html", ("report",)), ("model_card.md", ("model_card",)),
                  ("datasheet.md", ("datasheet",)), ("policy.yaml", ("policy",)),
                  ("quality.html", ("quality", "page")))
-
-
-class BundleError(InputError):
-    """A bundle cannot be built (unknown version, missing evidence) or read (not a bundle)."""
 
 
 def _sha(data: bytes) -> str:

@@ -18,12 +18,11 @@ import re
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from fairgate.errors import InputError
+from fairgate.errors import CaseError, ConflictError, NotFoundError
 from fairgate.governance import evidence
 from fairgate.models import recourse as rc
 from fairgate.monitoring.prediction_log import find_prediction, recourse_context
 from fairgate.reporting.pages import render_markdown
-from fairgate.storage.base import ConflictError, NotFoundError
 
 if TYPE_CHECKING:
     from fairgate.monitoring.prediction_log import CaseOutcomes
@@ -31,10 +30,6 @@ if TYPE_CHECKING:
     from fairgate.storage.base import ArtifactStore
 
 Choice = Literal["Uphold", "Overturn"]
-
-
-class CaseError(InputError):
-    """A contest that cannot be opened or decided: the message says why, and nothing was recorded."""
 
 
 def case_id(row: str, day: str, kind: str = "contest") -> str:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from fairgate.storage.base import ConflictError, NotFoundError
+from fairgate.errors import ConflictError, NotFoundError
 
 if TYPE_CHECKING:
     from fairgate.storage.base import ArtifactStore

@@ -17,20 +17,18 @@ import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from fairgate.errors import InputError
-from fairgate.models.training import ModelIntegrityError, load_model_bytes
-from fairgate.storage.base import ConflictError, NotFoundError, sha256_bytes
+from fairgate.errors import (
+    ConflictError,
+    ModelIntegrityError,
+    NotFoundError,
+    PromotionConflict,
+    RegistryError,
+)
+from fairgate.models.training import load_model_bytes
+from fairgate.storage.base import sha256_bytes
 
 if TYPE_CHECKING:
     from fairgate.storage.base import ArtifactStore
-
-
-class RegistryError(InputError):
-    """A registry operation was refused (unknown or unapproved version, corrupt manifest)."""
-
-
-class PromotionConflict(RegistryError):
-    """Another promotion moved the production pointer first."""
 
 
 def _prefix(model: str) -> str:

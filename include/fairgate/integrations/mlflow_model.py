@@ -17,6 +17,7 @@ import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.pyfunc.model import PythonModel
 
+from fairgate.errors import RequestError
 from fairgate.integrations import serving
 
 
@@ -35,7 +36,7 @@ class FairgateModel(PythonModel):
         try:
             return serving.answer(self.served, frame, reasons=bool(params.get("reasons", True)),
                                   recourse=bool(params.get("recourse", False)))
-        except serving.RequestError as exc:
+        except RequestError as exc:
             raise MlflowException.invalid_parameter_value(str(exc)) from None
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fairgate.errors import InputError, StageError
+from fairgate.errors import InputError, RequestError, StageError
 from fairgate.governance import registry
 from fairgate.models import explain, recourse, training
 from fairgate.models.training import load_model_bytes, reference_record
@@ -39,10 +39,6 @@ if TYPE_CHECKING:
 
 FILES = ("model.skops", "manifest.json", "policy.yaml", "inputs.json", "recourse.json")
 MAX_CATEGORY_VALUES = 200  # a column with more known values than this is checked for type only
-
-
-class RequestError(InputError):
-    """A request the model cannot answer (empty, a missing column, a wrong type, an unknown category)."""
 
 
 @dataclass

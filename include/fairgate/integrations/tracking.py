@@ -30,10 +30,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fairgate.errors import InputError, StageError
+from fairgate.errors import NOT_RETRIED, IntegrityError, StageError, TrackingUnavailable
 from fairgate.governance import evidence, registry
 from fairgate.integrations import serving
-from fairgate.storage.base import IntegrityError, read_recorded, verify
+from fairgate.storage.base import read_recorded, verify
 from fairgate.storage.local import default_artifact_root
 
 if TYPE_CHECKING:
@@ -51,10 +51,6 @@ BATCH = 100  # params per log_batch call (MLflow's limit; metrics allow 1000)
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
                  "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
-
-
-class TrackingUnavailable(StageError):
-    """The tracking server could not be reached or refused a write; nothing in Fairgate changed."""
 
 
 def tracking_uri(configured: str | None = None) -> str:
@@ -549,7 +545,7 @@ def track(store: ArtifactStore, policy: Policy, *, uri: str | None = None, run_i
         if not last_try:
             raise
         return _not_logged(store, policy, run_id, str(exc))
-    except InputError as exc:  # e.g. a production version no evidence record deployed: retrying will not help
+    except NOT_RETRIED as exc:  # e.g. a production version no evidence record deployed: retrying will not help
         return _not_logged(store, policy, run_id, f"{type(exc).__name__}: {exc}")
     return {"logged": True, "runs": synced.runs, "versions": synced.versions, "audits": synced.audits,
             "alias": synced.alias, "tracking_uri": re.sub(r"//[^@/]*@", "//", str(mlflow.tracking_uri))}

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fairgate.data import sampling
-from fairgate.errors import InputError
+from fairgate.errors import InputError, MitigationError
 from fairgate.fairness import bias, groups
 from fairgate.fairness.aif360_adapter import repair_inputs
 from fairgate.fairness.gate import band, short_groups
@@ -39,10 +39,6 @@ LIBRARY = {
     "exponentiated_gradient": "exponentiated gradient reduction (Agarwal et al., fairlearn)",
     "threshold_optimizer": "threshold optimizer (Hardt et al., fairlearn)",
 }
-
-
-class MitigationError(InputError):
-    """A candidate that cannot be fitted on these rows (e.g. a constraint the data cannot meet)."""
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from fairgate.errors import InputError
+from fairgate.errors import RecourseError
 from fairgate.fairness.groups import cell_mask, comparisons, group_codes
 from fairgate.fairness.metrics import _z, newcombe_interval, wilson_interval
 from fairgate.models.training import feature_frame, predict
@@ -41,10 +41,6 @@ if TYPE_CHECKING:
 
 # Aim this far (in log-odds) past the threshold, so a change that lands on it is not undone by rounding.
 MARGIN = 1e-7
-
-
-class RecourseError(InputError):
-    """Recourse was asked for where it does not apply (a favourable decision, no actionable input)."""
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,11 @@ import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from fairgate.errors import InputError
+from fairgate.errors import InputError, ModelIntegrityError
 from fairgate.fairness.groups import codes_and_labels, group_labels, labels
 from fairgate.mitigation.fitted import GROUP_COLUMN
 from fairgate.policy.estimators import classifier
-from fairgate.storage.base import IntegrityError, verify
+from fairgate.storage.base import verify
 
 if TYPE_CHECKING:
     import numpy as np
@@ -56,10 +56,6 @@ TRUSTED_TYPES = [
     "fairgate.mitigation.fitted.RepairedInputs",
 ]
 SPLITS = ("train", "validation", "test")
-
-
-class ModelIntegrityError(IntegrityError):
-    """A stored model does not match its recorded sha256, or holds types outside the allowlist."""
 
 
 def split_rows(df: pd.DataFrame, policy: Policy, strata: np.ndarray) -> np.ndarray:

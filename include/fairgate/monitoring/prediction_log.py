@@ -24,14 +24,14 @@ from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 from fairgate.data.simulation import day_batch
-from fairgate.data.sources import DataError, NothingThere, read_location, read_sql, to_parquet_bytes
-from fairgate.errors import StageError
+from fairgate.data.sources import read_location, read_sql, to_parquet_bytes
+from fairgate.errors import DataError, NotFoundError, NothingThere, StageError
 from fairgate.fairness.groups import labels
 from fairgate.governance import evidence, registry
 from fairgate.monitoring import sql_audit
 from fairgate.monitoring.columns import LABEL_COLUMN
 from fairgate.stages.contracts import Artifact
-from fairgate.storage.base import NotFoundError, sha256_bytes
+from fairgate.storage.base import sha256_bytes
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -9,8 +9,8 @@ import json
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from fairgate.errors import StageError
-from fairgate.fairness.groups import GroupError, group_codes, labels
+from fairgate.errors import GroupError, StageError
+from fairgate.fairness.groups import group_codes, labels
 from fairgate.models import explain
 from fairgate.monitoring import review_triggers as triggers
 from fairgate.monitoring.columns import LABEL_COLUMN

@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from fairgate.errors import InputError
+from fairgate.errors import CatalogError
 from fairgate.policy.schema import Schedule
 
 log = logging.getLogger(__name__)
@@ -29,10 +29,6 @@ POLICY_ENV = "FAIRGATE_POLICY"
 # The bundled policy: include/config/policy.yaml in a checkout, package data in a wheel.
 DEFAULT_POLICY_PATH = Path(str(resources.files("fairgate.config").joinpath("policy.yaml")))
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
-
-class CatalogError(InputError):
-    """The policies folder cannot be read, or two files name the same model."""
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import yaml
 
 from fairgate.data.adult import ADULT_COLUMNS, SIMULATED_FEED
-from fairgate.errors import InputError
+from fairgate.errors import PolicyError
 from fairgate.policy import schema as policy_schema
 from fairgate.policy.catalog import single_policy_path
 from fairgate.policy.estimators import classifier
@@ -29,10 +29,6 @@ MSG_MISSING = "Policy key '{key}' is missing; expected {expected}."
 MSG_TYPE = "Policy key '{key}' must be {expected}. Got {got!r} instead."
 MSG_CHOICE = "Policy key '{key}' must be one of {allowed}. Got {got!r} instead."
 MSG_UNKNOWN = "Policy key '{key}' has unknown entries {unknown}; allowed: {allowed}."
-
-
-class PolicyError(InputError):
-    """The policy file is missing, unreadable or does not match the schema."""
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,8 @@ import logging
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from fairgate.errors import ConflictError, NotFoundError, RegistryError, StoreConfigError, StoreError
 from fairgate.governance import evidence, registry
-from fairgate.governance.registry import RegistryError
-from fairgate.storage.base import ConflictError, NotFoundError, StoreError
 
 if TYPE_CHECKING:
     from fairgate.storage.base import ArtifactStore
@@ -104,7 +103,7 @@ def summary(store: ArtifactStore, model: str) -> dict[str, Any]:
             store.swap(index_key(model), json.dumps(index, sort_keys=True).encode(), expected_etag=etag)
         except ConflictError:
             pass  # another request wrote it first; both derived it from the same log
-        except StoreError as exc:  # e.g. a view with read-only credentials: served, not kept
+        except (StoreError, StoreConfigError) as exc:  # e.g. read-only credentials: served, not kept
             log.warning("The Fairness view's index of %s was not written (%s); the next request reads the "
                         "log again.", model, exc)
     return index

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from fairgate.data import datasheet
 from fairgate.data.quality import duplicate_rows, validate_frame
 from fairgate.data.sources import read_source, to_parquet_bytes
-from fairgate.errors import CODE_VERSION, StageError
+from fairgate.errors import CODE_VERSION, MitigationError, StageError
 from fairgate.fairness import bias
 from fairgate.governance import evidence, registry
 from fairgate.mitigation import search as mitigation
@@ -217,7 +217,7 @@ def fit_candidate(store: ArtifactStore, policy: Policy, run: RunInfo, bias: Bias
     started = time.perf_counter()
     try:
         model, extra = mitigation.fit(spec, train, policy)
-    except mitigation.MitigationError as exc:
+    except MitigationError as exc:
         log.warning("Candidate %s failed: %s", spec.id, exc)
         return CandidateResult(**base, status="failed", error=str(exc), fit_s=round(time.perf_counter() - started, 3))
     fit_s = round(time.perf_counter() - started, 3)

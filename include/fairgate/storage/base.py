@@ -17,26 +17,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Protocol
 
-from fairgate.errors import InputError
-
-
-class StoreError(RuntimeError):
-    """An artifact could not be read or written."""
-
-
-class NotFoundError(StoreError, KeyError):
-    """No object at that key."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
-
-
-class ConflictError(StoreError):
-    """A conditional write lost: the key exists, or changed since it was read."""
-
-
-class IntegrityError(InputError):
-    """A stored artifact's bytes no longer match the sha256 recorded when it was written."""
+from fairgate.errors import InputError, IntegrityError, NotFoundError, StoreConfigError, StoreError
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -90,7 +71,7 @@ class ArtifactStore(Protocol):
 def check_key(key: str) -> str:
     parts = key.split("/")
     if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
-        raise StoreError(f"Invalid artifact key {key!r}: keys are relative paths without '.' or '..' parts.")
+        raise StoreConfigError(f"Invalid artifact key {key!r}: keys are relative paths without '.' or '..' parts.")
     return key
 
 
@@ -98,7 +79,7 @@ def key_inside(root_uri: str, uri: str) -> str:
     """The key of ``uri`` relative to a store's ``root_uri``; refused if it lies outside."""
     prefix = root_uri + "/"
     if not uri.startswith(prefix):
-        raise StoreError(f"URI {uri!r} is not inside the artifact store {root_uri!r}.")
+        raise StoreConfigError(f"URI {uri!r} is not inside the artifact store {root_uri!r}.")
     return check_key(uri[len(prefix):])
 
 
@@ -110,7 +91,7 @@ def read_recorded(store: ArtifactStore, uri: str) -> bytes | None:
 
     try:
         key = store.key_of(uri)
-    except StoreError:
+    except (StoreError, StoreConfigError):
         path = unquote(uri)
         starts = [i for i in (path.rfind("/runs/"), path.rfind("/audits/"), path.rfind("/registry/")) if i >= 0]
         if not starts:

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote
 
-from fairgate.storage.base import ConflictError, NotFoundError, Written, check_key, key_inside, sha256_bytes
+from fairgate.errors import ConflictError, NotFoundError
+from fairgate.storage.base import Written, check_key, key_inside, sha256_bytes
 
 
 class LocalStore:

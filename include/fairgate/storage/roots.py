@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-from fairgate.storage.base import ArtifactStore, StoreError
+from fairgate.errors import StoreConfigError
+from fairgate.storage.base import ArtifactStore
 from fairgate.storage.local import LocalStore, default_artifact_root
 from fairgate.storage.s3 import S3Store
 
@@ -18,10 +19,10 @@ def open_store(root: str | None = None, *, s3_client: object | None = None) -> A
     root = root or os.environ.get("FAIRGATE_ARTIFACT_ROOT") or str(default_artifact_root())
     if root.startswith("s3://"):
         if s3_client is None:
-            raise StoreError(f"Artifact root {root} is on S3 but no S3 client was given.")
+            raise StoreConfigError(f"Artifact root {root} is on S3 but no S3 client was given.")
         return S3Store(root, client=s3_client)
     if root.startswith("file://"):
         root = root[len("file://"):]
     if "://" in root:
-        raise StoreError(f"Artifact root {root!r} must be a local path, file:// or s3:// URI.")
+        raise StoreConfigError(f"Artifact root {root!r} must be a local path, file:// or s3:// URI.")
     return LocalStore(root)

@@ -18,14 +18,10 @@ import base64
 import hashlib
 from typing import Any
 
-from fairgate.errors import InputError
-from fairgate.storage.base import ConflictError, NotFoundError, StoreError, Written, check_key, key_inside, sha256_bytes
+from fairgate.errors import ConflictError, NotFoundError, StoreConfigError
+from fairgate.storage.base import Written, check_key, key_inside, sha256_bytes
 
 PART_SIZE = 8 * 1024 * 1024
-
-
-class S3ConfigError(StoreError, InputError):
-    """A deterministic S3 error (access denied, missing bucket): retrying will not help."""
 
 
 def _b64_sha256(data: bytes) -> str:
@@ -40,10 +36,10 @@ def _code(exc: Exception) -> tuple[str, int]:
 class S3Store:
     def __init__(self, root: str, *, client: Any, multipart_threshold: int = PART_SIZE):
         if not root.startswith("s3://"):
-            raise StoreError(f"S3 artifact root must start with s3://, got {root!r}.")
+            raise StoreConfigError(f"S3 artifact root must start with s3://, got {root!r}.")
         bucket, _, prefix = root[len("s3://"):].partition("/")
         if not bucket:
-            raise StoreError(f"S3 artifact root {root!r} names no bucket.")
+            raise StoreConfigError(f"S3 artifact root {root!r} names no bucket.")
         self.bucket, self.prefix = bucket, prefix.strip("/")
         self.client = client
         self.multipart_threshold = multipart_threshold
@@ -70,10 +66,10 @@ class S3Store:
         if code in ("NoSuchKey", "404", "NotFound") or status == 404 and code != "NoSuchBucket":
             raise NotFoundError(f"No artifact at {where}.") from exc
         if code == "NoSuchBucket":
-            raise S3ConfigError(f"Bucket {self.bucket!r} does not exist; create it or fix FAIRGATE_ARTIFACT_ROOT.") \
+            raise StoreConfigError(f"Bucket {self.bucket!r} does not exist; create it or fix FAIRGATE_ARTIFACT_ROOT.") \
                 from exc
         if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch") or status == 403:
-            raise S3ConfigError(f"Access to {where} denied ({code}); check the credentials of the S3 connection "
+            raise StoreConfigError(f"Access to {where} denied ({code}); check the credentials of the S3 connection "
                                 "(FAIRGATE_AWS_CONN_ID).") from exc
         raise exc
 
