@@ -25,6 +25,7 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from fairgate.data.sources import read_adult
+from fairgate.errors import DataError
 from fairgate.fairness.groups import privileged_codes
 from fairgate.policy.loader import SCENARIOS
 
@@ -42,7 +43,7 @@ def day_batch(day: date, policy: Policy, *, scenario: str = "stable", rows: int 
 
 
     if scenario not in SCENARIOS:
-        raise ValueError(f"Unknown scenario {scenario!r}; expected one of {list(SCENARIOS)}.")
+        raise DataError(f"Unknown scenario {scenario!r}; expected one of {list(SCENARIOS)}.")
     pool = read_adult("test")
     rng = np.random.default_rng([policy.seed, (day - EPOCH).days, SCENARIOS.index(scenario)])
     first = policy.protected[0]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from fairgate.errors import GroupError
 from fairgate.fairness.aif360_adapter import repair_inputs
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ class GroupThresholds:
         features, groups = _split(X)
         unknown = sorted(set(groups) - set(self.rules))
         if unknown:
-            raise ValueError(f"rows of group(s) {unknown} that the thresholds were not fitted for")
+            raise GroupError(f"rows of group(s) {unknown} that the thresholds were not fitted for")
         scores = self.scorer.predict_proba(features)[:, 1]
         p = np.zeros(len(X))
         for group, (p0, op0, t0, p1, op1, t1) in self.rules.items():

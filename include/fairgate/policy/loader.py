@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 
@@ -19,11 +19,10 @@ from fairgate.errors import PolicyError
 from fairgate.policy import schema as policy_schema
 from fairgate.policy.catalog import single_policy_path
 from fairgate.policy.estimators import classifier
-from fairgate.policy.schema import GROUP_AWARE_METHODS, check_params
+from fairgate.policy.schema import GROUP_AWARE_METHODS, Scenario, check_params
 
 ThresholdKind = Literal["ratio_band", "abs_difference"]
-# The simulated feed's scenarios, as policy_schema.Scenario lists them.
-SCENARIOS = ("stable", "group_mix_shift", "label_shift", "proxy_drift")
+SCENARIOS: tuple[str, ...] = get_args(Scenario)  # the simulated feed's scenarios
 
 MSG_MISSING = "Policy key '{key}' is missing; expected {expected}."
 MSG_TYPE = "Policy key '{key}' must be {expected}. Got {got!r} instead."
