@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
-.PHONY: install demo ui mlflow-ui test lint lock clean
+.PHONY: install demo ui mlflow-ui test test-fast lint lock clean
 
 install: $(STAMP)
 
@@ -30,6 +30,10 @@ mlflow-ui: install
 
 test: install
 	$(BIN)/python -m pytest tests
+
+# The inner loop: domain and operator tests, no whole lifecycles, DAG runs or services (about a minute).
+test-fast: install
+	$(BIN)/python -m pytest tests/unit tests/operators tests/test_structure.py -m "not lifecycle" -q
 
 lint: install
 	$(BIN)/ruff check include plugins dags dev tests benchmarks

@@ -128,6 +128,7 @@ def test_validate_routes_to_quality_failed_naming_the_column(store, write_policy
     assert "expect_column_to_exist on column 'race': FAILED" in summary["failures"]
 
 
+@pytest.mark.lifecycle
 def test_check_bias_routes_to_the_mitigation_search_on_adult(store, write_policy, sample_csv):
     write_policy({"dataset.source": str(sample_csv())})
     ti = FakeTI()
@@ -138,6 +139,7 @@ def test_check_bias_routes_to_the_mitigation_search_on_adult(store, write_policy
     assert summary["detected"] and any(r.startswith("sex: disparate_impact=") for r in summary["reasons"])
 
 
+@pytest.mark.lifecycle
 def test_check_bias_routes_straight_to_training_without_disparity(store, write_policy, sample_csv, adult):
     write_policy({"dataset.source": str(sample_csv(balanced_labels(adult.sample(6000, random_state=2))))})
     ti = FakeTI()
@@ -151,6 +153,7 @@ def test_check_bias_routes_straight_to_training_without_disparity(store, write_p
         assert m["disparate_impact"] == pytest.approx(1.0, abs=0.01)
 
 
+@pytest.mark.lifecycle
 def test_check_bias_routes_to_the_search_without_disparity_when_the_policy_searches_always(
         store, write_policy, sample_csv, adult):
     write_policy({"dataset.source": str(sample_csv(balanced_labels(adult.sample(6000, random_state=2)))),
@@ -215,6 +218,7 @@ def _gate(ti, params=None):
                                     routes=ROUTES["fairness_gate"]), ti, "choose_branch", params=params)
 
 
+@pytest.mark.lifecycle
 def test_gate_rejects_adult_model_under_default_policy(store, write_policy, sample_csv):
     write_policy({"dataset.source": str(sample_csv())})
     ti = FakeTI()
@@ -224,6 +228,7 @@ def test_gate_rejects_adult_model_under_default_policy(store, write_policy, samp
     assert gate["outcome"] == "fail" and gate["reasons"]
 
 
+@pytest.mark.lifecycle
 def test_gate_deploys_when_thresholds_allow(store, write_policy, sample_csv):
     loose = {"disparate_impact": {"kind": "ratio_band", "min": 0.05, "max": 20},
              "equal_opportunity_difference": {"kind": "abs_difference", "max": 0.9}}
@@ -234,6 +239,7 @@ def test_gate_deploys_when_thresholds_allow(store, write_policy, sample_csv):
     assert _gate(ti) == "deploy_model", ti.xcom_pull("fairness_gate", SUMMARY)["reasons"]
 
 
+@pytest.mark.lifecycle
 def test_gate_asks_for_review_on_insufficient_evidence(store, write_policy, sample_csv):
     loose = {"disparate_impact": {"kind": "ratio_band", "min": 0.05, "max": 20}}
     # (min_group_size that high would already stop the run at the quality gate, which checks group sizes)
@@ -245,6 +251,7 @@ def test_gate_asks_for_review_on_insufficient_evidence(store, write_policy, samp
     assert all("insufficient evidence" in r for r in ti.xcom_pull("fairness_gate", SUMMARY)["reasons"])
 
 
+@pytest.mark.lifecycle
 def test_manual_threshold_override_changes_the_route(store, write_policy, sample_csv):
     loose = {"disparate_impact": {"kind": "ratio_band", "min": 0.05, "max": 20}}
     write_policy({"dataset.source": str(sample_csv()), "fairness.thresholds": loose, "fairness.min_positives": 3})
@@ -291,6 +298,7 @@ def _deploy_ready(store, write_policy, sample_csv):
     return ti
 
 
+@pytest.mark.lifecycle
 def test_backfill_run_registers_but_never_moves_the_pointer(store, write_policy, sample_csv):
     from fairgate.governance import registry
     from fairgate_airflow.operators import DeployModelOperator
@@ -307,6 +315,7 @@ def test_backfill_run_registers_but_never_moves_the_pointer(store, write_policy,
     assert registry.read_manifest(store, "adult_income", summary["version"])["approved"] is True
 
 
+@pytest.mark.lifecycle
 def test_deploy_then_rollback_operator(store, write_policy, sample_csv):
     from fairgate.governance import evidence, registry
     from fairgate_airflow.operators import DeployModelOperator, RollbackOperator

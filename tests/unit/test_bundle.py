@@ -28,6 +28,8 @@ from fairgate.stages import lifecycle, monitoring
 from fairgate.stages.lifecycle import RunInfo
 from fairgate.storage.local import LocalStore
 
+pytestmark = pytest.mark.lifecycle  # every test reads a lifecycle's records (module fixtures)
+
 DAY0 = date(2026, 5, 1)
 REPO = Path(__file__).resolve().parents[2]
 

@@ -109,6 +109,7 @@ def adult():
     return policy, read_source(policy)
 
 
+@pytest.mark.lifecycle
 def test_permutation_importance_agrees_with_scikit_learn(adult):
     from sklearn.inspection import permutation_importance
 
@@ -126,6 +127,7 @@ def test_permutation_importance_agrees_with_scikit_learn(adult):
     assert set(ours["by_group"]) == {"sex=unprivileged", "sex=privileged", "race=unprivileged", "race=privileged"}
 
 
+@pytest.mark.lifecycle
 def test_proxy_check_flags_an_engineered_stand_in_and_not_the_adult_inputs(adult):
     policy, df = adult
     measured = explain.proxy_check(df, policy)

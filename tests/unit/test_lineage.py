@@ -29,6 +29,7 @@ def test_dataset_names(uri, expected):
     assert lineage.dataset(uri) == expected
 
 
+@pytest.mark.lifecycle
 def test_the_facet_is_the_evidence_record(tmp_path):
     from openlineage.client.serde import Serde
 

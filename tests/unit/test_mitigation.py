@@ -78,6 +78,7 @@ def test_reweighing_fits_with_aif360_weights(data):
                                direct.predict_proba(training.feature_frame(val, policy))[:, 1], rtol=1e-10)
 
 
+@pytest.mark.lifecycle
 def test_exponentiated_gradient_equals_fairlearn(data):
     from fairlearn.reductions import EqualizedOdds, ExponentiatedGradient
     from sklearn.linear_model import LogisticRegression
@@ -230,6 +231,7 @@ def test_plan_crosses_methods_with_estimators_and_always_has_none():
 
 # --- the search as the lifecycle runs it -------------------------------------------------------------
 
+@pytest.mark.lifecycle
 def test_search_reads_only_training_and_validation_rows(store, tmp_path, monkeypatch, data):
     """Fitting and choosing never see a test row; only the gate does, once, for the chosen candidate."""
     from fairgate.models import evaluation

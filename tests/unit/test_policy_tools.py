@@ -88,6 +88,7 @@ def test_check_says_which_group_the_test_split_is_too_small_for_and_what_would_d
                               df).ok
 
 
+@pytest.mark.lifecycle
 def test_the_bias_stage_says_which_groups_the_test_split_is_too_small_for(store, adult, tmp_path):
     import io
 

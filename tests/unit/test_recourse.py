@@ -203,6 +203,7 @@ def test_the_bounded_search_against_brute_force(credit):
     print(f"bounded search optimality gap over {len(gaps)} rows: mean {np.mean(gaps):.4f}, max {max(gaps):.4f}")
 
 
+@pytest.mark.lifecycle
 def test_explain_recourse_from_the_cli(credit, tmp_path, capsys):
     """A deployed model, a scored day, and `fairgate explain ROW --recourse` for an unfavourable record."""
     from fairgate_dev.synthetic import write_feed
@@ -233,6 +234,7 @@ def test_explain_recourse_from_the_cli(credit, tmp_path, capsys):
     assert "decided favourably" in capsys.readouterr().err
 
 
+@pytest.mark.lifecycle
 def test_the_audit_reports_recourse_per_group_against_the_closed_form(credit, tmp_path):
     """The nightly audit's recourse figures: whether each unfavourable decision has recourse within the
     income bound, and what it costs, worked out here from the deployed model's coefficients."""
@@ -281,6 +283,7 @@ def test_the_audit_reports_recourse_per_group_against_the_closed_form(credit, tm
         assert result["status"] == "degraded"
 
 
+@pytest.mark.lifecycle
 def test_the_vectorised_linear_answer_is_the_one_row_answer(credit):
     policy = _policy(credit, {"savings_band": {"values": ["medium", "high"]},
                               "income": {"direction": "increase", "max": 60000, "step": 500},
@@ -298,6 +301,7 @@ def test_the_vectorised_linear_answer_is_the_one_row_answer(credit):
             assert one.cost == pytest.approx(cost[i], abs=2e-6)  # the one-row cost is rounded to 6 places
 
 
+@pytest.mark.lifecycle
 def test_the_fairness_gate_judges_the_recourse_gap(credit, tmp_path):
     """With recourse.max_share_gap, the gate measures recourse on the test split's unfavourable decisions
     and judges the gap between groups like a metric; the gap is recomputed here from the coefficients."""

@@ -105,6 +105,7 @@ def test_the_policy_section_is_strict():
         _policy(repeats=0)
 
 
+@pytest.mark.lifecycle
 def test_a_lifecycle_gates_on_the_proxy_flip(tmp_path):
     """Synthetic credit data: ``postcode_area`` is gender's injected proxy, so flipping it with gender
     changes decisions; the rate in the evidence equals one recomputed here from the stored model."""

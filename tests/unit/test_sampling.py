@@ -57,6 +57,7 @@ def test_auc_interval_by_hand():
     assert half == pytest.approx(0.0872, abs=1e-4)
 
 
+@pytest.mark.lifecycle
 def test_a_sampled_proxy_check_says_so_and_its_interval_covers_the_injected_truth():
     truth = Truth()  # postcode_area equals the gender-linked area for 90% of rows: AUC 0.95
     df = credit_applications(30_000, seed=4, truth=truth)
@@ -87,6 +88,7 @@ def test_sampled_permutation_importance_ranks_the_inputs_as_the_full_test_rows_d
         assert sampled["overall"][col]["mean"] == pytest.approx(full["overall"][col]["mean"], abs=0.02)
 
 
+@pytest.mark.lifecycle
 def test_exponentiated_gradient_on_a_sample_keeps_group_and_label_shares_and_says_so():
     df = credit_applications(20_000, seed=8)
     policy = replace(credit_policy(), sample_rows=5000)

@@ -17,6 +17,8 @@ from fairgate.stages import lifecycle
 from fairgate.stages.lifecycle import RunInfo
 from fairgate.storage.roots import open_store
 
+pytestmark = pytest.mark.lifecycle  # every test reads a lifecycle's records (module fixtures)
+
 
 def test_names_keep_only_what_mlflow_accepts_with_slashes_between_parts():
     assert tracking.name("fairness", "race×sex", "disparate_impact") == "fairness/race_sex/disparate_impact"

@@ -62,6 +62,7 @@ def test_the_daily_cap_takes_the_most_borderline_first():
         _policy(above_cap="queue")
 
 
+@pytest.mark.lifecycle
 @pytest.mark.parametrize("above_cap", ["decide", "hold"])
 def test_a_scoring_run_queues_and_the_audit_counts_per_group(tmp_path, above_cap):
     from fairgate_dev.synthetic import write_feed
@@ -113,6 +114,7 @@ def test_a_scoring_run_queues_and_the_audit_counts_per_group(tmp_path, above_cap
     assert after_sel - before_sel == (1 if first["decision"] == 0 else -1)  # the reviewer's decision counts
 
 
+@pytest.mark.lifecycle
 def test_without_triggers_the_log_is_unchanged(tmp_path):
     from fairgate_dev.synthetic import write_feed
 

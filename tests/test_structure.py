@@ -1,0 +1,132 @@
+"""The layering rules of docs/architecture.md, checked on the source: no Airflow in the domain, no import
+cycle, imports of our own modules at the top of each file, and a package docstring naming its modules."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DOMAIN = REPO / "include" / "fairgate"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(DOMAIN.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module_name(p): p for p in sorted(DOMAIN.rglob("*.py"))}
+
+
+def _type_checking_nodes(tree: ast.Module) -> set[int]:
+    """Nodes inside ``if TYPE_CHECKING:`` blocks: imported for annotations only, never at run time."""
+    return {id(n) for top in tree.body if isinstance(top, ast.If) and "TYPE_CHECKING" in ast.unparse(top.test)
+            for n in ast.walk(top)}
+
+
+def _imports(path: Path) -> list[tuple[ast.stmt, str]]:
+    """Every run-time import of ``path`` with the module it names (``from a import b`` names ``a.b`` where
+    that is a module of ours)."""
+    tree = ast.parse(path.read_text())
+    skip = _type_checking_nodes(tree)
+    out = []
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            out += [(node, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            for a in node.names:
+                full = f"{node.module}.{a.name}"
+                out.append((node, full if full in MODULES else node.module))
+    return out
+
+
+def _graph() -> dict[str, set[str]]:
+    graph = {}
+    for name, path in MODULES.items():
+        deps = {m for _, m in _imports(path) if m in MODULES and m != name}
+        parts = name.split(".")
+        deps |= {".".join(parts[:i]) for i in range(1, len(parts))} - {name}  # a module runs its packages first
+        graph[name] = deps
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_the_domain_never_imports_airflow():
+    offenders = [f"{path.relative_to(REPO)}:{node.lineno} imports {module}" for path in MODULES.values()
+                 for node, module in _imports(path) if module.split(".")[0] == "airflow"]
+    assert offenders == []
+
+
+def test_the_domain_has_no_import_cycle():
+    assert _cycles(_graph()) == []
+
+
+def test_the_cycle_check_finds_a_cycle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_imports_of_our_own_modules_are_at_the_top_of_the_file():
+    """Only heavy third-party imports are deferred into functions; one of ours there hides the structure."""
+    inside = []
+    for path in MODULES.values():
+        tree = ast.parse(path.read_text())
+        for fn in ast.walk(tree):
+            if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+                inside += [f"{path.relative_to(REPO)}:{n.lineno}" for n in ast.walk(fn)
+                           if isinstance(n, ast.ImportFrom) and (n.module or "").split(".")[0] == "fairgate"]
+    assert inside == []
+
+
+def test_every_package_says_what_its_modules_are_for():
+    for init in sorted(DOMAIN.glob("*/__init__.py")):
+        if init.parent.is_symlink():
+            continue  # fairgate.config: the bundled policy's folder
+        doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+        modules = [p.stem for p in init.parent.glob("*.py") if p.stem != "__init__"]
+        missing = [m for m in modules if f".{m}" not in doc]
+        assert doc and missing == [], f"{init.relative_to(REPO)} names no {missing}"
+
+
+def test_the_import_depth_stays_shallow():
+    graph = _graph()
+    depth: dict[str, int] = {}
+
+    def of(v: str) -> int:
+        if v not in depth:
+            depth[v] = 1 + max((of(w) for w in graph[v]), default=0)
+        return depth[v]
+
+    assert max(of(v) for v in graph) <= 12
