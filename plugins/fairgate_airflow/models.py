@@ -28,5 +28,5 @@ def bind(dag: DAG, model: ModelEntry) -> DAG:
         if hasattr(task, "partial_kwargs"):  # a mapped task: each instance is built from these kwargs
             task.partial_kwargs["policy_file"] = str(model.path)
         else:
-            task.policy_file = str(model.path)  # type: ignore[attr-defined]  # every Fairgate operator has it
+            task.policy_file = str(model.path)  # every Fairgate operator has it
     return dag

@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 import logging
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseNotifier
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +31,7 @@ class ArtifactStoreAlertNotifier(BaseNotifier):
         self.severity = severity
         self.payload = payload or {}
 
-    def notify(self, context) -> None:
+    def notify(self, context: Context) -> None:
         from fairgate_airflow.settings import artifact_store
 
         run_id = context["dag_run"].run_id

@@ -10,6 +10,10 @@ feed is the Airflow connection ``conn_id`` (any database SQLAlchemy speaks; Post
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fairgate.storage.base import ArtifactStore
 
 
 def artifact_root() -> str | None:
@@ -17,8 +21,8 @@ def artifact_root() -> str | None:
 
 
 def _connection_uri(conn_id: str) -> str:
-    from airflow.exceptions import AirflowNotFoundException
     from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
 
     from fairgate.data.sources import sqlalchemy_url
     from fairgate.errors import DataError
@@ -31,13 +35,13 @@ def _connection_uri(conn_id: str) -> str:
                         f"AIRFLOW_CONN_{conn_id.upper()}.") from None
 
 
-def _s3_client():
+def _s3_client() -> Any:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
     return S3Hook(aws_conn_id=os.environ.get("FAIRGATE_AWS_CONN_ID", "aws_default")).get_conn()
 
 
-def artifact_store():
+def artifact_store() -> ArtifactStore:
     """The store every stage writes to; also points ``sql://`` sources at Airflow's connections."""
     from fairgate.data.sources import use_connections, use_s3_client
     from fairgate.storage.roots import open_store
@@ -65,8 +69,8 @@ def mlflow_tracking_uri() -> str | None:
     Without the connection: None, and :func:`fairgate.integrations.tracking.tracking_uri` falls back to
     ``MLFLOW_TRACKING_URI``, then to the embedded store.
     """
-    from airflow.exceptions import AirflowNotFoundException
     from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
 
     try:
         conn = BaseHook.get_connection(os.environ.get("FAIRGATE_MLFLOW_CONN_ID", "mlflow_default"))

@@ -9,12 +9,16 @@ answers 401 otherwise. Pages are rendered server-side from the artifact store.
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from fairgate.storage.base import ArtifactStore
 
 
 def _login_url(request: Request) -> str:
@@ -41,7 +45,7 @@ app = FastAPI(title="Fairgate", description="Fairness view of the Fairgate lifec
 
 
 @app.middleware("http")
-async def _security_headers(request: Request, call_next):
+async def _security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
     """Defence in depth on every response: no script runs, nothing is sniffed, framed by Airflow's UI only."""
     from fairgate.reporting.pages import SECURITY_HEADERS
 
@@ -51,7 +55,7 @@ async def _security_headers(request: Request, call_next):
 
 
 @app.exception_handler(HTTPException)
-async def _refuse(request: Request, exc: HTTPException):
+async def _refuse(request: Request, exc: HTTPException) -> Response:
     if exc.status_code in (401, 403) and "text/html" in request.headers.get("accept", ""):
         from fairgate.reporting.pages import render_html
 
@@ -60,7 +64,7 @@ async def _refuse(request: Request, exc: HTTPException):
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
 
 
-def _store():
+def _store() -> ArtifactStore:
     from fairgate_airflow.settings import artifact_store
 
     return artifact_store()

@@ -202,13 +202,13 @@ def test_model_params_that_do_not_fit_fail_the_first_stage_without_retries(store
 
 def test_storage_errors_propagate_so_task_retries_apply():
     from fairgate.errors import StoreError
-    from fairgate_airflow.operators import _Stage
+    from fairgate_airflow.operators.base import guarded
 
     def flaky():
         raise StoreError("503 Slow Down")
 
     with pytest.raises(StoreError):
-        _Stage.guarded(flaky)
+        guarded(flaky)
 
 
 def _gate(ti, params=None):

@@ -52,10 +52,10 @@ def test_bad_input_fails_the_task_at_once(write_policy, store):
 
 def test_a_changed_artifact_fails_the_task_at_once_naming_it():
     from fairgate.errors import ModelIntegrityError
-    from fairgate_airflow.operators import _Stage
+    from fairgate_airflow.operators.base import guarded
 
     def tampered():
         raise ModelIntegrityError("model registry/m/versions/abc/model.skops: sha256 1 does not match the recorded 2")
 
     with pytest.raises(AirflowFailException, match="ModelIntegrityError: model registry/m/versions/abc/model.skops"):
-        _Stage.guarded(tampered)
+        guarded(tampered)

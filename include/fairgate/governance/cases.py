@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     from fairgate.storage.base import ArtifactStore
 
 Choice = Literal["Uphold", "Overturn"]
+
+
+TIMED_OUT_RATIONALE = "no answer before the review timed out: the automatic decision stands"
 
 
 def case_id(row: str, day: str, kind: str = "contest") -> str:
@@ -157,6 +161,8 @@ def decide(store: ArtifactStore, policy: Policy, cid: str, *, choice: str | None
 
     A review before harm that nobody answered in time is recorded as upheld (the automatic decision
     stands), with ``timed_out``; a contest has no timeout."""
+    if timed_out:  # nobody answered: whatever the form held, the automatic decision stands
+        choice, rationale, reviewer = "Uphold", TIMED_OUT_RATIONALE, None
     case = read(store, policy.model_name, cid)
     if case["outcome"] is not None:
         raise CaseError(f"Case {cid} was already decided ({case['outcome']['choice']}); nothing was recorded twice.")
@@ -201,6 +207,26 @@ def for_days(store: ArtifactStore, model: str, days: list[str]) -> list[dict[str
     """The cases of decisions scored on ``days``."""
     wanted = set(days)
     return [c for c in cases_of(store, model) if c["date"] in wanted]
+
+
+@dataclass(frozen=True)
+class ReviewRequest:
+    """What a reviewer is asked: the subject, the body (Markdown) and how long the question stays open."""
+
+    subject: str
+    body: str
+    timeout_hours: float | None  # None: a contest waits for its answer
+
+
+def review_request(case: dict[str, Any], policy: Policy) -> ReviewRequest:
+    """The question for a case that is still open: a review before harm times out after the policy's
+    ``review_triggers.timeout_hours`` (the decision then stands); a person's contest waits for its answer."""
+    if case["outcome"] is not None:
+        raise CaseError(f"Case {case['case_id']} was already decided ({case['outcome']['choice']}).")
+    if case["kind"] == "review":
+        return ReviewRequest("Fairgate: review a decision before it takes effect", review_body(case, policy),
+                             float(policy.review_triggers["timeout_hours"]))
+    return ReviewRequest("Fairgate: a person contests a decision", review_body(case, policy), None)
 
 
 def review_body(case: dict[str, Any], policy: Policy) -> str:

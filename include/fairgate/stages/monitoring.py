@@ -8,6 +8,7 @@ storage in :mod:`fairgate.monitoring.prediction_log`, the page in :mod:`fairgate
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -128,3 +129,28 @@ def audit(store: ArtifactStore, policy: Policy, day: date, *, run_id: str, run_t
                  insufficient=tuple(result.get("insufficient", [])), rows=result["rows"],
                  labeled_rows=result["labeled_rows"], run_type=run_type, result=saved["result"],
                  report=saved["report"], seq=saved["seq"], judged_version=result.get("judged_version"))
+
+
+@dataclass(frozen=True)
+class Alert:
+    """What the audit DAG's notifiers send: a one-line message, its severity and the audit's identity."""
+
+    message: str
+    severity: str
+    payload: dict[str, str] = field(default_factory=dict)
+
+
+def alert(audit: Audit, model: str) -> Alert:
+    """The alert for an audit that was not healthy: critical when degraded, information otherwise."""
+    reasons = "; ".join(audit.reasons or audit.insufficient)[:1000]
+    return Alert(message=f"[{model}] Fairgate audit {audit.date}: {audit.status}. {reasons} Report: {audit.report.uri}",
+                 severity="critical" if audit.status == "degraded" else "info",
+                 payload={"model": model, "date": audit.date, "status": audit.status, "audit_uri": audit.result.uri})
+
+
+def retraining_request(audit: Audit) -> dict[str, str] | None:
+    """What a degraded audit asks of the lifecycle (the retraining asset's extra), or None for a backfill run:
+    backfills rebuild audit history, they do not request retraining."""
+    if audit.run_type == "backfill":
+        return None
+    return {"reason": "; ".join(audit.reasons)[:1000], "audit_date": audit.date, "audit_uri": audit.result.uri}
