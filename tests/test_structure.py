@@ -130,3 +130,46 @@ def test_the_import_depth_stays_shallow():
         return depth[v]
 
     assert max(of(v) for v in graph) <= 12
+
+
+def _named_in(doc: str) -> tuple[set[str], set[str]]:
+    """The dotted names (``fairgate.x.y``) and repository paths a document names in backticks."""
+    import re
+
+    spans = re.findall(r"`([^`\n]+)`", doc)
+    dotted = {s.split("(")[0] for s in spans if re.fullmatch(r"fairgate(_airflow)?(\.\w+)+(\(\))?", s)}
+    paths = {s.split("::")[0] for s in spans if re.match(r"(include|plugins|dags|tests|dev|docs)/", s)}
+    return dotted, paths
+
+
+def _resolves(name: str) -> bool:
+    import importlib
+
+    parts = name.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ModuleNotFoundError:
+            continue
+        for attr in parts[cut:]:
+            if not hasattr(obj, attr):
+                return False
+            obj = getattr(obj, attr)
+        return True
+    return False
+
+
+def test_the_architecture_doc_names_only_what_exists_and_every_package():
+    doc = (REPO / "docs" / "architecture.md").read_text()
+    dotted, paths = _named_in(doc)
+    assert len(dotted) > 60
+    assert sorted(n for n in dotted if not _resolves(n)) == []
+    assert sorted(p for p in paths if not (REPO / p).exists()) == []
+    packages = {f"fairgate.{p.parent.name}" for p in DOMAIN.glob("*/__init__.py") if not p.parent.is_symlink()}
+    assert sorted(packages - dotted) == []
+
+
+def test_the_doc_check_catches_a_name_that_is_gone():
+    assert _resolves("fairgate.fairness.gate.decide")
+    assert not _resolves("fairgate.fairness.gate.no_such_function")
+    assert not _resolves("fairgate.lifecycle")  # the flat module of before the packages
