@@ -185,8 +185,8 @@ def test_scored_records_carry_reasons_and_fairgate_explain_prints_them(dags, mon
     if answer["feasible"]:
         changed = refused.to_frame().T.infer_objects()
         for c in answer["changes"]:
-            assert c["column"] in policy.recourse["actionable"] and c["to"] <= policy.recourse["actionable"][
-                c["column"]]["max"]
+            assert c["column"] in policy.recourse.actionable and c["to"] <= policy.recourse.actionable[
+                c["column"]].max
             changed[c["column"]] = c["to"]
         assert predict(model, changed, policy)[0][0] >= policy.decision_threshold > refused["score"]
     else:

@@ -98,7 +98,7 @@ def test_the_gate_judges_a_share_by_its_interval(k, n, expected):
 
 
 def test_the_policy_section_is_strict():
-    assert _policy(max_flip_rate=0.1).robustness["max_flip_rate"] == 0.1
+    assert _policy(max_flip_rate=0.1).robustness.max_flip_rate == 0.1
     with pytest.raises(PolicyError, match="robustness"):
         _policy(max_flip=0.1)
     with pytest.raises(PolicyError, match="robustness.repeats"):

@@ -101,7 +101,7 @@ def open_contest(store: ArtifactStore, policy: Policy, row: str, *, reason: str,
         raise CaseError(f"The decision on {row} of {found['date']} is already contested (case {cid}, {state}); "
                         "nothing was recorded twice.")
     recourse = None
-    if found["decision"] == 0 and policy.recourse["actionable"]:
+    if found["decision"] == 0 and policy.recourse.actionable:
         model, scale, proxies = recourse_context(store, policy, found["model_version"])
         answer = rc.compute(model, found["inputs"], policy, scale=scale, proxies=proxies)
         recourse = {**answer.as_dict(), "text": rc.sentence(answer, policy)}
@@ -225,7 +225,7 @@ def review_request(case: dict[str, Any], policy: Policy) -> ReviewRequest:
         raise CaseError(f"Case {case['case_id']} was already decided ({case['outcome']['choice']}).")
     if case["kind"] == "review":
         return ReviewRequest("Fairgate: review a decision before it takes effect", review_body(case, policy),
-                             float(policy.review_triggers["timeout_hours"]))
+                             float(policy.review_triggers.timeout_hours))
     return ReviewRequest("Fairgate: a person contests a decision", review_body(case, policy), None)
 
 

@@ -86,7 +86,7 @@ def write_bundle(store: ArtifactStore, policy: Policy, version: str, folder: Pat
     (folder / "inputs.json").write_text(json.dumps(input_spec(training, policy, group_aware=group_aware), indent=2))
     scale = {c: float(training[c].std(ddof=0)) or 1.0 for c in policy.numeric if c in training.columns}
     proxies: list[str] = []
-    if policy.recourse["actionable"]:
+    if policy.recourse.actionable:
         _, scale, proxies = prediction_log.recourse_context(store, policy, version)
     (folder / "recourse.json").write_text(json.dumps({"scale": scale, "proxies": proxies}, indent=2))
     return folder
@@ -166,7 +166,7 @@ def answer(served: Served, records: pd.DataFrame, *, reasons: bool = True, recou
 
 def _recourse(served: Served, rows: pd.DataFrame, decisions: Any) -> list[str | None]:
     policy = served.policy
-    if not policy.recourse["actionable"]:
+    if not policy.recourse.actionable:
         raise RequestError("This model's policy names no actionable inputs ('recourse.actionable'), so it cannot "
                            "answer with recourse.")
     said: list[str | None] = []

@@ -72,13 +72,13 @@ def evaluate(test: pd.DataFrame, candidate: Pipeline, policy: Policy, *, unmitig
             champion = {"version": version, **p_perf}
             compared["production"] = {"version": version, **position(p_perf, p_fair)}
     robust = None
-    if policy.robustness.get("enabled"):
+    if policy.robustness.enabled:
         robust = robustness.measure(candidate, test, policy, proxies=proxies)
     recourse = None
-    if policy.recourse["actionable"] and policy.recourse.get("max_share_gap") is not None and recourse_scale:
+    if policy.recourse.actionable and policy.recourse.max_share_gap is not None and recourse_scale:
         flagged = sorted({c for cols in (proxies or {}).values() for c in cols})
         recourse = rc.audit(candidate, test, pred, policy, scale=recourse_scale, proxies=flagged,
-                            sample=policy.recourse["audit_sample"], seed=policy.seed)
+                            sample=policy.recourse.audit_sample, seed=policy.seed)
 
     codes, y = codes_and_labels(test, policy)
     calibration = estimation.calibration_by_group(codes, training.predict(candidate, test, policy)[0], y,

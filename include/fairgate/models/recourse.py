@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from fairgate.policy.loader import Policy
+    from fairgate.policy.schema import Actionable
 
 
 # Aim this far (in log-odds) past the threshold, so a change that lands on it is not undone by rounding.
@@ -85,20 +86,20 @@ def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
-def actionable(policy: Policy, proxies: list[str]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+def actionable(policy: Policy, proxies: list[str]) -> tuple[dict[str, Actionable], list[str]]:
     """The policy's actionable inputs less the flagged proxies, and a note for each proxy left out."""
-    spec = {c: s for c, s in policy.recourse["actionable"].items() if c not in proxies}
+    spec = {c: s for c, s in policy.recourse.actionable.items() if c not in proxies}
     notes = [f"{c} is a proxy of a protected attribute (the proxy check flagged it): treated as immutable"
-             for c in policy.recourse["actionable"] if c in proxies]
+             for c in policy.recourse.actionable if c in proxies]
     return spec, notes
 
 
-def _numeric_range(value: float, spec: dict[str, Any]) -> tuple[float, float]:
+def _numeric_range(value: float, spec: Actionable) -> tuple[float, float]:
     """How far a numeric input may move down and up from ``value`` (both >= 0)."""
-    low = float(spec["min"]) if spec.get("min") is not None else -math.inf
-    high = float(spec["max"]) if spec.get("max") is not None else math.inf
-    down = 0.0 if spec["direction"] == "increase" else max(0.0, value - low)
-    up = 0.0 if spec["direction"] == "decrease" else max(0.0, high - value)
+    low = float(spec.min) if spec.min is not None else -math.inf
+    high = float(spec.max) if spec.max is not None else math.inf
+    down = 0.0 if spec.direction == "increase" else max(0.0, value - low)
+    up = 0.0 if spec.direction == "decrease" else max(0.0, high - value)
     return down, up
 
 
@@ -138,7 +139,7 @@ def compute(model: Any, record: dict[str, Any], policy: Policy, *, scale: dict[s
     return found
 
 
-def _category_options(row: pd.DataFrame, spec: dict[str, dict[str, Any]], policy: Policy
+def _category_options(row: pd.DataFrame, spec: dict[str, Actionable], policy: Policy
                       ) -> list[list[tuple[str, Any]]]:
     """For each actionable category: no change, or each allowed other value."""
     out = []
@@ -146,7 +147,7 @@ def _category_options(row: pd.DataFrame, spec: dict[str, dict[str, Any]], policy
         if col in policy.numeric:
             continue
         current = row[col].iloc[0]
-        out.append([(col, current)] + [(col, v) for v in s.get("values") or [] if v != current])
+        out.append([(col, current)] + [(col, v) for v in s.values or [] if v != current])
     return out
 
 
@@ -165,11 +166,11 @@ def _changes(row: pd.DataFrame, after: dict[str, Any], scale: dict[str, float], 
             if abs(float(value) - float(before)) > 1e-12:
                 out.append(Change(col, before, value, abs(float(value) - float(before)) / scale[col]))
         elif value != before:
-            out.append(Change(col, before, value, policy.recourse["categorical_cost"]))
+            out.append(Change(col, before, value, policy.recourse.categorical_cost))
     return out
 
 
-def _linear(model: Any, row: pd.DataFrame, policy: Policy, spec: dict[str, dict[str, Any]],
+def _linear(model: Any, row: pd.DataFrame, policy: Policy, spec: dict[str, Actionable],
             scale: dict[str, float]) -> Recourse:
     target = _logit(policy.decision_threshold) + MARGIN
     numeric = [c for c in spec if c in policy.numeric]
@@ -177,7 +178,7 @@ def _linear(model: Any, row: pd.DataFrame, policy: Policy, spec: dict[str, dict[
     for choice in itertools.product(*_category_options(row, spec, policy)):
         base = _apply(row, dict(choice))
         d0 = float(_decision_function(model, base, policy)[0])
-        cat_cost = sum(policy.recourse["categorical_cost"] for col, v in choice if v != row[col].iloc[0])
+        cat_cost = sum(policy.recourse.categorical_cost for col, v in choice if v != row[col].iloc[0])
         # The slope of the decision function per unit of each numeric input (exact: the model is linear).
         slopes = (_decision_function(model, pd_concat([_apply(base, {c: float(base[c].iloc[0]) + 1.0})
                                                        for c in numeric]), policy) - d0) if numeric else []
@@ -192,7 +193,7 @@ def _linear(model: Any, row: pd.DataFrame, policy: Policy, spec: dict[str, dict[
             if need <= 1e-12:
                 break
             delta = min(need / abs(slope), reach)
-            delta = min(_round_away(delta, spec[c].get("step")), reach) if spec[c].get("step") else delta
+            delta = min(_round_away(delta, spec[c].step), reach) if spec[c].step else delta
             after[c] = float(base[c].iloc[0]) + math.copysign(delta, slope)
             need -= abs(slope) * delta
             cost += delta / scale[c]
@@ -201,7 +202,7 @@ def _linear(model: Any, row: pd.DataFrame, policy: Policy, spec: dict[str, dict[
     return _finish(model, row, policy, best, scale, method="exact (linear model)")
 
 
-def linear_batch(model: Any, rows: pd.DataFrame, policy: Policy, spec: dict[str, dict[str, Any]],
+def linear_batch(model: Any, rows: pd.DataFrame, policy: Policy, spec: dict[str, Actionable],
                  scale: dict[str, float]) -> tuple[Any, Any]:
     """:func:`compute` for many rows of a linear model at once: whether each has recourse, and its cost.
 
@@ -220,7 +221,7 @@ def linear_batch(model: Any, rows: pd.DataFrame, policy: Policy, spec: dict[str,
     order = sorted((c for c in numeric if abs(slopes[c]) > 1e-12), key=lambda c: abs(slopes[c]) * scale[c],
                    reverse=True)
     categorical = [c for c in spec if c not in policy.numeric]
-    choices = [[None, *(spec[c].get("values") or [])] for c in categorical]  # None: keep the row's value
+    choices = [[None, *(spec[c].values or [])] for c in categorical]  # None: keep the row's value
     best_cost = np.full(len(rows), np.inf)
     for choice in itertools.product(*choices):
         changed = rows.copy()
@@ -229,17 +230,17 @@ def linear_batch(model: Any, rows: pd.DataFrame, policy: Policy, spec: dict[str,
             if value is not None:
                 moved = changed[col].to_numpy() != value
                 changed[col] = value
-                cost += np.where(moved, policy.recourse["categorical_cost"], 0.0)
+                cost += np.where(moved, policy.recourse.categorical_cost, 0.0)
         need = target - _decision_function(model, changed, policy)
         for c in order:
             x = changed[c].to_numpy(dtype=float)
-            low = spec[c]["min"] if spec[c].get("min") is not None else -np.inf
-            high = spec[c]["max"] if spec[c].get("max") is not None else np.inf
+            low = spec[c].min if spec[c].min is not None else -np.inf
+            high = spec[c].max if spec[c].max is not None else np.inf
             up = slopes[c] > 0
-            allowed = spec[c]["direction"] in ("any", "increase" if up else "decrease")
+            allowed = spec[c].direction in ("any", "increase" if up else "decrease")
             reach = np.maximum(0.0, (high - x) if up else (x - low)) if allowed else np.zeros(len(rows))
             delta = np.minimum(np.maximum(need, 0.0) / abs(slopes[c]), reach)
-            step = spec[c].get("step")
+            step = spec[c].step
             if step:
                 delta = np.minimum(np.ceil(delta / step - 1e-9) * step, reach)
             changed[c] = x + np.sign(slopes[c]) * delta
@@ -259,7 +260,7 @@ def pd_concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def _grid(value: float, spec: dict[str, Any], steps: int) -> list[float]:
+def _grid(value: float, spec: Actionable, steps: int) -> list[float]:
     """Values a numeric input may take in the search: ``steps`` points each way within its bounds."""
     import numpy as np
 
@@ -268,23 +269,23 @@ def _grid(value: float, spec: dict[str, Any], steps: int) -> list[float]:
     for reach, sign in ((down, -1), (up, 1)):
         if reach <= 0:
             continue
-        reach = min(reach, 10 * steps * (spec.get("step") or 1.0)) if math.isinf(reach) else reach
+        reach = min(reach, 10 * steps * (spec.step or 1.0)) if math.isinf(reach) else reach
         for d in np.linspace(reach / steps, reach, steps):
-            d = min(_round_away(float(d), spec.get("step")), reach) if spec.get("step") else float(d)
+            d = min(_round_away(float(d), spec.step), reach) if spec.step else float(d)
             out.add(value + sign * d)
     return sorted(out)
 
 
-def candidates(row: pd.DataFrame, policy: Policy, spec: dict[str, dict[str, Any]],
+def candidates(row: pd.DataFrame, policy: Policy, spec: dict[str, Actionable],
                *, max_changed: int | None) -> list[dict[str, Any]]:
     """Every change of at most ``max_changed`` inputs (None: all) over the search grid."""
-    steps = policy.recourse["search_steps"]
-    values = {}
+    steps = policy.recourse.search_steps
+    values: dict[str, list[Any]] = {}
     for col, s in spec.items():
         if col in policy.numeric:
             values[col] = _grid(float(row[col].iloc[0]), s, steps)
         else:
-            values[col] = [v for v in s.get("values") or [] if v != row[col].iloc[0]]
+            values[col] = [v for v in s.values or [] if v != row[col].iloc[0]]
     cols = [c for c in spec if values[c]]
     out = []
     for k in range(1, (max_changed or len(cols)) + 1):
@@ -293,7 +294,7 @@ def candidates(row: pd.DataFrame, policy: Policy, spec: dict[str, dict[str, Any]
     return out
 
 
-def _search(model: Any, row: pd.DataFrame, policy: Policy, spec: dict[str, dict[str, Any]],
+def _search(model: Any, row: pd.DataFrame, policy: Policy, spec: dict[str, Actionable],
             scale: dict[str, float], *, max_changed: int | None = 2) -> Recourse:
     options = candidates(row, policy, spec, max_changed=max_changed)
     if not options:
@@ -409,4 +410,4 @@ def audit(model: Any, window: pd.DataFrame, decisions: Any, policy: Policy, *, s
         out[comp.key] = {**sides, "share_gap": gap, "median_cost_gap": cost_gap}
     return {"measured_on": f"{len(rows)} of {len(unfavourable)} unfavourable decisions"
                            + (" (a uniform sample)" if len(rows) < len(unfavourable) else ""),
-            "comparisons": out, "max_share_gap": policy.recourse.get("max_share_gap")}
+            "comparisons": out, "max_share_gap": policy.recourse.max_share_gap}

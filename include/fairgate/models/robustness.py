@@ -110,9 +110,9 @@ def measure(model: Any, test: pd.DataFrame, policy: Policy, *, proxies: dict[str
     settings = policy.robustness
     return {
         "measured_on": f"test split ({len(test)} rows)",
-        "stability": stability(model, test, policy, scale=settings["perturbation_scale"],
-                               repeats=settings["repeats"], seed=policy.seed),
+        "stability": stability(model, test, policy, scale=settings.perturbation_scale,
+                               repeats=settings.repeats, seed=policy.seed),
         "counterfactual": counterfactual(model, test, policy,
-                                         proxies=proxies if settings["flip_proxies"] else None),
-        "max_flip_rate": settings["max_flip_rate"], "max_counterfactual_rate": settings["max_counterfactual_rate"],
+                                         proxies=proxies if settings.flip_proxies else None),
+        "max_flip_rate": settings.max_flip_rate, "max_counterfactual_rate": settings.max_counterfactual_rate,
     }

@@ -212,7 +212,7 @@ def with_recourse(result: dict[str, Any], recourse: dict[str, Any], policy: Poli
     """The audit ``result`` with its recourse figures, judged against ``recourse.max_share_gap`` when set:
     a difference between groups in the share of unfavourable decisions that have recourse, outside the
     bound, degrades the audit like any fairness metric."""
-    bound = policy.recourse.get("max_share_gap")
+    bound = policy.recourse.max_share_gap
     reasons = list(result["reasons"])
     for key, comp in recourse["comparisons"].items():
         gap = comp["share_gap"]
@@ -262,7 +262,7 @@ def review_queue_figures(df: pd.DataFrame, codes: pd.DataFrame, policy: Policy) 
             "overturn_rate": share(o, r, level)}
     return {"pending": int(np.sum(status == "pending")), "over_cap": int(np.sum(status == "over_cap")),
             "reviewed": int(reviewed.sum()), "overturned": int(overturned.sum()),
-            "above_cap": policy.review_triggers["above_cap"], "comparisons": out}
+            "above_cap": policy.review_triggers.above_cap, "comparisons": out}
 
 
 def contest_figures(df: pd.DataFrame, codes: pd.DataFrame, policy: Policy) -> dict[str, Any]:

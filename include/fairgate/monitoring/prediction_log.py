@@ -164,7 +164,7 @@ def write_review_queue(store: ArtifactStore, policy: Policy, day: date, log: pd.
     """The day's review queue: the decisions pending review (and, with ``above_cap: hold``, those over the
     cap), most borderline first, with the row key, score, decision, groups and why."""
     assert policy.row_key is not None  # scoring refuses a policy without one
-    statuses = ["pending", "over_cap"] if policy.review_triggers["above_cap"] == "hold" else ["pending"]
+    statuses = ["pending", "over_cap"] if policy.review_triggers.above_cap == "hold" else ["pending"]
     rows = log[log["review_status"].isin(statuses)].copy()
     rows["distance"] = (rows["score"] - policy.decision_threshold).abs()
     keep = [policy.row_key, "model_version", *policy.protected_columns, "score", "decision", "review_status",

@@ -55,18 +55,18 @@ def reasons(records: pd.DataFrame, scores: np.ndarray, policy: Policy, *,
     rules = policy.review_triggers
     distance = np.abs(np.asarray(scores, dtype=float) - policy.decision_threshold)
     out: list[list[str]] = [[] for _ in range(len(records))]
-    if rules["score_margin"] is not None:
-        for i in np.flatnonzero(distance <= rules["score_margin"]):
-            out[i].append(f"score within {rules['score_margin']:g} of the threshold")
-    if rules["protected_margin"] is not None:
+    if rules.score_margin is not None:
+        for i in np.flatnonzero(distance <= rules.score_margin):
+            out[i].append(f"score within {rules.score_margin:g} of the threshold")
+    if rules.protected_margin is not None:
         codes = group_codes(records, policy)
         unprivileged = (codes.to_numpy() == 0).any(axis=1)
-        wider = unprivileged & (distance <= rules["protected_margin"]) & ~(
-            distance <= (rules["score_margin"] if rules["score_margin"] is not None else -1))
+        wider = unprivileged & (distance <= rules.protected_margin) & ~(
+            distance <= (rules.score_margin if rules.score_margin is not None else -1))
         for i in np.flatnonzero(wider):
-            out[i].append(f"member of an unprivileged group, score within {rules['protected_margin']:g} "
+            out[i].append(f"member of an unprivileged group, score within {rules.protected_margin:g} "
                           "of the threshold")
-    if rules["outside_training"] and ranges:
+    if rules.outside_training and ranges:
         for col, seen in ranges.items():
             if col not in records.columns:
                 continue
@@ -92,5 +92,5 @@ def queue(scores: np.ndarray, triggered: list[list[str]], policy: Policy) -> lis
     flagged.sort(key=lambda i: (distance[i], i))  # the most borderline first
     status = [NONE] * len(triggered)
     for rank, i in enumerate(flagged):
-        status[i] = PENDING if rank < rules["daily_cap"] else OVER_CAP
+        status[i] = PENDING if rank < rules.daily_cap else OVER_CAP
     return status

@@ -132,13 +132,10 @@ class Policy:
     mitigation_selection: str = "balanced_accuracy_within_bands"
     allow_group_aware_decisions: bool = False
     datasheet: dict[str, str | None] = field(default_factory=dict)
-    review_triggers: dict[str, Any] = field(default_factory=lambda: {
-        "score_margin": None, "protected_margin": None, "outside_training": False, "daily_cap": 50,
-        "above_cap": "decide", "timeout_hours": 24.0})
-    robustness: dict[str, Any] = field(default_factory=lambda: {"enabled": False})
-    recourse: dict[str, Any] = field(default_factory=lambda: {"actionable": {}, "categorical_cost": 1.0,
-                                                               "search_steps": 10, "audit_sample": 2000,
-                                                               "max_share_gap": None})
+    # The schema's own sections, typed: one set of defaults (the schema's).
+    review_triggers: policy_schema.ReviewTriggers = field(default_factory=policy_schema.ReviewTriggers)
+    robustness: policy_schema.Robustness = field(default_factory=policy_schema.Robustness)
+    recourse: policy_schema.Recourse = field(default_factory=policy_schema.Recourse)
     sha256: str = ""
     path: str = ""
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -154,7 +151,7 @@ class Policy:
     def reviews_before_harm(self) -> bool:
         """Whether any review trigger is set."""
         t = self.review_triggers
-        return t["score_margin"] is not None or t["protected_margin"] is not None or bool(t["outside_training"])
+        return t.score_margin is not None or t.protected_margin is not None or t.outside_training
 
     @property
     def protected_columns(self) -> tuple[str, ...]:
@@ -326,9 +323,9 @@ def parse_policy(raw: Any, *, check_estimator: bool = True) -> Policy:
         mitigation_selection=doc.mitigation.selection,
         allow_group_aware_decisions=doc.mitigation.allow_group_aware_decisions,
         datasheet=doc.datasheet.model_dump(),
-        robustness=doc.robustness.model_dump(),
-        recourse=doc.recourse.model_dump(),
-        review_triggers=doc.review_triggers.model_dump(),
+        robustness=doc.robustness,
+        recourse=doc.recourse,
+        review_triggers=doc.review_triggers,
     )
     if policy.test_size + policy.validation_size >= 0.9:
         raise PolicyError("Policy keys 'model.test_size' + 'model.validation_size' must leave at least 10% "
@@ -384,7 +381,7 @@ def _check_candidates(policy: Policy) -> None:
 
 def _check_recourse(policy: Policy) -> None:
     """Actionable inputs are model features, never protected; each carries only the options of its kind."""
-    for col, spec in policy.recourse["actionable"].items():
+    for col, spec in policy.recourse.actionable.items():
         key = f"recourse.actionable.{col}"
         if col in policy.protected_columns:
             raise PolicyError(f"Policy key '{key}': {col!r} is a protected attribute, which is always immutable.")
@@ -392,18 +389,18 @@ def _check_recourse(policy: Policy) -> None:
             raise PolicyError(MSG_UNKNOWN.format(key="recourse.actionable", unknown=[col],
                                                  allowed=sorted(policy.features)))
         if col in policy.numeric:
-            if spec["values"] is not None:
+            if spec.values is not None:
                 raise PolicyError(f"Policy key '{key}.values' applies to categories; {col!r} is a number (use "
                                   "direction, min, max, step).")
-            if spec["min"] is not None and spec["max"] is not None and spec["min"] > spec["max"]:
-                raise PolicyError(f"Policy key '{key}' has min {spec['min']} above max {spec['max']}.")
+            if spec.min is not None and spec.max is not None and spec.min > spec.max:
+                raise PolicyError(f"Policy key '{key}' has min {spec.min} above max {spec.max}.")
         else:
-            numeric = [k for k in ("min", "max", "step") if spec[k] is not None] + (
-                ["direction"] if spec["direction"] != "any" else [])
+            numeric = [k for k in ("min", "max", "step") if getattr(spec, k) is not None] + (
+                ["direction"] if spec.direction != "any" else [])
             if numeric:
                 raise PolicyError(f"Policy key '{key}' is a category: {numeric} apply to numbers; list the values "
                                   "a change may choose in 'values'.")
-            if not spec["values"]:
+            if not spec.values:
                 raise PolicyError(f"Policy key '{key}.values' is missing: list the values a change may choose.")
 
 

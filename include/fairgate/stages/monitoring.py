@@ -46,7 +46,7 @@ def score_day(store: ArtifactStore, policy: Policy, day: date, records: pd.DataF
     model = registry.load_model(store, policy.model_name, version)
     scoring.check_records(records, policy, day)
     ranges = None
-    if policy.reviews_before_harm and policy.review_triggers["outside_training"]:
+    if policy.reviews_before_harm and policy.review_triggers.outside_training:
         _, training_data = prediction_log.deployment_baseline(store, policy, version)
         if training_data is None:
             raise StageError(f"The training snapshot of {policy.model_name} version {version[:12]} is missing or "
@@ -91,7 +91,7 @@ def audit_day(store: ArtifactStore, policy: Policy, day: date, *, run_id: str) -
                 "rows": 0, "labeled_rows": 0}
     manifest, snapshot = prediction_log.deployment_baseline(store, policy, versions[-1])
     result = {**base, **measure.measure_window(df, versions, policy, manifest=manifest, training=snapshot)}
-    if policy.recourse["actionable"]:
+    if policy.recourse.actionable:
         judged = df[df["model_version"] == versions[-1]].reset_index(drop=True)
         try:
             model, scale, proxies = prediction_log.recourse_context(store, policy, versions[-1])
@@ -99,7 +99,7 @@ def audit_day(store: ArtifactStore, policy: Policy, day: date, *, run_id: str) -
             result["insufficient"] = [*result["insufficient"], f"recourse not measured: {exc}"]
             return result
         found = recourse.audit(model, judged, judged["decision"].to_numpy(), policy, scale=scale, proxies=proxies,
-                               sample=policy.recourse["audit_sample"], seed=policy.seed)
+                               sample=policy.recourse.audit_sample, seed=policy.seed)
         result = measure.with_recourse(result, found, policy)
     return result
 
