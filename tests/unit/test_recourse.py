@@ -260,7 +260,8 @@ def test_the_audit_reports_recourse_per_group_against_the_closed_form(credit, tm
     pipe = registry.load_model(store, "credit", version)
     window, _, _ = read_window(store, "credit", date(2026, 6, 2), 2, row_key=policy.row_key)
     snapshot = __import__("pandas").read_parquet(store.root / "runs/nb/r/snapshot.parquet")
-    s = float(snapshot["income"].std(ddof=0))
+    split = __import__("pandas").read_parquet(store.root / "runs/nb/r/split.parquet")["split"].to_numpy()
+    s = float(snapshot.loc[split == "train", "income"].std(ddof=0))  # the cost unit: the training split's SD
     rows = window[window["decision"] == 0].reset_index(drop=True)
     d = np.array([_by_hand(pipe, rows.iloc[[i]], policy)[0] for i in range(len(rows))])
     per_unit = _by_hand(pipe, rows.iloc[[0]], policy)[1]["income"]
@@ -336,3 +337,39 @@ def test_the_fairness_gate_judges_the_recourse_gap(credit, tmp_path):
     expected = ("fail" if high < -0.05 or low > 0.05 else
                 "pass" if -0.05 <= low and high <= 0.05 and 0.05 - abs(gap) >= policy.review_margin else "review")
     assert finding["outcome"] == expected
+
+
+@pytest.mark.lifecycle
+def test_the_gate_the_audit_and_the_served_model_cost_recourse_in_one_unit(credit, tmp_path):
+    """The cost unit is each number's SD over the training split, wherever recourse is computed: the gate's
+    gate.json, the manifest the audit and contests read, the served model's files, and (for a manifest
+    written before it kept the unit) the run's stored split."""
+    import pandas as pd
+
+    from fairgate.governance import registry
+    from fairgate.integrations import serving
+    from fairgate.monitoring.prediction_log import recourse_context
+
+    raw = json.loads(json.dumps(credit["raw"]))
+    raw["recourse"] = {"actionable": {"income": {"direction": "increase"}}}
+    (tmp_path / "credit.yaml").write_text(yaml.safe_dump(raw))
+    policy = load_policy(tmp_path / "credit.yaml")
+    store = LocalStore(tmp_path / "store")
+    lifecycle.run_in_process(store, policy, RunInfo(dag_id="nb", run_id="r"))
+    snapshot = pd.read_parquet(store.root / "runs/nb/r/snapshot.parquet")
+    split = pd.read_parquet(store.root / "runs/nb/r/split.parquet")["split"].to_numpy()
+    by_hand = {c: float(snapshot.loc[split == "train", c].astype(float).std(ddof=0)) for c in policy.numeric}
+    assert by_hand["income"] != pytest.approx(float(snapshot["income"].std(ddof=0)), rel=1e-9)  # not the snapshot's
+    gate = json.loads((store.root / "runs/nb/r/gate.json").read_text())
+    assert gate["recourse_cost_unit"] == pytest.approx(by_hand, rel=1e-12)
+    version = registry.production_version(store, "credit")
+    manifest = registry.read_manifest(store, "credit", version)
+    assert manifest["recourse_cost_unit"] == pytest.approx(by_hand, rel=1e-12)
+    assert recourse_context(store, policy, version)[1] == pytest.approx(by_hand, rel=1e-12)
+    folder = serving.write_bundle(store, policy, version, tmp_path / "served")
+    assert json.loads((folder / "recourse.json").read_text())["scale"] == pytest.approx(by_hand, rel=1e-12)
+
+    old = {k: v for k, v in manifest.items() if k != "recourse_cost_unit"}  # as registered by earlier code
+    key = f"{registry.version_prefix('credit', version)}/manifest.json"
+    store.put(key, json.dumps(old).encode())
+    assert recourse_context(store, policy, version)[1] == pytest.approx(by_hand, rel=1e-12)

@@ -84,7 +84,7 @@ def write_bundle(store: ArtifactStore, policy: Policy, version: str, folder: Pat
     (folder / "policy.yaml").write_bytes(policy_file if policy_file is not None else Path(policy.path).read_bytes())
     group_aware = bool(getattr(model, "group_attributes", ()))
     (folder / "inputs.json").write_text(json.dumps(input_spec(training, policy, group_aware=group_aware), indent=2))
-    scale = {c: float(training[c].std(ddof=0)) or 1.0 for c in policy.numeric if c in training.columns}
+    scale: dict[str, float] = {}
     proxies: list[str] = []
     if policy.recourse.actionable:
         _, scale, proxies = prediction_log.recourse_context(store, policy, version)

@@ -86,6 +86,16 @@ def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
+def cost_unit(train: pd.DataFrame, policy: Policy) -> dict[str, float]:
+    """The unit a numeric change costs in: each numeric input's standard deviation (ddof 0) over the
+    *training split*, the rows the model was fitted on (1.0 where an input is constant there).
+
+    The one definition the gate, the nightly audit, contests and the served model share: the gate
+    computes it, the deployment manifest keeps it (``recourse_cost_unit``), the others read it there.
+    """
+    return {c: float(train[c].astype(float).std(ddof=0)) or 1.0 for c in policy.numeric if c in train.columns}
+
+
 def actionable(policy: Policy, proxies: list[str]) -> tuple[dict[str, Actionable], list[str]]:
     """The policy's actionable inputs less the flagged proxies, and a note for each proxy left out."""
     spec = {c: s for c, s in policy.recourse.actionable.items() if c not in proxies}

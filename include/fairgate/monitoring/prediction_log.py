@@ -28,6 +28,7 @@ from fairgate.data.sources import read_location, read_sql, to_parquet_bytes
 from fairgate.errors import DataError, NotFoundError, NothingThere, StageError
 from fairgate.fairness.groups import labels
 from fairgate.governance import evidence, registry
+from fairgate.models import recourse
 from fairgate.monitoring import sql_audit
 from fairgate.monitoring.columns import LABEL_COLUMN
 from fairgate.stages.contracts import Artifact
@@ -174,18 +175,35 @@ def write_review_queue(store: ArtifactStore, policy: Policy, day: date, log: pd.
 
 
 def recourse_context(store: ArtifactStore, policy: Policy, version: str) -> tuple[Any, dict[str, float], list[str]]:
-    """What recourse under ``version`` needs: the model (sha256-checked), each numeric input's standard
-    deviation in its training rows (the cost unit), and the inputs its training run flagged as proxies."""
+    """What recourse under ``version`` needs: the model (sha256-checked), the cost unit its gate measured
+    on the training split (:func:`fairgate.models.recourse.cost_unit`, kept in the manifest), and the inputs
+    its training run flagged as proxies."""
     model = registry.load_model(store, policy.model_name, version)
-    manifest, snapshot = deployment_baseline(store, policy, version)
-    if snapshot is None:
-        raise StageError(f"The training snapshot of {policy.model_name} version {version[:12]} is missing or changed; "
-                         "recourse costs are measured in its standard deviations.")
-    scale = {c: float(snapshot[c].std(ddof=0)) or 1.0 for c in policy.numeric if c in snapshot.columns}
+    manifest = registry.read_manifest(store, policy.model_name, version)
+    scale = manifest.get("recourse_cost_unit")
+    if not isinstance(scale, dict):  # registered before the manifest kept it: the same unit, from the run's files
+        scale = recourse.cost_unit(_training_split(store, policy, version, manifest), policy)
     run = evidence.find(store, policy.model_name, manifest.get("run_id", ""))
     attributes = (((run or {}).get("record", {}).get("bias") or {}).get("proxies") or {}).get("attributes", {})
     proxies = sorted({c for a in attributes.values() for c in a.get("flagged", [])})
     return model, scale, proxies
+
+
+def _training_split(store: ArtifactStore, policy: Policy, version: str, manifest: dict[str, Any]) -> pd.DataFrame:
+    """The training-split rows of ``version``'s snapshot: the split is stored beside the snapshot."""
+    import pandas as pd
+
+    _, snapshot = deployment_baseline(store, policy, version)
+    key = str(manifest.get("data_key") or "").rsplit("/", 1)[0] + "/split.parquet"
+    try:
+        split = pd.read_parquet(io.BytesIO(store.get(key)))["split"].to_numpy()
+    except (NotFoundError, KeyError):
+        split = None
+    if snapshot is None or split is None or len(split) != len(snapshot):
+        raise StageError(f"The training rows of {policy.model_name} version {version[:12]} are missing or changed; "
+                         "recourse costs are measured in their standard deviations.")
+    train: pd.DataFrame = snapshot[split == "train"]
+    return train
 
 
 def deployment_baseline(store: ArtifactStore, policy: Policy,

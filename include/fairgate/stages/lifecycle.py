@@ -26,7 +26,7 @@ from fairgate.fairness import bias
 from fairgate.governance import evidence, registry
 from fairgate.mitigation import search as mitigation
 from fairgate.mitigation.search import plan, route_after_bias
-from fairgate.models import training
+from fairgate.models import recourse, training
 from fairgate.models.evaluation import assess
 from fairgate.models.evaluation import evaluate as measure
 from fairgate.models.training import assign_split, load_model_bytes, split_frame
@@ -322,14 +322,13 @@ def evaluate(store: ArtifactStore, policy: Policy, run: RunInfo, trained: Traine
     test = df[split == "test"].reset_index(drop=True)
     current = registry.production_version(store, policy.model_name)
     attributes = (read_json(store, trained.bias.result, "bias result").get("proxies") or {}).get("attributes", {})
-    train = df[split == "train"]
-    scale = {c: float(train[c].astype(float).std(ddof=0)) or 1.0 for c in policy.numeric if c in train.columns}
+    scale = recourse.cost_unit(df[split == "train"], policy)
     result = measure(
         test, _load_model(store, trained.model, "candidate model"), policy,
         proxies={col: list(a.get("flagged", [])) for col, a in attributes.items()}, recourse_scale=scale,
         unmitigated=_load_model(store, trained.unmitigated, "unmitigated model") if trained.unmitigated else None,
         production=(current, registry.load_model(store, policy.model_name, current)) if current else None)
-    written = _put_json(store, f"{run.prefix}/gate.json", result)
+    written = _put_json(store, f"{run.prefix}/gate.json", {**result, "recourse_cost_unit": scale})
     return GateResult(outcome=result["outcome"], reasons=tuple(result["reasons"]),
                       balanced_accuracy=result["performance"]["balanced_accuracy"], result=written, trained=trained)
 
@@ -368,6 +367,8 @@ def deploy(store: ArtifactStore, policy: Policy, run: RunInfo, gate: GateResult,
         "reference": read_json(store, trained.result, "training summary")["reference"],
         # Per group on the test split: whether the audit's label-free estimates may be trusted.
         "calibration": record.get("calibration"),
+        # What a numeric change costs in recourse (models.recourse.cost_unit), for the audit and serving.
+        "recourse_cost_unit": read_json(store, gate.result, "gate result").get("recourse_cost_unit"),
     }, card_md=model_card(record, policy))
     version = manifest["version"]
     previous = expected[0]["version"] if expected[0] else None
