@@ -17,6 +17,8 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 
+from fairgate.policy.schema import MODEL_NAME
+
 if TYPE_CHECKING:
     from fairgate.storage.base import ArtifactStore
 
@@ -205,7 +207,7 @@ def run_report(dag_id: str, run_id: str, user: User) -> HTMLResponse:
 def audit_report(model: str, day: date, user: User) -> HTMLResponse:
     from fairgate.monitoring.prediction_log import audit_prefix
 
-    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", model):
+    if not re.fullmatch(MODEL_NAME, model):
         raise HTTPException(404, "No such model.")
     if model not in readable_models(user, [model]):
         raise HTTPException(403, FORBIDDEN)

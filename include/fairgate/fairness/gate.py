@@ -55,17 +55,12 @@ class GateDecision:
         }
 
 
-def band(t: Threshold) -> tuple[float, float]:
-    """The bound as an interval [low, high] (an absolute difference |x| <= m is [-m, m])."""
-    return (t.min, t.max) if t.kind == "ratio_band" else (-t.max, t.max)  # type: ignore[return-value]  # ratio_band has a min
-
-
 def judge_metric(t: Threshold, value: float | None, low: float | None, high: float | None,
                  margin: float) -> tuple[Outcome, str]:
     """Compare one metric and its interval with its threshold."""
     if value is None or low is None or high is None:
         return "review", f"{t.metric} is not finite (value={value}, interval=[{low}, {high}]): insufficient evidence"
-    lo_b, hi_b = band(t)
+    lo_b, hi_b = t.band
     desc = f"{t.metric}={value:.4f} [{low:.4f}, {high:.4f}] vs {t.describe()}"
     if high < lo_b or low > hi_b:
         return "fail", f"{desc}: interval wholly outside the bound"

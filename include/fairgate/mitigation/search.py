@@ -20,7 +20,7 @@ from fairgate.data import sampling
 from fairgate.errors import InputError, MitigationError
 from fairgate.fairness import bias, groups
 from fairgate.fairness.aif360_adapter import repair_inputs
-from fairgate.fairness.gate import band, short_groups
+from fairgate.fairness.gate import short_groups
 from fairgate.fairness.groups import labels
 from fairgate.fairness.metrics import cell_ids
 from fairgate.mitigation.fitted import GroupThresholds, Mixture, RepairedInputs
@@ -225,7 +225,7 @@ def band_gap(fairness: dict[str, Any], policy: Policy) -> float:
             low, high = m.get("ci_low"), m.get("ci_high")
             if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
                 return math.inf
-            lo_b, hi_b = band(t)
+            lo_b, hi_b = t.band
             gap += max(0.0, lo_b - low) + max(0.0, high - hi_b)
     return gap
 

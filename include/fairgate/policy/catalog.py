@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from fairgate.errors import CatalogError
-from fairgate.policy.schema import Schedule
+from fairgate.policy.schema import MODEL_NAME, Schedule
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ POLICIES_ENV = "FAIRGATE_POLICIES"
 POLICY_ENV = "FAIRGATE_POLICY"
 # The bundled policy: include/config/policy.yaml in a checkout, package data in a wheel.
 DEFAULT_POLICY_PATH = Path(str(resources.files("fairgate.config").joinpath("policy.yaml")))
-_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_NAME = re.compile(f"^{MODEL_NAME}$")
 
 
 @dataclass(frozen=True)

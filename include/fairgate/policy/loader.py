@@ -39,18 +39,21 @@ class Threshold:
     max: float
     min: float | None = None
 
-    def contains(self, value: float) -> bool:
+    @property
+    def band(self) -> tuple[float, float]:
+        """The allowed interval, the one place it is computed: [min, max], or [-max, max] for a difference."""
         if self.kind == "ratio_band":
-            return self.min <= value <= self.max  # type: ignore[operator]  # a ratio_band always has a min (load checks)
-        return abs(value) <= self.max
+            return (self.min if self.min is not None else -self.max, self.max)  # load gives a ratio_band a min
+        return (-self.max, self.max)
+
+    def contains(self, value: float) -> bool:
+        low, high = self.band
+        return low <= value <= high
 
     def distance_inside(self, value: float) -> float:
         """How far ``value`` lies inside the bound, from the nearest edge (0 outside)."""
-        if not self.contains(value):
-            return 0.0
-        if self.kind == "ratio_band":
-            return min(value - self.min, self.max - value)  # type: ignore[operator]  # as above
-        return self.max - abs(value)
+        low, high = self.band
+        return min(value - low, high - value) if low <= value <= high else 0.0
 
     def describe(self) -> str:
         if self.kind == "ratio_band":

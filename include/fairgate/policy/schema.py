@@ -55,6 +55,9 @@ OpenFraction = Annotated[float, AfterValidator(_open_fraction),
 NonNegative = Annotated[float, Field(ge=0.0)]
 
 
+# A model's name: its registry and store namespace and the suffix of its DAG ids (the one pattern for it).
+MODEL_NAME = r"[A-Za-z0-9_-]{1,64}"
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
@@ -406,7 +409,7 @@ class Datasheet(_Section):
 
 
 class PolicyFile(_Section):
-    model_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$", max_length=64)] = Field(
+    model_name: Annotated[str, Field(pattern=f"^{MODEL_NAME}$")] = Field(
         description="the model's name: registry and store namespace, and the suffix of its DAG ids")
     dataset: Dataset
     protected_attributes: list[ProtectedAttribute] = Field(min_length=1, description="`column`, `privileged` "

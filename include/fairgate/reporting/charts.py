@@ -66,7 +66,7 @@ def fairness_intervals(fairness: dict[str, Any], thresholds: list[Any]) -> bytes
     fig = _figure(3.3 * len(thresholds) + 1, 0.45 * len(keys) + 1.6)
     axes = fig.subplots(1, len(thresholds), sharey=True, squeeze=False)[0]
     for ax, t in zip(axes, thresholds, strict=True):
-        lo, hi = (t.min, t.max) if t.kind == "ratio_band" else (-t.max, t.max)
+        lo, hi = t.band
         ax.axvspan(lo, hi, color=BAND, alpha=0.15, label="accepted by the policy")
         for x in (lo, hi):
             ax.axvline(x, color=BAND, lw=1)
@@ -172,7 +172,7 @@ def audit_trend(history: list[dict[str, Any]], thresholds: list[Any] | None = No
     The policy's band is shaded; the y-axis follows the data, so a wide band does not flatten the lines.
     """
     metrics = [t.metric for t in thresholds] if thresholds else ["disparate_impact"]
-    bands = {t.metric: ((t.min, t.max) if t.kind == "ratio_band" else (-t.max, t.max)) for t in thresholds or []}
+    bands = {t.metric: t.band for t in thresholds or []}
     dates = [h["date"] for h in history]
     keys = sorted({k for h in history for k in (h.get("fairness") or {})})
     fig = _figure(4.0 * min(len(metrics), 2) + 1.5, 3.0 * math.ceil(len(metrics) / 2) + 0.6)
