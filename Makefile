@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
-.PHONY: install demo ui mlflow-ui test test-fast lint lock clean
+.PHONY: install demo ui mlflow-ui test test-fast lint format lock clean
 
 install: $(STAMP)
 
@@ -36,7 +36,13 @@ test-fast: install
 	$(BIN)/python -m pytest tests/unit tests/operators tests/test_structure.py -m "not lifecycle" -q
 
 lint: install
+	$(BIN)/ruff format --check include plugins dags dev tests benchmarks
 	$(BIN)/ruff check include plugins dags dev tests benchmarks
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format include plugins dags dev tests benchmarks
+	$(BIN)/ruff check --fix include plugins dags dev tests benchmarks
 
 # Re-resolve requirements.in into requirements.txt in a scratch environment.
 lock:

@@ -53,23 +53,40 @@ def main(argv: list[str]) -> int:
     pool = read_adult("test")
     end = date(2026, 3, 7)
     rng = np.random.default_rng(0)
-    print(f"{'rows':>11} {'load s':>7} {'query s':>8} {'rows moved':>10} {'query MB':>9} {'pandas s':>9} "
-          f"{'pandas MB':>10}")
+    print(
+        f"{'rows':>11} {'load s':>7} {'query s':>8} {'rows moved':>10} {'query MB':>9} {'pandas s':>9} "
+        f"{'pandas MB':>10}"
+    )
     for n in sizes:
         per_day = n // 7
         days = np.repeat([end - timedelta(days=6 - i) for i in range(7)], per_day)
         idx = rng.integers(0, len(pool), len(days))
-        preds = pd.DataFrame({"row_id": np.char.add("r", np.arange(len(days)).astype(str)), "model_version": "v1",
-                              "scored_on": days, "decision": (rng.random(len(days)) > 0.7).astype("int8"),
-                              "sex": pool["sex"].to_numpy()[idx], "race": pool["race"].to_numpy()[idx]})
+        preds = pd.DataFrame(
+            {
+                "row_id": np.char.add("r", np.arange(len(days)).astype(str)),
+                "model_version": "v1",
+                "scored_on": days,
+                "decision": (rng.random(len(days)) > 0.7).astype("int8"),
+                "sex": pool["sex"].to_numpy()[idx],
+                "race": pool["race"].to_numpy()[idx],
+            }
+        )
         labeled = preds["scored_on"] <= end - timedelta(days=3)
-        outs = pd.DataFrame({"row_id": preds.loc[labeled, "row_id"],
-                             "outcome": (pool["income"].to_numpy()[idx][labeled.to_numpy()] == ">50K").astype("int8")})
+        outs = pd.DataFrame(
+            {
+                "row_id": preds.loc[labeled, "row_id"],
+                "outcome": (pool["income"].to_numpy()[idx][labeled.to_numpy()] == ">50K").astype("int8"),
+            }
+        )
         outs = outs.sample(frac=1.0, random_state=1)
         p_name, o_name = f"bench_predictions_{uuid.uuid4().hex[:6]}", f"bench_outcomes_{uuid.uuid4().hex[:6]}"
         t = time.perf_counter()
-        _copy(engine, p_name, preds, "row_id text, model_version text, scored_on date, decision smallint, "
-                                     "sex text, race text")
+        _copy(
+            engine,
+            p_name,
+            preds,
+            "row_id text, model_version text, scored_on date, decision smallint, sex text, race text",
+        )
         _copy(engine, o_name, outs, "row_id text, outcome smallint")
         load_s = time.perf_counter() - t
         try:
@@ -94,8 +111,10 @@ def main(argv: list[str]) -> int:
                 pandas_s = time.perf_counter() - t
                 pandas_mb = tracemalloc.get_traced_memory()[1] / 2**20
                 tracemalloc.stop()
-            print(f"{n:>11,} {load_s:>7.1f} {min(times):>8.2f} {len(counts):>10} {query_mb:>9.1f} "
-                  f"{pandas_s:>9.2f} {pandas_mb:>10.0f}")
+            print(
+                f"{n:>11,} {load_s:>7.1f} {min(times):>8.2f} {len(counts):>10} {query_mb:>9.1f} "
+                f"{pandas_s:>9.2f} {pandas_mb:>10.0f}"
+            )
         finally:
             with engine.begin() as conn:
                 conn.execute(sqlalchemy.text(f'DROP TABLE "{p_name}"'))

@@ -32,8 +32,11 @@ from fairgate.storage.local import LocalStore
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=10_000_000)
-    parser.add_argument("--shuffled-labels", action="store_true",
-                        help="write each day's outcomes in another row order (as a late label feed may)")
+    parser.add_argument(
+        "--shuffled-labels",
+        action="store_true",
+        help="write each day's outcomes in another row order (as a late label feed may)",
+    )
     args = parser.parse_args()
     policy = load_policy()
     store = LocalStore(tempfile.mkdtemp(prefix="fairgate-audit-bench-"))
@@ -42,8 +45,12 @@ def main() -> None:
     snap = store.put_new("runs/bench/snapshot.parquet", to_parquet_bytes(train))
     # A real model (the audit measures recourse under it); the logged decisions below are random.
     model = training.dump_model(training.fit(train, policy))
-    v = registry.register(store, policy.model_name, model, {
-        "approved": True, "registered_at": "0", "data_key": snap.key, "data_sha256": snap.sha256})["version"]
+    v = registry.register(
+        store,
+        policy.model_name,
+        model,
+        {"approved": True, "registered_at": "0", "data_key": snap.key, "data_sha256": snap.sha256},
+    )["version"]
     registry.promote(store, policy.model_name, v, action="deploy", run_id="bench", actor="bench", reason="")
 
     pool = read_adult("test")
@@ -73,9 +80,11 @@ def main() -> None:
     t = time.perf_counter()
     result = monitoring.audit_day(store, policy, end, run_id="bench")
     elapsed = time.perf_counter() - t
-    print(f"audit of {result['rows']:,} predictions ({result['labeled_rows']:,} labeled), "
-          f"{len(result['fairness'])} comparisons, {len(result['drift'])} drift measures: {elapsed:.1f} s "
-          f"-> {result['status']}")
+    print(
+        f"audit of {result['rows']:,} predictions ({result['labeled_rows']:,} labeled), "
+        f"{len(result['fairness'])} comparisons, {len(result['drift'])} drift measures: {elapsed:.1f} s "
+        f"-> {result['status']}"
+    )
     print(json.dumps({"rows": result["rows"], "audit_s": round(elapsed, 2)}))
 
 

@@ -29,15 +29,16 @@ print(json.dumps({"elapsed": elapsed}))
 def parse_time(path: Path, env: dict[str, str]) -> float:
     best = float("inf")
     for _ in range(3):
-        out = subprocess.run([sys.executable, "-c", PROBE, str(path)], env=env, capture_output=True, text=True,
-                             check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", PROBE, str(path)], env=env, capture_output=True, text=True, check=True
+        )
         best = min(best, json.loads(out.stdout.strip().splitlines()[-1])["elapsed"])
     return best
 
 
 def main() -> int:
     base = yaml.safe_load((REPO / "include" / "config" / "policy.yaml").read_text())
-    print(f"{'policies':>8}  " + "  ".join(f"{p.stem:>20}" for p in sorted((REPO / 'dags').glob('*.py'))))
+    print(f"{'policies':>8}  " + "  ".join(f"{p.stem:>20}" for p in sorted((REPO / "dags").glob("*.py"))))
     for count in (1, 10, 50):
         with tempfile.TemporaryDirectory() as folder:
             for i in range(count):

@@ -52,17 +52,21 @@ def main() -> None:
         ours_s, ours = _timed(lambda test=test: explain.importance(model, test, policy, repeats=5))
         X, y = training.feature_frame(test, policy), groups.labels(test, policy)
         codes = group_codes(test, policy)
-        masks = [np.ones(len(X), dtype=bool)] + [codes[a.column].to_numpy() == c
-                                                 for a in policy.protected for c in (0, 1)]
+        masks = [np.ones(len(X), dtype=bool)] + [
+            codes[a.column].to_numpy() == c for a in policy.protected for c in (0, 1)
+        ]
 
         def sklearn_per_group(X=X, y=y, masks=masks):
-            return [permutation_importance(model, X[m], y[m], scoring="roc_auc", n_repeats=5, random_state=0)
-                    for m in masks]
+            return [
+                permutation_importance(model, X[m], y[m], scoring="roc_auc", n_repeats=5, random_state=0) for m in masks
+            ]
 
         theirs_s, theirs = _timed(sklearn_per_group)
         diff = max(abs(ours["overall"][c]["mean"] - theirs[0].importances_mean[i]) for i, c in enumerate(X.columns))
-        print(f"  {len(test):>7,} test rows: Fairgate {ours_s:6.2f} s, scikit-learn per group {theirs_s:6.2f} s "
-              f"({theirs_s / ours_s:.1f}x); max |difference| overall {diff:.4f}")
+        print(
+            f"  {len(test):>7,} test rows: Fairgate {ours_s:6.2f} s, scikit-learn per group {theirs_s:6.2f} s "
+            f"({theirs_s / ours_s:.1f}x); max |difference| overall {diff:.4f}"
+        )
 
     print("\nProxy check (sex and race; 10 inputs alone and together; 5 folds)")
     for copies in (1, 5):

@@ -34,24 +34,53 @@ def _fill(store: ArtifactStore, model: str, runs: int, audits: int) -> None:
     for i, day in enumerate(days):
         if i < runs:
             deployed = i % 10 == 0
-            rec: dict[str, Any] = {"kind": "lifecycle", "dag_id": f"fairgate_lifecycle__{model}", "run_id": f"r{i}",
-                                   "decision": "deployed" if deployed else "rejected",
-                                   "recorded_at": datetime.combine(day, datetime.min.time(), UTC).isoformat(),
-                                   "gate": {"outcome": "pass" if deployed else "fail",
-                                            "reasons": [] if deployed else ["sex: disparate_impact outside"]}}
+            rec: dict[str, Any] = {
+                "kind": "lifecycle",
+                "dag_id": f"fairgate_lifecycle__{model}",
+                "run_id": f"r{i}",
+                "decision": "deployed" if deployed else "rejected",
+                "recorded_at": datetime.combine(day, datetime.min.time(), UTC).isoformat(),
+                "gate": {
+                    "outcome": "pass" if deployed else "fail",
+                    "reasons": [] if deployed else ["sex: disparate_impact outside"],
+                },
+            }
             if deployed:
-                m = registry.register(store, model, f"{model}-{i}".encode(), {
-                    "registered_at": rec["recorded_at"], "gate_outcome": "pass", "approver": None, "approved": True,
-                    "performance": {"balanced_accuracy": 0.8}, "run_id": f"r{i}", "dag_id": rec["dag_id"]})
-                registry.promote(store, model, m["version"], action="deploy", run_id=f"r{i}", actor="bench",
-                                 reason="")
+                m = registry.register(
+                    store,
+                    model,
+                    f"{model}-{i}".encode(),
+                    {
+                        "registered_at": rec["recorded_at"],
+                        "gate_outcome": "pass",
+                        "approver": None,
+                        "approved": True,
+                        "performance": {"balanced_accuracy": 0.8},
+                        "run_id": f"r{i}",
+                        "dag_id": rec["dag_id"],
+                    },
+                )
+                registry.promote(store, model, m["version"], action="deploy", run_id=f"r{i}", actor="bench", reason="")
                 rec["model"] = {"sha256": m["version"]}
             evidence.append(store, model, rec)
         if i < audits:
-            prediction_log.save_audit(store, model, {
-                "kind": "audit", "run_id": f"a{i}", "date": day.isoformat(), "status": "healthy", "reasons": [],
-                "policy_sha256": "p", "code_version": "bench", "rows": 1000, "labeled_rows": 600,
-                "fairness": fairness}, report_html="<html></html>")
+            prediction_log.save_audit(
+                store,
+                model,
+                {
+                    "kind": "audit",
+                    "run_id": f"a{i}",
+                    "date": day.isoformat(),
+                    "status": "healthy",
+                    "reasons": [],
+                    "policy_sha256": "p",
+                    "code_version": "bench",
+                    "rows": 1000,
+                    "labeled_rows": 600,
+                    "fairness": fairness,
+                },
+                report_html="<html></html>",
+            )
 
 
 def _time(store: ArtifactStore, today: date) -> dict[str, float]:
@@ -67,9 +96,12 @@ def _time(store: ArtifactStore, today: date) -> dict[str, float]:
 
     first = once()
     rest = [once() for _ in range(5)]
-    return {"first_overview_ms": round(first[0] * 1000, 1), "first_page_ms": round(first[1] * 1000, 1),
-            "overview_ms": round(statistics.median(r[0] for r in rest) * 1000, 1),
-            "page_ms": round(statistics.median(r[1] for r in rest) * 1000, 1)}
+    return {
+        "first_overview_ms": round(first[0] * 1000, 1),
+        "first_page_ms": round(first[1] * 1000, 1),
+        "overview_ms": round(statistics.median(r[0] for r in rest) * 1000, 1),
+        "page_ms": round(statistics.median(r[1] for r in rest) * 1000, 1),
+    }
 
 
 def main() -> None:
@@ -87,8 +119,13 @@ def main() -> None:
     objects = len(store.list(""))
     print(f"filled {objects:,} objects in {time.perf_counter() - t:.0f} s", flush=True)
     today = FIRST_DAY + timedelta(days=max(args.runs, args.audits))
-    out: dict[str, Any] = {"models": args.models, "runs": args.models * args.runs,
-                           "audits": args.models * args.audits, "objects": objects, "local": _time(store, today)}
+    out: dict[str, Any] = {
+        "models": args.models,
+        "runs": args.models * args.runs,
+        "audits": args.models * args.audits,
+        "objects": objects,
+        "local": _time(store, today),
+    }
     print("local:", out["local"], flush=True)
     if args.s3:
         import os
@@ -105,8 +142,11 @@ def main() -> None:
         with socket.socket() as sock:  # a free port for a moto server in its own process (its own GIL)
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
-        server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         endpoint = f"http://127.0.0.1:{port}"
         for _ in range(100):
             try:
@@ -114,15 +154,22 @@ def main() -> None:
                 break
             except OSError:
                 time.sleep(0.1)
-        for var, value in (("AWS_ACCESS_KEY_ID", "bench"), ("AWS_SECRET_ACCESS_KEY", "bench"),
-                           ("AWS_DEFAULT_REGION", "us-east-1")):
+        for var, value in (
+            ("AWS_ACCESS_KEY_ID", "bench"),
+            ("AWS_SECRET_ACCESS_KEY", "bench"),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+        ):
             os.environ.setdefault(var, value)
         client = boto3.client("s3", endpoint_url=endpoint)
         client.create_bucket(Bucket="bench")
         keys = store.list("")
         with ThreadPoolExecutor(8) as pool:
-            list(pool.map(lambda k: client.put_object(Bucket="bench", Key=f"view/{k}",
-                                                      Body=(Path(root) / k).read_bytes()), keys))
+            list(
+                pool.map(
+                    lambda k: client.put_object(Bucket="bench", Key=f"view/{k}", Body=(Path(root) / k).read_bytes()),
+                    keys,
+                )
+            )
         out["s3"] = _time(S3Store("s3://bench/view", client=client), today)
         print("s3 (loopback):", out["s3"], flush=True)
         server.terminate()

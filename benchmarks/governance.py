@@ -18,10 +18,12 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-LOOSE = {"disparate_impact": {"kind": "ratio_band", "min": 0.05, "max": 20.0},
-         "statistical_parity_difference": {"kind": "abs_difference", "max": 0.9},
-         "equal_opportunity_difference": {"kind": "abs_difference", "max": 0.9},
-         "average_odds_difference": {"kind": "abs_difference", "max": 0.9}}
+LOOSE = {
+    "disparate_impact": {"kind": "ratio_band", "min": 0.05, "max": 20.0},
+    "statistical_parity_difference": {"kind": "abs_difference", "max": 0.9},
+    "equal_opportunity_difference": {"kind": "abs_difference", "max": 0.9},
+    "average_odds_difference": {"kind": "abs_difference", "max": 0.9},
+}
 
 
 def _policy(tmp: Path, robustness: bool) -> Path:
@@ -51,9 +53,9 @@ def main(argv: list[str]) -> int:
         snapshot = lifecycle.collect(store, policy, run)
         bias = lifecycle.check_bias(store, policy, run, lifecycle.validate(store, policy, run, snapshot))
         plan = lifecycle.search_plan(store, policy, run, bias)
-        trained = lifecycle.select_candidate(store, policy, run, bias,
-                                             [lifecycle.fit_candidate(store, policy, run, bias, p["candidate"])
-                                              for p in plan])
+        trained = lifecycle.select_candidate(
+            store, policy, run, bias, [lifecycle.fit_candidate(store, policy, run, bias, p["candidate"]) for p in plan]
+        )
         t0 = time.perf_counter()
         lifecycle.evaluate(store, policy, run, trained)
         print(f"  fairness_gate stage {'with' if enabled else 'without'} robustness: {time.perf_counter() - t0:6.2f} s")
@@ -67,10 +69,23 @@ def main(argv: list[str]) -> int:
     appended = 0
     for n in sizes:
         for i in range(appended, n):
-            evidence.append(store, policy.model_name, {
-                "kind": "audit", "run_id": f"audit-{i}", "date": f"day-{i:05d}", "status": "healthy", "reasons": [],
-                "judged_version": version, "model_versions": [version], "policy_sha256": policy.sha256,
-                "code_version": "bench", "audit_uri": None, "audit_sha256": None})
+            evidence.append(
+                store,
+                policy.model_name,
+                {
+                    "kind": "audit",
+                    "run_id": f"audit-{i}",
+                    "date": f"day-{i:05d}",
+                    "status": "healthy",
+                    "reasons": [],
+                    "judged_version": version,
+                    "model_versions": [version],
+                    "policy_sha256": policy.sha256,
+                    "code_version": "bench",
+                    "audit_uri": None,
+                    "audit_sha256": None,
+                },
+            )
         appended = max(appended, n)
         t0 = time.perf_counter()
         data = bundle.build(store, policy.model_name, version)

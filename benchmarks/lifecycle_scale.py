@@ -50,9 +50,27 @@ def _synthetic(rows: int, folder: Path) -> Path:
 
     credit_applications(rows, seed=1).to_parquet(folder / "credit.parquet", index=False)
     path = folder / "policy.yaml"
-    assert main(["policy", "init", "--source", str(folder / "credit.parquet"), "--label", "approved",
-                 "--favorable", "1", "--protected", "gender=male", "--model-name", "credit",
-                 "--out", str(path)]) == 0
+    assert (
+        main(
+            [
+                "policy",
+                "init",
+                "--source",
+                str(folder / "credit.parquet"),
+                "--label",
+                "approved",
+                "--favorable",
+                "1",
+                "--protected",
+                "gender=male",
+                "--model-name",
+                "credit",
+                "--out",
+                str(path),
+            ]
+        )
+        == 0
+    )
     return path
 
 
@@ -89,20 +107,34 @@ def main() -> None:
     bias = timed("check_bias", lc.check_bias, store, policy, run, quality)
     if route_after_bias(bias.detected, bias.reasons, policy)[0] == "search":
         plan = timed("search_plan", lc.search_plan, store, policy, run, bias)
-        fitted = [timed("fit_candidates", lc.fit_candidate, store, policy, run, bias, item["candidate"])
-                  for item in plan]
+        fitted = [
+            timed("fit_candidates", lc.fit_candidate, store, policy, run, bias, item["candidate"]) for item in plan
+        ]
         trained = timed("select_candidate", lc.select_candidate, store, policy, run, bias, fitted)
     else:
         trained = timed("train_model", lc.train, store, policy, run, bias)
     gate = timed("fairness_gate", lc.evaluate, store, policy, run, trained)
-    decided = (timed("deploy", lc.deploy, store, policy, run, gate) if gate.outcome == "pass"
-               else timed("reject", lc.reject, store, policy, gate))
+    decided = (
+        timed("deploy", lc.deploy, store, policy, run, gate)
+        if gate.outcome == "pass"
+        else timed("reject", lc.reject, store, policy, gate)
+    )
     recorded = timed("record_evidence", lc.record, store, policy, run, deployment=decided)
     wall = time.perf_counter() - start
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(f"{'total':>18}: {wall:7.2f} s, peak RSS {peak_gb:.2f} GB, decision {recorded.decision}")
-    print(json.dumps({"rows": args.rows, "data": args.data, "stages_s": stages, "wall_s": round(wall, 1),
-                      "peak_rss_gb": round(peak_gb, 2), "gate": gate.outcome}))
+    print(
+        json.dumps(
+            {
+                "rows": args.rows,
+                "data": args.data,
+                "stages_s": stages,
+                "wall_s": round(wall, 1),
+                "peak_rss_gb": round(peak_gb, 2),
+                "gate": gate.outcome,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

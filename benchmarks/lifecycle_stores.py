@@ -38,9 +38,15 @@ def main() -> None:
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
-    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
-                      FAIRGATE_AWS_CONN_ID="bench_s3", AIRFLOW_CONN_BENCH_S3=json.dumps({
-                          "conn_type": "aws", "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"}}))
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION="us-east-1",
+        FAIRGATE_AWS_CONN_ID="bench_s3",
+        AIRFLOW_CONN_BENCH_S3=json.dumps(
+            {"conn_type": "aws", "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"}}
+        ),
+    )
     boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="bench")
     init_db()
     dag = load_dag("fairgate_lifecycle")

@@ -29,8 +29,11 @@ from fairgate_dev.local import REPO
 CANDIDATES = [
     {"name": "reweighing", "method": "reweighing"},
     {"name": "dir", "method": "disparate_impact_remover", "params": {"repair_level": 1.0}},
-    {"name": "eg_parity", "method": "exponentiated_gradient", "params": {"constraint": "demographic_parity",
-                                                                          "eps": 0.02}},
+    {
+        "name": "eg_parity",
+        "method": "exponentiated_gradient",
+        "params": {"constraint": "demographic_parity", "eps": 0.02},
+    },
     {"name": "eg_odds", "method": "exponentiated_gradient", "params": {"constraint": "equalized_odds", "eps": 0.02}},
     {"name": "thresholds", "method": "threshold_optimizer", "params": {"constraint": "demographic_parity"}},
 ]
@@ -60,8 +63,9 @@ def direct_fit_seconds(spec, train, policy) -> float:
         from aif360.datasets import BinaryLabelDataset
 
         codes = pd.Series(groups).astype("category").cat.codes.to_numpy(dtype=float)
-        ds = BinaryLabelDataset(df=pd.DataFrame({"g": codes, "y": y.astype(float)}), label_names=["y"],
-                                protected_attribute_names=["g"])
+        ds = BinaryLabelDataset(
+            df=pd.DataFrame({"g": codes, "y": y.astype(float)}), label_names=["y"], protected_attribute_names=["g"]
+        )
         cells = [{"g": float(c)} for c in np.unique(codes)]
         w = Reweighing(unprivileged_groups=cells[:-1], privileged_groups=cells[-1:]).fit_transform(ds).instance_weights
         training.build_pipeline(policy).fit(X, y, classifier__sample_weight=w)
@@ -76,13 +80,19 @@ def direct_fit_seconds(spec, train, policy) -> float:
         pre = training.build_pipeline(policy).named_steps["features"].set_params(sparse_threshold=0.0)
         constraint = DemographicParity() if spec.params["constraint"] == "demographic_parity" else EqualizedOdds()
         ExponentiatedGradient(training.classifier_for(policy), constraints=constraint, eps=0.02).fit(
-            pre.fit_transform(X), y, sensitive_features=groups)
+            pre.fit_transform(X), y, sensitive_features=groups
+        )
     elif spec.method == "threshold_optimizer":
         from fairlearn.postprocessing import ThresholdOptimizer
 
         scorer = training.build_pipeline(policy).fit(X, y)
-        ThresholdOptimizer(estimator=scorer, constraints="demographic_parity", objective="balanced_accuracy_score",
-                           prefit=True, predict_method="predict_proba").fit(X, y, sensitive_features=groups)
+        ThresholdOptimizer(
+            estimator=scorer,
+            constraints="demographic_parity",
+            objective="balanced_accuracy_score",
+            prefit=True,
+            predict_method="predict_proba",
+        ).fit(X, y, sensitive_features=groups)
     return time.perf_counter() - started
 
 
@@ -107,11 +117,22 @@ def methods() -> list[dict]:
         lowest = min(r["metrics"]["disparate_impact"]["value"] for r in fair.values())
         eod = max(abs(r["metrics"]["equal_opportunity_difference"]["value"]) for r in fair.values())
         gap = mitigation.band_gap(fair, policy)
-        rows.append({"candidate": spec.id, "fit_s": round(ours, 2), "library_fit_s": round(direct, 2),
-                     "balanced_accuracy": round(perf["balanced_accuracy"], 4), "lowest_di": round(lowest, 3),
-                     "largest_abs_eod": round(eod, 3), "band_gap": round(gap, 3), "validation_rows": len(val)})
-        print(f"{spec.id:36s} fit {ours:6.2f} s (library directly {direct:6.2f} s)  balanced accuracy "
-              f"{perf['balanced_accuracy']:.3f}  lowest DI {lowest:.3f}  largest |EOD| {eod:.3f}  gap {gap:.3f}")
+        rows.append(
+            {
+                "candidate": spec.id,
+                "fit_s": round(ours, 2),
+                "library_fit_s": round(direct, 2),
+                "balanced_accuracy": round(perf["balanced_accuracy"], 4),
+                "lowest_di": round(lowest, 3),
+                "largest_abs_eod": round(eod, 3),
+                "band_gap": round(gap, 3),
+                "validation_rows": len(val),
+            }
+        )
+        print(
+            f"{spec.id:36s} fit {ours:6.2f} s (library directly {direct:6.2f} s)  balanced accuracy "
+            f"{perf['balanced_accuracy']:.3f}  lowest DI {lowest:.3f}  largest |EOD| {eod:.3f}  gap {gap:.3f}"
+        )
     return rows
 
 
@@ -122,12 +143,16 @@ def mapped(slots: int, threads: int | None = None) -> dict:
     require_postgres()
     root = Path(tempfile.mkdtemp(prefix="fairgate-bench-search-"))
     (root / "policy.yaml").write_text(yaml.safe_dump(policy_dict()))
-    stack = AirflowStack(root, {"FAIRGATE_POLICY": str(root / "policy.yaml"),
-                                "FAIRGATE_ARTIFACT_ROOT": str(root / "artifacts"),
-                                "AIRFLOW__CORE__PARALLELISM": str(slots),
-                                # BLAS threads per task process (unset: numpy's default, one per core)
-                                **({"OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads)}
-                                   if threads else {})})
+    stack = AirflowStack(
+        root,
+        {
+            "FAIRGATE_POLICY": str(root / "policy.yaml"),
+            "FAIRGATE_ARTIFACT_ROOT": str(root / "artifacts"),
+            "AIRFLOW__CORE__PARALLELISM": str(slots),
+            # BLAS threads per task process (unset: numpy's default, one per core)
+            **({"OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads)} if threads else {}),
+        },
+    )
     try:
         stack.start()
         stack.wait_for_dags("fairgate_lifecycle")
@@ -135,19 +160,28 @@ def mapped(slots: int, threads: int | None = None) -> dict:
         runs = stack.wait_for_runs("fairgate_lifecycle", 1, timeout=1800, run_type="manual")
         assert runs[0][1] == "success", stack.diagnostics()
         # Only the triggered run: the scheduler also starts the latest weekly run of an unpaused DAG.
-        rows = stack.sql("SELECT ti.map_index, ti.start_date, ti.end_date FROM task_instance ti JOIN dag_run dr "
-                         "ON dr.dag_id = ti.dag_id AND dr.run_id = ti.run_id WHERE ti.dag_id = 'fairgate_lifecycle' "
-                         "AND ti.task_id = 'fit_candidate' AND dr.run_type = 'manual' ORDER BY ti.map_index")
+        rows = stack.sql(
+            "SELECT ti.map_index, ti.start_date, ti.end_date FROM task_instance ti JOIN dag_run dr "
+            "ON dr.dag_id = ti.dag_id AND dr.run_id = ti.run_id WHERE ti.dag_id = 'fairgate_lifecycle' "
+            "AND ti.task_id = 'fit_candidate' AND dr.run_type = 'manual' ORDER BY ti.map_index"
+        )
     finally:
         stack.stop()
     durations = [(end - start).total_seconds() for _, start, end in rows]
     wall = (max(r[2] for r in rows) - min(r[1] for r in rows)).total_seconds()
-    out = {"slots": slots, "blas_threads": threads or "default", "candidates": len(rows),
-           "task_time_s": round(sum(durations), 1), "search_wall_s": round(wall, 1),
-           "per_task_s": [round(d, 1) for d in durations]}
-    print(f"search of {len(rows)} candidates on LocalExecutor with {slots} slot(s), BLAS threads "
-          f"{threads or 'default'}: {wall:.1f} s from the first "
-          f"candidate's start to the last one's end; {sum(durations):.1f} s of task time")
+    out = {
+        "slots": slots,
+        "blas_threads": threads or "default",
+        "candidates": len(rows),
+        "task_time_s": round(sum(durations), 1),
+        "search_wall_s": round(wall, 1),
+        "per_task_s": [round(d, 1) for d in durations],
+    }
+    print(
+        f"search of {len(rows)} candidates on LocalExecutor with {slots} slot(s), BLAS threads "
+        f"{threads or 'default'}: {wall:.1f} s from the first "
+        f"candidate's start to the last one's end; {sum(durations):.1f} s of task time"
+    )
     return out
 
 

@@ -30,10 +30,12 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-LOOSE = {"disparate_impact": {"kind": "ratio_band", "min": 0.05, "max": 20.0},
-         "statistical_parity_difference": {"kind": "abs_difference", "max": 0.9},
-         "equal_opportunity_difference": {"kind": "abs_difference", "max": 0.9},
-         "average_odds_difference": {"kind": "abs_difference", "max": 0.9}}
+LOOSE = {
+    "disparate_impact": {"kind": "ratio_band", "min": 0.05, "max": 20.0},
+    "statistical_parity_difference": {"kind": "abs_difference", "max": 0.9},
+    "equal_opportunity_difference": {"kind": "abs_difference", "max": 0.9},
+    "average_odds_difference": {"kind": "abs_difference", "max": 0.9},
+}
 
 
 def _port() -> int:
@@ -75,18 +77,32 @@ def _postgres_server(tmp: Path) -> tuple[subprocess.Popen, str, str] | None:
         import psycopg2
 
         conn = psycopg2.connect(dbname="postgres", host="127.0.0.1", user="postgres", connect_timeout=3)
-    except Exception:  # noqa: BLE001 - no PostgreSQL here: that row is skipped
+    except Exception:
         return None
     db = f"fairgate_mlflow_bench_{os.getpid()}"
     conn.autocommit = True
     conn.cursor().execute(f"CREATE DATABASE {db}")
     port = _port()
-    proc = subprocess.Popen([str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-                             "--workers", "1", "--backend-store-uri",
-                             f"postgresql+psycopg2://postgres@127.0.0.1:5432/{db}",
-                             "--artifacts-destination", (tmp / "pg-artifacts").as_uri()],
-                            env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            str(BIN / "mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"postgresql+psycopg2://postgres@127.0.0.1:5432/{db}",
+            "--artifacts-destination",
+            (tmp / "pg-artifacts").as_uri(),
+        ],
+        env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     _wait(f"http://127.0.0.1:{port}/health", proc)
     return proc, f"http://127.0.0.1:{port}", db
 
@@ -137,15 +153,29 @@ def main(argv: list[str]) -> int:
         print("  (PostgreSQL not running: the mlflow server row is skipped)")
 
     port = _port()
-    proc = subprocess.Popen([str(BIN / "mlflow"), "models", "serve", "-m", f"models:/{policy.model_name}@production",
-                             "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
-                            env={**os.environ, "MLFLOW_TRACKING_URI": embedded,
-                                 "PATH": f"{BIN}:{os.environ['PATH']}"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            str(BIN / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            f"models:/{policy.model_name}@production",
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        env={**os.environ, "MLFLOW_TRACKING_URI": embedded, "PATH": f"{BIN}:{os.environ['PATH']}"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         _wait(f"http://127.0.0.1:{port}/ping", proc)
         data = pd.read_parquet(tmp / "store" / "runs" / "bench" / "release" / "snapshot.parquet")
-        records = json.loads(data[list(policy.features) + [policy.row_key]].head(1000).to_json(orient="records"))
+        records = json.loads(data[[*list(policy.features), policy.row_key]].head(1000).to_json(orient="records"))
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 
         def post(rows: list[dict], reasons: bool) -> float:
@@ -165,14 +195,20 @@ def main(argv: list[str]) -> int:
         figures = {}
         for size, count in ((1, singles), (1000, batches)):
             for reasons in (False, True):
-                times = [post(records[i % len(records):i % len(records) + size] if size == 1 else records[:size],
-                              reasons) for i in range(count)]
+                times = [
+                    post(records[i % len(records) : i % len(records) + size] if size == 1 else records[:size], reasons)
+                    for i in range(count)
+                ]
                 figures[(size, reasons)] = _pct(times, 50)
-                print(f"  {size:>8} {'yes' if reasons else 'no':>8} {_pct(times, 50):8.1f} {_pct(times, 99):8.1f} "
-                      f"{count:>9}")
+                print(
+                    f"  {size:>8} {'yes' if reasons else 'no':>8} {_pct(times, 50):8.1f} {_pct(times, 99):8.1f} "
+                    f"{count:>9}"
+                )
         added = figures[(1000, True)] - figures[(1000, False)]
-        print(f"  reasons add {added:.1f} ms to a 1,000-record request whose answer without them takes "
-              f"{figures[(1000, False)]:.1f} ms")
+        print(
+            f"  reasons add {added:.1f} ms to a 1,000-record request whose answer without them takes "
+            f"{figures[(1000, False)]:.1f} ms"
+        )
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(30)
@@ -182,9 +218,11 @@ def main(argv: list[str]) -> int:
     served = serving.load({f: str(folder / f) for f in serving.FILES}, version=version)
     frame = pd.DataFrame(records)
     print("\nThe same 1,000 records in process (no HTTP, ms, median of 10):")
-    for label, fn in (("predict_proba alone", lambda: training.predict(served.model, frame, policy)),
-                      ("answer without reasons", lambda: serving.answer(served, frame, reasons=False)),
-                      ("answer with reasons", lambda: serving.answer(served, frame, reasons=True))):
+    for label, fn in (
+        ("predict_proba alone", lambda: training.predict(served.model, frame, policy)),
+        ("answer without reasons", lambda: serving.answer(served, frame, reasons=False)),
+        ("answer with reasons", lambda: serving.answer(served, frame, reasons=True)),
+    ):
         times = []
         for _ in range(10):
             t = time.perf_counter()

@@ -14,14 +14,25 @@ import time
 
 RAW_POLICY = {
     "model_name": "credit",
-    "dataset": {"source": "unused.csv", "label": "approved", "favorable_label": 1, "row_key": "application_id",
-                "features": {"categorical": ["savings_band", "employment", "postcode_area"],
-                             "numeric": ["age", "income", "loan_amount", "duration_months"]}},
+    "dataset": {
+        "source": "unused.csv",
+        "label": "approved",
+        "favorable_label": 1,
+        "row_key": "application_id",
+        "features": {
+            "categorical": ["savings_band", "employment", "postcode_area"],
+            "numeric": ["age", "income", "loan_amount", "duration_months"],
+        },
+    },
     "protected_attributes": [{"column": "gender", "privileged": ["male"], "allowed": ["male", "female"]}],
     "audit": {"incoming": "unused"},
-    "recourse": {"actionable": {"income": {"direction": "increase", "step": 100},
-                                "loan_amount": {"direction": "decrease", "min": 500, "step": 100},
-                                "savings_band": {"values": ["medium", "high"]}}},
+    "recourse": {
+        "actionable": {
+            "income": {"direction": "increase", "step": 100},
+            "loan_amount": {"direction": "decrease", "min": 500, "step": 100},
+            "savings_band": {"values": ["medium", "high"]},
+        }
+    },
 }
 
 
@@ -50,8 +61,10 @@ def main() -> int:
     for record in refused.to_dict("records"):
         recourse.compute(boosted, record, policy, scale=scale)
     search = (time.perf_counter() - started) / 20
-    print(f"logistic regression, vectorised: {len(rows):,} unfavourable decisions in {batch:.2f} s "
-          f"({feasible.mean():.0%} with recourse)")
+    print(
+        f"logistic regression, vectorised: {len(rows):,} unfavourable decisions in {batch:.2f} s "
+        f"({feasible.mean():.0%} with recourse)"
+    )
     print(f"logistic regression, one decision at a time: {one * 1000:.1f} ms per decision")
     print(f"gradient boosting, bounded search: {search * 1000:.0f} ms per decision")
     return 0

@@ -33,8 +33,27 @@ def _policy(folder: Path) -> Path:
 
     credit_applications(3000, seed=5).to_csv(folder / "credit.csv", index=False)
     path = folder / "policy.yaml"
-    assert main(["policy", "init", "--source", str(folder / "credit.csv"), "--label", "approved", "--favorable", "1",
-                 "--protected", "gender=male", "--model-name", "credit", "--out", str(path)]) == 0
+    assert (
+        main(
+            [
+                "policy",
+                "init",
+                "--source",
+                str(folder / "credit.csv"),
+                "--label",
+                "approved",
+                "--favorable",
+                "1",
+                "--protected",
+                "gender=male",
+                "--model-name",
+                "credit",
+                "--out",
+                str(path),
+            ]
+        )
+        == 0
+    )
     raw = yaml.safe_load(path.read_text())
     raw["fairness"]["thresholds"] = LOOSE
     raw["bias"]["thresholds"] = LOOSE  # no mitigation search: one task per stage
@@ -50,8 +69,14 @@ def _table(rows: list[tuple[str, float, Any]]) -> list[dict[str, Any]]:
         if xcom is not None:
             value = xcom if isinstance(xcom, dict) else json.loads(xcom)
             compute = value.get("compute_s") if isinstance(value, dict) else None
-        out.append({"task": task_id, "duration_s": round(duration, 2), "compute_s": compute,
-                    "overhead_s": round(duration - (compute or 0.0), 2)})
+        out.append(
+            {
+                "task": task_id,
+                "duration_s": round(duration, 2),
+                "compute_s": compute,
+                "overhead_s": round(duration - (compute or 0.0), 2),
+            }
+        )
     return out
 
 
@@ -84,8 +109,11 @@ def dag_test(folder: Path) -> list[dict[str, Any]]:
         for ti in sorted(tis, key=lambda t: t.start_date or t.end_date):
             if ti.state != "success" or ti.start_date is None or ti.end_date is None:
                 continue  # a skipped route
-            xcom = session.query(XComModel.value).filter_by(dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id,
-                                                           key="return_value").scalar()
+            xcom = (
+                session.query(XComModel.value)
+                .filter_by(dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id, key="return_value")
+                .scalar()
+            )
             rows.append((ti.task_id, (ti.end_date - ti.start_date).total_seconds(), xcom))
     return _table(rows)
 
@@ -95,9 +123,15 @@ def celery(folder: Path) -> list[dict[str, Any]]:
     from tests.integration.stack import AirflowStack, require_postgres
 
     require_postgres()
-    stack = AirflowStack(folder / "celery", {"FAIRGATE_POLICY": str(folder / "policy.yaml"),
-                                             "FAIRGATE_ARTIFACT_ROOT": str(folder / "celery-artifacts"),
-                                             "FAIRGATE_MLFLOW": "off"}, executor="CeleryExecutor")
+    stack = AirflowStack(
+        folder / "celery",
+        {
+            "FAIRGATE_POLICY": str(folder / "policy.yaml"),
+            "FAIRGATE_ARTIFACT_ROOT": str(folder / "celery-artifacts"),
+            "FAIRGATE_MLFLOW": "off",
+        },
+        executor="CeleryExecutor",
+    )
     try:
         stack.start()
         stack.start_worker()
@@ -110,7 +144,8 @@ def celery(folder: Path) -> list[dict[str, Any]]:
             "JOIN dag_run dr ON dr.dag_id = ti.dag_id AND dr.run_id = ti.run_id LEFT JOIN xcom x ON "
             "x.dag_id = ti.dag_id AND x.run_id = ti.run_id AND x.task_id = ti.task_id AND x.key = 'return_value' "
             "WHERE ti.dag_id = 'fairgate_lifecycle' AND dr.run_type = 'manual' AND ti.start_date IS NOT NULL "
-            "AND ti.end_date IS NOT NULL AND ti.state = 'success' ORDER BY ti.start_date")
+            "AND ti.end_date IS NOT NULL AND ti.state = 'success' ORDER BY ti.start_date"
+        )
     finally:
         stack.stop()
     return _table([(task, float(seconds), value) for task, seconds, value in rows])

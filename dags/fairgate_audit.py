@@ -46,13 +46,19 @@ def audit(model: ModelEntry) -> DAG:
         default_args={"owner": "fairgate", "retries": 2, "retry_delay": timedelta(minutes=1)},
     ) as dag:
         # Every route also logs the audit to MLflow (one run per model, stepped by date).
-        result = AuditOperator(task_id="audit", routes={"healthy": ["healthy", "track_mlflow"],
-                                                        "degraded": ["alert", "request_retraining", "track_mlflow"],
-                                                        "insufficient_evidence": ["alert", "track_mlflow"]})
+        result = AuditOperator(
+            task_id="audit",
+            routes={
+                "healthy": ["healthy", "track_mlflow"],
+                "degraded": ["alert", "request_retraining", "track_mlflow"],
+                "insufficient_evidence": ["alert", "track_mlflow"],
+            },
+        )
         result >> [EmptyOperator(task_id="healthy"), TrackMlflowOperator(task_id="track_mlflow", lifecycle_runs=False)]
         AlertOperator(task_id="alert", audit=result.output)
-        RequestRetrainingOperator(task_id="request_retraining", audit=result.output,
-                                  outlets=[retraining_request(model)])
+        RequestRetrainingOperator(
+            task_id="request_retraining", audit=result.output, outlets=[retraining_request(model)]
+        )
     return check_routes(bind(dag, model))
 
 

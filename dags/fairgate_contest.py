@@ -30,8 +30,15 @@ def contest(model: ModelEntry) -> DAG:
         catchup=False,
         tags=["fairgate", "contest", f"model:{model.name}"],
         default_args={"owner": "fairgate", "retries": 2, "retry_delay": timedelta(seconds=30)},
-        params={"case_id": Param("", type="string", title="Case", minLength=1,
-                                 description="The case `fairgate contest` opened (contest__<row>__<date>).")},
+        params={
+            "case_id": Param(
+                "",
+                type="string",
+                title="Case",
+                minLength=1,
+                description="The case `fairgate contest` opened (contest__<row>__<date>).",
+            )
+        },
     ) as dag:
         # A person's answer is not retried: a retry would ask again.
         DecideContestOperator(task_id="decide_contest", case_id="{{ params.case_id }}", retries=0)

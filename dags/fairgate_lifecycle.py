@@ -60,31 +60,47 @@ def lifecycle(model: ModelEntry) -> DAG:
         max_active_runs=1,
         tags=["fairgate", "lifecycle", f"model:{model.name}"],
         default_args={"owner": "fairgate", "retries": 2, "retry_delay": timedelta(minutes=1)},
-        params={"threshold_overrides": Param({}, type="object",
-                                             description="Gate thresholds for this run, e.g. "
-                                                         '{"disparate_impact_min": 0.75}')},
+        params={
+            "threshold_overrides": Param(
+                {}, type="object", description='Gate thresholds for this run, e.g. {"disparate_impact_min": 0.75}'
+            )
+        },
     ) as dag:
         # Each stage's input is an upstream stage's result (its .output): the data edges are the task edges.
         collect = CollectDataOperator(task_id="collect_data")
-        validate = ValidateDataOperator(task_id="validate_data", snapshot=collect.output,
-                                        routes={"passed": "check_bias", "failed": "quality_failed"})
+        validate = ValidateDataOperator(
+            task_id="validate_data",
+            snapshot=collect.output,
+            routes={"passed": "check_bias", "failed": "quality_failed"},
+        )
         RecordEvidenceOperator(task_id="quality_failed", quality=validate.output, retries=0)
-        bias = CheckBiasOperator(task_id="check_bias", quality=validate.output,
-                                 routes={"search": "plan_search", "train": "train_model"})
+        bias = CheckBiasOperator(
+            task_id="check_bias", quality=validate.output, routes={"search": "plan_search", "train": "train_model"}
+        )
         plan = PlanSearchOperator(task_id="plan_search", bias=bias.output)
         # One task instance per candidate: they run side by side, on as many worker slots as there are.
         fitted = FitCandidateOperator.partial(task_id="fit_candidate").expand(planned=plan.output)
         chosen = SelectCandidateOperator(task_id="select_candidate", plan=plan.output, candidates=fitted.output)
         train = TrainModelOperator(task_id="train_model", bias=bias.output)
-        gate = FairnessGateOperator(task_id="fairness_gate", trained=[chosen.output, train.output], trigger_rule=JOIN,
-                                    routes={"pass": "deploy_model", "fail": "reject_model", "review": "human_review"})
-        review = HumanReviewOperator(task_id="human_review", gate=gate.output,
-                                     routes={"approved": "deploy_model", "rejected": "reject_model"}, retries=0)
-        deploy = DeployModelOperator(task_id="deploy_model", gate=gate.output, review=review.output, trigger_rule=JOIN,
-                                     pool="fairgate_promotion")
+        gate = FairnessGateOperator(
+            task_id="fairness_gate",
+            trained=[chosen.output, train.output],
+            trigger_rule=JOIN,
+            routes={"pass": "deploy_model", "fail": "reject_model", "review": "human_review"},
+        )
+        review = HumanReviewOperator(
+            task_id="human_review",
+            gate=gate.output,
+            routes={"approved": "deploy_model", "rejected": "reject_model"},
+            retries=0,
+        )
+        deploy = DeployModelOperator(
+            task_id="deploy_model", gate=gate.output, review=review.output, trigger_rule=JOIN, pool="fairgate_promotion"
+        )
         reject = RejectModelOperator(task_id="reject_model", gate=gate.output, review=review.output, trigger_rule=JOIN)
-        recorded = RecordEvidenceOperator(task_id="record_evidence", deployment=deploy.output,
-                                          rejection=reject.output, trigger_rule=JOIN)
+        recorded = RecordEvidenceOperator(
+            task_id="record_evidence", deployment=deploy.output, rejection=reject.output, trigger_rule=JOIN
+        )
         recorded >> TrackMlflowOperator(task_id="track_mlflow")
 
     return check_routes(bind(dag, model))

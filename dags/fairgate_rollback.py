@@ -29,10 +29,19 @@ def rollback(model: ModelEntry) -> DAG:
         tags=["fairgate", "registry", f"model:{model.name}"],
         default_args={"owner": "fairgate", "retries": 2, "retry_delay": timedelta(seconds=30)},
         params={
-            "version": Param("", type="string", title="Version (sha256)",
-                             description="Leave empty for the previous production version."),
-            "reason": Param("", type="string", title="Reason", minLength=1,
-                            description="Why production is rolled back; recorded in the evidence log."),
+            "version": Param(
+                "",
+                type="string",
+                title="Version (sha256)",
+                description="Leave empty for the previous production version.",
+            ),
+            "reason": Param(
+                "",
+                type="string",
+                title="Reason",
+                minLength=1,
+                description="Why production is rolled back; recorded in the evidence log.",
+            ),
         },
     ) as dag:
         moved = RollbackOperator(

@@ -41,9 +41,14 @@ def score(model: ModelEntry) -> DAG:
         max_active_runs=4,
         tags=["fairgate", "monitoring", f"model:{model.name}"],
         default_args={"owner": "fairgate", "retries": 2, "retry_delay": timedelta(minutes=1)},
-        params={"scenario": Param(None, type=["null", "string"],
-                                  enum=[None, "stable", "group_mix_shift", "label_shift", "proxy_drift"],
-                                  description="Simulated feed only: overrides the policy's audit.scenario.")},
+        params={
+            "scenario": Param(
+                None,
+                type=["null", "string"],
+                enum=[None, "stable", "group_mix_shift", "label_shift", "proxy_drift"],
+                description="Simulated feed only: overrides the policy's audit.scenario.",
+            )
+        },
     ) as dag:
         scored = ScoreOperator(task_id="score")
         # A person's answer is not retried: a retry would ask again.

@@ -14,9 +14,11 @@ class FairgatePlugin(AirflowPlugin):
 
     fastapi_apps = [{"app": app, "url_prefix": "/fairgate", "name": "Fairgate fairness view"}]
     external_views = [
-        {"name": "Fairness", "href": "fairgate/", "destination": "nav", "url_route": "fairness",
-         "category": "browse"},
-        {"name": "Fairgate report", "href": "fairgate/report/run/{DAG_ID}/{RUN_ID}", "destination": "dag_run",
-         "url_route": "fairgate_report"},
+        {"name": "Fairness", "href": "fairgate/", "destination": "nav", "url_route": "fairness", "category": "browse"},
+        {
+            "name": "Fairgate report",
+            "href": "fairgate/report/run/{DAG_ID}/{RUN_ID}",
+            "destination": "dag_run",
+            "url_route": "fairgate_report",
+        },
     ]
-

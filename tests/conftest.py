@@ -64,8 +64,27 @@ def synthetic_credit_policy(folder: Path, rows: int, *, seed: int, **sections) -
     data = credit_applications(rows, seed=seed)
     data.to_csv(folder / "credit.csv", index=False)
     path = folder / "credit.yaml"
-    assert main(["policy", "init", "--source", str(folder / "credit.csv"), "--label", "approved", "--favorable", "1",
-                 "--protected", "gender=male", "--model-name", "credit", "--out", str(path)]) == 0
+    assert (
+        main(
+            [
+                "policy",
+                "init",
+                "--source",
+                str(folder / "credit.csv"),
+                "--label",
+                "approved",
+                "--favorable",
+                "1",
+                "--protected",
+                "gender=male",
+                "--model-name",
+                "credit",
+                "--out",
+                str(path),
+            ]
+        )
+        == 0
+    )
     raw = yaml.safe_load(path.read_text())
     raw["fairness"]["thresholds"] = LOOSE
     for key, value in sections.items():

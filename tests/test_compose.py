@@ -25,13 +25,24 @@ def _compose() -> str:
 
 
 def test_compose_config_is_valid_and_complete():
-    out = subprocess.run([_compose(), "-f", "docker-compose.yaml", "config"], cwd=REPO, capture_output=True,
-                         text=True, timeout=60)
+    out = subprocess.run(
+        [_compose(), "-f", "docker-compose.yaml", "config"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     cfg = yaml.safe_load(out.stdout)
     services = cfg["services"]
-    assert set(services) >= {"postgres", "redis", "minio", "minio-init", "airflow-apiserver", "airflow-scheduler",
-                             "airflow-dag-processor", "airflow-triggerer", "airflow-worker", "airflow-init"}
+    assert set(services) >= {
+        "postgres",
+        "redis",
+        "minio",
+        "minio-init",
+        "airflow-apiserver",
+        "airflow-scheduler",
+        "airflow-dag-processor",
+        "airflow-triggerer",
+        "airflow-worker",
+        "airflow-init",
+    }
     worker = services["airflow-worker"]["environment"]
     assert worker["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     assert worker["AIRFLOW__CORE__LOAD_EXAMPLES"] == "false"
@@ -45,8 +56,13 @@ def test_compose_config_is_valid_and_complete():
 
 
 def test_compose_wires_mlflow_to_the_same_postgres_and_minio_and_serves_the_production_alias():
-    out = subprocess.run([_compose(), "-f", "docker-compose.yaml", "--profile", "serving", "config"], cwd=REPO,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [_compose(), "-f", "docker-compose.yaml", "--profile", "serving", "config"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     services = yaml.safe_load(out.stdout)["services"]
     server = services["mlflow"]

@@ -15,8 +15,14 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.mark.timeout(600)
 def test_make_test_fast_runs_the_fast_layers_only():
     assert "make test-fast" in (REPO / "README.md").read_text()
-    out = subprocess.run(["make", "test-fast"], cwd=REPO, capture_output=True, text=True, timeout=600,
-                         env={k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")})
+    out = subprocess.run(
+        ["make", "test-fast"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")},
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     summary = re.search(r"(\d+) passed, (\d+) deselected", out.stdout)
     assert summary, out.stdout[-2000:]

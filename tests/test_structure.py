@@ -20,8 +20,12 @@ MODULES = {_module_name(p): p for p in sorted(DOMAIN.rglob("*.py"))}
 
 def _type_checking_nodes(tree: ast.Module) -> set[int]:
     """Nodes inside ``if TYPE_CHECKING:`` blocks: imported for annotations only, never at run time."""
-    return {id(n) for top in tree.body if isinstance(top, ast.If) and "TYPE_CHECKING" in ast.unparse(top.test)
-            for n in ast.walk(top)}
+    return {
+        id(n)
+        for top in tree.body
+        if isinstance(top, ast.If) and "TYPE_CHECKING" in ast.unparse(top.test)
+        for n in ast.walk(top)
+    }
 
 
 def _imports(path: Path) -> list[tuple[ast.stmt, str]]:
@@ -85,8 +89,12 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def test_the_domain_never_imports_airflow():
-    offenders = [f"{path.relative_to(REPO)}:{node.lineno} imports {module}" for path in MODULES.values()
-                 for node, module in _imports(path) if module.split(".")[0] == "airflow"]
+    offenders = [
+        f"{path.relative_to(REPO)}:{node.lineno} imports {module}"
+        for path in MODULES.values()
+        for node, module in _imports(path)
+        if module.split(".")[0] == "airflow"
+    ]
     assert offenders == []
 
 
@@ -105,8 +113,11 @@ def test_imports_of_our_own_modules_are_at_the_top_of_the_file():
         tree = ast.parse(path.read_text())
         for fn in ast.walk(tree):
             if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
-                inside += [f"{path.relative_to(REPO)}:{n.lineno}" for n in ast.walk(fn)
-                           if isinstance(n, ast.ImportFrom) and (n.module or "").split(".")[0] == "fairgate"]
+                inside += [
+                    f"{path.relative_to(REPO)}:{n.lineno}"
+                    for n in ast.walk(fn)
+                    if isinstance(n, ast.ImportFrom) and (n.module or "").split(".")[0] == "fairgate"
+                ]
     assert inside == []
 
 

@@ -28,8 +28,7 @@ DAG_ID = "fairgate_lifecycle"
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--airflow-home", default=os.environ.get("AIRFLOW_HOME") or str(REPO / ".airflow"))
-    parser.add_argument("--artifact-root", default=os.environ.get("FAIRGATE_ARTIFACT_ROOT")
-                        or str(REPO / ".artifacts"))
+    parser.add_argument("--artifact-root", default=os.environ.get("FAIRGATE_ARTIFACT_ROOT") or str(REPO / ".artifacts"))
     args = parser.parse_args(argv)
     configure(args.airflow_home, args.artifact_root)
     logging.basicConfig(level=logging.WARNING)
@@ -59,8 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     code = explain(dag_run.run_id, policy)
     if dag_run.state != "success":
         failed = [ti.task_id for ti in dag_run.get_task_instances() if ti.state == "failed"]
-        print(f"\nThe run failed in {failed or 'an unknown task'}. Logs: {args.airflow_home}/logs "
-              f"(dag_id={DAG_ID}/run_id={dag_run.run_id}/).")
+        print(
+            f"\nThe run failed in {failed or 'an unknown task'}. Logs: {args.airflow_home}/logs "
+            f"(dag_id={DAG_ID}/run_id={dag_run.run_id}/)."
+        )
         return code or 1
     return code
 
@@ -124,42 +125,56 @@ def explain(run_id: str, policy) -> int:
         print(f"  Note: {short}")
     proxies = bias.get("proxies") or {}
     if proxies:
-        print(f"\nProxy check (cross-validated ROC AUC of predicting the attribute; warning at "
-              f"{proxies['threshold']:g}):")
+        print(
+            f"\nProxy check (cross-validated ROC AUC of predicting the attribute; warning at {proxies['threshold']:g}):"
+        )
     for attr, res in (proxies.get("attributes") or {}).items():
         if "per_column" in res:
             top = sorted(res["per_column"].items(), key=lambda kv: -kv[1])[:2]
-            print(f"  {attr:8s} all inputs {res['all_columns']:.3f}; strongest alone: "
-                  + ", ".join(f"{c} {a:.3f}" for c, a in top) + (f"  FLAGGED: {res['flagged']}" if res["flagged"]
-                                                                 else ""))
+            print(
+                f"  {attr:8s} all inputs {res['all_columns']:.3f}; strongest alone: "
+                + ", ".join(f"{c} {a:.3f}" for c, a in top)
+                + (f"  FLAGGED: {res['flagged']}" if res["flagged"] else "")
+            )
     search = rec.get("search") or {}
     if search:
-        print(f"\nMitigation search ({len(search['candidates'])} candidates, each fitted on the training rows in its "
-              "own task, measured on the validation split):")
+        print(
+            f"\nMitigation search ({len(search['candidates'])} candidates, each fitted on the training rows in its "
+            "own task, measured on the validation split):"
+        )
         for c in search["candidates"]:
             if c["status"] != "fitted":
                 print(f"  {c['id']:36s} FAILED: {c['error']}")
                 continue
             val = c["validation"]
-            worst = min((m["disparate_impact"]["value"] for m in val["fairness"].values()
-                         if m["disparate_impact"]["value"] is not None), default=None)
+            worst = min(
+                (
+                    m["disparate_impact"]["value"]
+                    for m in val["fairness"].values()
+                    if m["disparate_impact"]["value"] is not None
+                ),
+                default=None,
+            )
             gap = "n/a" if c["band_gap"] is None else f"{c['band_gap']:.3f}"
-            print(f"  {c['id']:36s} balanced accuracy {val['performance']['balanced_accuracy']:.3f}, lowest DI "
-                  f"{'n/a' if worst is None else f'{worst:.3f}'}, outside the bands by {gap}"
-                  + ("  <- chosen" if c.get("chosen") else ""))
+            print(
+                f"  {c['id']:36s} balanced accuracy {val['performance']['balanced_accuracy']:.3f}, lowest DI "
+                f"{'n/a' if worst is None else f'{worst:.3f}'}, outside the bands by {gap}"
+                + ("  <- chosen" if c.get("chosen") else "")
+            )
         print(f"  {search['note']}. Only the chosen candidate meets the gate on the test split.")
     compared = rec.get("comparison") or {}
     if "unmitigated" in compared:
         print("\nEffect of the chosen mitigation on the test split (the same pipeline with and without it):")
         for name in ("unmitigated", "candidate"):
             pos = compared[name]
-            dis = ", ".join(f"{k} {v['disparate_impact']:.3f}" for k, v in pos["fairness"].items()
-                            if ":" not in k)
+            dis = ", ".join(f"{k} {v['disparate_impact']:.3f}" for k, v in pos["fairness"].items() if ":" not in k)
             print(f"  {name:12s} balanced accuracy {pos['balanced_accuracy']:.3f}; DI {dis}")
     perf = rec.get("performance") or {}
     if perf:
-        print(f"\nModel on held-out test data: accuracy {perf['accuracy']:.3f}, balanced accuracy "
-              f"{perf['balanced_accuracy']:.3f}, ROC AUC {perf['roc_auc']:.3f}")
+        print(
+            f"\nModel on held-out test data: accuracy {perf['accuracy']:.3f}, balanced accuracy "
+            f"{perf['balanced_accuracy']:.3f}, ROC AUC {perf['roc_auc']:.3f}"
+        )
         print("Fairness of the model's decisions (value [95% interval]):")
         for key, m in (rec.get("fairness") or {}).items():
             di, eod = m["disparate_impact"], m["equal_opportunity_difference"]
@@ -180,15 +195,23 @@ def explain(run_id: str, policy) -> int:
     missing = f" ({len(sheet['missing'])} questions for the team unanswered)" if sheet.get("missing") else ""
     print(f"Datasheet: {sheet.get('uri')}{missing}")
     print(f"Evidence: {store.root_uri}/evidence/{policy.model_name}  (check it with: .venv/bin/fairgate verify-log)")
-    missed = next((e["record"] for e in evidence.recent(store, policy.model_name, "tracking", last=5)
-                   if e["record"].get("lifecycle_run_id") == run_id), None)
+    missed = next(
+        (
+            e["record"]
+            for e in evidence.recent(store, policy.model_name, "tracking", last=5)
+            if e["record"].get("lifecycle_run_id") == run_id
+        ),
+        None,
+    )
     if missed:
         print(f"MLflow:   not logged ({missed['error']}); later: .venv/bin/fairgate mlflow-sync")
     else:
         from fairgate.integrations import tracking
 
-        print(f"MLflow:   experiment fairgate/{policy.model_name} in {tracking.tracking_uri()}  (browse it with: "
-              "make mlflow-ui, then http://127.0.0.1:5000)")
+        print(
+            f"MLflow:   experiment fairgate/{policy.model_name} in {tracking.tracking_uri()}  (browse it with: "
+            "make mlflow-ui, then http://127.0.0.1:5000)"
+        )
     if (rec.get("deployment") or {}).get("version"):
         print("Bundle for auditors: .venv/bin/fairgate bundle production, then fairgate verify-bundle FILE")
     return 0

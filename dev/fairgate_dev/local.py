@@ -62,8 +62,9 @@ def init_db() -> None:
     from airflow.utils.db import initdb
 
     initdb()
-    Pool.create_or_update_pool(PROMOTION_POOL, slots=1, description="Fairgate: one promotion at a time",
-                               include_deferred=False)
+    Pool.create_or_update_pool(
+        PROMOTION_POOL, slots=1, description="Fairgate: one promotion at a time", include_deferred=False
+    )
 
 
 def load_dag(dag_id: str):
@@ -96,8 +97,9 @@ def _api():
     return TestClient(_app())
 
 
-def answer_review(dag_id: str, run_id: str, choice: str, rationale: str, *, task_id: str = "human_review",
-                  map_index: int = -1) -> dict[str, Any]:
+def answer_review(
+    dag_id: str, run_id: str, choice: str, rationale: str, *, task_id: str = "human_review", map_index: int = -1
+) -> dict[str, Any]:
     """Answer a human-review task through Airflow's REST API (the call the UI makes)."""
     with _api() as client:
         resp = client.patch(
@@ -109,8 +111,7 @@ def answer_review(dag_id: str, run_id: str, choice: str, rationale: str, *, task
     return resp.json()
 
 
-def review_request(dag_id: str, run_id: str, *, task_id: str = "human_review", map_index: int = -1
-                   ) -> dict[str, Any]:
+def review_request(dag_id: str, run_id: str, *, task_id: str = "human_review", map_index: int = -1) -> dict[str, Any]:
     """What the reviewer is shown (subject, body, options, form) for a waiting review."""
     with _api() as client:
         resp = client.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/{map_index}/hitlDetails")
@@ -128,8 +129,9 @@ def awaiting_review(dag_id: str, task_id: str = "human_review") -> str | None:
 def awaiting_reviews(dag_id: str, task_id: str) -> list[tuple[str, int]]:
     """``(run id, map index)`` of every ``task_id`` instance that waits for human input (mapped ones too)."""
     with _api() as client:
-        resp = client.get(f"/api/v2/dags/{dag_id}/dagRuns/~/taskInstances",
-                          params={"task_id": task_id, "state": "awaiting_input"})
+        resp = client.get(
+            f"/api/v2/dags/{dag_id}/dagRuns/~/taskInstances", params={"task_id": task_id, "state": "awaiting_input"}
+        )
     if resp.status_code != 200:
         raise RuntimeError(f"Listing task instances failed: HTTP {resp.status_code} {resp.text}")
     return [(t["dag_run_id"], t["map_index"]) for t in resp.json()["task_instances"]]
@@ -138,8 +140,16 @@ def awaiting_reviews(dag_id: str, task_id: str) -> list[tuple[str, int]]:
 class Reviewer(threading.Thread):
     """Answers the review of a ``dag.test()`` run from a background thread, once it is asked."""
 
-    def __init__(self, dag_id: str, choice: str, rationale: str, *, wait_s: float = 0.0, timeout_s: float = 600,
-                 task_id: str = "human_review"):
+    def __init__(
+        self,
+        dag_id: str,
+        choice: str,
+        rationale: str,
+        *,
+        wait_s: float = 0.0,
+        timeout_s: float = 600,
+        task_id: str = "human_review",
+    ):
         super().__init__(daemon=True)
         warm_api()
         self.dag_id, self.choice, self.rationale, self.task_id = dag_id, choice, rationale, task_id
@@ -157,8 +167,9 @@ class Reviewer(threading.Thread):
                 if run_id:
                     self.request = review_request(self.dag_id, run_id, task_id=self.task_id)
                     time.sleep(self.wait_s)
-                    self.answered = answer_review(self.dag_id, run_id, self.choice, self.rationale,
-                                                  task_id=self.task_id)
+                    self.answered = answer_review(
+                        self.dag_id, run_id, self.choice, self.rationale, task_id=self.task_id
+                    )
                     return
             except Exception as exc:  # e.g. SQLite busy while the run writes; kept for the caller
                 self.error = exc

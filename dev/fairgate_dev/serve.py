@@ -18,8 +18,7 @@ from fairgate_dev.local import REPO, configure
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--airflow-home", default=os.environ.get("AIRFLOW_HOME") or str(REPO / ".airflow"))
-    parser.add_argument("--artifact-root", default=os.environ.get("FAIRGATE_ARTIFACT_ROOT")
-                        or str(REPO / ".artifacts"))
+    parser.add_argument("--artifact-root", default=os.environ.get("FAIRGATE_ARTIFACT_ROOT") or str(REPO / ".artifacts"))
     parser.add_argument("--port", default="8080")
     args = parser.parse_args(argv)
     configure(args.airflow_home, args.artifact_root)
@@ -27,8 +26,10 @@ def main(argv: list[str] | None = None) -> int:
 
     init_db()
     airflow = shutil.which("airflow", path=os.path.dirname(sys.executable)) or "airflow"
-    print(f"Fairness view: http://127.0.0.1:{args.port}/fairgate/  (Airflow UI: http://127.0.0.1:{args.port}/)",
-          flush=True)
+    print(
+        f"Fairness view: http://127.0.0.1:{args.port}/fairgate/  (Airflow UI: http://127.0.0.1:{args.port}/)",
+        flush=True,
+    )
     os.execv(airflow, [airflow, "api-server", "--host", "127.0.0.1", "--port", args.port])  # noqa: S606
 
 

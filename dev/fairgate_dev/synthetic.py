@@ -50,25 +50,29 @@ def credit_applications(rows: int = 20_000, *, seed: int = 7, truth: Truth = Tru
     z = rng.normal(size=rows)
     spread = float(np.sqrt(1 + truth.noise**2))
     # P(z + e > t) = 1 - Phi(t / spread) = rate  =>  t = spread * Phi^-1(1 - rate)
-    threshold = np.where(women, spread * norm.ppf(1 - truth.rate_unprivileged),
-                         spread * norm.ppf(1 - truth.rate_privileged))
+    threshold = np.where(
+        women, spread * norm.ppf(1 - truth.rate_unprivileged), spread * norm.ppf(1 - truth.rate_privileged)
+    )
     approved = (z + rng.normal(scale=truth.noise, size=rows) > threshold).astype(int)
     linked = rng.random(rows) < truth.proxy_strength
     area_of_gender = np.where(women, "east", "west")
     postcode_area = np.where(linked, area_of_gender, rng.choice(["east", "west"], size=rows))
-    return pd.DataFrame({
-        "application_id": [f"app-{i:07d}" for i in range(rows)],
-        "gender": np.where(women, "female", "male"),
-        "age": rng.integers(18, 76, size=rows),
-        "income": np.round(np.exp(10.3 + 0.35 * z + rng.normal(scale=0.3, size=rows)), 2),
-        "loan_amount": np.round(np.exp(9.0 - 0.15 * z + rng.normal(scale=0.5, size=rows)), 2),
-        "duration_months": rng.choice([12, 24, 36, 48, 60], size=rows),
-        "savings_band": pd.cut(z + rng.normal(scale=0.8, size=rows), [-np.inf, -0.5, 0.5, np.inf],
-                               labels=["low", "medium", "high"]).astype(str),
-        "employment": np.where(z + rng.normal(scale=1.0, size=rows) > -0.8, "employed", "unemployed"),
-        "postcode_area": postcode_area,
-        "approved": approved,
-    })
+    return pd.DataFrame(
+        {
+            "application_id": [f"app-{i:07d}" for i in range(rows)],
+            "gender": np.where(women, "female", "male"),
+            "age": rng.integers(18, 76, size=rows),
+            "income": np.round(np.exp(10.3 + 0.35 * z + rng.normal(scale=0.3, size=rows)), 2),
+            "loan_amount": np.round(np.exp(9.0 - 0.15 * z + rng.normal(scale=0.5, size=rows)), 2),
+            "duration_months": rng.choice([12, 24, 36, 48, 60], size=rows),
+            "savings_band": pd.cut(
+                z + rng.normal(scale=0.8, size=rows), [-np.inf, -0.5, 0.5, np.inf], labels=["low", "medium", "high"]
+            ).astype(str),
+            "employment": np.where(z + rng.normal(scale=1.0, size=rows) > -0.8, "employed", "unemployed"),
+            "postcode_area": postcode_area,
+            "approved": approved,
+        }
+    )
 
 
 def write_feed(folder: str, first_day: str, days: int, rows_per_day: int = 600, *, seed: int = 8) -> None:
@@ -82,7 +86,7 @@ def write_feed(folder: str, first_day: str, days: int, rows_per_day: int = 600, 
     for i in range(days):
         part = Path(folder) / f"date={(start + timedelta(days=i)).isoformat()}"
         part.mkdir(parents=True, exist_ok=True)
-        feed.iloc[i * rows_per_day:(i + 1) * rows_per_day].to_csv(part / "part.csv", index=False)
+        feed.iloc[i * rows_per_day : (i + 1) * rows_per_day].to_csv(part / "part.csv", index=False)
 
 
 def main(argv: list[str]) -> int:

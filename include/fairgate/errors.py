@@ -34,6 +34,7 @@ class FairgateError(Exception):
 
 # --- bad input: fail once, no retry --------------------------------------------------------------
 
+
 class InputError(FairgateError, ValueError):
     """Bad input; the message names the key or column, what was found and what is allowed."""
 
@@ -110,6 +111,7 @@ class StoreConfigError(InputError):
 
 # --- a changed artifact: never retried, never used -----------------------------------------------
 
+
 class IntegrityError(FairgateError):
     """A stored artifact's bytes no longer match the sha256 recorded when it was written."""
 
@@ -121,6 +123,7 @@ class ModelIntegrityError(IntegrityError):
 
 
 # --- unreachable or raced: retried ---------------------------------------------------------------
+
 
 class TransientError(FairgateError):
     """A service or the store could not be reached, or a race was lost; nothing was changed."""

@@ -20,14 +20,14 @@ class FairgateFairnessDatasetFacet(DatasetFacet):
     """What Fairgate decided about the run that produced this dataset (schema: docs/lineage/)."""
 
     decision: str | None = attr.field(default=None)
-    gateOutcome: str | None = attr.field(default=None)  # noqa: N815  (OpenLineage facets use camelCase)
-    gateReasons: list[str] = attr.field(factory=list)  # noqa: N815
-    modelVersion: str | None = attr.field(default=None)  # noqa: N815
-    balancedAccuracy: float | None = attr.field(default=None)  # noqa: N815
+    gateOutcome: str | None = attr.field(default=None)
+    gateReasons: list[str] = attr.field(factory=list)
+    modelVersion: str | None = attr.field(default=None)
+    balancedAccuracy: float | None = attr.field(default=None)
     metrics: dict[str, float | None] = attr.field(factory=dict)
-    evidenceSeq: int | None = attr.field(default=None)  # noqa: N815
-    evidenceHash: str | None = attr.field(default=None)  # noqa: N815
-    modelName: str | None = attr.field(default=None)  # noqa: N815
+    evidenceSeq: int | None = attr.field(default=None)
+    evidenceHash: str | None = attr.field(default=None)
+    modelName: str | None = attr.field(default=None)
 
     @staticmethod
     def _get_schema() -> str:
@@ -44,6 +44,7 @@ def on_complete(record: dict[str, Any], *, seq: int, entry_hash: str) -> Any:
 
     inputs, outputs = lineage.datasets(record)
     facet = FairgateFairnessDatasetFacet(**lineage.fairness_facet(record, seq=seq, entry_hash=entry_hash))
-    return OperatorLineage(inputs=[Dataset(namespace=ns, name=name) for ns, name in inputs],
-                           outputs=[Dataset(namespace=ns, name=name, facets={lineage.FACET: facet})
-                                    for ns, name in outputs])
+    return OperatorLineage(
+        inputs=[Dataset(namespace=ns, name=name) for ns, name in inputs],
+        outputs=[Dataset(namespace=ns, name=name, facets={lineage.FACET: facet}) for ns, name in outputs],
+    )

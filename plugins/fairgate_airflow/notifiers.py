@@ -36,8 +36,13 @@ class ArtifactStoreAlertNotifier(BaseNotifier):
 
         run_id = context["dag_run"].run_id
         day = self.payload.get("date", "unknown")
-        body = {"severity": self.severity, "message": self.message, "run_id": run_id,
-                "dag_id": context["dag_run"].dag_id, **self.payload}
+        body = {
+            "severity": self.severity,
+            "message": self.message,
+            "run_id": run_id,
+            "dag_id": context["dag_run"].dag_id,
+            **self.payload,
+        }
         model = self.payload.get("model", "unknown")
         key = f"alerts/model={model}/date={day}/{re.sub(r'[^A-Za-z0-9._=-]', '_', run_id)}.json"
         written = artifact_store().put(key, json.dumps(body, indent=2, sort_keys=True, default=str).encode())

@@ -30,9 +30,11 @@ def _connection_uri(conn_id: str) -> str:
     try:
         return sqlalchemy_url(BaseHook.get_connection(conn_id).get_uri())
     except AirflowNotFoundException:
-        raise DataError(f"No Airflow connection {conn_id!r} (named by a sql:// source or feed): define it with "
-                        f"`airflow connections add {conn_id} --conn-uri postgresql://...` or "
-                        f"AIRFLOW_CONN_{conn_id.upper()}.") from None
+        raise DataError(
+            f"No Airflow connection {conn_id!r} (named by a sql:// source or feed): define it with "
+            f"`airflow connections add {conn_id} --conn-uri postgresql://...` or "
+            f"AIRFLOW_CONN_{conn_id.upper()}."
+        ) from None
 
 
 def _s3_client() -> Any:

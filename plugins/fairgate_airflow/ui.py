@@ -42,8 +42,13 @@ async def signed_in_user(request: Request) -> Any:
 
 User = Annotated[Any, Depends(signed_in_user)]
 
-app = FastAPI(title="Fairgate", description="Fairness view of the Fairgate lifecycle", docs_url=None,
-              redoc_url=None, openapi_url=None)
+app = FastAPI(
+    title="Fairgate",
+    description="Fairness view of the Fairgate lifecycle",
+    docs_url=None,
+    redoc_url=None,
+    openapi_url=None,
+)
 
 
 @app.middleware("http")
@@ -61,8 +66,7 @@ async def _refuse(request: Request, exc: HTTPException) -> Response:
     if exc.status_code in (401, 403) and "text/html" in request.headers.get("accept", ""):
         from fairgate.reporting.pages import render_html
 
-        return HTMLResponse(render_html("sign_in.html.j2", login_url=_login_url(request)),
-                            status_code=exc.status_code)
+        return HTMLResponse(render_html("sign_in.html.j2", login_url=_login_url(request)), status_code=exc.status_code)
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
 
 
@@ -89,8 +93,11 @@ def may_read(user: Any, dag_id: str | None) -> bool:
         from airflow.models.dag import DagModel
 
         team = DagModel.get_team_name(dag_id)
-    return bool(get_auth_manager().is_authorized_dag(method="GET", access_entity=DagAccessEntity.RUN,
-                                                     details=DagDetails(id=dag_id, team_name=team), user=user))
+    return bool(
+        get_auth_manager().is_authorized_dag(
+            method="GET", access_entity=DagAccessEntity.RUN, details=DagDetails(id=dag_id, team_name=team), user=user
+        )
+    )
 
 
 def _lifecycle_dags() -> dict[str, str]:
@@ -172,14 +179,21 @@ def contest(body: ContestRequest, user: User) -> JSONResponse:
         raise HTTPException(404, f"No model {body.model!r} you may read.")
     try:
         day = date.fromisoformat(body.date) if body.date else None
-        case = cases.open_contest(_store(), load_policy(entry.path), body.row, reason=body.reason, day=day,
-                                  opened_by=f"fairness-view:{_name(user)}")
+        case = cases.open_contest(
+            _store(),
+            load_policy(entry.path),
+            body.row,
+            reason=body.reason,
+            day=day,
+            opened_by=f"fairness-view:{_name(user)}",
+        )
     except ValueError as exc:  # InputError is a ValueError too: bad dates and refused contests alike
         return JSONResponse({"detail": str(exc), "kind": type(exc).__name__}, status_code=400)
     dag_id = entry.dag_id("fairgate_contest")
     run_id = _trigger(dag_id, {"case_id": case["case_id"]}, user)
-    return JSONResponse({"case_id": case["case_id"], "seq": case["seq"], "dag_id": dag_id, "dag_run_id": run_id},
-                        status_code=201)
+    return JSONResponse(
+        {"case_id": case["case_id"], "seq": case["seq"], "dag_id": dag_id, "dag_run_id": run_id}, status_code=201
+    )
 
 
 def _trigger(dag_id: str, conf: dict[str, Any], user: Any) -> str:
@@ -187,8 +201,7 @@ def _trigger(dag_id: str, conf: dict[str, Any], user: Any) -> str:
     from airflow.api.common.trigger_dag import trigger_dag
     from airflow.utils.types import DagRunTriggeredByType
 
-    run = trigger_dag(dag_id, triggered_by=DagRunTriggeredByType.REST_API, conf=conf,
-                      triggering_user_name=_name(user))
+    run = trigger_dag(dag_id, triggered_by=DagRunTriggeredByType.REST_API, conf=conf, triggering_user_name=_name(user))
     return str(run.run_id) if run else ""
 
 

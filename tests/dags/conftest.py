@@ -9,10 +9,12 @@ import pytest
 from fairgate.governance import evidence
 
 DAG_ID = "fairgate_lifecycle"
-LOOSE = {"disparate_impact": {"kind": "ratio_band", "min": 0.05, "max": 20.0},
-         "statistical_parity_difference": {"kind": "abs_difference", "max": 0.9},
-         "equal_opportunity_difference": {"kind": "abs_difference", "max": 0.9},
-         "average_odds_difference": {"kind": "abs_difference", "max": 0.9}}
+LOOSE = {
+    "disparate_impact": {"kind": "ratio_band", "min": 0.05, "max": 20.0},
+    "statistical_parity_difference": {"kind": "abs_difference", "max": 0.9},
+    "equal_opportunity_difference": {"kind": "abs_difference", "max": 0.9},
+    "average_odds_difference": {"kind": "abs_difference", "max": 0.9},
+}
 
 
 @pytest.fixture(scope="session")
@@ -64,5 +66,3 @@ def deployed(lifecycle_dag, tmp_path_factory):
     dr = run_dag(lifecycle_dag)
     mp.undo()
     return root, policy_path, dr
-
-

@@ -29,9 +29,13 @@ def scored(tmp_path, monkeypatch):
     from fairgate_dev.synthetic import write_feed
 
     write_feed(str(tmp_path / "feed"), DAY.isoformat(), 1, 300, seed=41)
-    path, _ = synthetic_credit_policy(tmp_path, 3000, seed=40, audit={"incoming": str(tmp_path / "feed"),
-                                                                      "window_days": 1, "label_lag_days": 0},
-                                      recourse={"actionable": {"income": {"direction": "increase"}}})
+    path, _ = synthetic_credit_policy(
+        tmp_path,
+        3000,
+        seed=40,
+        audit={"incoming": str(tmp_path / "feed"), "window_days": 1, "label_lag_days": 0},
+        recourse={"actionable": {"income": {"direction": "increase"}}},
+    )
     policy = load_policy(path)
     store = LocalStore(tmp_path / "store")
     assert lifecycle.run_in_process(store, policy, RunInfo(dag_id="nb", run_id="r")).decision == "deployed"
@@ -64,15 +68,21 @@ def test_a_contest_through_airflow_to_a_recorded_outcome_the_audit_counts(scored
     assert "already contested" in capsys.readouterr().err
     assert main(["contest", "no-such-row", "--reason", "x"]) == 1
     assert "no scored decision" in capsys.readouterr().err
-    store.put(f"predictions/model=other/date={DAY}/part.parquet",
-              pd.DataFrame({"application_id": ["theirs-1"]}).to_parquet())
+    store.put(
+        f"predictions/model=other/date={DAY}/part.parquet", pd.DataFrame({"application_id": ["theirs-1"]}).to_parquet()
+    )
     assert main(["contest", "theirs-1", "--reason", "x"]) == 1
     assert "a record of model 'other'" in capsys.readouterr().err
     assert len(_records(store, "contest_opened")) == 1
 
     init_db()
-    reviewer = Reviewer("fairgate_contest", "Overturn", "The applicant's new payslip shows the income.",
-                        task_id="decide_contest", timeout_s=300)
+    reviewer = Reviewer(
+        "fairgate_contest",
+        "Overturn",
+        "The applicant's new payslip shows the income.",
+        task_id="decide_contest",
+        timeout_s=300,
+    )
     reviewer.start()
     dr = load_dag("fairgate_contest").test(run_conf={"case_id": opened["case_id"]})
     reviewer.stop()
@@ -93,8 +103,10 @@ def test_a_contest_through_airflow_to_a_recorded_outcome_the_audit_counts(scored
     assert (women["contested"], women["overturned"]) == (1, 1)
     assert women["overturn_rate"]["value"] == 1.0
     assert after["contests"]["comparisons"]["gender"]["privileged"]["contested"] == 0
-    selected = {w: r["fairness"]["gender"]["counts"]["all"]["unprivileged"]["selected"] for w, r in
-                (("before", before), ("after", after))}
+    selected = {
+        w: r["fairness"]["gender"]["counts"]["all"]["unprivileged"]["selected"]
+        for w, r in (("before", before), ("after", after))
+    }
     assert selected["after"] == selected["before"] + 1  # the overturned decision counts as decided
 
     with pytest.raises(cases.CaseError, match="already decided"):
@@ -108,7 +120,7 @@ def test_the_fairness_view_opens_a_contest_and_starts_its_review(scored):
 
     from fairgate_dev.local import init_db, load_dag
 
-    store, policy, log = scored
+    store, _policy, log = scored
     init_db()
     load_dag("fairgate_contest")
     from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
@@ -123,13 +135,16 @@ def test_the_fairness_view_opens_a_contest_and_starts_its_review(scored):
     client = TestClient(app)
     row = str(log[log["decision"] == 0].iloc[1]["application_id"])
     headers = {"Authorization": f"Bearer {token}"}
-    made = client.post("/api/contest", json={"model": "credit", "row": row, "reason": "Wrong address."},
-                       headers=headers)
+    made = client.post(
+        "/api/contest", json={"model": "credit", "row": row, "reason": "Wrong address."}, headers=headers
+    )
     assert made.status_code == 201, made.text
     assert made.json()["dag_id"] == "fairgate_contest" and made.json()["dag_run_id"]
     assert cases.read(store, "credit", made.json()["case_id"])["opened_by"] == "fairness-view:caseworker"
     again = client.post("/api/contest", json={"model": "credit", "row": row, "reason": "Again."}, headers=headers)
     assert again.status_code == 400 and "already contested" in again.json()["detail"]
     assert client.post("/api/contest", json={"model": "credit", "row": row, "reason": "x"}).status_code == 401
-    assert client.post("/api/contest", json={"model": "nope", "row": row, "reason": "x"},
-                       headers=headers).status_code == 404
+    assert (
+        client.post("/api/contest", json={"model": "nope", "row": row, "reason": "x"}, headers=headers).status_code
+        == 404
+    )

@@ -13,12 +13,28 @@ import pytest
 from fairgate_dev.local import REPO
 
 DAG_FILES = sorted((REPO / "dags").glob("*.py"))
-HEAVY = ["pandas", "numpy", "sklearn", "aif360", "great_expectations", "boto3", "pyarrow", "skops", "fairgate",
-         "matplotlib"]
+HEAVY = [
+    "pandas",
+    "numpy",
+    "sklearn",
+    "aif360",
+    "great_expectations",
+    "boto3",
+    "pyarrow",
+    "skops",
+    "fairgate",
+    "matplotlib",
+]
 # The model catalog reads each policy's name and schedule (PyYAML; pydantic, which Airflow imports anyway,
 # for the schedule's defaults): the only Fairgate modules a DAG file may load.
-PARSE_TIME_FAIRGATE = {"fairgate", "fairgate.policy", "fairgate.policy.catalog", "fairgate.policy.schema",
-                       "fairgate.errors", "fairgate.config"}
+PARSE_TIME_FAIRGATE = {
+    "fairgate",
+    "fairgate.policy",
+    "fairgate.policy.catalog",
+    "fairgate.policy.schema",
+    "fairgate.errors",
+    "fairgate.config",
+}
 
 PROBE = r"""
 import json, sys, time, runpy
@@ -43,8 +59,14 @@ print(json.dumps({"elapsed": elapsed, "new": sorted(set(sys.modules) - before), 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
 def test_dag_file_is_light(path: Path):
-    out = subprocess.run([sys.executable, "-c", PROBE, str(path)], capture_output=True, text=True, env=os.environ,
-                         timeout=120, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, str(path)],
+        capture_output=True,
+        text=True,
+        env=os.environ,
+        timeout=120,
+        check=True,
+    )
     probe = json.loads(out.stdout.strip().splitlines()[-1])
     new = set(probe["new"]) - PARSE_TIME_FAIRGATE
     top_level = {m.split(".")[0] for m in new}
@@ -66,8 +88,12 @@ def test_no_import_errors(dagbag):
 
 
 # Tasks that must not retry: a person's answer, and the stop that records a failed quality gate.
-NO_RETRIES = {("fairgate_lifecycle", "human_review"), ("fairgate_lifecycle", "quality_failed"),
-              ("fairgate_contest", "decide_contest"), ("fairgate_score", "review_decision")}
+NO_RETRIES = {
+    ("fairgate_lifecycle", "human_review"),
+    ("fairgate_lifecycle", "quality_failed"),
+    ("fairgate_contest", "decide_contest"),
+    ("fairgate_score", "review_decision"),
+}
 
 
 def test_every_dag_is_documented_tagged_and_retried(dagbag):
@@ -90,13 +116,22 @@ def test_lifecycle_shape(dagbag):
     edges = {(t.task_id, d) for t in dag.tasks for d in t.downstream_task_ids}
     assert edges == {
         ("collect_data", "validate_data"),
-        ("validate_data", "quality_failed"), ("validate_data", "check_bias"),
-        ("check_bias", "plan_search"), ("check_bias", "train_model"), ("plan_search", "fit_candidate"),
-        ("plan_search", "select_candidate"), ("fit_candidate", "select_candidate"),
-        ("select_candidate", "fairness_gate"), ("train_model", "fairness_gate"),
-        ("fairness_gate", "deploy_model"), ("fairness_gate", "reject_model"), ("fairness_gate", "human_review"),
-        ("human_review", "deploy_model"), ("human_review", "reject_model"),
-        ("deploy_model", "record_evidence"), ("reject_model", "record_evidence"),
+        ("validate_data", "quality_failed"),
+        ("validate_data", "check_bias"),
+        ("check_bias", "plan_search"),
+        ("check_bias", "train_model"),
+        ("plan_search", "fit_candidate"),
+        ("plan_search", "select_candidate"),
+        ("fit_candidate", "select_candidate"),
+        ("select_candidate", "fairness_gate"),
+        ("train_model", "fairness_gate"),
+        ("fairness_gate", "deploy_model"),
+        ("fairness_gate", "reject_model"),
+        ("fairness_gate", "human_review"),
+        ("human_review", "deploy_model"),
+        ("human_review", "reject_model"),
+        ("deploy_model", "record_evidence"),
+        ("reject_model", "record_evidence"),
         ("record_evidence", "track_mlflow"),
     }
     joins = {"fairness_gate", "deploy_model", "reject_model", "record_evidence"}
@@ -124,8 +159,12 @@ def test_renaming_any_lifecycle_task_still_works_or_fails_at_parse_time(dagbag, 
         assert variant.count("_renamed") == 1
         (tmp_path / f"rename_{task.task_id}.py").write_text(variant)
     bag = DagBag(dag_folder=str(tmp_path))
-    routed = {t for op in original.tasks for target in (getattr(op, "routes", None) or {}).values()
-              for t in ([target] if isinstance(target, str) else target)}
+    routed = {
+        t
+        for op in original.tasks
+        for target in (getattr(op, "routes", None) or {}).values()
+        for t in ([target] if isinstance(target, str) else target)
+    }
     for task in original.tasks:
         dag_id = f"rename_{task.task_id}"
         if task.task_id in routed:
@@ -158,8 +197,9 @@ def test_a_policies_folder_gives_each_model_its_own_dags(tmp_path, monkeypatch):
     assert sorted(bag.dags) == sorted(f"{b}__{m}" for b in bases for m in ("adult_income", "credit"))
     for dag_id, dag in bag.dags.items():
         model = dag_id.split("__")[1]
-        files = {t.partial_kwargs["policy_file"] if hasattr(t, "partial_kwargs") else t.policy_file
-                 for t in dag.tasks}  # a mapped task builds each instance from its partial kwargs
+        files = {
+            t.partial_kwargs["policy_file"] if hasattr(t, "partial_kwargs") else t.policy_file for t in dag.tasks
+        }  # a mapped task builds each instance from its partial kwargs
         assert files == {str(tmp_path / f"{model}.yaml")}, dag_id
         assert f"model:{model}" in dag.tags
     credit, adult = bag.dags["fairgate_lifecycle__credit"], bag.dags["fairgate_lifecycle__adult_income"]

@@ -21,6 +21,8 @@ from fairgate.storage.base import sha256_bytes
 from fairgate.storage.local import LocalStore
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+
 def test_adult_default_policy(lifecycle_dag, store, write_policy):
     write_policy()
     dr = run_dag(lifecycle_dag)
@@ -72,8 +74,9 @@ def test_adult_default_policy(lifecycle_dag, store, write_policy):
         m = load_model_bytes(file_of(store, c["model"]["uri"]), expected_sha256=c["model"]["sha256"])
         p = m.predict_proba(feature_frame(val, policy))[:, 1] >= 0.5
         di_val[c["id"]] = p[~v_male].mean() / p[v_male].mean()
-        assert c["validation"]["fairness"]["sex"]["disparate_impact"]["value"] == pytest.approx(di_val[c["id"]],
-                                                                                                  abs=1e-12)
+        assert c["validation"]["fairness"]["sex"]["disparate_impact"]["value"] == pytest.approx(
+            di_val[c["id"]], abs=1e-12
+        )
     assert max(di_val.values()) < 0.8 and search["within_bands"] == []
     assert search["chosen"] == max(di_val, key=di_val.get) == "reweighing.logistic_regression"
     assert rec["model"]["sha256"] == search["candidates"][1]["model"]["sha256"]
@@ -136,8 +139,14 @@ def _check_report_and_card(store, rec, test, policy):
     parser.feed(page)
     fairness_table = next(t for t in parser.tables if t[0][:3] == ["comparison", "n unpriv / priv", "DI"])
     assert {row[0] for row in fairness_table[1:]} == set(rec["fairness"])
-    metrics = ["disparate_impact", "statistical_parity_difference", "equal_opportunity_difference",
-               "average_odds_difference", "false_positive_rate_difference", "false_negative_rate_difference"]
+    metrics = [
+        "disparate_impact",
+        "statistical_parity_difference",
+        "equal_opportunity_difference",
+        "average_odds_difference",
+        "false_positive_rate_difference",
+        "false_negative_rate_difference",
+    ]
     for row in fairness_table[1:]:
         res = rec["fairness"][row[0]]
         assert row[1] == f"{res['counts']['unprivileged']['n']:.0f} / {res['counts']['privileged']['n']:.0f}"
@@ -154,15 +163,15 @@ def _check_report_and_card(store, rec, test, policy):
     # The candidate's numbers in the comparison are the gate's own; the unmitigated twin is a different model.
     assert rec["comparison"]["candidate"]["accuracy"] == rec["performance"]["accuracy"]
     assert rec["comparison"]["unmitigated"]["fairness"]["sex"]["disparate_impact"] != pytest.approx(
-        rec["comparison"]["candidate"]["fairness"]["sex"]["disparate_impact"], abs=1e-3)
+        rec["comparison"]["candidate"]["fairness"]["sex"]["disparate_impact"], abs=1e-3
+    )
 
     # The search table: every candidate with its validation balanced accuracy, the chosen one marked.
     search_table = next(t for t in parser.tables if t[0][:2] == ["candidate", "method"])
     shown = {row[0]: row for row in search_table[1:]}
     assert set(shown) == {c["id"] for c in rec["search"]["candidates"]}
     for c in rec["search"]["candidates"]:
-        assert float(shown[c["id"]][3]) == pytest.approx(c["validation"]["performance"]["balanced_accuracy"],
-                                                         abs=5e-5)
+        assert float(shown[c["id"]][3]) == pytest.approx(c["validation"]["performance"]["balanced_accuracy"], abs=5e-5)
         assert (shown[c["id"]][2] == "chosen") == (c["id"] == rec["search"]["chosen"])
 
     images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([^"]+)"', page)
@@ -175,8 +184,17 @@ def _check_report_and_card(store, rec, test, policy):
         assert pixels.shape[0] > 200 and pixels.shape[1] > 300 and pixels.std() > 0.05, alt
 
     card = file_of(store, rec["model_card"]["uri"]).decode()
-    for section in ("Model details", "Intended use", "Factors", "Metrics", "Evaluation data", "Training data",
-                    "Quantitative analyses", "Ethical considerations and caveats", "Approval"):
+    for section in (
+        "Model details",
+        "Intended use",
+        "Factors",
+        "Metrics",
+        "Evaluation data",
+        "Training data",
+        "Quantitative analyses",
+        "Ethical considerations and caveats",
+        "Approval",
+    ):
         assert f"## {section}\n" in card and f"<h2>{section}</h2>" in page
     perf = rec["performance"]
     assert re.search(r"Accuracy (\d\.\d+)", card).group(1) == f"{perf['accuracy']:.4f}"
@@ -185,11 +203,12 @@ def _check_report_and_card(store, rec, test, policy):
     # the fairness table's row (the proxy table has a "| sex |" row too, without group counts)
     sex_row = next(line for line in card.splitlines() if re.match(r"\| sex \| \d+ / \d+ \|", line))
     assert _numbers(sex_row)[:3] == pytest.approx(
-        [rec["fairness"]["sex"]["disparate_impact"][k] for k in ("value", "ci_low", "ci_high")], abs=5e-5)
+        [rec["fairness"]["sex"]["disparate_impact"][k] for k in ("value", "ci_low", "ci_high")], abs=5e-5
+    )
 
 
 def test_deploy_outcome(deployed):
-    root, policy_path, dr = deployed
+    root, _policy_path, dr = deployed
     store = LocalStore(root)
     assert dr.state == "success"
     rec = record_of(store, dr)
@@ -214,15 +233,20 @@ def _copy(deployed, tmp_path, monkeypatch, changes, write_policy):
     return store, store.get_with_etag("registry/adult_income/production.json")
 
 
-@pytest.mark.parametrize("choice,rationale,decision", [
-    ("Approve", "Groups too small to measure here; approved for a monitored pilot.", "deployed"),
-    ("Reject", "Not enough evidence for the intersection groups.", "rejected"),
-])
-def test_review_answered_through_the_rest_api(lifecycle_dag, deployed, tmp_path, monkeypatch, write_policy,
-                                              choice, rationale, decision):
+@pytest.mark.parametrize(
+    "choice,rationale,decision",
+    [
+        ("Approve", "Groups too small to measure here; approved for a monitored pilot.", "deployed"),
+        ("Reject", "Not enough evidence for the intersection groups.", "rejected"),
+    ],
+)
+def test_review_answered_through_the_rest_api(
+    lifecycle_dag, deployed, tmp_path, monkeypatch, write_policy, choice, rationale, decision
+):
     # min_positives above the data size makes every comparison insufficient evidence -> review
-    store, (pointer_before, etag_before) = _copy(deployed, tmp_path, monkeypatch,
-                                                 {"fairness.min_positives": 100000}, write_policy)
+    store, (pointer_before, etag_before) = _copy(
+        deployed, tmp_path, monkeypatch, {"fairness.min_positives": 100000}, write_policy
+    )
     dr = run_dag(lifecycle_dag, review=(choice, rationale))
     assert dr.state == "success"
     rec = record_of(store, dr)
@@ -260,15 +284,23 @@ def test_review_answered_through_the_rest_api(lifecycle_dag, deployed, tmp_path,
         assert (pointer, etag) == (pointer_before, etag_before)
 
 
-@pytest.mark.parametrize("breakage,named", [
-    (lambda df: df.drop(columns=["race"]), "expect_column_to_exist on column 'race'"),
-    (lambda df: df.assign(sex=df["sex"].where(df.index % 50 != 0)),
-     "expect_column_values_to_not_be_null on column 'sex'"),
-    (lambda df: df.assign(race=df["race"].replace("Other", "Martian")),
-     "expect_column_values_to_be_in_set on column 'race'"),
-])
-def test_bad_input_stops_at_quality_and_touches_nothing(lifecycle_dag, deployed, tmp_path, monkeypatch,
-                                                        write_policy, adult, breakage, named):
+@pytest.mark.parametrize(
+    "breakage,named",
+    [
+        (lambda df: df.drop(columns=["race"]), "expect_column_to_exist on column 'race'"),
+        (
+            lambda df: df.assign(sex=df["sex"].where(df.index % 50 != 0)),
+            "expect_column_values_to_not_be_null on column 'sex'",
+        ),
+        (
+            lambda df: df.assign(race=df["race"].replace("Other", "Martian")),
+            "expect_column_values_to_be_in_set on column 'race'",
+        ),
+    ],
+)
+def test_bad_input_stops_at_quality_and_touches_nothing(
+    lifecycle_dag, deployed, tmp_path, monkeypatch, write_policy, adult, breakage, named
+):
     bad = tmp_path / "bad.csv"
     breakage(adult.copy()).to_csv(bad, index=False)
     store, before = _copy(deployed, tmp_path, monkeypatch, {"dataset.source": str(bad)}, write_policy)
@@ -284,8 +316,9 @@ def test_bad_input_stops_at_quality_and_touches_nothing(lifecycle_dag, deployed,
     assert evidence.verify(store, "adult_income").ok
 
 
-def test_empty_source_fails_at_collection_and_touches_nothing(lifecycle_dag, deployed, tmp_path, monkeypatch,
-                                                              write_policy, adult):
+def test_empty_source_fails_at_collection_and_touches_nothing(
+    lifecycle_dag, deployed, tmp_path, monkeypatch, write_policy, adult
+):
     empty = tmp_path / "empty.csv"
     adult.head(0).to_csv(empty, index=False)
     store, before = _copy(deployed, tmp_path, monkeypatch, {"dataset.source": str(empty)}, write_policy)
@@ -307,8 +340,13 @@ def test_unanswered_review_times_out_to_reject(lifecycle_dag, deployed, tmp_path
 
     from fairgate_dev.local import awaiting_review
 
-    store, before = _copy(deployed, tmp_path, monkeypatch,
-                          {"fairness.min_positives": 100000, "fairness.review_timeout_hours": 0.0005}, write_policy)
+    store, before = _copy(
+        deployed,
+        tmp_path,
+        monkeypatch,
+        {"fairness.min_positives": 100000, "fairness.review_timeout_hours": 0.0005},
+        write_policy,
+    )
     swept = threading.Event()
 
     def sweep():
@@ -332,8 +370,9 @@ def test_deploy_twice_then_roll_back_through_the_dag(lifecycle_dag, deployed, tm
     """v1 deployed (shared fixture), v2 deployed by a second run, then fairgate_rollback → v1."""
     from fairgate_dev.local import load_dag
 
-    store, (pointer_v1, _) = _copy(deployed, tmp_path, monkeypatch, {"model.params": {"max_iter": 1000, "C": 0.5}},
-                                   write_policy)
+    store, (pointer_v1, _) = _copy(
+        deployed, tmp_path, monkeypatch, {"model.params": {"max_iter": 1000, "C": 0.5}}, write_policy
+    )
     v1 = json.loads(pointer_v1)["version"]
     dr2 = run_dag(lifecycle_dag)
     v2 = record_of(store, dr2)["model"]["version"]
@@ -342,8 +381,13 @@ def test_deploy_twice_then_roll_back_through_the_dag(lifecycle_dag, deployed, tm
     rollback = load_dag("fairgate_rollback").test(run_conf={"version": "", "reason": "audit degraded"})
     assert rollback.state == "success"
     assert registry.production_version(store, "adult_income") == v1
-    moves = [(e["record"].get("decision"), (e["record"].get("deployment") or {}).get("version")
-              or e["record"].get("to_version")) for e in evidence.entries(store, "adult_income")]
+    moves = [
+        (
+            e["record"].get("decision"),
+            (e["record"].get("deployment") or {}).get("version") or e["record"].get("to_version"),
+        )
+        for e in evidence.entries(store, "adult_income")
+    ]
     assert moves == [("deployed", v1), ("deployed", v2), ("rolled_back", v1)]
 
     failed = load_dag("fairgate_rollback").test(run_conf={"version": "0" * 64, "reason": "typo"})

@@ -19,12 +19,20 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 DAY0 = datetime(2026, 3, 1, 1, tzinfo=UTC)
 AUDIT_POLICY = {
     # the bounds the deployed model is audited against: loose on DI/SPD, meaningful on error rates
-    "fairness": {"disparate_impact": {"kind": "ratio_band", "min": 0.05, "max": 20.0},
-                 "statistical_parity_difference": {"kind": "abs_difference", "max": 0.9},
-                 "equal_opportunity_difference": {"kind": "abs_difference", "max": 0.3},
-                 "average_odds_difference": {"kind": "abs_difference", "max": 0.3}},
-    "audit": {"window_days": 3, "label_lag_days": 1, "daily_rows": 2000, "scenario": "stable",
-              "psi_threshold": 0.25, "group_mix_psi_threshold": 0.1},
+    "fairness": {
+        "disparate_impact": {"kind": "ratio_band", "min": 0.05, "max": 20.0},
+        "statistical_parity_difference": {"kind": "abs_difference", "max": 0.9},
+        "equal_opportunity_difference": {"kind": "abs_difference", "max": 0.3},
+        "average_odds_difference": {"kind": "abs_difference", "max": 0.3},
+    },
+    "audit": {
+        "window_days": 3,
+        "label_lag_days": 1,
+        "daily_rows": 2000,
+        "scenario": "stable",
+        "psi_threshold": 0.25,
+        "group_mix_psi_threshold": 0.1,
+    },
 }
 
 
@@ -67,8 +75,11 @@ def retraining_events():
     from sqlalchemy import select
 
     with create_session() as session:
-        rows = session.execute(select(AssetEvent.extra).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-                               .where(AssetModel.name == "fairgate_retraining_request")).all()
+        rows = session.execute(
+            select(AssetEvent.extra)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.name == "fairgate_retraining_request")
+        ).all()
     return [r[0] for r in rows]
 
 
@@ -90,12 +101,12 @@ def test_stable_days_are_healthy_then_label_shift_degrades(dags, monitored):
     events_before = len(retraining_events())
 
     run_days(dags, store, [(d, "label_shift") for d in range(4, 8)])
-    shifted, dr = audit(dags, store, 7)
+    shifted, _dr = audit(dags, store, 7)
     assert shifted["status"] == "degraded"
     assert any(r.startswith("sex: equal_opportunity_difference") for r in shifted["reasons"]), shifted["reasons"]
     alerts = store.list("alerts/")
     assert any("date=2026-03-08" in a for a in alerts)
-    alert = json.loads(store.get([a for a in alerts if "date=2026-03-08" in a][0]))
+    alert = json.loads(store.get(next(a for a in alerts if "date=2026-03-08" in a)))
     assert alert["severity"] == "critical" and "equal_opportunity_difference" in alert["message"]
     events = retraining_events()
     assert len(events) == events_before + 1
@@ -138,8 +149,7 @@ def test_proxy_drift_moves_the_proxy_features(dags, monitored):
         assert drift[untouched] < drift["marital_status"] / 5, untouched
 
 
-def test_scored_records_carry_reasons_and_fairgate_explain_prints_them(dags, monitored, capsys, tmp_path,
-                                                                      monkeypatch):
+def test_scored_records_carry_reasons_and_fairgate_explain_prints_them(dags, monitored, capsys, tmp_path, monkeypatch):
     """Reason codes stored with each prediction match the deployed model's coefficients."""
     import io
 
@@ -185,18 +195,19 @@ def test_scored_records_carry_reasons_and_fairgate_explain_prints_them(dags, mon
     if answer["feasible"]:
         changed = refused.to_frame().T.infer_objects()
         for c in answer["changes"]:
-            assert c["column"] in policy.recourse.actionable and c["to"] <= policy.recourse.actionable[
-                c["column"]].max
+            assert c["column"] in policy.recourse.actionable and c["to"] <= policy.recourse.actionable[c["column"]].max
             changed[c["column"]] = c["to"]
         assert predict(model, changed, policy)[0][0] >= policy.decision_threshold > refused["score"]
     else:
-        assert answer["notes"] == ["no change of the actionable inputs within their bounds makes the decision "
-                                   "favourable"]
+        assert answer["notes"] == [
+            "no change of the actionable inputs within their bounds makes the decision favourable"
+        ]
     assert main(["explain", str(refused[policy.row_key]), "--recourse"]) == 0
     said = capsys.readouterr().out
-    assert ("would change the decision" in said and ("hours worked per week up by" in said or
-                                                      "years of education up by" in said)) or \
-        "No change of the inputs you can act on" in said
+    assert (
+        "would change the decision" in said
+        and ("hours worked per week up by" in said or "years of education up by" in said)
+    ) or "No change of the inputs you can act on" in said
 
     # The same record served: the MLflow pyfunc of the production version, asked for recourse, says
     # what the CLI says, and leaves recourse out of a favourable decision.

@@ -27,10 +27,13 @@ def test_queued_decisions_are_reviewed_in_airflow_and_the_audit_reads_the_outcom
     from fairgate_dev.synthetic import write_feed
 
     write_feed(str(tmp_path / "feed"), DAY.isoformat(), 1, 300, seed=51)
-    path, _ = synthetic_credit_policy(tmp_path, 3000, seed=50,
-                                      audit={"incoming": str(tmp_path / "feed"), "window_days": 1,
-                                             "label_lag_days": 0},
-                                      review_triggers={"score_margin": 0.1, "daily_cap": 3})
+    path, _ = synthetic_credit_policy(
+        tmp_path,
+        3000,
+        seed=50,
+        audit={"incoming": str(tmp_path / "feed"), "window_days": 1, "label_lag_days": 0},
+        review_triggers={"score_margin": 0.1, "daily_cap": 3},
+    )
     policy = load_policy(path)
     store = LocalStore(tmp_path / "store")
     assert lifecycle.run_in_process(store, policy, RunInfo(dag_id="nb", run_id="r")).decision == "deployed"
@@ -57,8 +60,9 @@ def test_queued_decisions_are_reviewed_in_airflow_and_the_audit_reads_the_outcom
                 continue
             shown.append(review_request("fairgate_score", run_id, task_id="review_decision", map_index=index)["body"])
             choice = "Overturn" if not answered else "Uphold"
-            answer_review("fairgate_score", run_id, choice, f"Checked case {index}.", task_id="review_decision",
-                          map_index=index)
+            answer_review(
+                "fairgate_score", run_id, choice, f"Checked case {index}.", task_id="review_decision", map_index=index
+            )
             answered.append((index, choice))
 
     warm_api()

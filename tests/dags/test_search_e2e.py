@@ -36,11 +36,13 @@ def _gap(candidate, bands):
     return total
 
 
-def test_search_on_adult_maps_one_task_per_candidate_and_chooses_on_validation(lifecycle_dag, store, tmp_path,
-                                                                                  monkeypatch):
+def test_search_on_adult_maps_one_task_per_candidate_and_chooses_on_validation(
+    lifecycle_dag, store, tmp_path, monkeypatch
+):
     raw = default_policy_dict(search=True)
-    raw["mitigation"]["candidates"].append({"name": "thresholds", "method": "threshold_optimizer",
-                                            "params": {"constraint": "demographic_parity"}})
+    raw["mitigation"]["candidates"].append(
+        {"name": "thresholds", "method": "threshold_optimizer", "params": {"constraint": "demographic_parity"}}
+    )
     raw["mitigation"]["allow_group_aware_decisions"] = True
     (tmp_path / "policy.yaml").write_text(yaml.safe_dump(raw))
     monkeypatch.setenv("FAIRGATE_POLICY", str(tmp_path / "policy.yaml"))
@@ -53,8 +55,12 @@ def test_search_on_adult_maps_one_task_per_candidate_and_chooses_on_validation(l
     rec = record_of(store, dr)
     search = rec["search"]
     ids = [c["id"] for c in search["candidates"]]
-    assert ids == ["none.logistic_regression", "reweighing.logistic_regression", "eg_parity.logistic_regression",
-                   "thresholds.logistic_regression"]
+    assert ids == [
+        "none.logistic_regression",
+        "reweighing.logistic_regression",
+        "eg_parity.logistic_regression",
+        "thresholds.logistic_regression",
+    ]
     assert all(c["status"] == "fitted" for c in search["candidates"])
     assert search["candidates"][2]["params"] == {"constraint": "demographic_parity", "eps": 0.02, "max_iter": 50}
 
@@ -64,8 +70,7 @@ def test_search_on_adult_maps_one_task_per_candidate_and_chooses_on_validation(l
     gaps = {c["id"]: _gap(c, bands) for c in search["candidates"]}
     accuracy = {c["id"]: c["validation"]["performance"]["balanced_accuracy"] for c in search["candidates"]}
     inside = [i for i in ids if gaps[i] == 0.0]
-    expected = (max(inside, key=lambda i: accuracy[i]) if inside
-                else min(ids, key=lambda i: (gaps[i], -accuracy[i])))
+    expected = max(inside, key=lambda i: accuracy[i]) if inside else min(ids, key=lambda i: (gaps[i], -accuracy[i]))
     assert search["chosen"] == expected
     assert sorted(search["within_bands"]) == sorted(inside)
 
@@ -82,5 +87,8 @@ def test_search_on_adult_maps_one_task_per_candidate_and_chooses_on_validation(l
     else:
         assert rec["model"]["group_aware"] == []
         assert "when it decides" not in card
-    print(f"\nsearch on Adult: chosen {expected}; validation balanced accuracy and gap: "
-          + ", ".join(f"{i} {accuracy[i]:.3f}/{gaps[i]:.3f}" for i in ids) + f"; gate: {rec['gate']['outcome']}")
+    print(
+        f"\nsearch on Adult: chosen {expected}; validation balanced accuracy and gap: "
+        + ", ".join(f"{i} {accuracy[i]:.3f}/{gaps[i]:.3f}" for i in ids)
+        + f"; gate: {rec['gate']['outcome']}"
+    )

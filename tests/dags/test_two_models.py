@@ -43,8 +43,27 @@ def deployment(tmp_path_factory):
 
     policies = tmp / "policies"
     policies.mkdir()
-    assert main(["policy", "init", "--source", str(tmp / "credit.csv"), "--label", "approved", "--favorable", "1",
-                 "--protected", "gender=male", "--model-name", "credit", "--out", str(policies / "credit.yaml")]) == 0
+    assert (
+        main(
+            [
+                "policy",
+                "init",
+                "--source",
+                str(tmp / "credit.csv"),
+                "--label",
+                "approved",
+                "--favorable",
+                "1",
+                "--protected",
+                "gender=male",
+                "--model-name",
+                "credit",
+                "--out",
+                str(policies / "credit.yaml"),
+            ]
+        )
+        == 0
+    )
     credit = yaml.safe_load((policies / "credit.yaml").read_text())
     credit["fairness"]["thresholds"] = LOOSE  # the only edits: thresholds, and where the records to score arrive
     credit["audit"].update({"incoming": str(tmp / "feed"), "window_days": 3, "label_lag_days": 1})
@@ -99,7 +118,9 @@ def test_the_credit_figures_are_the_truth_the_generator_put_in(deployment):
     # Bias detected: the search ran (none and reweighing); under these loose bands both lie inside on
     # validation, so the rule takes the better balanced accuracy, and the record says which.
     assert rec["bias"]["detected"] and [c["id"] for c in rec["search"]["candidates"]] == [
-        "none.logistic_regression", "reweighing.logistic_regression"]
+        "none.logistic_regression",
+        "reweighing.logistic_regression",
+    ]
     accuracy = {c["id"]: c["validation"]["performance"]["balanced_accuracy"] for c in rec["search"]["candidates"]}
     assert rec["search"]["within_bands"] == list(accuracy)
     assert rec["search"]["chosen"] == max(accuracy, key=accuracy.get)

@@ -26,12 +26,24 @@ def s3_env(s3_endpoint, monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AIRFLOW_CONN_FAIRGATE_S3", json.dumps({
-        "conn_type": "aws", "login": "testing", "password": "testing",
-        "extra": {"region_name": "us-east-1", "endpoint_url": s3_endpoint,
-                  "config_kwargs": {"s3": {"addressing_style": "path"},
-                                    "retries": {"mode": "standard", "max_attempts": 3}}},
-    }))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FAIRGATE_S3",
+        json.dumps(
+            {
+                "conn_type": "aws",
+                "login": "testing",
+                "password": "testing",
+                "extra": {
+                    "region_name": "us-east-1",
+                    "endpoint_url": s3_endpoint,
+                    "config_kwargs": {
+                        "s3": {"addressing_style": "path"},
+                        "retries": {"mode": "standard", "max_attempts": 3},
+                    },
+                },
+            }
+        ),
+    )
     monkeypatch.setenv("FAIRGATE_AWS_CONN_ID", "fairgate_s3")
     return s3_endpoint
 
@@ -41,8 +53,12 @@ def s3_client(s3_env):
     import boto3
     from botocore.config import Config
 
-    return boto3.client("s3", endpoint_url=s3_env, region_name="us-east-1",
-                        config=Config(s3={"addressing_style": "path"}, retries={"mode": "standard"}))
+    return boto3.client(
+        "s3",
+        endpoint_url=s3_env,
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}, retries={"mode": "standard"}),
+    )
 
 
 @pytest.fixture

@@ -20,10 +20,14 @@ import pytest
 from fairgate_dev.local import REPO
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
-START_HINT = ("PostgreSQL is not reachable on 127.0.0.1:5432. Start it with "
-              "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`.")
-REDIS_HINT = ("Redis is not reachable on 127.0.0.1:6379. Start it with "
-              "`redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no`.")
+START_HINT = (
+    "PostgreSQL is not reachable on 127.0.0.1:5432. Start it with "
+    "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`."
+)
+REDIS_HINT = (
+    "Redis is not reachable on 127.0.0.1:6379. Start it with "
+    "`redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no`."
+)
 
 
 def _skip_or_fail(hint: str, exc: Exception) -> None:
@@ -123,8 +127,11 @@ class AirflowStack:
         self.cli("pools", "set", "fairgate_promotion", "1", "Fairgate: one promotion at a time")
         logs = self.root / "logs"
         logs.mkdir()
-        for name, args in {"api-server": ["api-server", "--host", "127.0.0.1", "--port", str(self.port)],
-                           "scheduler": ["scheduler"], "dag-processor": ["dag-processor"]}.items():
+        for name, args in {
+            "api-server": ["api-server", "--host", "127.0.0.1", "--port", str(self.port)],
+            "scheduler": ["scheduler"],
+            "dag-processor": ["dag-processor"],
+        }.items():
             if name in components:
                 self._spawn(name, args)
         if self.executor == "CeleryExecutor":
@@ -134,8 +141,13 @@ class AirflowStack:
 
     def _spawn(self, name: str, args: list[str]) -> None:
         with open(self.root / "logs" / f"{name}.log", "a") as fh:
-            self.procs[name] = subprocess.Popen([self.airflow, *args], env={**self.env, "FAIRGATE_NODE_NAME": name},
-                                                stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+            self.procs[name] = subprocess.Popen(
+                [self.airflow, *args],
+                env={**self.env, "FAIRGATE_NODE_NAME": name},
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def start_worker(self) -> str:
         """Start one more Celery worker; its tasks record its name as their hostname."""
@@ -184,8 +196,9 @@ class AirflowStack:
         rows = self.sql("SELECT run_id, state, run_type FROM dag_run WHERE dag_id = %s ORDER BY logical_date", dag_id)
         return [r for r in rows if run_type is None or r[2] == run_type]
 
-    def wait_for_runs(self, dag_id: str, count: int, timeout: float = 600, run_type: str | None = None
-                      ) -> list[tuple[str, str, str]]:
+    def wait_for_runs(
+        self, dag_id: str, count: int, timeout: float = 600, run_type: str | None = None
+    ) -> list[tuple[str, str, str]]:
         def done():
             runs = self.runs(dag_id, run_type)
             return len(runs) >= count and all(state in ("success", "failed") for _, state, _ in runs)
@@ -195,6 +208,7 @@ class AirflowStack:
 
     def wait_for_backfills(self, dag_id: str, timeout: float = 120) -> None:
         """The scheduler marks a backfill complete a loop after its last run; wait for that."""
+
         def complete():
             rows = self.sql("SELECT count(*) FROM backfill WHERE dag_id = %s AND completed_at IS NULL", dag_id)
             return rows[0][0] == 0

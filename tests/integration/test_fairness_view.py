@@ -23,8 +23,15 @@ from tests.unit.test_pages import EVIL, IMG, SCRIPT, assert_inert
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-                 "--disable-background-networking", "--disable-component-update"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
 USER, PASSWORD = "reviewer", "correct-horse-battery"
 FIRST_DAY = date(2026, 3, 1)
 AUDITED = [(FIRST_DAY + timedelta(days=i)).isoformat() for i in range(2, 8)]
@@ -68,8 +75,12 @@ def history(deployed, tmp_path_factory):  # noqa: F811
         day = FIRST_DAY + timedelta(days=i)
         result = monitoring.audit_day(store, policy, day, run_id=f"test__{day}")
         shown = prediction_log.audit_trend(store, policy.model_name, result)
-        prediction_log.save_audit(store, policy.model_name, result, report_html=report.audit_report(result, shown,
-                                                                                list(policy.fairness_thresholds)))
+        prediction_log.save_audit(
+            store,
+            policy.model_name,
+            result,
+            report_html=report.audit_report(result, shown, list(policy.fairness_thresholds)),
+        )
     return root, policy_path
 
 
@@ -126,12 +137,16 @@ def api_server(history, hostile_run, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("api")
     passwords = tmp / "passwords.json"
     passwords.write_text(json.dumps({USER: PASSWORD}))
-    stack = AirflowStack(tmp, {
-        "FAIRGATE_ARTIFACT_ROOT": str(root), "FAIRGATE_POLICY": str(policy_path),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:viewer",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
-    })
+    stack = AirflowStack(
+        tmp,
+        {
+            "FAIRGATE_ARTIFACT_ROOT": str(root),
+            "FAIRGATE_POLICY": str(policy_path),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:viewer",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        },
+    )
     try:
         stack.start(components=("api-server",))
         yield stack, root
@@ -198,8 +213,9 @@ def test_signed_in_user_sees_production_model_and_audit_trend(api_server, browse
     trend = page.locator("img.trend")
     assert trend.evaluate("img => img.complete && img.naturalWidth > 300 && img.naturalHeight > 200")
     statuses = page.locator("table.audits span.status").all_inner_texts()
-    stored = [json.loads((root / f"audits/model=adult_income/date={d}/audit.json").read_text())["status"]
-              for d in AUDITED]
+    stored = [
+        json.loads((root / f"audits/model=adult_income/date={d}/audit.json").read_text())["status"] for d in AUDITED
+    ]
     assert statuses == stored[::-1]  # newest first
     assert stored[0] == "healthy" and stored[-1] == "degraded"  # the label shift of the last days shows
     _shot(page, "fairness-view.png")
@@ -248,12 +264,14 @@ def test_every_page_shows_markup_from_reviewers_policies_and_data_as_text(api_se
     assert report.status_code == 200
     parsed = assert_inert(report.text, shown=(f"rationale: {EVIL}", f"privileged: ['{IMG}']", HOSTILE_COLUMN))
     assert [t for t, _ in parsed.tags].count("img") == 5  # the charts, and nothing a value made
-    pages = {"report": report,
-             "overview": httpx.get(f"{base}/fairgate/", headers=auth),
-             "audit": httpx.get(f"{base}/fairgate/report/audit/adult_income/{AUDITED[-1]}", headers=auth),
-             "json": httpx.get(f"{base}/fairgate/api/overview", headers=auth),
-             "sign-in": httpx.get(f"{base}/fairgate/", headers={"Accept": "text/html"}),
-             "missing": httpx.get(f"{base}/fairgate/report/audit/adult_income/1999-01-01", headers=auth)}
+    pages = {
+        "report": report,
+        "overview": httpx.get(f"{base}/fairgate/", headers=auth),
+        "audit": httpx.get(f"{base}/fairgate/report/audit/adult_income/{AUDITED[-1]}", headers=auth),
+        "json": httpx.get(f"{base}/fairgate/api/overview", headers=auth),
+        "sign-in": httpx.get(f"{base}/fairgate/", headers={"Accept": "text/html"}),
+        "missing": httpx.get(f"{base}/fairgate/report/audit/adult_income/1999-01-01", headers=auth),
+    }
     assert [r.status_code for r in pages.values()] == [200, 200, 200, 200, 401, 404]
     for name, resp in pages.items():
         for header, value in SECURITY_HEADERS.items():
@@ -275,8 +293,7 @@ def test_no_script_runs_in_the_browser_on_any_page(api_server, hostile_run, brow
     dialogs, violations = [], []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
-    for path in (run_report_path("fairgate_lifecycle", hostile_run), "",
-                 f"report/audit/adult_income/{AUDITED[-1]}"):
+    for path in (run_report_path("fairgate_lifecycle", hostile_run), "", f"report/audit/adult_income/{AUDITED[-1]}"):
         assert page.goto(f"{base}/fairgate/{path}").status == 200
         page.wait_for_load_state("load")
         assert page.locator("table").first.evaluate("t => getComputedStyle(t).borderCollapse") == "collapse"

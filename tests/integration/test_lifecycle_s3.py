@@ -12,8 +12,9 @@ from fairgate.storage.s3 import S3Store
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(300)]
 
 
-def test_lifecycle_on_s3_writes_every_artifact_with_its_hash(lifecycle_dag, s3_client, bucket, monkeypatch,
-                                                             write_policy):
+def test_lifecycle_on_s3_writes_every_artifact_with_its_hash(
+    lifecycle_dag, s3_client, bucket, monkeypatch, write_policy
+):
     monkeypatch.setenv("FAIRGATE_ARTIFACT_ROOT", f"s3://{bucket}/fairgate")
     write_policy({"fairness.thresholds": LOOSE})
     dr = run_dag(lifecycle_dag)
@@ -35,8 +36,11 @@ def test_lifecycle_on_s3_writes_every_artifact_with_its_hash(lifecycle_dag, s3_c
         recorded[c["result"]["uri"]] = c["result"]["sha256"]
         if c["weights"]:
             recorded[c["weights"]["uri"]] = c["weights"]["sha256"]
-    listed = {o["Key"] for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
-              for o in page.get("Contents", [])}
+    listed = {
+        o["Key"]
+        for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        for o in page.get("Contents", [])
+    }
     for uri, sha in recorded.items():
         assert uri.startswith(f"s3://{bucket}/fairgate/")
         assert uri.removeprefix(f"s3://{bucket}/") in listed, uri

@@ -29,8 +29,17 @@ from fairgate.storage.roots import open_store
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 BIN = Path(sys.executable).parent
-RECORD = {"application_id": "web-1", "gender": "female", "age": 30, "income": 38000.0, "loan_amount": 7000.0,
-          "duration_months": 48, "savings_band": "high", "employment": "employed", "postcode_area": "east"}
+RECORD = {
+    "application_id": "web-1",
+    "gender": "female",
+    "age": 30,
+    "income": 38000.0,
+    "loan_amount": 7000.0,
+    "duration_months": 48,
+    "savings_band": "high",
+    "employment": "employed",
+    "postcode_area": "east",
+}
 
 
 def _wait_http(url: str, proc: subprocess.Popen, timeout: float, log: Path) -> None:
@@ -59,16 +68,36 @@ def mlflow_server(s3_endpoint, tmp_path_factory):
     conn.cursor().execute(f"CREATE DATABASE {db}")
     creds = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
     bucket = f"mlflow-{uuid.uuid4().hex[:8]}"
-    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", aws_access_key_id="testing",
-                 aws_secret_access_key="testing").create_bucket(Bucket=bucket)
+    boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    ).create_bucket(Bucket=bucket)
     port = _free_port()
     log = tmp_path_factory.mktemp("mlflow") / "server.log"
     env = {**os.environ, **creds, "MLFLOW_S3_ENDPOINT_URL": s3_endpoint, "PATH": f"{BIN}:{os.environ['PATH']}"}
     proc = subprocess.Popen(
-        [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"postgresql+psycopg2://{PG['user']}@{PG['host']}:{PG['port']}/{db}",
-         "--artifacts-destination", f"s3://{bucket}/mlflow"],
-        env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            str(BIN / "mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"postgresql+psycopg2://{PG['user']}@{PG['host']}:{PG['port']}/{db}",
+            "--artifacts-destination",
+            f"s3://{bucket}/mlflow",
+        ],
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_http(f"{url}/health", proc, 120, log)
@@ -93,14 +122,21 @@ def tracked(mlflow_server, tmp_path_factory):
     policy = load_policy(path)
     out = tracking.track(store, policy, uri=mlflow_server["url"])
     assert out["logged"], out
-    return {"store": store, "policy": policy, "path": path, "folder": folder, "client": tracking.client(
-        mlflow_server["url"]), "versions": [m["version"] for m in registry.list_versions(store, "credit")]}
+    return {
+        "store": store,
+        "policy": policy,
+        "path": path,
+        "folder": folder,
+        "client": tracking.client(mlflow_server["url"]),
+        "versions": [m["version"] for m in registry.list_versions(store, "credit")],
+    }
 
 
 def _run(client, run_id):
     exp = client.get_experiment_by_name("fairgate/credit")
-    runs = client.search_runs([exp.experiment_id], filter_string=f"tags.`fairgate.run_id` = '{run_id}' and "
-                                                                 "tags.`fairgate.kind` = 'lifecycle'")
+    runs = client.search_runs(
+        [exp.experiment_id], filter_string=f"tags.`fairgate.run_id` = '{run_id}' and tags.`fairgate.kind` = 'lifecycle'"
+    )
     assert len(runs) == 1
     return runs[0]
 
@@ -134,7 +170,8 @@ def test_a_lifecycle_run_shows_its_fairness_metrics_params_tags_and_artifacts(tr
     assert metrics["group/gender/unprivileged/selection_rate"] == pytest.approx(decisions[women].mean())
     assert metrics["group/gender/privileged/selection_rate"] == pytest.approx(decisions[~women].mean())
     assert metrics["fairness/gender/disparate_impact"] == pytest.approx(
-        decisions[women].mean() / decisions[~women].mean())
+        decisions[women].mean() / decisions[~women].mean()
+    )
     # Artifacts: the pages as the evidence names them, byte for byte.
     local = Path(client.download_artifacts(run.info.run_id, "fairgate", str(tmp_path)))
     assert sha256_bytes((local / "report.html").read_bytes()) == rec["report"]["sha256"]
@@ -159,13 +196,37 @@ def test_every_deployed_version_is_a_model_version_and_the_alias_follows_deploy_
     assert len(problems) == 1 and v1[:12] in problems[0] and "alias names version" in problems[0]
     from fairgate.cli.main import main
 
-    assert main(["--policy", tracked["path"].as_posix(), "--artifact-root", str(tracked["folder"] / "store"),
-                 "mlflow-check", "--tracking-uri", str(client.tracking_uri)]) == 2
+    assert (
+        main(
+            [
+                "--policy",
+                tracked["path"].as_posix(),
+                "--artifact-root",
+                str(tracked["folder"] / "store"),
+                "mlflow-check",
+                "--tracking-uri",
+                str(client.tracking_uri),
+            ]
+        )
+        == 2
+    )
     out = tracking.track(store, policy, uri=str(client.tracking_uri), lifecycle_runs=False)  # the rollback DAG's step
     assert out["logged"] and out["alias"] == versions[v1].version
     assert client.get_model_version_by_alias("credit", "production").tags["fairgate.sha256"] == v1
-    assert main(["--policy", tracked["path"].as_posix(), "--artifact-root", str(tracked["folder"] / "store"),
-                 "mlflow-check", "--tracking-uri", str(client.tracking_uri)]) == 0
+    assert (
+        main(
+            [
+                "--policy",
+                tracked["path"].as_posix(),
+                "--artifact-root",
+                str(tracked["folder"] / "store"),
+                "mlflow-check",
+                "--tracking-uri",
+                str(client.tracking_uri),
+            ]
+        )
+        == 0
+    )
 
 
 def test_a_server_that_is_down_loses_nothing_and_a_resync_logs_the_run_later(tracked, tmp_path, mlflow_server):
@@ -194,9 +255,25 @@ def served(tracked, mlflow_server, tmp_path_factory):
     port = _free_port()
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server["url"], "PATH": f"{BIN}:{os.environ['PATH']}"}
-    proc = subprocess.Popen([str(BIN / "mlflow"), "models", "serve", "-m", "models:/credit@production",
-                             "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
-                            env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            str(BIN / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            "models:/credit@production",
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_http(f"{url}/ping", proc, 120, log)
@@ -235,20 +312,24 @@ def test_the_served_production_model_answers_with_the_batch_scorers_decisions_an
     assert got["score"].to_numpy() == pytest.approx(scores)
     assert got["decision"].tolist() == decisions.tolist()
     assert set(got["model_version"]) == {version}
-    batch, _ = scoring.score_records(model, frame, policy, version=version,
-                                     reference=monitoring._reference(store, policy, version, frame))
+    batch, _ = scoring.score_records(
+        model, frame, policy, version=version, reference=monitoring._reference(store, policy, version, frame)
+    )
     for i in range(1, 4):
         assert got[f"reason_{i}"].tolist() == batch[f"reason_{i}"].tolist()
     status, body = _post(served, json.dumps({"dataframe_records": [RECORD], "params": {"reasons": False}}))
     assert status == 200 and "reason_1" not in body["predictions"][0]
 
 
-@pytest.mark.parametrize(("change", "named"), [
-    ({"income": "lots"}, "'income' must be a number"),
-    ({"savings_band": "enormous"}, "'savings_band' has the value 'enormous'"),
-    ({"employment": None}, "'employment'"),
-    ({"duration_months": None}, "'duration_months' must be a number"),
-])
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"income": "lots"}, "'income' must be a number"),
+        ({"savings_band": "enormous"}, "'savings_band' has the value 'enormous'"),
+        ({"employment": None}, "'employment'"),
+        ({"duration_months": None}, "'duration_months' must be a number"),
+    ],
+)
 def test_bad_records_get_a_400_naming_the_column(served, change, named):
     status, body = _post(served, json.dumps({"dataframe_records": [{**RECORD, **change}]}))
     assert status == 400 and named in body["message"], body
@@ -269,17 +350,38 @@ def test_a_tampered_model_file_is_refused_by_the_server(tracked, mlflow_server, 
 
     client = tracked["client"]
     mv = client.get_model_version_by_alias("credit", "production")
-    s3 = boto3.client("s3", endpoint_url=mlflow_server["s3"], region_name="us-east-1", aws_access_key_id="testing",
-                      aws_secret_access_key="testing")
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=mlflow_server["s3"],
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     exp = client.get_experiment_by_name("fairgate/credit")
     key = f"mlflow/{exp.experiment_id}/{mv.run_id}/artifacts/model/artifacts/model.skops"
     original = s3.get_object(Bucket=mlflow_server["bucket"], Key=key)["Body"].read()
     s3.put_object(Bucket=mlflow_server["bucket"], Key=key, Body=original[:-4] + b"EVIL")
     try:
         env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server["url"], "PATH": f"{BIN}:{os.environ['PATH']}"}
-        done = subprocess.run([str(BIN / "mlflow"), "models", "serve", "-m", "models:/credit@production",
-                               "--env-manager", "local", "-h", "127.0.0.1", "-p", str(_free_port())],
-                              env=env, capture_output=True, text=True, timeout=180)
+        done = subprocess.run(
+            [
+                str(BIN / "mlflow"),
+                "models",
+                "serve",
+                "-m",
+                "models:/credit@production",
+                "--env-manager",
+                "local",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(_free_port()),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
         assert done.returncode != 0
         assert "Fairgate refused to load this model" in done.stderr + done.stdout
         assert "does not match the recorded" in done.stderr + done.stdout
@@ -288,8 +390,9 @@ def test_a_tampered_model_file_is_refused_by_the_server(tracked, mlflow_server, 
 
 
 @pytest.mark.e2e
-def test_the_lifecycle_dag_logs_to_the_server_of_its_airflow_connection(lifecycle_dag, mlflow_server, tmp_path,
-                                                                       monkeypatch):
+def test_the_lifecycle_dag_logs_to_the_server_of_its_airflow_connection(
+    lifecycle_dag, mlflow_server, tmp_path, monkeypatch
+):
     import yaml
     from tests.dags.conftest import run_dag
 
@@ -298,8 +401,9 @@ def test_the_lifecycle_dag_logs_to_the_server_of_its_airflow_connection(lifecycl
     host, port = mlflow_server["url"].removeprefix("http://").split(":")
     monkeypatch.setenv("FAIRGATE_POLICY", str(path))
     monkeypatch.setenv("FAIRGATE_ARTIFACT_ROOT", str(tmp_path / "store"))
-    monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_DEFAULT", json.dumps({"conn_type": "http", "host": host,
-                                                                  "port": int(port)}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MLFLOW_DEFAULT", json.dumps({"conn_type": "http", "host": host, "port": int(port)})
+    )
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     dr = run_dag(lifecycle_dag)
     assert dr.state == "success"
@@ -319,10 +423,12 @@ def test_the_lifecycle_dag_logs_to_the_server_of_its_airflow_connection(lifecycl
     chosen = next(c for c in candidates if c["chosen"])
     assert nested[chosen["id"]].data.tags["fairgate.chosen"] == "true"
     assert nested[chosen["id"]].data.metrics["validation/balanced_accuracy"] == pytest.approx(
-        chosen["validation"]["performance"]["balanced_accuracy"])
+        chosen["validation"]["performance"]["balanced_accuracy"]
+    )
     assert run.data.tags["fairgate.evidence_hash"] == evidence.find(store, "credit_dag", dr.run_id)["hash"]
-    assert client.get_model_version_by_alias("credit_dag", "production").tags["fairgate.sha256"] == \
-        registry.production_version(store, "credit_dag")
+    assert client.get_model_version_by_alias("credit_dag", "production").tags[
+        "fairgate.sha256"
+    ] == registry.production_version(store, "credit_dag")
 
 
 def test_the_nightly_audits_are_one_run_stepped_by_date(tracked, mlflow_server):
@@ -334,7 +440,7 @@ def test_the_nightly_audits_are_one_run_stepped_by_date(tracked, mlflow_server):
     data = pd.read_csv(tracked["folder"] / "credit.csv")
     days = [pd.Timestamp("2026-03-02").date(), pd.Timestamp("2026-03-03").date()]
     for i, day in enumerate(days):
-        monitoring.score_day(store, policy, day, data.iloc[i * 600:(i + 1) * 600].reset_index(drop=True))
+        monitoring.score_day(store, policy, day, data.iloc[i * 600 : (i + 1) * 600].reset_index(drop=True))
         monitoring.audit(store, policy, day, run_id=f"audit-{day}")
     assert tracking.track(store, policy, uri=mlflow_server["url"], lifecycle_runs=False)["audits"] == 2
     assert tracking.track(store, policy, uri=mlflow_server["url"], lifecycle_runs=False)["audits"] == 0  # once each

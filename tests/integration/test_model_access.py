@@ -61,8 +61,17 @@ def _app(teams, tmp_path, monkeypatch):
     store = LocalStore(tmp_path / "store")
     for model in teams:
         (policies / f"{model}.yaml").write_text(f"model_name: {model}\n")
-        evidence.append(store, model, {"kind": "lifecycle", "run_id": "r1", "dag_id": f"fairgate_lifecycle__{model}",
-                                       "decision": "rejected", "gate": {"outcome": "fail", "reasons": []}})
+        evidence.append(
+            store,
+            model,
+            {
+                "kind": "lifecycle",
+                "run_id": "r1",
+                "dag_id": f"fairgate_lifecycle__{model}",
+                "decision": "rejected",
+                "gate": {"outcome": "fail", "reasons": []},
+            },
+        )
         store.put(f"runs/fairgate_lifecycle__{model}/r1/report.html", f"<p>report of {model}</p>".encode())
         store.put(f"audits/model={model}/date={DAY}/report.html", f"<p>audit of {model}</p>".encode())
     monkeypatch.setenv("FAIRGATE_POLICIES", str(policies))
@@ -80,8 +89,9 @@ def _token(auth, name, role, teams):
     return {"Authorization": f"Bearer {token}"}
 
 
-@pytest.mark.parametrize("user,own,other", [("alice", "alpha_credit", "beta_adult"),
-                                            ("bob", "beta_adult", "alpha_credit")])
+@pytest.mark.parametrize(
+    "user,own,other", [("alice", "alpha_credit", "beta_adult"), ("bob", "beta_adult", "alpha_credit")]
+)
 def test_each_viewer_sees_only_the_models_of_their_team(view, user, own, other):
     client, auth = view
     headers = _token(auth, user, "viewer", [MODELS[own]])

@@ -38,8 +38,9 @@ UPLOADER = textwrap.dedent("""
 
 def test_worker_killed_mid_upload_leaves_no_object_and_a_rerun_completes(s3_env, s3_client, bucket):
     env = {**os.environ}
-    proc = subprocess.Popen([sys.executable, "-c", UPLOADER, s3_env, bucket, "pause"], stdout=subprocess.PIPE,
-                            text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", UPLOADER, s3_env, bucket, "pause"], stdout=subprocess.PIPE, text=True, env=env
+    )
     assert proc.stdout.readline().strip() == "one part uploaded"
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
@@ -47,8 +48,9 @@ def test_worker_killed_mid_upload_leaves_no_object_and_a_rerun_completes(s3_env,
     assert not store.exists("big.bin")
     # The orphaned upload is invisible; a bucket lifecycle rule (AbortIncompleteMultipartUpload) reclaims it.
     assert len(s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])) == 1
-    out = subprocess.run([sys.executable, "-c", UPLOADER, s3_env, bucket, "go"], capture_output=True, text=True,
-                         env=env, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", UPLOADER, s3_env, bucket, "go"], capture_output=True, text=True, env=env, timeout=120
+    )
     assert out.stdout.strip() == "done", out.stderr
     assert store.get("big.bin") == b"x" * (20 * 1024 * 1024)
 

@@ -28,7 +28,7 @@ def partitions(adult, s3_client, bucket):
     rows = adult.head(2000)
     for i, day in enumerate(days):
         buf = io.StringIO()
-        rows.iloc[i * 200:(i + 1) * 200].to_csv(buf, index=False)
+        rows.iloc[i * 200 : (i + 1) * 200].to_csv(buf, index=False)
         s3_client.put_object(Bucket=bucket, Key=f"applications/date={day}/part.csv", Body=buf.getvalue().encode())
     s3_client.put_object(Bucket=bucket, Key="applications/README.txt", Body=b"not data")
     return rows, days
@@ -40,13 +40,14 @@ def _policy(bucket, **dataset):
     return parse_policy(raw)
 
 
-def test_partitions_on_s3_are_read_by_the_runs_interval_with_boto3s_standard_config(partitions, bucket,
-                                                                                      s3_env, monkeypatch):
+def test_partitions_on_s3_are_read_by_the_runs_interval_with_boto3s_standard_config(
+    partitions, bucket, s3_env, monkeypatch
+):
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_env)
-    rows, days = partitions
+    rows, _days = partitions
     interval = (datetime(2026, 3, 3, tzinfo=UTC), datetime(2026, 3, 6, tzinfo=UTC))
     got = read_source(_policy(bucket, filters=[{"column": "sex", "op": "==", "value": "Female"}]), interval=interval)
-    expected = rows.iloc[2 * 200:5 * 200]
+    expected = rows.iloc[2 * 200 : 5 * 200]
     assert sorted(got["row_id"]) == sorted(expected[expected["sex"] == "Female"]["row_id"])
 
 

@@ -29,10 +29,15 @@ def stack(tmp_path_factory):
     raw["audit"].update({"window_days": 3, "label_lag_days": 1, "daily_rows": 800})
     (root / "policy.yaml").write_text(json.dumps(raw))
     transport = {"type": "file", "log_file_path": str(root / "lineage.jsonl"), "append": True}
-    s = AirflowStack(root, {"FAIRGATE_POLICY": str(root / "policy.yaml"),
-                            "FAIRGATE_ARTIFACT_ROOT": str(root / "artifacts"),
-                            "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(transport),
-                            "AIRFLOW__OPENLINEAGE__NAMESPACE": "fairgate-test"})
+    s = AirflowStack(
+        root,
+        {
+            "FAIRGATE_POLICY": str(root / "policy.yaml"),
+            "FAIRGATE_ARTIFACT_ROOT": str(root / "artifacts"),
+            "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(transport),
+            "AIRFLOW__OPENLINEAGE__NAMESPACE": "fairgate-test",
+        },
+    )
     try:
         yield s.start()
     finally:
@@ -49,8 +54,11 @@ def _lineage_carries_the_fairness_facet(stack, store):
 
     def completed():
         events = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
-        done = [e for e in events if e.get("eventType") == "COMPLETE"
-                and e["job"]["name"] == "fairgate_lifecycle.record_evidence"]
+        done = [
+            e
+            for e in events
+            if e.get("eventType") == "COMPLETE" and e["job"]["name"] == "fairgate_lifecycle.record_evidence"
+        ]
         return done if len(done) >= len(runs) else None
 
     stack.wait(completed, 120, "the OpenLineage COMPLETE events of record_evidence")
@@ -81,17 +89,34 @@ def test_lifecycle_then_five_day_backfills(stack):
     _lineage_carries_the_fairness_facet(stack, store)
 
     # Runs fire at 01:00 the morning after the day they cover.
-    stack.cli("backfill", "create", "--dag-id", "fairgate_score", "--from-date", "2026-03-02",
-              "--to-date", "2026-03-06T02:00:00+00:00")
+    stack.cli(
+        "backfill",
+        "create",
+        "--dag-id",
+        "fairgate_score",
+        "--from-date",
+        "2026-03-02",
+        "--to-date",
+        "2026-03-06T02:00:00+00:00",
+    )
     # DAGs must be unpaused for backfills to run, so the scheduler's own daily runs (for today)
     # happen too; only the backfill runs are counted.
     score_runs = stack.wait_for_runs("fairgate_score", 5, run_type="backfill")
     assert [(state, kind) for _, state, kind in score_runs] == [("success", "backfill")] * 5, stack.diagnostics()
     assert store.list("predictions/model=adult_income/date=2026-03") == [
-        f"predictions/model=adult_income/date={d}/part.parquet" for d in DAYS]
+        f"predictions/model=adult_income/date={d}/part.parquet" for d in DAYS
+    ]
 
-    stack.cli("backfill", "create", "--dag-id", "fairgate_audit", "--from-date", "2026-03-02",
-              "--to-date", "2026-03-06T04:00:00+00:00")
+    stack.cli(
+        "backfill",
+        "create",
+        "--dag-id",
+        "fairgate_audit",
+        "--from-date",
+        "2026-03-02",
+        "--to-date",
+        "2026-03-06T04:00:00+00:00",
+    )
     audit_runs = stack.wait_for_runs("fairgate_audit", 5, run_type="backfill")
     assert all(state == "success" for _, state, _ in audit_runs), stack.diagnostics()
     audits = [k for k in store.list("audits/model=adult_income/date=2026-03") if k.endswith("audit.json")]
@@ -99,13 +124,25 @@ def test_lifecycle_then_five_day_backfills(stack):
     first = {k: json.loads(store.get(k)) for k in audits}
 
     stack.wait_for_backfills("fairgate_audit")
-    stack.cli("backfill", "create", "--dag-id", "fairgate_audit", "--from-date", "2026-03-02",
-              "--to-date", "2026-03-06T04:00:00+00:00", "--reprocess-behavior", "completed")
+    stack.cli(
+        "backfill",
+        "create",
+        "--dag-id",
+        "fairgate_audit",
+        "--from-date",
+        "2026-03-02",
+        "--to-date",
+        "2026-03-06T04:00:00+00:00",
+        "--reprocess-behavior",
+        "completed",
+    )
 
     def all_rerun():
-        tries = stack.sql("SELECT count(*) FROM task_instance ti JOIN dag_run dr ON dr.run_id = ti.run_id "
-                          "AND dr.dag_id = ti.dag_id WHERE ti.dag_id = 'fairgate_audit' AND ti.task_id = 'audit' "
-                          "AND dr.run_type = 'backfill' AND ti.state = 'success' AND ti.try_number >= 2")
+        tries = stack.sql(
+            "SELECT count(*) FROM task_instance ti JOIN dag_run dr ON dr.run_id = ti.run_id "
+            "AND dr.dag_id = ti.dag_id WHERE ti.dag_id = 'fairgate_audit' AND ti.task_id = 'audit' "
+            "AND dr.run_type = 'backfill' AND ti.state = 'success' AND ti.try_number >= 2"
+        )
         return tries[0][0] >= 5
 
     stack.wait(all_rerun, 600, "the reprocessed audits")

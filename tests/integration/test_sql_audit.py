@@ -34,7 +34,7 @@ def scored(tmp_path):
     assert lifecycle.run_in_process(store, policy, RunInfo(dag_id="nb", run_id="r")).decision == "deployed"
     feed = data.sample(frac=1.0, random_state=2).reset_index(drop=True)
     for i, day in enumerate(DAYS):
-        monitoring.score_day(store, policy, day, feed.iloc[i * 700:(i + 1) * 700].reset_index(drop=True))
+        monitoring.score_day(store, policy, day, feed.iloc[i * 700 : (i + 1) * 700].reset_index(drop=True))
     predictions, outcomes = f"predictions_{uuid.uuid4().hex[:8]}", f"outcomes_{uuid.uuid4().hex[:8]}"
     engine = sqlalchemy.create_engine(f"postgresql+psycopg2://{PG['user']}@{PG['host']}:{PG['port']}/test")
     for day in DAYS:
@@ -53,8 +53,7 @@ def test_one_group_by_gives_the_parquet_audits_figures(scored):
     store, policy, engine, predictions, outcomes = scored
     day = DAYS[-1]
     parquet = monitoring.audit_day(store, policy, day, run_id="a")
-    counts = sql_audit.window_counts(engine, policy, predictions, outcomes, day=day,
-                                     version=parquet["judged_version"])
+    counts = sql_audit.window_counts(engine, policy, predictions, outcomes, day=day, version=parquet["judged_version"])
     assert len(counts) <= 2 ** len(policy.protected) * 2 * 3  # only counts leave the database
     assert counts["n"].sum() == parquet["rows"] == 5 * 700
     # The label lag: outcomes of the last two days are not used yet.
@@ -66,14 +65,18 @@ def test_one_group_by_gives_the_parquet_audits_figures(scored):
         assert set(pushed[key]["metrics"]) == set(result["metrics"]), key
         for metric, m in result["metrics"].items():
             for part in ("value", "ci_low", "ci_high"):
-                assert pushed[key]["metrics"][metric][part] == pytest.approx(m[part], rel=1e-12, abs=1e-15), \
-                    (key, metric, part)
+                assert pushed[key]["metrics"][metric][part] == pytest.approx(m[part], rel=1e-12, abs=1e-15), (
+                    key,
+                    metric,
+                    part,
+                )
 
 
 def test_the_query_binds_values_and_quotes_names(scored):
     _, policy, engine, predictions, outcomes = scored
-    query = sql_audit.counts_query(policy, predictions, outcomes, day=DAYS[-1], window_days=5, label_lag_days=2,
-                                   version="x'; DROP TABLE users; --")
+    query = sql_audit.counts_query(
+        policy, predictions, outcomes, day=DAYS[-1], window_days=5, label_lag_days=2, version="x'; DROP TABLE users; --"
+    )
     sql = str(query.compile(engine))
     assert "DROP TABLE" not in sql and "GROUP BY" in sql and sql.count("%(") >= 4
     empty = sql_audit.window_counts(engine, policy, predictions, outcomes, day=DAYS[-1], version="no-such")
@@ -146,7 +149,7 @@ def test_with_log_table_scoring_writes_the_table_and_the_audit_judges_it_as_parq
     engine = sqlalchemy.create_engine(f"postgresql+psycopg2://{PG['user']}@{PG['host']}:{PG['port']}/test")
     try:
         for i, day in enumerate(DAYS):
-            monitoring.score_day(store, policy, day, feed.iloc[i * 700:(i + 1) * 700].reset_index(drop=True))
+            monitoring.score_day(store, policy, day, feed.iloc[i * 700 : (i + 1) * 700].reset_index(drop=True))
         monitoring.score_day(store, policy, DAYS[0], feed.iloc[:700])  # a re-run of the first day
         with engine.connect() as conn:
             rows = conn.execute(sqlalchemy.text(f'SELECT count(*), count(DISTINCT scored_on) FROM "{table}"')).one()
@@ -169,8 +172,9 @@ def test_with_log_table_scoring_writes_the_table_and_the_audit_judges_it_as_parq
                 assert pushed["fairness"][key]["metrics"][metric]["value"] == pytest.approx(m["value"], abs=1e-12)
         # The label-free estimates come from the same GROUP BY (by score bin), equal to the Parquet path's.
         assert pushed["estimated_performance"] is not None
-        assert _flat(pushed["estimated_performance"]) == pytest.approx(_flat(parquet["estimated_performance"]),
-                                                                        abs=1e-9)
+        assert _flat(pushed["estimated_performance"]) == pytest.approx(
+            _flat(parquet["estimated_performance"]), abs=1e-9
+        )
         # Drift is Parquet-only; the fairness verdict is the same.
         fairness_reasons = [r for r in parquet["reasons"] if not r.startswith(("feature", "group mix"))]
         assert pushed["reasons"] == fairness_reasons
@@ -204,8 +208,12 @@ def test_before_any_outcome_the_audit_joins_an_empty_table_and_a_missing_table_i
 
     table = f"log_{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("AIRFLOW_CONN_FAIRGATE_WAREHOUSE", f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/test")
-    path, data = synthetic_credit_policy(tmp_path, 3000, seed=29, audit={"window_days": 3, "label_lag_days": 2,
-                                                                          "log_table": f"sql://fairgate_warehouse/{table}"})
+    path, data = synthetic_credit_policy(
+        tmp_path,
+        3000,
+        seed=29,
+        audit={"window_days": 3, "label_lag_days": 2, "log_table": f"sql://fairgate_warehouse/{table}"},
+    )
     policy = load_policy(path)
     store = open_store(str(tmp_path / "store"))
     assert lifecycle.run_in_process(store, policy, RunInfo(dag_id="nb", run_id="r")).decision == "deployed"

@@ -38,16 +38,26 @@ def table(adult, monkeypatch):
 def _policy(table_name: str, min_rows: int = 1000, **dataset):
     raw = default_policy_dict()
     raw["quality"]["min_rows"] = min_rows
-    raw["dataset"].update({"source": "sql://fg_warehouse", "format": "csv", **dataset,
-                           "query": f'SELECT * FROM "{table_name}" WHERE applied_on >= :interval_start '
-                                    "AND applied_on < :interval_end"})
+    raw["dataset"].update(
+        {
+            "source": "sql://fg_warehouse",
+            "format": "csv",
+            **dataset,
+            "query": f'SELECT * FROM "{table_name}" WHERE applied_on >= :interval_start AND applied_on < :interval_end',
+        }
+    )
     return parse_policy(raw)
 
 
 def test_the_query_reads_only_the_runs_interval_and_the_filters_drop_rows(table):
     name, rows = table
-    policy = _policy(name, filters=[{"column": "status", "op": "!=", "value": "withdrawn"},
-                                    {"column": "hours_per_week", "op": "<=", "value": 60}])
+    policy = _policy(
+        name,
+        filters=[
+            {"column": "status", "op": "!=", "value": "withdrawn"},
+            {"column": "hours_per_week", "op": "<=", "value": 60},
+        ],
+    )
     interval = (datetime(2026, 3, 3, tzinfo=UTC), datetime(2026, 3, 6, tzinfo=UTC))
     got = read_source(policy, interval=interval)
     days = rows["applied_on"].map(lambda d: date(2026, 3, 3) <= d < date(2026, 3, 6))
@@ -61,8 +71,12 @@ def test_a_lifecycle_collects_its_snapshot_from_the_database(table, store):
 
     name, rows = table
     policy = _policy(name, min_rows=100)
-    run = RunInfo(dag_id="fairgate_lifecycle", run_id="sql_1", interval_start=datetime(2026, 3, 1, tzinfo=UTC),
-                  interval_end=datetime(2026, 3, 8, tzinfo=UTC))
+    run = RunInfo(
+        dag_id="fairgate_lifecycle",
+        run_id="sql_1",
+        interval_start=datetime(2026, 3, 1, tzinfo=UTC),
+        interval_end=datetime(2026, 3, 8, tzinfo=UTC),
+    )
     snapshot = collect(store, policy, run)
     assert snapshot.rows == sum(d < date(2026, 3, 8) for d in rows["applied_on"])
     assert "status" not in snapshot.columns  # only the columns the policy names are kept
@@ -104,12 +118,19 @@ def test_outcomes_arrive_from_a_query_by_the_predictions_day(table, store, adult
 
     name, _ = table
     raw = default_policy_dict()
-    raw["audit"].update({"outcomes": "sql://fg_warehouse", "window_days": 2, "label_lag_days": 0,
-                         "outcomes_query": f'SELECT row_id, income FROM "{name}_outcomes" '
-                                           "WHERE decided_on >= :interval_start AND decided_on < :interval_end"})
+    raw["audit"].update(
+        {
+            "outcomes": "sql://fg_warehouse",
+            "window_days": 2,
+            "label_lag_days": 0,
+            "outcomes_query": f'SELECT row_id, income FROM "{name}_outcomes" '
+            "WHERE decided_on >= :interval_start AND decided_on < :interval_end",
+        }
+    )
     policy = parse_policy(raw)
-    v = registry.register(store, policy.model_name, dump_model(fit(adult.head(2000), policy)),
-                          {"approved": True, "registered_at": "1"})["version"]
+    v = registry.register(
+        store, policy.model_name, dump_model(fit(adult.head(2000), policy)), {"approved": True, "registered_at": "1"}
+    )["version"]
     registry.promote(store, policy.model_name, v, action="deploy", run_id="r", actor="t", reason="")
     days = [date(2026, 3, 1), date(2026, 3, 2)]
     with psycopg2.connect(dbname="test", **PG) as conn, conn.cursor() as cur:

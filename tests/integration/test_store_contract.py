@@ -43,14 +43,17 @@ def test_swap_is_compare_and_swap(any_store):
 def test_list_is_a_string_prefix(any_store):
     for key in ("audits/date=2026-03-01/a.json", "audits/date=2026-03-02/a.json", "audits/date=2026-04-01/a.json"):
         any_store.put(key, b"x")
-    assert any_store.list("audits/date=2026-03") == ["audits/date=2026-03-01/a.json",
-                                                     "audits/date=2026-03-02/a.json"]
+    assert any_store.list("audits/date=2026-03") == ["audits/date=2026-03-01/a.json", "audits/date=2026-03-02/a.json"]
     assert len(any_store.list("audits/")) == 3 and any_store.list("nothing/") == []
 
 
 def test_folders_are_the_names_one_level_down(any_store):
-    for key in ("registry/a/versions/v1/manifest.json", "registry/b/pointer.json", "registry/top.json",
-                "evidence/a/records/0000000001.json"):
+    for key in (
+        "registry/a/versions/v1/manifest.json",
+        "registry/b/pointer.json",
+        "registry/top.json",
+        "evidence/a/records/0000000001.json",
+    ):
         any_store.put(key, b"x")
     assert any_store.folders("registry/") == ["a", "b"]  # a key directly below is not a folder
     assert any_store.folders("registry") == ["a", "b"]
@@ -67,8 +70,9 @@ def test_racing_promotions_exactly_one_wins(any_store):
 
     def go(version):
         try:
-            registry.promote(any_store, "m", version, action="deploy", run_id=version, actor="t", reason="",
-                             expected=seen)
+            registry.promote(
+                any_store, "m", version, action="deploy", run_id=version, actor="t", reason="", expected=seen
+            )
             results[version] = "won"
         except registry.PromotionConflict as exc:
             results[version] = str(exc)

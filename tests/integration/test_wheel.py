@@ -58,23 +58,39 @@ def test_a_wheel_install_runs_a_lifecycle_on_its_bundled_policy_and_data(tmp_pat
         shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, source / name)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(wheels), str(source)],
-                   check=True, timeout=600, cwd=tmp_path)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(wheels), str(source)],
+        check=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
     (wheel,) = wheels.glob("fairgate-*.whl")
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     purelib = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
-    target = Path(subprocess.run([str(venv / "bin" / "python"), "-c", purelib], capture_output=True, text=True,
-                                 check=True).stdout.strip())
+    target = Path(
+        subprocess.run(
+            [str(venv / "bin" / "python"), "-c", purelib], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    )
     # Third-party packages from the project's environment, appended after the venv's own (so the
     # wheel's fairgate wins); the checkout's editable finder is a .pth there and is not run.
     (target / "project_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
-                    str(wheel)], check=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(wheel)],
+        check=True,
+        timeout=300,
+    )
 
     env = {k: v for k, v in os.environ.items() if k not in ("FAIRGATE_POLICY", "PYTHONPATH")}
-    out = subprocess.run([str(venv / "bin" / "python"), "-c", LIFECYCLE, str(tmp_path / "store")],
-                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    out = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", LIFECYCLE, str(tmp_path / "store")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["module"].startswith(str(target)), result  # the wheel's copy, not the checkout

@@ -38,8 +38,13 @@ class FakeTI:
 
 
 def context(ti, params=None):
-    return {"ti": ti, "dag_run": SimpleNamespace(dag_id="t", run_id="run-1", run_type="manual"),
-            "params": params or {}, "data_interval_start": None, "data_interval_end": None}
+    return {
+        "ti": ti,
+        "dag_run": SimpleNamespace(dag_id="t", run_id="run-1", run_type="manual"),
+        "params": params or {},
+        "data_interval_start": None,
+        "data_interval_end": None,
+    }
 
 
 def run(op, ti, method="execute", params=None):
@@ -62,8 +67,9 @@ def out(ti, task_id):
 
 
 def validate_op(ti):
-    return ValidateDataOperator(task_id="validate_data", snapshot=out(ti, "collect_data"),
-                                routes=ROUTES["validate_data"])
+    return ValidateDataOperator(
+        task_id="validate_data", snapshot=out(ti, "collect_data"), routes=ROUTES["validate_data"]
+    )
 
 
 def bias_op(ti):
@@ -101,7 +107,7 @@ def balanced_labels(df, rate=0.25):
     """The same favorable rate in every sex × race cell: no disparity to find."""
     df = df.copy()
     df["income"] = "<=50K"
-    for _, idx in df.groupby([df["sex"], df["race"] == "White"]).groups.items():
+    for idx in df.groupby([df["sex"], df["race"] == "White"]).groups.values():
         df.loc[idx[: round(rate * len(idx))], "income"] = ">50K"
     return df
 
@@ -155,9 +161,14 @@ def test_check_bias_routes_straight_to_training_without_disparity(store, write_p
 
 @pytest.mark.lifecycle
 def test_check_bias_routes_to_the_search_without_disparity_when_the_policy_searches_always(
-        store, write_policy, sample_csv, adult):
-    write_policy({"dataset.source": str(sample_csv(balanced_labels(adult.sample(6000, random_state=2)))),
-                  "mitigation.search": "always"})
+    store, write_policy, sample_csv, adult
+):
+    write_policy(
+        {
+            "dataset.source": str(sample_csv(balanced_labels(adult.sample(6000, random_state=2)))),
+            "mitigation.search": "always",
+        }
+    )
     ti = FakeTI()
     collected(ti, store)
     run(validate_op(ti), ti, "choose_branch")
@@ -171,31 +182,41 @@ def test_check_bias_fails_clearly_on_a_group_without_favorable_outcomes(store, w
     write_policy({"dataset.source": str(sample_csv(df))})
     ti = FakeTI()
     collected(ti, store)
-    with pytest.raises(AirflowFailException, match=r"Group 'sex' \(unprivileged\) has 0 favorable outcomes in "
-                                                   r"column 'income' out of \d+ rows"):
+    with pytest.raises(
+        AirflowFailException,
+        match=r"Group 'sex' \(unprivileged\) has 0 favorable outcomes in "
+        r"column 'income' out of \d+ rows",
+    ):
         run(validate_op(ti), ti, "choose_branch")
         run(bias_op(ti), ti, "choose_branch")
 
 
-def test_privileged_if_on_a_text_column_routes_to_quality_failed_naming_the_column(store, write_policy,
-                                                                                   sample_csv):
+def test_privileged_if_on_a_text_column_routes_to_quality_failed_naming_the_column(store, write_policy, sample_csv):
     """Was a bare 'could not convert string to float', retried with a one-minute delay, with no evidence."""
-    write_policy({"dataset.source": str(sample_csv()),
-                  "protected_attributes": [{"column": "race", "privileged_if": {"op": ">=", "value": 1}}],
-                  "intersections": []})
+    write_policy(
+        {
+            "dataset.source": str(sample_csv()),
+            "protected_attributes": [{"column": "race", "privileged_if": {"op": ">=", "value": 1}}],
+            "intersections": [],
+        }
+    )
     ti = FakeTI()
     collected(ti, store)
     assert run(validate_op(ti), ti, "choose_branch") == "quality_failed"
     failures = ti.xcom_pull("validate_data", SUMMARY)["failures"]
-    assert ("fairgate_privileged_if_needs_numeric_column on column 'race': FAILED (dtype=str, "
-            "privileged_if=>= 1)") in failures, failures
+    assert (
+        "fairgate_privileged_if_needs_numeric_column on column 'race': FAILED (dtype=str, privileged_if=>= 1)"
+    ) in failures, failures
 
 
 def test_model_params_that_do_not_fit_fail_the_first_stage_without_retries(store, write_policy, sample_csv):
     """Was a plain ValueError at train time, retried twice for nothing; now refused when the policy loads."""
     write_policy({"dataset.source": str(sample_csv()), "model.params": {"max_iter": 1000, "C": -1}})
-    with pytest.raises(AirflowFailException, match=r"ModelParamsError: Policy key 'model.params' does not fit "
-                                                   r"logistic_regression: The 'C' parameter"):
+    with pytest.raises(
+        AirflowFailException,
+        match=r"ModelParamsError: Policy key 'model.params' does not fit "
+        r"logistic_regression: The 'C' parameter",
+    ):
         collected(FakeTI(), store)
     assert store.list("runs/") == []  # nothing was written
 
@@ -213,9 +234,16 @@ def test_storage_errors_propagate_so_task_retries_apply():
 
 def _gate(ti, params=None):
     validated_and_measured(ti)
-    return run(FairnessGateOperator(task_id="fairness_gate", trained=[out(ti, "select_candidate"),
-                                                                      out(ti, "train_model")],
-                                    routes=ROUTES["fairness_gate"]), ti, "choose_branch", params=params)
+    return run(
+        FairnessGateOperator(
+            task_id="fairness_gate",
+            trained=[out(ti, "select_candidate"), out(ti, "train_model")],
+            routes=ROUTES["fairness_gate"],
+        ),
+        ti,
+        "choose_branch",
+        params=params,
+    )
 
 
 @pytest.mark.lifecycle
@@ -230,8 +258,10 @@ def test_gate_rejects_adult_model_under_default_policy(store, write_policy, samp
 
 @pytest.mark.lifecycle
 def test_gate_deploys_when_thresholds_allow(store, write_policy, sample_csv):
-    loose = {"disparate_impact": {"kind": "ratio_band", "min": 0.05, "max": 20},
-             "equal_opportunity_difference": {"kind": "abs_difference", "max": 0.9}}
+    loose = {
+        "disparate_impact": {"kind": "ratio_band", "min": 0.05, "max": 20},
+        "equal_opportunity_difference": {"kind": "abs_difference", "max": 0.9},
+    }
     # 6,000 rows leave ~6 favorable outcomes for one intersection cell in the test split
     write_policy({"dataset.source": str(sample_csv()), "fairness.thresholds": loose, "fairness.min_positives": 3})
     ti = FakeTI()
@@ -243,8 +273,7 @@ def test_gate_deploys_when_thresholds_allow(store, write_policy, sample_csv):
 def test_gate_asks_for_review_on_insufficient_evidence(store, write_policy, sample_csv):
     loose = {"disparate_impact": {"kind": "ratio_band", "min": 0.05, "max": 20}}
     # (min_group_size that high would already stop the run at the quality gate, which checks group sizes)
-    write_policy({"dataset.source": str(sample_csv()), "fairness.thresholds": loose,
-                  "fairness.min_positives": 100000})
+    write_policy({"dataset.source": str(sample_csv()), "fairness.thresholds": loose, "fairness.min_positives": 100000})
     ti = FakeTI()
     collected(ti, store)
     assert _gate(ti) == "human_review"
@@ -263,21 +292,59 @@ def test_manual_threshold_override_changes_the_route(store, write_policy, sample
 def test_gate_without_trained_model_says_what_is_missing(store, write_policy):
     write_policy()
     ti = FakeTI()
-    with pytest.raises(AirflowFailException, match=r"no 'trained' input .* upstream task did not run, or the DAG "
-                                                   r"does not pass its .output to this operator"):
+    with pytest.raises(
+        AirflowFailException,
+        match=r"no 'trained' input .* upstream task did not run, or the DAG "
+        r"does not pass its .output to this operator",
+    ):
         run(FairnessGateOperator(task_id="fairness_gate", routes=ROUTES["fairness_gate"]), ti, "choose_branch")
 
 
-@pytest.mark.parametrize("event,branch", [
-    ({"chosen_options": ["Approve"], "params_input": {"rationale": "ok, monitored"},
-      "responded_by_user": {"id": "1", "name": "alice"}, "responded_at": None, "timedout": False}, "deploy_model"),
-    ({"chosen_options": ["Approve"], "params_input": {"rationale": ""},
-      "responded_by_user": {"id": "1", "name": "alice"}, "responded_at": None, "timedout": False}, "reject_model"),
-    ({"chosen_options": ["Reject"], "params_input": {"rationale": "no"},
-      "responded_by_user": {"id": "1", "name": "bob"}, "responded_at": None, "timedout": False}, "reject_model"),
-    ({"chosen_options": ["Reject"], "params_input": {"rationale": ""}, "responded_by_user": None,
-      "responded_at": None, "timedout": True}, "reject_model"),
-])
+@pytest.mark.parametrize(
+    "event,branch",
+    [
+        (
+            {
+                "chosen_options": ["Approve"],
+                "params_input": {"rationale": "ok, monitored"},
+                "responded_by_user": {"id": "1", "name": "alice"},
+                "responded_at": None,
+                "timedout": False,
+            },
+            "deploy_model",
+        ),
+        (
+            {
+                "chosen_options": ["Approve"],
+                "params_input": {"rationale": ""},
+                "responded_by_user": {"id": "1", "name": "alice"},
+                "responded_at": None,
+                "timedout": False,
+            },
+            "reject_model",
+        ),
+        (
+            {
+                "chosen_options": ["Reject"],
+                "params_input": {"rationale": "no"},
+                "responded_by_user": {"id": "1", "name": "bob"},
+                "responded_at": None,
+                "timedout": False,
+            },
+            "reject_model",
+        ),
+        (
+            {
+                "chosen_options": ["Reject"],
+                "params_input": {"rationale": ""},
+                "responded_by_user": None,
+                "responded_at": None,
+                "timedout": True,
+            },
+            "reject_model",
+        ),
+    ],
+)
 def test_human_review_routes_each_answer(event, branch):
     op = HumanReviewOperator(task_id="human_review", routes=ROUTES["human_review"])
     seen = {}
@@ -323,8 +390,9 @@ def test_deploy_then_rollback_operator(store, write_policy, sample_csv):
     ti = _deploy_ready(store, write_policy, sample_csv)
     run(DeployModelOperator(task_id="deploy_model", gate=out(ti, "fairness_gate")), ti)
     first = registry.production_version(store, "adult_income")
-    second = registry.register(store, "adult_income", b"another model", {"approved": True,
-                                                                         "registered_at": "9999"})["version"]
+    second = registry.register(store, "adult_income", b"another model", {"approved": True, "registered_at": "9999"})[
+        "version"
+    ]
     registry.promote(store, "adult_income", second, action="deploy", run_id="r2", actor="t", reason="")
     run(RollbackOperator(task_id="rollback", reason="audit found drift"), ti)
     assert registry.production_version(store, "adult_income") == first
@@ -338,8 +406,9 @@ def test_rollback_to_an_unapproved_version_is_refused(store, write_policy):
 
     write_policy()
     a = registry.register(store, "adult_income", b"a", {"approved": True, "registered_at": "1"})["version"]
-    bad = registry.register(store, "adult_income", b"b", {"approved": False, "gate_outcome": "fail",
-                                                          "registered_at": "2"})["version"]
+    bad = registry.register(
+        store, "adult_income", b"b", {"approved": False, "gate_outcome": "fail", "registered_at": "2"}
+    )["version"]
     registry.promote(store, "adult_income", a, action="deploy", run_id="r", actor="t", reason="")
     with pytest.raises(AirflowFailException, match="was never approved"):
         run(RollbackOperator(task_id="rollback", version=bad, reason="try"), FakeTI())

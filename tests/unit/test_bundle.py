@@ -41,8 +41,12 @@ def released(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("released")
     write_feed(str(tmp / "feed"), DAY0.isoformat(), 2, 400, seed=6)
     path, data = synthetic_credit_policy(
-        tmp, 4000, seed=5, audit={"incoming": str(tmp / "feed"), "window_days": 2, "label_lag_days": 0},
-        datasheet={"motivation": "Synthetic applications <b>for</b> tests.", "consent": "None needed: synthetic."})
+        tmp,
+        4000,
+        seed=5,
+        audit={"incoming": str(tmp / "feed"), "window_days": 2, "label_lag_days": 0},
+        datasheet={"motivation": "Synthetic applications <b>for</b> tests.", "consent": "None needed: synthetic."},
+    )
     raw = yaml.safe_load(path.read_text())
     store = LocalStore(tmp / "store")
     policy = load_policy(path)
@@ -81,8 +85,11 @@ def _zip(members: dict[str, bytes]) -> bytes:
 def _reindex(members: dict[str, bytes], **changes) -> dict[str, bytes]:
     """The members with ``bundle.json`` recomputed for them (what a careful forger would do)."""
     index = json.loads(members["bundle.json"])
-    index["members"] = [{"path": p, "sha256": _sha(d), "size": len(d), "role": "x"}
-                        for p, d in sorted(members.items()) if p != "bundle.json"]
+    index["members"] = [
+        {"path": p, "sha256": _sha(d), "size": len(d), "role": "x"}
+        for p, d in sorted(members.items())
+        if p != "bundle.json"
+    ]
     index.update(changes)
     return {**members, "bundle.json": json.dumps(index).encode()}
 
@@ -102,7 +109,8 @@ def test_the_bundle_holds_the_release_and_every_record_about_it(released, v1_bun
     # v1's run (1), the rollback back to it (3) and the audit that judged it (4); run 2 is a link only
     assert index["release_records"] == [1, 3, 4]
     assert sorted(p for p in members if p.startswith("evidence/chain/")) == [
-        f"evidence/chain/{i:010d}.json" for i in (1, 2, 3, 4)]
+        f"evidence/chain/{i:010d}.json" for i in (1, 2, 3, 4)
+    ]
     for i in (1, 2, 3, 4):  # the records exactly as stored
         assert members[f"evidence/chain/{i:010d}.json"] == store.get(f"evidence/credit/records/{i:010d}.json")
     assert json.loads(members["evidence/HEAD.json"]) == {"seq": 4, "hash": entries[-1]["hash"]}
@@ -161,8 +169,9 @@ def test_an_edited_record_breaks_its_hash_and_a_recomputed_hash_breaks_the_next_
 
 def test_a_removed_member_or_record_fails(v1_bundle):
     members = _members(v1_bundle)
-    assert "missing from the bundle (removed)" in _first_problem(_zip(
-        {k: v for k, v in members.items() if k != "datasheet.md"}))
+    assert "missing from the bundle (removed)" in _first_problem(
+        _zip({k: v for k, v in members.items() if k != "datasheet.md"})
+    )
     without = {k: v for k, v in members.items() if k != "evidence/chain/0000000003.json"}
     problems = bundle.verify(_zip(_reindex(without))).problems
     assert any("a record between was removed" in p for p in problems)
@@ -227,9 +236,11 @@ def test_the_datasheet_counts_groups_and_lists_what_the_team_left_out(released, 
     data, store = released["data"], released["store"]
     sheet = json.loads(store.get("runs/nb/v1/datasheet.json"))
     split = pd.read_parquet(io.BytesIO(store.get("runs/nb/v1/split.parquet")))["split"].to_numpy()
-    by_hand = data.assign(split=split).groupby("gender").agg(
-        rows=("approved", "size"), rate=("approved", "mean"),
-        test=("split", lambda s: int((s == "test").sum())))
+    by_hand = (
+        data.assign(split=split)
+        .groupby("gender")
+        .agg(rows=("approved", "size"), rate=("approved", "mean"), test=("split", lambda s: int((s == "test").sum())))
+    )
     rows = {r["group"]: r for r in sheet["representation"]}
     for gender, side in (("male", "privileged"), ("female", "unprivileged")):
         got = rows[f"gender={side}"]
@@ -284,12 +295,15 @@ def test_a_version_unknown_to_the_registry_is_refused(released):
     assert registry.production_version(released["store"], "credit") == released["v1"]
 
 
-@pytest.mark.parametrize("break_it,named", [
-    (lambda df: df.drop(columns=["gender"]), "gender"),
-    (lambda df: df.assign(gender=None), "gender"),
-    (lambda df: df.drop(columns=["approved"]), "approved"),
-    (lambda df: df.head(0), None),
-])
+@pytest.mark.parametrize(
+    "break_it,named",
+    [
+        (lambda df: df.drop(columns=["gender"]), "gender"),
+        (lambda df: df.assign(gender=None), "gender"),
+        (lambda df: df.drop(columns=["approved"]), "approved"),
+        (lambda df: df.head(0), None),
+    ],
+)
 def test_data_that_fails_quality_still_gets_a_datasheet(released, break_it, named):
     from fairgate.data import datasheet
 

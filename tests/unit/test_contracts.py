@@ -13,16 +13,45 @@ def _artifact(name: str) -> Artifact:
 
 
 def _trained() -> TrainedModel:
-    snapshot = Snapshot(data=_artifact("snapshot.parquet"), rows=120, columns=("age", "sex", "y"),
-                        source="mine.csv", duplicate_rows=3, period=("2026-01-01", "2026-01-02"))
-    quality = Quality(passed=True, rows=120, checks=9, failed=0, failures=(), failures_not_shown=0,
-                      result=_artifact("quality.json"), page=_artifact("quality.html"), snapshot=snapshot)
-    bias = Bias(detected=False, reasons=(), warnings=("w",), measured_on="train rows",
-                result=_artifact("bias.json"), split=_artifact("split.parquet"), quality=quality)
-    return TrainedModel(model=_artifact("model.skops"), split=_artifact("split.parquet"), weighted=False,
-                        estimator="logistic_regression", rows={"train": 80, "test": 40},
-                        validation={"balanced_accuracy": 0.71, "roc_auc": None}, result=_artifact("train.json"),
-                        bias=bias, mitigation=Mitigation.not_applied("no bias detected"))
+    snapshot = Snapshot(
+        data=_artifact("snapshot.parquet"),
+        rows=120,
+        columns=("age", "sex", "y"),
+        source="mine.csv",
+        duplicate_rows=3,
+        period=("2026-01-01", "2026-01-02"),
+    )
+    quality = Quality(
+        passed=True,
+        rows=120,
+        checks=9,
+        failed=0,
+        failures=(),
+        failures_not_shown=0,
+        result=_artifact("quality.json"),
+        page=_artifact("quality.html"),
+        snapshot=snapshot,
+    )
+    bias = Bias(
+        detected=False,
+        reasons=(),
+        warnings=("w",),
+        measured_on="train rows",
+        result=_artifact("bias.json"),
+        split=_artifact("split.parquet"),
+        quality=quality,
+    )
+    return TrainedModel(
+        model=_artifact("model.skops"),
+        split=_artifact("split.parquet"),
+        weighted=False,
+        estimator="logistic_regression",
+        rows={"train": 80, "test": 40},
+        validation={"balanced_accuracy": 0.71, "roc_auc": None},
+        result=_artifact("train.json"),
+        bias=bias,
+        mitigation=Mitigation.not_applied("no bias detected"),
+    )
 
 
 def test_a_nested_result_survives_a_json_round_trip():

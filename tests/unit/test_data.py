@@ -30,7 +30,7 @@ def test_partitions_are_read_by_interval(tmp_path, adult):
     for i, day in enumerate(["2026-01-01", "2026-01-02", "2026-01-03"]):
         part = tmp_path / f"date={day}"
         part.mkdir()
-        adult.iloc[i * 100:(i + 1) * 100].to_parquet(part / "part-0.parquet")
+        adult.iloc[i * 100 : (i + 1) * 100].to_parquet(part / "part-0.parquet")
     policy = _policy(tmp_path, format="parquet", partitioned=True)
     df = read_source(policy, interval=(datetime(2026, 1, 2, tzinfo=UTC), datetime(2026, 1, 4, tzinfo=UTC)))
     assert list(df["row_id"]) == list(adult["row_id"].iloc[100:300])
@@ -61,9 +61,14 @@ def test_row_filters_keep_what_they_say_and_name_a_missing_column(tmp_path, adul
     from fairgate.data.sources import apply_filters
 
     df = adult.head(400)
-    kept = apply_filters(df, ({"column": "workclass", "op": "in", "value": ["Private", "State-gov"]},
-                              {"column": "age", "op": ">=", "value": 30},
-                              {"column": "native_country", "op": "not_null", "value": None}))
+    kept = apply_filters(
+        df,
+        (
+            {"column": "workclass", "op": "in", "value": ["Private", "State-gov"]},
+            {"column": "age", "op": ">=", "value": 30},
+            {"column": "native_country", "op": "not_null", "value": None},
+        ),
+    )
     by_hand = df[df["workclass"].isin(["Private", "State-gov"]) & (df["age"] >= 30)]
     assert list(kept["row_id"]) == list(by_hand["row_id"]) and 0 < len(kept) < len(df)
     with pytest.raises(DataError, match=r"'dataset.filters\[0\].column': 'agee' is not a column"):

@@ -25,8 +25,11 @@ from fairgate.policy.loader import ProtectedAttribute
 def _domain_modules():
     import fairgate
 
-    return [importlib.import_module(m.name) for m in pkgutil.walk_packages(fairgate.__path__, "fairgate.")
-            if not m.name.startswith("fairgate.integrations.mlflow_model")]  # MLflow's entry file, no errors
+    return [
+        importlib.import_module(m.name)
+        for m in pkgutil.walk_packages(fairgate.__path__, "fairgate.")
+        if not m.name.startswith("fairgate.integrations.mlflow_model")
+    ]  # MLflow's entry file, no errors
 
 
 def _subclasses(cls):
@@ -69,8 +72,17 @@ def test_the_kinds_that_fail_at_once_and_the_kinds_that_retry():
         TrackingUnavailable,
     )
 
-    for cls in (InsufficientDataError, DataError, StageError, PolicyError, PromotionConflict, RegistryError,
-                StoreConfigError, GroupError, ModelParamsError):
+    for cls in (
+        InsufficientDataError,
+        DataError,
+        StageError,
+        PolicyError,
+        PromotionConflict,
+        RegistryError,
+        StoreConfigError,
+        GroupError,
+        ModelParamsError,
+    ):
         assert issubclass(cls, InputError), cls
     assert issubclass(ModelIntegrityError, IntegrityError) and not issubclass(ModelIntegrityError, InputError)
     for cls in (StoreError, ConflictError, NotFoundError, TrackingUnavailable):  # may pass on a retry
@@ -86,11 +98,14 @@ def test_a_key_that_leaves_the_store_is_refused_as_bad_input_not_retried(tmp_pat
         LocalStore(tmp_path).get("../x")
 
 
-@pytest.mark.parametrize("params,named", [
-    ({"max_iter": 100, "C_value": 1.0}, "C_value"),   # a key the estimator does not take
-    ({"max_iter": 100, "C": -1.0}, "'C' parameter"),  # a value outside the estimator's range
-    ({"max_iter": "many"}, "'max_iter' parameter"),   # a value of the wrong type
-])
+@pytest.mark.parametrize(
+    "params,named",
+    [
+        ({"max_iter": 100, "C_value": 1.0}, "C_value"),  # a key the estimator does not take
+        ({"max_iter": 100, "C": -1.0}, "'C' parameter"),  # a value outside the estimator's range
+        ({"max_iter": "many"}, "'max_iter' parameter"),  # a value of the wrong type
+    ],
+)
 def test_model_params_that_do_not_fit_the_estimator_are_named_before_training(params, named):
     from tests.unit.test_explain import _tiny_policy
 
@@ -106,8 +121,11 @@ def test_model_params_that_do_not_fit_the_estimator_are_named_before_training(pa
 
 def test_privileged_if_on_a_text_column_names_the_column_and_the_fix():
     attr = ProtectedAttribute(column="region", op=">=", value=3.0)
-    with pytest.raises(GroupError, match=r"'region' uses 'privileged_if' \(>= 3\), which needs a numeric column; "
-                                         r"it holds \w+ values"):
+    with pytest.raises(
+        GroupError,
+        match=r"'region' uses 'privileged_if' \(>= 3\), which needs a numeric column; "
+        r"it holds \w+ values",
+    ):
         privileged_codes(pd.DataFrame({"region": ["north", "south"]}), attr)
     codes = privileged_codes(pd.DataFrame({"region": [1, 3, 5]}), attr)  # numbers still work
     assert codes.tolist() == [0, 1, 1]

@@ -15,16 +15,23 @@ THRESHOLDS = {"disparate_impact": {"kind": "ratio_band", "min": 0.8, "max": 1.25
 
 
 def _tiny_policy():
-    return parse_policy({
-        "model_name": "tiny",
-        "dataset": {"source": "unused.csv", "label": "approved", "favorable_label": "yes", "row_key": "id",
-                    "features": {"categorical": ["job_type"], "numeric": ["income_k", "tenure"]},
-                    "feature_labels": {"job_type": "type of job", "income_k": "income in thousands"}},
-        "protected_attributes": [{"column": "sex", "privileged": ["M"], "allowed": ["M", "F"]}],
-        "bias": {"thresholds": THRESHOLDS},
-        "fairness": {"thresholds": THRESHOLDS, "min_group_size": 5, "min_positives": 1},
-        "model": {"estimator": "logistic_regression", "params": {"max_iter": 1000}},
-    })
+    return parse_policy(
+        {
+            "model_name": "tiny",
+            "dataset": {
+                "source": "unused.csv",
+                "label": "approved",
+                "favorable_label": "yes",
+                "row_key": "id",
+                "features": {"categorical": ["job_type"], "numeric": ["income_k", "tenure"]},
+                "feature_labels": {"job_type": "type of job", "income_k": "income in thousands"},
+            },
+            "protected_attributes": [{"column": "sex", "privileged": ["M"], "allowed": ["M", "F"]}],
+            "bias": {"thresholds": THRESHOLDS},
+            "fairness": {"thresholds": THRESHOLDS, "min_group_size": 5, "min_positives": 1},
+            "model": {"estimator": "logistic_regression", "params": {"max_iter": 1000}},
+        }
+    )
 
 
 def _tiny_frame(n=2000, seed=0):
@@ -32,11 +39,20 @@ def _tiny_frame(n=2000, seed=0):
     job = rng.choice(["clerk", "engineer", "seasonal"], size=n, p=[0.5, 0.4, 0.1])
     income = rng.normal(50, 15, n)
     tenure = rng.integers(0, 20, n).astype(float)
-    logit = 0.08 * (income - 50) + 0.1 * (tenure - 10) + np.select([job == "engineer", job == "seasonal"],
-                                                                    [1.0, -2.5], 0.0)
+    logit = (
+        0.08 * (income - 50) + 0.1 * (tenure - 10) + np.select([job == "engineer", job == "seasonal"], [1.0, -2.5], 0.0)
+    )
     approved = np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), "yes", "no")
-    return pd.DataFrame({"id": np.arange(n), "job_type": job, "income_k": income, "tenure": tenure,
-                         "sex": rng.choice(["M", "F"], n), "approved": approved})
+    return pd.DataFrame(
+        {
+            "id": np.arange(n),
+            "job_type": job,
+            "income_k": income,
+            "tenure": tenure,
+            "sex": rng.choice(["M", "F"], n),
+            "approved": approved,
+        }
+    )
 
 
 def _linear_push(model, policy, record, reference):
@@ -52,11 +68,14 @@ def _linear_push(model, policy, record, reference):
     return push
 
 
-@pytest.mark.parametrize("record,expected_decision", [
-    ({"job_type": "seasonal", "income_k": 48.0, "tenure": 9.0}, 0),   # the job category dominates
-    ({"job_type": "clerk", "income_k": 20.0, "tenure": 10.0}, 0),     # low income dominates
-    ({"job_type": "engineer", "income_k": 52.0, "tenure": 19.0}, 1),  # favourable: its main reasons
-])
+@pytest.mark.parametrize(
+    "record,expected_decision",
+    [
+        ({"job_type": "seasonal", "income_k": 48.0, "tenure": 9.0}, 0),  # the job category dominates
+        ({"job_type": "clerk", "income_k": 20.0, "tenure": 10.0}, 0),  # low income dominates
+        ({"job_type": "engineer", "income_k": 52.0, "tenure": 19.0}, 1),  # favourable: its main reasons
+    ],
+)
 def test_top_reason_is_the_one_the_coefficients_say(record, expected_decision):
     policy = _tiny_policy()
     df = _tiny_frame()
@@ -74,7 +93,7 @@ def test_top_reason_is_the_one_the_coefficients_say(record, expected_decision):
     for r in reasons:
         assert r["push"] == pytest.approx(push[r["feature"]], abs=1e-6)
         assert sign * r["push"] > 0  # only factors that pushed towards the decision are listed
-    assert [r["feature"] for r in reasons] == sorted(push, key=lambda c: -sign * push[c])[:len(reasons)]
+    assert [r["feature"] for r in reasons] == sorted(push, key=lambda c: -sign * push[c])[: len(reasons)]
 
 
 def test_reason_text_is_plain_words():
@@ -117,8 +136,14 @@ def test_permutation_importance_agrees_with_scikit_learn(adult):
     model = training.fit(df.iloc[:15000], policy)
     test = df.iloc[15000:21000]
     ours = explain.importance(model, test, policy, repeats=5)
-    theirs = permutation_importance(model, training.feature_frame(test, policy), groups.labels(test, policy),
-                                    scoring="roc_auc", n_repeats=5, random_state=0)
+    theirs = permutation_importance(
+        model,
+        training.feature_frame(test, policy),
+        groups.labels(test, policy),
+        scoring="roc_auc",
+        n_repeats=5,
+        random_state=0,
+    )
     reference = dict(zip(training.feature_frame(test, policy).columns, theirs.importances_mean, strict=True))
     for col, value in reference.items():
         assert ours["overall"][col]["mean"] == pytest.approx(value, abs=0.006), col

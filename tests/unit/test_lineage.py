@@ -21,10 +21,13 @@ from fairgate.storage.local import LocalStore
 SCHEMA = Path(__file__).resolve().parents[2] / "docs" / "lineage" / "FairgateFairnessDatasetFacet.json"
 
 
-@pytest.mark.parametrize("uri,expected", [
-    ("s3://bucket/prefix/runs/x/snapshot.parquet", ("s3://bucket", "prefix/runs/x/snapshot.parquet")),
-    ("file:///srv/store/runs/a%3Db/report.html", ("file", "/srv/store/runs/a=b/report.html")),
-])
+@pytest.mark.parametrize(
+    "uri,expected",
+    [
+        ("s3://bucket/prefix/runs/x/snapshot.parquet", ("s3://bucket", "prefix/runs/x/snapshot.parquet")),
+        ("file:///srv/store/runs/a%3Db/report.html", ("file", "/srv/store/runs/a=b/report.html")),
+    ],
+)
 def test_dataset_names(uri, expected):
     assert lineage.dataset(uri) == expected
 
@@ -44,14 +47,17 @@ def test_the_facet_is_the_evidence_record(tmp_path):
     answer = on_complete(rec, seq=entry["seq"], entry_hash=entry["hash"])
     assert [(d.namespace, d.name) for d in answer.inputs] == [("file", str(store.root / "runs/nb/r/snapshot.parquet"))]
     names = [d.name for d in answer.outputs]
-    assert names == [str(store.root / store.key_of(rec[k]["uri"])) for k in ("model", "report", "model_card",
-                                                                               "datasheet")]
+    assert names == [
+        str(store.root / store.key_of(rec[k]["uri"])) for k in ("model", "report", "model_card", "datasheet")
+    ]
     facet = Serde.to_dict(answer.outputs[0].facets[lineage.FACET])
     assert facet["decision"] == rec["decision"] == "deployed"
     assert facet["evidenceHash"] == entry["hash"] and facet["evidenceSeq"] == entry["seq"]
     assert facet["modelVersion"] == rec["model"]["version"]
-    assert facet["metrics"]["gender.equal_opportunity_difference"] == \
-        rec["fairness"]["gender"]["equal_opportunity_difference"]["value"]
+    assert (
+        facet["metrics"]["gender.equal_opportunity_difference"]
+        == rec["fairness"]["gender"]["equal_opportunity_difference"]["value"]
+    )
     assert facet["_schemaURL"] == lineage.SCHEMA_URL == json.loads(SCHEMA.read_text())["$id"]
     own = json.loads(SCHEMA.read_text())["$defs"]["FairgateFairnessDatasetFacet"]["allOf"][1]
     jsonschema.validate({k: v for k, v in facet.items() if not k.startswith("_")}, own)

@@ -87,7 +87,7 @@ def test_partition_counts_merge_exactly():
     rng = np.random.default_rng(7)
     y, yhat, g = rng.integers(0, 2, 5000), rng.integers(0, 2, 5000), rng.integers(0, 4, 5000)
     whole = confusion_counts(y, yhat, g, 4)
-    parts = sum(confusion_counts(y[i:i + 700], yhat[i:i + 700], g[i:i + 700], 4) for i in range(0, 5000, 700))
+    parts = sum(confusion_counts(y[i : i + 700], yhat[i : i + 700], g[i : i + 700], 4) for i in range(0, 5000, 700))
     np.testing.assert_array_equal(whole, parts)
 
 
@@ -104,8 +104,12 @@ def test_cross_check_with_fairlearn():
     from fairlearn.metrics import MetricFrame, false_positive_rate, selection_rate, true_positive_rate
 
     codes, y, yhat = _random(1)
-    mf = MetricFrame(metrics={"sel": selection_rate, "tpr": true_positive_rate, "fpr": false_positive_rate},
-                     y_true=y, y_pred=yhat, sensitive_features=codes["a"])
+    mf = MetricFrame(
+        metrics={"sel": selection_rate, "tpr": true_positive_rate, "fpr": false_positive_rate},
+        y_true=y,
+        y_pred=yhat,
+        sensitive_features=codes["a"],
+    )
     bg = mf.by_group
     res = compare_groups(y, yhat, codes["a"].to_numpy() == 0, codes["a"].to_numpy() == 1)["metrics"]
     spd = bg.loc[0, "sel"] - bg.loc[1, "sel"]
@@ -113,14 +117,18 @@ def test_cross_check_with_fairlearn():
     assert res["disparate_impact"]["value"] == pytest.approx(bg.loc[0, "sel"] / bg.loc[1, "sel"], abs=1e-12)
     assert res["equal_opportunity_difference"]["value"] == pytest.approx(bg.loc[0, "tpr"] - bg.loc[1, "tpr"], abs=1e-12)
     assert res["average_odds_difference"]["value"] == pytest.approx(
-        0.5 * ((bg.loc[0, "fpr"] - bg.loc[1, "fpr"]) + (bg.loc[0, "tpr"] - bg.loc[1, "tpr"])), abs=1e-12)
+        0.5 * ((bg.loc[0, "fpr"] - bg.loc[1, "fpr"]) + (bg.loc[0, "tpr"] - bg.loc[1, "tpr"])), abs=1e-12
+    )
 
 
-@pytest.mark.parametrize("comp", [
-    Comparison("a", (("a", 0),), (("a", 1),)),
-    Comparison("a&b", (("a", 0), ("b", 1)), (("a", 1), ("b", 1))),
-    Comparison("a&b2", (("a", 0), ("b", 0)), (("a", 1), ("b", 1))),
-])
+@pytest.mark.parametrize(
+    "comp",
+    [
+        Comparison("a", (("a", 0),), (("a", 1),)),
+        Comparison("a&b", (("a", 0), ("b", 1)), (("a", 1), ("b", 1))),
+        Comparison("a&b2", (("a", 0), ("b", 0)), (("a", 1), ("b", 1))),
+    ],
+)
 def test_cross_check_with_aif360_classification_metric(comp):
     from fairgate.fairness.aif360_adapter import classification_metrics
     from fairgate.fairness.groups import cell_mask

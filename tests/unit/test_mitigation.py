@@ -27,9 +27,16 @@ from fairgate_dev.synthetic import credit_applications
 def credit_policy(**mitigation_section) -> object:
     raw = {
         "model_name": "credit",
-        "dataset": {"source": "credit.csv", "label": "approved", "favorable_label": 1, "row_key": "application_id",
-                    "features": {"categorical": ["savings_band", "employment", "postcode_area"],
-                                 "numeric": ["income", "loan_amount", "duration_months", "age"]}},
+        "dataset": {
+            "source": "credit.csv",
+            "label": "approved",
+            "favorable_label": 1,
+            "row_key": "application_id",
+            "features": {
+                "categorical": ["savings_band", "employment", "postcode_area"],
+                "numeric": ["income", "loan_amount", "duration_months", "age"],
+            },
+        },
         "protected_attributes": [{"column": "gender", "privileged": ["male"], "allowed": ["female", "male"]}],
         "quality": {"min_rows": 100},
     }
@@ -56,6 +63,7 @@ def _sensitive(df):
 
 # --- each method equals its library, called directly on the same rows ----------------------------
 
+
 def test_reweighing_fits_with_aif360_weights(data):
     from aif360.algorithms.preprocessing import Reweighing
     from aif360.datasets import BinaryLabelDataset
@@ -66,16 +74,21 @@ def test_reweighing_fits_with_aif360_weights(data):
     train, val = df[split == "train"], df[split == "validation"]
     model, extra = mitigation.fit(_spec("reweighing"), train, policy)
 
-    frame = pd.DataFrame({"g": (train["gender"] == "male").astype(float).to_numpy(),
-                          "y": train["approved"].astype(float).to_numpy()})
+    frame = pd.DataFrame(
+        {"g": (train["gender"] == "male").astype(float).to_numpy(), "y": train["approved"].astype(float).to_numpy()}
+    )
     ds = BinaryLabelDataset(df=frame, label_names=["y"], protected_attribute_names=["g"])
     rw = Reweighing(unprivileged_groups=[{"g": 0}], privileged_groups=[{"g": 1}]).fit_transform(ds)
     np.testing.assert_allclose(extra["weights"], rw.instance_weights, rtol=1e-12)
 
-    direct = clone(training.build_pipeline(policy)).fit(training.feature_frame(train, policy), labels(train, policy),
-                                                        classifier__sample_weight=rw.instance_weights)
-    np.testing.assert_allclose(model.predict_proba(training.feature_frame(val, policy))[:, 1],
-                               direct.predict_proba(training.feature_frame(val, policy))[:, 1], rtol=1e-10)
+    direct = clone(training.build_pipeline(policy)).fit(
+        training.feature_frame(train, policy), labels(train, policy), classifier__sample_weight=rw.instance_weights
+    )
+    np.testing.assert_allclose(
+        model.predict_proba(training.feature_frame(val, policy))[:, 1],
+        direct.predict_proba(training.feature_frame(val, policy))[:, 1],
+        rtol=1e-10,
+    )
 
 
 @pytest.mark.lifecycle
@@ -90,8 +103,9 @@ def test_exponentiated_gradient_equals_fairlearn(data):
 
     pre = training.build_pipeline(policy).named_steps["features"]
     Xt = pre.fit_transform(training.feature_frame(train, policy))
-    direct = ExponentiatedGradient(LogisticRegression(random_state=policy.seed), constraints=EqualizedOdds(),
-                                   eps=0.02, max_iter=50)
+    direct = ExponentiatedGradient(
+        LogisticRegression(random_state=policy.seed), constraints=EqualizedOdds(), eps=0.02, max_iter=50
+    )
     direct.fit(Xt, labels(train, policy), sensitive_features=_sensitive(train))
     expected = direct._pmf_predict(pre.transform(training.feature_frame(val, policy)))[:, 1]
     ours = model.predict_proba(training.feature_frame(val, policy, model))[:, 1]
@@ -109,8 +123,13 @@ def test_threshold_optimizer_equals_fairlearn(data):
     assert model.group_attributes == ("gender",)
 
     scorer = training.fit(train, policy)
-    direct = ThresholdOptimizer(estimator=scorer, constraints="demographic_parity",
-                                objective="balanced_accuracy_score", prefit=True, predict_method="predict_proba")
+    direct = ThresholdOptimizer(
+        estimator=scorer,
+        constraints="demographic_parity",
+        objective="balanced_accuracy_score",
+        prefit=True,
+        predict_method="predict_proba",
+    )
     direct.fit(training.feature_frame(train, policy), labels(train, policy), sensitive_features=_sensitive(train))
     expected = direct._pmf_predict(training.feature_frame(val, policy), sensitive_features=_sensitive(val))[:, 1]
     ours = model.predict_proba(training.feature_frame(val, policy, model))[:, 1]
@@ -140,16 +159,22 @@ def test_disparate_impact_remover_equals_aif360(data):
         return fixed
 
     direct = training.build_pipeline(policy).fit(repaired(train), labels(train, policy))
-    np.testing.assert_allclose(model.predict_proba(training.feature_frame(val, policy, model))[:, 1],
-                               direct.predict_proba(repaired(val))[:, 1], atol=1e-12)
+    np.testing.assert_allclose(
+        model.predict_proba(training.feature_frame(val, policy, model))[:, 1],
+        direct.predict_proba(repaired(val))[:, 1],
+        atol=1e-12,
+    )
 
 
 def test_each_fitted_model_survives_the_store_round_trip(data):
     df, split = data
     policy = credit_policy(allow_group_aware_decisions=True)
     train, val = df[split == "train"], df[split == "validation"]
-    for spec in (_spec("exponentiated_gradient"), _spec("threshold_optimizer"),
-                 _spec("disparate_impact_remover", repair_level=1.0)):
+    for spec in (
+        _spec("exponentiated_gradient"),
+        _spec("threshold_optimizer"),
+        _spec("disparate_impact_remover", repair_level=1.0),
+    ):
         model, _ = mitigation.fit(spec, train, policy)
         raw = training.dump_model(model)
         import hashlib
@@ -159,6 +184,7 @@ def test_each_fitted_model_survives_the_store_round_trip(data):
 
 
 # --- choosing on the validation split ---------------------------------------------------------------
+
 
 def _row(id_, ba, gap, status="fitted"):
     return {"id": id_, "status": status, "balanced_accuracy": ba, "band_gap": gap}
@@ -204,6 +230,7 @@ def test_band_gap_by_hand():
 
 # --- the policy ------------------------------------------------------------------------------------
 
+
 def test_group_aware_methods_are_refused_unless_allowed():
     for method in ("threshold_optimizer", "disparate_impact_remover"):
         with pytest.raises(PolicyError, match=r"mitigation.candidates\[0\].method.*allow_group_aware_decisions"):
@@ -221,15 +248,23 @@ def test_method_parameters_are_checked_at_load():
 
 
 def test_plan_crosses_methods_with_estimators_and_always_has_none():
-    policy = credit_policy(candidates=[{"name": "rw", "method": "reweighing"},
-                                       {"name": "eg", "method": "exponentiated_gradient"}],
-                           estimators=["logistic_regression", "hist_gradient_boosting"])
+    policy = credit_policy(
+        candidates=[{"name": "rw", "method": "reweighing"}, {"name": "eg", "method": "exponentiated_gradient"}],
+        estimators=["logistic_regression", "hist_gradient_boosting"],
+    )
     ids = [s.id for s in mitigation.plan(policy)]
-    assert ids == ["none.logistic_regression", "rw.logistic_regression", "eg.logistic_regression",
-                   "none.hist_gradient_boosting", "rw.hist_gradient_boosting", "eg.hist_gradient_boosting"]
+    assert ids == [
+        "none.logistic_regression",
+        "rw.logistic_regression",
+        "eg.logistic_regression",
+        "none.hist_gradient_boosting",
+        "rw.hist_gradient_boosting",
+        "eg.hist_gradient_boosting",
+    ]
 
 
 # --- the search as the lifecycle runs it -------------------------------------------------------------
+
 
 @pytest.mark.lifecycle
 def test_search_reads_only_training_and_validation_rows(store, tmp_path, monkeypatch, data):
@@ -239,9 +274,12 @@ def test_search_reads_only_training_and_validation_rows(store, tmp_path, monkeyp
 
     df, _ = data
     df.to_csv(tmp_path / "credit.csv", index=False)
-    policy = replace(credit_policy(candidates=[{"name": "rw", "method": "reweighing"},
-                                               {"name": "eg", "method": "exponentiated_gradient"}]),
-                     source=str(tmp_path / "credit.csv"))
+    policy = replace(
+        credit_policy(
+            candidates=[{"name": "rw", "method": "reweighing"}, {"name": "eg", "method": "exponentiated_gradient"}]
+        ),
+        source=str(tmp_path / "credit.csv"),
+    )
     run = lifecycle.RunInfo(dag_id="search_test", run_id="r1")
     snapshot = lifecycle.collect(store, policy, run)
     bias = lifecycle.check_bias(store, policy, run, lifecycle.validate(store, policy, run, snapshot))
@@ -251,12 +289,16 @@ def test_search_reads_only_training_and_validation_rows(store, tmp_path, monkeyp
 
     seen: list[set] = []
     real_assess, real_fit = evaluation.assess, mitigation.fit
-    monkeypatch.setattr(evaluation, "assess", lambda m, rows, p: (seen.append(set(rows["application_id"])),
-                                                                 real_assess(m, rows, p))[1])
-    monkeypatch.setattr(mitigation, "fit", lambda s, rows, p: (seen.append(set(rows["application_id"])),
-                                                              real_fit(s, rows, p))[1])
-    results = [lifecycle.fit_candidate(store, policy, run, bias, p["candidate"])
-               for p in lifecycle.search_plan(store, policy, run, bias)]
+    monkeypatch.setattr(
+        evaluation, "assess", lambda m, rows, p: (seen.append(set(rows["application_id"])), real_assess(m, rows, p))[1]
+    )
+    monkeypatch.setattr(
+        mitigation, "fit", lambda s, rows, p: (seen.append(set(rows["application_id"])), real_fit(s, rows, p))[1]
+    )
+    results = [
+        lifecycle.fit_candidate(store, policy, run, bias, p["candidate"])
+        for p in lifecycle.search_plan(store, policy, run, bias)
+    ]
     trained = lifecycle.select_candidate(store, policy, run, bias, results)
     assert seen and all(not (keys & test_keys) for keys in seen)
     assert {r.id for r in results} == {"none.logistic_regression", "rw.logistic_regression", "eg.logistic_regression"}
@@ -274,14 +316,18 @@ def test_a_failed_candidate_is_recorded_and_the_search_goes_on(store, tmp_path, 
     df, _ = data
     df.to_csv(tmp_path / "credit.csv", index=False)
     # No numeric inputs: the disparate impact remover has nothing to repair and fails; the others fit.
-    base = credit_policy(candidates=[{"name": "dir", "method": "disparate_impact_remover"}],
-                         allow_group_aware_decisions=True)
+    base = credit_policy(
+        candidates=[{"name": "dir", "method": "disparate_impact_remover"}], allow_group_aware_decisions=True
+    )
     policy = replace(base, source=str(tmp_path / "credit.csv"), numeric=(), ranges={})
     run = lifecycle.RunInfo(dag_id="search_fail", run_id="r1")
-    bias = lifecycle.check_bias(store, policy, run, lifecycle.validate(store, policy, run,
-                                                                      lifecycle.collect(store, policy, run)))
-    results = [lifecycle.fit_candidate(store, policy, run, bias, p["candidate"])
-               for p in lifecycle.search_plan(store, policy, run, bias)]
+    bias = lifecycle.check_bias(
+        store, policy, run, lifecycle.validate(store, policy, run, lifecycle.collect(store, policy, run))
+    )
+    results = [
+        lifecycle.fit_candidate(store, policy, run, bias, p["candidate"])
+        for p in lifecycle.search_plan(store, policy, run, bias)
+    ]
     failed = [r for r in results if r.status == "failed"]
     assert [r.id for r in failed] == ["dir.logistic_regression"]
     assert "numeric inputs" in failed[0].error

@@ -35,31 +35,61 @@ class Counting(LocalStore):
 
 
 def _run(store, model, i, *, deploy):
-    rec = {"kind": "lifecycle", "dag_id": f"fairgate_lifecycle__{model}", "run_id": f"r{i}",
-           "decision": "deployed" if deploy else "rejected", "recorded_at": f"2026-03-{i + 1:02d}T00:00:00+00:00",
-           "gate": {"outcome": "pass" if deploy else "fail", "reasons": [] if deploy else [f"reason {i}"]},
-           "model": {"sha256": sha256_bytes(f"{model}-{i}".encode())}}
+    rec = {
+        "kind": "lifecycle",
+        "dag_id": f"fairgate_lifecycle__{model}",
+        "run_id": f"r{i}",
+        "decision": "deployed" if deploy else "rejected",
+        "recorded_at": f"2026-03-{i + 1:02d}T00:00:00+00:00",
+        "gate": {"outcome": "pass" if deploy else "fail", "reasons": [] if deploy else [f"reason {i}"]},
+        "model": {"sha256": sha256_bytes(f"{model}-{i}".encode())},
+    }
     if deploy:
-        m = registry.register(store, model, f"{model}-{i}".encode(), {
-            "approved": True, "registered_at": rec["recorded_at"], "gate_outcome": "pass",
-            "performance": {"balanced_accuracy": 0.5 + i / 100}, "run_id": f"r{i}", "dag_id": rec["dag_id"]})
+        m = registry.register(
+            store,
+            model,
+            f"{model}-{i}".encode(),
+            {
+                "approved": True,
+                "registered_at": rec["recorded_at"],
+                "gate_outcome": "pass",
+                "performance": {"balanced_accuracy": 0.5 + i / 100},
+                "run_id": f"r{i}",
+                "dag_id": rec["dag_id"],
+            },
+        )
         registry.promote(store, model, m["version"], action="deploy", run_id=f"r{i}", actor="t", reason="")
     evidence.append(store, model, rec)
 
 
 def _audit(store, model, day, status="healthy"):
-    prediction_log.save_audit(store, model, {
-        "kind": "audit", "run_id": f"a{day}", "date": day.isoformat(), "status": status, "reasons": [],
-        "policy_sha256": "p", "code_version": "t", "rows": 10, "labeled_rows": 5,
-        "fairness": {"g": {"metrics": {"disparate_impact": {"value": 1.0}}}}}, report_html="<html></html>")
+    prediction_log.save_audit(
+        store,
+        model,
+        {
+            "kind": "audit",
+            "run_id": f"a{day}",
+            "date": day.isoformat(),
+            "status": status,
+            "reasons": [],
+            "policy_sha256": "p",
+            "code_version": "t",
+            "rows": 10,
+            "labeled_rows": 5,
+            "fairness": {"g": {"metrics": {"disparate_impact": {"value": 1.0}}}},
+        },
+        report_html="<html></html>",
+    )
 
 
 def _from_scratch(store, model, today):
     """What the page shows, read from the whole store without the index (the pre-index reading)."""
     lifecycle = [e for e in evidence.entries(store, model) if e["record"]["kind"] == "lifecycle"][::-1][:20]
     return {
-        "decisions": [{"seq": e["seq"], "run_id": e["record"]["run_id"], "gate": e["record"]["gate"]["outcome"]}
-                      for e in lifecycle],
+        "decisions": [
+            {"seq": e["seq"], "run_id": e["record"]["run_id"], "gate": e["record"]["gate"]["outcome"]}
+            for e in lifecycle
+        ],
         "audits": [(a["date"], a["status"]) for a in prediction_log.audit_history(store, model, until=today)],
         "versions": [m["version"] for m in reversed(registry.list_versions(store, model))],
         "production": registry.production_version(store, model),
@@ -68,9 +98,12 @@ def _from_scratch(store, model, today):
 
 def _shown(data, model):
     m = next(m for m in data["models"] if m["name"] == model)
-    return {"decisions": [{"seq": d["seq"], "run_id": d["run_id"], "gate": d["gate"]} for d in m["decisions"]],
-            "audits": [(a["date"], a["status"]) for a in m["audits"]],
-            "versions": [v["version"] for v in m["versions"]], "production": m["production"]["version"]}
+    return {
+        "decisions": [{"seq": d["seq"], "run_id": d["run_id"], "gate": d["gate"]} for d in m["decisions"]],
+        "audits": [(a["date"], a["status"]) for a in m["audits"]],
+        "versions": [v["version"] for v in m["versions"]],
+        "production": m["production"]["version"],
+    }
 
 
 @pytest.fixture
@@ -100,8 +133,9 @@ def test_a_request_after_new_records_reads_only_those(filled):
     filled.gets.clear()
     filled.lists.clear()
     data = overview.overview(filled, today=today)
-    assert not any(p.startswith(("evidence/credit/records", "audits/", "registry/credit/versions"))
-                   for p in filled.lists)
+    assert not any(
+        p.startswith(("evidence/credit/records", "audits/", "registry/credit/versions")) for p in filled.lists
+    )
     credit_records = [k for k in filled.gets if k.startswith("evidence/credit/records/")]
     assert credit_records == ["evidence/credit/records/0000000051.json", "evidence/credit/records/0000000052.json"]
     shown = _shown(data, "credit")

@@ -50,7 +50,8 @@ def assert_inert(page: str, *, shown: tuple[str, ...] = HOSTILE) -> _Page:
     parsed.feed(page)
     for tag, attrs in parsed.tags:
         assert tag not in ("script", "iframe", "object", "embed", "svg", "form", "base", "meta") or (
-            tag == "meta" and set(attrs) <= {"charset", "name", "content"}), (tag, attrs)
+            tag == "meta" and set(attrs) <= {"charset", "name", "content"}
+        ), (tag, attrs)
         assert not [a for a in attrs if a.startswith("on")], (tag, attrs)
         if tag == "img":
             assert attrs["src"].startswith("data:image/png;base64,"), attrs
@@ -67,9 +68,13 @@ def hostile_policy_dict():
     thresholds = {"disparate_impact": {"kind": "ratio_band", "min": 0.8, "max": 1.25}}
     return {
         "model_name": "credit_risk",
-        "dataset": {"source": "unused.csv", "label": "outcome", "favorable_label": EVIL,
-                    "features": {"categorical": [f"job {SCRIPT}"], "numeric": ["income"]},
-                    "feature_labels": {"income": EVIL}},
+        "dataset": {
+            "source": "unused.csv",
+            "label": "outcome",
+            "favorable_label": EVIL,
+            "features": {"categorical": [f"job {SCRIPT}"], "numeric": ["income"]},
+            "feature_labels": {"income": EVIL},
+        },
         "protected_attributes": [{"column": "group", "privileged": [EVIL], "allowed": [EVIL, "other"]}],
         "bias": {"thresholds": thresholds},
         "fairness": {"thresholds": thresholds, "min_group_size": 5, "min_positives": 1},
@@ -88,35 +93,81 @@ def _metric(v):
 def hostile_record():
     """An evidence record whose keys and texts carry markup wherever the data or a person supplies them."""
     key = f"group {EVIL}"
-    fairness = {key: {"counts": {"unprivileged": {"n": 60}, "privileged": {"n": 90}},
-                      **{m: _metric(0.5) for m in ("disparate_impact", "statistical_parity_difference",
-                                                   "equal_opportunity_difference", "average_odds_difference",
-                                                   "false_positive_rate_difference",
-                                                   "false_negative_rate_difference")}}}
-    base = {"n_unprivileged": 60.0, "n_privileged": 90.0, "base_rate_unprivileged": 0.2,
-            "base_rate_privileged": 0.4, "disparate_impact": 0.5, "statistical_parity_difference": -0.2}
-    importance = {"metric": "drop in ROC AUC", "repeats": 5, "rows": 150, "skipped": {},
-                  "overall": {f"col {EVIL}": {"mean": 0.1, "std": 0.01}},
-                  "by_group": {f"g {EVIL}": {f"col {EVIL}": {"mean": 0.2}}}}
+    fairness = {
+        key: {
+            "counts": {"unprivileged": {"n": 60}, "privileged": {"n": 90}},
+            **{
+                m: _metric(0.5)
+                for m in (
+                    "disparate_impact",
+                    "statistical_parity_difference",
+                    "equal_opportunity_difference",
+                    "average_odds_difference",
+                    "false_positive_rate_difference",
+                    "false_negative_rate_difference",
+                )
+            },
+        }
+    }
+    base = {
+        "n_unprivileged": 60.0,
+        "n_privileged": 90.0,
+        "base_rate_unprivileged": 0.2,
+        "base_rate_privileged": 0.4,
+        "disparate_impact": 0.5,
+        "statistical_parity_difference": -0.2,
+    }
+    importance = {
+        "metric": "drop in ROC AUC",
+        "repeats": 5,
+        "rows": 150,
+        "skipped": {},
+        "overall": {f"col {EVIL}": {"mean": 0.1, "std": 0.01}},
+        "by_group": {f"g {EVIL}": {f"col {EVIL}": {"mean": 0.2}}},
+    }
     return {
-        "kind": "lifecycle", "dag_id": "credit_risk_lifecycle", "run_id": f"manual__{EVIL}", "decision": "deployed",
-        "code_version": "0.1.0", "policy": {"sha256": "ab" * 32},
+        "kind": "lifecycle",
+        "dag_id": "credit_risk_lifecycle",
+        "run_id": f"manual__{EVIL}",
+        "decision": "deployed",
+        "code_version": "0.1.0",
+        "policy": {"sha256": "ab" * 32},
         "data": {"uri": f"file:///tmp/{EVIL}", "rows": 150, "sha256": "cd" * 32, "source": EVIL, "period": None},
         "quality": {"rows": 150, "checks": 3, "failed": 1, "failures": [f"expect_x on column '{EVIL}'"]},
-        "bias": {"detected": True, "comparisons": {key: base}, "warnings": [EVIL],
-                 "proxies": {"attributes": {key: {"all_columns": 0.7, "per_column": {f"col {EVIL}": 0.7},
-                                                  "flagged": [EVIL]}}}},
+        "bias": {
+            "detected": True,
+            "comparisons": {key: base},
+            "warnings": [EVIL],
+            "proxies": {
+                "attributes": {key: {"all_columns": 0.7, "per_column": {f"col {EVIL}": 0.7}, "flagged": [EVIL]}}
+            },
+        },
         "mitigation": {"applied": True, "method": "reweighing", "after": {key: {**base, "disparate_impact": 1.0}}},
-        "model": {"sha256": "ef" * 32, "version": "ef" * 32, "estimator": "logistic_regression", "weighted": True,
-                  "rows": {"train": 100, "validation": 20, "test": 30}},
+        "model": {
+            "sha256": "ef" * 32,
+            "version": "ef" * 32,
+            "estimator": "logistic_regression",
+            "weighted": True,
+            "rows": {"train": 100, "validation": 20, "test": 30},
+        },
         "performance": {"accuracy": 0.8, "balanced_accuracy": 0.75, "roc_auc": 0.85, "selection_rate": 0.3},
         "fairness": fairness,
-        "comparison": {"candidate": {"accuracy": 0.8, "balanced_accuracy": 0.75, "roc_auc": 0.85,
-                                     "fairness": {key: {"disparate_impact": 0.5}}}},
+        "comparison": {
+            "candidate": {
+                "accuracy": 0.8,
+                "balanced_accuracy": 0.75,
+                "roc_auc": 0.85,
+                "fairness": {key: {"disparate_impact": 0.5}},
+            }
+        },
         "importance": {"candidate": importance, f"twin {EVIL}": {"overall": {}, "skipped": {EVIL: EVIL}}},
         "gate": {"outcome": "review", "reasons": [f"{key}: insufficient evidence {EVIL}"], "uri": EVIL},
-        "review": {"choice": "Approve", "reviewer": f"mallory {EVIL}", "responded_at": "2026-11-24T00:00:00",
-                   "rationale": EVIL},
+        "review": {
+            "choice": "Approve",
+            "reviewer": f"mallory {EVIL}",
+            "responded_at": "2026-11-24T00:00:00",
+            "rationale": EVIL,
+        },
     }
 
 
@@ -158,31 +209,62 @@ def test_audit_report_quality_page_overview_and_sign_in_are_inert():
 
     metrics = {"disparate_impact": {"value": 0.7, "ci_low": 0.6, "ci_high": 0.8}}
     rates = {"selection": {"unprivileged": {"value": 0.2}, "privileged": {"value": 0.3}}}
-    audit = {"date": "2026-11-20", "status": "degraded", "rows": 10, "labeled_rows": 5,
-             "window_days": ["2026-11-20"], "model_versions": ["ab" * 32], "reasons": [EVIL], "insufficient": [],
-             "fairness": {f"g {EVIL}": {"metrics": metrics, "rates": rates}}, "drift": {f"col {EVIL}": 0.3}}
+    audit = {
+        "date": "2026-11-20",
+        "status": "degraded",
+        "rows": 10,
+        "labeled_rows": 5,
+        "window_days": ["2026-11-20"],
+        "model_versions": ["ab" * 32],
+        "reasons": [EVIL],
+        "insufficient": [],
+        "fairness": {f"g {EVIL}": {"metrics": metrics, "rates": rates}},
+        "drift": {f"col {EVIL}": 0.3},
+    }
     assert_inert(audit_report(audit, [audit], None))
 
-    check = Check(check="expect_column_values_to_be_in_set", column=f"col {EVIL}", passed=False,
-                  detail={"unexpected": EVIL})
+    check = Check(
+        check="expect_column_values_to_be_in_set", column=f"col {EVIL}", passed=False, detail={"unexpected": EVIL}
+    )
     assert_inert(pages.render_html("quality.html.j2", result=QualityResult(False, 10, [check]), title=EVIL))
 
-    data = {"models": [{"name": "credit_risk",
-                        "production": {"version": "ab" * 32, "since": "now", "action": "deploy", "actor": EVIL},
-                        "versions": [{"version": "ab" * 32, "registered_at": "now", "gate_outcome": "review",
-                                      "approver": EVIL, "balanced_accuracy": 0.7, "run_id": EVIL,
-                                      "dag_id": "credit_risk_lifecycle"}],
-                        "decisions": [{"recorded_at": "now", "decision": "deployed", "gate": "review",
-                                       "reasons": [EVIL], "dag_id": "credit_risk_lifecycle", "run_id": EVIL}],
-                        "audits": [{k: audit[k] for k in ("date", "status", "rows", "labeled_rows", "reasons",
-                                                          "fairness")}]}]}
+    data = {
+        "models": [
+            {
+                "name": "credit_risk",
+                "production": {"version": "ab" * 32, "since": "now", "action": "deploy", "actor": EVIL},
+                "versions": [
+                    {
+                        "version": "ab" * 32,
+                        "registered_at": "now",
+                        "gate_outcome": "review",
+                        "approver": EVIL,
+                        "balanced_accuracy": 0.7,
+                        "run_id": EVIL,
+                        "dag_id": "credit_risk_lifecycle",
+                    }
+                ],
+                "decisions": [
+                    {
+                        "recorded_at": "now",
+                        "decision": "deployed",
+                        "gate": "review",
+                        "reasons": [EVIL],
+                        "dag_id": "credit_risk_lifecycle",
+                        "run_id": EVIL,
+                    }
+                ],
+                "audits": [{k: audit[k] for k in ("date", "status", "rows", "labeled_rows", "reasons", "fairness")}],
+            }
+        ]
+    }
     parsed = assert_inert(overview_html(data, user=EVIL))
     # the run id is part of a link's path, percent-encoded, never a new attribute or element
     assert any(tag == "a" and "%3Cscript%3E" in (a.get("href") or "") for tag, a in parsed.tags)
 
     page = pages.render_html("sign_in.html.j2", login_url='/auth/login?next="><script>alert(1)</script>')
     parsed = assert_inert(page, shown=())
-    assert ('a', {"href": '/auth/login?next="><script>alert(1)</script>'}) in parsed.tags
+    assert ("a", {"href": '/auth/login?next="><script>alert(1)</script>'}) in parsed.tags
 
 
 def test_the_content_security_policy_allows_exactly_the_inline_stylesheet():
@@ -192,8 +274,10 @@ def test_the_content_security_policy_allows_exactly_the_inline_stylesheet():
     csp = dict(part.strip().split(" ", 1) for part in pages.CONTENT_SECURITY_POLICY.split(";"))
     assert csp["default-src"] == "'none'" and "script-src" not in csp  # falls back to 'none'
     assert csp["img-src"] == "data:" and csp["frame-ancestors"] == "'self'"
-    for page in (run_report(hostile_record(), hostile_policy()),
-                 pages.render_html("sign_in.html.j2", login_url="/auth/login")):
+    for page in (
+        run_report(hostile_record(), hostile_policy()),
+        pages.render_html("sign_in.html.j2", login_url="/auth/login"),
+    ):
         styles = _Page()
         styles.feed(page)
         assert len(styles.styles) == 1
@@ -204,7 +288,8 @@ def test_the_content_security_policy_allows_exactly_the_inline_stylesheet():
 
 def test_markdown_escaping_keeps_text_and_code_spans_literal():
     rendered = MarkdownIt("commonmark").render(
-        f"{pages.md_text('a_b *c* [d](e) <f> # | `g`')} {pages.md_code('x ` y')}")
+        f"{pages.md_text('a_b *c* [d](e) <f> # | `g`')} {pages.md_code('x ` y')}"
+    )
     assert rendered == "<p>a_b *c* [d](e) &lt;f&gt; # | `g` <code>x ` y</code></p>\n"
 
 
@@ -220,7 +305,8 @@ def test_the_model_card_names_only_the_models_that_were_measured():
     assert compared_with({"candidate": {}}) is None
     assert compared_with({"candidate": {}, "production": {}}) == "Compared with the model in production:"
     assert compared_with({"candidate": {}, "unmitigated": {}, "production": {}}) == (
-        "Compared with the same pipeline trained without mitigation and with the model in production:")
+        "Compared with the same pipeline trained without mitigation and with the model in production:"
+    )
 
 
 def test_search_table_and_front_from_a_hand_built_search():
@@ -228,17 +314,37 @@ def test_search_table_and_front_from_a_hand_built_search():
     from fairgate.reporting.report import search_rows, search_summary
 
     def cand(id_, ba, di, gap, chosen=False, status="fitted", error=None):
-        val = {"performance": {"balanced_accuracy": ba},
-               "fairness": {"sex": {"disparate_impact": {"value": di}},
-                            "race": {"disparate_impact": {"value": 1 / di if di else None}}}}
-        return {"id": id_, "method": id_.split(".")[0], "params": {}, "status": status, "error": error,
-                "band_gap": gap, "within_bands": gap == 0.0, "chosen": chosen, "fit_s": 1.0,
-                "validation": val if status == "fitted" else {}}
+        val = {
+            "performance": {"balanced_accuracy": ba},
+            "fairness": {
+                "sex": {"disparate_impact": {"value": di}},
+                "race": {"disparate_impact": {"value": 1 / di if di else None}},
+            },
+        }
+        return {
+            "id": id_,
+            "method": id_.split(".")[0],
+            "params": {},
+            "status": status,
+            "error": error,
+            "band_gap": gap,
+            "within_bands": gap == 0.0,
+            "chosen": chosen,
+            "fit_s": 1.0,
+            "validation": val if status == "fitted" else {},
+        }
 
-    search = {"rule": "balanced_accuracy_within_bands", "chosen": "reweighing.lr", "within_bands": ["reweighing.lr"],
-              "note": "1 of 2 candidates inside every band",
-              "candidates": [cand("none.lr", 0.8, 0.5, 0.3), cand("reweighing.lr", 0.75, 0.9, 0.0, chosen=True),
-                             cand("eg.lr", None, None, None, status="failed", error="infeasible")]}
+    search = {
+        "rule": "balanced_accuracy_within_bands",
+        "chosen": "reweighing.lr",
+        "within_bands": ["reweighing.lr"],
+        "note": "1 of 2 candidates inside every band",
+        "candidates": [
+            cand("none.lr", 0.8, 0.5, 0.3),
+            cand("reweighing.lr", 0.75, 0.9, 0.0, chosen=True),
+            cand("eg.lr", None, None, None, status="failed", error="infeasible"),
+        ],
+    }
     rows = search_rows(search)
     # worst DI is the value furthest from 1 in log terms: 0.5 (vs 2.0 equally far: the first found)
     assert rows[0][:5] == ["none.lr", "none", "fitted", "0.8000", "0.5000"]
@@ -260,14 +366,36 @@ def test_datasheet_contest_body_and_annex_iv_are_inert_markdown():
     raw["datasheet"] = {"motivation": EVIL, "consent": EVIL}
     raw["dataset"]["row_key"] = "case_ref"
     policy = parse_policy(raw)
-    df = pd.DataFrame({"case_ref": [f"r{i}" for i in range(6)], f"job {SCRIPT}": [EVIL, "a"] * 3,
-                       "income": range(6), "group": [EVIL, "other"] * 3, "outcome": [EVIL, "x"] * 3})
-    sheet = datasheet.datasheet(df, policy, snapshot={"rows": 6, "data": {"sha256": "ab" * 32, "uri": EVIL}},
-                                quality={"passed": True, "checks": []})
-    case = {"case_id": f"contest__{EVIL}", "kind": "contest", "row": EVIL, "date": "2026-08-01",
-            "model_version": "ab" * 32, "decision": 0, "score": 0.3, "reasons": [{"text": EVIL}],
-            "groups": {"group": EVIL}, "recourse": {"text": EVIL}, "reason": EVIL, "opened_by": EVIL,
-            "opened_at": "2026-08-02"}
+    df = pd.DataFrame(
+        {
+            "case_ref": [f"r{i}" for i in range(6)],
+            f"job {SCRIPT}": [EVIL, "a"] * 3,
+            "income": range(6),
+            "group": [EVIL, "other"] * 3,
+            "outcome": [EVIL, "x"] * 3,
+        }
+    )
+    sheet = datasheet.datasheet(
+        df,
+        policy,
+        snapshot={"rows": 6, "data": {"sha256": "ab" * 32, "uri": EVIL}},
+        quality={"passed": True, "checks": []},
+    )
+    case = {
+        "case_id": f"contest__{EVIL}",
+        "kind": "contest",
+        "row": EVIL,
+        "date": "2026-08-01",
+        "model_version": "ab" * 32,
+        "decision": 0,
+        "score": 0.3,
+        "reasons": [{"text": EVIL}],
+        "groups": {"group": EVIL},
+        "recourse": {"text": EVIL},
+        "reason": EVIL,
+        "opened_by": EVIL,
+        "opened_at": "2026-08-02",
+    }
     mapping = annex_iv.for_release({"model": EVIL, "version": "ab" * 32}, [hostile_record()], members=[EVIL])
     for md in (datasheet.markdown(sheet), cases.review_body(case, policy), annex_iv.markdown(mapping)):
         for renderer in (MarkdownIt("commonmark"), MarkdownIt("commonmark", {"html": False}).enable("table")):

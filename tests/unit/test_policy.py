@@ -34,20 +34,32 @@ def _with(path: str, value):
     return raw
 
 
-@pytest.mark.parametrize("path,value,message", [
-    ("dataset.label", None, "Policy key 'dataset.label' is missing"),
-    ("fairness.min_group_size", "fifty", "Policy key 'fairness.min_group_size' must be an integer. Got 'fifty'"),
-    ("model.estimator", "svm", "Policy key 'model.estimator' must be one of ['logistic_regression', "),
-    ("fairness.thresholds", {"disparate_impact": {"kind": "band", "min": 0.8, "max": 1.25}},
-     "Policy key 'fairness.thresholds.disparate_impact.kind' must be one of ['ratio_band', 'abs_difference']"),
-    ("fairness.thresholds", {"accuracy": {"kind": "abs_difference", "max": 0.1}},
-     "Policy key 'fairness.thresholds' has unknown entries ['accuracy']"),
-    ("fairness.thresholds", {"equal_opportunity_difference": {"kind": "abs_difference", "min": -1, "max": 0.1}},
-     "'fairness.thresholds.equal_opportunity_difference.min' does not apply to kind 'abs_difference'"),
-    ("intersections", [["sex", "age"]], "Policy key 'intersections[0]' has unknown entries ['age']"),
-    ("fairness.confidence_level", 1.5, "'fairness.confidence_level' must be a number strictly between 0 and 1"),
-    ("use_protected_as_features", "yes", "'use_protected_as_features' must be true or false"),
-])
+@pytest.mark.parametrize(
+    "path,value,message",
+    [
+        ("dataset.label", None, "Policy key 'dataset.label' is missing"),
+        ("fairness.min_group_size", "fifty", "Policy key 'fairness.min_group_size' must be an integer. Got 'fifty'"),
+        ("model.estimator", "svm", "Policy key 'model.estimator' must be one of ['logistic_regression', "),
+        (
+            "fairness.thresholds",
+            {"disparate_impact": {"kind": "band", "min": 0.8, "max": 1.25}},
+            "Policy key 'fairness.thresholds.disparate_impact.kind' must be one of ['ratio_band', 'abs_difference']",
+        ),
+        (
+            "fairness.thresholds",
+            {"accuracy": {"kind": "abs_difference", "max": 0.1}},
+            "Policy key 'fairness.thresholds' has unknown entries ['accuracy']",
+        ),
+        (
+            "fairness.thresholds",
+            {"equal_opportunity_difference": {"kind": "abs_difference", "min": -1, "max": 0.1}},
+            "'fairness.thresholds.equal_opportunity_difference.min' does not apply to kind 'abs_difference'",
+        ),
+        ("intersections", [["sex", "age"]], "Policy key 'intersections[0]' has unknown entries ['age']"),
+        ("fairness.confidence_level", 1.5, "'fairness.confidence_level' must be a number strictly between 0 and 1"),
+        ("use_protected_as_features", "yes", "'use_protected_as_features' must be true or false"),
+    ],
+)
 def test_bad_policy_names_the_key(path, value, message):
     with pytest.raises(PolicyError) as err:
         parse_policy(_with(path, value))
@@ -96,31 +108,60 @@ def test_default_yaml_round_trips(tmp_path):
     assert by_metric(load_policy(path)) == by_metric(load_policy())
 
 
-@pytest.mark.parametrize("path,value,message", [
-    # typos and singulars that used to fall back to a default without a word
-    ("quality.min_row", 5000, "Policy key 'quality.min_row' is not a known key. Did you mean 'min_rows'?"),
-    ("intersection", [["sex", "race"]], "Policy key 'intersection' is not a known key. Did you mean 'intersections'?"),
-    ("use_protected_as_feature", True,
-     "Policy key 'use_protected_as_feature' is not a known key. Did you mean 'use_protected_as_features'?"),
-    ("fairness.review_margn", 0.05,
-     "Policy key 'fairness.review_margn' is not a known key. Did you mean 'review_margin'?"),
-    ("protected_attributes.0.privilegd", ["Male"],
-     "Policy key 'protected_attributes[0].privilegd' is not a known key. Did you mean 'privileged'?"),
-    # wrong types are not coerced
-    ("quality.min_rows", "5000", "Policy key 'quality.min_rows' must be an integer. Got '5000' instead."),
-    ("quality.min_rows", True, "Policy key 'quality.min_rows' must be an integer. Got True instead."),
-    ("dataset.partitioned", "false", "Policy key 'dataset.partitioned' must be true or false. Got 'false'"),
-    ("model.seed", -1, "Policy key 'model.seed' must be a number >= 0"),
-    ("quality.max_null_fraction", 2, "Policy key 'quality.max_null_fraction' must be a number between 0 and 1"),
-    ("model_name", "credit model", "Policy key 'model_name' must be letters, digits, '-' or '_'"),
-    ("dataset.value_labels", {"purpose": {"A43": "radio or TV"}}, "Policy key 'dataset.value_labels' has unknown "
-                                                                  "entries ['purpose']"),
-    ("model.params", {"max_iter": 100, "C_value": 1.0}, "Policy key 'model.params' does not fit logistic_regression"),
-    ("dataset.filters", [{"column": "age", "op": ">=", "value": "old"}],
-     "Policy key 'dataset.filters[0].value' must be a number for op '>='"),
-    ("dataset.filters", [{"column": "age", "op": "in", "value": 30}],
-     "Policy key 'dataset.filters[0]': op 'in' needs a non-empty list as value."),
-])
+@pytest.mark.parametrize(
+    "path,value,message",
+    [
+        # typos and singulars that used to fall back to a default without a word
+        ("quality.min_row", 5000, "Policy key 'quality.min_row' is not a known key. Did you mean 'min_rows'?"),
+        (
+            "intersection",
+            [["sex", "race"]],
+            "Policy key 'intersection' is not a known key. Did you mean 'intersections'?",
+        ),
+        (
+            "use_protected_as_feature",
+            True,
+            "Policy key 'use_protected_as_feature' is not a known key. Did you mean 'use_protected_as_features'?",
+        ),
+        (
+            "fairness.review_margn",
+            0.05,
+            "Policy key 'fairness.review_margn' is not a known key. Did you mean 'review_margin'?",
+        ),
+        (
+            "protected_attributes.0.privilegd",
+            ["Male"],
+            "Policy key 'protected_attributes[0].privilegd' is not a known key. Did you mean 'privileged'?",
+        ),
+        # wrong types are not coerced
+        ("quality.min_rows", "5000", "Policy key 'quality.min_rows' must be an integer. Got '5000' instead."),
+        ("quality.min_rows", True, "Policy key 'quality.min_rows' must be an integer. Got True instead."),
+        ("dataset.partitioned", "false", "Policy key 'dataset.partitioned' must be true or false. Got 'false'"),
+        ("model.seed", -1, "Policy key 'model.seed' must be a number >= 0"),
+        ("quality.max_null_fraction", 2, "Policy key 'quality.max_null_fraction' must be a number between 0 and 1"),
+        ("model_name", "credit model", "Policy key 'model_name' must be letters, digits, '-' or '_'"),
+        (
+            "dataset.value_labels",
+            {"purpose": {"A43": "radio or TV"}},
+            "Policy key 'dataset.value_labels' has unknown entries ['purpose']",
+        ),
+        (
+            "model.params",
+            {"max_iter": 100, "C_value": 1.0},
+            "Policy key 'model.params' does not fit logistic_regression",
+        ),
+        (
+            "dataset.filters",
+            [{"column": "age", "op": ">=", "value": "old"}],
+            "Policy key 'dataset.filters[0].value' must be a number for op '>='",
+        ),
+        (
+            "dataset.filters",
+            [{"column": "age", "op": "in", "value": 30}],
+            "Policy key 'dataset.filters[0]': op 'in' needs a non-empty list as value.",
+        ),
+    ],
+)
 def test_typos_and_wrong_types_are_refused_at_load_naming_the_key(path, value, message):
     from fairgate.errors import InputError
 
@@ -137,9 +178,11 @@ def test_typos_and_wrong_types_are_refused_at_load_naming_the_key(path, value, m
 
 def test_omitted_keys_take_the_documented_defaults():
     """The minimal policy of the README: every omitted key takes the value the README's table shows."""
-    raw = {"model_name": "loans", "dataset": {"source": "/data/x.csv", "label": "y", "favorable_label": 1,
-                                               "features": {"numeric": ["amount"]}},
-           "protected_attributes": [{"column": "gender", "privileged": ["m"]}]}
+    raw = {
+        "model_name": "loans",
+        "dataset": {"source": "/data/x.csv", "label": "y", "favorable_label": 1, "features": {"numeric": ["amount"]}},
+        "protected_attributes": [{"column": "gender", "privileged": ["m"]}],
+    }
     p = parse_policy(raw)
     assert (p.min_rows, p.max_null_fraction, p.max_duplicate_fraction) == (1000, 0.0, 0.05)
     assert (p.review_margin, p.min_balanced_accuracy, p.champion_tolerance) == (0.02, 0.6, 0.02)
@@ -148,8 +191,11 @@ def test_omitted_keys_take_the_documented_defaults():
     assert (p.audit_window_days, p.audit_label_lag_days) == (7, 3)
     assert p.audit_incoming is None  # no simulated Adult feed for somebody else's data
     assert {t.metric: (t.min, t.max) for t in p.fairness_thresholds} == {
-        "disparate_impact": (0.8, 1.25), "statistical_parity_difference": (None, 0.1),
-        "equal_opportunity_difference": (None, 0.1), "average_odds_difference": (None, 0.1)}
+        "disparate_impact": (0.8, 1.25),
+        "statistical_parity_difference": (None, 0.1),
+        "equal_opportunity_difference": (None, 0.1),
+        "average_odds_difference": (None, 0.1),
+    }
     assert {t.metric for t in p.bias_thresholds} == {"disparate_impact", "statistical_parity_difference"}
 
 
@@ -187,4 +233,4 @@ def test_the_simulated_scenarios_are_the_schemas():
     from fairgate.policy.loader import SCENARIOS
     from fairgate.policy.schema import Scenario
 
-    assert SCENARIOS == get_args(Scenario)
+    assert get_args(Scenario) == SCENARIOS

@@ -14,20 +14,29 @@ from fairgate.policy.loader import parse_policy
 
 def _frame(n=400, seed=3):
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "loan_id": [f"L{i:05d}" for i in range(n)],
-        "gender": rng.choice(["f", "m"], n),
-        "age": rng.integers(18, 80, n),
-        "amount": rng.normal(1000, 200, n).round(2),
-        "purpose": rng.choice(["car", "home", "study"], n),
-        "note": [f"free text {i}" for i in range(n)],  # an identifier-like text column
-        "repaid": rng.choice([0, 1], n),
-    })
+    return pd.DataFrame(
+        {
+            "loan_id": [f"L{i:05d}" for i in range(n)],
+            "gender": rng.choice(["f", "m"], n),
+            "age": rng.integers(18, 80, n),
+            "amount": rng.normal(1000, 200, n).round(2),
+            "purpose": rng.choice(["car", "home", "study"], n),
+            "note": [f"free text {i}" for i in range(n)],  # an identifier-like text column
+            "repaid": rng.choice([0, 1], n),
+        }
+    )
 
 
 def _starter(df, **kw):
-    text = starter_policy(df, model_name="loans", source="/data/loans.csv", label="repaid", favorable="1",
-                          protected=[parse_protected("gender=m"), parse_protected("age>=25")], **kw)
+    text = starter_policy(
+        df,
+        model_name="loans",
+        source="/data/loans.csv",
+        label="repaid",
+        favorable="1",
+        protected=[parse_protected("gender=m"), parse_protected("age>=25")],
+        **kw,
+    )
     return text, yaml.safe_load(text)
 
 
@@ -48,11 +57,13 @@ def test_init_writes_a_policy_that_loads_with_what_the_data_holds():
 
 def test_init_refuses_a_label_value_that_never_occurs_and_a_missing_column():
     with pytest.raises(InputError, match=r"favourable label 2 never occurs in column 'repaid'"):
-        starter_policy(_frame(), model_name="m", source="s", label="repaid", favorable="2",
-                       protected=[parse_protected("gender=m")])
+        starter_policy(
+            _frame(), model_name="m", source="s", label="repaid", favorable="2", protected=[parse_protected("gender=m")]
+        )
     with pytest.raises(InputError, match=r"Columns \['sex'\] are not in the data"):
-        starter_policy(_frame(), model_name="m", source="s", label="repaid", favorable="1",
-                       protected=[parse_protected("sex=m")])
+        starter_policy(
+            _frame(), model_name="m", source="s", label="repaid", favorable="1", protected=[parse_protected("sex=m")]
+        )
     with pytest.raises(InputError, match="COLUMN=PRIVILEGED"):
         parse_protected("gender")
 
@@ -64,10 +75,13 @@ def test_check_names_a_wrongly_typed_label_and_privileged_value():
     raw["protected_attributes"][0]["privileged"] = ["M"]
     raw["protected_attributes"][0]["allowed"] = ["f", "M"]
     result = check_against_data(parse_policy(raw), df)
-    assert any("'dataset.favorable_label' '1' never occurs in column 'repaid'. It occurs as 1 (int64)" in p
-               for p in result.problems), result.problems
-    assert any("'protected_attributes[0].privileged' value 'M' never occurs in column 'gender'" in p
-               for p in result.problems), result.problems
+    assert any(
+        "'dataset.favorable_label' '1' never occurs in column 'repaid'. It occurs as 1 (int64)" in p
+        for p in result.problems
+    ), result.problems
+    assert any(
+        "'protected_attributes[0].privileged' value 'M' never occurs in column 'gender'" in p for p in result.problems
+    ), result.problems
 
 
 def test_check_says_which_group_the_test_split_is_too_small_for_and_what_would_do():
@@ -81,11 +95,14 @@ def test_check_says_which_group_the_test_split_is_too_small_for_and_what_would_d
     result = check_against_data(policy, df)
     assert not result.problems and not result.ok
     needed = np.ceil(50 / women * 100) / 100
-    assert any(f"Group gender=unprivileged has about {women * 0.2:.0f} rows in the test split; "
-               f"'fairness.min_group_size' asks for 50" in c and f"model.test_size {needed:g} would reach it" in c
-               for c in result.cannot_pass), result.cannot_pass
-    assert check_against_data(parse_policy({**raw, "fairness": {"min_group_size": 30, "min_positives": 10}}),
-                              df).ok
+    assert any(
+        f"Group gender=unprivileged has about {women * 0.2:.0f} rows in the test split; "
+        f"'fairness.min_group_size' asks for 50"
+        in c
+        and f"model.test_size {needed:g} would reach it" in c
+        for c in result.cannot_pass
+    ), result.cannot_pass
+    assert check_against_data(parse_policy({**raw, "fairness": {"min_group_size": 30, "min_positives": 10}}), df).ok
 
 
 @pytest.mark.lifecycle
@@ -108,8 +125,10 @@ def test_the_bias_stage_says_which_groups_the_test_split_is_too_small_for(store,
     women = test[(test["sex"] == "Female") & (test["race"] != "White")]
     positives = int((women["income"] == ">50K").sum())
     assert positives < 40  # by hand: few women outside the privileged race earn >50K in 1,200 test rows
-    expected = (f"Group sex=unprivileged & race=unprivileged has {positives} favourable outcomes in the test rows; "
-                "'fairness.min_positives' asks for 40")
+    expected = (
+        f"Group sex=unprivileged & race=unprivileged has {positives} favourable outcomes in the test rows; "
+        "'fairness.min_positives' asks for 40"
+    )
     assert any(s.startswith(expected) for s in bias.short_of_evidence), bias.short_of_evidence
 
 
@@ -118,7 +137,26 @@ def test_init_reads_a_parquet_file_as_parquet_without_being_told(tmp_path):
 
     _frame().to_parquet(tmp_path / "loans.parquet", index=False)
     out = tmp_path / "loans.yaml"
-    assert main(["policy", "init", "--source", str(tmp_path / "loans.parquet"), "--label", "repaid",
-                 "--favorable", "1", "--protected", "gender=m", "--model-name", "loans", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "policy",
+                "init",
+                "--source",
+                str(tmp_path / "loans.parquet"),
+                "--label",
+                "repaid",
+                "--favorable",
+                "1",
+                "--protected",
+                "gender=m",
+                "--model-name",
+                "loans",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     policy = parse_policy(yaml.safe_load(out.read_text()))
     assert policy.format == "parquet" and policy.row_key == "loan_id"

@@ -85,6 +85,8 @@ def test_a_favourable_label_of_the_wrong_type_fails_with_a_hint(sample, policy):
     result = validate_frame(df, replace(policy, favorable_label="1"))
     (check,) = [c for c in result.failures if c.column == "income"]
     assert check.check == "expect_column_distinct_values_to_contain_set"
-    assert ("dataset.favorable_label is '1' (str) but the column holds 1 (int64): write it as 1"
-            in result.summary()["failures"][0])
+    assert (
+        "dataset.favorable_label is '1' (str) but the column holds 1 (int64): write it as 1"
+        in result.summary()["failures"][0]
+    )
     assert validate_frame(df, replace(policy, favorable_label=1)).passed

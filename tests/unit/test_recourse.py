@@ -92,8 +92,10 @@ def test_two_inputs_with_a_bound_spend_the_cheaper_one_first(credit):
     row = r.to_frame().T.infer_objects()
     d, per_unit, _ = _by_hand(pipe, row, policy)
     need = -d
-    gain = {"income": per_unit["income"] * scale["income"],
-            "loan_amount": -per_unit["loan_amount"] * scale["loan_amount"]}
+    gain = {
+        "income": per_unit["income"] * scale["income"],
+        "loan_amount": -per_unit["loan_amount"] * scale["loan_amount"],
+    }
     assert gain["income"] > 0 and gain["loan_amount"] > 0  # both help, in their allowed directions
     first, second = sorted(gain, key=gain.get, reverse=True)
     reach = {"income": math.inf, "loan_amount": float(r["loan_amount"])}
@@ -104,21 +106,36 @@ def test_two_inputs_with_a_bound_spend_the_cheaper_one_first(credit):
     found = recourse.compute(pipe, r.to_dict(), policy, scale=scale)
     assert found.feasible and found.cost == pytest.approx(expected, rel=1e-5)
     # Capping the cheaper input below what it alone needs forces the second one in.
-    capped = _policy(credit, {first: {"direction": "increase" if first == "income" else "decrease",
-                                      **({"max": float(r[first]) + 0.3 * need / abs(per_unit[first])}
-                                         if first == "income" else
-                                         {"min": float(r[first]) - 0.3 * need / abs(per_unit[first])})},
-                              second: {"direction": "increase" if second == "income" else "decrease",
-                                       **({"min": -1e12} if second == "loan_amount" else {})}})  # no bound
+    capped = _policy(
+        credit,
+        {
+            first: {
+                "direction": "increase" if first == "income" else "decrease",
+                **(
+                    {"max": float(r[first]) + 0.3 * need / abs(per_unit[first])}
+                    if first == "income"
+                    else {"min": float(r[first]) - 0.3 * need / abs(per_unit[first])}
+                ),
+            },
+            second: {
+                "direction": "increase" if second == "income" else "decrease",
+                **({"min": -1e12} if second == "loan_amount" else {}),
+            },
+        },
+    )  # no bound
     both = recourse.compute(pipe, r.to_dict(), capped, scale=scale)
     assert sorted(c.column for c in both.changes) == sorted([first, second])
-    assert both.cost == pytest.approx(0.3 * need / abs(per_unit[first]) / scale[first]
-                                      + 0.7 * need / abs(per_unit[second]) / scale[second], rel=1e-5)
+    assert both.cost == pytest.approx(
+        0.3 * need / abs(per_unit[first]) / scale[first] + 0.7 * need / abs(per_unit[second]) / scale[second], rel=1e-5
+    )
 
 
 def test_a_category_and_a_number_exact_over_every_category(credit):
-    policy = _policy(credit, {"savings_band": {"values": ["low", "medium", "high"]},
-                              "income": {"direction": "increase"}}, categorical_cost=0.5)
+    policy = _policy(
+        credit,
+        {"savings_band": {"values": ["low", "medium", "high"]}, "income": {"direction": "increase"}},
+        categorical_cost=0.5,
+    )
     pipe = _fitted(credit, policy)
     scale = _scale(credit["data"], policy.numeric)
     target = math.log(THRESHOLD / (1 - THRESHOLD))
@@ -162,15 +179,18 @@ def test_refusals(credit):
     with pytest.raises(recourse.RecourseError, match="already favourable"):
         recourse.compute(pipe, favourable.to_dict(), policy, scale=_scale(credit["data"], policy.numeric))
     r = _unfavourable(pipe, policy, credit["data"]).iloc[0]
-    found = recourse.compute(pipe, r.to_dict(), policy, scale=_scale(credit["data"], policy.numeric),
-                             proxies=["postcode_area"])
+    found = recourse.compute(
+        pipe, r.to_dict(), policy, scale=_scale(credit["data"], policy.numeric), proxies=["postcode_area"]
+    )
     assert all(c.column != "postcode_area" for c in found.changes)
     assert any("postcode_area is a proxy" in n for n in found.notes)
-    for actionable, message in [({"gender": {"values": ["male"]}}, "protected attribute"),
-                                ({"salary": {}}, "unknown entries"),
-                                ({"savings_band": {"min": 1, "values": ["low"]}}, "is a category"),
-                                ({"income": {"values": [1]}}, "applies to categories"),
-                                ({"income": {"min": 5, "max": 1}}, "above max")]:
+    for actionable, message in [
+        ({"gender": {"values": ["male"]}}, "protected attribute"),
+        ({"salary": {}}, "unknown entries"),
+        ({"savings_band": {"min": 1, "values": ["low"]}}, "is a category"),
+        ({"income": {"values": [1]}}, "applies to categories"),
+        ({"income": {"min": 5, "max": 1}}, "above max"),
+    ]:
         with pytest.raises(PolicyError, match=message):
             _policy(credit, actionable)
     with pytest.raises(PolicyError, match="recourse"):
@@ -181,9 +201,15 @@ def test_the_bounded_search_against_brute_force(credit):
     """Gradient boosting: the search changes at most two inputs; brute force tries the whole grid. On the
     same grid the search can only cost more, and exactly as much whenever the optimum moves two inputs
     or fewer."""
-    policy = _policy(credit, {"income": {"direction": "increase", "max": 80000},
-                              "loan_amount": {"direction": "decrease", "min": 500},
-                              "duration_months": {"direction": "decrease", "min": 12}}, search_steps=4)
+    policy = _policy(
+        credit,
+        {
+            "income": {"direction": "increase", "max": 80000},
+            "loan_amount": {"direction": "decrease", "min": 500},
+            "duration_months": {"direction": "decrease", "min": 12},
+        },
+        search_steps=4,
+    )
     pipe = _fitted(credit, policy, estimator="hist_gradient_boosting")
     scale = _scale(credit["data"], policy.numeric)
     gaps = []
@@ -221,8 +247,15 @@ def test_explain_recourse_from_the_cli(credit, tmp_path, capsys):
 
     log = pd.read_parquet(tmp_path / "store/predictions/model=credit/date=2026-06-01/part.parquet")
     row = log[log["decision"] == 0].iloc[0]
-    args = ["--artifact-root", str(store.root), "--policy", str(tmp_path / "credit.yaml"), "explain",
-            str(row["application_id"]), "--recourse"]
+    args = [
+        "--artifact-root",
+        str(store.root),
+        "--policy",
+        str(tmp_path / "credit.yaml"),
+        "explain",
+        str(row["application_id"]),
+        "--recourse",
+    ]
     assert main([*args, "--json"]) == 0
     answer = json.loads(capsys.readouterr().out)["recourse"]
     assert answer["feasible"] and answer["changes"][0]["column"] == "income"
@@ -277,8 +310,9 @@ def test_the_audit_reports_recourse_per_group_against_the_closed_form(credit, tm
         assert got["median_cost"] == pytest.approx(float(np.median(cost[ok & mask])), rel=1e-5)
         assert got["share_ci"][0] <= got["share"] <= got["share_ci"][1]
     gap = rec["comparisons"]["gender"]["share_gap"]["value"]
-    assert gap == pytest.approx(ok[(rows["gender"] == "female").to_numpy()].mean()
-                                - ok[(rows["gender"] == "male").to_numpy()].mean())
+    assert gap == pytest.approx(
+        ok[(rows["gender"] == "female").to_numpy()].mean() - ok[(rows["gender"] == "male").to_numpy()].mean()
+    )
     assert (abs(gap) > 0.01) == any("recourse share gap" in r for r in result["reasons"])
     if abs(gap) > 0.01:
         assert result["status"] == "degraded"
@@ -286,9 +320,15 @@ def test_the_audit_reports_recourse_per_group_against_the_closed_form(credit, tm
 
 @pytest.mark.lifecycle
 def test_the_vectorised_linear_answer_is_the_one_row_answer(credit):
-    policy = _policy(credit, {"savings_band": {"values": ["medium", "high"]},
-                              "income": {"direction": "increase", "max": 60000, "step": 500},
-                              "loan_amount": {"direction": "decrease", "min": 1000}}, categorical_cost=0.3)
+    policy = _policy(
+        credit,
+        {
+            "savings_band": {"values": ["medium", "high"]},
+            "income": {"direction": "increase", "max": 60000, "step": 500},
+            "loan_amount": {"direction": "decrease", "min": 1000},
+        },
+        categorical_cost=0.3,
+    )
     pipe = _fitted(credit, policy)
     scale = _scale(credit["data"], policy.numeric)
     rows = _unfavourable(pipe, policy, credit["data"], n=40).reset_index(drop=True)
@@ -322,8 +362,9 @@ def test_the_fairness_gate_judges_the_recourse_gap(credit, tmp_path):
     snap = pd.read_parquet(io.BytesIO(store.get("runs/nb/r/snapshot.parquet")))
     split = pd.read_parquet(io.BytesIO(store.get("runs/nb/r/split.parquet")))["split"].to_numpy()
     test = snap[split == "test"].reset_index(drop=True)
-    pipe = training.load_model_bytes(store.get(store.key_of(rec["model"]["uri"])),
-                                     expected_sha256=rec["model"]["sha256"], where="test")
+    pipe = training.load_model_bytes(
+        store.get(store.key_of(rec["model"]["uri"])), expected_sha256=rec["model"]["sha256"], where="test"
+    )
     d = pipe.decision_function(training.feature_frame(test, policy))
     per_unit = _by_hand(pipe, test.iloc[[0]], policy)[1]["income"]
     unfavourable = d < 0
@@ -334,8 +375,13 @@ def test_the_fairness_gate_judges_the_recourse_gap(credit, tmp_path):
     [finding] = [f for f in json.loads(store.get("runs/nb/r/gate.json"))["findings"] if f["scope"] == "recourse gender"]
     assert finding["message"].startswith(f"recourse_share_gap={gap:.4f}")
     low, high = (rec["recourse"]["comparisons"]["gender"]["share_gap"][k] for k in ("ci_low", "ci_high"))
-    expected = ("fail" if high < -0.05 or low > 0.05 else
-                "pass" if -0.05 <= low and high <= 0.05 and 0.05 - abs(gap) >= policy.review_margin else "review")
+    expected = (
+        "fail"
+        if high < -0.05 or low > 0.05
+        else "pass"
+        if low >= -0.05 and high <= 0.05 and 0.05 - abs(gap) >= policy.review_margin
+        else "review"
+    )
     assert finding["outcome"] == expected
 
 

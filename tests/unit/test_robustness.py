@@ -24,11 +24,20 @@ from fairgate.storage.local import LocalStore
 
 
 def _policy(**robust):
-    return parse_policy({
-        "model_name": "toy", "dataset": {"source": "/nowhere.csv", "label": "y", "favorable_label": 1,
-                                         "features": {"categorical": ["area"], "numeric": ["x"]}},
-        "protected_attributes": [{"column": "gender", "privileged": ["m"], "allowed": ["m", "f"]}],
-        "audit": {"incoming": "/nowhere"}, "robustness": {"enabled": True, **robust}})
+    return parse_policy(
+        {
+            "model_name": "toy",
+            "dataset": {
+                "source": "/nowhere.csv",
+                "label": "y",
+                "favorable_label": 1,
+                "features": {"categorical": ["area"], "numeric": ["x"]},
+            },
+            "protected_attributes": [{"column": "gender", "privileged": ["m"], "allowed": ["m", "f"]}],
+            "audit": {"incoming": "/nowhere"},
+            "robustness": {"enabled": True, **robust},
+        }
+    )
 
 
 class Rule:
@@ -44,8 +53,12 @@ class Rule:
 
 def _frame(n_far, n_near, near_gender):
     """Far rows at x = ±1 (both genders), near rows at x = ±0.05 (one gender only)."""
-    rows = [{"x": s, "gender": g, "area": "east", "y": 1} for g in ("m", "f") for s in (1.0, -1.0)
-            for _ in range(n_far // 4)]
+    rows = [
+        {"x": s, "gender": g, "area": "east", "y": 1}
+        for g in ("m", "f")
+        for s in (1.0, -1.0)
+        for _ in range(n_far // 4)
+    ]
     rows += [{"x": s, "gender": near_gender, "area": "east", "y": 1} for s in (0.05, -0.05) for _ in range(n_near // 2)]
     return pd.DataFrame(rows)
 
@@ -67,9 +80,14 @@ def test_stability_matches_the_normal_distribution(repeats):
 
 
 def test_counterfactual_flips_the_attribute_and_its_proxy_to_the_other_groups_typical_value():
-    df = pd.DataFrame({"gender": ["m", "m", "m", "f", "f", "f", "f"],
-                       "area": ["west", "west", "east", "east", "east", "west", "east"],
-                       "x": [-1.0] * 7, "y": [1] * 7})
+    df = pd.DataFrame(
+        {
+            "gender": ["m", "m", "m", "f", "f", "f", "f"],
+            "area": ["west", "west", "east", "east", "east", "west", "east"],
+            "x": [-1.0] * 7,
+            "y": [1] * 7,
+        }
+    )
     # men's typical area is west, women's east: men get east, women get west
     out = robustness.counterfactual(Rule(area=True), df, _policy(), proxies={"gender": ["area"]})["gender"]
     assert out["swapped"]["area"] == {"privileged_rows_get": "east", "unprivileged_rows_get": "west"}
@@ -84,15 +102,25 @@ def _share(k, n):
     from fairgate.fairness.metrics import wilson_interval
 
     low, high = wilson_interval(k, n)
-    return {"n": n, "changed": k, "value": k / n if n else None, "ci_low": low if n else None,
-            "ci_high": high if n else None}
+    return {
+        "n": n,
+        "changed": k,
+        "value": k / n if n else None,
+        "ci_low": low if n else None,
+        "ci_high": high if n else None,
+    }
 
 
-@pytest.mark.parametrize("k,n,expected", [(0, 2000, "pass"), (400, 1000, "fail"), (50, 1000, "review"),
-                                          (0, 0, "review")])
+@pytest.mark.parametrize(
+    "k,n,expected", [(0, 2000, "pass"), (400, 1000, "fail"), (50, 1000, "review"), (0, 0, "review")]
+)
 def test_the_gate_judges_a_share_by_its_interval(k, n, expected):
-    measured = {"stability": {"groups": {"g=privileged": _share(k, n)}}, "counterfactual": {},
-                "max_flip_rate": 0.05, "max_counterfactual_rate": 0.02}
+    measured = {
+        "stability": {"groups": {"g=privileged": _share(k, n)}},
+        "counterfactual": {},
+        "max_flip_rate": 0.05,
+        "max_counterfactual_rate": 0.02,
+    }
     [finding] = robustness_findings(measured, _policy())
     assert finding.outcome == expected and finding.scope == "robustness g=privileged"
 
@@ -109,8 +137,9 @@ def test_the_policy_section_is_strict():
 def test_a_lifecycle_gates_on_the_proxy_flip(tmp_path):
     """Synthetic credit data: ``postcode_area`` is gender's injected proxy, so flipping it with gender
     changes decisions; the rate in the evidence equals one recomputed here from the stored model."""
-    path, _ = synthetic_credit_policy(tmp_path, 4000, seed=9,
-                                      robustness={"enabled": True, "max_counterfactual_rate": 0.02})
+    path, _ = synthetic_credit_policy(
+        tmp_path, 4000, seed=9, robustness={"enabled": True, "max_counterfactual_rate": 0.02}
+    )
     store = LocalStore(tmp_path / "store")
     recorded = lifecycle.run_in_process(store, load_policy(path), RunInfo(dag_id="nb", run_id="r"))
     rec = evidence.find(store, "credit", "r")["record"]
@@ -119,20 +148,26 @@ def test_a_lifecycle_gates_on_the_proxy_flip(tmp_path):
 
     from fairgate.models.training import load_model_bytes
 
-    model = load_model_bytes(store.get(store.key_of(rec["model"]["uri"])), expected_sha256=rec["model"]["sha256"],
-                             where="test")
+    model = load_model_bytes(
+        store.get(store.key_of(rec["model"]["uri"])), expected_sha256=rec["model"]["sha256"], where="test"
+    )
     snap = pd.read_parquet(io.BytesIO(store.get("runs/nb/r/snapshot.parquet")))
     split = pd.read_parquet(io.BytesIO(store.get("runs/nb/r/split.parquet")))["split"].to_numpy()
     test = snap[split == "test"].reset_index(drop=True)
     men = test["gender"] == "male"
-    flipped = test.assign(gender=np.where(men, "female", "male"),
-                          postcode_area=np.where(men, test.loc[~men, "postcode_area"].mode()[0],
-                                                 test.loc[men, "postcode_area"].mode()[0]))
+    flipped = test.assign(
+        gender=np.where(men, "female", "male"),
+        postcode_area=np.where(
+            men, test.loc[~men, "postcode_area"].mode()[0], test.loc[men, "postcode_area"].mode()[0]
+        ),
+    )
     features = list(json.loads(store.get("runs/nb/r/train.json"))["features"])
 
     def decide(frame):
-        return model.predict_proba(frame[features].astype({c: str for c in features
-                                                           if frame[c].dtype == object}))[:, 1] >= 0.5
+        return (
+            model.predict_proba(frame[features].astype({c: str for c in features if frame[c].dtype == object}))[:, 1]
+            >= 0.5
+        )
 
     by_hand = int((decide(flipped) != decide(test)).sum())
     assert cf["overall"]["changed"] == by_hand > 0

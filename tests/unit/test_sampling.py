@@ -92,8 +92,12 @@ def test_sampled_permutation_importance_ranks_the_inputs_as_the_full_test_rows_d
 def test_exponentiated_gradient_on_a_sample_keeps_group_and_label_shares_and_says_so():
     df = credit_applications(20_000, seed=8)
     policy = replace(credit_policy(), sample_rows=5000)
-    spec = mitigation.Spec(name="eg", method="exponentiated_gradient",
-                           params={"constraint": "demographic_parity", "eps": 0.02}, estimator="logistic_regression")
+    spec = mitigation.Spec(
+        name="eg",
+        method="exponentiated_gradient",
+        params={"constraint": "demographic_parity", "eps": 0.02},
+        estimator="logistic_regression",
+    )
     model, report = mitigation.fit(spec, df, policy)
     assert abs(report["rows"] - 5000) <= 4
     assert report["fitted_on"] == f"training rows (a stratified sample of {report['rows']} of 20000 rows)"

@@ -33,7 +33,8 @@ def test_feature_psi_is_zero_for_the_same_sample_and_large_for_a_shift():
     assert feature_psi(ref, pd.Series(rng.normal(1, 1, 5000)), numeric=True) > 0.25
     cats = pd.Series(["a"] * 50 + ["b"] * 50)
     assert feature_psi(cats, pd.Series(["a"] * 25 + ["b"] * 75), numeric=False) == pytest.approx(
-        psi([50, 50], [25, 75]))
+        psi([50, 50], [25, 75])
+    )
 
 
 def coverage(make_interval, truth, draws):
@@ -95,8 +96,18 @@ def test_read_window_looks_up_outcomes_by_key_in_any_order(store):
         store.put(key, buf.getvalue())
 
     day = date(2026, 3, 2)
-    put(partition_key("predictions", "m", day), pd.DataFrame({"k": ["a", "b", "c", "d"], "model_version": "v1",
-                                                         "score": 0.5, "decision": [1, 0, 1, 0], "x": [1, 2, 3, 4]}))
+    put(
+        partition_key("predictions", "m", day),
+        pd.DataFrame(
+            {
+                "k": ["a", "b", "c", "d"],
+                "model_version": "v1",
+                "score": 0.5,
+                "decision": [1, 0, 1, 0],
+                "x": [1, 2, 3, 4],
+            }
+        ),
+    )
     put(partition_key("labels", "m", day), pd.DataFrame({"k": ["d", "b"], "outcome": [1, 0]}))
     df, days, versions = read_window(store, "m", day, 1, row_key="k")
     assert days == ["2026-03-02"] and versions == ["v1"]
@@ -130,8 +141,9 @@ def test_scoring_refuses_records_without_an_input_column_and_writes_nothing(stor
     from fairgate.monitoring.prediction_log import partition_key
 
     policy = load_policy()
-    v = registry.register(store, policy.model_name, dump_model(fit(adult.head(2000), policy)),
-                          {"approved": True, "registered_at": "1"})["version"]
+    v = registry.register(
+        store, policy.model_name, dump_model(fit(adult.head(2000), policy)), {"approved": True, "registered_at": "1"}
+    )["version"]
     registry.promote(store, policy.model_name, v, action="deploy", run_id="r", actor="t", reason="")
     batch = day_batch(date(2026, 3, 1), policy, rows=100).drop(columns=["occupation"])
     with pytest.raises(StageError, match=r"input column\(s\) \['occupation'\]"):
@@ -154,8 +166,15 @@ def _predictions(version, female_selected, male_selected, n=20, start=0):
 
     sex = ["F"] * n + ["M"] * n
     decision = [int(i < female_selected) for i in range(n)] + [int(i < male_selected) for i in range(n)]
-    return pd.DataFrame({"id": [f"r{start + i}" for i in range(2 * n)], "model_version": version, "score": 0.5,
-                         "decision": decision, "sex": sex})
+    return pd.DataFrame(
+        {
+            "id": [f"r{start + i}" for i in range(2 * n)],
+            "model_version": version,
+            "score": 0.5,
+            "decision": decision,
+            "sex": sex,
+        }
+    )
 
 
 def test_an_audit_over_a_redeploy_judges_the_newer_version_not_the_larger_hash(store):
@@ -167,17 +186,21 @@ def test_an_audit_over_a_redeploy_judges_the_newer_version_not_the_larger_hash(s
     from fairgate.stages.monitoring import audit_day
 
     policy = _tiny_audit_policy()
-    a, b = (registry.register(store, policy.model_name, body, {"approved": True, "registered_at": "1"})["version"]
-            for body in (b"model-a", b"model-b"))
+    a, b = (
+        registry.register(store, policy.model_name, body, {"approved": True, "registered_at": "1"})["version"]
+        for body in (b"model-a", b"model-b")
+    )
     older, newer = max(a, b), min(a, b)  # the newer deployment has the smaller hash
     for version, di in ((older, 0.9), (newer, 0.6)):  # the DI each version had at its own gate
         key = f"registry/{policy.model_name}/versions/{version}/manifest.json"
         manifest = registry.read_manifest(store, policy.model_name, version)
         store.put(key, registry.dumps({**manifest, "fairness": {"sex": {"disparate_impact": {"value": di}}}}))
     day3 = date(2026, 3, 3)
-    days = {day3 - timedelta(days=2): _predictions(older, 10, 10),           # DI 1.0 under the older model
-            day3 - timedelta(days=1): _predictions(older, 10, 10, start=40),
-            day3: _predictions(newer, 5, 10, start=80)}                       # DI 0.5 after the redeploy
+    days = {
+        day3 - timedelta(days=2): _predictions(older, 10, 10),  # DI 1.0 under the older model
+        day3 - timedelta(days=1): _predictions(older, 10, 10, start=40),
+        day3: _predictions(newer, 5, 10, start=80),
+    }  # DI 0.5 after the redeploy
     for d, frame in days.items():
         buf = io.BytesIO()
         frame.to_parquet(buf, index=False)
@@ -203,8 +226,10 @@ def test_a_rolled_back_version_that_scored_the_newest_day_is_the_one_judged(stor
     from fairgate.stages.monitoring import audit_day
 
     policy = _tiny_audit_policy()
-    a, b = (registry.register(store, policy.model_name, body, {"approved": True, "registered_at": "1"})["version"]
-            for body in (b"model-a", b"model-b"))
+    a, b = (
+        registry.register(store, policy.model_name, body, {"approved": True, "registered_at": "1"})["version"]
+        for body in (b"model-a", b"model-b")
+    )
     day3 = date(2026, 3, 3)
     for i, version in enumerate((a, b, a)):  # deployed a, then b, then rolled back to a
         buf = io.BytesIO()
@@ -227,8 +252,11 @@ def test_re_running_an_audit_date_shows_that_date_once_in_the_trend(store):
         store.put(f"audits/model=m/date={d}/audit.json", json.dumps({"date": d, "status": "healthy"}).encode())
     rerun = {"date": (start + timedelta(days=2)).isoformat(), "status": "degraded"}
     trend = audit_trend(store, "m", rerun)
-    assert [(a["date"], a["status"]) for a in trend] == [("2026-01-01", "healthy"), ("2026-01-02", "healthy"),
-                                                         ("2026-01-03", "degraded")]
+    assert [(a["date"], a["status"]) for a in trend] == [
+        ("2026-01-01", "healthy"),
+        ("2026-01-02", "healthy"),
+        ("2026-01-03", "degraded"),
+    ]
     assert [a["date"] for a in audit_trend(store, "m", rerun, last=2)] == ["2026-01-02", "2026-01-03"]
 
 
@@ -248,8 +276,9 @@ def test_outcomes_from_their_own_source_are_fetched_once_past_the_lag(store, adu
     raw = default_policy_dict()
     raw["audit"].update({"outcomes": str(tmp_path / "outcomes"), "window_days": 3, "label_lag_days": 1})
     policy = parse_policy(raw)
-    v = registry.register(store, policy.model_name, dump_model(fit(adult.head(2000), policy)),
-                          {"approved": True, "registered_at": "1"})["version"]
+    v = registry.register(
+        store, policy.model_name, dump_model(fit(adult.head(2000), policy)), {"approved": True, "registered_at": "1"}
+    )["version"]
     registry.promote(store, policy.model_name, v, action="deploy", run_id="r", actor="t", reason="")
     days = [date(2026, 3, 1) + timedelta(days=i) for i in range(3)]
     arrived = {}

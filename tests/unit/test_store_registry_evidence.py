@@ -24,8 +24,9 @@ def test_put_is_atomic_and_hashed(store):
 
 
 def _register(store, content: bytes, approved=True):
-    return registry.register(store, "m", content, {"approved": approved, "gate_outcome": "pass",
-                                                  "registered_at": content.decode()})
+    return registry.register(
+        store, "m", content, {"approved": approved, "gate_outcome": "pass", "registered_at": content.decode()}
+    )
 
 
 def test_register_is_content_addressed_and_idempotent(store):

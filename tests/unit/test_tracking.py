@@ -26,8 +26,14 @@ def test_names_keep_only_what_mlflow_accepts_with_slashes_between_parts():
 
 
 def test_the_policy_becomes_dotted_params_with_long_values_cut_to_mlflows_limit():
-    params = tracking.params_of({"fairness": {"thresholds": {"di": {"min": 0.8}}, "metrics": ["a", "b"]},
-                                 "model_name": "m", "empty": {}, "long": "x" * 7000})
+    params = tracking.params_of(
+        {
+            "fairness": {"thresholds": {"di": {"min": 0.8}}, "metrics": ["a", "b"]},
+            "model_name": "m",
+            "empty": {},
+            "long": "x" * 7000,
+        }
+    )
     assert params["fairness.thresholds.di.min"] == "0.8"
     assert params["fairness.metrics"] == '["a", "b"]'
     assert params["model_name"] == "m" and params["empty"] == "{}"
@@ -35,23 +41,31 @@ def test_the_policy_becomes_dotted_params_with_long_values_cut_to_mlflows_limit(
 
 
 def test_group_rates_come_from_the_counts_and_missing_figures_are_left_out():
-    fairness = {"sex": {
-        "disparate_impact": {"value": 0.5, "ci_low": 0.3, "ci_high": None},
-        "equal_opportunity_difference": {"value": math.nan, "ci_low": None, "ci_high": None},
-        "counts": {"privileged": {"n": 10, "selected": 6, "tp": 5, "fn": 1, "fp": 1, "tn": 3, "positives": 6},
-                   "unprivileged": {"n": 4, "selected": 1, "tp": 0, "fn": 0, "fp": 1, "tn": 3, "positives": 0}}}}
+    fairness = {
+        "sex": {
+            "disparate_impact": {"value": 0.5, "ci_low": 0.3, "ci_high": None},
+            "equal_opportunity_difference": {"value": math.nan, "ci_low": None, "ci_high": None},
+            "counts": {
+                "privileged": {"n": 10, "selected": 6, "tp": 5, "fn": 1, "fp": 1, "tn": 3, "positives": 6},
+                "unprivileged": {"n": 4, "selected": 1, "tp": 0, "fn": 0, "fp": 1, "tn": 3, "positives": 0},
+            },
+        }
+    }
     got = tracking.fairness_metrics(fairness)
     assert got == {
-        "fairness/sex/disparate_impact": 0.5, "fairness/sex/disparate_impact/ci_low": 0.3,
-        "group/sex/privileged/rows": 10.0, "group/sex/privileged/selection_rate": 0.6,
-        "group/sex/privileged/true_positive_rate": 5 / 6, "group/sex/privileged/false_positive_rate": 0.25,
-        "group/sex/unprivileged/rows": 4.0, "group/sex/unprivileged/selection_rate": 0.25,
+        "fairness/sex/disparate_impact": 0.5,
+        "fairness/sex/disparate_impact/ci_low": 0.3,
+        "group/sex/privileged/rows": 10.0,
+        "group/sex/privileged/selection_rate": 0.6,
+        "group/sex/privileged/true_positive_rate": 5 / 6,
+        "group/sex/privileged/false_positive_rate": 0.25,
+        "group/sex/unprivileged/rows": 4.0,
+        "group/sex/unprivileged/selection_rate": 0.25,
         "group/sex/unprivileged/false_positive_rate": 0.25,  # no positives: no TPR, rather than a made-up 0
     }
 
 
-def test_the_tracking_uri_is_the_connection_then_the_variable_then_a_store_beside_the_artifacts(monkeypatch,
-                                                                                                 tmp_path):
+def test_the_tracking_uri_is_the_connection_then_the_variable_then_a_store_beside_the_artifacts(monkeypatch, tmp_path):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow:5000")
     assert tracking.tracking_uri("http://conn:5000") == "http://conn:5000"
     assert tracking.tracking_uri() == "http://mlflow:5000"
@@ -65,14 +79,17 @@ def _served(**spec) -> serving.Served:
     return serving.Served(model=None, policy=None, version="v", reference={}, inputs=inputs, recourse={})
 
 
-@pytest.mark.parametrize(("records", "message"), [
-    (pd.DataFrame(), "holds no records"),
-    (pd.DataFrame({"age": [30]}), "['job']"),
-    (pd.DataFrame({"age": [30, "old"], "job": ["clerk", "nurse"]}), "'age' must be a number; record 1 has 'old'"),
-    (pd.DataFrame({"age": [30, None], "job": ["clerk", "nurse"]}), "'age' must be a number; record 1 has no value"),
-    (pd.DataFrame({"age": [30], "job": ["pilot"]}), "'job' has the value 'pilot' in record 0"),
-    (pd.DataFrame({"age": [30], "job": [None]}), "'job' has the value None in record 0"),
-])
+@pytest.mark.parametrize(
+    ("records", "message"),
+    [
+        (pd.DataFrame(), "holds no records"),
+        (pd.DataFrame({"age": [30]}), "['job']"),
+        (pd.DataFrame({"age": [30, "old"], "job": ["clerk", "nurse"]}), "'age' must be a number; record 1 has 'old'"),
+        (pd.DataFrame({"age": [30, None], "job": ["clerk", "nurse"]}), "'age' must be a number; record 1 has no value"),
+        (pd.DataFrame({"age": [30], "job": ["pilot"]}), "'job' has the value 'pilot' in record 0"),
+        (pd.DataFrame({"age": [30], "job": [None]}), "'job' has the value None in record 0"),
+    ],
+)
 def test_requests_the_model_cannot_answer_are_refused_naming_the_column(records, message):
     with pytest.raises(serving.RequestError) as err:
         serving.check_request(records, _served())
@@ -117,8 +134,9 @@ def test_the_registered_pyfunc_loads_back_and_decides_like_the_registry_model(em
     rows = embedded["data"].head(25)
     got = served.predict(rows)
     version = registry.production_version(embedded["store"], "credit")
-    scores, decisions = training.predict(registry.load_model(embedded["store"], "credit", version), rows,
-                                         embedded["policy"])
+    scores, decisions = training.predict(
+        registry.load_model(embedded["store"], "credit", version), rows, embedded["policy"]
+    )
     assert got["decision"].tolist() == decisions.tolist()
     assert got["score"].to_numpy() == pytest.approx(scores)
     assert got["reason_1"].notna().all()
@@ -149,9 +167,18 @@ def test_a_logged_run_adds_nothing_to_the_evidence_and_mlflow_agrees(embedded):
 
 
 def test_an_audits_label_free_estimates_and_their_errors_become_metrics():
-    result = {"status": "healthy", "rows": 10, "estimated_performance": {"sex": {"privileged": {
-        "estimated": {"true_positive_rate": 0.7, "false_positive_rate": None, "accuracy": 0.8},
-        "error": {"true_positive_rate": -0.02, "false_positive_rate": None, "accuracy": 0.01}}}}}
+    result = {
+        "status": "healthy",
+        "rows": 10,
+        "estimated_performance": {
+            "sex": {
+                "privileged": {
+                    "estimated": {"true_positive_rate": 0.7, "false_positive_rate": None, "accuracy": 0.8},
+                    "error": {"true_positive_rate": -0.02, "false_positive_rate": None, "accuracy": 0.01},
+                }
+            }
+        },
+    }
     got = tracking.audit_metrics(result)
     assert got["estimated/sex/privileged/true_positive_rate"] == 0.7
     assert got["estimation_error/sex/privileged/accuracy"] == 0.01

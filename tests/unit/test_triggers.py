@@ -22,15 +22,29 @@ from fairgate.storage.local import LocalStore
 
 
 def _policy(**rules):
-    return parse_policy({
-        "model_name": "toy", "dataset": {"source": "/nowhere.csv", "label": "y", "favorable_label": 1,
-                                         "features": {"categorical": ["area"], "numeric": ["x"]}},
-        "protected_attributes": [{"column": "gender", "privileged": ["m"], "allowed": ["m", "f"]}],
-        "audit": {"incoming": "/nowhere"}, "review_triggers": rules})
+    return parse_policy(
+        {
+            "model_name": "toy",
+            "dataset": {
+                "source": "/nowhere.csv",
+                "label": "y",
+                "favorable_label": 1,
+                "features": {"categorical": ["area"], "numeric": ["x"]},
+            },
+            "protected_attributes": [{"column": "gender", "privileged": ["m"], "allowed": ["m", "f"]}],
+            "audit": {"incoming": "/nowhere"},
+            "review_triggers": rules,
+        }
+    )
 
 
-RECORDS = pd.DataFrame({"gender": ["f", "f", "m", "f", "m", "m"], "area": ["a", "a", "a", "a", "a", "z"],
-                        "x": [1.0, 2.0, 3.0, 4.0, 5.0, 99.0]})
+RECORDS = pd.DataFrame(
+    {
+        "gender": ["f", "f", "m", "f", "m", "m"],
+        "area": ["a", "a", "a", "a", "a", "z"],
+        "x": [1.0, 2.0, 3.0, 4.0, 5.0, 99.0],
+    }
+)
 SCORES = np.array([0.52, 0.58, 0.58, 0.70, 0.46, 0.90])
 
 
@@ -69,8 +83,12 @@ def test_a_scoring_run_queues_and_the_audit_counts_per_group(tmp_path, above_cap
 
     write_feed(str(tmp_path / "feed"), "2026-07-01", 1, 500, seed=31)
     path, _ = synthetic_credit_policy(
-        tmp_path, 3000, seed=30, audit={"incoming": str(tmp_path / "feed"), "window_days": 1, "label_lag_days": 0},
-        review_triggers={"score_margin": 0.08, "protected_margin": 0.12, "daily_cap": 25, "above_cap": above_cap})
+        tmp_path,
+        3000,
+        seed=30,
+        audit={"incoming": str(tmp_path / "feed"), "window_days": 1, "label_lag_days": 0},
+        review_triggers={"score_margin": 0.08, "protected_margin": 0.12, "daily_cap": 25, "above_cap": above_cap},
+    )
     policy = load_policy(path)
     store = LocalStore(tmp_path / "store")
     assert lifecycle.run_in_process(store, policy, RunInfo(dag_id="nb", run_id="r")).decision == "deployed"
@@ -83,11 +101,14 @@ def test_a_scoring_run_queues_and_the_audit_counts_per_group(tmp_path, above_cap
     assert flagged.sum() > 25  # the cap binds
     # ties in distance may order either way; the counts and the borderline-first rule must hold
     assert (log.loc[~flagged, "review_status"] == "none").all()
-    assert (log["review_status"] == "pending").sum() == 25 and (log["review_status"] == "over_cap").sum() == \
-        flagged.sum() - 25
+    assert (log["review_status"] == "pending").sum() == 25 and (
+        log["review_status"] == "over_cap"
+    ).sum() == flagged.sum() - 25
     assert distance[log["review_status"] == "pending"].max() <= distance[log["review_status"] == "over_cap"].min()
-    assert {k: scored["review"][k] for k in ("pending", "over_cap")} == {"pending": 25,
-                                                                         "over_cap": int(flagged.sum() - 25)}
+    assert {k: scored["review"][k] for k in ("pending", "over_cap")} == {
+        "pending": 25,
+        "over_cap": int(flagged.sum() - 25),
+    }
     queue = pd.read_parquet(tmp_path / "store/reviews/model=credit/date=2026-07-01/queue.parquet")
     assert len(queue) == (25 if above_cap == "decide" else int(flagged.sum()))
     assert queue["distance"].is_monotonic_increasing

@@ -39,23 +39,37 @@ def cmd_status(args: argparse.Namespace, store: ArtifactStore, model: str) -> in
     audit = evidence.find(store, model, kind="audit")
     payload = {
         "model": model,
-        "production": pointer and {"version": pointer["version"], "since": pointer["since"],
-                                   "action": pointer["action"], "run_id": pointer["run_id"],
-                                   "performance": manifest.get("performance")},
+        "production": pointer
+        and {
+            "version": pointer["version"],
+            "since": pointer["since"],
+            "action": pointer["action"],
+            "run_id": pointer["run_id"],
+            "performance": manifest.get("performance"),
+        },
         "last_lifecycle": last and {k: last["record"].get(k) for k in ("run_id", "decision", "recorded_at")},
         "last_audit": audit and {k: audit["record"].get(k) for k in ("run_id", "status", "recorded_at")},
     }
     lines = [f"Model: {model}"]
     if pointer:
         perf = manifest.get("performance") or {}
-        lines.append(f"Production: {pointer['version'][:12]} since {pointer['since']} ({pointer['action']}, "
-                     f"run {pointer['run_id']}); balanced accuracy {perf.get('balanced_accuracy')}")
+        lines.append(
+            f"Production: {pointer['version'][:12]} since {pointer['since']} ({pointer['action']}, "
+            f"run {pointer['run_id']}); balanced accuracy {perf.get('balanced_accuracy')}"
+        )
     else:
         lines.append("Production: nothing deployed yet")
-    lines.append("Last lifecycle: " + (f"{last['record']['decision']} in run {last['record']['run_id']} at "
-                                       f"{last['record']['recorded_at']}" if last else "none"))
-    lines.append("Last audit: " + (f"{audit['record'].get('status')} at {audit['record']['recorded_at']}"
-                                   if audit else "none"))
+    lines.append(
+        "Last lifecycle: "
+        + (
+            f"{last['record']['decision']} in run {last['record']['run_id']} at {last['record']['recorded_at']}"
+            if last
+            else "none"
+        )
+    )
+    lines.append(
+        "Last audit: " + (f"{audit['record'].get('status')} at {audit['record']['recorded_at']}" if audit else "none")
+    )
     _out(args, payload, "\n".join(lines))
     return 0
 
@@ -79,12 +93,26 @@ def _status_of_every_model(args: argparse.Namespace, store: ArtifactStore) -> in
 
 def cmd_models(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
     current = registry.production_version(store, model)
-    versions = [{"version": m["version"], "production": m["version"] == current, "approved": m.get("approved"),
-                 "gate_outcome": m.get("gate_outcome"), "approver": m.get("approver"),
-                 "registered_at": m.get("registered_at"), "run_id": m.get("run_id")}
-                for m in registry.list_versions(store, model)]
-    text = "\n".join(f"{'*' if v['production'] else ' '} {v['version'][:12]}  {v['registered_at']}  "
-                     f"gate={v['gate_outcome']}  approver={v['approver']}" for v in versions) or "No versions."
+    versions = [
+        {
+            "version": m["version"],
+            "production": m["version"] == current,
+            "approved": m.get("approved"),
+            "gate_outcome": m.get("gate_outcome"),
+            "approver": m.get("approver"),
+            "registered_at": m.get("registered_at"),
+            "run_id": m.get("run_id"),
+        }
+        for m in registry.list_versions(store, model)
+    ]
+    text = (
+        "\n".join(
+            f"{'*' if v['production'] else ' '} {v['version'][:12]}  {v['registered_at']}  "
+            f"gate={v['gate_outcome']}  approver={v['approver']}"
+            for v in versions
+        )
+        or "No versions."
+    )
     _out(args, {"model": model, "versions": versions}, text)
     return 0
 
@@ -96,8 +124,9 @@ def cmd_evidence(args: argparse.Namespace, store: ArtifactStore, model: str) -> 
         return 1
     rec = entry["record"]
     payload = {**rec, "seq": entry["seq"], "hash": entry["hash"]}
-    text = (f"Run {rec['run_id']}: {rec['decision']} (record #{entry['seq']}, hash {entry['hash'][:16]})\n"
-            + json.dumps({k: rec.get(k) for k in ("data", "quality", "gate", "deployment")}, indent=2, default=str))
+    text = f"Run {rec['run_id']}: {rec['decision']} (record #{entry['seq']}, hash {entry['hash'][:16]})\n" + json.dumps(
+        {k: rec.get(k) for k in ("data", "quality", "gate", "deployment")}, indent=2, default=str
+    )
     _out(args, payload, text)
     return 0
 
@@ -105,8 +134,11 @@ def cmd_evidence(args: argparse.Namespace, store: ArtifactStore, model: str) -> 
 def cmd_verify_log(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
     result = evidence.verify(store, model)
     head = evidence.head(store, model)
-    text = (f"Evidence log intact: {result.records} records; head #{head['seq']} {head['hash']}." if result.ok else
-            "Evidence log BROKEN:\n" + "\n".join(f"  - {p}" for p in result.problems))
+    text = (
+        f"Evidence log intact: {result.records} records; head #{head['seq']} {head['hash']}."
+        if result.ok
+        else "Evidence log BROKEN:\n" + "\n".join(f"  - {p}" for p in result.problems)
+    )
     _out(args, {"ok": result.ok, "records": result.records, "problems": result.problems, "head": head}, text)
     return 0 if result.ok else 2
 
@@ -114,16 +146,18 @@ def cmd_verify_log(args: argparse.Namespace, store: ArtifactStore, model: str) -
 def cmd_bundle(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
     from pathlib import Path
 
-
     version = bundle.resolve_version(store, model, args.version)
     data = bundle.build(store, model, version, include_model=not args.no_model)
     out = Path(args.out or f"{model}-{version[:12]}.fairgate.zip")
     tmp = out.with_name(f".{out.name}.tmp")  # written whole, then renamed: never a half-written bundle
     tmp.write_bytes(data)
     tmp.replace(out)
-    _out(args, {"written": str(out), "model": model, "version": version, "bytes": len(data)},
-         f"Wrote {out} ({len(data):,} bytes): release {version[:12]} of {model}; check it with "
-         f"`fairgate verify-bundle {out}`.")
+    _out(
+        args,
+        {"written": str(out), "model": model, "version": version, "bytes": len(data)},
+        f"Wrote {out} ({len(data):,} bytes): release {version[:12]} of {model}; check it with "
+        f"`fairgate verify-bundle {out}`.",
+    )
     return 0
 
 
@@ -131,18 +165,19 @@ def cmd_verify_bundle(args: argparse.Namespace) -> int:
     """Offline: needs the file and nothing else (no store, no policy)."""
     from pathlib import Path
 
-
     try:
         data = Path(args.file).read_bytes()
     except OSError as exc:
         raise InputError(f"Cannot read bundle {args.file}: {exc.strerror}.") from None
     result = bundle.verify(data, expected_head=args.expect_head)
     head = result.index.get("head") or {}
-    text = (f"Bundle verifies: {result.index.get('model')} version {str(result.index.get('version'))[:12]}, "
-            f"{len(result.index.get('members', []))} members, evidence chain to head #{head.get('seq')} "
-            f"{head.get('hash')}." if result.ok else
-            f"Bundle does NOT verify: {result.problems[0]}" +
-            "".join(f"\n  - {p}" for p in result.problems[1:]))
+    text = (
+        f"Bundle verifies: {result.index.get('model')} version {str(result.index.get('version'))[:12]}, "
+        f"{len(result.index.get('members', []))} members, evidence chain to head #{head.get('seq')} "
+        f"{head.get('hash')}."
+        if result.ok
+        else f"Bundle does NOT verify: {result.problems[0]}" + "".join(f"\n  - {p}" for p in result.problems[1:])
+    )
     _out(args, result.as_dict(), text)
     return 0 if result.ok else 2
 
@@ -151,24 +186,35 @@ def cmd_contest(args: argparse.Namespace, store: ArtifactStore, model: str) -> i
     import getpass
     from datetime import date
 
-
     try:
         day = date.fromisoformat(args.date) if args.date else None
     except ValueError:
         raise InputError(f"--date must be YYYY-MM-DD. Got {args.date!r}.") from None
-    case = cases.open_contest(store, args.loaded_policy, args.row, reason=args.reason, day=day,
-                              opened_by=args.by or f"cli:{getpass.getuser()}")
+    case = cases.open_contest(
+        store,
+        args.loaded_policy,
+        args.row,
+        reason=args.reason,
+        day=day,
+        opened_by=args.by or f"cli:{getpass.getuser()}",
+    )
     dag_id = catalog.find(args.model).dag_id("fairgate_contest") if args.model else "fairgate_contest"
     conf = json.dumps({"case_id": case["case_id"]})
-    _out(args, {**case, "trigger": {"dag_id": dag_id, "conf": {"case_id": case["case_id"]}}},
-         f"Opened case {case['case_id']} (evidence record #{case['seq']}). A reviewer decides it in Airflow:\n"
-         f"  airflow dags trigger {dag_id} --conf '{conf}'\n(the Fairness view's contest route triggers it itself).")
+    _out(
+        args,
+        {**case, "trigger": {"dag_id": dag_id, "conf": {"case_id": case["case_id"]}}},
+        f"Opened case {case['case_id']} (evidence record #{case['seq']}). A reviewer decides it in Airflow:\n"
+        f"  airflow dags trigger {dag_id} --conf '{conf}'\n(the Fairness view's contest route triggers it itself).",
+    )
     return 0
 
 
 def cmd_case(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
-    found = [c for c in cases.cases_of(store, model) if str(c["row"]) == args.row
-             and (not args.date or c["date"] == args.date)]
+    found = [
+        c
+        for c in cases.cases_of(store, model)
+        if str(c["row"]) == args.row and (not args.date or c["date"] == args.date)
+    ]
     if not found:
         print(f"No contest of {args.loaded_policy.row_key} {args.row!r} for model {model!r}.", file=sys.stderr)
         return 1
@@ -176,9 +222,14 @@ def cmd_case(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
     for c in found:
         o = c["outcome"]
         done = {"Uphold": "upheld", "Overturn": "overturned"}
-        lines.append(f"Case {c['case_id']}: decision of {c['date']} contested by {c['opened_by']} ({c['reason']}); "
-                     + (f"{done[o['choice']]} by {o['reviewer']} on {o['decided_at']}: {o['rationale']}" if o
-                        else "open, waiting for a reviewer"))
+        lines.append(
+            f"Case {c['case_id']}: decision of {c['date']} contested by {c['opened_by']} ({c['reason']}); "
+            + (
+                f"{done[o['choice']]} by {o['reviewer']} on {o['decided_at']}: {o['rationale']}"
+                if o
+                else "open, waiting for a reviewer"
+            )
+        )
     _out(args, {"cases": found}, "\n".join(lines))
     return 0
 
@@ -187,17 +238,25 @@ def cmd_rollback(args: argparse.Namespace, store: ArtifactStore, model: str) -> 
     import getpass
     from datetime import UTC, datetime
 
-
-    moved = rollback(store, args.loaded_policy, to_version=args.to, actor=f"cli:{getpass.getuser()}",
-                     reason=args.reason, run_id=f"cli__{datetime.now(UTC).isoformat()}")
-    _out(args, moved, f"Production of {model} moved from {moved['from_version'][:12]} back to "
-                      f"{moved['to_version'][:12]} (evidence record #{moved['seq']}).")
+    moved = rollback(
+        store,
+        args.loaded_policy,
+        to_version=args.to,
+        actor=f"cli:{getpass.getuser()}",
+        reason=args.reason,
+        run_id=f"cli__{datetime.now(UTC).isoformat()}",
+    )
+    _out(
+        args,
+        moved,
+        f"Production of {model} moved from {moved['from_version'][:12]} back to "
+        f"{moved['to_version'][:12]} (evidence record #{moved['seq']}).",
+    )
     return 0
 
 
 def cmd_explain(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
     from datetime import date
-
 
     try:
         day = date.fromisoformat(args.date) if args.date else None
@@ -210,21 +269,25 @@ def cmd_explain(args: argparse.Namespace, store: ArtifactStore, model: str) -> i
         print(f"No prediction for {args.loaded_policy.row_key} {args.row!r} {where}.", file=sys.stderr)
         return 1
     verdict = "favourable" if found["decision"] == 1 else "unfavourable"
-    lines = [f"Record {found['row']} scored on {found['date']} by model {found['model_version'][:12]}: "
-             f"{verdict} (score {found['score']:.3f}). Main reasons:"]
+    lines = [
+        f"Record {found['row']} scored on {found['date']} by model {found['model_version'][:12]}: "
+        f"{verdict} (score {found['score']:.3f}). Main reasons:"
+    ]
     lines += [f"  {i}. {r['text']}" for i, r in enumerate(found["reasons"], 1)] or ["  (none recorded)"]
     if args.recourse:
-
         if found["decision"] == 1:
-            raise RecourseError(f"Record {found['row']} was decided favourably; recourse applies to "
-                                         "unfavourable decisions.")
+            raise RecourseError(
+                f"Record {found['row']} was decided favourably; recourse applies to unfavourable decisions."
+            )
         model, scale, proxies = recourse_context(store, args.loaded_policy, found["model_version"])
         result = recourse.compute(model, found["inputs"], args.loaded_policy, scale=scale, proxies=proxies)
         found = {**found, "recourse": result.as_dict()}
         lines += ["What would change it:", f"  {recourse.sentence(result, args.loaded_policy)}"]
         if result.feasible:
-            lines.append(f"  (least cost {result.cost:g} in standard deviations of the training data; "
-                         f"{result.method}; new score {result.score:.3f})")
+            lines.append(
+                f"  (least cost {result.cost:g} in standard deviations of the training data; "
+                f"{result.method}; new score {result.score:.3f})"
+            )
         lines += [f"  Note: {n}" for n in result.notes]
     _out(args, found, "\n".join(lines))
     return 0
@@ -245,10 +308,16 @@ def cmd_policy(args: argparse.Namespace) -> int:
         payload = {"file": args.file, "model": policy.model_name, "schema": "ok", **result.as_dict()}
         lines = [f"{args.file}: the schema is satisfied (model {policy.model_name})."]
         if args.data:
-            lines += ([f"  problem: {p}" for p in result.problems] + [f"  cannot pass: {p}" for p in result.cannot_pass]
-                      + [f"  {n}" for n in result.notes])
-            lines.append("The data fits the policy." if result.ok else
-                         f"{len(result.problems) + len(result.cannot_pass)} problem(s) with the data.")
+            lines += (
+                [f"  problem: {p}" for p in result.problems]
+                + [f"  cannot pass: {p}" for p in result.cannot_pass]
+                + [f"  {n}" for n in result.notes]
+            )
+            lines.append(
+                "The data fits the policy."
+                if result.ok
+                else f"{len(result.problems) + len(result.cannot_pass)} problem(s) with the data."
+            )
         _out(args, payload, "\n".join(lines))
         return 0 if result.ok else 1
     # init: read the source the way a run will, then profile it
@@ -260,9 +329,17 @@ def cmd_policy(args: argparse.Namespace) -> int:
     if args.format is None:
         args.format = "parquet" if args.source.lower().endswith((".parquet", ".pq")) else "csv"
     df = read_location(args.source, fmt=args.format, query=args.query)
-    text = policy_tools.starter_policy(df, model_name=args.model_name, source=args.source, label=args.label,
-                                       favorable=args.favorable, protected=protected, fmt=args.format,
-                                       row_key=args.row_key, query=args.query)
+    text = policy_tools.starter_policy(
+        df,
+        model_name=args.model_name,
+        source=args.source,
+        label=args.label,
+        favorable=args.favorable,
+        protected=protected,
+        fmt=args.format,
+        row_key=args.row_key,
+        query=args.query,
+    )
     parse_policy(__import__("yaml").safe_load(text))  # what init writes always loads
     if args.out:
         from pathlib import Path
@@ -276,18 +353,25 @@ def cmd_policy(args: argparse.Namespace) -> int:
 
 def cmd_mlflow_sync(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
     synced = tracking.sync(store, args.loaded_policy, mlflow=tracking.client(args.tracking_uri))
-    _out(args, synced.__dict__,
-         f"MLflow {tracking.tracking_uri(args.tracking_uri)}: {len(synced.runs)} run(s) logged, {synced.present} "
-         f"already there; {len(synced.versions)} version(s) registered; {synced.audits} audit(s) added; "
-         f"'{tracking.ALIAS}' alias -> {synced.alias or 'none (nothing in production)'}")
+    _out(
+        args,
+        synced.__dict__,
+        f"MLflow {tracking.tracking_uri(args.tracking_uri)}: {len(synced.runs)} run(s) logged, {synced.present} "
+        f"already there; {len(synced.versions)} version(s) registered; {synced.audits} audit(s) added; "
+        f"'{tracking.ALIAS}' alias -> {synced.alias or 'none (nothing in production)'}",
+    )
     return 0
 
 
 def cmd_mlflow_check(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
     problems = tracking.disagreements(store, model, mlflow=tracking.client(args.tracking_uri))
-    _out(args, {"agrees": not problems, "problems": problems},
-         "\n".join(["MLflow disagrees with Fairgate:", *(f"  - {p}" for p in problems)]) if problems
-         else f"MLflow agrees with Fairgate on {model}: the '{tracking.ALIAS}' alias, the versions and the runs.")
+    _out(
+        args,
+        {"agrees": not problems, "problems": problems},
+        "\n".join(["MLflow disagrees with Fairgate:", *(f"  - {p}" for p in problems)])
+        if problems
+        else f"MLflow agrees with Fairgate on {model}: the '{tracking.ALIAS}' alias, the versions and the runs.",
+    )
     return 2 if problems else 0
 
 
@@ -308,8 +392,10 @@ def build_parser() -> argparse.ArgumentParser:
         "contest": (cmd_contest, "open a contest of a scored decision, for a reviewer in Airflow"),
         "case": (cmd_case, "the contests of a record and their outcomes"),
         "mlflow-sync": (cmd_mlflow_sync, "log to MLflow what the evidence log holds and MLflow lacks; move the alias"),
-        "mlflow-check": (cmd_mlflow_check, "compare MLflow's alias, versions and runs with Fairgate's (exit 2 if "
-                                           "they differ)"),
+        "mlflow-check": (
+            cmd_mlflow_check,
+            "compare MLflow's alias, versions and runs with Fairgate's (exit 2 if they differ)",
+        ),
     }
     for name, (fn, help_) in commands.items():
         p = sub.add_parser(name, help=help_)
@@ -319,8 +405,11 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "explain":
             p.add_argument("row", help="the record's row key (dataset.row_key)")
             p.add_argument("--date", help="the day it was scored (YYYY-MM-DD); default: the newest match")
-            p.add_argument("--recourse", action="store_true",
-                           help="also the least-cost change of actionable inputs that would make it favourable")
+            p.add_argument(
+                "--recourse",
+                action="store_true",
+                help="also the least-cost change of actionable inputs that would make it favourable",
+            )
         if name in ("contest", "case"):
             p.add_argument("row", help="the record's row key (dataset.row_key)")
             p.add_argument("--date", help="the day it was scored (YYYY-MM-DD); default: the newest")
@@ -332,8 +421,11 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--out", help="the file to write (default: <model>-<version>.fairgate.zip)")
             p.add_argument("--no-model", action="store_true", help="leave the model file out")
         if name.startswith("mlflow-"):
-            p.add_argument("--tracking-uri", help="MLflow server (default: $MLFLOW_TRACKING_URI, else the embedded "
-                                                  "store beside a local artifact store)")
+            p.add_argument(
+                "--tracking-uri",
+                help="MLflow server (default: $MLFLOW_TRACKING_URI, else the embedded "
+                "store beside a local artifact store)",
+            )
         if name == "rollback":
             p.add_argument("--to", help="version (sha256) to restore; default: the previous production version")
             p.add_argument("--reason", required=True, help="why; recorded in the evidence log")
@@ -348,20 +440,26 @@ def build_parser() -> argparse.ArgumentParser:
     init = psub.add_parser("init", help="profile a data source and write a complete, commented policy")
     init.add_argument("--source", required=True, help="file, folder of date= partitions, or sql://<conn id>")
     init.add_argument("--query", help="SQL for a sql:// source")
-    init.add_argument("--format", choices=["csv", "parquet"],
-                      help="default: parquet for a .parquet file, csv otherwise")
+    init.add_argument(
+        "--format", choices=["csv", "parquet"], help="default: parquet for a .parquet file, csv otherwise"
+    )
     init.add_argument("--label", required=True)
     init.add_argument("--favorable", required=True, help="the label's favourable value")
-    init.add_argument("--protected", action="append", required=True,
-                      help="COLUMN=PRIVILEGED[,PRIVILEGED...] or COLUMN>=NUMBER; repeat for each attribute")
+    init.add_argument(
+        "--protected",
+        action="append",
+        required=True,
+        help="COLUMN=PRIVILEGED[,PRIVILEGED...] or COLUMN>=NUMBER; repeat for each attribute",
+    )
     init.add_argument("--model-name", required=True)
     init.add_argument("--row-key", help="unique row identifier (default: a unique *_id column, if any)")
     init.add_argument("--out", help="write here instead of printing")
     for p in (schema, check, init):
         p.add_argument("--json", action="store_true", help="machine-readable output (errors too)")
         p.set_defaults(fn=None)
-    verify_bundle = sub.add_parser("verify-bundle", help="check a release bundle offline (exit 2 if it does not "
-                                                         "verify)")
+    verify_bundle = sub.add_parser(
+        "verify-bundle", help="check a release bundle offline (exit 2 if it does not verify)"
+    )
     verify_bundle.add_argument("file")
     verify_bundle.add_argument("--expect-head", help="the evidence log head hash you know (from verify-log)")
     verify_bundle.add_argument("--json", action="store_true", help="machine-readable output (errors too)")

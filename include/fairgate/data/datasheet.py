@@ -23,22 +23,38 @@ if TYPE_CHECKING:
 
 # The team's answers, by Gebru et al.'s section; each is a key of the policy's ``datasheet`` section.
 TEAM_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
-    "Motivation": (("motivation", "For what purpose was the dataset created?"),
-                   ("creators", "Who created the dataset, on behalf of which entity, and who funded it?")),
-    "Composition": (("confidential_data", "Does the dataset contain data that might be considered "
-                                          "confidential or sensitive beyond the protected attributes?"),),
-    "Collection process": (("collection_process", "How was the data acquired, over what timeframe, and who "
-                                                  "was involved?"),
-                           ("consent", "Were the individuals notified and did they consent to the collection "
-                                       "and this use? How can they revoke consent?"),
-                           ("sampling", "Is the dataset a sample of a larger set, and how was it sampled?")),
-    "Preprocessing, cleaning and labelling": (("preprocessing", "What was done to the raw data before it reached "
-                                                                "this source, and how were labels assigned?"),),
-    "Uses": (("intended_uses", "What other tasks may the dataset be used for?"),
-             ("out_of_scope_uses", "Which uses should be avoided?")),
+    "Motivation": (
+        ("motivation", "For what purpose was the dataset created?"),
+        ("creators", "Who created the dataset, on behalf of which entity, and who funded it?"),
+    ),
+    "Composition": (
+        (
+            "confidential_data",
+            "Does the dataset contain data that might be considered "
+            "confidential or sensitive beyond the protected attributes?",
+        ),
+    ),
+    "Collection process": (
+        ("collection_process", "How was the data acquired, over what timeframe, and who was involved?"),
+        (
+            "consent",
+            "Were the individuals notified and did they consent to the collection "
+            "and this use? How can they revoke consent?",
+        ),
+        ("sampling", "Is the dataset a sample of a larger set, and how was it sampled?"),
+    ),
+    "Preprocessing, cleaning and labelling": (
+        ("preprocessing", "What was done to the raw data before it reached this source, and how were labels assigned?"),
+    ),
+    "Uses": (
+        ("intended_uses", "What other tasks may the dataset be used for?"),
+        ("out_of_scope_uses", "Which uses should be avoided?"),
+    ),
     "Distribution": (("distribution", "Who may receive the dataset, and under which licence or terms?"),),
-    "Maintenance": (("maintainer", "Who maintains the dataset and how can they be contacted?"),
-                    ("maintenance", "Will it be updated, and how are errors reported and corrected?")),
+    "Maintenance": (
+        ("maintainer", "Who maintains the dataset and how can they be contacted?"),
+        ("maintenance", "Will it be updated, and how are errors reported and corrected?"),
+    ),
 }
 FIELDS = tuple(key for fields in TEAM_FIELDS.values() for key, _ in fields)
 TOP_VALUES = 5
@@ -48,13 +64,20 @@ def column_profile(col: pd.Series) -> dict[str, Any]:
     """Type, nulls and either the numeric summary or the most frequent values of one column."""
     import pandas as pd
 
-    out: dict[str, Any] = {"dtype": str(col.dtype), "nulls": int(col.isna().sum()),
-                           "distinct": int(col.nunique(dropna=True))}
+    out: dict[str, Any] = {
+        "dtype": str(col.dtype),
+        "nulls": int(col.isna().sum()),
+        "distinct": int(col.nunique(dropna=True)),
+    }
     values = col.dropna()
     if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
         if len(values):
-            out.update(min=float(values.min()), median=float(values.median()), max=float(values.max()),
-                       mean=float(values.mean()))
+            out.update(
+                min=float(values.min()),
+                median=float(values.median()),
+                max=float(values.max()),
+                mean=float(values.mean()),
+            )
     elif len(values) and out["distinct"] == len(values):
         out["unique"] = True  # an identifier: its most frequent values say nothing
     else:
@@ -71,7 +94,6 @@ def representation(df: pd.DataFrame, policy: Policy, split: np.ndarray | None = 
     """
     import numpy as np
 
-
     codes, y = codes_and_labels(df, policy)
     sets = [(c,) for c in policy.protected_columns] + [tuple(c) for c in policy.intersections]
     out = []
@@ -82,19 +104,36 @@ def representation(df: pd.DataFrame, policy: Policy, split: np.ndarray | None = 
             mask = keys == key
             bits = cells[mask][0]
             cell = ", ".join(f"{c}={'privileged' if b else 'unprivileged'}" for c, b in zip(columns, bits, strict=True))
-            row: dict[str, Any] = {"group": cell, "rows": int(mask.sum()), "share": float(mask.mean()),
-                                   "favourable_rate": float(y[mask].mean()) if mask.any() else None}
+            row: dict[str, Any] = {
+                "group": cell,
+                "rows": int(mask.sum()),
+                "share": float(mask.mean()),
+                "favourable_rate": float(y[mask].mean()) if mask.any() else None,
+            }
             if split is not None:
                 row["splits"] = {s: int((mask & (split == s)).sum()) for s in ("train", "validation", "test")}
             out.append(row)
     if split is not None:
-        out.append({"group": "all rows", "rows": len(df), "share": 1.0, "favourable_rate": float(np.mean(y)),
-                    "splits": {s: int((split == s).sum()) for s in ("train", "validation", "test")}})
+        out.append(
+            {
+                "group": "all rows",
+                "rows": len(df),
+                "share": 1.0,
+                "favourable_rate": float(np.mean(y)),
+                "splits": {s: int((split == s).sum()) for s in ("train", "validation", "test")},
+            }
+        )
     return out
 
 
-def datasheet(df: pd.DataFrame, policy: Policy, *, snapshot: dict[str, Any], quality: dict[str, Any],
-              split: np.ndarray | None = None) -> dict[str, Any]:
+def datasheet(
+    df: pd.DataFrame,
+    policy: Policy,
+    *,
+    snapshot: dict[str, Any],
+    quality: dict[str, Any],
+    split: np.ndarray | None = None,
+) -> dict[str, Any]:
     """The datasheet of one snapshot as a dict: measured facts, the team's answers, what is missing."""
 
     team = {k: (policy.datasheet.get(k) or None) for k in FIELDS}
@@ -106,23 +145,40 @@ def datasheet(df: pd.DataFrame, policy: Policy, *, snapshot: dict[str, Any], qua
         groups, groups_note = [], f"not measured: {str(exc).strip(chr(39))}"
     return {
         "model_name": policy.model_name,
-        "snapshot": {"rows": snapshot.get("rows"), "sha256": (snapshot.get("data") or {}).get("sha256"),
-                     "uri": (snapshot.get("data") or {}).get("uri"), "period": snapshot.get("period"),
-                     "duplicate_rows": snapshot.get("duplicate_rows")},
-        "source": {"location": policy.source, "format": policy.format, "query": policy.query,
-                   "filters": list(policy.filters), "partitioned": policy.partitioned},
-        "label": {"column": policy.label, "favourable": policy.favorable_label,
-                  "favourable_rows": int(y.sum()) if y is not None else None,
-                  "favourable_rate": float(y.mean()) if y is not None and len(y) else None},
+        "snapshot": {
+            "rows": snapshot.get("rows"),
+            "sha256": (snapshot.get("data") or {}).get("sha256"),
+            "uri": (snapshot.get("data") or {}).get("uri"),
+            "period": snapshot.get("period"),
+            "duplicate_rows": snapshot.get("duplicate_rows"),
+        },
+        "source": {
+            "location": policy.source,
+            "format": policy.format,
+            "query": policy.query,
+            "filters": list(policy.filters),
+            "partitioned": policy.partitioned,
+        },
+        "label": {
+            "column": policy.label,
+            "favourable": policy.favorable_label,
+            "favourable_rows": int(y.sum()) if y is not None else None,
+            "favourable_rate": float(y.mean()) if y is not None and len(y) else None,
+        },
         "row_key": policy.row_key,
         "features": {"categorical": list(policy.categorical), "numeric": list(policy.numeric)},
-        "protected": [{"column": a.column, "privileged": list(a.privileged) if not a.is_threshold
-                       else f"{a.op} {a.value:g}"} for a in policy.protected],
+        "protected": [
+            {"column": a.column, "privileged": list(a.privileged) if not a.is_threshold else f"{a.op} {a.value:g}"}
+            for a in policy.protected
+        ],
         "columns": {str(c): column_profile(df[c]) for c in df.columns},
         "representation": groups,
         "representation_note": groups_note,
-        "quality": {"passed": quality.get("passed"), "checks": len(quality.get("checks", [])),
-                    "failed": [f"{c.get('check')} on {c.get('column')}" for c in failed]},
+        "quality": {
+            "passed": quality.get("passed"),
+            "checks": len(quality.get("checks", [])),
+            "failed": [f"{c.get('check')} on {c.get('column')}" for c in failed],
+        },
         "team": team,
         "missing": [k for k, v in team.items() if v is None],
     }
@@ -130,6 +186,8 @@ def datasheet(df: pd.DataFrame, policy: Policy, *, snapshot: dict[str, Any], qua
 
 def markdown(sheet: dict[str, Any]) -> str:
     """The datasheet as Markdown (every value inserted as literal text)."""
-    sections = [{"title": title, "fields": [{"key": k, "question": q, "answer": sheet["team"].get(k)}
-                                            for k, q in fields]} for title, fields in TEAM_FIELDS.items()]
+    sections = [
+        {"title": title, "fields": [{"key": k, "question": q, "answer": sheet["team"].get(k)} for k, q in fields]}
+        for title, fields in TEAM_FIELDS.items()
+    ]
     return render_markdown("datasheet.md.j2", sheet=sheet, sections={s["title"]: s for s in sections})

@@ -70,8 +70,9 @@ def expectations(policy: Policy, columns: list[str]) -> list[Any]:
 
     mostly = 1.0 - policy.max_null_fraction
     exps: list[Any] = [gxe.ExpectTableRowCountToBeBetween(min_value=policy.min_rows)]
-    required = [c for c in (policy.row_key,) if c] + list(dict.fromkeys(
-        policy.categorical + policy.numeric + policy.protected_columns + (policy.label,)))
+    required = [c for c in (policy.row_key,) if c] + list(
+        dict.fromkeys(policy.categorical + policy.numeric + policy.protected_columns + (policy.label,))
+    )
     for col in required:
         exps.append(gxe.ExpectColumnToExist(column=col))
     present = [c for c in required if c in columns]
@@ -96,8 +97,7 @@ def expectations(policy: Policy, columns: list[str]) -> list[Any]:
             exps.append(gxe.ExpectColumnValuesToBeInSet(column=attr.column, value_set=list(attr.allowed)))
     if policy.label in columns:
         exps.append(gxe.ExpectColumnUniqueValueCountToBeBetween(column=policy.label, min_value=2, max_value=2))
-        exps.append(gxe.ExpectColumnDistinctValuesToContainSet(column=policy.label,
-                                                               value_set=[policy.favorable_label]))
+        exps.append(gxe.ExpectColumnDistinctValuesToContainSet(column=policy.label, value_set=[policy.favorable_label]))
     if policy.row_key and policy.row_key in columns:
         exps.append(gxe.ExpectColumnValuesToBeUnique(column=policy.row_key))
     return exps
@@ -128,8 +128,7 @@ def run_expectations(df: pd.DataFrame, exps: list[Any]) -> list[Check]:
         for bound in ("min_value", "max_value", "mostly"):
             if cfg.kwargs.get(bound) is not None:
                 detail[bound] = cfg.kwargs[bound]
-        checks.append(Check(check=cfg.type, column=cfg.kwargs.get("column"), passed=bool(r.success),
-                            detail=detail))
+        checks.append(Check(check=cfg.type, column=cfg.kwargs.get("column"), passed=bool(r.success), detail=detail))
     return checks
 
 
@@ -137,9 +136,15 @@ def group_size_checks(df: pd.DataFrame, policy: Policy) -> list[Check]:
     """Every attribute group and intersection cell must hold ``fairness.min_group_size`` rows."""
     not_numeric = [a for a in policy.protected if a.is_threshold and a.column in df and not is_numeric(df[a.column])]
     if not_numeric:  # groups cannot be formed: say which rule does not fit which column
-        return [Check(check="fairgate_privileged_if_needs_numeric_column", column=a.column, passed=False,
-                      detail={"dtype": str(df[a.column].dtype), "privileged_if": f"{a.op} {a.value:g}"})
-                for a in not_numeric]
+        return [
+            Check(
+                check="fairgate_privileged_if_needs_numeric_column",
+                column=a.column,
+                passed=False,
+                detail={"dtype": str(df[a.column].dtype), "privileged_if": f"{a.op} {a.value:g}"},
+            )
+            for a in not_numeric
+        ]
     try:
         codes = group_codes(df, policy)
     except GroupError:
@@ -152,8 +157,14 @@ def group_size_checks(df: pd.DataFrame, policy: Policy) -> list[Check]:
             seen.add(cell)
             n = int(cell_mask(codes, cell).sum())
             name = " & ".join(f"{c}={'privileged' if v else 'unprivileged'}" for c, v in cell)
-            checks.append(Check(check="fairgate_min_group_size", column=name, passed=n >= policy.min_group_size,
-                                detail={"observed": n, "min_value": policy.min_group_size}))
+            checks.append(
+                Check(
+                    check="fairgate_min_group_size",
+                    column=name,
+                    passed=n >= policy.min_group_size,
+                    detail={"observed": n, "min_value": policy.min_group_size},
+                )
+            )
     return checks
 
 
@@ -167,9 +178,12 @@ def duplicate_check(df: pd.DataFrame, policy: Policy, *, dupes: int | None = Non
     """``dupes`` counted on the source's whole rows when the snapshot keeps fewer columns than the source."""
     dupes = duplicate_rows(df, policy) if dupes is None else dupes
     frac = dupes / len(df) if len(df) else 0.0
-    return Check(check="fairgate_max_duplicate_fraction", column=None, passed=frac <= policy.max_duplicate_fraction,
-                 detail={"observed": dupes, "observed_fraction": round(frac, 6),
-                         "max_value": policy.max_duplicate_fraction})
+    return Check(
+        check="fairgate_max_duplicate_fraction",
+        column=None,
+        passed=frac <= policy.max_duplicate_fraction,
+        detail={"observed": dupes, "observed_fraction": round(frac, 6), "max_value": policy.max_duplicate_fraction},
+    )
 
 
 def validate_frame(df: pd.DataFrame, policy: Policy, *, duplicate_rows: int | None = None) -> QualityResult:
@@ -194,6 +208,8 @@ def _with_hint(check: Check, df: pd.DataFrame, policy: Policy) -> Check:
         return check
     found = same_text.iloc[0]
     found = found.item() if hasattr(found, "item") else found
-    hint = (f"dataset.favorable_label is {policy.favorable_label!r} ({type(policy.favorable_label).__name__}) "
-            f"but the column holds {found!r} ({label.dtype}): write it as {found!r}")
+    hint = (
+        f"dataset.favorable_label is {policy.favorable_label!r} ({type(policy.favorable_label).__name__}) "
+        f"but the column holds {found!r} ({label.dtype}): write it as {found!r}"
+    )
     return Check(check=check.check, column=check.column, passed=False, detail={**check.detail, "hint": hint})

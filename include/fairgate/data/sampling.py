@@ -28,11 +28,11 @@ def stratified(strata: np.ndarray, limit: int, *, seed: int) -> np.ndarray | Non
     if limit <= 0 or n <= limit:
         return None
     rng = np.random.default_rng(seed)
-    values, inverse, counts = np.unique(strata, return_inverse=True, return_counts=True)
+    _values, inverse, counts = np.unique(strata, return_inverse=True, return_counts=True)
     take = np.minimum(counts, np.maximum(1, np.rint(limit * counts / n).astype(int)))
     order = np.argsort(inverse, kind="stable")
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    chosen = [rng.choice(order[s:s + c], k, replace=False) for s, c, k in zip(starts, counts, take, strict=True)]
+    chosen = [rng.choice(order[s : s + c], k, replace=False) for s, c, k in zip(starts, counts, take, strict=True)]
     return np.sort(np.concatenate(chosen))
 
 

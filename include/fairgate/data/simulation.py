@@ -41,7 +41,6 @@ def day_batch(day: date, policy: Policy, *, scenario: str = "stable", rows: int 
     """The simulated records that arrive on ``day``, with their (later-arriving) outcomes."""
     import numpy as np
 
-
     if scenario not in SCENARIOS:
         raise DataError(f"Unknown scenario {scenario!r}; expected one of {list(SCENARIOS)}.")
     pool = read_adult("test")
@@ -50,8 +49,12 @@ def day_batch(day: date, policy: Policy, *, scenario: str = "stable", rows: int 
     unpriv = privileged_codes(pool, first) == 0
     if scenario == "group_mix_shift":
         n_u = int(rows * 0.7)
-        idx = np.concatenate([rng.choice(np.flatnonzero(unpriv), n_u, replace=False),
-                              rng.choice(np.flatnonzero(~unpriv), rows - n_u, replace=False)])
+        idx = np.concatenate(
+            [
+                rng.choice(np.flatnonzero(unpriv), n_u, replace=False),
+                rng.choice(np.flatnonzero(~unpriv), rows - n_u, replace=False),
+            ]
+        )
     else:
         idx = rng.choice(len(pool), rows, replace=False)
     batch = pool.iloc[np.sort(idx)].reset_index(drop=True)

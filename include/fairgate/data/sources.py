@@ -37,8 +37,13 @@ def read_adult(split: str = "data") -> pd.DataFrame:
         raise DataError(f"Adult split must be 'data' or 'test'. Got {split!r}.")
     path = BUNDLED_DIR / "adult" / f"adult.{split}.gz"
     df = pd.read_csv(
-        path, header=None, names=ADULT_COLUMNS, skiprows=1 if split == "test" else 0,
-        skipinitialspace=True, na_values="?", compression="gzip",
+        path,
+        header=None,
+        names=ADULT_COLUMNS,
+        skiprows=1 if split == "test" else 0,
+        skipinitialspace=True,
+        na_values="?",
+        compression="gzip",
     )
     df.insert(0, "row_id", [f"{split}-{i}" for i in range(len(df))])
     df = df.dropna().reset_index(drop=True)
@@ -55,19 +60,26 @@ def read_source(policy: Policy, *, interval: tuple[datetime, datetime] | None = 
     a partition ``date=D`` is read when ``start <= D < end``; the query gets the interval as the
     bound parameters ``:interval_start`` and ``:interval_end``.
     """
-    df = read_location(policy.source, fmt=policy.format, partitioned=policy.partitioned, query=policy.query,
-                       interval=interval)
+    df = read_location(
+        policy.source, fmt=policy.format, partitioned=policy.partitioned, query=policy.query, interval=interval
+    )
     return apply_filters(df, policy.filters)
 
 
-def read_location(source: str, *, fmt: str = "csv", partitioned: bool = False, query: str | None = None,
-                  interval: tuple[datetime, datetime] | None = None, key: str = "dataset.source") -> pd.DataFrame:
+def read_location(
+    source: str,
+    *,
+    fmt: str = "csv",
+    partitioned: bool = False,
+    query: str | None = None,
+    interval: tuple[datetime, datetime] | None = None,
+    key: str = "dataset.source",
+) -> pd.DataFrame:
     """Every row at ``source``: ``bundled://adult``, a local file or folder, or ``sql://<conn_id>``."""
     if source == "bundled://adult":
         return read_adult("data")
     if source.startswith("bundled://"):
-        raise DataError(f"Policy key '{key}': unknown bundled dataset {source!r} "
-                        "(available: bundled://adult).")
+        raise DataError(f"Policy key '{key}': unknown bundled dataset {source!r} (available: bundled://adult).")
     if source.startswith("sql://"):
         return read_sql(source, query or "", interval, key="dataset.query")
     if source.startswith("s3://"):
@@ -93,8 +105,9 @@ def use_s3_client(factory: Callable[[], Any] | None) -> None:
     _s3_client = factory
 
 
-def _read_s3(source: str, fmt: str, partitioned: bool, interval: tuple[datetime, datetime] | None,
-             key: str) -> pd.DataFrame:
+def _read_s3(
+    source: str, fmt: str, partitioned: bool, interval: tuple[datetime, datetime] | None, key: str
+) -> pd.DataFrame:
     """A CSV/Parquet object, or every one under a prefix (``date=`` partitions in the interval when partitioned)."""
 
     if _s3_client is not None:
@@ -132,8 +145,11 @@ def _read_bytes(data: bytes, fmt: str, where: str) -> pd.DataFrame:
     import pandas as pd
 
     try:
-        return pd.read_parquet(io.BytesIO(data)) if fmt == "parquet" else pd.read_csv(io.BytesIO(data),
-                                                                                     skipinitialspace=True)
+        return (
+            pd.read_parquet(io.BytesIO(data))
+            if fmt == "parquet"
+            else pd.read_csv(io.BytesIO(data), skipinitialspace=True)
+        )
     except Exception as exc:  # pandas raises many types; the object's name is what the user needs
         raise DataError(f"Cannot read {where} as {fmt}: {exc}") from exc
 
@@ -157,8 +173,10 @@ def connection_uri(conn_id: str) -> str:
 
     uri = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
     if not uri:
-        raise DataError(f"No connection {conn_id!r}: define it in Airflow, or set AIRFLOW_CONN_{conn_id.upper()} "
-                        "to its URI (e.g. postgresql://user@host:5432/db).")
+        raise DataError(
+            f"No connection {conn_id!r}: define it in Airflow, or set AIRFLOW_CONN_{conn_id.upper()} "
+            "to its URI (e.g. postgresql://user@host:5432/db)."
+        )
     return sqlalchemy_url(uri)
 
 
@@ -182,8 +200,9 @@ def read_sql(source: str, query: str, interval: tuple[datetime, datetime] | None
             return pd.read_sql(sqlalchemy.text(query), conn, params={"interval_start": start, "interval_end": end})
     except (sqlalchemy.exc.SQLAlchemyError, pd.errors.DatabaseError) as exc:
         cause = getattr(exc, "orig", None) or getattr(exc.__cause__, "orig", None) or exc
-        raise DataError(f"Policy key '{key}' failed on connection {conn_id!r}: "
-                        f"{str(cause).strip().splitlines()[0]}") from None
+        raise DataError(
+            f"Policy key '{key}' failed on connection {conn_id!r}: {str(cause).strip().splitlines()[0]}"
+        ) from None
     finally:
         engine.dispose()
 
@@ -195,15 +214,23 @@ def apply_filters(df: pd.DataFrame, filters: tuple[dict[str, Any], ...]) -> pd.D
     if not filters:
         return df
     compare: dict[str, Callable[[Any, Any], Any]] = {
-        "==": operator.eq, "!=": operator.ne, ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
+        "==": operator.eq,
+        "!=": operator.ne,
+        ">=": operator.ge,
+        ">": operator.gt,
+        "<=": operator.le,
+        "<": operator.lt,
+    }
     import pandas as pd
 
     keep = pd.Series(True, index=df.index)
     for i, f in enumerate(filters):
         column, op, value = f["column"], f["op"], f.get("value")
         if column not in df.columns:
-            raise DataError(f"Policy key 'dataset.filters[{i}].column': {column!r} is not a column of the source "
-                            f"(it has {sorted(map(str, df.columns))}).")
+            raise DataError(
+                f"Policy key 'dataset.filters[{i}].column': {column!r} is not a column of the source "
+                f"(it has {sorted(map(str, df.columns))})."
+            )
         col = df[column]
         if op == "not_null":
             mask = col.notna()
@@ -213,8 +240,9 @@ def apply_filters(df: pd.DataFrame, filters: tuple[dict[str, Any], ...]) -> pd.D
             try:
                 mask = compare[op](col, value)
             except TypeError:
-                raise DataError(f"Policy key 'dataset.filters[{i}]': cannot compare column {column!r} "
-                                f"({col.dtype}) with {value!r}.") from None
+                raise DataError(
+                    f"Policy key 'dataset.filters[{i}]': cannot compare column {column!r} ({col.dtype}) with {value!r}."
+                ) from None
         keep &= mask.fillna(False).astype(bool)
     return df[keep].reset_index(drop=True)
 
@@ -261,5 +289,3 @@ def to_parquet_bytes(df: pd.DataFrame) -> bytes:
     buf = io.BytesIO()
     df.to_parquet(buf, index=False)
     return buf.getvalue()
-
-

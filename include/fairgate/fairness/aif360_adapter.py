@@ -42,14 +42,18 @@ def binary_label_dataset(codes: pd.DataFrame, y: np.ndarray, *, weights: np.ndar
     """A ``BinaryLabelDataset`` over 0/1 group codes and a 0/1 label (1 = favorable)."""
     import numpy as np
     import pandas as pd
+
     with _quiet_imports():
         from aif360.datasets import BinaryLabelDataset
 
     frame = pd.DataFrame({c: codes[c].to_numpy(dtype=np.float64) for c in codes.columns})
     frame[LABEL] = np.asarray(y, dtype=np.float64)
     ds = BinaryLabelDataset(
-        df=frame, label_names=[LABEL], protected_attribute_names=list(codes.columns),
-        favorable_label=1.0, unfavorable_label=0.0,
+        df=frame,
+        label_names=[LABEL],
+        protected_attribute_names=list(codes.columns),
+        favorable_label=1.0,
+        unfavorable_label=0.0,
     )
     if weights is not None:
         ds.instance_weights = np.asarray(weights, dtype=np.float64)
@@ -64,13 +68,13 @@ def check_measurable(codes: pd.DataFrame, y: np.ndarray, comp: Comparison, *, la
     """Raise :class:`InsufficientDataError` naming the group and counts if a metric would mislead."""
     import numpy as np
 
-
     y = np.asarray(y)
     classes = np.unique(y)
     if len(classes) < 2:
         raise InsufficientDataError(
             f"Label column {label!r} has a single class ({int(classes[0]) if len(classes) else 'none'}) "
-            f"in {len(y)} rows; disparities need both outcomes.")
+            f"in {len(y)} rows; disparities need both outcomes."
+        )
     for name, cell in (("unprivileged", comp.unprivileged), ("privileged", comp.privileged)):
         mask = cell_mask(codes, cell)
         n, pos = int(mask.sum()), int(y[mask].sum())
@@ -79,18 +83,21 @@ def check_measurable(codes: pd.DataFrame, y: np.ndarray, comp: Comparison, *, la
         if pos == 0:
             raise InsufficientDataError(
                 f"Group {comp.key!r} ({name}) has 0 favorable outcomes in column {label!r} out of {n} rows; "
-                "its disparity is undefined and reweighing cannot correct it.")
+                "its disparity is undefined and reweighing cannot correct it."
+            )
 
 
-def dataset_metrics(codes: pd.DataFrame, y: np.ndarray, comp: Comparison, *,
-                    weights: np.ndarray | None = None) -> dict[str, float]:
+def dataset_metrics(
+    codes: pd.DataFrame, y: np.ndarray, comp: Comparison, *, weights: np.ndarray | None = None
+) -> dict[str, float]:
     """AIF360 ``BinaryLabelDatasetMetric`` for one comparison (label in place of prediction)."""
     with _quiet_imports():
         from aif360.metrics import BinaryLabelDatasetMetric
 
     unpriv, priv = _groups(comp)
-    m = BinaryLabelDatasetMetric(binary_label_dataset(codes, y, weights=weights),
-                                 unprivileged_groups=unpriv, privileged_groups=priv)
+    m = BinaryLabelDatasetMetric(
+        binary_label_dataset(codes, y, weights=weights), unprivileged_groups=unpriv, privileged_groups=priv
+    )
     return {
         "disparate_impact": float(m.disparate_impact()),
         "statistical_parity_difference": float(m.statistical_parity_difference()),
@@ -101,8 +108,9 @@ def dataset_metrics(codes: pd.DataFrame, y: np.ndarray, comp: Comparison, *,
     }
 
 
-def classification_metrics(codes: pd.DataFrame, y: np.ndarray, y_pred: np.ndarray,
-                           comp: Comparison) -> dict[str, float]:
+def classification_metrics(
+    codes: pd.DataFrame, y: np.ndarray, y_pred: np.ndarray, comp: Comparison
+) -> dict[str, float]:
     """AIF360 ``ClassificationMetric`` for one comparison: the reference our engine is tested against."""
     with _quiet_imports():
         from aif360.metrics import ClassificationMetric
@@ -134,9 +142,9 @@ def reweighing_weights(codes: pd.DataFrame, y: np.ndarray) -> np.ndarray:
     import itertools
 
     import numpy as np
+
     with _quiet_imports():
         from aif360.algorithms.preprocessing.reweighing import Reweighing
-
 
     cols = list(codes.columns)
     ds = binary_label_dataset(codes, y)
@@ -146,8 +154,11 @@ def reweighing_weights(codes: pd.DataFrame, y: np.ndarray) -> np.ndarray:
         mask = cell_mask(codes, cell)
         if not mask.any():
             continue
-        rest = [dict(zip(cols, other, strict=True)) for other in itertools.product((0, 1), repeat=len(cols))
-                if other != values]
+        rest = [
+            dict(zip(cols, other, strict=True))
+            for other in itertools.product((0, 1), repeat=len(cols))
+            if other != values
+        ]
         rw = Reweighing(unprivileged_groups=rest, privileged_groups=[dict(cell)])
         weights[mask] = rw.fit_transform(ds).instance_weights[mask]
     return weights
@@ -161,18 +172,24 @@ def repair_inputs(X: pd.DataFrame, groups: np.ndarray, columns: list[str], repai
     """
     import numpy as np
     import pandas as pd
+
     with _quiet_imports():
         from aif360.algorithms.preprocessing import DisparateImpactRemover
         from aif360.datasets import BinaryLabelDataset
 
     if not columns or len(X) == 0:
         return X
-    names, codes = np.unique(np.asarray(groups, dtype=str), return_inverse=True)
+    _names, codes = np.unique(np.asarray(groups, dtype=str), return_inverse=True)
     frame = pd.DataFrame({c: X[c].to_numpy(dtype=np.float64) for c in columns})
     frame["__group__"] = codes.astype(np.float64)
     frame[LABEL] = 0.0
-    ds = BinaryLabelDataset(df=frame, label_names=[LABEL], protected_attribute_names=["__group__"],
-                            favorable_label=1.0, unfavorable_label=0.0)
+    ds = BinaryLabelDataset(
+        df=frame,
+        label_names=[LABEL],
+        protected_attribute_names=["__group__"],
+        favorable_label=1.0,
+        unfavorable_label=0.0,
+    )
     repaired = DisparateImpactRemover(repair_level=repair_level, sensitive_attribute="__group__").fit_transform(ds)
     out = X.copy()
     values = repaired.features

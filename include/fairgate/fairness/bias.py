@@ -45,8 +45,13 @@ def measure(df: pd.DataFrame, policy: Policy) -> dict[str, Any]:
         proxies = proxy_check(df, policy)
     except ValueError as exc:  # e.g. a column sklearn cannot encode
         raise BiasInputError(f"Proxy check failed: {exc}") from None
-    return {"detected": bool(reasons), "reasons": reasons, "comparisons": measured, "proxies": proxies,
-            "warnings": proxies["flagged"]}
+    return {
+        "detected": bool(reasons),
+        "reasons": reasons,
+        "comparisons": measured,
+        "proxies": proxies,
+        "warnings": proxies["flagged"],
+    }
 
 
 def reweigh(df: pd.DataFrame, policy: Policy) -> tuple[np.ndarray, dict[str, Any]]:
@@ -55,5 +60,9 @@ def reweigh(df: pd.DataFrame, policy: Policy) -> tuple[np.ndarray, dict[str, Any
     codes, y = codes_and_labels(df, policy)
     weights = aif.reweighing_weights(codes, y)
     after = {c.key: aif.dataset_metrics(codes, y, c, weights=weights) for c in comparisons(policy)}
-    return weights, {"after": after, "max_abs_di_error": max(abs(m["disparate_impact"] - 1.0) for m in after.values()),
-                     "weight_min": float(weights.min()), "weight_max": float(weights.max())}
+    return weights, {
+        "after": after,
+        "max_abs_di_error": max(abs(m["disparate_impact"] - 1.0) for m in after.values()),
+        "weight_min": float(weights.min()),
+        "weight_max": float(weights.max()),
+    }

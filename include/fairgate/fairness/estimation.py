@@ -32,16 +32,17 @@ def expected_counts(scores: np.ndarray, decisions: np.ndarray) -> Counts:
     """The confusion counts calibrated ``scores`` lead one to expect for ``decisions``."""
     import numpy as np
 
-
     s = np.asarray(scores, dtype=float)
     d = np.asarray(decisions) == 1
     return Counts(tp=float(s[d].sum()), fp=float((1 - s[d]).sum()), fn=float(s[~d].sum()), tn=float((1 - s[~d]).sum()))
 
 
 def rates(c: Counts) -> dict[str, float | None]:
-    return {"true_positive_rate": c.tp / c.positives if c.positives else None,
-            "false_positive_rate": c.fp / c.negatives if c.negatives else None,
-            "accuracy": (c.tp + c.tn) / c.n if c.n else None}
+    return {
+        "true_positive_rate": c.tp / c.positives if c.positives else None,
+        "false_positive_rate": c.fp / c.negatives if c.negatives else None,
+        "accuracy": (c.tp + c.tn) / c.n if c.n else None,
+    }
 
 
 def _difference(a: float | None, b: float | None) -> float | None:
@@ -62,8 +63,9 @@ def calibration_error(scores: np.ndarray, outcomes: np.ndarray) -> float | None:
     return float(gap.sum() / n.sum())
 
 
-def calibration_by_group(codes: pd.DataFrame, scores: np.ndarray, outcomes: np.ndarray,
-                         comps: list[Comparison]) -> dict[str, dict[str, Any]]:
+def calibration_by_group(
+    codes: pd.DataFrame, scores: np.ndarray, outcomes: np.ndarray, comps: list[Comparison]
+) -> dict[str, dict[str, Any]]:
     """Per comparison and side: the calibration error of ``scores`` against ``outcomes`` (the lifecycle
     measures it on the test split) and whether a label-free estimate may be trusted there."""
     out: dict[str, dict[str, Any]] = {}
@@ -72,14 +74,25 @@ def calibration_by_group(codes: pd.DataFrame, scores: np.ndarray, outcomes: np.n
         for side, cell in (("unprivileged", comp.unprivileged), ("privileged", comp.privileged)):
             mask = cell_mask(codes, cell)
             ece = calibration_error(scores[mask], outcomes[mask])
-            out[comp.key][side] = {"rows": int(mask.sum()), "calibration_error": ece,
-                                   "reliable": ece is not None and ece <= MAX_CALIBRATION_ERROR}
+            out[comp.key][side] = {
+                "rows": int(mask.sum()),
+                "calibration_error": ece,
+                "reliable": ece is not None and ece <= MAX_CALIBRATION_ERROR,
+            }
     return out
 
 
-def per_group(codes: pd.DataFrame, scores: np.ndarray, decisions: np.ndarray, comps: list[Comparison], *,
-              outcomes: np.ndarray | None = None, deployed: dict[str, dict[str, Any]] | None = None,
-              weights: np.ndarray | None = None, score_bins: np.ndarray | None = None) -> dict[str, dict[str, Any]]:
+def per_group(
+    codes: pd.DataFrame,
+    scores: np.ndarray,
+    decisions: np.ndarray,
+    comps: list[Comparison],
+    *,
+    outcomes: np.ndarray | None = None,
+    deployed: dict[str, dict[str, Any]] | None = None,
+    weights: np.ndarray | None = None,
+    score_bins: np.ndarray | None = None,
+) -> dict[str, dict[str, Any]]:
     """Per comparison and side: the estimated rates and, where ``outcomes`` are given (NaN = not yet
     arrived), the realised rates of the rows that have them, the estimate's error on those same
     rows, and the calibration error that says whether to trust the estimate. ``deployed`` is the
@@ -93,7 +106,6 @@ def per_group(codes: pd.DataFrame, scores: np.ndarray, decisions: np.ndarray, co
     same as from the rows themselves.
     """
     import numpy as np
-
 
     columns = list(codes.columns)
     cells = 2 ** len(columns)
@@ -109,12 +121,26 @@ def per_group(codes: pd.DataFrame, scores: np.ndarray, decisions: np.ndarray, co
     n = np.bincount(slot, weights=w, minlength=cells * 8).reshape(cells, 2, 2, 2)
     score = np.bincount(slot, weights=s * w, minlength=cells * 8).reshape(cells, 2, 2, 2)
     n_d, s_d = n.sum(axis=3), score.sum(axis=3)  # (cell, arrived, decision)
-    sums = np.stack([s_d[..., 1], n_d[..., 1] - s_d[..., 1], s_d[..., 0], n_d[..., 0] - s_d[..., 0],
-                     n_d.sum(axis=2), n[..., 1, 1], n[..., 1, 0], n[..., 0, 1], n[..., 0, 0]], axis=2)
-    bins = cell * BINS + (np.minimum((s * BINS).astype(int), BINS - 1) if score_bins is None
-                          else np.asarray(score_bins, dtype=np.int64))
-    by_bin = np.stack([np.bincount(bins[known], weights=v[known], minlength=cells * BINS)
-                       for v in (w, s * w, y * w)], axis=1).reshape(cells, BINS, 3)
+    sums = np.stack(
+        [
+            s_d[..., 1],
+            n_d[..., 1] - s_d[..., 1],
+            s_d[..., 0],
+            n_d[..., 0] - s_d[..., 0],
+            n_d.sum(axis=2),
+            n[..., 1, 1],
+            n[..., 1, 0],
+            n[..., 0, 1],
+            n[..., 0, 0],
+        ],
+        axis=2,
+    )
+    bins = cell * BINS + (
+        np.minimum((s * BINS).astype(int), BINS - 1) if score_bins is None else np.asarray(score_bins, dtype=np.int64)
+    )
+    by_bin = np.stack(
+        [np.bincount(bins[known], weights=v[known], minlength=cells * BINS) for v in (w, s * w, y * w)], axis=1
+    ).reshape(cells, BINS, 3)
 
     def counts(v: np.ndarray) -> Counts:
         return Counts(tp=float(v[0]), fp=float(v[1]), fn=float(v[2]), tn=float(v[3]))
@@ -125,9 +151,11 @@ def per_group(codes: pd.DataFrame, scores: np.ndarray, decisions: np.ndarray, co
         for side, spec in (("unprivileged", comp.unprivileged), ("privileged", comp.privileged)):
             covered = cells_covered(spec, columns)
             every, done = sums[covered].sum(axis=(0, 1)), sums[covered, 1].sum(axis=0)
-            entry: dict[str, Any] = {"rows": int(round(every[4])),
-                                     "rows_without_outcome": int(round(every[4] - done[4])),
-                                     "estimated": rates(counts(every[:4]))}
+            entry: dict[str, Any] = {
+                "rows": round(every[4]),
+                "rows_without_outcome": round(every[4] - done[4]),
+                "estimated": rates(counts(every[:4])),
+            }
             at_test = ((deployed or {}).get(comp.key) or {}).get(side)
             if at_test is not None:
                 entry["test_calibration_error"] = at_test["calibration_error"]
@@ -136,9 +164,14 @@ def per_group(codes: pd.DataFrame, scores: np.ndarray, decisions: np.ndarray, co
                 real, guess = rates(counts(done[5:9])), rates(counts(done[:4]))
                 b = by_bin[covered].sum(axis=0)
                 ece = float(np.abs(b[:, 1] - b[:, 2]).sum() / b[:, 0].sum())
-                entry.update({"realised": real, "calibration_error": ece,
-                              "reliable": entry.get("reliable", True) and ece <= MAX_CALIBRATION_ERROR,
-                              "error": {k: _difference(guess[k], real[k]) for k in RATES}})
+                entry.update(
+                    {
+                        "realised": real,
+                        "calibration_error": ece,
+                        "reliable": entry.get("reliable", True) and ece <= MAX_CALIBRATION_ERROR,
+                        "error": {k: _difference(guess[k], real[k]) for k in RATES},
+                    }
+                )
             sides[side] = entry
         out[comp.key] = sides
     return out

@@ -55,8 +55,9 @@ class GateDecision:
         }
 
 
-def judge_metric(t: Threshold, value: float | None, low: float | None, high: float | None,
-                 margin: float) -> tuple[Outcome, str]:
+def judge_metric(
+    t: Threshold, value: float | None, low: float | None, high: float | None, margin: float
+) -> tuple[Outcome, str]:
     """Compare one metric and its interval with its threshold."""
     if value is None or low is None or high is None:
         return "review", f"{t.metric} is not finite (value={value}, interval=[{low}, {high}]): insufficient evidence"
@@ -71,9 +72,16 @@ def judge_metric(t: Threshold, value: float | None, low: float | None, high: flo
     return "review", f"{desc}: interval straddles the bound"
 
 
-def decide(fairness: dict[str, dict[str, Any]], performance: dict[str, Any], policy: Policy, *,
-           constant_predictor: bool = False, champion: dict[str, Any] | None = None,
-           robustness: dict[str, Any] | None = None, recourse: dict[str, Any] | None = None) -> GateDecision:
+def decide(
+    fairness: dict[str, dict[str, Any]],
+    performance: dict[str, Any],
+    policy: Policy,
+    *,
+    constant_predictor: bool = False,
+    champion: dict[str, Any] | None = None,
+    robustness: dict[str, Any] | None = None,
+    recourse: dict[str, Any] | None = None,
+) -> GateDecision:
     """Decide on a candidate model from its held-out evidence.
 
     ``fairness`` maps each comparison key to ``{"counts": {"unprivileged": {...}, "privileged":
@@ -84,8 +92,13 @@ def decide(fairness: dict[str, dict[str, Any]], performance: dict[str, Any], pol
     """
     findings: list[Finding] = []
     if constant_predictor:
-        findings.append(Finding("review", "model", "predicts a single class on the test set: "
-                                "disparities of a constant predictor are not evidence"))
+        findings.append(
+            Finding(
+                "review",
+                "model",
+                "predicts a single class on the test set: disparities of a constant predictor are not evidence",
+            )
+        )
     for key, res in fairness.items():
         short = short_groups(res["counts"], policy)
         if short:
@@ -100,23 +113,40 @@ def decide(fairness: dict[str, dict[str, Any]], performance: dict[str, Any], pol
     if ba is None:
         findings.append(Finding("review", "performance", "balanced accuracy undefined (one label class in test)"))
     elif ba < policy.min_balanced_accuracy:
-        findings.append(Finding("fail", "performance",
-                                f"balanced_accuracy={ba:.4f} below the floor {policy.min_balanced_accuracy:g}"))
+        findings.append(
+            Finding(
+                "fail", "performance", f"balanced_accuracy={ba:.4f} below the floor {policy.min_balanced_accuracy:g}"
+            )
+        )
     else:
         findings.append(Finding("pass", "performance", f"balanced_accuracy={ba:.4f}"))
     if champion and champion.get("not_comparable"):
-        findings.append(Finding("review", "champion", f"production model {champion['version'][:12]} not "
-                                f"comparable on this snapshot: {champion['not_comparable']}"))
+        findings.append(
+            Finding(
+                "review",
+                "champion",
+                f"production model {champion['version'][:12]} not "
+                f"comparable on this snapshot: {champion['not_comparable']}",
+            )
+        )
     elif champion and champion.get("balanced_accuracy") is not None and ba is not None:
         floor = champion["balanced_accuracy"] - policy.champion_tolerance
         if ba < floor:
-            findings.append(Finding("fail", "champion",
-                                    f"balanced_accuracy={ba:.4f} is below production "
-                                    f"{champion['balanced_accuracy']:.4f} minus tolerance "
-                                    f"{policy.champion_tolerance:g}"))
+            findings.append(
+                Finding(
+                    "fail",
+                    "champion",
+                    f"balanced_accuracy={ba:.4f} is below production "
+                    f"{champion['balanced_accuracy']:.4f} minus tolerance "
+                    f"{policy.champion_tolerance:g}",
+                )
+            )
         else:
-            findings.append(Finding("pass", "champion",
-                                    f"balanced_accuracy={ba:.4f} vs production {champion['balanced_accuracy']:.4f}"))
+            findings.append(
+                Finding(
+                    "pass", "champion", f"balanced_accuracy={ba:.4f} vs production {champion['balanced_accuracy']:.4f}"
+                )
+            )
 
     if robustness is not None:
         findings.extend(robustness_findings(robustness, policy))
@@ -133,19 +163,29 @@ def robustness_findings(robustness: dict[str, Any], policy: Policy) -> list[Find
     Decision stability per protected group against ``max_flip_rate``; the counterfactual flip per
     attribute against ``max_counterfactual_rate``. A group with no rows is insufficient evidence.
     """
-    checks = [(f"robustness {group}", Threshold("decision_flip_rate", "abs_difference", robustness["max_flip_rate"]),
-               share) for group, share in robustness["stability"]["groups"].items()]
-    checks += [(f"robustness {column}", Threshold("counterfactual_change_rate", "abs_difference",
-                                                  robustness["max_counterfactual_rate"]), result["overall"])
-               for column, result in robustness["counterfactual"].items() if "overall" in result]
+    checks = [
+        (f"robustness {group}", Threshold("decision_flip_rate", "abs_difference", robustness["max_flip_rate"]), share)
+        for group, share in robustness["stability"]["groups"].items()
+    ]
+    checks += [
+        (
+            f"robustness {column}",
+            Threshold("counterfactual_change_rate", "abs_difference", robustness["max_counterfactual_rate"]),
+            result["overall"],
+        )
+        for column, result in robustness["counterfactual"].items()
+        if "overall" in result
+    ]
     findings = []
     for scope, threshold, share in checks:
         if not share["n"]:
-            findings.append(Finding("review", scope, f"{threshold.metric}: no rows in the test split: "
-                                                     "insufficient evidence"))
+            findings.append(
+                Finding("review", scope, f"{threshold.metric}: no rows in the test split: insufficient evidence")
+            )
             continue
-        outcome, message = judge_metric(threshold, share["value"], share["ci_low"], share["ci_high"],
-                                        policy.review_margin)
+        outcome, message = judge_metric(
+            threshold, share["value"], share["ci_low"], share["ci_high"], policy.review_margin
+        )
         findings.append(Finding(outcome, scope, f"{message} ({share['changed']} of {share['n']} decisions)"))
     return findings
 
@@ -158,16 +198,22 @@ def recourse_findings(recourse: dict[str, Any], policy: Policy) -> list[Finding]
     for key, comp in recourse["comparisons"].items():
         gap = comp["share_gap"]
         if gap is None:
-            findings.append(Finding("review", f"recourse {key}", "recourse_share_gap: a group has no unfavourable "
-                                                                 "decision in the test split: insufficient evidence"))
+            findings.append(
+                Finding(
+                    "review",
+                    f"recourse {key}",
+                    "recourse_share_gap: a group has no unfavourable decision in the test split: insufficient evidence",
+                )
+            )
             continue
         outcome, message = judge_metric(bound, gap["value"], gap["ci_low"], gap["ci_high"], policy.review_margin)
         findings.append(Finding(outcome, f"recourse {key}", message))
     return findings
 
 
-def short_groups(counts: dict[str, dict[str, float]], policy: Policy, *, unit: str = "rows",
-                 positives: bool = True) -> list[str]:
+def short_groups(
+    counts: dict[str, dict[str, float]], policy: Policy, *, unit: str = "rows", positives: bool = True
+) -> list[str]:
     """The evidence rules, for the gate and the nightly audit alike: each side of a comparison needs
     ``min_group_size`` rows and (where outcomes are compared) ``min_positives`` favourable outcomes.
 
@@ -178,16 +224,20 @@ def short_groups(counts: dict[str, dict[str, float]], policy: Policy, *, unit: s
     for side in ("unprivileged", "privileged"):
         c = counts[side]
         if c["n"] < policy.min_group_size:
-            out.append(f"{side} group has {c['n']:g} {unit} (< min_group_size {policy.min_group_size}): "
-                       "insufficient evidence")
+            out.append(
+                f"{side} group has {c['n']:g} {unit} (< min_group_size {policy.min_group_size}): insufficient evidence"
+            )
         elif positives and c["positives"] < policy.min_positives:
-            out.append(f"{side} group has {c['positives']:g} favorable outcomes (< min_positives "
-                       f"{policy.min_positives}): insufficient evidence")
+            out.append(
+                f"{side} group has {c['positives']:g} favorable outcomes (< min_positives "
+                f"{policy.min_positives}): insufficient evidence"
+            )
     return out
 
 
-def review_decision(choice: str | None, rationale: str | None, *, reviewer: str | None,
-                    timed_out: bool, responded_at: str | None = None) -> Review:
+def review_decision(
+    choice: str | None, rationale: str | None, *, reviewer: str | None, timed_out: bool, responded_at: str | None = None
+) -> Review:
     """Turn a human reviewer's answer into a decision, refusing approvals without a rationale.
 
     A timeout, a rejection, or an approval that gives no reason are all not approved.
@@ -199,5 +249,12 @@ def review_decision(choice: str | None, rationale: str | None, *, reviewer: str 
         approved, note = False, "approval refused: a rationale is required"
     else:
         approved, note = choice == "Approve", ""
-    return Review(choice="Reject" if timed_out else choice, approved=approved, rationale=rationale,
-                  reviewer=reviewer, timed_out=timed_out, note=note, responded_at=responded_at)
+    return Review(
+        choice="Reject" if timed_out else choice,
+        approved=approved,
+        rationale=rationale,
+        reviewer=reviewer,
+        timed_out=timed_out,
+        note=note,
+        responded_at=responded_at,
+    )

@@ -45,25 +45,33 @@ def privileged_codes(df: pd.DataFrame, attr: ProtectedAttribute) -> np.ndarray:
     import numpy as np
 
     if attr.column not in df.columns:
-        raise GroupError(f"Protected attribute column {attr.column!r} is missing from the data "
-                         f"(columns: {sorted(map(str, df.columns))}).")
+        raise GroupError(
+            f"Protected attribute column {attr.column!r} is missing from the data "
+            f"(columns: {sorted(map(str, df.columns))})."
+        )
     col = df[attr.column]
     nulls = int(col.isna().sum())
     if nulls:
-        raise GroupError(f"Protected attribute column {attr.column!r} has {nulls} null value(s) of "
-                         f"{len(col)} rows; every row needs a group.")
+        raise GroupError(
+            f"Protected attribute column {attr.column!r} has {nulls} null value(s) of "
+            f"{len(col)} rows; every row needs a group."
+        )
     if attr.is_threshold:
         if not is_numeric(col):
-            raise GroupError(f"Protected attribute column {attr.column!r} uses 'privileged_if' "
-                             f"({attr.op} {attr.value:g}), which needs a numeric column; it holds {col.dtype} "
-                             "values. Use 'privileged' with a list of values instead.")
+            raise GroupError(
+                f"Protected attribute column {attr.column!r} uses 'privileged_if' "
+                f"({attr.op} {attr.value:g}), which needs a numeric column; it holds {col.dtype} "
+                "values. Use 'privileged' with a list of values instead."
+            )
         assert attr.op is not None and attr.value is not None  # is_threshold
         return np.asarray(_OPS[attr.op](col.to_numpy(dtype=float), attr.value), dtype=np.int8)
     if attr.allowed:
         unknown = sorted(set(col.unique()) - set(attr.allowed), key=str)
         if unknown:
-            raise GroupError(f"Protected attribute column {attr.column!r} has values {unknown} that are not "
-                             f"in its allowed list {list(attr.allowed)}.")
+            raise GroupError(
+                f"Protected attribute column {attr.column!r} has values {unknown} that are not "
+                f"in its allowed list {list(attr.allowed)}."
+            )
     return col.isin(list(attr.privileged)).to_numpy().astype(np.int8)
 
 
@@ -76,8 +84,9 @@ def group_codes(df: pd.DataFrame, policy: Policy) -> pd.DataFrame:
 
 def comparisons(policy: Policy) -> list[Comparison]:
     """Every comparison the policy asks for: each attribute, then each intersection cell."""
-    out = [Comparison(key=a.column, unprivileged=((a.column, 0),), privileged=((a.column, 1),))
-           for a in policy.protected]
+    out = [
+        Comparison(key=a.column, unprivileged=((a.column, 0),), privileged=((a.column, 1),)) for a in policy.protected
+    ]
     for combo in policy.intersections:
         privileged = tuple((c, 1) for c in combo)
         for cell in itertools.product((0, 1), repeat=len(combo)):

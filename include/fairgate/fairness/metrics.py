@@ -65,8 +65,9 @@ class Counts:
         return {k: _clean(v) for k, v in d.items()}
 
 
-def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray, group: np.ndarray, n_groups: int,
-                     *, weights: np.ndarray | None = None) -> np.ndarray:
+def confusion_counts(
+    y_true: np.ndarray, y_pred: np.ndarray, group: np.ndarray, n_groups: int, *, weights: np.ndarray | None = None
+) -> np.ndarray:
     """Counts per group in one pass: an array ``(n_groups, 4)`` of ``[TN, FP, FN, TP]``.
 
     ``y_true`` and ``y_pred`` hold 0/1, ``group`` integer codes in ``[0, n_groups)``.
@@ -108,8 +109,7 @@ def wilson_interval(successes: float, n: float, confidence: float = 0.95) -> tup
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def newcombe_interval(x1: float, n1: float, x2: float, n2: float,
-                      confidence: float = 0.95) -> tuple[float, float]:
+def newcombe_interval(x1: float, n1: float, x2: float, n2: float, confidence: float = 0.95) -> tuple[float, float]:
     """Newcombe's hybrid score interval (method 10) for ``x1/n1 − x2/n2``."""
     if n1 <= 0 or n2 <= 0:
         return math.nan, math.nan
@@ -117,12 +117,10 @@ def newcombe_interval(x1: float, n1: float, x2: float, n2: float,
     l1, u1 = wilson_interval(x1, n1, confidence)
     l2, u2 = wilson_interval(x2, n2, confidence)
     d = p1 - p2
-    return (d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2),
-            d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2))
+    return (d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2))
 
 
-def ratio_interval(x1: float, n1: float, x2: float, n2: float,
-                   confidence: float = 0.95) -> tuple[float, float]:
+def ratio_interval(x1: float, n1: float, x2: float, n2: float, confidence: float = 0.95) -> tuple[float, float]:
     """Katz log interval for the risk ratio ``(x1/n1) / (x2/n2)``; undefined with a zero count."""
     if min(x1, x2, n1, n2) <= 0:
         return math.nan, math.nan
@@ -135,8 +133,10 @@ def ratio_interval(x1: float, n1: float, x2: float, n2: float,
 def _mover_sum(t1: float, ci1: tuple[float, float], t2: float, ci2: tuple[float, float]) -> tuple[float, float]:
     """MOVER interval for ``t1 + t2`` from the intervals of each (independent) term."""
     s = t1 + t2
-    return (s - math.sqrt((t1 - ci1[0]) ** 2 + (t2 - ci2[0]) ** 2),
-            s + math.sqrt((ci1[1] - t1) ** 2 + (ci2[1] - t2) ** 2))
+    return (
+        s - math.sqrt((t1 - ci1[0]) ** 2 + (t2 - ci2[0]) ** 2),
+        s + math.sqrt((ci1[1] - t1) ** 2 + (ci2[1] - t2) ** 2),
+    )
 
 
 @dataclass(frozen=True)
@@ -162,8 +162,9 @@ def group_rates(c: Counts, confidence: float = 0.95) -> dict[str, dict[str, floa
         "false_positive_rate": (c.fp, c.negatives),
         "accuracy": (c.tp + c.tn, c.n),
     }
-    return {name: Estimate(_ratio(x, n), *wilson_interval(x, n, confidence)).as_dict()
-            for name, (x, n) in pairs.items()}
+    return {
+        name: Estimate(_ratio(x, n), *wilson_interval(x, n, confidence)).as_dict() for name, (x, n) in pairs.items()
+    }
 
 
 def disparities(u: Counts, p: Counts, confidence: float = 0.95) -> dict[str, Estimate]:
@@ -177,21 +178,30 @@ def disparities(u: Counts, p: Counts, confidence: float = 0.95) -> dict[str, Est
     fpr_ci = newcombe_interval(u.fp, u.negatives, p.fp, p.negatives, confidence)
     aod_low, aod_high = _mover_sum(fpr_u - fpr_p, fpr_ci, tpr_u - tpr_p, eod_ci)
     return {
-        "disparate_impact": Estimate(_ratio(sel_u, sel_p) if sel_p else math.nan,
-                                     *ratio_interval(u.selected, u.n, p.selected, p.n, confidence)),
+        "disparate_impact": Estimate(
+            _ratio(sel_u, sel_p) if sel_p else math.nan, *ratio_interval(u.selected, u.n, p.selected, p.n, confidence)
+        ),
         "statistical_parity_difference": Estimate(
-            sel_u - sel_p, *newcombe_interval(u.selected, u.n, p.selected, p.n, confidence)),
+            sel_u - sel_p, *newcombe_interval(u.selected, u.n, p.selected, p.n, confidence)
+        ),
         "equal_opportunity_difference": Estimate(tpr_u - tpr_p, *eod_ci),
-        "average_odds_difference": Estimate(0.5 * ((fpr_u - fpr_p) + (tpr_u - tpr_p)),
-                                            0.5 * aod_low, 0.5 * aod_high),
+        "average_odds_difference": Estimate(0.5 * ((fpr_u - fpr_p) + (tpr_u - tpr_p)), 0.5 * aod_low, 0.5 * aod_high),
         "false_positive_rate_difference": Estimate(fpr_u - fpr_p, *fpr_ci),
         "false_negative_rate_difference": Estimate(
-            fnr_u - fnr_p, *newcombe_interval(u.fn, u.positives, p.fn, p.positives, confidence)),
+            fnr_u - fnr_p, *newcombe_interval(u.fn, u.positives, p.fn, p.positives, confidence)
+        ),
     }
 
 
-def compare_groups(y_true: np.ndarray, y_pred: np.ndarray, codes_u: np.ndarray, codes_p: np.ndarray,
-                   *, confidence: float = 0.95, weights: np.ndarray | None = None) -> dict[str, Any]:
+def compare_groups(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    codes_u: np.ndarray,
+    codes_p: np.ndarray,
+    *,
+    confidence: float = 0.95,
+    weights: np.ndarray | None = None,
+) -> dict[str, Any]:
     """Counts, rates and disparities for the rows in mask ``codes_u`` against mask ``codes_p``.
 
     Rows in neither mask are ignored (they belong to other intersection cells).
@@ -231,8 +241,15 @@ def cells_covered(spec: tuple[tuple[str, int], ...], columns: list[str]) -> np.n
     return covered
 
 
-def measure(df_codes: pd.DataFrame, y_true: np.ndarray, y_pred: np.ndarray, comps: list[Comparison], *,
-            confidence: float = 0.95, weights: np.ndarray | None = None) -> dict[str, dict[str, Any]]:
+def measure(
+    df_codes: pd.DataFrame,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    comps: list[Comparison],
+    *,
+    confidence: float = 0.95,
+    weights: np.ndarray | None = None,
+) -> dict[str, dict[str, Any]]:
     """:func:`compare_groups` for every comparison, keyed by comparison key (JSON-safe).
 
     One counting pass: the confusion counts of each joint cell of the protected attributes (2^k

@@ -35,102 +35,221 @@ class Item:
 
 
 ITEMS: tuple[Item, ...] = (
-    Item("Annex IV 1(a)", "Intended purpose, provider, name and version of the system", "partial",
-         ("manifest.model", "manifest.version", "manifest.registered_at", "member.model_card.md"),
-         "model name, content-addressed version and registration time; the model card's intended use",
-         "the provider's name and the system's intended purpose in the provider's words are not recorded"),
-    Item("Annex IV 1(b)", "Interaction with hardware, software and other AI systems", "not_covered", (), "",
-         "the systems the model is embedded in are outside the pipeline"),
-    Item("Annex IV 1(c)", "Versions of the relevant software and requirements on updates", "partial",
-         ("record.code_version", "manifest.estimator", "manifest.policy_sha256"),
-         "the code version, the estimator and the policy hash of the run that produced the model",
-         "library versions are pinned in the project's lock file, not copied into each release"),
-    Item("Annex IV 1(d)-(f)", "Forms placed on the market, hardware, external features", "not_covered", (), "",
-         "product and hardware facts are the provider's"),
-    Item("Annex IV 1(g)-(h)", "User interface for deployers and instructions for use", "partial",
-         ("member.model_card.md",),
-         "the model card (intended use, factors, metrics, caveats); the Fairness view and CLI are documented "
-         "in the project README", "instructions for a specific deployer are the provider's"),
-    Item("Annex IV 2(a)", "Methods and steps of development, including third-party tools", "covered",
-         ("record.model.estimator", "manifest.mitigation", "record.search.rule", "record.dag_id", "record.run_id"),
-         "the estimator, the mitigation chosen by the search (every candidate with its validation figures), "
-         "and the orchestrated run that produced the model"),
-    Item("Annex IV 2(b)", "Design choices, assumptions about persons or groups, what is optimised, trade-offs",
-         "partial",
-         ("record.gate.thresholds", "record.search.rule", "record.comparison", "member.policy.yaml"),
-         "protected attributes and fairness bounds in the policy, the selection rule, and the fairness-accuracy "
-         "comparison of candidate, unmitigated and production models",
-         "the rationale for each bound and for the protected attributes chosen is the team's"),
-    Item("Annex IV 2(c)", "System architecture and computational resources", "partial",
-         ("record.dag_id", "record.run_id"),
-         "the lifecycle DAG that trained and gated the model", "compute used for training is not recorded"),
-    Item("Annex IV 2(d)", "Data requirements: datasheets, provenance, scope, selection, labelling, cleaning",
-         "covered",
-         ("member.datasheet.md", "record.data.sha256", "record.data.source", "record.data.rows",
-          "record.quality.passed", "record.datasheet.missing"),
-         "the datasheet of the snapshot (profile, group representation per split, filters, quality results) "
-         "with its sha256 and source; questions only the team can answer are listed when unanswered"),
-    Item("Annex IV 2(e)", "Human oversight measures needed (Article 14)", "covered",
-         ("record.review", "manifest.approver", "record.gate.outcome"),
-         "the gate's review route (Airflow HITL), the reviewer and rationale, timeout as rejection"),
-    Item("Annex IV 2(f)", "Pre-determined changes and how compliance is kept", "partial",
-         ("member.policy.yaml", "record.gate.champion"),
-         "each retraining passes the same gate; the champion rule bounds what a new version may lose",
-         "the retraining plan itself is the provider's"),
-    Item("Annex IV 2(g)", "Validation and testing: data, metrics, discriminatory impacts, dated test reports",
-         "covered",
-         ("record.gate.measured_on", "record.performance", "record.fairness", "record.robustness",
-          "member.report.html", "record.recorded_at"),
-         "measured once on the held-out test split: performance, every fairness metric per group with its "
-         "interval, robustness when enabled; the dated run report, hash-chained in the evidence log",
-         "reports carry the approver's name, not a cryptographic signature"),
-    Item("Annex IV 2(h)", "Cybersecurity measures", "partial",
-         ("manifest.model_sha256", "member.model.skops"),
-         "models stored content-addressed, loaded only after a sha256 check with an explicit skops trusted-type "
-         "list; the evidence log is append-only and hash-chained",
-         "a security assessment of the deployment is the provider's"),
-    Item("Annex IV 3", "Capabilities and limitations, accuracy for specific groups, foreseeable risks, input data",
-         "covered",
-         ("record.performance", "record.fairness", "record.bias.proxies", "record.bias.short_of_evidence",
-          "member.model_card.md"),
-         "overall and per-group figures with intervals, proxy warnings, groups with too little evidence, and "
-         "the input columns the model needs"),
-    Item("Annex IV 4", "Appropriateness of the performance metrics", "partial",
-         ("record.gate.thresholds",),
-         "the gated metrics and their bounds, each defined in the project's documentation",
-         "why these metrics suit the use is the team's argument"),
-    Item("Annex IV 5", "Risk management system (Article 9)", "not_covered", (), "",
-         "an organisational process; Fairgate supplies evidence of bias risks to it"),
-    Item("Annex IV 6", "Relevant changes through the lifecycle", "covered",
-         ("count.lifecycle", "count.rollback", "member.evidence/HEAD.json"),
-         "every lifecycle run, deployment and rollback of this version, hash-chained to the log head"),
-    Item("Annex IV 7", "Harmonised standards or other specifications applied", "not_covered", (), "",
-         "not known to the pipeline"),
+    Item(
+        "Annex IV 1(a)",
+        "Intended purpose, provider, name and version of the system",
+        "partial",
+        ("manifest.model", "manifest.version", "manifest.registered_at", "member.model_card.md"),
+        "model name, content-addressed version and registration time; the model card's intended use",
+        "the provider's name and the system's intended purpose in the provider's words are not recorded",
+    ),
+    Item(
+        "Annex IV 1(b)",
+        "Interaction with hardware, software and other AI systems",
+        "not_covered",
+        (),
+        "",
+        "the systems the model is embedded in are outside the pipeline",
+    ),
+    Item(
+        "Annex IV 1(c)",
+        "Versions of the relevant software and requirements on updates",
+        "partial",
+        ("record.code_version", "manifest.estimator", "manifest.policy_sha256"),
+        "the code version, the estimator and the policy hash of the run that produced the model",
+        "library versions are pinned in the project's lock file, not copied into each release",
+    ),
+    Item(
+        "Annex IV 1(d)-(f)",
+        "Forms placed on the market, hardware, external features",
+        "not_covered",
+        (),
+        "",
+        "product and hardware facts are the provider's",
+    ),
+    Item(
+        "Annex IV 1(g)-(h)",
+        "User interface for deployers and instructions for use",
+        "partial",
+        ("member.model_card.md",),
+        "the model card (intended use, factors, metrics, caveats); the Fairness view and CLI are documented "
+        "in the project README",
+        "instructions for a specific deployer are the provider's",
+    ),
+    Item(
+        "Annex IV 2(a)",
+        "Methods and steps of development, including third-party tools",
+        "covered",
+        ("record.model.estimator", "manifest.mitigation", "record.search.rule", "record.dag_id", "record.run_id"),
+        "the estimator, the mitigation chosen by the search (every candidate with its validation figures), "
+        "and the orchestrated run that produced the model",
+    ),
+    Item(
+        "Annex IV 2(b)",
+        "Design choices, assumptions about persons or groups, what is optimised, trade-offs",
+        "partial",
+        ("record.gate.thresholds", "record.search.rule", "record.comparison", "member.policy.yaml"),
+        "protected attributes and fairness bounds in the policy, the selection rule, and the fairness-accuracy "
+        "comparison of candidate, unmitigated and production models",
+        "the rationale for each bound and for the protected attributes chosen is the team's",
+    ),
+    Item(
+        "Annex IV 2(c)",
+        "System architecture and computational resources",
+        "partial",
+        ("record.dag_id", "record.run_id"),
+        "the lifecycle DAG that trained and gated the model",
+        "compute used for training is not recorded",
+    ),
+    Item(
+        "Annex IV 2(d)",
+        "Data requirements: datasheets, provenance, scope, selection, labelling, cleaning",
+        "covered",
+        (
+            "member.datasheet.md",
+            "record.data.sha256",
+            "record.data.source",
+            "record.data.rows",
+            "record.quality.passed",
+            "record.datasheet.missing",
+        ),
+        "the datasheet of the snapshot (profile, group representation per split, filters, quality results) "
+        "with its sha256 and source; questions only the team can answer are listed when unanswered",
+    ),
+    Item(
+        "Annex IV 2(e)",
+        "Human oversight measures needed (Article 14)",
+        "covered",
+        ("record.review", "manifest.approver", "record.gate.outcome"),
+        "the gate's review route (Airflow HITL), the reviewer and rationale, timeout as rejection",
+    ),
+    Item(
+        "Annex IV 2(f)",
+        "Pre-determined changes and how compliance is kept",
+        "partial",
+        ("member.policy.yaml", "record.gate.champion"),
+        "each retraining passes the same gate; the champion rule bounds what a new version may lose",
+        "the retraining plan itself is the provider's",
+    ),
+    Item(
+        "Annex IV 2(g)",
+        "Validation and testing: data, metrics, discriminatory impacts, dated test reports",
+        "covered",
+        (
+            "record.gate.measured_on",
+            "record.performance",
+            "record.fairness",
+            "record.robustness",
+            "member.report.html",
+            "record.recorded_at",
+        ),
+        "measured once on the held-out test split: performance, every fairness metric per group with its "
+        "interval, robustness when enabled; the dated run report, hash-chained in the evidence log",
+        "reports carry the approver's name, not a cryptographic signature",
+    ),
+    Item(
+        "Annex IV 2(h)",
+        "Cybersecurity measures",
+        "partial",
+        ("manifest.model_sha256", "member.model.skops"),
+        "models stored content-addressed, loaded only after a sha256 check with an explicit skops trusted-type "
+        "list; the evidence log is append-only and hash-chained",
+        "a security assessment of the deployment is the provider's",
+    ),
+    Item(
+        "Annex IV 3",
+        "Capabilities and limitations, accuracy for specific groups, foreseeable risks, input data",
+        "covered",
+        (
+            "record.performance",
+            "record.fairness",
+            "record.bias.proxies",
+            "record.bias.short_of_evidence",
+            "member.model_card.md",
+        ),
+        "overall and per-group figures with intervals, proxy warnings, groups with too little evidence, and "
+        "the input columns the model needs",
+    ),
+    Item(
+        "Annex IV 4",
+        "Appropriateness of the performance metrics",
+        "partial",
+        ("record.gate.thresholds",),
+        "the gated metrics and their bounds, each defined in the project's documentation",
+        "why these metrics suit the use is the team's argument",
+    ),
+    Item(
+        "Annex IV 5",
+        "Risk management system (Article 9)",
+        "not_covered",
+        (),
+        "",
+        "an organisational process; Fairgate supplies evidence of bias risks to it",
+    ),
+    Item(
+        "Annex IV 6",
+        "Relevant changes through the lifecycle",
+        "covered",
+        ("count.lifecycle", "count.rollback", "member.evidence/HEAD.json"),
+        "every lifecycle run, deployment and rollback of this version, hash-chained to the log head",
+    ),
+    Item(
+        "Annex IV 7",
+        "Harmonised standards or other specifications applied",
+        "not_covered",
+        (),
+        "",
+        "not known to the pipeline",
+    ),
     Item("Annex IV 8", "EU declaration of conformity", "not_covered", (), "", "issued by the provider"),
-    Item("Annex IV 9", "Post-market monitoring system and plan (Article 72)", "covered",
-         ("count.audit", "member.policy.yaml"),
-         "the nightly audit of the deployed version (fairness with intervals, drift, performance once outcomes "
-         "arrive), its alerts and retraining requests, each audit in the evidence log",
-         ""),
-    Item("Article 10", "Data governance: examination for biases, measures to detect, prevent and mitigate them",
-         "covered",
-         ("record.bias.detected", "record.bias.measured_on", "record.mitigation", "record.bias.proxies"),
-         "disparity measured on the training rows, the mitigation search, and the proxy check"),
-    Item("Article 12", "Record-keeping: automatic logs over the system's lifetime", "covered",
-         ("member.evidence/HEAD.json", "count.audit"),
-         "the append-only, hash-chained evidence log and the prediction log (each decision with its model "
-         "version and reasons)"),
-    Item("Article 13", "Transparency: information for deployers, including accuracy per group", "partial",
-         ("member.model_card.md", "member.report.html"),
-         "model card and run report; per-decision reasons from the prediction log",
-         "deployer-specific instructions are the provider's"),
-    Item("Article 14", "Human oversight: understand, monitor, override, stop", "covered",
-         ("record.review", "count.rollback"),
-         "human review before deployment when the gate asks, rollback by DAG or CLI, the Fairness view"),
-    Item("Article 15", "Accuracy, robustness and cybersecurity", "partial",
-         ("record.performance", "record.robustness", "manifest.model_sha256"),
-         "declared accuracy with intervals; decision stability and counterfactual checks when the policy "
-         "enables them; integrity checks on every load", "adversarial robustness is not tested"),
+    Item(
+        "Annex IV 9",
+        "Post-market monitoring system and plan (Article 72)",
+        "covered",
+        ("count.audit", "member.policy.yaml"),
+        "the nightly audit of the deployed version (fairness with intervals, drift, performance once outcomes "
+        "arrive), its alerts and retraining requests, each audit in the evidence log",
+        "",
+    ),
+    Item(
+        "Article 10",
+        "Data governance: examination for biases, measures to detect, prevent and mitigate them",
+        "covered",
+        ("record.bias.detected", "record.bias.measured_on", "record.mitigation", "record.bias.proxies"),
+        "disparity measured on the training rows, the mitigation search, and the proxy check",
+    ),
+    Item(
+        "Article 12",
+        "Record-keeping: automatic logs over the system's lifetime",
+        "covered",
+        ("member.evidence/HEAD.json", "count.audit"),
+        "the append-only, hash-chained evidence log and the prediction log (each decision with its model "
+        "version and reasons)",
+    ),
+    Item(
+        "Article 13",
+        "Transparency: information for deployers, including accuracy per group",
+        "partial",
+        ("member.model_card.md", "member.report.html"),
+        "model card and run report; per-decision reasons from the prediction log",
+        "deployer-specific instructions are the provider's",
+    ),
+    Item(
+        "Article 14",
+        "Human oversight: understand, monitor, override, stop",
+        "covered",
+        ("record.review", "count.rollback"),
+        "human review before deployment when the gate asks, rollback by DAG or CLI, the Fairness view",
+    ),
+    Item(
+        "Article 15",
+        "Accuracy, robustness and cybersecurity",
+        "partial",
+        ("record.performance", "record.robustness", "manifest.model_sha256"),
+        "declared accuracy with intervals; decision stability and counterfactual checks when the policy "
+        "enables them; integrity checks on every load",
+        "adversarial robustness is not tested",
+    ),
 )
 
 
@@ -150,8 +269,10 @@ def _short(value: Any, limit: int = 160) -> str:
 def for_release(manifest: dict[str, Any], records: list[dict[str, Any]], *, members: list[str]) -> dict[str, Any]:
     """The map filled from one release: per item, what each source holds for it (or that it is absent)."""
     lifecycle = [r for r in records if r.get("kind") == "lifecycle"]
-    deploying = next((r for r in reversed(lifecycle) if (r.get("deployment") or {}).get("version")),
-                     lifecycle[-1] if lifecycle else {})
+    deploying = next(
+        (r for r in reversed(lifecycle) if (r.get("deployment") or {}).get("version")),
+        lifecycle[-1] if lifecycle else {},
+    )
     items = []
     for item in ITEMS:
         evidence = []
@@ -166,13 +287,25 @@ def for_release(manifest: dict[str, Any], records: list[dict[str, Any]], *, memb
             else:
                 value = sum(1 for r in records if r.get("kind") == path)
             evidence.append({"source": source, "value": None if value in (None, [], {}) else _short(value)})
-        items.append({"ref": item.ref, "topic": item.topic, "coverage": item.coverage, "how": item.how,
-                      "gap": item.gap, "evidence": evidence,
-                      "absent": [e["source"] for e in evidence if e["value"] is None]})
-    return {"regulation": "Regulation (EU) 2024/1689, Annex IV and Articles 10, 12-15",
-            "model": manifest.get("model"), "version": manifest.get("version"),
-            "deploying_run": deploying.get("run_id"), "items": items,
-            "coverage": {c: sum(1 for i in ITEMS if i.coverage == c) for c in ("covered", "partial", "not_covered")}}
+        items.append(
+            {
+                "ref": item.ref,
+                "topic": item.topic,
+                "coverage": item.coverage,
+                "how": item.how,
+                "gap": item.gap,
+                "evidence": evidence,
+                "absent": [e["source"] for e in evidence if e["value"] is None],
+            }
+        )
+    return {
+        "regulation": "Regulation (EU) 2024/1689, Annex IV and Articles 10, 12-15",
+        "model": manifest.get("model"),
+        "version": manifest.get("version"),
+        "deploying_run": deploying.get("run_id"),
+        "items": items,
+        "coverage": {c: sum(1 for i in ITEMS if i.coverage == c) for c in ("covered", "partial", "not_covered")},
+    }
 
 
 def markdown(mapping: dict[str, Any]) -> str:
@@ -182,8 +315,21 @@ def markdown(mapping: dict[str, Any]) -> str:
 
 def reference() -> str:
     """The map without a release's values: ``docs/annex_iv.md``."""
-    items = [{"ref": i.ref, "topic": i.topic, "coverage": i.coverage, "how": i.how, "gap": i.gap,
-              "evidence": [{"source": s, "value": None} for s in i.sources], "absent": []} for i in ITEMS]
-    mapping = {"regulation": "Regulation (EU) 2024/1689, Annex IV and Articles 10, 12-15", "items": items,
-               "coverage": {c: sum(1 for i in ITEMS if i.coverage == c) for c in ("covered", "partial", "not_covered")}}
+    items = [
+        {
+            "ref": i.ref,
+            "topic": i.topic,
+            "coverage": i.coverage,
+            "how": i.how,
+            "gap": i.gap,
+            "evidence": [{"source": s, "value": None} for s in i.sources],
+            "absent": [],
+        }
+        for i in ITEMS
+    ]
+    mapping = {
+        "regulation": "Regulation (EU) 2024/1689, Annex IV and Articles 10, 12-15",
+        "items": items,
+        "coverage": {c: sum(1 for i in ITEMS if i.coverage == c) for c in ("covered", "partial", "not_covered")},
+    }
     return render_markdown("annex_iv.md.j2", mapping=mapping, release=False)

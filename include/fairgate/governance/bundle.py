@@ -46,9 +46,13 @@ HEAD = "evidence/HEAD.json"
 # Zip entries carry this fixed time: a member's bytes, not the clock, say what it is.
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 # Artifacts of the deploying run: bundle member, the evidence record's field holding its {uri, sha256}.
-RUN_ARTIFACTS = (("report.html", ("report",)), ("model_card.md", ("model_card",)),
-                 ("datasheet.md", ("datasheet",)), ("policy.yaml", ("policy",)),
-                 ("quality.html", ("quality", "page")))
+RUN_ARTIFACTS = (
+    ("report.html", ("report",)),
+    ("model_card.md", ("model_card",)),
+    ("datasheet.md", ("datasheet",)),
+    ("policy.yaml", ("policy",)),
+    ("quality.html", ("quality", "page")),
+)
 
 
 def _sha(data: bytes) -> str:
@@ -67,8 +71,10 @@ def resolve_version(store: ArtifactStore, model: str, version: str) -> str:
     if len(matches) == 1:
         return matches[0]
     if not matches:
-        raise BundleError(f"Model {model!r} has no registered version {version!r} (at least 6 characters of a "
-                          f"sha256, or 'production'); known: {[v[:12] for v in known] or 'none'}.")
+        raise BundleError(
+            f"Model {model!r} has no registered version {version!r} (at least 6 characters of a "
+            f"sha256, or 'production'); known: {[v[:12] for v in known] or 'none'}."
+        )
     raise BundleError(f"Version prefix {version!r} of {model!r} is ambiguous: {[v[:12] for v in matches]}.")
 
 
@@ -114,20 +120,23 @@ class _Builder:
         self.roles[path] = role
 
 
-def build(store: ArtifactStore, model: str, version: str, *, include_model: bool = True,
-          now: datetime | None = None) -> bytes:
+def build(
+    store: ArtifactStore, model: str, version: str, *, include_model: bool = True, now: datetime | None = None
+) -> bytes:
     """The release bundle of ``model`` ``version`` (a full sha256), as the bytes of a zip file."""
     manifest_key = f"{registry.version_prefix(model, version)}/manifest.json"
     try:
         manifest_bytes = store.get(manifest_key)
     except NotFoundError:
-        raise BundleError(f"Model {model!r} has no registered version {version[:12]} "
-                          f"({store.uri(manifest_key)} not found).") from None
+        raise BundleError(
+            f"Model {model!r} has no registered version {version[:12]} ({store.uri(manifest_key)} not found)."
+        ) from None
     manifest = json.loads(manifest_bytes)
     check = evidence.verify(store, model)
     if not check.ok:
-        raise BundleError(f"The evidence log of {model!r} does not verify, so no bundle is made from it: "
-                          f"{check.problems[0]}")
+        raise BundleError(
+            f"The evidence log of {model!r} does not verify, so no bundle is made from it: {check.problems[0]}"
+        )
     keys = store.list(evidence.records_prefix(model))
     raw = [store.get(k) for k in keys]
     entries = [json.loads(b) for b in raw]
@@ -145,8 +154,10 @@ def build(store: ArtifactStore, model: str, version: str, *, include_model: bool
     if include_model:
         model_file = store.get(f"{registry.version_prefix(model, version)}/model.skops")
         if _sha(model_file) != version:
-            raise BundleError(f"The model file of {model} version {version[:12]} no longer matches its sha256: "
-                              "it was replaced in the store. No bundle is made.")
+            raise BundleError(
+                f"The model file of {model} version {version[:12]} no longer matches its sha256: "
+                "it was replaced in the store. No bundle is made."
+            )
         out.add("model.skops", model_file, "model file")
     run = deploying_record(mine, version)
     if run is not None:
@@ -160,8 +171,10 @@ def build(store: ArtifactStore, model: str, version: str, *, include_model: bool
                 out.notes.append(f"{name}: {ref['uri']} is no longer in the store")
                 continue
             if _sha(data) != ref["sha256"]:
-                raise BundleError(f"{name} at {ref['uri']} no longer matches the sha256 that evidence record "
-                                  f"#{run['seq']} names: the store was changed after the run. No bundle is made.")
+                raise BundleError(
+                    f"{name} at {ref['uri']} no longer matches the sha256 that evidence record "
+                    f"#{run['seq']} names: the store was changed after the run. No bundle is made."
+                )
             out.add(name, data, f"{'.'.join(path)} of evidence record #{run['seq']}")
     for entry in mine:  # each audit's full result, while the store still holds that version of it
         rec = entry["record"]
@@ -170,8 +183,10 @@ def build(store: ArtifactStore, model: str, version: str, *, include_model: bool
             if data and _sha(data) == rec.get("audit_sha256"):
                 out.add(f"audits/{entry['seq']:010d}.json", data, f"audit result of evidence record #{entry['seq']}")
             else:
-                out.notes.append(f"audit of record #{entry['seq']}: the stored result was replaced by a later "
-                                 "re-run of that date; the record keeps its sha256")
+                out.notes.append(
+                    f"audit of record #{entry['seq']}: the stored result was replaced by a later "
+                    "re-run of that date; the record keeps its sha256"
+                )
     first = mine[0]["seq"]
     for entry, data in zip(entries, raw, strict=True):
         if entry["seq"] >= first:
@@ -184,19 +199,22 @@ def build(store: ArtifactStore, model: str, version: str, *, include_model: bool
     out.add("annex_iv.md", annex_iv.markdown(mapping).encode(), "Annex IV map")
 
     index = {
-        "format": FORMAT, "model": model, "version": version, "code_version": CODE_VERSION,
+        "format": FORMAT,
+        "model": model,
+        "version": version,
+        "code_version": CODE_VERSION,
         "created_at": (now or datetime.now(UTC)).isoformat(),
         "head": {"seq": head["seq"], "hash": head["hash"]},
         "release_records": [e["seq"] for e in mine],
         "deploying_record": run and run["seq"],
         "notes": out.notes,
-        "members": [{"path": p, "sha256": _sha(d), "size": len(d), "role": out.roles[p]}
-                    for p, d in sorted(out.members.items())],
+        "members": [
+            {"path": p, "sha256": _sha(d), "size": len(d), "role": out.roles[p]} for p, d in sorted(out.members.items())
+        ],
     }
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name, data in [(INDEX, json.dumps(index, indent=2, sort_keys=True).encode()),
-                           *sorted(out.members.items())]:
+        for name, data in [(INDEX, json.dumps(index, indent=2, sort_keys=True).encode()), *sorted(out.members.items())]:
             zf.writestr(zipfile.ZipInfo(name, date_time=_EPOCH), data, compress_type=zipfile.ZIP_DEFLATED)
     return buffer.getvalue()
 
@@ -208,10 +226,15 @@ class BundleCheck:
     index: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "problems": self.problems, "model": self.index.get("model"),
-                "version": self.index.get("version"), "head": self.index.get("head"),
-                "release_records": self.index.get("release_records"),
-                "members": len(self.index.get("members", []))}
+        return {
+            "ok": self.ok,
+            "problems": self.problems,
+            "model": self.index.get("model"),
+            "version": self.index.get("version"),
+            "head": self.index.get("head"),
+            "release_records": self.index.get("release_records"),
+            "members": len(self.index.get("members", [])),
+        }
 
 
 def _read_members(data: bytes) -> dict[str, bytes]:
@@ -235,8 +258,9 @@ def verify(data: bytes, *, expected_head: str | None = None) -> BundleCheck:
     except json.JSONDecodeError as exc:
         return BundleCheck(False, [f"{INDEX} is not valid JSON ({exc})"])
     if not isinstance(index, dict) or index.get("format") != FORMAT:
-        return BundleCheck(False, [f"{INDEX}: format {index.get('format') if isinstance(index, dict) else None!r}"
-                                   f" is not {FORMAT!r}"])
+        return BundleCheck(
+            False, [f"{INDEX}: format {index.get('format') if isinstance(index, dict) else None!r} is not {FORMAT!r}"]
+        )
     try:
         problems = _check_members(index, members)
         problems += _check_chain(index, members, expected_head)
@@ -253,10 +277,13 @@ def _check_members(index: dict[str, Any], members: dict[str, bytes]) -> list[str
         if path not in members:
             problems.append(f"{path}: listed in {INDEX} but missing from the bundle (removed)")
         elif _sha(members[path]) != meta["sha256"]:
-            problems.append(f"{path}: sha256 {_sha(members[path])[:16]} does not match {meta['sha256'][:16]} "
-                            f"in {INDEX} (edited)")
-    problems += [f"{path}: not listed in {INDEX} (added after the bundle was made)"
-                 for path in sorted(set(members) - set(listed))]
+            problems.append(
+                f"{path}: sha256 {_sha(members[path])[:16]} does not match {meta['sha256'][:16]} in {INDEX} (edited)"
+            )
+    problems += [
+        f"{path}: not listed in {INDEX} (added after the bundle was made)"
+        for path in sorted(set(members) - set(listed))
+    ]
     return problems
 
 
@@ -268,7 +295,7 @@ def _chain_entries(members: dict[str, bytes]) -> tuple[list[dict[str, Any]], lis
         except json.JSONDecodeError:
             problems.append(f"{path}: not valid JSON")
             continue
-        named = path[len(CHAIN):].removesuffix(".json")
+        named = path[len(CHAIN) :].removesuffix(".json")
         if not named.isdigit() or int(named) != entry.get("seq"):
             problems.append(f"{path}: holds record seq {entry.get('seq')} (records re-ordered or re-numbered)")
         entries.append(entry)
@@ -285,12 +312,15 @@ def _check_chain(index: dict[str, Any], members: dict[str, bytes], expected_head
         where = f"{CHAIN}{seq:010d}.json" if isinstance(seq, int) else f"chain record {i + 1}"
         if i and seq != entries[i - 1].get("seq", 0) + 1:
             problems.append(f"{where}: follows record {entries[i - 1].get('seq')} (a record between was removed)")
-        if evidence.entry_hash(seq if isinstance(seq, int) else -1, entry.get("prev_hash", ""),
-                               entry.get("record", {})) != entry.get("hash"):
+        if evidence.entry_hash(
+            seq if isinstance(seq, int) else -1, entry.get("prev_hash", ""), entry.get("record", {})
+        ) != entry.get("hash"):
             problems.append(f"{where}: its content does not match its hash (edited)")
         if prev is not None and entry.get("prev_hash") != prev:
-            problems.append(f"{where}: links to {str(entry.get('prev_hash'))[:12]}, not to the record before it "
-                            f"({prev[:12]}): a record was changed, removed or re-ordered")
+            problems.append(
+                f"{where}: links to {str(entry.get('prev_hash'))[:12]}, not to the record before it "
+                f"({prev[:12]}): a record was changed, removed or re-ordered"
+            )
         prev = entry.get("hash")
     try:
         head = json.loads(members.get(HEAD, b"null"))
@@ -302,8 +332,10 @@ def _check_chain(index: dict[str, Any], members: dict[str, bytes], expected_head
     if index.get("head") != {"seq": last.get("seq"), "hash": last.get("hash")}:
         problems.append(f"{INDEX}: head {index.get('head')} is not the chain's last record")
     if expected_head and last.get("hash") != expected_head:
-        problems.append(f"head hash {str(last.get('hash'))[:16]} is not the expected {expected_head[:16]} "
-                        "(the bundle does not end at the log head you know)")
+        problems.append(
+            f"head hash {str(last.get('hash'))[:16]} is not the expected {expected_head[:16]} "
+            "(the bundle does not end at the log head you know)"
+        )
     by_seq = {e.get("seq"): e for e in entries}
     for seq in index.get("release_records", []):
         rec = (by_seq.get(seq) or {}).get("record")
@@ -322,8 +354,10 @@ def _check_artifacts(index: dict[str, Any], members: dict[str, bytes]) -> list[s
     except json.JSONDecodeError:
         return ["manifest.json: not valid JSON"]
     if manifest.get("model_sha256") != version:
-        problems.append(f"manifest.json: model_sha256 {str(manifest.get('model_sha256'))[:12]} is not the "
-                        f"bundle's version {version[:12]}")
+        problems.append(
+            f"manifest.json: model_sha256 {str(manifest.get('model_sha256'))[:12]} is not the "
+            f"bundle's version {version[:12]}"
+        )
     if "model.skops" in members and _sha(members["model.skops"]) != manifest.get("model_sha256"):
         problems.append("model.skops: its sha256 is not the manifest's model_sha256 (the model file was replaced)")
     for member in (p for p in members if p.startswith("audits/")):
@@ -341,6 +375,8 @@ def _check_artifacts(index: dict[str, Any], members: dict[str, bytes]) -> list[s
         if name in members and ref is None:
             problems.append(f"{name}: evidence record #{run_seq} names no such artifact")
         elif name in members and ref is not None and _sha(members[name]) != ref["sha256"]:
-            problems.append(f"{name}: sha256 {_sha(members[name])[:16]} is not the {ref['sha256'][:16]} that "
-                            f"evidence record #{run_seq} names")
+            problems.append(
+                f"{name}: sha256 {_sha(members[name])[:16]} is not the {ref['sha256'][:16]} that "
+                f"evidence record #{run_seq} names"
+            )
     return problems

@@ -78,8 +78,9 @@ def _owner_of(store: ArtifactStore, policy: Policy, row: str) -> str | None:
     return None
 
 
-def open_contest(store: ArtifactStore, policy: Policy, row: str, *, reason: str, opened_by: str,
-                 day: date | None = None) -> dict[str, Any]:
+def open_contest(
+    store: ArtifactStore, policy: Policy, row: str, *, reason: str, opened_by: str, day: date | None = None
+) -> dict[str, Any]:
     """Open a case for ``row``'s decision (the newest, or the one of ``day``), once; appended to the evidence."""
     reason = (reason or "").strip()
     if not reason:
@@ -88,38 +89,69 @@ def open_contest(store: ArtifactStore, policy: Policy, row: str, *, reason: str,
     if found is None:
         other = _owner_of(store, policy, row)
         where = f"; it is a record of model {other!r} (use --model {other})" if other else ""
-        raise CaseError(f"Model {policy.model_name!r} has no scored decision for {policy.row_key} {row!r}"
-                        f"{' on ' + day.isoformat() if day else ''}{where}. Nothing was recorded.")
+        raise CaseError(
+            f"Model {policy.model_name!r} has no scored decision for {policy.row_key} {row!r}"
+            f"{' on ' + day.isoformat() if day else ''}{where}. Nothing was recorded."
+        )
     cid = case_id(row, found["date"])
     try:
         existing = read(store, policy.model_name, cid)
     except CaseError:
         existing = None
     if existing is not None:
-        state = (f"decided: {existing['outcome']['choice']}" if existing["outcome"] else
-                 f"open since {existing['opened_at']}")
-        raise CaseError(f"The decision on {row} of {found['date']} is already contested (case {cid}, {state}); "
-                        "nothing was recorded twice.")
+        state = (
+            f"decided: {existing['outcome']['choice']}"
+            if existing["outcome"]
+            else f"open since {existing['opened_at']}"
+        )
+        raise CaseError(
+            f"The decision on {row} of {found['date']} is already contested (case {cid}, {state}); "
+            "nothing was recorded twice."
+        )
     recourse = None
     if found["decision"] == 0 and policy.recourse.actionable:
         model, scale, proxies = recourse_context(store, policy, found["model_version"])
         answer = rc.compute(model, found["inputs"], policy, scale=scale, proxies=proxies)
         recourse = {**answer.as_dict(), "text": rc.sentence(answer, policy)}
-    case = {"case_id": cid, "kind": "contest", "model": policy.model_name, "row": row, "date": found["date"],
-            "model_version": found["model_version"], "decision": found["decision"], "score": found["score"],
-            "reasons": found["reasons"], "groups": {c: found["inputs"].get(c) for c in policy.protected_columns},
-            "recourse": recourse, "reason": reason, "opened_by": opened_by,
-            "opened_at": datetime.now(UTC).isoformat()}
+    case = {
+        "case_id": cid,
+        "kind": "contest",
+        "model": policy.model_name,
+        "row": row,
+        "date": found["date"],
+        "model_version": found["model_version"],
+        "decision": found["decision"],
+        "score": found["score"],
+        "reasons": found["reasons"],
+        "groups": {c: found["inputs"].get(c) for c in policy.protected_columns},
+        "recourse": recourse,
+        "reason": reason,
+        "opened_by": opened_by,
+        "opened_at": datetime.now(UTC).isoformat(),
+    }
     try:
         store.put_new(_key(policy.model_name, cid), json.dumps(case, sort_keys=True, default=str).encode())
     except ConflictError:
-        raise CaseError(f"The decision on {row} of {found['date']} was contested at the same moment by someone "
-                        f"else (case {cid}); nothing was recorded twice.") from None
-    entry = evidence.append(store, policy.model_name, {"kind": "contest_opened", "run_id": cid, "case_id": cid,
-                                                       "row": row, "date": found["date"],
-                                                       "model_version": found["model_version"],
-                                                       "decision": found["decision"], "groups": case["groups"],
-                                                       "reason": reason, "opened_by": opened_by})
+        raise CaseError(
+            f"The decision on {row} of {found['date']} was contested at the same moment by someone "
+            f"else (case {cid}); nothing was recorded twice."
+        ) from None
+    entry = evidence.append(
+        store,
+        policy.model_name,
+        {
+            "kind": "contest_opened",
+            "run_id": cid,
+            "case_id": cid,
+            "row": row,
+            "date": found["date"],
+            "model_version": found["model_version"],
+            "decision": found["decision"],
+            "groups": case["groups"],
+            "reason": reason,
+            "opened_by": opened_by,
+        },
+    )
     return {**case, "seq": entry["seq"], "outcome": None}
 
 
@@ -137,12 +169,23 @@ def open_reviews(store: ArtifactStore, policy: Policy, day: date, queue: Any) ->
             continue
         except CaseError:
             pass
-        case = {"case_id": cid, "kind": "review", "model": policy.model_name, "row": row, "date": day.isoformat(),
-                "model_version": item["model_version"], "decision": int(item["decision"]),
-                "score": float(item["score"]), "reasons": [],
-                "groups": {c: _plain(item.get(c)) for c in policy.protected_columns}, "recourse": None,
-                "reason": "; ".join(json.loads(item["review_reasons"])), "opened_by": "review_triggers",
-                "opened_at": datetime.now(UTC).isoformat(), "over_cap": item["review_status"] == "over_cap"}
+        case = {
+            "case_id": cid,
+            "kind": "review",
+            "model": policy.model_name,
+            "row": row,
+            "date": day.isoformat(),
+            "model_version": item["model_version"],
+            "decision": int(item["decision"]),
+            "score": float(item["score"]),
+            "reasons": [],
+            "groups": {c: _plain(item.get(c)) for c in policy.protected_columns},
+            "recourse": None,
+            "reason": "; ".join(json.loads(item["review_reasons"])),
+            "opened_by": "review_triggers",
+            "opened_at": datetime.now(UTC).isoformat(),
+            "over_cap": item["review_status"] == "over_cap",
+        }
         try:
             store.put_new(_key(policy.model_name, cid), json.dumps(case, sort_keys=True, default=str).encode())
         except ConflictError:
@@ -155,8 +198,16 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def decide(store: ArtifactStore, policy: Policy, cid: str, *, choice: str | None, rationale: str | None,
-           reviewer: str | None, timed_out: bool = False) -> dict[str, Any]:
+def decide(
+    store: ArtifactStore,
+    policy: Policy,
+    cid: str,
+    *,
+    choice: str | None,
+    rationale: str | None,
+    reviewer: str | None,
+    timed_out: bool = False,
+) -> dict[str, Any]:
     """Record the reviewer's outcome once: ``Uphold`` keeps the decision, ``Overturn`` reverses it.
 
     A review before harm that nobody answered in time is recorded as upheld (the automatic decision
@@ -172,16 +223,35 @@ def decide(store: ArtifactStore, policy: Policy, cid: str, *, choice: str | None
     if not rationale:
         raise CaseError(f"Case {cid}: a rationale is required to {choice.lower()} a decision; the case stays open.")
     final = 1 - int(case["decision"]) if choice == "Overturn" else int(case["decision"])
-    outcome = {"case_id": cid, "kind": case["kind"], "choice": choice, "rationale": rationale, "reviewer": reviewer,
-               "decided_at": datetime.now(UTC).isoformat(), "final_decision": final, "timed_out": timed_out}
+    outcome = {
+        "case_id": cid,
+        "kind": case["kind"],
+        "choice": choice,
+        "rationale": rationale,
+        "reviewer": reviewer,
+        "decided_at": datetime.now(UTC).isoformat(),
+        "final_decision": final,
+        "timed_out": timed_out,
+    }
     try:
         store.put_new(_key(policy.model_name, cid, ".outcome"), json.dumps(outcome, sort_keys=True).encode())
     except ConflictError:
-        raise CaseError(f"Case {cid} was decided by someone else at the same moment; nothing was recorded twice.") \
-            from None
-    entry = evidence.append(store, policy.model_name, {**outcome, "kind": f"{case['kind']}_decided", "run_id": cid,
-                                                       "row": case["row"], "date": case["date"],
-                                                       "groups": case["groups"], "decision": case["decision"]})
+        raise CaseError(
+            f"Case {cid} was decided by someone else at the same moment; nothing was recorded twice."
+        ) from None
+    entry = evidence.append(
+        store,
+        policy.model_name,
+        {
+            **outcome,
+            "kind": f"{case['kind']}_decided",
+            "run_id": cid,
+            "row": case["row"],
+            "date": case["date"],
+            "groups": case["groups"],
+            "decision": case["decision"],
+        },
+    )
     return {**outcome, "seq": entry["seq"]}
 
 
@@ -224,13 +294,21 @@ def review_request(case: dict[str, Any], policy: Policy) -> ReviewRequest:
     if case["outcome"] is not None:
         raise CaseError(f"Case {case['case_id']} was already decided ({case['outcome']['choice']}).")
     if case["kind"] == "review":
-        return ReviewRequest("Fairgate: review a decision before it takes effect", review_body(case, policy),
-                             float(policy.review_triggers.timeout_hours))
+        return ReviewRequest(
+            "Fairgate: review a decision before it takes effect",
+            review_body(case, policy),
+            float(policy.review_triggers.timeout_hours),
+        )
     return ReviewRequest("Fairgate: a person contests a decision", review_body(case, policy), None)
 
 
 def review_body(case: dict[str, Any], policy: Policy) -> str:
     """What the reviewer reads (Markdown; every value escaped)."""
-    return render_markdown("contest.md.j2", case=case, model=policy.model_name, row_key=policy.row_key,
-                           verdict="favourable" if case["decision"] == 1 else "unfavourable",
-                           review=case["kind"] == "review")
+    return render_markdown(
+        "contest.md.j2",
+        case=case,
+        model=policy.model_name,
+        row_key=policy.row_key,
+        verdict="favourable" if case["decision"] == 1 else "unfavourable",
+        review=case["kind"] == "review",
+    )

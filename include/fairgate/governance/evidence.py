@@ -67,13 +67,11 @@ def _head(store: ArtifactStore, model: str) -> tuple[dict[str, Any], str | None]
 
 def append(store: ArtifactStore, model: str, record: dict[str, Any], *, attempts: int = 20) -> dict[str, Any]:
     """Append ``record`` to ``model``'s log; the stored entry (``seq``, ``hash``, ``prev_hash``, ``record``)."""
-    record = {**record, "model_name": model,
-              "recorded_at": record.get("recorded_at") or datetime.now(UTC).isoformat()}
+    record = {**record, "model_name": model, "recorded_at": record.get("recorded_at") or datetime.now(UTC).isoformat()}
     for _ in range(attempts):
         head, etag = _head(store, model)
         seq = head["seq"] + 1
-        entry = {"seq": seq, "prev_hash": head["hash"], "record": record,
-                 "hash": entry_hash(seq, head["hash"], record)}
+        entry = {"seq": seq, "prev_hash": head["hash"], "record": record, "hash": entry_hash(seq, head["hash"], record)}
         try:
             store.put_new(_record_key(model, seq), canonical(entry))
         except ConflictError:
@@ -124,16 +122,18 @@ def verify(store: ArtifactStore, model: str) -> Verification:
         if entry.get("seq") != i:
             problems.append(f"{key} claims seq {entry.get('seq')}")
         if entry.get("prev_hash") != prev:
-            problems.append(f"{key} links to {str(entry.get('prev_hash'))[:12]}, expected {prev[:12]} "
-                            "(a record before it was changed, removed or re-ordered)")
+            problems.append(
+                f"{key} links to {str(entry.get('prev_hash'))[:12]}, expected {prev[:12]} "
+                "(a record before it was changed, removed or re-ordered)"
+            )
         expected = entry_hash(i, entry.get("prev_hash", ""), entry.get("record", {}))
         if entry.get("hash") != expected:
             problems.append(f"{key} content does not match its hash (edited)")
         prev = entry.get("hash", "")
     head, _ = _head(store, model)
-    if not problems and (head["seq"], head["hash"]) != (len(keys), prev if keys else GENESIS):
+    if not problems and (head["seq"], head["hash"]) != (len(keys), prev if keys else GENESIS):  # noqa: SIM102 (the inner case has its own reason)
         # HEAD one behind is an interrupted append, which the next append repairs.
-        if not (head["seq"] == len(keys) - 1):
+        if head["seq"] != len(keys) - 1:
             problems.append(f"HEAD names seq {head['seq']} but the log has {len(keys)} records")
     return Verification(ok=not problems, records=len(keys), problems=problems)
 
@@ -159,8 +159,7 @@ def recent(store: ArtifactStore, model: str, kind: str, *, last: int = 20) -> li
     return out
 
 
-def find(store: ArtifactStore, model: str, run_id: str = "latest", *,
-         kind: str | None = None) -> dict[str, Any] | None:
+def find(store: ArtifactStore, model: str, run_id: str = "latest", *, kind: str | None = None) -> dict[str, Any] | None:
     """The newest record of ``model`` for ``run_id`` (or the newest of ``kind`` for ``latest``)."""
     for key in reversed(store.list(records_prefix(model))):  # newest first; stops at the first match
         entry = json.loads(store.get(key))

@@ -32,16 +32,23 @@ def datasets(record: dict[str, Any]) -> tuple[list[tuple[str, str]], list[tuple[
     """The run's inputs (its snapshot) and outputs (registered model, report, card, datasheet)."""
     data = record.get("data") or {}
     inputs = [dataset(data["uri"])] if data.get("uri") else []
-    outputs = [dataset(ref["uri"]) for ref in (record.get("model"), record.get("report"), record.get("model_card"),
-                                               record.get("datasheet")) if ref and ref.get("uri")]
+    outputs = [
+        dataset(ref["uri"])
+        for ref in (record.get("model"), record.get("report"), record.get("model_card"), record.get("datasheet"))
+        if ref and ref.get("uri")
+    ]
     return inputs, outputs
 
 
 def fairness_facet(record: dict[str, Any], *, seq: int, entry_hash: str) -> dict[str, Any]:
     """The facet: the run's decision, the gate's outcome and key metrics, and the evidence record's hash."""
     fairness = record.get("fairness") or {}
-    metrics = {f"{key}.{metric}": value.get("value") for key, result in fairness.items()
-               for metric, value in result.items() if metric != "counts" and isinstance(value, dict)}
+    metrics = {
+        f"{key}.{metric}": value.get("value")
+        for key, result in fairness.items()
+        for metric, value in result.items()
+        if metric != "counts" and isinstance(value, dict)
+    }
     gate = record.get("gate") or {}
     return {
         "decision": record.get("decision"),

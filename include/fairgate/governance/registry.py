@@ -47,8 +47,9 @@ def dumps(obj: Any) -> bytes:
     return json.dumps(obj, indent=2, sort_keys=True, default=str).encode()
 
 
-def register(store: ArtifactStore, model: str, model_bytes: bytes, manifest: dict[str, Any],
-             card_md: str | None = None) -> dict[str, Any]:
+def register(
+    store: ArtifactStore, model: str, model_bytes: bytes, manifest: dict[str, Any], card_md: str | None = None
+) -> dict[str, Any]:
     """Store a model version (idempotent: the same bytes give the same version).
 
     Returns the stored manifest; for an existing version that is the first one written.
@@ -56,8 +57,12 @@ def register(store: ArtifactStore, model: str, model_bytes: bytes, manifest: dic
     version = sha256_bytes(model_bytes)
     prefix = version_prefix(model, version)
     store.put_new(f"{prefix}/model.skops", model_bytes)
-    manifest = {**manifest, "version": version, "model_sha256": version,
-                "model_uri": store.uri(f"{prefix}/model.skops")}
+    manifest = {
+        **manifest,
+        "version": version,
+        "model_sha256": version,
+        "model_uri": store.uri(f"{prefix}/model.skops"),
+    }
     try:
         store.put_new(f"{prefix}/manifest.json", dumps(manifest))
     except ConflictError:
@@ -99,9 +104,17 @@ def production_version(store: ArtifactStore, model: str) -> str | None:
     return pointer["version"] if pointer else None
 
 
-def promote(store: ArtifactStore, model: str, version: str, *, action: str, run_id: str,
-            actor: str, reason: str, expected: tuple[dict[str, Any] | None, str | None] | None = None
-            ) -> dict[str, Any]:
+def promote(
+    store: ArtifactStore,
+    model: str,
+    version: str,
+    *,
+    action: str,
+    run_id: str,
+    actor: str,
+    reason: str,
+    expected: tuple[dict[str, Any] | None, str | None] | None = None,
+) -> dict[str, Any]:
     """Point production at ``version`` by compare-and-swap; only approved versions qualify.
 
     ``expected`` is the ``(pointer, etag)`` the caller based its decision on; by default the
@@ -109,15 +122,23 @@ def promote(store: ArtifactStore, model: str, version: str, *, action: str, run_
     """
     manifest = read_manifest(store, model, version)
     if not manifest.get("approved"):
-        raise RegistryError(f"Version {version} of {model!r} was never approved "
-                            f"(gate decision {manifest.get('gate_outcome')!r}); it cannot be put in production.")
+        raise RegistryError(
+            f"Version {version} of {model!r} was never approved "
+            f"(gate decision {manifest.get('gate_outcome')!r}); it cannot be put in production."
+        )
     current, etag = expected if expected is not None else read_pointer(store, model)
     history = list(current.get("history", [])) if current else []
     if current:
         history.append({k: current[k] for k in ("version", "since", "action", "run_id") if k in current})
     pointer = {
-        "model": model, "version": version, "since": datetime.now(UTC).isoformat(),
-        "action": action, "run_id": run_id, "actor": actor, "reason": reason, "history": history,
+        "model": model,
+        "version": version,
+        "since": datetime.now(UTC).isoformat(),
+        "action": action,
+        "run_id": run_id,
+        "actor": actor,
+        "reason": reason,
+        "history": history,
     }
     try:
         store.swap(pointer_key(model), dumps(pointer), expected_etag=etag)
@@ -126,7 +147,8 @@ def promote(store: ArtifactStore, model: str, version: str, *, action: str, run_
         raise PromotionConflict(
             f"Promotion of {model!r} version {version[:12]} lost the race: production moved to "
             f"{(now or 'nothing')[:12]} after this run read it. Nothing was changed; re-run to compare "
-            f"against the new production model. ({exc})") from exc
+            f"against the new production model. ({exc})"
+        ) from exc
     return pointer
 
 
@@ -135,8 +157,11 @@ def load_model(store: ArtifactStore, model: str, version: str) -> Any:
     manifest = read_manifest(store, model, version)
     key = f"{version_prefix(model, version)}/model.skops"
     try:
-        return load_model_bytes(store.get(key), expected_sha256=manifest["model_sha256"],
-                                where=f"{model} version {version[:12]} ({store.uri(key)})")
+        return load_model_bytes(
+            store.get(key),
+            expected_sha256=manifest["model_sha256"],
+            where=f"{model} version {version[:12]} ({store.uri(key)})",
+        )
     except NotFoundError:
         raise ModelIntegrityError(f"{model} version {version[:12]}: model file {store.uri(key)} is missing.") from None
 
@@ -155,14 +180,24 @@ def rollback_target(pointer: dict[str, Any] | None, to_version: str | None) -> s
     raise RegistryError("Production has no earlier version to roll back to; name one with --to.")
 
 
-def rollback(store: ArtifactStore, model: str, *, to_version: str | None, actor: str, reason: str,
-             run_id: str) -> dict[str, Any]:
+def rollback(
+    store: ArtifactStore, model: str, *, to_version: str | None, actor: str, reason: str, run_id: str
+) -> dict[str, Any]:
     """Move production back to an earlier approved version (compare-and-swap, like a deployment)."""
     pointer, etag = read_pointer(store, model)
     target = rollback_target(pointer, to_version)
     assert pointer is not None  # rollback_target refuses a model with nothing in production
-    moved = promote(store, model, target, action="rollback", run_id=run_id, actor=actor, reason=reason,
-                    expected=(pointer, etag))
-    return {"kind": "rollback", "model_name": model, "run_id": run_id, "decision": "rolled_back",
-            "from_version": pointer["version"], "to_version": target, "actor": actor, "reason": reason,
-            "since": moved["since"]}
+    moved = promote(
+        store, model, target, action="rollback", run_id=run_id, actor=actor, reason=reason, expected=(pointer, etag)
+    )
+    return {
+        "kind": "rollback",
+        "model_name": model,
+        "run_id": run_id,
+        "decision": "rolled_back",
+        "from_version": pointer["version"],
+        "to_version": target,
+        "actor": actor,
+        "reason": reason,
+        "since": moved["since"],
+    }

@@ -34,8 +34,12 @@ class FairgateModel(PythonModel):
         params = params or {}
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         try:
-            return serving.answer(self.served, frame, reasons=bool(params.get("reasons", True)),
-                                  recourse=bool(params.get("recourse", False)))
+            return serving.answer(
+                self.served,
+                frame,
+                reasons=bool(params.get("reasons", True)),
+                recourse=bool(params.get("recourse", False)),
+            )
         except RequestError as exc:
             raise MlflowException.invalid_parameter_value(str(exc)) from None
 

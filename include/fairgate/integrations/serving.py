@@ -55,27 +55,32 @@ class Served:
 
 def input_spec(training: pd.DataFrame, policy: Policy, *, group_aware: bool) -> dict[str, Any]:
     """What a request must carry, from the version's training snapshot."""
-    required = list(policy.features) + [c for c in policy.protected_columns
-                                        if group_aware and c not in policy.features]
+    required = list(policy.features) + [c for c in policy.protected_columns if group_aware and c not in policy.features]
     categories = {}
     for col in policy.features:
         if col not in policy.numeric and col in training.columns:
             values = sorted(training[col].dropna().astype(str).unique().tolist())
             if len(values) <= MAX_CATEGORY_VALUES:
                 categories[col] = values
-    return {"required": required, "numeric": [c for c in policy.features if c in policy.numeric],
-            "categories": categories}
+    return {
+        "required": required,
+        "numeric": [c for c in policy.features if c in policy.numeric],
+        "categories": categories,
+    }
 
 
-def write_bundle(store: ArtifactStore, policy: Policy, version: str, folder: Path, *,
-                 policy_file: bytes | None = None) -> Path:
+def write_bundle(
+    store: ArtifactStore, policy: Policy, version: str, folder: Path, *, policy_file: bytes | None = None
+) -> Path:
     """Write the files a server of ``version`` loads into ``folder`` (from the registry and its baseline)."""
 
     folder.mkdir(parents=True, exist_ok=True)
     manifest, training = prediction_log.deployment_baseline(store, policy, version)
     if training is None:
-        raise StageError(f"The training snapshot of {policy.model_name} version {version[:12]} is missing or changed; "
-                         "a served version needs it for its input checks.")
+        raise StageError(
+            f"The training snapshot of {policy.model_name} version {version[:12]} is missing or changed; "
+            "a served version needs it for its input checks."
+        )
     model = registry.load_model(store, policy.model_name, version)  # sha256 and trusted types checked here
     key = f"{registry.version_prefix(policy.model_name, version)}/model.skops"
     (folder / "model.skops").write_bytes(store.get(key))
@@ -97,17 +102,28 @@ def load(files: dict[str, str], *, version: str) -> Served:
 
     missing = [name for name in FILES if name not in files or not Path(files[name]).is_file()]
     if missing:
-        raise InputError(f"The served version {version[:12]} lacks {missing}; re-register it with "
-                         "`fairgate mlflow-sync`.")
+        raise InputError(
+            f"The served version {version[:12]} lacks {missing}; re-register it with `fairgate mlflow-sync`."
+        )
     manifest = json.loads(Path(files["manifest.json"]).read_text())
     if manifest.get("model_sha256") != version:
-        raise InputError(f"The served manifest names model {str(manifest.get('model_sha256'))[:12]}, not version "
-                         f"{version[:12]}; refusing to serve it.")
-    model = load_model_bytes(Path(files["model.skops"]).read_bytes(), expected_sha256=version,
-                             where=f"served version {version[:12]} ({files['model.skops']})")
-    return Served(model=model, policy=load_policy(files["policy.yaml"]), version=version,
-                  reference=manifest["reference"], inputs=json.loads(Path(files["inputs.json"]).read_text()),
-                  recourse=json.loads(Path(files["recourse.json"]).read_text()))
+        raise InputError(
+            f"The served manifest names model {str(manifest.get('model_sha256'))[:12]}, not version "
+            f"{version[:12]}; refusing to serve it."
+        )
+    model = load_model_bytes(
+        Path(files["model.skops"]).read_bytes(),
+        expected_sha256=version,
+        where=f"served version {version[:12]} ({files['model.skops']})",
+    )
+    return Served(
+        model=model,
+        policy=load_policy(files["policy.yaml"]),
+        version=version,
+        reference=manifest["reference"],
+        inputs=json.loads(Path(files["inputs.json"]).read_text()),
+        recourse=json.loads(Path(files["recourse.json"]).read_text()),
+    )
 
 
 def check_request(records: pd.DataFrame, served: Served) -> pd.DataFrame:
@@ -127,8 +143,9 @@ def check_request(records: pd.DataFrame, served: Served) -> pd.DataFrame:
             first = out[col][bad].iloc[0]
             raise RequestError(f"Column {col!r} must be a number; record {int(bad.to_numpy().argmax())} has {first!r}.")
         if values.isna().any():
-            raise RequestError(f"Column {col!r} must be a number; record {int(values.isna().to_numpy().argmax())} "
-                               "has no value.")
+            raise RequestError(
+                f"Column {col!r} must be a number; record {int(values.isna().to_numpy().argmax())} has no value."
+            )
         out[col] = values
     for col, known in served.inputs["categories"].items():
         values = out[col].astype(str)
@@ -136,8 +153,10 @@ def check_request(records: pd.DataFrame, served: Served) -> pd.DataFrame:
         if unknown.any():
             i = int(unknown.to_numpy().argmax())
             shown = ", ".join(known[:8]) + (", ..." if len(known) > 8 else "")
-            raise RequestError(f"Column {col!r} has the value {out[col].iloc[i]!r} in record {i}, which the model "
-                               f"never saw in training (known: {shown}).")
+            raise RequestError(
+                f"Column {col!r} has the value {out[col].iloc[i]!r} in record {i}, which the model "
+                f"never saw in training (known: {shown})."
+            )
     return out
 
 
@@ -145,15 +164,15 @@ def answer(served: Served, records: pd.DataFrame, *, reasons: bool = True, recou
     """One row per record: decision, score, model version, up to three reasons, and (asked) recourse."""
     import pandas as pd
 
-
     rows = check_request(records, served).reset_index(drop=True)
     policy = served.policy
     if reasons:  # scores, decisions and reasons from one model call
         scores, decisions, codes = explain.explained(served.model, rows, policy, served.reference, top=scoring.REASONS)
     else:
         scores, decisions = training.predict(served.model, rows, policy)
-    out = pd.DataFrame({"decision": decisions.astype(int), "score": scores.astype(float),
-                        "model_version": served.version})
+    out = pd.DataFrame(
+        {"decision": decisions.astype(int), "score": scores.astype(float), "model_version": served.version}
+    )
     if policy.row_key and policy.row_key in rows.columns:
         out.insert(0, policy.row_key, rows[policy.row_key].to_numpy())
     if reasons:
@@ -167,15 +186,17 @@ def answer(served: Served, records: pd.DataFrame, *, reasons: bool = True, recou
 def _recourse(served: Served, rows: pd.DataFrame, decisions: Any) -> list[str | None]:
     policy = served.policy
     if not policy.recourse.actionable:
-        raise RequestError("This model's policy names no actionable inputs ('recourse.actionable'), so it cannot "
-                           "answer with recourse.")
+        raise RequestError(
+            "This model's policy names no actionable inputs ('recourse.actionable'), so it cannot answer with recourse."
+        )
     said: list[str | None] = []
     for i, decision in enumerate(decisions):
         if decision == 1:
             said.append(None)
             continue
         record = {str(k): v for k, v in rows.iloc[i][list(policy.features)].items()}
-        found = recourse.compute(served.model, record, policy, scale=served.recourse["scale"],
-                                 proxies=served.recourse["proxies"])
+        found = recourse.compute(
+            served.model, record, policy, scale=served.recourse["scale"], proxies=served.recourse["proxies"]
+        )
         said.append(recourse.sentence(found, policy))
     return said

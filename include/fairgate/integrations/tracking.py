@@ -48,9 +48,12 @@ MAX_PARAM = 6000  # MLflow's limit on a param value
 BATCH = 100  # params per log_batch call (MLflow's limit; metrics allow 1000)
 # The client retries a refused connection with exponential backoff; a few quick tries are enough here,
 # Airflow's task retries do the patient part.
-HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-                 "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+}
 
 
 def tracking_uri(configured: str | None = None) -> str:
@@ -116,7 +119,7 @@ def _flatten(prefix: str, obj: Any) -> dict[str, str]:
             out.update(_flatten(f"{prefix}.{key}" if prefix else str(key), value))
         return out
     text = obj if isinstance(obj, str) else json.dumps(obj, default=str)
-    return {prefix: text if len(text) <= MAX_PARAM else text[:MAX_PARAM - 1] + "…"}
+    return {prefix: text if len(text) <= MAX_PARAM else text[: MAX_PARAM - 1] + "…"}
 
 
 def params_of(policy_raw: dict[str, Any]) -> dict[str, str]:
@@ -147,10 +150,15 @@ def fairness_metrics(fairness: dict[str, Any], prefix: str = "fairness") -> dict
             rates = {"rows": c.get("n"), "selection_rate": c["selected"] / c["n"] if c.get("n") else None}
             if "tp" in c:
                 pos, neg = c["tp"] + c["fn"], c["fp"] + c["tn"]
-                rates.update({"true_positive_rate": c["tp"] / pos if pos else None,
-                              "false_positive_rate": c["fp"] / neg if neg else None})
-            out.update({name("group", comp, side, k): float(v) for k, v in rates.items()
-                        if v is not None and _finite(v)})
+                rates.update(
+                    {
+                        "true_positive_rate": c["tp"] / pos if pos else None,
+                        "false_positive_rate": c["fp"] / neg if neg else None,
+                    }
+                )
+            out.update(
+                {name("group", comp, side, k): float(v) for k, v in rates.items() if v is not None and _finite(v)}
+            )
     return out
 
 
@@ -164,10 +172,17 @@ def lifecycle_metrics(rec: dict[str, Any]) -> dict[str, float]:
 
 def lifecycle_tags(entry: dict[str, Any], *, run_url: str | None) -> dict[str, str]:
     rec = entry["record"]
-    tags = {"fairgate.kind": "lifecycle", "fairgate.run_id": rec["run_id"], "fairgate.dag_id": rec["dag_id"],
-            "fairgate.decision": str(rec["decision"]), "fairgate.code_version": str(rec.get("code_version")),
-            "fairgate.policy_sha256": str(rec["policy"]["sha256"]), "fairgate.evidence_seq": str(entry["seq"]),
-            "fairgate.evidence_hash": entry["hash"], "mlflow.runName": rec["run_id"]}
+    tags = {
+        "fairgate.kind": "lifecycle",
+        "fairgate.run_id": rec["run_id"],
+        "fairgate.dag_id": rec["dag_id"],
+        "fairgate.decision": str(rec["decision"]),
+        "fairgate.code_version": str(rec.get("code_version")),
+        "fairgate.policy_sha256": str(rec["policy"]["sha256"]),
+        "fairgate.evidence_seq": str(entry["seq"]),
+        "fairgate.evidence_hash": entry["hash"],
+        "mlflow.runName": rec["run_id"],
+    }
     if rec.get("data"):
         tags.update({"fairgate.data_sha256": rec["data"]["sha256"], "fairgate.data_rows": str(rec["data"]["rows"])})
     if rec.get("gate"):
@@ -197,8 +212,9 @@ def experiment(mlflow: MlflowClient, model: str) -> str:
     if exp is not None:
         return str(exp.experiment_id)
     location = _embedded_artifacts(str(mlflow.tracking_uri))
-    return str(mlflow.create_experiment(f"fairgate/{model}", artifact_location=location,
-                                        tags={"fairgate.model": model}))
+    return str(
+        mlflow.create_experiment(f"fairgate/{model}", artifact_location=location, tags={"fairgate.model": model})
+    )
 
 
 def _runs(mlflow: MlflowClient, exp: str, tag: str, value: str) -> list[Any]:
@@ -207,23 +223,36 @@ def _runs(mlflow: MlflowClient, exp: str, tag: str, value: str) -> list[Any]:
     return list(mlflow.search_runs([exp], filter_string=f"tags.`{tag}` = '{value}'", max_results=50))
 
 
-def _log(mlflow: MlflowClient, run_id: str, *, metrics: dict[str, float] | None = None,
-         params: dict[str, str] | None = None, tags: dict[str, str] | None = None, at: int, step: int = 0) -> None:
+def _log(
+    mlflow: MlflowClient,
+    run_id: str,
+    *,
+    metrics: dict[str, float] | None = None,
+    params: dict[str, str] | None = None,
+    tags: dict[str, str] | None = None,
+    at: int,
+    step: int = 0,
+) -> None:
     from mlflow.entities import Metric, Param, RunTag
 
     metric_list = [Metric(k, v, at, step) for k, v in sorted((metrics or {}).items())]
     param_list = [Param(k, v) for k, v in sorted((params or {}).items())]
     tag_list = [RunTag(k, v) for k, v in sorted((tags or {}).items())]
     for i in range(0, max(len(metric_list), len(param_list), len(tag_list)), BATCH):
-        mlflow.log_batch(run_id, metrics=metric_list[i:i + BATCH], params=param_list[i:i + BATCH],
-                         tags=tag_list[i:i + BATCH])
+        mlflow.log_batch(
+            run_id, metrics=metric_list[i : i + BATCH], params=param_list[i : i + BATCH], tags=tag_list[i : i + BATCH]
+        )
 
 
 def _artifacts(store: ArtifactStore, rec: dict[str, Any], entry: dict[str, Any], folder: Path) -> Path:
     """The run's pages and its evidence record, each checked against the sha256 the record names."""
     folder.mkdir(parents=True, exist_ok=True)
-    pages = {"report.html": rec.get("report"), "model_card.md": rec.get("model_card"),
-             "datasheet.md": rec.get("datasheet"), "quality.html": (rec.get("quality") or {}).get("page")}
+    pages = {
+        "report.html": rec.get("report"),
+        "model_card.md": rec.get("model_card"),
+        "datasheet.md": rec.get("datasheet"),
+        "quality.html": (rec.get("quality") or {}).get("page"),
+    }
     for file, ref in pages.items():
         if ref and ref.get("uri") and ref.get("sha256"):
             (folder / file).write_bytes(_recorded(store, ref["uri"], ref["sha256"], file))
@@ -244,8 +273,9 @@ def _policy_file(store: ArtifactStore, rec: dict[str, Any]) -> bytes | None:
     return read_recorded(store, uri) if uri else None
 
 
-def log_lifecycle(mlflow: MlflowClient, store: ArtifactStore, policy: Policy, entry: dict[str, Any], *,
-                  run_url: str | None = None) -> tuple[str, bool]:
+def log_lifecycle(
+    mlflow: MlflowClient, store: ArtifactStore, policy: Policy, entry: dict[str, Any], *, run_url: str | None = None
+) -> tuple[str, bool]:
     """The MLflow run of one lifecycle evidence entry, and whether this call wrote it."""
     import yaml
 
@@ -264,16 +294,29 @@ def log_lifecycle(mlflow: MlflowClient, store: ArtifactStore, policy: Policy, en
     _log(mlflow, run_id, metrics=lifecycle_metrics(rec), params=params_of(raw), at=at)
     with tempfile.TemporaryDirectory() as tmp:
         mlflow.log_artifacts(run_id, str(_artifacts(store, rec, entry, Path(tmp) / "fairgate")), "fairgate")
-    for cand in ((rec.get("search") or {}).get("candidates") or []):
-        child = mlflow.create_run(exp, start_time=at, run_name=cand["id"], tags={
-            "mlflow.parentRunId": run_id, "fairgate.kind": "candidate", "fairgate.run_id": rec["run_id"],
-            "fairgate.candidate": cand["id"], "fairgate.status": str(cand.get("status")),
-            "fairgate.chosen": str(bool(cand.get("chosen"))).lower()})
+    for cand in (rec.get("search") or {}).get("candidates") or []:
+        child = mlflow.create_run(
+            exp,
+            start_time=at,
+            run_name=cand["id"],
+            tags={
+                "mlflow.parentRunId": run_id,
+                "fairgate.kind": "candidate",
+                "fairgate.run_id": rec["run_id"],
+                "fairgate.candidate": cand["id"],
+                "fairgate.status": str(cand.get("status")),
+                "fairgate.chosen": str(bool(cand.get("chosen"))).lower(),
+            },
+        )
         validation = cand.get("validation") or {}
-        metrics = {name("validation", k): float(v) for k, v in (validation.get("performance") or {}).items()
-                   if _finite(v)}
-        metrics.update(fairness_metrics({k: {"metrics": v} for k, v in (validation.get("fairness") or {}).items()},
-                                        "validation/fairness"))
+        metrics = {
+            name("validation", k): float(v) for k, v in (validation.get("performance") or {}).items() if _finite(v)
+        }
+        metrics.update(
+            fairness_metrics(
+                {k: {"metrics": v} for k, v in (validation.get("fairness") or {}).items()}, "validation/fairness"
+            )
+        )
         params = {k: str(v) for k, v in cand.items() if k in ("method", "estimator", "params") and v is not None}
         _log(mlflow, str(child.info.run_id), metrics=metrics, params=params, at=at)
         status = "FINISHED" if cand.get("status") == "fitted" else "FAILED"
@@ -295,45 +338,66 @@ def mlflow_version(mlflow: MlflowClient, model: str, version: str) -> Any | None
     return None
 
 
-def register_version(mlflow: MlflowClient, store: ArtifactStore, policy: Policy, version: str, *, run_id: str,
-                     rec: dict[str, Any], evidence_hash: str) -> tuple[str, bool]:
+def register_version(
+    mlflow: MlflowClient,
+    store: ArtifactStore,
+    policy: Policy,
+    version: str,
+    *,
+    run_id: str,
+    rec: dict[str, Any],
+    evidence_hash: str,
+) -> tuple[str, bool]:
     """The MLflow version of Fairgate ``version`` (registered under ``run_id`` if new), and whether it is new."""
     import mlflow as mlflow_module
     from mlflow.models import ModelSignature
     from mlflow.types.schema import ParamSchema, ParamSpec
-
 
     model = policy.model_name
     existing = mlflow_version(mlflow, model, version)
     if existing is not None:
         return str(existing.version), False
     manifest = registry.read_manifest(store, model, version)
-    signature = ModelSignature(params=ParamSchema([ParamSpec("reasons", "boolean", True),
-                                                   ParamSpec("recourse", "boolean", False)]))
+    signature = ModelSignature(
+        params=ParamSchema([ParamSpec("reasons", "boolean", True), ParamSpec("recourse", "boolean", False)])
+    )
     with tempfile.TemporaryDirectory() as tmp:
         files = serving.write_bundle(store, policy, version, Path(tmp) / "files", policy_file=_policy_file(store, rec))
         with warnings.catch_warnings():  # MLflow suggests type hints and an input example; the checks are ours
             warnings.simplefilter("ignore", UserWarning)
             mlflow_module.pyfunc.save_model(
-                path=str(Path(tmp) / "model"), python_model=str(Path(__file__).with_name("mlflow_model.py")),
+                path=str(Path(tmp) / "model"),
+                python_model=str(Path(__file__).with_name("mlflow_model.py")),
                 artifacts={f: str(files / f) for f in serving.FILES},
-                model_config={"model_name": model, "version": version}, signature=signature,
-                pip_requirements=_requirements())
+                model_config={"model_name": model, "version": version},
+                signature=signature,
+                pip_requirements=_requirements(),
+            )
         mlflow.log_artifacts(run_id, str(Path(tmp) / "model"), "model")
     try:
         mlflow.get_registered_model(model)
     except Exception:  # not there yet (MLflow raises RESOURCE_DOES_NOT_EXIST)
-        mlflow.create_registered_model(model, tags={"fairgate.model": model},
-                                       description=f"Registered by Fairgate from {model}'s lifecycle runs; the "
-                                                   f"'{ALIAS}' alias follows Fairgate's production pointer.")
+        mlflow.create_registered_model(
+            model,
+            tags={"fairgate.model": model},
+            description=f"Registered by Fairgate from {model}'s lifecycle runs; the "
+            f"'{ALIAS}' alias follows Fairgate's production pointer.",
+        )
     review = rec.get("review") or {}
     mv = mlflow.create_model_version(
-        model, source=f"{mlflow.get_run(run_id).info.artifact_uri}/model", run_id=run_id,
-        tags={"fairgate.sha256": version, "fairgate.gate_outcome": str(manifest.get("gate_outcome")),
-              "fairgate.approver": str(manifest.get("approver") or review.get("reviewer") or ""),
-              "fairgate.rationale": str(review.get("rationale") or ""),
-              "fairgate.run_id": str(manifest.get("run_id")), "fairgate.evidence_hash": evidence_hash},
-        description=f"Fairgate version {version[:12]} (sha256 {version}).")
+        model,
+        source=f"{mlflow.get_run(run_id).info.artifact_uri}/model",
+        run_id=run_id,
+        tags={
+            "fairgate.sha256": version,
+            "fairgate.gate_outcome": str(manifest.get("gate_outcome")),
+            "fairgate.approver": str(manifest.get("approver") or review.get("reviewer") or ""),
+            "fairgate.rationale": str(review.get("rationale") or ""),
+            "fairgate.run_id": str(manifest.get("run_id")),
+            "fairgate.evidence_hash": evidence_hash,
+        },
+        description=f"Fairgate version {version[:12]} (sha256 {version}).",
+    )
     return str(mv.version), True
 
 
@@ -372,15 +436,21 @@ def sync_alias(mlflow: MlflowClient, store: ArtifactStore, model: str) -> str | 
         return None
     mv = mlflow_version(mlflow, model, version)
     if mv is None:
-        raise StageError(f"Fairgate's production version {version[:12]} of {model!r} is not registered in MLflow; "
-                         "run `fairgate mlflow-sync` to register it.")
+        raise StageError(
+            f"Fairgate's production version {version[:12]} of {model!r} is not registered in MLflow; "
+            "run `fairgate mlflow-sync` to register it."
+        )
     mlflow.set_registered_model_alias(model, ALIAS, str(mv.version))
     return str(mv.version)
 
 
 def audit_metrics(result: dict[str, Any]) -> dict[str, float]:
-    out = fairness_metrics({k: {"metrics": v["metrics"], "counts": (v.get("counts") or {}).get("all")}
-                            for k, v in (result.get("fairness") or {}).items()})
+    out = fairness_metrics(
+        {
+            k: {"metrics": v["metrics"], "counts": (v.get("counts") or {}).get("all")}
+            for k, v in (result.get("fairness") or {}).items()
+        }
+    )
     out.update({name("drift", k.strip("_")): float(v) for k, v in (result.get("drift") or {}).items() if _finite(v)})
     for key in ("rows", "labeled_rows", "accuracy", "balanced_accuracy"):
         if _finite(result.get(key)):
@@ -388,8 +458,13 @@ def audit_metrics(result: dict[str, Any]) -> dict[str, float]:
     for comp, sides in (result.get("estimated_performance") or {}).items():  # before outcomes, and its error
         for side, entry in sides.items():
             for part in ("estimated", "error"):
-                out.update({name("estimated" if part == "estimated" else "estimation_error", comp, side, rate): float(v)
-                            for rate, v in (entry.get(part) or {}).items() if v is not None and _finite(v)})
+                out.update(
+                    {
+                        name("estimated" if part == "estimated" else "estimation_error", comp, side, rate): float(v)
+                        for rate, v in (entry.get(part) or {}).items()
+                        if v is not None and _finite(v)
+                    }
+                )
     out["status/degraded"] = float(result.get("status") == "degraded")
     out["status/insufficient_evidence"] = float(result.get("status") == "insufficient_evidence")
     return out
@@ -405,8 +480,11 @@ def log_audits(mlflow: MlflowClient, store: ArtifactStore, model: str, audits: l
     todo = [entry for entry in audits if entry["seq"] > done]
     if not todo:
         return 0
-    run_id = str(found[0].info.run_id if found else
-                 mlflow.create_run(exp, run_name=AUDIT_RUN, tags={"fairgate.kind": "audit"}).info.run_id)
+    run_id = str(
+        found[0].info.run_id
+        if found
+        else mlflow.create_run(exp, run_name=AUDIT_RUN, tags={"fairgate.kind": "audit"}).info.run_id
+    )
     logged = 0
     for entry in todo:
         rec = entry["record"]
@@ -414,14 +492,29 @@ def log_audits(mlflow: MlflowClient, store: ArtifactStore, model: str, audits: l
         day = date.fromisoformat(rec["date"])
         at = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
         _log(mlflow, run_id, metrics=audit_metrics(result), at=at, step=day.toordinal() - date(1970, 1, 1).toordinal())
-        _log(mlflow, run_id, tags={"fairgate.audit_seq": str(entry["seq"]), "fairgate.last_audit": rec["date"],
-                                   "fairgate.last_status": rec["status"]}, at=at)
+        _log(
+            mlflow,
+            run_id,
+            tags={
+                "fairgate.audit_seq": str(entry["seq"]),
+                "fairgate.last_audit": rec["date"],
+                "fairgate.last_status": rec["status"],
+            },
+            at=at,
+        )
         logged += 1
     return logged
 
 
-def sync(store: ArtifactStore, policy: Policy, *, mlflow: MlflowClient | None = None, run_id: str | None = None,
-         lifecycle_runs: bool = True, run_url: str | None = None) -> Synced:
+def sync(
+    store: ArtifactStore,
+    policy: Policy,
+    *,
+    mlflow: MlflowClient | None = None,
+    run_id: str | None = None,
+    lifecycle_runs: bool = True,
+    run_url: str | None = None,
+) -> Synced:
     """Write to MLflow what the model's evidence log holds and MLflow lacks; then move the alias.
 
     ``run_id`` limits the lifecycle runs to one (the task at the end of a lifecycle run), and
@@ -449,22 +542,37 @@ def sync(store: ArtifactStore, policy: Policy, *, mlflow: MlflowClient | None = 
                 out.present += 1
             version = (rec.get("deployment") or {}).get("version")
             if version and (rec.get("deployment") or {}).get("promoted"):
-                mv, new = register_version(mlflow, store, policy, version, run_id=mlflow_run,
-                                           rec=rec, evidence_hash=entry["hash"])
+                mv, new = register_version(
+                    mlflow, store, policy, version, run_id=mlflow_run, rec=rec, evidence_hash=entry["hash"]
+                )
                 if new:
                     out.versions.append(mv)
         production = registry.production_version(store, policy.model_name)
         if production and mlflow_version(mlflow, policy.model_name, production) is None:
             # The alias needs the production version in MLflow: log the run that deployed it too.
-            deployed = next((e for e in reversed(entries) if e["record"].get("kind") == "lifecycle"
-                             and (e["record"].get("deployment") or {}).get("version") == production
-                             and e["record"]["deployment"].get("promoted")), None)
+            deployed = next(
+                (
+                    e
+                    for e in reversed(entries)
+                    if e["record"].get("kind") == "lifecycle"
+                    and (e["record"].get("deployment") or {}).get("version") == production
+                    and e["record"]["deployment"].get("promoted")
+                ),
+                None,
+            )
             if deployed is not None:
                 mlflow_run, wrote = log_lifecycle(mlflow, store, policy, deployed)
                 if wrote:
                     out.runs.append(mlflow_run)
-                mv, _ = register_version(mlflow, store, policy, production, run_id=mlflow_run,
-                                         rec=deployed["record"], evidence_hash=deployed["hash"])
+                mv, _ = register_version(
+                    mlflow,
+                    store,
+                    policy,
+                    production,
+                    run_id=mlflow_run,
+                    rec=deployed["record"],
+                    evidence_hash=deployed["hash"],
+                )
                 out.versions.append(mv)
         out.audits = log_audits(mlflow, store, policy.model_name, audits)
         out.alias = sync_alias(mlflow, store, policy.model_name)
@@ -486,31 +594,41 @@ def disagreements(store: ArtifactStore, model: str, *, mlflow: MlflowClient | No
         if version and aliased is None:
             problems.append(f"Fairgate has {version[:12]} in production but MLflow's '{ALIAS}' alias is not set.")
         elif version is None and aliased is not None:
-            problems.append(f"Nothing is in production in Fairgate, but MLflow's '{ALIAS}' alias names version "
-                            f"{aliased}.")
+            problems.append(
+                f"Nothing is in production in Fairgate, but MLflow's '{ALIAS}' alias names version {aliased}."
+            )
         elif version and aliased is not None:
             sha = by_number[aliased].tags.get("fairgate.sha256") if aliased in by_number else None
             if sha != version:
-                problems.append(f"MLflow's '{ALIAS}' alias names version {aliased} ({str(sha)[:12]}), but Fairgate's "
-                                f"production version is {version[:12]}.")
+                problems.append(
+                    f"MLflow's '{ALIAS}' alias names version {aliased} ({str(sha)[:12]}), but Fairgate's "
+                    f"production version is {version[:12]}."
+                )
         known = {m["version"] for m in registry.list_versions(store, model)}
         for mv in versions:
             sha = mv.tags.get("fairgate.sha256")
             if sha not in known:
-                problems.append(f"MLflow version {mv.version} of {model!r} ({str(sha)[:12]}) is not a version in "
-                                "Fairgate's registry.")
+                problems.append(
+                    f"MLflow version {mv.version} of {model!r} ({str(sha)[:12]}) is not a version in "
+                    "Fairgate's registry."
+                )
         exp = mlflow.get_experiment_by_name(f"fairgate/{model}")
         logged: set[str] = set()
         if exp is not None:
-            for run in mlflow.search_runs([exp.experiment_id], filter_string="tags.`fairgate.kind` = 'lifecycle'",
-                                          max_results=50000):
+            for run in mlflow.search_runs(
+                [exp.experiment_id], filter_string="tags.`fairgate.kind` = 'lifecycle'", max_results=50000
+            ):
                 if run.data.tags.get("fairgate.complete"):
                     logged.add(run.data.tags.get("fairgate.evidence_hash", ""))
-        missing = [e["record"]["run_id"] for e in evidence.entries(store, model)
-                   if e["record"].get("kind") == "lifecycle" and e["hash"] not in logged]
+        missing = [
+            e["record"]["run_id"]
+            for e in evidence.entries(store, model)
+            if e["record"].get("kind") == "lifecycle" and e["hash"] not in logged
+        ]
         if missing:
-            problems.append(f"{len(missing)} lifecycle run(s) are not in MLflow (first: {missing[0]}); run "
-                            "`fairgate mlflow-sync`.")
+            problems.append(
+                f"{len(missing)} lifecycle run(s) are not in MLflow (first: {missing[0]}); run `fairgate mlflow-sync`."
+            )
     except _tracking_errors() as exc:
         raise _unavailable(exc, uri) from exc
     return problems
@@ -518,8 +636,17 @@ def disagreements(store: ArtifactStore, model: str, *, mlflow: MlflowClient | No
 
 def not_logged(store: ArtifactStore, model: str, *, run_id: str, error: str) -> dict[str, Any]:
     """Record in the evidence log that a lifecycle run did not reach MLflow (the re-sync command logs it later)."""
-    return evidence.append(store, model, {"kind": "tracking", "status": "not_logged", "lifecycle_run_id": run_id,
-                                          "error": error[:2000], "resync": "fairgate mlflow-sync"})
+    return evidence.append(
+        store,
+        model,
+        {
+            "kind": "tracking",
+            "status": "not_logged",
+            "lifecycle_run_id": run_id,
+            "error": error[:2000],
+            "resync": "fairgate mlflow-sync",
+        },
+    )
 
 
 def _not_logged(store: ArtifactStore, policy: Policy, run_id: str | None, error: str) -> dict[str, Any]:
@@ -528,8 +655,16 @@ def _not_logged(store: ArtifactStore, policy: Policy, run_id: str | None, error:
     return {"logged": False, "error": error}
 
 
-def track(store: ArtifactStore, policy: Policy, *, uri: str | None = None, run_id: str | None = None,
-          lifecycle_runs: bool = True, run_url: str | None = None, last_try: bool = True) -> dict[str, Any]:
+def track(
+    store: ArtifactStore,
+    policy: Policy,
+    *,
+    uri: str | None = None,
+    run_id: str | None = None,
+    lifecycle_runs: bool = True,
+    run_url: str | None = None,
+    last_try: bool = True,
+) -> dict[str, Any]:
     """The tracking stage: :func:`sync`, and for a lifecycle run that did not reach MLflow, the evidence of it.
 
     When the server cannot be reached, a try that is not the last raises (the task retries); the
@@ -547,5 +682,11 @@ def track(store: ArtifactStore, policy: Policy, *, uri: str | None = None, run_i
         return _not_logged(store, policy, run_id, str(exc))
     except NOT_RETRIED as exc:  # e.g. a production version no evidence record deployed: retrying will not help
         return _not_logged(store, policy, run_id, f"{type(exc).__name__}: {exc}")
-    return {"logged": True, "runs": synced.runs, "versions": synced.versions, "audits": synced.audits,
-            "alias": synced.alias, "tracking_uri": re.sub(r"//[^@/]*@", "//", str(mlflow.tracking_uri))}
+    return {
+        "logged": True,
+        "runs": synced.runs,
+        "versions": synced.versions,
+        "audits": synced.audits,
+        "alias": synced.alias,
+        "tracking_uri": re.sub(r"//[^@/]*@", "//", str(mlflow.tracking_uri)),
+    }

@@ -61,10 +61,14 @@ class Spec:
 
 def plan(policy: Policy) -> list[Spec]:
     """The candidates of the search: ``none`` and each configured method, crossed with the estimators."""
-    methods = [("none", "none", {})] + [(c["name"], c["method"], c["params"]) for c in policy.mitigation_candidates
-                                         if c["method"] != "none"]
-    return [Spec(name=name, method=method, params=dict(params), estimator=estimator)
-            for estimator in policy.mitigation_estimators for name, method, params in methods]
+    methods = [("none", "none", {})] + [
+        (c["name"], c["method"], c["params"]) for c in policy.mitigation_candidates if c["method"] != "none"
+    ]
+    return [
+        Spec(name=name, method=method, params=dict(params), estimator=estimator)
+        for estimator in policy.mitigation_estimators
+        for name, method, params in methods
+    ]
 
 
 def route_after_bias(detected: bool, reasons: tuple[str, ...], policy: Policy) -> tuple[str, str]:
@@ -77,6 +81,7 @@ def route_after_bias(detected: bool, reasons: tuple[str, ...], policy: Policy) -
 
 
 # --- fitting ---------------------------------------------------------------------------------------
+
 
 def fit(spec: Spec, train: pd.DataFrame, policy: Policy) -> tuple[Any, dict[str, Any]]:
     """Fit ``spec`` on the training rows; the model and what the method reports about itself.
@@ -101,8 +106,9 @@ def fit(spec: Spec, train: pd.DataFrame, policy: Policy) -> tuple[Any, dict[str,
     except InputError:
         raise
     except (ValueError, ZeroDivisionError, IndexError, KeyError) as exc:
-        raise MitigationError(f"{spec.method} could not be fitted on the training rows: "
-                              f"{type(exc).__name__}: {exc}") from None
+        raise MitigationError(
+            f"{spec.method} could not be fitted on the training rows: {type(exc).__name__}: {exc}"
+        ) from None
     raise MitigationError(f"unknown method {spec.method!r}")
 
 
@@ -114,8 +120,9 @@ def _fit_repaired(train: pd.DataFrame, policy: Policy, spec: Spec, level: float)
 
     columns = _repairable(policy)
     if not columns:
-        raise MitigationError("the disparate impact remover repairs numeric inputs and the policy names none "
-                              "(besides protected columns)")
+        raise MitigationError(
+            "the disparate impact remover repairs numeric inputs and the policy names none (besides protected columns)"
+        )
     X = training.feature_frame(train, policy)
     repaired = repair_inputs(X, groups.group_labels(train, policy), columns, level)
     pipeline = training.build_pipeline(policy, estimator=spec.estimator)
@@ -123,8 +130,9 @@ def _fit_repaired(train: pd.DataFrame, policy: Policy, spec: Spec, level: float)
     return RepairedInputs(pipeline, float(level), columns, list(policy.protected_columns))
 
 
-def _fit_exponentiated_gradient(train: pd.DataFrame, policy: Policy, spec: Spec,
-                                params: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+def _fit_exponentiated_gradient(
+    train: pd.DataFrame, policy: Policy, spec: Spec, params: dict[str, Any]
+) -> tuple[Any, dict[str, Any]]:
     """fairlearn's exponentiated gradient on the encoded training rows (a sample above ``sampling.max_rows``).
 
     The reduction refits the classifier once per iteration (20 to 50 times), so its cost is that
@@ -140,28 +148,39 @@ def _fit_exponentiated_gradient(train: pd.DataFrame, policy: Policy, spec: Spec,
         TruePositiveRateParity,
     )
 
-
-    constraint = {"demographic_parity": DemographicParity, "equalized_odds": EqualizedOdds,
-                  "true_positive_rate_parity": TruePositiveRateParity}[params["constraint"]]()
+    constraint = {
+        "demographic_parity": DemographicParity,
+        "equalized_odds": EqualizedOdds,
+        "true_positive_rate_parity": TruePositiveRateParity,
+    }[params["constraint"]]()
     of = len(train)
     y = labels(train, policy)
-    keep = sampling.stratified(cell_ids(groups.group_codes(train, policy)) * 2 + y, policy.sample_rows,
-                               seed=policy.seed)
+    keep = sampling.stratified(
+        cell_ids(groups.group_codes(train, policy)) * 2 + y, policy.sample_rows, seed=policy.seed
+    )
     if keep is not None:
         train, y = train.iloc[keep], y[keep]
     features = training.build_pipeline(policy, estimator=spec.estimator).named_steps["features"]
     encoded = features.fit_transform(training.feature_frame(train, policy))
-    reduction = ExponentiatedGradient(_rows_of(encoded, training.classifier_for(policy, spec.estimator)),
-                                      constraints=constraint, eps=float(params["eps"]),
-                                      max_iter=int(params["max_iter"]))
+    reduction = ExponentiatedGradient(
+        _rows_of(encoded, training.classifier_for(policy, spec.estimator)),
+        constraints=constraint,
+        eps=float(params["eps"]),
+        max_iter=int(params["max_iter"]),
+    )
     reduction.fit(np.arange(len(train)).reshape(-1, 1), y, sensitive_features=groups.group_labels(train, policy))
-    kept = [(clf.fitted_, float(w)) for clf, w in zip(reduction.predictors_, reduction.weights_, strict=True)
-            if w > 0]
+    kept = [(clf.fitted_, float(w)) for clf, w in zip(reduction.predictors_, reduction.weights_, strict=True) if w > 0]
     if not kept:
         raise MitigationError("exponentiated gradient returned no predictor with positive weight")
-    return (Mixture(features, [c for c, _ in kept], [w for _, w in kept]),
-            {"predictors": len(kept), "iterations": int(reduction.n_oracle_calls_), "rows": len(train),
-             "fitted_on": sampling.described(len(train), of, "training rows")})
+    return (
+        Mixture(features, [c for c, _ in kept], [w for _, w in kept]),
+        {
+            "predictors": len(kept),
+            "iterations": int(reduction.n_oracle_calls_),
+            "rows": len(train),
+            "fitted_on": sampling.described(len(train), of, "training rows"),
+        },
+    )
 
 
 def _rows_of(encoded: Any, classifier: Any) -> Any:
@@ -192,23 +211,39 @@ def _rows_of(encoded: Any, classifier: Any) -> Any:
 def _fit_threshold_optimizer(train: pd.DataFrame, policy: Policy, spec: Spec, params: dict[str, Any]) -> Any:
     from fairlearn.postprocessing import ThresholdOptimizer
 
-
     scorer = training.fit(train, policy, estimator=spec.estimator)
-    optimizer = ThresholdOptimizer(estimator=scorer, constraints=params["constraint"],
-                                   objective=params["objective"], prefit=True, predict_method="predict_proba")
-    optimizer.fit(training.feature_frame(train, policy), labels(train, policy),
-                  sensitive_features=groups.group_labels(train, policy))
+    optimizer = ThresholdOptimizer(
+        estimator=scorer,
+        constraints=params["constraint"],
+        objective=params["objective"],
+        prefit=True,
+        predict_method="predict_proba",
+    )
+    optimizer.fit(
+        training.feature_frame(train, policy),
+        labels(train, policy),
+        sensitive_features=groups.group_labels(train, policy),
+    )
     rules = {}
     for group, rule in optimizer.interpolated_thresholder_.interpolation_dict.items():
         if "p_ignore" in rule and rule.p_ignore:
-            raise MitigationError("the threshold optimizer returned a rule with a constant part (p_ignore), "
-                                  "which this version does not store")
-        rules[str(group)] = [float(rule.p0), rule.operation0.operator, float(rule.operation0.threshold),
-                             float(rule.p1), rule.operation1.operator, float(rule.operation1.threshold)]
+            raise MitigationError(
+                "the threshold optimizer returned a rule with a constant part (p_ignore), "
+                "which this version does not store"
+            )
+        rules[str(group)] = [
+            float(rule.p0),
+            rule.operation0.operator,
+            float(rule.operation0.threshold),
+            float(rule.p1),
+            rule.operation1.operator,
+            float(rule.operation1.threshold),
+        ]
     return GroupThresholds(scorer, rules, list(policy.protected_columns))
 
 
 # --- choosing on the validation split -------------------------------------------------------------
+
 
 def band_gap(fairness: dict[str, Any], policy: Policy) -> float:
     """How far the intervals lie outside the gate's bands, summed over comparisons and metrics.
@@ -261,8 +296,16 @@ def select(results: list[dict[str, Any]], rule: str) -> Choice:
         return Choice(closest["id"], inside, rule, "closest to the bands on the validation split")
     if inside:
         best = max((r for r in fitted if r["id"] in inside), key=accuracy)
-        return Choice(best["id"], inside, rule,
-                      f"{len(inside)} of {len(fitted)} candidates inside every band on the validation split; "
-                      "the highest balanced accuracy among them")
-    return Choice(closest["id"], inside, rule,
-                  "no candidate inside every band on the validation split: the closest to the bands (flagged)")
+        return Choice(
+            best["id"],
+            inside,
+            rule,
+            f"{len(inside)} of {len(fitted)} candidates inside every band on the validation split; "
+            "the highest balanced accuracy among them",
+        )
+    return Choice(
+        closest["id"],
+        inside,
+        rule,
+        "no candidate inside every band on the validation split: the closest to the bands (flagged)",
+    )

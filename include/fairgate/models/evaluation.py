@@ -28,8 +28,11 @@ def assess(model: Pipeline, test: pd.DataFrame, policy: Policy) -> tuple[dict[st
 
     codes, y = codes_and_labels(test, policy)
     scores, pred = training.predict(model, test, policy)
-    return (training.performance(y, scores, pred),
-            measure(codes, y, pred, comparisons(policy), confidence=policy.confidence_level), pred)
+    return (
+        training.performance(y, scores, pred),
+        measure(codes, y, pred, comparisons(policy), confidence=policy.confidence_level),
+        pred,
+    )
 
 
 def position(perf: dict[str, Any], fair: dict[str, Any]) -> dict[str, Any]:
@@ -43,17 +46,22 @@ def not_comparable(production: Pipeline, policy: Policy) -> str | None:
     return f"it needs input columns {lacking} that the policy no longer names" if lacking else None
 
 
-def evaluate(test: pd.DataFrame, candidate: Pipeline, policy: Policy, *, unmitigated: Pipeline | None = None,
-             production: tuple[str, Pipeline] | None = None,
-             proxies: dict[str, list[str]] | None = None,
-             recourse_scale: dict[str, float] | None = None) -> dict[str, Any]:
+def evaluate(
+    test: pd.DataFrame,
+    candidate: Pipeline,
+    policy: Policy,
+    *,
+    unmitigated: Pipeline | None = None,
+    production: tuple[str, Pipeline] | None = None,
+    proxies: dict[str, list[str]] | None = None,
+    recourse_scale: dict[str, float] | None = None,
+) -> dict[str, Any]:
     """Measure the candidate (and its comparators) on ``test`` and decide pass / fail / review.
 
     ``proxies`` (inputs the proxy check flagged, per protected attribute) are flipped with their
     attribute by the counterfactual check when the policy enables robustness.
     """
     import numpy as np
-
 
     perf, fairness, pred = assess(candidate, test, policy)
     compared = {"candidate": position(perf, fairness)}
@@ -77,18 +85,42 @@ def evaluate(test: pd.DataFrame, candidate: Pipeline, policy: Policy, *, unmitig
     recourse = None
     if policy.recourse.actionable and policy.recourse.max_share_gap is not None and recourse_scale:
         flagged = sorted({c for cols in (proxies or {}).values() for c in cols})
-        recourse = rc.audit(candidate, test, pred, policy, scale=recourse_scale, proxies=flagged,
-                            sample=policy.recourse.audit_sample, seed=policy.seed)
+        recourse = rc.audit(
+            candidate,
+            test,
+            pred,
+            policy,
+            scale=recourse_scale,
+            proxies=flagged,
+            sample=policy.recourse.audit_sample,
+            seed=policy.seed,
+        )
 
     codes, y = codes_and_labels(test, policy)
-    calibration = estimation.calibration_by_group(codes, training.predict(candidate, test, policy)[0], y,
-                                                  comparisons(policy))
-    decision = gate.decide(fairness, perf, policy, constant_predictor=len(np.unique(pred)) < 2, champion=champion,
-                           robustness=robust, recourse=recourse)
+    calibration = estimation.calibration_by_group(
+        codes, training.predict(candidate, test, policy)[0], y, comparisons(policy)
+    )
+    decision = gate.decide(
+        fairness,
+        perf,
+        policy,
+        constant_predictor=len(np.unique(pred)) < 2,
+        champion=champion,
+        robustness=robust,
+        recourse=recourse,
+    )
     return {
-        "outcome": decision.outcome, "reasons": decision.reasons, "findings": decision.as_dict()["findings"],
-        "performance": perf, "fairness": fairness, "champion": champion,
+        "outcome": decision.outcome,
+        "reasons": decision.reasons,
+        "findings": decision.as_dict()["findings"],
+        "performance": perf,
+        "fairness": fairness,
+        "champion": champion,
         "thresholds": {t.metric: t.describe() for t in policy.fairness_thresholds},
-        "comparison": compared, "importance": importance, "measured_on": f"test split ({len(test)} rows)",
-        "robustness": robust, "recourse": recourse, "calibration": calibration,
+        "comparison": compared,
+        "importance": importance,
+        "measured_on": f"test split ({len(test)} rows)",
+        "robustness": robust,
+        "recourse": recourse,
+        "calibration": calibration,
     }

@@ -41,8 +41,9 @@ def _log_odds(p: np.ndarray) -> np.ndarray:
     return np.asarray(np.log(p / (1 - p)))
 
 
-def scored_contributions(model: Pipeline, records: pd.DataFrame, policy: Policy,
-                         reference: dict[str, Any]) -> tuple[np.ndarray, pd.DataFrame]:
+def scored_contributions(
+    model: Pipeline, records: pd.DataFrame, policy: Policy, reference: dict[str, Any]
+) -> tuple[np.ndarray, pd.DataFrame]:
     """Each record's score (the model's probability of the favourable label) and :func:`contributions`.
 
     A logistic regression's pushes are its coefficients times each input's encoded change, from one
@@ -60,8 +61,9 @@ def scored_contributions(model: Pipeline, records: pd.DataFrame, policy: Policy,
     return _swapped_contributions(model, X, typical, columns)
 
 
-def _swapped_contributions(model: Any, X: pd.DataFrame, typical: dict[str, Any],
-                           columns: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
+def _swapped_contributions(
+    model: Any, X: pd.DataFrame, typical: dict[str, Any], columns: list[str]
+) -> tuple[np.ndarray, pd.DataFrame]:
     """Any model's pushes: the log-odds of each record minus those with one input swapped to its typical value."""
     import pandas as pd
 
@@ -72,8 +74,9 @@ def _swapped_contributions(model: Any, X: pd.DataFrame, typical: dict[str, Any],
         return p[0], pd.DataFrame({col: odds[0] - odds[i + 1] for i, col in enumerate(columns)})
     scores = model.predict_proba(X)[:, 1]
     base = _log_odds(scores)
-    return scores, pd.DataFrame({col: base - _log_odds(model.predict_proba(X.assign(**{col: typical[col]}))[:, 1])
-                                 for col in columns})
+    return scores, pd.DataFrame(
+        {col: base - _log_odds(model.predict_proba(X.assign(**{col: typical[col]}))[:, 1]) for col in columns}
+    )
 
 
 def _linear_blocks(model: Any, columns: list[str]) -> dict[str, Any] | None:
@@ -85,8 +88,12 @@ def _linear_blocks(model: Any, columns: list[str]) -> dict[str, Any] | None:
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     steps = getattr(model, "steps", None) or []
-    if len(steps) != 2 or not isinstance(steps[0][1], ColumnTransformer) \
-            or not isinstance(steps[1][1], LogisticRegression) or steps[1][1].coef_.shape[0] != 1:
+    if (
+        len(steps) != 2
+        or not isinstance(steps[0][1], ColumnTransformer)
+        or not isinstance(steps[1][1], LogisticRegression)
+        or steps[1][1].coef_.shape[0] != 1
+    ):
         return None
     pre = steps[0][1]
     blocks: dict[str, Any] = {}
@@ -106,8 +113,9 @@ def _linear_blocks(model: Any, columns: list[str]) -> dict[str, Any] | None:
     return blocks if set(blocks) == set(columns) else None
 
 
-def _linear_contributions(model: Any, X: pd.DataFrame, typical: dict[str, Any],
-                          blocks: dict[str, Any]) -> tuple[np.ndarray, pd.DataFrame]:
+def _linear_contributions(
+    model: Any, X: pd.DataFrame, typical: dict[str, Any], blocks: dict[str, Any]
+) -> tuple[np.ndarray, pd.DataFrame]:
     """Exact pushes of a linear model: each input's coefficients times its encoded change from the typical
     record (what swapping the input to its typical value changes in the log-odds), from one transform."""
     import numpy as np
@@ -121,8 +129,10 @@ def _linear_contributions(model: Any, X: pd.DataFrame, typical: dict[str, Any],
     if hasattr(encoded, "tocsc"):
         encoded = encoded.tocsc()  # column blocks of a sparse matrix, without densifying it
     ref = typical_row.toarray()[0] if hasattr(typical_row, "toarray") else np.asarray(typical_row)[0]
-    push = {col: np.asarray(encoded[:, idx] @ coef[idx]).ravel() - float(ref[idx] @ coef[idx])
-            for col, idx in blocks.items()}
+    push = {
+        col: np.asarray(encoded[:, idx] @ coef[idx]).ravel() - float(ref[idx] @ coef[idx])
+        for col, idx in blocks.items()
+    }
     return scores, pd.DataFrame({col: push[col] for col in X.columns if col in push})
 
 
@@ -160,8 +170,9 @@ def describe(policy: Policy, col: str, value: Any, typical: Any, push: float) ->
     return f"{text[0].upper()}{text[1:]} {effect} the score"
 
 
-def reason_codes(model: Pipeline, records: pd.DataFrame, policy: Policy, reference: dict[str, Any], *,
-                 top: int = 3) -> list[list[dict[str, Any]]]:
+def reason_codes(
+    model: Pipeline, records: pd.DataFrame, policy: Policy, reference: dict[str, Any], *, top: int = 3
+) -> list[list[dict[str, Any]]]:
     """For each record, up to ``top`` columns that pushed its score towards the decision it got.
 
     A favourable decision lists the largest positive pushes, an unfavourable one the largest
@@ -171,8 +182,9 @@ def reason_codes(model: Pipeline, records: pd.DataFrame, policy: Policy, referen
     return explained(model, records, policy, reference, top=top)[2]
 
 
-def explained(model: Pipeline, records: pd.DataFrame, policy: Policy, reference: dict[str, Any], *,
-              top: int = 3) -> tuple[np.ndarray, np.ndarray, list[list[dict[str, Any]]]]:
+def explained(
+    model: Pipeline, records: pd.DataFrame, policy: Policy, reference: dict[str, Any], *, top: int = 3
+) -> tuple[np.ndarray, np.ndarray, list[list[dict[str, Any]]]]:
     """Scores, 0/1 decisions at the policy's threshold, and :func:`reason_codes`, from one model call."""
     import numpy as np
 
@@ -191,8 +203,15 @@ def explained(model: Pipeline, records: pd.DataFrame, policy: Policy, reference:
                 break
             col = cols[j]
             value = _plain(raw[col][i])
-            reasons.append({"feature": col, "value": value, "typical": reference[col], "push": float(values[i, j]),
-                            "text": describe(policy, col, value, reference[col], values[i, j])})
+            reasons.append(
+                {
+                    "feature": col,
+                    "value": value,
+                    "typical": reference[col],
+                    "push": float(values[i, j]),
+                    "text": describe(policy, col, value, reference[col], values[i, j]),
+                }
+            )
         out.append(reasons)
     return scores, decisions, out
 
@@ -202,6 +221,7 @@ def _plain(x: Any) -> Any:
 
 
 # --- permutation importance ----------------------------------------------------------------------
+
 
 def rank_auc(y: np.ndarray, scores: np.ndarray) -> float:
     """ROC AUC as the Mann-Whitney statistic: (rank sum of positives - n1(n1+1)/2) / (n1 n0), ties averaged.
@@ -217,8 +237,9 @@ def rank_auc(y: np.ndarray, scores: np.ndarray) -> float:
     return float((rankdata(scores)[positives].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
-def importance(model: Pipeline, test: pd.DataFrame, policy: Policy, *, repeats: int = 5,
-               min_rows: int = 50) -> dict[str, Any]:
+def importance(
+    model: Pipeline, test: pd.DataFrame, policy: Policy, *, repeats: int = 5, min_rows: int = 50
+) -> dict[str, Any]:
     """Permutation importance (drop in ROC AUC when one input column is shuffled) on held-out rows.
 
     Each column is shuffled across all test rows ``repeats`` times; every shuffled prediction is
@@ -229,7 +250,6 @@ def importance(model: Pipeline, test: pd.DataFrame, policy: Policy, *, repeats: 
     spread over repeats is in ``std``; ``measured_on`` says which rows).
     """
     import numpy as np
-
 
     test = test.reset_index(drop=True)
     of = len(test)
@@ -246,13 +266,21 @@ def importance(model: Pipeline, test: pd.DataFrame, policy: Policy, *, repeats: 
         for code, side in ((0, "unprivileged"), (1, "privileged")):
             mask = codes[attr.column].to_numpy() == code
             if mask.sum() < min_rows or len(np.unique(y[mask])) < 2:
-                skipped[f"{attr.column}={side}"] = (f"{int(mask.sum())} rows" if mask.sum() < min_rows
-                                                    else "one label class only")
+                skipped[f"{attr.column}={side}"] = (
+                    f"{int(mask.sum())} rows" if mask.sum() < min_rows else "one label class only"
+                )
             else:
                 masks[f"{attr.column}={side}"] = mask
     if len(np.unique(y)) < 2:  # ROC AUC is undefined; the gate reports the missing evidence
-        return {"metric": "drop in ROC AUC", "repeats": repeats, "rows": len(X), "measured_on": measured_on,
-                "overall": {}, "by_group": {}, "skipped": {"all rows": f"one class of {policy.label!r} only"}}
+        return {
+            "metric": "drop in ROC AUC",
+            "repeats": repeats,
+            "rows": len(X),
+            "measured_on": measured_on,
+            "overall": {},
+            "by_group": {},
+            "skipped": {"all rows": f"one class of {policy.label!r} only"},
+        }
 
     def auc(scores: np.ndarray) -> dict[str, float]:
         return {name: rank_auc(y[m], scores[m]) for name, m in masks.items()}
@@ -266,14 +294,23 @@ def importance(model: Pipeline, test: pd.DataFrame, policy: Policy, *, repeats: 
             shuffled[col] = X[col].to_numpy()[rng.permutation(len(X))]
             for name, value in auc(model.predict_proba(shuffled)[:, 1]).items():
                 drops[name].setdefault(col, []).append(base[name] - value)
-    summary = {name: {col: {"mean": float(np.mean(d)), "std": float(np.std(d))} for col, d in cols.items()}
-               for name, cols in drops.items()}
-    return {"metric": "drop in ROC AUC", "repeats": repeats, "rows": len(X), "measured_on": measured_on,
-            "overall": summary.pop("overall"),
-            "by_group": summary, "skipped": skipped}
+    summary = {
+        name: {col: {"mean": float(np.mean(d)), "std": float(np.std(d))} for col, d in cols.items()}
+        for name, cols in drops.items()
+    }
+    return {
+        "metric": "drop in ROC AUC",
+        "repeats": repeats,
+        "rows": len(X),
+        "measured_on": measured_on,
+        "overall": summary.pop("overall"),
+        "by_group": summary,
+        "skipped": skipped,
+    }
 
 
 # --- proxy check ---------------------------------------------------------------------------------
+
 
 def _out_of_fold_lookup(values: pd.Series, target: np.ndarray, folds: np.ndarray) -> np.ndarray:
     """Score each row by the target mean of its value in the other folds (a one-column classifier)."""
@@ -298,8 +335,9 @@ def auc_interval(auc: float, positives: int, negatives: int, *, confidence: floa
     from scipy.stats import norm
 
     q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
-    var = ((auc * (1 - auc) + (positives - 1) * (q1 - auc**2) + (negatives - 1) * (q2 - auc**2))
-           / (positives * negatives))
+    var = (auc * (1 - auc) + (positives - 1) * (q1 - auc**2) + (negatives - 1) * (q2 - auc**2)) / (
+        positives * negatives
+    )
     half = float(norm.ppf(0.5 + confidence / 2)) * max(var, 0.0) ** 0.5
     return [max(0.0, auc - half), min(1.0, auc + half)]
 
@@ -325,7 +363,6 @@ def proxy_check(df: pd.DataFrame, policy: Policy, *, n_folds: int = 5) -> dict[s
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-
     inputs = [c for c in policy.features if c not in policy.protected_columns]
     df = df.reset_index(drop=True)
     of = len(df)
@@ -341,8 +378,14 @@ def proxy_check(df: pd.DataFrame, policy: Policy, *, n_folds: int = 5) -> dict[s
         else:
             binned[col] = X[col]
     threshold = policy.proxy_auc_warning
-    result: dict[str, Any] = {"threshold": threshold, "folds": n_folds, "attributes": {}, "flagged": [],
-                              "rows": len(df), "measured_on": sampling.described(len(df), of, "training rows")}
+    result: dict[str, Any] = {
+        "threshold": threshold,
+        "folds": n_folds,
+        "attributes": {},
+        "flagged": [],
+        "rows": len(df),
+        "measured_on": sampling.described(len(df), of, "training rows"),
+    }
     for attr in policy.protected:
         target = codes[attr.column].to_numpy()
         minority = int(min(target.sum(), len(target) - target.sum()))
@@ -353,20 +396,34 @@ def proxy_check(df: pd.DataFrame, policy: Policy, *, n_folds: int = 5) -> dict[s
         folds = np.empty(len(target), dtype=int)
         for k, (_, held) in enumerate(splitter.split(X, target)):
             folds[held] = k
-        per_column = {col: float(roc_auc_score(target, _out_of_fold_lookup(binned[col], target, folds)))
-                      for col in inputs}
+        per_column = {
+            col: float(roc_auc_score(target, _out_of_fold_lookup(binned[col], target, folds))) for col in inputs
+        }
         encode = ColumnTransformer(
-            [("categorical", OneHotEncoder(handle_unknown="ignore"), [c for c in inputs if c not in policy.numeric]),
-             ("numeric", StandardScaler(), [c for c in inputs if c in policy.numeric])])
-        combined = cross_val_score(Pipeline([("features", encode), ("classifier", LogisticRegression(max_iter=1000))]),
-                                   X, target, cv=splitter, scoring="roc_auc")
+            [
+                ("categorical", OneHotEncoder(handle_unknown="ignore"), [c for c in inputs if c not in policy.numeric]),
+                ("numeric", StandardScaler(), [c for c in inputs if c in policy.numeric]),
+            ]
+        )
+        combined = cross_val_score(
+            Pipeline([("features", encode), ("classifier", LogisticRegression(max_iter=1000))]),
+            X,
+            target,
+            cv=splitter,
+            scoring="roc_auc",
+        )
         flagged = sorted((c for c, auc in per_column.items() if auc >= threshold), key=lambda c: -per_column[c])
         positives = int(target.sum())
         result["attributes"][attr.column] = {
-            "per_column": per_column, "all_columns": float(combined.mean()), "flagged": flagged,
-            "per_column_interval": {col: auc_interval(auc, positives, len(target) - positives,
-                                                      confidence=policy.confidence_level)
-                                    for col, auc in per_column.items()}}
-        result["flagged"] += [f"{col} predicts {attr.column} with AUC {per_column[col]:.3f} (warning at "
-                              f"{threshold:g})" for col in flagged]
+            "per_column": per_column,
+            "all_columns": float(combined.mean()),
+            "flagged": flagged,
+            "per_column_interval": {
+                col: auc_interval(auc, positives, len(target) - positives, confidence=policy.confidence_level)
+                for col, auc in per_column.items()
+            },
+        }
+        result["flagged"] += [
+            f"{col} predicts {attr.column} with AUC {per_column[col]:.3f} (warning at {threshold:g})" for col in flagged
+        ]
     return result

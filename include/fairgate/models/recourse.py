@@ -52,8 +52,12 @@ class Change:
     cost: float
 
     def as_dict(self) -> dict[str, Any]:
-        return {"column": self.column, "from": _plain(self.before), "to": _plain(self.after),
-                "cost": round(self.cost, 6)}
+        return {
+            "column": self.column,
+            "from": _plain(self.before),
+            "to": _plain(self.after),
+            "cost": round(self.cost, 6),
+        }
 
 
 @dataclass
@@ -66,8 +70,14 @@ class Recourse:
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"feasible": self.feasible, "method": self.method, "cost": self.cost, "score": self.score,
-                "changes": [c.as_dict() for c in self.changes], "notes": self.notes}
+        return {
+            "feasible": self.feasible,
+            "method": self.method,
+            "cost": self.cost,
+            "score": self.score,
+            "changes": [c.as_dict() for c in self.changes],
+            "notes": self.notes,
+        }
 
 
 def _plain(value: Any) -> Any:
@@ -99,8 +109,11 @@ def cost_unit(train: pd.DataFrame, policy: Policy) -> dict[str, float]:
 def actionable(policy: Policy, proxies: list[str]) -> tuple[dict[str, Actionable], list[str]]:
     """The policy's actionable inputs less the flagged proxies, and a note for each proxy left out."""
     spec = {c: s for c, s in policy.recourse.actionable.items() if c not in proxies}
-    notes = [f"{c} is a proxy of a protected attribute (the proxy check flagged it): treated as immutable"
-             for c in policy.recourse.actionable if c in proxies]
+    notes = [
+        f"{c} is a proxy of a protected attribute (the proxy check flagged it): treated as immutable"
+        for c in policy.recourse.actionable
+        if c in proxies
+    ]
     return spec, notes
 
 
@@ -127,30 +140,31 @@ def _decision_function(model: Any, rows: pd.DataFrame, policy: Policy) -> Any:
     return model.decision_function(feature_frame(rows, policy, model))
 
 
-def compute(model: Any, record: dict[str, Any], policy: Policy, *, scale: dict[str, float],
-            proxies: list[str] | None = None) -> Recourse:
+def compute(
+    model: Any, record: dict[str, Any], policy: Policy, *, scale: dict[str, float], proxies: list[str] | None = None
+) -> Recourse:
     """The least-cost recourse for one record (a dict of its input columns) under ``model``."""
     import pandas as pd
 
     spec, notes = actionable(policy, proxies or [])
     if not spec:
-        raise RecourseError("Policy key 'recourse.actionable' names no input a person can change (proxies are "
-                            "immutable); there is no recourse to compute.")
+        raise RecourseError(
+            "Policy key 'recourse.actionable' names no input a person can change (proxies are "
+            "immutable); there is no recourse to compute."
+        )
     row = pd.DataFrame([record])
     score = float(_score(model, row, policy)[0])
     if score >= policy.decision_threshold:
-        raise RecourseError(f"The decision is already favourable (score {score:.3f} >= threshold "
-                            f"{policy.decision_threshold:g}); recourse applies to unfavourable decisions.")
-    if is_linear(model):
-        found = _linear(model, row, policy, spec, scale)
-    else:
-        found = _search(model, row, policy, spec, scale)
+        raise RecourseError(
+            f"The decision is already favourable (score {score:.3f} >= threshold "
+            f"{policy.decision_threshold:g}); recourse applies to unfavourable decisions."
+        )
+    found = _linear(model, row, policy, spec, scale) if is_linear(model) else _search(model, row, policy, spec, scale)
     found.notes = notes + found.notes
     return found
 
 
-def _category_options(row: pd.DataFrame, spec: dict[str, Actionable], policy: Policy
-                      ) -> list[list[tuple[str, Any]]]:
+def _category_options(row: pd.DataFrame, spec: dict[str, Actionable], policy: Policy) -> list[list[tuple[str, Any]]]:
     """For each actionable category: no change, or each allowed other value."""
     out = []
     for col, s in spec.items():
@@ -180,8 +194,9 @@ def _changes(row: pd.DataFrame, after: dict[str, Any], scale: dict[str, float], 
     return out
 
 
-def _linear(model: Any, row: pd.DataFrame, policy: Policy, spec: dict[str, Actionable],
-            scale: dict[str, float]) -> Recourse:
+def _linear(
+    model: Any, row: pd.DataFrame, policy: Policy, spec: dict[str, Actionable], scale: dict[str, float]
+) -> Recourse:
     target = _logit(policy.decision_threshold) + MARGIN
     numeric = [c for c in spec if c in policy.numeric]
     best: tuple[float, dict[str, Any]] | None = None
@@ -190,8 +205,16 @@ def _linear(model: Any, row: pd.DataFrame, policy: Policy, spec: dict[str, Actio
         d0 = float(_decision_function(model, base, policy)[0])
         cat_cost = sum(policy.recourse.categorical_cost for col, v in choice if v != row[col].iloc[0])
         # The slope of the decision function per unit of each numeric input (exact: the model is linear).
-        slopes = (_decision_function(model, pd_concat([_apply(base, {c: float(base[c].iloc[0]) + 1.0})
-                                                       for c in numeric]), policy) - d0) if numeric else []
+        slopes = (
+            (
+                _decision_function(
+                    model, pd_concat([_apply(base, {c: float(base[c].iloc[0]) + 1.0}) for c in numeric]), policy
+                )
+                - d0
+            )
+            if numeric
+            else []
+        )
         need, cost, after = target - d0, cat_cost, dict(choice)
         options = []
         for c, slope in zip(numeric, slopes, strict=True):
@@ -212,8 +235,9 @@ def _linear(model: Any, row: pd.DataFrame, policy: Policy, spec: dict[str, Actio
     return _finish(model, row, policy, best, scale, method="exact (linear model)")
 
 
-def linear_batch(model: Any, rows: pd.DataFrame, policy: Policy, spec: dict[str, Actionable],
-                 scale: dict[str, float]) -> tuple[Any, Any]:
+def linear_batch(
+    model: Any, rows: pd.DataFrame, policy: Policy, spec: dict[str, Actionable], scale: dict[str, float]
+) -> tuple[Any, Any]:
     """:func:`compute` for many rows of a linear model at once: whether each has recourse, and its cost.
 
     The same algorithm, vectorised: a numeric input's slope is the same for every row, and each
@@ -226,10 +250,13 @@ def linear_batch(model: Any, rows: pd.DataFrame, policy: Policy, spec: dict[str,
     d0 = _decision_function(model, rows, policy)
     numeric = [c for c in spec if c in policy.numeric]
     probe = rows.iloc[[0]]
-    slopes = {c: float(_decision_function(model, _apply(probe, {c: float(probe[c].iloc[0]) + 1.0}), policy)[0]
-                       - d0[0]) for c in numeric}
-    order = sorted((c for c in numeric if abs(slopes[c]) > 1e-12), key=lambda c: abs(slopes[c]) * scale[c],
-                   reverse=True)
+    slopes = {
+        c: float(_decision_function(model, _apply(probe, {c: float(probe[c].iloc[0]) + 1.0}), policy)[0] - d0[0])
+        for c in numeric
+    }
+    order = sorted(
+        (c for c in numeric if abs(slopes[c]) > 1e-12), key=lambda c: abs(slopes[c]) * scale[c], reverse=True
+    )
     categorical = [c for c in spec if c not in policy.numeric]
     choices = [[None, *(spec[c].values or [])] for c in categorical]  # None: keep the row's value
     best_cost = np.full(len(rows), np.inf)
@@ -286,8 +313,9 @@ def _grid(value: float, spec: Actionable, steps: int) -> list[float]:
     return sorted(out)
 
 
-def candidates(row: pd.DataFrame, policy: Policy, spec: dict[str, Actionable],
-               *, max_changed: int | None) -> list[dict[str, Any]]:
+def candidates(
+    row: pd.DataFrame, policy: Policy, spec: dict[str, Actionable], *, max_changed: int | None
+) -> list[dict[str, Any]]:
     """Every change of at most ``max_changed`` inputs (None: all) over the search grid."""
     steps = policy.recourse.search_steps
     values: dict[str, list[Any]] = {}
@@ -304,8 +332,15 @@ def candidates(row: pd.DataFrame, policy: Policy, spec: dict[str, Actionable],
     return out
 
 
-def _search(model: Any, row: pd.DataFrame, policy: Policy, spec: dict[str, Actionable],
-            scale: dict[str, float], *, max_changed: int | None = 2) -> Recourse:
+def _search(
+    model: Any,
+    row: pd.DataFrame,
+    policy: Policy,
+    spec: dict[str, Actionable],
+    scale: dict[str, float],
+    *,
+    max_changed: int | None = 2,
+) -> Recourse:
     options = candidates(row, policy, spec, max_changed=max_changed)
     if not options:
         return _finish(model, row, policy, None, scale, method="bounded search")
@@ -329,18 +364,32 @@ def brute_force(model: Any, record: dict[str, Any], policy: Policy, *, scale: di
     return _search(model, pd.DataFrame([record]), policy, spec, scale, max_changed=None)
 
 
-def _finish(model: Any, row: pd.DataFrame, policy: Policy, best: tuple[float, dict[str, Any]] | None,
-            scale: dict[str, float], *, method: str) -> Recourse:
+def _finish(
+    model: Any,
+    row: pd.DataFrame,
+    policy: Policy,
+    best: tuple[float, dict[str, Any]] | None,
+    scale: dict[str, float],
+    *,
+    method: str,
+) -> Recourse:
     if best is None:
-        return Recourse(feasible=False, method=method,
-                        notes=["no change of the actionable inputs within their bounds makes the decision favourable"])
+        return Recourse(
+            feasible=False,
+            method=method,
+            notes=["no change of the actionable inputs within their bounds makes the decision favourable"],
+        )
     changes = _changes(row, best[1], scale, policy)
     score = float(_score(model, _apply(row, best[1]), policy)[0])
     if score < policy.decision_threshold:  # the model has the last word
-        return Recourse(feasible=False, method=method, notes=[f"the computed change scores {score:.3f}, below the "
-                                                              "threshold (rounding); treated as no recourse"])
-    return Recourse(feasible=True, method=method, changes=changes, cost=round(sum(c.cost for c in changes), 6),
-                    score=score)
+        return Recourse(
+            feasible=False,
+            method=method,
+            notes=[f"the computed change scores {score:.3f}, below the threshold (rounding); treated as no recourse"],
+        )
+    return Recourse(
+        feasible=True, method=method, changes=changes, cost=round(sum(c.cost for c in changes), 6), score=score
+    )
 
 
 def sentence(found: Recourse, policy: Policy) -> str:
@@ -352,12 +401,14 @@ def sentence(found: Recourse, policy: Policy) -> str:
         label = policy.feature_labels.get(c.column, c.column.replace("_", " ").replace("-", " "))
         if c.column in policy.numeric:
             delta = float(c.after) - float(c.before)
-            parts.append(f"{label} {'up' if delta > 0 else 'down'} by {abs(delta):g} "
-                         f"(from {float(c.before):g} to {float(c.after):g})")
+            parts.append(
+                f"{label} {'up' if delta > 0 else 'down'} by {abs(delta):g} "
+                f"(from {float(c.before):g} to {float(c.after):g})"
+            )
         else:
             shown = policy.value_labels.get(c.column, {})
             parts.append(f"{label} {shown.get(str(c.after), c.after)} instead of {shown.get(str(c.before), c.before)}")
-    return ("Changing " + " and ".join(parts) + " would change the decision.")
+    return "Changing " + " and ".join(parts) + " would change the decision."
 
 
 def median_interval(values: list[float], confidence: float = 0.95) -> tuple[float | None, float | None]:
@@ -372,15 +423,23 @@ def median_interval(values: list[float], confidence: float = 0.95) -> tuple[floa
     return ordered[low], ordered[high]
 
 
-def audit(model: Any, window: pd.DataFrame, decisions: Any, policy: Policy, *, scale: dict[str, float],
-          proxies: list[str], sample: int, seed: int) -> dict[str, Any]:
+def audit(
+    model: Any,
+    window: pd.DataFrame,
+    decisions: Any,
+    policy: Policy,
+    *,
+    scale: dict[str, float],
+    proxies: list[str],
+    sample: int,
+    seed: int,
+) -> dict[str, Any]:
     """Recourse as a fairness measure over a window of decisions: per side of each comparison, the share
     of unfavourable decisions that have recourse within the bounds, and the median cost of those that do.
 
     At most ``sample`` unfavourable decisions are computed (a uniform sample, said in ``measured_on``).
     """
     import numpy as np
-
 
     unfavourable = np.flatnonzero(np.asarray(decisions) == 0)
     chosen = unfavourable
@@ -406,18 +465,30 @@ def audit(model: Any, window: pd.DataFrame, decisions: Any, policy: Policy, *, s
             low, high = wilson_interval(k, n, policy.confidence_level) if n else (None, None)
             costs = [float(c) for c in cost[mask & feasible]]
             m_low, m_high = median_interval(costs, policy.confidence_level)
-            sides[side] = {"unfavourable": n, "with_recourse": k, "share": k / n if n else None,
-                           "share_ci": [low, high], "median_cost": float(np.median(costs)) if costs else None,
-                           "median_cost_ci": [m_low, m_high]}
+            sides[side] = {
+                "unfavourable": n,
+                "with_recourse": k,
+                "share": k / n if n else None,
+                "share_ci": [low, high],
+                "median_cost": float(np.median(costs)) if costs else None,
+                "median_cost_ci": [m_low, m_high],
+            }
         u, p = sides["unprivileged"], sides["privileged"]
         gap = None
         if u["unfavourable"] and p["unfavourable"]:
-            g_low, g_high = newcombe_interval(u["with_recourse"], u["unfavourable"], p["with_recourse"],
-                                              p["unfavourable"], policy.confidence_level)
+            g_low, g_high = newcombe_interval(
+                u["with_recourse"], u["unfavourable"], p["with_recourse"], p["unfavourable"], policy.confidence_level
+            )
             gap = {"value": u["share"] - p["share"], "ci_low": g_low, "ci_high": g_high}
-        cost_gap = (u["median_cost"] - p["median_cost"]
-                    if u["median_cost"] is not None and p["median_cost"] is not None else None)
+        cost_gap = (
+            u["median_cost"] - p["median_cost"]
+            if u["median_cost"] is not None and p["median_cost"] is not None
+            else None
+        )
         out[comp.key] = {**sides, "share_gap": gap, "median_cost_gap": cost_gap}
-    return {"measured_on": f"{len(rows)} of {len(unfavourable)} unfavourable decisions"
-                           + (" (a uniform sample)" if len(rows) < len(unfavourable) else ""),
-            "comparisons": out, "max_share_gap": policy.recourse.max_share_gap}
+    return {
+        "measured_on": f"{len(rows)} of {len(unfavourable)} unfavourable decisions"
+        + (" (a uniform sample)" if len(rows) < len(unfavourable) else ""),
+        "comparisons": out,
+        "max_share_gap": policy.recourse.max_share_gap,
+    }

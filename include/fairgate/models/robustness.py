@@ -32,15 +32,20 @@ if TYPE_CHECKING:
 def _share(hits: np.ndarray, confidence: float) -> dict[str, Any]:
     n, k = int(hits.size), int(hits.sum())
     low, high = wilson_interval(k, n, confidence)
-    return {"n": n, "changed": k, "value": k / n if n else None,
-            "ci_low": low if n else None, "ci_high": high if n else None}
+    return {
+        "n": n,
+        "changed": k,
+        "value": k / n if n else None,
+        "ci_low": low if n else None,
+        "ci_high": high if n else None,
+    }
 
 
-def stability(model: Any, test: pd.DataFrame, policy: Policy, *, scale: float, repeats: int,
-              seed: int) -> dict[str, Any]:
+def stability(
+    model: Any, test: pd.DataFrame, policy: Policy, *, scale: float, repeats: int, seed: int
+) -> dict[str, Any]:
     """Share of decisions that flip under noise on the numeric inputs, overall and per protected group."""
     import numpy as np
-
 
     _, base = predict(model, test, policy)
     rng = np.random.default_rng(seed)
@@ -57,17 +62,23 @@ def stability(model: Any, test: pd.DataFrame, policy: Policy, *, scale: float, r
         codes = privileged_codes(test, attr)
         for side, code in (("privileged", 1), ("unprivileged", 0)):
             groups[f"{attr.column}={side}"] = _share(flipped[codes == code], policy.confidence_level)
-    return {"columns": columns, "scale": scale, "repeats": repeats,
-            "overall": _share(flipped, policy.confidence_level), "groups": groups,
-            "note": None if columns else "no numeric inputs: nothing to perturb"}
+    return {
+        "columns": columns,
+        "scale": scale,
+        "repeats": repeats,
+        "overall": _share(flipped, policy.confidence_level),
+        "groups": groups,
+        "note": None if columns else "no numeric inputs: nothing to perturb",
+    }
 
 
 def _typical(values: pd.Series, numeric: bool) -> Any:
     return float(values.median()) if numeric else values.mode(dropna=True).iloc[0]
 
 
-def counterfactual(model: Any, test: pd.DataFrame, policy: Policy, *,
-                   proxies: dict[str, list[str]] | None = None) -> dict[str, Any]:
+def counterfactual(
+    model: Any, test: pd.DataFrame, policy: Policy, *, proxies: dict[str, list[str]] | None = None
+) -> dict[str, Any]:
     """Per protected attribute: the share of decisions that change when each row's attribute (and its
     flagged proxies) takes the other group's typical value."""
 
@@ -82,21 +93,27 @@ def counterfactual(model: Any, test: pd.DataFrame, policy: Policy, *,
         flipped = test.copy()
         swapped = {}
         for col in columns:
-            numeric = is_numeric(test[col]) and (col in policy.numeric or attr.is_threshold and col == attr.column)
+            numeric = is_numeric(test[col]) and (col in policy.numeric or (attr.is_threshold and col == attr.column))
             to_unprivileged = _typical(test.loc[codes == 0, col], numeric)
             to_privileged = _typical(test.loc[codes == 1, col], numeric)
             flipped[col] = test[col].where(codes == 0, to_unprivileged).where(codes == 1, to_privileged)
-            swapped[col] = {"privileged_rows_get": _plain(to_unprivileged),
-                            "unprivileged_rows_get": _plain(to_privileged)}
+            swapped[col] = {
+                "privileged_rows_get": _plain(to_unprivileged),
+                "unprivileged_rows_get": _plain(to_privileged),
+            }
         changed = predict(model, flipped, policy)[1] != base
         reads = [c for c in columns if c in policy.features] + (
-            [attr.column] if getattr(model, "group_attributes", ()) and attr.column not in policy.features else [])
+            [attr.column] if getattr(model, "group_attributes", ()) and attr.column not in policy.features else []
+        )
         out[attr.column] = {
-            "columns": columns, "swapped": swapped, "overall": _share(changed, policy.confidence_level),
+            "columns": columns,
+            "swapped": swapped,
+            "overall": _share(changed, policy.confidence_level),
             "privileged": _share(changed[codes == 1], policy.confidence_level),
             "unprivileged": _share(changed[codes == 0], policy.confidence_level),
-            "note": None if reads else f"the model reads neither {attr.column} nor a flagged proxy of it, so no "
-                                       "decision can change",
+            "note": None
+            if reads
+            else f"the model reads neither {attr.column} nor a flagged proxy of it, so no decision can change",
         }
     return out
 
@@ -110,9 +127,10 @@ def measure(model: Any, test: pd.DataFrame, policy: Policy, *, proxies: dict[str
     settings = policy.robustness
     return {
         "measured_on": f"test split ({len(test)} rows)",
-        "stability": stability(model, test, policy, scale=settings.perturbation_scale,
-                               repeats=settings.repeats, seed=policy.seed),
-        "counterfactual": counterfactual(model, test, policy,
-                                         proxies=proxies if settings.flip_proxies else None),
-        "max_flip_rate": settings.max_flip_rate, "max_counterfactual_rate": settings.max_counterfactual_rate,
+        "stability": stability(
+            model, test, policy, scale=settings.perturbation_scale, repeats=settings.repeats, seed=policy.seed
+        ),
+        "counterfactual": counterfactual(model, test, policy, proxies=proxies if settings.flip_proxies else None),
+        "max_flip_rate": settings.max_flip_rate,
+        "max_counterfactual_rate": settings.max_counterfactual_rate,
     }

@@ -94,8 +94,7 @@ def build_pipeline(policy: Policy, *, estimator: str | None = None) -> Pipeline:
     categorical = [c for c in policy.features if c not in policy.numeric]
     numeric = [c for c in policy.features if c in policy.numeric]
     pre = ColumnTransformer(
-        [("categorical", OneHotEncoder(handle_unknown="ignore"), categorical),
-         ("numeric", StandardScaler(), numeric)],
+        [("categorical", OneHotEncoder(handle_unknown="ignore"), categorical), ("numeric", StandardScaler(), numeric)],
         remainder="drop",
     )
     return Pipeline([("features", pre), ("classifier", clf)])
@@ -112,13 +111,13 @@ def feature_frame(df: pd.DataFrame, policy: Policy, model: Any = None) -> pd.Dat
         if col not in policy.numeric:
             X[col] = X[col].astype(str)
     if getattr(model, "group_attributes", ()):
-
         X[GROUP_COLUMN] = group_labels(df, policy)
     return X
 
 
-def fit(df: pd.DataFrame, policy: Policy, *, estimator: str | None = None,
-        sample_weight: np.ndarray | None = None) -> Pipeline:
+def fit(
+    df: pd.DataFrame, policy: Policy, *, estimator: str | None = None, sample_weight: np.ndarray | None = None
+) -> Pipeline:
     pipe = build_pipeline(policy, estimator=estimator)
     kwargs: dict[str, Any] = {}
     if sample_weight is not None:
@@ -142,7 +141,7 @@ def performance(y: np.ndarray, scores: np.ndarray, y_pred: np.ndarray) -> dict[s
         "balanced_accuracy": float(balanced_accuracy_score(y, y_pred)) if two_classes else None,
         "roc_auc": float(roc_auc_score(y, scores)) if two_classes else None,
         "selection_rate": float(np.mean(y_pred)),
-        "rows": int(len(y)),
+        "rows": len(y),
     }
 
 
@@ -191,11 +190,9 @@ def split_frame(split: np.ndarray, df: pd.DataFrame, policy: Policy) -> pd.DataF
     return pd.DataFrame({"row": key, "split": split})
 
 
-
 def assign_split(df: pd.DataFrame, policy: Policy) -> np.ndarray:
     """train / validation / test per row, stratified by label × group cell; made once, before mitigation."""
     import numpy as np
-
 
     codes, y = codes_and_labels(df, policy)
     strata = y.astype(np.int64)
@@ -204,8 +201,9 @@ def assign_split(df: pd.DataFrame, policy: Policy) -> np.ndarray:
     return split_rows(df, policy, strata)
 
 
-def train_candidate(df: pd.DataFrame, policy: Policy, split: np.ndarray, *,
-                    weights: np.ndarray | None = None) -> dict[str, Any]:
+def train_candidate(
+    df: pd.DataFrame, policy: Policy, split: np.ndarray, *, weights: np.ndarray | None = None
+) -> dict[str, Any]:
     """Fit the policy's pipeline on the training rows of ``split`` (with ``weights``, one per training row).
 
     With weights, the same pipeline is also fitted without them (the unmitigated twin), so the
@@ -216,8 +214,9 @@ def train_candidate(df: pd.DataFrame, policy: Policy, split: np.ndarray, *,
     if len(split) != len(df):
         raise InputError(f"The stored split has {len(split)} rows but the snapshot has {len(df)}.")
     if weights is not None and len(weights) != int(is_train.sum()):
-        raise InputError(f"Reweighing weights have {len(weights)} rows but the split has {int(is_train.sum())} "
-                         "training rows.")
+        raise InputError(
+            f"Reweighing weights have {len(weights)} rows but the split has {int(is_train.sum())} training rows."
+        )
     y = labels(df, policy)
     model = fit(df[is_train], policy, sample_weight=weights)
     scores, pred = predict(model, df[is_val], policy)

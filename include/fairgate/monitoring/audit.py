@@ -51,6 +51,7 @@ def feature_psi(reference: pd.Series, current: pd.Series, *, numeric: bool, bins
         e = np.histogram(reference.to_numpy(dtype=float), edges)[0]
         a = np.histogram(current.to_numpy(dtype=float), edges)[0]
         return psi(e, a)
+
     def counts(s: pd.Series) -> pd.Series:
         # value_counts first, then stringify the few categories (fast on dictionary-encoded columns)
         vc = s.value_counts()
@@ -66,17 +67,26 @@ def _per_version(df: pd.DataFrame, policy: Policy, versions: list[str]) -> dict[
     """Rows and selection metrics of each model version that scored part of the window (not pooled)."""
     import numpy as np
 
-
     out = {}
     for v in versions:
         part = df[df["model_version"] == v].reset_index(drop=True)
         pred = part["decision"].to_numpy(dtype=np.int8)
-        measured = measure(group_codes(part, policy), np.zeros(len(part), dtype=np.int8), pred,
-                           comparisons(policy), confidence=policy.confidence_level)
-        out[v] = {"rows": len(part), "labeled_rows": int(part[LABEL_COLUMN].notna().sum()),
-                  "selection_rate": float(pred.mean()),
-                  "fairness": {k: {m: r["metrics"][m] for m in ("disparate_impact", "statistical_parity_difference")}
-                               for k, r in measured.items()}}
+        measured = measure(
+            group_codes(part, policy),
+            np.zeros(len(part), dtype=np.int8),
+            pred,
+            comparisons(policy),
+            confidence=policy.confidence_level,
+        )
+        out[v] = {
+            "rows": len(part),
+            "labeled_rows": int(part[LABEL_COLUMN].notna().sum()),
+            "selection_rate": float(pred.mean()),
+            "fairness": {
+                k: {m: r["metrics"][m] for m in ("disparate_impact", "statistical_parity_difference")}
+                for k, r in measured.items()
+            },
+        }
     return out
 
 
@@ -106,8 +116,11 @@ def judge_fairness(fairness: dict[str, dict[str, Any]], policy: Policy) -> tuple
             insufficient.extend(f"{key}: {s}" for s in short)
             continue
         labeled = res["counts"]["labeled"]
-        lacking = short_groups(labeled, policy, unit="labeled rows") if labeled else \
-            ["no outcomes have arrived: insufficient evidence"]
+        lacking = (
+            short_groups(labeled, policy, unit="labeled rows")
+            if labeled
+            else ["no outcomes have arrived: insufficient evidence"]
+        )
         for t in policy.fairness_thresholds:
             m = res["metrics"].get(t.metric)
             if m is None:
@@ -122,8 +135,9 @@ def judge_fairness(fairness: dict[str, dict[str, Any]], policy: Policy) -> tuple
     return reasons, insufficient
 
 
-def measure_window(df: pd.DataFrame, versions: list[str], policy: Policy, *, manifest: dict[str, Any],
-                   training: pd.DataFrame | None) -> dict[str, Any]:
+def measure_window(
+    df: pd.DataFrame, versions: list[str], policy: Policy, *, manifest: dict[str, Any], training: pd.DataFrame | None
+) -> dict[str, Any]:
     """Fairness, drift and performance of a window of the prediction log, and its status.
 
     ``versions`` are ordered by the last day each scored (see
@@ -134,7 +148,6 @@ def measure_window(df: pd.DataFrame, versions: list[str], policy: Policy, *, man
     """
     import numpy as np
 
-
     version = versions[-1]  # in production at the window's end (see read_window); the one judged
     per_version = _per_version(df, policy, versions) if len(versions) > 1 else {}
     df = df[df["model_version"] == version].reset_index(drop=True)
@@ -144,25 +157,48 @@ def measure_window(df: pd.DataFrame, versions: list[str], policy: Policy, *, man
     comps = comparisons(policy)
     # Selection metrics need no outcomes: all predictions count.
     selection = measure(codes, np.zeros(len(df), dtype=np.int8), pred, comps, confidence=policy.confidence_level)
-    outcome = measure(codes[labeled].reset_index(drop=True), df.loc[labeled, LABEL_COLUMN].to_numpy(dtype=np.int8),
-                      pred[labeled], comps, confidence=policy.confidence_level) if labeled.any() else {}
+    outcome = (
+        measure(
+            codes[labeled].reset_index(drop=True),
+            df.loc[labeled, LABEL_COLUMN].to_numpy(dtype=np.int8),
+            pred[labeled],
+            comps,
+            confidence=policy.confidence_level,
+        )
+        if labeled.any()
+        else {}
+    )
 
     fairness: dict[str, dict[str, Any]] = {}
     for comp in comps:
         sel, out = selection[comp.key], outcome.get(comp.key)
         metrics = {m: sel["metrics"][m] for m in SELECTION_METRICS}
         if out:
-            metrics.update({m: out["metrics"][m] for m in ("equal_opportunity_difference", "average_odds_difference",
-                                                           "false_positive_rate_difference",
-                                                           "false_negative_rate_difference")})
+            metrics.update(
+                {
+                    m: out["metrics"][m]
+                    for m in (
+                        "equal_opportunity_difference",
+                        "average_odds_difference",
+                        "false_positive_rate_difference",
+                        "false_negative_rate_difference",
+                    )
+                }
+            )
         all_counts: dict[str, dict[str, float]] = {
             side: {"n": sel["counts"][side]["n"], "selected": sel["counts"][side]["selected"]}
-            for side in ("unprivileged", "privileged")}
+            for side in ("unprivileged", "privileged")
+        }
         labeled_counts: dict[str, dict[str, float]] | None = out["counts"] if out else None
         counts = {"all": all_counts, "labeled": labeled_counts}
-        fairness[comp.key] = {"metrics": metrics, "counts": counts,
-                              "rates": {"selection": {s: sel["rates"][s]["selection_rate"] for s in sel["rates"]},
-                                        "outcome": out["rates"] if out else None}}
+        fairness[comp.key] = {
+            "metrics": metrics,
+            "counts": counts,
+            "rates": {
+                "selection": {s: sel["rates"][s]["selection_rate"] for s in sel["rates"]},
+                "outcome": out["rates"] if out else None,
+            },
+        }
     reasons, insufficient = judge_fairness(fairness, policy)
 
     snapshot = training
@@ -175,10 +211,11 @@ def measure_window(df: pd.DataFrame, versions: list[str], policy: Policy, *, man
                 if value > policy.audit_psi_threshold:
                     reasons.append(f"feature {col!r} drifted: PSI={value:.3f} > {policy.audit_psi_threshold:g}")
         ref_codes = group_codes(snapshot, policy)
-        cells = [tuple(zip(codes.columns, v, strict=True)) for v in
-                 np.ndindex(*(2,) * len(codes.columns))]
-        mix = psi(np.array([cell_mask(ref_codes, c).sum() for c in cells]),
-                  np.array([cell_mask(codes, c).sum() for c in cells]))
+        cells = [tuple(zip(codes.columns, v, strict=True)) for v in np.ndindex(*(2,) * len(codes.columns))]
+        mix = psi(
+            np.array([cell_mask(ref_codes, c).sum() for c in cells]),
+            np.array([cell_mask(codes, c).sum() for c in cells]),
+        )
         drift["__group_mix__"] = mix
         if mix > policy.audit_group_mix_psi_threshold:
             reasons.append(f"group mix drifted: PSI={mix:.3f} > {policy.audit_group_mix_psi_threshold:g}")
@@ -189,23 +226,39 @@ def measure_window(df: pd.DataFrame, versions: list[str], policy: Policy, *, man
 
     status = "degraded" if reasons else "insufficient_evidence" if insufficient else "healthy"
     labels_rows = int(labeled.sum())
-    accuracy = float((pred[labeled] == df.loc[labeled, LABEL_COLUMN].to_numpy(dtype=np.int8)).mean()) \
-        if labels_rows else None
+    accuracy = (
+        float((pred[labeled] == df.loc[labeled, LABEL_COLUMN].to_numpy(dtype=np.int8)).mean()) if labels_rows else None
+    )
     review = review_queue_figures(df, codes, policy) if "review_status" in df.columns else None
     contests = contest_figures(df, codes, policy) if "case_kind" in df.columns else None
     estimated = None
     if "score" in df.columns:  # rates before outcomes arrive, and how far off they were where they have
-
-        estimated = estimation.per_group(codes, df["score"].to_numpy(dtype=float), pred, comps,
-                                         outcomes=df[LABEL_COLUMN].to_numpy(dtype=float, na_value=np.nan),
-                                         deployed=manifest.get("calibration"))
-    return {"review_queue": review, "contests": contests, "estimated_performance": estimated,
-            "status": status, "reasons": reasons,
-            "insufficient": insufficient, "rows": len(df),
-            "labeled_rows": labels_rows, "model_versions": versions, "judged_version": version,
-            "per_version": per_version, "selection_rate": float(pred.mean()),
-            "accuracy": accuracy, "fairness": fairness, "drift": {k: round(v, 6) for k, v in drift.items()},
-            "change_since_deployment": changes}
+        estimated = estimation.per_group(
+            codes,
+            df["score"].to_numpy(dtype=float),
+            pred,
+            comps,
+            outcomes=df[LABEL_COLUMN].to_numpy(dtype=float, na_value=np.nan),
+            deployed=manifest.get("calibration"),
+        )
+    return {
+        "review_queue": review,
+        "contests": contests,
+        "estimated_performance": estimated,
+        "status": status,
+        "reasons": reasons,
+        "insufficient": insufficient,
+        "rows": len(df),
+        "labeled_rows": labels_rows,
+        "model_versions": versions,
+        "judged_version": version,
+        "per_version": per_version,
+        "selection_rate": float(pred.mean()),
+        "accuracy": accuracy,
+        "fairness": fairness,
+        "drift": {k: round(v, 6) for k, v in drift.items()},
+        "change_since_deployment": changes,
+    }
 
 
 def with_recourse(result: dict[str, Any], recourse: dict[str, Any], policy: Policy) -> dict[str, Any]:
@@ -217,8 +270,10 @@ def with_recourse(result: dict[str, Any], recourse: dict[str, Any], policy: Poli
     for key, comp in recourse["comparisons"].items():
         gap = comp["share_gap"]
         if bound is not None and gap is not None and abs(gap["value"]) > bound:
-            reasons.append(f"{key}: recourse share gap={gap['value']:.4f} [{gap['ci_low']:.4f}, "
-                           f"{gap['ci_high']:.4f}] vs |x| <= {bound:g}")
+            reasons.append(
+                f"{key}: recourse share gap={gap['value']:.4f} [{gap['ci_low']:.4f}, "
+                f"{gap['ci_high']:.4f}] vs |x| <= {bound:g}"
+            )
     status = "degraded" if reasons else result["status"]
     return {**result, "recourse": recourse, "reasons": reasons, "status": status}
 
@@ -243,7 +298,6 @@ def review_queue_figures(df: pd.DataFrame, codes: pd.DataFrame, policy: Policy) 
     outcome supersedes the automatic decision."""
     import numpy as np
 
-
     status = df["review_status"].to_numpy()
     if "case_kind" in df.columns:
         reviewed = ((df["case_kind"] == "review") & df["case_decided"]).to_numpy(dtype=bool)
@@ -257,12 +311,22 @@ def review_queue_figures(df: pd.DataFrame, codes: pd.DataFrame, policy: Policy) 
         n, pending = int(mask.sum()), int((mask & (status == "pending")).sum())
         r, o = int((mask & reviewed).sum()), int((mask & overturned).sum())
         out.setdefault(key, {})[side] = {
-            "decisions": n, "pending": pending, "over_cap": int((mask & (status == "over_cap")).sum()),
-            "share_queued": share(pending, n, level), "reviewed": r, "overturned": o,
-            "overturn_rate": share(o, r, level)}
-    return {"pending": int(np.sum(status == "pending")), "over_cap": int(np.sum(status == "over_cap")),
-            "reviewed": int(reviewed.sum()), "overturned": int(overturned.sum()),
-            "above_cap": policy.review_triggers.above_cap, "comparisons": out}
+            "decisions": n,
+            "pending": pending,
+            "over_cap": int((mask & (status == "over_cap")).sum()),
+            "share_queued": share(pending, n, level),
+            "reviewed": r,
+            "overturned": o,
+            "overturn_rate": share(o, r, level),
+        }
+    return {
+        "pending": int(np.sum(status == "pending")),
+        "over_cap": int(np.sum(status == "over_cap")),
+        "reviewed": int(reviewed.sum()),
+        "overturned": int(overturned.sum()),
+        "above_cap": policy.review_triggers.above_cap,
+        "comparisons": out,
+    }
 
 
 def contest_figures(df: pd.DataFrame, codes: pd.DataFrame, policy: Policy) -> dict[str, Any]:
@@ -277,6 +341,11 @@ def contest_figures(df: pd.DataFrame, codes: pd.DataFrame, policy: Policy) -> di
     out: dict[str, Any] = {}
     for key, side, mask in _sides(codes, policy):
         n, c, o = int(mask.sum()), int((mask & contested).sum()), int((mask & overturned).sum())
-        out.setdefault(key, {})[side] = {"decisions": n, "contested": c, "overturned": o,
-                                         "contest_rate": share(c, n, level), "overturn_rate": share(o, c, level)}
+        out.setdefault(key, {})[side] = {
+            "decisions": n,
+            "contested": c,
+            "overturned": o,
+            "contest_rate": share(c, n, level),
+            "overturn_rate": share(o, c, level),
+        }
     return {"contested": int(contested.sum()), "overturned": int(overturned.sum()), "comparisons": out}

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from fairgate.data.simulation import day_batch
 from fairgate.data.sources import read_location, read_sql, to_parquet_bytes
-from fairgate.errors import DataError, NotFoundError, NothingThere, StageError
+from fairgate.errors import DataError, NotFoundError, NothingThere, StageError, StoreConfigError
 from fairgate.fairness.groups import labels
 from fairgate.governance import evidence, registry
 from fairgate.models import recourse
@@ -57,8 +57,10 @@ def incoming(policy: Policy, day: date, *, scenario: str | None = None) -> pd.Da
     """The records that arrived on ``day``: the simulated feed, or the ``date=`` partition of a folder."""
     feed = policy.audit_incoming
     if not feed:
-        raise StageError(f"Policy key 'audit.incoming' is not set for model {policy.model_name!r}: name the folder "
-                         "(local or s3://) or sql:// connection its records to score arrive in.")
+        raise StageError(
+            f"Policy key 'audit.incoming' is not set for model {policy.model_name!r}: name the folder "
+            "(local or s3://) or sql:// connection its records to score arrive in."
+        )
     if feed.startswith("simulated://"):
         return day_batch(day, policy, scenario=scenario or policy.audit_scenario, rows=policy.audit_daily_rows)
 
@@ -92,7 +94,6 @@ def fetch_outcomes(store: ArtifactStore, policy: Policy, day: date) -> list[str]
     """
     import pandas as pd
 
-
     source, key = policy.audit_outcomes, policy.row_key
     if not source or not key:
         return []
@@ -110,8 +111,10 @@ def fetch_outcomes(store: ArtifactStore, policy: Policy, day: date) -> list[str]
             continue
         missing = [c for c in (key, policy.label) if c not in rows.columns]
         if missing:
-            raise StageError(f"Policy key 'audit.outcomes': the outcomes of {d} lack column(s) {missing} "
-                             f"(they have {sorted(map(str, rows.columns))}).")
+            raise StageError(
+                f"Policy key 'audit.outcomes': the outcomes of {d} lack column(s) {missing} "
+                f"(they have {sorted(map(str, rows.columns))})."
+            )
         outcomes = pd.DataFrame({key: rows[key].to_numpy(), LABEL_COLUMN: labels(rows, policy)})
         store.put(partition_key("labels", name, d), to_parquet_bytes(outcomes))
         if policy.audit_log_table:
@@ -120,8 +123,9 @@ def fetch_outcomes(store: ArtifactStore, policy: Policy, day: date) -> list[str]
     return copied
 
 
-def write_day(store: ArtifactStore, model: str, day: date, log: pd.DataFrame,
-              outcomes: pd.DataFrame | None) -> Artifact:
+def write_day(
+    store: ArtifactStore, model: str, day: date, log: pd.DataFrame, outcomes: pd.DataFrame | None
+) -> Artifact:
     """Replace the day's prediction partition (and its outcomes, when known)."""
     written = store.put(partition_key("predictions", model, day), to_parquet_bytes(log))
     if outcomes is not None:
@@ -129,17 +133,18 @@ def write_day(store: ArtifactStore, model: str, day: date, log: pd.DataFrame,
     return Artifact(key=written.key, uri=written.uri, sha256=written.sha256)
 
 
-def find_prediction(store: ArtifactStore, policy: Policy, row: str, *, day: date | None = None,
-                    days: int = 90) -> dict[str, Any] | None:
+def find_prediction(
+    store: ArtifactStore, policy: Policy, row: str, *, day: date | None = None, days: int = 90
+) -> dict[str, Any] | None:
     """The newest logged prediction for row key ``row`` (on ``day``, or in the last ``days`` partitions)."""
     import pandas as pd
-
 
     if day:
         keys = [partition_key("predictions", policy.model_name, day)]
     else:
-        keys = [k for k in store.list(f"predictions/model={policy.model_name}/date=")
-                if k.endswith("/part.parquet")][-days:]
+        keys = [k for k in store.list(f"predictions/model={policy.model_name}/date=") if k.endswith("/part.parquet")][
+            -days:
+        ]
     for key in reversed(keys):
         try:
             df = pd.read_parquet(io.BytesIO(store.get(key)))
@@ -149,11 +154,15 @@ def find_prediction(store: ArtifactStore, policy: Policy, row: str, *, day: date
         if len(match):
             rec = match.iloc[-1]
             inputs = [c for c in dict.fromkeys([*policy.features, *policy.protected_columns]) if c in match.columns]
-            return {"row": str(row), "date": key.split("date=")[1].split("/")[0],
-                    "model_version": rec["model_version"], "score": float(rec["score"]),
-                    "decision": int(rec["decision"]),
-                    "reasons": json.loads(rec["reasons"]) if "reasons" in rec and rec["reasons"] else [],
-                    "inputs": {c: rec[c].item() if hasattr(rec[c], "item") else rec[c] for c in inputs}}
+            return {
+                "row": str(row),
+                "date": key.split("date=")[1].split("/")[0],
+                "model_version": rec["model_version"],
+                "score": float(rec["score"]),
+                "decision": int(rec["decision"]),
+                "reasons": json.loads(rec["reasons"]) if rec.get("reasons") else [],
+                "inputs": {c: rec[c].item() if hasattr(rec[c], "item") else rec[c] for c in inputs},
+            }
     return None
 
 
@@ -168,8 +177,16 @@ def write_review_queue(store: ArtifactStore, policy: Policy, day: date, log: pd.
     statuses = ["pending", "over_cap"] if policy.review_triggers.above_cap == "hold" else ["pending"]
     rows = log[log["review_status"].isin(statuses)].copy()
     rows["distance"] = (rows["score"] - policy.decision_threshold).abs()
-    keep = [policy.row_key, "model_version", *policy.protected_columns, "score", "decision", "review_status",
-            "review_reasons", "distance"]
+    keep = [
+        policy.row_key,
+        "model_version",
+        *policy.protected_columns,
+        "score",
+        "decision",
+        "review_status",
+        "review_reasons",
+        "distance",
+    ]
     queue = rows.sort_values(["distance", policy.row_key])[keep].reset_index(drop=True)
     return store.put(review_queue_key(policy.model_name, day), to_parquet_bytes(queue)), queue
 
@@ -194,20 +211,25 @@ def _training_split(store: ArtifactStore, policy: Policy, version: str, manifest
     import pandas as pd
 
     _, snapshot = deployment_baseline(store, policy, version)
-    key = str(manifest.get("data_key") or "").rsplit("/", 1)[0] + "/split.parquet"
-    try:
-        split = pd.read_parquet(io.BytesIO(store.get(key)))["split"].to_numpy()
-    except (NotFoundError, KeyError):
-        split = None
+    folder, _, _ = str(manifest.get("data_key") or "").rpartition("/")
+    split = None
+    if folder:
+        try:
+            split = pd.read_parquet(io.BytesIO(store.get(f"{folder}/split.parquet")))["split"].to_numpy()
+        except (NotFoundError, StoreConfigError, KeyError):
+            split = None
     if snapshot is None or split is None or len(split) != len(snapshot):
-        raise StageError(f"The training rows of {policy.model_name} version {version[:12]} are missing or changed; "
-                         "recourse costs are measured in their standard deviations.")
+        raise StageError(
+            f"The training rows of {policy.model_name} version {version[:12]} are missing or changed; "
+            "recourse costs are measured in their standard deviations."
+        )
     train: pd.DataFrame = snapshot[split == "train"]
     return train
 
 
-def deployment_baseline(store: ArtifactStore, policy: Policy,
-                        version: str) -> tuple[dict[str, Any], pd.DataFrame | None]:
+def deployment_baseline(
+    store: ArtifactStore, policy: Policy, version: str
+) -> tuple[dict[str, Any], pd.DataFrame | None]:
     """The deployment manifest and the training snapshot it was built from (for drift baselines)."""
     manifest = registry.read_manifest(store, policy.model_name, version)
     key = manifest.get("data_key")
@@ -222,9 +244,16 @@ def deployment_baseline(store: ArtifactStore, policy: Policy,
     return manifest, pd.read_parquet(io.BytesIO(data))
 
 
-def read_window(store: ArtifactStore, model: str, day: date, window_days: int, *, row_key: str,
-                label_lag_days: int = 0, case_outcomes: CaseOutcomes | None = None,
-                ) -> tuple[pd.DataFrame, list[str], list[str]]:
+def read_window(
+    store: ArtifactStore,
+    model: str,
+    day: date,
+    window_days: int,
+    *,
+    row_key: str,
+    label_lag_days: int = 0,
+    case_outcomes: CaseOutcomes | None = None,
+) -> tuple[pd.DataFrame, list[str], list[str]]:
     """Predictions of ``[day - window + 1, day]`` joined with the outcomes that have arrived.
 
     Returns the rows (without the row key, which the audit does not need row by row),
@@ -243,9 +272,15 @@ def read_window(store: ArtifactStore, model: str, day: date, window_days: int, *
 
     def table(key: str, *, text_as_dictionary: bool = False) -> pa.Table:
         data = io.BytesIO(store.get(key))
-        dictionary = [f.name for f in pq.read_schema(data) if f.name != row_key
-                      and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))] \
-            if text_as_dictionary else []
+        dictionary = (
+            [
+                f.name
+                for f in pq.read_schema(data)
+                if f.name != row_key and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
+            ]
+            if text_as_dictionary
+            else []
+        )
         return pq.read_table(data, read_dictionary=dictionary)
 
     tables: list[pa.Table] = []
@@ -264,8 +299,11 @@ def read_window(store: ArtifactStore, model: str, day: date, window_days: int, *
         label_key = partition_key("labels", model, d)
         if d <= day - timedelta(days=label_lag_days) and store.exists(label_key):
             labels = table(label_key)
-            labels = labels.cast(pa.schema([f.with_type(pa.string()) if f.name == row_key else
-                                            f.with_type(pa.int8()) for f in labels.schema]))
+            labels = labels.cast(
+                pa.schema(
+                    [f.with_type(pa.string()) if f.name == row_key else f.with_type(pa.int8()) for f in labels.schema]
+                )
+            )
             t = t.append_column(LABEL_COLUMN, _outcomes_of(t[row_key], labels, row_key, store.uri(label_key)))
         else:
             t = t.append_column(LABEL_COLUMN, pa.nulls(t.num_rows, pa.int8()))
@@ -328,8 +366,11 @@ def _apply_cases(t: Any, row_key: str, day_cases: dict[str, tuple[str, int | Non
     overturned = pc.fill_null(pc.not_equal(final, t["decision"].cast(pa.int8())), False)
     decision = pc.if_else(overturned, final, t["decision"].cast(pa.int8()))
     t = t.set_column(t.schema.get_field_index("decision"), "decision", decision)
-    return (t.append_column("case_kind", pc.take(kinds, where)).append_column("case_decided", decided)
-            .append_column("overturned", overturned))
+    return (
+        t.append_column("case_kind", pc.take(kinds, where))
+        .append_column("case_decided", decided)
+        .append_column("overturned", overturned)
+    )
 
 
 def save_audit(store: ArtifactStore, model: str, result: dict[str, Any], *, report_html: str) -> dict[str, Any]:
@@ -338,20 +379,34 @@ def save_audit(store: ArtifactStore, model: str, result: dict[str, Any], *, repo
     page = store.put(f"{prefix}/report.html", report_html.encode())
     result = {**result, "report": {"uri": page.uri, "sha256": page.sha256}}
     written = store.put(f"{prefix}/audit.json", json.dumps(result, indent=2, sort_keys=True, default=str).encode())
-    entry = evidence.append(store, model, {**{k: result[k] for k in ("kind", "run_id", "date", "status", "reasons",
-                                                             "policy_sha256", "code_version")},
-                                    "judged_version": result.get("judged_version"),
-                                    "model_versions": result.get("model_versions", []),
-                                    "audit_uri": written.uri, "audit_sha256": written.sha256})
-    return {"status": result["status"], "uri": written.uri, "report_uri": page.uri, "seq": entry["seq"],
-            "result": Artifact(key=written.key, uri=written.uri, sha256=written.sha256),
-            "report": Artifact(key=page.key, uri=page.uri, sha256=page.sha256)}
+    entry = evidence.append(
+        store,
+        model,
+        {
+            **{k: result[k] for k in ("kind", "run_id", "date", "status", "reasons", "policy_sha256", "code_version")},
+            "judged_version": result.get("judged_version"),
+            "model_versions": result.get("model_versions", []),
+            "audit_uri": written.uri,
+            "audit_sha256": written.sha256,
+        },
+    )
+    return {
+        "status": result["status"],
+        "uri": written.uri,
+        "report_uri": page.uri,
+        "seq": entry["seq"],
+        "result": Artifact(key=written.key, uri=written.uri, sha256=written.sha256),
+        "report": Artifact(key=page.key, uri=page.uri, sha256=page.sha256),
+    }
 
 
 def audit_history(store: ArtifactStore, model: str, *, until: date, last: int = 30) -> list[dict[str, Any]]:
     """The model's stored audits up to ``until``, oldest first (one per date)."""
-    keys = [k for k in store.list(f"audits/model={model}/date=") if k.endswith("/audit.json")
-            and k.split("date=")[1].split("/")[0] <= until.isoformat()]
+    keys = [
+        k
+        for k in store.list(f"audits/model={model}/date=")
+        if k.endswith("/audit.json") and k.split("date=")[1].split("/")[0] <= until.isoformat()
+    ]
     return [json.loads(store.get(k)) for k in keys[-last:]]  # read only the ones shown
 
 
@@ -362,4 +417,4 @@ def audit_trend(store: ArtifactStore, model: str, result: dict[str, Any], *, las
     """
     day = date.fromisoformat(result["date"])
     earlier = [a for a in audit_history(store, model, until=day, last=last) if a["date"] != result["date"]]
-    return (earlier + [result])[-last:]
+    return ([*earlier, result])[-last:]

@@ -46,11 +46,11 @@ def training_ranges(training: pd.DataFrame, policy: Policy) -> dict[str, Any]:
     return out
 
 
-def reasons(records: pd.DataFrame, scores: np.ndarray, policy: Policy, *,
-            ranges: dict[str, Any] | None) -> list[list[str]]:
+def reasons(
+    records: pd.DataFrame, scores: np.ndarray, policy: Policy, *, ranges: dict[str, Any] | None
+) -> list[list[str]]:
     """Why each record triggers review (an empty list: it does not)."""
     import numpy as np
-
 
     rules = policy.review_triggers
     distance = np.abs(np.asarray(scores, dtype=float) - policy.decision_threshold)
@@ -61,11 +61,13 @@ def reasons(records: pd.DataFrame, scores: np.ndarray, policy: Policy, *,
     if rules.protected_margin is not None:
         codes = group_codes(records, policy)
         unprivileged = (codes.to_numpy() == 0).any(axis=1)
-        wider = unprivileged & (distance <= rules.protected_margin) & ~(
-            distance <= (rules.score_margin if rules.score_margin is not None else -1))
+        wider = (
+            unprivileged
+            & (distance <= rules.protected_margin)
+            & ~(distance <= (rules.score_margin if rules.score_margin is not None else -1))
+        )
         for i in np.flatnonzero(wider):
-            out[i].append(f"member of an unprivileged group, score within {rules.protected_margin:g} "
-                          "of the threshold")
+            out[i].append(f"member of an unprivileged group, score within {rules.protected_margin:g} of the threshold")
     if rules.outside_training and ranges:
         for col, seen in ranges.items():
             if col not in records.columns:

@@ -38,9 +38,15 @@ def check_records(records: pd.DataFrame, policy: Policy, day: date) -> None:
         raise StageError(f"Incoming records for {day} lack the model's input column(s) {missing}; nothing scored.")
 
 
-def score_records(model: Any, records: pd.DataFrame, policy: Policy, *, version: str,
-                  reference: dict[str, Any], ranges: dict[str, Any] | None = None
-                  ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+def score_records(
+    model: Any,
+    records: pd.DataFrame,
+    policy: Policy,
+    *,
+    version: str,
+    reference: dict[str, Any],
+    ranges: dict[str, Any] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """The prediction log rows for ``records`` and, when they carry the label, their outcomes.
 
     The simulated feed knows the outcomes already; the audit only uses them once
@@ -51,8 +57,11 @@ def score_records(model: Any, records: pd.DataFrame, policy: Policy, *, version:
 
     assert policy.row_key is not None  # check_records
     scores, decisions, reasons = explain.explained(model, records, policy, reference, top=REASONS)
-    keep = [policy.row_key, *policy.protected_columns, *[c for c in policy.features if c not in
-                                                        policy.protected_columns]]
+    keep = [
+        policy.row_key,
+        *policy.protected_columns,
+        *[c for c in policy.features if c not in policy.protected_columns],
+    ]
     log = records[keep].reset_index(drop=True)
     log.insert(1, "model_version", version)
     log["score"] = scores

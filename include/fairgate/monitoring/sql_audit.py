@@ -38,12 +38,25 @@ if TYPE_CHECKING:
 
     from fairgate.policy.loader import Policy
 
-OUTCOME = ("equal_opportunity_difference", "average_odds_difference", "false_positive_rate_difference",
-           "false_negative_rate_difference")
+OUTCOME = (
+    "equal_opportunity_difference",
+    "average_odds_difference",
+    "false_positive_rate_difference",
+    "false_negative_rate_difference",
+)
 
 
-def counts_query(policy: Policy, predictions: str, outcomes: str, *, day: date, window_days: int,
-                 label_lag_days: int, version: str, scores: bool = False) -> Any:
+def counts_query(
+    policy: Policy,
+    predictions: str,
+    outcomes: str,
+    *,
+    day: date,
+    window_days: int,
+    label_lag_days: int,
+    version: str,
+    scores: bool = False,
+) -> Any:
     """The ``GROUP BY`` (a SQLAlchemy statement, identifiers quoted, values bound) of one window.
 
     ``scores``: also by score bin (``b``, the label-free estimates' 10 bins) with each group's
@@ -51,10 +64,15 @@ def counts_query(policy: Policy, predictions: str, outcomes: str, *, day: date, 
     """
     import sqlalchemy as sa
 
-
     assert policy.row_key is not None
-    cols = {policy.row_key, "model_version", "scored_on", "decision", *policy.protected_columns,
-            *(["score"] if scores else [])}
+    cols = {
+        policy.row_key,
+        "model_version",
+        "scored_on",
+        "decision",
+        *policy.protected_columns,
+        *(["score"] if scores else []),
+    }
     p = sa.table(predictions, *(sa.column(c) for c in sorted(cols))).alias("p")
     o = sa.table(outcomes, sa.column(policy.row_key), sa.column(LABEL_COLUMN)).alias("o")
     cells = []
@@ -62,8 +80,9 @@ def counts_query(policy: Policy, predictions: str, outcomes: str, *, day: date, 
         col = p.c[attr.column]
         if attr.is_threshold:
             assert attr.op is not None and attr.value is not None
-            test = {">=": col >= attr.value, ">": col > attr.value, "<=": col <= attr.value,
-                    "<": col < attr.value}[attr.op]
+            test = {">=": col >= attr.value, ">": col > attr.value, "<=": col <= attr.value, "<": col < attr.value}[
+                attr.op
+            ]
         else:
             test = col.in_(list(attr.privileged))
         cells.append(sa.case((test, 1), else_=0).label(f"g{i}"))
@@ -74,22 +93,41 @@ def counts_query(policy: Policy, predictions: str, outcomes: str, *, day: date, 
     keys = [*cells, p.c.decision.label("d"), label]
     sums = [sa.func.count().label("n")]
     if scores:  # the bin as numpy takes it: floor(score * 10), a score of 1 in the top bin
-        keys.append(sa.case((p.c.score >= 1.0, BINS - 1),
-                            else_=sa.cast(sa.func.floor(p.c.score * BINS), sa.Integer)).label("b"))
+        keys.append(
+            sa.case((p.c.score >= 1.0, BINS - 1), else_=sa.cast(sa.func.floor(p.c.score * BINS), sa.Integer)).label("b")
+        )
         sums.append(sa.func.sum(p.c.score).label("s"))
-    return (sa.select(*keys, *sums)
-            .select_from(joined)
-            .where(p.c.scored_on >= start, p.c.scored_on <= day, p.c.model_version == version)
-            .group_by(*(sa.literal_column(k.name) for k in keys)))
+    return (
+        sa.select(*keys, *sums)
+        .select_from(joined)
+        .where(p.c.scored_on >= start, p.c.scored_on <= day, p.c.model_version == version)
+        .group_by(*(sa.literal_column(k.name) for k in keys))
+    )
 
 
-def window_counts(engine: sqlalchemy.engine.Engine, policy: Policy, predictions: str, outcomes: str, *,
-                  day: date, version: str, scores: bool = False) -> pd.DataFrame:
+def window_counts(
+    engine: sqlalchemy.engine.Engine,
+    policy: Policy,
+    predictions: str,
+    outcomes: str,
+    *,
+    day: date,
+    version: str,
+    scores: bool = False,
+) -> pd.DataFrame:
     """The window's counts: one row per (group cell, decision, outcome or null[, score bin]) with its ``n``."""
     import pandas as pd
 
-    query = counts_query(policy, predictions, outcomes, day=day, window_days=policy.audit_window_days,
-                         label_lag_days=policy.audit_label_lag_days, version=version, scores=scores)
+    query = counts_query(
+        policy,
+        predictions,
+        outcomes,
+        day=day,
+        window_days=policy.audit_window_days,
+        label_lag_days=policy.audit_label_lag_days,
+        version=version,
+        scores=scores,
+    )
     with engine.connect() as conn:
         return pd.DataFrame(conn.execute(query).mappings().all())
 
@@ -99,47 +137,68 @@ def _codes(counts: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
 
-    return pd.DataFrame({attr.column: counts[f"g{i}"].to_numpy(dtype=np.int8)
-                         for i, attr in enumerate(policy.protected)})
+    return pd.DataFrame(
+        {attr.column: counts[f"g{i}"].to_numpy(dtype=np.int8) for i, attr in enumerate(policy.protected)}
+    )
 
 
 def fairness_from_counts(counts: pd.DataFrame, policy: Policy) -> dict[str, dict[str, Any]]:
     """Each comparison's metrics (as the audit reports them) and counts, from :func:`window_counts`."""
     import numpy as np
 
-
     if counts.empty:
-        raise StageError("The window holds no predictions of the judged version: nothing to measure "
-                         "(check the table names, the day and the model version).")
+        raise StageError(
+            "The window holds no predictions of the judged version: nothing to measure "
+            "(check the table names, the day and the model version)."
+        )
     comps = comparisons(policy)
     codes = _codes(counts, policy)
     pred = counts["d"].to_numpy(dtype=np.int8)
     weights = counts["n"].to_numpy(dtype=float)
     labeled = counts["y"].notna().to_numpy()
-    selection = measure(codes, np.zeros(len(counts), dtype=np.int8), pred, comps,
-                        confidence=policy.confidence_level, weights=weights)
-    outcome = measure(codes[labeled].reset_index(drop=True), counts.loc[labeled, "y"].to_numpy(dtype=np.int8),
-                      pred[labeled], comps, confidence=policy.confidence_level,
-                      weights=weights[labeled]) if labeled.any() else {}
+    selection = measure(
+        codes, np.zeros(len(counts), dtype=np.int8), pred, comps, confidence=policy.confidence_level, weights=weights
+    )
+    outcome = (
+        measure(
+            codes[labeled].reset_index(drop=True),
+            counts.loc[labeled, "y"].to_numpy(dtype=np.int8),
+            pred[labeled],
+            comps,
+            confidence=policy.confidence_level,
+            weights=weights[labeled],
+        )
+        if labeled.any()
+        else {}
+    )
     out: dict[str, dict[str, Any]] = {}
     for comp in comps:
         metrics = {m: selection[comp.key]["metrics"][m] for m in SELECTION_METRICS}
         if comp.key in outcome:
             metrics.update({m: outcome[comp.key]["metrics"][m] for m in OUTCOME})
-        out[comp.key] = {"metrics": metrics, "counts": {
-            "all": {s: {"n": selection[comp.key]["counts"][s]["n"],
-                        "selected": selection[comp.key]["counts"][s]["selected"]}
-                    for s in ("unprivileged", "privileged")},
-            "labeled": outcome[comp.key]["counts"] if comp.key in outcome else None},
-            "rates": {"selection": {s: r["selection_rate"] for s, r in selection[comp.key]["rates"].items()},
-                      "outcome": outcome[comp.key]["rates"] if comp.key in outcome else None}}
+        out[comp.key] = {
+            "metrics": metrics,
+            "counts": {
+                "all": {
+                    s: {
+                        "n": selection[comp.key]["counts"][s]["n"],
+                        "selected": selection[comp.key]["counts"][s]["selected"],
+                    }
+                    for s in ("unprivileged", "privileged")
+                },
+                "labeled": outcome[comp.key]["counts"] if comp.key in outcome else None,
+            },
+            "rates": {
+                "selection": {s: r["selection_rate"] for s, r in selection[comp.key]["rates"].items()},
+                "outcome": outcome[comp.key]["rates"] if comp.key in outcome else None,
+            },
+        }
     return out
 
 
 # --- the prediction log in a table, and the audit on it --------------------------------------------
 
-NOT_MEASURED = ("feature drift and recourse: the SQL audit reads counts only, and the inputs stay in the "
-                "database")
+NOT_MEASURED = "feature drift and recourse: the SQL audit reads counts only, and the inputs stay in the database"
 
 
 def tables(policy: Policy) -> tuple[str, str, str]:
@@ -151,7 +210,6 @@ def tables(policy: Policy) -> tuple[str, str, str]:
 
 def engine_for(policy: Policy) -> sqlalchemy.engine.Engine:
     import sqlalchemy as sa
-
 
     return sa.create_engine(connection_uri(tables(policy)[0]))
 
@@ -168,8 +226,7 @@ def _replace_day(engine: sqlalchemy.engine.Engine, table: str, day: date, rows: 
         if sa.inspect(conn).has_table(table):
             t = sa.table(table, sa.column("scored_on"))
             conn.execute(sa.delete(t).where(t.c.scored_on == day))
-        rows.assign(scored_on=day).to_sql(table, conn, index=False, if_exists="append",
-                                          dtype={"scored_on": sa.Date()})
+        rows.assign(scored_on=day).to_sql(table, conn, index=False, if_exists="append", dtype={"scored_on": sa.Date()})
 
 
 def write_day(policy: Policy, day: date, log: pd.DataFrame | None, outcomes: pd.DataFrame | None) -> None:
@@ -187,14 +244,17 @@ def write_day(policy: Policy, day: date, log: pd.DataFrame | None, outcomes: pd.
             if outcomes is None and not sa.inspect(engine).has_table(outcome_table):
                 # None yet: the outcomes table exists, empty, from the first day on (and outcomes
                 # already written for this day are kept, as on the Parquet path).
-                empty = pd.DataFrame({policy.row_key: log[policy.row_key].iloc[:0],
-                                      LABEL_COLUMN: pd.Series([], dtype="int8")})
+                empty = pd.DataFrame(
+                    {policy.row_key: log[policy.row_key].iloc[:0], LABEL_COLUMN: pd.Series([], dtype="int8")}
+                )
                 _replace_day(engine, outcome_table, day, empty)
         if outcomes is not None:
             _replace_day(engine, outcome_table, day, outcomes[[policy.row_key, LABEL_COLUMN]])
-    except Exception as exc:  # noqa: BLE001 - any driver error: name the table, keep the cause
-        raise StageError(f"Policy key 'audit.log_table': writing the log of {day} to {conn_id!r} failed: "
-                         f"{str(getattr(exc, 'orig', exc)).strip().splitlines()[0]}") from None
+    except Exception as exc:
+        raise StageError(
+            f"Policy key 'audit.log_table': writing the log of {day} to {conn_id!r} failed: "
+            f"{str(getattr(exc, 'orig', exc)).strip().splitlines()[0]}"
+        ) from None
     finally:
         engine.dispose()
 
@@ -204,9 +264,12 @@ def write_outcomes(policy: Policy, day: date, outcomes: pd.DataFrame) -> None:
     write_day(policy, day, None, outcomes)
 
 
-def audit_window(policy: Policy, day: date, *,
-                 calibration_of: Callable[[str], dict[str, Any] | None] = lambda version: None,
-                 ) -> dict[str, Any] | None:
+def audit_window(
+    policy: Policy,
+    day: date,
+    *,
+    calibration_of: Callable[[str], dict[str, Any] | None] = lambda version: None,
+) -> dict[str, Any] | None:
     """The audit's fairness, counts and status for the window ending ``day``, from ``audit.log_table``.
 
     The judged version is the one that scored the window's last scored day (as on the Parquet
@@ -216,7 +279,6 @@ def audit_window(policy: Policy, day: date, *,
     """
     import sqlalchemy as sa
 
-
     conn_id, predictions, outcomes = tables(policy)
     engine = engine_for(policy)
     try:
@@ -224,19 +286,29 @@ def audit_window(policy: Policy, day: date, *,
         start = day - timedelta(days=policy.audit_window_days - 1)
         with engine.connect() as conn:
             in_window = (p.c.scored_on >= start, p.c.scored_on <= day)
-            versions = [r[0] for r in conn.execute(
-                sa.select(p.c.model_version).where(*in_window)
-                .group_by(p.c.model_version).order_by(sa.func.max(p.c.scored_on), p.c.model_version))]
-            days = [str(r[0]) for r in conn.execute(
-                sa.select(p.c.scored_on).where(*in_window).distinct().order_by(p.c.scored_on))]
+            versions = [
+                r[0]
+                for r in conn.execute(
+                    sa.select(p.c.model_version)
+                    .where(*in_window)
+                    .group_by(p.c.model_version)
+                    .order_by(sa.func.max(p.c.scored_on), p.c.model_version)
+                )
+            ]
+            days = [
+                str(r[0])
+                for r in conn.execute(sa.select(p.c.scored_on).where(*in_window).distinct().order_by(p.c.scored_on))
+            ]
         if not versions:
             return None
         scored = "score" in {c["name"] for c in sa.inspect(engine).get_columns(predictions)}
         counts = window_counts(engine, policy, predictions, outcomes, day=day, version=versions[-1], scores=scored)
     except sa.exc.ProgrammingError as exc:  # a missing table or column: the policy's doing, not the network's
         cause = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-        raise StageError(f"Policy key 'audit.log_table': the audit's query on {conn_id!r} failed ({cause}); "
-                         f"it reads {predictions!r} and {outcomes!r}, which scoring writes.") from None
+        raise StageError(
+            f"Policy key 'audit.log_table': the audit's query on {conn_id!r} failed ({cause}); "
+            f"it reads {predictions!r} and {outcomes!r}, which scoring writes."
+        ) from None
     finally:
         engine.dispose()
     fairness = fairness_from_counts(counts, policy)
@@ -249,15 +321,31 @@ def audit_window(policy: Policy, day: date, *,
     if scored:
         import numpy as np
 
-
         estimated = estimation.per_group(
-            _codes(counts, policy), counts["s"].to_numpy(dtype=float) / n, counts["d"].to_numpy(), comparisons(policy),
-            outcomes=counts["y"].to_numpy(dtype=float, na_value=np.nan), deployed=calibration_of(versions[-1]),
-            weights=n, score_bins=counts["b"].to_numpy(dtype=np.int64))
-    return {"window_days": days, "estimated_performance": estimated, "status": status, "reasons": reasons,
-            "insufficient": insufficient, "measured_in": "sql",
-            "not_measured": [NOT_MEASURED], "rows": int(n.sum()), "labeled_rows": int(n[labeled].sum()),
-            "model_versions": versions, "judged_version": versions[-1], "per_version": {},
-            "selection_rate": float((n * counts["d"].to_numpy()).sum() / n.sum()),
-            "accuracy": float(n[agree].sum() / n[labeled].sum()) if labeled.any() else None,
-            "fairness": fairness, "drift": {}}
+            _codes(counts, policy),
+            counts["s"].to_numpy(dtype=float) / n,
+            counts["d"].to_numpy(),
+            comparisons(policy),
+            outcomes=counts["y"].to_numpy(dtype=float, na_value=np.nan),
+            deployed=calibration_of(versions[-1]),
+            weights=n,
+            score_bins=counts["b"].to_numpy(dtype=np.int64),
+        )
+    return {
+        "window_days": days,
+        "estimated_performance": estimated,
+        "status": status,
+        "reasons": reasons,
+        "insufficient": insufficient,
+        "measured_in": "sql",
+        "not_measured": [NOT_MEASURED],
+        "rows": int(n.sum()),
+        "labeled_rows": int(n[labeled].sum()),
+        "model_versions": versions,
+        "judged_version": versions[-1],
+        "per_version": {},
+        "selection_rate": float((n * counts["d"].to_numpy()).sum() / n.sum()),
+        "accuracy": float(n[agree].sum() / n[labeled].sum()) if labeled.any() else None,
+        "fairness": fairness,
+        "drift": {},
+    }

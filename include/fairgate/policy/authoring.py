@@ -83,23 +83,34 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def starter_policy(df: pd.DataFrame, *, model_name: str, source: str, label: str, favorable: Any,
-                   protected: list[dict[str, Any]], fmt: str = "csv", row_key: str | None = None,
-                   query: str | None = None) -> str:
+def starter_policy(
+    df: pd.DataFrame,
+    *,
+    model_name: str,
+    source: str,
+    label: str,
+    favorable: Any,
+    protected: list[dict[str, Any]],
+    fmt: str = "csv",
+    row_key: str | None = None,
+    query: str | None = None,
+) -> str:
     """A complete, commented policy for ``df``: every value measured, thresholds at the defaults."""
     import pandas as pd
 
-
-    missing = [c for c in [label, *(p["column"] for p in protected), *([row_key] if row_key else [])]
-               if c not in df.columns]
+    missing = [
+        c for c in [label, *(p["column"] for p in protected), *([row_key] if row_key else [])] if c not in df.columns
+    ]
     if missing:
         raise InputError(f"Columns {missing} are not in the data (it has {sorted(map(str, df.columns))}).")
     if df.empty:
         raise InputError("The data has no rows to profile.")
     favorable = _typed(favorable, df[label])
     if not (df[label] == favorable).any():
-        raise InputError(f"The favourable label {favorable!r} never occurs in column {label!r} "
-                         f"(values: {sorted(map(str, df[label].dropna().unique()))[:10]}).")
+        raise InputError(
+            f"The favourable label {favorable!r} never occurs in column {label!r} "
+            f"(values: {sorted(map(str, df[label].dropna().unique()))[:10]})."
+        )
     for p in protected:
         if "privileged" in p:
             p["privileged"] = [_typed(v, df[p["column"]]) for v in p["privileged"]]
@@ -132,52 +143,69 @@ def starter_policy(df: pd.DataFrame, *, model_name: str, source: str, label: str
         if "privileged" in p and p["column"] in allowed:
             entry["allowed"] = allowed.pop(p["column"])
         protected_entries.append(entry)
-    used = [c for c in [*categorical, *numeric, label, *(p["column"] for p in protected)]]
+    used = [*categorical, *numeric, label, *(p["column"] for p in protected)]
     null_fraction = float(df[used].isna().mean().max())
     dupes = int(df.duplicated(subset=[c for c in df.columns if c != row_key]).sum())
 
     defaults = PolicyFile.model_fields
     doc: dict[str, Any] = {
         "model_name": model_name,
-        "dataset": {"source": source, **({"query": query} if query else {}), "format": fmt, "label": label,
-                    "favorable_label": _plain(favorable), **({"row_key": row_key} if row_key else {}),
-                    "features": {"categorical": categorical, "numeric": numeric}},
+        "dataset": {
+            "source": source,
+            **({"query": query} if query else {}),
+            "format": fmt,
+            "label": label,
+            "favorable_label": _plain(favorable),
+            **({"row_key": row_key} if row_key else {}),
+            "features": {"categorical": categorical, "numeric": numeric},
+        },
         "protected_attributes": protected_entries,
         "intersections": [[p["column"] for p in protected]] if len(protected) > 1 else [],
-        "quality": {"min_rows": max(1, min(1000, len(df) // 2)),
-                    "max_null_fraction": math.ceil(null_fraction * 1000) / 1000,
-                    "max_duplicate_fraction": max(0.05, math.ceil(dupes / len(df) * 1000) / 1000),
-                    "ranges": ranges, "allowed_values": allowed},
+        "quality": {
+            "min_rows": max(1, min(1000, len(df) // 2)),
+            "max_null_fraction": math.ceil(null_fraction * 1000) / 1000,
+            "max_duplicate_fraction": max(0.05, math.ceil(dupes / len(df) * 1000) / 1000),
+            "ranges": ranges,
+            "allowed_values": allowed,
+        },
     }
     for section in ("bias", "fairness", "model", "audit"):
         default = defaults[section].get_default(call_default_factory=True)
         doc[section] = default.model_dump(exclude_none=True, exclude={"scenario", "daily_rows"})
     doc["model"]["params"] = {"max_iter": 1000}
     text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=110)
-    text += ("  # incoming: /path/to/incoming   # records to score: a folder of date=YYYY-MM-DD partitions\n"
-             "  #                                 (local or s3://), or sql://<connection id> with incoming_query\n")
+    text += (
+        "  # incoming: /path/to/incoming   # records to score: a folder of date=YYYY-MM-DD partitions\n"
+        "  #                                 (local or s3://), or sql://<connection id> with incoming_query\n"
+    )
     rows, label_rate = len(df), float((df[label] == favorable).mean())
-    header = [f"# Fairgate policy for {model_name}, written by `fairgate policy init` from {rows:,} rows of {source}.",
-              f"# Favourable rate: {label_rate:.3f}. Ranges, allowed sets, null and duplicate limits are what the",
-              "# data holds today; thresholds are the defaults. Review every value, then run",
-              "# `fairgate policy check <this file> --data`.",
-              *(f"# Left out of the features: {s}" for s in skipped)]
+    header = [
+        f"# Fairgate policy for {model_name}, written by `fairgate policy init` from {rows:,} rows of {source}.",
+        f"# Favourable rate: {label_rate:.3f}. Ranges, allowed sets, null and duplicate limits are what the",
+        "# data holds today; thresholds are the defaults. Review every value, then run",
+        "# `fairgate policy check <this file> --data`.",
+        *(f"# Left out of the features: {s}" for s in skipped),
+    ]
     return "\n".join(header) + "\n" + text
 
 
 def check_against_data(policy: Policy, df: pd.DataFrame) -> CheckResult:
     """What would stop a run of ``policy`` on ``df``, found before the run."""
 
-
     out = CheckResult()
-    named = {"dataset.label": [policy.label], "dataset.features": list(policy.features),
-             "protected_attributes": list(policy.protected_columns),
-             "dataset.row_key": [policy.row_key] if policy.row_key else []}
+    named = {
+        "dataset.label": [policy.label],
+        "dataset.features": list(policy.features),
+        "protected_attributes": list(policy.protected_columns),
+        "dataset.row_key": [policy.row_key] if policy.row_key else [],
+    }
     for key, cols in named.items():
         missing = [c for c in cols if c not in df.columns]
         if missing:
-            out.problems.append(f"Policy key '{key}' names {missing}, which the data does not have "
-                                f"(it has {sorted(map(str, df.columns))}).")
+            out.problems.append(
+                f"Policy key '{key}' names {missing}, which the data does not have "
+                f"(it has {sorted(map(str, df.columns))})."
+            )
     if out.problems:
         return out
     if df.empty:
@@ -187,24 +215,33 @@ def check_against_data(policy: Policy, df: pd.DataFrame) -> CheckResult:
     if not (label == policy.favorable_label).any():
         as_text = label.astype(str) == str(policy.favorable_label)
         found = _plain(label[as_text].iloc[0]) if as_text.any() else None
-        hint = (f" It occurs as {found!r} ({label.dtype}): write it as that, so its type matches the column's."
-                if as_text.any() else "")
-        out.problems.append(f"Policy key 'dataset.favorable_label' {policy.favorable_label!r} never occurs in column "
-                            f"{policy.label!r}.{hint}")
+        hint = (
+            f" It occurs as {found!r} ({label.dtype}): write it as that, so its type matches the column's."
+            if as_text.any()
+            else ""
+        )
+        out.problems.append(
+            f"Policy key 'dataset.favorable_label' {policy.favorable_label!r} never occurs in column "
+            f"{policy.label!r}.{hint}"
+        )
     for i, a in enumerate(policy.protected):
         col = df[a.column]
         if a.is_threshold:
             if not is_numeric(col):
-                out.problems.append(f"Policy key 'protected_attributes[{i}].privileged_if' needs a numeric column; "
-                                    f"{a.column!r} holds {col.dtype} values.")
+                out.problems.append(
+                    f"Policy key 'protected_attributes[{i}].privileged_if' needs a numeric column; "
+                    f"{a.column!r} holds {col.dtype} values."
+                )
             continue
         present = set(col.dropna().unique().tolist())
         for v in a.privileged:
             if v not in present:
                 same_text = [x for x in present if str(x) == str(v)]
                 hint = f" (it occurs as {_plain(same_text[0])!r}: match the column's type)" if same_text else ""
-                out.problems.append(f"Policy key 'protected_attributes[{i}].privileged' value {v!r} never occurs in "
-                                    f"column {a.column!r}{hint}.")
+                out.problems.append(
+                    f"Policy key 'protected_attributes[{i}].privileged' value {v!r} never occurs in "
+                    f"column {a.column!r}{hint}."
+                )
     if out.problems:
         return out
 
@@ -218,7 +255,6 @@ def short_of_evidence(df: pd.DataFrame, policy: Policy, *, share: float) -> tupl
     """Groups whose rows or favourable outcomes, times ``share`` (the test split's), fall short of the gate's
     evidence rules, each with what would fix it; and a note of every group's counts."""
     import numpy as np
-
 
     codes = group_codes(df, policy)
     favourable = np.asarray(df[policy.label] == policy.favorable_label)
@@ -236,12 +272,14 @@ def short_of_evidence(df: pd.DataFrame, policy: Policy, *, share: float) -> tupl
             name = " & ".join(f"{c}={'privileged' if v else 'unprivileged'}" for c, v in cell)
             exp_rows, exp_pos = rows * share, positives * share
             about = "about " if share < 1 else ""
-            notes.append(f"{name}: {rows} rows, {positives} favourable" + (
-                f"; about {exp_rows:.0f} and {exp_pos:.0f} {where}" if share < 1 else f" {where}"))
-            for what, expected, have, need, key in (("rows", exp_rows, rows, policy.min_group_size,
-                                                     "fairness.min_group_size"),
-                                                    ("favourable outcomes", exp_pos, positives, policy.min_positives,
-                                                     "fairness.min_positives")):
+            notes.append(
+                f"{name}: {rows} rows, {positives} favourable"
+                + (f"; about {exp_rows:.0f} and {exp_pos:.0f} {where}" if share < 1 else f" {where}")
+            )
+            for what, expected, have, need, key in (
+                ("rows", exp_rows, rows, policy.min_group_size, "fairness.min_group_size"),
+                ("favourable outcomes", exp_pos, positives, policy.min_positives, "fairness.min_positives"),
+            ):
                 if expected >= need:
                     continue
                 if share < 1 and have and need / have <= 0.5:
@@ -250,6 +288,8 @@ def short_of_evidence(df: pd.DataFrame, policy: Policy, *, share: float) -> tupl
                     fix = f"lower {key} to {math.floor(expected)}"
                 else:
                     fix = "more data for this group"
-                short.append(f"Group {name} has {about}{expected:.0f} {what} {where}; '{key}' asks for {need}, so "
-                             f"the gate can only ask for review: {fix}.")
+                short.append(
+                    f"Group {name} has {about}{expected:.0f} {what} {where}; '{key}' asks for {need}, so "
+                    f"the gate can only ask for review: {fix}."
+                )
     return short, notes

@@ -66,8 +66,9 @@ def entries(*, strict: bool = False) -> list[ModelEntry]:
             raw = yaml.load(path.read_text(), Loader=loader)  # noqa: S506  (a safe loader, libyaml's when present)
             name = raw.get("model_name") if isinstance(raw, dict) else None
             if not isinstance(name, str) or not _NAME.match(name):
-                raise CatalogError(f"Policy key 'model_name' in {path} must be letters, digits, '-' or '_'. "
-                                   f"Got {name!r}.")
+                raise CatalogError(
+                    f"Policy key 'model_name' in {path} must be letters, digits, '-' or '_'. Got {name!r}."
+                )
             if name in out:
                 raise CatalogError(f"Policy files {out[name].path} and {path} both name model {name!r}.")
             schedule = raw.get("schedule") if isinstance(raw.get("schedule"), dict) else {}
@@ -92,8 +93,9 @@ def find(model: str | None) -> ModelEntry:
     if model is None:
         if len(known) == 1:
             return known[0]
-        raise CatalogError(f"This deployment has {len(known)} models; choose one with --model: "
-                           f"{[e.name for e in known]}.")
+        raise CatalogError(
+            f"This deployment has {len(known)} models; choose one with --model: {[e.name for e in known]}."
+        )
     for e in known:
         if e.name == model:
             return e

@@ -256,14 +256,17 @@ def parse_policy(raw: Any, *, check_estimator: bool = True) -> Policy:
         wanted = [*categorical, *numeric, *columns, ds.label]
         foreign = [c for c in dict.fromkeys(wanted) if c not in ADULT_COLUMNS]
         if foreign:
-            raise PolicyError(f"Policy key 'audit.incoming': {audit.incoming} simulates rows of the bundled Adult "
-                              f"data, which have no columns {foreign}; name the folder (local or s3://) or the "
-                              "sql:// connection this model's records arrive in.")
+            raise PolicyError(
+                f"Policy key 'audit.incoming': {audit.incoming} simulates rows of the bundled Adult "
+                f"data, which have no columns {foreign}; name the folder (local or s3://) or the "
+                "sql:// connection this model's records arrive in."
+            )
     if audit.outcomes and audit.outcomes.startswith("sql://") and not audit.outcomes_query:
         raise PolicyError("Policy key 'audit.outcomes_query' is missing: a sql:// outcomes source needs the query.")
     if audit.outcomes and not ds.row_key:
-        raise PolicyError("Policy key 'dataset.row_key' is required with 'audit.outcomes': outcomes are joined to "
-                          "predictions by it.")
+        raise PolicyError(
+            "Policy key 'dataset.row_key' is required with 'audit.outcomes': outcomes are joined to predictions by it."
+        )
     if audit.incoming and audit.incoming.startswith("sql://") and not audit.incoming_query:
         raise PolicyError("Policy key 'audit.incoming_query' is missing: a sql:// feed needs the query to run.")
 
@@ -309,8 +312,8 @@ def parse_policy(raw: Any, *, check_estimator: bool = True) -> Policy:
         audit_outcomes=audit.outcomes,
         audit_outcomes_query=audit.outcomes_query,
         audit_log_table=audit.log_table,
-        audit_outcomes_table=audit.outcomes_table or (f"{audit.log_table.rsplit('/', 1)[1]}_outcomes"
-                                                      if audit.log_table else None),
+        audit_outcomes_table=audit.outcomes_table
+        or (f"{audit.log_table.rsplit('/', 1)[1]}_outcomes" if audit.log_table else None),
         audit_scenario=audit.scenario,
         audit_daily_rows=audit.daily_rows,
         audit_psi_threshold=audit.psi_threshold,
@@ -331,8 +334,10 @@ def parse_policy(raw: Any, *, check_estimator: bool = True) -> Policy:
         review_triggers=doc.review_triggers,
     )
     if policy.test_size + policy.validation_size >= 0.9:
-        raise PolicyError("Policy keys 'model.test_size' + 'model.validation_size' must leave at least 10% "
-                          f"for training. Got {policy.test_size} + {policy.validation_size}.")
+        raise PolicyError(
+            "Policy keys 'model.test_size' + 'model.validation_size' must leave at least 10% "
+            f"for training. Got {policy.test_size} + {policy.validation_size}."
+        )
     if policy.label in columns or policy.label in policy.features:
         raise PolicyError(f"Policy key 'dataset.label' ({policy.label!r}) is also a feature or protected column.")
     overlap = sorted(set(policy.categorical) & set(policy.numeric))
@@ -346,20 +351,24 @@ def parse_policy(raw: Any, *, check_estimator: bool = True) -> Policy:
                 "'use_protected_as_features: true'."
             )
     named = set(policy.features) | set(columns) | {policy.label} | ({policy.row_key} if policy.row_key else set())
-    for key, cols in (("dataset.value_labels", policy.value_labels), ("quality.ranges", policy.ranges),
-                      ("quality.allowed_values", policy.allowed_values)):
+    for key, cols in (
+        ("dataset.value_labels", policy.value_labels),
+        ("quality.ranges", policy.ranges),
+        ("quality.allowed_values", policy.allowed_values),
+    ):
         unknown = sorted(set(cols) - named)
         if unknown:
             raise PolicyError(MSG_UNKNOWN.format(key=key, unknown=unknown, allowed=sorted(named)))
     if check_estimator:  # model.params now, not at train time
-
         classifier(policy.estimator, policy.estimator_params, policy.seed)
     _check_candidates(policy)
     _check_recourse(policy)
     for i, f in enumerate(policy.filters):
         if f["op"] not in ("==", "!=", "in", "not_in", "not_null") and not isinstance(f["value"], (int, float)):
-            raise PolicyError(f"Policy key 'dataset.filters[{i}].value' must be a number for op {f['op']!r}. "
-                              f"Got {f['value']!r} instead.")
+            raise PolicyError(
+                f"Policy key 'dataset.filters[{i}].value' must be a number for op {f['op']!r}. "
+                f"Got {f['value']!r} instead."
+            )
     return policy
 
 
@@ -368,14 +377,18 @@ def _check_candidates(policy: Policy) -> None:
     names = ["none"] + [c["name"] for c in policy.mitigation_candidates if c["method"] != "none"]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
-        raise PolicyError(f"Policy key 'mitigation.candidates' uses the name(s) {twice} twice (`none` is the "
-                          "unmitigated baseline, always included).")
+        raise PolicyError(
+            f"Policy key 'mitigation.candidates' uses the name(s) {twice} twice (`none` is the "
+            "unmitigated baseline, always included)."
+        )
     for i, c in enumerate(policy.mitigation_candidates):
         key = f"mitigation.candidates[{i}]"
         if c["method"] in GROUP_AWARE_METHODS and not policy.allow_group_aware_decisions:
-            raise PolicyError(f"Policy key '{key}.method': {c['method']} uses the protected attribute(s) "
-                              f"{list(policy.protected_columns)} when it decides, which is unlawful for many "
-                              "uses; set 'mitigation.allow_group_aware_decisions: true' to allow it.")
+            raise PolicyError(
+                f"Policy key '{key}.method': {c['method']} uses the protected attribute(s) "
+                f"{list(policy.protected_columns)} when it decides, which is unlawful for many "
+                "uses; set 'mitigation.allow_group_aware_decisions: true' to allow it."
+            )
         try:
             check_params(c["method"], c["params"], f"{key}.params")
         except ValueError as exc:
@@ -389,20 +402,26 @@ def _check_recourse(policy: Policy) -> None:
         if col in policy.protected_columns:
             raise PolicyError(f"Policy key '{key}': {col!r} is a protected attribute, which is always immutable.")
         if col not in policy.features:
-            raise PolicyError(MSG_UNKNOWN.format(key="recourse.actionable", unknown=[col],
-                                                 allowed=sorted(policy.features)))
+            raise PolicyError(
+                MSG_UNKNOWN.format(key="recourse.actionable", unknown=[col], allowed=sorted(policy.features))
+            )
         if col in policy.numeric:
             if spec.values is not None:
-                raise PolicyError(f"Policy key '{key}.values' applies to categories; {col!r} is a number (use "
-                                  "direction, min, max, step).")
+                raise PolicyError(
+                    f"Policy key '{key}.values' applies to categories; {col!r} is a number (use "
+                    "direction, min, max, step)."
+                )
             if spec.min is not None and spec.max is not None and spec.min > spec.max:
                 raise PolicyError(f"Policy key '{key}' has min {spec.min} above max {spec.max}.")
         else:
             numeric = [k for k in ("min", "max", "step") if getattr(spec, k) is not None] + (
-                ["direction"] if spec.direction != "any" else [])
+                ["direction"] if spec.direction != "any" else []
+            )
             if numeric:
-                raise PolicyError(f"Policy key '{key}' is a category: {numeric} apply to numbers; list the values "
-                                  "a change may choose in 'values'.")
+                raise PolicyError(
+                    f"Policy key '{key}' is a category: {numeric} apply to numbers; list the values "
+                    "a change may choose in 'values'."
+                )
             if not spec.values:
                 raise PolicyError(f"Policy key '{key}.values' is missing: list the values a change may choose.")
 
@@ -413,8 +432,9 @@ def _labels(raw: dict[str, Any], features: tuple[str, ...]) -> dict[str, str]:
         raise PolicyError(MSG_UNKNOWN.format(key="dataset.feature_labels", unknown=unknown, allowed=list(features)))
     for col, label in raw.items():
         if not isinstance(label, str) or not label.strip():
-            raise PolicyError(MSG_TYPE.format(key=f"dataset.feature_labels.{col}", expected="a non-empty string",
-                                              got=label))
+            raise PolicyError(
+                MSG_TYPE.format(key=f"dataset.feature_labels.{col}", expected="a non-empty string", got=label)
+            )
     return dict(raw)
 
 
@@ -427,8 +447,9 @@ def _protected(spec: Any, key: str) -> ProtectedAttribute:
     if allowed:
         missing = [v for v in privileged if v not in allowed]
         if missing:
-            raise PolicyError(f"Policy key '{key}.privileged' has values {missing} that are not in "
-                              f"'{key}.allowed' {list(allowed)}.")
+            raise PolicyError(
+                f"Policy key '{key}.privileged' has values {missing} that are not in '{key}.allowed' {list(allowed)}."
+            )
         if len(allowed) == len(privileged):
             raise PolicyError(f"Policy key '{key}.allowed' leaves no unprivileged value for column {spec.column!r}.")
     return ProtectedAttribute(column=spec.column, privileged=privileged, allowed=allowed)
@@ -439,8 +460,9 @@ def _thresholds(key: str, specs: Mapping[Any, Any]) -> tuple[Threshold, ...]:
     for metric, t in specs.items():
         if t.kind == "ratio_band":
             if t.min is None:
-                raise PolicyError(MSG_MISSING.format(key=f"{key}.{metric}.min",
-                                                     expected="a number (the band's lower end)"))
+                raise PolicyError(
+                    MSG_MISSING.format(key=f"{key}.{metric}.min", expected="a number (the band's lower end)")
+                )
             if t.min < 0:
                 raise PolicyError(MSG_TYPE.format(key=f"{key}.{metric}.min", expected="a number >= 0", got=t.min))
             if t.min > t.max:
@@ -448,7 +470,9 @@ def _thresholds(key: str, specs: Mapping[Any, Any]) -> tuple[Threshold, ...]:
             out.append(Threshold(metric=metric, kind="ratio_band", min=t.min, max=t.max))
         else:
             if t.min is not None:
-                raise PolicyError(f"Policy key '{key}.{metric}.min' does not apply to kind 'abs_difference' "
-                                  "(it bounds |value| by 'max').")
+                raise PolicyError(
+                    f"Policy key '{key}.{metric}.min' does not apply to kind 'abs_difference' "
+                    "(it bounds |value| by 'max')."
+                )
             out.append(Threshold(metric=metric, kind="abs_difference", max=t.max))
     return tuple(out)

@@ -48,15 +48,18 @@ def _open_fraction(value: float) -> float:
 
 
 # Checked by a function so the message says the whole range; the JSON Schema still carries it.
-Fraction = Annotated[float, AfterValidator(_fraction),
-                     WithJsonSchema({"type": "number", "minimum": 0, "maximum": 1})]
-OpenFraction = Annotated[float, AfterValidator(_open_fraction),
-                         WithJsonSchema({"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1})]
+Fraction = Annotated[float, AfterValidator(_fraction), WithJsonSchema({"type": "number", "minimum": 0, "maximum": 1})]
+OpenFraction = Annotated[
+    float,
+    AfterValidator(_open_fraction),
+    WithJsonSchema({"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}),
+]
 NonNegative = Annotated[float, Field(ge=0.0)]
 
 
 # A model's name: its registry and store namespace and the suffix of its DAG ids (the one pattern for it).
 MODEL_NAME = r"[A-Za-z0-9_-]{1,64}"
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
@@ -88,24 +91,32 @@ class RowFilter(_Section):
 
 
 class Dataset(_Section):
-    source: Name = Field(description="`bundled://adult`; a local or `s3://` CSV/Parquet file or folder of "
-                                     "`date=YYYY-MM-DD` partitions; or `sql://<airflow connection id>` with `query`")
+    source: Name = Field(
+        description="`bundled://adult`; a local or `s3://` CSV/Parquet file or folder of "
+        "`date=YYYY-MM-DD` partitions; or `sql://<airflow connection id>` with `query`"
+    )
     format: Literal["csv", "parquet"] = Field("csv", description="file format of a file source")
-    partitioned: bool = Field(False, description="read only the `date=YYYY-MM-DD` folders inside the run's "
-                                                 "data interval")
-    query: Name | None = Field(None, description="SQL for a `sql://` source; may use the bound parameters "
-                                                 "`:interval_start` and `:interval_end`")
-    filters: list[RowFilter] = Field(default_factory=list, description="rows kept: each `{column, op, value}`, "
-                                                                       "op one of `== != >= > <= < in not_in not_null`")
+    partitioned: bool = Field(
+        False, description="read only the `date=YYYY-MM-DD` folders inside the run's data interval"
+    )
+    query: Name | None = Field(
+        None,
+        description="SQL for a `sql://` source; may use the bound parameters `:interval_start` and `:interval_end`",
+    )
+    filters: list[RowFilter] = Field(
+        default_factory=list,
+        description="rows kept: each `{column, op, value}`, op one of `== != >= > <= < in not_in not_null`",
+    )
     label: Name = Field(description="label column")
     favorable_label: Scalar = Field(description="the label's favourable value, of the column's type")
     row_key: Name | None = Field(None, description="unique row identifier (checked for uniqueness)")
     features: Features = Field(description="model inputs: `categorical` and `numeric` column lists")
-    feature_labels: dict[str, Name] = Field(default_factory=dict, description="plain names of inputs for reason "
-                                                                              "codes (default: the column name)")
-    value_labels: dict[str, dict[str, Name]] = Field(default_factory=dict, description="plain names of category "
-                                                                                       "values for reason codes, "
-                                                                                       "per column")
+    feature_labels: dict[str, Name] = Field(
+        default_factory=dict, description="plain names of inputs for reason codes (default: the column name)"
+    )
+    value_labels: dict[str, dict[str, Name]] = Field(
+        default_factory=dict, description="plain names of category values for reason codes, per column"
+    )
 
     @model_validator(mode="after")
     def _query_only_for_sql(self) -> Dataset:
@@ -145,15 +156,19 @@ def _threshold(kind: str, max_: float, min_: float | None = None) -> ThresholdSp
 
 
 def _data_thresholds() -> dict[DataMetric, ThresholdSpec]:
-    return {"disparate_impact": _threshold("ratio_band", 1.25, 0.8),
-            "statistical_parity_difference": _threshold("abs_difference", 0.1)}
+    return {
+        "disparate_impact": _threshold("ratio_band", 1.25, 0.8),
+        "statistical_parity_difference": _threshold("abs_difference", 0.1),
+    }
 
 
 def _gate_thresholds() -> dict[Metric, ThresholdSpec]:
-    return {"disparate_impact": _threshold("ratio_band", 1.25, 0.8),
-            "statistical_parity_difference": _threshold("abs_difference", 0.1),
-            "equal_opportunity_difference": _threshold("abs_difference", 0.1),
-            "average_odds_difference": _threshold("abs_difference", 0.1)}
+    return {
+        "disparate_impact": _threshold("ratio_band", 1.25, 0.8),
+        "statistical_parity_difference": _threshold("abs_difference", 0.1),
+        "equal_opportunity_difference": _threshold("abs_difference", 0.1),
+        "average_odds_difference": _threshold("abs_difference", 0.1),
+    }
 
 
 class Range(_Section):
@@ -167,44 +182,52 @@ class Quality(_Section):
     max_duplicate_fraction: Fraction = Field(0.05, description="whole-row duplicates")
     ranges: dict[str, Range] = Field(default_factory=dict, description="per-column `{min, max}`")
     allowed_values: dict[str, Annotated[list[Scalar], Field(min_length=1)]] = Field(
-        default_factory=dict, description="per-column allowed sets")
+        default_factory=dict, description="per-column allowed sets"
+    )
 
 
 class Bias(_Section):
     thresholds: dict[DataMetric, ThresholdSpec] = Field(
-        default_factory=_data_thresholds, min_length=1,
-        description="data-stage bounds; outside → the mitigation search")
-    proxy_auc_warning: Fraction = Field(0.9, description="warn when one input predicts a protected attribute "
-                                                         "with this cross-validated ROC AUC")
+        default_factory=_data_thresholds, min_length=1, description="data-stage bounds; outside → the mitigation search"
+    )
+    proxy_auc_warning: Fraction = Field(
+        0.9, description="warn when one input predicts a protected attribute with this cross-validated ROC AUC"
+    )
 
 
 class Fairness(_Section):
     thresholds: dict[Metric, ThresholdSpec] = Field(
-        default_factory=_gate_thresholds, min_length=1,
-        description="gate bounds, each `kind: ratio_band` (min, max) or `abs_difference` (max of \\|x\\|)")
+        default_factory=_gate_thresholds,
+        min_length=1,
+        description="gate bounds, each `kind: ratio_band` (min, max) or `abs_difference` (max of \\|x\\|)",
+    )
     min_group_size: int = Field(50, ge=1, description="rows per group in the test split")
     min_positives: int = Field(10, ge=1, description="favourable outcomes per group in the test split")
     confidence_level: OpenFraction = Field(0.95, description="level of every interval")
     review_margin: NonNegative = Field(0.02, description="closeness to a bound that asks for review")
-    champion_tolerance: NonNegative = Field(0.02, description="balanced accuracy the candidate may lose "
-                                                              "against production")
+    champion_tolerance: NonNegative = Field(
+        0.02, description="balanced accuracy the candidate may lose against production"
+    )
     min_balanced_accuracy: Fraction = Field(0.6, description="performance floor")
     review_timeout_hours: NonNegative = Field(24.0, description="human review deadline (then Reject)")
 
 
 class Model(_Section):
-    estimator: Estimator = Field("logistic_regression", description="`logistic_regression`, "
-                                                                    "`hist_gradient_boosting` or `random_forest`")
-    params: dict[str, Any] = Field(default_factory=dict, description="the estimator's parameters (checked "
-                                                                     "against its signature)")
+    estimator: Estimator = Field(
+        "logistic_regression", description="`logistic_regression`, `hist_gradient_boosting` or `random_forest`"
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="the estimator's parameters (checked against its signature)"
+    )
     seed: int = Field(42, ge=0, description="random seed for split and estimator")
     test_size: OpenFraction = Field(0.2, description="held-out test share (stratified by label × group cell)")
     validation_size: OpenFraction = Field(0.1, description="validation share")
     decision_threshold: OpenFraction = Field(0.5, description="score cut-off for the favourable decision")
 
 
-MitigationMethod = Literal["none", "reweighing", "disparate_impact_remover", "exponentiated_gradient",
-                           "threshold_optimizer"]
+MitigationMethod = Literal[
+    "none", "reweighing", "disparate_impact_remover", "exponentiated_gradient", "threshold_optimizer"
+]
 # Methods that use the protected attribute when deciding: the remover repairs inputs by group, the
 # optimizer sets a threshold per group.
 GROUP_AWARE_METHODS = ("disparate_impact_remover", "threshold_optimizer")
@@ -227,19 +250,24 @@ def check_params(method: str, params: dict[str, Any], key: str) -> dict[str, Any
     allowed = METHOD_PARAMS[method]
     unknown = sorted(set(params) - set(allowed))
     if unknown:
-        raise ValueError(f"Policy key '{key}' has unknown parameter(s) {unknown} for {method}; allowed: "
-                         f"{sorted(allowed) or 'none'}.")
+        raise ValueError(
+            f"Policy key '{key}' has unknown parameter(s) {unknown} for {method}; allowed: {sorted(allowed) or 'none'}."
+        )
     out = {**allowed, **params}
-    if "repair_level" in params and not (isinstance(out["repair_level"], (int, float))
-                                         and 0.0 <= out["repair_level"] <= 1.0):
-        raise ValueError(f"Policy key '{key}.repair_level' must be a number between 0 and 1. "
-                         f"Got {out['repair_level']!r}.")
+    if "repair_level" in params and not (
+        isinstance(out["repair_level"], (int, float)) and 0.0 <= out["repair_level"] <= 1.0
+    ):
+        raise ValueError(
+            f"Policy key '{key}.repair_level' must be a number between 0 and 1. Got {out['repair_level']!r}."
+        )
     if "constraint" in params and out["constraint"] not in FAIRLEARN_CONSTRAINTS:
-        raise ValueError(f"Policy key '{key}.constraint' must be one of {list(FAIRLEARN_CONSTRAINTS)}. "
-                         f"Got {out['constraint']!r}.")
+        raise ValueError(
+            f"Policy key '{key}.constraint' must be one of {list(FAIRLEARN_CONSTRAINTS)}. Got {out['constraint']!r}."
+        )
     if "objective" in params and out["objective"] not in THRESHOLD_OBJECTIVES:
-        raise ValueError(f"Policy key '{key}.objective' must be one of {list(THRESHOLD_OBJECTIVES)}. "
-                         f"Got {out['objective']!r}.")
+        raise ValueError(
+            f"Policy key '{key}.objective' must be one of {list(THRESHOLD_OBJECTIVES)}. Got {out['objective']!r}."
+        )
     if "eps" in params and not (isinstance(out["eps"], (int, float)) and out["eps"] > 0):
         raise ValueError(f"Policy key '{key}.eps' must be a positive number. Got {out['eps']!r}.")
     if "max_iter" in params and not (isinstance(out["max_iter"], int) and out["max_iter"] >= 1):
@@ -249,12 +277,15 @@ def check_params(method: str, params: dict[str, Any], key: str) -> dict[str, Any
 
 class Candidate(_Section):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$", max_length=48)] = Field(
-        description="the candidate's name in the evidence and the report")
-    method: MitigationMethod = Field(description="`reweighing` (AIF360), `disparate_impact_remover` (AIF360, "
-                                                 "`repair_level`; group-aware), `exponentiated_gradient` "
-                                                 "(fairlearn, `constraint`, `eps`, `max_iter`), "
-                                                 "`threshold_optimizer` (fairlearn, `constraint`, `objective`; "
-                                                 "group-aware)")
+        description="the candidate's name in the evidence and the report"
+    )
+    method: MitigationMethod = Field(
+        description="`reweighing` (AIF360), `disparate_impact_remover` (AIF360, "
+        "`repair_level`; group-aware), `exponentiated_gradient` "
+        "(fairlearn, `constraint`, `eps`, `max_iter`), "
+        "`threshold_optimizer` (fairlearn, `constraint`, `objective`; "
+        "group-aware)"
+    )
     params: dict[str, Scalar] = Field(default_factory=dict, description="the method's parameters")
 
 
@@ -264,49 +295,68 @@ def _default_candidates() -> list[Candidate]:
 
 class Mitigation(_Section):
     search: Literal["when_biased", "always"] = Field(
-        "when_biased", description="`when_biased`: the search runs only when the bias check finds disparity "
-                                   "(else the model is trained without mitigation); `always`")
+        "when_biased",
+        description="`when_biased`: the search runs only when the bias check finds disparity "
+        "(else the model is trained without mitigation); `always`",
+    )
     candidates: list[Candidate] = Field(
         default_factory=_default_candidates,
-        description="methods tried (each crossed with `estimators`); `none`, the unmitigated baseline, is "
-                    "always added")
-    estimators: list[Estimator] = Field(default_factory=list,
-                                        description="estimators crossed with the candidates (default: "
-                                                    "`model.estimator` alone)")
+        description="methods tried (each crossed with `estimators`); `none`, the unmitigated baseline, is always added",
+    )
+    estimators: list[Estimator] = Field(
+        default_factory=list, description="estimators crossed with the candidates (default: `model.estimator` alone)"
+    )
     selection: Literal["balanced_accuracy_within_bands", "closest_to_bands"] = Field(
         "balanced_accuracy_within_bands",
         description="rule applied on the validation split: the best balanced accuracy among candidates whose "
-                    "intervals lie inside every band (none inside: the closest, flagged), or the closest to "
-                    "the bands")
+        "intervals lie inside every band (none inside: the closest, flagged), or the closest to "
+        "the bands",
+    )
     allow_group_aware_decisions: bool = Field(
-        False, description="allow methods that use the protected attribute when deciding "
-                           "(`disparate_impact_remover`, `threshold_optimizer`); unlawful for many uses")
+        False,
+        description="allow methods that use the protected attribute when deciding "
+        "(`disparate_impact_remover`, `threshold_optimizer`); unlawful for many uses",
+    )
 
 
 class Audit(_Section):
     window_days: int = Field(7, ge=1, description="days of predictions the nightly audit reads")
     label_lag_days: int = Field(3, ge=0, description="days until outcomes arrive")
-    incoming: Name | None = Field(None, description="records to score: a folder of `date=YYYY-MM-DD` partitions "
-                                                    "(local or `s3://`) or `sql://<connection id>` with "
-                                                    "`incoming_query`; needed to score (bundled Adult: a simulated "
-                                                    "feed)")
-    incoming_query: Name | None = Field(None, description="SQL for a `sql://` feed, with the bound parameters "
-                                                          "`:interval_start` and `:interval_end`")
-    outcomes: Name | None = Field(None, description="where outcomes arrive when the feed does not carry the label: "
-                                                    "a folder (local or `s3://`) of `date=` partitions of the "
-                                                    "predictions' day, or `sql://<connection id>` with "
-                                                    "`outcomes_query`; each row the row key and the label")
-    outcomes_query: Name | None = Field(None, description="SQL for a `sql://` outcomes source, with the "
-                                                          "prediction day as `:interval_start` and `:interval_end`")
+    incoming: Name | None = Field(
+        None,
+        description="records to score: a folder of `date=YYYY-MM-DD` partitions "
+        "(local or `s3://`) or `sql://<connection id>` with "
+        "`incoming_query`; needed to score (bundled Adult: a simulated "
+        "feed)",
+    )
+    incoming_query: Name | None = Field(
+        None, description="SQL for a `sql://` feed, with the bound parameters `:interval_start` and `:interval_end`"
+    )
+    outcomes: Name | None = Field(
+        None,
+        description="where outcomes arrive when the feed does not carry the label: "
+        "a folder (local or `s3://`) of `date=` partitions of the "
+        "predictions' day, or `sql://<connection id>` with "
+        "`outcomes_query`; each row the row key and the label",
+    )
+    outcomes_query: Name | None = Field(
+        None,
+        description="SQL for a `sql://` outcomes source, with the "
+        "prediction day as `:interval_start` and `:interval_end`",
+    )
     scenario: Scenario = Field("stable", description="simulated feed only")
     daily_rows: int = Field(600, ge=1, description="simulated feed only")
     psi_threshold: NonNegative = Field(0.25, description="per-feature PSI that counts as drift")
     group_mix_psi_threshold: NonNegative = Field(0.1, description="PSI of the group mix that counts as drift")
-    log_table: Name | None = Field(None, description="`sql://<connection id>/<table>`: scoring also writes the "
-                                                     "prediction log there and the audit's fairness figures are "
-                                                     "one `GROUP BY` in that database")
-    outcomes_table: Name | None = Field(None, description="table of arrived outcomes beside `log_table` (default: "
-                                                          "`<table>_outcomes`)")
+    log_table: Name | None = Field(
+        None,
+        description="`sql://<connection id>/<table>`: scoring also writes the "
+        "prediction log there and the audit's fairness figures are "
+        "one `GROUP BY` in that database",
+    )
+    outcomes_table: Name | None = Field(
+        None, description="table of arrived outcomes beside `log_table` (default: `<table>_outcomes`)"
+    )
 
     @model_validator(mode="after")
     def _log_table_is_a_connection_and_table(self) -> Audit:
@@ -326,67 +376,88 @@ class Schedule(_Section):
 
 
 class Robustness(_Section):
-    enabled: bool = Field(False, description="measure and gate decision stability and counterfactual flips on the "
-                                             "test split")
+    enabled: bool = Field(
+        False, description="measure and gate decision stability and counterfactual flips on the test split"
+    )
     perturbation_scale: Annotated[float, Field(gt=0.0)] = Field(
-        0.1, description="noise on each numeric input, as a share of its standard deviation")
+        0.1, description="noise on each numeric input, as a share of its standard deviation"
+    )
     repeats: int = Field(3, ge=1, le=50, description="noise draws per row; a row flips if any draw flips it")
-    max_flip_rate: Fraction = Field(0.05, description="per protected group: share of decisions that may flip "
-                                                      "under the noise")
-    max_counterfactual_rate: Fraction = Field(0.02, description="per protected attribute: share of decisions that "
-                                                                "may change when the attribute is flipped")
-    flip_proxies: bool = Field(True, description="flip the inputs the proxy check flagged together with the "
-                                                 "attribute")
+    max_flip_rate: Fraction = Field(
+        0.05, description="per protected group: share of decisions that may flip under the noise"
+    )
+    max_counterfactual_rate: Fraction = Field(
+        0.02, description="per protected attribute: share of decisions that may change when the attribute is flipped"
+    )
+    flip_proxies: bool = Field(True, description="flip the inputs the proxy check flagged together with the attribute")
 
 
 class Actionable(_Section):
-    direction: Literal["increase", "decrease", "any"] = Field("any", description="numbers: which way the input "
-                                                                                 "may move")
+    direction: Literal["increase", "decrease", "any"] = Field(
+        "any", description="numbers: which way the input may move"
+    )
     min: float | None = Field(None, description="numbers: the lowest value a change may reach")
     max: float | None = Field(None, description="numbers: the highest value a change may reach")
-    step: Annotated[float, Field(gt=0.0)] | None = Field(None, description="numbers: changes in whole steps "
-                                                                           "(1 for whole hours)")
+    step: Annotated[float, Field(gt=0.0)] | None = Field(
+        None, description="numbers: changes in whole steps (1 for whole hours)"
+    )
     values: list[Scalar] | None = Field(None, description="categories: the values a change may choose")
 
 
 class Recourse(_Section):
     actionable: dict[str, Actionable] = Field(
-        default_factory=dict, description="inputs a person can change (every other input is immutable; protected "
-                                          "attributes always are)")
-    categorical_cost: Annotated[float, Field(gt=0.0)] = Field(1.0, description="cost of changing one category "
-                                                                               "(a number costs its change in "
-                                                                               "standard deviations)")
+        default_factory=dict,
+        description="inputs a person can change (every other input is immutable; protected attributes always are)",
+    )
+    categorical_cost: Annotated[float, Field(gt=0.0)] = Field(
+        1.0, description="cost of changing one category (a number costs its change in standard deviations)"
+    )
     search_steps: int = Field(10, ge=2, le=100, description="values tried per number for non-linear models")
-    audit_sample: int = Field(2000, ge=1, description="unfavourable decisions per nightly audit whose recourse is "
-                                                      "computed (a uniform sample above this)")
-    max_share_gap: Fraction | None = Field(None, description="audit: the largest difference between groups in the "
-                                                             "share of unfavourable decisions with recourse")
+    audit_sample: int = Field(
+        2000,
+        ge=1,
+        description="unfavourable decisions per nightly audit whose recourse is computed (a uniform sample above this)",
+    )
+    max_share_gap: Fraction | None = Field(
+        None,
+        description="audit: the largest difference between groups in the share of unfavourable decisions with recourse",
+    )
 
 
 class ReviewTriggers(_Section):
-    score_margin: Fraction | None = Field(None, description="review a decision whose score is within this of the "
-                                                            "threshold")
-    protected_margin: Fraction | None = Field(None, description="a wider margin for members of an unprivileged "
-                                                                "group")
-    outside_training: bool = Field(False, description="review a record with a number outside the training range "
-                                                      "or a category unseen in training")
-    daily_cap: int = Field(50, ge=0, description="at most this many decisions queued for review a day (the most "
-                                                 "borderline first)")
-    above_cap: Literal["decide", "hold"] = Field("decide", description="beyond the cap: `decide` (the automatic "
-                                                                       "decision stands, marked over_cap) or "
-                                                                       "`hold` (queued too, marked over_cap)")
-    timeout_hours: NonNegative = Field(24.0, description="a review not answered in time: the automatic decision "
-                                                         "stands (recorded as timed out)")
+    score_margin: Fraction | None = Field(
+        None, description="review a decision whose score is within this of the threshold"
+    )
+    protected_margin: Fraction | None = Field(None, description="a wider margin for members of an unprivileged group")
+    outside_training: bool = Field(
+        False, description="review a record with a number outside the training range or a category unseen in training"
+    )
+    daily_cap: int = Field(
+        50, ge=0, description="at most this many decisions queued for review a day (the most borderline first)"
+    )
+    above_cap: Literal["decide", "hold"] = Field(
+        "decide",
+        description="beyond the cap: `decide` (the automatic "
+        "decision stands, marked over_cap) or "
+        "`hold` (queued too, marked over_cap)",
+    )
+    timeout_hours: NonNegative = Field(
+        24.0, description="a review not answered in time: the automatic decision stands (recorded as timed out)"
+    )
 
 
 Answer = Annotated[str, Field(min_length=1)] | None
 
 
 class Sampling(_Section):
-    max_rows: int = Field(100_000, ge=0, description="above this many rows, the proxy check, permutation "
-                                                     "importance and exponentiated gradient's fit use a "
-                                                     "stratified sample of this size (said in the evidence); "
-                                                     "0: never sample")
+    max_rows: int = Field(
+        100_000,
+        ge=0,
+        description="above this many rows, the proxy check, permutation "
+        "importance and exponentiated gradient's fit use a "
+        "stratified sample of this size (said in the evidence); "
+        "0: never sample",
+    )
 
 
 class Datasheet(_Section):
@@ -394,13 +465,15 @@ class Datasheet(_Section):
 
     motivation: Answer = Field(None, description="why the dataset was created")
     creators: Answer = Field(None, description="who created it, for which entity, funded by whom")
-    confidential_data: Answer = Field(None, description="confidential or sensitive data beyond the protected "
-                                                        "attributes")
+    confidential_data: Answer = Field(
+        None, description="confidential or sensitive data beyond the protected attributes"
+    )
     collection_process: Answer = Field(None, description="how, when and by whom the data was collected")
     consent: Answer = Field(None, description="whether people were told and consented, and how to revoke")
     sampling: Answer = Field(None, description="whether and how the data is a sample")
-    preprocessing: Answer = Field(None, description="what was done before the data reached the source; "
-                                                    "how labels were assigned")
+    preprocessing: Answer = Field(
+        None, description="what was done before the data reached the source; how labels were assigned"
+    )
     intended_uses: Answer = Field(None, description="other tasks the data may serve")
     out_of_scope_uses: Answer = Field(None, description="uses to avoid")
     distribution: Answer = Field(None, description="who may receive it, under which terms")
@@ -410,12 +483,15 @@ class Datasheet(_Section):
 
 class PolicyFile(_Section):
     model_name: Annotated[str, Field(pattern=f"^{MODEL_NAME}$")] = Field(
-        description="the model's name: registry and store namespace, and the suffix of its DAG ids")
+        description="the model's name: registry and store namespace, and the suffix of its DAG ids"
+    )
     dataset: Dataset
-    protected_attributes: list[ProtectedAttribute] = Field(min_length=1, description="`column`, `privileged` "
-                                                           "and `allowed` values, or `privileged_if: {op, value}`")
+    protected_attributes: list[ProtectedAttribute] = Field(
+        min_length=1, description="`column`, `privileged` and `allowed` values, or `privileged_if: {op, value}`"
+    )
     intersections: list[Annotated[list[Name], Field(min_length=2)]] = Field(
-        default_factory=list, description="attribute combinations measured cell by cell")
+        default_factory=list, description="attribute combinations measured cell by cell"
+    )
     use_protected_as_features: bool = Field(False, description="let the model see protected columns")
     quality: Quality = Quality()
     bias: Bias = Bias()
@@ -474,8 +550,11 @@ def _section_type(annotation: Any) -> Any:
 def describe(error: Any) -> str:
     """One pydantic error as a sentence naming the policy key, e.g. for ``fairness.review_margn``."""
     loc = tuple(p for p in error["loc"] if p not in ("list[str]", "list[union[str,int,float,bool]]"))
-    loc = tuple(p for p in loc if not (isinstance(p, str) and (p.startswith("function-") or p in
-                                                                ("str", "int", "float", "bool"))))
+    loc = tuple(
+        p
+        for p in loc
+        if not (isinstance(p, str) and (p.startswith("function-") or p in ("str", "int", "float", "bool")))
+    )
     kind, got = error["type"], error.get("input")
     if kind == "extra_forbidden":
         *parent, name = loc
@@ -559,8 +638,11 @@ def _show(value: Any) -> str:
     if isinstance(value, dict) and all(isinstance(v, dict) and "kind" in v for v in value.values()):
         parts = []
         for metric, t in value.items():
-            parts.append(f"{metric} ∈ [{t['min']:g}, {t['max']:g}]" if t["kind"] == "ratio_band"
-                         else f"\\|{metric}\\| ≤ {t['max']:g}")
+            parts.append(
+                f"{metric} ∈ [{t['min']:g}, {t['max']:g}]"
+                if t["kind"] == "ratio_band"
+                else f"\\|{metric}\\| ≤ {t['max']:g}"
+            )
         return "; ".join(parts)
     if isinstance(value, bool):
         return "`true`" if value else "`false`"

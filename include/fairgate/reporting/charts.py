@@ -78,7 +78,7 @@ def fairness_intervals(fairness: dict[str, Any], thresholds: list[Any]) -> bytes
                 ax.text(lo, i, " not measurable", va="center", fontsize="small", color="#a00")
                 continue
             inside = t.contains(value)
-            err = ([[value - low], [high - value]] if _finite(low) and _finite(high) else None)
+            err = [[value - low], [high - value]] if _finite(low) and _finite(high) else None
             ax.errorbar([value], [i], xerr=err, fmt="o", color="#222" if inside else "#c44e52", capsize=3)
         ax.set_yticks(range(len(keys)), _short(keys))
         ax.set_ylim(len(keys) - 0.5, -0.5)
@@ -87,8 +87,13 @@ def fairness_intervals(fairness: dict[str, Any], thresholds: list[Any]) -> bytes
     return _png(fig)
 
 
-def tradeoff(points: dict[str, tuple[float | None, float | None]], *, label: str = "worst disparate impact",
-             band: tuple[float, float] | None = (0.8, 1.25), parity: float = 1.0) -> bytes:
+def tradeoff(
+    points: dict[str, tuple[float | None, float | None]],
+    *,
+    label: str = "worst disparate impact",
+    band: tuple[float, float] | None = (0.8, 1.25),
+    parity: float = 1.0,
+) -> bytes:
     """Each model the run measured as one point: (worst fairness value, balanced accuracy)."""
     fig = _figure(5.5, 3.8)
     ax = fig.subplots()
@@ -118,8 +123,12 @@ def pareto_front(points: list[tuple[str, float, float]]) -> list[str]:
     return front
 
 
-def search_front(points: list[tuple[str, float | None, float | None]], chosen: str | None, *,
-                 band: tuple[float, float] | None = (0.8, 1.25)) -> bytes:
+def search_front(
+    points: list[tuple[str, float | None, float | None]],
+    chosen: str | None,
+    *,
+    band: tuple[float, float] | None = (0.8, 1.25),
+) -> bytes:
     """The mitigation search on the validation split: each candidate's (worst DI, balanced accuracy),
     the Pareto front joined, the policy's band shaded, the chosen candidate marked."""
     fig = _figure(6.2, 4.2)
@@ -131,12 +140,26 @@ def search_front(points: list[tuple[str, float | None, float | None]], chosen: s
     front = pareto_front(ok)
     on_front = sorted((p for p in ok if p[0] in front), key=lambda p: p[1])
     if len(on_front) > 1:
-        ax.plot([p[1] for p in on_front], [p[2] for p in on_front], color="#333", lw=1, ls="--",
-                label="Pareto front", zorder=2)
+        ax.plot(
+            [p[1] for p in on_front],
+            [p[2] for p in on_front],
+            color="#333",
+            lw=1,
+            ls="--",
+            label="Pareto front",
+            zorder=2,
+        )
     for name, x, y in ok:
         mark = name == chosen
-        ax.scatter([x], [y], s=140 if mark else 50, color="#c44e52" if mark else "#8172b2",
-                   marker="*" if mark else "o", zorder=3, label="chosen" if mark else None)
+        ax.scatter(
+            [x],
+            [y],
+            s=140 if mark else 50,
+            color="#c44e52" if mark else "#8172b2",
+            marker="*" if mark else "o",
+            zorder=3,
+            label="chosen" if mark else None,
+        )
         ax.annotate(_short([name], 28)[0], (x, y), textcoords="offset points", xytext=(6, 4), fontsize="small")
     ax.set_xlabel("worst disparate impact across comparisons (validation split)")
     ax.set_ylabel("balanced accuracy (validation split)")
@@ -152,12 +175,23 @@ def importance(result: dict[str, Any], top: int = 10) -> bytes:
     cols = sorted(overall, key=lambda c: -overall[c]["mean"])[:top]
     fig = _figure(6.5, 0.35 * len(cols) + 1.6)
     ax = fig.subplots()
-    ax.barh(range(len(cols)), [overall[c]["mean"] for c in cols],
-            xerr=[overall[c]["std"] for c in cols], color="#ccc", label="all test rows")
+    ax.barh(
+        range(len(cols)),
+        [overall[c]["mean"] for c in cols],
+        xerr=[overall[c]["std"] for c in cols],
+        color="#ccc",
+        label="all test rows",
+    )
     markers = ["o", "s", "^", "v", "D", "P", "X", "*"]
     for i, (group, values) in enumerate((result.get("by_group") or {}).items()):
-        ax.scatter([values[c]["mean"] for c in cols], range(len(cols)), marker=markers[i % len(markers)],
-                   s=22, label=_short([group])[0], zorder=3)
+        ax.scatter(
+            [values[c]["mean"] for c in cols],
+            range(len(cols)),
+            marker=markers[i % len(markers)],
+            s=22,
+            label=_short([group])[0],
+            zorder=3,
+        )
     ax.set_yticks(range(len(cols)), _short(cols))
     ax.invert_yaxis()
     ax.axvline(0, color="#999", lw=0.8)
@@ -182,8 +216,10 @@ def audit_trend(history: list[dict[str, Any]], thresholds: list[Any] | None = No
     for ax, metric in zip(axes, metrics, strict=False):
         seen: list[float] = []
         for key in keys:
-            raw = [(((h.get("fairness") or {}).get(key) or {}).get("metrics", {}).get(metric) or {}).get("value")
-                   for h in history]
+            raw = [
+                (((h.get("fairness") or {}).get(key) or {}).get("metrics", {}).get(metric) or {}).get("value")
+                for h in history
+            ]
             values = [v if _finite(v) else math.nan for v in raw]
             seen += [v for v in values if not math.isnan(v)]
             ax.plot(range(len(dates)), values, marker="o", ms=3, label=_short([key])[0])
@@ -198,7 +234,7 @@ def audit_trend(history: list[dict[str, Any]], thresholds: list[Any] | None = No
             ax.axvline(i, color="#c44e52", lw=0.8, ls="--")
         ax.set_title(metric.replace("_", " "), fontsize="medium")
         ax.set_xticks(range(0, len(dates), step), dates[::step], rotation=30, ha="right", fontsize="small")
-    for ax in axes[len(metrics):]:
+    for ax in axes[len(metrics) :]:
         ax.set_visible(False)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=min(3, len(labels) or 1), fontsize="x-small")

@@ -42,8 +42,12 @@ def models(store: ArtifactStore) -> list[str]:
 
 def _decision(entry: dict[str, Any]) -> dict[str, Any]:
     rec = entry["record"]
-    return {"seq": entry["seq"], **{k: rec.get(k) for k in ("dag_id", "run_id", "decision", "recorded_at")},
-            "gate": (rec.get("gate") or {}).get("outcome"), "reasons": (rec.get("gate") or {}).get("reasons", [])[:3]}
+    return {
+        "seq": entry["seq"],
+        **{k: rec.get(k) for k in ("dag_id", "run_id", "decision", "recorded_at")},
+        "gate": (rec.get("gate") or {}).get("outcome"),
+        "reasons": (rec.get("gate") or {}).get("reasons", [])[:3],
+    }
 
 
 def _audit(store: ArtifactStore, rec: dict[str, Any]) -> dict[str, Any]:
@@ -56,10 +60,15 @@ def _audit(store: ArtifactStore, rec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _version(manifest: dict[str, Any]) -> dict[str, Any]:
-    return {"version": manifest["version"], "registered_at": manifest.get("registered_at"),
-            "gate_outcome": manifest.get("gate_outcome"), "approver": manifest.get("approver"),
-            "balanced_accuracy": (manifest.get("performance") or {}).get("balanced_accuracy"),
-            "run_id": manifest.get("run_id"), "dag_id": manifest.get("dag_id")}
+    return {
+        "version": manifest["version"],
+        "registered_at": manifest.get("registered_at"),
+        "gate_outcome": manifest.get("gate_outcome"),
+        "approver": manifest.get("approver"),
+        "balanced_accuracy": (manifest.get("performance") or {}).get("balanced_accuracy"),
+        "run_id": manifest.get("run_id"),
+        "dag_id": manifest.get("dag_id"),
+    }
 
 
 def _read_index(store: ArtifactStore, model: str) -> tuple[dict[str, Any], str | None]:
@@ -104,13 +113,17 @@ def summary(store: ArtifactStore, model: str) -> dict[str, Any]:
         except ConflictError:
             pass  # another request wrote it first; both derived it from the same log
         except (StoreError, StoreConfigError) as exc:  # e.g. read-only credentials: served, not kept
-            log.warning("The Fairness view's index of %s was not written (%s); the next request reads the "
-                        "log again.", model, exc)
+            log.warning(
+                "The Fairness view's index of %s was not written (%s); the next request reads the log again.",
+                model,
+                exc,
+            )
     return index
 
 
-def overview(store: ArtifactStore, *, today: date, decisions: int = 20, audits: int = 30,
-             only: list[str] | None = None) -> dict[str, Any]:
+def overview(
+    store: ArtifactStore, *, today: date, decisions: int = 20, audits: int = 30, only: list[str] | None = None
+) -> dict[str, Any]:
     """Per model (of ``only``, when given): the production version, every version, recent lifecycle
     decisions and audits."""
     from concurrent.futures import ThreadPoolExecutor

@@ -38,15 +38,19 @@ def fairness_rows(fairness: dict[str, Any] | None) -> list[list[str]]:
     for key, res in (fairness or {}).items():
         counts = res.get("counts", {})
         u, p = counts.get("unprivileged", {}), counts.get("privileged", {})
-        rows.append([key, f"{fmt(u.get('n'), 0)} / {fmt(p.get('n'), 0)}"]
-                    + [_interval(res.get(m, {})) for m in METRIC_LABELS])
+        rows.append(
+            [key, f"{fmt(u.get('n'), 0)} / {fmt(p.get('n'), 0)}"] + [_interval(res.get(m, {})) for m in METRIC_LABELS]
+        )
     return rows
 
 
 def _worst(values: dict[str, dict[str, Any]], metric: str) -> float | None:
     """The value of ``metric`` furthest from parity across comparisons (|log| for ratios)."""
-    found = [float(x) for x in (v.get(metric) for v in values.values())
-             if isinstance(x, (int, float)) and math.isfinite(x) and (metric != "disparate_impact" or x > 0)]
+    found = [
+        float(x)
+        for x in (v.get(metric) for v in values.values())
+        if isinstance(x, (int, float)) and math.isfinite(x) and (metric != "disparate_impact" or x > 0)
+    ]
     if not found:
         return None
     return max(found, key=lambda x: abs(math.log(x)) if metric == "disparate_impact" else abs(x))
@@ -57,26 +61,37 @@ def comparison_rows(comparison: dict[str, Any] | None) -> list[list[str]]:
     rows = []
     for name, pos in (comparison or {}).items():
         fair = pos.get("fairness") or {}
-        rows.append([name + (f" ({pos['version'][:12]})" if pos.get("version") else ""),
-                     fmt(pos.get("accuracy")), fmt(pos.get("balanced_accuracy")), fmt(pos.get("roc_auc")),
-                     fmt(_worst(fair, "disparate_impact")), fmt(_worst(fair, "equal_opportunity_difference"))])
+        rows.append(
+            [
+                name + (f" ({pos['version'][:12]})" if pos.get("version") else ""),
+                fmt(pos.get("accuracy")),
+                fmt(pos.get("balanced_accuracy")),
+                fmt(pos.get("roc_auc")),
+                fmt(_worst(fair, "disparate_impact")),
+                fmt(_worst(fair, "equal_opportunity_difference")),
+            ]
+        )
     return rows
 
 
 def compared_with(comparison: dict[str, Any] | None) -> str | None:
     """The sentence that introduces the comparison table, naming only the models that were measured."""
-    others = [{"unmitigated": "the same pipeline trained without mitigation",
-               "production": "the model in production"}[name] for name in (comparison or {}) if name != "candidate"]
+    others = [
+        {"unmitigated": "the same pipeline trained without mitigation", "production": "the model in production"}[name]
+        for name in (comparison or {})
+        if name != "candidate"
+    ]
     return f"Compared with {' and with '.join(others)}:" if others else None
 
 
 def tradeoff_points(comparison: dict[str, Any] | None) -> dict[str, tuple[float | None, float | None]]:
-    return {name: (_worst(pos.get("fairness") or {}, "disparate_impact"), pos.get("balanced_accuracy"))
-            for name, pos in (comparison or {}).items()}
+    return {
+        name: (_worst(pos.get("fairness") or {}, "disparate_impact"), pos.get("balanced_accuracy"))
+        for name, pos in (comparison or {}).items()
+    }
 
 
-SEARCH_HEADER = ["candidate", "method", "status", "balanced accuracy", "worst DI", "band gap", "inside bands",
-                 "fit s"]
+SEARCH_HEADER = ["candidate", "method", "status", "balanced accuracy", "worst DI", "band gap", "inside bands", "fit s"]
 
 
 def _worst_of(metrics: dict[str, Any] | None, metric: str) -> float | None:
@@ -90,10 +105,18 @@ def search_rows(search: dict[str, Any] | None) -> list[list[str]]:
         val = c.get("validation") or {}
         method = c["method"] + (f" {c['params']}" if c.get("params") else "")
         status = ("chosen" if c.get("chosen") else c["status"]) if c["status"] == "fitted" else f"failed: {c['error']}"
-        rows.append([c["id"], method, status, fmt((val.get("performance") or {}).get("balanced_accuracy")),
-                     fmt(_worst_of(val.get("fairness"), "disparate_impact")),
-                     "n/a" if c.get("band_gap") is None else fmt(c["band_gap"]),
-                     "yes" if c.get("within_bands") else "no", fmt(c.get("fit_s"), 1)])
+        rows.append(
+            [
+                c["id"],
+                method,
+                status,
+                fmt((val.get("performance") or {}).get("balanced_accuracy")),
+                fmt(_worst_of(val.get("fairness"), "disparate_impact")),
+                "n/a" if c.get("band_gap") is None else fmt(c["band_gap"]),
+                "yes" if c.get("within_bands") else "no",
+                fmt(c.get("fit_s"), 1),
+            ]
+        )
     return rows
 
 
@@ -103,16 +126,25 @@ def search_summary(search: dict[str, Any] | None) -> str | None:
         return None
     cands = search.get("candidates", [])
     failed = sum(c["status"] == "failed" for c in cands)
-    return (f"Mitigation search: {len(cands)} candidates" + (f" ({failed} failed)" if failed else "")
-            + f", {len(search.get('within_bands') or [])} inside every band on the validation split; chosen: "
-            f"{search.get('chosen') or 'none'} ({search.get('note')}). The test split was used only by the gate, "
-            "for the chosen candidate.")
+    return (
+        f"Mitigation search: {len(cands)} candidates"
+        + (f" ({failed} failed)" if failed else "")
+        + f", {len(search.get('within_bands') or [])} inside every band on the validation split; chosen: "
+        f"{search.get('chosen') or 'none'} ({search.get('note')}). The test split was used only by the gate, "
+        "for the chosen candidate."
+    )
 
 
 def search_points(search: dict[str, Any] | None) -> list[tuple[str, float | None, float | None]]:
-    return [(c["id"], _worst_of((c.get("validation") or {}).get("fairness"), "disparate_impact"),
-             ((c.get("validation") or {}).get("performance") or {}).get("balanced_accuracy"))
-            for c in (search or {}).get("candidates", []) if c["status"] == "fitted"]
+    return [
+        (
+            c["id"],
+            _worst_of((c.get("validation") or {}).get("fairness"), "disparate_impact"),
+            ((c.get("validation") or {}).get("performance") or {}).get("balanced_accuracy"),
+        )
+        for c in (search or {}).get("candidates", [])
+        if c["status"] == "fitted"
+    ]
 
 
 COMPARISON_HEADER = ["model", "accuracy", "balanced accuracy", "ROC AUC", "worst DI", "worst EOD"]
@@ -127,10 +159,17 @@ def proxy_rows(proxies: dict[str, Any] | None, top: int = 3) -> list[list[str]]:
             continue
         strongest = sorted(res["per_column"].items(), key=lambda kv: -kv[1])[:top]
         intervals = res.get("per_column_interval") or {}
-        rows.append([attr, fmt(res["all_columns"]),
-                     ", ".join(f"{c} {fmt(a)}" + (f" [{fmt(intervals[c][0])}, {fmt(intervals[c][1])}]"
-                                                 if c in intervals else "") for c, a in strongest),
-                     ", ".join(res["flagged"]) or "none"])
+        rows.append(
+            [
+                attr,
+                fmt(res["all_columns"]),
+                ", ".join(
+                    f"{c} {fmt(a)}" + (f" [{fmt(intervals[c][0])}, {fmt(intervals[c][1])}]" if c in intervals else "")
+                    for c, a in strongest
+                ),
+                ", ".join(res["flagged"]) or "none",
+            ]
+        )
     return rows
 
 
@@ -172,30 +211,46 @@ def model_card(record: dict[str, Any], policy: Policy) -> str:
     proxies = bias.get("proxies")
     return render_markdown(
         "model_card.md.j2",
-        record=section(record), model=model, data=data, gate=gate, performance=section(record.get("performance")),
-        model_name=policy.model_name, estimator_params=policy.estimator_params, seed=policy.seed,
-        decision_threshold=policy.decision_threshold, policy_sha256=section(record.get("policy"))["sha256"],
-        label=policy.label, favorable_label=policy.favorable_label,
-        protected=[{"column": a.column, "privileged": list(a.privileged) or f"{a.op} {a.value}"}
-                   for a in policy.protected],
+        record=section(record),
+        model=model,
+        data=data,
+        gate=gate,
+        performance=section(record.get("performance")),
+        model_name=policy.model_name,
+        estimator_params=policy.estimator_params,
+        seed=policy.seed,
+        decision_threshold=policy.decision_threshold,
+        policy_sha256=section(record.get("policy"))["sha256"],
+        label=policy.label,
+        favorable_label=policy.favorable_label,
+        protected=[
+            {"column": a.column, "privileged": list(a.privileged) or f"{a.op} {a.value}"} for a in policy.protected
+        ],
         intersections=", ".join(" × ".join(c) for c in policy.intersections) or "none",
-        use_protected=policy.use_protected_as_features, proxy_auc_warning=f"{policy.proxy_auc_warning:g}",
-        proxy_header=PROXY_HEADER, proxy_rows=proxy_rows(proxies) if proxies else None,
+        use_protected=policy.use_protected_as_features,
+        proxy_auc_warning=f"{policy.proxy_auc_warning:g}",
+        proxy_header=PROXY_HEADER,
+        proxy_rows=proxy_rows(proxies) if proxies else None,
         proxy_measured_on=(proxies or {}).get("measured_on") or "training rows",
         confidence=f"{policy.confidence_level:.0%}",
         thresholds=", ".join(f"{t.metric} {t.describe()}" for t in policy.fairness_thresholds),
         period=" to ".join(data["period"] or []) or "the whole source (not partitioned by date)",
-        mitigation_text=mitigation.get("method") if mitigation.get("applied")
-        else f"none ({mitigation.get('reason')})",
-        fairness_header=FAIRNESS_HEADER, fairness_rows=fairness_rows(record.get("fairness")),
-        comparison_header=COMPARISON_HEADER, comparison_rows=comparison_rows(record.get("comparison")),
-        compared_with=compared_with(record.get("comparison")), weighted=bool(model.get("weighted")),
+        mitigation_text=mitigation.get("method") if mitigation.get("applied") else f"none ({mitigation.get('reason')})",
+        fairness_header=FAIRNESS_HEADER,
+        fairness_rows=fairness_rows(record.get("fairness")),
+        comparison_header=COMPARISON_HEADER,
+        comparison_rows=comparison_rows(record.get("comparison")),
+        compared_with=compared_with(record.get("comparison")),
+        weighted=bool(model.get("weighted")),
         importance_header=_importance_header(importance) if importance else None,
         importance_rows=importance_rows(importance) if importance else None,
         insufficient=[r for r in gate["reasons"] or [] if "insufficient evidence" in r],
-        proxy_warnings=bias.get("warnings") or [], short_of_evidence=bias.get("short_of_evidence") or [],
-        approval=approval(record), search_summary=search_summary(record.get("search")),
-        search_header=SEARCH_HEADER, search_rows=search_rows(record.get("search")),
+        proxy_warnings=bias.get("warnings") or [],
+        short_of_evidence=bias.get("short_of_evidence") or [],
+        approval=approval(record),
+        search_summary=search_summary(record.get("search")),
+        search_header=SEARCH_HEADER,
+        search_rows=search_rows(record.get("search")),
         group_aware=model.get("group_aware") or [],
     )
 
@@ -207,11 +262,19 @@ def _importance_sections(record: dict[str, Any]) -> list[dict[str, Any]]:
             skipped = "; ".join(f"{k}: {v}" for k, v in (result.get("skipped") or {}).items())
             out.append({"name": name, "skipped": skipped})
             continue
-        out.append({"name": name, "skipped": None, "metric": result.get("metric", ""),
-                    "repeats": result.get("repeats"), "rows": result.get("rows"),
-                    "measured_on": result.get("measured_on") or f"{result.get('rows')} test rows",
-                    "header": _importance_header(result), "rows_": importance_rows(result),
-                    "chart": Image(charts.importance(result), f"permutation importance of the {name} model")})
+        out.append(
+            {
+                "name": name,
+                "skipped": None,
+                "metric": result.get("metric", ""),
+                "repeats": result.get("repeats"),
+                "rows": result.get("rows"),
+                "measured_on": result.get("measured_on") or f"{result.get('rows')} test rows",
+                "header": _importance_header(result),
+                "rows_": importance_rows(result),
+                "chart": Image(charts.importance(result), f"permutation importance of the {name} model"),
+            }
+        )
     return out
 
 
@@ -224,44 +287,77 @@ def run_report(record: dict[str, Any], policy: Policy) -> str:
     if bias:
         for key, m in (bias.get("comparisons") or {}).items():
             after = (mitigation.get("after") or {}).get(key, {})
-            bias_rows.append([key, fmt(m.get("n_unprivileged"), 0), fmt(m.get("n_privileged"), 0),
-                              fmt(m.get("base_rate_unprivileged")), fmt(m.get("base_rate_privileged")),
-                              fmt(m.get("disparate_impact")), fmt(after.get("disparate_impact"))])
-        images["base_rates"] = Image(charts.base_rates(bias, mitigation if mitigation.get("applied") else None),
-                                     "favourable-label rate per group before and after reweighing")
+            bias_rows.append(
+                [
+                    key,
+                    fmt(m.get("n_unprivileged"), 0),
+                    fmt(m.get("n_privileged"), 0),
+                    fmt(m.get("base_rate_unprivileged")),
+                    fmt(m.get("base_rate_privileged")),
+                    fmt(m.get("disparate_impact")),
+                    fmt(after.get("disparate_impact")),
+                ]
+            )
+        images["base_rates"] = Image(
+            charts.base_rates(bias, mitigation if mitigation.get("applied") else None),
+            "favourable-label rate per group before and after reweighing",
+        )
     if record.get("performance"):
-        images["tradeoff"] = Image(charts.tradeoff(tradeoff_points(record.get("comparison"))),
-                                   "fairness-accuracy position")
+        images["tradeoff"] = Image(
+            charts.tradeoff(tradeoff_points(record.get("comparison"))), "fairness-accuracy position"
+        )
     search = record.get("search")
     if search:
         ratio = [t for t in policy.fairness_thresholds if t.metric == "disparate_impact"]
-        images["search"] = Image(charts.search_front(search_points(search), search.get("chosen"),
-                                                     band=(ratio[0].min, ratio[0].max)
-                                                     if ratio and ratio[0].min is not None else None),
-                                 "fairness-accuracy of each candidate of the mitigation search (validation split)")
+        images["search"] = Image(
+            charts.search_front(
+                search_points(search),
+                search.get("chosen"),
+                band=(ratio[0].min, ratio[0].max) if ratio and ratio[0].min is not None else None,
+            ),
+            "fairness-accuracy of each candidate of the mitigation search (validation split)",
+        )
     if fairness:
         metrics = {k: {m: v for m, v in r.items() if m != "counts"} for k, r in fairness.items()}
-        images["fairness"] = Image(charts.fairness_intervals(metrics, list(policy.fairness_thresholds)),
-                                   "fairness metrics with intervals against the policy thresholds")
+        images["fairness"] = Image(
+            charts.fairness_intervals(metrics, list(policy.fairness_thresholds)),
+            "fairness metrics with intervals against the policy thresholds",
+        )
     gate = section(record.get("gate"))
     gate["reasons"] = gate["reasons"] or []
     quality = section(record.get("quality"))
     quality["failures"] = quality["failures"] or []
     return render_html(
         "run_report.html.j2",
-        record=section(record), model_name=policy.model_name, gate=gate, quality=quality,
-        bias=section(bias) if bias else None, mitigation=section(mitigation), bias_header=BIAS_HEADER,
-        bias_rows=bias_rows, proxy_auc_warning=f"{policy.proxy_auc_warning:g}", proxy_header=PROXY_HEADER,
+        record=section(record),
+        model_name=policy.model_name,
+        gate=gate,
+        quality=quality,
+        bias=section(bias) if bias else None,
+        mitigation=section(mitigation),
+        bias_header=BIAS_HEADER,
+        bias_rows=bias_rows,
+        proxy_auc_warning=f"{policy.proxy_auc_warning:g}",
+        proxy_header=PROXY_HEADER,
         proxy_rows=proxy_rows(bias.get("proxies")),
         proxy_measured_on=(bias.get("proxies") or {}).get("measured_on") or "training rows",
         performance=record.get("performance"),
-        comparison_header=COMPARISON_HEADER, comparison_rows=comparison_rows(record.get("comparison")),
-        fairness=fairness, confidence=f"{policy.confidence_level:.0%}", fairness_header=FAIRNESS_HEADER,
-        fairness_rows=fairness_rows(fairness), charts=images, importance=_importance_sections(record),
-        approval=approval(record), search=search, search_summary=search_summary(search),
-        search_header=SEARCH_HEADER, search_rows=search_rows(search),
+        comparison_header=COMPARISON_HEADER,
+        comparison_rows=comparison_rows(record.get("comparison")),
+        fairness=fairness,
+        confidence=f"{policy.confidence_level:.0%}",
+        fairness_header=FAIRNESS_HEADER,
+        fairness_rows=fairness_rows(fairness),
+        charts=images,
+        importance=_importance_sections(record),
+        approval=approval(record),
+        search=search,
+        search_summary=search_summary(search),
+        search_header=SEARCH_HEADER,
+        search_rows=search_rows(search),
         card_html=markdown_to_html(model_card(record, policy)) if record.get("model") else None,
-        robustness_header=ROBUSTNESS_HEADER, robustness_rows=robustness_rows(record.get("robustness")),
+        robustness_header=ROBUSTNESS_HEADER,
+        robustness_rows=robustness_rows(record.get("robustness")),
     )
 
 
@@ -272,15 +368,24 @@ def robustness_rows(robustness: dict[str, Any] | None) -> list[list[str]]:
     """One row per group of the stability check and per attribute of the counterfactual check."""
     if not robustness:
         return []
-    rows = [[f"stability {group}", fmt(s["n"], 0), fmt(s["changed"], 0), _interval(s), ""]
-            for group, s in robustness["stability"]["groups"].items()]
+    rows = [
+        [f"stability {group}", fmt(s["n"], 0), fmt(s["changed"], 0), _interval(s), ""]
+        for group, s in robustness["stability"]["groups"].items()
+    ]
     for column, c in robustness["counterfactual"].items():
         if "overall" not in c:
             rows.append([f"counterfactual {column}", "", "", "n/a", c.get("note") or ""])
             continue
         flipped = " + ".join(c["columns"])
-        rows.append([f"counterfactual {flipped}", fmt(c["overall"]["n"], 0), fmt(c["overall"]["changed"], 0),
-                     _interval(c["overall"]), c.get("note") or ""])
+        rows.append(
+            [
+                f"counterfactual {flipped}",
+                fmt(c["overall"]["n"], 0),
+                fmt(c["overall"]["changed"], 0),
+                _interval(c["overall"]),
+                c.get("note") or "",
+            ]
+        )
     return rows
 
 
@@ -288,11 +393,17 @@ def review_body(record: dict[str, Any], *, report_url: str, stored_uri: str) -> 
     """Markdown body of the review request: why the gate could not decide, the figures, where the report is."""
     gate, mitigation = section(record.get("gate")), record.get("mitigation") or {}
     return render_markdown(
-        "review_request.md.j2", reasons=gate["reasons"] or [], performance=section(record.get("performance")),
+        "review_request.md.j2",
+        reasons=gate["reasons"] or [],
+        performance=section(record.get("performance")),
         mitigated=f"yes ({mitigation.get('method')})" if mitigation.get("applied") else "no",
         search_summary=search_summary(record.get("search")),
-        fairness_header=FAIRNESS_HEADER, fairness_rows=fairness_rows(record.get("fairness")), report_url=report_url,
-        stored_uri=stored_uri, gate_uri=gate["uri"])
+        fairness_header=FAIRNESS_HEADER,
+        fairness_rows=fairness_rows(record.get("fairness")),
+        report_url=report_url,
+        stored_uri=stored_uri,
+        gate_uri=gate["uri"],
+    )
 
 
 def _v(x: Any) -> str:
@@ -305,23 +416,49 @@ def audit_report(result: dict[str, Any], history: list[dict[str, Any]], threshol
     for key, res in (result.get("fairness") or {}).items():
         sel = res["rates"]["selection"]
         for m, v in res["metrics"].items():
-            metric_rows.append([key, m, _v(v.get("value")), f"[{_v(v.get('ci_low'))}, {_v(v.get('ci_high'))}]",
-                                f"{_v(sel['unprivileged'].get('value'))} / {_v(sel['privileged'].get('value'))}"])
+            metric_rows.append(
+                [
+                    key,
+                    m,
+                    _v(v.get("value")),
+                    f"[{_v(v.get('ci_low'))}, {_v(v.get('ci_high'))}]",
+                    f"{_v(sel['unprivileged'].get('value'))} / {_v(sel['privileged'].get('value'))}",
+                ]
+            )
     trend_keys = sorted({(k, m) for h in history for k, r in (h.get("fairness") or {}).items() for m in r["metrics"]})
-    trend_rows = [[k, m, *(_v(((h.get("fairness") or {}).get(k) or {}).get("metrics", {}).get(m, {}).get("value"))
-                           for h in history)] for k, m in trend_keys]
+    trend_rows = [
+        [
+            k,
+            m,
+            *(_v(((h.get("fairness") or {}).get(k) or {}).get("metrics", {}).get(m, {}).get("value")) for h in history),
+        ]
+        for k, m in trend_keys
+    ]
     return render_html(
-        "audit_report.html.j2", result=result, window_days=len(result.get("window_days", [])),
+        "audit_report.html.j2",
+        result=result,
+        window_days=len(result.get("window_days", [])),
         judged=(result.get("judged_version") or "")[:12],
-        per_version_rows=[[v[:12], p["rows"], p["labeled_rows"], _v(p["selection_rate"]),
-                           "; ".join(f"{k}: DI {_v(m['disparate_impact']['value'])}" for k, m in p["fairness"].items())]
-                          for v, p in (result.get("per_version") or {}).items()],
-        reasons=result.get("reasons", []) + result.get("insufficient", []), metric_rows=metric_rows,
-        trend_dates=history, trend_rows=trend_rows,
+        per_version_rows=[
+            [
+                v[:12],
+                p["rows"],
+                p["labeled_rows"],
+                _v(p["selection_rate"]),
+                "; ".join(f"{k}: DI {_v(m['disparate_impact']['value'])}" for k, m in p["fairness"].items()),
+            ]
+            for v, p in (result.get("per_version") or {}).items()
+        ],
+        reasons=result.get("reasons", []) + result.get("insufficient", []),
+        metric_rows=metric_rows,
+        trend_dates=history,
+        trend_rows=trend_rows,
         trend_chart=Image(charts.audit_trend(history, thresholds), "trend of the audited fairness metrics")
-        if history else None,
+        if history
+        else None,
         drift_rows=[[k, _v(v)] for k, v in (result.get("drift") or {}).items()],
-        estimate_rows=_estimate_rows(result.get("estimated_performance") or {}))
+        estimate_rows=_estimate_rows(result.get("estimated_performance") or {}),
+    )
 
 
 def _estimate_rows(estimated: dict[str, Any]) -> list[list[Any]]:
@@ -330,11 +467,20 @@ def _estimate_rows(estimated: dict[str, Any]) -> list[list[Any]]:
         for side, e in sides.items():
             est, real = e.get("estimated") or {}, e.get("realised") or {}
             reliable = e.get("reliable")
-            rows.append([key, side, e["rows_without_outcome"],
-                         *(x for r in ("true_positive_rate", "false_positive_rate", "accuracy")
-                           for x in (_v(est.get(r)), _v(real.get(r)))),
-                         _v(e.get("calibration_error", e.get("test_calibration_error"))),
-                         "unknown" if reliable is None else "yes" if reliable else "no"])
+            rows.append(
+                [
+                    key,
+                    side,
+                    e["rows_without_outcome"],
+                    *(
+                        x
+                        for r in ("true_positive_rate", "false_positive_rate", "accuracy")
+                        for x in (_v(est.get(r)), _v(real.get(r)))
+                    ),
+                    _v(e.get("calibration_error", e.get("test_calibration_error"))),
+                    "unknown" if reliable is None else "yes" if reliable else "no",
+                ]
+            )
     return rows
 
 
@@ -343,7 +489,6 @@ def _trend_png(history_json: str, thresholds: tuple[Any, ...]) -> bytes:
     """A trend chart, drawn once per process for the same audits and bands (drawing is most of a page's time)."""
     import json
 
-
     return charts.audit_trend(json.loads(history_json), list(thresholds) or None)
 
 
@@ -351,12 +496,25 @@ def overview_html(data: dict[str, Any], *, user: str, thresholds: dict[str, list
     """The page itself; links are relative to the view's own URL. ``thresholds``: per model, for the trends."""
     import json
 
-    trends = {m["name"]: Image(_trend_png(json.dumps(m["audits"], sort_keys=True, default=str),
-                                          tuple((thresholds or {}).get(m["name"]) or ())),
-                               f"trend of the audited fairness metrics of {m['name']}", "trend")
-              for m in data["models"] if m["audits"]}
-    return render_html("overview.html.j2", user=user, models=data["models"], trends=trends,
-                       report_path=run_report_path, audit_path=audit_report_path)
+    trends = {
+        m["name"]: Image(
+            _trend_png(
+                json.dumps(m["audits"], sort_keys=True, default=str), tuple((thresholds or {}).get(m["name"]) or ())
+            ),
+            f"trend of the audited fairness metrics of {m['name']}",
+            "trend",
+        )
+        for m in data["models"]
+        if m["audits"]
+    }
+    return render_html(
+        "overview.html.j2",
+        user=user,
+        models=data["models"],
+        trends=trends,
+        report_path=run_report_path,
+        audit_path=audit_report_path,
+    )
 
 
 def quality_report(result: QualityResult, *, title: str) -> str:

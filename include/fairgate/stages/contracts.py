@@ -50,7 +50,6 @@ class _Result:
             return data
         from pydantic import ValidationError
 
-
         try:
             value: Self = _adapter(cls).validate_python(data)  # type: ignore[arg-type]  # as above
         except ValidationError as exc:

@@ -81,6 +81,7 @@ class RunInfo:
 
 # --- store I/O shared by the stages --------------------------------------------------------------
 
+
 def _artifact(written: Written) -> Artifact:
     return Artifact(key=written.key, uri=written.uri, sha256=written.sha256)
 
@@ -113,6 +114,7 @@ def _load_model(store: ArtifactStore, artifact: Artifact, what: str) -> Any:
 
 # --- the stages ----------------------------------------------------------------------------------
 
+
 def collect(store: ArtifactStore, policy: Policy, run: RunInfo) -> Snapshot:
     """Read the source (the run's interval when partitioned) into an immutable Parquet snapshot.
 
@@ -123,34 +125,55 @@ def collect(store: ArtifactStore, policy: Policy, run: RunInfo) -> Snapshot:
     interval = (run.interval_start, run.interval_end) if run.interval_start and run.interval_end else None
     df = read_source(policy, interval=interval)
     dupes = duplicate_rows(df, policy)
-    wanted = dict.fromkeys([*([policy.row_key] if policy.row_key else []), *policy.features,
-                            *policy.protected_columns, policy.label])
+    wanted = dict.fromkeys(
+        [*([policy.row_key] if policy.row_key else []), *policy.features, *policy.protected_columns, policy.label]
+    )
     df = df[[c for c in wanted if c in df.columns]]
     written = store.put_new(f"{run.prefix}/snapshot.parquet", to_parquet_bytes(df))
     period = (interval[0].isoformat(), interval[1].isoformat()) if interval and policy.partitioned else None
-    return Snapshot(data=_artifact(written), rows=len(df), columns=tuple(df.columns), source=policy.source,
-                    duplicate_rows=dupes, period=period)
+    return Snapshot(
+        data=_artifact(written),
+        rows=len(df),
+        columns=tuple(df.columns),
+        source=policy.source,
+        duplicate_rows=dupes,
+        period=period,
+    )
 
 
 def validate(store: ArtifactStore, policy: Policy, run: RunInfo, snapshot: Snapshot) -> Quality:
     """Run the quality suite; store the full result (JSON and its page) and return a capped summary."""
 
-    result = validate_frame(_read_frame(store, snapshot.data, "snapshot"), policy,
-                            duplicate_rows=snapshot.duplicate_rows)
+    result = validate_frame(
+        _read_frame(store, snapshot.data, "snapshot"), policy, duplicate_rows=snapshot.duplicate_rows
+    )
     full = _put_json(store, f"{run.prefix}/quality.json", result.as_dict())
-    page = _artifact(store.put(f"{run.prefix}/quality.html",
-                               quality_report(result, title=f"Data quality — {run.dag_id} {run.run_id}").encode()))
+    page = _artifact(
+        store.put(
+            f"{run.prefix}/quality.html",
+            quality_report(result, title=f"Data quality — {run.dag_id} {run.run_id}").encode(),
+        )
+    )
     s = result.summary()
-    return Quality(passed=s["passed"], rows=s["rows"], checks=s["checks"], failed=s["failed"],
-                   failures=tuple(s["failures"]), failures_not_shown=s["failures_not_shown"], result=full,
-                   page=page, snapshot=snapshot)
+    return Quality(
+        passed=s["passed"],
+        rows=s["rows"],
+        checks=s["checks"],
+        failed=s["failed"],
+        failures=tuple(s["failures"]),
+        failures_not_shown=s["failures_not_shown"],
+        result=full,
+        page=page,
+        snapshot=snapshot,
+    )
 
 
 def check_bias(store: ArtifactStore, policy: Policy, run: RunInfo, quality: Quality) -> Bias:
     """AIF360 dataset metrics per attribute and intersection; ``detected`` if any is outside policy."""
     if not quality.passed:
-        raise StageError(f"The snapshot failed its quality checks ({'; '.join(quality.failures)}); bias is not "
-                         "measured on it.")
+        raise StageError(
+            f"The snapshot failed its quality checks ({'; '.join(quality.failures)}); bias is not measured on it."
+        )
 
     snapshot = quality.snapshot
     df = _read_frame(store, snapshot.data, "snapshot")
@@ -164,9 +187,16 @@ def check_bias(store: ArtifactStore, policy: Policy, run: RunInfo, quality: Qual
     # Said now, not after training: groups the test split is too small for can only end in review.
     measured["short_of_evidence"], _ = short_of_evidence(df[split == "test"], policy, share=1.0)
     written = _put_json(store, f"{run.prefix}/bias.json", measured)
-    return Bias(detected=measured["detected"], reasons=tuple(measured["reasons"]),
-                warnings=tuple(measured["warnings"]), measured_on=measured["measured_on"], result=written,
-                split=stored_split, quality=quality, short_of_evidence=tuple(measured["short_of_evidence"]))
+    return Bias(
+        detected=measured["detected"],
+        reasons=tuple(measured["reasons"]),
+        warnings=tuple(measured["warnings"]),
+        measured_on=measured["measured_on"],
+        result=written,
+        split=stored_split,
+        quality=quality,
+        short_of_evidence=tuple(measured["short_of_evidence"]),
+    )
 
 
 def _training_rows(store: ArtifactStore, bias: Bias) -> tuple[pd.DataFrame, np.ndarray]:
@@ -186,17 +216,20 @@ def search_plan(store: ArtifactStore, policy: Policy, run: RunInfo, bias: Bias) 
     """
     from dataclasses import asdict
 
-
     if not bias.quality.passed:
         raise StageError("The snapshot failed its quality checks; no mitigation is searched on it.")
     specs = [asdict(s) for s in plan(policy)]
-    _put_json(store, f"{run.prefix}/search_plan.json", {"candidates": specs, "bias_detected": bias.detected,
-                                                        "search": policy.mitigation_search})
+    _put_json(
+        store,
+        f"{run.prefix}/search_plan.json",
+        {"candidates": specs, "bias_detected": bias.detected, "search": policy.mitigation_search},
+    )
     return [{"candidate": spec, "bias": bias.to_json()} for spec in specs]
 
 
-def fit_candidate(store: ArtifactStore, policy: Policy, run: RunInfo, bias: Bias,
-                  candidate: dict[str, Any]) -> CandidateResult:
+def fit_candidate(
+    store: ArtifactStore, policy: Policy, run: RunInfo, bias: Bias, candidate: dict[str, Any]
+) -> CandidateResult:
     """Fit one candidate on the training rows and measure it on the validation rows (never the test rows).
 
     A candidate the library cannot fit is returned as ``failed`` with the library's message: the
@@ -207,13 +240,17 @@ def fit_candidate(store: ArtifactStore, policy: Policy, run: RunInfo, bias: Bias
 
     import pandas as pd
 
-
     spec = mitigation.Spec(**candidate)
     df, split = _training_rows(store, bias)
     train, val = df[split == "train"], df[split == "validation"].reset_index(drop=True)
-    base: dict[str, Any] = {"id": spec.id, "name": spec.name, "method": spec.method, "estimator": spec.estimator,
-            "params": check_params(spec.method, spec.params, f"mitigation.candidates[{spec.name}]"),
-            "group_aware": spec.group_aware}
+    base: dict[str, Any] = {
+        "id": spec.id,
+        "name": spec.name,
+        "method": spec.method,
+        "estimator": spec.estimator,
+        "params": check_params(spec.method, spec.params, f"mitigation.candidates[{spec.name}]"),
+        "group_aware": spec.group_aware,
+    }
     started = time.perf_counter()
     try:
         model, extra = mitigation.fit(spec, train, policy)
@@ -228,19 +265,37 @@ def fit_candidate(store: ArtifactStore, policy: Policy, run: RunInfo, bias: Bias
     weights = None
     if "weights" in extra:
         rows = train[policy.row_key].to_numpy() if policy.row_key else (split == "train").nonzero()[0]
-        weights = _put_frame(store, f"{prefix}/weights.parquet",
-                             pd.DataFrame({"row": rows, "weight": extra["weights"]}))
-    result = _put_json(store, f"{prefix}/validation.json", {
-        **base, "measured_on": f"validation split ({len(val)} rows)", "performance": perf, "fairness": fairness,
-        "band_gap": gap if math.isfinite(gap) else None, "fit_s": fit_s,
-        "method_report": {k: v for k, v in extra.items() if k != "weights"}})
-    return CandidateResult(**base, status="fitted", model=stored, weights=weights, result=result,
-                           balanced_accuracy=perf["balanced_accuracy"], band_gap=gap if math.isfinite(gap) else None,
-                           fit_s=fit_s)
+        weights = _put_frame(
+            store, f"{prefix}/weights.parquet", pd.DataFrame({"row": rows, "weight": extra["weights"]})
+        )
+    result = _put_json(
+        store,
+        f"{prefix}/validation.json",
+        {
+            **base,
+            "measured_on": f"validation split ({len(val)} rows)",
+            "performance": perf,
+            "fairness": fairness,
+            "band_gap": gap if math.isfinite(gap) else None,
+            "fit_s": fit_s,
+            "method_report": {k: v for k, v in extra.items() if k != "weights"},
+        },
+    )
+    return CandidateResult(
+        **base,
+        status="fitted",
+        model=stored,
+        weights=weights,
+        result=result,
+        balanced_accuracy=perf["balanced_accuracy"],
+        band_gap=gap if math.isfinite(gap) else None,
+        fit_s=fit_s,
+    )
 
 
-def select_candidate(store: ArtifactStore, policy: Policy, run: RunInfo, bias: Bias,
-                     candidates: list[CandidateResult]) -> TrainedModel:
+def select_candidate(
+    store: ArtifactStore, policy: Policy, run: RunInfo, bias: Bias, candidates: list[CandidateResult]
+) -> TrainedModel:
     """Choose among the fitted candidates on their validation figures (the policy's rule) and record the whole search.
 
     The chosen candidate goes to the gate; ``none`` of the same estimator goes with it as the
@@ -248,36 +303,72 @@ def select_candidate(store: ArtifactStore, policy: Policy, run: RunInfo, bias: B
     """
     import math
 
-
     if not candidates:
         raise StageError("The mitigation search produced no candidate results.")
-    rows = [{"id": c.id, "status": c.status, "balanced_accuracy": c.balanced_accuracy,
-             "band_gap": math.inf if c.band_gap is None else c.band_gap} for c in candidates]
+    rows = [
+        {
+            "id": c.id,
+            "status": c.status,
+            "balanced_accuracy": c.balanced_accuracy,
+            "band_gap": math.inf if c.band_gap is None else c.band_gap,
+        }
+        for c in candidates
+    ]
     choice = mitigation.select(rows, policy.mitigation_selection)
     table = []
     for c in candidates:
         full = read_json(store, c.result, f"validation result of {c.id}") if c.result else {}
-        table.append({**c.to_json(), "chosen": c.id == choice.candidate,
-                      "within_bands": c.id in choice.within_bands,
-                      "validation": {"performance": full.get("performance"),
-                                     "fairness": {k: r["metrics"] for k, r in (full.get("fairness") or {}).items()}}})
-    search = _put_json(store, f"{run.prefix}/search.json", {
-        "rule": choice.rule, "chosen": choice.candidate, "note": choice.note,
-        "within_bands": list(choice.within_bands), "measured_on": "validation split", "candidates": table})
+        table.append(
+            {
+                **c.to_json(),
+                "chosen": c.id == choice.candidate,
+                "within_bands": c.id in choice.within_bands,
+                "validation": {
+                    "performance": full.get("performance"),
+                    "fairness": {k: r["metrics"] for k, r in (full.get("fairness") or {}).items()},
+                },
+            }
+        )
+    search = _put_json(
+        store,
+        f"{run.prefix}/search.json",
+        {
+            "rule": choice.rule,
+            "chosen": choice.candidate,
+            "note": choice.note,
+            "within_bands": list(choice.within_bands),
+            "measured_on": "validation split",
+            "candidates": table,
+        },
+    )
     if choice.candidate is None:
         errors = "; ".join(f"{c.id}: {c.error}" for c in candidates)
         raise StageError(f"Every candidate of the mitigation search failed ({errors}); nothing to evaluate.")
     chosen = next(c for c in candidates if c.id == choice.candidate)
-    twin = next((c for c in candidates if c.method == "none" and c.estimator == chosen.estimator
-                 and c.status == "fitted" and c.id != chosen.id), None)
+    twin = next(
+        (
+            c
+            for c in candidates
+            if c.method == "none" and c.estimator == chosen.estimator and c.status == "fitted" and c.id != chosen.id
+        ),
+        None,
+    )
     assert chosen.model is not None  # fitted
     df, split = _training_rows(store, bias)
     full = read_json(store, chosen.result, "chosen candidate") if chosen.result else {}
     train_rows = {name: int((split == name).sum()) for name in training.SPLITS}
-    result = _put_json(store, f"{run.prefix}/train.json", {
-        "features": list(policy.features), "rows": train_rows, "validation": full.get("performance"),
-        "reference": training.reference_record(df[split == "train"], policy),
-        "weighted": chosen.weights is not None, "candidate": chosen.id})
+    result = _put_json(
+        store,
+        f"{run.prefix}/train.json",
+        {
+            "features": list(policy.features),
+            "rows": train_rows,
+            "validation": full.get("performance"),
+            "reference": training.reference_record(df[split == "train"], policy),
+            "weighted": chosen.weights is not None,
+            "candidate": chosen.id,
+        },
+    )
     applied = chosen.method != "none"
     method = f"{mitigation.LIBRARY[chosen.method]}" + (f" {chosen.params}" if chosen.params else "")
     report = full.get("method_report", {})
@@ -285,34 +376,73 @@ def select_candidate(store: ArtifactStore, policy: Policy, run: RunInfo, bias: B
         method += f", fitted on the {report['fitted_on']}"
     after = None
     if chosen.method == "reweighing" and chosen.weights is not None:
-        after = _put_json(store, f"{run.prefix}/mitigation.json", {"method": method, "measured_on": bias.measured_on,
-                                                                    **full.get("method_report", {}).get("after", {})})
+        after = _put_json(
+            store,
+            f"{run.prefix}/mitigation.json",
+            {"method": method, "measured_on": bias.measured_on, **full.get("method_report", {}).get("after", {})},
+        )
     reason = f"chosen by the mitigation search ({choice.note})"
     reweighed = full.get("method_report", {}).get("after", {})
-    mitigation_used = (Mitigation(applied=True, reason=reason, method=method, weights=chosen.weights, result=after,
-                                  max_abs_di_error=reweighed.get("max_abs_di_error"))
-                       if applied else Mitigation.not_applied(reason))
-    return TrainedModel(model=chosen.model, split=bias.split, weighted=chosen.weights is not None,
-                        estimator=chosen.estimator, rows=train_rows, validation=full.get("performance") or {},
-                        result=result, bias=bias, mitigation=mitigation_used,
-                        unmitigated=twin.model if twin else None, search=search,
-                        group_aware=tuple(policy.protected_columns) if chosen.group_aware else ())
+    mitigation_used = (
+        Mitigation(
+            applied=True,
+            reason=reason,
+            method=method,
+            weights=chosen.weights,
+            result=after,
+            max_abs_di_error=reweighed.get("max_abs_di_error"),
+        )
+        if applied
+        else Mitigation.not_applied(reason)
+    )
+    return TrainedModel(
+        model=chosen.model,
+        split=bias.split,
+        weighted=chosen.weights is not None,
+        estimator=chosen.estimator,
+        rows=train_rows,
+        validation=full.get("performance") or {},
+        result=result,
+        bias=bias,
+        mitigation=mitigation_used,
+        unmitigated=twin.model if twin else None,
+        search=search,
+        group_aware=tuple(policy.protected_columns) if chosen.group_aware else (),
+    )
 
 
 def train(store: ArtifactStore, policy: Policy, run: RunInfo, bias: Bias) -> TrainedModel:
     """Fit the policy's pipeline without mitigation: the route when the bias check found nothing to mitigate."""
     if bias.detected:
-        raise StageError("Bias was detected but the model was about to be trained without mitigation: the bias "
-                         "check's `detected` route must lead to the mitigation search.")
+        raise StageError(
+            "Bias was detected but the model was about to be trained without mitigation: the bias "
+            "check's `detected` route must lead to the mitigation search."
+        )
     df, split = _training_rows(store, bias)
     fitted = training.train_candidate(df, policy, split)
     model = _artifact(store.put(f"{run.prefix}/model.skops", training.dump_model(fitted["model"])))
-    result = _put_json(store, f"{run.prefix}/train.json", {
-        "features": list(policy.features), "rows": fitted["rows"], "validation": fitted["validation"],
-        "reference": fitted["reference"], "weighted": False})
-    return TrainedModel(model=model, split=bias.split, weighted=False, estimator=policy.estimator,
-                        rows=fitted["rows"], validation=fitted["validation"], result=result, bias=bias,
-                        mitigation=Mitigation.not_applied(NO_BIAS))
+    result = _put_json(
+        store,
+        f"{run.prefix}/train.json",
+        {
+            "features": list(policy.features),
+            "rows": fitted["rows"],
+            "validation": fitted["validation"],
+            "reference": fitted["reference"],
+            "weighted": False,
+        },
+    )
+    return TrainedModel(
+        model=model,
+        split=bias.split,
+        weighted=False,
+        estimator=policy.estimator,
+        rows=fitted["rows"],
+        validation=fitted["validation"],
+        result=result,
+        bias=bias,
+        mitigation=Mitigation.not_applied(NO_BIAS),
+    )
 
 
 def evaluate(store: ArtifactStore, policy: Policy, run: RunInfo, trained: TrainedModel) -> GateResult:
@@ -324,25 +454,36 @@ def evaluate(store: ArtifactStore, policy: Policy, run: RunInfo, trained: Traine
     attributes = (read_json(store, trained.bias.result, "bias result").get("proxies") or {}).get("attributes", {})
     scale = recourse.cost_unit(df[split == "train"], policy)
     result = measure(
-        test, _load_model(store, trained.model, "candidate model"), policy,
-        proxies={col: list(a.get("flagged", [])) for col, a in attributes.items()}, recourse_scale=scale,
+        test,
+        _load_model(store, trained.model, "candidate model"),
+        policy,
+        proxies={col: list(a.get("flagged", [])) for col, a in attributes.items()},
+        recourse_scale=scale,
         unmitigated=_load_model(store, trained.unmitigated, "unmitigated model") if trained.unmitigated else None,
-        production=(current, registry.load_model(store, policy.model_name, current)) if current else None)
+        production=(current, registry.load_model(store, policy.model_name, current)) if current else None,
+    )
     written = _put_json(store, f"{run.prefix}/gate.json", {**result, "recourse_cost_unit": scale})
-    return GateResult(outcome=result["outcome"], reasons=tuple(result["reasons"]),
-                      balanced_accuracy=result["performance"]["balanced_accuracy"], result=written, trained=trained)
+    return GateResult(
+        outcome=result["outcome"],
+        reasons=tuple(result["reasons"]),
+        balanced_accuracy=result["performance"]["balanced_accuracy"],
+        result=written,
+        trained=trained,
+    )
 
 
-def request_review(store: ArtifactStore, policy: Policy, run: RunInfo, gate: GateResult, *,
-                   report_url: str) -> tuple[str, Artifact]:
+def request_review(
+    store: ArtifactStore, policy: Policy, run: RunInfo, gate: GateResult, *, report_url: str
+) -> tuple[str, Artifact]:
     """What a reviewer is shown: the Markdown body and the run report as it stands (written first)."""
     record = evidence_record(store, policy, run, decision="awaiting_review", gate=gate)
     report = _artifact(store.put(f"{run.prefix}/report.html", run_report(record, policy).encode()))
     return review_body(record, report_url=report_url, stored_uri=report.uri), report
 
 
-def deploy(store: ArtifactStore, policy: Policy, run: RunInfo, gate: GateResult,
-           review: Review | None = None) -> Deployment:
+def deploy(
+    store: ArtifactStore, policy: Policy, run: RunInfo, gate: GateResult, review: Review | None = None
+) -> Deployment:
     """Register the approved model with its card and move the production pointer (never from a backfill)."""
     if review is not None and not review.approved:
         raise StageError(f"The reviewer's answer ({review.choice}) does not approve this model; it is not deployed.")
@@ -352,43 +493,79 @@ def deploy(store: ArtifactStore, policy: Policy, run: RunInfo, gate: GateResult,
     approver = (review.reviewer or "unknown reviewer") if review else "fairness_gate (automatic)"
     record = evidence_record(store, policy, run, decision="deployed", gate=gate, review=review)
     expected = registry.read_pointer(store, policy.model_name)
-    manifest = registry.register(store, policy.model_name, _read(store, trained.model, "candidate model"), {
-        "model": policy.model_name, "approved": True, "approver": approver,
-        "review": review.to_json() if review else None,
-        "gate_outcome": gate.outcome, "gate_reasons": list(gate.reasons),
-        "registered_at": datetime.now(UTC).isoformat(), "dag_id": run.dag_id, "run_id": run.run_id,
-        "data_sha256": snapshot.data.sha256, "data_uri": snapshot.data.uri, "data_key": snapshot.data.key,
-        "policy_sha256": policy.sha256, "code_version": CODE_VERSION, "performance": record["performance"],
-        "fairness": {k: {m: v for m, v in r.items() if m != "counts"} for k, r in record["fairness"].items()},
-        "weighted": trained.weighted, "estimator": trained.estimator,
-        "mitigation": trained.mitigation.method if trained.mitigation.applied else None,
-        # The serving contract: a group-aware model needs these columns in every record it scores.
-        "decides_with_protected_attributes": list(trained.group_aware),
-        "reference": read_json(store, trained.result, "training summary")["reference"],
-        # Per group on the test split: whether the audit's label-free estimates may be trusted.
-        "calibration": record.get("calibration"),
-        # What a numeric change costs in recourse (models.recourse.cost_unit), for the audit and serving.
-        "recourse_cost_unit": read_json(store, gate.result, "gate result").get("recourse_cost_unit"),
-    }, card_md=model_card(record, policy))
+    manifest = registry.register(
+        store,
+        policy.model_name,
+        _read(store, trained.model, "candidate model"),
+        {
+            "model": policy.model_name,
+            "approved": True,
+            "approver": approver,
+            "review": review.to_json() if review else None,
+            "gate_outcome": gate.outcome,
+            "gate_reasons": list(gate.reasons),
+            "registered_at": datetime.now(UTC).isoformat(),
+            "dag_id": run.dag_id,
+            "run_id": run.run_id,
+            "data_sha256": snapshot.data.sha256,
+            "data_uri": snapshot.data.uri,
+            "data_key": snapshot.data.key,
+            "policy_sha256": policy.sha256,
+            "code_version": CODE_VERSION,
+            "performance": record["performance"],
+            "fairness": {k: {m: v for m, v in r.items() if m != "counts"} for k, r in record["fairness"].items()},
+            "weighted": trained.weighted,
+            "estimator": trained.estimator,
+            "mitigation": trained.mitigation.method if trained.mitigation.applied else None,
+            # The serving contract: a group-aware model needs these columns in every record it scores.
+            "decides_with_protected_attributes": list(trained.group_aware),
+            "reference": read_json(store, trained.result, "training summary")["reference"],
+            # Per group on the test split: whether the audit's label-free estimates may be trusted.
+            "calibration": record.get("calibration"),
+            # What a numeric change costs in recourse (models.recourse.cost_unit), for the audit and serving.
+            "recourse_cost_unit": read_json(store, gate.result, "gate result").get("recourse_cost_unit"),
+        },
+        card_md=model_card(record, policy),
+    )
     version = manifest["version"]
     previous = expected[0]["version"] if expected[0] else None
     if run.is_backfill:
-        return Deployment(version=version, promoted=False, previous=previous, gate=gate, review=review,
-                          note="backfill runs register versions but never move the production pointer")
-    registry.promote(store, policy.model_name, version, action="deploy", run_id=run.run_id, actor=approver,
-                     reason="; ".join(gate.reasons)[:500], expected=expected)
+        return Deployment(
+            version=version,
+            promoted=False,
+            previous=previous,
+            gate=gate,
+            review=review,
+            note="backfill runs register versions but never move the production pointer",
+        )
+    registry.promote(
+        store,
+        policy.model_name,
+        version,
+        action="deploy",
+        run_id=run.run_id,
+        actor=approver,
+        reason="; ".join(gate.reasons)[:500],
+        expected=expected,
+    )
     return Deployment(version=version, promoted=True, previous=previous, gate=gate, review=review)
 
 
 def reject(store: ArtifactStore, policy: Policy, gate: GateResult, review: Review | None = None) -> Deployment:
     """A rejection changes nothing; it reports what stays in production."""
     current = registry.production_version(store, policy.model_name)
-    return Deployment(version=None, promoted=False, previous=current, gate=gate, review=review,
-                      note="rejected: production unchanged")
+    return Deployment(
+        version=None, promoted=False, previous=current, gate=gate, review=review, note="rejected: production unchanged"
+    )
 
 
-def conclude(*, quality: Quality | None = None, gate: GateResult | None = None, review: Review | None = None,
-             deployment: Deployment | None = None) -> Decision:
+def conclude(
+    *,
+    quality: Quality | None = None,
+    gate: GateResult | None = None,
+    review: Review | None = None,
+    deployment: Deployment | None = None,
+) -> Decision:
     """What a lifecycle run concluded, from its stage results.
 
     ``quality_failed`` when the quality gate failed; ``deployed`` when a deployment moved the
@@ -406,20 +583,43 @@ def conclude(*, quality: Quality | None = None, gate: GateResult | None = None, 
     return "rejected"
 
 
-def rollback(store: ArtifactStore, policy: Policy, *, to_version: str | None, actor: str, reason: str,
-             run_id: str, dag_id: str | None = None) -> dict[str, Any]:
+def rollback(
+    store: ArtifactStore,
+    policy: Policy,
+    *,
+    to_version: str | None,
+    actor: str,
+    reason: str,
+    run_id: str,
+    dag_id: str | None = None,
+) -> dict[str, Any]:
     """Point production back to an earlier approved version and append the evidence record (CLI and DAG)."""
-    moved = registry.rollback(store, policy.model_name, to_version=to_version, actor=actor,
-                              reason=reason or "(no reason given)", run_id=run_id)
+    moved = registry.rollback(
+        store,
+        policy.model_name,
+        to_version=to_version,
+        actor=actor,
+        reason=reason or "(no reason given)",
+        run_id=run_id,
+    )
     entry = evidence.append(store, policy.model_name, {**moved, "dag_id": dag_id})
     return {**moved, "dag_id": dag_id, "seq": entry["seq"]}
 
 
 # --- evidence ------------------------------------------------------------------------------------
 
-def evidence_record(store: ArtifactStore, policy: Policy, run: RunInfo, *, decision: Decision,
-                    quality: Quality | None = None, gate: GateResult | None = None, review: Review | None = None,
-                    deployment: Deployment | None = None) -> dict[str, Any]:
+
+def evidence_record(
+    store: ArtifactStore,
+    policy: Policy,
+    run: RunInfo,
+    *,
+    decision: Decision,
+    quality: Quality | None = None,
+    gate: GateResult | None = None,
+    review: Review | None = None,
+    deployment: Deployment | None = None,
+) -> dict[str, Any]:
     """The DESIGN §7 evidence record of one lifecycle run, read from the artifacts the stages stored.
 
     Give the last result the run reached: ``deployment`` (it carries the gate result and the
@@ -438,43 +638,100 @@ def evidence_record(store: ArtifactStore, policy: Policy, run: RunInfo, *, decis
     gate_full = read_json(store, gate.result, "gate result") if gate else {}
     fairness = gate and {k: {**r["metrics"], "counts": r["counts"]} for k, r in gate_full["fairness"].items()}
     return {
-        "kind": "lifecycle", "run_id": run.run_id, "dag_id": run.dag_id, "run_type": run.run_type,
-        "decision": decision, "model_name": policy.model_name,
-        "policy": {"sha256": policy.sha256, "path": policy.path}, "code_version": CODE_VERSION,
-        "data": snapshot and {"rows": snapshot.rows, "sha256": snapshot.data.sha256, "uri": snapshot.data.uri,
-                              "source": snapshot.source, "period": snapshot.period},
-        "quality": quality and {"passed": quality.passed, "rows": quality.rows, "checks": quality.checks,
-                                "failed": quality.failed, "failures": list(quality.failures),
-                                "uri": quality.result.uri, "html_uri": quality.page.uri,
-                                "page": {"uri": quality.page.uri, "sha256": quality.page.sha256}},
-        "bias": bias and {**{k: bias_full.get(k) for k in ("detected", "reasons", "comparisons", "proxies",
-                                                          "warnings", "measured_on", "short_of_evidence")},
-                          "uri": bias.result.uri},
-        "mitigation": mitigation and ({"applied": True, "method": mitigation.method, "after": after.get("after"),
-                                       "uri": mitigation.weights and mitigation.weights.uri,
-                                       "sha256": mitigation.weights and mitigation.weights.sha256,
-                                       "max_abs_di_error": mitigation.max_abs_di_error, "reason": mitigation.reason}
-                                      if mitigation.applied
-                                      else {"applied": False, "reason": mitigation.reason}),
-        "search": trained and trained.search and {**read_json(store, trained.search, "mitigation search"),
-                                                  "uri": trained.search.uri},
-        "model": trained and {"sha256": trained.model.sha256, "uri": trained.model.uri,
-                              "version": deployment.version if deployment else None, "weighted": trained.weighted,
-                              "estimator": trained.estimator, "rows": trained.rows,
-                              "group_aware": list(trained.group_aware)},
+        "kind": "lifecycle",
+        "run_id": run.run_id,
+        "dag_id": run.dag_id,
+        "run_type": run.run_type,
+        "decision": decision,
+        "model_name": policy.model_name,
+        "policy": {"sha256": policy.sha256, "path": policy.path},
+        "code_version": CODE_VERSION,
+        "data": snapshot
+        and {
+            "rows": snapshot.rows,
+            "sha256": snapshot.data.sha256,
+            "uri": snapshot.data.uri,
+            "source": snapshot.source,
+            "period": snapshot.period,
+        },
+        "quality": quality
+        and {
+            "passed": quality.passed,
+            "rows": quality.rows,
+            "checks": quality.checks,
+            "failed": quality.failed,
+            "failures": list(quality.failures),
+            "uri": quality.result.uri,
+            "html_uri": quality.page.uri,
+            "page": {"uri": quality.page.uri, "sha256": quality.page.sha256},
+        },
+        "bias": bias
+        and {
+            **{
+                k: bias_full.get(k)
+                for k in (
+                    "detected",
+                    "reasons",
+                    "comparisons",
+                    "proxies",
+                    "warnings",
+                    "measured_on",
+                    "short_of_evidence",
+                )
+            },
+            "uri": bias.result.uri,
+        },
+        "mitigation": mitigation
+        and (
+            {
+                "applied": True,
+                "method": mitigation.method,
+                "after": after.get("after"),
+                "uri": mitigation.weights and mitigation.weights.uri,
+                "sha256": mitigation.weights and mitigation.weights.sha256,
+                "max_abs_di_error": mitigation.max_abs_di_error,
+                "reason": mitigation.reason,
+            }
+            if mitigation.applied
+            else {"applied": False, "reason": mitigation.reason}
+        ),
+        "search": trained
+        and trained.search
+        and {**read_json(store, trained.search, "mitigation search"), "uri": trained.search.uri},
+        "model": trained
+        and {
+            "sha256": trained.model.sha256,
+            "uri": trained.model.uri,
+            "version": deployment.version if deployment else None,
+            "weighted": trained.weighted,
+            "estimator": trained.estimator,
+            "rows": trained.rows,
+            "group_aware": list(trained.group_aware),
+        },
         "performance": gate and gate_full["performance"],
         "fairness": fairness,
-        "gate": gate and {"outcome": gate_full["outcome"], "reasons": gate_full["reasons"],
-                               "uri": gate.result.uri, "champion": gate_full["champion"],
-                               "thresholds": gate_full["thresholds"], "measured_on": gate_full.get("measured_on")},
+        "gate": gate
+        and {
+            "outcome": gate_full["outcome"],
+            "reasons": gate_full["reasons"],
+            "uri": gate.result.uri,
+            "champion": gate_full["champion"],
+            "thresholds": gate_full["thresholds"],
+            "measured_on": gate_full.get("measured_on"),
+        },
         "comparison": gate and gate_full["comparison"],
         "importance": gate and gate_full["importance"],
         "robustness": gate and gate_full.get("robustness"),
         "recourse": gate and gate_full.get("recourse"),
         "calibration": gate and gate_full.get("calibration"),
         "review": review and review.to_json(),
-        "deployment": deployment and {"version": deployment.version, "promoted": deployment.promoted,
-                                      "previous": deployment.previous, "note": deployment.note},
+        "deployment": deployment
+        and {
+            "version": deployment.version,
+            "promoted": deployment.promoted,
+            "previous": deployment.previous,
+            "note": deployment.note,
+        },
         "report": None,
     }
 
@@ -482,7 +739,6 @@ def evidence_record(store: ArtifactStore, policy: Policy, run: RunInfo, *, decis
 def _keep_policy(store: ArtifactStore, policy: Policy, run: RunInfo) -> dict[str, Any]:
     """The policy file as the run read it, kept beside the run's artifacts (an auditor's bundle needs it)."""
     from pathlib import Path
-
 
     try:
         data = Path(policy.path).read_bytes()
@@ -494,22 +750,39 @@ def _keep_policy(store: ArtifactStore, policy: Policy, run: RunInfo) -> dict[str
     return {"uri": kept.uri}
 
 
-def _datasheet(store: ArtifactStore, policy: Policy, run: RunInfo, quality: Quality | None,
-               bias: Bias | None) -> dict[str, Any]:
+def _datasheet(
+    store: ArtifactStore, policy: Policy, run: RunInfo, quality: Quality | None, bias: Bias | None
+) -> dict[str, Any]:
     """The snapshot's datasheet (Gebru et al.), written beside the run's artifacts."""
     assert quality is not None  # record() refuses a run with neither a deployment nor a quality result
     df = _read_frame(store, quality.snapshot.data, "snapshot")
     split = _read_frame(store, bias.split, "split")["split"].to_numpy() if bias else None
-    sheet = datasheet.datasheet(df, policy, snapshot=quality.snapshot.to_json(),
-                                quality=read_json(store, quality.result, "quality result"), split=split)
+    sheet = datasheet.datasheet(
+        df,
+        policy,
+        snapshot=quality.snapshot.to_json(),
+        quality=read_json(store, quality.result, "quality result"),
+        split=split,
+    )
     md = _artifact(store.put(f"{run.prefix}/datasheet.md", datasheet.markdown(sheet).encode()))
     data = _put_json(store, f"{run.prefix}/datasheet.json", sheet)
-    return {"uri": md.uri, "sha256": md.sha256, "json_uri": data.uri, "json_sha256": data.sha256,
-            "missing": sheet["missing"]}
+    return {
+        "uri": md.uri,
+        "sha256": md.sha256,
+        "json_uri": data.uri,
+        "json_sha256": data.sha256,
+        "missing": sheet["missing"],
+    }
 
 
-def record(store: ArtifactStore, policy: Policy, run: RunInfo, *, quality: Quality | None = None,
-           deployment: Deployment | None = None) -> Recorded:
+def record(
+    store: ArtifactStore,
+    policy: Policy,
+    run: RunInfo,
+    *,
+    quality: Quality | None = None,
+    deployment: Deployment | None = None,
+) -> Recorded:
     """Conclude the run, write its report (and model card when a model was trained), append the record.
 
     ``deployment`` (deployed or rejected) for a run that reached a decision on a model; ``quality``

@@ -49,20 +49,32 @@ def score_day(store: ArtifactStore, policy: Policy, day: date, records: pd.DataF
     if policy.reviews_before_harm and policy.review_triggers.outside_training:
         _, training_data = prediction_log.deployment_baseline(store, policy, version)
         if training_data is None:
-            raise StageError(f"The training snapshot of {policy.model_name} version {version[:12]} is missing or "
-                             "changed; 'review_triggers.outside_training' needs its ranges.")
+            raise StageError(
+                f"The training snapshot of {policy.model_name} version {version[:12]} is missing or "
+                "changed; 'review_triggers.outside_training' needs its ranges."
+            )
         ranges = training_ranges(training_data, policy)
-    log, outcomes = scoring.score_records(model, records, policy, version=version,
-                                          reference=_reference(store, policy, version, records), ranges=ranges)
+    log, outcomes = scoring.score_records(
+        model, records, policy, version=version, reference=_reference(store, policy, version, records), ranges=ranges
+    )
     written = prediction_log.write_day(store, policy.model_name, day, log, outcomes)
     if policy.audit_log_table:
         sql_audit.write_day(policy, day, log, outcomes)
-    out = {"day": day.isoformat(), "rows": len(log), "model_version": version, "uri": written.uri,
-           "sha256": written.sha256, "selection_rate": float(log["decision"].mean())}
+    out = {
+        "day": day.isoformat(),
+        "rows": len(log),
+        "model_version": version,
+        "uri": written.uri,
+        "sha256": written.sha256,
+        "selection_rate": float(log["decision"].mean()),
+    }
     if "review_status" in log.columns:
         queued, queue = prediction_log.write_review_queue(store, policy, day, log)
-        out["review"] = {"pending": int((log["review_status"] == "pending").sum()),
-                         "over_cap": int((log["review_status"] == "over_cap").sum()), "queue_uri": queued.uri}
+        out["review"] = {
+            "pending": int((log["review_status"] == "pending").sum()),
+            "over_cap": int((log["review_status"] == "over_cap").sum()),
+            "queue_uri": queued.uri,
+        }
         out["review_cases"] = cases.open_reviews(store, policy, day, queue)
     if outcomes is not None:
         out["labels_written"] = True
@@ -79,16 +91,33 @@ def audit_day(store: ArtifactStore, policy: Policy, day: date, *, run_id: str) -
     fetched = prediction_log.fetch_outcomes(store, policy, day)
     if policy.audit_log_table:
         return _audit_in_sql(store, policy, day, run_id=run_id, fetched=fetched)
-    df, days, versions = prediction_log.read_window(store, policy.model_name, day, policy.audit_window_days,
-                                                    row_key=policy.row_key or "",
-                                                    label_lag_days=policy.audit_label_lag_days,
-                                                    case_outcomes=cases.outcomes_by_day(store, policy.model_name))
-    base = {"kind": "audit", "run_id": run_id, "date": day.isoformat(), "window_days": days,
-            "outcomes_fetched": fetched,
-            "policy_sha256": policy.sha256, "code_version": CODE_VERSION, "model_name": policy.model_name}
+    df, days, versions = prediction_log.read_window(
+        store,
+        policy.model_name,
+        day,
+        policy.audit_window_days,
+        row_key=policy.row_key or "",
+        label_lag_days=policy.audit_label_lag_days,
+        case_outcomes=cases.outcomes_by_day(store, policy.model_name),
+    )
+    base = {
+        "kind": "audit",
+        "run_id": run_id,
+        "date": day.isoformat(),
+        "window_days": days,
+        "outcomes_fetched": fetched,
+        "policy_sha256": policy.sha256,
+        "code_version": CODE_VERSION,
+        "model_name": policy.model_name,
+    }
     if df.empty:
-        return {**base, "status": "insufficient_evidence", "reasons": ["no predictions in the window"],
-                "rows": 0, "labeled_rows": 0}
+        return {
+            **base,
+            "status": "insufficient_evidence",
+            "reasons": ["no predictions in the window"],
+            "rows": 0,
+            "labeled_rows": 0,
+        }
     manifest, snapshot = prediction_log.deployment_baseline(store, policy, versions[-1])
     result = {**base, **measure.measure_window(df, versions, policy, manifest=manifest, training=snapshot)}
     if policy.recourse.actionable:
@@ -98,23 +127,48 @@ def audit_day(store: ArtifactStore, policy: Policy, day: date, *, run_id: str) -
         except StageError as exc:  # like drift: said in the audit, not a failed audit
             result["insufficient"] = [*result["insufficient"], f"recourse not measured: {exc}"]
             return result
-        found = recourse.audit(model, judged, judged["decision"].to_numpy(), policy, scale=scale, proxies=proxies,
-                               sample=policy.recourse.audit_sample, seed=policy.seed)
+        found = recourse.audit(
+            model,
+            judged,
+            judged["decision"].to_numpy(),
+            policy,
+            scale=scale,
+            proxies=proxies,
+            sample=policy.recourse.audit_sample,
+            seed=policy.seed,
+        )
         result = measure.with_recourse(result, found, policy)
     return result
 
 
-def _audit_in_sql(store: ArtifactStore, policy: Policy, day: date, *, run_id: str,
-                  fetched: list[str]) -> dict[str, Any]:
+def _audit_in_sql(
+    store: ArtifactStore, policy: Policy, day: date, *, run_id: str, fetched: list[str]
+) -> dict[str, Any]:
     """:func:`audit_day` on ``audit.log_table``: fairness from one ``GROUP BY`` where the log is."""
 
-    base = {"kind": "audit", "run_id": run_id, "date": day.isoformat(), "outcomes_fetched": fetched,
-            "policy_sha256": policy.sha256, "code_version": CODE_VERSION, "model_name": policy.model_name}
-    measured = sql_audit.audit_window(policy, day, calibration_of=lambda version: registry.read_manifest(
-        store, policy.model_name, version).get("calibration"))
+    base = {
+        "kind": "audit",
+        "run_id": run_id,
+        "date": day.isoformat(),
+        "outcomes_fetched": fetched,
+        "policy_sha256": policy.sha256,
+        "code_version": CODE_VERSION,
+        "model_name": policy.model_name,
+    }
+    measured = sql_audit.audit_window(
+        policy,
+        day,
+        calibration_of=lambda version: registry.read_manifest(store, policy.model_name, version).get("calibration"),
+    )
     if measured is None:
-        return {**base, "window_days": [], "status": "insufficient_evidence",
-                "reasons": ["no predictions in the window"], "rows": 0, "labeled_rows": 0}
+        return {
+            **base,
+            "window_days": [],
+            "status": "insufficient_evidence",
+            "reasons": ["no predictions in the window"],
+            "rows": 0,
+            "labeled_rows": 0,
+        }
     manifest = registry.read_manifest(store, policy.model_name, measured["judged_version"])
     return {**base, **measured, "change_since_deployment": changes_since(measured["fairness"], manifest)}
 
@@ -125,10 +179,19 @@ def audit(store: ArtifactStore, policy: Policy, day: date, *, run_id: str, run_t
     trend = prediction_log.audit_trend(store, policy.model_name, result)
     page = audit_report(result, trend, list(policy.fairness_thresholds))
     saved = prediction_log.save_audit(store, policy.model_name, result, report_html=page)
-    return Audit(date=result["date"], status=result["status"], reasons=tuple(result["reasons"]),
-                 insufficient=tuple(result.get("insufficient", [])), rows=result["rows"],
-                 labeled_rows=result["labeled_rows"], run_type=run_type, result=saved["result"],
-                 report=saved["report"], seq=saved["seq"], judged_version=result.get("judged_version"))
+    return Audit(
+        date=result["date"],
+        status=result["status"],
+        reasons=tuple(result["reasons"]),
+        insufficient=tuple(result.get("insufficient", [])),
+        rows=result["rows"],
+        labeled_rows=result["labeled_rows"],
+        run_type=run_type,
+        result=saved["result"],
+        report=saved["report"],
+        seq=saved["seq"],
+        judged_version=result.get("judged_version"),
+    )
 
 
 @dataclass(frozen=True)
@@ -143,9 +206,11 @@ class Alert:
 def alert(audit: Audit, model: str) -> Alert:
     """The alert for an audit that was not healthy: critical when degraded, information otherwise."""
     reasons = "; ".join(audit.reasons or audit.insufficient)[:1000]
-    return Alert(message=f"[{model}] Fairgate audit {audit.date}: {audit.status}. {reasons} Report: {audit.report.uri}",
-                 severity="critical" if audit.status == "degraded" else "info",
-                 payload={"model": model, "date": audit.date, "status": audit.status, "audit_uri": audit.result.uri})
+    return Alert(
+        message=f"[{model}] Fairgate audit {audit.date}: {audit.status}. {reasons} Report: {audit.report.uri}",
+        severity="critical" if audit.status == "degraded" else "info",
+        payload={"model": model, "date": audit.date, "status": audit.status, "audit_uri": audit.result.uri},
+    )
 
 
 def retraining_request(audit: Audit) -> dict[str, str] | None:

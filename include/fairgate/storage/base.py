@@ -28,8 +28,10 @@ def verify(data: bytes, expected_sha256: str, *, where: str, error: type[Integri
     """``data`` if its sha256 is the recorded one; otherwise ``error`` naming ``where`` and both hashes."""
     actual = sha256_bytes(data)
     if actual != expected_sha256:
-        raise error(f"{where}: sha256 {actual} does not match the recorded {expected_sha256}; the file was "
-                    "changed or replaced and will not be used.")
+        raise error(
+            f"{where}: sha256 {actual} does not match the recorded {expected_sha256}; the file was "
+            "changed or replaced and will not be used."
+        )
     return data
 
 
@@ -80,7 +82,7 @@ def key_inside(root_uri: str, uri: str) -> str:
     prefix = root_uri + "/"
     if not uri.startswith(prefix):
         raise StoreConfigError(f"URI {uri!r} is not inside the artifact store {root_uri!r}.")
-    return check_key(uri[len(prefix):])
+    return check_key(uri[len(prefix) :])
 
 
 def read_recorded(store: ArtifactStore, uri: str) -> bytes | None:
@@ -96,7 +98,7 @@ def read_recorded(store: ArtifactStore, uri: str) -> bytes | None:
         starts = [i for i in (path.rfind("/runs/"), path.rfind("/audits/"), path.rfind("/registry/")) if i >= 0]
         if not starts:
             return None
-        key = path[max(starts) + 1:]  # the last such folder: the store root may contain one too
+        key = path[max(starts) + 1 :]  # the last such folder: the store root may contain one too
     try:
         return store.get(key)
     except (StoreError, InputError):

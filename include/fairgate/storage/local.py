@@ -88,15 +88,15 @@ class LocalStore:
             return []
         return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
 
-
     def list(self, prefix: str) -> list[str]:
         """Keys starting with ``prefix`` (plain string prefix, as on S3)."""
         folder = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
         base = self.root / folder if folder else self.root
         if not base.is_dir():
             return []
-        keys = [p.relative_to(self.root).as_posix() for p in base.rglob("*")
-                if p.is_file() and not p.name.startswith(".")]
+        keys = [
+            p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file() and not p.name.startswith(".")
+        ]
         return sorted(k for k in keys if k.startswith(prefix))
 
     def delete(self, key: str) -> None:

@@ -22,7 +22,7 @@ def open_store(root: str | None = None, *, s3_client: object | None = None) -> A
             raise StoreConfigError(f"Artifact root {root} is on S3 but no S3 client was given.")
         return S3Store(root, client=s3_client)
     if root.startswith("file://"):
-        root = root[len("file://"):]
+        root = root[len("file://") :]
     if "://" in root:
         raise StoreConfigError(f"Artifact root {root!r} must be a local path, file:// or s3:// URI.")
     return LocalStore(root)

@@ -37,7 +37,7 @@ class S3Store:
     def __init__(self, root: str, *, client: Any, multipart_threshold: int = PART_SIZE):
         if not root.startswith("s3://"):
             raise StoreConfigError(f"S3 artifact root must start with s3://, got {root!r}.")
-        bucket, _, prefix = root[len("s3://"):].partition("/")
+        bucket, _, prefix = root[len("s3://") :].partition("/")
         if not bucket:
             raise StoreConfigError(f"S3 artifact root {root!r} names no bucket.")
         self.bucket, self.prefix = bucket, prefix.strip("/")
@@ -63,14 +63,16 @@ class S3Store:
         where = self.uri(key)
         if code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412):
             raise ConflictError(f"{where}: the object exists or changed since it was read ({code or status}).") from exc
-        if code in ("NoSuchKey", "404", "NotFound") or status == 404 and code != "NoSuchBucket":
+        if code in ("NoSuchKey", "404", "NotFound") or (status == 404 and code != "NoSuchBucket"):
             raise NotFoundError(f"No artifact at {where}.") from exc
         if code == "NoSuchBucket":
-            raise StoreConfigError(f"Bucket {self.bucket!r} does not exist; create it or fix FAIRGATE_ARTIFACT_ROOT.") \
-                from exc
+            raise StoreConfigError(
+                f"Bucket {self.bucket!r} does not exist; create it or fix FAIRGATE_ARTIFACT_ROOT."
+            ) from exc
         if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch") or status == 403:
-            raise StoreConfigError(f"Access to {where} denied ({code}); check the credentials of the S3 connection "
-                                "(FAIRGATE_AWS_CONN_ID).") from exc
+            raise StoreConfigError(
+                f"Access to {where} denied ({code}); check the credentials of the S3 connection (FAIRGATE_AWS_CONN_ID)."
+            ) from exc
         raise exc
 
     def put(self, key: str, data: bytes) -> Written:
@@ -78,8 +80,9 @@ class S3Store:
             if len(data) > self.multipart_threshold:
                 self._multipart(key, data)
             else:
-                self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data,
-                                       ChecksumSHA256=_b64_sha256(data))
+                self.client.put_object(
+                    Bucket=self.bucket, Key=self._key(key), Body=data, ChecksumSHA256=_b64_sha256(data)
+                )
         except Exception as exc:
             self._raise(exc, key)
         return Written(key=key, uri=self.uri(key), sha256=sha256_bytes(data), size=len(data))
@@ -92,13 +95,25 @@ class S3Store:
         try:
             parts = []
             for number, start in enumerate(range(0, len(data), PART_SIZE), start=1):
-                chunk = data[start:start + PART_SIZE]
-                resp = self.client.upload_part(Bucket=self.bucket, Key=k, UploadId=upload_id, PartNumber=number,
-                                               Body=chunk, ChecksumSHA256=_b64_sha256(chunk))
-                parts.append({"PartNumber": number, "ETag": resp["ETag"],
-                              "ChecksumSHA256": resp.get("ChecksumSHA256", _b64_sha256(chunk))})
-            self.client.complete_multipart_upload(Bucket=self.bucket, Key=k, UploadId=upload_id,
-                                                  MultipartUpload={"Parts": parts})
+                chunk = data[start : start + PART_SIZE]
+                resp = self.client.upload_part(
+                    Bucket=self.bucket,
+                    Key=k,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    Body=chunk,
+                    ChecksumSHA256=_b64_sha256(chunk),
+                )
+                parts.append(
+                    {
+                        "PartNumber": number,
+                        "ETag": resp["ETag"],
+                        "ChecksumSHA256": resp.get("ChecksumSHA256", _b64_sha256(chunk)),
+                    }
+                )
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=k, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
         except BaseException:
             try:
                 self.client.abort_multipart_upload(Bucket=self.bucket, Key=k, UploadId=upload_id)
@@ -108,8 +123,9 @@ class S3Store:
 
     def put_new(self, key: str, data: bytes) -> Written:
         try:
-            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*",
-                                   ChecksumSHA256=_b64_sha256(data))
+            self.client.put_object(
+                Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*", ChecksumSHA256=_b64_sha256(data)
+            )
         except Exception as exc:
             try:
                 self._raise(exc, key)
@@ -132,8 +148,9 @@ class S3Store:
     def swap(self, key: str, data: bytes, *, expected_etag: str | None) -> Written:
         condition = {"IfMatch": expected_etag} if expected_etag else {"IfNoneMatch": "*"}
         try:
-            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data,
-                                   ChecksumSHA256=_b64_sha256(data), **condition)
+            self.client.put_object(
+                Bucket=self.bucket, Key=self._key(key), Body=data, ChecksumSHA256=_b64_sha256(data), **condition
+            )
         except Exception as exc:
             self._raise(exc, key)
         return Written(key=key, uri=self.uri(key), sha256=sha256_bytes(data), size=len(data))
@@ -155,16 +172,20 @@ class S3Store:
         full = (self._key(prefix.rstrip("/")) + "/") if prefix.strip("/") else top
         names: list[str] = []
         try:
-            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full,
-                                                                              Delimiter="/"):
-                names.extend(p["Prefix"][len(full):].rstrip("/") for p in page.get("CommonPrefixes", []))
+            for page in self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=full, Delimiter="/"
+            ):
+                names.extend(p["Prefix"][len(full) :].rstrip("/") for p in page.get("CommonPrefixes", []))
         except Exception as exc:
             self._raise(exc, prefix or ".")
         return sorted(names)
 
     def list(self, prefix: str) -> list[str]:
-        full = self._key(prefix.rstrip("/")) + ("/" if prefix.endswith("/") else "") if prefix else \
-            (self.prefix + "/" if self.prefix else "")
+        full = (
+            self._key(prefix.rstrip("/")) + ("/" if prefix.endswith("/") else "")
+            if prefix
+            else (self.prefix + "/" if self.prefix else "")
+        )
         strip = len(self.prefix) + 1 if self.prefix else 0
         keys: list[str] = []
         try:

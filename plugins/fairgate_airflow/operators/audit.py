@@ -25,8 +25,14 @@ class AuditOperator(BranchStage):
 
         run, day = self.run_info(context), day_of(context)
         result = self.run(context, monitoring.audit, day, run_id=run.run_id, run_type=run.run_type, with_run=False)
-        self.log.info("Audit of %s: %s (%s predictions, %s with outcomes). %s", day, result.status, result.rows,
-                      result.labeled_rows, "; ".join(result.reasons[:5]))
+        self.log.info(
+            "Audit of %s: %s (%s predictions, %s with outcomes). %s",
+            day,
+            result.status,
+            result.rows,
+            result.labeled_rows,
+            "; ".join(result.reasons[:5]),
+        )
         return list(self.routes[result.status])
 
 

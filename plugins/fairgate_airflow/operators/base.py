@@ -55,8 +55,11 @@ class Stage:
             from fairgate.policy.loader import load_policy
 
             overrides = (context.get("params") or {}).get("threshold_overrides") or {}
-            self._policy = guarded(lambda: load_policy(self.policy_file, check_estimator=self.checks_estimator)
-                                   .with_threshold_overrides(overrides))
+            self._policy = guarded(
+                lambda: load_policy(self.policy_file, check_estimator=self.checks_estimator).with_threshold_overrides(
+                    overrides
+                )
+            )
         return self._policy
 
     def store(self) -> ArtifactStore:
@@ -70,8 +73,11 @@ class Stage:
         dag_run = context["dag_run"]
         run_type = getattr(dag_run, "run_type", "manual")
         return RunInfo(
-            dag_id=dag_run.dag_id, run_id=dag_run.run_id, run_type=str(getattr(run_type, "value", run_type)),
-            interval_start=context.get("data_interval_start"), interval_end=context.get("data_interval_end"),
+            dag_id=dag_run.dag_id,
+            run_id=dag_run.run_id,
+            run_type=str(getattr(run_type, "value", run_type)),
+            interval_start=context.get("data_interval_start"),
+            interval_end=context.get("data_interval_end"),
         )
 
     def given(self, name: str, cls: Any, *, optional: bool = False) -> Any:
@@ -84,7 +90,8 @@ class Stage:
             task_id = getattr(self, "task_id", "this task")  # Stage is always mixed into an operator
             raise AirflowFailException(
                 f"{task_id}: no {name!r} input (expected a {cls.__name__} result). This usually means the "
-                "upstream task did not run, or the DAG does not pass its .output to this operator.")
+                "upstream task did not run, or the DAG does not pass its .output to this operator."
+            )
         if cls in (dict, list):  # a plain JSON value (the search plan)
             return cls(value)
         return guarded(cls.from_json, value)
@@ -130,8 +137,10 @@ def publish(context: Context, result: Any, *, started: float) -> Any:
     if isinstance(result, list):
         value: Any = list(result)
     else:
-        value = {**(result if isinstance(result, dict) else result.to_json()),
-                 "compute_s": round(time.perf_counter() - started, 3)}
+        value = {
+            **(result if isinstance(result, dict) else result.to_json()),
+            "compute_s": round(time.perf_counter() - started, 3),
+        }
     context["ti"].xcom_push(key=SUMMARY, value=value)
     return value
 
@@ -190,6 +199,8 @@ def check_routes(dag: DAG) -> DAG:
         named = {t for target in routes.values() for t in ([target] if isinstance(target, str) else target)}
         unknown = sorted(named - set(task.downstream_task_ids))
         if unknown:
-            raise ValueError(f"{dag.dag_id}.{task.task_id} routes to {unknown}, which are not directly downstream "
-                             f"of it (downstream: {sorted(task.downstream_task_ids)}).")
+            raise ValueError(
+                f"{dag.dag_id}.{task.task_id} routes to {unknown}, which are not directly downstream "
+                f"of it (downstream: {sorted(task.downstream_task_ids)})."
+            )
     return dag

@@ -29,8 +29,9 @@ class CollectDataOperator(Stage, BaseOperator):
         from fairgate.stages import lifecycle
 
         snapshot = self.run(context, lifecycle.collect)
-        self.log.info("Snapshot of %s rows written to %s (sha256 %s)", snapshot.rows, snapshot.data.uri,
-                      snapshot.data.sha256)
+        self.log.info(
+            "Snapshot of %s rows written to %s (sha256 %s)", snapshot.rows, snapshot.data.uri, snapshot.data.sha256
+        )
 
 
 class ValidateDataOperator(BranchStage):
@@ -54,8 +55,13 @@ class ValidateDataOperator(BranchStage):
         if quality.passed:
             self.log.info("Routing to %s because all %s quality checks passed", self.routes["passed"], quality.checks)
             return str(self.routes["passed"])
-        self.log.info("Routing to %s because %s of %s checks failed: %s", self.routes["failed"], quality.failed,
-                      quality.checks, "; ".join(quality.failures))
+        self.log.info(
+            "Routing to %s because %s of %s checks failed: %s",
+            self.routes["failed"],
+            quality.failed,
+            quality.checks,
+            "; ".join(quality.failures),
+        )
         return str(self.routes["failed"])
 
 
@@ -102,8 +108,11 @@ class PlanSearchOperator(Stage, BaseOperator):
         from fairgate.stages.contracts import Bias
 
         specs = self.run(context, lifecycle.search_plan, self.given("bias", Bias))
-        self.log.info("%s candidates: %s", len(specs),
-                      ", ".join(f"{s['candidate']['name']}.{s['candidate']['estimator']}" for s in specs))
+        self.log.info(
+            "%s candidates: %s",
+            len(specs),
+            ", ".join(f"{s['candidate']['name']}.{s['candidate']['estimator']}" for s in specs),
+        )
         return specs
 
 
@@ -130,8 +139,13 @@ class FitCandidateOperator(Stage, BaseOperator):
         if result.status == "failed":
             self.log.warning("Candidate %s failed and is left out of the choice: %s", result.id, result.error)
         else:
-            self.log.info("Candidate %s: validation balanced accuracy %.4f, band gap %s (fit %.1f s)", result.id,
-                          result.balanced_accuracy or float("nan"), result.band_gap, result.fit_s)
+            self.log.info(
+                "Candidate %s: validation balanced accuracy %.4f, band gap %s (fit %.1f s)",
+                result.id,
+                result.balanced_accuracy or float("nan"),
+                result.band_gap,
+                result.fit_s,
+            )
 
 
 class SelectCandidateOperator(Stage, BaseOperator):
@@ -157,11 +171,17 @@ class SelectCandidateOperator(Stage, BaseOperator):
         planned = {f"{p['candidate']['name']}.{p['candidate']['estimator']}" for p in plan}
         missing = sorted(planned - {r.id for r in results})
         if not plan or missing:
-            raise AirflowFailException(f"{self.task_id}: the search planned {sorted(planned)} but has no result for "
-                                       f"{missing}; the DAG must pass the candidate task's .output.")
+            raise AirflowFailException(
+                f"{self.task_id}: the search planned {sorted(planned)} but has no result for "
+                f"{missing}; the DAG must pass the candidate task's .output."
+            )
         trained = self.run(context, lifecycle.select_candidate, guarded(Bias.from_json, plan[0]["bias"]), results)
-        self.log.info("Chose %s (%s) of %s candidates", trained.mitigation.method or "no mitigation",
-                      trained.mitigation.reason, len(results))
+        self.log.info(
+            "Chose %s (%s) of %s candidates",
+            trained.mitigation.method or "no mitigation",
+            trained.mitigation.reason,
+            len(results),
+        )
 
 
 class TrainModelOperator(Stage, BaseOperator):
@@ -178,8 +198,12 @@ class TrainModelOperator(Stage, BaseOperator):
         from fairgate.stages.contracts import Bias
 
         trained = self.run(context, lifecycle.train, self.given("bias", Bias))
-        self.log.info("Model %s trained on %s rows; validation %s", trained.model.sha256[:12],
-                      trained.rows["train"], trained.validation)
+        self.log.info(
+            "Model %s trained on %s rows; validation %s",
+            trained.model.sha256[:12],
+            trained.rows["train"],
+            trained.validation,
+        )
 
 
 class FairnessGateOperator(BranchStage):
@@ -201,17 +225,21 @@ class FairnessGateOperator(BranchStage):
         from fairgate.stages import lifecycle
         from fairgate.stages.contracts import TrainedModel
 
-        ran = [t for t in (self.trained if isinstance(self.trained, list | tuple) else [self.trained])
-               if t is not None]
+        ran = [t for t in (self.trained if isinstance(self.trained, list | tuple) else [self.trained]) if t is not None]
         if len(ran) != 1:
             raise AirflowFailException(
                 f"{self.task_id}: no 'trained' input from exactly one training route (got {len(ran)} results; "
                 "expected the search's choice or the model trained without mitigation). This usually means the "
-                "upstream task did not run, or the DAG does not pass its .output to this operator.")
+                "upstream task did not run, or the DAG does not pass its .output to this operator."
+            )
         gate = self.run(context, lifecycle.evaluate, guarded(TrainedModel.from_json, ran[0]))
         route = str(self.routes[gate.outcome])
-        self.log.info("Routing to %s because the gate says %s: %s", route, gate.outcome,
-                      "; ".join(gate.reasons) or "all checks passed")
+        self.log.info(
+            "Routing to %s because the gate says %s: %s",
+            route,
+            gate.outcome,
+            "; ".join(gate.reasons) or "all checks passed",
+        )
         return route
 
 
@@ -231,11 +259,17 @@ class HumanReviewOperator(Stage, HITLBranchOperator):
         kwargs.setdefault("subject", "Fairgate: review a model the fairness gate could not decide")
         kwargs.pop("params", None)  # DAG-level params do not belong in the review form
         super().__init__(
-            options=["Approve", "Reject"], defaults=["Reject"],
+            options=["Approve", "Reject"],
+            defaults=["Reject"],
             options_mapping={"Approve": routes["approved"], "Reject": routes["rejected"]},
-            params={"rationale": Param("", type="string", title="Rationale (required)",
-                                       description="Why you approve or reject this model; recorded in the "
-                                                   "evidence and the model card.")},
+            params={
+                "rationale": Param(
+                    "",
+                    type="string",
+                    title="Rationale (required)",
+                    description="Why you approve or reject this model; recorded in the evidence and the model card.",
+                )
+            },
             **kwargs,
         )
         self.gate = gate
@@ -248,8 +282,14 @@ class HumanReviewOperator(Stage, HITLBranchOperator):
 
         policy, run = self.policy(context), self.run_info(context)
         self.response_timeout = timedelta(hours=policy.review_timeout_hours)
-        self.body, report = guarded(lifecycle.request_review, self.store(), policy, run,
-                                    self.given("gate", GateResult), report_url=report_url(run.dag_id, run.run_id))
+        self.body, report = guarded(
+            lifecycle.request_review,
+            self.store(),
+            policy,
+            run,
+            self.given("gate", GateResult),
+            report_url=report_url(run.dag_id, run.run_id),
+        )
         self.log.info("Review requested; the report as it stands is at %s", report.uri)
         return super().execute(context)
 
@@ -260,8 +300,13 @@ class HumanReviewOperator(Stage, HITLBranchOperator):
 
         started = time.perf_counter()
         answer = answer_of(event)
-        review = review_decision(answer.choice, answer.rationale, reviewer=answer.reviewer,
-                                 timed_out=answer.timed_out, responded_at=answer.responded_at)
+        review = review_decision(
+            answer.choice,
+            answer.rationale,
+            reviewer=answer.reviewer,
+            timed_out=answer.timed_out,
+            responded_at=answer.responded_at,
+        )
         publish(context, review, started=started)
         route = self.routes["approved" if review.approved else "rejected"]
         self.log.info("Routing to %s: reviewer %s chose %s %s", route, review.reviewer, review.choice, review.note)
@@ -285,10 +330,15 @@ class DeployModelOperator(Stage, BaseOperator):
         from fairgate.stages import lifecycle
         from fairgate.stages.contracts import GateResult, Review
 
-        deployment = self.run(context, lifecycle.deploy, self.given("gate", GateResult),
-                              self.given("review", Review, optional=True))
-        self.log.info("Version %s registered; production pointer moved: %s (previous %s)",
-                      (deployment.version or '')[:12], deployment.promoted, deployment.previous)
+        deployment = self.run(
+            context, lifecycle.deploy, self.given("gate", GateResult), self.given("review", Review, optional=True)
+        )
+        self.log.info(
+            "Version %s registered; production pointer moved: %s (previous %s)",
+            (deployment.version or "")[:12],
+            deployment.promoted,
+            deployment.previous,
+        )
 
 
 class RejectModelOperator(Stage, BaseOperator):
@@ -308,8 +358,13 @@ class RejectModelOperator(Stage, BaseOperator):
         from fairgate.stages import lifecycle
         from fairgate.stages.contracts import GateResult, Review
 
-        rejection = self.run(context, lifecycle.reject, self.given("gate", GateResult),
-                             self.given("review", Review, optional=True), with_run=False)
+        rejection = self.run(
+            context,
+            lifecycle.reject,
+            self.given("gate", GateResult),
+            self.given("review", Review, optional=True),
+            with_run=False,
+        )
         self.log.info("Candidate rejected; production stays at %s", rejection.previous)
 
 
@@ -325,8 +380,7 @@ class RecordEvidenceOperator(Stage, BaseOperator):
 
     template_fields: Sequence[str] = ("quality", "deployment", "rejection")
 
-    def __init__(self, *, quality: Any = None, deployment: Any = None, rejection: Any = None,
-                 **kwargs: Any) -> None:
+    def __init__(self, *, quality: Any = None, deployment: Any = None, rejection: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.quality = quality
         self.deployment = deployment
@@ -336,18 +390,22 @@ class RecordEvidenceOperator(Stage, BaseOperator):
         from fairgate.stages import lifecycle
         from fairgate.stages.contracts import Deployment, Quality
 
-        decided = self.given("deployment", Deployment, optional=True) or \
-            self.given("rejection", Deployment, optional=True)
-        recorded = self.run(context, lifecycle.record, quality=self.given("quality", Quality, optional=True),
-                            deployment=decided)
+        decided = self.given("deployment", Deployment, optional=True) or self.given(
+            "rejection", Deployment, optional=True
+        )
+        recorded = self.run(
+            context, lifecycle.record, quality=self.given("quality", Quality, optional=True), deployment=decided
+        )
         self._recorded = (self.policy(context).model_name, recorded)  # for the OpenLineage provider, below
-        self.log.info("Evidence record %s (%s) appended; report at %s", recorded.seq, recorded.decision,
-                      recorded.report.uri)
+        self.log.info(
+            "Evidence record %s (%s) appended; report at %s", recorded.seq, recorded.decision, recorded.report.uri
+        )
         if recorded.decision == "quality_failed":
             quality = self.given("quality", Quality)
             raise AirflowFailException(
                 f"Data quality failed: {quality.failed} of {quality.checks} checks ({'; '.join(quality.failures)}). "
-                f"Evidence recorded as seq {recorded.seq}.")
+                f"Evidence recorded as seq {recorded.seq}."
+            )
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """For Airflow's OpenLineage provider: the run's snapshot in, its model and pages out, each output

@@ -29,7 +29,19 @@ class RollbackOperator(Stage, BaseOperator):
 
         run = self.run_info(context)
         actor = getattr(context["dag_run"], "triggering_user_name", None) or "unknown"
-        moved = self.run(context, lifecycle.rollback, to_version=self.version or None, actor=actor,
-                         reason=self.reason, run_id=run.run_id, dag_id=run.dag_id, with_run=False)
-        self.log.info("Production moved from %s back to %s (evidence record %s)", moved["from_version"][:12],
-                      moved["to_version"][:12], moved["seq"])
+        moved = self.run(
+            context,
+            lifecycle.rollback,
+            to_version=self.version or None,
+            actor=actor,
+            reason=self.reason,
+            run_id=run.run_id,
+            dag_id=run.dag_id,
+            with_run=False,
+        )
+        self.log.info(
+            "Production moved from %s back to %s (evidence record %s)",
+            moved["from_version"][:12],
+            moved["to_version"][:12],
+            moved["seq"],
+        )

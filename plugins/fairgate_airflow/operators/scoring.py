@@ -30,8 +30,13 @@ class ScoreOperator(Stage, BaseOperator):
         scenario = (context.get("params") or {}).get("scenario") or None
         day = day_of(context)
         summary = guarded(monitoring.score, self.store(), self.policy(context), day, scenario=scenario)
-        self.log.info("Scored %s records of %s with model %s; selection rate %.3f", summary["rows"], day,
-                      summary["model_version"][:12], summary["selection_rate"])
+        self.log.info(
+            "Scored %s records of %s with model %s; selection rate %.3f",
+            summary["rows"],
+            day,
+            summary["model_version"][:12],
+            summary["selection_rate"],
+        )
         review_cases: list[str] = summary.pop("review_cases", [])
         publish(context, summary, started=started)
         if review_cases:
@@ -54,11 +59,19 @@ class DecideContestOperator(Stage, HITLOperator):
         kwargs.setdefault("subject", "Fairgate: a decision to review")
         kwargs.pop("params", None)
         super().__init__(
-            options=["Uphold", "Overturn"], defaults=["Uphold"],
-            params={"rationale": Param("", type="string", title="Rationale (required)",
-                                       description="Why you uphold or overturn the decision; recorded in the "
-                                                   "evidence log and shown to the person.")},
-            **kwargs)
+            options=["Uphold", "Overturn"],
+            defaults=["Uphold"],
+            params={
+                "rationale": Param(
+                    "",
+                    type="string",
+                    title="Rationale (required)",
+                    description="Why you uphold or overturn the decision; recorded in the "
+                    "evidence log and shown to the person.",
+                )
+            },
+            **kwargs,
+        )
         self.case_id = case_id
 
     def execute(self, context: Context) -> Any:
@@ -76,8 +89,21 @@ class DecideContestOperator(Stage, HITLOperator):
         from fairgate.governance import cases
 
         answer = answer_of(event)
-        outcome = guarded(cases.decide, self.store(), self.policy(context), self.case_id, choice=answer.choice,
-                          rationale=answer.rationale, reviewer=answer.reviewer, timed_out=answer.timed_out)
-        self.log.info("Case %s: %s by %s (evidence record %s)", self.case_id, outcome["choice"], outcome["reviewer"],
-                      outcome["seq"])
+        outcome = guarded(
+            cases.decide,
+            self.store(),
+            self.policy(context),
+            self.case_id,
+            choice=answer.choice,
+            rationale=answer.rationale,
+            reviewer=answer.reviewer,
+            timed_out=answer.timed_out,
+        )
+        self.log.info(
+            "Case %s: %s by %s (evidence record %s)",
+            self.case_id,
+            outcome["choice"],
+            outcome["reviewer"],
+            outcome["seq"],
+        )
         return {k: outcome[k] for k in ("case_id", "choice", "final_decision", "seq")}

@@ -37,13 +37,28 @@ class TrackMlflowOperator(Stage, BaseOperator):
             return
         run = self.run_info(context)
         ti = context["ti"]
-        result = self.run(context, tracking.track, uri=settings.mlflow_tracking_uri(),
-                          run_id=run.run_id if self.lifecycle_runs else None, lifecycle_runs=self.lifecycle_runs,
-                          run_url=settings.airflow_run_url(run.dag_id, run.run_id),
-                          last_try=ti.try_number > (self.retries or 0), with_run=False)
+        result = self.run(
+            context,
+            tracking.track,
+            uri=settings.mlflow_tracking_uri(),
+            run_id=run.run_id if self.lifecycle_runs else None,
+            lifecycle_runs=self.lifecycle_runs,
+            run_url=settings.airflow_run_url(run.dag_id, run.run_id),
+            last_try=ti.try_number > (self.retries or 0),
+            with_run=False,
+        )
         if result["logged"]:
-            self.log.info("MLflow: runs %s, versions %s, %s audit(s), production alias -> %s", result["runs"],
-                          result["versions"], result["audits"], result["alias"])
+            self.log.info(
+                "MLflow: runs %s, versions %s, %s audit(s), production alias -> %s",
+                result["runs"],
+                result["versions"],
+                result["audits"],
+                result["alias"],
+            )
         else:
-            self.log.warning("MLflow was not reached after %s tries; recorded as not logged in the evidence "
-                             "(run `fairgate mlflow-sync` later): %s", ti.try_number, result["error"])
+            self.log.warning(
+                "MLflow was not reached after %s tries; recorded as not logged in the evidence "
+                "(run `fairgate mlflow-sync` later): %s",
+                ti.try_number,
+                result["error"],
+            )

@@ -27,8 +27,10 @@ STYLESHEET = resources.files(__name__).joinpath("fairgate.css").read_text(encodi
 STYLE_SOURCE = "'sha256-" + base64.b64encode(hashlib.sha256(STYLESHEET.encode()).digest()).decode() + "'"
 # For every response of the Fairness view. No script may run; images only inline; the one
 # stylesheet by its hash; framed only by the Airflow UI on the same origin.
-CONTENT_SECURITY_POLICY = (f"default-src 'none'; img-src data:; style-src {STYLE_SOURCE}; "
-                           "frame-ancestors 'self'; base-uri 'none'; form-action 'none'")
+CONTENT_SECURITY_POLICY = (
+    f"default-src 'none'; img-src data:; style-src {STYLE_SOURCE}; "
+    "frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
+)
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
@@ -95,14 +97,25 @@ def md_url(url: str) -> _MarkdownSource:
 def _environment(kind: str) -> jinja2.Environment:
     loader = jinja2.PackageLoader(__name__, "templates")
     if kind == "html":
-        env = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined,
-                                 finalize=lambda v: "n/a" if v is None else v, trim_blocks=True,
-                                 lstrip_blocks=True)
+        env = jinja2.Environment(
+            loader=loader,
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            finalize=lambda v: "n/a" if v is None else v,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
         env.globals["stylesheet"] = Markup(STYLESHEET)  # noqa: S704  (our own file, hashed in the CSP)
     else:
-        env = jinja2.Environment(loader=loader, autoescape=False, finalize=md_text,  # noqa: S701 (Markdown)
-                                 undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                                 keep_trailing_newline=True)
+        env = jinja2.Environment(
+            loader=loader,
+            autoescape=False,  # noqa: S701 (Markdown: md_text escapes every value instead)
+            finalize=md_text,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
         env.filters["code"] = md_code
         env.filters["url"] = md_url
     env.filters["fmt"] = fmt
