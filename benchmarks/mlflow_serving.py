@@ -68,7 +68,7 @@ def _track(store, policy, uri: str) -> float:
 
     t0 = time.perf_counter()
     out = tracking.track(store, policy, uri=uri, run_id="release")
-    assert out["logged"], out
+    assert out.logged, out
     return time.perf_counter() - t0
 
 

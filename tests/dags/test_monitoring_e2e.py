@@ -217,7 +217,7 @@ def test_scored_records_carry_reasons_and_fairgate_explain_prints_them(dags, mon
 
     uri = f"sqlite:///{tmp_path}/mlflow/mlflow.db"
     (tmp_path / "mlflow").mkdir()
-    assert tracking.track(store, policy, uri=uri)["logged"]
+    assert tracking.track(store, policy, uri=uri).logged
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     served = mlflow.pyfunc.load_model("models:/adult_income@production")
     granted = log[log["decision"] == 1].iloc[0]

@@ -121,7 +121,7 @@ def tracked(mlflow_server, tmp_path_factory):
     assert first.decision == second.decision == "deployed"
     policy = load_policy(path)
     out = tracking.track(store, policy, uri=mlflow_server["url"])
-    assert out["logged"], out
+    assert out.logged, out
     return {
         "store": store,
         "policy": policy,
@@ -211,7 +211,7 @@ def test_every_deployed_version_is_a_model_version_and_the_alias_follows_deploy_
         == 2
     )
     out = tracking.track(store, policy, uri=str(client.tracking_uri), lifecycle_runs=False)  # the rollback DAG's step
-    assert out["logged"] and out["alias"] == versions[v1].version
+    assert out.logged and out.alias == versions[v1].version
     assert client.get_model_version_by_alias("credit", "production").tags["fairgate.sha256"] == v1
     assert (
         main(
@@ -236,7 +236,7 @@ def test_a_server_that_is_down_loses_nothing_and_a_resync_logs_the_run_later(tra
     with pytest.raises(tracking.TrackingUnavailable, match="did not take the write"):  # a try with retries left
         tracking.track(store, policy, uri=down, run_id="v3", last_try=False)
     out = tracking.track(store, policy, uri=down, run_id="v3", last_try=True)
-    assert out["logged"] is False
+    assert out.logged is False
     last = evidence.recent(store, "credit", "tracking", last=1)[0]["record"]
     assert last["status"] == "not_logged" and last["lifecycle_run_id"] == "v3"
     assert evidence.find(store, "credit", "v3")["record"]["kind"] == "lifecycle"  # the run's record is untouched
@@ -442,8 +442,8 @@ def test_the_nightly_audits_are_one_run_stepped_by_date(tracked, mlflow_server):
     for i, day in enumerate(days):
         monitoring.score_day(store, policy, day, data.iloc[i * 600 : (i + 1) * 600].reset_index(drop=True))
         monitoring.audit(store, policy, day, run_id=f"audit-{day}")
-    assert tracking.track(store, policy, uri=mlflow_server["url"], lifecycle_runs=False)["audits"] == 2
-    assert tracking.track(store, policy, uri=mlflow_server["url"], lifecycle_runs=False)["audits"] == 0  # once each
+    assert tracking.track(store, policy, uri=mlflow_server["url"], lifecycle_runs=False).audits == 2
+    assert tracking.track(store, policy, uri=mlflow_server["url"], lifecycle_runs=False).audits == 0  # once each
     exp = client.get_experiment_by_name("fairgate/credit")
     (run,) = client.search_runs([exp.experiment_id], filter_string="tags.`fairgate.kind` = 'audit'")
     history = client.get_metric_history(run.info.run_id, "fairness/gender/statistical_parity_difference")

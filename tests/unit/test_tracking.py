@@ -120,7 +120,7 @@ def embedded(tmp_path_factory):
     uri = f"sqlite:///{folder}/.mlflow/mlflow.db"
     (folder / ".mlflow").mkdir()
     out = tracking.track(store, policy, uri=uri, run_id="r1")
-    assert out["logged"] and out["alias"] == "1"
+    assert out.logged and out.alias == "1"
     return {"store": store, "policy": policy, "data": data, "uri": uri, "folder": folder}
 
 

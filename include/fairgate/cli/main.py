@@ -248,9 +248,9 @@ def cmd_rollback(args: argparse.Namespace, store: ArtifactStore, model: str) -> 
     )
     _out(
         args,
-        moved,
-        f"Production of {model} moved from {moved['from_version'][:12]} back to "
-        f"{moved['to_version'][:12]} (evidence record #{moved['seq']}).",
+        moved.to_json(),
+        f"Production of {model} moved from {moved.from_version[:12]} back to "
+        f"{moved.to_version[:12]} (evidence record #{moved.seq}).",
     )
     return 0
 

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from fairgate.errors import NOT_RETRIED, IntegrityError, StageError, TrackingUnavailable
 from fairgate.governance import evidence, registry
 from fairgate.integrations import serving
+from fairgate.stages.contracts import Tracked
 from fairgate.storage.base import read_recorded, verify
 from fairgate.storage.local import default_artifact_root
 
@@ -649,10 +650,10 @@ def not_logged(store: ArtifactStore, model: str, *, run_id: str, error: str) -> 
     )
 
 
-def _not_logged(store: ArtifactStore, policy: Policy, run_id: str | None, error: str) -> dict[str, Any]:
+def _not_logged(store: ArtifactStore, policy: Policy, run_id: str | None, error: str) -> Tracked:
     if run_id:
         not_logged(store, policy.model_name, run_id=run_id, error=error)
-    return {"logged": False, "error": error}
+    return Tracked(logged=False, error=error)
 
 
 def track(
@@ -664,7 +665,7 @@ def track(
     lifecycle_runs: bool = True,
     run_url: str | None = None,
     last_try: bool = True,
-) -> dict[str, Any]:
+) -> Tracked:
     """The tracking stage: :func:`sync`, and for a lifecycle run that did not reach MLflow, the evidence of it.
 
     When the server cannot be reached, a try that is not the last raises (the task retries); the
@@ -682,11 +683,11 @@ def track(
         return _not_logged(store, policy, run_id, str(exc))
     except NOT_RETRIED as exc:  # e.g. a production version no evidence record deployed: retrying will not help
         return _not_logged(store, policy, run_id, f"{type(exc).__name__}: {exc}")
-    return {
-        "logged": True,
-        "runs": synced.runs,
-        "versions": synced.versions,
-        "audits": synced.audits,
-        "alias": synced.alias,
-        "tracking_uri": re.sub(r"//[^@/]*@", "//", str(mlflow.tracking_uri)),
-    }
+    return Tracked(
+        logged=True,
+        runs=tuple(synced.runs),
+        versions=tuple(synced.versions),
+        audits=synced.audits,
+        alias=synced.alias,
+        tracking_uri=re.sub(r"//[^@/]*@", "//", str(mlflow.tracking_uri)),
+    )

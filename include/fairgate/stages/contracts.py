@@ -225,6 +225,36 @@ class Audit(_Result):
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class RolledBack(_Result):
+    """Production pointed back to an earlier approved version, and the evidence record that says so."""
+
+    model_name: str
+    run_id: str
+    from_version: str
+    to_version: str
+    actor: str
+    reason: str
+    since: str
+    seq: int
+    dag_id: str | None = None
+    kind: Literal["rollback"] = "rollback"
+    decision: Literal["rolled_back"] = "rolled_back"
+
+
+@dataclass(frozen=True)
+class Tracked(_Result):
+    """What the tracking stage did: logged to MLflow (and what it wrote), or not logged and why."""
+
+    logged: bool
+    error: str | None = None
+    runs: tuple[str, ...] = ()
+    versions: tuple[str, ...] = ()
+    audits: int = 0
+    alias: str | None = None
+    tracking_uri: str | None = None
+
+
 def optional(cls: type[T], data: Any) -> T | None:
     """``cls.from_json(data)``, or None when the stage that produces it was skipped."""
     return None if data is None else cls.from_json(data)

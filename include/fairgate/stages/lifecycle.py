@@ -44,6 +44,7 @@ from fairgate.stages.contracts import (
     Quality,
     Recorded,
     Review,
+    RolledBack,
     Snapshot,
     TrainedModel,
 )
@@ -592,7 +593,7 @@ def rollback(
     reason: str,
     run_id: str,
     dag_id: str | None = None,
-) -> dict[str, Any]:
+) -> RolledBack:
     """Point production back to an earlier approved version and append the evidence record (CLI and DAG)."""
     moved = registry.rollback(
         store,
@@ -603,7 +604,7 @@ def rollback(
         run_id=run_id,
     )
     entry = evidence.append(store, policy.model_name, {**moved, "dag_id": dag_id})
-    return {**moved, "dag_id": dag_id, "seq": entry["seq"]}
+    return RolledBack.from_json({**moved, "dag_id": dag_id, "seq": entry["seq"]})
 
 
 # --- evidence ------------------------------------------------------------------------------------

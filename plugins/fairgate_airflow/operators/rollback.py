@@ -41,7 +41,7 @@ class RollbackOperator(Stage, BaseOperator):
         )
         self.log.info(
             "Production moved from %s back to %s (evidence record %s)",
-            moved["from_version"][:12],
-            moved["to_version"][:12],
-            moved["seq"],
+            moved.from_version[:12],
+            moved.to_version[:12],
+            moved.seq,
         )

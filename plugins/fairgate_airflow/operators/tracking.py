@@ -47,18 +47,18 @@ class TrackMlflowOperator(Stage, BaseOperator):
             last_try=ti.try_number > (self.retries or 0),
             with_run=False,
         )
-        if result["logged"]:
+        if result.logged:
             self.log.info(
                 "MLflow: runs %s, versions %s, %s audit(s), production alias -> %s",
-                result["runs"],
-                result["versions"],
-                result["audits"],
-                result["alias"],
+                result.runs,
+                result.versions,
+                result.audits,
+                result.alias,
             )
         else:
             self.log.warning(
                 "MLflow was not reached after %s tries; recorded as not logged in the evidence "
                 "(run `fairgate mlflow-sync` later): %s",
                 ti.try_number,
-                result["error"],
+                result.error,
             )
