@@ -27,7 +27,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, CronTriggerTimetable, Param
 
-from fairgate_airflow.models import ModelEntry, bind, entries
+from fairgate_airflow.models import SCENARIOS, ModelEntry, bind, entries
 from fairgate_airflow.operators import DecideContestOperator, ScoreOperator
 
 
@@ -45,7 +45,7 @@ def score(model: ModelEntry) -> DAG:
             "scenario": Param(
                 None,
                 type=["null", "string"],
-                enum=[None, "stable", "group_mix_shift", "label_shift", "proxy_drift"],
+                enum=[None, *SCENARIOS],
                 description="Simulated feed only: overrides the policy's audit.scenario.",
             )
         },

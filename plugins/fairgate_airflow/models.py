@@ -6,14 +6,18 @@ with PyYAML and nothing else; the tasks load and validate the whole policy when 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 
 from fairgate.policy.catalog import ModelEntry, entries
+from fairgate.policy.schema import Scenario
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG
 
-__all__ = ["ModelEntry", "bind", "entries"]
+__all__ = ["SCENARIOS", "ModelEntry", "bind", "entries"]
+
+# The simulated feed's scenarios (the schema's list), for the score DAG's param.
+SCENARIOS: tuple[str, ...] = get_args(Scenario)
 
 
 def bind(dag: DAG, model: ModelEntry) -> DAG:
