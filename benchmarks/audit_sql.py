@@ -43,7 +43,7 @@ def _copy(engine, name: str, frame: pd.DataFrame, ddl: str) -> None:
 def main(argv: list[str]) -> int:
     import sqlalchemy
 
-    from fairgate.data.sources import read_adult
+    from fairgate.data.adult import read_adult
     from fairgate.monitoring import sql_audit
     from fairgate.policy.loader import load_policy
 

@@ -20,7 +20,8 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-from fairgate.data.sources import read_adult, to_parquet_bytes
+from fairgate.data.adult import read_adult
+from fairgate.data.sources import to_parquet_bytes
 from fairgate.governance import registry
 from fairgate.models import training
 from fairgate.monitoring import prediction_log

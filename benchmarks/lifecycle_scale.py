@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 def _adult(rows: int, folder: Path) -> Path:
     import numpy as np
 
-    from fairgate.data.sources import read_adult
+    from fairgate.data.adult import read_adult
 
     train = read_adult("data")
     big = train.iloc[np.random.default_rng(0).integers(0, len(train), rows)].reset_index(drop=True)

@@ -109,7 +109,7 @@ def store(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def adult():
-    from fairgate.data.sources import read_adult
+    from fairgate.data.adult import read_adult
 
     return read_adult("data")
 

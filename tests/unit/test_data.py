@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import pytest
 from tests.conftest import default_policy_dict
 
-from fairgate.data.sources import read_adult, read_source
+from fairgate.data.adult import read_adult
+from fairgate.data.sources import read_source
 from fairgate.errors import DataError
 from fairgate.policy.loader import parse_policy
 

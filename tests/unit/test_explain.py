@@ -216,7 +216,7 @@ def test_a_logistic_regressions_pushes_from_its_coefficients_equal_the_swapped_o
     """The linear shortcut (one transform) and the generic measurement (one swap per input) agree."""
     import numpy as np
 
-    from fairgate.data.sources import read_adult
+    from fairgate.data.adult import read_adult
     from fairgate.models import explain, training
     from fairgate.policy.loader import load_policy
 

@@ -4,5 +4,5 @@
 - :mod:`.quality`: ``validate_frame``, a Great Expectations suite built from the policy;
 - :mod:`.datasheet`: ``datasheet``, the snapshot in Gebru et al.'s sections;
 - :mod:`.sampling`: ``stratified`` samples and how a figure says it was measured on one;
-- :mod:`.adult`: the bundled UCI Adult files; :mod:`.simulation`: the demo's simulated daily feed.
+- :mod:`.adult`: the bundled UCI Adult files and ``read_adult``; :mod:`.simulation`: the demo's simulated daily feed.
 """

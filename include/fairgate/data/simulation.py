@@ -24,7 +24,7 @@ from __future__ import annotations
 from datetime import date
 from typing import TYPE_CHECKING
 
-from fairgate.data.sources import read_adult
+from fairgate.data.adult import read_adult
 from fairgate.errors import DataError
 from fairgate.fairness.groups import privileged_codes
 from fairgate.policy.loader import SCENARIOS
