@@ -57,13 +57,13 @@ def main() -> None:
     pool = read_adult("test")
     rng = np.random.default_rng(0)
     end, per_day = date(2026, 3, 7), args.rows // 7
-    cols = [policy.row_key, *policy.protected_columns, *policy.features]
+    cols = [policy.dataset.row_key, *policy.protected_columns, *policy.features]
     t = time.perf_counter()
     for i in range(7):
         day = end - timedelta(days=6 - i)
         idx = rng.integers(0, len(pool), per_day)
         log = pool.iloc[idx][cols].reset_index(drop=True)
-        log[policy.row_key] = np.char.add(f"{day}/", np.arange(per_day).astype(str))
+        log[policy.dataset.row_key] = np.char.add(f"{day}/", np.arange(per_day).astype(str))
         log.insert(1, "model_version", v)
         log["score"] = rng.random(per_day)
         log["decision"] = (log["score"] > 0.7).astype("int8")
@@ -71,7 +71,9 @@ def main() -> None:
         if i < 4:
             y = (pool["income"].to_numpy()[idx] == ">50K").astype("int8")
             buf = io.BytesIO()
-            outcomes = pd.DataFrame({policy.row_key: log[policy.row_key], prediction_log.LABEL_COLUMN: y})
+            outcomes = pd.DataFrame(
+                {policy.dataset.row_key: log[policy.dataset.row_key], prediction_log.LABEL_COLUMN: y}
+            )
             if args.shuffled_labels:
                 outcomes = outcomes.sample(frac=1.0, random_state=i).reset_index(drop=True)
             outcomes.to_parquet(buf)

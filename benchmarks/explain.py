@@ -53,7 +53,7 @@ def main() -> None:
         X, y = training.feature_frame(test, policy), groups.labels(test, policy)
         codes = group_codes(test, policy)
         masks = [np.ones(len(X), dtype=bool)] + [
-            codes[a.column].to_numpy() == c for a in policy.protected for c in (0, 1)
+            codes[a.column].to_numpy() == c for a in policy.protected_attributes for c in (0, 1)
         ]
 
         def sklearn_per_group(X=X, y=y, masks=masks):

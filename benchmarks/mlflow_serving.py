@@ -175,7 +175,9 @@ def main(argv: list[str]) -> int:
     try:
         _wait(f"http://127.0.0.1:{port}/ping", proc)
         data = pd.read_parquet(tmp / "store" / "runs" / "bench" / "release" / "snapshot.parquet")
-        records = json.loads(data[[*list(policy.features), policy.row_key]].head(1000).to_json(orient="records"))
+        records = json.loads(
+            data[[*list(policy.features), policy.dataset.row_key]].head(1000).to_json(orient="records")
+        )
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 
         def post(rows: list[dict], reasons: bool) -> float:

@@ -93,6 +93,20 @@ def synthetic_credit_policy(folder: Path, rows: int, *, seed: int, **sections) -
     return path, data
 
 
+def edited(policy, changes: dict):
+    """``policy`` with the dotted keys in ``changes`` set (``{"sampling.max_rows": 0}``), validated again."""
+    from fairgate.policy.loader import parse_policy
+
+    raw = policy.model_dump()
+    for key, value in changes.items():
+        *path, last = key.split(".")
+        node = raw
+        for part in path:
+            node = node[part]
+        node[last] = value
+    return parse_policy(raw)
+
+
 @pytest.fixture
 def delete():
     return _DELETE

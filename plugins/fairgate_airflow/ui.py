@@ -123,7 +123,7 @@ def _thresholds() -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {}
     for model in entries():
         try:
-            out[model.name] = list(load_policy(model.path).fairness_thresholds)
+            out[model.name] = list(load_policy(model.path).fairness.bounds)
         except InputError:
             continue
     return out

@@ -176,10 +176,10 @@ def test_scored_records_carry_reasons_and_fairgate_explain_prints_them(dags, mon
         assert not any(col in row["reason_1"] for col in policy.features if "_" in col)
 
     row = log.iloc[3]
-    assert main(["explain", str(row[policy.row_key]), "--date", "2026-03-01"]) == 0
+    assert main(["explain", str(row[policy.dataset.row_key]), "--date", "2026-03-01"]) == 0
     out = capsys.readouterr().out
     assert f"by model {version[:12]}" in out and row["reason_1"] in out
-    assert main(["explain", str(row[policy.row_key]), "--json"]) == 0
+    assert main(["explain", str(row[policy.dataset.row_key]), "--json"]) == 0
     found = json.loads(capsys.readouterr().out)
     assert found["score"] == pytest.approx(row["score"]) and found["reasons"] == json.loads(row["reasons"])
     assert main(["explain", "no-such-row"]) == 1
@@ -190,19 +190,19 @@ def test_scored_records_carry_reasons_and_fairgate_explain_prints_them(dags, mon
     from fairgate.models.training import predict
 
     refused = log[log["decision"] == 0].iloc[0]
-    assert main(["explain", str(refused[policy.row_key]), "--recourse", "--json"]) == 0
+    assert main(["explain", str(refused[policy.dataset.row_key]), "--recourse", "--json"]) == 0
     answer = json.loads(capsys.readouterr().out)["recourse"]
     if answer["feasible"]:
         changed = refused.to_frame().T.infer_objects()
         for c in answer["changes"]:
             assert c["column"] in policy.recourse.actionable and c["to"] <= policy.recourse.actionable[c["column"]].max
             changed[c["column"]] = c["to"]
-        assert predict(model, changed, policy)[0][0] >= policy.decision_threshold > refused["score"]
+        assert predict(model, changed, policy)[0][0] >= policy.model.decision_threshold > refused["score"]
     else:
         assert answer["notes"] == [
             "no change of the actionable inputs within their bounds makes the decision favourable"
         ]
-    assert main(["explain", str(refused[policy.row_key]), "--recourse"]) == 0
+    assert main(["explain", str(refused[policy.dataset.row_key]), "--recourse"]) == 0
     said = capsys.readouterr().out
     assert (
         "would change the decision" in said
@@ -221,7 +221,7 @@ def test_scored_records_carry_reasons_and_fairgate_explain_prints_them(dags, mon
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     served = mlflow.pyfunc.load_model("models:/adult_income@production")
     granted = log[log["decision"] == 1].iloc[0]
-    records = pd.DataFrame([refused, granted])[[policy.row_key, *policy.features]].infer_objects()
+    records = pd.DataFrame([refused, granted])[[policy.dataset.row_key, *policy.features]].infer_objects()
     got = served.predict(records, params={"recourse": True})
     assert got["decision"].tolist() == [0, 1] and got["model_version"].tolist() == [version, version]
     assert got["recourse"].iloc[0] in said and pd.isna(got["recourse"].iloc[1])

@@ -79,7 +79,7 @@ def history(deployed, tmp_path_factory):  # noqa: F811
             store,
             policy.model_name,
             result,
-            report_html=report.audit_report(result, shown, list(policy.fairness_thresholds)),
+            report_html=report.audit_report(result, shown, list(policy.fairness.bounds)),
         )
     return root, policy_path
 

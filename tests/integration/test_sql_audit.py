@@ -54,7 +54,7 @@ def test_one_group_by_gives_the_parquet_audits_figures(scored):
     day = DAYS[-1]
     parquet = monitoring.audit_day(store, policy, day, run_id="a")
     counts = sql_audit.window_counts(engine, policy, predictions, outcomes, day=day, version=parquet["judged_version"])
-    assert len(counts) <= 2 ** len(policy.protected) * 2 * 3  # only counts leave the database
+    assert len(counts) <= 2 ** len(policy.protected_attributes) * 2 * 3  # only counts leave the database
     assert counts["n"].sum() == parquet["rows"] == 5 * 700
     # The label lag: outcomes of the last two days are not used yet.
     assert counts.loc[counts["y"].notna(), "n"].sum() == parquet["labeled_rows"] == 3 * 700
@@ -221,7 +221,7 @@ def test_before_any_outcome_the_audit_joins_an_empty_table_and_a_missing_table_i
     try:
         with pytest.raises(StageError, match=rf"audit.log_table.*{table}"):
             monitoring.audit_day(store, policy, DAYS[0], run_id="a")  # nothing scored yet: no table
-        records = data.drop(columns=[policy.label]).iloc[:500].reset_index(drop=True)  # outcomes not known
+        records = data.drop(columns=[policy.dataset.label]).iloc[:500].reset_index(drop=True)  # outcomes not known
         monitoring.score_day(store, policy, DAYS[0], records)
         result = monitoring.audit_day(store, policy, DAYS[0], run_id="a")
         assert (result["rows"], result["labeled_rows"]) == (500, 0)

@@ -60,19 +60,20 @@ def test_unreadable_file_is_named(tmp_path):
 
 def test_row_filters_keep_what_they_say_and_name_a_missing_column(tmp_path, adult):
     from fairgate.data.sources import apply_filters
+    from fairgate.policy.schema import RowFilter
 
     df = adult.head(400)
     kept = apply_filters(
         df,
         (
-            {"column": "workclass", "op": "in", "value": ["Private", "State-gov"]},
-            {"column": "age", "op": ">=", "value": 30},
-            {"column": "native_country", "op": "not_null", "value": None},
+            RowFilter(column="workclass", op="in", value=["Private", "State-gov"]),
+            RowFilter(column="age", op=">=", value=30),
+            RowFilter(column="native_country", op="not_null", value=None),
         ),
     )
     by_hand = df[df["workclass"].isin(["Private", "State-gov"]) & (df["age"] >= 30)]
     assert list(kept["row_id"]) == list(by_hand["row_id"]) and 0 < len(kept) < len(df)
     with pytest.raises(DataError, match=r"'dataset.filters\[0\].column': 'agee' is not a column"):
-        apply_filters(df, ({"column": "agee", "op": ">", "value": 1},))
+        apply_filters(df, (RowFilter(column="agee", op=">", value=1),))
     with pytest.raises(DataError, match=r"'dataset.filters\[0\]': cannot compare column 'workclass'"):
-        apply_filters(df, ({"column": "workclass", "op": ">", "value": 1},))
+        apply_filters(df, (RowFilter(column="workclass", op=">", value=1),))

@@ -19,7 +19,7 @@ from fairgate.errors import (
     TransientError,
 )
 from fairgate.fairness.groups import privileged_codes
-from fairgate.policy.loader import ProtectedAttribute
+from fairgate.policy.schema import ProtectedAttribute
 
 
 def _domain_modules():
@@ -112,15 +112,14 @@ def test_model_params_that_do_not_fit_the_estimator_are_named_before_training(pa
     from fairgate.models.training import build_pipeline
 
     policy = _tiny_policy()
-    from dataclasses import replace
-
+    unchecked = policy.model_copy(update={"model": policy.model.model_copy(update={"params": params})})
     with pytest.raises(ModelParamsError, match=r"Policy key 'model.params' does not fit logistic_regression") as e:
-        build_pipeline(replace(policy, estimator_params=params))
+        build_pipeline(unchecked)
     assert named in str(e.value)
 
 
 def test_privileged_if_on_a_text_column_names_the_column_and_the_fix():
-    attr = ProtectedAttribute(column="region", op=">=", value=3.0)
+    attr = ProtectedAttribute(column="region", privileged_if={"op": ">=", "value": 3.0})
     with pytest.raises(
         GroupError,
         match=r"'region' uses 'privileged_if' \(>= 3\), which needs a numeric column; "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from tests.conftest import default_policy_dict
+from tests.conftest import default_policy_dict, edited
 
 from fairgate.fairness import groups
 from fairgate.models import explain, training
@@ -158,7 +158,7 @@ def test_proxy_check_flags_an_engineered_stand_in_and_not_the_adult_inputs(adult
     measured = explain.proxy_check(df, policy)
     assert measured["flagged"] == []
     per_column = measured["attributes"]["sex"]["per_column"]
-    assert max(per_column.values()) < policy.proxy_auc_warning
+    assert max(per_column.values()) < policy.bias.proxy_auc_warning
     # relationship (husband / wife) is the strongest single stand-in for sex in Adult
     assert max(per_column, key=per_column.get) == "relationship"
     assert 0.5 <= measured["attributes"]["race"]["all_columns"] < measured["attributes"]["sex"]["all_columns"]
@@ -203,9 +203,8 @@ def test_explain_cli_rejects_a_malformed_date(capsys):
 
 
 def test_value_labels_name_category_codes_in_reasons():
-    from dataclasses import replace
 
-    policy = replace(_tiny_policy(), value_labels={"job_type": {"seasonal": "seasonal work (A14)"}})
+    policy = edited(_tiny_policy(), {"dataset.value_labels": {"job_type": {"seasonal": "seasonal work (A14)"}}})
     text = explain.describe(policy, "job_type", "seasonal", "clerk", -1.0)
     assert text == "Type of job is seasonal work (A14) (most common: clerk) lowered the score"
     plain = explain.describe(_tiny_policy(), "job_type", "seasonal", "clerk", -1.0)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from fairgate.fairness.gate import decide, judge_metric, review_decision
-from fairgate.policy.loader import Threshold, load_policy
+from fairgate.policy.loader import load_policy
+from fairgate.policy.schema import Threshold
 
 DI = Threshold("disparate_impact", "ratio_band", min=0.8, max=1.25)
 EOD = Threshold("equal_opportunity_difference", "abs_difference", max=0.1)
@@ -76,13 +77,13 @@ def test_fail_dominates_review(policy):
 
 
 def test_small_group_is_insufficient_evidence_never_a_pass(policy):
-    d = decide(_evidence(n_u=policy.min_group_size - 1), PERF, policy)
+    d = decide(_evidence(n_u=policy.fairness.min_group_size - 1), PERF, policy)
     assert d.outcome == "review"
-    assert "insufficient evidence" in d.reasons[0] and f"has {policy.min_group_size - 1} rows" in d.reasons[0]
+    assert "insufficient evidence" in d.reasons[0] and f"has {policy.fairness.min_group_size - 1} rows" in d.reasons[0]
 
 
 def test_too_few_positives_is_insufficient_evidence(policy):
-    d = decide(_evidence(pos_u=policy.min_positives - 1), PERF, policy)
+    d = decide(_evidence(pos_u=policy.fairness.min_positives - 1), PERF, policy)
     assert d.outcome == "review"
     assert "favorable outcomes" in d.reasons[0]
 

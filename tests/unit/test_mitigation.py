@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import io
 import math
-from dataclasses import replace
 from datetime import date
 
 import numpy as np
 import pandas as pd
 import pytest
+from tests.conftest import edited
 
 from fairgate.errors import PolicyError, StageError
 from fairgate.fairness.groups import labels
@@ -104,7 +104,7 @@ def test_exponentiated_gradient_equals_fairlearn(data):
     pre = training.build_pipeline(policy).named_steps["features"]
     Xt = pre.fit_transform(training.feature_frame(train, policy))
     direct = ExponentiatedGradient(
-        LogisticRegression(random_state=policy.seed), constraints=EqualizedOdds(), eps=0.02, max_iter=50
+        LogisticRegression(random_state=policy.model.seed), constraints=EqualizedOdds(), eps=0.02, max_iter=50
     )
     direct.fit(Xt, labels(train, policy), sensitive_features=_sensitive(train))
     expected = direct._pmf_predict(pre.transform(training.feature_frame(val, policy)))[:, 1]
@@ -219,7 +219,7 @@ def test_band_gap_by_hand():
     policy = credit_policy()  # default bands: DI in [0.8, 1.25], |SPD|, |EOD|, |AOD| <= 0.1
     counts = {"unprivileged": {"n": 500, "positives": 100}, "privileged": {"n": 500, "positives": 100}}
     inside = {"disparate_impact": {"value": 0.9, "ci_low": 0.85, "ci_high": 0.95}}
-    for t in policy.fairness_thresholds:
+    for t in policy.fairness.bounds:
         inside.setdefault(t.metric, {"value": 0.0, "ci_low": -0.05, "ci_high": 0.05})
     assert mitigation.band_gap({"g": {"counts": counts, "metrics": inside}}, policy) == 0.0
     outside = {**inside, "disparate_impact": {"value": 0.7, "ci_low": 0.6, "ci_high": 0.82}}
@@ -274,11 +274,11 @@ def test_search_reads_only_training_and_validation_rows(store, tmp_path, monkeyp
 
     df, _ = data
     df.to_csv(tmp_path / "credit.csv", index=False)
-    policy = replace(
+    policy = edited(
         credit_policy(
             candidates=[{"name": "rw", "method": "reweighing"}, {"name": "eg", "method": "exponentiated_gradient"}]
         ),
-        source=str(tmp_path / "credit.csv"),
+        {"dataset.source": str(tmp_path / "credit.csv")},
     )
     run = lifecycle.RunInfo(dag_id="search_test", run_id="r1")
     snapshot = lifecycle.collect(store, policy, run)
@@ -319,7 +319,9 @@ def test_a_failed_candidate_is_recorded_and_the_search_goes_on(store, tmp_path, 
     base = credit_policy(
         candidates=[{"name": "dir", "method": "disparate_impact_remover"}], allow_group_aware_decisions=True
     )
-    policy = replace(base, source=str(tmp_path / "credit.csv"), numeric=(), ranges={})
+    policy = edited(
+        base, {"dataset.source": str(tmp_path / "credit.csv"), "dataset.features.numeric": [], "quality.ranges": {}}
+    )
     run = lifecycle.RunInfo(dag_id="search_fail", run_id="r1")
     bias = lifecycle.check_bias(
         store, policy, run, lifecycle.validate(store, policy, run, lifecycle.collect(store, policy, run))

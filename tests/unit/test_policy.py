@@ -12,11 +12,11 @@ from fairgate.policy.loader import load_policy, parse_policy
 
 def test_default_policy_loads():
     p = load_policy()
-    assert p.label == "income" and p.favorable_label == ">50K"
+    assert p.dataset.label == "income" and p.dataset.favorable_label == ">50K"
     assert p.protected_columns == ("sex", "race")
-    assert p.intersections == (("sex", "race"),)
+    assert p.intersections == [["sex", "race"]]
     assert "sex" not in p.features and "race" not in p.features
-    di = next(t for t in p.fairness_thresholds if t.metric == "disparate_impact")
+    di = next(t for t in p.fairness.bounds if t.metric == "disparate_impact")
     assert (di.kind, di.min, di.max) == ("ratio_band", 0.8, 1.25)
     assert len(p.sha256) == 64
 
@@ -92,7 +92,7 @@ def test_missing_file_and_bad_yaml(tmp_path):
 def test_threshold_overrides_keep_kinds():
     p = load_policy()
     q = p.with_threshold_overrides({"disparate_impact_min": 0.7, "equal_opportunity_difference_max": 0.2})
-    t = {t.metric: t for t in q.fairness_thresholds}
+    t = {t.metric: t for t in q.fairness.bounds}
     assert (t["disparate_impact"].min, t["disparate_impact"].max) == (0.7, 1.25)
     assert t["equal_opportunity_difference"].max == 0.2
     with pytest.raises(PolicyError, match="has no min"):
@@ -104,7 +104,7 @@ def test_threshold_overrides_keep_kinds():
 def test_default_yaml_round_trips(tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump(default_policy_dict()))
-    by_metric = lambda p: sorted(p.fairness_thresholds, key=lambda t: t.metric)  # noqa: E731
+    by_metric = lambda p: sorted(p.fairness.bounds, key=lambda t: t.metric)  # noqa: E731
     assert by_metric(load_policy(path)) == by_metric(load_policy())
 
 
@@ -184,19 +184,28 @@ def test_omitted_keys_take_the_documented_defaults():
         "protected_attributes": [{"column": "gender", "privileged": ["m"]}],
     }
     p = parse_policy(raw)
-    assert (p.min_rows, p.max_null_fraction, p.max_duplicate_fraction) == (1000, 0.0, 0.05)
-    assert (p.review_margin, p.min_balanced_accuracy, p.champion_tolerance) == (0.02, 0.6, 0.02)
-    assert (p.min_group_size, p.min_positives, p.confidence_level) == (50, 10, 0.95)
-    assert (p.estimator, p.seed, p.test_size, p.validation_size) == ("logistic_regression", 42, 0.2, 0.1)
-    assert (p.audit_window_days, p.audit_label_lag_days) == (7, 3)
-    assert p.audit_incoming is None  # no simulated Adult feed for somebody else's data
-    assert {t.metric: (t.min, t.max) for t in p.fairness_thresholds} == {
+    assert (p.quality.min_rows, p.quality.max_null_fraction, p.quality.max_duplicate_fraction) == (1000, 0.0, 0.05)
+    assert (p.fairness.review_margin, p.fairness.min_balanced_accuracy, p.fairness.champion_tolerance) == (
+        0.02,
+        0.6,
+        0.02,
+    )
+    assert (p.fairness.min_group_size, p.fairness.min_positives, p.fairness.confidence_level) == (50, 10, 0.95)
+    assert (p.model.estimator, p.model.seed, p.model.test_size, p.model.validation_size) == (
+        "logistic_regression",
+        42,
+        0.2,
+        0.1,
+    )
+    assert (p.audit.window_days, p.audit.label_lag_days) == (7, 3)
+    assert p.audit.incoming is None  # no simulated Adult feed for somebody else's data
+    assert {t.metric: (t.min, t.max) for t in p.fairness.bounds} == {
         "disparate_impact": (0.8, 1.25),
         "statistical_parity_difference": (None, 0.1),
         "equal_opportunity_difference": (None, 0.1),
         "average_odds_difference": (None, 0.1),
     }
-    assert {t.metric for t in p.bias_thresholds} == {"disparate_impact", "statistical_parity_difference"}
+    assert {t.metric for t in p.bias.bounds} == {"disparate_impact", "statistical_parity_difference"}
 
 
 def test_the_readme_policy_table_is_the_schema():
@@ -230,7 +239,6 @@ def test_json_schema_validates_the_bundled_policy_and_rejects_a_typo():
 def test_the_simulated_scenarios_are_the_schemas():
     from typing import get_args
 
-    from fairgate.policy.loader import SCENARIOS
-    from fairgate.policy.schema import Scenario
+    from fairgate.policy.schema import SCENARIOS, Scenario
 
     assert get_args(Scenario) == SCENARIOS

@@ -45,14 +45,15 @@ def test_init_writes_a_policy_that_loads_with_what_the_data_holds():
     text, raw = _starter(df)
     policy = parse_policy(raw)
     assert text.startswith("# Fairgate policy for loans")
-    assert policy.favorable_label == 1  # "1" from the command line, typed as the integer column
-    assert policy.row_key == "loan_id"
-    assert (policy.categorical, policy.numeric) == (("purpose",), ("amount",))
+    assert policy.dataset.favorable_label == 1  # "1" from the command line, typed as the integer column
+    assert policy.dataset.row_key == "loan_id"
+    assert (policy.categorical, policy.numeric) == (["purpose"], ["amount"])
     assert "note" in text.split("model_name")[0]  # left out, and said so in the header
-    assert policy.ranges["amount"] == (df["amount"].min(), df["amount"].max())
-    assert policy.allowed_values["purpose"] == ("car", "home", "study")
-    assert policy.attribute("gender").allowed == ("f", "m") and policy.attribute("age").op == ">="
-    assert policy.intersections == (("gender", "age"),)
+    r = policy.quality.ranges["amount"]
+    assert (r.min, r.max) == (df["amount"].min(), df["amount"].max())
+    assert policy.quality.allowed_values["purpose"] == ["car", "home", "study"]
+    assert policy.attribute("gender").allowed == ["f", "m"] and policy.attribute("age").op == ">="
+    assert policy.intersections == [["gender", "age"]]
 
 
 def test_init_refuses_a_label_value_that_never_occurs_and_a_missing_column():
@@ -159,4 +160,4 @@ def test_init_reads_a_parquet_file_as_parquet_without_being_told(tmp_path):
         == 0
     )
     policy = parse_policy(yaml.safe_load(out.read_text()))
-    assert policy.format == "parquet" and policy.row_key == "loan_id"
+    assert policy.dataset.format == "parquet" and policy.dataset.row_key == "loan_id"

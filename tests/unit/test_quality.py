@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from tests.conftest import edited
 
 from fairgate.data.quality import validate_frame
 from fairgate.policy.loader import load_policy
@@ -70,23 +71,22 @@ def test_out_of_range_and_duplicate_key(sample, policy):
 
 def test_small_intersection_cell_fails_min_group_size(sample, policy):
     df = sample[~((sample["sex"] == "Female") & (sample["race"] != "White"))].copy()
-    keep = sample[(sample["sex"] == "Female") & (sample["race"] != "White")].head(policy.min_group_size - 1)
+    keep = sample[(sample["sex"] == "Female") & (sample["race"] != "White")].head(policy.fairness.min_group_size - 1)
     import pandas as pd
 
     result = validate_frame(pd.concat([df, keep]), policy)
     cell = [c for c in result.failures if c.check == "fairgate_min_group_size"]
-    assert len(cell) == 1 and cell[0].detail["observed"] == policy.min_group_size - 1
+    assert len(cell) == 1 and cell[0].detail["observed"] == policy.fairness.min_group_size - 1
 
 
 def test_a_favourable_label_of_the_wrong_type_fails_with_a_hint(sample, policy):
-    from dataclasses import replace
 
     df = sample.assign(income=(sample["income"] == ">50K").astype(int))
-    result = validate_frame(df, replace(policy, favorable_label="1"))
+    result = validate_frame(df, edited(policy, {"dataset.favorable_label": "1"}))
     (check,) = [c for c in result.failures if c.column == "income"]
     assert check.check == "expect_column_distinct_values_to_contain_set"
     assert (
         "dataset.favorable_label is '1' (str) but the column holds 1 (int64): write it as 1"
         in result.summary()["failures"][0]
     )
-    assert validate_frame(df, replace(policy, favorable_label=1)).passed
+    assert validate_frame(df, edited(policy, {"dataset.favorable_label": 1})).passed

@@ -291,7 +291,7 @@ def test_the_audit_reports_recourse_per_group_against_the_closed_form(credit, tm
 
     version = registry.production_version(store, "credit")
     pipe = registry.load_model(store, "credit", version)
-    window, _, _ = read_window(store, "credit", date(2026, 6, 2), 2, row_key=policy.row_key)
+    window, _, _ = read_window(store, "credit", date(2026, 6, 2), 2, row_key=policy.dataset.row_key)
     snapshot = __import__("pandas").read_parquet(store.root / "runs/nb/r/snapshot.parquet")
     split = __import__("pandas").read_parquet(store.root / "runs/nb/r/split.parquet")["split"].to_numpy()
     s = float(snapshot.loc[split == "train", "income"].std(ddof=0))  # the cost unit: the training split's SD
@@ -379,7 +379,7 @@ def test_the_fairness_gate_judges_the_recourse_gap(credit, tmp_path):
         "fail"
         if high < -0.05 or low > 0.05
         else "pass"
-        if low >= -0.05 and high <= 0.05 and 0.05 - abs(gap) >= policy.review_margin
+        if low >= -0.05 and high <= 0.05 and 0.05 - abs(gap) >= policy.fairness.review_margin
         else "review"
     )
     assert finding["outcome"] == expected

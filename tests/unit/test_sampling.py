@@ -4,11 +4,11 @@ its full-data value or a known truth (synthetic data with an injected proxy)."""
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
+from tests.conftest import edited
 from tests.unit.test_mitigation import credit_policy
 
 from fairgate.data import sampling
@@ -61,14 +61,14 @@ def test_auc_interval_by_hand():
 def test_a_sampled_proxy_check_says_so_and_its_interval_covers_the_injected_truth():
     truth = Truth()  # postcode_area equals the gender-linked area for 90% of rows: AUC 0.95
     df = credit_applications(30_000, seed=4, truth=truth)
-    policy = replace(credit_policy(), sample_rows=3000)
+    policy = edited(credit_policy(), {"sampling.max_rows": 3000})
     measured = explain.proxy_check(df, policy)
     assert measured["measured_on"] == "training rows (a stratified sample of 3000 of 30000 rows)"
     attr = measured["attributes"]["gender"]
     low, high = attr["per_column_interval"]["postcode_area"]
     assert low < truth.proxy_auc < high
     assert high - low < 0.03
-    full = explain.proxy_check(df, replace(policy, sample_rows=0))
+    full = explain.proxy_check(df, edited(policy, {"sampling.max_rows": 0}))
     assert full["measured_on"] == "training rows (30000 rows)"
     assert abs(full["attributes"]["gender"]["per_column"]["postcode_area"] - attr["per_column"]["postcode_area"]) < 0.01
 
@@ -78,8 +78,8 @@ def test_sampled_permutation_importance_ranks_the_inputs_as_the_full_test_rows_d
     policy = credit_policy()
     model = training.fit(df.iloc[:12_000], policy)
     test = df.iloc[12_000:]
-    full = explain.importance(model, test, replace(policy, sample_rows=0), repeats=3)
-    sampled = explain.importance(model, test, replace(policy, sample_rows=4000), repeats=3)
+    full = explain.importance(model, test, edited(policy, {"sampling.max_rows": 0}), repeats=3)
+    sampled = explain.importance(model, test, edited(policy, {"sampling.max_rows": 4000}), repeats=3)
     assert abs(sampled["rows"] - 4000) <= 4  # one rounding per stratum (gender x label)
     assert f"a stratified sample of {sampled['rows']} of 12000 rows" in sampled["measured_on"]
     top = sorted(full["overall"], key=lambda c: -full["overall"][c]["mean"])[:2]
@@ -91,7 +91,7 @@ def test_sampled_permutation_importance_ranks_the_inputs_as_the_full_test_rows_d
 @pytest.mark.lifecycle
 def test_exponentiated_gradient_on_a_sample_keeps_group_and_label_shares_and_says_so():
     df = credit_applications(20_000, seed=8)
-    policy = replace(credit_policy(), sample_rows=5000)
+    policy = edited(credit_policy(), {"sampling.max_rows": 5000})
     spec = mitigation.Spec(
         name="eg",
         method="exponentiated_gradient",

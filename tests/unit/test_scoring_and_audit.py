@@ -8,6 +8,7 @@ from datetime import date
 
 import numpy as np
 import pytest
+from tests.conftest import edited
 
 from fairgate.data.simulation import day_batch
 from fairgate.fairness.metrics import newcombe_interval, ratio_interval, wilson_interval
@@ -153,11 +154,10 @@ def test_scoring_refuses_records_without_an_input_column_and_writes_nothing(stor
 
 
 def _tiny_audit_policy():
-    from dataclasses import replace
 
     from tests.unit.test_explain import _tiny_policy
 
-    return replace(_tiny_policy(), audit_window_days=3, audit_label_lag_days=30)
+    return edited(_tiny_policy(), {"audit.window_days": 3, "audit.label_lag_days": 30})
 
 
 def _predictions(version, female_selected, male_selected, n=20, start=0):

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from fairgate.policy.loader import Policy
+    from fairgate.policy.schema import Policy
 
 # The team's answers, by Gebru et al.'s section; each is a key of the policy's ``datasheet`` section.
 TEAM_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -136,8 +136,8 @@ def datasheet(
 ) -> dict[str, Any]:
     """The datasheet of one snapshot as a dict: measured facts, the team's answers, what is missing."""
 
-    team = {k: (policy.datasheet.get(k) or None) for k in FIELDS}
-    y = labels(df, policy) if policy.label in df.columns else None
+    team = {k: (getattr(policy.datasheet, k) or None) for k in FIELDS}
+    y = labels(df, policy) if policy.dataset.label in df.columns else None
     failed = [c for c in quality.get("checks", []) if not c.get("passed")]
     try:  # data that failed its quality checks still gets a datasheet, saying what could not be measured
         groups, groups_note = representation(df, policy, split), None
@@ -153,24 +153,21 @@ def datasheet(
             "duplicate_rows": snapshot.get("duplicate_rows"),
         },
         "source": {
-            "location": policy.source,
-            "format": policy.format,
-            "query": policy.query,
-            "filters": list(policy.filters),
-            "partitioned": policy.partitioned,
+            "location": policy.dataset.source,
+            "format": policy.dataset.format,
+            "query": policy.dataset.query,
+            "filters": [f.model_dump() for f in policy.dataset.filters],
+            "partitioned": policy.dataset.partitioned,
         },
         "label": {
-            "column": policy.label,
-            "favourable": policy.favorable_label,
+            "column": policy.dataset.label,
+            "favourable": policy.dataset.favorable_label,
             "favourable_rows": int(y.sum()) if y is not None else None,
             "favourable_rate": float(y.mean()) if y is not None and len(y) else None,
         },
-        "row_key": policy.row_key,
+        "row_key": policy.dataset.row_key,
         "features": {"categorical": list(policy.categorical), "numeric": list(policy.numeric)},
-        "protected": [
-            {"column": a.column, "privileged": list(a.privileged) if not a.is_threshold else f"{a.op} {a.value:g}"}
-            for a in policy.protected
-        ],
+        "protected": [{"column": a.column, "privileged": a.privileged_group} for a in policy.protected_attributes],
         "columns": {str(c): column_profile(df[c]) for c in df.columns},
         "representation": groups,
         "representation_note": groups_note,

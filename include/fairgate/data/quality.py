@@ -17,7 +17,7 @@ from fairgate.fairness.groups import cell_mask, comparisons, group_codes, is_num
 if TYPE_CHECKING:
     import pandas as pd
 
-    from fairgate.policy.loader import Policy
+    from fairgate.policy.schema import Policy
 
 NUMERIC_TYPES = ["int", "int8", "int16", "int32", "int64", "Int64", "float", "float32", "float64", "Float64"]
 RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 0}
@@ -68,38 +68,43 @@ def expectations(policy: Policy, columns: list[str]) -> list[Any]:
     """The GX expectations the policy implies, for a frame with ``columns``."""
     import great_expectations.expectations as gxe
 
-    mostly = 1.0 - policy.max_null_fraction
-    exps: list[Any] = [gxe.ExpectTableRowCountToBeBetween(min_value=policy.min_rows)]
-    required = [c for c in (policy.row_key,) if c] + list(
-        dict.fromkeys(policy.categorical + policy.numeric + policy.protected_columns + (policy.label,))
+    mostly = 1.0 - policy.quality.max_null_fraction
+    exps: list[Any] = [gxe.ExpectTableRowCountToBeBetween(min_value=policy.quality.min_rows)]
+    required = [c for c in (policy.dataset.row_key,) if c] + list(
+        dict.fromkeys((*policy.categorical, *policy.numeric, *policy.protected_columns, policy.dataset.label))
     )
     for col in required:
         exps.append(gxe.ExpectColumnToExist(column=col))
     present = [c for c in required if c in columns]
     for col in present:
-        protected_or_key = col in policy.protected_columns or col == policy.row_key
+        protected_or_key = col in policy.protected_columns or col == policy.dataset.row_key
         exps.append(gxe.ExpectColumnValuesToNotBeNull(column=col, mostly=1.0 if protected_or_key else mostly))
     for col in policy.numeric:
         if col in columns:
             exps.append(gxe.ExpectColumnValuesToBeInTypeList(column=col, type_list=NUMERIC_TYPES))
-    for col, (lo, hi) in policy.ranges.items():
+    for col, bounds in policy.quality.ranges.items():
+        lo, hi = bounds.min, bounds.max
         if col in columns:
             exps.append(gxe.ExpectColumnValuesToBeBetween(column=col, min_value=lo, max_value=hi))
-    for col, allowed in policy.allowed_values.items():
+    for col, allowed in policy.quality.allowed_values.items():
         if col in columns:
             exps.append(gxe.ExpectColumnValuesToBeInSet(column=col, value_set=list(allowed)))
-    for attr in policy.protected:
+    for attr in policy.protected_attributes:
         if attr.column not in columns:
             continue
         if attr.is_threshold:
             exps.append(gxe.ExpectColumnValuesToBeInTypeList(column=attr.column, type_list=NUMERIC_TYPES))
         elif attr.allowed:
             exps.append(gxe.ExpectColumnValuesToBeInSet(column=attr.column, value_set=list(attr.allowed)))
-    if policy.label in columns:
-        exps.append(gxe.ExpectColumnUniqueValueCountToBeBetween(column=policy.label, min_value=2, max_value=2))
-        exps.append(gxe.ExpectColumnDistinctValuesToContainSet(column=policy.label, value_set=[policy.favorable_label]))
-    if policy.row_key and policy.row_key in columns:
-        exps.append(gxe.ExpectColumnValuesToBeUnique(column=policy.row_key))
+    if policy.dataset.label in columns:
+        exps.append(gxe.ExpectColumnUniqueValueCountToBeBetween(column=policy.dataset.label, min_value=2, max_value=2))
+        exps.append(
+            gxe.ExpectColumnDistinctValuesToContainSet(
+                column=policy.dataset.label, value_set=[policy.dataset.favorable_label]
+            )
+        )
+    if policy.dataset.row_key and policy.dataset.row_key in columns:
+        exps.append(gxe.ExpectColumnValuesToBeUnique(column=policy.dataset.row_key))
     return exps
 
 
@@ -134,7 +139,9 @@ def run_expectations(df: pd.DataFrame, exps: list[Any]) -> list[Check]:
 
 def group_size_checks(df: pd.DataFrame, policy: Policy) -> list[Check]:
     """Every attribute group and intersection cell must hold ``fairness.min_group_size`` rows."""
-    not_numeric = [a for a in policy.protected if a.is_threshold and a.column in df and not is_numeric(df[a.column])]
+    not_numeric = [
+        a for a in policy.protected_attributes if a.is_threshold and a.column in df and not is_numeric(df[a.column])
+    ]
     if not_numeric:  # groups cannot be formed: say which rule does not fit which column
         return [
             Check(
@@ -161,8 +168,8 @@ def group_size_checks(df: pd.DataFrame, policy: Policy) -> list[Check]:
                 Check(
                     check="fairgate_min_group_size",
                     column=name,
-                    passed=n >= policy.min_group_size,
-                    detail={"observed": n, "min_value": policy.min_group_size},
+                    passed=n >= policy.fairness.min_group_size,
+                    detail={"observed": n, "min_value": policy.fairness.min_group_size},
                 )
             )
     return checks
@@ -170,7 +177,7 @@ def group_size_checks(df: pd.DataFrame, policy: Policy) -> list[Check]:
 
 def duplicate_rows(df: pd.DataFrame, policy: Policy) -> int:
     """Rows that repeat an earlier row in every column but the row key (an ingestion duplicate)."""
-    cols = [c for c in df.columns if c != policy.row_key]
+    cols = [c for c in df.columns if c != policy.dataset.row_key]
     return int(df.duplicated(subset=cols).sum()) if len(df) else 0
 
 
@@ -181,8 +188,12 @@ def duplicate_check(df: pd.DataFrame, policy: Policy, *, dupes: int | None = Non
     return Check(
         check="fairgate_max_duplicate_fraction",
         column=None,
-        passed=frac <= policy.max_duplicate_fraction,
-        detail={"observed": dupes, "observed_fraction": round(frac, 6), "max_value": policy.max_duplicate_fraction},
+        passed=frac <= policy.quality.max_duplicate_fraction,
+        detail={
+            "observed": dupes,
+            "observed_fraction": round(frac, 6),
+            "max_value": policy.quality.max_duplicate_fraction,
+        },
     )
 
 
@@ -200,16 +211,20 @@ def validate_frame(df: pd.DataFrame, policy: Policy, *, duplicate_rows: int | No
 
 def _with_hint(check: Check, df: pd.DataFrame, policy: Policy) -> Check:
     """A failed favourable-label check that is only a type mismatch ("1" for an integer column) says so."""
-    if check.passed or check.check != "expect_column_distinct_values_to_contain_set" or check.column != policy.label:
+    if (
+        check.passed
+        or check.check != "expect_column_distinct_values_to_contain_set"
+        or check.column != policy.dataset.label
+    ):
         return check
-    label = df[policy.label].dropna()
-    same_text = label[label.astype(str) == str(policy.favorable_label)]
+    label, favorable = df[policy.dataset.label].dropna(), policy.dataset.favorable_label
+    same_text = label[label.astype(str) == str(favorable)]
     if same_text.empty:
         return check
     found = same_text.iloc[0]
     found = found.item() if hasattr(found, "item") else found
     hint = (
-        f"dataset.favorable_label is {policy.favorable_label!r} ({type(policy.favorable_label).__name__}) "
+        f"dataset.favorable_label is {favorable!r} ({type(favorable).__name__}) "
         f"but the column holds {found!r} ({label.dtype}): write it as {found!r}"
     )
     return Check(check=check.check, column=check.column, passed=False, detail={**check.detail, "hint": hint})

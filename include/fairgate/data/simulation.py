@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING
 from fairgate.data.adult import read_adult
 from fairgate.errors import DataError
 from fairgate.fairness.groups import privileged_codes
-from fairgate.policy.loader import SCENARIOS
+from fairgate.policy.schema import SCENARIOS
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from fairgate.policy.loader import Policy
+    from fairgate.policy.schema import Policy
 
 EPOCH = date(2026, 1, 1)
 
@@ -44,8 +44,8 @@ def day_batch(day: date, policy: Policy, *, scenario: str = "stable", rows: int 
     if scenario not in SCENARIOS:
         raise DataError(f"Unknown scenario {scenario!r}; expected one of {list(SCENARIOS)}.")
     pool = read_adult("test")
-    rng = np.random.default_rng([policy.seed, (day - EPOCH).days, SCENARIOS.index(scenario)])
-    first = policy.protected[0]
+    rng = np.random.default_rng([policy.model.seed, (day - EPOCH).days, SCENARIOS.index(scenario)])
+    first = policy.protected_attributes[0]
     unpriv = privileged_codes(pool, first) == 0
     if scenario == "group_mix_shift":
         n_u = int(rows * 0.7)
@@ -60,12 +60,16 @@ def day_batch(day: date, policy: Policy, *, scenario: str = "stable", rows: int 
     batch = pool.iloc[np.sort(idx)].reset_index(drop=True)
     u = privileged_codes(batch, first) == 0
     if scenario == "label_shift":
-        flip = u & (batch[policy.label] != policy.favorable_label).to_numpy() & (rng.random(len(batch)) < 0.3)
-        batch.loc[flip, policy.label] = policy.favorable_label
+        flip = (
+            u
+            & (batch[policy.dataset.label] != policy.dataset.favorable_label).to_numpy()
+            & (rng.random(len(batch)) < 0.3)
+        )
+        batch.loc[flip, policy.dataset.label] = policy.dataset.favorable_label
     elif scenario == "proxy_drift":
         move = u & (rng.random(len(batch)) < 0.5)
         batch.loc[move, "relationship"] = "Husband"
         batch.loc[move, "marital_status"] = "Married-civ-spouse"
-    if policy.row_key:
-        batch[policy.row_key] = [f"{day.isoformat()}/{k}" for k in batch[policy.row_key]]
+    if policy.dataset.row_key:
+        batch[policy.dataset.row_key] = [f"{day.isoformat()}/{k}" for k in batch[policy.dataset.row_key]]
     return batch

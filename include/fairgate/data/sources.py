@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,7 +17,7 @@ from fairgate.storage.s3 import S3Store
 if TYPE_CHECKING:
     import pandas as pd
 
-    from fairgate.policy.loader import Policy
+    from fairgate.policy.schema import Policy, RowFilter
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +32,13 @@ def read_source(policy: Policy, *, interval: tuple[datetime, datetime] | None = 
     bound parameters ``:interval_start`` and ``:interval_end``.
     """
     df = read_location(
-        policy.source, fmt=policy.format, partitioned=policy.partitioned, query=policy.query, interval=interval
+        policy.dataset.source,
+        fmt=policy.dataset.format,
+        partitioned=policy.dataset.partitioned,
+        query=policy.dataset.query,
+        interval=interval,
     )
-    return apply_filters(df, policy.filters)
+    return apply_filters(df, policy.dataset.filters)
 
 
 def read_location(
@@ -178,7 +182,7 @@ def read_sql(source: str, query: str, interval: tuple[datetime, datetime] | None
         engine.dispose()
 
 
-def apply_filters(df: pd.DataFrame, filters: tuple[dict[str, Any], ...]) -> pd.DataFrame:
+def apply_filters(df: pd.DataFrame, filters: Sequence[RowFilter]) -> pd.DataFrame:
     """Keep the rows every ``{column, op, value}`` filter selects (declarative: nothing is evaluated)."""
     import operator
 
@@ -196,7 +200,7 @@ def apply_filters(df: pd.DataFrame, filters: tuple[dict[str, Any], ...]) -> pd.D
 
     keep = pd.Series(True, index=df.index)
     for i, f in enumerate(filters):
-        column, op, value = f["column"], f["op"], f.get("value")
+        column, op, value = f.column, f.op, f.value
         if column not in df.columns:
             raise DataError(
                 f"Policy key 'dataset.filters[{i}].column': {column!r} is not a column of the source "
@@ -206,7 +210,8 @@ def apply_filters(df: pd.DataFrame, filters: tuple[dict[str, Any], ...]) -> pd.D
         if op == "not_null":
             mask = col.notna()
         elif op in ("in", "not_in"):
-            mask = col.isin(value) if op == "in" else ~col.isin(value)
+            listed = value if isinstance(value, list) else [value]  # the schema gives in/not_in a list
+            mask = col.isin(listed) if op == "in" else ~col.isin(listed)
         else:
             try:
                 mask = compare[op](col, value)

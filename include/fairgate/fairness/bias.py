@@ -18,14 +18,14 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from fairgate.policy.loader import Policy
+    from fairgate.policy.schema import Policy
 
 
 def findings(measured: dict[str, dict[str, float]], policy: Policy) -> list[str]:
     """Which data-stage disparities fall outside the policy's ``bias.thresholds``."""
     out = []
     for key, m in measured.items():
-        for t in policy.bias_thresholds:
+        for t in policy.bias.bounds:
             value = m[t.metric]
             if not t.contains(value):
                 out.append(f"{key}: {t.metric}={value:.4f} outside {t.describe()}")
@@ -38,7 +38,7 @@ def measure(df: pd.DataFrame, policy: Policy) -> dict[str, Any]:
     codes, y = codes_and_labels(df, policy)
     measured = {}
     for comp in comparisons(policy):
-        aif.check_measurable(codes, y, comp, label=policy.label)
+        aif.check_measurable(codes, y, comp, label=policy.dataset.label)
         measured[comp.key] = aif.dataset_metrics(codes, y, comp)
     reasons = findings(measured, policy)
     try:

@@ -18,11 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from fairgate.policy.loader import Threshold
+from fairgate.policy.schema import Threshold
 from fairgate.stages.contracts import Review
 
 if TYPE_CHECKING:
-    from fairgate.policy.loader import Policy, Threshold
+    from fairgate.policy.schema import Policy, Threshold
 
 Outcome = Literal["pass", "fail", "review"]
 
@@ -104,18 +104,22 @@ def decide(
         if short:
             findings.extend(Finding("review", key, s) for s in short)
             continue
-        for t in policy.fairness_thresholds:
+        for t in policy.fairness.bounds:
             m = res["metrics"].get(t.metric, {})
-            outcome, msg = judge_metric(t, m.get("value"), m.get("ci_low"), m.get("ci_high"), policy.review_margin)
+            outcome, msg = judge_metric(
+                t, m.get("value"), m.get("ci_low"), m.get("ci_high"), policy.fairness.review_margin
+            )
             findings.append(Finding(outcome, key, msg))
 
     ba = performance.get("balanced_accuracy")
     if ba is None:
         findings.append(Finding("review", "performance", "balanced accuracy undefined (one label class in test)"))
-    elif ba < policy.min_balanced_accuracy:
+    elif ba < policy.fairness.min_balanced_accuracy:
         findings.append(
             Finding(
-                "fail", "performance", f"balanced_accuracy={ba:.4f} below the floor {policy.min_balanced_accuracy:g}"
+                "fail",
+                "performance",
+                f"balanced_accuracy={ba:.4f} below the floor {policy.fairness.min_balanced_accuracy:g}",
             )
         )
     else:
@@ -130,7 +134,7 @@ def decide(
             )
         )
     elif champion and champion.get("balanced_accuracy") is not None and ba is not None:
-        floor = champion["balanced_accuracy"] - policy.champion_tolerance
+        floor = champion["balanced_accuracy"] - policy.fairness.champion_tolerance
         if ba < floor:
             findings.append(
                 Finding(
@@ -138,7 +142,7 @@ def decide(
                     "champion",
                     f"balanced_accuracy={ba:.4f} is below production "
                     f"{champion['balanced_accuracy']:.4f} minus tolerance "
-                    f"{policy.champion_tolerance:g}",
+                    f"{policy.fairness.champion_tolerance:g}",
                 )
             )
         else:
@@ -184,7 +188,7 @@ def robustness_findings(robustness: dict[str, Any], policy: Policy) -> list[Find
             )
             continue
         outcome, message = judge_metric(
-            threshold, share["value"], share["ci_low"], share["ci_high"], policy.review_margin
+            threshold, share["value"], share["ci_low"], share["ci_high"], policy.fairness.review_margin
         )
         findings.append(Finding(outcome, scope, f"{message} ({share['changed']} of {share['n']} decisions)"))
     return findings
@@ -206,7 +210,9 @@ def recourse_findings(recourse: dict[str, Any], policy: Policy) -> list[Finding]
                 )
             )
             continue
-        outcome, message = judge_metric(bound, gap["value"], gap["ci_low"], gap["ci_high"], policy.review_margin)
+        outcome, message = judge_metric(
+            bound, gap["value"], gap["ci_low"], gap["ci_high"], policy.fairness.review_margin
+        )
         findings.append(Finding(outcome, f"recourse {key}", message))
     return findings
 
@@ -223,14 +229,15 @@ def short_groups(
     out = []
     for side in ("unprivileged", "privileged"):
         c = counts[side]
-        if c["n"] < policy.min_group_size:
+        if c["n"] < policy.fairness.min_group_size:
             out.append(
-                f"{side} group has {c['n']:g} {unit} (< min_group_size {policy.min_group_size}): insufficient evidence"
+                f"{side} group has {c['n']:g} {unit} (< min_group_size {policy.fairness.min_group_size}): "
+                "insufficient evidence"
             )
-        elif positives and c["positives"] < policy.min_positives:
+        elif positives and c["positives"] < policy.fairness.min_positives:
             out.append(
                 f"{side} group has {c['positives']:g} favorable outcomes (< min_positives "
-                f"{policy.min_positives}): insufficient evidence"
+                f"{policy.fairness.min_positives}): insufficient evidence"
             )
     return out
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from fairgate.policy.loader import Policy, ProtectedAttribute
+    from fairgate.policy.schema import Policy, ProtectedAttribute
 
 _OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
 
@@ -72,20 +72,21 @@ def privileged_codes(df: pd.DataFrame, attr: ProtectedAttribute) -> np.ndarray:
                 f"Protected attribute column {attr.column!r} has values {unknown} that are not "
                 f"in its allowed list {list(attr.allowed)}."
             )
-    return col.isin(list(attr.privileged)).to_numpy().astype(np.int8)
+    return col.isin(attr.privileged_values).to_numpy().astype(np.int8)
 
 
 def group_codes(df: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     """A frame with one 0/1 column per protected attribute (1 = privileged)."""
     import pandas as pd
 
-    return pd.DataFrame({a.column: privileged_codes(df, a) for a in policy.protected}, index=df.index)
+    return pd.DataFrame({a.column: privileged_codes(df, a) for a in policy.protected_attributes}, index=df.index)
 
 
 def comparisons(policy: Policy) -> list[Comparison]:
     """Every comparison the policy asks for: each attribute, then each intersection cell."""
     out = [
-        Comparison(key=a.column, unprivileged=((a.column, 0),), privileged=((a.column, 1),)) for a in policy.protected
+        Comparison(key=a.column, unprivileged=((a.column, 0),), privileged=((a.column, 1),))
+        for a in policy.protected_attributes
     ]
     for combo in policy.intersections:
         privileged = tuple((c, 1) for c in combo)
@@ -112,7 +113,7 @@ def labels(df: pd.DataFrame, policy: Policy) -> np.ndarray:
     """The label as 0/1 (1 = the policy's favorable value)."""
     import numpy as np
 
-    return np.asarray(df[policy.label] == policy.favorable_label, dtype="int8")
+    return np.asarray(df[policy.dataset.label] == policy.dataset.favorable_label, dtype="int8")
 
 
 def codes_and_labels(df: pd.DataFrame, policy: Policy) -> tuple[pd.DataFrame, np.ndarray]:

@@ -27,7 +27,7 @@ from fairgate.reporting.pages import render_markdown
 
 if TYPE_CHECKING:
     from fairgate.monitoring.prediction_log import CaseOutcomes
-    from fairgate.policy.loader import Policy
+    from fairgate.policy.schema import Policy
     from fairgate.storage.base import ArtifactStore
 
 Choice = Literal["Uphold", "Overturn"]
@@ -73,7 +73,7 @@ def _owner_of(store: ArtifactStore, policy: Policy, row: str) -> str | None:
             import io
 
             frame = pd.read_parquet(io.BytesIO(store.get(key)))
-            if policy.row_key in frame.columns and (frame[policy.row_key].astype(str) == row).any():
+            if policy.dataset.row_key in frame.columns and (frame[policy.dataset.row_key].astype(str) == row).any():
                 return other
     return None
 
@@ -90,7 +90,7 @@ def open_contest(
         other = _owner_of(store, policy, row)
         where = f"; it is a record of model {other!r} (use --model {other})" if other else ""
         raise CaseError(
-            f"Model {policy.model_name!r} has no scored decision for {policy.row_key} {row!r}"
+            f"Model {policy.model_name!r} has no scored decision for {policy.dataset.row_key} {row!r}"
             f"{' on ' + day.isoformat() if day else ''}{where}. Nothing was recorded."
         )
     cid = case_id(row, found["date"])
@@ -158,10 +158,10 @@ def open_contest(
 def open_reviews(store: ArtifactStore, policy: Policy, day: date, queue: Any) -> list[str]:
     """A review case for each decision on the day's review queue (``review_triggers``), opened once: a
     re-scored day keeps the cases it had. The ids of the cases still open, for the reviewers."""
-    assert policy.row_key is not None  # scoring refuses a policy without one
+    assert policy.dataset.row_key is not None  # scoring refuses a policy without one
     open_ids = []
     for item in queue.to_dict("records"):
-        row = str(item[policy.row_key])
+        row = str(item[policy.dataset.row_key])
         cid = case_id(row, day.isoformat(), "review")
         try:
             if read(store, policy.model_name, cid)["outcome"] is None:
@@ -308,7 +308,7 @@ def review_body(case: dict[str, Any], policy: Policy) -> str:
         "contest.md.j2",
         case=case,
         model=policy.model_name,
-        row_key=policy.row_key,
+        row_key=policy.dataset.row_key,
         verdict="favourable" if case["decision"] == 1 else "unfavourable",
         review=case["kind"] == "review",
     )

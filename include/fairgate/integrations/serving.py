@@ -34,7 +34,7 @@ from fairgate.policy.loader import load_policy
 if TYPE_CHECKING:
     import pandas as pd
 
-    from fairgate.policy.loader import Policy
+    from fairgate.policy.schema import Policy
     from fairgate.storage.base import ArtifactStore
 
 FILES = ("model.skops", "manifest.json", "policy.yaml", "inputs.json", "recourse.json")
@@ -173,8 +173,8 @@ def answer(served: Served, records: pd.DataFrame, *, reasons: bool = True, recou
     out = pd.DataFrame(
         {"decision": decisions.astype(int), "score": scores.astype(float), "model_version": served.version}
     )
-    if policy.row_key and policy.row_key in rows.columns:
-        out.insert(0, policy.row_key, rows[policy.row_key].to_numpy())
+    if policy.dataset.row_key and policy.dataset.row_key in rows.columns:
+        out.insert(0, policy.dataset.row_key, rows[policy.dataset.row_key].to_numpy())
     if reasons:
         for i in range(scoring.REASONS):
             out[f"reason_{i + 1}"] = [r[i]["text"] if len(r) > i else None for r in codes]

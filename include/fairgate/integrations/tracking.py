@@ -40,7 +40,7 @@ from fairgate.storage.local import default_artifact_root
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-    from fairgate.policy.loader import Policy
+    from fairgate.policy.schema import Policy
     from fairgate.storage.base import ArtifactStore
 
 ALIAS = "production"

@@ -25,12 +25,12 @@ from fairgate.fairness.groups import labels
 from fairgate.fairness.metrics import cell_ids
 from fairgate.mitigation.fitted import GroupThresholds, Mixture, RepairedInputs
 from fairgate.models import training
-from fairgate.policy.schema import GROUP_AWARE_METHODS, check_params
+from fairgate.policy.rules import GROUP_AWARE_METHODS, check_params
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from fairgate.policy.loader import Policy
+    from fairgate.policy.schema import Policy
 
 LIBRARY = {
     "none": "no mitigation",
@@ -61,12 +61,12 @@ class Spec:
 
 def plan(policy: Policy) -> list[Spec]:
     """The candidates of the search: ``none`` and each configured method, crossed with the estimators."""
-    methods = [("none", "none", {})] + [
-        (c["name"], c["method"], c["params"]) for c in policy.mitigation_candidates if c["method"] != "none"
+    methods: list[tuple[str, str, dict[str, Any]]] = [("none", "none", {})] + [
+        (c.name, c.method, dict(c.params)) for c in policy.mitigation.candidates if c.method != "none"
     ]
     return [
         Spec(name=name, method=method, params=dict(params), estimator=estimator)
-        for estimator in policy.mitigation_estimators
+        for estimator in policy.mitigation.estimators
         for name, method, params in methods
     ]
 
@@ -75,7 +75,7 @@ def route_after_bias(detected: bool, reasons: tuple[str, ...], policy: Policy) -
     """``search`` (bias detected, or the policy searches always) or ``train`` (no mitigation), and why."""
     if detected:
         return "search", "; ".join(reasons)
-    if policy.mitigation_search == "always":
+    if policy.mitigation.search == "always":
         return "search", "every disparity is within policy, but 'mitigation.search' is 'always'"
     return "train", "every disparity is within policy"
 
@@ -156,7 +156,7 @@ def _fit_exponentiated_gradient(
     of = len(train)
     y = labels(train, policy)
     keep = sampling.stratified(
-        cell_ids(groups.group_codes(train, policy)) * 2 + y, policy.sample_rows, seed=policy.seed
+        cell_ids(groups.group_codes(train, policy)) * 2 + y, policy.sampling.max_rows, seed=policy.model.seed
     )
     if keep is not None:
         train, y = train.iloc[keep], y[keep]
@@ -255,7 +255,7 @@ def band_gap(fairness: dict[str, Any], policy: Policy) -> float:
     for res in fairness.values():
         if short_groups(res["counts"], policy):
             return math.inf
-        for t in policy.fairness_thresholds:
+        for t in policy.fairness.bounds:
             m = res["metrics"].get(t.metric, {})
             low, high = m.get("ci_low"), m.get("ci_high")
             if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):

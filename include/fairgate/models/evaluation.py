@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from sklearn.pipeline import Pipeline
 
-    from fairgate.policy.loader import Policy
+    from fairgate.policy.schema import Policy
 
 
 def assess(model: Pipeline, test: pd.DataFrame, policy: Policy) -> tuple[dict[str, Any], dict[str, Any], np.ndarray]:
@@ -30,7 +30,7 @@ def assess(model: Pipeline, test: pd.DataFrame, policy: Policy) -> tuple[dict[st
     scores, pred = training.predict(model, test, policy)
     return (
         training.performance(y, scores, pred),
-        measure(codes, y, pred, comparisons(policy), confidence=policy.confidence_level),
+        measure(codes, y, pred, comparisons(policy), confidence=policy.fairness.confidence_level),
         pred,
     )
 
@@ -93,7 +93,7 @@ def evaluate(
             scale=recourse_scale,
             proxies=flagged,
             sample=policy.recourse.audit_sample,
-            seed=policy.seed,
+            seed=policy.model.seed,
         )
 
     codes, y = codes_and_labels(test, policy)
@@ -116,7 +116,7 @@ def evaluate(
         "performance": perf,
         "fairness": fairness,
         "champion": champion,
-        "thresholds": {t.metric: t.describe() for t in policy.fairness_thresholds},
+        "thresholds": {t.metric: t.describe() for t in policy.fairness.bounds},
         "comparison": compared,
         "importance": importance,
         "measured_on": f"test split ({len(test)} rows)",

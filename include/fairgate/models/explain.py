@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from sklearn.pipeline import Pipeline
 
-    from fairgate.policy.loader import Policy
+    from fairgate.policy.schema import Policy
 
 
 # --- reference record and contributions ----------------------------------------------------------
@@ -149,7 +149,7 @@ def contributions(model: Pipeline, records: pd.DataFrame, policy: Policy, refere
 
 def feature_label(policy: Policy, col: str) -> str:
     """The plain name of an input column: the policy's ``dataset.feature_labels`` or the column spelled out."""
-    return policy.feature_labels.get(col) or col.replace("_", " ").replace("-", " ")
+    return policy.dataset.feature_labels.get(col) or col.replace("_", " ").replace("-", " ")
 
 
 def _number(x: float) -> str:
@@ -165,7 +165,7 @@ def describe(policy: Policy, col: str, value: Any, typical: Any, push: float) ->
         where = "above" if value > typical else "below" if value < typical else "at"
         text = f"{name} of {_number(value)} ({where} the typical {_number(typical)})"
     else:
-        names = policy.value_labels.get(col, {})
+        names = policy.dataset.value_labels.get(col, {})
         text = f"{name} is {names.get(str(value), value)} (most common: {names.get(str(typical), typical)})"
     return f"{text[0].upper()}{text[1:]} {effect} the score"
 
@@ -189,7 +189,7 @@ def explained(
     import numpy as np
 
     scores, push = scored_contributions(model, records, policy, reference)
-    decisions = (scores >= policy.decision_threshold).astype("int8")
+    decisions = (scores >= policy.model.decision_threshold).astype("int8")
     cols = list(push.columns)
     values = push.to_numpy()
     signed = values * np.where(decisions == 1, 1.0, -1.0)[:, None]
@@ -254,7 +254,9 @@ def importance(
     test = test.reset_index(drop=True)
     of = len(test)
     codes = group_codes(test, policy)
-    keep = sampling.stratified(cell_ids(codes) * 2 + labels(test, policy), policy.sample_rows, seed=policy.seed)
+    keep = sampling.stratified(
+        cell_ids(codes) * 2 + labels(test, policy), policy.sampling.max_rows, seed=policy.model.seed
+    )
     if keep is not None:
         test, codes = test.iloc[keep].reset_index(drop=True), codes.iloc[keep].reset_index(drop=True)
     X = feature_frame(test, policy, model)
@@ -262,7 +264,7 @@ def importance(
     measured_on = sampling.described(len(test), of, "test rows")
     masks = {"overall": np.ones(len(X), dtype=bool)}
     skipped = {}
-    for attr in policy.protected:
+    for attr in policy.protected_attributes:
         for code, side in ((0, "unprivileged"), (1, "privileged")):
             mask = codes[attr.column].to_numpy() == code
             if mask.sum() < min_rows or len(np.unique(y[mask])) < 2:
@@ -279,14 +281,14 @@ def importance(
             "measured_on": measured_on,
             "overall": {},
             "by_group": {},
-            "skipped": {"all rows": f"one class of {policy.label!r} only"},
+            "skipped": {"all rows": f"one class of {policy.dataset.label!r} only"},
         }
 
     def auc(scores: np.ndarray) -> dict[str, float]:
         return {name: rank_auc(y[m], scores[m]) for name, m in masks.items()}
 
     base = auc(model.predict_proba(X)[:, 1])
-    rng = np.random.default_rng(policy.seed)
+    rng = np.random.default_rng(policy.model.seed)
     drops: dict[str, dict[str, list[float]]] = {name: {} for name in masks}
     for col in policy.features:
         for _ in range(repeats):
@@ -366,7 +368,7 @@ def proxy_check(df: pd.DataFrame, policy: Policy, *, n_folds: int = 5) -> dict[s
     inputs = [c for c in policy.features if c not in policy.protected_columns]
     df = df.reset_index(drop=True)
     of = len(df)
-    keep = sampling.stratified(cell_ids(group_codes(df, policy)), policy.sample_rows, seed=policy.seed)
+    keep = sampling.stratified(cell_ids(group_codes(df, policy)), policy.sampling.max_rows, seed=policy.model.seed)
     if keep is not None:
         df = df.iloc[keep].reset_index(drop=True)
     X = feature_frame(df, policy)[inputs]
@@ -377,7 +379,7 @@ def proxy_check(df: pd.DataFrame, policy: Policy, *, n_folds: int = 5) -> dict[s
             binned[col] = pd.qcut(X[col].astype(float), q=20, duplicates="drop").astype(str)
         else:
             binned[col] = X[col]
-    threshold = policy.proxy_auc_warning
+    threshold = policy.bias.proxy_auc_warning
     result: dict[str, Any] = {
         "threshold": threshold,
         "folds": n_folds,
@@ -386,13 +388,13 @@ def proxy_check(df: pd.DataFrame, policy: Policy, *, n_folds: int = 5) -> dict[s
         "rows": len(df),
         "measured_on": sampling.described(len(df), of, "training rows"),
     }
-    for attr in policy.protected:
+    for attr in policy.protected_attributes:
         target = codes[attr.column].to_numpy()
         minority = int(min(target.sum(), len(target) - target.sum()))
         if minority < n_folds:
             result["attributes"][attr.column] = {"skipped": f"only {minority} rows in the smaller group"}
             continue
-        splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=policy.seed)
+        splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=policy.model.seed)
         folds = np.empty(len(target), dtype=int)
         for k, (_, held) in enumerate(splitter.split(X, target)):
             folds[held] = k
@@ -419,7 +421,7 @@ def proxy_check(df: pd.DataFrame, policy: Policy, *, n_folds: int = 5) -> dict[s
             "all_columns": float(combined.mean()),
             "flagged": flagged,
             "per_column_interval": {
-                col: auc_interval(auc, positives, len(target) - positives, confidence=policy.confidence_level)
+                col: auc_interval(auc, positives, len(target) - positives, confidence=policy.fairness.confidence_level)
                 for col, auc in per_column.items()
             },
         }

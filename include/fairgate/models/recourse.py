@@ -36,8 +36,7 @@ from fairgate.models.training import feature_frame, predict
 if TYPE_CHECKING:
     import pandas as pd
 
-    from fairgate.policy.loader import Policy
-    from fairgate.policy.schema import Actionable
+    from fairgate.policy.schema import Actionable, Policy
 
 
 # Aim this far (in log-odds) past the threshold, so a change that lands on it is not undone by rounding.
@@ -154,10 +153,10 @@ def compute(
         )
     row = pd.DataFrame([record])
     score = float(_score(model, row, policy)[0])
-    if score >= policy.decision_threshold:
+    if score >= policy.model.decision_threshold:
         raise RecourseError(
             f"The decision is already favourable (score {score:.3f} >= threshold "
-            f"{policy.decision_threshold:g}); recourse applies to unfavourable decisions."
+            f"{policy.model.decision_threshold:g}); recourse applies to unfavourable decisions."
         )
     found = _linear(model, row, policy, spec, scale) if is_linear(model) else _search(model, row, policy, spec, scale)
     found.notes = notes + found.notes
@@ -197,7 +196,7 @@ def _changes(row: pd.DataFrame, after: dict[str, Any], scale: dict[str, float], 
 def _linear(
     model: Any, row: pd.DataFrame, policy: Policy, spec: dict[str, Actionable], scale: dict[str, float]
 ) -> Recourse:
-    target = _logit(policy.decision_threshold) + MARGIN
+    target = _logit(policy.model.decision_threshold) + MARGIN
     numeric = [c for c in spec if c in policy.numeric]
     best: tuple[float, dict[str, Any]] | None = None
     for choice in itertools.product(*_category_options(row, spec, policy)):
@@ -246,7 +245,7 @@ def linear_batch(
     """
     import numpy as np
 
-    target = _logit(policy.decision_threshold) + MARGIN
+    target = _logit(policy.model.decision_threshold) + MARGIN
     d0 = _decision_function(model, rows, policy)
     numeric = [c for c in spec if c in policy.numeric]
     probe = rows.iloc[[0]]
@@ -285,7 +284,7 @@ def linear_batch(
             cost += delta / scale[c]
         reached = need <= 1e-9
         if reached.any():  # the model has the last word
-            reached &= _score(model, changed, policy) >= policy.decision_threshold
+            reached &= _score(model, changed, policy) >= policy.model.decision_threshold
         best_cost = np.where(reached & (cost < best_cost), cost, best_cost)
     feasible = np.isfinite(best_cost)
     return feasible, np.where(feasible, best_cost, np.nan)
@@ -345,7 +344,7 @@ def _search(
     if not options:
         return _finish(model, row, policy, None, scale, method="bounded search")
     frames = pd_concat([_apply(row, o) for o in options])
-    favourable = _score(model, frames, policy) >= policy.decision_threshold
+    favourable = _score(model, frames, policy) >= policy.model.decision_threshold
     best = None
     for option, ok in zip(options, favourable, strict=True):
         if ok:
@@ -381,7 +380,7 @@ def _finish(
         )
     changes = _changes(row, best[1], scale, policy)
     score = float(_score(model, _apply(row, best[1]), policy)[0])
-    if score < policy.decision_threshold:  # the model has the last word
+    if score < policy.model.decision_threshold:  # the model has the last word
         return Recourse(
             feasible=False,
             method=method,
@@ -398,7 +397,7 @@ def sentence(found: Recourse, policy: Policy) -> str:
         return "No change of the inputs you can act on, within the bounds the policy allows, would change the decision."
     parts = []
     for c in found.changes:
-        label = policy.feature_labels.get(c.column, c.column.replace("_", " ").replace("-", " "))
+        label = policy.dataset.feature_labels.get(c.column, c.column.replace("_", " ").replace("-", " "))
         if c.column in policy.numeric:
             delta = float(c.after) - float(c.before)
             parts.append(
@@ -406,7 +405,7 @@ def sentence(found: Recourse, policy: Policy) -> str:
                 f"(from {float(c.before):g} to {float(c.after):g})"
             )
         else:
-            shown = policy.value_labels.get(c.column, {})
+            shown = policy.dataset.value_labels.get(c.column, {})
             parts.append(f"{label} {shown.get(str(c.after), c.after)} instead of {shown.get(str(c.before), c.before)}")
     return "Changing " + " and ".join(parts) + " would change the decision."
 
@@ -462,9 +461,9 @@ def audit(
         for side, cell in (("unprivileged", comp.unprivileged), ("privileged", comp.privileged)):
             mask = cell_mask(codes, cell)
             n, k = int(mask.sum()), int(feasible[mask].sum())
-            low, high = wilson_interval(k, n, policy.confidence_level) if n else (None, None)
+            low, high = wilson_interval(k, n, policy.fairness.confidence_level) if n else (None, None)
             costs = [float(c) for c in cost[mask & feasible]]
-            m_low, m_high = median_interval(costs, policy.confidence_level)
+            m_low, m_high = median_interval(costs, policy.fairness.confidence_level)
             sides[side] = {
                 "unfavourable": n,
                 "with_recourse": k,
@@ -477,7 +476,11 @@ def audit(
         gap = None
         if u["unfavourable"] and p["unfavourable"]:
             g_low, g_high = newcombe_interval(
-                u["with_recourse"], u["unfavourable"], p["with_recourse"], p["unfavourable"], policy.confidence_level
+                u["with_recourse"],
+                u["unfavourable"],
+                p["with_recourse"],
+                p["unfavourable"],
+                policy.fairness.confidence_level,
             )
             gap = {"value": u["share"] - p["share"], "ci_low": g_low, "ci_high": g_high}
         cost_gap = (

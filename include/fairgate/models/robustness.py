@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from fairgate.policy.loader import Policy
+    from fairgate.policy.schema import Policy
 
 
 def _share(hits: np.ndarray, confidence: float) -> dict[str, Any]:
@@ -58,15 +58,15 @@ def stability(
             noisy[c] = test[c].astype(float) + rng.normal(0.0, scale * spread[c], size=len(test))
         flipped |= predict(model, noisy, policy)[1] != base
     groups = {}
-    for attr in policy.protected:
+    for attr in policy.protected_attributes:
         codes = privileged_codes(test, attr)
         for side, code in (("privileged", 1), ("unprivileged", 0)):
-            groups[f"{attr.column}={side}"] = _share(flipped[codes == code], policy.confidence_level)
+            groups[f"{attr.column}={side}"] = _share(flipped[codes == code], policy.fairness.confidence_level)
     return {
         "columns": columns,
         "scale": scale,
         "repeats": repeats,
-        "overall": _share(flipped, policy.confidence_level),
+        "overall": _share(flipped, policy.fairness.confidence_level),
         "groups": groups,
         "note": None if columns else "no numeric inputs: nothing to perturb",
     }
@@ -84,7 +84,7 @@ def counterfactual(
 
     _, base = predict(model, test, policy)
     out: dict[str, Any] = {}
-    for attr in policy.protected:
+    for attr in policy.protected_attributes:
         codes = privileged_codes(test, attr)
         if codes.min() == codes.max():
             out[attr.column] = {"note": "the test rows hold one group only: nothing to flip"}
@@ -108,9 +108,9 @@ def counterfactual(
         out[attr.column] = {
             "columns": columns,
             "swapped": swapped,
-            "overall": _share(changed, policy.confidence_level),
-            "privileged": _share(changed[codes == 1], policy.confidence_level),
-            "unprivileged": _share(changed[codes == 0], policy.confidence_level),
+            "overall": _share(changed, policy.fairness.confidence_level),
+            "privileged": _share(changed[codes == 1], policy.fairness.confidence_level),
+            "unprivileged": _share(changed[codes == 0], policy.fairness.confidence_level),
             "note": None
             if reads
             else f"the model reads neither {attr.column} nor a flagged proxy of it, so no decision can change",
@@ -128,7 +128,7 @@ def measure(model: Any, test: pd.DataFrame, policy: Policy, *, proxies: dict[str
     return {
         "measured_on": f"test split ({len(test)} rows)",
         "stability": stability(
-            model, test, policy, scale=settings.perturbation_scale, repeats=settings.repeats, seed=policy.seed
+            model, test, policy, scale=settings.perturbation_scale, repeats=settings.repeats, seed=policy.model.seed
         ),
         "counterfactual": counterfactual(model, test, policy, proxies=proxies if settings.flip_proxies else None),
         "max_flip_rate": settings.max_flip_rate,

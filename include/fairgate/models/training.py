@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from sklearn.pipeline import Pipeline
 
-    from fairgate.policy.loader import Policy
+    from fairgate.policy.schema import Policy
 
 # Every type a Fairgate pipeline is built from (beyond skops' own defaults); a stored model that
 # needs anything else is refused.
@@ -68,12 +68,12 @@ def split_rows(df: pd.DataFrame, policy: Policy, strata: np.ndarray) -> np.ndarr
 
     idx = np.arange(len(df))
     y = labels(df, policy)
-    holdout = policy.test_size + policy.validation_size
+    holdout = policy.model.test_size + policy.model.validation_size
     strat = strata if np.bincount(strata).min(initial=len(df)) >= 4 else y
-    rest, held = train_test_split(idx, test_size=holdout, random_state=policy.seed, stratify=strat)
-    val_share = policy.validation_size / holdout
+    rest, held = train_test_split(idx, test_size=holdout, random_state=policy.model.seed, stratify=strat)
+    val_share = policy.model.validation_size / holdout
     strat_held = strat[held] if np.bincount(strat[held]).min(initial=len(held)) >= 2 else y[held]
-    val, test = train_test_split(held, test_size=1 - val_share, random_state=policy.seed, stratify=strat_held)
+    val, test = train_test_split(held, test_size=1 - val_share, random_state=policy.model.seed, stratify=strat_held)
     out = np.empty(len(df), dtype=object)
     out[rest], out[val], out[test] = "train", "validation", "test"
     return out
@@ -81,8 +81,8 @@ def split_rows(df: pd.DataFrame, policy: Policy, strata: np.ndarray) -> np.ndarr
 
 def classifier_for(policy: Policy, estimator: str | None = None) -> Any:
     """The policy's classifier, or another allowed ``estimator`` (``model.params`` apply to the policy's own)."""
-    estimator = estimator or policy.estimator
-    return classifier(estimator, policy.estimator_params if estimator == policy.estimator else {}, policy.seed)
+    estimator = estimator or policy.model.estimator
+    return classifier(estimator, policy.model.params if estimator == policy.model.estimator else {}, policy.model.seed)
 
 
 def build_pipeline(policy: Policy, *, estimator: str | None = None) -> Pipeline:
@@ -128,7 +128,7 @@ def fit(
 def predict(model: Pipeline, df: pd.DataFrame, policy: Policy) -> tuple[np.ndarray, np.ndarray]:
     """Scores (probability of the favorable label) and 0/1 decisions at the policy's threshold."""
     scores = model.predict_proba(feature_frame(df, policy, model))[:, 1]
-    return scores, (scores >= policy.decision_threshold).astype("int8")
+    return scores, (scores >= policy.model.decision_threshold).astype("int8")
 
 
 def performance(y: np.ndarray, scores: np.ndarray, y_pred: np.ndarray) -> dict[str, float | None]:
@@ -186,7 +186,7 @@ def split_frame(split: np.ndarray, df: pd.DataFrame, policy: Policy) -> pd.DataF
     """The persisted split: row key (or row position) and split name."""
     import pandas as pd
 
-    key = df[policy.row_key].to_numpy() if policy.row_key else range(len(df))
+    key = df[policy.dataset.row_key].to_numpy() if policy.dataset.row_key else range(len(df))
     return pd.DataFrame({"row": key, "split": split})
 
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from fairgate.policy.loader import Policy
+    from fairgate.policy.schema import Policy
 
 # Measurable from the decisions alone; the other metrics need outcomes.
 SELECTION_METRICS = ("disparate_impact", "statistical_parity_difference")
@@ -76,7 +76,7 @@ def _per_version(df: pd.DataFrame, policy: Policy, versions: list[str]) -> dict[
             np.zeros(len(part), dtype=np.int8),
             pred,
             comparisons(policy),
-            confidence=policy.confidence_level,
+            confidence=policy.fairness.confidence_level,
         )
         out[v] = {
             "rows": len(part),
@@ -121,7 +121,7 @@ def judge_fairness(fairness: dict[str, dict[str, Any]], policy: Policy) -> tuple
             if labeled
             else ["no outcomes have arrived: insufficient evidence"]
         )
-        for t in policy.fairness_thresholds:
+        for t in policy.fairness.bounds:
             m = res["metrics"].get(t.metric)
             if m is None:
                 continue
@@ -156,14 +156,16 @@ def measure_window(
     labeled = df[LABEL_COLUMN].notna().to_numpy()
     comps = comparisons(policy)
     # Selection metrics need no outcomes: all predictions count.
-    selection = measure(codes, np.zeros(len(df), dtype=np.int8), pred, comps, confidence=policy.confidence_level)
+    selection = measure(
+        codes, np.zeros(len(df), dtype=np.int8), pred, comps, confidence=policy.fairness.confidence_level
+    )
     outcome = (
         measure(
             codes[labeled].reset_index(drop=True),
             df.loc[labeled, LABEL_COLUMN].to_numpy(dtype=np.int8),
             pred[labeled],
             comps,
-            confidence=policy.confidence_level,
+            confidence=policy.fairness.confidence_level,
         )
         if labeled.any()
         else {}
@@ -208,8 +210,8 @@ def measure_window(
             if col in df.columns and col in snapshot.columns:
                 value = feature_psi(snapshot[col], df[col], numeric=col in policy.numeric)
                 drift[col] = value
-                if value > policy.audit_psi_threshold:
-                    reasons.append(f"feature {col!r} drifted: PSI={value:.3f} > {policy.audit_psi_threshold:g}")
+                if value > policy.audit.psi_threshold:
+                    reasons.append(f"feature {col!r} drifted: PSI={value:.3f} > {policy.audit.psi_threshold:g}")
         ref_codes = group_codes(snapshot, policy)
         cells = [tuple(zip(codes.columns, v, strict=True)) for v in np.ndindex(*(2,) * len(codes.columns))]
         mix = psi(
@@ -217,8 +219,8 @@ def measure_window(
             np.array([cell_mask(codes, c).sum() for c in cells]),
         )
         drift["__group_mix__"] = mix
-        if mix > policy.audit_group_mix_psi_threshold:
-            reasons.append(f"group mix drifted: PSI={mix:.3f} > {policy.audit_group_mix_psi_threshold:g}")
+        if mix > policy.audit.group_mix_psi_threshold:
+            reasons.append(f"group mix drifted: PSI={mix:.3f} > {policy.audit.group_mix_psi_threshold:g}")
     else:
         insufficient.append("training snapshot of the production model not found: drift not measured")
 
@@ -305,7 +307,7 @@ def review_queue_figures(df: pd.DataFrame, codes: pd.DataFrame, policy: Policy) 
     else:
         reviewed = overturned = np.zeros(len(df), dtype=bool)
 
-    level = policy.confidence_level
+    level = policy.fairness.confidence_level
     out: dict[str, Any] = {}
     for key, side, mask in _sides(codes, policy):
         n, pending = int(mask.sum()), int((mask & (status == "pending")).sum())
@@ -337,7 +339,7 @@ def contest_figures(df: pd.DataFrame, codes: pd.DataFrame, policy: Policy) -> di
     contested = (df["case_kind"] == "contest").to_numpy(dtype=bool)
     overturned = df["overturned"].to_numpy(dtype=bool) & contested
 
-    level = policy.confidence_level
+    level = policy.fairness.confidence_level
     out: dict[str, Any] = {}
     for key, side, mask in _sides(codes, policy):
         n, c, o = int(mask.sum()), int((mask & contested).sum()), int((mask & overturned).sum())

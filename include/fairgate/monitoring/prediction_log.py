@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-    from fairgate.policy.loader import Policy
+    from fairgate.policy.schema import Policy
     from fairgate.storage.base import ArtifactStore
 
 # Per scored day, each row with a case: its kind and final decision (None while the case is open).
@@ -55,17 +55,17 @@ def audit_prefix(model: str, day: date | str) -> str:
 
 def incoming(policy: Policy, day: date, *, scenario: str | None = None) -> pd.DataFrame:
     """The records that arrived on ``day``: the simulated feed, or the ``date=`` partition of a folder."""
-    feed = policy.audit_incoming
+    feed = policy.audit.incoming
     if not feed:
         raise StageError(
             f"Policy key 'audit.incoming' is not set for model {policy.model_name!r}: name the folder "
             "(local or s3://) or sql:// connection its records to score arrive in."
         )
     if feed.startswith("simulated://"):
-        return day_batch(day, policy, scenario=scenario or policy.audit_scenario, rows=policy.audit_daily_rows)
+        return day_batch(day, policy, scenario=scenario or policy.audit.scenario, rows=policy.audit.daily_rows)
 
     try:
-        return read_day(feed, policy.audit_incoming_query, day, fmt=policy.format, key="audit.incoming")
+        return read_day(feed, policy.audit.incoming_query, day, fmt=policy.dataset.format, key="audit.incoming")
     except DataError as exc:
         if feed.startswith("sql://"):
             raise
@@ -94,22 +94,22 @@ def fetch_outcomes(store: ArtifactStore, policy: Policy, day: date) -> list[str]
     """
     import pandas as pd
 
-    source, key = policy.audit_outcomes, policy.row_key
+    source, key = policy.audit.outcomes, policy.dataset.row_key
     if not source or not key:
         return []
     copied = []
-    for i in range(policy.audit_window_days - 1, policy.audit_label_lag_days - 1, -1):
+    for i in range(policy.audit.window_days - 1, policy.audit.label_lag_days - 1, -1):
         d = day - timedelta(days=i)
         name = policy.model_name
         if not store.exists(partition_key("predictions", name, d)) or store.exists(partition_key("labels", name, d)):
             continue
         try:
-            rows = read_day(source, policy.audit_outcomes_query, d, fmt=policy.format, key="audit.outcomes")
+            rows = read_day(source, policy.audit.outcomes_query, d, fmt=policy.dataset.format, key="audit.outcomes")
         except NothingThere:
             continue  # not arrived yet: a later audit fetches them
         if rows.empty:
             continue
-        missing = [c for c in (key, policy.label) if c not in rows.columns]
+        missing = [c for c in (key, policy.dataset.label) if c not in rows.columns]
         if missing:
             raise StageError(
                 f"Policy key 'audit.outcomes': the outcomes of {d} lack column(s) {missing} "
@@ -117,7 +117,7 @@ def fetch_outcomes(store: ArtifactStore, policy: Policy, day: date) -> list[str]
             )
         outcomes = pd.DataFrame({key: rows[key].to_numpy(), LABEL_COLUMN: labels(rows, policy)})
         store.put(partition_key("labels", name, d), to_parquet_bytes(outcomes))
-        if policy.audit_log_table:
+        if policy.audit.log_table:
             sql_audit.write_outcomes(policy, d, outcomes)
         copied.append(d.isoformat())
     return copied
@@ -150,7 +150,7 @@ def find_prediction(
             df = pd.read_parquet(io.BytesIO(store.get(key)))
         except NotFoundError:
             return None
-        match = df[df[policy.row_key].astype(str) == str(row)]
+        match = df[df[policy.dataset.row_key].astype(str) == str(row)]
         if len(match):
             rec = match.iloc[-1]
             inputs = [c for c in dict.fromkeys([*policy.features, *policy.protected_columns]) if c in match.columns]
@@ -173,12 +173,12 @@ def review_queue_key(model: str, day: date) -> str:
 def write_review_queue(store: ArtifactStore, policy: Policy, day: date, log: pd.DataFrame) -> tuple[Any, pd.DataFrame]:
     """The day's review queue: the decisions pending review (and, with ``above_cap: hold``, those over the
     cap), most borderline first, with the row key, score, decision, groups and why."""
-    assert policy.row_key is not None  # scoring refuses a policy without one
+    assert policy.dataset.row_key is not None  # scoring refuses a policy without one
     statuses = ["pending", "over_cap"] if policy.review_triggers.above_cap == "hold" else ["pending"]
     rows = log[log["review_status"].isin(statuses)].copy()
-    rows["distance"] = (rows["score"] - policy.decision_threshold).abs()
+    rows["distance"] = (rows["score"] - policy.model.decision_threshold).abs()
     keep = [
-        policy.row_key,
+        policy.dataset.row_key,
         "model_version",
         *policy.protected_columns,
         "score",
@@ -187,7 +187,7 @@ def write_review_queue(store: ArtifactStore, policy: Policy, day: date, log: pd.
         "review_reasons",
         "distance",
     ]
-    queue = rows.sort_values(["distance", policy.row_key])[keep].reset_index(drop=True)
+    queue = rows.sort_values(["distance", policy.dataset.row_key])[keep].reset_index(drop=True)
     return store.put(review_queue_key(policy.model_name, day), to_parquet_bytes(queue)), queue
 
 

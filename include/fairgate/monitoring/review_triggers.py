@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from fairgate.policy.loader import Policy
+    from fairgate.policy.schema import Policy
 
 PENDING, OVER_CAP, NONE = "pending", "over_cap", "none"
 
@@ -53,7 +53,7 @@ def reasons(
     import numpy as np
 
     rules = policy.review_triggers
-    distance = np.abs(np.asarray(scores, dtype=float) - policy.decision_threshold)
+    distance = np.abs(np.asarray(scores, dtype=float) - policy.model.decision_threshold)
     out: list[list[str]] = [[] for _ in range(len(records))]
     if rules.score_margin is not None:
         for i in np.flatnonzero(distance <= rules.score_margin):
@@ -89,7 +89,7 @@ def queue(scores: np.ndarray, triggered: list[list[str]], policy: Policy) -> lis
     import numpy as np
 
     rules = policy.review_triggers
-    distance = np.abs(np.asarray(scores, dtype=float) - policy.decision_threshold)
+    distance = np.abs(np.asarray(scores, dtype=float) - policy.model.decision_threshold)
     flagged = [i for i, r in enumerate(triggered) if r]
     flagged.sort(key=lambda i: (distance[i], i))  # the most borderline first
     status = [NONE] * len(triggered)

@@ -18,14 +18,14 @@ from fairgate.monitoring.columns import LABEL_COLUMN
 if TYPE_CHECKING:
     import pandas as pd
 
-    from fairgate.policy.loader import Policy
+    from fairgate.policy.schema import Policy
 
 REASONS = 3  # plain-language reasons stored with each prediction
 
 
 def check_records(records: pd.DataFrame, policy: Policy, day: date) -> None:
     """Refuse records that cannot be scored and audited, naming the key or column."""
-    if policy.row_key is None:
+    if policy.dataset.row_key is None:
         raise StageError("Policy key 'dataset.row_key' is required to join predictions with later outcomes.")
     if len(records) == 0:
         raise StageError(f"No incoming records for {day}: nothing to score.")
@@ -33,7 +33,7 @@ def check_records(records: pd.DataFrame, policy: Policy, day: date) -> None:
         group_codes(records, policy)
     except GroupError as exc:
         raise StageError(str(exc)) from None
-    missing = [c for c in (policy.row_key, *policy.features) if c not in records.columns]
+    missing = [c for c in (policy.dataset.row_key, *policy.features) if c not in records.columns]
     if missing:
         raise StageError(f"Incoming records for {day} lack the model's input column(s) {missing}; nothing scored.")
 
@@ -55,10 +55,10 @@ def score_records(
     (:mod:`fairgate.monitoring.review_triggers`; ``ranges`` are the production model's training ranges).
     """
 
-    assert policy.row_key is not None  # check_records
+    assert policy.dataset.row_key is not None  # check_records
     scores, decisions, reasons = explain.explained(model, records, policy, reference, top=REASONS)
     keep = [
-        policy.row_key,
+        policy.dataset.row_key,
         *policy.protected_columns,
         *[c for c in policy.features if c not in policy.protected_columns],
     ]
@@ -74,7 +74,7 @@ def score_records(
         log["review_status"] = triggers.queue(scores, why, policy)
         log["review_reasons"] = [json.dumps(r) for r in why]
     outcomes = None
-    if policy.label in records.columns:
-        outcomes = records[[policy.row_key]].reset_index(drop=True)
+    if policy.dataset.label in records.columns:
+        outcomes = records[[policy.dataset.row_key]].reset_index(drop=True)
         outcomes[LABEL_COLUMN] = labels(records, policy)
     return log, outcomes

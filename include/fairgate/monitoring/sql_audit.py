@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import sqlalchemy
 
-    from fairgate.policy.loader import Policy
+    from fairgate.policy.schema import Policy
 
 OUTCOME = (
     "equal_opportunity_difference",
@@ -64,9 +64,9 @@ def counts_query(
     """
     import sqlalchemy as sa
 
-    assert policy.row_key is not None
+    assert policy.dataset.row_key is not None
     cols = {
-        policy.row_key,
+        policy.dataset.row_key,
         "model_version",
         "scored_on",
         "decision",
@@ -74,9 +74,9 @@ def counts_query(
         *(["score"] if scores else []),
     }
     p = sa.table(predictions, *(sa.column(c) for c in sorted(cols))).alias("p")
-    o = sa.table(outcomes, sa.column(policy.row_key), sa.column(LABEL_COLUMN)).alias("o")
+    o = sa.table(outcomes, sa.column(policy.dataset.row_key), sa.column(LABEL_COLUMN)).alias("o")
     cells = []
-    for i, attr in enumerate(policy.protected):
+    for i, attr in enumerate(policy.protected_attributes):
         col = p.c[attr.column]
         if attr.is_threshold:
             assert attr.op is not None and attr.value is not None
@@ -84,11 +84,11 @@ def counts_query(
                 attr.op
             ]
         else:
-            test = col.in_(list(attr.privileged))
+            test = col.in_(attr.privileged_values)
         cells.append(sa.case((test, 1), else_=0).label(f"g{i}"))
     cutoff = day - timedelta(days=label_lag_days)
     label = sa.case((p.c.scored_on <= cutoff, o.c[LABEL_COLUMN]), else_=None).label("y")
-    joined = p.outerjoin(o, o.c[policy.row_key] == p.c[policy.row_key])
+    joined = p.outerjoin(o, o.c[policy.dataset.row_key] == p.c[policy.dataset.row_key])
     start = day - timedelta(days=window_days - 1)
     keys = [*cells, p.c.decision.label("d"), label]
     sums = [sa.func.count().label("n")]
@@ -123,8 +123,8 @@ def window_counts(
         predictions,
         outcomes,
         day=day,
-        window_days=policy.audit_window_days,
-        label_lag_days=policy.audit_label_lag_days,
+        window_days=policy.audit.window_days,
+        label_lag_days=policy.audit.label_lag_days,
         version=version,
         scores=scores,
     )
@@ -138,7 +138,7 @@ def _codes(counts: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     import pandas as pd
 
     return pd.DataFrame(
-        {attr.column: counts[f"g{i}"].to_numpy(dtype=np.int8) for i, attr in enumerate(policy.protected)}
+        {attr.column: counts[f"g{i}"].to_numpy(dtype=np.int8) for i, attr in enumerate(policy.protected_attributes)}
     )
 
 
@@ -157,7 +157,12 @@ def fairness_from_counts(counts: pd.DataFrame, policy: Policy) -> dict[str, dict
     weights = counts["n"].to_numpy(dtype=float)
     labeled = counts["y"].notna().to_numpy()
     selection = measure(
-        codes, np.zeros(len(counts), dtype=np.int8), pred, comps, confidence=policy.confidence_level, weights=weights
+        codes,
+        np.zeros(len(counts), dtype=np.int8),
+        pred,
+        comps,
+        confidence=policy.fairness.confidence_level,
+        weights=weights,
     )
     outcome = (
         measure(
@@ -165,7 +170,7 @@ def fairness_from_counts(counts: pd.DataFrame, policy: Policy) -> dict[str, dict
             counts.loc[labeled, "y"].to_numpy(dtype=np.int8),
             pred[labeled],
             comps,
-            confidence=policy.confidence_level,
+            confidence=policy.fairness.confidence_level,
             weights=weights[labeled],
         )
         if labeled.any()
@@ -203,9 +208,9 @@ NOT_MEASURED = "feature drift and recourse: the SQL audit reads counts only, and
 
 def tables(policy: Policy) -> tuple[str, str, str]:
     """The connection id, predictions table and outcomes table of ``audit.log_table``."""
-    assert policy.audit_log_table is not None and policy.audit_outcomes_table is not None
-    conn_id, _, table = policy.audit_log_table.removeprefix("sql://").partition("/")
-    return conn_id, table, policy.audit_outcomes_table
+    assert policy.audit.log_table is not None and policy.audit.outcomes_table is not None
+    conn_id, _, table = policy.audit.log_table.removeprefix("sql://").partition("/")
+    return conn_id, table, policy.audit.outcomes_table
 
 
 def engine_for(policy: Policy) -> sqlalchemy.engine.Engine:
@@ -234,9 +239,9 @@ def write_day(policy: Policy, day: date, log: pd.DataFrame | None, outcomes: pd.
     import pandas as pd
     import sqlalchemy as sa
 
-    assert policy.row_key is not None
+    assert policy.dataset.row_key is not None
     conn_id, predictions, outcome_table = tables(policy)
-    columns = [policy.row_key, "model_version", "score", "decision", *policy.protected_columns]
+    columns = [policy.dataset.row_key, "model_version", "score", "decision", *policy.protected_columns]
     engine = engine_for(policy)
     try:
         if log is not None:
@@ -245,11 +250,14 @@ def write_day(policy: Policy, day: date, log: pd.DataFrame | None, outcomes: pd.
                 # None yet: the outcomes table exists, empty, from the first day on (and outcomes
                 # already written for this day are kept, as on the Parquet path).
                 empty = pd.DataFrame(
-                    {policy.row_key: log[policy.row_key].iloc[:0], LABEL_COLUMN: pd.Series([], dtype="int8")}
+                    {
+                        policy.dataset.row_key: log[policy.dataset.row_key].iloc[:0],
+                        LABEL_COLUMN: pd.Series([], dtype="int8"),
+                    }
                 )
                 _replace_day(engine, outcome_table, day, empty)
         if outcomes is not None:
-            _replace_day(engine, outcome_table, day, outcomes[[policy.row_key, LABEL_COLUMN]])
+            _replace_day(engine, outcome_table, day, outcomes[[policy.dataset.row_key, LABEL_COLUMN]])
     except Exception as exc:
         raise StageError(
             f"Policy key 'audit.log_table': writing the log of {day} to {conn_id!r} failed: "
@@ -283,7 +291,7 @@ def audit_window(
     engine = engine_for(policy)
     try:
         p = sa.table(predictions, sa.column("model_version"), sa.column("scored_on"))
-        start = day - timedelta(days=policy.audit_window_days - 1)
+        start = day - timedelta(days=policy.audit.window_days - 1)
         with engine.connect() as conn:
             in_window = (p.c.scored_on >= start, p.c.scored_on <= day)
             versions = [

@@ -1,7 +1,10 @@
 """The policy file that drives every stage: its schema, loading it, and the catalog of models.
 
 - :mod:`.schema`: every key, its type, range and default (pydantic; published as JSON Schema);
-- :mod:`.loader`: ``load_policy`` / ``parse_policy`` into the ``Policy`` the code reads;
+- :mod:`.schema` also holds ``Policy``, the model the code reads (typed sections, one set of defaults);
+- :mod:`.rules`: the rules that relate several keys (``check``, run by the schema's validator) and the
+  mitigation methods' parameters (``check_params``);
+- :mod:`.loader`: ``load_policy`` / ``parse_policy``, reading a file into a ``Policy``;
 - :mod:`.estimators`: the scikit-learn estimators a policy may name (``classifier``);
 - :mod:`.catalog`: one policy file per model in ``FAIRGATE_POLICIES`` (``entries``, ``find``);
 - :mod:`.authoring`: ``starter_policy`` and ``check_against_data`` (``fairgate policy init|check``).

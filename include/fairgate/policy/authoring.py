@@ -17,12 +17,10 @@ import yaml
 
 from fairgate.errors import InputError
 from fairgate.fairness.groups import cell_mask, comparisons, group_codes, is_numeric
-from fairgate.policy.schema import PolicyFile
+from fairgate.policy.schema import Policy
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from fairgate.policy.loader import Policy
 
 # A text column with more distinct values than this is an identifier or free text, not a category.
 MAX_CATEGORIES = 50
@@ -147,7 +145,7 @@ def starter_policy(
     null_fraction = float(df[used].isna().mean().max())
     dupes = int(df.duplicated(subset=[c for c in df.columns if c != row_key]).sum())
 
-    defaults = PolicyFile.model_fields
+    defaults = Policy.model_fields
     doc: dict[str, Any] = {
         "model_name": model_name,
         "dataset": {
@@ -194,10 +192,10 @@ def check_against_data(policy: Policy, df: pd.DataFrame) -> CheckResult:
 
     out = CheckResult()
     named = {
-        "dataset.label": [policy.label],
+        "dataset.label": [policy.dataset.label],
         "dataset.features": list(policy.features),
         "protected_attributes": list(policy.protected_columns),
-        "dataset.row_key": [policy.row_key] if policy.row_key else [],
+        "dataset.row_key": [policy.dataset.row_key] if policy.dataset.row_key else [],
     }
     for key, cols in named.items():
         missing = [c for c in cols if c not in df.columns]
@@ -211,9 +209,9 @@ def check_against_data(policy: Policy, df: pd.DataFrame) -> CheckResult:
     if df.empty:
         out.problems.append("The data has no rows.")
         return out
-    label = df[policy.label]
-    if not (label == policy.favorable_label).any():
-        as_text = label.astype(str) == str(policy.favorable_label)
+    label = df[policy.dataset.label]
+    if not (label == policy.dataset.favorable_label).any():
+        as_text = label.astype(str) == str(policy.dataset.favorable_label)
         found = _plain(label[as_text].iloc[0]) if as_text.any() else None
         hint = (
             f" It occurs as {found!r} ({label.dtype}): write it as that, so its type matches the column's."
@@ -221,10 +219,10 @@ def check_against_data(policy: Policy, df: pd.DataFrame) -> CheckResult:
             else ""
         )
         out.problems.append(
-            f"Policy key 'dataset.favorable_label' {policy.favorable_label!r} never occurs in column "
-            f"{policy.label!r}.{hint}"
+            f"Policy key 'dataset.favorable_label' {policy.dataset.favorable_label!r} never occurs in column "
+            f"{policy.dataset.label!r}.{hint}"
         )
-    for i, a in enumerate(policy.protected):
+    for i, a in enumerate(policy.protected_attributes):
         col = df[a.column]
         if a.is_threshold:
             if not is_numeric(col):
@@ -234,7 +232,7 @@ def check_against_data(policy: Policy, df: pd.DataFrame) -> CheckResult:
                 )
             continue
         present = set(col.dropna().unique().tolist())
-        for v in a.privileged:
+        for v in a.privileged_values:
             if v not in present:
                 same_text = [x for x in present if str(x) == str(v)]
                 hint = f" (it occurs as {_plain(same_text[0])!r}: match the column's type)" if same_text else ""
@@ -245,7 +243,7 @@ def check_against_data(policy: Policy, df: pd.DataFrame) -> CheckResult:
     if out.problems:
         return out
 
-    cannot, notes = short_of_evidence(df, policy, share=policy.test_size)
+    cannot, notes = short_of_evidence(df, policy, share=policy.model.test_size)
     out.cannot_pass += cannot
     out.notes += notes
     return out
@@ -257,7 +255,7 @@ def short_of_evidence(df: pd.DataFrame, policy: Policy, *, share: float) -> tupl
     import numpy as np
 
     codes = group_codes(df, policy)
-    favourable = np.asarray(df[policy.label] == policy.favorable_label)
+    favourable = np.asarray(df[policy.dataset.label] == policy.dataset.favorable_label)
     short: list[str] = []
     notes: list[str] = []
     seen: set[tuple[tuple[str, int], ...]] = set()
@@ -277,8 +275,8 @@ def short_of_evidence(df: pd.DataFrame, policy: Policy, *, share: float) -> tupl
                 + (f"; about {exp_rows:.0f} and {exp_pos:.0f} {where}" if share < 1 else f" {where}")
             )
             for what, expected, have, need, key in (
-                ("rows", exp_rows, rows, policy.min_group_size, "fairness.min_group_size"),
-                ("favourable outcomes", exp_pos, positives, policy.min_positives, "fairness.min_positives"),
+                ("rows", exp_rows, rows, policy.fairness.min_group_size, "fairness.min_group_size"),
+                ("favourable outcomes", exp_pos, positives, policy.fairness.min_positives, "fairness.min_positives"),
             ):
                 if expected >= need:
                     continue

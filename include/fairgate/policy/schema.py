@@ -6,17 +6,35 @@ out of range is refused at load, never silently defaulted. The defaults here are
 the README's policy table is generated from this module (``fairgate policy schema --markdown``)
 and a test checks the two agree; ``fairgate policy schema`` prints the JSON Schema for editors.
 
-Checks that relate several keys (an intersection names declared attributes, the label is not a
-feature, ...) are in :func:`fairgate.policy.loader.parse_policy`, after this schema has passed.
+This model *is* the policy the code reads: :class:`Policy` is what
+:func:`fairgate.policy.loader.load_policy` returns, typed sections all the way down. Defaults that
+follow from other keys (the simulated feed of the bundled data, the outcomes table beside the log
+table, the search's estimators) are filled in by one ``before`` validator; the rules that relate
+several keys (an intersection names declared attributes, the label is not a feature, ...) are
+one ``after`` validator, each naming the keys involved.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-from typing import Annotated, Any, Literal
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
+
+from fairgate.data.adult import SIMULATED_FEED
+from fairgate.errors import PolicyError
+from fairgate.policy import rules
 
 Estimator = Literal["logistic_regression", "hist_gradient_boosting", "random_forest"]
 DataMetric = Literal["disparate_impact", "statistical_parity_difference"]
@@ -29,6 +47,8 @@ Metric = Literal[
     "false_negative_rate_difference",
 ]
 Scenario = Literal["stable", "group_mix_shift", "label_shift", "proxy_drift"]
+SCENARIOS: tuple[str, ...] = get_args(Scenario)  # the simulated feed's scenarios
+ThresholdKind = Literal["ratio_band", "abs_difference"]
 Comparison = Literal[">=", ">", "<=", "<"]
 FilterOp = Literal["==", "!=", ">=", ">", "<=", "<", "in", "not_in", "not_null"]
 Scalar = str | int | float | bool
@@ -144,11 +164,69 @@ class ProtectedAttribute(_Section):
             raise ValueError("give either 'privileged' (values) or 'privileged_if' (a comparison), not both or neither")
         return self
 
+    @property
+    def is_threshold(self) -> bool:
+        """A continuous column split at a value (``privileged_if``), not a list of values."""
+        return self.privileged_if is not None
+
+    @property
+    def op(self) -> str | None:
+        return self.privileged_if.op if self.privileged_if else None
+
+    @property
+    def value(self) -> float | None:
+        return self.privileged_if.value if self.privileged_if else None
+
+    @property
+    def privileged_values(self) -> list[Scalar]:
+        """The privileged values (empty for a ``privileged_if`` column)."""
+        return list(self.privileged or [])
+
+    @property
+    def privileged_group(self) -> list[Scalar] | str:
+        """How the privileged group is shown in every page: its values, or the comparison (``>= 25``)."""
+        return f"{self.op} {self.value:g}" if self.privileged_if else self.privileged_values
+
 
 class ThresholdSpec(_Section):
-    kind: Literal["ratio_band", "abs_difference"]
-    min: float | None = None  # ratio_band only; checked with the kind in fairgate.policy.loader
+    kind: ThresholdKind
+    min: float | None = None  # ratio_band only; checked with the kind in Policy._keys_agree
     max: NonNegative
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """One bound on a metric. ``ratio_band``: min <= value <= max; ``abs_difference``: |value| <= max."""
+
+    metric: str
+    kind: ThresholdKind
+    max: float
+    min: float | None = None
+
+    @property
+    def band(self) -> tuple[float, float]:
+        """The allowed interval, the one place it is computed: [min, max], or [-max, max] for a difference."""
+        if self.kind == "ratio_band":
+            return (self.min if self.min is not None else -self.max, self.max)  # the policy gives a band a min
+        return (-self.max, self.max)
+
+    def contains(self, value: float) -> bool:
+        low, high = self.band
+        return low <= value <= high
+
+    def distance_inside(self, value: float) -> float:
+        """How far ``value`` lies inside the bound, from the nearest edge (0 outside)."""
+        low, high = self.band
+        return min(value - low, high - value) if low <= value <= high else 0.0
+
+    def describe(self) -> str:
+        if self.kind == "ratio_band":
+            return f"[{self.min:g}, {self.max:g}]"
+        return f"|x| <= {self.max:g}"
+
+
+def _bounds(specs: dict[Any, ThresholdSpec]) -> tuple[Threshold, ...]:
+    return tuple(Threshold(metric=str(m), kind=t.kind, max=t.max, min=t.min) for m, t in specs.items())
 
 
 def _threshold(kind: str, max_: float, min_: float | None = None) -> ThresholdSpec:
@@ -194,6 +272,10 @@ class Bias(_Section):
         0.9, description="warn when one input predicts a protected attribute with this cross-validated ROC AUC"
     )
 
+    @property
+    def bounds(self) -> tuple[Threshold, ...]:
+        return _bounds(dict(self.thresholds))
+
 
 class Fairness(_Section):
     thresholds: dict[Metric, ThresholdSpec] = Field(
@@ -210,6 +292,10 @@ class Fairness(_Section):
     )
     min_balanced_accuracy: Fraction = Field(0.6, description="performance floor")
     review_timeout_hours: NonNegative = Field(24.0, description="human review deadline (then Reject)")
+
+    @property
+    def bounds(self) -> tuple[Threshold, ...]:
+        return _bounds(dict(self.thresholds))
 
 
 class Model(_Section):
@@ -228,51 +314,6 @@ class Model(_Section):
 MitigationMethod = Literal[
     "none", "reweighing", "disparate_impact_remover", "exponentiated_gradient", "threshold_optimizer"
 ]
-# Methods that use the protected attribute when deciding: the remover repairs inputs by group, the
-# optimizer sets a threshold per group.
-GROUP_AWARE_METHODS = ("disparate_impact_remover", "threshold_optimizer")
-
-
-FAIRLEARN_CONSTRAINTS = ("demographic_parity", "equalized_odds", "true_positive_rate_parity")
-THRESHOLD_OBJECTIVES = ("balanced_accuracy_score", "accuracy_score")
-# Each method's parameters and their defaults; a parameter not listed is refused at load.
-METHOD_PARAMS: dict[str, dict[str, Any]] = {
-    "none": {},
-    "reweighing": {},
-    "disparate_impact_remover": {"repair_level": 1.0},
-    "exponentiated_gradient": {"constraint": "demographic_parity", "eps": 0.01, "max_iter": 50},
-    "threshold_optimizer": {"constraint": "demographic_parity", "objective": "balanced_accuracy_score"},
-}
-
-
-def check_params(method: str, params: dict[str, Any], key: str) -> dict[str, Any]:
-    """``params`` with the method's defaults filled in; unknown names and bad values refused, naming ``key``."""
-    allowed = METHOD_PARAMS[method]
-    unknown = sorted(set(params) - set(allowed))
-    if unknown:
-        raise ValueError(
-            f"Policy key '{key}' has unknown parameter(s) {unknown} for {method}; allowed: {sorted(allowed) or 'none'}."
-        )
-    out = {**allowed, **params}
-    if "repair_level" in params and not (
-        isinstance(out["repair_level"], (int, float)) and 0.0 <= out["repair_level"] <= 1.0
-    ):
-        raise ValueError(
-            f"Policy key '{key}.repair_level' must be a number between 0 and 1. Got {out['repair_level']!r}."
-        )
-    if "constraint" in params and out["constraint"] not in FAIRLEARN_CONSTRAINTS:
-        raise ValueError(
-            f"Policy key '{key}.constraint' must be one of {list(FAIRLEARN_CONSTRAINTS)}. Got {out['constraint']!r}."
-        )
-    if "objective" in params and out["objective"] not in THRESHOLD_OBJECTIVES:
-        raise ValueError(
-            f"Policy key '{key}.objective' must be one of {list(THRESHOLD_OBJECTIVES)}. Got {out['objective']!r}."
-        )
-    if "eps" in params and not (isinstance(out["eps"], (int, float)) and out["eps"] > 0):
-        raise ValueError(f"Policy key '{key}.eps' must be a positive number. Got {out['eps']!r}.")
-    if "max_iter" in params and not (isinstance(out["max_iter"], int) and out["max_iter"] >= 1):
-        raise ValueError(f"Policy key '{key}.max_iter' must be a positive integer. Got {out['max_iter']!r}.")
-    return out
 
 
 class Candidate(_Section):
@@ -481,7 +522,7 @@ class Datasheet(_Section):
     maintenance: Answer = Field(None, description="updates, error reports and corrections")
 
 
-class PolicyFile(_Section):
+class Policy(_Section):
     model_name: Annotated[str, Field(pattern=f"^{MODEL_NAME}$")] = Field(
         description="the model's name: registry and store namespace, and the suffix of its DAG ids"
     )
@@ -506,13 +547,118 @@ class PolicyFile(_Section):
     sampling: Sampling = Sampling()
     datasheet: Datasheet = Datasheet()
 
+    # Where the policy was read from (set by fairgate.policy.loader.load_policy; not policy keys).
+    _sha256: str = PrivateAttr("")
+    _path: str = PrivateAttr("")
+    _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
 
-def validate(raw: Any) -> PolicyFile:
-    """``raw`` (as read from YAML) as a :class:`PolicyFile`, or ``ValueError`` with every problem named."""
+    @property
+    def sha256(self) -> str:
+        """sha256 of the policy file's bytes ("" for a policy built from a mapping)."""
+        return self._sha256
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        """The mapping as read from YAML, before validation."""
+        return self._raw
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        """The model's inputs: the declared features, plus the protected columns if the policy lets it see them."""
+        cols = (*self.dataset.features.categorical, *self.dataset.features.numeric)
+        if self.use_protected_as_features:
+            cols += tuple(c for c in self.protected_columns if c not in cols)
+        return cols
+
+    @property
+    def categorical(self) -> list[str]:
+        return self.dataset.features.categorical
+
+    @property
+    def numeric(self) -> list[str]:
+        return self.dataset.features.numeric
+
+    @property
+    def protected_columns(self) -> tuple[str, ...]:
+        return tuple(p.column for p in self.protected_attributes)
+
+    @property
+    def reviews_before_harm(self) -> bool:
+        """Whether any review trigger is set."""
+        t = self.review_triggers
+        return t.score_margin is not None or t.protected_margin is not None or t.outside_training
+
+    def attribute(self, column: str) -> ProtectedAttribute:
+        for p in self.protected_attributes:
+            if p.column == column:
+                return p
+        raise KeyError(column)
+
+    def with_threshold_overrides(self, overrides: dict[str, float]) -> Policy:
+        """A copy with gate thresholds replaced, e.g. from a manual run's ``Param``s.
+
+        Keys are ``<metric>_min`` / ``<metric>_max``; values must keep each threshold's kind.
+        """
+        if not overrides:
+            return self
+        specs = dict(self.fairness.thresholds)
+        for key, value in overrides.items():
+            metric, _, bound = key.rpartition("_")
+            if metric not in specs or bound not in ("min", "max"):
+                allowed = sorted(f"{m}_{b}" for m in specs for b in ("min", "max"))
+                raise PolicyError(f"Policy key 'override {key}' must be one of {allowed}. Got {key!r} instead.")
+            if bound == "min" and specs[metric].kind != "ratio_band":
+                raise PolicyError(f"Override '{key}': {metric} is an abs_difference bound and has no min.")
+            specs[metric] = specs[metric].model_copy(update={bound: float(value)})
+        copy = self.model_copy(update={"fairness": self.fairness.model_copy(update={"thresholds": specs})})
+        copy._sha256, copy._path, copy._raw = self._sha256, self._path, self._raw
+        return copy
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derived_defaults(cls, raw: Any) -> Any:
+        """Defaults that follow from other keys, filled in before validation (so they are validated too)."""
+        if not isinstance(raw, dict):
+            return raw
+        dataset, audit, model, mitigation = (raw.get(k) for k in ("dataset", "audit", "model", "mitigation"))
+        audit = {} if audit is None else dict(audit) if isinstance(audit, dict) else audit
+        if isinstance(audit, dict):
+            source = dataset.get("source") if isinstance(dataset, dict) else None
+            if audit.get("incoming") is None and isinstance(source, str) and source.startswith("bundled://"):
+                audit["incoming"] = SIMULATED_FEED  # rules._check_feeds refuses it for columns Adult lacks
+            table = audit.get("log_table")
+            if audit.get("outcomes_table") is None and isinstance(table, str) and "/" in table:
+                audit["outcomes_table"] = f"{table.rsplit('/', 1)[1]}_outcomes"
+        out = {**raw, "audit": audit}
+        if isinstance(mitigation, dict) and mitigation.get("estimators"):
+            out["mitigation"] = {**mitigation, "estimators": list(dict.fromkeys(mitigation["estimators"]))}
+        elif mitigation is None or isinstance(mitigation, dict):
+            estimator = model.get("estimator", "logistic_regression") if isinstance(model, dict) else None
+            if isinstance(estimator, str):
+                out["mitigation"] = {**(mitigation or {}), "estimators": [estimator]}
+        return out
+
+    @model_validator(mode="after")
+    def _keys_agree(self) -> Policy:
+        """The rules that relate several keys; each raises :class:`PolicyError` naming them."""
+        rules.check(self)
+        return self
+
+
+def validate(raw: Any) -> Policy:
+    """``raw`` (as read from YAML) as a :class:`Policy`, or :class:`PolicyError` with every problem named."""
     try:
-        return PolicyFile.model_validate(raw)
+        return Policy.model_validate(raw)
     except ValidationError as exc:
-        raise ValueError(" ".join(describe(e) for e in exc.errors()[:5])) from None
+        errors = exc.errors()
+        for e in errors:  # a rule relating several keys already names them: raise it as written
+            if isinstance(e.get("ctx", {}).get("error"), PolicyError):
+                raise e["ctx"]["error"] from None
+        raise PolicyError(" ".join(describe(e) for e in errors[:5])) from None
 
 
 def key_path(loc: tuple[int | str, ...]) -> str:
@@ -524,7 +670,7 @@ def key_path(loc: tuple[int | str, ...]) -> str:
 
 def _fields_at(loc: tuple[int | str, ...]) -> list[str]:
     """The keys allowed in the mapping at ``loc`` (for 'did you mean')."""
-    model: Any = PolicyFile
+    model: Any = Policy
     for part in loc:
         if isinstance(part, int) or model is None:
             continue
@@ -536,8 +682,6 @@ def _fields_at(loc: tuple[int | str, ...]) -> list[str]:
 
 
 def _section_type(annotation: Any) -> Any:
-    from typing import get_args
-
     if isinstance(annotation, type) and issubclass(annotation, _Section):
         return annotation
     for arg in get_args(annotation):
@@ -600,7 +744,7 @@ _EXPECTED = {
 
 
 def json_schema() -> dict[str, Any]:
-    schema: dict[str, Any] = PolicyFile.model_json_schema()
+    schema: dict[str, Any] = Policy.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "Fairgate policy"
     return schema
@@ -624,7 +768,7 @@ def defaults_table() -> str:
                 default = _show(value)
             rows.append(f"| `{key}` | {field.description or ''} | {default} |")
 
-    walk(PolicyFile, "")
+    walk(Policy, "")
     return "\n".join(rows)
 
 

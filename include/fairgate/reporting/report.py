@@ -11,7 +11,7 @@ import math
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from fairgate.policy.loader import Policy
+from fairgate.policy.schema import Policy
 from fairgate.reporting import charts
 from fairgate.reporting.pages import Image, fmt, markdown_to_html, render_html, render_markdown, section
 
@@ -217,23 +217,21 @@ def model_card(record: dict[str, Any], policy: Policy) -> str:
         gate=gate,
         performance=section(record.get("performance")),
         model_name=policy.model_name,
-        estimator_params=policy.estimator_params,
-        seed=policy.seed,
-        decision_threshold=policy.decision_threshold,
+        estimator_params=policy.model.params,
+        seed=policy.model.seed,
+        decision_threshold=policy.model.decision_threshold,
         policy_sha256=section(record.get("policy"))["sha256"],
-        label=policy.label,
-        favorable_label=policy.favorable_label,
-        protected=[
-            {"column": a.column, "privileged": list(a.privileged) or f"{a.op} {a.value}"} for a in policy.protected
-        ],
+        label=policy.dataset.label,
+        favorable_label=policy.dataset.favorable_label,
+        protected=[{"column": a.column, "privileged": a.privileged_group} for a in policy.protected_attributes],
         intersections=", ".join(" × ".join(c) for c in policy.intersections) or "none",
         use_protected=policy.use_protected_as_features,
-        proxy_auc_warning=f"{policy.proxy_auc_warning:g}",
+        proxy_auc_warning=f"{policy.bias.proxy_auc_warning:g}",
         proxy_header=PROXY_HEADER,
         proxy_rows=proxy_rows(proxies) if proxies else None,
         proxy_measured_on=(proxies or {}).get("measured_on") or "training rows",
-        confidence=f"{policy.confidence_level:.0%}",
-        thresholds=", ".join(f"{t.metric} {t.describe()}" for t in policy.fairness_thresholds),
+        confidence=f"{policy.fairness.confidence_level:.0%}",
+        thresholds=", ".join(f"{t.metric} {t.describe()}" for t in policy.fairness.bounds),
         period=" to ".join(data["period"] or []) or "the whole source (not partitioned by date)",
         mitigation_text=mitigation.get("method") if mitigation.get("applied") else f"none ({mitigation.get('reason')})",
         fairness_header=FAIRNESS_HEADER,
@@ -308,7 +306,7 @@ def run_report(record: dict[str, Any], policy: Policy) -> str:
         )
     search = record.get("search")
     if search:
-        ratio = [t for t in policy.fairness_thresholds if t.metric == "disparate_impact"]
+        ratio = [t for t in policy.fairness.bounds if t.metric == "disparate_impact"]
         images["search"] = Image(
             charts.search_front(
                 search_points(search),
@@ -320,7 +318,7 @@ def run_report(record: dict[str, Any], policy: Policy) -> str:
     if fairness:
         metrics = {k: {m: v for m, v in r.items() if m != "counts"} for k, r in fairness.items()}
         images["fairness"] = Image(
-            charts.fairness_intervals(metrics, list(policy.fairness_thresholds)),
+            charts.fairness_intervals(metrics, list(policy.fairness.bounds)),
             "fairness metrics with intervals against the policy thresholds",
         )
     gate = section(record.get("gate"))
@@ -337,7 +335,7 @@ def run_report(record: dict[str, Any], policy: Policy) -> str:
         mitigation=section(mitigation),
         bias_header=BIAS_HEADER,
         bias_rows=bias_rows,
-        proxy_auc_warning=f"{policy.proxy_auc_warning:g}",
+        proxy_auc_warning=f"{policy.bias.proxy_auc_warning:g}",
         proxy_header=PROXY_HEADER,
         proxy_rows=proxy_rows(bias.get("proxies")),
         proxy_measured_on=(bias.get("proxies") or {}).get("measured_on") or "training rows",
@@ -345,7 +343,7 @@ def run_report(record: dict[str, Any], policy: Policy) -> str:
         comparison_header=COMPARISON_HEADER,
         comparison_rows=comparison_rows(record.get("comparison")),
         fairness=fairness,
-        confidence=f"{policy.confidence_level:.0%}",
+        confidence=f"{policy.fairness.confidence_level:.0%}",
         fairness_header=FAIRNESS_HEADER,
         fairness_rows=fairness_rows(fairness),
         charts=images,

@@ -31,7 +31,7 @@ from fairgate.models.evaluation import assess
 from fairgate.models.evaluation import evaluate as measure
 from fairgate.models.training import assign_split, load_model_bytes, split_frame
 from fairgate.policy.authoring import short_of_evidence
-from fairgate.policy.schema import check_params
+from fairgate.policy.rules import check_params
 from fairgate.reporting.report import model_card, quality_report, review_body, run_report
 from fairgate.stages.contracts import (
     Artifact,
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from fairgate.policy.loader import Policy
+    from fairgate.policy.schema import Policy
     from fairgate.storage.base import ArtifactStore, Written
 
 log = logging.getLogger(__name__)
@@ -127,16 +127,21 @@ def collect(store: ArtifactStore, policy: Policy, run: RunInfo) -> Snapshot:
     df = read_source(policy, interval=interval)
     dupes = duplicate_rows(df, policy)
     wanted = dict.fromkeys(
-        [*([policy.row_key] if policy.row_key else []), *policy.features, *policy.protected_columns, policy.label]
+        [
+            *([policy.dataset.row_key] if policy.dataset.row_key else []),
+            *policy.features,
+            *policy.protected_columns,
+            policy.dataset.label,
+        ]
     )
     df = df[[c for c in wanted if c in df.columns]]
     written = store.put_new(f"{run.prefix}/snapshot.parquet", to_parquet_bytes(df))
-    period = (interval[0].isoformat(), interval[1].isoformat()) if interval and policy.partitioned else None
+    period = (interval[0].isoformat(), interval[1].isoformat()) if interval and policy.dataset.partitioned else None
     return Snapshot(
         data=_artifact(written),
         rows=len(df),
         columns=tuple(df.columns),
-        source=policy.source,
+        source=policy.dataset.source,
         duplicate_rows=dupes,
         period=period,
     )
@@ -223,7 +228,7 @@ def search_plan(store: ArtifactStore, policy: Policy, run: RunInfo, bias: Bias) 
     _put_json(
         store,
         f"{run.prefix}/search_plan.json",
-        {"candidates": specs, "bias_detected": bias.detected, "search": policy.mitigation_search},
+        {"candidates": specs, "bias_detected": bias.detected, "search": policy.mitigation.search},
     )
     return [{"candidate": spec, "bias": bias.to_json()} for spec in specs]
 
@@ -265,7 +270,7 @@ def fit_candidate(
     stored = _artifact(store.put(f"{prefix}/model.skops", training.dump_model(model)))
     weights = None
     if "weights" in extra:
-        rows = train[policy.row_key].to_numpy() if policy.row_key else (split == "train").nonzero()[0]
+        rows = train[policy.dataset.row_key].to_numpy() if policy.dataset.row_key else (split == "train").nonzero()[0]
         weights = _put_frame(
             store, f"{prefix}/weights.parquet", pd.DataFrame({"row": rows, "weight": extra["weights"]})
         )
@@ -315,7 +320,7 @@ def select_candidate(
         }
         for c in candidates
     ]
-    choice = mitigation.select(rows, policy.mitigation_selection)
+    choice = mitigation.select(rows, policy.mitigation.selection)
     table = []
     for c in candidates:
         full = read_json(store, c.result, f"validation result of {c.id}") if c.result else {}
@@ -437,7 +442,7 @@ def train(store: ArtifactStore, policy: Policy, run: RunInfo, bias: Bias) -> Tra
         model=model,
         split=bias.split,
         weighted=False,
-        estimator=policy.estimator,
+        estimator=policy.model.estimator,
         rows=fitted["rows"],
         validation=fitted["validation"],
         result=result,

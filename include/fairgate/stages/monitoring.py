@@ -26,7 +26,7 @@ from fairgate.stages.contracts import Audit
 if TYPE_CHECKING:
     import pandas as pd
 
-    from fairgate.policy.loader import Policy
+    from fairgate.policy.schema import Policy
     from fairgate.storage.base import ArtifactStore
 
 
@@ -58,7 +58,7 @@ def score_day(store: ArtifactStore, policy: Policy, day: date, records: pd.DataF
         model, records, policy, version=version, reference=_reference(store, policy, version, records), ranges=ranges
     )
     written = prediction_log.write_day(store, policy.model_name, day, log, outcomes)
-    if policy.audit_log_table:
+    if policy.audit.log_table:
         sql_audit.write_day(policy, day, log, outcomes)
     out = {
         "day": day.isoformat(),
@@ -89,15 +89,15 @@ def score(store: ArtifactStore, policy: Policy, day: date, *, scenario: str | No
 def audit_day(store: ArtifactStore, policy: Policy, day: date, *, run_id: str) -> dict[str, Any]:
     """Measure the window ending ``day`` and classify it healthy / degraded / insufficient evidence."""
     fetched = prediction_log.fetch_outcomes(store, policy, day)
-    if policy.audit_log_table:
+    if policy.audit.log_table:
         return _audit_in_sql(store, policy, day, run_id=run_id, fetched=fetched)
     df, days, versions = prediction_log.read_window(
         store,
         policy.model_name,
         day,
-        policy.audit_window_days,
-        row_key=policy.row_key or "",
-        label_lag_days=policy.audit_label_lag_days,
+        policy.audit.window_days,
+        row_key=policy.dataset.row_key or "",
+        label_lag_days=policy.audit.label_lag_days,
         case_outcomes=cases.outcomes_by_day(store, policy.model_name),
     )
     base = {
@@ -135,7 +135,7 @@ def audit_day(store: ArtifactStore, policy: Policy, day: date, *, run_id: str) -
             scale=scale,
             proxies=proxies,
             sample=policy.recourse.audit_sample,
-            seed=policy.seed,
+            seed=policy.model.seed,
         )
         result = measure.with_recourse(result, found, policy)
     return result
@@ -177,7 +177,7 @@ def audit(store: ArtifactStore, policy: Policy, day: date, *, run_id: str, run_t
     """The audit stage: measure the window ending ``day``, write its report, store it and append the evidence."""
     result = audit_day(store, policy, day, run_id=run_id)
     trend = prediction_log.audit_trend(store, policy.model_name, result)
-    page = audit_report(result, trend, list(policy.fairness_thresholds))
+    page = audit_report(result, trend, list(policy.fairness.bounds))
     saved = prediction_log.save_audit(store, policy.model_name, result, report_html=page)
     return Audit(
         date=result["date"],

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from airflow.sdk import DAG, Context
 
-    from fairgate.policy.loader import Policy
+    from fairgate.policy.schema import Policy
     from fairgate.stages.lifecycle import RunInfo
     from fairgate.storage.base import ArtifactStore
 

@@ -281,7 +281,7 @@ class HumanReviewOperator(Stage, HITLBranchOperator):
         from fairgate_airflow.review import report_url
 
         policy, run = self.policy(context), self.run_info(context)
-        self.response_timeout = timedelta(hours=policy.review_timeout_hours)
+        self.response_timeout = timedelta(hours=policy.fairness.review_timeout_hours)
         self.body, report = guarded(
             lifecycle.request_review,
             self.store(),
