@@ -41,9 +41,11 @@ def on_complete(record: dict[str, Any], *, seq: int, entry_hash: str) -> Any:
     from airflow.providers.openlineage.extractors import OperatorLineage
 
     from fairgate.governance import lineage
+    from fairgate.governance.records import LifecycleRecord
 
-    inputs, outputs = lineage.datasets(record)
-    facet = FairgateFairnessDatasetFacet(**lineage.fairness_facet(record, seq=seq, entry_hash=entry_hash))
+    rec = LifecycleRecord.from_json(record)
+    inputs, outputs = lineage.datasets(rec)
+    facet = FairgateFairnessDatasetFacet(**lineage.fairness_facet(rec, seq=seq, entry_hash=entry_hash))
     return OperatorLineage(
         inputs=[Dataset(namespace=ns, name=name) for ns, name in inputs],
         outputs=[Dataset(namespace=ns, name=name, facets={lineage.FACET: facet}) for ns, name in outputs],

@@ -8,6 +8,7 @@ import pytest
 from tests.conftest import default_policy_dict, edited
 
 from fairgate.fairness import groups
+from fairgate.governance.records import LifecycleRecord
 from fairgate.models import explain, training
 from fairgate.policy.loader import parse_policy
 
@@ -189,7 +190,15 @@ def test_importance_on_one_label_class_is_skipped_not_guessed():
     assert result["skipped"] == {"all rows": "one class of 'approved' only"}
     from fairgate.reporting.report import run_report
 
-    page = run_report({"decision": "rejected", "importance": {"candidate": result}}, policy)
+    record = LifecycleRecord(
+        run_id="r",
+        dag_id="d",
+        decision="rejected",
+        model_name="m",
+        policy={"sha256": ""},
+        importance={"candidate": result},
+    )
+    page = run_report(record, policy)
     import html
 
     assert "Not measured: all rows: one class of 'approved' only" in html.unescape(page) and "<img" not in page

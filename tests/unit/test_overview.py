@@ -42,7 +42,8 @@ def _run(store, model, i, *, deploy):
         "decision": "deployed" if deploy else "rejected",
         "recorded_at": f"2026-03-{i + 1:02d}T00:00:00+00:00",
         "gate": {"outcome": "pass" if deploy else "fail", "reasons": [] if deploy else [f"reason {i}"]},
-        "model": {"sha256": sha256_bytes(f"{model}-{i}".encode())},
+        "policy": {"sha256": "ab" * 32},
+        "model": {"sha256": sha256_bytes(f"{model}-{i}".encode()), "uri": f"file:///srv/{model}/{i}/model.skops"},
     }
     if deploy:
         m = registry.register(

@@ -16,6 +16,7 @@ import pytest
 from markdown_it import MarkdownIt
 
 from fairgate.errors import PolicyError
+from fairgate.governance.records import LifecycleRecord
 from fairgate.policy.loader import parse_policy
 from fairgate.reporting import pages
 
@@ -130,10 +131,17 @@ def hostile_record():
         "dag_id": "credit_risk_lifecycle",
         "run_id": f"manual__{EVIL}",
         "decision": "deployed",
+        "model_name": f"credit {EVIL}",
         "code_version": "0.1.0",
         "policy": {"sha256": "ab" * 32},
         "data": {"uri": f"file:///tmp/{EVIL}", "rows": 150, "sha256": "cd" * 32, "source": EVIL, "period": None},
-        "quality": {"rows": 150, "checks": 3, "failed": 1, "failures": [f"expect_x on column '{EVIL}'"]},
+        "quality": {
+            "passed": False,
+            "rows": 150,
+            "checks": 3,
+            "failed": 1,
+            "failures": [f"expect_x on column '{EVIL}'"],
+        },
         "bias": {
             "detected": True,
             "comparisons": {key: base},
@@ -145,6 +153,7 @@ def hostile_record():
         "mitigation": {"applied": True, "method": "reweighing", "after": {key: {**base, "disparate_impact": 1.0}}},
         "model": {
             "sha256": "ef" * 32,
+            "uri": f"file:///tmp/{EVIL}.skops",
             "version": "ef" * 32,
             "estimator": "logistic_regression",
             "weighted": True,
@@ -174,7 +183,7 @@ def hostile_record():
 def test_run_report_shows_every_outside_value_as_text():
     from fairgate.reporting.report import run_report
 
-    page = run_report(hostile_record(), hostile_policy())
+    page = run_report(LifecycleRecord.from_json(hostile_record()), hostile_policy())
     parsed = assert_inert(page)
     text = " ".join(" ".join(parsed.text).split())
     # The reviewer's rationale and name in the Approval section, and again inside the model card.
@@ -187,7 +196,7 @@ def test_model_card_markdown_is_inert_even_where_raw_html_renders():
     """The card is stored as Markdown and read elsewhere; escaped values stay text under any renderer."""
     from fairgate.reporting.report import model_card
 
-    card = model_card(hostile_record(), hostile_policy())
+    card = model_card(LifecycleRecord.from_json(hostile_record()), hostile_policy())
     assert "\n## Approval\n" in card and "\n| comparison | n unpriv / priv | DI |" in card
     for renderer in (MarkdownIt("commonmark"), MarkdownIt("commonmark", {"html": False}).enable("table")):
         assert_inert(renderer.render(card))
@@ -196,7 +205,11 @@ def test_model_card_markdown_is_inert_even_where_raw_html_renders():
 def test_review_request_body_is_inert_markdown():
     from fairgate.reporting.report import review_body
 
-    body = review_body(hostile_record(), report_url="/fairgate/report/run/d/r%20x", stored_uri=f"file:///{EVIL}")
+    body = review_body(
+        LifecycleRecord.from_json(hostile_record()),
+        report_url="/fairgate/report/run/d/r%20x",
+        stored_uri=f"file:///{EVIL}",
+    )
     rendered = MarkdownIt("commonmark").enable("table").render(body)
     parsed = assert_inert(rendered)
     links = [a["href"] for tag, a in parsed.tags if tag == "a"]
@@ -275,7 +288,7 @@ def test_the_content_security_policy_allows_exactly_the_inline_stylesheet():
     assert csp["default-src"] == "'none'" and "script-src" not in csp  # falls back to 'none'
     assert csp["img-src"] == "data:" and csp["frame-ancestors"] == "'self'"
     for page in (
-        run_report(hostile_record(), hostile_policy()),
+        run_report(LifecycleRecord.from_json(hostile_record()), hostile_policy()),
         pages.render_html("sign_in.html.j2", login_url="/auth/login"),
     ):
         styles = _Page()

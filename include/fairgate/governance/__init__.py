@@ -1,6 +1,7 @@
 """What was decided, by whom, and proof that nothing was changed since.
 
 - :mod:`.evidence`: the hash-chained, append-only evidence log (``append``, ``verify``);
+- :mod:`.records`: a lifecycle run's record, typed (``LifecycleRecord.from_json`` / ``to_json``);
 - :mod:`.registry`: model versions and the production pointer (``register``, ``promote``, ``rollback``);
 - :mod:`.cases`: contested and reviewed decisions (``open_contest``, ``decide``);
 - :mod:`.bundle`: release bundles an auditor checks offline (``build``, ``verify``);

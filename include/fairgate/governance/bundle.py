@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from fairgate.errors import CODE_VERSION, BundleError, NotFoundError
 from fairgate.governance import annex_iv, evidence, registry
+from fairgate.governance.records import LifecycleRecord
 from fairgate.storage.base import read_recorded
 
 if TYPE_CHECKING:
@@ -83,9 +84,12 @@ def concerns(record: dict[str, Any], version: str) -> bool:
     to or from it, or an audit that judged it (or scored with it)."""
     kind = record.get("kind")
     if kind == "lifecycle":
-        model = record.get("model") or {}
-        deployment = record.get("deployment") or {}
-        return version in (model.get("sha256"), model.get("version"), deployment.get("version"))
+        run = LifecycleRecord.from_json(record)
+        return version in (
+            run.model and run.model.sha256,
+            run.model and run.model.version,
+            run.deployment and run.deployment.version,
+        )
     if kind == "rollback":
         return version in (record.get("from_version"), record.get("to_version"))
     if kind == "audit":

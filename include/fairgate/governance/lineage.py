@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from fairgate.governance.records import LifecycleRecord
+
 # The custom facet's name in an OpenLineage event, and the JSON Schema that defines it (docs/lineage/).
 FACET = "fairgate_fairness"
 SCHEMA_URL = "https://fairgate.invalid/spec/facets/1-0-0/FairgateFairnessDatasetFacet.json"
@@ -28,36 +30,33 @@ def dataset(uri: str) -> tuple[str, str]:
     return "file", uri
 
 
-def datasets(record: dict[str, Any]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+def datasets(record: LifecycleRecord) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """The run's inputs (its snapshot) and outputs (registered model, report, card, datasheet)."""
-    data = record.get("data") or {}
-    inputs = [dataset(data["uri"])] if data.get("uri") else []
+    inputs = [dataset(record.data.uri)] if record.data and record.data.uri else []
     outputs = [
-        dataset(ref["uri"])
-        for ref in (record.get("model"), record.get("report"), record.get("model_card"), record.get("datasheet"))
-        if ref and ref.get("uri")
+        dataset(ref.uri)
+        for ref in (record.model, record.report, record.model_card, record.datasheet)
+        if ref and ref.uri
     ]
     return inputs, outputs
 
 
-def fairness_facet(record: dict[str, Any], *, seq: int, entry_hash: str) -> dict[str, Any]:
+def fairness_facet(record: LifecycleRecord, *, seq: int, entry_hash: str) -> dict[str, Any]:
     """The facet: the run's decision, the gate's outcome and key metrics, and the evidence record's hash."""
-    fairness = record.get("fairness") or {}
     metrics = {
         f"{key}.{metric}": value.get("value")
-        for key, result in fairness.items()
+        for key, result in (record.fairness or {}).items()
         for metric, value in result.items()
         if metric != "counts" and isinstance(value, dict)
     }
-    gate = record.get("gate") or {}
     return {
-        "decision": record.get("decision"),
-        "gateOutcome": gate.get("outcome"),
-        "gateReasons": list(gate.get("reasons") or [])[:5],
-        "modelVersion": (record.get("model") or {}).get("version") or (record.get("model") or {}).get("sha256"),
-        "balancedAccuracy": (record.get("performance") or {}).get("balanced_accuracy"),
+        "decision": record.decision,
+        "gateOutcome": record.gate.outcome if record.gate else None,
+        "gateReasons": list(record.gate.reasons)[:5] if record.gate else [],
+        "modelVersion": (record.model.version or record.model.sha256) if record.model else None,
+        "balancedAccuracy": (record.performance or {}).get("balanced_accuracy"),
         "metrics": metrics,
         "evidenceSeq": seq,
         "evidenceHash": entry_hash,
-        "modelName": record.get("model_name"),
+        "modelName": record.model_name,
     }

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from fairgate.errors import NOT_RETRIED, IntegrityError, StageError, TrackingUnavailable
 from fairgate.governance import evidence, registry
+from fairgate.governance.records import LifecycleRecord
 from fairgate.integrations import serving
 from fairgate.stages.contracts import Tracked
 from fairgate.storage.base import read_recorded, verify
@@ -163,35 +164,35 @@ def fairness_metrics(fairness: dict[str, Any], prefix: str = "fairness") -> dict
     return out
 
 
-def lifecycle_metrics(rec: dict[str, Any]) -> dict[str, float]:
-    out = {name("performance", k): float(v) for k, v in (rec.get("performance") or {}).items() if _finite(v)}
-    out.update(fairness_metrics(rec.get("fairness") or {}))
-    if rec.get("data"):
-        out["data/rows"] = float(rec["data"]["rows"])
+def lifecycle_metrics(rec: LifecycleRecord) -> dict[str, float]:
+    out = {name("performance", k): float(v) for k, v in (rec.performance or {}).items() if _finite(v)}
+    out.update(fairness_metrics(rec.fairness or {}))
+    if rec.data:
+        out["data/rows"] = float(rec.data.rows)
     return out
 
 
 def lifecycle_tags(entry: dict[str, Any], *, run_url: str | None) -> dict[str, str]:
-    rec = entry["record"]
+    rec = LifecycleRecord.from_json(entry["record"])
     tags = {
         "fairgate.kind": "lifecycle",
-        "fairgate.run_id": rec["run_id"],
-        "fairgate.dag_id": rec["dag_id"],
-        "fairgate.decision": str(rec["decision"]),
-        "fairgate.code_version": str(rec.get("code_version")),
-        "fairgate.policy_sha256": str(rec["policy"]["sha256"]),
+        "fairgate.run_id": rec.run_id,
+        "fairgate.dag_id": rec.dag_id,
+        "fairgate.decision": rec.decision,
+        "fairgate.code_version": str(rec.code_version),
+        "fairgate.policy_sha256": rec.policy.sha256,
         "fairgate.evidence_seq": str(entry["seq"]),
         "fairgate.evidence_hash": entry["hash"],
-        "mlflow.runName": rec["run_id"],
+        "mlflow.runName": rec.run_id,
     }
-    if rec.get("data"):
-        tags.update({"fairgate.data_sha256": rec["data"]["sha256"], "fairgate.data_rows": str(rec["data"]["rows"])})
-    if rec.get("gate"):
-        tags["fairgate.gate_outcome"] = rec["gate"]["outcome"]
-    if rec.get("model"):
-        tags.update({"fairgate.model_sha256": rec["model"]["sha256"], "fairgate.estimator": rec["model"]["estimator"]})
-    if rec.get("review"):
-        tags["fairgate.approver"] = str(rec["review"].get("reviewer") or "")
+    if rec.data:
+        tags.update({"fairgate.data_sha256": rec.data.sha256, "fairgate.data_rows": str(rec.data.rows)})
+    if rec.gate:
+        tags["fairgate.gate_outcome"] = rec.gate.outcome
+    if rec.model:
+        tags.update({"fairgate.model_sha256": rec.model.sha256, "fairgate.estimator": str(rec.model.estimator)})
+    if rec.review:
+        tags["fairgate.approver"] = str(rec.reviewer or "")
     if run_url:
         tags["fairgate.run_url"] = run_url
     return tags
@@ -245,18 +246,18 @@ def _log(
         )
 
 
-def _artifacts(store: ArtifactStore, rec: dict[str, Any], entry: dict[str, Any], folder: Path) -> Path:
+def _artifacts(store: ArtifactStore, rec: LifecycleRecord, entry: dict[str, Any], folder: Path) -> Path:
     """The run's pages and its evidence record, each checked against the sha256 the record names."""
     folder.mkdir(parents=True, exist_ok=True)
     pages = {
-        "report.html": rec.get("report"),
-        "model_card.md": rec.get("model_card"),
-        "datasheet.md": rec.get("datasheet"),
-        "quality.html": (rec.get("quality") or {}).get("page"),
+        "report.html": rec.report,
+        "model_card.md": rec.model_card,
+        "datasheet.md": rec.datasheet,
+        "quality.html": rec.quality.page if rec.quality else None,
     }
     for file, ref in pages.items():
-        if ref and ref.get("uri") and ref.get("sha256"):
-            (folder / file).write_bytes(_recorded(store, ref["uri"], ref["sha256"], file))
+        if ref and ref.uri and ref.sha256:
+            (folder / file).write_bytes(_recorded(store, ref.uri, ref.sha256, file))
     (folder / "evidence.json").write_text(json.dumps(entry, indent=2, sort_keys=True, default=str))
     return folder
 
@@ -269,8 +270,8 @@ def _recorded(store: ArtifactStore, uri: str, sha256: str | None, what: str) -> 
     return verify(data, sha256, where=f"{what} {uri}") if sha256 else data
 
 
-def _policy_file(store: ArtifactStore, rec: dict[str, Any]) -> bytes | None:
-    uri = (rec.get("policy") or {}).get("uri")
+def _policy_file(store: ArtifactStore, rec: LifecycleRecord) -> bytes | None:
+    uri = rec.policy.uri
     return read_recorded(store, uri) if uri else None
 
 
@@ -280,22 +281,22 @@ def log_lifecycle(
     """The MLflow run of one lifecycle evidence entry, and whether this call wrote it."""
     import yaml
 
-    rec = entry["record"]
+    rec = LifecycleRecord.from_json(entry["record"])
     exp = experiment(mlflow, policy.model_name)
-    for found in _runs(mlflow, exp, "fairgate.run_id", rec["run_id"]):
+    for found in _runs(mlflow, exp, "fairgate.run_id", rec.run_id):
         if found.data.tags.get("fairgate.evidence_hash") == entry["hash"] and found.data.tags.get("fairgate.complete"):
             return str(found.info.run_id), False
         if found.data.tags.get("fairgate.kind") == "lifecycle":
             mlflow.delete_run(found.info.run_id)  # cut off, or of a record since replaced: write it again
-    at = _ms(rec.get("recorded_at"))
+    at = _ms(rec.recorded_at)
     kept = _policy_file(store, rec)
     raw = yaml.safe_load(kept) if kept else policy.raw
-    run = mlflow.create_run(exp, start_time=at, tags=lifecycle_tags(entry, run_url=run_url), run_name=rec["run_id"])
+    run = mlflow.create_run(exp, start_time=at, tags=lifecycle_tags(entry, run_url=run_url), run_name=rec.run_id)
     run_id = str(run.info.run_id)
     _log(mlflow, run_id, metrics=lifecycle_metrics(rec), params=params_of(raw), at=at)
     with tempfile.TemporaryDirectory() as tmp:
         mlflow.log_artifacts(run_id, str(_artifacts(store, rec, entry, Path(tmp) / "fairgate")), "fairgate")
-    for cand in (rec.get("search") or {}).get("candidates") or []:
+    for cand in (rec.search or {}).get("candidates") or []:
         child = mlflow.create_run(
             exp,
             start_time=at,
@@ -303,7 +304,7 @@ def log_lifecycle(
             tags={
                 "mlflow.parentRunId": run_id,
                 "fairgate.kind": "candidate",
-                "fairgate.run_id": rec["run_id"],
+                "fairgate.run_id": rec.run_id,
                 "fairgate.candidate": cand["id"],
                 "fairgate.status": str(cand.get("status")),
                 "fairgate.chosen": str(bool(cand.get("chosen"))).lower(),
@@ -339,6 +340,11 @@ def mlflow_version(mlflow: MlflowClient, model: str, version: str) -> Any | None
     return None
 
 
+def _promoted(rec: LifecycleRecord) -> str | None:
+    """The version a lifecycle run promoted to production (None when it promoted nothing)."""
+    return rec.deployment.version if rec.deployment and rec.promoted else None
+
+
 def register_version(
     mlflow: MlflowClient,
     store: ArtifactStore,
@@ -346,7 +352,7 @@ def register_version(
     version: str,
     *,
     run_id: str,
-    rec: dict[str, Any],
+    rec: LifecycleRecord,
     evidence_hash: str,
 ) -> tuple[str, bool]:
     """The MLflow version of Fairgate ``version`` (registered under ``run_id`` if new), and whether it is new."""
@@ -384,7 +390,7 @@ def register_version(
             description=f"Registered by Fairgate from {model}'s lifecycle runs; the "
             f"'{ALIAS}' alias follows Fairgate's production pointer.",
         )
-    review = rec.get("review") or {}
+    review = rec.review or {}
     mv = mlflow.create_model_version(
         model,
         source=f"{mlflow.get_run(run_id).info.artifact_uri}/model",
@@ -530,19 +536,20 @@ def sync(
         entries = evidence.entries(store, policy.model_name)
         audits = []
         for entry in entries:
-            rec = entry["record"]
-            if rec.get("kind") == "audit":
+            kind = entry["record"].get("kind")
+            if kind == "audit":
                 audits.append(entry)
-            wanted = lifecycle_runs and (run_id is None or rec.get("run_id") == run_id)
-            if rec.get("kind") != "lifecycle" or not wanted:
+            wanted = lifecycle_runs and (run_id is None or entry["record"].get("run_id") == run_id)
+            if kind != "lifecycle" or not wanted:
                 continue
+            rec = LifecycleRecord.from_json(entry["record"])
             mlflow_run, wrote = log_lifecycle(mlflow, store, policy, entry, run_url=run_url)
             if wrote:
                 out.runs.append(mlflow_run)
             else:
                 out.present += 1
-            version = (rec.get("deployment") or {}).get("version")
-            if version and (rec.get("deployment") or {}).get("promoted"):
+            version = _promoted(rec)
+            if version:
                 mv, new = register_version(
                     mlflow, store, policy, version, run_id=mlflow_run, rec=rec, evidence_hash=entry["hash"]
                 )
@@ -556,8 +563,7 @@ def sync(
                     e
                     for e in reversed(entries)
                     if e["record"].get("kind") == "lifecycle"
-                    and (e["record"].get("deployment") or {}).get("version") == production
-                    and e["record"]["deployment"].get("promoted")
+                    and _promoted(LifecycleRecord.from_json(e["record"])) == production
                 ),
                 None,
             )
@@ -571,7 +577,7 @@ def sync(
                     policy,
                     production,
                     run_id=mlflow_run,
-                    rec=deployed["record"],
+                    rec=LifecycleRecord.from_json(deployed["record"]),
                     evidence_hash=deployed["hash"],
                 )
                 out.versions.append(mv)

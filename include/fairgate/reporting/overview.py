@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from fairgate.errors import ConflictError, NotFoundError, RegistryError, StoreConfigError, StoreError
 from fairgate.governance import evidence, registry
+from fairgate.governance.records import LifecycleRecord
 
 if TYPE_CHECKING:
     from fairgate.storage.base import ArtifactStore
@@ -40,13 +41,15 @@ def models(store: ArtifactStore) -> list[str]:
     return sorted(set(store.folders("registry/")) | set(evidence.models(store)))
 
 
-def _decision(entry: dict[str, Any]) -> dict[str, Any]:
-    rec = entry["record"]
+def _decision(seq: int, rec: LifecycleRecord) -> dict[str, Any]:
     return {
-        "seq": entry["seq"],
-        **{k: rec.get(k) for k in ("dag_id", "run_id", "decision", "recorded_at")},
-        "gate": (rec.get("gate") or {}).get("outcome"),
-        "reasons": (rec.get("gate") or {}).get("reasons", [])[:3],
+        "seq": seq,
+        "dag_id": rec.dag_id,
+        "run_id": rec.run_id,
+        "decision": rec.decision,
+        "recorded_at": rec.recorded_at,
+        "gate": rec.gate.outcome if rec.gate else None,
+        "reasons": rec.gate.reasons[:3] if rec.gate else [],
     }
 
 
@@ -96,8 +99,9 @@ def summary(store: ArtifactStore, model: str) -> dict[str, Any]:
         entry = evidence.entry(store, model, seq)
         rec = entry["record"]
         if rec.get("kind") == "lifecycle":
-            index["decisions"] = [_decision(entry), *index["decisions"]][:KEEP]
-            version = (rec.get("model") or {}).get("sha256")
+            run = LifecycleRecord.from_json(rec)
+            index["decisions"] = [_decision(seq, run), *index["decisions"]][:KEEP]
+            version = run.model.sha256 if run.model else None
             if version and version not in index["versions"]:
                 try:
                     index["versions"][version] = _version(registry.read_manifest(store, model, version))

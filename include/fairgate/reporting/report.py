@@ -11,6 +11,7 @@ import math
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from fairgate.governance.records import LifecycleRecord
 from fairgate.policy.schema import Policy
 from fairgate.reporting import charts
 from fairgate.reporting.pages import Image, fmt, markdown_to_html, render_html, render_markdown, section
@@ -189,38 +190,45 @@ FAIRNESS_HEADER = ["comparison", "n unpriv / priv", *METRIC_LABELS.values()]
 BIAS_HEADER = ["comparison", "n unpriv", "n priv", "base rate unpriv", "base rate priv", "DI", "DI after reweighing"]
 
 
-def approval(record: dict[str, Any]) -> dict[str, Any]:
+def approval(record: LifecycleRecord) -> dict[str, Any]:
     """Who approved the model and how, for the Approval sections of the card and the report."""
-    review = record.get("review")
-    if review:
-        return {"kind": "review", **{k: review.get(k) for k in ("choice", "reviewer", "responded_at", "rationale")}}
-    if record.get("decision") == "deployed":
+    if record.review:
+        return {
+            "kind": "review",
+            **{k: record.review.get(k) for k in ("choice", "reviewer", "responded_at", "rationale")},
+        }
+    if record.decision == "deployed":
         return {"kind": "automatic"}
-    return {"kind": "not_approved", "decision": record.get("decision")}
+    return {"kind": "not_approved", "decision": record.decision}
+
+
+def _json(part: Any) -> dict[str, Any]:
+    """A typed section as the dict a template reads (``{}`` for a section the run did not reach)."""
+    return part.to_json() if part is not None else {}
 
 
 def _importance_header(result: dict[str, Any]) -> list[str]:
     return ["input", "overall", *(result.get("by_group") or {})]
 
 
-def model_card(record: dict[str, Any], policy: Policy) -> str:
+def model_card(record: LifecycleRecord, policy: Policy) -> str:
     """The model card of the model trained in ``record``'s run (Markdown)."""
-    model, data, mitigation = section(record.get("model")), section(record.get("data")), record.get("mitigation") or {}
-    gate, bias = section(record.get("gate")), record.get("bias") or {}
-    importance = (record.get("importance") or {}).get("candidate")
+    model, data, mitigation = section(_json(record.model)), section(_json(record.data)), record.mitigation or {}
+    gate, bias = section(_json(record.gate)), record.bias or {}
+    importance = (record.importance or {}).get("candidate")
     proxies = bias.get("proxies")
     return render_markdown(
         "model_card.md.j2",
-        record=section(record),
+        record=section(record.to_json()),
         model=model,
         data=data,
         gate=gate,
-        performance=section(record.get("performance")),
+        performance=section(record.performance),
         model_name=policy.model_name,
         estimator_params=policy.model.params,
         seed=policy.model.seed,
         decision_threshold=policy.model.decision_threshold,
-        policy_sha256=section(record.get("policy"))["sha256"],
+        policy_sha256=record.policy.sha256,
         label=policy.dataset.label,
         favorable_label=policy.dataset.favorable_label,
         protected=[{"column": a.column, "privileged": a.privileged_group} for a in policy.protected_attributes],
@@ -235,10 +243,10 @@ def model_card(record: dict[str, Any], policy: Policy) -> str:
         period=" to ".join(data["period"] or []) or "the whole source (not partitioned by date)",
         mitigation_text=mitigation.get("method") if mitigation.get("applied") else f"none ({mitigation.get('reason')})",
         fairness_header=FAIRNESS_HEADER,
-        fairness_rows=fairness_rows(record.get("fairness")),
+        fairness_rows=fairness_rows(record.fairness),
         comparison_header=COMPARISON_HEADER,
-        comparison_rows=comparison_rows(record.get("comparison")),
-        compared_with=compared_with(record.get("comparison")),
+        comparison_rows=comparison_rows(record.comparison),
+        compared_with=compared_with(record.comparison),
         weighted=bool(model.get("weighted")),
         importance_header=_importance_header(importance) if importance else None,
         importance_rows=importance_rows(importance) if importance else None,
@@ -246,16 +254,16 @@ def model_card(record: dict[str, Any], policy: Policy) -> str:
         proxy_warnings=bias.get("warnings") or [],
         short_of_evidence=bias.get("short_of_evidence") or [],
         approval=approval(record),
-        search_summary=search_summary(record.get("search")),
+        search_summary=search_summary(record.search),
         search_header=SEARCH_HEADER,
-        search_rows=search_rows(record.get("search")),
+        search_rows=search_rows(record.search),
         group_aware=model.get("group_aware") or [],
     )
 
 
-def _importance_sections(record: dict[str, Any]) -> list[dict[str, Any]]:
-    out = []
-    for name, result in (record.get("importance") or {}).items():
+def _importance_sections(record: LifecycleRecord) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for name, result in (record.importance or {}).items():
         if not result.get("overall"):
             skipped = "; ".join(f"{k}: {v}" for k, v in (result.get("skipped") or {}).items())
             out.append({"name": name, "skipped": skipped})
@@ -276,10 +284,10 @@ def _importance_sections(record: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def run_report(record: dict[str, Any], policy: Policy) -> str:
+def run_report(record: LifecycleRecord, policy: Policy) -> str:
     """A self-contained HTML page of the run's evidence: tables, charts (inline PNG) and the model card."""
-    bias, mitigation = record.get("bias") or {}, record.get("mitigation") or {}
-    fairness = record.get("fairness") or {}
+    bias, mitigation = record.bias or {}, record.mitigation or {}
+    fairness = record.fairness or {}
     images: dict[str, Image] = {}
     bias_rows = []
     if bias:
@@ -300,11 +308,9 @@ def run_report(record: dict[str, Any], policy: Policy) -> str:
             charts.base_rates(bias, mitigation if mitigation.get("applied") else None),
             "favourable-label rate per group before and after reweighing",
         )
-    if record.get("performance"):
-        images["tradeoff"] = Image(
-            charts.tradeoff(tradeoff_points(record.get("comparison"))), "fairness-accuracy position"
-        )
-    search = record.get("search")
+    if record.performance:
+        images["tradeoff"] = Image(charts.tradeoff(tradeoff_points(record.comparison)), "fairness-accuracy position")
+    search = record.search
     if search:
         ratio = [t for t in policy.fairness.bounds if t.metric == "disparate_impact"]
         images["search"] = Image(
@@ -321,13 +327,13 @@ def run_report(record: dict[str, Any], policy: Policy) -> str:
             charts.fairness_intervals(metrics, list(policy.fairness.bounds)),
             "fairness metrics with intervals against the policy thresholds",
         )
-    gate = section(record.get("gate"))
+    gate = section(_json(record.gate))
     gate["reasons"] = gate["reasons"] or []
-    quality = section(record.get("quality"))
+    quality = section(_json(record.quality))
     quality["failures"] = quality["failures"] or []
     return render_html(
         "run_report.html.j2",
-        record=section(record),
+        record=section(record.to_json()),
         model_name=policy.model_name,
         gate=gate,
         quality=quality,
@@ -339,9 +345,9 @@ def run_report(record: dict[str, Any], policy: Policy) -> str:
         proxy_header=PROXY_HEADER,
         proxy_rows=proxy_rows(bias.get("proxies")),
         proxy_measured_on=(bias.get("proxies") or {}).get("measured_on") or "training rows",
-        performance=record.get("performance"),
+        performance=record.performance,
         comparison_header=COMPARISON_HEADER,
-        comparison_rows=comparison_rows(record.get("comparison")),
+        comparison_rows=comparison_rows(record.comparison),
         fairness=fairness,
         confidence=f"{policy.fairness.confidence_level:.0%}",
         fairness_header=FAIRNESS_HEADER,
@@ -353,9 +359,9 @@ def run_report(record: dict[str, Any], policy: Policy) -> str:
         search_summary=search_summary(search),
         search_header=SEARCH_HEADER,
         search_rows=search_rows(search),
-        card_html=markdown_to_html(model_card(record, policy)) if record.get("model") else None,
+        card_html=markdown_to_html(model_card(record, policy)) if record.model else None,
         robustness_header=ROBUSTNESS_HEADER,
-        robustness_rows=robustness_rows(record.get("robustness")),
+        robustness_rows=robustness_rows(record.robustness),
     )
 
 
@@ -387,20 +393,20 @@ def robustness_rows(robustness: dict[str, Any] | None) -> list[list[str]]:
     return rows
 
 
-def review_body(record: dict[str, Any], *, report_url: str, stored_uri: str) -> str:
+def review_body(record: LifecycleRecord, *, report_url: str, stored_uri: str) -> str:
     """Markdown body of the review request: why the gate could not decide, the figures, where the report is."""
-    gate, mitigation = section(record.get("gate")), record.get("mitigation") or {}
+    mitigation = record.mitigation or {}
     return render_markdown(
         "review_request.md.j2",
-        reasons=gate["reasons"] or [],
-        performance=section(record.get("performance")),
+        reasons=record.gate.reasons if record.gate else [],
+        performance=section(record.performance),
         mitigated=f"yes ({mitigation.get('method')})" if mitigation.get("applied") else "no",
-        search_summary=search_summary(record.get("search")),
+        search_summary=search_summary(record.search),
         fairness_header=FAIRNESS_HEADER,
-        fairness_rows=fairness_rows(record.get("fairness")),
+        fairness_rows=fairness_rows(record.fairness),
         report_url=report_url,
         stored_uri=stored_uri,
-        gate_uri=gate["uri"],
+        gate_uri=record.gate.uri if record.gate else None,
     )
 
 

@@ -24,6 +24,16 @@ from fairgate.data.sources import read_source, to_parquet_bytes
 from fairgate.errors import CODE_VERSION, MitigationError, StageError
 from fairgate.fairness import bias
 from fairgate.governance import evidence, registry
+from fairgate.governance.records import (
+    DataRef,
+    DeploymentRef,
+    GateRef,
+    LifecycleRecord,
+    ModelRef,
+    PolicyRef,
+    QualityRef,
+    Ref,
+)
 from fairgate.mitigation import search as mitigation
 from fairgate.mitigation.search import plan, route_after_bias
 from fairgate.models import recourse, training
@@ -518,8 +528,8 @@ def deploy(
             "data_key": snapshot.data.key,
             "policy_sha256": policy.sha256,
             "code_version": CODE_VERSION,
-            "performance": record["performance"],
-            "fairness": {k: {m: v for m, v in r.items() if m != "counts"} for k, r in record["fairness"].items()},
+            "performance": record.performance,
+            "fairness": {k: {m: v for m, v in r.items() if m != "counts"} for k, r in (record.fairness or {}).items()},
             "weighted": trained.weighted,
             "estimator": trained.estimator,
             "mitigation": trained.mitigation.method if trained.mitigation.applied else None,
@@ -527,7 +537,7 @@ def deploy(
             "decides_with_protected_attributes": list(trained.group_aware),
             "reference": read_json(store, trained.result, "training summary")["reference"],
             # Per group on the test split: whether the audit's label-free estimates may be trusted.
-            "calibration": record.get("calibration"),
+            "calibration": record.calibration,
             # What a numeric change costs in recourse (models.recourse.cost_unit), for the audit and serving.
             "recourse_cost_unit": read_json(store, gate.result, "gate result").get("recourse_cost_unit"),
         },
@@ -625,7 +635,7 @@ def evidence_record(
     gate: GateResult | None = None,
     review: Review | None = None,
     deployment: Deployment | None = None,
-) -> dict[str, Any]:
+) -> LifecycleRecord:
     """The DESIGN §7 evidence record of one lifecycle run, read from the artifacts the stages stored.
 
     Give the last result the run reached: ``deployment`` (it carries the gate result and the
@@ -643,51 +653,36 @@ def evidence_record(
     after = read_json(store, mitigation.result, "mitigation result") if mitigation and mitigation.result else {}
     gate_full = read_json(store, gate.result, "gate result") if gate else {}
     fairness = gate and {k: {**r["metrics"], "counts": r["counts"]} for k, r in gate_full["fairness"].items()}
-    return {
-        "kind": "lifecycle",
-        "run_id": run.run_id,
-        "dag_id": run.dag_id,
-        "run_type": run.run_type,
-        "decision": decision,
-        "model_name": policy.model_name,
-        "policy": {"sha256": policy.sha256, "path": policy.path},
-        "code_version": CODE_VERSION,
-        "data": snapshot
-        and {
-            "rows": snapshot.rows,
-            "sha256": snapshot.data.sha256,
-            "uri": snapshot.data.uri,
-            "source": snapshot.source,
-            "period": snapshot.period,
-        },
-        "quality": quality
-        and {
-            "passed": quality.passed,
-            "rows": quality.rows,
-            "checks": quality.checks,
-            "failed": quality.failed,
-            "failures": list(quality.failures),
-            "uri": quality.result.uri,
-            "html_uri": quality.page.uri,
-            "page": {"uri": quality.page.uri, "sha256": quality.page.sha256},
-        },
-        "bias": bias
-        and {
-            **{
-                k: bias_full.get(k)
-                for k in (
-                    "detected",
-                    "reasons",
-                    "comparisons",
-                    "proxies",
-                    "warnings",
-                    "measured_on",
-                    "short_of_evidence",
-                )
-            },
-            "uri": bias.result.uri,
-        },
-        "mitigation": mitigation
+    bias_fields = ("detected", "reasons", "comparisons", "proxies", "warnings", "measured_on", "short_of_evidence")
+    return LifecycleRecord(
+        run_id=run.run_id,
+        dag_id=run.dag_id,
+        run_type=run.run_type,
+        decision=decision,
+        model_name=policy.model_name,
+        policy=PolicyRef(sha256=policy.sha256, path=policy.path),
+        code_version=CODE_VERSION,
+        data=snapshot
+        and DataRef(
+            rows=snapshot.rows,
+            sha256=snapshot.data.sha256,
+            uri=snapshot.data.uri,
+            source=snapshot.source,
+            period=list(snapshot.period) if snapshot.period else None,
+        ),
+        quality=quality
+        and QualityRef(
+            passed=quality.passed,
+            rows=quality.rows,
+            checks=quality.checks,
+            failed=quality.failed,
+            failures=list(quality.failures),
+            uri=quality.result.uri,
+            html_uri=quality.page.uri,
+            page=Ref(uri=quality.page.uri, sha256=quality.page.sha256),
+        ),
+        bias=bias and {**{k: bias_full.get(k) for k in bias_fields}, "uri": bias.result.uri},
+        mitigation=mitigation
         and (
             {
                 "applied": True,
@@ -701,45 +696,45 @@ def evidence_record(
             if mitigation.applied
             else {"applied": False, "reason": mitigation.reason}
         ),
-        "search": trained
+        search=trained
         and trained.search
         and {**read_json(store, trained.search, "mitigation search"), "uri": trained.search.uri},
-        "model": trained
-        and {
-            "sha256": trained.model.sha256,
-            "uri": trained.model.uri,
-            "version": deployment.version if deployment else None,
-            "weighted": trained.weighted,
-            "estimator": trained.estimator,
-            "rows": trained.rows,
-            "group_aware": list(trained.group_aware),
-        },
-        "performance": gate and gate_full["performance"],
-        "fairness": fairness,
-        "gate": gate
-        and {
-            "outcome": gate_full["outcome"],
-            "reasons": gate_full["reasons"],
-            "uri": gate.result.uri,
-            "champion": gate_full["champion"],
-            "thresholds": gate_full["thresholds"],
-            "measured_on": gate_full.get("measured_on"),
-        },
-        "comparison": gate and gate_full["comparison"],
-        "importance": gate and gate_full["importance"],
-        "robustness": gate and gate_full.get("robustness"),
-        "recourse": gate and gate_full.get("recourse"),
-        "calibration": gate and gate_full.get("calibration"),
-        "review": review and review.to_json(),
-        "deployment": deployment
-        and {
-            "version": deployment.version,
-            "promoted": deployment.promoted,
-            "previous": deployment.previous,
-            "note": deployment.note,
-        },
-        "report": None,
-    }
+        model=trained
+        and ModelRef(
+            sha256=trained.model.sha256,
+            uri=trained.model.uri,
+            version=deployment.version if deployment else None,
+            weighted=trained.weighted,
+            estimator=trained.estimator,
+            rows=trained.rows,
+            group_aware=list(trained.group_aware),
+        ),
+        performance=gate and gate_full["performance"],
+        fairness=fairness,
+        gate=gate
+        and GateRef(
+            outcome=gate_full["outcome"],
+            reasons=gate_full["reasons"],
+            uri=gate.result.uri,
+            champion=gate_full["champion"],
+            thresholds=gate_full["thresholds"],
+            measured_on=gate_full.get("measured_on"),
+        ),
+        comparison=gate and gate_full["comparison"],
+        importance=gate and gate_full["importance"],
+        robustness=gate and gate_full.get("robustness"),
+        recourse=gate and gate_full.get("recourse"),
+        calibration=gate and gate_full.get("calibration"),
+        review=review and review.to_json(),
+        deployment=deployment
+        and DeploymentRef(
+            version=deployment.version,
+            promoted=deployment.promoted,
+            previous=deployment.previous,
+            note=deployment.note,
+        ),
+        report=None,
+    )
 
 
 def _keep_policy(store: ArtifactStore, policy: Policy, run: RunInfo) -> dict[str, Any]:
@@ -798,16 +793,18 @@ def record(
         raise StageError("Nothing to record: neither a deployment decision nor a quality result reached this stage.")
     decision = conclude(quality=quality, deployment=deployment)
     rec = evidence_record(store, policy, run, decision=decision, quality=quality, deployment=deployment)
-    rec["policy"].update(_keep_policy(store, policy, run))
     bias = deployment.gate.trained.bias if deployment is not None else None
-    rec["datasheet"] = _datasheet(store, policy, run, bias.quality if bias else quality, bias)
+    rec = rec.with_pages(
+        policy={**rec.policy.to_json(), **_keep_policy(store, policy, run)},
+        datasheet=_datasheet(store, policy, run, bias.quality if bias else quality, bias),
+    )
     report = _artifact(store.put(f"{run.prefix}/report.html", run_report(rec, policy).encode()))
-    rec["report"] = {"uri": report.uri, "sha256": report.sha256}
+    rec = rec.with_pages(report={"uri": report.uri, "sha256": report.sha256})
     card = None
-    if rec["model"]:
+    if rec.model:
         card = _artifact(store.put(f"{run.prefix}/model_card.md", model_card(rec, policy).encode()))
-        rec["model_card"] = {"uri": card.uri, "sha256": card.sha256}
-    entry = evidence.append(store, policy.model_name, rec)
+        rec = rec.with_pages(model_card={"uri": card.uri, "sha256": card.sha256})
+    entry = evidence.append(store, policy.model_name, rec.to_json())
     return Recorded(seq=entry["seq"], hash=entry["hash"], decision=decision, report=report, model_card=card)
 
 
