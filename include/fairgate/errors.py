@@ -122,6 +122,14 @@ class ModelIntegrityError(IntegrityError):
     """A stored model does not match its recorded sha256, or holds types outside the allowlist."""
 
 
+class EvidenceIntegrityError(IntegrityError):
+    """The evidence log does not verify, or an entry, HEAD or pointer is not of its shape."""
+
+
+class NotApproved(IntegrityError):
+    """The version production names has no record in its model's verified chain that approves it."""
+
+
 # --- unreachable or raced: retried ---------------------------------------------------------------
 
 

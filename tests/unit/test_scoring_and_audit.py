@@ -12,7 +12,7 @@ from tests.conftest import edited
 
 from fairgate.data.simulation import day_batch
 from fairgate.fairness.metrics import newcombe_interval, ratio_interval, wilson_interval
-from fairgate.governance import registry
+from fairgate.governance import approval, registry
 from fairgate.monitoring.audit import feature_psi, psi
 from fairgate.policy.loader import load_policy
 from fairgate.stages.monitoring import score_day
@@ -74,7 +74,9 @@ def test_scoring_refuses_a_corrupt_production_model_and_names_it(store, adult):
     policy = load_policy()
     data = dump_model(fit(adult.head(2000), policy))
     v = registry.register(store, policy.model_name, data, {"approved": True, "registered_at": "1"})["version"]
-    registry.promote(store, policy.model_name, v, action="deploy", run_id="r", actor="t", reason="")
+    approval.deploy_recorded(
+        store, policy.model_name, v, run_id="r", dag_id="test", gate_outcome="pass", replaces=None, approver="t"
+    )
     batch = day_batch(date(2026, 3, 1), policy, rows=100)
     out = score_day(store, policy, date(2026, 3, 1), batch)
     assert out["rows"] == 100 and out["model_version"] == v
@@ -145,7 +147,9 @@ def test_scoring_refuses_records_without_an_input_column_and_writes_nothing(stor
     v = registry.register(
         store, policy.model_name, dump_model(fit(adult.head(2000), policy)), {"approved": True, "registered_at": "1"}
     )["version"]
-    registry.promote(store, policy.model_name, v, action="deploy", run_id="r", actor="t", reason="")
+    approval.deploy_recorded(
+        store, policy.model_name, v, run_id="r", dag_id="test", gate_outcome="pass", replaces=None, approver="t"
+    )
     batch = day_batch(date(2026, 3, 1), policy, rows=100).drop(columns=["occupation"])
     with pytest.raises(StageError, match=r"input column\(s\) \['occupation'\]"):
         score_day(store, policy, date(2026, 3, 1), batch)
@@ -279,7 +283,9 @@ def test_outcomes_from_their_own_source_are_fetched_once_past_the_lag(store, adu
     v = registry.register(
         store, policy.model_name, dump_model(fit(adult.head(2000), policy)), {"approved": True, "registered_at": "1"}
     )["version"]
-    registry.promote(store, policy.model_name, v, action="deploy", run_id="r", actor="t", reason="")
+    approval.deploy_recorded(
+        store, policy.model_name, v, run_id="r", dag_id="test", gate_outcome="pass", replaces=None, approver="t"
+    )
     days = [date(2026, 3, 1) + timedelta(days=i) for i in range(3)]
     arrived = {}
     for i, d in enumerate(days):

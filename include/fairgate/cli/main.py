@@ -14,8 +14,8 @@ import sys
 from typing import Any
 
 from fairgate.data.sources import read_location, read_source
-from fairgate.errors import FairgateError, InputError, RecourseError
-from fairgate.governance import bundle, cases, evidence, registry
+from fairgate.errors import FairgateError, InputError, IntegrityError, RecourseError
+from fairgate.governance import approval, bundle, cases, evidence, registry
 from fairgate.integrations import tracking
 from fairgate.models import recourse
 from fairgate.monitoring.prediction_log import find_prediction, recourse_context
@@ -33,7 +33,12 @@ def _out(args: argparse.Namespace, payload: Any, text: str) -> None:
 
 
 def cmd_status(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
+    """What is in production and what the last runs decided; exit 2 when the evidence does not back production."""
     pointer, _ = registry.read_pointer(store, model)
+    try:
+        approved, finding = approval.production(store, model), None
+    except IntegrityError as exc:
+        approved, finding = None, str(exc)
     manifest = registry.read_manifest(store, model, pointer["version"]) if pointer else {}
     last = evidence.find(store, model, kind="lifecycle")
     audit = evidence.find(store, model, kind="audit")
@@ -46,6 +51,8 @@ def cmd_status(args: argparse.Namespace, store: ArtifactStore, model: str) -> in
             "action": pointer["action"],
             "run_id": pointer["run_id"],
             "performance": manifest.get("performance"),
+            "approved_by": approved and {"seq": approved.seq, "how": approved.how},
+            "integrity": finding,
         },
         "last_lifecycle": last and {k: last["record"].get(k) for k in ("run_id", "decision", "recorded_at")},
         "last_audit": audit and {k: audit["record"].get(k) for k in ("run_id", "status", "recorded_at")},
@@ -56,6 +63,13 @@ def cmd_status(args: argparse.Namespace, store: ArtifactStore, model: str) -> in
         lines.append(
             f"Production: {pointer['version'][:12]} since {pointer['since']} ({pointer['action']}, "
             f"run {pointer['run_id']}); balanced accuracy {perf.get('balanced_accuracy')}"
+        )
+        lines.append(
+            f"  NOT USED: {finding}"
+            if finding
+            else f"  approved: {approved.how} (evidence #{approved.seq})"
+            if approved
+            else ""
         )
     else:
         lines.append("Production: nothing deployed yet")
@@ -70,8 +84,8 @@ def cmd_status(args: argparse.Namespace, store: ArtifactStore, model: str) -> in
     lines.append(
         "Last audit: " + (f"{audit['record'].get('status')} at {audit['record']['recorded_at']}" if audit else "none")
     )
-    _out(args, payload, "\n".join(lines))
-    return 0
+    _out(args, payload, "\n".join(line for line in lines if line))
+    return 2 if finding else 0
 
 
 def _status_of_every_model(args: argparse.Namespace, store: ArtifactStore) -> int:

@@ -2,7 +2,9 @@
 
 - :mod:`.evidence`: the hash-chained, append-only evidence log (``append``, ``verify``);
 - :mod:`.records`: a lifecycle run's record, typed (``LifecycleRecord.from_json`` / ``to_json``);
-- :mod:`.registry`: model versions and the production pointer (``register``, ``promote``, ``rollback``);
+- :mod:`.registry`: model versions and the production pointer (``register``, ``promote``, ``read_pointer``);
+- :mod:`.approval`: whether production's version may be used: only what the chain approved
+  (``production``), and deploying evidence first (``deploy_recorded``);
 - :mod:`.cases`: contested and reviewed decisions (``open_contest``, ``decide``);
 - :mod:`.bundle`: release bundles an auditor checks offline (``build``, ``verify``);
 - :mod:`.annex_iv`: where each EU AI Act Annex IV item is answered; :mod:`.lineage`: lineage facets.

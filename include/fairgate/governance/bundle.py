@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from fairgate.errors import CODE_VERSION, BundleError, NotFoundError
-from fairgate.governance import annex_iv, evidence, registry
+from fairgate.governance import annex_iv, approval, evidence, registry
 from fairgate.governance.records import LifecycleRecord
 from fairgate.storage.base import read_recorded
 
@@ -63,10 +63,10 @@ def _sha(data: bytes) -> str:
 def resolve_version(store: ArtifactStore, model: str, version: str) -> str:
     """A full version from a full sha256, a unique prefix of at least 6 characters, or ``production``."""
     if version == "production":
-        current = registry.production_version(store, model)
+        current = approval.production(store, model)  # the pointer's version only if the chain approves it
         if current is None:
             raise BundleError(f"Model {model!r} has nothing in production; name a version (fairgate models).")
-        return current
+        return current.version
     known = [str(m["version"]) for m in registry.list_versions(store, model)]
     matches = [v for v in known if v.startswith(version)] if len(version) >= 6 else []
     if len(matches) == 1:

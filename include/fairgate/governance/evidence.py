@@ -8,6 +8,11 @@ and :func:`verify` says where.
 One chain per model, not one for the store: models are released, audited and handed to auditors
 separately, so each chain verifies (and can be exported) on its own, and two models' runs never
 contend for the same HEAD.
+
+An append with a ``key`` is idempotent: a retried task whose first try appended (and was killed
+before it could say so) finds its own record instead of appending a second. A HEAD that is lost
+is rebuilt from the records; a record past HEAD is finished by the next append (an append
+interrupted between the record and HEAD) and, until then, is a finding of :func:`verify`.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from fairgate.errors import ConflictError, NotFoundError
+from fairgate.errors import ConflictError, EvidenceIntegrityError, NotFoundError
 
 if TYPE_CHECKING:
     from fairgate.storage.base import ArtifactStore
@@ -58,16 +63,80 @@ def head(store: ArtifactStore, model: str) -> dict[str, Any]:
 
 
 def _head(store: ArtifactStore, model: str) -> tuple[dict[str, Any], str | None]:
+    key = head_key(model)
     try:
-        data, etag = store.get_with_etag(head_key(model))
+        data, etag = store.get_with_etag(key)
     except NotFoundError:
-        return {"seq": 0, "hash": GENESIS}, None
-    return json.loads(data), etag
+        return _rebuilt_head(store, model), None
+    try:
+        head = json.loads(data)
+        if isinstance(head, dict) and isinstance(head.get("seq"), int) and isinstance(head.get("hash"), str):
+            return head, etag
+    except ValueError:
+        pass
+    raise EvidenceIntegrityError(f"{store.uri(key)} is not an evidence HEAD ({{'seq': int, 'hash': str}}).")
 
 
-def append(store: ArtifactStore, model: str, record: dict[str, Any], *, attempts: int = 20) -> dict[str, Any]:
-    """Append ``record`` to ``model``'s log; the stored entry (``seq``, ``hash``, ``prev_hash``, ``record``)."""
+def _rebuilt_head(store: ArtifactStore, model: str) -> dict[str, Any]:
+    """HEAD from the records when HEAD.json is missing: the last record, if the chain up to it holds."""
+    keys = store.list(records_prefix(model))
+    if not keys:
+        return {"seq": 0, "hash": GENESIS}
+    checked = verify(store, model, head_required=False)
+    if not checked.ok:
+        raise EvidenceIntegrityError(
+            f"{store.uri(head_key(model))} is missing and the records do not form a chain to rebuild it from: "
+            + "; ".join(checked.problems[:3])
+        )
+    last = _entry_at(store, keys[-1])
+    return {"seq": last["seq"], "hash": last["hash"]}
+
+
+def _entry_at(store: ArtifactStore, key: str) -> dict[str, Any]:
+    """The entry stored at ``key``, or :class:`EvidenceIntegrityError` naming the key (never a traceback)."""
+    try:
+        entry = json.loads(store.get(key))
+    except ValueError:
+        raise EvidenceIntegrityError(f"Evidence record {store.uri(key)} is not valid JSON.") from None
+    if not (
+        isinstance(entry, dict)
+        and isinstance(entry.get("seq"), int)
+        and isinstance(entry.get("hash"), str)
+        and isinstance(entry.get("record"), dict)
+    ):
+        raise EvidenceIntegrityError(
+            f"Evidence record {store.uri(key)} is not an entry ({{'seq', 'prev_hash', 'hash', 'record'}})."
+        )
+    return entry
+
+
+def _own(store: ArtifactStore, model: str, key: str, *, look_back: int = 50) -> dict[str, Any] | None:
+    """The entry appended earlier with idempotency ``key`` (a retried task's first try), if any."""
+    for k in list(reversed(store.list(records_prefix(model))))[:look_back]:
+        entry = _entry_at(store, k)
+        if entry["record"].get("idempotency_key") == key:
+            return entry
+    return None
+
+
+def append(
+    store: ArtifactStore, model: str, record: dict[str, Any], *, key: str | None = None, attempts: int = 20
+) -> dict[str, Any]:
+    """Append ``record`` to ``model``'s log; the stored entry (``seq``, ``hash``, ``prev_hash``, ``record``).
+
+    With ``key`` (for example ``<dag>/<run>/<stage>``) an entry already appended under the same key is
+    returned instead, and HEAD is moved onto it if the append that wrote it was cut off before HEAD.
+    """
+    if key is not None:
+        found = _own(store, model, key)
+        if found is not None:
+            head, etag = _head(store, model)
+            if head["seq"] == found["seq"] - 1 and found.get("prev_hash") == head["hash"]:
+                _repair_head(store, model, head, etag, found["seq"])
+            return found
     record = {**record, "model_name": model, "recorded_at": record.get("recorded_at") or datetime.now(UTC).isoformat()}
+    if key is not None:
+        record["idempotency_key"] = key
     for _ in range(attempts):
         head, etag = _head(store, model)
         seq = head["seq"] + 1
@@ -82,7 +151,10 @@ def append(store: ArtifactStore, model: str, record: dict[str, Any], *, attempts
         except ConflictError:
             pass  # someone repaired HEAD to our record already; the record is in the chain
         return entry
-    raise ConflictError(f"Could not append to the evidence log after {attempts} attempts (heavy contention).")
+    raise ConflictError(
+        f"Could not append to the evidence log of {model!r} after {attempts} attempts: other writers kept "
+        "taking the next number (HEAD is repaired on each attempt)."
+    )
 
 
 def _repair_head(store: ArtifactStore, model: str, head: dict[str, Any], etag: str | None, seq: int) -> None:
@@ -103,10 +175,16 @@ class Verification:
     ok: bool
     records: int
     problems: list[str] = field(default_factory=list)
+    head: int = 0  # the seq HEAD names (records past it are problems)
 
 
-def verify(store: ArtifactStore, model: str) -> Verification:
-    """Re-hash every record of ``model``'s log and check the links, the numbering and HEAD."""
+def verify(store: ArtifactStore, model: str, *, head_required: bool = True) -> Verification:
+    """Re-hash every record of ``model``'s log and check the links, the numbering and HEAD.
+
+    A record past HEAD is a problem: an append cut off between the record and HEAD (the next
+    append finishes it) or a record added without moving HEAD; either way nothing is read from
+    it until HEAD names it.
+    """
     keys = store.list(records_prefix(model))
     problems: list[str] = []
     prev = GENESIS
@@ -116,8 +194,11 @@ def verify(store: ArtifactStore, model: str) -> Verification:
             break
         try:
             entry = json.loads(store.get(key))
-        except json.JSONDecodeError:
+        except ValueError:
             problems.append(f"{key} is not valid JSON")
+            break
+        if not isinstance(entry, dict) or not isinstance(entry.get("record"), dict):
+            problems.append(f"{key} is not an evidence entry")
             break
         if entry.get("seq") != i:
             problems.append(f"{key} claims seq {entry.get('seq')}")
@@ -130,28 +211,44 @@ def verify(store: ArtifactStore, model: str) -> Verification:
         if entry.get("hash") != expected:
             problems.append(f"{key} content does not match its hash (edited)")
         prev = entry.get("hash", "")
-    head, _ = _head(store, model)
-    if not problems and (head["seq"], head["hash"]) != (len(keys), prev if keys else GENESIS):  # noqa: SIM102 (the inner case has its own reason)
-        # HEAD one behind is an interrupted append, which the next append repairs.
-        if head["seq"] != len(keys) - 1:
-            problems.append(f"HEAD names seq {head['seq']} but the log has {len(keys)} records")
-    return Verification(ok=not problems, records=len(keys), problems=problems)
+    if not head_required:
+        return Verification(ok=not problems, records=len(keys), problems=problems, head=len(keys))
+    try:
+        head, _ = _head(store, model)
+    except EvidenceIntegrityError as exc:
+        return Verification(ok=False, records=len(keys), problems=[*problems, str(exc)])
+    if not problems and head["seq"] < len(keys):
+        past = ", ".join(str(s) for s in range(head["seq"] + 1, len(keys) + 1))
+        problems.append(
+            f"record(s) {past} past HEAD (seq {head['seq']}): an append cut off before HEAD moved, or a "
+            "record added without moving HEAD; the next append finishes a cut-off one"
+        )
+    elif not problems and (head["seq"], head["hash"]) != (len(keys), prev if keys else GENESIS):
+        problems.append(f"HEAD names seq {head['seq']} ({head['hash'][:12]}) but the log has {len(keys)} records")
+    return Verification(ok=not problems, records=len(keys), problems=problems, head=head["seq"])
 
 
 def entry(store: ArtifactStore, model: str, seq: int) -> dict[str, Any]:
     """The entry numbered ``seq`` (read by its key: no listing)."""
-    return dict(json.loads(store.get(_record_key(model, seq))))
+    return _entry_at(store, _record_key(model, seq))
+
+
+def _keys_to_head(store: ArtifactStore, model: str) -> list[str]:
+    """The record keys up to HEAD: a record past HEAD is not read as evidence until HEAD names it."""
+    head = _head(store, model)[0]["seq"]
+    return [k for k in store.list(records_prefix(model)) if k <= _record_key(model, head)]
 
 
 def entries(store: ArtifactStore, model: str) -> list[dict[str, Any]]:
-    return [json.loads(store.get(k)) for k in store.list(records_prefix(model))]
+    """Every entry up to HEAD, oldest first."""
+    return [_entry_at(store, k) for k in _keys_to_head(store, model)]
 
 
 def recent(store: ArtifactStore, model: str, kind: str, *, last: int = 20) -> list[dict[str, Any]]:
-    """The newest ``last`` entries of ``kind``, newest first (reads back only until it has them)."""
+    """The newest ``last`` entries of ``kind`` up to HEAD, newest first (reads back only until it has them)."""
     out = []
-    for key in reversed(store.list(records_prefix(model))):
-        entry = json.loads(store.get(key))
+    for key in reversed(_keys_to_head(store, model)):
+        entry = _entry_at(store, key)
         if entry["record"].get("kind") == kind:
             out.append(entry)
             if len(out) == last:
@@ -161,8 +258,8 @@ def recent(store: ArtifactStore, model: str, kind: str, *, last: int = 20) -> li
 
 def find(store: ArtifactStore, model: str, run_id: str = "latest", *, kind: str | None = None) -> dict[str, Any] | None:
     """The newest record of ``model`` for ``run_id`` (or the newest of ``kind`` for ``latest``)."""
-    for key in reversed(store.list(records_prefix(model))):  # newest first; stops at the first match
-        entry = json.loads(store.get(key))
+    for key in reversed(_keys_to_head(store, model)):  # newest first; stops at the first match
+        entry = _entry_at(store, key)
         rec = entry["record"]
         if kind and rec.get("kind") != kind:
             continue

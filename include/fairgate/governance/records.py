@@ -99,6 +99,7 @@ class DeploymentRef(_Part):
     promoted: bool
     previous: str | None = None
     note: str = ""
+    manifest_sha256: str | None = None  # records before deployment records: absent
 
 
 class DatasheetRef(_Part):

@@ -9,16 +9,24 @@ registry/<model>/production.json                   the pointer: the only thing t
 
 The pointer moves only by compare-and-swap on the version the mover read, so two concurrent
 promotions cannot both win; the loser gets :class:`PromotionConflict` and changes nothing.
+
+The store is not trusted on its own: a pointer or manifest that is not of its shape, or names a
+version that is not a sha256, is an :class:`~fairgate.errors.IntegrityError` naming the key, and a
+model file must hash to its version (the content address) as well as to its manifest. Whether
+the version production names may be *used* is decided against the evidence chain, in
+:mod:`fairgate.governance.approval`.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from fairgate.errors import (
     ConflictError,
+    EvidenceIntegrityError,
     ModelIntegrityError,
     NotFoundError,
     PromotionConflict,
@@ -31,12 +39,22 @@ if TYPE_CHECKING:
     from fairgate.storage.base import ArtifactStore
 
 
+SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
 def _prefix(model: str) -> str:
     return f"registry/{model}"
 
 
+def check_version(version: Any, where: str) -> str:
+    """``version`` if it is a sha256 (the only form a version has); else an integrity error naming ``where``."""
+    if not isinstance(version, str) or not SHA256.fullmatch(version):
+        raise EvidenceIntegrityError(f"{where} names version {str(version)[:80]!r}, which is not a sha256.")
+    return version
+
+
 def version_prefix(model: str, version: str) -> str:
-    return f"{_prefix(model)}/versions/{version}"
+    return f"{_prefix(model)}/versions/{check_version(version, f'a reference to a version of {model!r}')}"
 
 
 def pointer_key(model: str) -> str:
@@ -72,31 +90,62 @@ def register(
     return manifest
 
 
+def manifest_key(model: str, version: str) -> str:
+    return f"{version_prefix(model, version)}/manifest.json"
+
+
 def read_manifest(store: ArtifactStore, model: str, version: str) -> dict[str, Any]:
-    key = f"{version_prefix(model, version)}/manifest.json"
+    key = manifest_key(model, version)
     try:
-        manifest: dict[str, Any] = json.loads(store.get(key))
-        return manifest
+        manifest = json.loads(store.get(key))
     except NotFoundError:
         raise RegistryError(f"Model {model!r} has no version {version} ({store.uri(key)} not found).") from None
-    except json.JSONDecodeError as exc:
-        raise RegistryError(f"Manifest {store.uri(key)} is corrupt: {exc}.") from None
+    except ValueError as exc:
+        raise EvidenceIntegrityError(f"Manifest {store.uri(key)} is corrupt: {exc}.") from None
+    if not isinstance(manifest, dict) or manifest.get("model_sha256") != version:
+        raise EvidenceIntegrityError(
+            f"Manifest {store.uri(key)} does not describe version {version[:12]} (its model_sha256 differs)."
+        )
+    return manifest
+
+
+def manifest_sha256(store: ArtifactStore, model: str, version: str) -> str:
+    """sha256 of the manifest's stored bytes: what a deployment record binds."""
+    return sha256_bytes(store.get(manifest_key(model, version)))
 
 
 def list_versions(store: ArtifactStore, model: str) -> list[dict[str, Any]]:
     """Every registered version's manifest, oldest first."""
     keys = [k for k in store.list(f"{_prefix(model)}/versions/") if k.endswith("/manifest.json")]
-    manifests = [json.loads(store.get(k)) for k in keys]
-    return sorted(manifests, key=lambda m: m.get("registered_at", ""))
+    manifests = [read_manifest(store, model, k.split("/")[-2]) for k in keys]
+    return sorted(manifests, key=lambda m: str(m.get("registered_at", "")))
+
+
+POINTER_FIELDS = ("model", "version", "since", "action", "run_id")
 
 
 def read_pointer(store: ArtifactStore, model: str) -> tuple[dict[str, Any] | None, str | None]:
-    """The production pointer and its etag, or ``(None, None)`` before the first deployment."""
+    """The production pointer and its etag, or ``(None, None)`` before the first deployment.
+
+    A pointer that is not JSON, lacks a field, names another model or a version that is not a
+    sha256 is an :class:`~fairgate.errors.EvidenceIntegrityError` naming the key.
+    """
+    key = pointer_key(model)
     try:
-        data, etag = store.get_with_etag(pointer_key(model))
+        data, etag = store.get_with_etag(key)
     except NotFoundError:
         return None, None
-    return json.loads(data), etag
+    where = f"Production pointer {store.uri(key)}"
+    try:
+        pointer = json.loads(data)
+    except ValueError:
+        raise EvidenceIntegrityError(f"{where} is not valid JSON.") from None
+    if not isinstance(pointer, dict) or any(not isinstance(pointer.get(f), str) for f in POINTER_FIELDS):
+        raise EvidenceIntegrityError(f"{where} lacks one of the fields {list(POINTER_FIELDS)} (each a string).")
+    if pointer["model"] != model:
+        raise EvidenceIntegrityError(f"{where} names model {pointer['model']!r}, not {model!r}.")
+    check_version(pointer["version"], where)
+    return pointer, etag
 
 
 def production_version(store: ArtifactStore, model: str) -> str | None:
@@ -154,12 +203,12 @@ def promote(
 
 def load_model(store: ArtifactStore, model: str, version: str) -> Any:
     """Load a registered version after checking it against its manifest; errors name the version."""
-    manifest = read_manifest(store, model, version)
+    read_manifest(store, model, version)  # refuses a manifest of another version
     key = f"{version_prefix(model, version)}/model.skops"
     try:
         return load_model_bytes(
             store.get(key),
-            expected_sha256=manifest["model_sha256"],
+            expected_sha256=version,  # the content address: a re-written manifest cannot vouch for other bytes
             where=f"{model} version {version[:12]} ({store.uri(key)})",
         )
     except NotFoundError:
@@ -178,26 +227,3 @@ def rollback_target(pointer: dict[str, Any] | None, to_version: str | None) -> s
         if entry["version"] != pointer["version"]:
             return str(entry["version"])
     raise RegistryError("Production has no earlier version to roll back to; name one with --to.")
-
-
-def rollback(
-    store: ArtifactStore, model: str, *, to_version: str | None, actor: str, reason: str, run_id: str
-) -> dict[str, Any]:
-    """Move production back to an earlier approved version (compare-and-swap, like a deployment)."""
-    pointer, etag = read_pointer(store, model)
-    target = rollback_target(pointer, to_version)
-    assert pointer is not None  # rollback_target refuses a model with nothing in production
-    moved = promote(
-        store, model, target, action="rollback", run_id=run_id, actor=actor, reason=reason, expected=(pointer, etag)
-    )
-    return {
-        "kind": "rollback",
-        "model_name": model,
-        "run_id": run_id,
-        "decision": "rolled_back",
-        "from_version": pointer["version"],
-        "to_version": target,
-        "actor": actor,
-        "reason": reason,
-        "since": moved["since"],
-    }

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fairgate.errors import NOT_RETRIED, IntegrityError, StageError, TrackingUnavailable
-from fairgate.governance import evidence, registry
+from fairgate.governance import approval, evidence, registry
 from fairgate.governance.records import LifecycleRecord
 from fairgate.integrations import serving
 from fairgate.stages.contracts import Tracked
@@ -435,8 +435,13 @@ def _alias(mlflow: MlflowClient, model: str) -> str | None:
 
 
 def sync_alias(mlflow: MlflowClient, store: ArtifactStore, model: str) -> str | None:
-    """Point the ``production`` alias at the MLflow version of Fairgate's production version (or remove it)."""
-    version = registry.production_version(store, model)
+    """Point the ``production`` alias at the MLflow version of Fairgate's production version (or remove it).
+
+    Only a version the evidence approves (:func:`fairgate.governance.approval.production`) is mirrored;
+    a pointer the chain does not back raises instead of moving the alias.
+    """
+    approved = approval.production(store, model)
+    version = approved.version if approved else None
     if version is None:
         if _alias(mlflow, model) is not None:
             mlflow.delete_registered_model_alias(model, ALIAS)

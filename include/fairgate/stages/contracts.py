@@ -173,6 +173,7 @@ class GateResult(_Result):
     balanced_accuracy: float | None
     result: Artifact  # every metric with its interval, the comparison, importance
     trained: TrainedModel
+    champion: str | None = None  # the production version the candidate was compared against
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,7 @@ class Deployment(_Result):
     gate: GateResult
     review: Review | None = None
     note: str = ""
+    manifest_sha256: str | None = None  # of the registered version's manifest, bound by the deployment record
 
 
 @dataclass(frozen=True)

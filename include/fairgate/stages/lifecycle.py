@@ -21,9 +21,16 @@ from typing import TYPE_CHECKING, Any
 from fairgate.data import datasheet
 from fairgate.data.quality import duplicate_rows, validate_frame
 from fairgate.data.sources import read_source, to_parquet_bytes
-from fairgate.errors import CODE_VERSION, MitigationError, StageError
+from fairgate.errors import (
+    CODE_VERSION,
+    EvidenceIntegrityError,
+    MitigationError,
+    PromotionConflict,
+    RegistryError,
+    StageError,
+)
 from fairgate.fairness import bias
-from fairgate.governance import evidence, registry
+from fairgate.governance import approval, evidence, registry
 from fairgate.governance.records import (
     DataRef,
     DeploymentRef,
@@ -480,6 +487,7 @@ def evaluate(store: ArtifactStore, policy: Policy, run: RunInfo, trained: Traine
     )
     written = _put_json(store, f"{run.prefix}/gate.json", {**result, "recourse_cost_unit": scale})
     return GateResult(
+        champion=current,
         outcome=result["outcome"],
         reasons=tuple(result["reasons"]),
         balanced_accuracy=result["performance"]["balanced_accuracy"],
@@ -500,7 +508,21 @@ def request_review(
 def deploy(
     store: ArtifactStore, policy: Policy, run: RunInfo, gate: GateResult, review: Review | None = None
 ) -> Deployment:
-    """Register the approved model with its card and move the production pointer (never from a backfill)."""
+    """Register the approved model and put it in production, evidence first (never from a backfill).
+
+    The order leaves no moment in which production names a version the evidence does not approve:
+
+    1. refuse if production is no longer the champion the gate compared against (the comparison is
+       part of the promotion: a run that lost that race must be gated again);
+    2. register the version (content-addressed: a retry writes nothing new);
+    3. append a ``deployment`` record naming the version, its manifest's sha256, the approval and
+       the champion it replaces (keyed by the run: a retry finds it instead of appending twice);
+    4. move the pointer by compare-and-swap on the champion the gate compared against.
+
+    Killed after 3, a retry finds its record and the unmoved pointer and moves it; killed after 4,
+    a retry finds the pointer already naming this run's version and changes nothing. A record
+    whose pointer never moved (the swap lost) approves nothing: serving needs the pointer's run.
+    """
     if review is not None and not review.approved:
         raise StageError(f"The reviewer's answer ({review.choice}) does not approve this model; it is not deployed.")
     if review is None and gate.outcome != "pass":
@@ -509,6 +531,10 @@ def deploy(
     approver = (review.reviewer or "unknown reviewer") if review else "fairness_gate (automatic)"
     record = evidence_record(store, policy, run, decision="deployed", gate=gate, review=review)
     expected = registry.read_pointer(store, policy.model_name)
+    pointer = expected[0]
+    done = pointer is not None and pointer["run_id"] == run.run_id and pointer["action"] == "deploy"
+    if not done and not run.is_backfill:
+        _check_champion(policy, gate, pointer["version"] if pointer else None)
     manifest = registry.register(
         store,
         policy.model_name,
@@ -544,27 +570,44 @@ def deploy(
         card_md=model_card(record, policy),
     )
     version = manifest["version"]
-    previous = expected[0]["version"] if expected[0] else None
+    bound = registry.manifest_sha256(store, policy.model_name, version)
     if run.is_backfill:
         return Deployment(
             version=version,
             promoted=False,
-            previous=previous,
+            previous=pointer["version"] if pointer else None,
             gate=gate,
             review=review,
             note="backfill runs register versions but never move the production pointer",
+            manifest_sha256=bound,
         )
-    registry.promote(
+    intent = approval.deploy_recorded(
         store,
         policy.model_name,
         version,
-        action="deploy",
         run_id=run.run_id,
-        actor=approver,
+        dag_id=run.dag_id,
+        gate_outcome=gate.outcome,
+        replaces=gate.champion,
+        approver=approver,
+        review=review.to_json() if review else None,
         reason="; ".join(gate.reasons)[:500],
         expected=expected,
     )
-    return Deployment(version=version, promoted=True, previous=previous, gate=gate, review=review)
+    previous = intent["record"]["replaces"]
+    return Deployment(
+        version=version, promoted=True, previous=previous, gate=gate, review=review, manifest_sha256=bound
+    )
+
+
+def _check_champion(policy: Policy, gate: GateResult, current: str | None) -> None:
+    """Production must still be the champion the gate compared the candidate against."""
+    if current != gate.champion:
+        raise PromotionConflict(
+            f"Production of {policy.model_name!r} is {(current or 'nothing')[:12]} but the gate compared this "
+            f"candidate against {(gate.champion or 'nothing')[:12]}: another run was promoted in between. "
+            "Nothing was deployed; run the lifecycle again so the gate compares against the new champion."
+        )
 
 
 def reject(store: ArtifactStore, policy: Policy, gate: GateResult, review: Review | None = None) -> Deployment:
@@ -610,16 +653,47 @@ def rollback(
     dag_id: str | None = None,
 ) -> RolledBack:
     """Point production back to an earlier approved version and append the evidence record (CLI and DAG)."""
-    moved = registry.rollback(
+    model = policy.model_name
+    pointer, etag = registry.read_pointer(store, model)
+    target = registry.rollback_target(pointer, to_version)
+    assert pointer is not None  # rollback_target refuses a model with nothing in production
+    checked = evidence.verify(store, model)
+    if not checked.ok:
+        raise EvidenceIntegrityError(
+            f"The evidence log of {model!r} does not verify ({'; '.join(checked.problems[:2])}); no rollback "
+            "is recorded on it."
+        )
+    if not approval.was_deployed([evidence.entry(store, model, s) for s in range(checked.head, 0, -1)], target):
+        raise RegistryError(
+            f"Version {target[:12]} of {model!r} was never approved through a recorded deployment; only a "
+            "version a recorded, approved run put in production can be rolled back to."
+        )
+    # Evidence first: the record names the run the pointer will name; a swap that loses leaves a
+    # record no pointer points at, which approves nothing.
+    record = {
+        "kind": "rollback",
+        "model_name": model,
+        "run_id": run_id,
+        "dag_id": dag_id,
+        "decision": "rolled_back",
+        "from_version": pointer["version"],
+        "to_version": target,
+        "manifest_sha256": registry.manifest_sha256(store, model, target),
+        "actor": actor,
+        "reason": reason or "(no reason given)",
+    }
+    entry = evidence.append(store, model, record, key=f"{dag_id}/{run_id}/rollback/{target}")
+    moved = registry.promote(
         store,
-        policy.model_name,
-        to_version=to_version,
-        actor=actor,
-        reason=reason or "(no reason given)",
+        model,
+        target,
+        action="rollback",
         run_id=run_id,
+        actor=actor,
+        reason=record["reason"],
+        expected=(pointer, etag),
     )
-    entry = evidence.append(store, policy.model_name, {**moved, "dag_id": dag_id})
-    return RolledBack.from_json({**moved, "dag_id": dag_id, "seq": entry["seq"]})
+    return RolledBack.from_json({**record, "since": moved["since"], "seq": entry["seq"]})
 
 
 # --- evidence ------------------------------------------------------------------------------------
@@ -732,6 +806,7 @@ def evidence_record(
             promoted=deployment.promoted,
             previous=deployment.previous,
             note=deployment.note,
+            manifest_sha256=deployment.manifest_sha256,
         ),
         report=None,
     )
@@ -804,7 +879,9 @@ def record(
     if rec.model:
         card = _artifact(store.put(f"{run.prefix}/model_card.md", model_card(rec, policy).encode()))
         rec = rec.with_pages(model_card={"uri": card.uri, "sha256": card.sha256})
-    entry = evidence.append(store, policy.model_name, rec.to_json())
+    entry = evidence.append(
+        store, policy.model_name, rec.to_json(), key=f"{run.dag_id}/{run.run_id}/lifecycle/{decision}"
+    )
     return Recorded(seq=entry["seq"], hash=entry["hash"], decision=decision, report=report, model_card=card)
 
 

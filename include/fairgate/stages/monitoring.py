@@ -13,7 +13,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from fairgate.errors import CODE_VERSION, StageError
-from fairgate.governance import cases, registry
+from fairgate.governance import approval, cases, registry
 from fairgate.models import recourse
 from fairgate.models.training import reference_record
 from fairgate.monitoring import audit as measure
@@ -40,9 +40,10 @@ def _reference(store: ArtifactStore, policy: Policy, version: str, records: pd.D
 
 def score_day(store: ArtifactStore, policy: Policy, day: date, records: pd.DataFrame) -> dict[str, Any]:
     """Score ``records`` with the production model and write the day's prediction partition."""
-    version = registry.production_version(store, policy.model_name)
-    if version is None:
+    approved = approval.production(store, policy.model_name)  # refuses what the evidence did not approve
+    if approved is None:
         raise StageError(f"No model of {policy.model_name!r} is in production; run fairgate_lifecycle first.")
+    version = approved.version
     model = registry.load_model(store, policy.model_name, version)
     scoring.check_records(records, policy, day)
     ranges = None
