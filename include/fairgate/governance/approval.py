@@ -53,7 +53,7 @@ def production(store: ArtifactStore, model: str) -> Approved | None:
         return None
     version, run_id = pointer["version"], pointer["run_id"]
     checked = evidence.verify(store, model)
-    if not checked.ok:
+    if not checked.intact_to_head:  # a record past HEAD is a finding of verify-log, not evidence: never read here
         raise EvidenceIntegrityError(
             f"The evidence log of {model!r} does not verify ({'; '.join(checked.problems[:2])}); production "
             f"version {version[:12]} is not used until it does (fairgate verify-log --model {model})."
@@ -122,8 +122,11 @@ def deploy_recorded(
 
 
 def was_deployed(entries: list[dict[str, Any]], version: str) -> bool:
-    """Whether any record shows ``version`` approved and put in production (a rollback target must be)."""
-    return any(_deployed(e["record"], version) is not None for e in entries)
+    """Whether a lifecycle record shows ``version`` approved and put in production (a rollback target must be).
+
+    A ``deployment`` record alone does not count: it is written before the swap, which may have lost.
+    """
+    return any(e["record"].get("kind") == "lifecycle" and _deployed(e["record"], version) for e in entries)
 
 
 def _promotion(entries: list[dict[str, Any]], version: str, run_id: str) -> tuple[dict[str, Any], str] | None:

@@ -176,6 +176,12 @@ class Verification:
     records: int
     problems: list[str] = field(default_factory=list)
     head: int = 0  # the seq HEAD names (records past it are problems)
+    past_head: tuple[int, ...] = ()  # records past HEAD: a finding, but not evidence (nothing reads them)
+
+    @property
+    def intact_to_head(self) -> bool:
+        """Every record up to HEAD verifies (records past HEAD, never read as evidence, aside)."""
+        return len(self.problems) == (1 if self.past_head else 0)
 
 
 def verify(store: ArtifactStore, model: str, *, head_required: bool = True) -> Verification:
@@ -217,15 +223,17 @@ def verify(store: ArtifactStore, model: str, *, head_required: bool = True) -> V
         head, _ = _head(store, model)
     except EvidenceIntegrityError as exc:
         return Verification(ok=False, records=len(keys), problems=[*problems, str(exc)])
+    past_head: tuple[int, ...] = ()
     if not problems and head["seq"] < len(keys):
-        past = ", ".join(str(s) for s in range(head["seq"] + 1, len(keys) + 1))
+        past_head = tuple(range(head["seq"] + 1, len(keys) + 1))
+        past = ", ".join(map(str, past_head))
         problems.append(
             f"record(s) {past} past HEAD (seq {head['seq']}): an append cut off before HEAD moved, or a "
             "record added without moving HEAD; the next append finishes a cut-off one"
         )
     elif not problems and (head["seq"], head["hash"]) != (len(keys), prev if keys else GENESIS):
         problems.append(f"HEAD names seq {head['seq']} ({head['hash'][:12]}) but the log has {len(keys)} records")
-    return Verification(ok=not problems, records=len(keys), problems=problems, head=head["seq"])
+    return Verification(ok=not problems, records=len(keys), problems=problems, head=head["seq"], past_head=past_head)
 
 
 def entry(store: ArtifactStore, model: str, seq: int) -> dict[str, Any]:

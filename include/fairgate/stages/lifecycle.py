@@ -658,7 +658,7 @@ def rollback(
     target = registry.rollback_target(pointer, to_version)
     assert pointer is not None  # rollback_target refuses a model with nothing in production
     checked = evidence.verify(store, model)
-    if not checked.ok:
+    if not checked.intact_to_head:
         raise EvidenceIntegrityError(
             f"The evidence log of {model!r} does not verify ({'; '.join(checked.problems[:2])}); no rollback "
             "is recorded on it."
