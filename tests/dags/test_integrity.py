@@ -32,6 +32,9 @@ PARSE_TIME_FAIRGATE = {
     "fairgate.policy",
     "fairgate.policy.catalog",
     "fairgate.policy.schema",
+    "fairgate.policy.rules",
+    "fairgate.data",
+    "fairgate.data.adult",  # the bundled column names only (stdlib imports)
     "fairgate.errors",
     "fairgate.config",
 }

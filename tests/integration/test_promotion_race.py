@@ -8,12 +8,12 @@ gated again, against the new champion, which its record then names as the one it
 from __future__ import annotations
 
 import pytest
+from tests.conftest import synthetic_credit_policy
 
 from fairgate.errors import PromotionConflict
 from fairgate.governance import approval, evidence, registry
 from fairgate.policy.loader import load_policy
 from fairgate.stages import lifecycle
-from tests.conftest import synthetic_credit_policy
 
 pytestmark = pytest.mark.integration
 NO_BIAS_CHECK = {"thresholds": {"disparate_impact": {"kind": "ratio_band", "min": 0.05, "max": 20.0}}}

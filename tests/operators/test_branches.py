@@ -384,7 +384,7 @@ def test_backfill_run_registers_but_never_moves_the_pointer(store, write_policy,
 
 @pytest.mark.lifecycle
 def test_deploy_then_rollback_operator(store, write_policy, sample_csv):
-    from fairgate.governance import evidence, registry
+    from fairgate.governance import approval, evidence, registry
     from fairgate_airflow.operators import DeployModelOperator, RollbackOperator
 
     ti = _deploy_ready(store, write_policy, sample_csv)
@@ -393,7 +393,9 @@ def test_deploy_then_rollback_operator(store, write_policy, sample_csv):
     second = registry.register(store, "adult_income", b"another model", {"approved": True, "registered_at": "9999"})[
         "version"
     ]
-    registry.promote(store, "adult_income", second, action="deploy", run_id="r2", actor="t", reason="")
+    approval.deploy_recorded(
+        store, "adult_income", second, run_id="r2", dag_id="t", gate_outcome="pass", replaces=first, approver="t"
+    )
     run(RollbackOperator(task_id="rollback", reason="audit found drift"), ti)
     assert registry.production_version(store, "adult_income") == first
     rec = evidence.find(store, "adult_income", "latest", kind="rollback")["record"]

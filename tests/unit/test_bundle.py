@@ -104,19 +104,27 @@ def test_the_bundle_holds_the_release_and_every_record_about_it(released, v1_bun
     members = _members(v1_bundle)
     entries = evidence.entries(store, "credit")
     kinds = [(e["seq"], e["record"]["kind"]) for e in entries]
-    assert kinds == [(1, "lifecycle"), (2, "lifecycle"), (3, "rollback"), (4, "audit")]
-    index = json.loads(members["bundle.json"])
-    # v1's run (1), the rollback back to it (3) and the audit that judged it (4); run 2 is a link only
-    assert index["release_records"] == [1, 3, 4]
-    assert sorted(p for p in members if p.startswith("evidence/chain/")) == [
-        f"evidence/chain/{i:010d}.json" for i in (1, 2, 3, 4)
+    assert kinds == [
+        (1, "deployment"),
+        (2, "lifecycle"),
+        (3, "deployment"),
+        (4, "lifecycle"),
+        (5, "rollback"),
+        (6, "audit"),
     ]
-    for i in (1, 2, 3, 4):  # the records exactly as stored
+    index = json.loads(members["bundle.json"])
+    # v1's deployment and run (1, 2), the rollback back to it (5) and the audit that judged it (6);
+    # run 2's records (3, 4) are links only
+    assert index["release_records"] == [1, 2, 5, 6]
+    assert sorted(p for p in members if p.startswith("evidence/chain/")) == [
+        f"evidence/chain/{i:010d}.json" for i in range(1, 7)
+    ]
+    for i in range(1, 7):  # the records exactly as stored
         assert members[f"evidence/chain/{i:010d}.json"] == store.get(f"evidence/credit/records/{i:010d}.json")
-    assert json.loads(members["evidence/HEAD.json"]) == {"seq": 4, "hash": entries[-1]["hash"]}
+    assert json.loads(members["evidence/HEAD.json"]) == {"seq": 6, "hash": entries[-1]["hash"]}
     assert _sha(members["model.skops"]) == v1
-    assert members["audits/0000000004.json"] == store.get("audits/model=credit/date=2026-05-02/audit.json")
-    assert entries[3]["record"]["judged_version"] == v1
+    assert members["audits/0000000006.json"] == store.get("audits/model=credit/date=2026-05-02/audit.json")
+    assert entries[5]["record"]["judged_version"] == v1
     assert members["manifest.json"] == store.get(f"registry/credit/versions/{v1}/manifest.json")
     run = evidence.find(store, "credit", "v1")["record"]
     assert _sha(members["report.html"]) == run["report"]["sha256"]
@@ -150,21 +158,21 @@ def test_an_edited_artifact_fails_by_the_index_then_by_the_evidence(v1_bundle):
     assert _first_problem(_zip(members)).startswith("report.html: sha256")
     # the forger recomputes the index: the evidence record still names the original report
     problem = _first_problem(_zip(_reindex(members)))
-    assert problem.startswith("report.html:") and "evidence record #1 names" in problem
+    assert problem.startswith("report.html:") and "evidence record #2 names" in problem
 
 
 def test_an_edited_record_breaks_its_hash_and_a_recomputed_hash_breaks_the_next_link(v1_bundle):
     members = _members(v1_bundle)
-    key = "evidence/chain/0000000001.json"
+    key = "evidence/chain/0000000002.json"  # v1's lifecycle record
     entry = json.loads(members[key])
     entry["record"]["gate"]["outcome"] = "pass"
     entry["record"]["review"] = {"choice": "Approve", "rationale": "looked fine"}
     members[key] = evidence.canonical(entry)
     assert "does not match its hash (edited)" in _first_problem(_zip(_reindex(members)))
-    entry["hash"] = evidence.entry_hash(1, entry["prev_hash"], entry["record"])
+    entry["hash"] = evidence.entry_hash(2, entry["prev_hash"], entry["record"])
     members[key] = evidence.canonical(entry)
     problems = bundle.verify(_zip(_reindex(members))).problems
-    assert any("0000000002.json: links to" in p for p in problems), problems
+    assert any("0000000003.json: links to" in p for p in problems), problems
 
 
 def test_a_removed_member_or_record_fails(v1_bundle):
@@ -172,10 +180,10 @@ def test_a_removed_member_or_record_fails(v1_bundle):
     assert "missing from the bundle (removed)" in _first_problem(
         _zip({k: v for k, v in members.items() if k != "datasheet.md"})
     )
-    without = {k: v for k, v in members.items() if k != "evidence/chain/0000000003.json"}
+    without = {k: v for k, v in members.items() if k != "evidence/chain/0000000005.json"}
     problems = bundle.verify(_zip(_reindex(without))).problems
     assert any("a record between was removed" in p for p in problems)
-    assert any("release record #3 is not in the chain" in p for p in problems)
+    assert any("release record #5 is not in the chain" in p for p in problems)
 
 
 def test_reordered_records_fail(v1_bundle):
@@ -191,6 +199,26 @@ def test_an_added_member_or_a_replaced_model_fails(released, v1_bundle):
     other = released["store"].get(f"registry/credit/versions/{released['v2']}/model.skops")
     problem = _first_problem(_zip(_reindex({**members, "model.skops": other})))
     assert problem.startswith("model.skops") and "manifest" in problem
+
+
+def test_a_manifest_or_annex_map_edited_with_the_index_recomputed_fails(released, v1_bundle):
+    """Members no record names by hash are bound another way: the manifest by the sha256 its
+    deployment record names, the Annex IV map by being re-derived from the manifest and records."""
+    members = _members(v1_bundle)
+    deployment = evidence.entry(released["store"], "credit", 1)["record"]
+    assert deployment["kind"] == "deployment"
+    assert deployment["manifest_sha256"] == _sha(members["manifest.json"])
+    manifest = json.loads(members["manifest.json"])
+    manifest["registered_at"] = "2020-01-01T00:00:00+00:00"  # any change, with model_sha256 left as it was
+    edited = {**members, "manifest.json": json.dumps(manifest, indent=2).encode()}
+    problems = bundle.verify(_zip(_reindex(edited))).problems
+    assert any("manifest.json: sha256" in p and "deployment record names" in p for p in problems), problems
+
+    mapping = json.loads(members["annex_iv.json"])
+    mapping["items"][0]["coverage"] = "covered" if mapping["items"][0]["coverage"] != "covered" else "partial"
+    edited = {**members, "annex_iv.json": json.dumps(mapping, indent=2, sort_keys=True).encode()}
+    problems = bundle.verify(_zip(_reindex(edited))).problems
+    assert problems == ["annex_iv.json: not the map the manifest and the release records give (edited)"]
 
 
 def test_a_malformed_index_is_a_finding_not_a_crash(v1_bundle):
@@ -212,7 +240,7 @@ def test_bundle_cli_resolves_versions_and_refuses_unknown_ones(released, tmp_pat
     out = tmp_path / "v2.zip"
     assert main([*args, "bundle", released["v2"][:10], "--out", str(out), "--no-model"]) == 0
     members = _members(out.read_bytes())
-    assert "model.skops" not in members and json.loads(members["bundle.json"])["release_records"] == [2, 3]
+    assert "model.skops" not in members and json.loads(members["bundle.json"])["release_records"] == [3, 4, 5]
     assert bundle.verify(out.read_bytes()).ok
     assert main([*args, "bundle", "production", "--out", str(tmp_path / "p.zip")]) == 0
     assert json.loads(_members((tmp_path / "p.zip").read_bytes())["bundle.json"])["version"] == released["v1"]

@@ -191,6 +191,7 @@ def test_importance_on_one_label_class_is_skipped_not_guessed():
     from fairgate.reporting.report import run_report
 
     record = LifecycleRecord(
+        kind="lifecycle",
         run_id="r",
         dag_id="d",
         decision="rejected",

@@ -122,11 +122,24 @@ def deploy_recorded(
 
 
 def was_deployed(entries: list[dict[str, Any]], version: str) -> bool:
-    """Whether a lifecycle record shows ``version`` approved and put in production (a rollback target must be).
+    """Whether the records (newest first) show ``version`` approved and put in production (a rollback target must be).
 
-    A ``deployment`` record alone does not count: it is written before the swap, which may have lost.
+    A lifecycle record of a deployed run shows it. A ``deployment`` record alone does not: it is
+    written before the swap, which may have lost; it counts once a newer record saw the version in
+    production (a deployment that replaced it, a rollback away from it).
     """
-    return any(e["record"].get("kind") == "lifecycle" and _deployed(e["record"], version) for e in entries)
+    for i, entry in enumerate(entries):
+        rec = entry["record"]
+        if _deployed(rec, version) is None:
+            continue
+        if rec.get("kind") == "lifecycle" or any(
+            newer["record"].get("replaces" if newer["record"].get("kind") == "deployment" else "from_version")
+            == version
+            for newer in entries[:i]
+            if newer["record"].get("kind") in ("deployment", "rollback")
+        ):
+            return True
+    return False
 
 
 def _promotion(entries: list[dict[str, Any]], version: str, run_id: str) -> tuple[dict[str, Any], str] | None:

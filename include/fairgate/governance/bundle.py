@@ -90,6 +90,8 @@ def concerns(record: dict[str, Any], version: str) -> bool:
             run.model and run.model.version,
             run.deployment and run.deployment.version,
         )
+    if kind == "deployment":
+        return bool(record.get("version") == version)
     if kind == "rollback":
         return version in (record.get("from_version"), record.get("to_version"))
     if kind == "audit":
@@ -137,23 +139,24 @@ def build(
         ) from None
     manifest = json.loads(manifest_bytes)
     check = evidence.verify(store, model)
-    if not check.ok:
+    if not check.intact_to_head:
         raise BundleError(
             f"The evidence log of {model!r} does not verify, so no bundle is made from it: {check.problems[0]}"
         )
-    keys = store.list(evidence.records_prefix(model))
+    keys = evidence.keys_to_head(store, model)  # a record past HEAD is not evidence: not bundled
     raw = [store.get(k) for k in keys]
     entries = [json.loads(b) for b in raw]
     mine = [e for e in entries if concerns(e["record"], version)]
     if not mine:
         raise BundleError(f"No evidence record of {model!r} concerns version {version[:12]}; nothing to bundle.")
-    head_bytes = store.get(evidence.head_key(model))
-    head = json.loads(head_bytes)
-    if head["seq"] != len(entries):  # an interrupted append: the proof ends at the last record
-        head = {"seq": entries[-1]["seq"], "hash": entries[-1]["hash"]}
-        head_bytes = evidence.canonical(head)
+    head = {"seq": entries[-1]["seq"], "hash": entries[-1]["hash"]}  # HEAD, as verified above
+    head_bytes = evidence.canonical(head)
+    if check.past_head:
+        out_notes = [f"record(s) {list(check.past_head)} past HEAD were left out (not evidence until HEAD names them)"]
+    else:
+        out_notes = []
 
-    out = _Builder()
+    out = _Builder(notes=out_notes)
     out.add("manifest.json", manifest_bytes, "registry manifest")
     if include_model:
         model_file = store.get(f"{registry.version_prefix(model, version)}/model.skops")
@@ -269,6 +272,7 @@ def verify(data: bytes, *, expected_head: str | None = None) -> BundleCheck:
         problems = _check_members(index, members)
         problems += _check_chain(index, members, expected_head)
         problems += _check_artifacts(index, members)
+        problems += _check_bound(index, members)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a hand-made index or record
         return BundleCheck(False, [f"{INDEX} or a record is malformed ({type(exc).__name__}: {exc})"], index)
     return BundleCheck(not problems, problems, index)
@@ -347,6 +351,59 @@ def _check_chain(index: dict[str, Any], members: dict[str, bytes], expected_head
             problems.append(f"release record #{seq} is not in the chain")
         elif rec.get("model_name") != index.get("model") or not concerns(rec, index.get("version", "")):
             problems.append(f"release record #{seq} is not about {index.get('model')} {str(index.get('version'))[:12]}")
+    return problems
+
+
+def _bound_manifests(release: list[dict[str, Any]], version: str) -> set[str]:
+    """The manifest sha256s the records that put ``version`` in production name."""
+    out = set()
+    for r in release:
+        kind = r.get("kind")
+        if (kind == "deployment" and r.get("version") == version) or (
+            kind == "rollback" and r.get("to_version") == version
+        ):
+            out.add(r.get("manifest_sha256"))
+        elif kind == "lifecycle" and (r.get("deployment") or {}).get("version") == version:
+            out.add(r["deployment"].get("manifest_sha256"))
+    return {s for s in out if isinstance(s, str)}
+
+
+def _check_bound(index: dict[str, Any], members: dict[str, bytes]) -> list[str]:
+    """The members no evidence record names by its sha256 are bound to the chain another way.
+
+    ``manifest.json``: the ``manifest_sha256`` its deployment records name (records written before
+    releases bound the manifest name none: then only its ``model_sha256`` is checked). The Annex IV
+    map: re-derived from the manifest, the chain's release records and the member list, by the
+    release that made the bundle, and compared.
+    """
+    problems = []
+    version = index.get("version", "")
+    entries, _ = _chain_entries(members)
+    release = [e["record"] for e in entries if concerns(e.get("record", {}), version)]
+    manifest_bytes = members.get("manifest.json", b"")
+    bound = _bound_manifests(release, version)
+    if bound and _sha(manifest_bytes) not in bound:
+        problems.append(
+            f"manifest.json: sha256 {_sha(manifest_bytes)[:16]} is not the manifest_sha256 its deployment "
+            "record names (edited)"
+        )
+    if index.get("code_version") != CODE_VERSION:
+        problems.append(
+            f"annex_iv: the bundle was made by release {index.get('code_version')!r}; verify it with that "
+            f"release (this is {CODE_VERSION}), which re-derives its Annex IV map"
+        )
+        return problems
+    try:
+        manifest = json.loads(manifest_bytes)
+    except ValueError:
+        return problems  # said by _check_artifacts
+    listed = sorted(p for p in members if p not in ("annex_iv.json", "annex_iv.md"))
+    mapping = annex_iv.for_release(manifest, release, members=listed)
+    expected_json = json.dumps(mapping, indent=2, sort_keys=True, default=str).encode()
+    if members.get("annex_iv.json") != expected_json:
+        problems.append("annex_iv.json: not the map the manifest and the release records give (edited)")
+    if members.get("annex_iv.md") != annex_iv.markdown(mapping).encode():
+        problems.append("annex_iv.md: not the map the manifest and the release records give (edited)")
     return problems
 
 

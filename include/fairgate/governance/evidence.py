@@ -241,7 +241,7 @@ def entry(store: ArtifactStore, model: str, seq: int) -> dict[str, Any]:
     return _entry_at(store, _record_key(model, seq))
 
 
-def _keys_to_head(store: ArtifactStore, model: str) -> list[str]:
+def keys_to_head(store: ArtifactStore, model: str) -> list[str]:
     """The record keys up to HEAD: a record past HEAD is not read as evidence until HEAD names it."""
     head = _head(store, model)[0]["seq"]
     return [k for k in store.list(records_prefix(model)) if k <= _record_key(model, head)]
@@ -249,13 +249,13 @@ def _keys_to_head(store: ArtifactStore, model: str) -> list[str]:
 
 def entries(store: ArtifactStore, model: str) -> list[dict[str, Any]]:
     """Every entry up to HEAD, oldest first."""
-    return [_entry_at(store, k) for k in _keys_to_head(store, model)]
+    return [_entry_at(store, k) for k in keys_to_head(store, model)]
 
 
 def recent(store: ArtifactStore, model: str, kind: str, *, last: int = 20) -> list[dict[str, Any]]:
     """The newest ``last`` entries of ``kind`` up to HEAD, newest first (reads back only until it has them)."""
     out = []
-    for key in reversed(_keys_to_head(store, model)):
+    for key in reversed(keys_to_head(store, model)):
         entry = _entry_at(store, key)
         if entry["record"].get("kind") == kind:
             out.append(entry)
@@ -266,7 +266,7 @@ def recent(store: ArtifactStore, model: str, kind: str, *, last: int = 20) -> li
 
 def find(store: ArtifactStore, model: str, run_id: str = "latest", *, kind: str | None = None) -> dict[str, Any] | None:
     """The newest record of ``model`` for ``run_id`` (or the newest of ``kind`` for ``latest``)."""
-    for key in reversed(_keys_to_head(store, model)):  # newest first; stops at the first match
+    for key in reversed(keys_to_head(store, model)):  # newest first; stops at the first match
         entry = _entry_at(store, key)
         rec = entry["record"]
         if kind and rec.get("kind") != kind:

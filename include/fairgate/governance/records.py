@@ -113,7 +113,7 @@ class DatasheetRef(_Part):
 class LifecycleRecord(_Part):
     """One lifecycle run's record (DESIGN §7): what it read, measured, decided and wrote."""
 
-    kind: Literal["lifecycle"] = "lifecycle"
+    kind: Literal["lifecycle"]  # required: written into every record, which readers select by kind
     run_id: str
     dag_id: str
     run_type: str | None = None

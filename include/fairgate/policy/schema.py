@@ -32,7 +32,7 @@ from pydantic import (
     model_validator,
 )
 
-from fairgate.data.adult import SIMULATED_FEED
+from fairgate.data.adult import ADULT_COLUMNS, SIMULATED_FEED
 from fairgate.errors import PolicyError
 from fairgate.policy import rules
 
@@ -628,8 +628,13 @@ class Policy(_Section):
         audit = {} if audit is None else dict(audit) if isinstance(audit, dict) else audit
         if isinstance(audit, dict):
             source = dataset.get("source") if isinstance(dataset, dict) else None
-            if audit.get("incoming") is None and isinstance(source, str) and source.startswith("bundled://"):
-                audit["incoming"] = SIMULATED_FEED  # rules._check_feeds refuses it for columns Adult lacks
+            if (
+                audit.get("incoming") is None
+                and isinstance(source, str)
+                and source.startswith("bundled://")
+                and _named_columns(dataset) <= set(ADULT_COLUMNS)
+            ):
+                audit["incoming"] = SIMULATED_FEED  # the feed simulates Adult rows: only for Adult's columns
             table = audit.get("log_table")
             if audit.get("outcomes_table") is None and isinstance(table, str) and "/" in table:
                 audit["outcomes_table"] = f"{table.rsplit('/', 1)[1]}_outcomes"
@@ -793,3 +798,16 @@ def _show(value: Any) -> str:
     if isinstance(value, float):
         return f"`{value:g}`"
     return f"`{value}`"
+
+
+def _named_columns(dataset: Any) -> set[Any]:
+    """The label and feature columns a raw ``dataset`` section names (before validation)."""
+    if not isinstance(dataset, dict):
+        return set()
+    features = dataset.get("features")
+    named = {dataset.get("label")}
+    if isinstance(features, dict):
+        for kind in ("categorical", "numeric"):
+            if isinstance(features.get(kind), list):
+                named.update(c for c in features[kind] if isinstance(c, str))
+    return named

@@ -729,6 +729,7 @@ def evidence_record(
     fairness = gate and {k: {**r["metrics"], "counts": r["counts"]} for k, r in gate_full["fairness"].items()}
     bias_fields = ("detected", "reasons", "comparisons", "proxies", "warnings", "measured_on", "short_of_evidence")
     return LifecycleRecord(
+        kind="lifecycle",
         run_id=run.run_id,
         dag_id=run.dag_id,
         run_type=run.run_type,
