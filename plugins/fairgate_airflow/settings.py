@@ -5,6 +5,8 @@ For S3 the boto3 client comes from the amazon provider's ``S3Hook`` for the conn
 ``FAIRGATE_AWS_CONN_ID`` (default ``aws_default``), so credentials, region and ``endpoint_url``
 live in an Airflow connection, never in code or the policy. A ``sql://<conn_id>`` data source or
 feed is the Airflow connection ``conn_id`` (any database SQLAlchemy speaks; PostgreSQL is tested).
+The evidence key that signs each log's HEAD is ``FAIRGATE_EVIDENCE_KEY`` or, without it, the
+password of the connection ``FAIRGATE_EVIDENCE_CONN_ID`` (default ``fairgate_evidence``).
 """
 
 from __future__ import annotations
@@ -43,13 +45,31 @@ def _s3_client() -> Any:
     return S3Hook(aws_conn_id=os.environ.get("FAIRGATE_AWS_CONN_ID", "aws_default")).get_conn()
 
 
+def _evidence_key() -> bytes | None:
+    """``FAIRGATE_EVIDENCE_KEY``, else the password of the evidence connection (None: HEADs are not signed)."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    if os.environ.get("FAIRGATE_EVIDENCE_KEY"):
+        return os.environ["FAIRGATE_EVIDENCE_KEY"].encode()
+    try:
+        conn = BaseHook.get_connection(os.environ.get("FAIRGATE_EVIDENCE_CONN_ID", "fairgate_evidence"))
+    except AirflowNotFoundException:
+        return None
+    return conn.password.encode() if conn.password else None
+
+
 def artifact_store() -> ArtifactStore:
-    """The store every stage writes to; also points ``sql://`` sources at Airflow's connections."""
+    """The store every stage writes to; also points ``sql://`` sources at Airflow's connections and
+    the evidence log at the key that signs its HEAD."""
     from fairgate.data.sources import use_connections, use_s3_client
+    from fairgate.governance.evidence import use_signing_key
     from fairgate.storage.roots import open_store
 
     use_connections(_connection_uri)
     use_s3_client(_s3_client)
+    key = _evidence_key()  # looked up once per task, not once per append
+    use_signing_key(lambda: key)
 
     root = artifact_root()
     client = None

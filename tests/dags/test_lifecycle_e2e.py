@@ -387,8 +387,14 @@ def test_deploy_twice_then_roll_back_through_the_dag(lifecycle_dag, deployed, tm
             (e["record"].get("deployment") or {}).get("version") or e["record"].get("to_version"),
         )
         for e in evidence.entries(store, "adult_income")
+        if e["record"]["kind"] != "deployment"  # each deployment's record, written before its pointer moved
     ]
     assert moves == [("deployed", v1), ("deployed", v2), ("rolled_back", v1)]
+    deployments = [e["record"] for e in evidence.entries(store, "adult_income") if e["record"]["kind"] == "deployment"]
+    assert [(d["version"], d["replaces"], d["gate_outcome"]) for d in deployments] == [
+        (v1, None, "pass"),
+        (v2, v1, "pass"),
+    ]
 
     failed = load_dag("fairgate_rollback").test(run_conf={"version": "0" * 64, "reason": "typo"})
     assert failed.state == "failed"

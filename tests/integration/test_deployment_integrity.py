@@ -270,3 +270,95 @@ def test_status_says_when_production_is_not_backed_by_the_evidence(tmp_path, cap
     assert main(["--artifact-root", str(root), "status"]) == 1
     err = capsys.readouterr().err
     assert "production.json is not valid JSON" in err and "Traceback" not in err
+
+
+def _rewritten_chain(store, records: list[dict]) -> None:
+    """What a writer to the store without the evidence key can do: replace the whole chain and HEAD,
+    every link and hash recomputed, so that the records verify."""
+    for key in store.list(evidence.records_prefix(M)):
+        store.delete(key)
+    prev = evidence.GENESIS
+    for seq, record in enumerate(records, start=1):
+        entry = {"seq": seq, "prev_hash": prev, "record": record, "hash": evidence.entry_hash(seq, prev, record)}
+        store.put(f"{evidence.records_prefix(M)}{seq:010d}.json", evidence.canonical(entry))
+        prev = entry["hash"]
+    store.put(evidence.head_key(M), evidence.canonical({"seq": len(records), "hash": prev}))
+
+
+def test_a_rewritten_chain_is_served_without_an_evidence_key_and_refused_with_one(any_store, monkeypatch):
+    a = _deploy(any_store, b"model-a", "r1")
+    failed = _version(any_store, b"model-failed", approved=False)
+    forged = [
+        {"kind": "deployment", "run_id": "r9", "dag_id": "lc", "version": failed, "model_name": M}
+        | {"gate_outcome": "pass", "review": None, "replaces": a, "approver": "gate"}
+    ]
+    _raw_pointer(any_store, version=failed, run_id="r9")
+    _rewritten_chain(any_store, forged)
+    assert approval.production(any_store, M).version == failed  # the store's word is all there is to go on
+
+    # the same rewrite when the real HEAD was signed with a key the forger does not hold
+    monkeypatch.setenv("FAIRGATE_EVIDENCE_KEY", "held-in-an-airflow-connection")
+    _raw_pointer(any_store, version=a, run_id="r1")
+    _rewritten_chain(any_store, [])
+    any_store.delete(evidence.head_key(M))
+    a_again = _deploy(any_store, b"model-a", "r1")
+    assert a_again == a and "mac" in json.loads(any_store.get(evidence.head_key(M)))
+    assert approval.production(any_store, M).version == a
+    _raw_pointer(any_store, version=failed, run_id="r9")
+    _rewritten_chain(any_store, forged)
+    with pytest.raises(EvidenceIntegrityError, match="is not signed, and an evidence key is set"):
+        approval.production(any_store, M)
+    with pytest.raises(EvidenceIntegrityError, match="is not signed"):  # nor does an append vouch for it
+        evidence.append(any_store, M, {"kind": "audit", "run_id": "a1"})
+    monkeypatch.setenv("FAIRGATE_EVIDENCE_KEY", "another-key")
+    _rewritten_chain(any_store, forged)
+    head = json.loads(any_store.get(evidence.head_key(M)))
+    head["mac"] = evidence.head_mac(b"another-key", M, head["seq"], head["hash"])
+    any_store.put(evidence.head_key(M), evidence.canonical(head))
+    monkeypatch.setenv("FAIRGATE_EVIDENCE_KEY", "held-in-an-airflow-connection")
+    assert any("does not check under the evidence key" in p for p in evidence.verify(any_store, M).problems)
+
+
+def test_with_a_key_a_lost_head_is_refused_until_someone_signs_it(any_store, monkeypatch, tmp_path, capsys):
+    from fairgate.cli.main import main
+
+    monkeypatch.setenv("FAIRGATE_EVIDENCE_KEY", "k")
+    a = _deploy(any_store, b"model-a", "r1")
+    past = _version(any_store, b"model-b")
+    forged = {"kind": "deployment", "run_id": "r9", "version": past, "gate_outcome": "pass", "model_name": M}
+    head = evidence.head(any_store, M)
+    entry = {
+        "seq": 2,
+        "prev_hash": head["hash"],
+        "record": forged,
+        "hash": evidence.entry_hash(2, head["hash"], forged),
+    }
+    any_store.put_new(f"{evidence.records_prefix(M)}{2:010d}.json", evidence.canonical(entry))
+    with pytest.raises(EvidenceIntegrityError, match="Record 2 of 'm' .* is not signed with the evidence key"):
+        evidence.append(any_store, M, {"kind": "audit", "run_id": "a1"}, key="au/a1/audit")
+    seqs = [(e["seq"], e["record"]["kind"]) for e in evidence.entries(any_store, M)]
+    assert seqs == [(1, "deployment")], "a record the key did not sign is never adopted into the chain"
+    any_store.delete(f"{evidence.records_prefix(M)}{2:010d}.json")
+
+    any_store.delete(evidence.head_key(M))
+    with pytest.raises(EvidenceIntegrityError, match="HEAD.json is missing and an evidence key is set"):
+        approval.production(any_store, M)
+    root, _, endpoint = any_store.spec.partition("@")
+    if endpoint:  # the CLI reaches S3 the standard way, here the moto server
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
+    args = ["--artifact-root", root, "--policy", _policy_file(tmp_path), "verify-log"]
+    assert main(args) == 2
+    assert "is missing and an evidence key is set" in capsys.readouterr().out
+    assert main([*args, "--sign-head"]) == 0
+    assert "Signed HEAD of m: #1" in capsys.readouterr().err
+    assert approval.production(any_store, M).version == a
+    assert evidence.append(any_store, M, {"kind": "audit", "run_id": "a1"}, key="au/a1/audit")["seq"] == 2
+
+
+def _policy_file(tmp_path) -> str:
+    import yaml
+    from tests.conftest import default_policy_dict
+
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump({**default_policy_dict(), "model_name": M}))
+    return str(path)

@@ -14,7 +14,7 @@ import sys
 from typing import Any
 
 from fairgate.data.sources import read_location, read_source
-from fairgate.errors import FairgateError, InputError, IntegrityError, RecourseError
+from fairgate.errors import EvidenceIntegrityError, FairgateError, InputError, IntegrityError, RecourseError
 from fairgate.governance import approval, bundle, cases, evidence, registry
 from fairgate.integrations import tracking
 from fairgate.models import recourse
@@ -146,11 +146,17 @@ def cmd_evidence(args: argparse.Namespace, store: ArtifactStore, model: str) -> 
 
 
 def cmd_verify_log(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
+    if args.sign_head:
+        signed = evidence.sign_head(store, model)
+        print(f"Signed HEAD of {model}: #{signed['seq']} {signed['hash']}.", file=sys.stderr)
     result = evidence.verify(store, model)
-    head = evidence.head(store, model)
+    try:
+        head: dict[str, Any] | None = evidence.head(store, model)
+    except EvidenceIntegrityError:  # a lost HEAD that is not rebuilt (evidence key set): said in the problems
+        head = None
     text = (
         f"Evidence log intact: {result.records} records; head #{head['seq']} {head['hash']}."
-        if result.ok
+        if result.ok and head
         else "Evidence log BROKEN:\n" + "\n".join(f"  - {p}" for p in result.problems)
     )
     _out(args, {"ok": result.ok, "records": result.records, "problems": result.problems, "head": head}, text)
@@ -439,6 +445,12 @@ def build_parser() -> argparse.ArgumentParser:
                 "--tracking-uri",
                 help="MLflow server (default: $MLFLOW_TRACKING_URI, else the embedded "
                 "store beside a local artifact store)",
+            )
+        if name == "verify-log":
+            p.add_argument(
+                "--sign-head",
+                action="store_true",
+                help="first sign HEAD with the evidence key (FAIRGATE_EVIDENCE_KEY), vouching for the chain as it is",
             )
         if name == "rollback":
             p.add_argument("--to", help="version (sha256) to restore; default: the previous production version")

@@ -13,12 +13,24 @@ An append with a ``key`` is idempotent: a retried task whose first try appended 
 before it could say so) finds its own record instead of appending a second. A HEAD that is lost
 is rebuilt from the records; a record past HEAD is finished by the next append (an append
 interrupted between the record and HEAD) and, until then, is a finding of :func:`verify`.
+
+Anyone who can write to the store could rewrite a whole chain and its HEAD consistently. With an
+evidence key (``FAIRGATE_EVIDENCE_KEY``, or in Airflow the password of the connection
+``fairgate_evidence``), HEAD carries an HMAC-SHA256 of the model, seq and hash under that key,
+held outside the store: :func:`verify` refuses a HEAD whose MAC does not check, and a lost HEAD
+is not rebuilt from the records (they may be the rewritten ones) until someone who checked them
+signs it again (``fairgate verify-log --sign-head``). What a signed HEAD cannot show is a
+chain cut back to an earlier signed HEAD; compare the head against one kept elsewhere
+(``verify-bundle --expect-head``, the ``fairgate.evidence_hash`` tag of each MLflow version).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -29,6 +41,50 @@ if TYPE_CHECKING:
     from fairgate.storage.base import ArtifactStore
 
 GENESIS = "0" * 64
+
+
+def _key_from_env() -> bytes | None:
+    key = os.environ.get("FAIRGATE_EVIDENCE_KEY")
+    return key.encode() if key else None
+
+
+_signing_key: Callable[[], bytes | None] = _key_from_env
+
+
+def use_signing_key(source: Callable[[], bytes | None]) -> None:
+    """Where the evidence key comes from (Airflow's tasks: a connection; default: ``FAIRGATE_EVIDENCE_KEY``)."""
+    global _signing_key
+    _signing_key = source
+
+
+def head_mac(key: bytes, model: str, seq: int, hash_: str) -> str:
+    """The MAC of "record ``seq`` of ``model``'s chain has ``hash_``" (HEAD and each record carry it)."""
+    return hmac.new(key, f"fairgate-head\n{model}\n{seq}\n{hash_}".encode(), hashlib.sha256).hexdigest()
+
+
+def _signed(model: str, seq: int, hash_: str) -> dict[str, Any]:
+    """``{"seq", "hash"}`` with its ``mac`` when there is an evidence key (HEAD as stored)."""
+    key = _signing_key()
+    return {"seq": seq, "hash": hash_, **({"mac": head_mac(key, model, seq, hash_)} if key else {})}
+
+
+def _unsigned(model: str, head: dict[str, Any]) -> str | None:
+    """Why ``head`` (or an entry) lacks a valid MAC under the evidence key (None: it has one, or no key is set)."""
+    key = _signing_key()
+    if not key:
+        return None
+    if not isinstance(head.get("mac"), str):
+        return (
+            f"HEAD of {model!r} (seq {head['seq']}) is not signed, and an evidence key is set: the chain may have "
+            f"been rewritten by someone without the key (after checking it: fairgate verify-log --model {model} "
+            "--sign-head)"
+        )
+    if not hmac.compare_digest(head["mac"], head_mac(key, model, head["seq"], head["hash"])):
+        return (
+            f"HEAD of {model!r} (seq {head['seq']}) has a MAC that does not check under the evidence key: it was "
+            "written without the key, or for another chain"
+        )
+    return None
 
 
 def head_key(model: str) -> str:
@@ -82,6 +138,12 @@ def _rebuilt_head(store: ArtifactStore, model: str) -> dict[str, Any]:
     keys = store.list(records_prefix(model))
     if not keys:
         return {"seq": 0, "hash": GENESIS}
+    if _signing_key():
+        raise EvidenceIntegrityError(
+            f"{store.uri(head_key(model))} is missing and an evidence key is set, so HEAD is not rebuilt from the "
+            f"records (anyone who can write to the store could have rewritten them). Check the chain, then "
+            f"`fairgate verify-log --model {model} --sign-head`."
+        )
     checked = verify(store, model, head_required=False)
     if not checked.ok:
         raise EvidenceIntegrityError(
@@ -139,15 +201,24 @@ def append(
         record["idempotency_key"] = key
     for _ in range(attempts):
         head, etag = _head(store, model)
+        unsigned = _unsigned(model, head) if head["seq"] else None
+        if unsigned:  # never extend (and so vouch for) a chain the key did not sign
+            raise EvidenceIntegrityError(unsigned)
         seq = head["seq"] + 1
-        entry = {"seq": seq, "prev_hash": head["hash"], "record": record, "hash": entry_hash(seq, head["hash"], record)}
+        hash_ = entry_hash(seq, head["hash"], record)
+        entry = {"prev_hash": head["hash"], "record": record, **_signed(model, seq, hash_)}
         try:
             store.put_new(_record_key(model, seq), canonical(entry))
         except ConflictError:
-            _repair_head(store, model, head, etag, seq)  # another writer took seq; catch HEAD up and retry
+            if not _repair_head(store, model, head, etag, seq):  # another writer took seq; catch HEAD up, retry
+                raise EvidenceIntegrityError(
+                    f"Record {seq} of {model!r} ({store.uri(_record_key(model, seq))}) lies past HEAD and is not "
+                    "signed with the evidence key, so it was not appended by Fairgate; nothing is appended after "
+                    "it. Check and remove it (fairgate verify-log lists it)."
+                ) from None
             continue
         try:
-            store.swap(head_key(model), canonical({"seq": seq, "hash": entry["hash"]}), expected_etag=etag)
+            store.swap(head_key(model), canonical(_signed(model, seq, entry["hash"])), expected_etag=etag)
         except ConflictError:
             pass  # someone repaired HEAD to our record already; the record is in the chain
         return entry
@@ -157,17 +228,22 @@ def append(
     )
 
 
-def _repair_head(store: ArtifactStore, model: str, head: dict[str, Any], etag: str | None, seq: int) -> None:
-    """Move HEAD onto record ``seq`` if that record correctly extends the current head."""
+def _repair_head(store: ArtifactStore, model: str, head: dict[str, Any], etag: str | None, seq: int) -> bool:
+    """Move HEAD onto record ``seq`` if that record extends the current head; False if it is not signed
+    with the evidence key (a key is set and the record was not written with it: never adopted)."""
     try:
         existing = json.loads(store.get(_record_key(model, seq)))
     except NotFoundError:
-        return
-    if existing.get("prev_hash") == head["hash"]:
-        try:
-            store.swap(head_key(model), canonical({"seq": seq, "hash": existing["hash"]}), expected_etag=etag)
-        except ConflictError:
-            pass
+        return True
+    if existing.get("prev_hash") != head["hash"]:
+        return True  # not an extension of this head (HEAD moved meanwhile): the caller reads HEAD again
+    if _unsigned(model, existing):
+        return False
+    try:
+        store.swap(head_key(model), canonical(_signed(model, seq, existing["hash"])), expected_etag=etag)
+    except ConflictError:
+        pass
+    return True
 
 
 @dataclass
@@ -223,6 +299,9 @@ def verify(store: ArtifactStore, model: str, *, head_required: bool = True) -> V
         head, _ = _head(store, model)
     except EvidenceIntegrityError as exc:
         return Verification(ok=False, records=len(keys), problems=[*problems, str(exc)])
+    unsigned = _unsigned(model, head) if keys else None
+    if unsigned:
+        problems.append(unsigned)
     past_head: tuple[int, ...] = ()
     if not problems and head["seq"] < len(keys):
         past_head = tuple(range(head["seq"] + 1, len(keys) + 1))
@@ -274,3 +353,27 @@ def find(store: ArtifactStore, model: str, run_id: str = "latest", *, kind: str 
         if run_id == "latest" or rec.get("run_id") == run_id:
             return dict(entry)
     return None
+
+
+def sign_head(store: ArtifactStore, model: str) -> dict[str, Any]:
+    """Sign HEAD of a chain that verifies apart from its signature (a lost HEAD: the last record).
+
+    For adopting an evidence key on an existing log, or after a lost HEAD: the person running it
+    vouches for the chain as it stands (compare its head with one kept elsewhere first).
+    """
+    key = _signing_key()
+    if not key:
+        raise EvidenceIntegrityError("No evidence key is set (FAIRGATE_EVIDENCE_KEY): there is nothing to sign with.")
+    checked = verify(store, model, head_required=False)
+    if not checked.ok:
+        raise EvidenceIntegrityError(
+            f"The records of {model!r} do not form a chain ({'; '.join(checked.problems[:2])}); HEAD is not signed."
+        )
+    keys = store.list(records_prefix(model))
+    last: dict[str, Any] = _entry_at(store, keys[-1]) if keys else {"seq": 0, "hash": GENESIS}
+    try:
+        etag: str | None = store.get_with_etag(head_key(model))[1]
+    except NotFoundError:
+        etag = None
+    store.swap(head_key(model), canonical(_signed(model, last["seq"], last["hash"])), expected_etag=etag)
+    return {"seq": last["seq"], "hash": last["hash"]}
