@@ -3,7 +3,8 @@ FROM apache/airflow:3.3.2-python3.11
 
 USER airflow
 COPY --chown=airflow:root requirements.txt /opt/fairgate/requirements.txt
-RUN pip install --no-cache-dir -r /opt/fairgate/requirements.txt
+# Flask-WTF: MLflow's basic-auth app (the compose file's tracking server runs with it)
+RUN pip install --no-cache-dir -r /opt/fairgate/requirements.txt "Flask-WTF>=1.2,<2"
 
 COPY --chown=airflow:root pyproject.toml README.md /opt/fairgate/
 COPY --chown=airflow:root include /opt/fairgate/include

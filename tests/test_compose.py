@@ -24,10 +24,23 @@ def _compose() -> str:
     return exe
 
 
-def test_compose_config_is_valid_and_complete():
-    out = subprocess.run(
-        [_compose(), "-f", "docker-compose.yaml", "config"], cwd=REPO, capture_output=True, text=True, timeout=60
+PASSWORDS = {"MINIO_ROOT_PASSWORD": "minio-pw-for-the-test", "MLFLOW_ADMIN_PASSWORD": "mlflow-pw-for-the-test"}
+
+
+def _config(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k not in PASSWORDS}
+    return subprocess.run(
+        [_compose(), "-f", "docker-compose.yaml", *args, "config"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**environment, **(PASSWORDS if env is None else env)},
     )
+
+
+def test_compose_config_is_valid_and_complete():
+    out = _config()
     assert out.returncode == 0, out.stderr
     cfg = yaml.safe_load(out.stdout)
     services = cfg["services"]
@@ -56,13 +69,7 @@ def test_compose_config_is_valid_and_complete():
 
 
 def test_compose_wires_mlflow_to_the_same_postgres_and_minio_and_serves_the_production_alias():
-    out = subprocess.run(
-        [_compose(), "-f", "docker-compose.yaml", "--profile", "serving", "config"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    out = _config("--profile", "serving")
     assert out.returncode == 0, out.stderr
     services = yaml.safe_load(out.stdout)["services"]
     server = services["mlflow"]
@@ -74,7 +81,26 @@ def test_compose_wires_mlflow_to_the_same_postgres_and_minio_and_serves_the_prod
     assert "CREATE DATABASE mlflow" in str(services["mlflow-db-init"]["entrypoint"])
     conn = json.loads(services["airflow-worker"]["environment"]["AIRFLOW_CONN_MLFLOW_DEFAULT"])
     assert (conn["host"], conn["port"]) == ("mlflow", 5000)
+    assert (conn["login"], conn["password"]) == ("admin", PASSWORDS["MLFLOW_ADMIN_PASSWORD"])
+    assert "--app-name basic-auth" in command
+    assert server["environment"]["MLFLOW_AUTH_ADMIN_PASSWORD"] == PASSWORDS["MLFLOW_ADMIN_PASSWORD"]
     serve = services["mlflow-serve"]
     serve_command = " ".join(serve["command"]) if isinstance(serve["command"], list) else serve["command"]
-    assert "models:/adult_income@production" in serve_command and "--env-manager local" in serve_command
-    assert serve["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    # the server runs what Fairgate's evidence approves, not the MLflow alias
+    assert serve["entrypoint"] == ["fairgate"] and "serve" in serve_command and "@production" not in serve_command
+    assert "--tracking-uri http://mlflow:5000" in serve_command
+    assert serve["environment"]["FAIRGATE_ARTIFACT_ROOT"] == "s3://fairgate/artifacts"
+
+
+def test_nothing_is_published_beyond_localhost_and_nothing_starts_without_its_passwords():
+    services = yaml.safe_load(_config("--profile", "serving").stdout)["services"]
+    published = {name: svc["ports"] for name, svc in services.items() if svc.get("ports")}
+    assert set(published) >= {"minio", "mlflow", "mlflow-serve", "airflow-apiserver"}
+    for name, ports in published.items():
+        for port in ports:
+            host_ip = port.get("host_ip") if isinstance(port, dict) else str(port).rsplit(":", 2)[0]
+            assert host_ip == "127.0.0.1", (name, port)
+    assert services["minio"]["environment"]["MINIO_ROOT_PASSWORD"] == PASSWORDS["MINIO_ROOT_PASSWORD"]
+    assert "fairgate-secret" not in json.dumps(services)
+    missing = _config(env={})
+    assert missing.returncode != 0 and "MINIO_ROOT_PASSWORD" in missing.stderr + missing.stdout

@@ -362,3 +362,15 @@ def _policy_file(tmp_path) -> str:
     path = tmp_path / "m.yaml"
     path.write_text(yaml.safe_dump({**default_policy_dict(), "model_name": M}))
     return str(path)
+
+
+def test_a_retried_audit_finds_its_own_record_and_a_rerun_of_the_day_adds_one(any_store):
+    from fairgate.monitoring.prediction_log import save_audit
+
+    result = {"kind": "audit", "run_id": "nightly-1", "date": "2026-05-01", "status": "ok", "reasons": []}
+    result |= {"policy_sha256": "p", "code_version": "c"}
+    first = save_audit(any_store, M, result, report_html="<p>day</p>")
+    again = save_audit(any_store, M, result, report_html="<p>day</p>")  # the task's retry
+    rerun = save_audit(any_store, M, {**result, "run_id": "backfill-1"}, report_html="<p>day</p>")
+    assert first["seq"] == again["seq"] == 1 and rerun["seq"] == 2
+    assert [e["record"]["run_id"] for e in evidence.entries(any_store, M)] == ["nightly-1", "backfill-1"]

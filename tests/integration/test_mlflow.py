@@ -18,6 +18,7 @@ import pytest
 from tests.conftest import synthetic_credit_policy
 from tests.integration.stack import PG, _free_port, require_postgres
 
+from fairgate.errors import NotApproved
 from fairgate.governance import evidence, registry
 from fairgate.integrations import tracking
 from fairgate.policy.loader import load_policy
@@ -248,32 +249,41 @@ def test_a_server_that_is_down_loses_nothing_and_a_resync_logs_the_run_later(tra
     assert evidence.verify(store, "credit").ok
 
 
-@pytest.fixture(scope="module")
-def served(tracked, mlflow_server, tmp_path_factory):
-    """``mlflow models serve -m models:/credit@production`` as its own process."""
-    tracking.track(tracked["store"], tracked["policy"], uri=mlflow_server["url"], lifecycle_runs=False)
-    port = _free_port()
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server["url"], "PATH": f"{BIN}:{os.environ['PATH']}"}
-    proc = subprocess.Popen(
-        [
-            str(BIN / "mlflow"),
-            "models",
-            "serve",
-            "-m",
-            "models:/credit@production",
-            "--env-manager",
-            "local",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ],
+def _cli(tracked) -> list[str]:
+    """The CLI on the tracked store and policy."""
+    return [
+        str(BIN / "fairgate"),
+        "--artifact-root",
+        str(tracked["folder"] / "store"),
+        "--policy",
+        str(tracked["path"]),
+    ]
+
+
+def _fairgate_serve(tracked, mlflow_server, port: int, log: Path, **env_changes) -> subprocess.Popen:
+    """``fairgate serve`` as a user starts it: Fairgate's approved version, checked, on MLflow's server."""
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": mlflow_server["url"],
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+        **env_changes,
+    }
+    return subprocess.Popen(
+        [*_cli(tracked), "serve", "--port", str(port), "--workdir", str(log.parent / "model")],
         env=env,
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+
+
+@pytest.fixture(scope="module")
+def served(tracked, mlflow_server, tmp_path_factory):
+    """``fairgate serve`` of the credit model as its own process."""
+    tracking.track(tracked["store"], tracked["policy"], uri=mlflow_server["url"], lifecycle_runs=False)
+    port = _free_port()
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    proc = _fairgate_serve(tracked, mlflow_server, port, log)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_http(f"{url}/ping", proc, 120, log)
@@ -387,6 +397,106 @@ def test_a_tampered_model_file_is_refused_by_the_server(tracked, mlflow_server, 
         assert "does not match the recorded" in done.stderr + done.stdout
     finally:
         s3.put_object(Bucket=mlflow_server["bucket"], Key=key, Body=original)
+
+
+def _mlflow_serve(uri: str, mlflow_server, **env_changes) -> subprocess.CompletedProcess:
+    """``mlflow models serve`` of ``uri`` run directly, bypassing ``fairgate serve`` (refusals end it)."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server["url"], "PATH": f"{BIN}:{os.environ['PATH']}"}
+    env.pop("FAIRGATE_ARTIFACT_ROOT", None)
+    command = [str(BIN / "mlflow"), "models", "serve", "-m", uri, "--env-manager", "local"]
+    return subprocess.run(
+        [*command, "-h", "127.0.0.1", "-p", str(_free_port())],
+        env={**env, **env_changes},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def test_served_directly_a_version_starts_only_if_the_evidence_approves_it_for_production(tracked, mlflow_server):
+    client, store = tracked["client"], tracked["store"]
+    production = registry.production_version(store, "credit")
+    older = next(v for v in tracked["versions"] if v != production)
+    mv_older = tracking.mlflow_version(client, "credit", older)
+    done = _mlflow_serve(f"models:/credit/{mv_older.version}", mlflow_server)
+    assert done.returncode != 0 and "FAIRGATE_ARTIFACT_ROOT is not set" in done.stdout + done.stderr
+    done = _mlflow_serve(
+        f"models:/credit/{mv_older.version}", mlflow_server, FAIRGATE_ARTIFACT_ROOT=str(tracked["folder"] / "store")
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert f"holds version {older[:12]} of 'credit', but Fairgate's evidence approves {production[:12]}" in out
+
+
+FOREIGN_CODE = """
+import mlflow
+from pathlib import Path
+from mlflow.pyfunc.model import PythonModel
+
+
+class Foreign(PythonModel):
+    def load_context(self, context):
+        Path(context.model_config["marker"]).write_text("foreign code ran")
+
+    def predict(self, context, model_input, params=None):
+        return [{"decision": 1, "model_version": "whatever you like"}] * len(model_input)
+
+
+mlflow.models.set_model(Foreign())
+"""
+
+
+def test_the_alias_moved_to_a_foreign_model_serves_fairgates_version_and_never_runs_the_foreign_code(
+    tracked, mlflow_server, served, tmp_path
+):
+    import mlflow as mlflow_module
+
+    client, store = tracked["client"], tracked["store"]
+    production = registry.production_version(store, "credit")
+    code, marker = tmp_path / "foreign.py", tmp_path / "ran.txt"
+    code.write_text(FOREIGN_CODE)
+    mlflow_module.set_tracking_uri(mlflow_server["url"])
+    with mlflow_module.start_run():
+        info = mlflow_module.pyfunc.log_model(
+            name="model", python_model=str(code), model_config={"marker": str(marker)}
+        )
+    foreign = client.create_model_version("credit", source=info.model_uri, tags={"fairgate.sha256": production})
+    fairgates = client.get_model_version_by_alias("credit", "production").version
+    client.set_registered_model_alias("credit", "production", foreign.version)
+    try:
+        # the foreign version claims the production sha256; fairgate serve checks the folder, not the tag
+        from fairgate.integrations import model_server
+
+        folder = Path(
+            mlflow_module.artifacts.download_artifacts(
+                f"models:/credit/{foreign.version}", dst_path=str(tmp_path / "f")
+            )
+        )
+        with pytest.raises(NotApproved, match="is not Fairgate's model: .*model code 'foreign.py'"):
+            model_server.check_folder(folder, "credit", production)
+
+        port, log = _free_port(), tmp_path / "serve" / "serve.log"
+        log.parent.mkdir()
+        proc = _fairgate_serve(tracked, mlflow_server, port, log)
+        try:
+            _wait_http(f"http://127.0.0.1:{port}/ping", proc, 120, log)
+            status, body = _post(f"http://127.0.0.1:{port}", json.dumps({"dataframe_records": [RECORD]}))
+        finally:
+            os.killpg(proc.pid, 15)
+            proc.wait(30)
+        assert status == 200 and body["predictions"][0]["model_version"] == production
+        assert f"'production' alias names version {foreign.version}, not the one Fairgate approved" in log.read_text()
+        assert not marker.exists()
+        done = subprocess.run(
+            [*_cli(tracked), "mlflow-check", "--tracking-uri", mlflow_server["url"]],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 2
+    finally:
+        client.set_registered_model_alias("credit", "production", fairgates)
+        client.delete_model_version("credit", foreign.version)
 
 
 @pytest.mark.e2e

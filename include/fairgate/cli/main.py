@@ -25,7 +25,7 @@ from fairgate.policy import schema as policy_schema
 from fairgate.policy.loader import load_policy, parse_policy
 from fairgate.stages.lifecycle import rollback
 from fairgate.storage.base import ArtifactStore
-from fairgate.storage.roots import open_store
+from fairgate.storage.roots import default_s3_client, open_store
 
 
 def _out(args: argparse.Namespace, payload: Any, text: str) -> None:
@@ -395,6 +395,33 @@ def cmd_mlflow_check(args: argparse.Namespace, store: ArtifactStore, model: str)
     return 2 if problems else 0
 
 
+def cmd_serve(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
+    """Serve Fairgate's approved production version (not whatever MLflow's alias names); never returns."""
+    import tempfile
+    from pathlib import Path
+
+    from fairgate.integrations import model_server
+
+    mlflow = tracking.client(args.tracking_uri)
+    dest = Path(args.workdir or tempfile.mkdtemp(prefix=f"fairgate-serve-{model}-"))
+    prepared = model_server.prepare(store, model, mlflow, dest)
+    alias = tracking.alias_version(mlflow, model)
+    if alias != prepared.mlflow_version:
+        print(
+            f"MLflow's '{tracking.ALIAS}' alias names version {alias}, not the one Fairgate approved; serving "
+            f"Fairgate's (fairgate mlflow-sync moves the alias back).",
+            file=sys.stderr,
+        )
+    print(
+        f"Serving {model} version {prepared.version[:12]} (MLflow version {prepared.mlflow_version}) on "
+        f"http://{args.host}:{args.port}",
+        file=sys.stderr,
+        flush=True,
+    )
+    command = model_server.serve_command(prepared, host=args.host, port=args.port, workers=args.workers)
+    os.execve(command[0], command, model_server.environment(store))  # the server replaces this process
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fairgate", description=__doc__.splitlines()[0])
     parser.add_argument("--artifact-root", help="artifact store (default: $FAIRGATE_ARTIFACT_ROOT)")
@@ -416,6 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
             cmd_mlflow_check,
             "compare MLflow's alias, versions and runs with Fairgate's (exit 2 if they differ)",
         ),
+        "serve": (cmd_serve, "serve the production version the evidence approved, over HTTP (MLflow's scoring server)"),
     }
     for name, (fn, help_) in commands.items():
         p = sub.add_parser(name, help=help_)
@@ -440,7 +468,12 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("version", help="a version's sha256 (or a unique prefix of 6+ characters), or 'production'")
             p.add_argument("--out", help="the file to write (default: <model>-<version>.fairgate.zip)")
             p.add_argument("--no-model", action="store_true", help="leave the model file out")
-        if name.startswith("mlflow-"):
+        if name == "serve":
+            p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1)")
+            p.add_argument("--port", type=int, default=5001, help="port (default: 5001)")
+            p.add_argument("--workers", type=int, default=1, help="uvicorn workers (default: 1)")
+            p.add_argument("--workdir", help="where the checked model folder is kept (default: a new temp folder)")
+        if name.startswith("mlflow-") or name == "serve":
             p.add_argument(
                 "--tracking-uri",
                 help="MLflow server (default: $MLFLOW_TRACKING_URI, else the embedded "
@@ -492,18 +525,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _s3_client(root: str | None) -> Any:
-    """A boto3 client for an s3:// store, configured the standard way (AWS_* variables, profiles);
-    ``AWS_ENDPOINT_URL_S3`` points it at MinIO or another S3-compatible server."""
-    root = root or os.environ.get("FAIRGATE_ARTIFACT_ROOT") or ""
-    if not root.startswith("s3://"):
-        return None
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client("s3", config=Config(retries={"mode": "standard", "max_attempts": 5}))
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -511,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_policy(args)
         if args.command == "verify-bundle":
             return cmd_verify_bundle(args)
-        store = open_store(args.artifact_root, s3_client=_s3_client(args.artifact_root))
+        store = open_store(args.artifact_root, s3_client=default_s3_client(args.artifact_root))
         if args.command == "status" and not (args.model or args.policy) and len(catalog.entries()) > 1:
             return _status_of_every_model(args, store)
         policy = load_policy(args.policy or catalog.find(args.model).path)

@@ -151,6 +151,7 @@ def open_contest(
             "reason": reason,
             "opened_by": opened_by,
         },
+        key=f"case/{cid}/opened",
     )
     return {**case, "seq": entry["seq"], "outcome": None}
 
@@ -251,6 +252,7 @@ def decide(
             "groups": case["groups"],
             "decision": case["decision"],
         },
+        key=f"case/{cid}/decided",
     )
     return {**outcome, "seq": entry["seq"]}
 

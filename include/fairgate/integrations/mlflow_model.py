@@ -2,7 +2,9 @@
 
 Nothing is unpickled: MLflow executes this code, which loads the version's files through
 :func:`fairgate.integrations.serving.load` (the model only if its sha256 is the registered version, through
-skops' trusted types). A request :mod:`fairgate.integrations.serving` refuses becomes MLflow's
+skops' trusted types), and only if the artifact store's evidence approves that version for
+production (:func:`fairgate.integrations.model_server.check_approved`; start it with ``fairgate serve``,
+which also checks that this very file is the model's code). A request :mod:`fairgate.integrations.serving` refuses becomes MLflow's
 ``INVALID_PARAMETER_VALUE``, which the scoring server answers with HTTP 400.
 
 Request params (``{"dataframe_records": [...], "params": {"reasons": false}}``): ``reasons``
@@ -18,13 +20,15 @@ from mlflow.exceptions import MlflowException
 from mlflow.pyfunc.model import PythonModel
 
 from fairgate.errors import RequestError
-from fairgate.integrations import serving
+from fairgate.integrations import model_server, serving
 
 
 class FairgateModel(PythonModel):
     def load_context(self, context: Any) -> None:
+        config = context.model_config
         try:
-            self.served = serving.load(dict(context.artifacts), version=context.model_config["version"])
+            self.served = serving.load(dict(context.artifacts), version=config["version"])
+            model_server.check_approved(config["model_name"], config["version"])  # the store's evidence, not the alias
         except Exception as exc:  # say why in the server's log, then refuse to start
             raise MlflowException(f"Fairgate refused to load this model: {exc}") from exc
 

@@ -422,7 +422,7 @@ def _requirements() -> list[str]:
     return out
 
 
-def _alias(mlflow: MlflowClient, model: str) -> str | None:
+def alias_version(mlflow: MlflowClient, model: str) -> str | None:
     """The MLflow version number the ``production`` alias names, or None (no alias, or no registered model)."""
     from mlflow.exceptions import MlflowException
 
@@ -443,7 +443,7 @@ def sync_alias(mlflow: MlflowClient, store: ArtifactStore, model: str) -> str | 
     approved = approval.production(store, model)
     version = approved.version if approved else None
     if version is None:
-        if _alias(mlflow, model) is not None:
+        if alias_version(mlflow, model) is not None:
             mlflow.delete_registered_model_alias(model, ALIAS)
         return None
     mv = mlflow_version(mlflow, model, version)
@@ -602,7 +602,7 @@ def disagreements(store: ArtifactStore, model: str, *, mlflow: MlflowClient | No
         version = registry.production_version(store, model)
         versions = _model_versions(mlflow, model)
         by_number = {str(mv.version): mv for mv in versions}
-        aliased = _alias(mlflow, model)
+        aliased = alias_version(mlflow, model)
         if version and aliased is None:
             problems.append(f"Fairgate has {version[:12]} in production but MLflow's '{ALIAS}' alias is not set.")
         elif version is None and aliased is not None:
@@ -658,6 +658,7 @@ def not_logged(store: ArtifactStore, model: str, *, run_id: str, error: str) -> 
             "error": error[:2000],
             "resync": "fairgate mlflow-sync",
         },
+        key=f"tracking/{run_id}/not_logged",
     )
 
 

@@ -389,6 +389,7 @@ def save_audit(store: ArtifactStore, model: str, result: dict[str, Any], *, repo
             "audit_uri": written.uri,
             "audit_sha256": written.sha256,
         },
+        key=f"{result['run_id']}/audit/{result['date']}",  # a retried audit task finds its own record
     )
     return {
         "status": result["status"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from fairgate.errors import StoreConfigError
 from fairgate.storage.base import ArtifactStore
@@ -26,3 +27,16 @@ def open_store(root: str | None = None, *, s3_client: object | None = None) -> A
     if "://" in root:
         raise StoreConfigError(f"Artifact root {root!r} must be a local path, file:// or s3:// URI.")
     return LocalStore(root)
+
+
+def default_s3_client(root: str | None) -> Any:
+    """A boto3 client for an s3:// store (None for a local one), configured the standard way (AWS_*
+    variables, profiles); ``AWS_ENDPOINT_URL_S3`` points it at MinIO or another S3-compatible server.
+    For the CLI and the model server; Airflow's tasks take theirs from an Airflow connection."""
+    root = root or os.environ.get("FAIRGATE_ARTIFACT_ROOT") or ""
+    if not root.startswith("s3://"):
+        return None
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("s3", config=Config(retries={"mode": "standard", "max_attempts": 5}))
