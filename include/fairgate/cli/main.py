@@ -419,7 +419,7 @@ def cmd_serve(args: argparse.Namespace, store: ArtifactStore, model: str) -> int
         flush=True,
     )
     command = model_server.serve_command(prepared, host=args.host, port=args.port, workers=args.workers)
-    os.execve(command[0], command, model_server.environment(store))  # the server replaces this process
+    os.execve(command[0], command, model_server.environment(store))  # noqa: S606  # the server replaces this process
 
 
 def build_parser() -> argparse.ArgumentParser:

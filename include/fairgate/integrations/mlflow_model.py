@@ -4,8 +4,9 @@ Nothing is unpickled: MLflow executes this code, which loads the version's files
 :func:`fairgate.integrations.serving.load` (the model only if its sha256 is the registered version, through
 skops' trusted types), and only if the artifact store's evidence approves that version for
 production (:func:`fairgate.integrations.model_server.check_approved`; start it with ``fairgate serve``,
-which also checks that this very file is the model's code). A request :mod:`fairgate.integrations.serving` refuses becomes MLflow's
-``INVALID_PARAMETER_VALUE``, which the scoring server answers with HTTP 400.
+which also checks that this very file is the model's code). A request
+:mod:`fairgate.integrations.serving` refuses becomes MLflow's ``INVALID_PARAMETER_VALUE``, which
+the scoring server answers with HTTP 400.
 
 Request params (``{"dataframe_records": [...], "params": {"reasons": false}}``): ``reasons``
 (default true) and ``recourse`` (default false).
