@@ -9,12 +9,13 @@ export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml dev/pyproject.toml
+# The runtime pins and the test tools' pins (the production image gets requirements.txt only);
+# setuptools new enough to build the two editable packages in place (no build isolation).
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml dev/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . -e dev || \
-	  $(BIN)/python -m pip install --quiet --no-deps -e . -e dev
+	$(BIN)/python -m pip install --quiet --upgrade pip "setuptools>=77"
+	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . -e dev
 	touch $(STAMP)
 
 demo: install
@@ -44,12 +45,19 @@ format: install
 	$(BIN)/ruff format include plugins dags dev tests benchmarks
 	$(BIN)/ruff check --fix include plugins dags dev tests benchmarks
 
-# Re-resolve requirements.in into requirements.txt in a scratch environment.
+# Re-resolve requirements.in into requirements.txt, then requirements-dev.in against it into
+# requirements-dev.txt, in a scratch environment.
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/pip install --quiet --upgrade pip && .lock-venv/bin/pip install --quiet -r requirements.in
-	{ echo "# Fully pinned resolution of requirements.in for Python 3.11 (regenerate with \`make lock\`)."; \
-	  .lock-venv/bin/pip freeze; } > requirements.txt
+	.lock-venv/bin/pip freeze > .lock-venv/runtime.txt
+	{ echo "# Fully pinned resolution of requirements.in for Python 3.11 (regenerate with \`make lock\`): what"; \
+	  echo "# the production image installs. Test tools are in requirements-dev.txt."; \
+	  cat .lock-venv/runtime.txt; } > requirements.txt
+	.lock-venv/bin/pip install --quiet -r requirements-dev.in -c requirements.txt
+	{ echo "# The test and development tools of requirements-dev.in, pinned against requirements.txt (\`make lock\`)."; \
+	  echo "# Installed by \`make\` next to requirements.txt; never in the production image."; \
+	  .lock-venv/bin/pip freeze | grep -vxFf .lock-venv/runtime.txt; } > requirements-dev.txt
 	rm -rf .lock-venv
 
 clean:
