@@ -22,7 +22,7 @@ import pandas as pd
 
 from fairgate.data.adult import read_adult
 from fairgate.data.sources import to_parquet_bytes
-from fairgate.governance import registry
+from fairgate.governance import approval, registry
 from fairgate.models import training
 from fairgate.monitoring import prediction_log
 from fairgate.policy.loader import load_policy
@@ -52,7 +52,16 @@ def main() -> None:
         model,
         {"approved": True, "registered_at": "0", "data_key": snap.key, "data_sha256": snap.sha256},
     )["version"]
-    registry.promote(store, policy.model_name, v, action="deploy", run_id="bench", actor="bench", reason="")
+    approval.deploy_recorded(
+        store,
+        policy.model_name,
+        v,
+        run_id="bench",
+        dag_id="bench",
+        gate_outcome="pass",
+        replaces=None,
+        approver="bench",
+    )
 
     pool = read_adult("test")
     rng = np.random.default_rng(0)

@@ -19,10 +19,11 @@ import os
 import sys
 import time
 import warnings
+from pathlib import Path
 
 from fairgate_dev.local import REPO, configure
 
-DAG_ID = "fairgate_lifecycle"
+BASE_DAG_ID = "fairgate_lifecycle"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,19 +37,22 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*GitWildMatchPattern.*")
     warnings.filterwarnings("ignore", message=".*`httpx` with `starlette.testclient`.*")
 
+    from fairgate.policy.catalog import ModelEntry
     from fairgate_dev.local import Reviewer, init_db, load_dag
 
     started = time.monotonic()
     policy = preflight()
     if policy is None:
         return 1
+    # the policy's own DAG: plain fairgate_lifecycle for the bundled model, fairgate_lifecycle__<model> else
+    dag_id = ModelEntry(name=policy.model_name, path=Path(policy.path), single=True).dag_id(BASE_DAG_ID)
     print(f"Airflow home: {args.airflow_home}\nArtifact store: {args.artifact_root}")
     print("Initialising the metadata DB ...", flush=True)
     init_db()
-    dag = load_dag(DAG_ID)
-    reviewer = Reviewer(DAG_ID, "Reject", "make demo: no human reviewer present; answered as a timeout (reject).")
+    dag = load_dag(dag_id)
+    reviewer = Reviewer(dag_id, "Reject", "make demo: no human reviewer present; answered as a timeout (reject).")
     reviewer.start()
-    print(f"Running {DAG_ID} with dag.test() ...", flush=True)
+    print(f"Running {dag_id} with dag.test() ...", flush=True)
     dag_run = dag.test()
     reviewer.stop()
     elapsed = time.monotonic() - started
@@ -60,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         failed = [ti.task_id for ti in dag_run.get_task_instances() if ti.state == "failed"]
         print(
             f"\nThe run failed in {failed or 'an unknown task'}. Logs: {args.airflow_home}/logs "
-            f"(dag_id={DAG_ID}/run_id={dag_run.run_id}/)."
+            f"(dag_id={dag_id}/run_id={dag_run.run_id}/)."
         )
         return code or 1
     return code
@@ -93,9 +97,12 @@ def preflight():
 def explain(run_id: str, policy) -> int:
     """Print what the run decided and why; 0 for a decision (deployed, rejected), 2 for quality_failed."""
     from fairgate.governance import evidence
+    from fairgate.policy.catalog import bundled_model_name
     from fairgate_airflow.settings import artifact_store
 
     store = artifact_store()
+    # the CLI of this model, as typed in a new shell (the store keeps the policy of a model not bundled)
+    cli = ".venv/bin/fairgate" + ("" if policy.model_name == bundled_model_name() else f" --model {policy.model_name}")
     entry = evidence.find(store, policy.model_name, run_id)
     if entry is None:
         print(f"No evidence record for run {run_id}.")
@@ -194,7 +201,7 @@ def explain(run_id: str, policy) -> int:
     sheet = rec.get("datasheet") or {}
     missing = f" ({len(sheet['missing'])} questions for the team unanswered)" if sheet.get("missing") else ""
     print(f"Datasheet: {sheet.get('uri')}{missing}")
-    print(f"Evidence: {store.root_uri}/evidence/{policy.model_name}  (check it with: .venv/bin/fairgate verify-log)")
+    print(f"Evidence: {store.root_uri}/evidence/{policy.model_name}  (check it with: {cli} verify-log)")
     missed = next(
         (
             e["record"]
@@ -204,7 +211,7 @@ def explain(run_id: str, policy) -> int:
         None,
     )
     if missed:
-        print(f"MLflow:   not logged ({missed['error']}); later: .venv/bin/fairgate mlflow-sync")
+        print(f"MLflow:   not logged ({missed['error']}); later: {cli} mlflow-sync")
     else:
         from fairgate.integrations import tracking
 
@@ -213,7 +220,7 @@ def explain(run_id: str, policy) -> int:
             "make mlflow-ui, then http://127.0.0.1:5000)"
         )
     if (rec.get("deployment") or {}).get("version"):
-        print("Bundle for auditors: .venv/bin/fairgate bundle production, then fairgate verify-bundle FILE")
+        print(f"Bundle for auditors: {cli} bundle production, then .venv/bin/fairgate verify-bundle FILE")
     return 0
 
 

@@ -62,7 +62,7 @@ def test_a_contest_through_airflow_to_a_recorded_outcome_the_audit_counts(scored
     opened = json.loads(capsys.readouterr().out)
     assert opened["case_id"] == cases.case_id(row, DAY.isoformat())
     assert opened["recourse"]["feasible"] and "income up by" in opened["recourse"]["text"]
-    assert opened["trigger"] == {"dag_id": "fairgate_contest", "conf": {"case_id": opened["case_id"]}}
+    assert opened["trigger"] == {"dag_id": "fairgate_contest__credit", "conf": {"case_id": opened["case_id"]}}
     # refused, and recorded nowhere: the same decision again, an unknown row, another model's row
     assert main(["contest", row, "--reason", "again"]) == 1
     assert "already contested" in capsys.readouterr().err
@@ -77,14 +77,14 @@ def test_a_contest_through_airflow_to_a_recorded_outcome_the_audit_counts(scored
 
     init_db()
     reviewer = Reviewer(
-        "fairgate_contest",
+        "fairgate_contest__credit",
         "Overturn",
         "The applicant's new payslip shows the income.",
         task_id="decide_contest",
         timeout_s=300,
     )
     reviewer.start()
-    dr = load_dag("fairgate_contest").test(run_conf={"case_id": opened["case_id"]})
+    dr = load_dag("fairgate_contest__credit").test(run_conf={"case_id": opened["case_id"]})
     reviewer.stop()
     reviewer.join(5)
     assert dr.state == "success" and reviewer.answered, reviewer.error
@@ -122,7 +122,7 @@ def test_the_fairness_view_opens_a_contest_and_starts_its_review(scored):
 
     store, _policy, log = scored
     init_db()
-    load_dag("fairgate_contest")
+    load_dag("fairgate_contest__credit")
     from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
 
     from fairgate_dev.local import REPO
@@ -139,7 +139,7 @@ def test_the_fairness_view_opens_a_contest_and_starts_its_review(scored):
         "/api/contest", json={"model": "credit", "row": row, "reason": "Wrong address."}, headers=headers
     )
     assert made.status_code == 201, made.text
-    assert made.json()["dag_id"] == "fairgate_contest" and made.json()["dag_run_id"]
+    assert made.json()["dag_id"] == "fairgate_contest__credit" and made.json()["dag_run_id"]
     assert cases.read(store, "credit", made.json()["case_id"])["opened_by"] == "fairness-view:caseworker"
     again = client.post("/api/contest", json={"model": "credit", "row": row, "reason": "Again."}, headers=headers)
     assert again.status_code == 400 and "already contested" in again.json()["detail"]

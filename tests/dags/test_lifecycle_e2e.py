@@ -413,7 +413,8 @@ def _bundle_of_the_adult_release_verifies_and_an_edit_fails(store, v1):
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         members = {n: zf.read(n) for n in zf.namelist()}
     index = json.loads(members["bundle.json"])
-    assert index["release_records"] == [1, 3] and index["deploying_record"] == 1
+    # v1's deployment (1) and lifecycle record (2), the rollback back to it (5); v2's (3, 4) are links only
+    assert index["release_records"] == [1, 2, 5] and index["deploying_record"] == 2
     datasheet = members["datasheet.md"].decode()
     assert "missing" in datasheet and "datasheet.consent" in datasheet  # the one answer Adult's notes lack
     assert "Extracted by Barry Becker" in datasheet

@@ -55,20 +55,27 @@ def test_queued_decisions_are_reviewed_in_airflow_and_the_audit_reads_the_outcom
             time.sleep(0.5)
 
     def answer_waiting():
-        for run_id, index in awaiting_reviews("fairgate_score", "review_decision"):
+        for run_id, index in awaiting_reviews("fairgate_score__credit", "review_decision"):
             if index in {i for i, _ in answered}:
                 continue
-            shown.append(review_request("fairgate_score", run_id, task_id="review_decision", map_index=index)["body"])
+            shown.append(
+                review_request("fairgate_score__credit", run_id, task_id="review_decision", map_index=index)["body"]
+            )
             choice = "Overturn" if not answered else "Uphold"
             answer_review(
-                "fairgate_score", run_id, choice, f"Checked case {index}.", task_id="review_decision", map_index=index
+                "fairgate_score__credit",
+                run_id,
+                choice,
+                f"Checked case {index}.",
+                task_id="review_decision",
+                map_index=index,
             )
             answered.append((index, choice))
 
     warm_api()
     reviewer = threading.Thread(target=review_all, daemon=True)
     reviewer.start()
-    dr = load_dag("fairgate_score").test(logical_date=datetime(2026, 9, 2, 1, tzinfo=UTC))
+    dr = load_dag("fairgate_score__credit").test(logical_date=datetime(2026, 9, 2, 1, tzinfo=UTC))
     reviewer.join(10)
     assert dr.state == "success" and len(answered) == 3, errors
     assert all("waits for review before it takes effect" in body and "score within 0.1" in body for body in shown)

@@ -69,6 +69,8 @@ def _app(teams, tmp_path, monkeypatch):
                 "run_id": "r1",
                 "dag_id": f"fairgate_lifecycle__{model}",
                 "decision": "rejected",
+                "model_name": model,
+                "policy": {"sha256": "0" * 64, "path": str(policies / f"{model}.yaml")},
                 "gate": {"outcome": "fail", "reasons": []},
             },
         )

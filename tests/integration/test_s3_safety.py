@@ -12,7 +12,7 @@ import textwrap
 import pytest
 
 from fairgate.errors import ModelIntegrityError
-from fairgate.governance import registry
+from fairgate.governance import approval, registry
 from fairgate.storage.s3 import S3Store
 
 pytestmark = pytest.mark.integration
@@ -62,7 +62,7 @@ def deployed_s3(s3_store, adult):
 
     data = dump_model(fit(adult.head(3000), load_policy()))
     v = registry.register(s3_store, "m", data, {"approved": True, "registered_at": "1"})["version"]
-    registry.promote(s3_store, "m", v, action="deploy", run_id="r", actor="t", reason="")
+    approval.deploy_recorded(s3_store, "m", v, run_id="r", dag_id="t", gate_outcome="pass", replaces=None, approver="t")
     return s3_store, v
 
 
@@ -83,7 +83,7 @@ def test_cli_rollback_and_verify_log_on_s3(deployed_s3, monkeypatch, s3_env, cap
     store, v1 = deployed_s3
     write_policy({"model_name": "m"})
     v2 = registry.register(store, "m", b"second", {"approved": True, "registered_at": "2"})["version"]
-    registry.promote(store, "m", v2, action="deploy", run_id="r2", actor="t", reason="")
+    approval.deploy_recorded(store, "m", v2, run_id="r2", dag_id="t", gate_outcome="pass", replaces=v1, approver="t")
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_env)
     monkeypatch.setenv("FAIRGATE_ARTIFACT_ROOT", store.root_uri)
     assert main(["rollback", "--reason", "nightly audit degraded", "--json"]) == 0

@@ -112,7 +112,7 @@ def test_outcomes_arrive_from_a_query_by_the_predictions_day(table, store, adult
     import psycopg2
 
     from fairgate.data.simulation import day_batch
-    from fairgate.governance import registry
+    from fairgate.governance import approval, registry
     from fairgate.models.training import dump_model, fit
     from fairgate.stages.monitoring import audit_day, score_day
 
@@ -131,7 +131,9 @@ def test_outcomes_arrive_from_a_query_by_the_predictions_day(table, store, adult
     v = registry.register(
         store, policy.model_name, dump_model(fit(adult.head(2000), policy)), {"approved": True, "registered_at": "1"}
     )["version"]
-    registry.promote(store, policy.model_name, v, action="deploy", run_id="r", actor="t", reason="")
+    approval.deploy_recorded(
+        store, policy.model_name, v, run_id="r", dag_id="t", gate_outcome="pass", replaces=None, approver="t"
+    )
     days = [date(2026, 3, 1), date(2026, 3, 2)]
     with psycopg2.connect(dbname="test", **PG) as conn, conn.cursor() as cur:
         cur.execute(f'CREATE TABLE "{name}_outcomes" (row_id text, income text, decided_on date)')

@@ -16,13 +16,15 @@ from typing import Any
 from fairgate.data.sources import read_location, read_source
 from fairgate.errors import EvidenceIntegrityError, FairgateError, InputError, IntegrityError, RecourseError
 from fairgate.governance import approval, bundle, cases, evidence, registry
-from fairgate.integrations import tracking
+from fairgate.governance.records import LifecycleRecord
+from fairgate.integrations import model_server, tracking
 from fairgate.models import recourse
 from fairgate.monitoring.prediction_log import find_prediction, recourse_context
 from fairgate.policy import authoring as policy_tools
 from fairgate.policy import catalog
 from fairgate.policy import schema as policy_schema
 from fairgate.policy.loader import load_policy, parse_policy
+from fairgate.policy.schema import Policy
 from fairgate.stages.lifecycle import rollback
 from fairgate.storage.base import ArtifactStore
 from fairgate.storage.roots import default_s3_client, open_store
@@ -218,7 +220,7 @@ def cmd_contest(args: argparse.Namespace, store: ArtifactStore, model: str) -> i
         day=day,
         opened_by=args.by or f"cli:{getpass.getuser()}",
     )
-    dag_id = catalog.find(args.model).dag_id("fairgate_contest") if args.model else "fairgate_contest"
+    dag_id = catalog.dag_id_of(model, "fairgate_contest")
     conf = json.dumps({"case_id": case["case_id"]})
     _out(
         args,
@@ -236,7 +238,7 @@ def cmd_case(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
         if str(c["row"]) == args.row and (not args.date or c["date"] == args.date)
     ]
     if not found:
-        print(f"No contest of {args.loaded_policy.row_key} {args.row!r} for model {model!r}.", file=sys.stderr)
+        print(f"No contest of {args.loaded_policy.dataset.row_key} {args.row!r} for model {model!r}.", file=sys.stderr)
         return 1
     lines = []
     for c in found:
@@ -286,7 +288,7 @@ def cmd_explain(args: argparse.Namespace, store: ArtifactStore, model: str) -> i
     found = find_prediction(store, args.loaded_policy, args.row, day=day)
     if found is None:
         where = f"on {day}" if day else "in the last 90 days of predictions"
-        print(f"No prediction for {args.loaded_policy.row_key} {args.row!r} {where}.", file=sys.stderr)
+        print(f"No prediction for {args.loaded_policy.dataset.row_key} {args.row!r} {where}.", file=sys.stderr)
         return 1
     verdict = "favourable" if found["decision"] == 1 else "unfavourable"
     lines = [
@@ -399,8 +401,6 @@ def cmd_serve(args: argparse.Namespace, store: ArtifactStore, model: str) -> int
     """Serve Fairgate's approved production version (not whatever MLflow's alias names); never returns."""
     import tempfile
     from pathlib import Path
-
-    from fairgate.integrations import model_server
 
     mlflow = tracking.client(args.tracking_uri)
     dest = Path(args.workdir or tempfile.mkdtemp(prefix=f"fairgate-serve-{model}-"))
@@ -525,6 +525,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _policy_of(store: ArtifactStore, model: str | None) -> Policy:
+    """The policy of ``model``: its catalog entry, else (a model with evidence in the store that this
+    deployment's catalog does not list) the policy file its latest lifecycle run kept in the store."""
+    from fairgate.errors import CatalogError
+
+    try:
+        return load_policy(catalog.find(model).path)
+    except CatalogError as exc:
+        stored = evidence.models(store)
+        if model is None or model not in stored:
+            raise CatalogError(f"{exc} Models with evidence in {store.root_uri}: {stored}.") from None
+    return kept_policy(store, model)
+
+
+def kept_policy(store: ArtifactStore, model: str) -> Policy:
+    """The policy file ``model``'s latest lifecycle run kept beside its artifacts, checked against the record."""
+    import tempfile
+    from pathlib import Path
+
+    from fairgate.errors import CatalogError
+    from fairgate.storage.base import sha256_bytes
+
+    entry = evidence.find(store, model, kind="lifecycle")
+    ref = LifecycleRecord.from_json(entry["record"]).policy if entry else None
+    if ref is None or not ref.uri:
+        raise CatalogError(
+            f"Model {model!r} has evidence in {store.root_uri} but no kept policy file; name it with --policy."
+        )
+    data = store.get(store.key_of(ref.uri))
+    if sha256_bytes(data) != ref.sha256:
+        raise IntegrityError(f"The policy file kept at {ref.uri} is not the one its lifecycle record names.")
+    folder = Path(tempfile.mkdtemp(prefix=f"fairgate-{model}-"))
+    (folder / f"{model}.yaml").write_bytes(data)
+    return load_policy(folder / f"{model}.yaml")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -535,7 +571,7 @@ def main(argv: list[str] | None = None) -> int:
         store = open_store(args.artifact_root, s3_client=default_s3_client(args.artifact_root))
         if args.command == "status" and not (args.model or args.policy) and len(catalog.entries()) > 1:
             return _status_of_every_model(args, store)
-        policy = load_policy(args.policy or catalog.find(args.model).path)
+        policy = load_policy(args.policy) if args.policy else _policy_of(store, args.model)
         if args.model and policy.model_name != args.model:
             raise InputError(f"--model {args.model!r} but the policy {args.policy} is for {policy.model_name!r}.")
         args.loaded_policy = policy

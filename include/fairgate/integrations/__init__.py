@@ -2,5 +2,6 @@
 
 - :mod:`.tracking`: ``track`` / ``sync``, runs, versions and the production alias, derived from the evidence;
 - :mod:`.serving`: ``load`` and ``answer``, one registered version answering requests;
+- :mod:`.model_server`: what ``fairgate serve`` may run: the approved version, through Fairgate's own code;
 - :mod:`.mlflow_model`: the model-from-code file ``mlflow models serve`` runs.
 """

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 
 from fairgate.errors import InputError, NotApproved
 from fairgate.governance import approval
+from fairgate.storage.local import LocalStore
+from fairgate.storage.roots import default_s3_client, open_store
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -45,28 +47,45 @@ class Prepared:
 
 
 def prepare(store: ArtifactStore, model: str, mlflow: MlflowClient, dest: Path) -> Prepared:
-    """Download the MLflow version of the approved production version of ``model`` into ``dest`` and check it."""
-    from mlflow.artifacts import download_artifacts
+    """Download an MLflow copy of the approved production version of ``model`` into ``dest`` and check it.
 
-    from fairgate.integrations import tracking
+    A tag is no proof (anyone can tag a version with the sha256): of the versions tagged with it,
+    the first whose folder passes :func:`check_folder` is served; none passing is refused, with why.
+    """
+    from mlflow.artifacts import download_artifacts
 
     approved = approval.production(store, model)
     if approved is None:
         raise InputError(f"Nothing of {model!r} is in production; there is nothing to serve.")
-    mv = tracking.mlflow_version(mlflow, model, approved.version)
-    if mv is None:
+    tagged = sorted(
+        (
+            mv
+            for mv in mlflow.search_model_versions(f"name = '{model}'", max_results=1000)
+            if mv.tags.get("fairgate.sha256") == approved.version
+        ),
+        key=lambda mv: int(mv.version),
+    )
+    if not tagged:
         raise NotApproved(
             f"Production version {approved.version[:12]} of {model!r} is not registered in MLflow; "
             "`fairgate mlflow-sync` registers it."
         )
-    dest.mkdir(parents=True, exist_ok=True)
-    folder = Path(
-        download_artifacts(
-            artifact_uri=f"models:/{model}/{mv.version}", dst_path=str(dest), tracking_uri=mlflow.tracking_uri
+    refused = []
+    for mv in tagged:
+        folder = Path(
+            download_artifacts(
+                artifact_uri=f"models:/{model}/{mv.version}",
+                dst_path=str(dest / str(mv.version)),
+                tracking_uri=mlflow.tracking_uri,
+            )
         )
-    )
-    check_folder(folder, model, approved.version)
-    return Prepared(model=model, version=approved.version, mlflow_version=str(mv.version), folder=folder)
+        try:
+            check_folder(folder, model, approved.version)
+        except NotApproved as exc:
+            refused.append(f"MLflow version {mv.version}: {exc}")
+            continue
+        return Prepared(model=model, version=approved.version, mlflow_version=str(mv.version), folder=folder)
+    raise NotApproved(" ".join(refused))
 
 
 def check_folder(folder: Path, model: str, version: str) -> None:
@@ -102,8 +121,6 @@ def check_approved(model: str, version: str) -> None:
     The store is ``FAIRGATE_ARTIFACT_ROOT`` (``fairgate serve`` passes its own); without one, the
     server refuses to start rather than serve a version nobody checked.
     """
-    from fairgate.storage.roots import default_s3_client, open_store
-
     root = os.environ.get("FAIRGATE_ARTIFACT_ROOT")
     if not root:
         raise NotApproved(
@@ -144,8 +161,6 @@ def serve_command(prepared: Prepared, *, host: str, port: int, workers: int = 1)
 def environment(store: ArtifactStore) -> dict[str, str]:
     """The server's environment: this one, with the store it checks against and ``.venv/bin`` on PATH."""
     import sys
-
-    from fairgate.storage.local import LocalStore
 
     bin_dir = str(Path(sys.executable).parent)
     return {

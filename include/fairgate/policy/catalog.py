@@ -3,7 +3,9 @@
 ``FAIRGATE_POLICIES`` names a folder of policy files (``*.yaml`` / ``*.yml``), one per model;
 each gets its own lifecycle, scoring, audit and rollback DAGs with ids suffixed by the model
 (``fairgate_lifecycle__credit``). Without it, the single policy ``FAIRGATE_POLICY`` (default:
-the bundled Adult policy) runs under the plain ids (``fairgate_lifecycle``).
+the bundled Adult policy) runs alone: under the plain ids (``fairgate_lifecycle``) when it is the
+bundled model, else under its model's ids, so that pointing ``FAIRGATE_POLICY`` at another model
+never gives it the run history of the one before.
 
 This module reads only each file's ``model_name`` and ``schedule`` (PyYAML, nothing heavy), so
 DAG files may call it at parse time; the full validation happens when a task loads the policy.
@@ -11,6 +13,7 @@ DAG files may call it at parse time; the full validation happens when a task loa
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -39,7 +42,15 @@ class ModelEntry:
     schedule: dict[str, str] = field(default_factory=dict)
 
     def dag_id(self, base: str) -> str:
-        return base if self.single else f"{base}__{self.name}"
+        return base if self.single and self.name == bundled_model_name() else f"{base}__{self.name}"
+
+
+@functools.cache
+def bundled_model_name() -> str:
+    """The bundled policy's ``model_name`` (the one model whose DAGs have the plain ids)."""
+    import yaml
+
+    return str(yaml.safe_load(DEFAULT_POLICY_PATH.read_text())["model_name"])
 
 
 def single_policy_path() -> Path:
@@ -85,6 +96,14 @@ def _schedule(given: dict[str, Any]) -> dict[str, str]:
     """The policy's ``schedule`` with the schema's defaults (checked in full when a task loads the policy)."""
     defaults: dict[str, str] = Schedule().model_dump()
     return {**defaults, **{k: str(v) for k, v in given.items() if k in defaults}}
+
+
+def dag_id_of(model: str, base: str) -> str:
+    """The id of ``model``'s DAG ``base`` in this deployment (a model it does not list: the suffixed id)."""
+    for entry in entries():
+        if entry.name == model:
+            return entry.dag_id(base)
+    return f"{base}__{model}"
 
 
 def find(model: str | None) -> ModelEntry:
