@@ -20,17 +20,20 @@ __all__ = ["SCENARIOS", "ModelEntry", "bind", "entries"]
 SCENARIOS: tuple[str, ...] = get_args(Scenario)
 
 
-def bind(dag: DAG, model: ModelEntry) -> DAG:
-    """Point every task of ``dag`` at ``model``'s policy file.
+def bind(dag: DAG, model: ModelEntry, **settings: str | None) -> DAG:
+    """Point every task of ``dag`` at ``model``'s policy file and at the ``settings`` given
+    (``artifact_root``, ``aws_conn_id``, ``mlflow_conn_id``: arguments every Fairgate operator takes).
 
     The single policy of a one-model deployment is left to ``FAIRGATE_POLICY`` when the task runs,
-    as before there were many models.
+    as before there were many models; a setting left out (None) to its environment variable.
     """
-    if model.single:
-        return dag
+    given = {k: v for k, v in settings.items() if v is not None}
+    if not model.single:
+        given["policy_file"] = str(model.path)
     for task in dag.tasks:
-        if hasattr(task, "partial_kwargs"):  # a mapped task: each instance is built from these kwargs
-            task.partial_kwargs["policy_file"] = str(model.path)
-        else:
-            task.policy_file = str(model.path)  # every Fairgate operator has it
+        for name, value in given.items():
+            if hasattr(task, "partial_kwargs"):  # a mapped task: each instance is built from these kwargs
+                task.partial_kwargs[name] = value
+            else:
+                setattr(task, name, value)  # every Fairgate operator has them
     return dag

@@ -22,6 +22,10 @@ def artifact_root() -> str | None:
     return os.environ.get("FAIRGATE_ARTIFACT_ROOT")
 
 
+def _aws_conn_id(given: str | None = None) -> str:
+    return given or os.environ.get("FAIRGATE_AWS_CONN_ID", "aws_default")
+
+
 def _connection_uri(conn_id: str) -> str:
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowNotFoundException
@@ -39,10 +43,10 @@ def _connection_uri(conn_id: str) -> str:
         ) from None
 
 
-def _s3_client() -> Any:
+def _s3_client(aws_conn_id: str | None = None) -> Any:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-    return S3Hook(aws_conn_id=os.environ.get("FAIRGATE_AWS_CONN_ID", "aws_default")).get_conn()
+    return S3Hook(aws_conn_id=_aws_conn_id(aws_conn_id)).get_conn()
 
 
 def _evidence_key() -> bytes | None:
@@ -59,22 +63,23 @@ def _evidence_key() -> bytes | None:
     return conn.password.encode() if conn.password else None
 
 
-def artifact_store() -> ArtifactStore:
-    """The store every stage writes to; also points ``sql://`` sources at Airflow's connections and
-    the evidence log at the key that signs its HEAD."""
+def artifact_store(root: str | None = None, *, aws_conn_id: str | None = None) -> ArtifactStore:
+    """The store every stage writes to (``root``, default ``FAIRGATE_ARTIFACT_ROOT``; an ``s3://`` one
+    through ``aws_conn_id``, default ``FAIRGATE_AWS_CONN_ID``); also points ``sql://`` sources at
+    Airflow's connections and the evidence log at the key that signs its HEAD."""
     from fairgate.data.sources import use_connections, use_s3_client
     from fairgate.governance.evidence import use_signing_key
     from fairgate.storage.roots import open_store
 
     use_connections(_connection_uri)
-    use_s3_client(_s3_client)
+    use_s3_client(lambda: _s3_client(aws_conn_id))  # S3 data sources through the same connection
     key = _evidence_key()  # looked up once per task, not once per append
     use_signing_key(lambda: key)
 
-    root = artifact_root()
+    root = root or artifact_root()
     client = None
     if root and root.startswith("s3://"):
-        client = _s3_client()
+        client = _s3_client(aws_conn_id)
     return open_store(root, s3_client=client)
 
 
@@ -83,8 +88,9 @@ def tracking_enabled() -> bool:
     return os.environ.get("FAIRGATE_MLFLOW", "on").lower() not in ("off", "0", "false", "no")
 
 
-def mlflow_tracking_uri() -> str | None:
-    """The tracking server of the Airflow connection ``FAIRGATE_MLFLOW_CONN_ID`` (default ``mlflow_default``).
+def mlflow_tracking_uri(conn_id: str | None = None) -> str | None:
+    """The tracking server of the Airflow connection ``conn_id`` (default ``FAIRGATE_MLFLOW_CONN_ID``, else
+    ``mlflow_default``).
 
     An ``http``/``https`` connection gives ``scheme://host:port/path``, its login and password become
     MLflow's basic-auth variables; an extra ``tracking_uri`` is taken as it is (``databricks``, say).
@@ -95,7 +101,7 @@ def mlflow_tracking_uri() -> str | None:
     from airflow.sdk.exceptions import AirflowNotFoundException
 
     try:
-        conn = BaseHook.get_connection(os.environ.get("FAIRGATE_MLFLOW_CONN_ID", "mlflow_default"))
+        conn = BaseHook.get_connection(conn_id or os.environ.get("FAIRGATE_MLFLOW_CONN_ID", "mlflow_default"))
     except AirflowNotFoundException:
         return None
     extra = conn.extra_dejson or {}

@@ -460,7 +460,9 @@ def test_the_alias_moved_to_a_foreign_model_serves_fairgates_version_and_never_r
         info = mlflow_module.pyfunc.log_model(
             name="model", python_model=str(code), model_config={"marker": str(marker)}
         )
-    foreign = client.create_model_version("credit", source=info.model_uri, tags={"fairgate.sha256": production})
+    foreign = client.create_model_version(
+        "credit", source=info.model_uri, model_id=info.model_id, tags={"fairgate.sha256": production}
+    )
     fairgates = client.get_model_version_by_alias("credit", "production").version
     client.set_registered_model_alias("credit", "production", foreign.version)
     try:

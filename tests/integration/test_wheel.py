@@ -50,9 +50,12 @@ print(json.dumps({"module": fairgate.__file__, "policy": str(policy_path()), "ro
 """
 
 
-def test_a_wheel_install_runs_a_lifecycle_on_its_bundled_policy_and_data(tmp_path):
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """A scratch venv holding the built wheel (and seeing the project's third-party packages)."""
     import shutil
 
+    tmp_path = tmp_path_factory.mktemp("wheel")
     source, wheels = tmp_path / "source", tmp_path / "wheels"  # built from a copy: no build/ in the checkout
     for name in ("include", "plugins"):
         shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
@@ -82,6 +85,11 @@ def test_a_wheel_install_runs_a_lifecycle_on_its_bundled_policy_and_data(tmp_pat
         timeout=300,
     )
 
+    return venv, target
+
+
+def test_a_wheel_install_runs_a_lifecycle_on_its_bundled_policy_and_data(installed, tmp_path):
+    venv, target = installed
     env = {k: v for k, v in os.environ.items() if k not in ("FAIRGATE_POLICY", "PYTHONPATH")}
     out = subprocess.run(
         [str(venv / "bin" / "python"), "-c", LIFECYCLE, str(tmp_path / "store")],
@@ -99,3 +107,66 @@ def test_a_wheel_install_runs_a_lifecycle_on_its_bundled_policy_and_data(tmp_pat
     assert result["decision"] == "rejected" and result["gate"] == "fail"  # the default policy on Adult
     page = (tmp_path / "store" / result["report"]).read_text()
     assert "<style>" in page and "border-collapse" in page  # the stylesheet and templates came with the wheel
+
+
+ONE_LINE_DAG_FILE = """from fairgate_airflow.dags import from_policies
+
+from_policies({folder!r})
+"""
+
+
+def test_the_wheel_is_an_airflow_provider_whose_one_line_dag_file_runs_two_models(installed, tmp_path):
+    """Installed into an Airflow environment: the provider and the Fairness view register through entry
+    points, a DAGs folder holding only the one-line file gets both models' DAGs, and a lifecycle runs."""
+    import yaml
+    from tests.conftest import default_policy_dict, synthetic_credit_policy
+
+    venv, _ = installed
+    policies, dags, plugins = tmp_path / "policies", tmp_path / "dags", tmp_path / "plugins"
+    for folder in (policies, dags, plugins):
+        folder.mkdir()
+    credit, _ = synthetic_credit_policy(tmp_path, 2000, seed=11)
+    (policies / "credit.yaml").write_text(credit.read_text())
+    (policies / "adult.yaml").write_text(yaml.safe_dump(default_policy_dict()))
+    (dags / "fairgate.py").write_text(ONE_LINE_DAG_FILE.format(folder=str(policies)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FAIRGATE_", "AIRFLOW_")) and k != "PYTHONPATH"}
+    env |= {
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "false",
+        "FAIRGATE_ARTIFACT_ROOT": str(tmp_path / "store"),
+        "FAIRGATE_MLFLOW": "off",
+    }
+
+    def airflow(*args: str) -> str:
+        done = subprocess.run(
+            [str(venv / "bin" / "python"), "-m", "airflow", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=900,
+        )
+        assert done.returncode == 0, (args, done.stdout[-2000:], done.stderr[-3000:])
+        return done.stdout
+
+    airflow("db", "migrate")
+    airflow("pools", "set", "fairgate_promotion", "1", "one promotion at a time")
+    listed = {d["dag_id"]: d for d in json.loads(airflow("dags", "list", "-o", "json"))}
+    bases = ("fairgate_lifecycle", "fairgate_score", "fairgate_audit", "fairgate_rollback", "fairgate_contest")
+    assert sorted(listed) == sorted(f"{b}__{m}" for b in bases for m in ("adult_income", "credit"))
+    assert {d["fileloc"] for d in listed.values()} == {str(dags / "fairgate.py")}
+    assert [p["name"] for p in json.loads(airflow("plugins", "-o", "json"))] == ["fairgate"]
+    provider = json.loads(airflow("providers", "get", "fairgate", "-o", "json"))
+    assert provider == [{"Provider": "fairgate", "Version": "0.1.0"}]
+
+    airflow("dags", "test", "fairgate_lifecycle__credit")
+    from fairgate.governance import evidence
+    from fairgate.storage.local import LocalStore
+
+    store = LocalStore(tmp_path / "store")
+    record = evidence.find(store, "credit", kind="lifecycle")["record"]
+    assert record["dag_id"] == "fairgate_lifecycle__credit" and record["decision"] in ("deployed", "rejected")
+    assert record["policy"]["path"] == str(policies / "credit.yaml")  # the task read its model's policy
+    assert evidence.verify(store, "credit").ok and evidence.models(store) == ["credit"]

@@ -14,7 +14,14 @@ import sys
 from typing import Any
 
 from fairgate.data.sources import read_location, read_source
-from fairgate.errors import EvidenceIntegrityError, FairgateError, InputError, IntegrityError, RecourseError
+from fairgate.errors import (
+    CatalogError,
+    EvidenceIntegrityError,
+    FairgateError,
+    InputError,
+    IntegrityError,
+    RecourseError,
+)
 from fairgate.governance import approval, bundle, cases, evidence, registry
 from fairgate.governance.records import LifecycleRecord
 from fairgate.integrations import model_server, tracking
@@ -26,7 +33,7 @@ from fairgate.policy import schema as policy_schema
 from fairgate.policy.loader import load_policy, parse_policy
 from fairgate.policy.schema import Policy
 from fairgate.stages.lifecycle import rollback
-from fairgate.storage.base import ArtifactStore
+from fairgate.storage.base import ArtifactStore, sha256_bytes
 from fairgate.storage.roots import default_s3_client, open_store
 
 
@@ -528,8 +535,6 @@ def build_parser() -> argparse.ArgumentParser:
 def _policy_of(store: ArtifactStore, model: str | None) -> Policy:
     """The policy of ``model``: its catalog entry, else (a model with evidence in the store that this
     deployment's catalog does not list) the policy file its latest lifecycle run kept in the store."""
-    from fairgate.errors import CatalogError
-
     try:
         return load_policy(catalog.find(model).path)
     except CatalogError as exc:
@@ -543,9 +548,6 @@ def kept_policy(store: ArtifactStore, model: str) -> Policy:
     """The policy file ``model``'s latest lifecycle run kept beside its artifacts, checked against the record."""
     import tempfile
     from pathlib import Path
-
-    from fairgate.errors import CatalogError
-    from fairgate.storage.base import sha256_bytes
 
     entry = evidence.find(store, model, kind="lifecycle")
     ref = LifecycleRecord.from_json(entry["record"]).policy if entry else None

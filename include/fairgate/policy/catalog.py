@@ -57,12 +57,13 @@ def single_policy_path() -> Path:
     return Path(os.environ.get(POLICY_ENV) or DEFAULT_POLICY_PATH)
 
 
-def entries(*, strict: bool = False) -> list[ModelEntry]:
-    """Every model of this deployment. A file that cannot be read is skipped with an error in the log
-    (so one broken file does not take the other models' DAGs down), or raised with ``strict``."""
+def entries(*, strict: bool = False, folder: str | os.PathLike[str] | None = None) -> list[ModelEntry]:
+    """Every model of this deployment: the policy files of ``folder`` (default ``FAIRGATE_POLICIES``),
+    else the single policy. A file that cannot be read is skipped with an error in the log (so one
+    broken file does not take the other models' DAGs down), or raised with ``strict``."""
     import yaml
 
-    folder = os.environ.get(POLICIES_ENV)
+    folder = str(folder) if folder is not None else os.environ.get(POLICIES_ENV)
     if not folder:
         files, single = [single_policy_path()], True
     else:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from airflow.sdk import BaseBranchOperator
+from airflow.sdk import BaseBranchOperator, BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 if TYPE_CHECKING:
@@ -38,11 +38,38 @@ SUMMARY = "return_value"
 R = TypeVar("R")
 
 
-class Stage:
-    """Plumbing every stage shares: policy, store, run identity, inputs, running the domain function."""
+class Stage(BaseOperator):
+    """Plumbing every stage shares: policy, store, run identity, inputs, running the domain function.
 
-    # The model's policy file, set on every task by fairgate_airflow.models.bind (None: FAIRGATE_POLICY).
+    Every Fairgate operator takes, besides its own arguments, where its model's settings are; each
+    defaults to the environment variable named, so a DAG may leave them all out:
+
+    - ``policy_file``: the model's policy (``FAIRGATE_POLICY``, else the bundled one);
+    - ``artifact_root``: the store, a local path or ``s3://bucket/prefix`` (``FAIRGATE_ARTIFACT_ROOT``);
+    - ``aws_conn_id``: the Airflow connection an ``s3://`` store is reached through (``FAIRGATE_AWS_CONN_ID``);
+    - ``mlflow_conn_id``: the tracking server's connection (``FAIRGATE_MLFLOW_CONN_ID``).
+    """
+
     policy_file: str | None = None
+    artifact_root: str | None = None
+    aws_conn_id: str | None = None
+    mlflow_conn_id: str | None = None
+
+    def __init__(
+        self,
+        *,
+        policy_file: str | None = None,
+        artifact_root: str | None = None,
+        aws_conn_id: str | None = None,
+        mlflow_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.policy_file = policy_file
+        self.artifact_root = artifact_root
+        self.aws_conn_id = aws_conn_id
+        self.mlflow_conn_id = mlflow_conn_id
+
     # Whether loading the policy builds the estimator to check `model.params`, which imports
     # scikit-learn (about 0.8 s in a new task process). Off for the lifecycle tasks after
     # collect_data that fit nothing: collect_data checked the same file at the start of the run.
@@ -65,7 +92,7 @@ class Stage:
     def store(self) -> ArtifactStore:
         from fairgate_airflow.settings import artifact_store
 
-        return artifact_store()
+        return artifact_store(self.artifact_root, aws_conn_id=self.aws_conn_id)
 
     def run_info(self, context: Context) -> RunInfo:
         from fairgate.stages.lifecycle import RunInfo

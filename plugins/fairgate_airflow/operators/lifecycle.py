@@ -122,11 +122,10 @@ class FitCandidateOperator(Stage, BaseOperator):
 
     template_fields: Sequence[str] = ("planned",)
 
-    def __init__(self, *, planned: Any = None, policy_file: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, planned: Any = None, **kwargs: Any) -> None:
         kwargs.setdefault("map_index_template", "{{ candidate_id }}")
-        super().__init__(**kwargs)
+        super().__init__(**kwargs)  # policy_file and the rest: through the mapped task's partial kwargs
         self.planned = planned
-        self.policy_file = policy_file  # set through the mapped task's partial kwargs (models.bind)
 
     def execute(self, context: Context) -> None:
         from fairgate.stages import lifecycle

@@ -40,7 +40,7 @@ class TrackMlflowOperator(Stage, BaseOperator):
         result = self.run(
             context,
             tracking.track,
-            uri=settings.mlflow_tracking_uri(),
+            uri=settings.mlflow_tracking_uri(self.mlflow_conn_id),
             run_id=run.run_id if self.lifecycle_runs else None,
             lifecycle_runs=self.lifecycle_runs,
             run_url=settings.airflow_run_url(run.dag_id, run.run_id),

@@ -17,7 +17,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, Param
 
-from fairgate_airflow.models import ModelEntry, bind, entries
+from fairgate_airflow.models import ModelEntry
 from fairgate_airflow.operators import DecideContestOperator
 
 
@@ -42,8 +42,4 @@ def contest(model: ModelEntry) -> DAG:
     ) as dag:
         # A person's answer is not retried: a retry would ask again.
         DecideContestOperator(task_id="decide_contest", case_id="{{ params.case_id }}", retries=0)
-    return bind(dag, model)
-
-
-for model in entries():
-    contest(model)
+    return dag

@@ -1,5 +1,8 @@
 """Registers the Fairness view with Airflow: the ``/fairgate`` app and its entries in the UI.
 
+Found through the package's ``airflow.plugins`` entry point, so ``pip install fairgate[airflow]``
+is all an Airflow deployment needs (nothing to copy into its plugins folder).
+
 - "Fairness" in the navigation bar: models, production version, decisions, audit trend.
 - "Fairgate report" on each DAG run: that run's report (for lifecycle runs).
 """

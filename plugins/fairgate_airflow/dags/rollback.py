@@ -14,7 +14,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, Param
 
-from fairgate_airflow.models import ModelEntry, bind, entries
+from fairgate_airflow.models import ModelEntry
 from fairgate_airflow.operators import RollbackOperator, TrackMlflowOperator
 
 
@@ -51,8 +51,4 @@ def rollback(model: ModelEntry) -> DAG:
             pool="fairgate_promotion",
         )
         moved >> TrackMlflowOperator(task_id="track_mlflow", lifecycle_runs=False)  # the alias follows
-    return bind(dag, model)
-
-
-for model in entries():
-    rollback(model)
+    return dag

@@ -24,7 +24,7 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG, CronTriggerTimetable
 
 from fairgate_airflow.assets import retraining_request
-from fairgate_airflow.models import ModelEntry, bind, entries
+from fairgate_airflow.models import ModelEntry
 from fairgate_airflow.operators import (
     AlertOperator,
     AuditOperator,
@@ -59,8 +59,4 @@ def audit(model: ModelEntry) -> DAG:
         RequestRetrainingOperator(
             task_id="request_retraining", audit=result.output, outlets=[retraining_request(model)]
         )
-    return check_routes(bind(dag, model))
-
-
-for model in entries():
-    audit(model)
+    return check_routes(dag)

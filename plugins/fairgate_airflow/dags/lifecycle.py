@@ -26,7 +26,7 @@ import pendulum
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, TriggerRule
 
 from fairgate_airflow.assets import retraining_request
-from fairgate_airflow.models import ModelEntry, bind, entries
+from fairgate_airflow.models import ModelEntry
 from fairgate_airflow.operators import (
     CheckBiasOperator,
     CollectDataOperator,
@@ -103,8 +103,4 @@ def lifecycle(model: ModelEntry) -> DAG:
         )
         recorded >> TrackMlflowOperator(task_id="track_mlflow")
 
-    return check_routes(bind(dag, model))
-
-
-for model in entries():
-    lifecycle(model)
+    return check_routes(dag)

@@ -27,7 +27,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, CronTriggerTimetable, Param
 
-from fairgate_airflow.models import SCENARIOS, ModelEntry, bind, entries
+from fairgate_airflow.models import SCENARIOS, ModelEntry
 from fairgate_airflow.operators import DecideContestOperator, ScoreOperator
 
 
@@ -53,8 +53,4 @@ def score(model: ModelEntry) -> DAG:
         scored = ScoreOperator(task_id="score")
         # A person's answer is not retried: a retry would ask again.
         DecideContestOperator.partial(task_id="review_decision", retries=0).expand(case_id=scored.output)
-    return bind(dag, model)
-
-
-for model in entries():
-    score(model)
+    return dag
