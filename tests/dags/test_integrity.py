@@ -228,3 +228,31 @@ def test_two_policy_files_naming_one_model_are_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("FAIRGATE_POLICIES", str(tmp_path))
     with pytest.raises(CatalogError, match=r"a.yaml and .*b.yaml both name model 'adult_income'"):
         entries(strict=True)
+
+
+def test_the_one_call_gives_every_task_the_settings_it_was_given(tmp_path, monkeypatch):
+    """``from_policies(folder, artifact_root=, aws_conn_id=, mlflow_conn_id=)`` in a team's DAG file:
+    every task (mapped ones through their partial kwargs) carries them and its model's policy file."""
+    import yaml
+    from airflow.dag_processing.dagbag import DagBag
+    from tests.conftest import default_policy_dict
+
+    monkeypatch.delenv("FAIRGATE_POLICIES", raising=False)
+    policies, dags = tmp_path / "policies", tmp_path / "dags"
+    policies.mkdir()
+    dags.mkdir()
+    (policies / "credit.yaml").write_text(yaml.safe_dump({**default_policy_dict(), "model_name": "credit"}))
+    settings = {"artifact_root": "s3://team-bucket/fairgate", "aws_conn_id": "minio", "mlflow_conn_id": "tracking"}
+    (dags / "team.py").write_text(
+        "from fairgate_airflow.dags import from_policies\n\n"
+        f"from_policies({str(policies)!r}, artifact_root='s3://team-bucket/fairgate', aws_conn_id='minio', "
+        "mlflow_conn_id='tracking')\n"
+    )
+    bag = DagBag(dag_folder=str(dags))
+    assert bag.import_errors == {}
+    assert len(bag.dags) == 5 and all(dag_id.endswith("__credit") for dag_id in bag.dags)
+    for dag in bag.dags.values():
+        for task in dag.tasks:
+            given = task.partial_kwargs if hasattr(task, "partial_kwargs") else vars(task)
+            assert {k: given[k] for k in settings} == settings, (dag.dag_id, task.task_id)
+            assert given["policy_file"] == str(policies / "credit.yaml")

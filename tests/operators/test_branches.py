@@ -429,3 +429,27 @@ def test_compute_time_is_measured_per_call(store, write_policy, sample_csv):
         elapsed = time.perf_counter() - t
         # compute_s is rounded to the millisecond; a carried-over total would exceed this by a whole call
         assert 0 < ti.xcom_pull("collect_data", SUMMARY)["compute_s"] <= elapsed + 0.001
+
+
+def test_an_operators_own_policy_file_and_store_win_over_the_environment(store, write_policy, sample_csv, tmp_path):
+    """``policy_file`` and ``artifact_root`` given to the operator, with the environment naming others."""
+    import yaml
+
+    from tests.conftest import default_policy_dict
+
+    write_policy({"dataset.source": "/nowhere/in/the/environment.csv"})  # what FAIRGATE_POLICY says
+    own = tmp_path / "own.yaml"
+    own.write_text(
+        yaml.safe_dump(
+            {**default_policy_dict(), "model_name": "own"}
+            | {"dataset": {**default_policy_dict()["dataset"], "source": str(sample_csv())}}
+        )
+    )
+    elsewhere = tmp_path / "elsewhere"
+    op = CollectDataOperator(task_id="collect_data", policy_file=str(own), artifact_root=str(elsewhere))
+    ti = FakeTI()
+    run(op, ti)
+    written = out(ti, "collect_data")
+    assert written["data"]["uri"].startswith(elsewhere.as_uri()) and (elsewhere / "runs").is_dir()
+    assert written["source"] == str(sample_csv())  # the operator's own policy, not FAIRGATE_POLICY's
+    assert not (store.root / "runs").exists()
