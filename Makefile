@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
-.PHONY: install demo ui mlflow-ui test test-fast lint format lock clean
+.PHONY: install demo airflow ui mlflow-ui test test-fast lint format lock clean
 
 install: $(STAMP)
 
@@ -21,7 +21,12 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml dev/pyproject.tom
 demo: install
 	$(BIN)/python -m fairgate_dev.demo
 
-# The Airflow UI with the Fairness view on the demo's home and store (Ctrl-C to stop).
+# A real local Airflow on the demo's home and store: api-server, scheduler, dag-processor and
+# triggerer, one user who signs in (the password is printed); Ctrl-C stops them.
+airflow: install
+	$(BIN)/python -m fairgate_dev.local_airflow
+
+# The Airflow UI alone (api-server, every visitor an admin), on the demo's home and store (Ctrl-C to stop).
 ui: install
 	$(BIN)/python -m fairgate_dev.serve
 

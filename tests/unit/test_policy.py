@@ -177,7 +177,7 @@ def test_typos_and_wrong_types_are_refused_at_load_naming_the_key(path, value, m
 
 
 def test_omitted_keys_take_the_documented_defaults():
-    """The minimal policy of the README: every omitted key takes the value the README's table shows."""
+    """The minimal policy of the docs: every omitted key takes the value the policy reference table shows."""
     raw = {
         "model_name": "loans",
         "dataset": {"source": "/data/x.csv", "label": "y", "favorable_label": 1, "features": {"numeric": ["amount"]}},
@@ -213,8 +213,8 @@ def test_the_readme_policy_table_is_the_schema():
 
     from fairgate.policy.schema import defaults_table
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    assert defaults_table() in readme, "README's policy table differs from `fairgate policy schema --markdown`"
+    reference = (Path(__file__).resolve().parents[2] / "docs" / "policy.md").read_text()
+    assert defaults_table() in reference, "docs/policy.md's table differs from `fairgate policy schema --markdown`"
 
 
 def test_the_simulated_feed_is_refused_for_columns_adult_lacks():

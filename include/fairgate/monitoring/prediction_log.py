@@ -389,7 +389,8 @@ def save_audit(store: ArtifactStore, model: str, result: dict[str, Any], *, repo
             "audit_uri": written.uri,
             "audit_sha256": written.sha256,
         },
-        key=f"{result['run_id']}/audit/{result['date']}",  # a retried audit task finds its own record
+        # a retry that wrote this very audit finds its own record; a re-run that judged differently appends
+        key=f"{result['run_id']}/audit/{result['date']}/{written.sha256}",
     )
     return {
         "status": result["status"],

@@ -3,7 +3,7 @@
 pydantic models with ``extra="forbid"`` at every level and strict types, so a typo
 (``min_row``), a singular (``intersection``), a wrong type (``"yes"`` for a boolean) or a value
 out of range is refused at load, never silently defaulted. The defaults here are the only ones:
-the README's policy table is generated from this module (``fairgate policy schema --markdown``)
+the policy reference table (docs/policy.md) is generated from this module (``fairgate policy schema --markdown``)
 and a test checks the two agree; ``fairgate policy schema`` prints the JSON Schema for editors.
 
 This model *is* the policy the code reads: :class:`Policy` is what
@@ -756,7 +756,7 @@ def json_schema() -> dict[str, Any]:
 
 
 def defaults_table() -> str:
-    """The README's policy table: every key, what it means and its default, from the schema."""
+    """The policy reference table (docs/policy.md): every key, what it means and its default, from the schema."""
     rows = ["| key | meaning | default |", "|---|---|---|"]
 
     def walk(model: Any, prefix: str) -> None:

@@ -1,0 +1,126 @@
+"""``make airflow`` as a user runs it: four real Airflow components, a user who signs in, a review
+answered by that user, and the ``env`` file the README's commands source.
+
+The lifecycle runs on the bundled Adult data, triggered through the REST API with the signed-in
+user's token; a DI floor inside the sex DI's interval makes the gate ask for review, which the
+same user answers; the evidence records that user as the reviewer (not "Anonymous").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from tests.integration.stack import _free_port
+
+from fairgate.governance import evidence
+from fairgate.storage.local import LocalStore
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
+COMMAND = [sys.executable, "-m", "fairgate_dev.local_airflow"]  # what `make airflow` runs
+
+
+def _wait(check, timeout: float, what: str, log: Path):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            found = check()
+        except Exception:  # not up yet
+            found = None
+        if found:
+            return found
+        time.sleep(1)
+    logs = "\n".join(f"--- {p.name}\n{p.read_text()[-1500:]}" for p in sorted(log.glob("*.log")))
+    pytest.fail(f"{what} did not happen in {timeout:.0f} s\n{logs}")
+
+
+def test_make_airflow_runs_a_review_answered_by_the_signed_in_user(tmp_path):
+    import httpx
+
+    home, store_root, port = tmp_path / "airflow", tmp_path / "artifacts", _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "FAIRGATE_"))}
+    env["FAIRGATE_MLFLOW"] = "off"
+    proc = subprocess.Popen(
+        [*COMMAND, "--airflow-home", str(home), "--artifact-root", str(store_root), "--port", str(port)],
+        env=env,
+        stdout=(tmp_path / "make-airflow.out").open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait(
+            lambda: httpx.get(f"{base}/api/v2/monitor/health", timeout=5).status_code == 200,
+            240,
+            "the API",
+            home / "components",
+        )
+        printed = (tmp_path / "make-airflow.out").read_text()
+        password = json.loads((home / "simple_auth_manager_passwords.json").read_text())["reviewer"]
+        assert f"sign in as reviewer / {password}" in printed
+        assert httpx.get(f"{base}/api/v2/dags", timeout=10).status_code == 401  # nobody is an admin unsigned
+        token = httpx.post(
+            f"{base}/auth/token", json={"username": "reviewer", "password": password}, timeout=10
+        ).json()["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+
+        def api(method: str, path: str, **kw):
+            resp = httpx.request(method, f"{base}/api/v2{path}", headers=auth, timeout=30, **kw)
+            resp.raise_for_status()
+            return resp.json()
+
+        _wait(
+            lambda: api("GET", "/dags/fairgate_lifecycle"),
+            240,
+            "the dag-processor parsing the DAGs",
+            home / "components",
+        )
+        api("PATCH", "/dags/fairgate_lifecycle", json={"is_paused": False})
+        run_id = api(
+            "POST",
+            "/dags/fairgate_lifecycle/dagRuns",
+            json={"logical_date": None, "conf": {"threshold_overrides": {"disparate_impact_min": 0.57}}},
+        )["dag_run_id"]
+        ti = f"/dags/fairgate_lifecycle/dagRuns/{run_id}/taskInstances/human_review"
+        _wait(lambda: api("GET", ti)["state"] == "awaiting_input", 900, "the review request", home / "components")
+        api(
+            "PATCH",
+            f"{ti}/-1/hitlDetails",
+            json={"chosen_options": ["Reject"], "params_input": {"rationale": "Interval too wide for women."}},
+        )
+        run = f"/dags/fairgate_lifecycle/dagRuns/{run_id}"
+        state = _wait(
+            lambda: api("GET", run)["state"] in ("success", "failed") and api("GET", run)["state"],
+            600,
+            "the run",
+            home / "components",
+        )
+        assert state == "success"
+        rec = evidence.find(LocalStore(store_root), "adult_income", run_id)["record"]
+        assert (rec["decision"], rec["review"]["reviewer"]) == ("rejected", "reviewer")
+
+        # the env file: the README's commands in another shell see this Airflow and this store
+        def sourced(command: str) -> str:
+            done = subprocess.run(
+                ["bash", "-c", f"source {home / 'env'} && {command}"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            assert done.returncode == 0, (command, done.stderr[-2000:])
+            return done.stdout
+
+        listed = sourced("airflow dags list -o json").strip().splitlines()[-1]
+        assert "fairgate_lifecycle" in {d["dag_id"] for d in json.loads(listed)}
+        assert json.loads(sourced("fairgate status --json"))["last_lifecycle"]["run_id"] == run_id
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(60)
+    assert proc.returncode == 0
