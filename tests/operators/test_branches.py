@@ -434,7 +434,6 @@ def test_compute_time_is_measured_per_call(store, write_policy, sample_csv):
 def test_an_operators_own_policy_file_and_store_win_over_the_environment(store, write_policy, sample_csv, tmp_path):
     """``policy_file`` and ``artifact_root`` given to the operator, with the environment naming others."""
     import yaml
-
     from tests.conftest import default_policy_dict
 
     write_policy({"dataset.source": "/nowhere/in/the/environment.csv"})  # what FAIRGATE_POLICY says

@@ -499,7 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     policy = sub.add_parser("policy", help="write, check or describe a policy file")
     psub = policy.add_subparsers(dest="policy_command", required=True)
     schema = psub.add_parser("schema", help="the JSON Schema of policy files (for editors)")
-    schema.add_argument("--markdown", action="store_true", help="the reference table of keys and defaults (docs/policy.md) instead")
+    schema.add_argument("--markdown", action="store_true", help="the reference table of keys (docs/policy.md) instead")
     check = psub.add_parser("check", help="validate a policy file; with --data, against its data too")
     check.add_argument("file")
     check.add_argument("--data", action="store_true", help="read the source and check columns, values, group sizes")
