@@ -10,12 +10,13 @@ export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 install: $(STAMP)
 
 # The runtime pins and the test tools' pins (the production image gets requirements.txt only);
-# setuptools new enough to build the two editable packages in place (no build isolation).
+# setuptools new enough to build the two editable packages in place (no build isolation), without
+# its notice that an editable install is one.
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml dev/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip "setuptools>=77"
 	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . -e dev
+	PYTHONWARNINGS=ignore::UserWarning $(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . -e dev
 	touch $(STAMP)
 
 demo: install

@@ -89,6 +89,9 @@ def test_make_airflow_runs_a_review_answered_by_the_signed_in_user(tmp_path):
         )["dag_run_id"]
         ti = f"/dags/fairgate_lifecycle/dagRuns/{run_id}/taskInstances/human_review"
         _wait(lambda: api("GET", ti)["state"] == "awaiting_input", 900, "the review request", home / "components")
+        # A person reads the request first. An answer within a second of the deferral races Airflow's
+        # executor, which then finds the resumed task queued and fails it ("state mismatch").
+        time.sleep(5)
         api(
             "PATCH",
             f"{ti}/-1/hitlDetails",
@@ -119,7 +122,8 @@ def test_make_airflow_runs_a_review_answered_by_the_signed_in_user(tmp_path):
 
         listed = sourced("airflow dags list -o json").strip().splitlines()[-1]
         assert "fairgate_lifecycle" in {d["dag_id"] for d in json.loads(listed)}
-        assert json.loads(sourced("fairgate status --json"))["last_lifecycle"]["run_id"] == run_id
+        shown = json.loads(sourced(f"fairgate evidence {run_id} --json"))
+        assert (shown["run_id"], shown["review"]["reviewer"]) == (run_id, "reviewer")
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(60)
