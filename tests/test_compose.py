@@ -24,7 +24,11 @@ def _compose() -> str:
     return exe
 
 
-PASSWORDS = {"MINIO_ROOT_PASSWORD": "minio-pw-for-the-test", "MLFLOW_ADMIN_PASSWORD": "mlflow-pw-for-the-test"}
+PASSWORDS = {
+    "AIRFLOW_ADMIN_PASSWORD": "airflow-pw-for-the-test",
+    "MINIO_ROOT_PASSWORD": "minio-pw-for-the-test",
+    "MLFLOW_ADMIN_PASSWORD": "mlflow-pw-for-the-test",
+}
 
 
 def _config(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -104,3 +108,11 @@ def test_nothing_is_published_beyond_localhost_and_nothing_starts_without_its_pa
     assert "fairgate-secret" not in json.dumps(services)
     missing = _config(env={})
     assert missing.returncode != 0 and "MINIO_ROOT_PASSWORD" in missing.stderr + missing.stdout
+    api = services["airflow-apiserver"]
+    script = " ".join(api["command"])
+    assert api["environment"]["AIRFLOW_ADMIN_PASSWORD"] == PASSWORDS["AIRFLOW_ADMIN_PASSWORD"]
+    assert "SIMPLE_AUTH_MANAGER_PASSWORDS_FILE" in script and "exec /entrypoint airflow api-server" in script
+    assert api["environment"]["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == "airflow:admin"
+    worker = services["airflow-worker"]
+    mounts = [v if isinstance(v, str) else f"{v['source']}:{v['target']}" for v in worker["volumes"]]
+    assert any(m.endswith("dags:/opt/fairgate/dags") or "/dags:/opt/fairgate/dags" in m for m in mounts), mounts
