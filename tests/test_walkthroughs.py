@@ -45,6 +45,8 @@ def test_the_readme_walkthrough_runs_as_printed(tmp_path):
     out = done.stdout
     assert "Wrote 20,000 synthetic applications to loans.csv (injected DI 0.6)" in out
     assert "Running fairgate_lifecycle__loans with dag.test()" in out  # the model's own DAG id
+    assert re.search(r"^  collect_data: success \(\d+\.\d s\)$", out, flags=re.M)  # progress, task by task
+    assert re.search(r"^  fit_candidate\[[^]]+\]: success", out, flags=re.M)  # one line per mapped candidate
     assert re.search(r"Decision: (DEPLOYED|REJECTED)", out)
     assert "check it with: .venv/bin/fairgate --model loans verify-log" in out
     assert (tmp_path / ".airflow").is_dir() and (tmp_path / ".artifacts" / "evidence" / "loans").is_dir()

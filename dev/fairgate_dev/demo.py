@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*`httpx` with `starlette.testclient`.*")
 
     from fairgate.policy.catalog import ModelEntry
-    from fairgate_dev.local import Reviewer, init_db, load_dag
+    from fairgate_dev.local import Progress, Reviewer, init_db, load_dag
 
     started = time.monotonic()
     policy = preflight()
@@ -53,8 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     reviewer = Reviewer(dag_id, "Reject", "make demo: no human reviewer present; answered as a timeout (reject).")
     reviewer.start()
     print(f"Running {dag_id} with dag.test() ...", flush=True)
+    progress = Progress(dag_id)
+    progress.start()
     dag_run = dag.test()
     reviewer.stop()
+    progress.stop()
     elapsed = time.monotonic() - started
     print(f"\nRun {dag_run.run_id} finished in {elapsed:.0f} s with state {dag_run.state}.")
     if reviewer.answered:

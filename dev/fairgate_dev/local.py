@@ -6,6 +6,7 @@ imports Airflow, because Airflow reads its configuration from the environment on
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import secrets
@@ -177,3 +178,43 @@ class Reviewer(threading.Thread):
 
     def stop(self) -> None:
         self._halt.set()
+
+
+class Progress(threading.Thread):
+    """Prints each task of a ``dag.test()`` run as it finishes (state and seconds), from a background thread."""
+
+    DONE = ("success", "skipped", "failed", "upstream_failed")
+
+    def __init__(self, dag_id: str, *, every_s: float = 1.0):
+        super().__init__(daemon=True)
+        warm_api()
+        self.dag_id, self.every_s = dag_id, every_s
+        self.shown: set[tuple[str, int]] = set()
+        self._halt = threading.Event()
+
+    def poll(self) -> None:
+        with _api() as client:
+            resp = client.get(f"/api/v2/dags/{self.dag_id}/dagRuns/~/taskInstances", params={"limit": 100})
+        if resp.status_code != 200:
+            return
+        finished = [t for t in resp.json()["task_instances"] if t["state"] in self.DONE]
+        for t in sorted(finished, key=lambda t: t.get("end_date") or ""):
+            key = (t["task_id"], t["map_index"])
+            if key in self.shown:
+                continue
+            self.shown.add(key)
+            name = t["task_id"] + (f"[{t.get('rendered_map_index') or t['map_index']}]" if t["map_index"] >= 0 else "")
+            took = f" ({t['duration']:.1f} s)" if t.get("duration") else ""
+            print(f"  {name}: {t['state']}{took}", flush=True)
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            with contextlib.suppress(Exception):  # e.g. SQLite busy while the run writes: the next poll shows it
+                self.poll()
+            self._halt.wait(self.every_s)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=10)
+        with contextlib.suppress(Exception):
+            self.poll()  # the last tasks
