@@ -33,6 +33,7 @@ PARSE_TIME_FAIRGATE = {
     "fairgate.policy.catalog",
     "fairgate.policy.schema",
     "fairgate.policy.rules",
+    "fairgate.policy.reading",
     "fairgate.data",
     "fairgate.data.adult",  # the bundled column names only (stdlib imports)
     "fairgate.errors",

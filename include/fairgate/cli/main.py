@@ -334,8 +334,12 @@ def cmd_policy(args: argparse.Namespace) -> int:
         result = policy_tools.CheckResult()
         if args.data:
             result = policy_tools.check_against_data(policy, read_source(policy))
-        payload = {"file": args.file, "model": policy.model_name, "schema": "ok", **result.as_dict()}
-        lines = [f"{args.file}: the schema is satisfied (model {policy.model_name})."]
+        runs = policy_tools.next_runs(policy)
+        payload = {"file": args.file, "model": policy.model_name, "schema": "ok", "next_runs": runs, **result.as_dict()}
+        lines = [
+            f"{args.file}: the schema is satisfied (model {policy.model_name}).",
+            "Next runs (UTC): " + ", ".join(f"{dag} {at}" for dag, at in runs.items()),
+        ]
         if args.data:
             lines += (
                 [f"  problem: {p}" for p in result.problems]

@@ -5,6 +5,7 @@
 - :mod:`.rules`: the rules that relate several keys (``check``, run by the schema's validator) and the
   mitigation methods' parameters (``check_params``);
 - :mod:`.loader`: ``load_policy`` / ``parse_policy``, reading a file into a ``Policy``;
+- :mod:`.reading`: the bounded YAML reader (size, no aliases, no duplicate keys) every policy file goes through;
 - :mod:`.estimators`: the scikit-learn estimators a policy may name (``classifier``);
 - :mod:`.catalog`: one policy file per model in ``FAIRGATE_POLICIES`` (``entries``, ``find``);
 - :mod:`.authoring`: ``starter_policy`` and ``check_against_data`` (``fairgate policy init|check``).

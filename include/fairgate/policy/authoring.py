@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -291,3 +292,12 @@ def short_of_evidence(df: pd.DataFrame, policy: Policy, *, share: float) -> tupl
                     f"the gate can only ask for review: {fix}."
                 )
     return short, notes
+
+
+def next_runs(policy: Policy, *, after: datetime | None = None) -> dict[str, str]:
+    """When each of the model's scheduled DAGs runs next (UTC, minutes), from the policy's crons."""
+    from croniter import croniter  # type: ignore[import-untyped]
+
+    start = after or datetime.now(UTC)
+    crons = policy.schedule.model_dump()
+    return {name: croniter(cron, start).get_next(datetime).strftime("%Y-%m-%d %H:%M") for name, cron in crons.items()}

@@ -22,7 +22,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from fairgate.errors import CatalogError
+from fairgate.errors import CatalogError, PolicyError
+from fairgate.policy.reading import read_policy_yaml
 from fairgate.policy.schema import MODEL_NAME, Schedule
 
 log = logging.getLogger(__name__)
@@ -61,8 +62,6 @@ def entries(*, strict: bool = False, folder: str | os.PathLike[str] | None = Non
     """Every model of this deployment: the policy files of ``folder`` (default ``FAIRGATE_POLICIES``),
     else the single policy. A file that cannot be read is skipped with an error in the log (so one
     broken file does not take the other models' DAGs down), or raised with ``strict``."""
-    import yaml
-
     folder = str(folder) if folder is not None else os.environ.get(POLICIES_ENV)
     if not folder:
         files, single = [single_policy_path()], True
@@ -71,11 +70,10 @@ def entries(*, strict: bool = False, folder: str | os.PathLike[str] | None = Non
         if not root.is_dir():
             raise CatalogError(f"{POLICIES_ENV}={folder} is not a folder of policy files.")
         files, single = sorted([*root.glob("*.yaml"), *root.glob("*.yml")]), False
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: several times faster at parse time
     out: dict[str, ModelEntry] = {}
     for path in files:
         try:
-            raw = yaml.load(path.read_text(), Loader=loader)  # noqa: S506  (a safe loader, libyaml's when present)
+            raw = read_policy_yaml(path.read_bytes(), source=path)  # bounded: one bad file cannot stall parsing
             name = raw.get("model_name") if isinstance(raw, dict) else None
             if not isinstance(name, str) or not _NAME.match(name):
                 raise CatalogError(
@@ -83,20 +81,27 @@ def entries(*, strict: bool = False, folder: str | os.PathLike[str] | None = Non
                 )
             if name in out:
                 raise CatalogError(f"Policy files {out[name].path} and {path} both name model {name!r}.")
-            schedule = raw.get("schedule") if isinstance(raw.get("schedule"), dict) else {}
-        except (OSError, yaml.YAMLError, CatalogError) as exc:
+            schedule = _schedule(raw.get("schedule") if isinstance(raw.get("schedule"), dict) else {})
+        except (OSError, PolicyError, CatalogError) as exc:
             if strict or single:
                 raise CatalogError(str(exc)) from None
             log.error("Skipping policy file %s: %s", path, exc)
             continue
-        out[name] = ModelEntry(name=name, path=path, single=single, schedule=_schedule(schedule))
+        out[name] = ModelEntry(name=name, path=path, single=single, schedule=schedule)
     return list(out.values())
 
 
 def _schedule(given: dict[str, Any]) -> dict[str, str]:
-    """The policy's ``schedule`` with the schema's defaults (checked in full when a task loads the policy)."""
+    """The policy's ``schedule`` with the schema's defaults, each cron checked (a bad one skips this model's
+    DAGs with the error logged, rather than failing every model's DAG file at parse time)."""
+    from pydantic import ValidationError
+
     defaults: dict[str, str] = Schedule().model_dump()
-    return {**defaults, **{k: str(v) for k, v in given.items() if k in defaults}}
+    try:
+        return Schedule.model_validate({**defaults, **{k: v for k, v in given.items() if k in defaults}}).model_dump()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise CatalogError(str(error.get("ctx", {}).get("error") or error["msg"])) from None
 
 
 def dag_id_of(model: str, base: str) -> str:

@@ -12,12 +12,11 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from fairgate.errors import PolicyError
 from fairgate.policy import schema
 from fairgate.policy.catalog import single_policy_path
 from fairgate.policy.estimators import classifier
+from fairgate.policy.reading import read_policy_yaml
 from fairgate.policy.schema import Policy
 
 
@@ -38,10 +37,7 @@ def load_policy(path: str | Path | None = None, *, check_estimator: bool = True)
         text = path.read_bytes()
     except FileNotFoundError:
         raise PolicyError(f"Policy file {path} does not exist (set FAIRGATE_POLICY to its path).") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"Policy file {path} is not valid YAML: {exc}") from None
+    raw = read_policy_yaml(text, source=path)  # bounded: size, no aliases, no duplicate keys
     policy = parse_policy(raw, check_estimator=check_estimator)
     policy._sha256, policy._path, policy._raw = hashlib.sha256(text).hexdigest(), str(path), raw
     return policy

@@ -160,6 +160,11 @@ def _check_columns(policy: Policy) -> None:
         )
     if ds.label in columns or ds.label in policy.features:
         raise PolicyError(f"Policy key 'dataset.label' ({ds.label!r}) is also a feature or protected column.")
+    if ds.row_key is not None and (ds.row_key == ds.label or ds.row_key in columns or ds.row_key in policy.features):
+        raise PolicyError(
+            f"Policy key 'dataset.row_key' ({ds.row_key!r}) is also the label, a feature or a protected column; "
+            "the row key identifies a record and is never an input or an outcome."
+        )
     overlap = sorted(set(policy.categorical) & set(policy.numeric))
     if overlap:
         raise PolicyError(f"Policy key 'dataset.features' lists {overlap} as both categorical and numeric.")

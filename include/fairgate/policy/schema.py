@@ -17,6 +17,7 @@ one ``after`` validator, each naming the keys involved.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args
@@ -28,7 +29,9 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 
@@ -415,6 +418,19 @@ class Schedule(_Section):
     score: Name = Field("0 1 * * *", description="cron of the daily scoring run")
     audit: Name = Field("0 3 * * *", description="cron of the nightly audit")
 
+    @field_validator("lifecycle", "score", "audit")
+    @classmethod
+    def _a_cron(cls, value: str, info: ValidationInfo) -> str:
+        """A cron Airflow can run (five fields, each valid): else the DAG would never be scheduled."""
+        from croniter import croniter  # type: ignore[import-untyped]
+
+        if len(value.split()) != 5 or not croniter.is_valid(value):
+            raise PolicyError(
+                f"Policy key 'schedule.{info.field_name}' is {value!r}, which is not a cron expression of five "
+                "fields (minute hour day-of-month month day-of-week), e.g. '0 3 * * 1'."
+            )
+        return value
+
 
 class Robustness(_Section):
     enabled: bool = Field(
@@ -656,6 +672,7 @@ class Policy(_Section):
 
 def validate(raw: Any) -> Policy:
     """``raw`` (as read from YAML) as a :class:`Policy`, or :class:`PolicyError` with every problem named."""
+    _refuse_non_finite(raw, ())
     try:
         return Policy.model_validate(raw)
     except ValidationError as exc:
@@ -664,6 +681,18 @@ def validate(raw: Any) -> Policy:
             if isinstance(e.get("ctx", {}).get("error"), PolicyError):
                 raise e["ctx"]["error"] from None
         raise PolicyError(" ".join(describe(e) for e in errors[:5])) from None
+
+
+def _refuse_non_finite(value: Any, loc: tuple[int | str, ...]) -> None:
+    """NaN and infinity are not settings: refused wherever they appear, naming the key."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise PolicyError(f"Policy key '{key_path(loc)}' is {value}: numbers in a policy must be finite.")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _refuse_non_finite(v, (*loc, str(k)))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _refuse_non_finite(v, (*loc, i))
 
 
 def key_path(loc: tuple[int | str, ...]) -> str:
