@@ -88,6 +88,10 @@ def _served(**spec) -> serving.Served:
         (pd.DataFrame({"age": [30, None], "job": ["clerk", "nurse"]}), "'age' must be a number; record 1 has no value"),
         (pd.DataFrame({"age": [30], "job": ["pilot"]}), "'job' has the value 'pilot' in record 0"),
         (pd.DataFrame({"age": [30], "job": [None]}), "'job' has the value None in record 0"),
+        (pd.DataFrame({"age": [30, True], "job": ["clerk", "nurse"]}), "'age' must be a number; record 1 has True"),
+        (pd.DataFrame({"age": [30, float("inf")], "job": ["clerk"] * 2}), "'age' must be a finite number; record 1"),
+        (pd.DataFrame({"age": [-float("inf")], "job": ["clerk"]}), "'age' must be a finite number; record 0 has -inf"),
+        (pd.DataFrame({"age": [30] * 10_001, "job": ["clerk"] * 10_001}), "holds 10,001 records; send at most 10,000"),
     ],
 )
 def test_requests_the_model_cannot_answer_are_refused_naming_the_column(records, message):
@@ -130,6 +134,7 @@ def test_the_registered_pyfunc_loads_back_and_decides_like_the_registry_model(em
     from fairgate.models import training
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", embedded["uri"])
+    monkeypatch.setenv("FAIRGATE_ARTIFACT_ROOT", str(embedded["store"].root))  # the evidence it checks at load
     served = mlflow.pyfunc.load_model("models:/credit@production")
     rows = embedded["data"].head(25)
     got = served.predict(rows)
@@ -162,7 +167,10 @@ def test_a_logged_run_adds_nothing_to_the_evidence_and_mlflow_agrees(embedded):
     from fairgate.governance import evidence
 
     assert evidence.recent(embedded["store"], "credit", "tracking") == []
-    assert [e["record"]["kind"] for e in evidence.entries(embedded["store"], "credit")] == ["lifecycle"]
+    assert [e["record"]["kind"] for e in evidence.entries(embedded["store"], "credit")] == [
+        "deployment",
+        "lifecycle",
+    ]  # no tracking record
     assert tracking.disagreements(embedded["store"], "credit", mlflow=tracking.client(embedded["uri"])) == []
 
 

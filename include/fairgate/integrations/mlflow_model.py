@@ -14,10 +14,12 @@ Request params (``{"dataframe_records": [...], "params": {"reasons": false}}``):
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import mlflow
 from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INTERNAL_ERROR
 from mlflow.pyfunc.model import PythonModel
 
 from fairgate.errors import RequestError
@@ -47,6 +49,12 @@ class FairgateModel(PythonModel):
             )
         except RequestError as exc:
             raise MlflowException.invalid_parameter_value(str(exc)) from None
+        except Exception:  # never a stack trace (file paths) in a response: in the server's log only
+            logging.getLogger(__name__).exception("Fairgate could not answer a request")
+            raise MlflowException(
+                "Fairgate could not answer this request (an internal error, logged by the server).",
+                error_code=INTERNAL_ERROR,
+            ) from None
 
 
 mlflow.models.set_model(FairgateModel())

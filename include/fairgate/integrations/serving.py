@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 FILES = ("model.skops", "manifest.json", "policy.yaml", "inputs.json", "recourse.json")
 MAX_CATEGORY_VALUES = 200  # a column with more known values than this is checked for type only
+MAX_RECORDS = 10_000  # per request
+MAX_RECOURSE_RECORDS = 100  # per request that asks for recourse (each unfavourable record is a search)
 
 
 @dataclass
@@ -128,16 +130,27 @@ def load(files: dict[str, str], *, version: str) -> Served:
 
 def check_request(records: pd.DataFrame, served: Served) -> pd.DataFrame:
     """The request as the model's input frame, or :class:`RequestError` naming the first problem."""
+    import numpy as np
     import pandas as pd
 
     if len(records) == 0:
         raise RequestError("The request holds no records: send at least one.")
+    if len(records) > MAX_RECORDS:
+        raise RequestError(f"The request holds {len(records):,} records; send at most {MAX_RECORDS:,} per request.")
     missing = [c for c in served.inputs["required"] if c not in records.columns]
     if missing:
         raise RequestError(f"Every record needs the input column(s) {missing}; the request lacks them.")
     out = records.copy()
     for col in served.inputs["numeric"]:
+        flags = out[col].map(lambda v: isinstance(v, bool)).to_numpy(dtype=bool)  # JSON true is not the number 1
+        if flags.any():
+            i = int(flags.argmax())
+            raise RequestError(f"Column {col!r} must be a number; record {i} has {out[col].iloc[i]!r} (a boolean).")
         values = pd.to_numeric(out[col], errors="coerce")
+        infinite = np.isinf(values.to_numpy(dtype=float))
+        if infinite.any():
+            i = int(infinite.argmax())
+            raise RequestError(f"Column {col!r} must be a finite number; record {i} has {values.iloc[i]}.")
         bad = values.isna() & out[col].notna()
         if bad.any():
             first = out[col][bad].iloc[0]
@@ -179,6 +192,11 @@ def answer(served: Served, records: pd.DataFrame, *, reasons: bool = True, recou
         for i in range(scoring.REASONS):
             out[f"reason_{i + 1}"] = [r[i]["text"] if len(r) > i else None for r in codes]
     if recourse:
+        if len(rows) > MAX_RECOURSE_RECORDS:  # each unfavourable record is a search: bounded per request
+            raise RequestError(
+                f"Recourse is computed for at most {MAX_RECOURSE_RECORDS} records per request; this one holds "
+                f"{len(rows):,}. Send fewer, or leave out 'recourse'."
+            )
         out["recourse"] = _recourse(served, rows, decisions)
     return out
 
