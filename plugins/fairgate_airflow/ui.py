@@ -12,10 +12,11 @@ import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from fairgate.policy.schema import MODEL_NAME
 
@@ -51,6 +52,27 @@ app = FastAPI(
 )
 
 
+MAX_BODY = 64 * 1024  # bytes of a request body (a contest is a few lines)
+MAX_REASON = 2000  # characters of a contest's reason
+
+
+@app.middleware("http")
+async def _limits(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    """State-changing requests: same origin (or a bearer token, which a browser never sends on its own),
+    and a bounded body (413 before it is read)."""
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        length = request.headers.get("content-length")
+        if length is None or not length.isdigit() or int(length) > MAX_BODY:
+            return JSONResponse({"detail": f"A request body needs a Content-Length of at most {MAX_BODY} bytes."}, 413)
+        origin = request.headers.get("origin")
+        bearer = request.headers.get("authorization", "").lower().startswith("bearer ")
+        if origin is not None and urlsplit(origin).netloc != request.headers.get("host"):
+            return JSONResponse({"detail": f"Cross-origin request from {origin} refused."}, 403)
+        if origin is None and not bearer:
+            return JSONResponse({"detail": "A request signed in by cookie must come from this site (Origin)."}, 403)
+    return await call_next(request)
+
+
 @app.middleware("http")
 async def _security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
     """Defence in depth on every response: no script runs, nothing is sniffed, framed by Airflow's UI only."""
@@ -84,6 +106,15 @@ def _name(user: Any) -> str:
 def may_read(user: Any, dag_id: str | None) -> bool:
     """Whether ``user`` may read the runs of ``dag_id``, asked of the configured auth manager exactly as
     Airflow's own API asks it (with the DAG's team in multi-team mode). ``None``: every DAG."""
+    return _may(user, dag_id, "GET")
+
+
+def may_trigger(user: Any, dag_id: str) -> bool:
+    """Whether ``user`` may start a run of ``dag_id`` (what Airflow's own trigger endpoint requires)."""
+    return _may(user, dag_id, "POST")
+
+
+def _may(user: Any, dag_id: str | None, method: str) -> bool:
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
     from airflow.configuration import conf
@@ -95,7 +126,10 @@ def may_read(user: Any, dag_id: str | None) -> bool:
         team = DagModel.get_team_name(dag_id)
     return bool(
         get_auth_manager().is_authorized_dag(
-            method="GET", access_entity=DagAccessEntity.RUN, details=DagDetails(id=dag_id, team_name=team), user=user
+            method=method,  # type: ignore[arg-type]  # "GET" or "POST"
+            access_entity=DagAccessEntity.RUN,
+            details=DagDetails(id=dag_id, team_name=team),
+            user=user,
         )
     )
 
@@ -161,10 +195,10 @@ def _page(key: str, what: str) -> HTMLResponse:
 
 
 class ContestRequest(BaseModel):
-    model: str
-    row: str
-    reason: str
-    date: str | None = None
+    model: str = Field(max_length=64)
+    row: str = Field(min_length=1, max_length=200)
+    reason: str = Field(min_length=1, max_length=MAX_REASON)
+    date: str | None = Field(None, max_length=10)
 
 
 @app.post("/api/contest")
@@ -177,6 +211,9 @@ def contest(body: ContestRequest, user: User) -> JSONResponse:
     entry = next((e for e in entries() if e.name == body.model), None)
     if entry is None or body.model not in readable_models(user, [body.model]):
         raise HTTPException(404, f"No model {body.model!r} you may read.")
+    dag_id = entry.dag_id("fairgate_contest")
+    if not may_trigger(user, dag_id):  # reading a model is not enough: opening a contest starts its review
+        raise HTTPException(403, f"Opening a contest starts {dag_id}; you may read it but not trigger it.")
     try:
         day = date.fromisoformat(body.date) if body.date else None
         case = cases.open_contest(
@@ -189,7 +226,6 @@ def contest(body: ContestRequest, user: User) -> JSONResponse:
         )
     except ValueError as exc:  # InputError is a ValueError too: bad dates and refused contests alike
         return JSONResponse({"detail": str(exc), "kind": type(exc).__name__}, status_code=400)
-    dag_id = entry.dag_id("fairgate_contest")
     run_id = _trigger(dag_id, {"case_id": case["case_id"]}, user)
     return JSONResponse(
         {"case_id": case["case_id"], "seq": case["seq"], "dag_id": dag_id, "dag_run_id": run_id}, status_code=201
@@ -211,6 +247,8 @@ def run_report(dag_id: str, run_id: str, user: User) -> HTMLResponse:
 
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", dag_id):
         raise HTTPException(404, "No such DAG.")
+    if not re.fullmatch(r"[A-Za-z0-9_.:+-]+", run_id) or set(run_id) == {"."}:
+        raise HTTPException(404, "No such run.")
     if not may_read(user, dag_id):
         raise HTTPException(403, FORBIDDEN)
     return _page(f"{RunInfo(dag_id=dag_id, run_id=run_id).prefix}/report.html", f"report for run {run_id}")

@@ -8,6 +8,8 @@ route dependencies (``get_user``) run as they do behind the api-server.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from fairgate.governance import evidence
@@ -114,3 +116,34 @@ def test_an_admin_sees_every_model_and_nobody_sees_anything_unsigned(view):
     listed = [m["name"] for m in client.get("/api/overview", headers=admin).json()["models"]]
     assert listed == sorted(MODELS)
     assert client.get("/api/overview").status_code == 401
+
+
+def test_opening_a_contest_needs_trigger_permission_same_origin_and_bounded_input(view):
+    client, auth = view
+    model = "alpha_credit"
+    viewer = _token(auth, "alice", "viewer", [MODELS[model]])
+    body = {"model": model, "row": "app-1", "reason": "Wrong address."}
+    refused = client.post("/api/contest", json=body, headers=viewer)  # a viewer reads, and may not trigger
+    assert refused.status_code == 403 and f"starts fairgate_contest__{model}" in refused.json()["detail"]
+
+    admin = _token(auth, "root", "admin", [])
+    cross = client.post("/api/contest", json=body, headers={**admin, "Origin": "https://elsewhere.example"})
+    assert cross.status_code == 403 and "Cross-origin" in cross.json()["detail"]
+    client.cookies.set("_token", admin["Authorization"][7:])  # what a browser sends on its own, to any site's form
+    try:
+        cookie_only = client.post("/api/contest", json=body)
+    finally:
+        client.cookies.clear()
+    assert cookie_only.status_code == 403 and "must come from this site" in cookie_only.json()["detail"]
+
+    huge = client.post("/api/contest", content=b'{"reason": "' + b"x" * (1 << 20) + b'"}', headers=admin)
+    assert huge.status_code == 413
+    long = client.post("/api/contest", json={**body, "reason": "x" * 2001}, headers=admin)
+    assert long.status_code == 422 and "reason" in json.dumps(long.json())
+
+
+def test_a_malformed_run_id_is_a_404_not_a_500(view):
+    client, auth = view
+    admin = _token(auth, "root", "admin", [])
+    for run_id in ("..", "%2e%2e", "a%2Fb"):
+        assert client.get(f"/report/run/fairgate_lifecycle__alpha_credit/{run_id}", headers=admin).status_code == 404
