@@ -91,6 +91,28 @@ def test_a_broken_query_names_the_key_and_the_connection(table):
         read_source(parse_policy(raw))
 
 
+def test_a_source_query_only_reads_one_statement_in_a_read_only_transaction(table):
+    """What the policy check and every run execute: never a second statement, never a write."""
+    import sqlalchemy
+
+    name, rows = table
+    raw = default_policy_dict()
+    dropped = f'SELECT * FROM "{name}"; DROP TABLE "{name}"; COMMIT'
+    raw["dataset"].update({"source": "sql://fg_warehouse", "query": dropped})
+    with pytest.raises(DataError, match=r"'dataset.query' holds more than one SQL statement"):
+        read_source(parse_policy(raw))
+    writing = f'DELETE FROM "{name}" RETURNING *'  # one statement that writes
+    raw["dataset"]["query"] = writing
+    with pytest.raises(DataError, match=r"'dataset.query' failed on connection 'fg_warehouse': .*read-only"):
+        read_source(parse_policy(raw))
+    raw["dataset"]["query"] = f'SELECT * FROM "{name}";'  # one statement with its terminator is fine
+    assert len(read_source(parse_policy(raw))) == len(rows)
+    engine = sqlalchemy.create_engine(f"postgresql+psycopg2://{PG['user']}@{PG['host']}:{PG['port']}/test")
+    with engine.connect() as conn:  # the table and every row are still there
+        assert conn.execute(sqlalchemy.text(f'SELECT count(*) FROM "{name}"')).scalar() == len(rows)
+    engine.dispose()
+
+
 def test_an_undefined_connection_says_how_to_define_it(monkeypatch, tmp_path):
     from fairgate.data import sources as data
     from fairgate_airflow.settings import artifact_store

@@ -163,16 +163,35 @@ def sqlalchemy_url(uri: str) -> str:
 
 
 def read_sql(source: str, query: str, interval: tuple[datetime, datetime] | None, *, key: str) -> pd.DataFrame:
-    """Run ``query`` on the connection ``source`` names, with the interval as bound parameters only."""
+    """Run ``query`` on the connection ``source`` names, with the interval as bound parameters only.
+
+    Reading is all it may do: one statement (a ``;`` before the end is refused, so no second
+    statement, ``COMMIT`` or ``DROP`` rides along), run in a read-only transaction where the database
+    has one (PostgreSQL, MySQL; SQLite's ``query_only``) and rolled back, never committed.
+    """
     import pandas as pd
     import sqlalchemy
 
+    statement = query.strip().removesuffix(";").strip()
+    if ";" in statement:
+        raise DataError(
+            f"Policy key '{key}' holds more than one SQL statement (a ';' before the end); a source is read with "
+            "one SELECT, nothing else runs."
+        )
     conn_id = source.removeprefix("sql://")
     start, end = interval if interval else (None, None)
     engine = sqlalchemy.create_engine(connection_uri(conn_id))
     try:
         with engine.connect() as conn:
-            return pd.read_sql(sqlalchemy.text(query), conn, params={"interval_start": start, "interval_end": end})
+            read_only = _READ_ONLY.get(engine.dialect.name)
+            if read_only:
+                conn.execute(sqlalchemy.text(read_only))
+            try:
+                return pd.read_sql(
+                    sqlalchemy.text(statement), conn, params={"interval_start": start, "interval_end": end}
+                )
+            finally:
+                conn.rollback()
     except (sqlalchemy.exc.SQLAlchemyError, pd.errors.DatabaseError) as exc:
         cause = getattr(exc, "orig", None) or getattr(exc.__cause__, "orig", None) or exc
         raise DataError(
@@ -180,6 +199,15 @@ def read_sql(source: str, query: str, interval: tuple[datetime, datetime] | None
         ) from None
     finally:
         engine.dispose()
+
+
+# How each database is told that a source's transaction only reads (others: rolled back, never committed).
+_READ_ONLY = {
+    "postgresql": "SET TRANSACTION READ ONLY",
+    "mysql": "SET TRANSACTION READ ONLY",
+    "mariadb": "SET TRANSACTION READ ONLY",
+    "sqlite": "PRAGMA query_only = ON",
+}
 
 
 def apply_filters(df: pd.DataFrame, filters: Sequence[RowFilter]) -> pd.DataFrame:
