@@ -161,3 +161,24 @@ def test_init_reads_a_parquet_file_as_parquet_without_being_told(tmp_path):
     )
     policy = parse_policy(yaml.safe_load(out.read_text()))
     assert policy.dataset.format == "parquet" and policy.dataset.row_key == "loan_id"
+
+
+@pytest.mark.lifecycle  # runs the GX suite
+def test_check_with_data_says_what_the_quality_gate_will_say(tmp_path, capsys):
+    """Data the columns fit but the gate refuses: a missing amount, a repeated row key, a third label class."""
+    from fairgate.cli.main import main
+
+    df = _frame()
+    text, _ = _starter(df)
+    df.loc[7, "amount"] = np.nan
+    df.loc[9, "loan_id"] = df.loc[8, "loan_id"]
+    df.loc[11, "repaid"] = 2
+    df.to_csv(tmp_path / "loans.csv", index=False)
+    (tmp_path / "loans.yaml").write_text(text.replace("/data/loans.csv", str(tmp_path / "loans.csv")))
+    assert main(["policy", "check", str(tmp_path / "loans.yaml"), "--data"]) == 1
+    said = capsys.readouterr().out
+    gate = [line for line in said.splitlines() if "the quality gate would fail" in line]
+    assert any("'amount'" in line and "null" in line for line in gate), said
+    assert any("'loan_id'" in line and "unique" in line for line in gate), said
+    assert any("'repaid'" in line for line in gate), said
+    assert "The data fits the policy" not in said

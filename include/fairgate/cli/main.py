@@ -333,7 +333,12 @@ def cmd_policy(args: argparse.Namespace) -> int:
         policy = load_policy(args.file)
         result = policy_tools.CheckResult()
         if args.data:
-            result = policy_tools.check_against_data(policy, read_source(policy))
+            source = read_source(policy)
+            result = policy_tools.check_against_data(policy, source)
+            if (
+                not result.problems
+            ):  # then the quality gate's own checks, on the columns a run keeps: what the run will say
+                result.problems += _quality_gate_says(policy, source)
         runs = policy_tools.next_runs(policy)
         payload = {"file": args.file, "model": policy.model_name, "schema": "ok", "next_runs": runs, **result.as_dict()}
         lines = [
@@ -534,6 +539,16 @@ def build_parser() -> argparse.ArgumentParser:
     verify_bundle.add_argument("--expect-head", help="the evidence log head hash you know (from verify-log)")
     verify_bundle.add_argument("--json", action="store_true", help="machine-readable output (errors too)")
     return parser
+
+
+def _quality_gate_says(policy: Policy, source: Any) -> list[str]:
+    """The quality gate's failed checks on ``source`` (the run's snapshot columns), each as a problem."""
+    from fairgate.data.quality import duplicate_rows, validate_frame
+
+    key = [policy.dataset.row_key] if policy.dataset.row_key else []
+    kept = dict.fromkeys([*key, *policy.features, *policy.protected_columns, policy.dataset.label])
+    checked = validate_frame(source[list(kept)], policy, duplicate_rows=duplicate_rows(source, policy))
+    return [f"the quality gate would fail: {c.describe()}" for c in checked.failures]
 
 
 def _policy_of(store: ArtifactStore, model: str | None) -> Policy:
