@@ -33,6 +33,7 @@ TRUSTED_TYPES = [
     "sklearn.compose._column_transformer._RemainderColsList",
     "sklearn.preprocessing._encoders.OneHotEncoder",
     "sklearn.preprocessing._data.StandardScaler",
+    "sklearn.impute._base.SimpleImputer",
     "sklearn.linear_model._logistic.LogisticRegression",
     "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
     "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
@@ -93,10 +94,14 @@ def build_pipeline(policy: Policy, *, estimator: str | None = None) -> Pipeline:
     clf = classifier_for(policy, estimator)
     categorical = [c for c in policy.features if c not in policy.numeric]
     numeric = [c for c in policy.features if c in policy.numeric]
-    pre = ColumnTransformer(
-        [("categorical", OneHotEncoder(handle_unknown="ignore"), categorical), ("numeric", StandardScaler(), numeric)],
-        remainder="drop",
-    )
+    encode: Any = OneHotEncoder(handle_unknown="ignore")
+    scale: Any = StandardScaler()
+    if policy.dataset.missing == "impute":  # learned on the training rows, applied alike when scoring
+        from sklearn.impute import SimpleImputer
+
+        encode = Pipeline([("impute", SimpleImputer(strategy="most_frequent")), ("encode", encode)])
+        scale = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", scale)])
+    pre = ColumnTransformer([("categorical", encode, categorical), ("numeric", scale, numeric)], remainder="drop")
     return Pipeline([("features", pre), ("classifier", clf)])
 
 
@@ -106,13 +111,42 @@ def feature_frame(df: pd.DataFrame, policy: Policy, model: Any = None) -> pd.Dat
     A ``model`` that decides with the protected attributes (``group_attributes``) also gets each
     row's joint group as :data:`fairgate.mitigation.fitted.GROUP_COLUMN`.
     """
+    import numpy as np
+
     X = df[list(policy.features)].copy()
     for col in X.columns:
         if col not in policy.numeric:
-            X[col] = X[col].astype(str)
+            X[col] = X[col].astype(str)  # a missing category stays missing: its own category, or imputed
+            continue
+        values = pd_numeric(X[col], col)
+        infinite = int(np.isinf(values).sum())
+        if infinite:
+            raise InputError(
+                f"Column {col!r} holds {infinite} infinite value(s) ({infinite / len(X):.2%} of the rows): not a "
+                "measurement. Fix them in the source, or filter those rows (dataset.filters)."
+            )
+        gaps = int(np.isnan(values).sum())
+        if gaps and policy.dataset.missing == "refuse":
+            raise InputError(
+                f"Column {col!r} has {gaps} missing value(s) ({gaps / len(X):.2%} of the rows) and policy key "
+                "'dataset.missing' is 'refuse': fill them in the source, or set 'dataset.missing: impute' "
+                "(the median, learned inside the model)."
+            )
     if getattr(model, "group_attributes", ()):
         X[GROUP_COLUMN] = group_labels(df, policy)
     return X
+
+
+def pd_numeric(column: pd.Series, name: str) -> np.ndarray:
+    """A numeric feature's values as floats (a value that is not a number is named)."""
+    import numpy as np
+    import pandas as pd
+
+    values = pd.to_numeric(column, errors="coerce")
+    bad = values.isna() & column.notna()
+    if bad.any():
+        raise InputError(f"Column {name!r} must hold numbers; it holds {column[bad].iloc[0]!r}.")
+    return np.asarray(values, dtype=float)
 
 
 def fit(

@@ -133,6 +133,12 @@ class Dataset(_Section):
     label: Name = Field(description="label column")
     favorable_label: Scalar = Field(description="the label's favourable value, of the column's type")
     row_key: Name | None = Field(None, description="unique row identifier (checked for uniqueness)")
+    missing: Literal["refuse", "impute"] = Field(
+        "refuse",
+        description="missing feature values a quality gate let through: `refuse` (the run stops naming the column "
+        "and the count) or `impute` (median for numbers, most frequent for categories, inside the model, so "
+        "scoring treats them the same)",
+    )
     features: Features = Field(description="model inputs: `categorical` and `numeric` column lists")
     feature_labels: dict[str, Name] = Field(
         default_factory=dict, description="plain names of inputs for reason codes (default: the column name)"
