@@ -26,6 +26,7 @@ def _compose() -> str:
 
 PASSWORDS = {
     "AIRFLOW_ADMIN_PASSWORD": "airflow-pw-for-the-test",
+    "AIRFLOW_JWT_SECRET": "jwt-secret-for-the-test-" + "0" * 64,
     "MINIO_ROOT_PASSWORD": "minio-pw-for-the-test",
     "MLFLOW_ADMIN_PASSWORD": "mlflow-pw-for-the-test",
 }
@@ -105,7 +106,8 @@ def test_nothing_is_published_beyond_localhost_and_nothing_starts_without_its_pa
             host_ip = port.get("host_ip") if isinstance(port, dict) else str(port).rsplit(":", 2)[0]
             assert host_ip == "127.0.0.1", (name, port)
     assert services["minio"]["environment"]["MINIO_ROOT_PASSWORD"] == PASSWORDS["MINIO_ROOT_PASSWORD"]
-    assert "fairgate-secret" not in json.dumps(services)
+    assert "fairgate-secret" not in json.dumps(services) and "change-me" not in json.dumps(services)
+    assert services["airflow-worker"]["environment"]["AIRFLOW__API_AUTH__JWT_SECRET"] == PASSWORDS["AIRFLOW_JWT_SECRET"]
     missing = _config(env={})
     assert missing.returncode != 0 and "MINIO_ROOT_PASSWORD" in missing.stderr + missing.stdout
     api = services["airflow-apiserver"]

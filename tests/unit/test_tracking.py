@@ -100,6 +100,28 @@ def test_requests_the_model_cannot_answer_are_refused_naming_the_column(records,
     assert message in str(err.value)
 
 
+def test_a_number_outside_the_policys_range_is_refused_naming_it():
+    from tests.conftest import default_policy_dict
+
+    from fairgate.policy.loader import parse_policy
+
+    raw = default_policy_dict()
+    raw["quality"]["ranges"] = {"age": {"min": 17, "max": 90}}
+    served = serving.Served(
+        model=None,
+        policy=parse_policy(raw),
+        version="v",
+        reference={},
+        inputs={"required": ["age"], "numeric": ["age"], "categories": {}},
+        recourse={},
+    )
+    assert serving.check_request(pd.DataFrame({"age": [17, 90]}), served)["age"].tolist() == [17, 90]
+    with pytest.raises(serving.RequestError, match=r"'age' is 1e\+308 in record 1, outside the policy's range"):
+        serving.check_request(pd.DataFrame({"age": [30, 1e308]}), served)
+    with pytest.raises(serving.RequestError, match=r"'age' is 16.0 in record 0"):
+        serving.check_request(pd.DataFrame({"age": [16.0]}), served)
+
+
 def test_numbers_sent_as_text_are_read_as_numbers():
     checked = serving.check_request(pd.DataFrame({"age": ["30"], "job": ["nurse"]}), _served())
     assert checked["age"].tolist() == [30]

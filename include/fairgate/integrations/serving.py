@@ -159,6 +159,17 @@ def check_request(records: pd.DataFrame, served: Served) -> pd.DataFrame:
             raise RequestError(
                 f"Column {col!r} must be a number; record {int(values.isna().to_numpy().argmax())} has no value."
             )
+        bounds = served.policy.quality.ranges.get(col) if served.policy is not None else None
+        if bounds is not None:  # the range the policy's quality gate holds the training data to
+            low = values < bounds.min if bounds.min is not None else values != values
+            high = values > bounds.max if bounds.max is not None else values != values
+            outside = (low | high).to_numpy()
+            if outside.any():
+                i = int(outside.argmax())
+                raise RequestError(
+                    f"Column {col!r} is {values.iloc[i]} in record {i}, outside the policy's range "
+                    f"[{bounds.min}, {bounds.max}] (quality.ranges.{col})."
+                )
         out[col] = values
     for col, known in served.inputs["categories"].items():
         values = out[col].astype(str)
