@@ -95,6 +95,7 @@ def test_no_import_errors(dagbag):
 NO_RETRIES = {
     ("fairgate_lifecycle", "human_review"),
     ("fairgate_lifecycle", "quality_failed"),
+    ("fairgate_lifecycle", "record_failure"),  # records a failure once; a retry would record nothing new
     ("fairgate_contest", "decide_contest"),
     ("fairgate_score", "review_decision"),
 }
@@ -137,7 +138,12 @@ def test_lifecycle_shape(dagbag):
         ("deploy_model", "record_evidence"),
         ("reject_model", "record_evidence"),
         ("record_evidence", "track_mlflow"),
+        # the failure record: kept ready by the quality gate's pass route, after every stage no branch skips
+        ("validate_data", "record_failure"),
+        *{(t, "record_failure") for t in ("plan_search", "fit_candidate", "select_candidate", "train_model")},
+        *{(t, "record_failure") for t in ("deploy_model", "reject_model", "record_evidence")},
     }
+    assert dag.get_task("record_failure").trigger_rule == "one_failed"
     joins = {"fairness_gate", "deploy_model", "reject_model", "record_evidence"}
     for task_id in joins:
         assert dag.get_task(task_id).trigger_rule == "none_failed_min_one_success", task_id

@@ -330,6 +330,30 @@ def test_empty_source_fails_at_collection_and_touches_nothing(
     assert store.get_with_etag("registry/adult_income/production.json") == before
 
 
+def test_a_stage_failing_after_the_quality_gate_leaves_a_failure_record_naming_the_column(
+    lifecycle_dag, deployed, tmp_path, monkeypatch, write_policy, adult
+):
+    """Missing numbers the quality gate allows (max_null_fraction 5%) with dataset.missing: refuse."""
+    gaps = tmp_path / "gaps.csv"
+    df = adult.copy()
+    df.loc[df.index % 100 == 0, "age"] = None  # 1% of the rows, under the gate's 5%
+    df.to_csv(gaps, index=False)
+    store, before = _copy(
+        deployed, tmp_path, monkeypatch, {"dataset.source": str(gaps), "quality.max_null_fraction": 0.05}, write_policy
+    )
+    dr = run_dag(lifecycle_dag)
+    assert dr.state == "failed"
+    rec = record_of(store, dr)
+    assert rec["decision"] == "failed" and rec["quality"]["passed"] is True
+    causes = " ".join(f"{f['task']}: {f['error']}" for f in rec["failures"])
+    # counted on the rows the failing stage fits (its split of the snapshot)
+    assert re.search(r"Column 'age' has \d+ missing value\(s\)", causes) and "'dataset.missing' is 'refuse'" in causes
+    assert store.get_with_etag("registry/adult_income/production.json") == before  # nothing deployed
+    assert evidence.verify(store, "adult_income").ok
+    report = store.get(store.key_of(rec["report"]["uri"])).decode()
+    assert "failed" in report
+
+
 def test_unanswered_review_times_out_to_reject(lifecycle_dag, deployed, tmp_path, monkeypatch, write_policy):
     """The scheduler's own timeout sweep resolves the review: no answer means Reject."""
     import threading

@@ -110,6 +110,13 @@ class DatasheetRef(_Part):
     missing: list[str] = []
 
 
+class FailureRef(_Part):
+    """A stage that failed after the quality gate, and why (what its task raised)."""
+
+    task: str
+    error: str
+
+
 class LifecycleRecord(_Part):
     """One lifecycle run's record (DESIGN §7): what it read, measured, decided and wrote."""
 
@@ -120,6 +127,7 @@ class LifecycleRecord(_Part):
     decision: str
     model_name: str
     policy: PolicyRef
+    failures: list[FailureRef] | None = None  # decision "failed": the stages that failed, and why
     code_version: str | None = None
     recorded_at: str | None = None  # set by the log when the record is appended
     data: DataRef | None = None

@@ -24,7 +24,7 @@ from fairgate.errors import InputError
 
 GateOutcome = Literal["pass", "fail", "review"]
 AuditStatus = Literal["healthy", "degraded", "insufficient_evidence"]
-Decision = Literal["deployed", "approved_not_promoted", "rejected", "quality_failed", "awaiting_review"]
+Decision = Literal["deployed", "approved_not_promoted", "rejected", "quality_failed", "awaiting_review", "failed"]
 
 T = TypeVar("T", bound="_Result")
 

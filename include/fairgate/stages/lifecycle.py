@@ -886,6 +886,24 @@ def record(
     return Recorded(seq=entry["seq"], hash=entry["hash"], decision=decision, report=report, model_card=card)
 
 
+def record_failure(
+    store: ArtifactStore, policy: Policy, run: RunInfo, *, quality: Quality | None, failures: list[dict[str, str]]
+) -> Recorded:
+    """A run that failed after the quality gate leaves a record too: ``decision: failed``, with each
+    failed stage and what it raised, its data and quality, and a report page saying so."""
+    if not failures:
+        raise StageError("Nothing failed: record_failure runs only when a stage of the run failed.")
+    rec = evidence_record(store, policy, run, decision="failed", quality=quality)
+    rec = rec.with_pages(
+        policy={**rec.policy.to_json(), **_keep_policy(store, policy, run)},
+        failures=[{"task": str(f["task"]), "error": str(f["error"])[:2000]} for f in failures],
+    )
+    report = _artifact(store.put(f"{run.prefix}/report.html", run_report(rec, policy).encode()))
+    rec = rec.with_pages(report={"uri": report.uri, "sha256": report.sha256})
+    entry = evidence.append(store, policy.model_name, rec.to_json(), key=f"{run.dag_id}/{run.run_id}/lifecycle/failed")
+    return Recorded(seq=entry["seq"], hash=entry["hash"], decision="failed", report=report, model_card=None)
+
+
 def run_in_process(store: ArtifactStore, policy: Policy, run: RunInfo) -> Recorded:
     """Every stage of one lifecycle run in this process, in the DAG's order, without Airflow.
 

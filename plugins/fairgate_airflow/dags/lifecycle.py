@@ -36,6 +36,7 @@ from fairgate_airflow.operators import (
     HumanReviewOperator,
     PlanSearchOperator,
     RecordEvidenceOperator,
+    RecordFailureOperator,
     RejectModelOperator,
     SelectCandidateOperator,
     TrackMlflowOperator,
@@ -71,7 +72,7 @@ def lifecycle(model: ModelEntry) -> DAG:
         validate = ValidateDataOperator(
             task_id="validate_data",
             snapshot=collect.output,
-            routes={"passed": "check_bias", "failed": "quality_failed"},
+            routes={"passed": ["check_bias", "record_failure"], "failed": "quality_failed"},
         )
         RecordEvidenceOperator(task_id="quality_failed", quality=validate.output, retries=0)
         bias = CheckBiasOperator(
@@ -102,5 +103,14 @@ def lifecycle(model: ModelEntry) -> DAG:
             task_id="record_evidence", deployment=deploy.output, rejection=reject.output, trigger_rule=JOIN
         )
         recorded >> TrackMlflowOperator(task_id="track_mlflow")
+        # A stage that fails after the quality gate still leaves the run's record (decision: failed, and why).
+        # Downstream of the stages no branch points at, so no branch skips it.
+        failed = RecordFailureOperator(
+            task_id="record_failure",
+            quality=validate.output,
+            stages=[t.task_id for t in (bias, plan, fitted, chosen, train, gate, review, deploy, reject, recorded)],
+            retries=0,
+        )
+        [plan, fitted, chosen, train, deploy, reject, recorded] >> failed
 
     return check_routes(dag)

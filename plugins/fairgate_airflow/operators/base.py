@@ -127,10 +127,14 @@ class Stage(BaseOperator):
         """The one way a stage calls the domain: ``fn(store, policy, [run,] *inputs, **kw)``, guarded, and its
         result (a contract's ``to_json()`` or a plain dict) pushed as the task's return value."""
         started = time.perf_counter()
-        head: tuple[Any, ...] = (self.store(), self.policy(context))
-        if with_run:
-            head = (*head, self.run_info(context))
-        result = guarded(fn, *head, *inputs, **kw)
+        try:
+            head: tuple[Any, ...] = (self.store(), self.policy(context))
+            if with_run:
+                head = (*head, self.run_info(context))
+            result = guarded(fn, *head, *inputs, **kw)
+        except Exception as exc:  # say why for the run's failure record (record_failure), then fail as before
+            note_failure(context, exc)
+            raise
         publish(context, result, started=started)
         return result
 
@@ -144,6 +148,21 @@ class BranchStage(Stage, BaseBranchOperator):
 
     def execute(self, context: Context) -> None:
         self.do_branch(context, self.choose_branch(context))
+
+
+FAILURE = "failure"  # the XCom key a failed stage leaves its cause under
+
+
+def note_failure(context: Context, exc: BaseException) -> None:
+    """Push what a failing stage raised (the next try, if any, clears it), for the run's failure record."""
+    ti = context["ti"]
+    map_index = getattr(ti, "map_index", -1)
+    task = ti.task_id + (f"[{map_index}]" if isinstance(map_index, int) and map_index >= 0 else "")
+    error = str(exc) if isinstance(exc, AirflowFailException) else f"{type(exc).__name__}: {exc}"
+    try:
+        ti.xcom_push(key=FAILURE, value={"task": task, "error": error[:2000]})
+    except Exception:  # noqa: S110  (the failure itself is what matters; it is raised by the caller)
+        pass
 
 
 def guarded(fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:

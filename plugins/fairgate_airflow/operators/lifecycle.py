@@ -14,7 +14,7 @@ from airflow.providers.standard.operators.hitl import HITLBranchOperator
 from airflow.sdk import BaseOperator, Param
 from airflow.sdk.exceptions import AirflowFailException
 
-from fairgate_airflow.operators.base import BranchStage, Stage, answer_of, guarded, publish, routes_of
+from fairgate_airflow.operators.base import FAILURE, BranchStage, Stage, answer_of, guarded, publish, routes_of
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -42,19 +42,20 @@ class ValidateDataOperator(BranchStage):
     template_fields: Sequence[str] = ("snapshot",)
     ui_color = "#fdf6e3"
 
-    def __init__(self, *, snapshot: Any = None, routes: Mapping[str, str], **kwargs: Any) -> None:
+    def __init__(self, *, snapshot: Any = None, routes: Mapping[str, str | list[str]], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.snapshot = snapshot
         self.routes = routes_of(routes, ("passed", "failed"), self)
 
-    def choose_branch(self, context: Context) -> str:
+    def choose_branch(self, context: Context) -> str | list[str]:
         from fairgate.stages import lifecycle
         from fairgate.stages.contracts import Snapshot
 
         quality = self.run(context, lifecycle.validate, self.given("snapshot", Snapshot))
         if quality.passed:
             self.log.info("Routing to %s because all %s quality checks passed", self.routes["passed"], quality.checks)
-            return str(self.routes["passed"])
+            passed: str | list[str] = self.routes["passed"]  # with the lifecycle's record_failure, kept ready
+            return passed
         self.log.info(
             "Routing to %s because %s of %s checks failed: %s",
             self.routes["failed"],
@@ -419,3 +420,36 @@ class RecordEvidenceOperator(Stage, BaseOperator):
         if entry is None or entry["seq"] != recorded.seq:
             return None
         return on_complete(entry["record"], seq=recorded.seq, entry_hash=recorded.hash)
+
+
+class RecordFailureOperator(Stage, BaseOperator):
+    """When a stage after the quality gate fails, append the run's record anyway: ``decision: failed``,
+    each failed stage with what it raised (left by :func:`~fairgate_airflow.operators.base.note_failure`),
+    and the data and quality the run had. Runs on ``one_failed``; the run stays failed."""
+
+    checks_estimator = False
+    template_fields: Sequence[str] = ("quality",)
+
+    def __init__(self, *, quality: Any = None, stages: Sequence[str] = (), **kwargs: Any) -> None:
+        kwargs.setdefault("trigger_rule", "one_failed")
+        super().__init__(**kwargs)
+        self.quality = quality
+        self.stages = list(stages)
+
+    def execute(self, context: Context) -> None:
+        from fairgate.stages import lifecycle
+        from fairgate.stages.contracts import Quality
+
+        ti = context["ti"]
+        failures: list[dict[str, str]] = []
+        for task_id in self.stages:
+            noted = ti.xcom_pull(task_ids=task_id, key=FAILURE)
+            for note in noted if isinstance(noted, list) else [noted]:  # a mapped stage: one per instance
+                if isinstance(note, dict):
+                    failures.append(note)
+        if not failures:
+            failures = [{"task": "unknown", "error": "a stage failed without saying why; see the run's task logs"}]
+        recorded = self.run(
+            context, lifecycle.record_failure, quality=self.given("quality", Quality, optional=True), failures=failures
+        )
+        self.log.info("Failure record %s appended: %s", recorded.seq, "; ".join(f["task"] for f in failures))
