@@ -1,9 +1,10 @@
 """``make airflow`` as a user runs it: four real Airflow components, a user who signs in, a review
-answered by that user, and the ``env`` file the README's commands source.
+answered by that user in the browser, and the ``env`` file the README's commands source.
 
 The lifecycle runs on the bundled Adult data, triggered through the REST API with the signed-in
 user's token; a DI floor inside the sex DI's interval makes the gate ask for review, which the
-same user answers; the evidence records that user as the reviewer (not "Anonymous").
+same user answers on Airflow's Required Action page (headless Chromium, Playwright); the evidence
+records that user as the reviewer (not "Anonymous") with the rationale typed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from tests.integration.stack import _free_port
+from tests.integration.test_fairness_view import CHROMIUM, CHROMIUM_ARGS, _require_browser
 
 from fairgate.governance import evidence
 from fairgate.storage.local import LocalStore
@@ -40,7 +42,29 @@ def _wait(check, timeout: float, what: str, log: Path):
     pytest.fail(f"{what} did not happen in {timeout:.0f} s\n{logs}")
 
 
-def test_make_airflow_runs_a_review_answered_by_the_signed_in_user(tmp_path):
+def _answer_in_the_browser(base: str, password: str, run_id: str, choice: str, rationale: str) -> None:
+    """Sign in on Airflow's page, open the review's Required Action, write the rationale, press the choice."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"{base}/")
+            page.locator("input[name=username]").fill("reviewer")
+            page.locator("input[name=password]").fill(password)
+            page.locator("button[type=submit]").click()
+            page.wait_for_url(lambda url: "login" not in url, timeout=30_000)
+            page.goto(f"{base}/dags/fairgate_lifecycle/runs/{run_id}/tasks/human_review/required_actions")
+            page.locator("#element_rationale").fill(rationale, timeout=60_000)
+            page.get_by_role("button", name=choice, exact=True).click()
+            page.wait_for_timeout(2000)  # the answer is sent before the page is left
+        finally:
+            browser.close()
+
+
+def test_make_airflow_runs_a_review_answered_in_the_browser_by_the_signed_in_user(tmp_path):
+    _require_browser()
     import httpx
 
     home, store_root, port = tmp_path / "airflow", tmp_path / "artifacts", _free_port()
@@ -92,11 +116,7 @@ def test_make_airflow_runs_a_review_answered_by_the_signed_in_user(tmp_path):
         # A person reads the request first. An answer within a second of the deferral races Airflow's
         # executor, which then finds the resumed task queued and fails it ("state mismatch").
         time.sleep(5)
-        api(
-            "PATCH",
-            f"{ti}/-1/hitlDetails",
-            json={"chosen_options": ["Reject"], "params_input": {"rationale": "Interval too wide for women."}},
-        )
+        _answer_in_the_browser(base, password, run_id, "Reject", "Interval too wide for women.")
         run = f"/dags/fairgate_lifecycle/dagRuns/{run_id}"
         state = _wait(
             lambda: api("GET", run)["state"] in ("success", "failed") and api("GET", run)["state"],
@@ -107,6 +127,7 @@ def test_make_airflow_runs_a_review_answered_by_the_signed_in_user(tmp_path):
         assert state == "success"
         rec = evidence.find(LocalStore(store_root), "adult_income", run_id)["record"]
         assert (rec["decision"], rec["review"]["reviewer"]) == ("rejected", "reviewer")
+        assert rec["review"]["rationale"] == "Interval too wide for women."
 
         # the env file: the README's commands in another shell see this Airflow and this store
         def sourced(command: str) -> str:

@@ -54,7 +54,7 @@ class _Loader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def read_policy_yaml(data: bytes | str, *, source: str | Path = "policy file") -> Any:
+def read_policy_yaml(data: bytes | str, *, source: str | Path = "(given as text)") -> Any:
     """The parsed YAML of a policy file, or :class:`PolicyError` naming ``source`` and the cause."""
     size = len(data.encode() if isinstance(data, str) else data)
     if size > MAX_BYTES:
