@@ -11,6 +11,7 @@ password of the connection ``FAIRGATE_EVIDENCE_CONN_ID`` (default ``fairgate_evi
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -51,13 +52,19 @@ def _s3_client(aws_conn_id: str | None = None) -> Any:
 
 def _evidence_key() -> bytes | None:
     """``FAIRGATE_EVIDENCE_KEY``, else the password of the evidence connection (None: HEADs are not signed)."""
+    if os.environ.get("FAIRGATE_EVIDENCE_KEY"):
+        return os.environ["FAIRGATE_EVIDENCE_KEY"].encode()
+    return _connection_key(os.environ.get("FAIRGATE_EVIDENCE_CONN_ID", "fairgate_evidence"))
+
+
+@functools.lru_cache(maxsize=4)
+def _connection_key(conn_id: str) -> bytes | None:
+    """The evidence connection's password, looked up once per process (not once per append)."""
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowNotFoundException
 
-    if os.environ.get("FAIRGATE_EVIDENCE_KEY"):
-        return os.environ["FAIRGATE_EVIDENCE_KEY"].encode()
     try:
-        conn = BaseHook.get_connection(os.environ.get("FAIRGATE_EVIDENCE_CONN_ID", "fairgate_evidence"))
+        conn = BaseHook.get_connection(conn_id)
     except AirflowNotFoundException:
         return None
     return conn.password.encode() if conn.password else None
@@ -73,8 +80,7 @@ def artifact_store(root: str | None = None, *, aws_conn_id: str | None = None) -
 
     use_connections(_connection_uri)
     use_s3_client(lambda: _s3_client(aws_conn_id))  # S3 data sources through the same connection
-    key = _evidence_key()  # looked up once per task, not once per append
-    use_signing_key(lambda: key)
+    use_signing_key(_evidence_key)
 
     root = root or artifact_root()
     client = None

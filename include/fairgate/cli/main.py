@@ -13,6 +13,7 @@ import os
 import sys
 from typing import Any
 
+from fairgate.data.quality import duplicate_rows, validate_frame
 from fairgate.data.sources import read_location, read_source
 from fairgate.errors import (
     CatalogError,
@@ -160,7 +161,7 @@ def cmd_verify_log(args: argparse.Namespace, store: ArtifactStore, model: str) -
         print(f"Signed HEAD of {model}: #{signed['seq']} {signed['hash']}.", file=sys.stderr)
     result = evidence.verify(store, model)
     try:
-        head: dict[str, Any] | None = evidence.head(store, model)
+        head: evidence.Head | None = evidence.head(store, model)
     except EvidenceIntegrityError:  # a lost HEAD that is not rebuilt (evidence key set): said in the problems
         head = None
     text = (
@@ -543,8 +544,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _quality_gate_says(policy: Policy, source: Any) -> list[str]:
     """The quality gate's failed checks on ``source`` (the run's snapshot columns), each as a problem."""
-    from fairgate.data.quality import duplicate_rows, validate_frame
-
     key = [policy.dataset.row_key] if policy.dataset.row_key else []
     kept = dict.fromkeys([*key, *policy.features, *policy.protected_columns, policy.dataset.label])
     checked = validate_frame(source[list(kept)], policy, duplicate_rows=duplicate_rows(source, policy))

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from fairgate.errors import EvidenceIntegrityError, NotApproved
 from fairgate.governance import evidence, registry
+from fairgate.governance.evidence import Entry
+from fairgate.governance.registry import Pointer
 
 if TYPE_CHECKING:
     from fairgate.storage.base import ArtifactStore
@@ -39,7 +41,7 @@ class Approved:
     run_id: str  # the run that put it in production
     seq: int  # the evidence record of that run
     how: str  # "deployed (gate pass)", "deployed (approved by a reviewer)", "rollback"
-    pointer: dict[str, Any]
+    pointer: Pointer
 
 
 def production(store: ArtifactStore, model: str) -> Approved | None:
@@ -88,8 +90,8 @@ def deploy_recorded(
     approver: str,
     review: dict[str, Any] | None = None,
     reason: str = "",
-    expected: tuple[dict[str, Any] | None, str | None] | None = None,
-) -> dict[str, Any]:
+    expected: tuple[Pointer | None, str | None] | None = None,
+) -> Entry:
     """Put a registered ``version`` in production, evidence first; the ``deployment`` entry.
 
     Appends the ``deployment`` record (keyed by the run, so a retry finds it), then moves the pointer
@@ -121,7 +123,7 @@ def deploy_recorded(
     return intent
 
 
-def was_deployed(entries: list[dict[str, Any]], version: str) -> bool:
+def was_deployed(entries: list[Entry], version: str) -> bool:
     """Whether the records (newest first) show ``version`` approved and put in production (a rollback target must be).
 
     A lifecycle record of a deployed run shows it. A ``deployment`` record alone does not: it is
@@ -142,7 +144,7 @@ def was_deployed(entries: list[dict[str, Any]], version: str) -> bool:
     return False
 
 
-def _promotion(entries: list[dict[str, Any]], version: str, run_id: str) -> tuple[dict[str, Any], str] | None:
+def _promotion(entries: list[Entry], version: str, run_id: str) -> tuple[Entry, str] | None:
     for i, entry in enumerate(entries):
         rec = entry["record"]
         if rec.get("run_id") != run_id:

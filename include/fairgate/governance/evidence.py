@@ -33,7 +33,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
 
 from fairgate.errors import ConflictError, EvidenceIntegrityError, NotFoundError
 
@@ -41,6 +41,24 @@ if TYPE_CHECKING:
     from fairgate.storage.base import ArtifactStore
 
 GENESIS = "0" * 64
+
+
+class Head(TypedDict):
+    """``HEAD.json``: the last record's seq and hash (and, with an evidence key, their MAC)."""
+
+    seq: int
+    hash: str
+    mac: NotRequired[str]
+
+
+class Entry(TypedDict):
+    """One stored record: its place in the chain, the record, and its hash (and MAC, with a key)."""
+
+    seq: int
+    prev_hash: str
+    hash: str
+    record: dict[str, Any]
+    mac: NotRequired[str]
 
 
 def _key_from_env() -> bytes | None:
@@ -62,13 +80,16 @@ def head_mac(key: bytes, model: str, seq: int, hash_: str) -> str:
     return hmac.new(key, f"fairgate-head\n{model}\n{seq}\n{hash_}".encode(), hashlib.sha256).hexdigest()
 
 
-def _signed(model: str, seq: int, hash_: str) -> dict[str, Any]:
+def _signed(model: str, seq: int, hash_: str) -> Head:
     """``{"seq", "hash"}`` with its ``mac`` when there is an evidence key (HEAD as stored)."""
     key = _signing_key()
-    return {"seq": seq, "hash": hash_, **({"mac": head_mac(key, model, seq, hash_)} if key else {})}
+    head: Head = {"seq": seq, "hash": hash_}
+    if key:
+        head["mac"] = head_mac(key, model, seq, hash_)
+    return head
 
 
-def _unsigned(model: str, head: dict[str, Any]) -> str | None:
+def _unsigned(model: str, head: Head | Entry) -> str | None:
     """Why ``head`` (or an entry) lacks a valid MAC under the evidence key (None: it has one, or no key is set)."""
     key = _signing_key()
     if not key:
@@ -112,13 +133,13 @@ def entry_hash(seq: int, prev_hash: str, record: dict[str, Any]) -> str:
     return hashlib.sha256(canonical({"seq": seq, "prev_hash": prev_hash, "record": record})).hexdigest()
 
 
-def head(store: ArtifactStore, model: str) -> dict[str, Any]:
+def head(store: ArtifactStore, model: str) -> Head:
     """The log's head as ``{"seq", "hash"}`` (``seq`` 0 and the genesis hash for an empty log)."""
     current = _head(store, model)[0]  # read once, not once per key
-    return {k: current[k] for k in ("seq", "hash")}
+    return {"seq": current["seq"], "hash": current["hash"]}
 
 
-def _head(store: ArtifactStore, model: str) -> tuple[dict[str, Any], str | None]:
+def _head(store: ArtifactStore, model: str) -> tuple[Head, str | None]:
     key = head_key(model)
     try:
         data, etag = store.get_with_etag(key)
@@ -127,13 +148,13 @@ def _head(store: ArtifactStore, model: str) -> tuple[dict[str, Any], str | None]
     try:
         head = json.loads(data)
         if isinstance(head, dict) and isinstance(head.get("seq"), int) and isinstance(head.get("hash"), str):
-            return head, etag
+            return cast(Head, head), etag  # its shape checked just above
     except ValueError:
         pass
     raise EvidenceIntegrityError(f"{store.uri(key)} is not an evidence HEAD ({{'seq': int, 'hash': str}}).")
 
 
-def _rebuilt_head(store: ArtifactStore, model: str) -> dict[str, Any]:
+def _rebuilt_head(store: ArtifactStore, model: str) -> Head:
     """HEAD from the records when HEAD.json is missing: the last record, if the chain up to it holds."""
     keys = store.list(records_prefix(model))
     if not keys:
@@ -154,7 +175,7 @@ def _rebuilt_head(store: ArtifactStore, model: str) -> dict[str, Any]:
     return {"seq": last["seq"], "hash": last["hash"]}
 
 
-def _entry_at(store: ArtifactStore, key: str) -> dict[str, Any]:
+def _entry_at(store: ArtifactStore, key: str) -> Entry:
     """The entry stored at ``key``, or :class:`EvidenceIntegrityError` naming the key (never a traceback)."""
     try:
         entry = json.loads(store.get(key))
@@ -169,10 +190,10 @@ def _entry_at(store: ArtifactStore, key: str) -> dict[str, Any]:
         raise EvidenceIntegrityError(
             f"Evidence record {store.uri(key)} is not an entry ({{'seq', 'prev_hash', 'hash', 'record'}})."
         )
-    return entry
+    return cast(Entry, entry)  # its shape checked just above
 
 
-def _own(store: ArtifactStore, model: str, key: str, *, look_back: int = 50) -> dict[str, Any] | None:
+def _own(store: ArtifactStore, model: str, key: str, *, look_back: int = 50) -> Entry | None:
     """The entry appended earlier with idempotency ``key`` (a retried task's first try), if any."""
     for k in list(reversed(store.list(records_prefix(model))))[:look_back]:
         entry = _entry_at(store, k)
@@ -183,7 +204,7 @@ def _own(store: ArtifactStore, model: str, key: str, *, look_back: int = 50) -> 
 
 def append(
     store: ArtifactStore, model: str, record: dict[str, Any], *, key: str | None = None, attempts: int = 20
-) -> dict[str, Any]:
+) -> Entry:
     """Append ``record`` to ``model``'s log; the stored entry (``seq``, ``hash``, ``prev_hash``, ``record``).
 
     With ``key`` (for example ``<dag>/<run>/<stage>``) an entry already appended under the same key is
@@ -206,7 +227,10 @@ def append(
             raise EvidenceIntegrityError(unsigned)
         seq = head["seq"] + 1
         hash_ = entry_hash(seq, head["hash"], record)
-        entry = {"prev_hash": head["hash"], "record": record, **_signed(model, seq, hash_)}
+        entry: Entry = {"seq": seq, "prev_hash": head["hash"], "hash": hash_, "record": record}
+        signed = _signed(model, seq, hash_)
+        if "mac" in signed:
+            entry["mac"] = signed["mac"]
         try:
             store.put_new(_record_key(model, seq), canonical(entry))
         except ConflictError:
@@ -228,7 +252,7 @@ def append(
     )
 
 
-def _repair_head(store: ArtifactStore, model: str, head: dict[str, Any], etag: str | None, seq: int) -> bool:
+def _repair_head(store: ArtifactStore, model: str, head: Head, etag: str | None, seq: int) -> bool:
     """Move HEAD onto record ``seq`` if that record extends the current head; False if it is not signed
     with the evidence key (a key is set and the record was not written with it: never adopted)."""
     try:
@@ -315,7 +339,7 @@ def verify(store: ArtifactStore, model: str, *, head_required: bool = True) -> V
     return Verification(ok=not problems, records=len(keys), problems=problems, head=head["seq"], past_head=past_head)
 
 
-def entry(store: ArtifactStore, model: str, seq: int) -> dict[str, Any]:
+def entry(store: ArtifactStore, model: str, seq: int) -> Entry:
     """The entry numbered ``seq`` (read by its key: no listing)."""
     return _entry_at(store, _record_key(model, seq))
 
@@ -326,12 +350,12 @@ def keys_to_head(store: ArtifactStore, model: str) -> list[str]:
     return [k for k in store.list(records_prefix(model)) if k <= _record_key(model, head)]
 
 
-def entries(store: ArtifactStore, model: str) -> list[dict[str, Any]]:
+def entries(store: ArtifactStore, model: str) -> list[Entry]:
     """Every entry up to HEAD, oldest first."""
     return [_entry_at(store, k) for k in keys_to_head(store, model)]
 
 
-def recent(store: ArtifactStore, model: str, kind: str, *, last: int = 20) -> list[dict[str, Any]]:
+def recent(store: ArtifactStore, model: str, kind: str, *, last: int = 20) -> list[Entry]:
     """The newest ``last`` entries of ``kind`` up to HEAD, newest first (reads back only until it has them)."""
     out = []
     for key in reversed(keys_to_head(store, model)):
@@ -343,7 +367,7 @@ def recent(store: ArtifactStore, model: str, kind: str, *, last: int = 20) -> li
     return out
 
 
-def find(store: ArtifactStore, model: str, run_id: str = "latest", *, kind: str | None = None) -> dict[str, Any] | None:
+def find(store: ArtifactStore, model: str, run_id: str = "latest", *, kind: str | None = None) -> Entry | None:
     """The newest record of ``model`` for ``run_id`` (or the newest of ``kind`` for ``latest``)."""
     for key in reversed(keys_to_head(store, model)):  # newest first; stops at the first match
         entry = _entry_at(store, key)
@@ -351,11 +375,11 @@ def find(store: ArtifactStore, model: str, run_id: str = "latest", *, kind: str 
         if kind and rec.get("kind") != kind:
             continue
         if run_id == "latest" or rec.get("run_id") == run_id:
-            return dict(entry)
+            return entry
     return None
 
 
-def sign_head(store: ArtifactStore, model: str) -> dict[str, Any]:
+def sign_head(store: ArtifactStore, model: str) -> Head:
     """Sign HEAD of a chain that verifies apart from its signature (a lost HEAD: the last record).
 
     For adopting an evidence key on an existing log, or after a lost HEAD: the person running it
@@ -370,7 +394,7 @@ def sign_head(store: ArtifactStore, model: str) -> dict[str, Any]:
             f"The records of {model!r} do not form a chain ({'; '.join(checked.problems[:2])}); HEAD is not signed."
         )
     keys = store.list(records_prefix(model))
-    last: dict[str, Any] = _entry_at(store, keys[-1]) if keys else {"seq": 0, "hash": GENESIS}
+    last: Head | Entry = _entry_at(store, keys[-1]) if keys else {"seq": 0, "hash": GENESIS}
     try:
         etag: str | None = store.get_with_etag(head_key(model))[1]
     except NotFoundError:

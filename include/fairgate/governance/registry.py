@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
 
 from fairgate.errors import (
     ConflictError,
@@ -124,7 +124,29 @@ def list_versions(store: ArtifactStore, model: str) -> list[dict[str, Any]]:
 POINTER_FIELDS = ("model", "version", "since", "action", "run_id")
 
 
-def read_pointer(store: ArtifactStore, model: str) -> tuple[dict[str, Any] | None, str | None]:
+class Move(TypedDict, total=False):
+    """One earlier position of the production pointer (its ``history``)."""
+
+    version: str
+    since: str
+    action: str
+    run_id: str
+
+
+class Pointer(TypedDict):
+    """``production.json``: the version in production, how it got there, and where it was before."""
+
+    model: str
+    version: str
+    since: str
+    action: str  # "deploy" or "rollback"
+    run_id: str
+    actor: NotRequired[str]
+    reason: NotRequired[str]
+    history: NotRequired[list[Move]]
+
+
+def read_pointer(store: ArtifactStore, model: str) -> tuple[Pointer | None, str | None]:
     """The production pointer and its etag, or ``(None, None)`` before the first deployment.
 
     A pointer that is not JSON, lacks a field, names another model or a version that is not a
@@ -145,7 +167,7 @@ def read_pointer(store: ArtifactStore, model: str) -> tuple[dict[str, Any] | Non
     if pointer["model"] != model:
         raise EvidenceIntegrityError(f"{where} names model {pointer['model']!r}, not {model!r}.")
     check_version(pointer["version"], where)
-    return pointer, etag
+    return cast(Pointer, pointer), etag  # its fields checked just above
 
 
 def production_version(store: ArtifactStore, model: str) -> str | None:
@@ -162,8 +184,8 @@ def promote(
     run_id: str,
     actor: str,
     reason: str,
-    expected: tuple[dict[str, Any] | None, str | None] | None = None,
-) -> dict[str, Any]:
+    expected: tuple[Pointer | None, str | None] | None = None,
+) -> Pointer:
     """Point production at ``version`` by compare-and-swap; only approved versions qualify.
 
     ``expected`` is the ``(pointer, etag)`` the caller based its decision on; by default the
@@ -176,10 +198,12 @@ def promote(
             f"(gate decision {manifest.get('gate_outcome')!r}); it cannot be put in production."
         )
     current, etag = expected if expected is not None else read_pointer(store, model)
-    history = list(current.get("history", [])) if current else []
+    history: list[Move] = list(current.get("history", [])) if current else []
     if current:
-        history.append({k: current[k] for k in ("version", "since", "action", "run_id") if k in current})
-    pointer = {
+        history.append(
+            Move(version=current["version"], since=current["since"], action=current["action"], run_id=current["run_id"])
+        )
+    pointer: Pointer = {
         "model": model,
         "version": version,
         "since": datetime.now(UTC).isoformat(),
@@ -215,7 +239,7 @@ def load_model(store: ArtifactStore, model: str, version: str) -> Any:
         raise ModelIntegrityError(f"{model} version {version[:12]}: model file {store.uri(key)} is missing.") from None
 
 
-def rollback_target(pointer: dict[str, Any] | None, to_version: str | None) -> str:
+def rollback_target(pointer: Pointer | None, to_version: str | None) -> str:
     """The version a rollback moves to: ``to_version``, or the last one before the current."""
     if pointer is None:
         raise RegistryError("Nothing is in production, so there is nothing to roll back.")

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from fairgate.errors import NOT_RETRIED, IntegrityError, StageError, TrackingUnavailable
 from fairgate.governance import approval, evidence, registry
+from fairgate.governance.evidence import Entry
 from fairgate.governance.records import LifecycleRecord
 from fairgate.integrations import serving
 from fairgate.stages.contracts import Tracked
@@ -172,7 +173,7 @@ def lifecycle_metrics(rec: LifecycleRecord) -> dict[str, float]:
     return out
 
 
-def lifecycle_tags(entry: dict[str, Any], *, run_url: str | None) -> dict[str, str]:
+def lifecycle_tags(entry: Entry, *, run_url: str | None) -> dict[str, str]:
     rec = LifecycleRecord.from_json(entry["record"])
     tags = {
         "fairgate.kind": "lifecycle",
@@ -246,7 +247,7 @@ def _log(
         )
 
 
-def _artifacts(store: ArtifactStore, rec: LifecycleRecord, entry: dict[str, Any], folder: Path) -> Path:
+def _artifacts(store: ArtifactStore, rec: LifecycleRecord, entry: Entry, folder: Path) -> Path:
     """The run's pages and its evidence record, each checked against the sha256 the record names."""
     folder.mkdir(parents=True, exist_ok=True)
     pages = {
@@ -276,7 +277,7 @@ def _policy_file(store: ArtifactStore, rec: LifecycleRecord) -> bytes | None:
 
 
 def log_lifecycle(
-    mlflow: MlflowClient, store: ArtifactStore, policy: Policy, entry: dict[str, Any], *, run_url: str | None = None
+    mlflow: MlflowClient, store: ArtifactStore, policy: Policy, entry: Entry, *, run_url: str | None = None
 ) -> tuple[str, bool]:
     """The MLflow run of one lifecycle evidence entry, and whether this call wrote it."""
     import yaml
@@ -482,7 +483,7 @@ def audit_metrics(result: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def log_audits(mlflow: MlflowClient, store: ArtifactStore, model: str, audits: list[dict[str, Any]]) -> int:
+def log_audits(mlflow: MlflowClient, store: ArtifactStore, model: str, audits: list[Entry]) -> int:
     """Append the audit entries not yet logged to the model's audit run, each at step = its date."""
     if not audits:
         return 0
@@ -646,7 +647,7 @@ def disagreements(store: ArtifactStore, model: str, *, mlflow: MlflowClient | No
     return problems
 
 
-def not_logged(store: ArtifactStore, model: str, *, run_id: str, error: str) -> dict[str, Any]:
+def not_logged(store: ArtifactStore, model: str, *, run_id: str, error: str) -> Entry:
     """Record in the evidence log that a lifecycle run did not reach MLflow (the re-sync command logs it later)."""
     return evidence.append(
         store,

@@ -201,7 +201,8 @@ def recourse_context(store: ArtifactStore, policy: Policy, version: str) -> tupl
     if not isinstance(scale, dict):  # registered before the manifest kept it: the same unit, from the run's files
         scale = recourse.cost_unit(_training_split(store, policy, version, manifest), policy)
     run = evidence.find(store, policy.model_name, manifest.get("run_id", ""))
-    attributes = (((run or {}).get("record", {}).get("bias") or {}).get("proxies") or {}).get("attributes", {})
+    record = run["record"] if run else {}
+    attributes = ((record.get("bias") or {}).get("proxies") or {}).get("attributes", {})
     proxies = sorted({c for a in attributes.values() for c in a.get("flagged", [])})
     return model, scale, proxies
 

@@ -690,7 +690,7 @@ def rollback(
         action="rollback",
         run_id=run_id,
         actor=actor,
-        reason=record["reason"],
+        reason=reason or "(no reason given)",
         expected=(pointer, etag),
     )
     return RolledBack.from_json({**record, "since": moved["since"], "seq": entry["seq"]})
