@@ -68,7 +68,7 @@ async def _limits(request: Request, call_next: Callable[[Request], Awaitable[Res
         bearer = request.headers.get("authorization", "").lower().startswith("bearer ")
         if origin is not None and urlsplit(origin).netloc != request.headers.get("host"):
             return JSONResponse({"detail": f"Cross-origin request from {origin} refused."}, 403)
-        if origin is None and not bearer:
+        if origin is None and not bearer and request.cookies:  # no credentials at all: the route's 401
             return JSONResponse({"detail": "A request signed in by cookie must come from this site (Origin)."}, 403)
     return await call_next(request)
 

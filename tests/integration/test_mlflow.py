@@ -447,7 +447,7 @@ mlflow.models.set_model(Foreign())
 
 
 def test_the_alias_moved_to_a_foreign_model_serves_fairgates_version_and_never_runs_the_foreign_code(
-    tracked, mlflow_server, served, tmp_path
+    tracked, mlflow_server, served, tmp_path, monkeypatch
 ):
     import mlflow as mlflow_module
 
@@ -455,11 +455,12 @@ def test_the_alias_moved_to_a_foreign_model_serves_fairgates_version_and_never_r
     production = registry.production_version(store, "credit")
     code, marker = tmp_path / "foreign.py", tmp_path / "ran.txt"
     code.write_text(FOREIGN_CODE)
-    mlflow_module.set_tracking_uri(mlflow_server["url"])
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server["url"])  # not set_tracking_uri: that outlives the test
     with mlflow_module.start_run():
         info = mlflow_module.pyfunc.log_model(
             name="model", python_model=str(code), model_config={"marker": str(marker)}
         )
+    marker.unlink(missing_ok=True)  # logging a model from code runs it once (MLflow checks it loads)
     foreign = client.create_model_version(
         "credit", source=info.model_uri, model_id=info.model_id, tags={"fairgate.sha256": production}
     )

@@ -296,7 +296,7 @@ def short_of_evidence(df: pd.DataFrame, policy: Policy, *, share: float) -> tupl
 
 def next_runs(policy: Policy, *, after: datetime | None = None) -> dict[str, str]:
     """When each of the model's scheduled DAGs runs next (UTC, minutes), from the policy's crons."""
-    from croniter import croniter  # type: ignore[import-untyped]
+    from croniter import croniter  # type: ignore[import-untyped]  # croniter ships no type hints
 
     start = after or datetime.now(UTC)
     crons = policy.schedule.model_dump()

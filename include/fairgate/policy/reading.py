@@ -32,7 +32,7 @@ class _Loader(yaml.SafeLoader):
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()  # type: ignore[no-untyped-call]
+            event = self.peek_event()  # type: ignore[no-untyped-call]  # PyYAML has no type hints
             raise PolicyError(
                 f"{self.source} line {event.start_mark.line + 1}: YAML aliases (*{event.anchor}) are not allowed in "
                 "a policy file; write the value out."

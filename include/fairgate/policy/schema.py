@@ -428,7 +428,7 @@ class Schedule(_Section):
     @classmethod
     def _a_cron(cls, value: str, info: ValidationInfo) -> str:
         """A cron Airflow can run (five fields, each valid): else the DAG would never be scheduled."""
-        from croniter import croniter  # type: ignore[import-untyped]
+        from croniter import croniter  # type: ignore[import-untyped]  # croniter ships no type hints
 
         if len(value.split()) != 5 or not croniter.is_valid(value):
             raise PolicyError(
