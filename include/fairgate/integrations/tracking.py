@@ -617,6 +617,18 @@ def disagreements(store: ArtifactStore, model: str, *, mlflow: MlflowClient | No
                     f"MLflow's '{ALIAS}' alias names version {aliased} ({str(sha)[:12]}), but Fairgate's "
                     f"production version is {version[:12]}."
                 )
+        chain = {e["hash"] for e in evidence.entries(store, model)}
+        claims: dict[str, list[str]] = {}
+        for mv in versions:
+            claims.setdefault(str(mv.tags.get("fairgate.sha256")), []).append(str(mv.version))
+            if mv.tags.get("fairgate.evidence_hash") not in chain:  # a tag anyone can copy; the hash must be ours
+                problems.append(
+                    f"MLflow version {mv.version} of {model!r} names no record of Fairgate's evidence chain "
+                    "(fairgate.evidence_hash): Fairgate did not register it."
+                )
+        for sha, numbers in claims.items():
+            if len(numbers) > 1:
+                problems.append(f"MLflow versions {numbers} of {model!r} all claim Fairgate version {sha[:12]}.")
         known = {m["version"] for m in registry.list_versions(store, model)}
         for mv in versions:
             sha = mv.tags.get("fairgate.sha256")
