@@ -374,3 +374,31 @@ def test_a_retried_audit_finds_its_own_record_and_a_rerun_of_the_day_adds_one(an
     rerun = save_audit(any_store, M, {**result, "run_id": "backfill-1"}, report_html="<p>day</p>")
     assert first["seq"] == again["seq"] == 1 and rerun["seq"] == 2
     assert [e["record"]["run_id"] for e in evidence.entries(any_store, M)] == ["nightly-1", "backfill-1"]
+
+
+def test_with_a_key_production_reads_back_from_the_signed_head_only_as_far_as_it_needs(any_store, monkeypatch):
+    """The records that approve production are checked by their hash links from the signed HEAD; a
+    rollback to a version deployed 130 records earlier is found by reading further back."""
+    from tests.conftest import default_policy_dict
+
+    from fairgate.policy.loader import parse_policy
+    from fairgate.stages import lifecycle
+
+    monkeypatch.setenv("FAIRGATE_EVIDENCE_KEY", "k")
+    a = _deploy(any_store, b"model-a", "r1")
+    for i in range(128):
+        evidence.append(any_store, M, {"kind": "audit", "run_id": f"a{i}"})
+    b = _deploy(any_store, b"model-b", "r2", replaces=a)
+    assert approval.production(any_store, M).version == b
+    policy = parse_policy({**default_policy_dict(), "model_name": M})
+    lifecycle.rollback(any_store, policy, to_version=a, actor="ops", reason="drift", run_id="rb")
+    found = approval.production(any_store, M)
+    assert (found.version, found.how, found.run_id) == (a, "rollback", "rb")
+
+    # an edited record among those read back is refused; the signed HEAD's hash no longer leads to it
+    key = f"{evidence.records_prefix(M)}{130:010d}.json"  # b's deployment record (1, 128 audits, then b)
+    entry = json.loads(any_store.get(key))
+    entry["record"]["gate_outcome"] = "review"
+    any_store.put(key, evidence.canonical(entry))
+    with pytest.raises(EvidenceIntegrityError, match="does not match the chain its signed HEAD names"):
+        approval.production(any_store, M)

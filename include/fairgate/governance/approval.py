@@ -54,14 +54,16 @@ def production(store: ArtifactStore, model: str) -> Approved | None:
     if pointer is None:
         return None
     version, run_id = pointer["version"], pointer["run_id"]
-    checked = evidence.verify(store, model)
-    if not checked.intact_to_head:  # a record past HEAD is a finding of verify-log, not evidence: never read here
-        raise EvidenceIntegrityError(
-            f"The evidence log of {model!r} does not verify ({'; '.join(checked.problems[:2])}); production "
-            f"version {version[:12]} is not used until it does (fairgate verify-log --model {model})."
-        )
-    entries = [evidence.entry(store, model, seq) for seq in range(checked.head, 0, -1)]  # newest first
-    found = _promotion(entries, version, run_id)
+    signed, found = _signed_promotion(store, model, version, run_id)
+    if not signed:  # no evidence key: the whole chain is re-hashed, then searched
+        checked = evidence.verify(store, model)
+        if not checked.intact_to_head:  # a record past HEAD is a finding of verify-log, not evidence: never read
+            raise EvidenceIntegrityError(
+                f"The evidence log of {model!r} does not verify ({'; '.join(checked.problems[:2])}); production "
+                f"version {version[:12]} is not used until it does (fairgate verify-log --model {model})."
+            )
+        entries = [evidence.entry(store, model, seq) for seq in range(checked.head, 0, -1)]  # newest first
+        found = _promotion(entries, version, run_id, complete=True)
     if found is None:
         raise NotApproved(
             f"Production of {model!r} names version {version[:12]} (run {run_id!r}), but no deployment or "
@@ -144,7 +146,33 @@ def was_deployed(entries: list[Entry], version: str) -> bool:
     return False
 
 
-def _promotion(entries: list[Entry], version: str, run_id: str) -> tuple[Entry, str] | None:
+class _Undecided(Exception):
+    """The records read so far cannot decide; older ones are needed."""
+
+
+def _signed_promotion(
+    store: ArtifactStore, model: str, version: str, run_id: str
+) -> tuple[bool, tuple[Entry, str] | None]:
+    """With an evidence key, ``(True, the promotion)`` found in the newest records, read back from the
+    signed HEAD only as far as needed (50, then 4x more each time); ``(False, None)`` without a key."""
+    count = 50
+    while True:
+        tail = evidence.signed_tail(store, model, count)
+        if tail is None:
+            return False, None
+        entries, complete = tail
+        try:
+            return True, _promotion(entries, version, run_id, complete=complete)
+        except _Undecided:
+            count *= 4
+
+
+def _promotion(entries: list[Entry], version: str, run_id: str, *, complete: bool) -> tuple[Entry, str] | None:
+    """The newest record (of ``entries``, newest first) of ``run_id`` that put ``version`` in production.
+
+    ``complete=False``: ``entries`` are only the newest records; where older ones could decide (the
+    run's rollback to a version deployed before them, or no record of the run yet) :class:`_Undecided`.
+    """
     for i, entry in enumerate(entries):
         rec = entry["record"]
         if rec.get("run_id") != run_id:
@@ -152,12 +180,13 @@ def _promotion(entries: list[Entry], version: str, run_id: str) -> tuple[Entry, 
         how = _deployed(rec, version)
         if how is not None:
             return entry, how
-        if (
-            rec.get("kind") == "rollback"
-            and rec.get("to_version") == version
-            and was_deployed(entries[i + 1 :], version)
-        ):
-            return entry, "rollback"
+        if rec.get("kind") == "rollback" and rec.get("to_version") == version:
+            if was_deployed(entries[i + 1 :], version):
+                return entry, "rollback"
+            if not complete:
+                raise _Undecided
+    if not complete:
+        raise _Undecided
     return None
 
 

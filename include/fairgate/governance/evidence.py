@@ -379,6 +379,41 @@ def find(store: ArtifactStore, model: str, run_id: str = "latest", *, kind: str 
     return None
 
 
+def signed_tail(store: ArtifactStore, model: str, count: int) -> tuple[list[Entry], bool] | None:
+    """The newest ``count`` entries, newest first, each checked by its hash link back from a signed HEAD,
+    and whether they reach the first record; None without an evidence key (then only :func:`verify`,
+    which re-hashes the whole chain, can vouch for a record).
+
+    A HEAD whose MAC checks authenticates its hash, the hash authenticates the last record, and each
+    record's ``prev_hash`` the one before: reading back only as far as needed is as sound as the full
+    walk for those records (what lies before them is not vouched for, and not used).
+    """
+    if not _signing_key():
+        return None
+    head = _head(store, model)[0]
+    unsigned = _unsigned(model, head) if head["seq"] else None
+    if unsigned:
+        raise EvidenceIntegrityError(unsigned)
+    out: list[Entry] = []
+    expected_hash, seq = head["hash"], head["seq"]
+    while seq >= 1 and len(out) < count:
+        entry = _entry_at(store, _record_key(model, seq))
+        if (
+            entry["seq"] != seq
+            or entry["hash"] != expected_hash
+            or entry_hash(seq, entry.get("prev_hash", ""), entry["record"]) != entry["hash"]
+        ):
+            raise EvidenceIntegrityError(
+                f"Evidence record {seq} of {model!r} does not match the chain its signed HEAD names (edited, "
+                f"replaced or re-ordered); see fairgate verify-log --model {model}."
+            )
+        out.append(entry)
+        expected_hash, seq = entry["prev_hash"], seq - 1
+    if seq == 0 and expected_hash != GENESIS:
+        raise EvidenceIntegrityError(f"The first evidence record of {model!r} does not start the chain.")
+    return out, seq == 0
+
+
 def sign_head(store: ArtifactStore, model: str) -> Head:
     """Sign HEAD of a chain that verifies apart from its signature (a lost HEAD: the last record).
 
