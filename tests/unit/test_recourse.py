@@ -419,3 +419,27 @@ def test_the_gate_the_audit_and_the_served_model_cost_recourse_in_one_unit(credi
     key = f"{registry.version_prefix('credit', version)}/manifest.json"
     store.put(key, json.dumps(old).encode())
     assert recourse_context(store, policy, version)[1] == pytest.approx(by_hand, rel=1e-12)
+
+
+def test_served_recourse_stops_at_its_time_budget_with_a_clear_refusal(credit, monkeypatch):
+    """A request's recourse searches are bounded in time: past the budget the request is refused (400)."""
+    from fairgate.errors import RequestError
+    from fairgate.integrations import serving
+
+    policy = _policy(credit, {"income": {"direction": "increase"}})
+    pipe = _fitted(credit, policy)
+    rows = _unfavourable(pipe, policy, credit["data"], n=3).reset_index(drop=True)
+    served = serving.Served(
+        model=pipe,
+        policy=policy,
+        version="v",
+        reference={},
+        inputs={},
+        recourse={"scale": _scale(credit["data"], policy.numeric), "proxies": []},
+    )
+    decisions = np.zeros(len(rows), dtype=int)
+    answered = serving._recourse(served, rows, decisions)  # within the budget: one sentence per record
+    assert len(answered) == 3 and all(isinstance(a, str) for a in answered)
+    monkeypatch.setattr(serving, "MAX_RECOURSE_SECONDS", -1)  # a budget already spent
+    with pytest.raises(RequestError, match=r"Recourse for this request took over -1 s \(stopped at record 0 of 3\)"):
+        serving._recourse(served, rows, decisions)

@@ -20,6 +20,7 @@ under ``mlflow models serve``, where that error becomes a 400.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,7 @@ FILES = ("model.skops", "manifest.json", "policy.yaml", "inputs.json", "recourse
 MAX_CATEGORY_VALUES = 200  # a column with more known values than this is checked for type only
 MAX_RECORDS = 10_000  # per request
 MAX_RECOURSE_RECORDS = 100  # per request that asks for recourse (each unfavourable record is a search)
+MAX_RECOURSE_SECONDS = 30  # of recourse searches per request (a gateway's timeout is typically 60 s)
 
 
 @dataclass
@@ -219,10 +221,16 @@ def _recourse(served: Served, rows: pd.DataFrame, decisions: Any) -> list[str | 
             "This model's policy names no actionable inputs ('recourse.actionable'), so it cannot answer with recourse."
         )
     said: list[str | None] = []
+    deadline = time.monotonic() + MAX_RECOURSE_SECONDS
     for i, decision in enumerate(decisions):
         if decision == 1:
             said.append(None)
             continue
+        if time.monotonic() > deadline:  # the request is answered, or refused, well inside a gateway's timeout
+            raise RequestError(
+                f"Recourse for this request took over {MAX_RECOURSE_SECONDS} s (stopped at record {i} of "
+                f"{len(decisions)}); send fewer records with 'recourse'."
+            )
         record = {str(k): v for k, v in rows.iloc[i][list(policy.features)].items()}
         found = recourse.compute(
             served.model, record, policy, scale=served.recourse["scale"], proxies=served.recourse["proxies"]
