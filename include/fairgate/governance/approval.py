@@ -63,7 +63,8 @@ def production(store: ArtifactStore, model: str) -> Approved | None:
                 f"version {version[:12]} is not used until it does (fairgate verify-log --model {model})."
             )
         entries = [evidence.entry(store, model, seq) for seq in range(checked.head, 0, -1)]  # newest first
-        found = _promotion(entries, version, run_id, complete=True)
+        complete = _promotion(entries, version, run_id, complete=True)
+        found = complete if isinstance(complete, tuple) else None
     if found is None:
         raise NotApproved(
             f"Production of {model!r} names version {version[:12]} (run {run_id!r}), but no deployment or "
@@ -146,8 +147,7 @@ def was_deployed(entries: list[Entry], version: str) -> bool:
     return False
 
 
-class _Undecided(Exception):
-    """The records read so far cannot decide; older ones are needed."""
+UNDECIDED = "undecided"  # _promotion on the newest records only: older ones are needed to decide
 
 
 def _signed_promotion(
@@ -161,17 +161,17 @@ def _signed_promotion(
         if tail is None:
             return False, None
         entries, complete = tail
-        try:
-            return True, _promotion(entries, version, run_id, complete=complete)
-        except _Undecided:
-            count *= 4
+        found = _promotion(entries, version, run_id, complete=complete)
+        if found != UNDECIDED:
+            return True, found if isinstance(found, tuple) else None
+        count *= 4
 
 
-def _promotion(entries: list[Entry], version: str, run_id: str, *, complete: bool) -> tuple[Entry, str] | None:
+def _promotion(entries: list[Entry], version: str, run_id: str, *, complete: bool) -> tuple[Entry, str] | str | None:
     """The newest record (of ``entries``, newest first) of ``run_id`` that put ``version`` in production.
 
     ``complete=False``: ``entries`` are only the newest records; where older ones could decide (the
-    run's rollback to a version deployed before them, or no record of the run yet) :class:`_Undecided`.
+    run's rollback to a version deployed before them, or no record of the run yet): :data:`UNDECIDED`.
     """
     for i, entry in enumerate(entries):
         rec = entry["record"]
@@ -184,9 +184,9 @@ def _promotion(entries: list[Entry], version: str, run_id: str, *, complete: boo
             if was_deployed(entries[i + 1 :], version):
                 return entry, "rollback"
             if not complete:
-                raise _Undecided
+                return UNDECIDED
     if not complete:
-        raise _Undecided
+        return UNDECIDED
     return None
 
 
