@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 from fairgate.policy.schema import MODEL_NAME
 
 if TYPE_CHECKING:
+    from fairgate.reporting.overview import Overview
     from fairgate.storage.base import ArtifactStore
 
 
@@ -163,7 +164,7 @@ def _thresholds() -> dict[str, list[Any]]:
     return out
 
 
-def _overview(user: Any) -> dict[str, Any]:
+def _overview(user: Any) -> Overview:
     from fairgate.reporting.overview import models, overview
 
     store = _store()

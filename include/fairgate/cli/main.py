@@ -117,6 +117,7 @@ def _status_of_every_model(args: argparse.Namespace, store: ArtifactStore) -> in
 
 def cmd_models(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
     current = registry.production_version(store, model)
+    manifests = registry.list_versions(store, model)
     versions = [
         {
             "version": m["version"],
@@ -127,13 +128,13 @@ def cmd_models(args: argparse.Namespace, store: ArtifactStore, model: str) -> in
             "registered_at": m.get("registered_at"),
             "run_id": m.get("run_id"),
         }
-        for m in registry.list_versions(store, model)
+        for m in manifests
     ]
     text = (
         "\n".join(
-            f"{'*' if v['production'] else ' '} {v['version'][:12]}  {v['registered_at']}  "
-            f"gate={v['gate_outcome']}  approver={v['approver']}"
-            for v in versions
+            f"{'*' if m['version'] == current else ' '} {m['version'][:12]}  {m.get('registered_at')}  "
+            f"gate={m.get('gate_outcome')}  approver={m.get('approver')}"
+            for m in manifests
         )
         or "No versions."
     )
@@ -311,7 +312,7 @@ def cmd_explain(args: argparse.Namespace, store: ArtifactStore, model: str) -> i
             )
         model, scale, proxies = recourse_context(store, args.loaded_policy, found["model_version"])
         result = recourse.compute(model, found["inputs"], args.loaded_policy, scale=scale, proxies=proxies)
-        found = {**found, "recourse": result.as_dict()}
+        answer = {**found, "recourse": result.as_dict()}
         lines += ["What would change it:", f"  {recourse.sentence(result, args.loaded_policy)}"]
         if result.feasible:
             lines.append(
@@ -319,6 +320,8 @@ def cmd_explain(args: argparse.Namespace, store: ArtifactStore, model: str) -> i
                 f"{result.method}; new score {result.score:.3f})"
             )
         lines += [f"  Note: {n}" for n in result.notes]
+        _out(args, answer, "\n".join(lines))
+        return 0
     _out(args, found, "\n".join(lines))
     return 0
 

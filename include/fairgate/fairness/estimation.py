@@ -11,10 +11,10 @@ where outcomes are known, and is marked unreliable above ``MAX_CALIBRATION_ERROR
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Literal, NotRequired, TypedDict
 
 from fairgate.fairness.groups import cell_mask
-from fairgate.fairness.metrics import Counts, cell_ids, cells_covered
+from fairgate.fairness.metrics import Counts, Sides, cell_ids, cells_covered
 
 if TYPE_CHECKING:
     import numpy as np
@@ -26,6 +26,30 @@ if TYPE_CHECKING:
 MAX_CALIBRATION_ERROR = 0.05
 BINS = 10
 RATES = ("true_positive_rate", "false_positive_rate", "accuracy")
+
+
+class SideCalibration(TypedDict):
+    """One side's calibration on the test split: what the deployment manifest keeps for the audit."""
+
+    rows: int
+    calibration_error: float | None
+    reliable: bool
+
+
+class SideEstimate(TypedDict):
+    """One side's estimated rates in an audit window and, once outcomes arrived, how far off they were."""
+
+    rows: int
+    rows_without_outcome: int
+    estimated: dict[str, float | None]
+    test_calibration_error: NotRequired[float | None]
+    reliable: NotRequired[bool]
+    realised: NotRequired[dict[str, float | None]]
+    calibration_error: NotRequired[float]
+    error: NotRequired[dict[str, float | None]]
+
+
+Calibration = dict[str, Sides[SideCalibration]]  # per comparison key
 
 
 def expected_counts(scores: np.ndarray, decisions: np.ndarray) -> Counts:
@@ -65,21 +89,20 @@ def calibration_error(scores: np.ndarray, outcomes: np.ndarray) -> float | None:
 
 def calibration_by_group(
     codes: pd.DataFrame, scores: np.ndarray, outcomes: np.ndarray, comps: list[Comparison]
-) -> dict[str, dict[str, Any]]:
+) -> Calibration:
     """Per comparison and side: the calibration error of ``scores`` against ``outcomes`` (the lifecycle
     measures it on the test split) and whether a label-free estimate may be trusted there."""
-    out: dict[str, dict[str, Any]] = {}
-    for comp in comps:
-        out[comp.key] = {}
-        for side, cell in (("unprivileged", comp.unprivileged), ("privileged", comp.privileged)):
-            mask = cell_mask(codes, cell)
-            ece = calibration_error(scores[mask], outcomes[mask])
-            out[comp.key][side] = {
-                "rows": int(mask.sum()),
-                "calibration_error": ece,
-                "reliable": ece is not None and ece <= MAX_CALIBRATION_ERROR,
-            }
-    return out
+
+    def side(cell: tuple[tuple[str, int], ...]) -> SideCalibration:
+        mask = cell_mask(codes, cell)
+        ece = calibration_error(scores[mask], outcomes[mask])
+        return {
+            "rows": int(mask.sum()),
+            "calibration_error": ece,
+            "reliable": ece is not None and ece <= MAX_CALIBRATION_ERROR,
+        }
+
+    return {comp.key: {"unprivileged": side(comp.unprivileged), "privileged": side(comp.privileged)} for comp in comps}
 
 
 def per_group(
@@ -89,10 +112,10 @@ def per_group(
     comps: list[Comparison],
     *,
     outcomes: np.ndarray | None = None,
-    deployed: dict[str, dict[str, Any]] | None = None,
+    deployed: Calibration | None = None,
     weights: np.ndarray | None = None,
     score_bins: np.ndarray | None = None,
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, Sides[SideEstimate]]:
     """Per comparison and side: the estimated rates and, where ``outcomes`` are given (NaN = not yet
     arrived), the realised rates of the rows that have them, the estimate's error on those same
     rows, and the calibration error that says whether to trust the estimate. ``deployed`` is the
@@ -145,33 +168,32 @@ def per_group(
     def counts(v: np.ndarray) -> Counts:
         return Counts(tp=float(v[0]), fp=float(v[1]), fn=float(v[2]), tn=float(v[3]))
 
-    out: dict[str, dict[str, Any]] = {}
-    for comp in comps:
-        sides: dict[str, Any] = {}
-        for side, spec in (("unprivileged", comp.unprivileged), ("privileged", comp.privileged)):
-            covered = cells_covered(spec, columns)
-            every, done = sums[covered].sum(axis=(0, 1)), sums[covered, 1].sum(axis=0)
-            entry: dict[str, Any] = {
-                "rows": round(every[4]),
-                "rows_without_outcome": round(every[4] - done[4]),
-                "estimated": rates(counts(every[:4])),
-            }
-            at_test = ((deployed or {}).get(comp.key) or {}).get(side)
-            if at_test is not None:
-                entry["test_calibration_error"] = at_test["calibration_error"]
-                entry["reliable"] = bool(at_test["reliable"])
-            if done[4] > 0:
-                real, guess = rates(counts(done[5:9])), rates(counts(done[:4]))
-                b = by_bin[covered].sum(axis=0)
-                ece = float(np.abs(b[:, 1] - b[:, 2]).sum() / b[:, 0].sum())
-                entry.update(
-                    {
-                        "realised": real,
-                        "calibration_error": ece,
-                        "reliable": entry.get("reliable", True) and ece <= MAX_CALIBRATION_ERROR,
-                        "error": {k: _difference(guess[k], real[k]) for k in RATES},
-                    }
-                )
-            sides[side] = entry
-        out[comp.key] = sides
-    return out
+    def side(key: str, name: Literal["unprivileged", "privileged"], spec: tuple[tuple[str, int], ...]) -> SideEstimate:
+        covered = cells_covered(spec, columns)
+        every, done = sums[covered].sum(axis=(0, 1)), sums[covered, 1].sum(axis=0)
+        entry: SideEstimate = {
+            "rows": round(every[4]),
+            "rows_without_outcome": round(every[4] - done[4]),
+            "estimated": rates(counts(every[:4])),
+        }
+        at_test = (deployed or {}).get(key)
+        if at_test is not None:
+            entry["test_calibration_error"] = at_test[name]["calibration_error"]
+            entry["reliable"] = bool(at_test[name]["reliable"])
+        if done[4] > 0:
+            real, guess = rates(counts(done[5:9])), rates(counts(done[:4]))
+            b = by_bin[covered].sum(axis=0)
+            ece = float(np.abs(b[:, 1] - b[:, 2]).sum() / b[:, 0].sum())
+            entry["realised"] = real
+            entry["calibration_error"] = ece
+            entry["reliable"] = entry.get("reliable", True) and ece <= MAX_CALIBRATION_ERROR
+            entry["error"] = {k: _difference(guess[k], real[k]) for k in RATES}
+        return entry
+
+    return {
+        comp.key: {
+            "unprivileged": side(comp.key, "unprivileged", comp.unprivileged),
+            "privileged": side(comp.key, "privileged", comp.privileged),
+        }
+        for comp in comps
+    }

@@ -16,12 +16,16 @@ candidate too. Any fail rejects; otherwise any review asks a human; otherwise th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
+from fairgate.fairness.metrics import both_sides
 from fairgate.policy.schema import Threshold
 from fairgate.stages.contracts import Review
 
 if TYPE_CHECKING:
+    from fairgate.fairness.metrics import GroupFigures, Sides
+    from fairgate.models.recourse import RecourseAudit
+    from fairgate.models.robustness import Robustness
     from fairgate.policy.schema import Policy, Threshold
 
 Outcome = Literal["pass", "fail", "review"]
@@ -36,6 +40,18 @@ class Finding:
     message: str
 
 
+class FindingJSON(TypedDict):
+    outcome: Outcome
+    scope: str
+    message: str
+
+
+class DecisionJSON(TypedDict):
+    outcome: Outcome
+    reasons: list[str]
+    findings: list[FindingJSON]
+
+
 @dataclass
 class GateDecision:
     outcome: Outcome
@@ -47,7 +63,7 @@ class GateDecision:
         driving = [f for f in self.findings if f.outcome == self.outcome]
         return [f"{f.scope}: {f.message}" for f in driving]
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> DecisionJSON:
         return {
             "outcome": self.outcome,
             "reasons": self.reasons,
@@ -73,14 +89,14 @@ def judge_metric(
 
 
 def decide(
-    fairness: dict[str, dict[str, Any]],
+    fairness: dict[str, GroupFigures],
     performance: dict[str, Any],
     policy: Policy,
     *,
     constant_predictor: bool = False,
     champion: dict[str, Any] | None = None,
-    robustness: dict[str, Any] | None = None,
-    recourse: dict[str, Any] | None = None,
+    robustness: Robustness | None = None,
+    recourse: RecourseAudit | None = None,
 ) -> GateDecision:
     """Decide on a candidate model from its held-out evidence.
 
@@ -105,10 +121,9 @@ def decide(
             findings.extend(Finding("review", key, s) for s in short)
             continue
         for t in policy.fairness.bounds:
-            m = res["metrics"].get(t.metric, {})
-            outcome, msg = judge_metric(
-                t, m.get("value"), m.get("ci_low"), m.get("ci_high"), policy.fairness.review_margin
-            )
+            m = res["metrics"].get(t.metric)
+            value, low, high = (m["value"], m["ci_low"], m["ci_high"]) if m else (None, None, None)
+            outcome, msg = judge_metric(t, value, low, high, policy.fairness.review_margin)
             findings.append(Finding(outcome, key, msg))
 
     ba = performance.get("balanced_accuracy")
@@ -161,7 +176,7 @@ def decide(
     return GateDecision(outcome=decided, findings=findings)
 
 
-def robustness_findings(robustness: dict[str, Any], policy: Policy) -> list[Finding]:
+def robustness_findings(robustness: Robustness, policy: Policy) -> list[Finding]:
     """The robustness checks judged like a metric: each share's interval against its maximum.
 
     Decision stability per protected group against ``max_flip_rate``; the counterfactual flip per
@@ -194,9 +209,11 @@ def robustness_findings(robustness: dict[str, Any], policy: Policy) -> list[Find
     return findings
 
 
-def recourse_findings(recourse: dict[str, Any], policy: Policy) -> list[Finding]:
+def recourse_findings(recourse: RecourseAudit, policy: Policy) -> list[Finding]:
     """The gap between groups in the share of unfavourable decisions that have recourse, judged like a
     metric against ``recourse.max_share_gap`` (a side with no unfavourable decision: insufficient evidence)."""
+    if recourse["max_share_gap"] is None:  # measured but not gated
+        return []
     bound = Threshold("recourse_share_gap", "abs_difference", recourse["max_share_gap"])
     findings = []
     for key, comp in recourse["comparisons"].items():
@@ -218,7 +235,7 @@ def recourse_findings(recourse: dict[str, Any], policy: Policy) -> list[Finding]
 
 
 def short_groups(
-    counts: dict[str, dict[str, float]], policy: Policy, *, unit: str = "rows", positives: bool = True
+    counts: Sides[dict[str, float | None]], policy: Policy, *, unit: str = "rows", positives: bool = True
 ) -> list[str]:
     """The evidence rules, for the gate and the nightly audit alike: each side of a comparison needs
     ``min_group_size`` rows and (where outcomes are compared) ``min_positives`` favourable outcomes.
@@ -227,16 +244,16 @@ def short_groups(
     names what ``n`` counts in the message (rows, predictions, labeled rows).
     """
     out = []
-    for side in ("unprivileged", "privileged"):
-        c = counts[side]
-        if c["n"] < policy.fairness.min_group_size:
+    for side, c in both_sides(counts):
+        n, favourable = c["n"] or 0.0, c.get("positives") or 0.0  # None: not a finite count
+        if n < policy.fairness.min_group_size:
             out.append(
-                f"{side} group has {c['n']:g} {unit} (< min_group_size {policy.fairness.min_group_size}): "
+                f"{side} group has {n:g} {unit} (< min_group_size {policy.fairness.min_group_size}): "
                 "insufficient evidence"
             )
-        elif positives and c["positives"] < policy.fairness.min_positives:
+        elif positives and favourable < policy.fairness.min_positives:
             out.append(
-                f"{side} group has {c['positives']:g} favorable outcomes (< min_positives "
+                f"{side} group has {favourable:g} favorable outcomes (< min_positives "
                 f"{policy.fairness.min_positives}): insufficient evidence"
             )
     return out

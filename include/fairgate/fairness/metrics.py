@@ -22,13 +22,44 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Generic, TypedDict, TypeVar
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
     from fairgate.fairness.groups import Comparison
+
+
+class Interval(TypedDict):
+    """A figure with its confidence interval, JSON-safe (None where it is not defined)."""
+
+    value: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+
+T = TypeVar("T")
+
+
+class Sides(TypedDict, Generic[T]):
+    """One figure per side of a comparison."""
+
+    unprivileged: T
+    privileged: T
+
+
+def both_sides(s: Sides[T]) -> tuple[tuple[str, T], tuple[str, T]]:
+    """``(side, figure)`` for the unprivileged then the privileged side."""
+    return ("unprivileged", s["unprivileged"]), ("privileged", s["privileged"])
+
+
+class GroupFigures(TypedDict):
+    """What :func:`measure` gives for one comparison: counts, rates and disparities with intervals."""
+
+    counts: Sides[dict[str, float | None]]
+    rates: Sides[dict[str, Interval]]
+    metrics: dict[str, Interval]
 
 
 @dataclass(frozen=True)
@@ -145,7 +176,7 @@ class Estimate:
     low: float
     high: float
 
-    def as_dict(self) -> dict[str, float | None]:
+    def as_dict(self) -> Interval:
         return {"value": _clean(self.value), "ci_low": _clean(self.low), "ci_high": _clean(self.high)}
 
     @property
@@ -153,7 +184,7 @@ class Estimate:
         return all(math.isfinite(v) for v in (self.value, self.low, self.high))
 
 
-def group_rates(c: Counts, confidence: float = 0.95) -> dict[str, dict[str, float | None]]:
+def group_rates(c: Counts, confidence: float = 0.95) -> dict[str, Interval]:
     """Selection rate, base rate, TPR, FPR and accuracy of one group, each with its Wilson interval."""
     pairs = {
         "selection_rate": (c.selected, c.n),
@@ -201,7 +232,7 @@ def compare_groups(
     *,
     confidence: float = 0.95,
     weights: np.ndarray | None = None,
-) -> dict[str, Any]:
+) -> GroupFigures:
     """Counts, rates and disparities for the rows in mask ``codes_u`` against mask ``codes_p``.
 
     Rows in neither mask are ignored (they belong to other intersection cells).
@@ -249,7 +280,7 @@ def measure(
     *,
     confidence: float = 0.95,
     weights: np.ndarray | None = None,
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, GroupFigures]:
     """:func:`compare_groups` for every comparison, keyed by comparison key (JSON-safe).
 
     One counting pass: the confusion counts of each joint cell of the protected attributes (2^k
@@ -261,7 +292,7 @@ def measure(
     def side(spec: tuple[tuple[str, int], ...]) -> Counts:
         return counts_from_row(table[cells_covered(spec, columns)].sum(axis=0))
 
-    out = {}
+    out: dict[str, GroupFigures] = {}
     for comp in comps:
         u, p = side(comp.unprivileged), side(comp.privileged)
         out[comp.key] = {

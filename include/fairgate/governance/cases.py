@@ -17,11 +17,12 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict
 
 from fairgate.errors import CaseError, ConflictError, NotFoundError
 from fairgate.governance import evidence
 from fairgate.models import recourse as rc
+from fairgate.models.explain import Reason
 from fairgate.monitoring.prediction_log import find_prediction, recourse_context
 from fairgate.reporting.pages import render_markdown
 
@@ -31,6 +32,42 @@ if TYPE_CHECKING:
     from fairgate.storage.base import ArtifactStore
 
 Choice = Literal["Uphold", "Overturn"]
+
+
+class Outcome(TypedDict):
+    """How a case was decided (``cases/model=…/<case>.outcome.json``), stored once."""
+
+    case_id: str
+    kind: str
+    choice: str
+    rationale: str
+    reviewer: str | None
+    decided_at: str
+    final_decision: int
+    timed_out: bool
+    seq: NotRequired[int]  # in the answer of :func:`decide`: the evidence entry it was appended as
+
+
+class Case(TypedDict):
+    """A contest or a review before harm (``cases/model=…/<case>.json``) with its ``outcome`` (None while open)."""
+
+    case_id: str
+    kind: Literal["contest", "review"]
+    model: str
+    row: str
+    date: str
+    model_version: str
+    decision: int
+    score: float
+    reasons: list[Reason]
+    groups: dict[str, Any]  # each protected column's value in the record
+    recourse: dict[str, Any] | None  # a contest of an unfavourable decision: the recourse and its sentence
+    reason: str
+    opened_by: str
+    opened_at: str
+    outcome: NotRequired[Outcome | None]
+    over_cap: NotRequired[bool]
+    seq: NotRequired[int]
 
 
 TIMED_OUT_RATIONALE = "no answer before the review timed out: the automatic decision stands"
@@ -49,10 +86,10 @@ def _key(model: str, cid: str, suffix: str = "") -> str:
     return f"{_prefix(model)}{cid}{suffix}.json"
 
 
-def read(store: ArtifactStore, model: str, cid: str) -> dict[str, Any]:
+def read(store: ArtifactStore, model: str, cid: str) -> Case:
     """The case and its outcome (``outcome`` None while open)."""
     try:
-        case: dict[str, Any] = json.loads(store.get(_key(model, cid)))
+        case: Case = json.loads(store.get(_key(model, cid)))
     except NotFoundError:
         raise CaseError(f"Model {model!r} has no contest {cid!r}.") from None
     try:
@@ -80,7 +117,7 @@ def _owner_of(store: ArtifactStore, policy: Policy, row: str) -> str | None:
 
 def open_contest(
     store: ArtifactStore, policy: Policy, row: str, *, reason: str, opened_by: str, day: date | None = None
-) -> dict[str, Any]:
+) -> Case:
     """Open a case for ``row``'s decision (the newest, or the one of ``day``), once; appended to the evidence."""
     reason = (reason or "").strip()
     if not reason:
@@ -113,7 +150,7 @@ def open_contest(
         model, scale, proxies = recourse_context(store, policy, found["model_version"])
         answer = rc.compute(model, found["inputs"], policy, scale=scale, proxies=proxies)
         recourse = {**answer.as_dict(), "text": rc.sentence(answer, policy)}
-    case = {
+    case: Case = {
         "case_id": cid,
         "kind": "contest",
         "model": policy.model_name,
@@ -170,7 +207,7 @@ def open_reviews(store: ArtifactStore, policy: Policy, day: date, queue: Any) ->
             continue
         except CaseError:
             pass
-        case = {
+        case: Case = {
             "case_id": cid,
             "kind": "review",
             "model": policy.model_name,
@@ -208,7 +245,7 @@ def decide(
     rationale: str | None,
     reviewer: str | None,
     timed_out: bool = False,
-) -> dict[str, Any]:
+) -> Outcome:
     """Record the reviewer's outcome once: ``Uphold`` keeps the decision, ``Overturn`` reverses it.
 
     A review before harm that nobody answered in time is recorded as upheld (the automatic decision
@@ -224,7 +261,7 @@ def decide(
     if not rationale:
         raise CaseError(f"Case {cid}: a rationale is required to {choice.lower()} a decision; the case stays open.")
     final = 1 - int(case["decision"]) if choice == "Overturn" else int(case["decision"])
-    outcome = {
+    outcome: Outcome = {
         "case_id": cid,
         "kind": case["kind"],
         "choice": choice,
@@ -257,7 +294,7 @@ def decide(
     return {**outcome, "seq": entry["seq"]}
 
 
-def cases_of(store: ArtifactStore, model: str) -> list[dict[str, Any]]:
+def cases_of(store: ArtifactStore, model: str) -> list[Case]:
     """Every case of ``model`` with its outcome."""
     keys = [k for k in store.list(_prefix(model)) if not k.endswith(".outcome.json")]
     return [read(store, model, k.rsplit("/", 1)[1].removesuffix(".json")) for k in keys]
@@ -275,7 +312,7 @@ def outcomes_by_day(store: ArtifactStore, model: str) -> CaseOutcomes | None:
     return out
 
 
-def for_days(store: ArtifactStore, model: str, days: list[str]) -> list[dict[str, Any]]:
+def for_days(store: ArtifactStore, model: str, days: list[str]) -> list[Case]:
     """The cases of decisions scored on ``days``."""
     wanted = set(days)
     return [c for c in cases_of(store, model) if c["date"] in wanted]
@@ -290,7 +327,7 @@ class ReviewRequest:
     timeout_hours: float | None  # None: a contest waits for its answer
 
 
-def review_request(case: dict[str, Any], policy: Policy) -> ReviewRequest:
+def review_request(case: Case, policy: Policy) -> ReviewRequest:
     """The question for a case that is still open: a review before harm times out after the policy's
     ``review_triggers.timeout_hours`` (the decision then stands); a person's contest waits for its answer."""
     if case["outcome"] is not None:
@@ -304,7 +341,7 @@ def review_request(case: dict[str, Any], policy: Policy) -> ReviewRequest:
     return ReviewRequest("Fairgate: a person contests a decision", review_body(case, policy), None)
 
 
-def review_body(case: dict[str, Any], policy: Policy) -> str:
+def review_body(case: Case, policy: Policy) -> str:
     """What the reviewer reads (Markdown; every value escaped)."""
     return render_markdown(
         "contest.md.j2",

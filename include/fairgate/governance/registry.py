@@ -36,10 +36,48 @@ from fairgate.models.training import load_model_bytes
 from fairgate.storage.base import sha256_bytes
 
 if TYPE_CHECKING:
+    from fairgate.fairness.estimation import Calibration
+    from fairgate.fairness.metrics import Interval
     from fairgate.storage.base import ArtifactStore
 
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class Manifest(TypedDict, total=False):
+    """A registered version's ``manifest.json``: lineage, the gate's figures, the approver, the serving contract.
+
+    Written once by the deployment (:func:`fairgate.stages.lifecycle.deploy`); ``version``,
+    ``model_sha256`` and ``model_uri`` are added by :func:`register`. Keys are optional because
+    manifests of earlier releases lack the later ones.
+    """
+
+    model: str
+    version: str
+    model_sha256: str
+    model_uri: str
+    approved: bool
+    approver: str
+    review: dict[str, Any] | None
+    gate_outcome: str
+    gate_reasons: list[str]
+    registered_at: str
+    dag_id: str
+    run_id: str
+    data_sha256: str
+    data_uri: str
+    data_key: str
+    policy_sha256: str
+    code_version: str
+    performance: dict[str, Any] | None
+    fairness: dict[str, dict[str, Interval]]  # per comparison: each metric with its interval (no counts)
+    weighted: bool
+    estimator: str
+    mitigation: str | None
+    decides_with_protected_attributes: list[str]
+    reference: dict[str, Any]  # the typical record, per input (reason codes start from it)
+    calibration: Calibration | None
+    recourse_cost_unit: dict[str, float] | None
 
 
 def _prefix(model: str) -> str:
@@ -66,8 +104,8 @@ def dumps(obj: Any) -> bytes:
 
 
 def register(
-    store: ArtifactStore, model: str, model_bytes: bytes, manifest: dict[str, Any], card_md: str | None = None
-) -> dict[str, Any]:
+    store: ArtifactStore, model: str, model_bytes: bytes, manifest: Manifest, card_md: str | None = None
+) -> Manifest:
     """Store a model version (idempotent: the same bytes give the same version).
 
     Returns the stored manifest; for an existing version that is the first one written.
@@ -94,7 +132,7 @@ def manifest_key(model: str, version: str) -> str:
     return f"{version_prefix(model, version)}/manifest.json"
 
 
-def read_manifest(store: ArtifactStore, model: str, version: str) -> dict[str, Any]:
+def read_manifest(store: ArtifactStore, model: str, version: str) -> Manifest:
     key = manifest_key(model, version)
     try:
         manifest = json.loads(store.get(key))
@@ -106,7 +144,7 @@ def read_manifest(store: ArtifactStore, model: str, version: str) -> dict[str, A
         raise EvidenceIntegrityError(
             f"Manifest {store.uri(key)} does not describe version {version[:12]} (its model_sha256 differs)."
         )
-    return manifest
+    return cast("Manifest", manifest)  # checked above: a JSON object naming this version
 
 
 def manifest_sha256(store: ArtifactStore, model: str, version: str) -> str:
@@ -114,7 +152,7 @@ def manifest_sha256(store: ArtifactStore, model: str, version: str) -> str:
     return sha256_bytes(store.get(manifest_key(model, version)))
 
 
-def list_versions(store: ArtifactStore, model: str) -> list[dict[str, Any]]:
+def list_versions(store: ArtifactStore, model: str) -> list[Manifest]:
     """Every registered version's manifest, oldest first."""
     keys = [k for k in store.list(f"{_prefix(model)}/versions/") if k.endswith("/manifest.json")]
     manifests = [read_manifest(store, model, k.split("/")[-2]) for k in keys]

@@ -14,12 +14,12 @@ pipeline makes of them (``categorical__occupation_Sales``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from fairgate.data import sampling
 from fairgate.fairness.groups import group_codes, labels
 from fairgate.fairness.metrics import cell_ids
-from fairgate.models.training import feature_frame
+from fairgate.models.training import Reference, feature_frame
 
 if TYPE_CHECKING:
     import numpy as np
@@ -27,6 +27,52 @@ if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
     from fairgate.policy.schema import Policy
+
+
+class Reason(TypedDict):
+    """One principal reason for a decision: an input, its value, the typical value, its push and the sentence."""
+
+    feature: str
+    value: Any  # the record's value as given (a number or a category)
+    typical: float | str
+    push: float  # in log-odds; towards the decision the record got
+    text: str
+
+
+class Spread(TypedDict):
+    mean: float
+    std: float
+
+
+class Importance(TypedDict):
+    """Permutation importance per input column, overall and per group side (``sex=privileged``)."""
+
+    metric: str
+    repeats: int
+    rows: int
+    measured_on: str
+    overall: dict[str, Spread]
+    by_group: dict[str, dict[str, Spread]]
+    skipped: dict[str, str]  # group side (or "all rows") → why it was not measured
+
+
+class AttributeProxies(TypedDict, total=False):
+    """How well the inputs predict one protected attribute (``skipped`` alone when they could not be measured)."""
+
+    skipped: str
+    per_column: dict[str, float]
+    all_columns: float
+    flagged: list[str]
+    per_column_interval: dict[str, list[float]]
+
+
+class ProxyCheck(TypedDict):
+    threshold: float
+    folds: int
+    attributes: dict[str, AttributeProxies]
+    flagged: list[str]  # one sentence per flagged input
+    rows: int
+    measured_on: str
 
 
 # --- reference record and contributions ----------------------------------------------------------
@@ -42,7 +88,7 @@ def _log_odds(p: np.ndarray) -> np.ndarray:
 
 
 def scored_contributions(
-    model: Pipeline, records: pd.DataFrame, policy: Policy, reference: dict[str, Any]
+    model: Pipeline, records: pd.DataFrame, policy: Policy, reference: Reference
 ) -> tuple[np.ndarray, pd.DataFrame]:
     """Each record's score (the model's probability of the favourable label) and :func:`contributions`.
 
@@ -62,7 +108,7 @@ def scored_contributions(
 
 
 def _swapped_contributions(
-    model: Any, X: pd.DataFrame, typical: dict[str, Any], columns: list[str]
+    model: Any, X: pd.DataFrame, typical: Reference, columns: list[str]
 ) -> tuple[np.ndarray, pd.DataFrame]:
     """Any model's pushes: the log-odds of each record minus those with one input swapped to its typical value."""
     import pandas as pd
@@ -79,7 +125,7 @@ def _swapped_contributions(
     )
 
 
-def _linear_blocks(model: Any, columns: list[str]) -> dict[str, Any] | None:
+def _linear_blocks(model: Any, columns: list[str]) -> dict[str, np.ndarray] | None:
     """For Fairgate's logistic-regression pipeline (one-hot and scaled inputs), the encoded columns
     each input becomes; None for any other model (its pushes are measured by swapping)."""
     import numpy as np
@@ -96,7 +142,7 @@ def _linear_blocks(model: Any, columns: list[str]) -> dict[str, Any] | None:
     ):
         return None
     pre = steps[0][1]
-    blocks: dict[str, Any] = {}
+    blocks: dict[str, np.ndarray] = {}
     for name, transformer, cols in pre.transformers_:
         if name == "remainder":
             continue
@@ -114,7 +160,7 @@ def _linear_blocks(model: Any, columns: list[str]) -> dict[str, Any] | None:
 
 
 def _linear_contributions(
-    model: Any, X: pd.DataFrame, typical: dict[str, Any], blocks: dict[str, Any]
+    model: Any, X: pd.DataFrame, typical: Reference, blocks: dict[str, np.ndarray]
 ) -> tuple[np.ndarray, pd.DataFrame]:
     """Exact pushes of a linear model: each input's coefficients times its encoded change from the typical
     record (what swapping the input to its typical value changes in the log-odds), from one transform."""
@@ -136,7 +182,7 @@ def _linear_contributions(
     return scores, pd.DataFrame({col: push[col] for col in X.columns if col in push})
 
 
-def contributions(model: Pipeline, records: pd.DataFrame, policy: Policy, reference: dict[str, Any]) -> pd.DataFrame:
+def contributions(model: Pipeline, records: pd.DataFrame, policy: Policy, reference: Reference) -> pd.DataFrame:
     """Each input column's push on each record's score, in log-odds.
 
     The push of column *j* is the record's log-odds minus the log-odds of the same record with
@@ -171,8 +217,8 @@ def describe(policy: Policy, col: str, value: Any, typical: Any, push: float) ->
 
 
 def reason_codes(
-    model: Pipeline, records: pd.DataFrame, policy: Policy, reference: dict[str, Any], *, top: int = 3
-) -> list[list[dict[str, Any]]]:
+    model: Pipeline, records: pd.DataFrame, policy: Policy, reference: Reference, *, top: int = 3
+) -> list[list[Reason]]:
     """For each record, up to ``top`` columns that pushed its score towards the decision it got.
 
     A favourable decision lists the largest positive pushes, an unfavourable one the largest
@@ -183,8 +229,8 @@ def reason_codes(
 
 
 def explained(
-    model: Pipeline, records: pd.DataFrame, policy: Policy, reference: dict[str, Any], *, top: int = 3
-) -> tuple[np.ndarray, np.ndarray, list[list[dict[str, Any]]]]:
+    model: Pipeline, records: pd.DataFrame, policy: Policy, reference: Reference, *, top: int = 3
+) -> tuple[np.ndarray, np.ndarray, list[list[Reason]]]:
     """Scores, 0/1 decisions at the policy's threshold, and :func:`reason_codes`, from one model call."""
     import numpy as np
 
@@ -197,7 +243,7 @@ def explained(
     raw = {c: records[c].to_numpy() for c in cols}
     out = []
     for i in range(len(values)):
-        reasons = []
+        reasons: list[Reason] = []
         for j in order[i]:
             if signed[i, j] <= 1e-9:
                 break
@@ -239,7 +285,7 @@ def rank_auc(y: np.ndarray, scores: np.ndarray) -> float:
 
 def importance(
     model: Pipeline, test: pd.DataFrame, policy: Policy, *, repeats: int = 5, min_rows: int = 50
-) -> dict[str, Any]:
+) -> Importance:
     """Permutation importance (drop in ROC AUC when one input column is shuffled) on held-out rows.
 
     Each column is shuffled across all test rows ``repeats`` times; every shuffled prediction is
@@ -263,7 +309,7 @@ def importance(
     y = labels(test, policy)
     measured_on = sampling.described(len(test), of, "test rows")
     masks = {"overall": np.ones(len(X), dtype=bool)}
-    skipped = {}
+    skipped: dict[str, str] = {}
     for attr in policy.protected_attributes:
         for code, side in ((0, "unprivileged"), (1, "privileged")):
             mask = codes[attr.column].to_numpy() == code
@@ -296,7 +342,7 @@ def importance(
             shuffled[col] = X[col].to_numpy()[rng.permutation(len(X))]
             for name, value in auc(model.predict_proba(shuffled)[:, 1]).items():
                 drops[name].setdefault(col, []).append(base[name] - value)
-    summary = {
+    summary: dict[str, dict[str, Spread]] = {
         name: {col: {"mean": float(np.mean(d)), "std": float(np.std(d))} for col, d in cols.items()}
         for name, cols in drops.items()
     }
@@ -344,7 +390,7 @@ def auc_interval(auc: float, positives: int, negatives: int, *, confidence: floa
     return [max(0.0, auc - half), min(1.0, auc + half)]
 
 
-def proxy_check(df: pd.DataFrame, policy: Policy, *, n_folds: int = 5) -> dict[str, Any]:
+def proxy_check(df: pd.DataFrame, policy: Policy, *, n_folds: int = 5) -> ProxyCheck:
     """Cross-validated ROC AUC of predicting each protected attribute from the model's inputs.
 
     Per input column, the classifier is a lookup table of the attribute's rate per value (numeric
@@ -380,7 +426,7 @@ def proxy_check(df: pd.DataFrame, policy: Policy, *, n_folds: int = 5) -> dict[s
         else:
             binned[col] = X[col]
     threshold = policy.bias.proxy_auc_warning
-    result: dict[str, Any] = {
+    result: ProxyCheck = {
         "threshold": threshold,
         "folds": n_folds,
         "attributes": {},

@@ -26,11 +26,11 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from fairgate.errors import RecourseError
 from fairgate.fairness.groups import cell_mask, comparisons, group_codes
-from fairgate.fairness.metrics import _z, newcombe_interval, wilson_interval
+from fairgate.fairness.metrics import Interval, _z, newcombe_interval, wilson_interval
 from fairgate.models.training import feature_frame, predict
 
 if TYPE_CHECKING:
@@ -43,6 +43,47 @@ if TYPE_CHECKING:
 MARGIN = 1e-7
 
 
+Setting = dict[str, float | str]  # new values of some inputs: a candidate change
+
+
+ChangeJSON = TypedDict("ChangeJSON", {"column": str, "from": Any, "to": Any, "cost": float})
+
+
+class RecourseJSON(TypedDict):
+    feasible: bool
+    method: str
+    cost: float | None
+    score: float | None
+    changes: list[ChangeJSON]
+    notes: list[str]
+
+
+class RecourseSide(TypedDict):
+    """One side of a comparison in the recourse audit."""
+
+    unfavourable: int
+    with_recourse: int
+    share: float | None
+    share_ci: list[float | None]
+    median_cost: float | None
+    median_cost_ci: list[float | None]
+
+
+class RecourseComparison(TypedDict):
+    unprivileged: RecourseSide
+    privileged: RecourseSide
+    share_gap: Interval | None
+    median_cost_gap: float | None
+
+
+class RecourseAudit(TypedDict):
+    """Recourse over a window of decisions (:func:`audit`): per comparison, the share with recourse and its cost."""
+
+    measured_on: str
+    comparisons: dict[str, RecourseComparison]
+    max_share_gap: float | None
+
+
 @dataclass(frozen=True)
 class Change:
     column: str
@@ -50,7 +91,7 @@ class Change:
     after: Any
     cost: float
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> ChangeJSON:
         return {
             "column": self.column,
             "from": _plain(self.before),
@@ -68,7 +109,7 @@ class Recourse:
     score: float | None = None
     notes: list[str] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> RecourseJSON:
         return {
             "feasible": self.feasible,
             "method": self.method,
@@ -174,14 +215,14 @@ def _category_options(row: pd.DataFrame, spec: dict[str, Actionable], policy: Po
     return out
 
 
-def _apply(row: pd.DataFrame, changes: dict[str, Any]) -> pd.DataFrame:
+def _apply(row: pd.DataFrame, changes: Setting) -> pd.DataFrame:
     out = row.copy()
     for col, value in changes.items():
         out[col] = [value]
     return out
 
 
-def _changes(row: pd.DataFrame, after: dict[str, Any], scale: dict[str, float], policy: Policy) -> list[Change]:
+def _changes(row: pd.DataFrame, after: Setting, scale: dict[str, float], policy: Policy) -> list[Change]:
     out = []
     for col, value in after.items():
         before = row[col].iloc[0]
@@ -198,7 +239,7 @@ def _linear(
 ) -> Recourse:
     target = _logit(policy.model.decision_threshold) + MARGIN
     numeric = [c for c in spec if c in policy.numeric]
-    best: tuple[float, dict[str, Any]] | None = None
+    best: tuple[float, Setting] | None = None
     for choice in itertools.product(*_category_options(row, spec, policy)):
         base = _apply(row, dict(choice))
         d0 = float(_decision_function(model, base, policy)[0])
@@ -314,7 +355,7 @@ def _grid(value: float, spec: Actionable, steps: int) -> list[float]:
 
 def candidates(
     row: pd.DataFrame, policy: Policy, spec: dict[str, Actionable], *, max_changed: int | None
-) -> list[dict[str, Any]]:
+) -> list[Setting]:
     """Every change of at most ``max_changed`` inputs (None: all) over the search grid."""
     steps = policy.recourse.search_steps
     values: dict[str, list[Any]] = {}
@@ -367,7 +408,7 @@ def _finish(
     model: Any,
     row: pd.DataFrame,
     policy: Policy,
-    best: tuple[float, dict[str, Any]] | None,
+    best: tuple[float, Setting] | None,
     scale: dict[str, float],
     *,
     method: str,
@@ -432,7 +473,7 @@ def audit(
     proxies: list[str],
     sample: int,
     seed: int,
-) -> dict[str, Any]:
+) -> RecourseAudit:
     """Recourse as a fairness measure over a window of decisions: per side of each comparison, the share
     of unfavourable decisions that have recourse within the bounds, and the median cost of those that do.
 
@@ -455,25 +496,27 @@ def audit(
             found = compute(model, {str(k): v for k, v in record.items()}, policy, scale=scale, proxies=proxies)
             feasible[i], cost[i] = found.feasible, found.cost if found.feasible else np.nan
     codes = group_codes(rows, policy)
-    out: dict[str, Any] = {}
+    out: dict[str, RecourseComparison] = {}
+
+    def side(cell: tuple[tuple[str, int], ...]) -> RecourseSide:
+        mask = cell_mask(codes, cell)
+        n, k = int(mask.sum()), int(feasible[mask].sum())
+        low, high = wilson_interval(k, n, policy.fairness.confidence_level) if n else (None, None)
+        costs = [float(c) for c in cost[mask & feasible]]
+        m_low, m_high = median_interval(costs, policy.fairness.confidence_level)
+        return {
+            "unfavourable": n,
+            "with_recourse": k,
+            "share": k / n if n else None,
+            "share_ci": [low, high],
+            "median_cost": float(np.median(costs)) if costs else None,
+            "median_cost_ci": [m_low, m_high],
+        }
+
     for comp in comparisons(policy):
-        sides: dict[str, dict[str, Any]] = {}
-        for side, cell in (("unprivileged", comp.unprivileged), ("privileged", comp.privileged)):
-            mask = cell_mask(codes, cell)
-            n, k = int(mask.sum()), int(feasible[mask].sum())
-            low, high = wilson_interval(k, n, policy.fairness.confidence_level) if n else (None, None)
-            costs = [float(c) for c in cost[mask & feasible]]
-            m_low, m_high = median_interval(costs, policy.fairness.confidence_level)
-            sides[side] = {
-                "unfavourable": n,
-                "with_recourse": k,
-                "share": k / n if n else None,
-                "share_ci": [low, high],
-                "median_cost": float(np.median(costs)) if costs else None,
-                "median_cost_ci": [m_low, m_high],
-            }
-        u, p = sides["unprivileged"], sides["privileged"]
-        gap = None
+        u, p = side(comp.unprivileged), side(comp.privileged)
+        gap: Interval | None = None
+        k_u, k_p = u["with_recourse"], p["with_recourse"]
         if u["unfavourable"] and p["unfavourable"]:
             g_low, g_high = newcombe_interval(
                 u["with_recourse"],
@@ -482,13 +525,13 @@ def audit(
                 p["unfavourable"],
                 policy.fairness.confidence_level,
             )
-            gap = {"value": u["share"] - p["share"], "ci_low": g_low, "ci_high": g_high}
+            gap = {"value": k_u / u["unfavourable"] - k_p / p["unfavourable"], "ci_low": g_low, "ci_high": g_high}
         cost_gap = (
             u["median_cost"] - p["median_cost"]
             if u["median_cost"] is not None and p["median_cost"] is not None
             else None
         )
-        out[comp.key] = {**sides, "share_gap": gap, "median_cost_gap": cost_gap}
+        out[comp.key] = {"unprivileged": u, "privileged": p, "share_gap": gap, "median_cost_gap": cost_gap}
     return {
         "measured_on": f"{len(rows)} of {len(unfavourable)} unfavourable decisions"
         + (" (a uniform sample)" if len(rows) < len(unfavourable) else ""),

@@ -16,7 +16,7 @@ Two checks, each a share of decisions with a Wilson interval, gated like any fai
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from fairgate.fairness.groups import is_numeric, privileged_codes
 from fairgate.fairness.metrics import wilson_interval
@@ -29,7 +29,45 @@ if TYPE_CHECKING:
     from fairgate.policy.schema import Policy
 
 
-def _share(hits: np.ndarray, confidence: float) -> dict[str, Any]:
+class Flips(TypedDict):
+    """How many of ``n`` decisions changed, as a share with its Wilson interval (None when ``n`` is 0)."""
+
+    n: int
+    changed: int
+    value: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+
+class Stability(TypedDict):
+    columns: list[str]
+    scale: float
+    repeats: int
+    overall: Flips
+    groups: dict[str, Flips]  # per group side, e.g. ``sex=privileged``
+    note: str | None
+
+
+class Counterfactual(TypedDict, total=False):
+    """One protected attribute's counterfactual check (``note`` alone when there was nothing to flip)."""
+
+    columns: list[str]
+    swapped: dict[str, dict[str, Any]]
+    overall: Flips
+    privileged: Flips
+    unprivileged: Flips
+    note: str | None
+
+
+class Robustness(TypedDict):
+    measured_on: str
+    stability: Stability
+    counterfactual: dict[str, Counterfactual]
+    max_flip_rate: float
+    max_counterfactual_rate: float
+
+
+def _share(hits: np.ndarray, confidence: float) -> Flips:
     n, k = int(hits.size), int(hits.sum())
     low, high = wilson_interval(k, n, confidence)
     return {
@@ -41,9 +79,7 @@ def _share(hits: np.ndarray, confidence: float) -> dict[str, Any]:
     }
 
 
-def stability(
-    model: Any, test: pd.DataFrame, policy: Policy, *, scale: float, repeats: int, seed: int
-) -> dict[str, Any]:
+def stability(model: Any, test: pd.DataFrame, policy: Policy, *, scale: float, repeats: int, seed: int) -> Stability:
     """Share of decisions that flip under noise on the numeric inputs, overall and per protected group."""
     import numpy as np
 
@@ -78,12 +114,12 @@ def _typical(values: pd.Series, numeric: bool) -> Any:
 
 def counterfactual(
     model: Any, test: pd.DataFrame, policy: Policy, *, proxies: dict[str, list[str]] | None = None
-) -> dict[str, Any]:
+) -> dict[str, Counterfactual]:
     """Per protected attribute: the share of decisions that change when each row's attribute (and its
     flagged proxies) takes the other group's typical value."""
 
     _, base = predict(model, test, policy)
-    out: dict[str, Any] = {}
+    out: dict[str, Counterfactual] = {}
     for attr in policy.protected_attributes:
         codes = privileged_codes(test, attr)
         if codes.min() == codes.max():
@@ -122,7 +158,7 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def measure(model: Any, test: pd.DataFrame, policy: Policy, *, proxies: dict[str, list[str]] | None) -> dict[str, Any]:
+def measure(model: Any, test: pd.DataFrame, policy: Policy, *, proxies: dict[str, list[str]] | None) -> Robustness:
     """Both checks with the policy's settings (``robustness`` section)."""
     settings = policy.robustness
     return {

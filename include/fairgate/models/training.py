@@ -57,6 +57,7 @@ TRUSTED_TYPES = [
     "fairgate.mitigation.fitted.RepairedInputs",
 ]
 SPLITS = ("train", "validation", "test")
+Reference = dict[str, float | str]  # a typical training record: per input, the median or the most common value
 
 
 def split_rows(df: pd.DataFrame, policy: Policy, strata: np.ndarray) -> np.ndarray:
@@ -263,9 +264,9 @@ def train_candidate(
     }
 
 
-def reference_record(df: pd.DataFrame, policy: Policy) -> dict[str, Any]:
+def reference_record(df: pd.DataFrame, policy: Policy) -> Reference:
     """A typical record of the training data: the median of each numeric column, the mode of each other."""
-    ref: dict[str, Any] = {}
+    ref: Reference = {}
     for col in policy.features:
         if col in policy.numeric:
             ref[col] = float(df[col].median())

@@ -9,22 +9,133 @@ was in production at the window's end, with the same evidence rules as the fairn
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from fairgate.fairness import estimation
 from fairgate.fairness.gate import judge_metric, short_groups
-from fairgate.fairness.groups import cell_mask, comparisons, group_codes
-from fairgate.fairness.metrics import measure, wilson_interval
+from fairgate.fairness.groups import Comparison, cell_mask, comparisons, group_codes
+from fairgate.fairness.metrics import GroupFigures, Interval, Sides, measure, wilson_interval
 from fairgate.monitoring.columns import LABEL_COLUMN
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+    from fairgate.governance.registry import Manifest
+    from fairgate.models.recourse import RecourseAudit
     from fairgate.policy.schema import Policy
+    from fairgate.stages.contracts import AuditStatus
 
 # Measurable from the decisions alone; the other metrics need outcomes.
 SELECTION_METRICS = ("disparate_impact", "statistical_parity_difference")
+OUTCOME_METRICS = (
+    "equal_opportunity_difference",
+    "average_odds_difference",
+    "false_positive_rate_difference",
+    "false_negative_rate_difference",
+)
+
+
+class WindowCounts(TypedDict):
+    all: Sides[dict[str, float | None]]  # every prediction: n and selected per side
+    labeled: Sides[dict[str, float | None]] | None  # the rows whose outcome arrived (None: none has)
+
+
+class WindowRates(TypedDict):
+    selection: dict[str, Interval]  # per side
+    outcome: Sides[dict[str, Interval]] | None
+
+
+class WindowFigures(TypedDict):
+    """One comparison's figures in an audit window: selection metrics always, outcome metrics once outcomes arrived."""
+
+    metrics: dict[str, Interval]
+    counts: WindowCounts
+    rates: WindowRates
+
+
+class VersionFigures(TypedDict):
+    """Rows and selection metrics of one model version that scored part of a window."""
+
+    rows: int
+    labeled_rows: int
+    selection_rate: float
+    fairness: dict[str, dict[str, Interval]]
+
+
+class AuditResult(TypedDict, total=False):
+    """A nightly audit as stored (``audits/model=…/date=…/audit.json``) and read by the report and the overview.
+
+    An audit of an empty window has only the identifying keys, ``status``, ``reasons`` and the
+    row counts; the SQL audit adds ``measured_in`` and ``not_measured``.
+    """
+
+    kind: str
+    run_id: str
+    date: str
+    model_name: str
+    window_days: list[str]
+    outcomes_fetched: list[str]
+    policy_sha256: str
+    code_version: str
+    status: AuditStatus
+    reasons: list[str]
+    insufficient: list[str]
+    rows: int
+    labeled_rows: int
+    model_versions: list[str]
+    judged_version: str
+    per_version: dict[str, VersionFigures]
+    selection_rate: float
+    accuracy: float | None
+    fairness: dict[str, WindowFigures]
+    drift: dict[str, float]
+    change_since_deployment: dict[str, dict[str, float]]
+    review_queue: dict[str, Any] | None
+    contests: dict[str, Any] | None
+    estimated_performance: dict[str, Sides[estimation.SideEstimate]] | None
+    recourse: RecourseAudit
+    measured_in: str
+    not_measured: list[str]
+    report: dict[str, str]
+
+
+def audited(audit: AuditResult, key: str, metric: str) -> float | None:
+    """The value of ``metric`` for comparison ``key`` in ``audit`` (None where it was not measured)."""
+    figures = (audit.get("fairness") or {}).get(key)
+    m = figures["metrics"].get(metric) if figures else None
+    return m["value"] if m else None
+
+
+def window_figures(
+    selection: dict[str, GroupFigures], outcome: dict[str, GroupFigures], comps: list[Comparison]
+) -> dict[str, WindowFigures]:
+    """Each comparison's window figures from :func:`~fairgate.fairness.metrics.measure` of every prediction
+    (``selection``) and of the rows with outcomes (``outcome``, empty when none arrived)."""
+    out: dict[str, WindowFigures] = {}
+    for comp in comps:
+        sel, got = selection[comp.key], outcome.get(comp.key)
+        metrics = {m: sel["metrics"][m] for m in SELECTION_METRICS}
+        if got:
+            metrics.update({m: got["metrics"][m] for m in OUTCOME_METRICS})
+        out[comp.key] = {
+            "metrics": metrics,
+            "counts": {
+                "all": {
+                    "unprivileged": {k: sel["counts"]["unprivileged"][k] for k in ("n", "selected")},
+                    "privileged": {k: sel["counts"]["privileged"][k] for k in ("n", "selected")},
+                },
+                "labeled": got["counts"] if got else None,
+            },
+            "rates": {
+                "selection": {
+                    "unprivileged": sel["rates"]["unprivileged"]["selection_rate"],
+                    "privileged": sel["rates"]["privileged"]["selection_rate"],
+                },
+                "outcome": got["rates"] if got else None,
+            },
+        }
+    return out
 
 
 def psi(expected: np.ndarray, actual: np.ndarray, *, eps: float = 1e-4) -> float:
@@ -63,11 +174,11 @@ def feature_psi(reference: pd.Series, current: pd.Series, *, numeric: bool, bins
     return psi(ref.reindex(cats, fill_value=0).to_numpy(), cur.reindex(cats, fill_value=0).to_numpy())
 
 
-def _per_version(df: pd.DataFrame, policy: Policy, versions: list[str]) -> dict[str, dict[str, Any]]:
+def _per_version(df: pd.DataFrame, policy: Policy, versions: list[str]) -> dict[str, VersionFigures]:
     """Rows and selection metrics of each model version that scored part of the window (not pooled)."""
     import numpy as np
 
-    out = {}
+    out: dict[str, VersionFigures] = {}
     for v in versions:
         part = df[df["model_version"] == v].reset_index(drop=True)
         pred = part["decision"].to_numpy(dtype=np.int8)
@@ -82,27 +193,25 @@ def _per_version(df: pd.DataFrame, policy: Policy, versions: list[str]) -> dict[
             "rows": len(part),
             "labeled_rows": int(part[LABEL_COLUMN].notna().sum()),
             "selection_rate": float(pred.mean()),
-            "fairness": {
-                k: {m: r["metrics"][m] for m in ("disparate_impact", "statistical_parity_difference")}
-                for k, r in measured.items()
-            },
+            "fairness": {k: {m: r["metrics"][m] for m in SELECTION_METRICS} for k, r in measured.items()},
         }
     return out
 
 
-def changes_since(fairness: dict[str, dict[str, Any]], manifest: dict[str, Any]) -> dict[str, dict[str, float]]:
+def changes_since(fairness: dict[str, WindowFigures], manifest: Manifest) -> dict[str, dict[str, float]]:
     """Each metric's change from the value the deployment's gate measured on the test split."""
     deployed = manifest.get("fairness") or {}
     changes: dict[str, dict[str, float]] = {}
     for key, res in fairness.items():
         for metric, m in res["metrics"].items():
-            before = (deployed.get(key) or {}).get(metric, {}).get("value")
-            if before is not None and m.get("value") is not None:
-                changes.setdefault(key, {})[metric] = round(m["value"] - before, 6)
+            at_gate = (deployed.get(key) or {}).get(metric)
+            before, now = (at_gate["value"] if at_gate else None), m["value"]
+            if before is not None and now is not None:
+                changes.setdefault(key, {})[metric] = round(now - before, 6)
     return changes
 
 
-def judge_fairness(fairness: dict[str, dict[str, Any]], policy: Policy) -> tuple[list[str], list[str]]:
+def judge_fairness(fairness: dict[str, WindowFigures], policy: Policy) -> tuple[list[str], list[str]]:
     """What is out of bounds (``reasons``) and what cannot be judged (``insufficient``) in a window's fairness.
 
     ``fairness`` maps each comparison to its ``metrics`` and ``counts`` (``all`` predictions,
@@ -136,8 +245,8 @@ def judge_fairness(fairness: dict[str, dict[str, Any]], policy: Policy) -> tuple
 
 
 def measure_window(
-    df: pd.DataFrame, versions: list[str], policy: Policy, *, manifest: dict[str, Any], training: pd.DataFrame | None
-) -> dict[str, Any]:
+    df: pd.DataFrame, versions: list[str], policy: Policy, *, manifest: Manifest, training: pd.DataFrame | None
+) -> AuditResult:
     """Fairness, drift and performance of a window of the prediction log, and its status.
 
     ``versions`` are ordered by the last day each scored (see
@@ -171,36 +280,7 @@ def measure_window(
         else {}
     )
 
-    fairness: dict[str, dict[str, Any]] = {}
-    for comp in comps:
-        sel, out = selection[comp.key], outcome.get(comp.key)
-        metrics = {m: sel["metrics"][m] for m in SELECTION_METRICS}
-        if out:
-            metrics.update(
-                {
-                    m: out["metrics"][m]
-                    for m in (
-                        "equal_opportunity_difference",
-                        "average_odds_difference",
-                        "false_positive_rate_difference",
-                        "false_negative_rate_difference",
-                    )
-                }
-            )
-        all_counts: dict[str, dict[str, float]] = {
-            side: {"n": sel["counts"][side]["n"], "selected": sel["counts"][side]["selected"]}
-            for side in ("unprivileged", "privileged")
-        }
-        labeled_counts: dict[str, dict[str, float]] | None = out["counts"] if out else None
-        counts = {"all": all_counts, "labeled": labeled_counts}
-        fairness[comp.key] = {
-            "metrics": metrics,
-            "counts": counts,
-            "rates": {
-                "selection": {s: sel["rates"][s]["selection_rate"] for s in sel["rates"]},
-                "outcome": out["rates"] if out else None,
-            },
-        }
+    fairness = window_figures(selection, outcome, comps)
     reasons, insufficient = judge_fairness(fairness, policy)
 
     snapshot = training
@@ -226,7 +306,7 @@ def measure_window(
 
     changes = changes_since(fairness, manifest)
 
-    status = "degraded" if reasons else "insufficient_evidence" if insufficient else "healthy"
+    status: AuditStatus = "degraded" if reasons else "insufficient_evidence" if insufficient else "healthy"
     labels_rows = int(labeled.sum())
     accuracy = (
         float((pred[labeled] == df.loc[labeled, LABEL_COLUMN].to_numpy(dtype=np.int8)).mean()) if labels_rows else None
@@ -263,7 +343,7 @@ def measure_window(
     }
 
 
-def with_recourse(result: dict[str, Any], recourse: dict[str, Any], policy: Policy) -> dict[str, Any]:
+def with_recourse(result: AuditResult, recourse: RecourseAudit, policy: Policy) -> AuditResult:
     """The audit ``result`` with its recourse figures, judged against ``recourse.max_share_gap`` when set:
     a difference between groups in the share of unfavourable decisions that have recourse, outside the
     bound, degrades the audit like any fairness metric."""
@@ -271,16 +351,16 @@ def with_recourse(result: dict[str, Any], recourse: dict[str, Any], policy: Poli
     reasons = list(result["reasons"])
     for key, comp in recourse["comparisons"].items():
         gap = comp["share_gap"]
-        if bound is not None and gap is not None and abs(gap["value"]) > bound:
+        if bound is not None and gap is not None and gap["value"] is not None and abs(gap["value"]) > bound:
             reasons.append(
                 f"{key}: recourse share gap={gap['value']:.4f} [{gap['ci_low']:.4f}, "
                 f"{gap['ci_high']:.4f}] vs |x| <= {bound:g}"
             )
-    status = "degraded" if reasons else result["status"]
+    status: AuditStatus = "degraded" if reasons else result["status"]
     return {**result, "recourse": recourse, "reasons": reasons, "status": status}
 
 
-def share(k: int, n: int, confidence: float) -> dict[str, Any]:
+def share(k: int, n: int, confidence: float) -> Interval:
     """``k`` of ``n`` as a share with its Wilson interval (all None when ``n`` is 0)."""
     low, high = wilson_interval(k, n, confidence) if n else (None, None)
     return {"value": k / n if n else None, "ci_low": low, "ci_high": high}

@@ -21,7 +21,7 @@ from __future__ import annotations
 import io
 import json
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from fairgate.data.simulation import day_batch
 from fairgate.data.sources import read_location, read_sql, to_parquet_bytes
@@ -29,7 +29,9 @@ from fairgate.errors import DataError, NotFoundError, NothingThere, StageError, 
 from fairgate.fairness.groups import labels
 from fairgate.governance import evidence, registry
 from fairgate.models import recourse
+from fairgate.models.explain import Reason
 from fairgate.monitoring import sql_audit
+from fairgate.monitoring.audit import AuditResult
 from fairgate.monitoring.columns import LABEL_COLUMN
 from fairgate.stages.contracts import Artifact
 from fairgate.storage.base import sha256_bytes
@@ -133,9 +135,21 @@ def write_day(
     return Artifact(key=written.key, uri=written.uri, sha256=written.sha256)
 
 
+class Prediction(TypedDict):
+    """One logged decision, found by its row key."""
+
+    row: str
+    date: str
+    model_version: str
+    score: float
+    decision: int
+    reasons: list[Reason]
+    inputs: dict[str, Any]  # the record's inputs and protected columns, as logged
+
+
 def find_prediction(
     store: ArtifactStore, policy: Policy, row: str, *, day: date | None = None, days: int = 90
-) -> dict[str, Any] | None:
+) -> Prediction | None:
     """The newest logged prediction for row key ``row`` (on ``day``, or in the last ``days`` partitions)."""
     import pandas as pd
 
@@ -207,7 +221,7 @@ def recourse_context(store: ArtifactStore, policy: Policy, version: str) -> tupl
     return model, scale, proxies
 
 
-def _training_split(store: ArtifactStore, policy: Policy, version: str, manifest: dict[str, Any]) -> pd.DataFrame:
+def _training_split(store: ArtifactStore, policy: Policy, version: str, manifest: registry.Manifest) -> pd.DataFrame:
     """The training-split rows of ``version``'s snapshot: the split is stored beside the snapshot."""
     import pandas as pd
 
@@ -230,7 +244,7 @@ def _training_split(store: ArtifactStore, policy: Policy, version: str, manifest
 
 def deployment_baseline(
     store: ArtifactStore, policy: Policy, version: str
-) -> tuple[dict[str, Any], pd.DataFrame | None]:
+) -> tuple[registry.Manifest, pd.DataFrame | None]:
     """The deployment manifest and the training snapshot it was built from (for drift baselines)."""
     manifest = registry.read_manifest(store, policy.model_name, version)
     key = manifest.get("data_key")
@@ -374,7 +388,18 @@ def _apply_cases(t: Any, row_key: str, day_cases: dict[str, tuple[str, int | Non
     )
 
 
-def save_audit(store: ArtifactStore, model: str, result: dict[str, Any], *, report_html: str) -> dict[str, Any]:
+class SavedAudit(TypedDict):
+    """Where :func:`save_audit` put the day's audit, and its evidence record's position."""
+
+    status: str
+    uri: str
+    report_uri: str
+    seq: int
+    result: Artifact
+    report: Artifact
+
+
+def save_audit(store: ArtifactStore, model: str, result: AuditResult, *, report_html: str) -> SavedAudit:
     """Replace the day's audit (idempotent per date) and append it to the model's evidence log."""
     prefix = audit_prefix(model, result["date"])
     page = store.put(f"{prefix}/report.html", report_html.encode())
@@ -403,7 +428,7 @@ def save_audit(store: ArtifactStore, model: str, result: dict[str, Any], *, repo
     }
 
 
-def audit_history(store: ArtifactStore, model: str, *, until: date, last: int = 30) -> list[dict[str, Any]]:
+def audit_history(store: ArtifactStore, model: str, *, until: date, last: int = 30) -> list[AuditResult]:
     """The model's stored audits up to ``until``, oldest first (one per date)."""
     keys = [
         k
@@ -413,7 +438,7 @@ def audit_history(store: ArtifactStore, model: str, *, until: date, last: int = 
     return [json.loads(store.get(k)) for k in keys[-last:]]  # read only the ones shown
 
 
-def audit_trend(store: ArtifactStore, model: str, result: dict[str, Any], *, last: int = 30) -> list[dict[str, Any]]:
+def audit_trend(store: ArtifactStore, model: str, result: AuditResult, *, last: int = 30) -> list[AuditResult]:
     """The audits a report of ``result`` shows: the stored ones before its date, then ``result`` itself.
 
     A re-run of an audit date replaces that date's stored audit, so it is left out of the history.

@@ -29,21 +29,16 @@ from fairgate.fairness import estimation
 from fairgate.fairness.estimation import BINS
 from fairgate.fairness.groups import comparisons
 from fairgate.fairness.metrics import measure
-from fairgate.monitoring.audit import SELECTION_METRICS, judge_fairness
+from fairgate.monitoring.audit import AuditResult, WindowFigures, judge_fairness, window_figures
 from fairgate.monitoring.columns import LABEL_COLUMN
 
 if TYPE_CHECKING:
     import pandas as pd
     import sqlalchemy
 
+    from fairgate.fairness.estimation import Calibration
     from fairgate.policy.schema import Policy
-
-OUTCOME = (
-    "equal_opportunity_difference",
-    "average_odds_difference",
-    "false_positive_rate_difference",
-    "false_negative_rate_difference",
-)
+    from fairgate.stages.contracts import AuditStatus
 
 
 def counts_query(
@@ -142,7 +137,7 @@ def _codes(counts: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     )
 
 
-def fairness_from_counts(counts: pd.DataFrame, policy: Policy) -> dict[str, dict[str, Any]]:
+def fairness_from_counts(counts: pd.DataFrame, policy: Policy) -> dict[str, WindowFigures]:
     """Each comparison's metrics (as the audit reports them) and counts, from :func:`window_counts`."""
     import numpy as np
 
@@ -176,29 +171,7 @@ def fairness_from_counts(counts: pd.DataFrame, policy: Policy) -> dict[str, dict
         if labeled.any()
         else {}
     )
-    out: dict[str, dict[str, Any]] = {}
-    for comp in comps:
-        metrics = {m: selection[comp.key]["metrics"][m] for m in SELECTION_METRICS}
-        if comp.key in outcome:
-            metrics.update({m: outcome[comp.key]["metrics"][m] for m in OUTCOME})
-        out[comp.key] = {
-            "metrics": metrics,
-            "counts": {
-                "all": {
-                    s: {
-                        "n": selection[comp.key]["counts"][s]["n"],
-                        "selected": selection[comp.key]["counts"][s]["selected"],
-                    }
-                    for s in ("unprivileged", "privileged")
-                },
-                "labeled": outcome[comp.key]["counts"] if comp.key in outcome else None,
-            },
-            "rates": {
-                "selection": {s: r["selection_rate"] for s, r in selection[comp.key]["rates"].items()},
-                "outcome": outcome[comp.key]["rates"] if comp.key in outcome else None,
-            },
-        }
-    return out
+    return window_figures(selection, outcome, comps)
 
 
 # --- the prediction log in a table, and the audit on it --------------------------------------------
@@ -276,8 +249,8 @@ def audit_window(
     policy: Policy,
     day: date,
     *,
-    calibration_of: Callable[[str], dict[str, Any] | None] = lambda version: None,
-) -> dict[str, Any] | None:
+    calibration_of: Callable[[str], Calibration | None] = lambda version: None,
+) -> AuditResult | None:
     """The audit's fairness, counts and status for the window ending ``day``, from ``audit.log_table``.
 
     The judged version is the one that scored the window's last scored day (as on the Parquet
@@ -324,7 +297,7 @@ def audit_window(
     n = counts["n"].to_numpy(dtype=float)
     labeled = counts["y"].notna().to_numpy()
     agree = (counts["d"] == counts["y"]).to_numpy() & labeled
-    status = "degraded" if reasons else "insufficient_evidence" if insufficient else "healthy"
+    status: AuditStatus = "degraded" if reasons else "insufficient_evidence" if insufficient else "healthy"
     estimated = None
     if scored:
         import numpy as np

@@ -11,8 +11,14 @@ import io
 import math
 from typing import TYPE_CHECKING, Any, TypeGuard
 
+from fairgate.monitoring.audit import audited
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+    from fairgate.governance.records import JSONObject
+    from fairgate.monitoring.audit import AuditResult
+    from fairgate.policy.schema import Threshold
 
 PRIVILEGED, UNPRIVILEGED, BAND = "#4c72b0", "#dd8452", "#55a868"
 
@@ -38,7 +44,7 @@ def _finite(x: Any) -> TypeGuard[float]:
     return isinstance(x, (int, float)) and math.isfinite(x)
 
 
-def base_rates(bias: dict[str, Any], mitigation: dict[str, Any] | None) -> bytes:
+def base_rates(bias: JSONObject, mitigation: JSONObject | None) -> bytes:
     """Favourable-label rate of each group in the training data, before and (if run) after reweighing."""
     comps = list((bias.get("comparisons") or {}).items())
     after = (mitigation or {}).get("after") or {}
@@ -60,7 +66,7 @@ def base_rates(bias: dict[str, Any], mitigation: dict[str, Any] | None) -> bytes
     return _png(fig)
 
 
-def fairness_intervals(fairness: dict[str, Any], thresholds: list[Any]) -> bytes:
+def fairness_intervals(fairness: dict[str, JSONObject], thresholds: list[Threshold]) -> bytes:
     """Each gated metric per comparison, its interval, and the policy's band of acceptable values."""
     keys = list(fairness)
     fig = _figure(3.3 * len(thresholds) + 1, 0.45 * len(keys) + 1.6)
@@ -169,7 +175,7 @@ def search_front(
     return _png(fig)
 
 
-def importance(result: dict[str, Any], top: int = 10) -> bytes:
+def importance(result: JSONObject, top: int = 10) -> bytes:
     """Permutation importance per input column: overall bars, with each group's value as a marker."""
     overall = result.get("overall") or {}
     cols = sorted(overall, key=lambda c: -overall[c]["mean"])[:top]
@@ -200,7 +206,7 @@ def importance(result: dict[str, Any], top: int = 10) -> bytes:
     return _png(fig)
 
 
-def audit_trend(history: list[dict[str, Any]], thresholds: list[Any] | None = None) -> bytes:
+def audit_trend(history: list[AuditResult], thresholds: list[Threshold] | None = None) -> bytes:
     """One panel per gated metric, one line per comparison across the audits in ``history`` (oldest first).
 
     The policy's band is shaded; the y-axis follows the data, so a wide band does not flatten the lines.
@@ -216,10 +222,7 @@ def audit_trend(history: list[dict[str, Any]], thresholds: list[Any] | None = No
     for ax, metric in zip(axes, metrics, strict=False):
         seen: list[float] = []
         for key in keys:
-            raw = [
-                (((h.get("fairness") or {}).get(key) or {}).get("metrics", {}).get(metric) or {}).get("value")
-                for h in history
-            ]
+            raw = [audited(h, key, metric) for h in history]
             values = [v if _finite(v) else math.nan for v in raw]
             seen += [v for v in values if not math.isnan(v)]
             ax.plot(range(len(dates)), values, marker="o", ms=3, label=_short([key])[0])

@@ -19,11 +19,12 @@ from __future__ import annotations
 import json
 import logging
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from fairgate.errors import ConflictError, NotFoundError, RegistryError, StoreConfigError, StoreError
 from fairgate.governance import evidence, registry
-from fairgate.governance.records import LifecycleRecord
+from fairgate.governance.records import JSONObject, LifecycleRecord
+from fairgate.monitoring.audit import AuditResult
 
 if TYPE_CHECKING:
     from fairgate.storage.base import ArtifactStore
@@ -41,7 +42,56 @@ def models(store: ArtifactStore) -> list[str]:
     return sorted(set(store.folders("registry/")) | set(evidence.models(store)))
 
 
-def _decision(seq: int, rec: LifecycleRecord) -> dict[str, Any]:
+class DecisionRow(TypedDict):
+    """One lifecycle run as the page lists it."""
+
+    seq: int
+    dag_id: str
+    run_id: str
+    decision: str
+    recorded_at: str | None
+    gate: str | None
+    reasons: list[str]
+
+
+class VersionRow(TypedDict):
+    """One registered version as the page lists it."""
+
+    version: str
+    registered_at: str | None
+    gate_outcome: str | None
+    approver: str | None
+    balanced_accuracy: float | None
+    run_id: str | None
+    dag_id: str | None
+
+
+class Index(TypedDict):
+    """``index/<model>/overview.json``: the page data derived from the evidence log up to entry ``seq``."""
+
+    seq: int
+    decisions: list[DecisionRow]  # newest first
+    audits: dict[str, AuditResult]  # by date; the summary keys only
+    versions: dict[str, VersionRow]  # by sha256
+
+
+class ModelOverview(TypedDict):
+    name: str
+    production: dict[str, Any] | None
+    versions: list[VersionRow]
+    decisions: list[DecisionRow]
+    audits: list[AuditResult]
+
+
+class Overview(TypedDict):
+    models: list[ModelOverview]
+
+
+def _empty() -> Index:
+    return {"seq": 0, "decisions": [], "audits": {}, "versions": {}}
+
+
+def _decision(seq: int, rec: LifecycleRecord) -> DecisionRow:
     return {
         "seq": seq,
         "dag_id": rec.dag_id,
@@ -53,16 +103,23 @@ def _decision(seq: int, rec: LifecycleRecord) -> dict[str, Any]:
     }
 
 
-def _audit(store: ArtifactStore, rec: dict[str, Any]) -> dict[str, Any]:
+def _audit(store: ArtifactStore, rec: JSONObject) -> AuditResult:
     """The audit's summary as stored in its audit.json (the record keeps only its status and reasons)."""
     try:
         full = json.loads(store.get(store.key_of(rec["audit_uri"])))
     except (NotFoundError, KeyError, ValueError):
         full = rec
-    return {k: full.get(k) for k in ("date", "status", "rows", "labeled_rows", "reasons", "fairness")}
+    return {
+        "date": full.get("date"),
+        "status": full.get("status"),
+        "rows": full.get("rows"),
+        "labeled_rows": full.get("labeled_rows"),
+        "reasons": full.get("reasons"),
+        "fairness": full.get("fairness"),
+    }
 
 
-def _version(manifest: dict[str, Any]) -> dict[str, Any]:
+def _version(manifest: registry.Manifest) -> VersionRow:
     return {
         "version": manifest["version"],
         "registered_at": manifest.get("registered_at"),
@@ -74,8 +131,8 @@ def _version(manifest: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _read_index(store: ArtifactStore, model: str) -> tuple[dict[str, Any], str | None]:
-    empty: dict[str, Any] = {"seq": 0, "decisions": [], "audits": {}, "versions": {}}
+def _read_index(store: ArtifactStore, model: str) -> tuple[Index, str | None]:
+    empty = _empty()
     try:
         data, etag = store.get_with_etag(index_key(model))
     except NotFoundError:
@@ -84,16 +141,18 @@ def _read_index(store: ArtifactStore, model: str) -> tuple[dict[str, Any], str |
         index = json.loads(data)
     except ValueError:
         return empty, etag  # corrupt: rebuilt, and written over by compare-and-swap
-    return (index if isinstance(index, dict) and not set(empty) - set(index) else empty), etag
+    if isinstance(index, dict) and not set(empty) - set(index):
+        return cast("Index", index), etag  # of the shape this module writes
+    return empty, etag
 
 
-def summary(store: ArtifactStore, model: str) -> dict[str, Any]:
+def summary(store: ArtifactStore, model: str) -> Index:
     """One model's page data (newest decisions first, audits by date, versions by sha256), brought up to date."""
 
     index, etag = _read_index(store, model)
     head = evidence.head(store, model)["seq"]
     if index["seq"] > head:  # a log that is shorter than the index: not the log it was built from
-        index = {"seq": 0, "decisions": [], "audits": {}, "versions": {}}
+        index = _empty()
     changed = index["seq"] < head
     for seq in range(index["seq"] + 1, head + 1):
         entry = evidence.entry(store, model, seq)
@@ -127,12 +186,12 @@ def summary(store: ArtifactStore, model: str) -> dict[str, Any]:
 
 def overview(
     store: ArtifactStore, *, today: date, decisions: int = 20, audits: int = 30, only: list[str] | None = None
-) -> dict[str, Any]:
+) -> Overview:
     """Per model (of ``only``, when given): the production version, every version, recent lifecycle
     decisions and audits."""
     from concurrent.futures import ThreadPoolExecutor
 
-    def one(name: str) -> dict[str, Any]:
+    def one(name: str) -> ModelOverview:
         pointer, _ = registry.read_pointer(store, name)
         index = summary(store, name)
         dated = [a for d, a in sorted(index["audits"].items()) if d <= today.isoformat()]

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 from urllib.parse import quote
 
-from fairgate.governance.records import LifecycleRecord
+from fairgate.fairness.estimation import SideEstimate
+from fairgate.fairness.metrics import Interval, Sides, both_sides
+from fairgate.governance.records import JSONObject, LifecycleRecord
+from fairgate.monitoring.audit import AuditResult, audited
 from fairgate.policy.schema import Policy
 from fairgate.reporting import charts
 from fairgate.reporting.pages import Image, fmt, markdown_to_html, render_html, render_markdown, section
 
 if TYPE_CHECKING:
     from fairgate.data.quality import QualityResult
+    from fairgate.reporting.overview import Overview
 
 METRIC_LABELS = {
     "disparate_impact": "DI",
@@ -29,11 +33,11 @@ METRIC_LABELS = {
 }
 
 
-def _interval(m: dict[str, Any]) -> str:
+def _interval(m: Interval | JSONObject) -> str:
     return f"{fmt(m.get('value'))} [{fmt(m.get('ci_low'))}, {fmt(m.get('ci_high'))}]"
 
 
-def fairness_rows(fairness: dict[str, Any] | None) -> list[list[str]]:
+def fairness_rows(fairness: JSONObject | None) -> list[list[str]]:
     """One row per comparison: group counts, then each metric with its interval."""
     rows = []
     for key, res in (fairness or {}).items():
@@ -45,7 +49,7 @@ def fairness_rows(fairness: dict[str, Any] | None) -> list[list[str]]:
     return rows
 
 
-def _worst(values: dict[str, dict[str, Any]], metric: str) -> float | None:
+def _worst(values: dict[str, JSONObject], metric: str) -> float | None:
     """The value of ``metric`` furthest from parity across comparisons (|log| for ratios)."""
     found = [
         float(x)
@@ -57,7 +61,7 @@ def _worst(values: dict[str, dict[str, Any]], metric: str) -> float | None:
     return max(found, key=lambda x: abs(math.log(x)) if metric == "disparate_impact" else abs(x))
 
 
-def comparison_rows(comparison: dict[str, Any] | None) -> list[list[str]]:
+def comparison_rows(comparison: JSONObject | None) -> list[list[str]]:
     """One row per model the run measured: candidate, unmitigated twin, production."""
     rows = []
     for name, pos in (comparison or {}).items():
@@ -75,7 +79,7 @@ def comparison_rows(comparison: dict[str, Any] | None) -> list[list[str]]:
     return rows
 
 
-def compared_with(comparison: dict[str, Any] | None) -> str | None:
+def compared_with(comparison: JSONObject | None) -> str | None:
     """The sentence that introduces the comparison table, naming only the models that were measured."""
     others = [
         {"unmitigated": "the same pipeline trained without mitigation", "production": "the model in production"}[name]
@@ -85,7 +89,7 @@ def compared_with(comparison: dict[str, Any] | None) -> str | None:
     return f"Compared with {' and with '.join(others)}:" if others else None
 
 
-def tradeoff_points(comparison: dict[str, Any] | None) -> dict[str, tuple[float | None, float | None]]:
+def tradeoff_points(comparison: JSONObject | None) -> dict[str, tuple[float | None, float | None]]:
     return {
         name: (_worst(pos.get("fairness") or {}, "disparate_impact"), pos.get("balanced_accuracy"))
         for name, pos in (comparison or {}).items()
@@ -95,11 +99,11 @@ def tradeoff_points(comparison: dict[str, Any] | None) -> dict[str, tuple[float 
 SEARCH_HEADER = ["candidate", "method", "status", "balanced accuracy", "worst DI", "band gap", "inside bands", "fit s"]
 
 
-def _worst_of(metrics: dict[str, Any] | None, metric: str) -> float | None:
+def _worst_of(metrics: JSONObject | None, metric: str) -> float | None:
     return _worst({k: {m: (v or {}).get("value") for m, v in r.items()} for k, r in (metrics or {}).items()}, metric)
 
 
-def search_rows(search: dict[str, Any] | None) -> list[list[str]]:
+def search_rows(search: JSONObject | None) -> list[list[str]]:
     """One row per candidate of the mitigation search, with its validation figures (failed ones too)."""
     rows = []
     for c in (search or {}).get("candidates", []):
@@ -121,7 +125,7 @@ def search_rows(search: dict[str, Any] | None) -> list[list[str]]:
     return rows
 
 
-def search_summary(search: dict[str, Any] | None) -> str | None:
+def search_summary(search: JSONObject | None) -> str | None:
     """One sentence: how many candidates, how many inside the bands on validation, which was chosen and why."""
     if not search:
         return None
@@ -136,7 +140,7 @@ def search_summary(search: dict[str, Any] | None) -> str | None:
     )
 
 
-def search_points(search: dict[str, Any] | None) -> list[tuple[str, float | None, float | None]]:
+def search_points(search: JSONObject | None) -> list[tuple[str, float | None, float | None]]:
     return [
         (
             c["id"],
@@ -151,7 +155,7 @@ def search_points(search: dict[str, Any] | None) -> list[tuple[str, float | None
 COMPARISON_HEADER = ["model", "accuracy", "balanced accuracy", "ROC AUC", "worst DI", "worst EOD"]
 
 
-def proxy_rows(proxies: dict[str, Any] | None, top: int = 3) -> list[list[str]]:
+def proxy_rows(proxies: JSONObject | None, top: int = 3) -> list[list[str]]:
     """Per protected attribute: AUC from all inputs together, the strongest single columns, flags."""
     rows = []
     for attr, res in ((proxies or {}).get("attributes") or {}).items():
@@ -177,7 +181,7 @@ def proxy_rows(proxies: dict[str, Any] | None, top: int = 3) -> list[list[str]]:
 PROXY_HEADER = ["protected attribute", "AUC, all inputs", "strongest single inputs (AUC [interval])", "flagged"]
 
 
-def importance_rows(result: dict[str, Any] | None, top: int = 5) -> list[list[str]]:
+def importance_rows(result: JSONObject | None, top: int = 5) -> list[list[str]]:
     overall = (result or {}).get("overall") or {}
     groups = (result or {}).get("by_group") or {}
     rows = []
@@ -190,24 +194,39 @@ FAIRNESS_HEADER = ["comparison", "n unpriv / priv", *METRIC_LABELS.values()]
 BIAS_HEADER = ["comparison", "n unpriv", "n priv", "base rate unpriv", "base rate priv", "DI", "DI after reweighing"]
 
 
-def approval(record: LifecycleRecord) -> dict[str, Any]:
+class Approval(TypedDict, total=False):
+    """Who approved the model and how, as the Approval sections of the card and the report show it."""
+
+    kind: str  # review, automatic or not_approved
+    choice: str | None
+    reviewer: str | None
+    responded_at: str | None
+    rationale: str | None
+    decision: str
+
+
+def approval(record: LifecycleRecord) -> Approval:
     """Who approved the model and how, for the Approval sections of the card and the report."""
     if record.review:
+        review = record.review
         return {
             "kind": "review",
-            **{k: record.review.get(k) for k in ("choice", "reviewer", "responded_at", "rationale")},
+            "choice": review.get("choice"),
+            "reviewer": review.get("reviewer"),
+            "responded_at": review.get("responded_at"),
+            "rationale": review.get("rationale"),
         }
     if record.decision == "deployed":
         return {"kind": "automatic"}
     return {"kind": "not_approved", "decision": record.decision}
 
 
-def _json(part: Any) -> dict[str, Any]:
+def _json(part: Any) -> JSONObject:
     """A typed section as the dict a template reads (``{}`` for a section the run did not reach)."""
     return part.to_json() if part is not None else {}
 
 
-def _importance_header(result: dict[str, Any]) -> list[str]:
+def _importance_header(result: JSONObject) -> list[str]:
     return ["input", "overall", *(result.get("by_group") or {})]
 
 
@@ -261,8 +280,22 @@ def model_card(record: LifecycleRecord, policy: Policy) -> str:
     )
 
 
-def _importance_sections(record: LifecycleRecord) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
+class ImportanceSection(TypedDict, total=False):
+    """One model's permutation importance as the run report shows it (or why it was skipped)."""
+
+    name: str
+    skipped: str | None
+    metric: str
+    repeats: int | None
+    rows: int | None
+    measured_on: str
+    header: list[str]
+    rows_: list[list[str]]
+    chart: Image
+
+
+def _importance_sections(record: LifecycleRecord) -> list[ImportanceSection]:
+    out: list[ImportanceSection] = []
     for name, result in (record.importance or {}).items():
         if not result.get("overall"):
             skipped = "; ".join(f"{k}: {v}" for k, v in (result.get("skipped") or {}).items())
@@ -368,7 +401,7 @@ def run_report(record: LifecycleRecord, policy: Policy) -> str:
 ROBUSTNESS_HEADER = ["check", "rows", "changed", "share [interval]", "note"]
 
 
-def robustness_rows(robustness: dict[str, Any] | None) -> list[list[str]]:
+def robustness_rows(robustness: JSONObject | None) -> list[list[str]]:
     """One row per group of the stability check and per attribute of the counterfactual check."""
     if not robustness:
         return []
@@ -414,7 +447,7 @@ def _v(x: Any) -> str:
     return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.3f}"
 
 
-def audit_report(result: dict[str, Any], history: list[dict[str, Any]], thresholds: list[Any] | None = None) -> str:
+def audit_report(result: AuditResult, history: list[AuditResult], thresholds: list[Any] | None = None) -> str:
     """HTML page: per-group rates with intervals, the trend of each metric (chart and table), the drift table."""
     metric_rows = []
     for key, res in (result.get("fairness") or {}).items():
@@ -434,7 +467,7 @@ def audit_report(result: dict[str, Any], history: list[dict[str, Any]], threshol
         [
             k,
             m,
-            *(_v(((h.get("fairness") or {}).get(k) or {}).get("metrics", {}).get(m, {}).get("value")) for h in history),
+            *(_v(audited(h, k, m)) for h in history),
         ]
         for k, m in trend_keys
     ]
@@ -465,10 +498,10 @@ def audit_report(result: dict[str, Any], history: list[dict[str, Any]], threshol
     )
 
 
-def _estimate_rows(estimated: dict[str, Any]) -> list[list[Any]]:
+def _estimate_rows(estimated: dict[str, Sides[SideEstimate]]) -> list[list[Any]]:
     rows = []
     for key, sides in estimated.items():
-        for side, e in sides.items():
+        for side, e in both_sides(sides):
             est, real = e.get("estimated") or {}, e.get("realised") or {}
             reliable = e.get("reliable")
             rows.append(
@@ -496,7 +529,7 @@ def _trend_png(history_json: str, thresholds: tuple[Any, ...]) -> bytes:
     return charts.audit_trend(json.loads(history_json), list(thresholds) or None)
 
 
-def overview_html(data: dict[str, Any], *, user: str, thresholds: dict[str, list[Any]] | None = None) -> str:
+def overview_html(data: Overview, *, user: str, thresholds: dict[str, list[Any]] | None = None) -> str:
     """The page itself; links are relative to the view's own URL. ``thresholds``: per model, for the trends."""
     import json
 

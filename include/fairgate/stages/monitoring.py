@@ -18,7 +18,7 @@ from fairgate.models import recourse
 from fairgate.models.training import reference_record
 from fairgate.monitoring import audit as measure
 from fairgate.monitoring import prediction_log, scoring, sql_audit
-from fairgate.monitoring.audit import changes_since
+from fairgate.monitoring.audit import AuditResult, changes_since
 from fairgate.monitoring.review_triggers import training_ranges
 from fairgate.reporting.report import audit_report
 from fairgate.stages.contracts import Audit
@@ -87,7 +87,7 @@ def score(store: ArtifactStore, policy: Policy, day: date, *, scenario: str | No
     return score_day(store, policy, day, prediction_log.incoming(policy, day, scenario=scenario))
 
 
-def audit_day(store: ArtifactStore, policy: Policy, day: date, *, run_id: str) -> dict[str, Any]:
+def audit_day(store: ArtifactStore, policy: Policy, day: date, *, run_id: str) -> AuditResult:
     """Measure the window ending ``day`` and classify it healthy / degraded / insufficient evidence."""
     fetched = prediction_log.fetch_outcomes(store, policy, day)
     if policy.audit.log_table:
@@ -101,7 +101,7 @@ def audit_day(store: ArtifactStore, policy: Policy, day: date, *, run_id: str) -
         label_lag_days=policy.audit.label_lag_days,
         case_outcomes=cases.outcomes_by_day(store, policy.model_name),
     )
-    base = {
+    base: AuditResult = {
         "kind": "audit",
         "run_id": run_id,
         "date": day.isoformat(),
@@ -120,7 +120,7 @@ def audit_day(store: ArtifactStore, policy: Policy, day: date, *, run_id: str) -
             "labeled_rows": 0,
         }
     manifest, snapshot = prediction_log.deployment_baseline(store, policy, versions[-1])
-    result = {**base, **measure.measure_window(df, versions, policy, manifest=manifest, training=snapshot)}
+    result: AuditResult = {**base, **measure.measure_window(df, versions, policy, manifest=manifest, training=snapshot)}
     if policy.recourse.actionable:
         judged = df[df["model_version"] == versions[-1]].reset_index(drop=True)
         try:
@@ -142,12 +142,10 @@ def audit_day(store: ArtifactStore, policy: Policy, day: date, *, run_id: str) -
     return result
 
 
-def _audit_in_sql(
-    store: ArtifactStore, policy: Policy, day: date, *, run_id: str, fetched: list[str]
-) -> dict[str, Any]:
+def _audit_in_sql(store: ArtifactStore, policy: Policy, day: date, *, run_id: str, fetched: list[str]) -> AuditResult:
     """:func:`audit_day` on ``audit.log_table``: fairness from one ``GROUP BY`` where the log is."""
 
-    base = {
+    base: AuditResult = {
         "kind": "audit",
         "run_id": run_id,
         "date": day.isoformat(),
