@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,16 @@ def test_nothing_is_published_beyond_localhost_and_nothing_starts_without_its_pa
     worker = services["airflow-worker"]
     mounts = [v if isinstance(v, str) else f"{v['source']}:{v['target']}" for v in worker["volumes"]]
     assert any(m.endswith("dags:/opt/fairgate/dags") or "/dags:/opt/fairgate/dags" in m for m in mounts), mounts
+
+
+def test_every_image_is_pinned_and_ours_carries_the_package_version():
+    """No ``:latest`` (nor an untagged image): an upgrade is a reviewed change, not whatever a pull finds."""
+    out = _config()
+    assert out.returncode == 0, out.stderr
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    for name, svc in yaml.safe_load(out.stdout)["services"].items():
+        image = svc["image"]
+        repo, _, tag = image.rpartition(":")
+        assert repo and tag and tag != "latest", f"{name}: {image}"
+        if repo == "fairgate-airflow":
+            assert tag == version, f"{name}: {image} is not the package version {version}"

@@ -21,7 +21,7 @@ import time
 import warnings
 from pathlib import Path
 
-from fairgate_dev.local import REPO, configure
+from fairgate_dev.local import REPO, configure, embedded_env, write_env
 
 BASE_DAG_ID = "fairgate_lifecycle"
 
@@ -32,8 +32,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--artifact-root", default=os.environ.get("FAIRGATE_ARTIFACT_ROOT") or str(REPO / ".artifacts"))
     args = parser.parse_args(argv)
     configure(args.airflow_home, args.artifact_root)
+    if not (Path(args.airflow_home) / "env").exists():  # `make airflow` writes its own (with sign-in); keep it
+        # the policy this demo ran is its command's own (FAIRGATE_POLICY=... make demo), not the home's
+        write_env(Path(args.airflow_home), embedded_env(with_policies=False), made_by="`make demo`")
     logging.basicConfig(level=logging.WARNING)
-    # Deprecation notices from Airflow's own dependencies; nothing a demo user can act on.
+    # Deprecation notices from Airflow's own dependencies; nothing a demo user can act on. Set after
+    # Airflow's configuration is imported: it puts "default" filters for its own modules in front.
+    import airflow.configuration  # noqa: F401
+
     warnings.filterwarnings("ignore", message=".*GitWildMatchPattern.*")
     warnings.filterwarnings("ignore", message=".*`httpx` with `starlette.testclient`.*")
 

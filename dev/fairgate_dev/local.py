@@ -10,6 +10,8 @@ import contextlib
 import functools
 import os
 import secrets
+import shlex
+import sys
 import threading
 import time
 from pathlib import Path
@@ -35,6 +37,10 @@ def configure(airflow_home: str | Path, artifact_root: str | Path | None = None)
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        # plugins/.airflowignore is one path; read as a regexp, it does not go through the glob reader,
+        # whose pattern class pathspec 1.x deprecates (the Task SDK's plugin loader reads it as a glob
+        # whatever the setting: see fairgate_dev.demo).
+        "AIRFLOW__CORE__DAG_IGNORE_FILE_SYNTAX": "regexp",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
@@ -47,6 +53,23 @@ def configure(airflow_home: str | Path, artifact_root: str | Path | None = None)
     os.environ.update(env)
     if artifact_root is not None:
         os.environ["FAIRGATE_ARTIFACT_ROOT"] = str(artifact_root)
+
+
+def embedded_env(*, with_policies: bool = True) -> dict[str, str]:
+    """The settings :func:`configure` made (and any the caller added): where Airflow and the store are,
+    and (``with_policies``) which policy files are in force."""
+    policies = () if with_policies else ("FAIRGATE_POLICY", "FAIRGATE_POLICIES")
+    return {k: v for k, v in os.environ.items() if k.startswith(("AIRFLOW", "FAIRGATE_", "GX_")) and k not in policies}
+
+
+def write_env(home: Path, env: dict[str, str], *, made_by: str = "`make airflow`") -> Path:
+    """``<home>/env``: the settings as ``export`` lines, plus the project's ``.venv/bin`` on PATH, so the
+    docs' ``airflow ...`` and ``fairgate ...`` commands of another shell use this home and store."""
+    lines = [f"export {k}={shlex.quote(v)}" for k, v in sorted(env.items())]
+    lines.append(f'export PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"')
+    path = home / "env"
+    path.write_text(f"# source this file: the settings of {made_by}'s Airflow\n" + "\n".join(lines) + "\n")
+    return path
 
 
 def _secret(home: Path) -> str:

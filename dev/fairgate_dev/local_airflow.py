@@ -16,14 +16,13 @@ import argparse
 import json
 import os
 import secrets
-import shlex
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from fairgate_dev.local import REPO, configure
+from fairgate_dev.local import REPO, configure, embedded_env, write_env
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
@@ -47,16 +46,7 @@ def settings(home: Path, artifact_root: str, *, port: int, user: str) -> dict[st
             "AIRFLOW__API__PORT": str(port),
         }
     )
-    return {k: v for k, v in os.environ.items() if k.startswith(("AIRFLOW", "FAIRGATE_", "GX_"))}
-
-
-def write_env(home: Path, env: dict[str, str]) -> Path:
-    """``<home>/env``: the settings as ``export`` lines, plus the project's ``.venv/bin`` on PATH."""
-    lines = [f"export {k}={shlex.quote(v)}" for k, v in sorted(env.items())]
-    lines.append(f'export PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"')
-    path = home / "env"
-    path.write_text("# source this file: the settings of `make airflow`'s Airflow\n" + "\n".join(lines) + "\n")
-    return path
+    return embedded_env()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -90,9 +90,9 @@ def write_feed(folder: str, first_day: str, days: int, rows_per_day: int = 600, 
 
 
 def main(argv: list[str]) -> int:
-    if not argv:
+    if not argv or (argv[0].startswith("-") and argv[0] != "--feed"):  # nothing, --help, or an unknown option
         print(__doc__)
-        return 2
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
     if argv[0] == "--feed":  # --feed FOLDER FIRST_DAY DAYS
         write_feed(argv[1], argv[2], int(argv[3]))
         print(f"Wrote {argv[3]} days of new applications under {argv[1]}.")

@@ -85,6 +85,10 @@ class RecourseError(InputError):
     """Recourse was asked for where it does not apply (a favourable decision, no actionable input)."""
 
 
+class RecourseOutOfTime(RecourseError):
+    """A recourse search passed the time it was given (a served request's budget)."""
+
+
 class RegistryError(InputError):
     """A registry operation was refused (unknown or unapproved version, corrupt manifest)."""
 

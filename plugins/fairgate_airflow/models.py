@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, get_args
 
-from fairgate.policy.catalog import ModelEntry, entries
+from fairgate.policy.catalog import ModelEntry, Refused, entries, scan
 from fairgate.policy.schema import Scenario
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG
 
-__all__ = ["SCENARIOS", "ModelEntry", "bind", "entries"]
+__all__ = ["SCENARIOS", "ModelEntry", "Refused", "bind", "entries", "scan"]
 
 # The simulated feed's scenarios (the schema's list), for the score DAG's param.
 SCENARIOS: tuple[str, ...] = get_args(Scenario)

@@ -204,9 +204,13 @@ def test_a_policies_folder_gives_each_model_its_own_dags(tmp_path, monkeypatch):
     (tmp_path / "broken.yaml").write_text("model_name: [not, a, name]")
     monkeypatch.setenv("FAIRGATE_POLICIES", str(tmp_path))
     bag = DagBag(dag_folder=str(REPO / "dags"))
-    assert bag.import_errors == {}  # the broken file is skipped (and logged), the others load
+    assert bag.import_errors == {}  # the broken file stands as its own DAG, the others load
     bases = ("fairgate_lifecycle", "fairgate_score", "fairgate_audit", "fairgate_rollback", "fairgate_contest")
+    refused = bag.dags.pop("fairgate_policy_refused__broken.yaml")
     assert sorted(bag.dags) == sorted(f"{b}__{m}" for b in bases for m in ("adult_income", "credit"))
+    assert "Refused policy file broken.yaml: Policy key 'model_name'" in refused.description
+    assert str(tmp_path / "broken.yaml") in refused.doc_md and refused.schedule is None
+    assert [t.task_id for t in refused.tasks] == ["policy_refused"] and "policy-refused" in refused.tags
     for dag_id, dag in bag.dags.items():
         model = dag_id.split("__")[1]
         files = {
@@ -263,3 +267,17 @@ def test_the_one_call_gives_every_task_the_settings_it_was_given(tmp_path, monke
             given = task.partial_kwargs if hasattr(task, "partial_kwargs") else vars(task)
             assert {k: given[k] for k in settings} == settings, (dag.dag_id, task.task_id)
             assert given["policy_file"] == str(policies / "credit.yaml")
+
+
+def test_a_run_of_a_refused_policy_files_dag_fails_once_saying_why(tmp_path, monkeypatch):
+    """The refused file's DAG, run: its one task fails without retries, with the file and the cause."""
+    from fairgate_dev.local import init_db, load_dag
+
+    (tmp_path / "bomb.yaml").write_text("a: &x [1]\nb: *x\n")
+    monkeypatch.setenv("FAIRGATE_POLICIES", str(tmp_path))
+    init_db()
+    dag = load_dag("fairgate_policy_refused__bomb.yaml")
+    assert "YAML aliases (*x) are not allowed" in dag.description
+    run = dag.test()
+    ti = run.get_task_instance("policy_refused")
+    assert run.state == "failed" and ti.state == "failed" and ti.try_number == 1

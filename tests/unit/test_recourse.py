@@ -443,3 +443,33 @@ def test_served_recourse_stops_at_its_time_budget_with_a_clear_refusal(credit, m
     monkeypatch.setattr(serving, "MAX_RECOURSE_SECONDS", -1)  # a budget already spent
     with pytest.raises(RequestError, match=r"Recourse for this request took over -1 s \(stopped at record 0 of 3\)"):
         serving._recourse(served, rows, decisions)
+
+
+def test_one_records_search_stops_at_its_deadline_between_model_calls(credit, monkeypatch):
+    """The budget is checked inside a record's search, not only between records: the bounded search
+    scores its candidate changes in chunks and stops before the chunk that starts past the deadline."""
+    from fairgate.errors import RecourseOutOfTime
+
+    policy = _policy(
+        credit,
+        {"income": {"direction": "increase", "max": 80000}, "loan_amount": {"direction": "decrease", "min": 500}},
+        search_steps=4,
+    )
+    tree, linear = _fitted(credit, policy, estimator="hist_gradient_boosting"), _fitted(credit, policy)
+    scale = _scale(credit["data"], policy.numeric)
+    record = _unfavourable(tree, policy, credit["data"], n=1).iloc[0].to_dict()
+    assert recourse.compute(tree, record, policy, scale=scale, deadline=None).method.startswith("bounded search")
+
+    clock = iter([0.0, 100.0])  # the first check is in time, the next (after one chunk) is not
+    monkeypatch.setattr(recourse, "SEARCH_CHUNK", 1)
+    monkeypatch.setattr(recourse.time, "monotonic", lambda: next(clock))
+    calls = []
+    score = recourse._score
+    monkeypatch.setattr(recourse, "_score", lambda *a: calls.append(len(a[1])) or score(*a))
+    with pytest.raises(RecourseOutOfTime, match="time budget"):
+        recourse.compute(tree, record, policy, scale=scale, deadline=50.0)
+    assert calls == [1, 1]  # the record's own score, then one chunk of one candidate: stopped mid-search
+    monkeypatch.setattr(recourse.time, "monotonic", lambda: 100.0)
+    linear_record = _unfavourable(linear, policy, credit["data"], n=1).iloc[0].to_dict()
+    with pytest.raises(RecourseOutOfTime):
+        recourse.compute(linear, linear_record, policy, scale=scale, deadline=50.0)

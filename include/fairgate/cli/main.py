@@ -30,6 +30,7 @@ from fairgate.models import recourse
 from fairgate.monitoring.prediction_log import find_prediction, recourse_context
 from fairgate.policy import authoring as policy_tools
 from fairgate.policy import catalog
+from fairgate.policy import editing as policy_editing
 from fairgate.policy import schema as policy_schema
 from fairgate.policy.loader import load_policy, parse_policy
 from fairgate.policy.schema import Policy
@@ -327,7 +328,7 @@ def cmd_explain(args: argparse.Namespace, store: ArtifactStore, model: str) -> i
 
 
 def cmd_policy(args: argparse.Namespace) -> int:
-    """``fairgate policy schema|check|init``: these need no store and no policy in force."""
+    """``fairgate policy schema|check|set|init``: these need no store and no policy in force."""
 
     if args.policy_command == "schema":
         text = policy_schema.defaults_table() if args.markdown else json.dumps(policy_schema.json_schema(), indent=2)
@@ -362,6 +363,16 @@ def cmd_policy(args: argparse.Namespace) -> int:
             )
         _out(args, payload, "\n".join(lines))
         return 0 if result.ok else 1
+    if args.policy_command == "set":
+        policy_editing.set_in_file(args.file, args.settings)
+        policy = load_policy(args.file)
+        keys = [s.partition("=")[0] for s in args.settings]
+        _out(
+            args,
+            {"file": args.file, "model": policy.model_name, "set": keys, "schema": "ok"},
+            f"{args.file}: set {', '.join(keys)}; the schema is satisfied (model {policy.model_name}).",
+        )
+        return 0
     # init: read the source the way a run will, then profile it
     protected = [policy_tools.parse_protected(p) for p in args.protected]
     if "://" not in args.source:  # a local path: written absolute, so runs from any directory find it
@@ -516,6 +527,11 @@ def build_parser() -> argparse.ArgumentParser:
     check = psub.add_parser("check", help="validate a policy file; with --data, against its data too")
     check.add_argument("file")
     check.add_argument("--data", action="store_true", help="read the source and check columns, values, group sizes")
+    set_ = psub.add_parser("set", help="set keys of a policy file (comments kept); refused unless the result is valid")
+    set_.add_argument("file")
+    set_.add_argument(
+        "settings", nargs="+", metavar="KEY=VALUE", help="dotted key and YAML value, e.g. audit.incoming=/data/feed"
+    )
     init = psub.add_parser("init", help="profile a data source and write a complete, commented policy")
     init.add_argument("--source", required=True, help="file, folder of date= partitions, or sql://<conn id>")
     init.add_argument("--query", help="SQL for a sql:// source")
@@ -533,7 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--model-name", required=True)
     init.add_argument("--row-key", help="unique row identifier (default: a unique *_id column, if any)")
     init.add_argument("--out", help="write here instead of printing")
-    for p in (schema, check, init):
+    for p in (schema, check, set_, init):
         p.add_argument("--json", action="store_true", help="machine-readable output (errors too)")
         p.set_defaults(fn=None)
     verify_bundle = sub.add_parser(

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fairgate.errors import InputError, RequestError, StageError
+from fairgate.errors import InputError, RecourseOutOfTime, RequestError, StageError
 from fairgate.governance import registry
 from fairgate.models import explain, recourse, training
 from fairgate.models.training import load_model_bytes, reference_record
@@ -232,8 +232,19 @@ def _recourse(served: Served, rows: pd.DataFrame, decisions: Any) -> list[str | 
                 f"{len(decisions)}); send fewer records with 'recourse'."
             )
         record = {str(k): v for k, v in rows.iloc[i][list(policy.features)].items()}
-        found = recourse.compute(
-            served.model, record, policy, scale=served.recourse["scale"], proxies=served.recourse["proxies"]
-        )
+        try:
+            found = recourse.compute(
+                served.model,
+                record,
+                policy,
+                scale=served.recourse["scale"],
+                proxies=served.recourse["proxies"],
+                deadline=deadline,
+            )
+        except RecourseOutOfTime:
+            raise RequestError(
+                f"Recourse for this request took over {MAX_RECOURSE_SECONDS} s (stopped inside record {i} of "
+                f"{len(decisions)}); send fewer records with 'recourse'."
+            ) from None
         said.append(recourse.sentence(found, policy))
     return said

@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from fairgate.errors import RecourseError
+from fairgate.errors import RecourseError, RecourseOutOfTime
 from fairgate.fairness.groups import cell_mask, comparisons, group_codes
 from fairgate.fairness.metrics import Interval, _z, newcombe_interval, wilson_interval
 from fairgate.models.training import feature_frame, predict
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
 
     from fairgate.policy.schema import Actionable, Policy
 
+
+SEARCH_CHUNK = 2_000  # candidate changes scored per model call in the bounded search
 
 # Aim this far (in log-odds) past the threshold, so a change that lands on it is not undone by rounding.
 MARGIN = 1e-7
@@ -181,9 +184,19 @@ def _decision_function(model: Any, rows: pd.DataFrame, policy: Policy) -> Any:
 
 
 def compute(
-    model: Any, record: dict[str, Any], policy: Policy, *, scale: dict[str, float], proxies: list[str] | None = None
+    model: Any,
+    record: dict[str, Any],
+    policy: Policy,
+    *,
+    scale: dict[str, float],
+    proxies: list[str] | None = None,
+    deadline: float | None = None,
 ) -> Recourse:
-    """The least-cost recourse for one record (a dict of its input columns) under ``model``."""
+    """The least-cost recourse for one record (a dict of its input columns) under ``model``.
+
+    ``deadline`` (a ``time.monotonic()`` instant): the search stops there with
+    :class:`RecourseOutOfTime`, checked between model calls, so one record cannot hold a request.
+    """
     import pandas as pd
 
     spec, notes = actionable(policy, proxies or [])
@@ -199,7 +212,11 @@ def compute(
             f"The decision is already favourable (score {score:.3f} >= threshold "
             f"{policy.model.decision_threshold:g}); recourse applies to unfavourable decisions."
         )
-    found = _linear(model, row, policy, spec, scale) if is_linear(model) else _search(model, row, policy, spec, scale)
+    found = (
+        _linear(model, row, policy, spec, scale, deadline=deadline)
+        if is_linear(model)
+        else _search(model, row, policy, spec, scale, deadline=deadline)
+    )
     found.notes = notes + found.notes
     return found
 
@@ -234,13 +251,25 @@ def _changes(row: pd.DataFrame, after: Setting, scale: dict[str, float], policy:
     return out
 
 
+def _in_time(deadline: float | None) -> None:
+    if deadline is not None and time.monotonic() > deadline:
+        raise RecourseOutOfTime("The recourse search ran out of its time budget before it was done.")
+
+
 def _linear(
-    model: Any, row: pd.DataFrame, policy: Policy, spec: dict[str, Actionable], scale: dict[str, float]
+    model: Any,
+    row: pd.DataFrame,
+    policy: Policy,
+    spec: dict[str, Actionable],
+    scale: dict[str, float],
+    *,
+    deadline: float | None = None,
 ) -> Recourse:
     target = _logit(policy.model.decision_threshold) + MARGIN
     numeric = [c for c in spec if c in policy.numeric]
     best: tuple[float, Setting] | None = None
     for choice in itertools.product(*_category_options(row, spec, policy)):
+        _in_time(deadline)
         base = _apply(row, dict(choice))
         d0 = float(_decision_function(model, base, policy)[0])
         cat_cost = sum(policy.recourse.categorical_cost for col, v in choice if v != row[col].iloc[0])
@@ -380,12 +409,18 @@ def _search(
     scale: dict[str, float],
     *,
     max_changed: int | None = 2,
+    deadline: float | None = None,
 ) -> Recourse:
+    import numpy as np
+
     options = candidates(row, policy, spec, max_changed=max_changed)
     if not options:
         return _finish(model, row, policy, None, scale, method="bounded search")
-    frames = pd_concat([_apply(row, o) for o in options])
-    favourable = _score(model, frames, policy) >= policy.model.decision_threshold
+    favourable = np.zeros(len(options), dtype=bool)
+    for start in range(0, len(options), SEARCH_CHUNK):  # the budget is checked between model calls
+        _in_time(deadline)
+        frames = pd_concat([_apply(row, o) for o in options[start : start + SEARCH_CHUNK]])
+        favourable[start : start + SEARCH_CHUNK] = _score(model, frames, policy) >= policy.model.decision_threshold
     best = None
     for option, ok in zip(options, favourable, strict=True):
         if ok:

@@ -9,4 +9,5 @@
 - :mod:`.estimators`: the scikit-learn estimators a policy may name (``classifier``);
 - :mod:`.catalog`: one policy file per model in ``FAIRGATE_POLICIES`` (``entries``, ``find``);
 - :mod:`.authoring`: ``starter_policy`` and ``check_against_data`` (``fairgate policy init|check``).
+- :mod:`.editing`: ``set_keys`` / ``set_in_file``: keys of a policy file changed, comments kept (``policy set``).
 """

@@ -58,10 +58,21 @@ def single_policy_path() -> Path:
     return Path(os.environ.get(POLICY_ENV) or DEFAULT_POLICY_PATH)
 
 
-def entries(*, strict: bool = False, folder: str | os.PathLike[str] | None = None) -> list[ModelEntry]:
-    """Every model of this deployment: the policy files of ``folder`` (default ``FAIRGATE_POLICIES``),
-    else the single policy. A file that cannot be read is skipped with an error in the log (so one
-    broken file does not take the other models' DAGs down), or raised with ``strict``."""
+@dataclass(frozen=True)
+class Refused:
+    """A policy file of the folder that gives no model: where it is and why (the message a run would give)."""
+
+    path: Path
+    reason: str
+
+
+def scan(
+    *, strict: bool = False, folder: str | os.PathLike[str] | None = None
+) -> tuple[list[ModelEntry], list[Refused]]:
+    """Every model of this deployment and every policy file refused: the files of ``folder`` (default
+    ``FAIRGATE_POLICIES``), else the single policy. A file that cannot be read is refused, not
+    raised (so one broken file does not take the other models' DAGs down), unless ``strict`` or it
+    is the single policy."""
     folder = str(folder) if folder is not None else os.environ.get(POLICIES_ENV)
     if not folder:
         files, single = [single_policy_path()], True
@@ -71,6 +82,7 @@ def entries(*, strict: bool = False, folder: str | os.PathLike[str] | None = Non
             raise CatalogError(f"{POLICIES_ENV}={folder} is not a folder of policy files.")
         files, single = sorted([*root.glob("*.yaml"), *root.glob("*.yml")]), False
     out: dict[str, ModelEntry] = {}
+    refused: list[Refused] = []
     for path in files:
         try:
             raw = read_policy_yaml(path.read_bytes(), source=path)  # bounded: one bad file cannot stall parsing
@@ -86,9 +98,15 @@ def entries(*, strict: bool = False, folder: str | os.PathLike[str] | None = Non
             if strict or single:
                 raise CatalogError(str(exc)) from None
             log.error("Skipping policy file %s: %s", path, exc)
+            refused.append(Refused(path=path, reason=str(exc)))
             continue
         out[name] = ModelEntry(name=name, path=path, single=single, schedule=schedule)
-    return list(out.values())
+    return list(out.values()), refused
+
+
+def entries(*, strict: bool = False, folder: str | os.PathLike[str] | None = None) -> list[ModelEntry]:
+    """The models of :func:`scan` (the refused files are logged and left out)."""
+    return scan(strict=strict, folder=folder)[0]
 
 
 def _schedule(given: dict[str, Any]) -> dict[str, str]:

@@ -8,7 +8,8 @@ from_policies("/opt/airflow/policies")  # one policy file per model; default: FA
 ```
 
 For each model: :mod:`.lifecycle` (``fairgate_lifecycle__<model>``), :mod:`.score`,
-:mod:`.audit`, :mod:`.rollback` and :mod:`.contest`. Without a folder (and without
+:mod:`.audit`, :mod:`.rollback` and :mod:`.contest`; for each policy file of the folder that
+gives no model, :mod:`.refused` (``fairgate_policy_refused__<file>``, saying why). Without a folder (and without
 ``FAIRGATE_POLICIES``) the single policy ``FAIRGATE_POLICY`` (default: the bundled Adult
 model) gets them, under the plain ids for the bundled model. Every DAG made in the call is
 registered with Airflow (they are made in ``with DAG(...)`` blocks) and also returned.
@@ -25,9 +26,10 @@ from typing import TYPE_CHECKING
 from fairgate_airflow.dags.audit import audit
 from fairgate_airflow.dags.contest import contest
 from fairgate_airflow.dags.lifecycle import lifecycle
+from fairgate_airflow.dags.refused import refused
 from fairgate_airflow.dags.rollback import rollback
 from fairgate_airflow.dags.score import score
-from fairgate_airflow.models import bind, entries
+from fairgate_airflow.models import bind, scan
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG
@@ -51,4 +53,7 @@ def from_policies(
     runs (``FAIRGATE_ARTIFACT_ROOT``, ``FAIRGATE_AWS_CONN_ID``, ``FAIRGATE_MLFLOW_CONN_ID``).
     """
     settings = {"artifact_root": artifact_root, "aws_conn_id": aws_conn_id, "mlflow_conn_id": mlflow_conn_id}
-    return [bind(build(model), model, **settings) for model in entries(folder=folder) for build in BUILDERS]
+    models, refusals = scan(folder=folder)
+    return [bind(build(model), model, **settings) for model in models for build in BUILDERS] + [
+        refused(refusal) for refusal in refusals
+    ]

@@ -6,7 +6,8 @@
 - :mod:`.scoring`: ``fairgate_score`` (``ScoreOperator``) and the review of a held or contested
   decision (``DecideContestOperator``, also ``fairgate_contest``'s);
 - :mod:`.audit`: ``fairgate_audit`` (audit, alert, retraining request);
-- :mod:`.rollback`: ``fairgate_rollback``; :mod:`.tracking`: ``track_mlflow`` of every DAG above.
+- :mod:`.rollback`: ``fairgate_rollback``; :mod:`.tracking`: ``track_mlflow`` of every DAG above;
+- :mod:`.refused`: the one task of a policy file's ``fairgate_policy_refused__<file>`` DAG.
 
 The DAG wires the data: each stage's input is a templated field holding an upstream task's
 ``.output`` (an ``XComArg``), e.g. ``TrainModelOperator(bias=check_bias.output)``, so no operator
@@ -33,6 +34,7 @@ from fairgate_airflow.operators.lifecycle import (
     TrainModelOperator,
     ValidateDataOperator,
 )
+from fairgate_airflow.operators.refused import PolicyRefusedOperator
 from fairgate_airflow.operators.rollback import RollbackOperator
 from fairgate_airflow.operators.scoring import DecideContestOperator, ScoreOperator
 from fairgate_airflow.operators.tracking import TrackMlflowOperator
@@ -49,6 +51,7 @@ __all__ = [
     "FitCandidateOperator",
     "HumanReviewOperator",
     "PlanSearchOperator",
+    "PolicyRefusedOperator",
     "RecordEvidenceOperator",
     "RecordFailureOperator",
     "RejectModelOperator",

@@ -107,6 +107,30 @@ class Stage(BaseOperator):
             interval_end=context.get("data_interval_end"),
         )
 
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        """Resolve the inputs, except those of stages a branch skipped: they become None without their XCom
+        being asked for (the Task SDK logs every XCom it cannot find as an error, though none is one here)."""
+        from airflow.sdk.definitions.xcom_arg import PlainXComArg
+
+        inputs = {f: getattr(self, f, None) for f in self.template_fields}
+        upstream = {
+            arg.operator.task_id
+            for value in inputs.values()
+            for arg in (value if isinstance(value, list) else [value])
+            if isinstance(arg, PlainXComArg)
+        }
+        if upstream:
+            dag_run = context["dag_run"]
+            states = context["ti"].get_task_states(dag_run.dag_id, task_ids=sorted(upstream), run_ids=[dag_run.run_id])
+            skipped = {t for t, state in (states.get(dag_run.run_id) or {}).items() if state == "skipped"}
+
+            def kept(arg: Any) -> Any:
+                return None if isinstance(arg, PlainXComArg) and arg.operator.task_id in skipped else arg
+
+            for name, value in inputs.items():
+                setattr(self, name, [kept(a) for a in value] if isinstance(value, list) else kept(value))
+        super().render_template_fields(context, jinja_env)
+
     def given(self, name: str, cls: Any, *, optional: bool = False) -> Any:
         """The input ``name`` as a typed result (``cls.from_json``), or the plain JSON value when ``cls`` is
         ``dict`` or ``list``; None for an optional input whose stage was skipped."""
@@ -119,8 +143,10 @@ class Stage(BaseOperator):
                 f"{task_id}: no {name!r} input (expected a {cls.__name__} result). This usually means the "
                 "upstream task did not run, or the DAG does not pass its .output to this operator."
             )
-        if cls in (dict, list):  # a plain JSON value (the search plan)
-            return cls(value)
+        if cls is list:  # a plain JSON list, or a mapped stage's results: read in one slice, not item by item
+            return list(value[:])
+        if cls is dict:  # a plain JSON value (the search plan)
+            return dict(value)
         return guarded(cls.from_json, value)
 
     def run(self, context: Context, fn: Callable[..., R], *inputs: Any, with_run: bool = True, **kw: Any) -> R:

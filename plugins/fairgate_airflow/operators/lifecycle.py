@@ -167,7 +167,7 @@ class SelectCandidateOperator(Stage, BaseOperator):
         from fairgate.stages.contracts import Bias, CandidateResult
 
         plan = list(self.given("plan", list))
-        results = [guarded(CandidateResult.from_json, c) for c in (self.candidates or [])]
+        results = [guarded(CandidateResult.from_json, c) for c in self.given("candidates", list, optional=True) or []]
         planned = {f"{p['candidate']['name']}.{p['candidate']['estimator']}" for p in plan}
         missing = sorted(planned - {r.id for r in results})
         if not plan or missing:
