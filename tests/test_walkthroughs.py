@@ -28,7 +28,8 @@ def shell_blocks(markdown: str) -> list[str]:
     return re.findall(r"```bash\n(.*?)```", markdown, flags=re.S)
 
 
-NOISE = re.compile(r"\[(error|warning)\s*\]|Traceback|^\S*(Error|Warning):", flags=re.M)
+# errors, tracebacks and Python warnings (a finding Fairgate logs as a warning, e.g. a proxy, is output)
+NOISE = re.compile(r"\[error\s*\]|Traceback|\[py\.warnings\]|^\S*(Error|Warning):", flags=re.M)
 
 
 def run_as_printed(folder: Path, script: str, *, timeout: int = 850) -> subprocess.CompletedProcess:
@@ -49,7 +50,7 @@ def run_as_printed(folder: Path, script: str, *, timeout: int = 850) -> subproce
     )
     assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-3000:])
     noise = [line for line in (done.stdout + done.stderr).splitlines() if NOISE.search(line)]
-    assert not noise, noise[:5]  # a walkthrough that works prints no error and no warning
+    assert not noise, noise[:5]  # a walkthrough that works prints no error and no Python warning
     return done
 
 

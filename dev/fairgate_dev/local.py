@@ -67,6 +67,9 @@ def write_env(home: Path, env: dict[str, str], *, made_by: str = "`make airflow`
     docs' ``airflow ...`` and ``fairgate ...`` commands of another shell use this home and store."""
     lines = [f"export {k}={shlex.quote(v)}" for k, v in sorted(env.items())]
     lines.append(f'export PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"')
+    # `airflow dags ...` warns that graph rendering needs graphviz, on every command; nothing here draws graphs
+    quiet = "ignore:Could not import graphviz:UserWarning"
+    lines.append(f'export PYTHONWARNINGS="{quiet}${{PYTHONWARNINGS:+,$PYTHONWARNINGS}}"')
     path = home / "env"
     path.write_text(f"# source this file: the settings of {made_by}'s Airflow\n" + "\n".join(lines) + "\n")
     return path

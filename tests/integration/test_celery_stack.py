@@ -163,7 +163,10 @@ def test_review_answered_through_the_rest_api(celery_stack):
     stack, store = celery_stack
     stack.wait_for_dags("fairgate_lifecycle")
     # A DI floor inside the sex DI's interval ([0.51, 0.66] on this data) makes the gate ask.
-    run_id = trigger(stack, {"threshold_overrides": {"disparate_impact_min": 0.57}})
+    run_id = trigger(
+        stack,
+        {"threshold_overrides": {"disparate_impact_min": 0.57}, "override_rationale": "to make the gate ask"},
+    )
 
     def waiting():
         ti = stack.api("GET", f"/dags/fairgate_lifecycle/dagRuns/{run_id}/taskInstances/human_review")

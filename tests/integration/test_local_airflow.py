@@ -109,7 +109,13 @@ def test_make_airflow_runs_a_review_answered_in_the_browser_by_the_signed_in_use
         run_id = api(
             "POST",
             "/dags/fairgate_lifecycle/dagRuns",
-            json={"logical_date": None, "conf": {"threshold_overrides": {"disparate_impact_min": 0.57}}},
+            json={
+                "logical_date": None,
+                "conf": {
+                    "threshold_overrides": {"disparate_impact_min": 0.57},
+                    "override_rationale": "A floor inside the interval, so that the gate asks a person.",
+                },
+            },
         )["dag_run_id"]
         ti = f"/dags/fairgate_lifecycle/dagRuns/{run_id}/taskInstances/human_review"
         _wait(lambda: api("GET", ti)["state"] == "awaiting_input", 900, "the review request", home / "components")
@@ -128,6 +134,10 @@ def test_make_airflow_runs_a_review_answered_in_the_browser_by_the_signed_in_use
         rec = evidence.find(LocalStore(store_root), "adult_income", run_id)["record"]
         assert (rec["decision"], rec["review"]["reviewer"]) == ("rejected", "reviewer")
         assert rec["review"]["rationale"] == "Interval too wide for women."
+        # the override is an exception on record: what, why, and the signed-in user who triggered the run
+        assert rec["overrides"]["overrides"] == {"disparate_impact_min": 0.57}
+        assert rec["overrides"]["rationale"].startswith("A floor inside the interval")
+        assert rec["overrides"]["requested_by"] == "reviewer"
 
         # the env file: the README's commands in another shell see this Airflow and this store
         def sourced(command: str) -> str:

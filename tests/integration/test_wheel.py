@@ -128,7 +128,7 @@ def test_the_wheel_is_an_airflow_provider_whose_one_line_dag_file_runs_two_model
     credit, _ = synthetic_credit_policy(tmp_path, 2000, seed=11)
     (policies / "credit.yaml").write_text(credit.read_text())
     (policies / "adult.yaml").write_text(yaml.safe_dump(default_policy_dict()))
-    (dags / "fairgate.py").write_text(ONE_LINE_DAG_FILE.format(folder=str(policies)))
+    (dags / "fairgate_dags.py").write_text(ONE_LINE_DAG_FILE.format(folder=str(policies)))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FAIRGATE_", "AIRFLOW_")) and k != "PYTHONPATH"}
     env |= {
         "AIRFLOW_HOME": str(tmp_path / "airflow"),
@@ -160,7 +160,7 @@ def test_the_wheel_is_an_airflow_provider_whose_one_line_dag_file_runs_two_model
     listed = {d["dag_id"]: d for d in as_json(airflow("dags", "list", "-o", "json"))}
     bases = ("fairgate_lifecycle", "fairgate_score", "fairgate_audit", "fairgate_rollback", "fairgate_contest")
     assert sorted(listed) == sorted(f"{b}__{m}" for b in bases for m in ("adult_income", "credit"))
-    assert {d["fileloc"] for d in listed.values()} == {str(dags / "fairgate.py")}
+    assert {d["fileloc"] for d in listed.values()} == {str(dags / "fairgate_dags.py")}
     assert [p["name"] for p in as_json(airflow("plugins", "-o", "json"))].count("fairgate") == 1
     provider = as_json(airflow("providers", "get", "fairgate", "-o", "json"))
     assert provider == [{"Provider": "fairgate", "Version": "0.1.0"}]

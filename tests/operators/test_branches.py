@@ -286,7 +286,27 @@ def test_manual_threshold_override_changes_the_route(store, write_policy, sample
     write_policy({"dataset.source": str(sample_csv()), "fairness.thresholds": loose, "fairness.min_positives": 3})
     ti = FakeTI()
     collected(ti, store)
-    assert _gate(ti, params={"threshold_overrides": {"disparate_impact_min": 0.99}}) == "reject_model"
+    assert (
+        _gate(
+            ti,
+            params={"threshold_overrides": {"disparate_impact_min": 0.99}, "override_rationale": "a stricter floor"},
+        )
+        == "reject_model"
+    )
+
+
+def test_an_override_without_a_rationale_or_against_the_policy_stops_the_run_at_its_first_task(
+    store, write_policy, sample_csv
+):
+    """No retries burnt and nothing written: the first task refuses, naming what is missing."""
+    write_policy({"dataset.source": str(sample_csv())})
+    asked = {"threshold_overrides": {"disparate_impact_min": 0.5}}
+    with pytest.raises(AirflowFailException, match="without a rationale"):
+        run(CollectDataOperator(task_id="collect_data"), FakeTI(), params=asked)
+    write_policy({"dataset.source": str(sample_csv()), "fairness.overrides": "forbidden"})
+    with pytest.raises(AirflowFailException, match="'fairness.overrides' is 'forbidden'"):
+        run(CollectDataOperator(task_id="collect_data"), FakeTI(), params={**asked, "override_rationale": "pilot"})
+    assert store.list("runs/") == []
 
 
 def test_gate_without_trained_model_says_what_is_missing(store, write_policy):

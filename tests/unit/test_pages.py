@@ -413,3 +413,38 @@ def test_datasheet_contest_body_and_annex_iv_are_inert_markdown():
     for md in (datasheet.markdown(sheet), cases.review_body(case, policy), annex_iv.markdown(mapping)):
         for renderer in (MarkdownIt("commonmark"), MarkdownIt("commonmark", {"html": False}).enable("table")):
             assert_inert(renderer.render(md))
+
+
+def test_a_threshold_override_is_recorded_with_its_reason_and_shown_on_the_card_the_report_and_the_request(tmp_path):
+    """On a policy that is not Adult's: the run's override, its rationale and who asked, in the evidence
+    record and, as one sentence naming the policy's own bound, on every page a person reads."""
+    from fairgate.reporting.report import model_card, review_body, run_report
+    from fairgate.stages.lifecycle import RunInfo, evidence_record
+    from fairgate.storage.local import LocalStore
+
+    policy = hostile_policy().with_threshold_overrides(
+        {"disparate_impact_min": 0.6}, rationale=f"pilot agreed with the regulator {EVIL}", by="ana"
+    )
+    record = evidence_record(
+        LocalStore(tmp_path), policy, RunInfo("fairgate_lifecycle__credit_risk", "r1"), decision="rejected"
+    )
+    assert record.overrides == {
+        "overrides": {"disparate_impact_min": 0.6},
+        "policy_thresholds": {"disparate_impact": {"kind": "ratio_band", "min": 0.8, "max": 1.25}},
+        "rationale": f"pilot agreed with the regulator {EVIL}",
+        "requested_by": "ana",
+    }
+    assert LifecycleRecord.from_json(record.to_json()) == record  # kept through the JSON round trip
+    expected = "Thresholds overridden for this run, an exception to the policy: disparate_impact min 0.6 (policy: 0.8)"
+    record = LifecycleRecord.from_json({**hostile_record(), "overrides": record.overrides})  # a whole run's record
+    card = model_card(record, policy)
+    in_markdown = expected.replace("_", "\\_")  # Markdown pages escape every value
+    assert in_markdown in card and "Requested by ana; rationale: pilot agreed with the regulator" in card
+    report = run_report(record, policy)
+    assert expected in report and "<script>" not in report
+    assert in_markdown in review_body(record, report_url="http://x/report", stored_uri="file:///r")
+    assert (
+        evidence_record(LocalStore(tmp_path), hostile_policy(), RunInfo("d", "r2"), decision="rejected").overrides
+        is None
+    )
+    assert "overridden" not in model_card(LifecycleRecord.from_json(hostile_record()), hostile_policy())

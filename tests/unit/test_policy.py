@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from tests.conftest import default_policy_dict
+from tests.conftest import default_policy_dict, edited
 
 from fairgate.errors import PolicyError
 from fairgate.policy.loader import load_policy, parse_policy
@@ -91,14 +91,36 @@ def test_missing_file_and_bad_yaml(tmp_path):
 
 def test_threshold_overrides_keep_kinds():
     p = load_policy()
-    q = p.with_threshold_overrides({"disparate_impact_min": 0.7, "equal_opportunity_difference_max": 0.2})
+    q = p.with_threshold_overrides(
+        {"disparate_impact_min": 0.7, "equal_opportunity_difference_max": 0.2}, rationale="pilot", by="ana"
+    )
     t = {t.metric: t for t in q.fairness.bounds}
     assert (t["disparate_impact"].min, t["disparate_impact"].max) == (0.7, 1.25)
     assert t["equal_opportunity_difference"].max == 0.2
     with pytest.raises(PolicyError, match="has no min"):
-        p.with_threshold_overrides({"equal_opportunity_difference_min": 0.0})
+        p.with_threshold_overrides({"equal_opportunity_difference_min": 0.0}, rationale="x")
     with pytest.raises(PolicyError, match="must be one of"):
-        p.with_threshold_overrides({"accuracy_min": 0.5})
+        p.with_threshold_overrides({"accuracy_min": 0.5}, rationale="x")
+    with pytest.raises(PolicyError, match="must be a finite number"):
+        p.with_threshold_overrides({"disparate_impact_min": float("nan")}, rationale="x")
+
+
+def test_a_threshold_override_is_an_exception_with_a_reason_on_record_or_forbidden():
+    p = load_policy()
+    assert p.override is None and p.with_threshold_overrides({}) is p  # no override: the policy as written
+    with pytest.raises(PolicyError, match=r"without a rationale.*'override_rationale'"):
+        p.with_threshold_overrides({"disparate_impact_min": 0.7}, rationale="   ", by="ana")
+    q = p.with_threshold_overrides({"disparate_impact_min": 0.7}, rationale=" regulator's pilot bound ", by="ana")
+    assert q.override is not None and q.override.model_dump() == {
+        "overrides": {"disparate_impact_min": 0.7},
+        "policy_thresholds": {k: v.model_dump(exclude_none=True) for k, v in p.fairness.thresholds.items()},
+        "rationale": "regulator's pilot bound",
+        "requested_by": "ana",
+    }
+    assert q.override.policy_thresholds["disparate_impact"]["min"] == 0.8  # what the file says, kept beside it
+    strict = edited(p, {"fairness.overrides": "forbidden"})
+    with pytest.raises(PolicyError, match=r"'fairness.overrides' is 'forbidden'"):
+        strict.with_threshold_overrides({"disparate_impact_min": 0.7}, rationale="pilot")
 
 
 def test_default_yaml_round_trips(tmp_path):

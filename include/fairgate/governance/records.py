@@ -145,6 +145,7 @@ class LifecycleRecord(_Part):
     recourse: JSONObject | None = None
     calibration: JSONObject | None = None
     review: JSONObject | None = None
+    overrides: JSONObject | None = None  # a manual run's threshold override: what, from what, why, by whom
     deployment: DeploymentRef | None = None
     report: Ref | None = None
     model_card: Ref | None = None

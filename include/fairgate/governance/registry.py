@@ -78,6 +78,7 @@ class Manifest(TypedDict, total=False):
     reference: dict[str, Any]  # the typical record, per input (reason codes start from it)
     calibration: Calibration | None
     recourse_cost_unit: dict[str, float] | None
+    threshold_overrides: dict[str, Any] | None  # a manual run's override of the gate thresholds, with its reason
 
 
 def _prefix(model: str) -> str:

@@ -194,6 +194,10 @@ def lifecycle_tags(entry: Entry, *, run_url: str | None) -> dict[str, str]:
         tags.update({"fairgate.model_sha256": rec.model.sha256, "fairgate.estimator": str(rec.model.estimator)})
     if rec.review:
         tags["fairgate.approver"] = str(rec.reviewer or "")
+    if rec.overrides:  # a manual run's exception to the policy's thresholds, on the run itself
+        tags["fairgate.threshold_overrides"] = json.dumps(rec.overrides.get("overrides"), sort_keys=True)
+        tags["fairgate.override_rationale"] = str(rec.overrides.get("rationale"))[:500]
+        tags["fairgate.override_requested_by"] = str(rec.overrides.get("requested_by") or "")
     if run_url:
         tags["fairgate.run_url"] = run_url
     return tags

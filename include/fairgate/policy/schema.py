@@ -301,6 +301,10 @@ class Fairness(_Section):
     )
     min_balanced_accuracy: Fraction = Field(0.6, description="performance floor")
     review_timeout_hours: NonNegative = Field(24.0, description="human review deadline (then Reject)")
+    overrides: Literal["allowed", "forbidden"] = Field(
+        "allowed",
+        description="a manual run's `threshold_overrides`: allowed with a rationale (recorded), or forbidden",
+    )
 
     @property
     def bounds(self) -> tuple[Threshold, ...]:
@@ -544,6 +548,17 @@ class Datasheet(_Section):
     maintenance: Answer = Field(None, description="updates, error reports and corrections")
 
 
+class ThresholdOverride(BaseModel):
+    """A run's exception to the policy's gate thresholds, as the evidence records it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    overrides: dict[str, float]  # ``<metric>_min`` / ``<metric>_max`` → the value the run used
+    policy_thresholds: dict[str, dict[str, Any]]  # the policy file's own thresholds, for comparison
+    rationale: str
+    requested_by: str | None  # the Airflow user who triggered the run (None: not known, e.g. airflow dags test)
+
+
 class Policy(_Section):
     model_name: Annotated[str, Field(pattern=f"^{MODEL_NAME}$")] = Field(
         description="the model's name: registry and store namespace, and the suffix of its DAG ids"
@@ -573,6 +588,12 @@ class Policy(_Section):
     _sha256: str = PrivateAttr("")
     _path: str = PrivateAttr("")
     _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _override: ThresholdOverride | None = PrivateAttr(None)  # set by with_threshold_overrides
+
+    @property
+    def override(self) -> ThresholdOverride | None:
+        """The run's threshold override (what changed, why, who asked), None when the policy's own apply."""
+        return self._override
 
     @property
     def sha256(self) -> str:
@@ -620,14 +641,33 @@ class Policy(_Section):
                 return p
         raise KeyError(column)
 
-    def with_threshold_overrides(self, overrides: dict[str, float]) -> Policy:
+    def with_threshold_overrides(
+        self, overrides: dict[str, float], *, rationale: str | None = None, by: str | None = None
+    ) -> Policy:
         """A copy with gate thresholds replaced, e.g. from a manual run's ``Param``s.
 
-        Keys are ``<metric>_min`` / ``<metric>_max``; values must keep each threshold's kind.
+        Keys are ``<metric>_min`` / ``<metric>_max``; values must keep each threshold's kind. An
+        override is an exception to the policy: refused when ``fairness.overrides`` is
+        ``forbidden`` or without a ``rationale``; the copy's :attr:`override` says what changed,
+        from what, why and at whose request (``by``: the user who triggered the run), for the
+        evidence record, the manifest, the model card and the report.
         """
         if not overrides:
             return self
+        if self.fairness.overrides == "forbidden":
+            raise PolicyError(
+                f"This run asks to override gate thresholds ({sorted(overrides)}), and policy key "
+                "'fairness.overrides' is 'forbidden': change the policy file instead (it is versioned)."
+            )
+        why = (rationale or "").strip()
+        if not why:
+            raise PolicyError(
+                f"This run overrides gate thresholds ({sorted(overrides)}) without a rationale: an override is an "
+                "exception to the policy and is recorded with its reason. Give it as the run's "
+                "'override_rationale' param, beside 'threshold_overrides'."
+            )
         specs = dict(self.fairness.thresholds)
+        before = {k: v.model_dump(exclude_none=True) for k, v in specs.items()}
         for key, value in overrides.items():
             metric, _, bound = key.rpartition("_")
             if metric not in specs or bound not in ("min", "max"):
@@ -635,9 +675,17 @@ class Policy(_Section):
                 raise PolicyError(f"Policy key 'override {key}' must be one of {allowed}. Got {key!r} instead.")
             if bound == "min" and specs[metric].kind != "ratio_band":
                 raise PolicyError(f"Override '{key}': {metric} is an abs_difference bound and has no min.")
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise PolicyError(f"Override '{key}' must be a finite number. Got {value!r}.")
             specs[metric] = specs[metric].model_copy(update={bound: float(value)})
         copy = self.model_copy(update={"fairness": self.fairness.model_copy(update={"thresholds": specs})})
         copy._sha256, copy._path, copy._raw = self._sha256, self._path, self._raw
+        copy._override = ThresholdOverride(
+            overrides={k: float(v) for k, v in sorted(overrides.items())},
+            policy_thresholds=before,
+            rationale=why[:2000],
+            requested_by=by,
+        )
         return copy
 
     @model_validator(mode="before")

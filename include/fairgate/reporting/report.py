@@ -203,10 +203,31 @@ class Approval(TypedDict, total=False):
     responded_at: str | None
     rationale: str | None
     decision: str
+    override: str | None  # the run's exception to the policy's thresholds, in one sentence
+
+
+def override_sentence(overrides: JSONObject | None) -> str | None:
+    """A run's threshold override in one sentence: what changed, from what, why and at whose request."""
+    if not overrides:
+        return None
+    before = overrides.get("policy_thresholds") or {}
+    changes = []
+    for key, value in (overrides.get("overrides") or {}).items():
+        metric, _, bound = key.rpartition("_")
+        was = (before.get(metric) or {}).get(bound)
+        changes.append(
+            f"{metric} {bound} {float(value):g} (policy: {f'{float(was):g}' if was is not None else 'none'})"
+        )
+    who = overrides.get("requested_by") or "a user the run does not name (not triggered by a signed-in user)"
+    return (
+        f"Thresholds overridden for this run, an exception to the policy: {'; '.join(changes)}. "
+        f"Requested by {who}; rationale: {overrides.get('rationale')}"
+    )
 
 
 def approval(record: LifecycleRecord) -> Approval:
     """Who approved the model and how, for the Approval sections of the card and the report."""
+    override = override_sentence(record.overrides)
     if record.review:
         review = record.review
         return {
@@ -215,10 +236,11 @@ def approval(record: LifecycleRecord) -> Approval:
             "reviewer": review.get("reviewer"),
             "responded_at": review.get("responded_at"),
             "rationale": review.get("rationale"),
+            "override": override,
         }
     if record.decision == "deployed":
-        return {"kind": "automatic"}
-    return {"kind": "not_approved", "decision": record.decision}
+        return {"kind": "automatic", "override": override}
+    return {"kind": "not_approved", "decision": record.decision, "override": override}
 
 
 def _json(part: Any) -> JSONObject:
@@ -440,6 +462,7 @@ def review_body(record: LifecycleRecord, *, report_url: str, stored_uri: str) ->
         report_url=report_url,
         stored_uri=stored_uri,
         gate_uri=record.gate.uri if record.gate else None,
+        override=override_sentence(record.overrides),
     )
 
 

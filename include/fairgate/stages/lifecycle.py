@@ -566,6 +566,8 @@ def deploy(
             "calibration": record.calibration,
             # What a numeric change costs in recourse (models.recourse.cost_unit), for the audit and serving.
             "recourse_cost_unit": read_json(store, gate.result, "gate result").get("recourse_cost_unit"),
+            # A manual run's exception to the policy's thresholds, with its reason and who asked for it.
+            "threshold_overrides": record.overrides,
         },
         card_md=model_card(record, policy),
     )
@@ -795,6 +797,7 @@ def evidence_record(
             thresholds=gate_full["thresholds"],
             measured_on=gate_full.get("measured_on"),
         ),
+        overrides=policy.override.model_dump() if policy.override else None,
         comparison=gate and gate_full["comparison"],
         importance=gate and gate_full["importance"],
         robustness=gate and gate_full.get("robustness"),

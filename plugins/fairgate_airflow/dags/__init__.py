@@ -1,7 +1,8 @@
 """Fairgate's DAGs, built for every model of a deployment: a team's DAG file is one call.
 
 ```python
-# dags/fairgate.py in your DAGs folder
+# fairgate_dags.py in your DAGs folder (not fairgate.py: the DAGs folder is on sys.path, and a
+# file of that name would shadow the fairgate package)
 from fairgate_airflow.dags import from_policies
 
 from_policies("/opt/airflow/policies")  # one policy file per model; default: FAIRGATE_POLICIES

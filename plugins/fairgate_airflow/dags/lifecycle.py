@@ -12,10 +12,13 @@ Runs on the policy's `schedule.lifecycle` (weekly by default), and whenever the 
 DAG requests retraining (its `fairgate_retraining_request` asset). One such DAG per model:
 each policy file of `FAIRGATE_POLICIES` gets `fairgate_lifecycle__<model>`; a single policy
 (`FAIRGATE_POLICY`, default the bundled one) runs as `fairgate_lifecycle`. Every stage is
-configured by the model's policy file; manual runs may
+configured by the model's policy file; a manual run may
 override the gate's thresholds with the `threshold_overrides` param, e.g.
-`{"disparate_impact_min": 0.75}`. A rejection is a normal, recorded outcome; a failed quality
-gate records its evidence and fails the run.
+`{"disparate_impact_min": 0.75}`, and must say why in `override_rationale` (unless the policy's
+`fairness.overrides` is `forbidden`): the override, its reason and the user who triggered the run
+are recorded in the evidence, the manifest, the model card and the report (forbidden: the run stops
+at its first task). A rejection is a normal, recorded outcome; a failed quality gate records its
+evidence and fails the run.
 """
 
 from __future__ import annotations
@@ -64,7 +67,14 @@ def lifecycle(model: ModelEntry) -> DAG:
         params={
             "threshold_overrides": Param(
                 {}, type="object", description='Gate thresholds for this run, e.g. {"disparate_impact_min": 0.75}'
-            )
+            ),
+            "override_rationale": Param(
+                "",
+                type="string",
+                maxLength=2000,
+                description="Why this run's thresholds differ from the policy's (required with threshold_overrides; "
+                "recorded in the evidence, the manifest and the model card)",
+            ),
         },
     ) as dag:
         # Each stage's input is an upstream stage's result (its .output): the data edges are the task edges.

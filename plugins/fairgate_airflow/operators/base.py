@@ -81,10 +81,15 @@ class Stage(BaseOperator):
         if self._policy is None:
             from fairgate.policy.loader import load_policy
 
-            overrides = (context.get("params") or {}).get("threshold_overrides") or {}
+            params = context.get("params") or {}
+            overrides = params.get("threshold_overrides") or {}
+            rationale, by = (
+                params.get("override_rationale"),
+                getattr(context.get("dag_run"), "triggering_user_name", None),
+            )
             self._policy = guarded(
                 lambda: load_policy(self.policy_file, check_estimator=self.checks_estimator).with_threshold_overrides(
-                    overrides
+                    overrides, rationale=rationale, by=by
                 )
             )
         return self._policy
