@@ -375,7 +375,9 @@ def register_version(
     )
     with tempfile.TemporaryDirectory() as tmp:
         files = serving.write_bundle(store, policy, version, Path(tmp) / "files", policy_file=_policy_file(store, rec))
-        with warnings.catch_warnings():  # MLflow suggests type hints and an input example; the checks are ours
+        # MLflow suggests type hints and an input example; the checks of the input are ours
+        # (fairgate.integrations.serving). Recorded, not shown: MLflow sets its own "once" filter inside.
+        with warnings.catch_warnings(record=True):
             warnings.simplefilter("ignore", UserWarning)
             mlflow_module.pyfunc.save_model(
                 path=str(Path(tmp) / "model"),
