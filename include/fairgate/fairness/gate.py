@@ -18,12 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
-from fairgate.fairness.metrics import both_sides
+from fairgate.fairness.metrics import GroupFigures, Sides, both_sides
 from fairgate.policy.schema import Threshold
 from fairgate.stages.contracts import Review
 
 if TYPE_CHECKING:
-    from fairgate.fairness.metrics import GroupFigures, Sides
     from fairgate.models.recourse import RecourseAudit
     from fairgate.models.robustness import Robustness
     from fairgate.policy.schema import Policy, Threshold
