@@ -205,6 +205,17 @@ def test_selection_with_nothing_inside_takes_the_closest_and_says_so():
     assert "flagged" in choice.note
 
 
+def test_selection_when_validation_cannot_judge_says_it_chose_by_accuracy():
+    """Every candidate's gap is infinite (a validation group short of evidence): the note does not claim
+    a closest candidate; it says validation cannot judge fairness and that balanced accuracy decided."""
+    rows = [_row("none", 0.71, math.inf), _row("rw", 0.74, math.inf), _row("eg", 0.69, math.inf)]
+    for rule in ("balanced_accuracy_within_bands", "closest_to_bands"):
+        choice = mitigation.select(rows, rule)
+        assert choice.candidate == "rw" and choice.within_bands == ()
+        assert "cannot judge fairness" in choice.note and "balanced accuracy alone" in choice.note
+        assert "closest" not in choice.note
+
+
 def test_closest_rule_prefers_the_smallest_gap_over_accuracy():
     rows = [_row("a", 0.80, 0.0), _row("b", 0.70, 0.0), _row("c", 0.95, 0.01)]
     assert mitigation.select(rows, "closest_to_bands").candidate == "a"

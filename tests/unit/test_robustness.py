@@ -29,6 +29,7 @@ def _policy(**robust):
             "model_name": "toy",
             "dataset": {
                 "source": "/nowhere.csv",
+                "row_key": "id",
                 "label": "y",
                 "favorable_label": 1,
                 "features": {"categorical": ["area"], "numeric": ["x"]},

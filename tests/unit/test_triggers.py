@@ -27,6 +27,7 @@ def _policy(**rules):
             "model_name": "toy",
             "dataset": {
                 "source": "/nowhere.csv",
+                "row_key": "id",
                 "label": "y",
                 "favorable_label": 1,
                 "features": {"categorical": ["area"], "numeric": ["x"]},

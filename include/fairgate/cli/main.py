@@ -352,17 +352,19 @@ def cmd_policy(args: argparse.Namespace) -> int:
         ]
         if args.data:
             lines += (
-                [f"  problem: {p}" for p in result.problems]
-                + [f"  cannot pass: {p}" for p in result.cannot_pass]
+                [f"  error: {p}" for p in result.problems]
+                + [f"  warning (cannot pass): {p}" for p in result.cannot_pass]
+                + [f"  warning: {w}" for w in result.warnings]
                 + [f"  {n}" for n in result.notes]
             )
+            warned = len(result.cannot_pass) + len(result.warnings)
             lines.append(
-                "The data fits the policy."
-                if result.ok
-                else f"{len(result.problems) + len(result.cannot_pass)} problem(s) with the data."
+                f"{len(result.problems)} error(s): a run would fail on this data."
+                if result.problems
+                else "The data fits the policy" + (f", with {warned} warning(s) above." if warned else ".")
             )
         _out(args, payload, "\n".join(lines))
-        return 0 if result.ok else 1
+        return result.exit_code  # 2: errors; warnings alone exit 0
     if args.policy_command == "set":
         policy_editing.set_in_file(args.file, args.settings)
         policy = load_policy(args.file)
@@ -398,7 +400,17 @@ def cmd_policy(args: argparse.Namespace) -> int:
         from pathlib import Path
 
         Path(args.out).write_text(text)
-        _out(args, {"written": args.out}, f"Wrote {args.out}; next: fairgate policy check {args.out} --data")
+        said = [line[2:] for line in text.splitlines() if line.startswith(("# Left out", "# Row key", "# No row key"))]
+        _out(
+            args,
+            {"written": args.out, "notes": said},
+            "\n".join(
+                [
+                    *(f"note: {line}" for line in said),
+                    f"Wrote {args.out}; next: fairgate policy check {args.out} --data",
+                ]
+            ),
+        )
     else:
         print(text, end="")
     return 0

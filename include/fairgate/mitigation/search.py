@@ -292,6 +292,15 @@ def select(results: list[dict[str, Any]], rule: str) -> Choice:
         return -math.inf if ba is None else float(ba)
 
     closest = min(fitted, key=lambda r: (r["band_gap"], -accuracy(r)))
+    if all(math.isinf(r["band_gap"]) for r in fitted):  # nothing to compare: say so, and what decided
+        return Choice(
+            closest["id"],
+            (),
+            rule,
+            "the validation split cannot judge fairness (a group is short of evidence or a metric has no "
+            "interval there, for every candidate): chosen by balanced accuracy alone (flagged); "
+            "`fairgate policy check --data` sizes the validation groups",
+        )
     if rule == "closest_to_bands":
         return Choice(closest["id"], inside, rule, "closest to the bands on the validation split")
     if inside:

@@ -6,17 +6,21 @@ input is immutable, and so are the protected attributes (the policy refuses them
 the proxy check flagged (left out here, with a note).
 
 Cost: a numeric change costs ``|Δ| / s`` where ``s`` is the input's standard deviation in the
-model's training rows; a category change costs ``recourse.categorical_cost``. The answer:
+model's training rows; a category change costs ``recourse.categorical_cost``. A numeric input with a
+``step`` changes by a whole number of steps and stays within its bounds. The answer:
 
 - **linear models** (a pipeline ending in a logistic regression): *exact*. The decision function
   moves by a fixed slope per unit of each numeric input, so for each choice of category changes
-  the cheapest numeric change is the fractional knapsack: spend on the input with the largest
-  slope per unit cost first, up to its bound, then the next. Every combination of category
-  changes is tried. A change is rounded up to its ``step`` (which can only raise the decision
-  function), and the result is checked with the model itself.
-- **other models**: a bounded search over ``search_steps`` values per numeric input (and every
-  allowed category), changing one or two inputs at a time; the cheapest change that the model
-  decides favourably. Its optimality gap against the full grid is measured in the tests.
+  the cheapest numeric change is a small covering knapsack (:func:`least_cost`): without steps
+  the fractional knapsack (the input with the largest slope per unit cost first, up to its bound)
+  is optimal; with steps it is an integer program, solved exactly by HiGHS through
+  ``scipy.optimize.milp`` whenever the fractional answer is not already in whole steps. Every
+  combination of category changes is tried, and the result is checked with the model itself.
+- **other models**: the grid of ``search_steps`` values per numeric input (each way, within its
+  bounds, in whole steps) and every allowed category. When the whole grid has at most
+  ``EXHAUSTIVE_LIMIT`` changes it is searched exhaustively: the cheapest favourable change *on that
+  grid*. A larger grid is searched one or two inputs at a time, and the method says it is not
+  proven least cost.
 
 No change within the bounds is a valid answer (``feasible: False``) and is said so.
 """
@@ -40,10 +44,12 @@ if TYPE_CHECKING:
     from fairgate.policy.schema import Actionable, Policy
 
 
-SEARCH_CHUNK = 2_000  # candidate changes scored per model call in the bounded search
+SEARCH_CHUNK = 2_000  # candidate changes scored per model call in the grid search
+EXHAUSTIVE_LIMIT = 50_000  # a non-linear model's whole grid is searched when it has at most this many changes
 
-# Aim this far (in log-odds) past the threshold, so a change that lands on it is not undone by rounding.
-MARGIN = 1e-7
+# Aim this far (in log-odds) past the threshold, so a change that lands on it is not undone by the
+# integer program's tolerance (HiGHS's primal feasibility tolerance is 1e-7) or by rounding.
+MARGIN = 1e-6
 
 
 Setting = dict[str, float | str]  # new values of some inputs: a candidate change
@@ -256,6 +262,90 @@ def _in_time(deadline: float | None) -> None:
         raise RecourseOutOfTime("The recourse search ran out of its time budget before it was done.")
 
 
+@dataclass(frozen=True)
+class Lever:
+    """One numeric input as :func:`least_cost` sees it: a unit of it (one ``step``, or 1.0 without a
+    step) moved in its helpful direction raises the decision function by ``gain`` (> 0) and costs
+    ``cost``; at most ``units`` of it fit within its bounds (``inf`` without one); ``whole``: the
+    units are whole numbers (the input has a step)."""
+
+    column: str
+    gain: float
+    cost: float
+    units: float
+    whole: bool
+
+
+def _levers(
+    x: dict[str, float], slopes: dict[str, float], spec: dict[str, Actionable], scale: dict[str, float]
+) -> list[Lever]:
+    """The numeric inputs that can raise the decision function from ``x``, as levers."""
+    out = []
+    for c, slope in slopes.items():
+        down, up = _numeric_range(x[c], spec[c])
+        reach = up if slope > 0 else down
+        step = spec[c].step
+        units = math.floor(reach / step + 1e-9) if step and math.isfinite(reach) else reach
+        if abs(slope) > 1e-12 and units > 0:
+            unit = float(step or 1.0)
+            out.append(Lever(c, abs(slope) * unit, unit / scale[c], float(units), bool(step)))
+    return out
+
+
+def _fractional(need: float, levers: list[Lever]) -> list[float] | None:
+    """The fractional knapsack: the levers with the most gain per unit of cost first, each up to its bound.
+    Optimal when units need not be whole; with whole units it is the integer program's lower bound."""
+    units = [0.0] * len(levers)
+    for i in sorted(range(len(levers)), key=lambda i: levers[i].gain / levers[i].cost, reverse=True):
+        if need <= 0:
+            break
+        units[i] = min(need / levers[i].gain, levers[i].units)
+        need -= units[i] * levers[i].gain
+    return units if need <= 1e-12 * max(1.0, abs(need)) else None
+
+
+def least_cost(need: float, levers: list[Lever]) -> list[float] | None:
+    """Units of each lever that raise the decision function by at least ``need`` at the least total cost,
+    or None when even every lever at its bound falls short. Exact: the fractional knapsack when its
+    answer is in whole units where it must be, else the mixed-integer program
+
+        minimise  sum(cost_i * u_i)  subject to  sum(gain_i * u_i) >= need,  0 <= u_i <= units_i,
+                  u_i whole for the levers with a step,
+
+    solved to a zero optimality gap by HiGHS (``scipy.optimize.milp``).
+    """
+    if need <= 0:
+        return [0.0] * len(levers)
+    relaxed = _fractional(need, levers)
+    if relaxed is None:
+        return None
+    if all(not lever.whole or abs(u - round(u)) < 1e-9 for u, lever in zip(relaxed, levers, strict=True)):
+        return [float(round(u)) if lever.whole else u for u, lever in zip(relaxed, levers, strict=True)]
+    import numpy as np
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    found = milp(
+        c=np.array([lever.cost for lever in levers]),
+        constraints=LinearConstraint(np.array([[lever.gain for lever in levers]]), lb=need, ub=np.inf),
+        integrality=np.array([int(lever.whole) for lever in levers]),
+        bounds=Bounds(np.zeros(len(levers)), np.array([lever.units for lever in levers])),
+        options={"mip_rel_gap": 0.0},
+    )
+    if found.status != 0 or found.x is None:  # 2: infeasible in whole units
+        return None
+    return [float(round(u)) if lever.whole else max(0.0, float(u)) for u, lever in zip(found.x, levers, strict=True)]
+
+
+def _slopes(model: Any, base: pd.DataFrame, policy: Policy, numeric: list[str]) -> dict[str, float]:
+    """The decision function's slope per unit of each numeric input at ``base`` (one row; exact for a
+    linear model, where it is the same at every row)."""
+    if not numeric:
+        return {}
+    d0 = float(_decision_function(model, base, policy)[0])
+    moved = pd_concat([_apply(base, {c: float(base[c].iloc[0]) + 1.0}) for c in numeric])
+    return {c: float(d) - d0 for c, d in zip(numeric, _decision_function(model, moved, policy), strict=True)}
+
+
 def _linear(
     model: Any,
     row: pd.DataFrame,
@@ -273,33 +363,21 @@ def _linear(
         base = _apply(row, dict(choice))
         d0 = float(_decision_function(model, base, policy)[0])
         cat_cost = sum(policy.recourse.categorical_cost for col, v in choice if v != row[col].iloc[0])
-        # The slope of the decision function per unit of each numeric input (exact: the model is linear).
-        slopes = (
-            (
-                _decision_function(
-                    model, pd_concat([_apply(base, {c: float(base[c].iloc[0]) + 1.0}) for c in numeric]), policy
+        slopes = _slopes(model, base, policy, numeric)
+        x = {c: float(base[c].iloc[0]) for c in numeric}
+        levers = _levers(x, slopes, spec, scale)
+        units = least_cost(target - d0, levers)
+        if units is None:
+            continue
+        after: Setting = dict(choice)
+        cost = cat_cost
+        for lever, u in zip(levers, units, strict=True):
+            if u > 0:
+                after[lever.column] = x[lever.column] + math.copysign(
+                    u * (spec[lever.column].step or 1.0), slopes[lever.column]
                 )
-                - d0
-            )
-            if numeric
-            else []
-        )
-        need, cost, after = target - d0, cat_cost, dict(choice)
-        options = []
-        for c, slope in zip(numeric, slopes, strict=True):
-            down, up = _numeric_range(float(base[c].iloc[0]), spec[c])
-            reach = up if slope > 0 else down
-            if abs(slope) > 1e-12 and reach > 0:
-                options.append((abs(slope) * scale[c], c, float(slope), reach))
-        for _, c, slope, reach in sorted(options, reverse=True):  # the most decision per unit cost first
-            if need <= 1e-12:
-                break
-            delta = min(need / abs(slope), reach)
-            delta = min(_round_away(delta, spec[c].step), reach) if spec[c].step else delta
-            after[c] = float(base[c].iloc[0]) + math.copysign(delta, slope)
-            need -= abs(slope) * delta
-            cost += delta / scale[c]
-        if need <= 1e-9 and (best is None or cost < best[0]):
+                cost += u * lever.cost
+        if best is None or cost < best[0]:
             best = (cost, after)
     return _finish(model, row, policy, best, scale, method="exact (linear model)")
 
@@ -309,9 +387,11 @@ def linear_batch(
 ) -> tuple[Any, Any]:
     """:func:`compute` for many rows of a linear model at once: whether each has recourse, and its cost.
 
-    The same algorithm, vectorised: a numeric input's slope is the same for every row, and each
-    category value shifts each row's decision function by what one model call on all rows says.
-    The cheapest change is checked with the model, one call per category choice.
+    The same answer, vectorised where it can be: a numeric input's slope is the same for every row,
+    each category value shifts each row's decision function by what one model call on all rows says,
+    and the fractional knapsack runs on all rows at once. The rows whose fractional answer is not in
+    whole steps get the integer program one by one (:func:`least_cost`). The cheapest change is
+    checked with the model, one call per category choice.
     """
     import numpy as np
 
@@ -337,22 +417,38 @@ def linear_batch(
                 moved = changed[col].to_numpy() != value
                 changed[col] = value
                 cost += np.where(moved, policy.recourse.categorical_cost, 0.0)
-        need = target - _decision_function(model, changed, policy)
-        for c in order:
-            x = changed[c].to_numpy(dtype=float)
+        need0 = target - _decision_function(model, changed, policy)  # before any numeric change
+        start = {c: changed[c].to_numpy(dtype=float) for c in order}
+        category_cost = cost.copy()
+        need = need0.copy()
+        in_part_steps = np.zeros(len(rows), dtype=bool)
+        for c in order:  # the fractional knapsack, every row at once
+            x = start[c]
             low = spec[c].min if spec[c].min is not None else -np.inf
             high = spec[c].max if spec[c].max is not None else np.inf
             up = slopes[c] > 0
             allowed = spec[c].direction in ("any", "increase" if up else "decrease")
             reach = np.maximum(0.0, (high - x) if up else (x - low)) if allowed else np.zeros(len(rows))
-            delta = np.minimum(np.maximum(need, 0.0) / abs(slopes[c]), reach)
             step = spec[c].step
             if step:
-                delta = np.minimum(np.ceil(delta / step - 1e-9) * step, reach)
+                reach = np.where(np.isfinite(reach), np.floor(reach / step + 1e-9) * step, reach)
+            delta = np.minimum(np.maximum(need, 0.0) / abs(slopes[c]), reach)
+            if step:
+                in_part_steps |= np.abs(delta / step - np.round(delta / step)) >= 1e-9
             changed[c] = x + np.sign(slopes[c]) * delta
             need = need - abs(slopes[c]) * delta
             cost += delta / scale[c]
         reached = need <= 1e-9
+        for i in map(int, np.flatnonzero(reached & in_part_steps)):  # whole steps: the integer program, row by row
+            x_i = {c: float(start[c][i]) for c in order}
+            levers = _levers(x_i, {c: slopes[c] for c in order}, spec, scale)
+            units = least_cost(float(need0[i]), levers) or [0.0] * len(levers)  # feasible: the fraction was
+            moved = dict(x_i)
+            for lever, u in zip(levers, units, strict=True):
+                moved[lever.column] += math.copysign(u * (spec[lever.column].step or 1.0), slopes[lever.column])
+            for c in order:
+                changed.loc[changed.index[i], c] = moved[c]
+            cost[i] = category_cost[i] + sum(u * lever.cost for lever, u in zip(levers, units, strict=True))
         if reached.any():  # the model has the last word
             reached &= _score(model, changed, policy) >= policy.model.decision_threshold
         best_cost = np.where(reached & (cost < best_cost), cost, best_cost)
@@ -377,15 +473,15 @@ def _grid(value: float, spec: Actionable, steps: int) -> list[float]:
             continue
         reach = min(reach, 10 * steps * (spec.step or 1.0)) if math.isinf(reach) else reach
         for d in np.linspace(reach / steps, reach, steps):
-            d = min(_round_away(float(d), spec.step), reach) if spec.step else float(d)
-            out.add(value + sign * d)
+            if spec.step:  # whole steps, within the bound
+                d = min(_round_away(float(d), spec.step), math.floor(reach / spec.step + 1e-9) * spec.step)
+            if d > 0:
+                out.add(value + sign * float(d))
     return sorted(out)
 
 
-def candidates(
-    row: pd.DataFrame, policy: Policy, spec: dict[str, Actionable], *, max_changed: int | None
-) -> list[Setting]:
-    """Every change of at most ``max_changed`` inputs (None: all) over the search grid."""
+def _grid_values(row: pd.DataFrame, policy: Policy, spec: dict[str, Actionable]) -> dict[str, list[Any]]:
+    """Each actionable input's other values on the search grid."""
     steps = policy.recourse.search_steps
     values: dict[str, list[Any]] = {}
     for col, s in spec.items():
@@ -393,6 +489,19 @@ def candidates(
             values[col] = _grid(float(row[col].iloc[0]), s, steps)
         else:
             values[col] = [v for v in s.values or [] if v != row[col].iloc[0]]
+    return values
+
+
+def grid_size(row: pd.DataFrame, policy: Policy, spec: dict[str, Actionable]) -> int:
+    """How many changes the whole search grid holds (every input at once)."""
+    return math.prod(len(v) + 1 for v in _grid_values(row, policy, spec).values()) - 1
+
+
+def candidates(
+    row: pd.DataFrame, policy: Policy, spec: dict[str, Actionable], *, max_changed: int | None
+) -> list[Setting]:
+    """Every change of at most ``max_changed`` inputs (None: all) over the search grid."""
+    values = _grid_values(row, policy, spec)
     cols = [c for c in spec if values[c]]
     out = []
     for k in range(1, (max_changed or len(cols)) + 1):
@@ -413,9 +522,11 @@ def _search(
 ) -> Recourse:
     import numpy as np
 
+    if max_changed is not None and grid_size(row, policy, spec) <= EXHAUSTIVE_LIMIT:
+        max_changed = None  # the whole grid is small enough to search: least cost on it
     options = candidates(row, policy, spec, max_changed=max_changed)
     if not options:
-        return _finish(model, row, policy, None, scale, method="bounded search")
+        return _finish(model, row, policy, None, scale, method="exhaustive over the search grid (no change possible)")
     favourable = np.zeros(len(options), dtype=bool)
     for start in range(0, len(options), SEARCH_CHUNK):  # the budget is checked between model calls
         _in_time(deadline)
@@ -427,7 +538,11 @@ def _search(
             cost = sum(c.cost for c in _changes(row, option, scale, policy))
             if best is None or cost < best[0]:
                 best = (cost, option)
-    method = "bounded search" + (f" (at most {max_changed} inputs changed)" if max_changed else " (full grid)")
+    method = (
+        f"bounded search (at most {max_changed} inputs changed; not proven least cost)"
+        if max_changed
+        else f"exhaustive over the search grid ({len(options):,} changes)"
+    )
     return _finish(model, row, policy, best, scale, method=method)
 
 

@@ -10,6 +10,7 @@ split, with the ``test_size`` or threshold that would do.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -27,20 +28,39 @@ if TYPE_CHECKING:
 MAX_CATEGORIES = 50
 # Allowed sets are written for categories with at most this many values.
 MAX_ALLOWED_LISTED = 30
+# An input that on its own ranks the label this well (ROC AUC) is left out as a likely leak of the outcome.
+LEAK_AUC = 0.95
+# Names of fields that hold another model's output or the outcome itself, not an input known at decision time.
+LEAKY_NAME = re.compile(r"(^|_)(scores?|outcomes?|decisions?|predictions?|predicted|targets?|labels?)(_|$)", re.I)
 
 
 @dataclass
 class CheckResult:
+    """What ``policy check --data`` found. Problems are errors (a run would fail: exit 2); the rest are
+    warnings and notes, printed, that a run would meet too (exit 0)."""
+
     problems: list[str] = field(default_factory=list)  # a run would fail
-    cannot_pass: list[str] = field(default_factory=list)  # a run would end in review, whatever the model does
+    cannot_pass: list[str] = field(default_factory=list)  # the gate could only ask for review, whatever the model
+    warnings: list[str] = field(default_factory=list)  # a run goes on, but something is worth fixing
     notes: list[str] = field(default_factory=list)  # figures worth knowing
 
     @property
     def ok(self) -> bool:
-        return not self.problems and not self.cannot_pass
+        """No problem: a run would not fail on the data (warnings may remain)."""
+        return not self.problems
+
+    @property
+    def exit_code(self) -> int:
+        return 2 if self.problems else 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "problems": self.problems, "cannot_pass": self.cannot_pass, "notes": self.notes}
+        return {
+            "ok": self.ok,
+            "problems": self.problems,
+            "cannot_pass": self.cannot_pass,
+            "warnings": self.warnings,
+            "notes": self.notes,
+        }
 
 
 def parse_protected(spec: str) -> dict[str, Any]:
@@ -82,6 +102,69 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
+def single_input_auc(df: pd.DataFrame, label: str, favorable: Any, column: str) -> float:
+    """How well ``column`` alone ranks the label: the ROC AUC of its values (numbers) or of each value's
+    favourable rate (categories), folded so 0.5 is none and 1.0 perfect either way round."""
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
+
+    y = (df[label] == favorable).to_numpy()
+    if y.all() or not y.any():
+        return 0.5
+    s = df[column]
+    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+        x = s.astype(float).fillna(s.astype(float).median())
+    else:
+        text = s.astype(str)
+        x = text.map(pd.Series(y, index=df.index).groupby(text).mean())
+    auc = float(roc_auc_score(y, x.to_numpy(dtype=float)))
+    return max(auc, 1.0 - auc)
+
+
+def _leaks(df: pd.DataFrame, label: str, favorable: Any, columns: list[str]) -> dict[str, str]:
+    """The inputs to leave out as likely leaks of the outcome, each with why."""
+    out = {}
+    for col in columns:
+        auc = single_input_auc(df, label, favorable, col)
+        if auc >= LEAK_AUC:
+            out[col] = (
+                f"on its own it ranks {label!r} with ROC AUC {auc:.3f} (a field recorded after the outcome, "
+                "or the outcome in another form?)"
+            )
+        elif LEAKY_NAME.search(col):
+            out[col] = "named like a score or an outcome (another model's output, or recorded after the outcome?)"
+    return out
+
+
+def _row_key(df: pd.DataFrame) -> tuple[str | None, str]:
+    """A column that identifies a record, and what to say about the choice."""
+    import pandas as pd
+
+    def unique(c: Any) -> bool:
+        return bool(df[c].is_unique and df[c].notna().all())
+
+    named = [c for c in df.columns if str(c).lower() in ("id", "row_id") or str(c).lower().endswith("_id")]
+    for c in named:
+        if unique(c):
+            return str(c), ""
+    others = [
+        c
+        for c in df.columns
+        if (pd.api.types.is_integer_dtype(df[c]) or pd.api.types.is_string_dtype(df[c])) and unique(c)
+    ]
+    if others:
+        c = str(others[0])
+        return c, (
+            f"Row key: '{c}', a column whose every value is distinct though not named *_id: check that it "
+            "identifies a record and stays the same when the record is delivered again."
+        )
+    return None, (
+        "No row key: no column identifies a record (unique, never empty). The lifecycle runs without one, "
+        "but batch scoring, outcomes, contests and the audit join records by `dataset.row_key`: add an "
+        "identifier to the data, then `fairgate policy set FILE dataset.row_key=COLUMN`."
+    )
+
+
 def starter_policy(
     df: pd.DataFrame,
     *,
@@ -113,9 +196,9 @@ def starter_policy(
     for p in protected:
         if "privileged" in p:
             p["privileged"] = [_typed(v, df[p["column"]]) for v in p["privileged"]]
+    said_of_key = ""
     if row_key is None:
-        candidates = [c for c in df.columns if str(c).lower() in ("id", "row_id") or str(c).lower().endswith("_id")]
-        row_key = next((c for c in candidates if df[c].is_unique and df[c].notna().all()), None)
+        row_key, said_of_key = _row_key(df)
 
     taken = {label, row_key, *(p["column"] for p in protected)}
     categorical, numeric, skipped = [], [], []
@@ -129,6 +212,13 @@ def starter_policy(
             categorical.append(str(col))
         else:
             skipped.append(f"{col} ({s.nunique()} distinct values: an identifier or free text?)")
+    leaks = _leaks(df, label, favorable, [*categorical, *numeric])
+    categorical = [c for c in categorical if c not in leaks]
+    numeric = [c for c in numeric if c not in leaks]
+    skipped += [
+        f"{col}: {why}. Add it to dataset.features only if it is known when the decision is made."
+        for col, why in leaks.items()
+    ]
 
     ranges = {c: {"min": _plain(df[c].min()), "max": _plain(df[c].max())} for c in numeric}
     allowed: dict[str, list[Any]] = {}
@@ -173,6 +263,14 @@ def starter_policy(
         doc[section] = default.model_dump(exclude_none=True, exclude={"scenario", "daily_rows"})
     doc["model"]["params"] = {"max_iter": 1000}
     text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=110)
+    duplicates = doc["quality"]["max_duplicate_fraction"]
+    text = text.replace(
+        f"  max_duplicate_fraction: {duplicates}\n",
+        f"  max_duplicate_fraction: {duplicates}  # {dupes / len(df):.1%} of these rows repeat another row's values"
+        " (every column but the row key): copied from the data (at least 0.05), not a recommendation;"
+        " lower it if a repeated record is an error in your feed\n",
+        1,
+    )
     text += (
         "  # incoming: /path/to/incoming   # records to score: a folder of date=YYYY-MM-DD partitions\n"
         "  #                                 (local or s3://), or sql://<connection id> with incoming_query\n"
@@ -184,6 +282,7 @@ def starter_policy(
         "# data holds today; thresholds are the defaults. Review every value, then run",
         "# `fairgate policy check <this file> --data`.",
         *(f"# Left out of the features: {s}" for s in skipped),
+        *([f"# {said_of_key}"] if said_of_key else []),
     ]
     return "\n".join(header) + "\n" + text
 
@@ -247,12 +346,58 @@ def check_against_data(policy: Policy, df: pd.DataFrame) -> CheckResult:
     cannot, notes = short_of_evidence(df, policy, share=policy.model.test_size)
     out.cannot_pass += cannot
     out.notes += notes
+    short, notes = short_of_evidence(df, policy, share=policy.model.validation_size, split="validation")
+    out.warnings += short
+    out.notes += notes
+    out.warnings += tied_inputs(df, policy)
+    if policy.dataset.row_key is None:
+        out.warnings.append(
+            "Policy key 'dataset.row_key' is not set: the lifecycle runs, but batch scoring, outcomes, "
+            "contests and the audit join records by it and refuse to run without it. Name a column "
+            "that identifies a record (unique, never empty)."
+        )
     return out
 
 
-def short_of_evidence(df: pd.DataFrame, policy: Policy, *, share: float) -> tuple[list[str], list[str]]:
-    """Groups whose rows or favourable outcomes, times ``share`` (the test split's), fall short of the gate's
-    evidence rules, each with what would fix it; and a note of every group's counts."""
+def _bins_of(number: pd.Series, other: pd.Series) -> bool:
+    """``other`` is ``number`` cut into bins: one value of ``other`` per value of ``number``, and, in
+    the order of ``number``, each value of ``other`` in one run (an interval)."""
+    pairs = (
+        other.astype(str).groupby(number.astype(float)).agg(["nunique", "first"]).sort_index()
+        if number.notna().all()
+        else None
+    )
+    if pairs is None or len(pairs) <= other.nunique() or (pairs["nunique"] > 1).any():
+        return False
+    runs = int((pairs["first"] != pairs["first"].shift()).sum())
+    return runs == pairs["first"].nunique()
+
+
+def tied_inputs(df: pd.DataFrame, policy: Policy) -> list[str]:
+    """Actionable numbers that another input is a function of in the data (``age`` and ``age_cat``): a
+    recourse that moves the number leaves the other input as it was, a change no person can make."""
+    out = []
+    for col in policy.recourse.actionable:
+        if col not in policy.numeric or col not in df.columns:
+            continue
+        for other in policy.features:
+            if other == col or other not in df.columns or df[other].nunique() < 2:
+                continue
+            if _bins_of(df[col], df[other]):
+                out.append(
+                    f"Policy key 'recourse.actionable.{col}': '{other}' is determined by '{col}' in the data "
+                    f"(each value of {col} has one {other}); a recourse that changes {col} leaves {other} "
+                    f"as it was. Drop one of the two from the features, or make the model see only one."
+                )
+    return out
+
+
+def short_of_evidence(
+    df: pd.DataFrame, policy: Policy, *, share: float, split: str = "test"
+) -> tuple[list[str], list[str]]:
+    """Groups whose rows or favourable outcomes, times ``share`` (the ``split``'s share: test or
+    validation), fall short of the gate's evidence rules, each with what would fix it; and a note of
+    every group's counts."""
     import numpy as np
 
     codes = group_codes(df, policy)
@@ -260,7 +405,13 @@ def short_of_evidence(df: pd.DataFrame, policy: Policy, *, share: float) -> tupl
     short: list[str] = []
     notes: list[str] = []
     seen: set[tuple[tuple[str, int], ...]] = set()
-    where = "in the test split" if share < 1 else "in the test rows"
+    where = f"in the {split} split" if share < 1 else f"in the {split} rows"
+    size_key = "model.test_size" if split == "test" else "model.validation_size"
+    consequence = (
+        "the gate can only ask for review"
+        if split == "test"
+        else "the mitigation search cannot judge fairness on validation and chooses by balanced accuracy alone"
+    )
     for comp in comparisons(policy):
         for cell in (comp.unprivileged, comp.privileged):
             if cell in seen:
@@ -282,14 +433,14 @@ def short_of_evidence(df: pd.DataFrame, policy: Policy, *, share: float) -> tupl
                 if expected >= need:
                     continue
                 if share < 1 and have and need / have <= 0.5:
-                    fix = f"model.test_size {math.ceil(need / have * 100) / 100:g} would reach it"
+                    fix = f"{size_key} {math.ceil(need / have * 100) / 100:g} would reach it"
                 elif expected >= 1:
                     fix = f"lower {key} to {math.floor(expected)}"
                 else:
                     fix = "more data for this group"
                 short.append(
                     f"Group {name} has {about}{expected:.0f} {what} {where}; '{key}' asks for {need}, so "
-                    f"the gate can only ask for review: {fix}."
+                    f"{consequence}: {fix}."
                 )
     return short, notes
 

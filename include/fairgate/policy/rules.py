@@ -143,6 +143,11 @@ def _check_feeds(policy: Policy) -> None:
         raise PolicyError(
             "Policy key 'dataset.row_key' is required with 'audit.outcomes': outcomes are joined to predictions by it."
         )
+    if audit.incoming and not ds.row_key:
+        raise PolicyError(
+            "Policy key 'dataset.row_key' is required with 'audit.incoming': each scored record is logged, "
+            "contested and joined to its outcome by it. Name a column that identifies a record."
+        )
     if audit.incoming and audit.incoming.startswith("sql://") and not audit.incoming_query:
         raise PolicyError("Policy key 'audit.incoming_query' is missing: a sql:// feed needs the query to run.")
 
