@@ -296,6 +296,11 @@ def test_the_annex_iv_map_is_filled_from_the_release(released, v1_bundle):
     assert {e["source"]: e["value"] for e in items["Annex IV 9"]["evidence"]}["count.audit"] == "1"
     assert {i["coverage"] for i in mapping["items"]} == {"covered", "partial", "not_covered"}
     assert all(i["gap"] for i in mapping["items"] if i["coverage"] != "covered")
+    risk = {e["source"] for e in items["Annex IV 5"]["evidence"]}
+    assert {"manifest.impact_assessment", "manifest.owners", "member.model_card.md"} <= risk
+    card = _members(v1_bundle)["model_card.md"].decode()  # this policy answers none of the questions
+    assert "## Impact assessment and owners" in card
+    assert "- Who could be adversely affected: unanswered" in card and "- Owner: complaints: unanswered" in card
 
 
 def test_docs_annex_iv_is_the_generated_map():

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from fairgate.fairness.metrics import GroupFigures, Sides, both_sides
-from fairgate.policy.schema import Threshold
+from fairgate.policy.schema import ReviewPolicy, Threshold
 from fairgate.stages.contracts import Review
 
 if TYPE_CHECKING:
@@ -256,6 +256,48 @@ def short_groups(
                 f"{policy.fairness.min_positives}): insufficient evidence"
             )
     return out
+
+
+def panel_decision(earlier: Review | None, answer: Review, rules: ReviewPolicy, *, triggered_by: str | None) -> Review:
+    """``answer`` (one reviewer's, from :func:`review_decision`) taken with the panel's ``earlier`` answers.
+
+    An approval counts when its rationale is given (``review_decision``), its reviewer is known, is
+    among ``review.approvers`` (when listed), has not approved already (a quorum is of different
+    people), and is not the user who triggered the run when ``review.separate_from_trigger`` or a
+    quorum above 1 asks for separation of duties. Approved once ``review.quorum`` approvals count;
+    any answer that is not an approval that counts ends the panel unapproved.
+    """
+    approvals = earlier.approvals if earlier else ()
+    panel = (*(earlier.panel if earlier else ()), answer.to_json())
+    refusal = ""
+    if answer.approved:
+        reviewer = answer.reviewer
+        if not reviewer:
+            refusal = "approval refused: the reviewer is not known"
+        elif rules.approvers and reviewer not in rules.approvers:
+            refusal = f"approval refused: {reviewer} is not among review.approvers {rules.approvers}"
+        elif reviewer in approvals:
+            refusal = (
+                f"approval refused: {reviewer} approved already; a quorum of {rules.quorum} needs different people"
+            )
+        elif triggered_by and reviewer == triggered_by and (rules.separate_from_trigger or rules.quorum > 1):
+            refusal = f"approval refused: {reviewer} triggered this run and may not approve it (separation of duties)"
+    counted = answer.approved and not refusal
+    approvals = (*approvals, str(answer.reviewer)) if counted else approvals
+    done = counted and len(approvals) >= rules.quorum
+    note = refusal or answer.note or (f"{len(approvals)} of {rules.quorum} approvals" if counted and not done else "")
+    return Review(
+        choice=answer.choice,
+        approved=done,
+        rationale=answer.rationale,
+        reviewer=", ".join(approvals) if done else answer.reviewer,
+        timed_out=answer.timed_out,
+        note=note,
+        responded_at=answer.responded_at,
+        approvals=approvals,
+        needed=rules.quorum,
+        panel=panel,
+    )
 
 
 def review_decision(

@@ -120,8 +120,10 @@ ITEMS: tuple[Item, ...] = (
         "Annex IV 2(e)",
         "Human oversight measures needed (Article 14)",
         "covered",
-        ("record.review", "manifest.approver", "record.gate.outcome"),
-        "the gate's review route (Airflow HITL), the reviewer and rationale, timeout as rejection",
+        ("record.review", "manifest.approver", "manifest.review_rules", "record.gate.outcome"),
+        "the gate's review route (Airflow HITL), or review of every promotion (`review.required: always`); "
+        "approvers, a quorum of different people and separation from the run's trigger; every answer with "
+        "its reviewer and rationale, timeout as rejection",
     ),
     Item(
         "Annex IV 2(f)",
@@ -181,10 +183,12 @@ ITEMS: tuple[Item, ...] = (
     Item(
         "Annex IV 5",
         "Risk management system (Article 9)",
-        "not_covered",
-        (),
-        "",
-        "an organisational process; Fairgate supplies evidence of bias risks to it",
+        "partial",
+        ("manifest.impact_assessment", "manifest.owners", "member.model_card.md"),
+        "the policy's impact assessment (who could be adversely affected, misuse, redress, severity, "
+        "mitigations) and owners, kept in each release's manifest and model card; with `review.required: "
+        "always` no version is deployed while one is unanswered",
+        "the risk management process itself is organisational; Fairgate supplies evidence of bias risks to it",
     ),
     Item(
         "Annex IV 6",

@@ -79,6 +79,9 @@ class Manifest(TypedDict, total=False):
     calibration: Calibration | None
     recourse_cost_unit: dict[str, float] | None
     threshold_overrides: dict[str, Any] | None  # a manual run's override of the gate thresholds, with its reason
+    review_rules: dict[str, Any]  # the policy's review section in force: required, approvers, quorum
+    impact_assessment: dict[str, Any]  # the policy's answers (None where unanswered)
+    owners: dict[str, Any]  # who answers for retraining, monitoring, complaints
 
 
 def _prefix(model: str) -> str:

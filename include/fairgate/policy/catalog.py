@@ -24,7 +24,7 @@ from typing import Any
 
 from fairgate.errors import CatalogError, PolicyError
 from fairgate.policy.reading import read_policy_yaml
-from fairgate.policy.schema import MODEL_NAME, Schedule
+from fairgate.policy.schema import MODEL_NAME, ReviewPolicy, Schedule
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ class ModelEntry:
     path: Path
     single: bool  # the one policy of a single-model deployment: plain DAG ids
     schedule: dict[str, str] = field(default_factory=dict)
+    review_quorum: int = 1  # review.quorum: the lifecycle DAG has one review task per approval needed
 
     def dag_id(self, base: str) -> str:
         return base if self.single and self.name == bundled_model_name() else f"{base}__{self.name}"
@@ -94,19 +95,31 @@ def scan(
             if name in out:
                 raise CatalogError(f"Policy files {out[name].path} and {path} both name model {name!r}.")
             schedule = _schedule(raw.get("schedule") if isinstance(raw.get("schedule"), dict) else {})
+            quorum = _quorum(raw.get("review"))
         except (OSError, PolicyError, CatalogError) as exc:
             if strict or single:
                 raise CatalogError(str(exc)) from None
             log.error("Skipping policy file %s: %s", path, exc)
             refused.append(Refused(path=path, reason=str(exc)))
             continue
-        out[name] = ModelEntry(name=name, path=path, single=single, schedule=schedule)
+        out[name] = ModelEntry(name=name, path=path, single=single, schedule=schedule, review_quorum=quorum)
     return list(out.values()), refused
 
 
 def entries(*, strict: bool = False, folder: str | os.PathLike[str] | None = None) -> list[ModelEntry]:
     """The models of :func:`scan` (the refused files are logged and left out)."""
     return scan(strict=strict, folder=folder)[0]
+
+
+def _quorum(review: Any) -> int:
+    """The policy's ``review.quorum`` (the schema's bounds checked here too: it shapes the DAG)."""
+    given = review.get("quorum", 1) if isinstance(review, dict) else 1
+    bounds = ReviewPolicy.model_fields["quorum"].metadata
+    low = next(m.ge for m in bounds if hasattr(m, "ge"))
+    high = next(m.le for m in bounds if hasattr(m, "le"))
+    if not isinstance(given, int) or isinstance(given, bool) or not low <= given <= high:
+        raise CatalogError(f"Policy key 'review.quorum' must be a whole number from {low} to {high}. Got {given!r}.")
+    return given
 
 
 def _schedule(given: dict[str, Any]) -> dict[str, str]:

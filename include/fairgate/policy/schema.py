@@ -548,6 +548,53 @@ class Datasheet(_Section):
     maintenance: Answer = Field(None, description="updates, error reports and corrections")
 
 
+class ReviewPolicy(_Section):
+    """Who must approve a promotion, and how many (the human review of the lifecycle)."""
+
+    required: Literal["when_uncertain", "always"] = Field(
+        "when_uncertain",
+        description="`when_uncertain`: a person reviews when the fairness gate asks for review; "
+        "`always`: every promotion needs a person's approval, a gate pass too (and an answered "
+        "`impact_assessment` and `owners`)",
+    )
+    approvers: list[Name] = Field(
+        default_factory=list,
+        description="Airflow users (ids) who may answer the review; empty: any user allowed to reach the form",
+    )
+    quorum: int = Field(
+        1,
+        ge=1,
+        le=5,
+        description="approvals needed, each by a different person (one review task each); with 2 or more, "
+        "an approval by the user who triggered the run does not count (separation of duties)",
+    )
+    separate_from_trigger: bool = Field(
+        False, description="the user who triggered the run may not approve it (separation of duties)"
+    )
+
+
+class ImpactAssessment(_Section):
+    """What deploying this model could do to people, answered by the team (required with `review.required: always`)."""
+
+    affected_groups: Answer = Field(None, description="who could be adversely affected, and how")
+    misuse: Answer = Field(None, description="how the system might be misused, and what prevents it")
+    redress: Answer = Field(None, description="the plan for redress: how a person harmed is heard and made whole")
+    severity: Literal["low", "medium", "high"] | None = Field(
+        None, description="how severe the harm of a wrong decision can be"
+    )
+    mitigations: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list, description="what is done to lower the risks named above"
+    )
+
+
+class Owners(_Section):
+    """Who answers for the model once it is deployed (required with `review.required: always`)."""
+
+    retraining: Answer = Field(None, description="who answers for retraining (a person or team, and how to reach them)")
+    monitoring: Answer = Field(None, description="who watches the nightly audit and acts on a degraded one")
+    complaints: Answer = Field(None, description="who handles complaints and contested decisions")
+
+
 class ThresholdOverride(BaseModel):
     """A run's exception to the policy's gate thresholds, as the evidence records it."""
 
@@ -583,6 +630,9 @@ class Policy(_Section):
     review_triggers: ReviewTriggers = ReviewTriggers()
     sampling: Sampling = Sampling()
     datasheet: Datasheet = Datasheet()
+    review: ReviewPolicy = ReviewPolicy()
+    impact_assessment: ImpactAssessment = ImpactAssessment()
+    owners: Owners = Owners()
 
     # Where the policy was read from (set by fairgate.policy.loader.load_policy; not policy keys).
     _sha256: str = PrivateAttr("")
@@ -628,6 +678,14 @@ class Policy(_Section):
     @property
     def protected_columns(self) -> tuple[str, ...]:
         return tuple(p.column for p in self.protected_attributes)
+
+    def unanswered(self) -> list[str]:
+        """The impact assessment's and owners' keys left unanswered (what blocks a promotion with
+        ``review.required: always``)."""
+        sections = {"impact_assessment": self.impact_assessment, "owners": self.owners}
+        return [
+            f"{name}.{key}" for name, section in sections.items() for key, value in section if value in (None, [], "")
+        ]
 
     @property
     def reviews_before_harm(self) -> bool:

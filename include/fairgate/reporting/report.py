@@ -18,6 +18,7 @@ from fairgate.monitoring.audit import AuditResult, audited
 from fairgate.policy.schema import Policy
 from fairgate.reporting import charts
 from fairgate.reporting.pages import Image, fmt, markdown_to_html, render_html, render_markdown, section
+from fairgate.stages.contracts import Review
 
 if TYPE_CHECKING:
     from fairgate.data.quality import QualityResult
@@ -204,6 +205,8 @@ class Approval(TypedDict, total=False):
     rationale: str | None
     decision: str
     override: str | None  # the run's exception to the policy's thresholds, in one sentence
+    panel: list[str]  # each answer of a review panel, in one line (when review.quorum asked for several)
+    note: str | None  # why an answer did not approve (a refused approval, a quorum not met)
 
 
 def override_sentence(overrides: JSONObject | None) -> str | None:
@@ -230,6 +233,7 @@ def approval(record: LifecycleRecord) -> Approval:
     override = override_sentence(record.overrides)
     if record.review:
         review = record.review
+        panel = review.get("panel") or []
         return {
             "kind": "review",
             "choice": review.get("choice"),
@@ -237,6 +241,14 @@ def approval(record: LifecycleRecord) -> Approval:
             "responded_at": review.get("responded_at"),
             "rationale": review.get("rationale"),
             "override": override,
+            "panel": [
+                f"{a.get('choice')} by {a.get('reviewer') or 'nobody (timed out)'} at {a.get('responded_at')}; "
+                f"rationale: {a.get('rationale') or '(none given)'}"
+                for a in panel
+            ]
+            if len(panel) > 1
+            else [],
+            "note": review.get("note") or None,
         }
     if record.decision == "deployed":
         return {"kind": "automatic", "override": override}
@@ -250,6 +262,32 @@ def _json(part: Any) -> JSONObject:
 
 def _importance_header(result: JSONObject) -> list[str]:
     return ["input", "overall", *(result.get("by_group") or {})]
+
+
+IMPACT_QUESTIONS = {
+    "impact_assessment.affected_groups": "Who could be adversely affected",
+    "impact_assessment.misuse": "How the system might be misused",
+    "impact_assessment.redress": "The plan for redress",
+    "impact_assessment.severity": "Severity of a wrong decision",
+    "impact_assessment.mitigations": "Mitigations",
+    "owners.retraining": "Owner: retraining",
+    "owners.monitoring": "Owner: monitoring",
+    "owners.complaints": "Owner: complaints",
+}
+
+
+def impact_rows(policy: Policy) -> list[tuple[str, str]]:
+    """The impact assessment and owners as (question, answer) pairs; an unanswered one says so."""
+    answers = {
+        **{f"impact_assessment.{k}": v for k, v in policy.impact_assessment},
+        **{f"owners.{k}": v for k, v in policy.owners},
+    }
+    out = []
+    for key, question in IMPACT_QUESTIONS.items():
+        value = answers[key]
+        text = "; ".join(value) if isinstance(value, list) else value
+        out.append((question, text or "unanswered"))
+    return out
 
 
 def model_card(record: LifecycleRecord, policy: Policy) -> str:
@@ -299,6 +337,8 @@ def model_card(record: LifecycleRecord, policy: Policy) -> str:
         search_header=SEARCH_HEADER,
         search_rows=search_rows(record.search),
         group_aware=model.get("group_aware") or [],
+        impact=impact_rows(policy),
+        review_required=policy.review.required,
     )
 
 
@@ -448,11 +488,27 @@ def robustness_rows(robustness: JSONObject | None) -> list[list[str]]:
     return rows
 
 
-def review_body(record: LifecycleRecord, *, report_url: str, stored_uri: str) -> str:
-    """Markdown body of the review request: why the gate could not decide, the figures, where the report is."""
+def review_body(
+    record: LifecycleRecord,
+    policy: Policy | None = None,
+    *,
+    report_url: str,
+    stored_uri: str,
+    earlier: Review | None = None,
+) -> str:
+    """Markdown body of the review request: why a person is asked, the figures, where the report is;
+    with the ``policy``, its review rules, impact assessment and owners (and what is unanswered)."""
     mitigation = record.mitigation or {}
+    rules = policy.review if policy else None
     return render_markdown(
         "review_request.md.j2",
+        gate_passed=bool(record.gate and record.gate.outcome == "pass"),
+        position=(len(earlier.approvals) + 1 if earlier else 1, rules.quorum if rules else 1),
+        approved_by=list(earlier.approvals) if earlier else [],
+        approvers=list(rules.approvers) if rules else [],
+        separate=bool(rules and (rules.separate_from_trigger or rules.quorum > 1)),
+        impact=impact_rows(policy) if policy else None,
+        unanswered=policy.unanswered() if policy and policy.review.required == "always" else [],
         reasons=record.gate.reasons if record.gate else [],
         performance=section(record.performance),
         mitigated=f"yes ({mitigation.get('method')})" if mitigation.get("applied") else "no",

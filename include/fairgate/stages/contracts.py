@@ -178,6 +178,10 @@ class GateResult(_Result):
 
 @dataclass(frozen=True)
 class Review(_Result):
+    """A review's answer; for a panel (``review.quorum`` above 1), the answers so far taken together:
+    ``approved`` once every approval needed has counted, ``approvals`` the people whose approval did,
+    ``panel`` every answer in order (each as this class's JSON, without its own panel)."""
+
     choice: str | None
     approved: bool
     rationale: str
@@ -185,6 +189,9 @@ class Review(_Result):
     timed_out: bool
     note: str = ""
     responded_at: str | None = None
+    approvals: tuple[str, ...] = ()
+    needed: int = 1
+    panel: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,7 @@ class RunInfo:
     run_type: str = "manual"
     interval_start: datetime | None = None
     interval_end: datetime | None = None
+    triggered_by: str | None = None  # the Airflow user who triggered the run (None: the scheduler, or not known)
 
     @property
     def prefix(self) -> str:
@@ -497,12 +498,49 @@ def evaluate(store: ArtifactStore, policy: Policy, run: RunInfo, trained: Traine
 
 
 def request_review(
-    store: ArtifactStore, policy: Policy, run: RunInfo, gate: GateResult, *, report_url: str
+    store: ArtifactStore,
+    policy: Policy,
+    run: RunInfo,
+    gate: GateResult,
+    *,
+    report_url: str,
+    earlier: Review | None = None,
 ) -> tuple[str, Artifact]:
-    """What a reviewer is shown: the Markdown body and the run report as it stands (written first)."""
+    """What a reviewer is shown: the Markdown body and the run report as it stands (written first).
+    ``earlier``: the panel's answers so far, when ``review.quorum`` asks for more than one."""
     record = evidence_record(store, policy, run, decision="awaiting_review", gate=gate)
     report = _artifact(store.put(f"{run.prefix}/report.html", run_report(record, policy).encode()))
-    return review_body(record, report_url=report_url, stored_uri=report.uri), report
+    return review_body(record, policy, report_url=report_url, stored_uri=report.uri, earlier=earlier), report
+
+
+def promotion_refusal(policy: Policy, gate: GateResult | None, review: Review | None) -> str | None:
+    """Why the policy does not let this run's model be promoted (None: it may be).
+
+    A reviewer's answer that does not approve, a gate that did not pass with nobody approving; with
+    ``review.required: always``, no review at all, or an impact assessment or owners left unanswered;
+    a panel short of ``review.quorum`` approvals.
+    """
+    rules = policy.review
+    if review is not None and not review.approved:
+        why = f": {review.note}" if review.note else ""
+        return f"The reviewer's answer ({review.choice}) does not approve this model{why}."
+    if review is None and (gate is None or gate.outcome != "pass"):
+        return f"The fairness gate said {gate.outcome if gate else 'nothing'!r} and nobody approved."
+    if rules.required == "always":
+        if review is None:
+            return "Policy key 'review.required' is 'always': a person must approve every promotion, and nobody did."
+        missing = policy.unanswered()
+        if missing:
+            return (
+                "Policy key 'review.required' is 'always', and the impact assessment and owners leave "
+                f"{len(missing)} question(s) unanswered: {', '.join(missing)}."
+            )
+    if review is not None and len(set(review.approvals)) < rules.quorum:
+        return (
+            f"Policy key 'review.quorum' asks for {rules.quorum} approvals by different people; "
+            f"{len(set(review.approvals))} counted ({', '.join(review.approvals) or 'none'})."
+        )
+    return None
 
 
 def deploy(
@@ -523,10 +561,9 @@ def deploy(
     a retry finds the pointer already naming this run's version and changes nothing. A record
     whose pointer never moved (the swap lost) approves nothing: serving needs the pointer's run.
     """
-    if review is not None and not review.approved:
-        raise StageError(f"The reviewer's answer ({review.choice}) does not approve this model; it is not deployed.")
-    if review is None and gate.outcome != "pass":
-        raise StageError(f"The fairness gate said {gate.outcome!r} and nobody approved: the model is not deployed.")
+    refused = promotion_refusal(policy, gate, review)
+    if refused:
+        raise StageError(f"{refused} The model is not deployed.")
     trained, snapshot = gate.trained, gate.trained.bias.quality.snapshot
     approver = (review.reviewer or "unknown reviewer") if review else "fairness_gate (automatic)"
     record = evidence_record(store, policy, run, decision="deployed", gate=gate, review=review)
@@ -568,6 +605,10 @@ def deploy(
             "recourse_cost_unit": read_json(store, gate.result, "gate result").get("recourse_cost_unit"),
             # A manual run's exception to the policy's thresholds, with its reason and who asked for it.
             "threshold_overrides": record.overrides,
+            # Who had to approve, what deploying it could do to people, and who answers for it.
+            "review_rules": policy.review.model_dump(),
+            "impact_assessment": policy.impact_assessment.model_dump(),
+            "owners": policy.owners.model_dump(),
         },
         card_md=model_card(record, policy),
     )
@@ -926,5 +967,6 @@ def run_in_process(store: ArtifactStore, policy: Policy, run: RunInfo) -> Record
     else:
         trained = train(store, policy, run, bias)
     gate = evaluate(store, policy, run, trained)
-    decided = deploy(store, policy, run, gate) if gate.outcome == "pass" else reject(store, policy, gate)
+    automatic = gate.outcome == "pass" and policy.review.required == "when_uncertain"
+    decided = deploy(store, policy, run, gate) if automatic else reject(store, policy, gate)
     return record(store, policy, run, deployment=decided)

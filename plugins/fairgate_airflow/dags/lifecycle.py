@@ -99,16 +99,29 @@ def lifecycle(model: ModelEntry) -> DAG:
             trigger_rule=JOIN,
             routes={"pass": "deploy_model", "fail": "reject_model", "review": "human_review"},
         )
-        review = HumanReviewOperator(
-            task_id="human_review",
-            gate=gate.output,
-            routes={"approved": "deploy_model", "rejected": "reject_model"},
-            retries=0,
-        )
+        # One review task per approval the policy's review.quorum needs, in a chain: each approval that
+        # counts leads to the next review, the last to deployment; any other answer to rejection.
+        quorum = model.review_quorum
+        reviews: list[HumanReviewOperator] = []
+        for n in range(1, quorum + 1):
+            reviews.append(
+                HumanReviewOperator(
+                    task_id="human_review" if n == 1 else f"human_review_{n}",
+                    gate=gate.output,
+                    earlier=reviews[-1].output if reviews else None,
+                    position=(n, quorum),
+                    routes={
+                        "approved": "deploy_model" if n == quorum else f"human_review_{n + 1}",
+                        "rejected": "reject_model",
+                    },
+                    retries=0,
+                )
+            )
+        answers = [r.output for r in reviews]
         deploy = DeployModelOperator(
-            task_id="deploy_model", gate=gate.output, review=review.output, trigger_rule=JOIN, pool="fairgate_promotion"
+            task_id="deploy_model", gate=gate.output, review=answers, trigger_rule=JOIN, pool="fairgate_promotion"
         )
-        reject = RejectModelOperator(task_id="reject_model", gate=gate.output, review=review.output, trigger_rule=JOIN)
+        reject = RejectModelOperator(task_id="reject_model", gate=gate.output, review=answers, trigger_rule=JOIN)
         recorded = RecordEvidenceOperator(
             task_id="record_evidence", deployment=deploy.output, rejection=reject.output, trigger_rule=JOIN
         )
@@ -118,7 +131,7 @@ def lifecycle(model: ModelEntry) -> DAG:
         failed = RecordFailureOperator(
             task_id="record_failure",
             quality=validate.output,
-            stages=[t.task_id for t in (bias, plan, fitted, chosen, train, gate, review, deploy, reject, recorded)],
+            stages=[t.task_id for t in (bias, plan, fitted, chosen, train, gate, *reviews, deploy, reject, recorded)],
             retries=0,
         )
         [plan, fitted, chosen, train, deploy, reject, recorded] >> failed

@@ -110,6 +110,7 @@ class Stage(BaseOperator):
             run_type=str(getattr(run_type, "value", run_type)),
             interval_start=context.get("data_interval_start"),
             interval_end=context.get("data_interval_end"),
+            triggered_by=getattr(dag_run, "triggering_user_name", None),
         )
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
@@ -153,6 +154,13 @@ class Stage(BaseOperator):
         if cls is dict:  # a plain JSON value (the search plan)
             return dict(value)
         return guarded(cls.from_json, value)
+
+    def latest(self, name: str, cls: Any) -> Any:
+        """The input ``name`` given as one result or a list of them (a chain of stages, such as a review
+        panel's tasks): the last that ran, as ``cls``; None when none ran."""
+        value = getattr(self, name)
+        ran = [v for v in (value if isinstance(value, list | tuple) else [value]) if v is not None]
+        return guarded(cls.from_json, ran[-1]) if ran else None
 
     def run(self, context: Context, fn: Callable[..., R], *inputs: Any, with_run: bool = True, **kw: Any) -> R:
         """The one way a stage calls the domain: ``fn(store, policy, [run,] *inputs, **kw)``, guarded, and its

@@ -6,6 +6,7 @@ return the route the DAG gave for the outcome the domain returned.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -233,7 +234,8 @@ class FairnessGateOperator(BranchStage):
                 "upstream task did not run, or the DAG does not pass its .output to this operator."
             )
         gate = self.run(context, lifecycle.evaluate, guarded(TrainedModel.from_json, ran[0]))
-        route = str(self.routes[gate.outcome])
+        always = self.policy(context).review.required == "always"  # a pass needs a person too
+        route = str(self.routes["review" if always and gate.outcome == "pass" else gate.outcome])
         self.log.info(
             "Routing to %s because the gate says %s: %s",
             route,
@@ -244,19 +246,34 @@ class FairnessGateOperator(BranchStage):
 
 
 class HumanReviewOperator(Stage, HITLBranchOperator):
-    """Ask a person to approve or reject a borderline candidate, with the gate's evidence attached.
+    """Ask a person to approve or reject a candidate, with the gate's evidence attached.
 
     The reviewer must give a rationale; an approval without one, a rejection, or no answer
-    before the policy's ``review_timeout_hours`` all lead to ``routes["rejected"]``.
+    before the policy's ``review_timeout_hours`` all lead to ``routes["rejected"]``. One task per
+    approval the policy's ``review.quorum`` needs: ``earlier`` is the previous review of the panel
+    (None for the first), and an approval that counts but does not complete the quorum leads to
+    ``routes["approved"]``, the next review (see :func:`fairgate.fairness.gate.panel_decision`).
     """
 
     checks_estimator = False
 
-    template_fields: Sequence[str] = (*HITLBranchOperator.template_fields, "gate")
+    template_fields: Sequence[str] = (*HITLBranchOperator.template_fields, "gate", "earlier")
 
-    def __init__(self, *, gate: Any = None, routes: Mapping[str, str], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        gate: Any = None,
+        earlier: Any = None,
+        position: tuple[int, int] = (1, 1),
+        routes: Mapping[str, str],
+        **kwargs: Any,
+    ) -> None:
         routes = routes_of(routes, ("approved", "rejected"), kwargs.get("task_id"))
-        kwargs.setdefault("subject", "Fairgate: review a model the fairness gate could not decide")
+        kwargs.setdefault(
+            "subject",
+            "Fairgate: review a model before it is deployed"
+            + (f" (approval {position[0]} of {position[1]})" if position[1] > 1 else ""),
+        )
         kwargs.pop("params", None)  # DAG-level params do not belong in the review form
         super().__init__(
             options=["Approve", "Reject"],
@@ -273,15 +290,19 @@ class HumanReviewOperator(Stage, HITLBranchOperator):
             **kwargs,
         )
         self.gate = gate
+        self.earlier = earlier
+        self.position = position
         self.routes = routes
 
     def execute(self, context: Context) -> Any:
         from fairgate.stages import lifecycle
-        from fairgate.stages.contracts import GateResult
+        from fairgate.stages.contracts import GateResult, Review
         from fairgate_airflow.review import report_url
 
         policy, run = self.policy(context), self.run_info(context)
         self.response_timeout = timedelta(hours=policy.fairness.review_timeout_hours)
+        if policy.review.approvers:  # Airflow lets only these users answer
+            self.assigned_users = [{"id": user, "name": user} for user in policy.review.approvers]
         self.body, report = guarded(
             lifecycle.request_review,
             self.store(),
@@ -289,6 +310,7 @@ class HumanReviewOperator(Stage, HITLBranchOperator):
             run,
             self.given("gate", GateResult),
             report_url=report_url(run.dag_id, run.run_id),
+            earlier=self.given("earlier", Review, optional=True),
         )
         self.log.info("Review requested; the report as it stands is at %s", report.uri)
         return super().execute(context)
@@ -296,20 +318,35 @@ class HumanReviewOperator(Stage, HITLBranchOperator):
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         import time
 
-        from fairgate.fairness.gate import review_decision
+        from fairgate.fairness.gate import panel_decision, review_decision
+        from fairgate.stages import lifecycle
+        from fairgate.stages.contracts import GateResult, Review
 
         started = time.perf_counter()
         answer = answer_of(event)
-        review = review_decision(
-            answer.choice,
-            answer.rationale,
-            reviewer=answer.reviewer,
-            timed_out=answer.timed_out,
-            responded_at=answer.responded_at,
+        policy = self.policy(context)
+        earlier = self.given("earlier", Review, optional=True)
+        review = panel_decision(
+            earlier,
+            review_decision(
+                answer.choice,
+                answer.rationale,
+                reviewer=answer.reviewer,
+                timed_out=answer.timed_out,
+                responded_at=answer.responded_at,
+            ),
+            policy.review,
+            triggered_by=self.run_info(context).triggered_by,
         )
+        counted = len(review.approvals) > len(earlier.approvals if earlier else ())
+        more_needed = counted and len(review.approvals) < review.needed
+        if review.approved:  # the panel is complete: what else the policy asks of a promotion
+            refused = lifecycle.promotion_refusal(policy, self.latest("gate", GateResult), review)
+            if refused:
+                review = dataclasses.replace(review, approved=False, note=refused)
         publish(context, review, started=started)
-        route = self.routes["approved" if review.approved else "rejected"]
-        self.log.info("Routing to %s: reviewer %s chose %s %s", route, review.reviewer, review.choice, review.note)
+        route = self.routes["approved" if review.approved or more_needed else "rejected"]
+        self.log.info("Routing to %s: reviewer %s chose %s %s", route, answer.reviewer, review.choice, review.note)
         self.do_branch(context=context, branches_to_execute=[route])
 
 
@@ -330,9 +367,7 @@ class DeployModelOperator(Stage, BaseOperator):
         from fairgate.stages import lifecycle
         from fairgate.stages.contracts import GateResult, Review
 
-        deployment = self.run(
-            context, lifecycle.deploy, self.given("gate", GateResult), self.given("review", Review, optional=True)
-        )
+        deployment = self.run(context, lifecycle.deploy, self.given("gate", GateResult), self.latest("review", Review))
         self.log.info(
             "Version %s registered; production pointer moved: %s (previous %s)",
             (deployment.version or "")[:12],
@@ -362,7 +397,7 @@ class RejectModelOperator(Stage, BaseOperator):
             context,
             lifecycle.reject,
             self.given("gate", GateResult),
-            self.given("review", Review, optional=True),
+            self.latest("review", Review),
             with_run=False,
         )
         self.log.info("Candidate rejected; production stays at %s", rejection.previous)
