@@ -148,3 +148,24 @@ def test_with_review_always_nothing_is_deployed_without_a_person(credit, tmp_pat
     assert recorded.decision == "rejected"
     assert evidence.find(store, "credit", "r2")["record"]["gate"]["outcome"] == "pass"  # the gate alone would deploy
     assert registry.production_version(store, "credit") == before  # nothing already deployed is touched
+
+
+def test_an_override_under_reviewed_needs_a_second_person(credit):
+    """`fairness.overrides: reviewed`: a run that loosens a threshold goes to review even when the gate
+    passes, and the approval of the user who asked for the exception does not count."""
+    base = {**credit["raw"], "fairness": {**credit["raw"]["fairness"], "overrides": "reviewed"}}
+    plain = parse_policy(base)
+    assert not plain.promotion_needs_a_person  # no override: today's behaviour
+    loosened = plain.with_threshold_overrides({"disparate_impact_min": 0.5}, rationale="pilot", by="ana")
+    assert loosened.promotion_needs_a_person and loosened.override_needs_a_second_person
+    passed = type("Gate", (), {"outcome": "pass"})()
+    assert promotion_refusal(loosened, passed, None) == (
+        "This run overrides gate thresholds and policy key 'fairness.overrides' is 'reviewed': a second "
+        "person must approve the exception, and nobody did."
+    )
+    own = panel_decision(None, _answer("Approve", "ana"), loosened.review, triggered_by="ana", second_person=True)
+    assert not own.approved and "ana triggered this run and may not approve it" in own.note
+    other = panel_decision(None, _answer("Approve", "bob"), loosened.review, triggered_by="ana", second_person=True)
+    assert other.approved and promotion_refusal(loosened, passed, other) is None
+    allowed = parse_policy(credit["raw"]).with_threshold_overrides({"disparate_impact_min": 0.5}, rationale="pilot")
+    assert not allowed.promotion_needs_a_person  # `allowed`: recorded, not reviewed

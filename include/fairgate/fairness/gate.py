@@ -258,13 +258,21 @@ def short_groups(
     return out
 
 
-def panel_decision(earlier: Review | None, answer: Review, rules: ReviewPolicy, *, triggered_by: str | None) -> Review:
+def panel_decision(
+    earlier: Review | None,
+    answer: Review,
+    rules: ReviewPolicy,
+    *,
+    triggered_by: str | None,
+    second_person: bool = False,
+) -> Review:
     """``answer`` (one reviewer's, from :func:`review_decision`) taken with the panel's ``earlier`` answers.
 
     An approval counts when its rationale is given (``review_decision``), its reviewer is known, is
     among ``review.approvers`` (when listed), has not approved already (a quorum is of different
-    people), and is not the user who triggered the run when ``review.separate_from_trigger`` or a
-    quorum above 1 asks for separation of duties. Approved once ``review.quorum`` approvals count;
+    people), and is not the user who triggered the run when ``review.separate_from_trigger``, a
+    quorum above 1, or ``second_person`` (a threshold override under ``fairness.overrides:
+    reviewed``) asks for separation of duties. Approved once ``review.quorum`` approvals count;
     any answer that is not an approval that counts ends the panel unapproved.
     """
     approvals = earlier.approvals if earlier else ()
@@ -280,7 +288,11 @@ def panel_decision(earlier: Review | None, answer: Review, rules: ReviewPolicy, 
             refusal = (
                 f"approval refused: {reviewer} approved already; a quorum of {rules.quorum} needs different people"
             )
-        elif triggered_by and reviewer == triggered_by and (rules.separate_from_trigger or rules.quorum > 1):
+        elif (
+            triggered_by
+            and reviewer == triggered_by
+            and (rules.separate_from_trigger or rules.quorum > 1 or second_person)
+        ):
             refusal = f"approval refused: {reviewer} triggered this run and may not approve it (separation of duties)"
     counted = answer.approved and not refusal
     approvals = (*approvals, str(answer.reviewer)) if counted else approvals

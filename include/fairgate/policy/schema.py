@@ -301,9 +301,11 @@ class Fairness(_Section):
     )
     min_balanced_accuracy: Fraction = Field(0.6, description="performance floor")
     review_timeout_hours: NonNegative = Field(24.0, description="human review deadline (then Reject)")
-    overrides: Literal["allowed", "forbidden"] = Field(
+    overrides: Literal["allowed", "reviewed", "forbidden"] = Field(
         "allowed",
-        description="a manual run's `threshold_overrides`: allowed with a rationale (recorded), or forbidden",
+        description="a manual run's `threshold_overrides`: allowed with a rationale (recorded); `reviewed`: "
+        "also approved by a second person (the run goes to review even on a pass, and its trigger's "
+        "approval does not count); or forbidden",
     )
 
     @property
@@ -678,6 +680,16 @@ class Policy(_Section):
     @property
     def protected_columns(self) -> tuple[str, ...]:
         return tuple(p.column for p in self.protected_attributes)
+
+    @property
+    def promotion_needs_a_person(self) -> bool:
+        """Whether a gate pass alone cannot deploy: ``review.required: always``, or this run overrides
+        thresholds under ``fairness.overrides: reviewed`` (a second person approves the exception)."""
+        return self.review.required == "always" or self.override_needs_a_second_person
+
+    @property
+    def override_needs_a_second_person(self) -> bool:
+        return self._override is not None and self.fairness.overrides == "reviewed"
 
     def unanswered(self) -> list[str]:
         """The impact assessment's and owners' keys left unanswered (what blocks a promotion with

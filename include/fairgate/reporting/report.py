@@ -503,6 +503,7 @@ def review_body(
     return render_markdown(
         "review_request.md.j2",
         gate_passed=bool(record.gate and record.gate.outcome == "pass"),
+        second_person=bool(policy and policy.override_needs_a_second_person),
         position=(len(earlier.approvals) + 1 if earlier else 1, rules.quorum if rules else 1),
         approved_by=list(earlier.approvals) if earlier else [],
         approvers=list(rules.approvers) if rules else [],

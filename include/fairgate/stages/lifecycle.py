@@ -526,6 +526,11 @@ def promotion_refusal(policy: Policy, gate: GateResult | None, review: Review | 
         return f"The reviewer's answer ({review.choice}) does not approve this model{why}."
     if review is None and (gate is None or gate.outcome != "pass"):
         return f"The fairness gate said {gate.outcome if gate else 'nothing'!r} and nobody approved."
+    if review is None and policy.override_needs_a_second_person:
+        return (
+            "This run overrides gate thresholds and policy key 'fairness.overrides' is 'reviewed': a second "
+            "person must approve the exception, and nobody did."
+        )
     if rules.required == "always":
         if review is None:
             return "Policy key 'review.required' is 'always': a person must approve every promotion, and nobody did."
@@ -967,6 +972,6 @@ def run_in_process(store: ArtifactStore, policy: Policy, run: RunInfo) -> Record
     else:
         trained = train(store, policy, run, bias)
     gate = evaluate(store, policy, run, trained)
-    automatic = gate.outcome == "pass" and policy.review.required == "when_uncertain"
+    automatic = gate.outcome == "pass" and not policy.promotion_needs_a_person
     decided = deploy(store, policy, run, gate) if automatic else reject(store, policy, gate)
     return record(store, policy, run, deployment=decided)

@@ -234,8 +234,8 @@ class FairnessGateOperator(BranchStage):
                 "upstream task did not run, or the DAG does not pass its .output to this operator."
             )
         gate = self.run(context, lifecycle.evaluate, guarded(TrainedModel.from_json, ran[0]))
-        always = self.policy(context).review.required == "always"  # a pass needs a person too
-        route = str(self.routes["review" if always and gate.outcome == "pass" else gate.outcome])
+        needs_a_person = self.policy(context).promotion_needs_a_person  # then a pass goes to review too
+        route = str(self.routes["review" if needs_a_person and gate.outcome == "pass" else gate.outcome])
         self.log.info(
             "Routing to %s because the gate says %s: %s",
             route,
@@ -337,6 +337,7 @@ class HumanReviewOperator(Stage, HITLBranchOperator):
             ),
             policy.review,
             triggered_by=self.run_info(context).triggered_by,
+            second_person=policy.override_needs_a_second_person,
         )
         counted = len(review.approvals) > len(earlier.approvals if earlier else ())
         more_needed = counted and len(review.approvals) < review.needed
