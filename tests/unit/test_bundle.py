@@ -345,3 +345,26 @@ def test_data_that_fails_quality_still_gets_a_datasheet(released, break_it, name
     assert sheet["representation"] == [] and "## Composition" in md
     if named:
         assert named in sheet["representation_note"] and sheet["representation_note"] in md.replace("\\", "")
+
+
+def test_the_bundle_carries_the_versions_incidents_and_the_monitoring_plan(released, tmp_path):
+    """On a copy of the released store: an incident about v1 (and one about v2) opened and acted on; v1's
+    bundle carries v1's incident as its records stand, and the plan of the policy that approved v1."""
+    import shutil
+
+    from fairgate.governance import incidents
+
+    shutil.copytree(released["store"].root, tmp_path / "store")
+    store = LocalStore(tmp_path / "store")
+    policy = released["policy"]
+    mine = incidents.open_incident(
+        store, policy, source="reported", link="case 7", seen=["a complaint"], version=released["v1"]
+    )
+    incidents.act(store, "credit", mine["incident_id"], action="note", note="looked at the case", by="ana")
+    incidents.open_incident(store, policy, source="reported", link="case 8", seen=["other"], version=released["v2"])
+    members = _members(bundle.build(store, "credit", released["v1"]))
+    [carried] = json.loads(members["incidents.json"])
+    assert carried["incident_id"] == mine["incident_id"] and carried["actions"][0]["note"] == "looked at the case"
+    plan = members["post_market_plan.md"].decode()
+    assert plan.startswith("# Post-market monitoring plan: credit") and "A degraded audit opens an incident." in plan
+    assert bundle.verify(bundle.build(store, "credit", released["v1"])).ok

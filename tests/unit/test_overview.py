@@ -172,3 +172,32 @@ def test_a_store_that_refuses_the_index_write_still_serves_the_page(filled, capl
     assert _shown(overview.overview(read_only, today=today), "credit") == _from_scratch(filled, "credit", today)
     assert not read_only.exists(overview.index_key("credit"))
     assert "was not written" in caplog.text
+
+
+def test_open_incidents_are_shown_until_closed(filled):
+    """The view lists a model's open incidents, as the incidents module reads them from the log; a closed
+    one leaves the list, an overdue one says so (on the HTML page too)."""
+    from datetime import UTC, datetime
+
+    from fairgate.governance import incidents
+    from fairgate.policy.loader import load_policy
+    from fairgate.reporting.report import overview_html
+
+    today = DAY + timedelta(days=40)
+    overview.overview(filled, today=today)  # an index built before the incidents were opened
+    policy = load_policy().model_copy(update={"model_name": "credit"})
+    old = datetime(2026, 1, 1, tzinfo=UTC)
+    first = incidents.open_incident(
+        filled, policy, source="audit_degraded", link="audit 2026-03-05", seen=["DI 0.6"], now=old
+    )
+    second = incidents.open_incident(filled, policy, source="reported", link="case 1", seen=["a complaint"])
+    incidents.sweep(filled, "credit")
+    shown = next(m for m in overview.overview(filled, today=today)["models"] if m["name"] == "credit")["incidents"]
+    expected = [i for i in incidents.incidents(filled, "credit") if i["status"] == "open"]
+    assert [(i["incident_id"], i["overdue"]) for i in shown] == [(i["incident_id"], i["overdue"]) for i in expected]
+    assert [i["overdue"] for i in shown] == [True, False]
+    page = overview_html(overview.overview(filled, today=today), user="viewer")
+    assert first["incident_id"] in page and "(overdue)" in page
+    incidents.close(filled, "credit", first["incident_id"], rationale="retrained", by="ana")
+    shown = next(m for m in overview.overview(filled, today=today)["models"] if m["name"] == "credit")["incidents"]
+    assert [i["incident_id"] for i in shown] == [second["incident_id"]]

@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 from fairgate.data.quality import duplicate_rows, validate_frame
@@ -23,7 +24,7 @@ from fairgate.errors import (
     IntegrityError,
     RecourseError,
 )
-from fairgate.governance import approval, bundle, cases, evidence, registry
+from fairgate.governance import approval, bundle, cases, evidence, incidents, registry
 from fairgate.governance.records import LifecycleRecord
 from fairgate.integrations import model_server, tracking
 from fairgate.models import recourse
@@ -238,6 +239,50 @@ def cmd_contest(args: argparse.Namespace, store: ArtifactStore, model: str) -> i
         f"Opened case {case['case_id']} (evidence record #{case['seq']}). A reviewer decides it in Airflow:\n"
         f"  airflow dags trigger {dag_id} --conf '{conf}'\n(the Fairness view's contest route triggers it itself).",
     )
+    return 0
+
+
+def cmd_incidents(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
+    """``fairgate incidents [list|open|act|close]``: the model's incident records and their deadlines."""
+    import getpass
+
+    by = args.by or f"cli:{getpass.getuser()}"
+    if args.verb == "open":
+        if not args.what:
+            raise InputError("fairgate incidents open needs --what: what was seen.")
+        found = incidents.open_incident(
+            store,
+            args.loaded_policy,
+            source="reported",
+            link=args.link or datetime.now(UTC).isoformat(timespec="seconds"),
+            seen=[args.what],
+            opened_by=by,
+            clock=args.clock,
+            version=registry.production_version(store, model),
+        )
+        _out(args, dict(found), f"Opened {incidents.describe(found)}")
+        return 0
+    if args.verb in ("act", "close"):
+        if not args.incident_id:
+            raise InputError(f"fairgate incidents {args.verb} needs the incident's id (fairgate incidents lists them).")
+        if args.verb == "act":
+            found = incidents.act(store, model, args.incident_id, action=args.action, note=args.note or "", by=by)
+        else:
+            found = incidents.close(store, model, args.incident_id, rationale=args.rationale or "", by=by)
+        _out(args, dict(found), incidents.describe(found))
+        return 0
+    every = incidents.incidents(store, model)
+    shown = every if args.all else [i for i in every if i["status"] == "open"]
+    lines = [incidents.describe(i) for i in shown] or [
+        f"No {'' if args.all else 'open '}incidents for {model} ({len(every)} in all)."
+    ]
+    _out(args, {"model": model, "incidents": incidents.as_json(shown)}, "\n".join(lines))
+    return 2 if any(i["overdue"] and i["status"] == "open" for i in shown) else 0
+
+
+def cmd_plan(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
+    text = incidents.monitoring_plan(args.loaded_policy)
+    _out(args, {"model": model, "plan": text}, text.rstrip())
     return 0
 
 
@@ -481,6 +526,8 @@ def build_parser() -> argparse.ArgumentParser:
         "bundle": (cmd_bundle, "write one release's evidence, artifacts and chain proof to a file for auditors"),
         "contest": (cmd_contest, "open a contest of a scored decision, for a reviewer in Airflow"),
         "case": (cmd_case, "the contests of a record and their outcomes"),
+        "incidents": (cmd_incidents, "incident records and their reporting deadlines: list, open, act, close"),
+        "plan": (cmd_plan, "the post-market monitoring plan the policy amounts to (Markdown)"),
         "mlflow-sync": (cmd_mlflow_sync, "log to MLflow what the evidence log holds and MLflow lacks; move the alias"),
         "mlflow-check": (
             cmd_mlflow_check,
@@ -507,6 +554,19 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "contest":
             p.add_argument("--reason", required=True, help="what the person says; shown to the reviewer")
             p.add_argument("--by", help="who contests (default: cli:<user>)")
+        if name == "incidents":
+            p.add_argument("verb", nargs="?", choices=["list", "open", "act", "close"], default="list")
+            p.add_argument("incident_id", nargs="?", help="the incident (act, close)")
+            p.add_argument("--all", action="store_true", help="list closed incidents too")
+            p.add_argument("--what", help="open: what was seen")
+            p.add_argument("--link", help="open: what it refers to (a case id, a date); default: now")
+            p.add_argument("--clock", choices=["serious", "widespread", "death"], help="open: the reporting clock")
+            p.add_argument(
+                "--action", choices=["rollback", "retraining", "note"], default="note", help="act: what was done"
+            )
+            p.add_argument("--note", help="act: what was done, in words")
+            p.add_argument("--rationale", help="close: what was found and done (required)")
+            p.add_argument("--by", help="who (default: cli:<user>)")
         if name == "bundle":
             p.add_argument("version", help="a version's sha256 (or a unique prefix of 6+ characters), or 'production'")
             p.add_argument("--out", help="the file to write (default: <model>-<version>.fairgate.zip)")

@@ -6,6 +6,8 @@
 - :mod:`.approval`: whether production's version may be used: only what the chain approved
   (``production``), and deploying evidence first (``deploy_recorded``);
 - :mod:`.cases`: contested and reviewed decisions (``open_contest``, ``decide``);
+- :mod:`.incidents`: incident records with their reporting clocks (``open_incident``, ``close``,
+  ``sweep``) and the post-market monitoring plan (``monitoring_plan``);
 - :mod:`.bundle`: release bundles an auditor checks offline (``build``, ``verify``);
 - :mod:`.annex_iv`: where each EU AI Act Annex IV item is answered; :mod:`.lineage`: lineage facets.
 """

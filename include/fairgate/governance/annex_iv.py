@@ -210,9 +210,10 @@ ITEMS: tuple[Item, ...] = (
         "Annex IV 9",
         "Post-market monitoring system and plan (Article 72)",
         "covered",
-        ("count.audit", "member.policy.yaml"),
+        ("count.audit", "member.policy.yaml", "member.post_market_plan.md"),
         "the nightly audit of the deployed version (fairness with intervals, drift, performance once outcomes "
-        "arrive), its alerts and retraining requests, each audit in the evidence log",
+        "arrive), its alerts and retraining requests, each audit in the evidence log; the plan (what is "
+        "measured, how often, thresholds, owners, incidents) generated from the approving policy",
         "",
     ),
     Item(
@@ -253,6 +254,16 @@ ITEMS: tuple[Item, ...] = (
         "declared accuracy with intervals; decision stability and counterfactual checks when the policy "
         "enables them; integrity checks on every load",
         "adversarial robustness is not tested",
+    ),
+    Item(
+        "Article 73",
+        "Reporting of serious incidents",
+        "partial",
+        ("count.incident", "member.incidents.json"),
+        "incident records opened by a degraded audit, an overturn rate above the policy's bound or a person, "
+        "each with its reporting clock (15, 2 or 10 days), owner, actions and closing rationale; the nightly "
+        "deadline sweep fails while one is open past its deadline",
+        "the report to the market surveillance authority, and the investigation, are the provider's",
     ),
 )
 

@@ -32,9 +32,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import yaml
+
 from fairgate.errors import CODE_VERSION, BundleError, NotFoundError
-from fairgate.governance import annex_iv, approval, evidence, registry
+from fairgate.governance import annex_iv, approval, evidence, incidents, registry
 from fairgate.governance.records import LifecycleRecord
+from fairgate.policy.loader import parse_policy
 from fairgate.storage.base import read_recorded
 
 if TYPE_CHECKING:
@@ -81,7 +84,7 @@ def resolve_version(store: ArtifactStore, model: str, version: str) -> str:
 
 def concerns(record: dict[str, Any], version: str) -> bool:
     """Whether an evidence record is about ``version``: a run that produced or deployed it, a rollback
-    to or from it, or an audit that judged it (or scored with it)."""
+    to or from it, an audit that judged it (or scored with it), or an incident opened about it."""
     kind = record.get("kind")
     if kind == "lifecycle":
         run = LifecycleRecord.from_json(record)
@@ -96,6 +99,8 @@ def concerns(record: dict[str, Any], version: str) -> bool:
         return version in (record.get("from_version"), record.get("to_version"))
     if kind == "audit":
         return record.get("judged_version") == version or version in (record.get("model_versions") or [])
+    if kind == "incident":
+        return bool(record.get("version") == version)
     return False
 
 
@@ -194,6 +199,13 @@ def build(
                     f"audit of record #{entry['seq']}: the stored result was replaced by a later "
                     "re-run of that date; the record keeps its sha256"
                 )
+    concerned = [i for i in incidents.incidents(store, model) if i["version"] == version]
+    if concerned:
+        text = json.dumps(concerned, indent=2, sort_keys=True).encode()
+        out.add("incidents.json", text, "incidents of this version, as their evidence records stand")
+    if "policy.yaml" in out.members:  # the plan the approving policy amounts to
+        approving = parse_policy(yaml.safe_load(out.members["policy.yaml"]))
+        out.add("post_market_plan.md", incidents.monitoring_plan(approving).encode(), "post-market monitoring plan")
     first = mine[0]["seq"]
     for entry, data in zip(entries, raw, strict=True):
         if entry["seq"] >= first:

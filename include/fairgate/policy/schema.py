@@ -597,6 +597,20 @@ class Owners(_Section):
     complaints: Answer = Field(None, description="who handles complaints and contested decisions")
 
 
+class Incidents(_Section):
+    """What opens an incident record, and which reporting clock it starts (EU AI Act Art. 73)."""
+
+    open_on_degraded_audit: bool = Field(True, description="a degraded nightly audit opens an incident")
+    max_overturn_rate: Fraction | None = Field(
+        None, description="an incident opens when reviewers overturn more than this share of reviewed decisions"
+    )
+    clock: Literal["serious", "widespread", "death"] = Field(
+        "serious",
+        description="the reporting clock an incident starts: `serious` 15 days, `widespread` (a widespread "
+        "infringement) 2 days, `death` 10 days",
+    )
+
+
 class ThresholdOverride(BaseModel):
     """A run's exception to the policy's gate thresholds, as the evidence records it."""
 
@@ -635,6 +649,7 @@ class Policy(_Section):
     review: ReviewPolicy = ReviewPolicy()
     impact_assessment: ImpactAssessment = ImpactAssessment()
     owners: Owners = Owners()
+    incidents: Incidents = Incidents()
 
     # Where the policy was read from (set by fairgate.policy.loader.load_policy; not policy keys).
     _sha256: str = PrivateAttr("")

@@ -66,6 +66,18 @@ class VersionRow(TypedDict):
     dag_id: str | None
 
 
+class IncidentRow(TypedDict):
+    incident_id: str
+    opened_at: str
+    source: str
+    link: str
+    seen: str
+    owner: str | None
+    due: str
+    status: str  # open | closed
+    overdue: bool
+
+
 class Index(TypedDict):
     """``index/<model>/overview.json``: the page data derived from the evidence log up to entry ``seq``."""
 
@@ -73,6 +85,7 @@ class Index(TypedDict):
     decisions: list[DecisionRow]  # newest first
     audits: dict[str, AuditResult]  # by date; the summary keys only
     versions: dict[str, VersionRow]  # by sha256
+    incidents: dict[str, IncidentRow]  # by id (fairgate.governance.incidents)
 
 
 class ModelOverview(TypedDict):
@@ -81,6 +94,7 @@ class ModelOverview(TypedDict):
     versions: list[VersionRow]
     decisions: list[DecisionRow]
     audits: list[AuditResult]
+    incidents: list[IncidentRow]  # the open ones, oldest first
 
 
 class Overview(TypedDict):
@@ -88,7 +102,7 @@ class Overview(TypedDict):
 
 
 def _empty() -> Index:
-    return {"seq": 0, "decisions": [], "audits": {}, "versions": {}}
+    return {"seq": 0, "decisions": [], "audits": {}, "versions": {}, "incidents": {}}
 
 
 def _decision(seq: int, rec: LifecycleRecord) -> DecisionRow:
@@ -166,6 +180,26 @@ def summary(store: ArtifactStore, model: str) -> Index:
                     index["versions"][version] = _version(registry.read_manifest(store, model, version))
                 except RegistryError:
                     pass  # a rejected run's model: never registered
+        elif rec.get("kind") == "incident" and isinstance(rec.get("incident_id"), str):
+            index["incidents"][rec["incident_id"]] = {
+                "incident_id": rec["incident_id"],
+                "opened_at": str(rec.get("opened_at")),
+                "source": str(rec.get("source")),
+                "link": str(rec.get("link")),
+                "seen": "; ".join(rec.get("seen") or [])[:300],
+                "owner": rec.get("owner"),
+                "due": str(rec.get("due")),
+                "status": "open",
+                "overdue": False,
+            }
+        elif (
+            rec.get("kind") in ("incident_overdue", "incident_closed") and rec.get("incident_id") in index["incidents"]
+        ):
+            row = index["incidents"][rec["incident_id"]]
+            if rec["kind"] == "incident_overdue":
+                row["overdue"] = True
+            else:
+                row["status"] = "closed"
         elif rec.get("kind") == "audit" and rec.get("date"):
             index["audits"][rec["date"]] = _audit(store, rec)  # a re-run of a date replaces it
             index["audits"] = dict(sorted(index["audits"].items())[-KEEP:])
@@ -201,6 +235,7 @@ def overview(
             "versions": sorted(index["versions"].values(), key=lambda v: v.get("registered_at") or "", reverse=True),
             "decisions": index["decisions"][:decisions],
             "audits": dated[-audits:],
+            "incidents": [i for i in index["incidents"].values() if i["status"] == "open"],
         }
 
     names = [n for n in models(store) if only is None or n in only]

@@ -232,6 +232,7 @@ class Audit(_Result):
     seq: int
     judged_version: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    incidents: tuple[str, ...] = ()  # the incidents this audit opened (fairgate.governance.incidents)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from fairgate.errors import CODE_VERSION, StageError
-from fairgate.governance import approval, cases, registry
+from fairgate.governance import approval, cases, incidents, registry
 from fairgate.models import recourse
 from fairgate.models.training import reference_record
 from fairgate.monitoring import audit as measure
@@ -178,6 +178,7 @@ def audit(store: ArtifactStore, policy: Policy, day: date, *, run_id: str, run_t
     trend = prediction_log.audit_trend(store, policy.model_name, result)
     page = audit_report(result, trend, list(policy.fairness.bounds))
     saved = prediction_log.save_audit(store, policy.model_name, result, report_html=page)
+    opened = incidents.from_audit(store, policy, result, run_type=run_type)
     return Audit(
         date=result["date"],
         status=result["status"],
@@ -190,6 +191,7 @@ def audit(store: ArtifactStore, policy: Policy, day: date, *, run_id: str, run_t
         report=saved["report"],
         seq=saved["seq"],
         judged_version=result.get("judged_version"),
+        incidents=tuple(i["incident_id"] for i in opened),
     )
 
 
@@ -206,7 +208,8 @@ def alert(audit: Audit, model: str) -> Alert:
     """The alert for an audit that was not healthy: critical when degraded, information otherwise."""
     reasons = "; ".join(audit.reasons or audit.insufficient)[:1000]
     return Alert(
-        message=f"[{model}] Fairgate audit {audit.date}: {audit.status}. {reasons} Report: {audit.report.uri}",
+        message=f"[{model}] Fairgate audit {audit.date}: {audit.status}. {reasons} Report: {audit.report.uri}"
+        + (f" Incident(s) opened: {', '.join(audit.incidents)} (fairgate incidents)." if audit.incidents else ""),
         severity="critical" if audit.status == "degraded" else "info",
         payload={"model": model, "date": audit.date, "status": audit.status, "audit_uri": audit.result.uri},
     )

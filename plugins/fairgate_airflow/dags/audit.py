@@ -10,9 +10,12 @@ against the training data; changes since deployment.
 Branches: **healthy** → recorded; **degraded** (a fairness bound clearly broken, or drift above
 the policy's PSI threshold) → alert + retraining request (the asset the model's lifecycle is
 scheduled on) + recorded; **insufficient_evidence** (groups too small, outcomes not yet
-arrived) → recorded + low-severity alert. One audit per logical date: a re-run or backfill
-replaces that date's result (`audits/model=<model>/date=YYYY-MM-DD/audit.json`), stamped with the policy hash
-and code version, and appends to the evidence log.
+arrived) → recorded + low-severity alert. A degraded audit (or reviews overturned above the
+policy's bound) opens an incident record with its reporting clock; every run ends with
+**incident_deadlines**, which fails naming each incident still open past its deadline. One audit
+per logical date: a re-run or backfill replaces that date's result
+(`audits/model=<model>/date=YYYY-MM-DD/audit.json`), stamped with the policy hash and code
+version, and appends to the evidence log.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from fairgate_airflow.models import ModelEntry
 from fairgate_airflow.operators import (
     AlertOperator,
     AuditOperator,
+    IncidentDeadlinesOperator,
     RequestRetrainingOperator,
     TrackMlflowOperator,
     check_routes,
@@ -49,12 +53,16 @@ def audit(model: ModelEntry) -> DAG:
         result = AuditOperator(
             task_id="audit",
             routes={
-                "healthy": ["healthy", "track_mlflow"],
-                "degraded": ["alert", "request_retraining", "track_mlflow"],
-                "insufficient_evidence": ["alert", "track_mlflow"],
+                "healthy": ["healthy", "track_mlflow", "incident_deadlines"],
+                "degraded": ["alert", "request_retraining", "track_mlflow", "incident_deadlines"],
+                "insufficient_evidence": ["alert", "track_mlflow", "incident_deadlines"],
             },
         )
-        result >> [EmptyOperator(task_id="healthy"), TrackMlflowOperator(task_id="track_mlflow", lifecycle_runs=False)]
+        result >> [
+            EmptyOperator(task_id="healthy"),
+            TrackMlflowOperator(task_id="track_mlflow", lifecycle_runs=False),
+            IncidentDeadlinesOperator(task_id="incident_deadlines"),  # an overdue one fails without retry
+        ]
         AlertOperator(task_id="alert", audit=result.output)
         RequestRetrainingOperator(
             task_id="request_retraining", audit=result.output, outlets=[retraining_request(model)]

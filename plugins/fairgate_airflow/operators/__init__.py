@@ -5,7 +5,7 @@
 - :mod:`.lifecycle`: ``fairgate_lifecycle``'s stages, collect to record (and human review);
 - :mod:`.scoring`: ``fairgate_score`` (``ScoreOperator``) and the review of a held or contested
   decision (``DecideContestOperator``, also ``fairgate_contest``'s);
-- :mod:`.audit`: ``fairgate_audit`` (audit, alert, retraining request);
+- :mod:`.audit`: ``fairgate_audit`` (audit, alert, retraining request, the incidents' deadline sweep);
 - :mod:`.rollback`: ``fairgate_rollback``; :mod:`.tracking`: ``track_mlflow`` of every DAG above;
 - :mod:`.refused`: the one task of a policy file's ``fairgate_policy_refused__<file>`` DAG.
 
@@ -17,7 +17,12 @@ from the DAG; the domain returns outcomes.
 
 from __future__ import annotations
 
-from fairgate_airflow.operators.audit import AlertOperator, AuditOperator, RequestRetrainingOperator
+from fairgate_airflow.operators.audit import (
+    AlertOperator,
+    AuditOperator,
+    IncidentDeadlinesOperator,
+    RequestRetrainingOperator,
+)
 from fairgate_airflow.operators.base import SUMMARY, check_routes
 from fairgate_airflow.operators.lifecycle import (
     CheckBiasOperator,
@@ -50,6 +55,7 @@ __all__ = [
     "FairnessGateOperator",
     "FitCandidateOperator",
     "HumanReviewOperator",
+    "IncidentDeadlinesOperator",
     "PlanSearchOperator",
     "PolicyRefusedOperator",
     "RecordEvidenceOperator",

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
 
 from fairgate_airflow.operators.base import BranchStage, Stage, day_of, routes_of
 
@@ -83,3 +84,24 @@ class RequestRetrainingOperator(Stage, BaseOperator):
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra = dict[str, Any](request)
         self.log.info("Retraining requested: %s", request["reason"][:500])
+
+
+class IncidentDeadlinesOperator(Stage, BaseOperator):
+    """The incidents' reporting clocks: fail, naming each incident still open past its deadline (each is
+    recorded overdue in the evidence log once), so the DAG's failure alerting fires until they are closed."""
+
+    checks_estimator = False
+
+    def execute(self, context: Context) -> None:
+        from fairgate.governance import incidents
+
+        model = self.policy(context).model_name
+        overdue = incidents.sweep(self.store(), model)
+        still_open = [i for i in incidents.incidents(self.store(), model) if i["status"] == "open"]
+        self.log.info("%d incident(s) open, %d past their deadline", len(still_open), len(overdue))
+        if overdue:
+            raise AirflowFailException(
+                f"{len(overdue)} incident(s) of {model!r} open past their reporting deadline:\n"
+                + "\n".join(incidents.describe(i) for i in overdue)
+                + f"\nClose each with: fairgate --model {model} incidents close ID --rationale '...'"
+            )
