@@ -125,13 +125,21 @@ def _api():
 
 
 def answer_review(
-    dag_id: str, run_id: str, choice: str, rationale: str, *, task_id: str = "human_review", map_index: int = -1
+    dag_id: str,
+    run_id: str,
+    choice: str,
+    rationale: str,
+    *,
+    task_id: str = "human_review",
+    map_index: int = -1,
+    params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Answer a human-review task through Airflow's REST API (the call the UI makes)."""
+    """Answer a human-review task through Airflow's REST API (the call the UI makes); ``params``: the
+    form's other fields (e.g. ``{"report_incident": True}``)."""
     with _api() as client:
         resp = client.patch(
             f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/{map_index}/hitlDetails",
-            json={"chosen_options": [choice], "params_input": {"rationale": rationale}},
+            json={"chosen_options": [choice], "params_input": {"rationale": rationale, **(params or {})}},
         )
     if resp.status_code != 200:
         raise RuntimeError(f"Answering the review failed: HTTP {resp.status_code} {resp.text}")
@@ -176,10 +184,12 @@ class Reviewer(threading.Thread):
         wait_s: float = 0.0,
         timeout_s: float = 600,
         task_id: str = "human_review",
+        params: dict[str, Any] | None = None,
     ):
         super().__init__(daemon=True)
         warm_api()
         self.dag_id, self.choice, self.rationale, self.task_id = dag_id, choice, rationale, task_id
+        self.params = params
         self.wait_s, self.timeout_s = wait_s, timeout_s
         self.answered: dict[str, Any] | None = None
         self.request: dict[str, Any] | None = None
@@ -195,7 +205,7 @@ class Reviewer(threading.Thread):
                     self.request = review_request(self.dag_id, run_id, task_id=self.task_id)
                     time.sleep(self.wait_s)
                     self.answered = answer_review(
-                        self.dag_id, run_id, self.choice, self.rationale, task_id=self.task_id
+                        self.dag_id, run_id, self.choice, self.rationale, task_id=self.task_id, params=self.params
                     )
                     return
             except Exception as exc:  # e.g. SQLite busy while the run writes; kept for the caller

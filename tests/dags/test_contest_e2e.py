@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import synthetic_credit_policy
 
 from fairgate.cli.main import main
-from fairgate.governance import cases, evidence
+from fairgate.governance import cases, evidence, incidents, registry
 from fairgate.policy.loader import load_policy
 from fairgate.stages import lifecycle, monitoring
 from fairgate.stages.lifecycle import RunInfo
@@ -82,6 +82,7 @@ def test_a_contest_through_airflow_to_a_recorded_outcome_the_audit_counts(scored
         "The applicant's new payslip shows the income.",
         task_id="decide_contest",
         timeout_s=300,
+        params={"report_incident": True},  # the reviewer also reports an incident
     )
     reviewer.start()
     dr = load_dag("fairgate_contest__credit").test(run_conf={"case_id": opened["case_id"]})
@@ -95,6 +96,10 @@ def test_a_contest_through_airflow_to_a_recorded_outcome_the_audit_counts(scored
     assert decided["record"]["choice"] == "Overturn" and decided["record"]["final_decision"] == 1
     assert decided["record"]["rationale"] == "The applicant's new payslip shows the income."
     assert evidence.verify(store, "credit").ok
+    [incident] = incidents.incidents(store, "credit")
+    assert (incident["source"], incident["link"]) == ("reported", f"case {opened['case_id']}")
+    assert "The applicant's new payslip shows the income." in incident["seen"][0]
+    assert incident["version"] == registry.production_version(store, "credit") and incident["status"] == "open"
     assert main(["case", row]) == 0
     assert "overturned by" in capsys.readouterr().out
 

@@ -68,7 +68,14 @@ class DecideContestOperator(Stage, HITLOperator):
                     title="Rationale (required)",
                     description="Why you uphold or overturn the decision; recorded in the "
                     "evidence log and shown to the person.",
-                )
+                ),
+                "report_incident": Param(
+                    False,
+                    type="boolean",
+                    title="Report an incident",
+                    description="This decision shows an ethical breach by the model: open an incident "
+                    "record (its owner and reporting clock from the policy), linked to this case.",
+                ),
             },
             **kwargs,
         )
@@ -106,4 +113,20 @@ class DecideContestOperator(Stage, HITLOperator):
             outcome["reviewer"],
             outcome["seq"],
         )
+        if (event.get("params_input") or {}).get("report_incident") and not answer.timed_out:
+            from fairgate.governance import incidents
+
+            policy = self.policy(context)
+            case = guarded(cases.read, self.store(), policy.model_name, self.case_id)
+            opened = guarded(
+                incidents.open_incident,
+                self.store(),
+                policy,
+                source="reported",
+                link=f"case {self.case_id}",
+                seen=[f"reviewer of case {self.case_id} ({case['row']}, {case['date']}): {answer.rationale or ''}"],
+                opened_by=answer.reviewer or "a reviewer",
+                version=case["model_version"],
+            )
+            self.log.info("Incident %s opened by the reviewer, due %s", opened["incident_id"], opened["due"])
         return {k: outcome[k] for k in ("case_id", "choice", "final_decision", "seq")}
