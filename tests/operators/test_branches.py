@@ -270,6 +270,46 @@ def test_gate_deploys_when_thresholds_allow(store, write_policy, sample_csv):
 
 
 @pytest.mark.lifecycle
+def test_under_review_always_a_pass_asks_a_person_and_an_unanswered_assessment_rejects(store, write_policy, sample_csv):
+    """`review.required: always`: the gate passes, the route is human_review; an approval that counts
+    still rejects while the impact assessment and owners are unanswered, and names every key."""
+    loose = {
+        "disparate_impact": {"kind": "ratio_band", "min": 0.05, "max": 20},
+        "equal_opportunity_difference": {"kind": "abs_difference", "max": 0.9},
+    }
+    write_policy(
+        {
+            "dataset.source": str(sample_csv()),
+            "fairness.thresholds": loose,
+            "fairness.min_positives": 3,
+            "review.required": "always",
+            "owners.retraining": "ml team",
+        }
+    )
+    ti = FakeTI()
+    collected(ti, store)
+    assert _gate(ti) == "human_review"
+    assert ti.xcom_pull("fairness_gate", SUMMARY)["outcome"] == "pass"
+    op = HumanReviewOperator(task_id="human_review", gate=out(ti, "fairness_gate"), routes=ROUTES["human_review"])
+    seen = {}
+    op.do_branch = lambda context, branches_to_execute: seen.setdefault("branch", branches_to_execute)
+    ti.task_id = "human_review"
+    event = {
+        "chosen_options": ["Approve"],
+        "params_input": {"rationale": "figures inside every band"},
+        "responded_by_user": {"id": "1", "name": "alice"},
+        "responded_at": None,
+        "timedout": False,
+    }
+    op.execute_complete(context(ti), event)
+    review = ti.xcom_pull("human_review", SUMMARY)
+    assert seen["branch"] == ["reject_model"] and review["approved"] is False
+    assert review["approvals"] == ["alice"]  # the approval counted; the policy's questions did not allow it
+    assert "leave 7 question(s) unanswered: impact_assessment.affected_groups" in review["note"]
+    assert "owners.retraining" not in review["note"]
+
+
+@pytest.mark.lifecycle
 def test_gate_asks_for_review_on_insufficient_evidence(store, write_policy, sample_csv):
     loose = {"disparate_impact": {"kind": "ratio_band", "min": 0.05, "max": 20}}
     # (min_group_size that high would already stop the run at the quality gate, which checks group sizes)
