@@ -265,6 +265,7 @@ def monitoring_plan(policy: Policy) -> str:
         audit=policy.audit,
         thresholds=[f"{t.metric} {t.describe()}" for t in policy.fairness.bounds],
         confidence=f"{policy.fairness.confidence_level:.0%}",
+        alpha=f"{1 - policy.fairness.confidence_level:.2g}",
         protected=list(policy.protected_columns),
         intersections=[" × ".join(c) for c in policy.intersections],
         recourse_gap=policy.recourse.max_share_gap,

@@ -15,6 +15,7 @@ from fairgate.fairness import estimation
 from fairgate.fairness.gate import judge_metric, short_groups
 from fairgate.fairness.groups import Comparison, cell_mask, comparisons, group_codes
 from fairgate.fairness.metrics import GroupFigures, Interval, Sides, measure, wilson_interval
+from fairgate.fairness.multiplicity import adjusted, exceedance_p
 from fairgate.monitoring.columns import LABEL_COLUMN
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
     from fairgate.governance.registry import Manifest
     from fairgate.models.recourse import RecourseAudit
-    from fairgate.policy.schema import Policy
+    from fairgate.policy.schema import Policy, Threshold
     from fairgate.stages.contracts import AuditStatus
 
 # Measurable from the decisions alone; the other metrics need outcomes.
@@ -98,6 +99,7 @@ class AuditResult(TypedDict, total=False):
     measured_in: str
     not_measured: list[str]
     report: dict[str, str]
+    alerts: Alerts
 
 
 def audited(audit: AuditResult, key: str, metric: str) -> float | None:
@@ -211,14 +213,40 @@ def changes_since(fairness: dict[str, WindowFigures], manifest: Manifest) -> dic
     return changes
 
 
-def judge_fairness(fairness: dict[str, WindowFigures], policy: Policy) -> tuple[list[str], list[str]]:
-    """What is out of bounds (``reasons``) and what cannot be judged (``insufficient``) in a window's fairness.
+class AlertTest(TypedDict):
+    """One comparison × metric of a night's audit, as the alert decision saw it."""
+
+    comparison: str
+    metric: str
+    value: float
+    ci_low: float | None
+    ci_high: float | None
+    outside: bool  # the estimate lies outside the bound: the uncorrected view
+    p: float | None  # one-sided, of "within the bound" (fairgate.fairness.multiplicity)
+    p_adjusted: float | None
+    alert: bool
+
+
+class Alerts(TypedDict):
+    correction: str  # audit.alert_correction: none | holm | bh
+    alpha: float
+    tests: list[AlertTest]
+
+
+def judge_fairness(fairness: dict[str, WindowFigures], policy: Policy) -> tuple[list[str], list[str], Alerts]:
+    """What is out of bounds (``reasons``), what cannot be judged (``insufficient``), and every test of the
+    night with the alert decision (``alerts``) in a window's fairness.
 
     ``fairness`` maps each comparison to its ``metrics`` and ``counts`` (``all`` predictions,
-    ``labeled`` rows or None): the Parquet and the SQL audit both judge through here.
+    ``labeled`` rows or None): the Parquet and the SQL audit both judge through here. With
+    ``audit.alert_correction: none`` an estimate outside its bound alerts; with ``holm`` (the
+    default) or ``bh`` a test alerts when its p-value of having left the bound, adjusted over all
+    of the night's tests, is at most ``1 - fairness.confidence_level``; the uncorrected view
+    (``outside``) is kept beside it in the record.
     """
     reasons: list[str] = []
     insufficient: list[str] = []
+    judged: list[tuple[str, Threshold, float, float | None, float | None]] = []
     for key, res in fairness.items():
         short = short_groups(res["counts"]["all"], policy, unit="predictions", positives=False)
         if short:
@@ -237,11 +265,44 @@ def judge_fairness(fairness: dict[str, WindowFigures], policy: Policy) -> tuple[
             if t.metric not in SELECTION_METRICS and lacking:
                 insufficient.extend(f"{key}: {t.metric}: {s}" for s in lacking)
                 continue
-            # A monitor alerts when the estimate leaves the bound; the interval says how sure it is.
-            if m["value"] is not None and not t.contains(m["value"]):
-                _, msg = judge_metric(t, m["value"], m["ci_low"], m["ci_high"], 0.0)
-                reasons.append(f"{key}: {msg}")
-    return reasons, insufficient
+            if m["value"] is not None:
+                judged.append((key, t, m["value"], m["ci_low"], m["ci_high"]))
+    rule, level = policy.audit.alert_correction, policy.fairness.confidence_level
+    alpha = 1 - level
+    p = [
+        exceedance_p(t, value, low, high, level) if low is not None and high is not None else None
+        for _, t, value, low, high in judged
+    ]
+    tested = [i for i, x in enumerate(p) if x is not None]
+    adjusted_p: list[float | None] = [None] * len(judged)
+    for i, a in zip(tested, adjusted([x for x in p if x is not None], rule), strict=True):
+        adjusted_p[i] = a
+    tests: list[AlertTest] = []
+    for (key, t, value, low, high), p_i, a_i in zip(judged, p, adjusted_p, strict=True):
+        outside = not t.contains(value)
+        alert = outside if rule == "none" or a_i is None else outside and a_i <= alpha
+        if alert:
+            _, msg = judge_metric(t, value, low, high, 0.0)
+            said = (
+                ""
+                if rule == "none" or a_i is None
+                else f" (p={p_i:.3g}; {rule}-adjusted {a_i:.3g} <= {alpha:g} over {len(tested)} tests)"
+            )
+            reasons.append(f"{key}: {msg}{said}")
+        tests.append(
+            {
+                "comparison": key,
+                "metric": t.metric,
+                "value": value,
+                "ci_low": low,
+                "ci_high": high,
+                "outside": outside,
+                "p": p_i,
+                "p_adjusted": a_i,
+                "alert": alert,
+            }
+        )
+    return reasons, insufficient, {"correction": rule, "alpha": round(alpha, 12), "tests": tests}
 
 
 def measure_window(
@@ -281,7 +342,7 @@ def measure_window(
     )
 
     fairness = window_figures(selection, outcome, comps)
-    reasons, insufficient = judge_fairness(fairness, policy)
+    reasons, insufficient, alerts = judge_fairness(fairness, policy)
 
     snapshot = training
     drift = {}
@@ -338,6 +399,7 @@ def measure_window(
         "selection_rate": float(pred.mean()),
         "accuracy": accuracy,
         "fairness": fairness,
+        "alerts": alerts,
         "drift": {k: round(v, 6) for k, v in drift.items()},
         "change_since_deployment": changes,
     }

@@ -293,7 +293,7 @@ def audit_window(
     finally:
         engine.dispose()
     fairness = fairness_from_counts(counts, policy)
-    reasons, insufficient = judge_fairness(fairness, policy)
+    reasons, insufficient, alerts = judge_fairness(fairness, policy)
     n = counts["n"].to_numpy(dtype=float)
     labeled = counts["y"].notna().to_numpy()
     agree = (counts["d"] == counts["y"]).to_numpy() & labeled
@@ -328,5 +328,6 @@ def audit_window(
         "selection_rate": float((n * counts["d"].to_numpy()).sum() / n.sum()),
         "accuracy": float(n[agree].sum() / n[labeled].sum()) if labeled.any() else None,
         "fairness": fairness,
+        "alerts": alerts,
         "drift": {},
     }

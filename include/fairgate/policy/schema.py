@@ -402,6 +402,12 @@ class Audit(_Section):
     )
     scenario: Scenario = Field("stable", description="simulated feed only")
     daily_rows: int = Field(600, ge=1, description="simulated feed only")
+    alert_correction: Literal["none", "holm", "bh"] = Field(
+        "holm",
+        description="how the audit decides an alert over all comparisons × metrics of a night: `holm` "
+        "(family-wise error at 1 - confidence level), `bh` (false discovery rate), or `none` (an estimate "
+        "outside its bound alerts)",
+    )
     psi_threshold: NonNegative = Field(0.25, description="per-feature PSI that counts as drift")
     group_mix_psi_threshold: NonNegative = Field(0.1, description="PSI of the group mix that counts as drift")
     log_table: Name | None = Field(
