@@ -120,6 +120,11 @@ def test_a_degraded_audit_opens_an_incident_whose_deadline_fires(credit, tmp_pat
     assert found["seen"] == list(audited.reasons) and found["link"] == "audit 2026-06-01"
     assert found["version"] == audited.judged_version and found["clock"] == "widespread"
     assert "Incident(s) opened: " + found["incident_id"] in monitoring.alert(audited, "credit").message
+    stored = json.loads(store.get(store.key_of(audited.result.uri)))  # the audit also searched subgroups
+    first = stored["subgroups"]["top"][0]
+    assert first["discovered"] and "gender" in first["subgroup"] and first["gap"] != 0
+    assert stored["subgroups"]["tests"] > 0 and stored["alerts"]["correction"] == "holm"
+    assert "Subgroups treated most differently from the rest" in store.get(store.key_of(audited.report.uri)).decode()
 
     op = IncidentDeadlinesOperator(task_id="incident_deadlines", policy_file=str(tmp_path / "credit.yaml"))
     op.artifact_root = str(store.root)

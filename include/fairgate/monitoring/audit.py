@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from fairgate.fairness import estimation
+from fairgate.fairness import estimation, subgroups
 from fairgate.fairness.gate import judge_metric, short_groups
 from fairgate.fairness.groups import Comparison, cell_mask, comparisons, group_codes
 from fairgate.fairness.metrics import GroupFigures, Interval, Sides, measure, wilson_interval
@@ -100,6 +100,7 @@ class AuditResult(TypedDict, total=False):
     not_measured: list[str]
     report: dict[str, str]
     alerts: Alerts
+    subgroups: subgroups.Discovery | None
 
 
 def audited(audit: AuditResult, key: str, metric: str) -> float | None:
@@ -366,6 +367,17 @@ def measure_window(
         insufficient.append("training snapshot of the production model not found: drift not measured")
 
     changes = changes_since(fairness, manifest)
+    found = (
+        subgroups.discover(
+            df,
+            pred,
+            policy,
+            labels=df[LABEL_COLUMN].to_numpy(dtype=float),
+            measured_on=f"{len(df)} decisions of version {version[:12]} in the window",
+        )
+        if policy.subgroups.enabled
+        else None
+    )
 
     status: AuditStatus = "degraded" if reasons else "insufficient_evidence" if insufficient else "healthy"
     labels_rows = int(labeled.sum())
@@ -400,6 +412,7 @@ def measure_window(
         "accuracy": accuracy,
         "fairness": fairness,
         "alerts": alerts,
+        "subgroups": found,
         "drift": {k: round(v, 6) for k, v in drift.items()},
         "change_since_deployment": changes,
     }

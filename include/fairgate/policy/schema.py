@@ -603,6 +603,15 @@ class Owners(_Section):
     complaints: Answer = Field(None, description="who handles complaints and contested decisions")
 
 
+class Subgroups(_Section):
+    """Subgroup discovery in the nightly audit (fairgate.fairness.subgroups)."""
+
+    enabled: bool = Field(True, description="search subgroups for the largest gaps against the rest")
+    max_attributes: int = Field(2, ge=1, le=3, description="attributes defining a subgroup (one is protected)")
+    min_size: int = Field(50, ge=10, description="rows a subgroup (and the rest) needs to be tested")
+    fdr: Fraction = Field(0.05, description="false discovery rate over every subgroup test (Benjamini–Hochberg)")
+
+
 class Incidents(_Section):
     """What opens an incident record, and which reporting clock it starts (EU AI Act Art. 73)."""
 
@@ -656,6 +665,7 @@ class Policy(_Section):
     impact_assessment: ImpactAssessment = ImpactAssessment()
     owners: Owners = Owners()
     incidents: Incidents = Incidents()
+    subgroups: Subgroups = Subgroups()
 
     # Where the policy was read from (set by fairgate.policy.loader.load_policy; not policy keys).
     _sha256: str = PrivateAttr("")

@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from fairgate.fairness.estimation import SideEstimate
 from fairgate.fairness.metrics import Interval, Sides, both_sides
+from fairgate.fairness.subgroups import Finding
 from fairgate.governance.records import JSONObject, LifecycleRecord
 from fairgate.monitoring.audit import AuditResult, audited
 from fairgate.policy.schema import Policy
@@ -575,7 +576,25 @@ def audit_report(result: AuditResult, history: list[AuditResult], thresholds: li
         else None,
         drift_rows=[[k, _v(v)] for k, v in (result.get("drift") or {}).items()],
         estimate_rows=_estimate_rows(result.get("estimated_performance") or {}),
+        subgroups=result.get("subgroups"),
+        subgroup_rows=[
+            [
+                " & ".join(f"{c}={v}" for c, v in f["subgroup"].items()),
+                f["metric"],
+                f["rows"],
+                f"{f['rate']:.3f} / {f['rest_rate']:.3f}",
+                f"{f['gap']:+.3f} [{_v(f['ci_low'])}, {_v(f['ci_high'])}]",
+                f"{f['p_adjusted']:.3g}",
+                "yes" if f["discovered"] else "no",
+            ]
+            for f in _subgroup_findings(result)
+        ],
     )
+
+
+def _subgroup_findings(result: AuditResult) -> list[Finding]:
+    found = result.get("subgroups")
+    return found["top"] if found else []
 
 
 def _estimate_rows(estimated: dict[str, Sides[SideEstimate]]) -> list[list[Any]]:
