@@ -19,6 +19,7 @@ from fairgate.monitoring.audit import AuditResult, audited
 from fairgate.policy.schema import Policy
 from fairgate.reporting import charts
 from fairgate.reporting.pages import Image, fmt, markdown_to_html, render_html, render_markdown, section
+from fairgate.reporting.verdict import audit_verdict, verdict
 from fairgate.stages.contracts import Review
 
 if TYPE_CHECKING:
@@ -299,6 +300,7 @@ def model_card(record: LifecycleRecord, policy: Policy) -> str:
     proxies = bias.get("proxies")
     return render_markdown(
         "model_card.md.j2",
+        verdict=verdict(record, policy),
         record=section(record.to_json()),
         model=model,
         data=data,
@@ -430,6 +432,7 @@ def run_report(record: LifecycleRecord, policy: Policy) -> str:
     return render_html(
         "run_report.html.j2",
         record=section(record.to_json()),
+        verdict=verdict(record, policy),
         model_name=policy.model_name,
         gate=gate,
         quality=quality,
@@ -503,6 +506,7 @@ def review_body(
     rules = policy.review if policy else None
     return render_markdown(
         "review_request.md.j2",
+        verdict=verdict(record, policy) if policy else None,
         gate_passed=bool(record.gate and record.gate.outcome == "pass"),
         second_person=bool(policy and policy.override_needs_a_second_person),
         position=(len(earlier.approvals) + 1 if earlier else 1, rules.quorum if rules else 1),
@@ -576,6 +580,7 @@ def audit_report(result: AuditResult, history: list[AuditResult], thresholds: li
         else None,
         drift_rows=[[k, _v(v)] for k, v in (result.get("drift") or {}).items()],
         estimate_rows=_estimate_rows(result.get("estimated_performance") or {}),
+        verdict=audit_verdict(result),
         subgroups=result.get("subgroups"),
         subgroup_rows=[
             [
