@@ -135,3 +135,24 @@ def test_an_audit_in_plain_words():
     assert [d.split(":")[0] for d in said["definitions"]] == ["Disparate impact"]
     page = audit_report(result, [])
     assert page.index("In plain words") < page.index("Per-group metrics")
+
+
+def test_values_are_written_as_people_write_them(adult_run):
+    from fairgate.reporting.pages import written
+
+    assert [written(v) for v in (True, False, None, ["Male"], ("a", "b"), [], 0.5, ">= 25")] == [
+        "yes",
+        "no",
+        "none",
+        "Male",
+        "a, b",
+        "none",
+        "0.5000",
+        ">= 25",
+    ]
+    record, policy = adult_run
+    card = model_card(record, policy)
+    assert "(privileged: Male)" in card and "['Male']" not in card
+    assert re.search(r"Training used reweighing weights: (yes|no)\n", card)
+    page = run_report(record, policy)
+    assert re.search(r"Bias detected: (yes|no); mitigation applied: (yes|no)\.", page)

@@ -86,6 +86,17 @@ def fmt(x: Any, digits: int = 4) -> str:
     return str(x)
 
 
+def written(value: Any) -> str:
+    """A value as people write it, not as Python prints it: yes / no, none, a list joined with commas."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple | set):
+        return ", ".join(written(v) for v in value) or "none"
+    return fmt(value)
+
+
 def md_url(url: str) -> _MarkdownSource:
     """A link destination: characters that would end or break it are percent-encoded."""
     from urllib.parse import quote
@@ -119,6 +130,7 @@ def _environment(kind: str) -> jinja2.Environment:
         env.filters["code"] = md_code
         env.filters["url"] = md_url
     env.filters["fmt"] = fmt
+    env.filters["written"] = written
     return env
 
 
