@@ -5,5 +5,6 @@
 - :mod:`.prediction_log`: every read and write of predictions, outcomes and audits (``read_window``);
 - :mod:`.audit`: ``measure_window``, fairness, drift and performance of a window;
 - :mod:`.sql_audit`: the same figures from one ``GROUP BY`` in the database that holds the log;
+- :mod:`.retention`: ``apply``, the log's days past ``audit.retention_days`` removed and recorded;
 - :mod:`.columns`: the log's shared column names.
 """

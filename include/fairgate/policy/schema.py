@@ -378,6 +378,13 @@ class Mitigation(_Section):
 class Audit(_Section):
     window_days: int = Field(7, ge=1, description="days of predictions the nightly audit reads")
     label_lag_days: int = Field(3, ge=0, description="days until outcomes arrive")
+    retention_days: int = Field(
+        183,
+        ge=1,
+        description="days the prediction log keeps each scored day's decisions and reasons (EU AI Act Art. 19: "
+        "at least six months); older days are removed by the audit's retention task, never one inside the "
+        "audit window or with an open contest",
+    )
     incoming: Name | None = Field(
         None,
         description="records to score: a folder of `date=YYYY-MM-DD` partitions "

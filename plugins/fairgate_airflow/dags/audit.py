@@ -12,7 +12,9 @@ the policy's PSI threshold) → alert + retraining request (the asset the model'
 scheduled on) + recorded; **insufficient_evidence** (groups too small, outcomes not yet
 arrived) → recorded + low-severity alert. A degraded audit (or reviews overturned above the
 policy's bound) opens an incident record with its reporting clock; every run ends with
-**incident_deadlines**, which fails naming each incident still open past its deadline. One audit
+**incident_deadlines**, which fails naming each incident still open past its deadline, and
+**apply_retention**, which removes prediction-log days past `audit.retention_days` (never one in
+the window or with an open contest) and records it. One audit
 per logical date: a re-run or backfill replaces that date's result
 (`audits/model=<model>/date=YYYY-MM-DD/audit.json`), stamped with the policy hash and code
 version, and appends to the evidence log.
@@ -33,6 +35,7 @@ from fairgate_airflow.operators import (
     AuditOperator,
     IncidentDeadlinesOperator,
     RequestRetrainingOperator,
+    RetentionOperator,
     TrackMlflowOperator,
     check_routes,
 )
@@ -53,15 +56,16 @@ def audit(model: ModelEntry) -> DAG:
         result = AuditOperator(
             task_id="audit",
             routes={
-                "healthy": ["healthy", "track_mlflow", "incident_deadlines"],
-                "degraded": ["alert", "request_retraining", "track_mlflow", "incident_deadlines"],
-                "insufficient_evidence": ["alert", "track_mlflow", "incident_deadlines"],
+                "healthy": ["healthy", "track_mlflow", "incident_deadlines", "apply_retention"],
+                "degraded": ["alert", "request_retraining", "track_mlflow", "incident_deadlines", "apply_retention"],
+                "insufficient_evidence": ["alert", "track_mlflow", "incident_deadlines", "apply_retention"],
             },
         )
         result >> [
             EmptyOperator(task_id="healthy"),
             TrackMlflowOperator(task_id="track_mlflow", lifecycle_runs=False),
             IncidentDeadlinesOperator(task_id="incident_deadlines"),  # an overdue one fails without retry
+            RetentionOperator(task_id="apply_retention"),
         ]
         AlertOperator(task_id="alert", audit=result.output)
         RequestRetrainingOperator(

@@ -5,7 +5,8 @@
 - :mod:`.lifecycle`: ``fairgate_lifecycle``'s stages, collect to record (and human review);
 - :mod:`.scoring`: ``fairgate_score`` (``ScoreOperator``) and the review of a held or contested
   decision (``DecideContestOperator``, also ``fairgate_contest``'s);
-- :mod:`.audit`: ``fairgate_audit`` (audit, alert, retraining request, the incidents' deadline sweep);
+- :mod:`.audit`: ``fairgate_audit`` (audit, alert, retraining request, the incidents' deadline sweep,
+  the prediction log's retention);
 - :mod:`.rollback`: ``fairgate_rollback``; :mod:`.tracking`: ``track_mlflow`` of every DAG above;
 - :mod:`.refused`: the one task of a policy file's ``fairgate_policy_refused__<file>`` DAG.
 
@@ -22,6 +23,7 @@ from fairgate_airflow.operators.audit import (
     AuditOperator,
     IncidentDeadlinesOperator,
     RequestRetrainingOperator,
+    RetentionOperator,
 )
 from fairgate_airflow.operators.base import SUMMARY, check_routes
 from fairgate_airflow.operators.lifecycle import (
@@ -62,6 +64,7 @@ __all__ = [
     "RecordFailureOperator",
     "RejectModelOperator",
     "RequestRetrainingOperator",
+    "RetentionOperator",
     "RollbackOperator",
     "ScoreOperator",
     "SelectCandidateOperator",

@@ -105,3 +105,26 @@ class IncidentDeadlinesOperator(Stage, BaseOperator):
                 + "\n".join(incidents.describe(i) for i in overdue)
                 + f"\nClose each with: fairgate --model {model} incidents close ID --rationale '...'"
             )
+
+
+class RetentionOperator(Stage, BaseOperator):
+    """Remove the prediction-log days past ``audit.retention_days``, never one inside the audit window or
+    with an open contest, and record what was removed (:mod:`fairgate.monitoring.retention`)."""
+
+    checks_estimator = False
+
+    def execute(self, context: Context) -> None:
+        from fairgate.monitoring import retention
+
+        policy = self.policy(context)
+        if policy.audit.log_table:
+            self.log.info("The prediction log is the table %s: its database expires it", policy.audit.log_table)
+            return
+        done = self.run(context, retention.apply, day_of(context), run_id=self.run_info(context).run_id, with_run=False)
+        self.log.info(
+            "Retention %s days (before %s): removed %s; kept %s",
+            done["retention_days"],
+            done["cutoff"],
+            done["removed"] or "nothing",
+            done["kept"] or "nothing past the period",
+        )
