@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
 import zipfile
 from datetime import date, timedelta
 from pathlib import Path
@@ -22,7 +23,7 @@ import yaml
 from tests.conftest import synthetic_credit_policy
 
 from fairgate.cli.main import main
-from fairgate.governance import annex_iv, bundle, evidence, registry
+from fairgate.governance import annex_iv, bundle, evidence, incidents, registry
 from fairgate.policy.loader import load_policy
 from fairgate.stages import lifecycle, monitoring
 from fairgate.stages.lifecycle import RunInfo
@@ -350,10 +351,6 @@ def test_data_that_fails_quality_still_gets_a_datasheet(released, break_it, name
 def test_the_bundle_carries_the_versions_incidents_and_the_monitoring_plan(released, tmp_path):
     """On a copy of the released store: an incident about v1 (and one about v2) opened and acted on; v1's
     bundle carries v1's incident as its records stand, and the plan of the policy that approved v1."""
-    import shutil
-
-    from fairgate.governance import incidents
-
     shutil.copytree(released["store"].root, tmp_path / "store")
     store = LocalStore(tmp_path / "store")
     policy = released["policy"]

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 import yaml
+from airflow.sdk.exceptions import AirflowFailException
 from tests.conftest import synthetic_credit_policy
 
 from fairgate.cli.main import main
@@ -19,6 +21,8 @@ from fairgate.policy.loader import load_policy, parse_policy
 from fairgate.stages import lifecycle, monitoring
 from fairgate.stages.lifecycle import RunInfo
 from fairgate.storage.local import LocalStore
+from fairgate_airflow.operators import IncidentDeadlinesOperator
+from fairgate_dev.synthetic import write_feed
 
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 
@@ -93,13 +97,6 @@ def test_a_degraded_audit_opens_an_incident_whose_deadline_fires(credit, tmp_pat
     """Deployed under loose thresholds; the audit judges with DI >= 0.95, which the injected disparity (0.6)
     breaks: the audit is degraded and opens an incident naming its reasons. The deadline sweep task of
     the audit DAG fails once the incident is past due; the CLI lists it (exit 2) and closes it."""
-    from types import SimpleNamespace
-
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from fairgate_airflow.operators import IncidentDeadlinesOperator
-    from fairgate_dev.synthetic import write_feed
-
     write_feed(str(tmp_path / "feed"), "2026-06-01", 1, 400, seed=82)
     raw = {**credit["raw"], "audit": {**credit["raw"]["audit"], "incoming": str(tmp_path / "feed"), "window_days": 1}}
     (tmp_path / "deploy.yaml").write_text(yaml.safe_dump(raw))

@@ -4,13 +4,15 @@ records reads only those records."""
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from fairgate.governance import evidence, registry
+from fairgate.governance import evidence, incidents, registry
 from fairgate.monitoring import prediction_log
+from fairgate.policy.loader import load_policy
 from fairgate.reporting import overview
+from fairgate.reporting.report import overview_html
 from fairgate.storage.base import sha256_bytes
 from fairgate.storage.local import LocalStore
 
@@ -177,12 +179,6 @@ def test_a_store_that_refuses_the_index_write_still_serves_the_page(filled, capl
 def test_open_incidents_are_shown_until_closed(filled):
     """The view lists a model's open incidents, as the incidents module reads them from the log; a closed
     one leaves the list, an overdue one says so (on the HTML page too)."""
-    from datetime import UTC, datetime
-
-    from fairgate.governance import incidents
-    from fairgate.policy.loader import load_policy
-    from fairgate.reporting.report import overview_html
-
     today = DAY + timedelta(days=40)
     overview.overview(filled, today=today)  # an index built before the incidents were opened
     policy = load_policy().model_copy(update={"model_name": "credit"})

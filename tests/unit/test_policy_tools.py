@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from fairgate.cli.main import main
 from fairgate.errors import InputError
 from fairgate.policy.authoring import check_against_data, parse_protected, starter_policy
 from fairgate.policy.loader import parse_policy
@@ -264,8 +265,6 @@ def test_check_warns_of_an_actionable_number_that_another_input_follows():
 
 @pytest.mark.lifecycle  # runs the GX suite
 def test_check_exits_0_with_warnings_and_prints_them(tmp_path, capsys):
-    from fairgate.cli.main import main
-
     df = _frame(400)
     _, raw = _starter(df)
     raw["protected_attributes"], raw["intersections"] = raw["protected_attributes"][:1], []

@@ -17,6 +17,7 @@ from fairgate.policy.loader import load_policy
 from fairgate.stages import lifecycle, monitoring
 from fairgate.stages.lifecycle import RunInfo
 from fairgate.storage.local import LocalStore
+from fairgate_dev.synthetic import write_feed
 
 pytestmark = pytest.mark.lifecycle
 D0 = date(2026, 7, 1)
@@ -24,8 +25,6 @@ D0 = date(2026, 7, 1)
 
 @pytest.fixture
 def scored(tmp_path):
-    from fairgate_dev.synthetic import write_feed
-
     write_feed(str(tmp_path / "feed"), D0.isoformat(), 10, 150, seed=91)
     path, _ = synthetic_credit_policy(
         tmp_path,

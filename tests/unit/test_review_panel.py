@@ -6,9 +6,11 @@ Every answer is built by hand; the rules are read off the policy keys' documente
 from __future__ import annotations
 
 import pytest
+import yaml
 from tests.conftest import synthetic_credit_policy
 
 from fairgate.fairness.gate import panel_decision, review_decision
+from fairgate.governance import evidence, registry
 from fairgate.policy.loader import load_policy, parse_policy
 from fairgate.policy.schema import ReviewPolicy
 from fairgate.stages import lifecycle
@@ -120,10 +122,6 @@ def test_what_a_promotion_needs_under_each_rule(credit):
 def test_with_review_always_nothing_is_deployed_without_a_person(credit, tmp_path):
     """The same synthetic credit data and gate: deployed under `when_uncertain`, not under `always` (nobody
     is asked in process, as an unanswered review in the DAG), and deploy() refuses it outright."""
-    import yaml
-
-    from fairgate.governance import evidence, registry
-
     store = LocalStore(tmp_path / "store")
     (tmp_path / "answered.yaml").write_text(yaml.safe_dump({**credit["raw"], **ANSWERED}))
     policy = load_policy(tmp_path / "answered.yaml")

@@ -13,8 +13,9 @@ import pytest
 
 from fairgate.governance.records import LifecycleRecord
 from fairgate.policy.loader import load_policy
-from fairgate.reporting.report import model_card, review_body, run_report
-from fairgate.reporting.verdict import verdict
+from fairgate.reporting.pages import written
+from fairgate.reporting.report import audit_report, model_card, review_body, run_report
+from fairgate.reporting.verdict import audit_verdict, verdict
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "lifecycle_record_0_1.json"
 REPRS = re.compile(r"\[\'|\'\]|\bTrue\b|\bFalse\b|\bNone\b|\bnan\b")
@@ -84,9 +85,6 @@ def test_the_run_reports_first_screen_holds_the_verdict(adult_run, tmp_path):
 
 
 def test_an_audit_in_plain_words():
-    from fairgate.reporting.report import audit_report
-    from fairgate.reporting.verdict import audit_verdict
-
     result = {
         "date": "2026-06-01",
         "status": "degraded",
@@ -138,8 +136,6 @@ def test_an_audit_in_plain_words():
 
 
 def test_values_are_written_as_people_write_them(adult_run):
-    from fairgate.reporting.pages import written
-
     assert [written(v) for v in (True, False, None, ["Male"], ("a", "b"), [], 0.5, ">= 25")] == [
         "yes",
         "no",

@@ -276,7 +276,7 @@ def cmd_incidents(args: argparse.Namespace, store: ArtifactStore, model: str) ->
     lines = [incidents.describe(i) for i in shown] or [
         f"No {'' if args.all else 'open '}incidents for {model} ({len(every)} in all)."
     ]
-    _out(args, {"model": model, "incidents": incidents.as_json(shown)}, "\n".join(lines))
+    _out(args, {"model": model, "incidents": shown}, "\n".join(lines))
     return 2 if any(i["overdue"] and i["status"] == "open" for i in shown) else 0
 
 

@@ -46,6 +46,22 @@ class Finding(TypedDict):
     discovered: bool
 
 
+class _Test(TypedDict):
+    """One subgroup × metric as counted, before the findings are written."""
+
+    combo: tuple[str, ...]
+    cell: int
+    sizes: list[int]
+    metric: str
+    n: int
+    k: float
+    n_rest: int
+    k_rest: float
+    p: float
+    p_adjusted: float
+    gap: float
+
+
 class Discovery(TypedDict):
     measured_on: str
     attributes: list[str]
@@ -114,7 +130,7 @@ def discover(
         populations["true_positive_rate"] = (known & (y == 1), pred)
         populations["false_positive_rate"] = (known & (y == 0), pred)
         populations["error_rate"] = (known, (pred != np.nan_to_num(y)).astype(np.int64))
-    rows: list[dict[str, Any]] = []
+    rows: list[_Test] = []
     protected = set(policy.protected_columns)
     subsets = [  # each subgroup names at least one protected attribute
         c for k in range(1, rules.max_attributes + 1) for c in itertools.combinations(attrs, k) if protected & set(c)
@@ -149,12 +165,12 @@ def discover(
                         "n_rest": int(n_rest[cell]),
                         "k_rest": float(k_rest[cell]),
                         "p": float(p_value),
+                        "p_adjusted": 1.0,  # set below, over every test
+                        "gap": float(k[cell] / n[cell] - k_rest[cell] / n_rest[cell]),
                     }
                 )
-    p_adj = adjusted([r["p"] for r in rows], "bh")
-    for r, a in zip(rows, p_adj, strict=True):
+    for r, a in zip(rows, adjusted([r["p"] for r in rows], "bh"), strict=True):
         r["p_adjusted"] = a
-        r["gap"] = r["k"] / r["n"] - r["k_rest"] / r["n_rest"]
     ranked = sorted(rows, key=lambda r: (r["p_adjusted"], -abs(r["gap"])))
     level = policy.fairness.confidence_level
     top: list[Finding] = []

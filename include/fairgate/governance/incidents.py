@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Literal, TypedDict
 
 from fairgate.errors import InputError
 from fairgate.governance import evidence
@@ -147,35 +147,42 @@ def from_audit(store: ArtifactStore, policy: Policy, result: AuditResult, *, run
     return out
 
 
+def _record_on_open(
+    store: ArtifactStore, model: str, ident: str, record: dict[str, str], *, if_closed: str, key: str | None = None
+) -> Incident:
+    """Append ``record`` about incident ``ident`` if it is open (else refuse with ``if_closed``); its new state."""
+    found = _one(store, model, ident)
+    if found["status"] != "open":
+        raise InputError(if_closed.format(**found))
+    evidence.append(store, model, {**record, "incident_id": ident}, key=key)
+    return _one(store, model, ident)
+
+
 def act(store: ArtifactStore, model: str, ident: str, *, action: str, note: str, by: str) -> Incident:
     """Record what was done about an open incident: a rollback, a retraining, or a note."""
     if action not in ACTIONS:
         raise InputError(f"An incident action is one of {list(ACTIONS)}. Got {action!r}.")
-    found = _one(store, model, ident)
-    if found["status"] != "open":
-        raise InputError(f"Incident {ident} is closed; open a new one to record more.")
-    evidence.append(
+    return _record_on_open(
         store,
         model,
-        {"kind": "incident_action", "incident_id": ident, "action": action, "note": note.strip(), "by": by},
+        ident,
+        {"kind": "incident_action", "action": action, "note": note.strip(), "by": by},
+        if_closed=f"Incident {ident} is closed; open a new one to record more.",
     )
-    return _one(store, model, ident)
 
 
 def close(store: ArtifactStore, model: str, ident: str, *, rationale: str, by: str) -> Incident:
     """Close an open incident; the rationale (what was found and done) is required."""
     if not rationale.strip():
         raise InputError(f"Closing incident {ident} needs a rationale: what was found, and what was done.")
-    found = _one(store, model, ident)
-    if found["status"] != "open":
-        raise InputError(f"Incident {ident} was closed already, on {found['closed_at']} by {found['closed_by']}.")
-    evidence.append(
+    return _record_on_open(
         store,
         model,
-        {"kind": "incident_closed", "incident_id": ident, "rationale": rationale.strip(), "by": by},
+        ident,
+        {"kind": "incident_closed", "rationale": rationale.strip(), "by": by},
+        if_closed=f"Incident {ident} was closed already, on {{closed_at}} by {{closed_by}}.",
         key=f"incident_closed/{ident}",
     )
-    return _one(store, model, ident)
 
 
 def sweep(store: ArtifactStore, model: str, *, now: datetime | None = None) -> list[Incident]:
@@ -274,7 +281,3 @@ def monitoring_plan(policy: Policy) -> str:
         incidents=policy.incidents,
         clock_days=CLOCK_DAYS,
     )
-
-
-def as_json(found: list[Incident]) -> list[dict[str, Any]]:
-    return [dict(i) for i in found]

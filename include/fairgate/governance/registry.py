@@ -44,6 +44,31 @@ if TYPE_CHECKING:
 SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
+class ReviewRules(TypedDict):
+    """The policy's ``review`` section as a manifest keeps it."""
+
+    required: str
+    approvers: list[str]
+    quorum: int
+    separate_from_trigger: bool
+
+
+class ImpactAnswers(TypedDict):
+    """The policy's ``impact_assessment`` as a manifest keeps it (None where unanswered)."""
+
+    affected_groups: str | None
+    misuse: str | None
+    redress: str | None
+    severity: str | None
+    mitigations: list[str]
+
+
+class OwnerAnswers(TypedDict):
+    retraining: str | None
+    monitoring: str | None
+    complaints: str | None
+
+
 class Manifest(TypedDict, total=False):
     """A registered version's ``manifest.json``: lineage, the gate's figures, the approver, the serving contract.
 
@@ -79,9 +104,9 @@ class Manifest(TypedDict, total=False):
     calibration: Calibration | None
     recourse_cost_unit: dict[str, float] | None
     threshold_overrides: dict[str, Any] | None  # a manual run's override of the gate thresholds, with its reason
-    review_rules: dict[str, Any]  # the policy's review section in force: required, approvers, quorum
-    impact_assessment: dict[str, Any]  # the policy's answers (None where unanswered)
-    owners: dict[str, Any]  # who answers for retraining, monitoring, complaints
+    review_rules: ReviewRules  # the policy's review section in force
+    impact_assessment: ImpactAnswers
+    owners: OwnerAnswers  # who answers for retraining, monitoring, complaints
 
 
 def _prefix(model: str) -> str:

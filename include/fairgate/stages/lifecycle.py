@@ -611,9 +611,24 @@ def deploy(
             # A manual run's exception to the policy's thresholds, with its reason and who asked for it.
             "threshold_overrides": record.overrides,
             # Who had to approve, what deploying it could do to people, and who answers for it.
-            "review_rules": policy.review.model_dump(),
-            "impact_assessment": policy.impact_assessment.model_dump(),
-            "owners": policy.owners.model_dump(),
+            "review_rules": {
+                "required": policy.review.required,
+                "approvers": list(policy.review.approvers),
+                "quorum": policy.review.quorum,
+                "separate_from_trigger": policy.review.separate_from_trigger,
+            },
+            "impact_assessment": {
+                "affected_groups": policy.impact_assessment.affected_groups,
+                "misuse": policy.impact_assessment.misuse,
+                "redress": policy.impact_assessment.redress,
+                "severity": policy.impact_assessment.severity,
+                "mitigations": list(policy.impact_assessment.mitigations),
+            },
+            "owners": {
+                "retraining": policy.owners.retraining,
+                "monitoring": policy.owners.monitoring,
+                "complaints": policy.owners.complaints,
+            },
         },
         card_md=model_card(record, policy),
     )
