@@ -87,3 +87,94 @@ def test_with_no_disparity_the_false_discovery_rate_holds():
     rate = float(np.mean(any_found))
     assert rate <= 0.05 + 2.5 * math.sqrt(0.05 * 0.95 / draws), rate
     print(f"draws with a false discovery: {rate:.3f} of {draws}")
+
+
+# --- the gate judges discovered subgroups of protected attributes alone against the policy's bands ---
+
+TWO = {
+    **RAW,
+    "protected_attributes": [
+        {"column": "gender", "privileged": ["male"], "allowed": ["female", "male"]},
+        {"column": "origin", "privileged": ["local"], "allowed": ["local", "migrant"]},
+    ],
+    "fairness": {"thresholds": {"statistical_parity_difference": {"kind": "abs_difference", "max": 0.1}}},
+}
+
+
+def _two(**subgroups):
+    return parse_policy({**TWO, "subgroups": {"min_size": 20, **subgroups}})
+
+
+def _intersection_draw(rng, n, *, gap):
+    """Two protected attributes, no intersection declared; migrant women selected ``gap`` less often.
+
+    Each attribute's own marginal gap stays small (the cell is a quarter of each side), so only the
+    undeclared intersection lies outside a 0.1 band.
+    """
+    df = pd.DataFrame(
+        {
+            "gender": rng.choice(["female", "male"], n),
+            "origin": rng.choice(["local", "migrant"], n),
+            "region": rng.choice(["north", "south"], n),
+            "income": rng.normal(30000, 8000, n),
+        }
+    )
+    rate = np.full(n, 0.5)
+    cell = (df["gender"] == "female").to_numpy() & (df["origin"] == "migrant").to_numpy()
+    rate[cell] -= gap
+    return df, (rng.random(n) < rate).astype(int)
+
+
+def test_the_gate_reviews_an_undeclared_intersection_outside_the_band():
+    from fairgate.fairness.gate import subgroup_findings
+
+    df, pred = _intersection_draw(np.random.default_rng(3), 8000, gap=0.25)
+    found = discover(df, pred, _two())
+    # by hand: the cell's rate against everyone else's, as the SPD band reads it
+    cell = (df["gender"] == "female") & (df["origin"] == "migrant")
+    gap = pred[cell].mean() - pred[~cell].mean()
+    assert gap < -0.1
+    findings = subgroup_findings(found, _two())
+    scopes = {f.scope for f in findings}
+    assert "subgroup gender=female & origin=migrant" in scopes
+    assert all(f.outcome == "review" for f in findings)
+    [intersection] = [f for f in findings if f.scope == "subgroup gender=female & origin=migrant"]
+    assert f"statistical_parity_difference {gap:.4f}" in intersection.message
+    # a subgroup that names a non-protected input is reported, never gated
+    assert not any("region" in s or "income" in s for s in scopes)
+    assert [f.outcome for f in subgroup_findings(found, _two(gate="fail"))][:1] == ["fail"]
+    assert subgroup_findings(found, _two(gate="off")) == []
+
+
+def test_the_gate_is_silent_on_subgroups_inside_the_band():
+    from fairgate.fairness.gate import subgroup_findings
+
+    df, pred = _intersection_draw(np.random.default_rng(4), 8000, gap=0.0)
+    assert subgroup_findings(discover(df, pred, _two()), _two()) == []
+
+
+def test_the_verdict_and_the_run_report_say_a_gated_subgroup_in_words():
+    from fairgate.governance.records import LifecycleRecord
+    from fairgate.reporting.report import run_report
+    from fairgate.reporting.verdict import verdict
+
+    df, pred = _intersection_draw(np.random.default_rng(3), 8000, gap=0.25)
+    policy = _two()
+    found = discover(df, pred, policy)
+    cell = (df["gender"] == "female") & (df["origin"] == "migrant")
+    record = LifecycleRecord.model_validate(
+        {
+            "kind": "lifecycle",
+            "run_id": "r",
+            "dag_id": "d",
+            "decision": "rejected",
+            "model_name": "sub",
+            "policy": {"sha256": "0" * 64, "path": "p.yaml"},
+            "subgroups": found,
+        }
+    )
+    said = [c for c in verdict(record, policy)["checks"] if c.startswith("A subgroup no comparison names")]
+    mine = next(c for c in said if "gender female and origin migrant" in c)
+    assert f"{pred[cell].mean():.0%} favourable decisions, against {pred[~cell].mean():.0%} for everyone else" in mine
+    page = run_report(record, policy)
+    assert "Subgroups treated most differently from the rest" in page and "gender=female &amp; origin=migrant" in page

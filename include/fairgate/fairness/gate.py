@@ -23,6 +23,8 @@ from fairgate.policy.schema import ReviewPolicy, Threshold
 from fairgate.stages.contracts import Review
 
 if TYPE_CHECKING:
+    from fairgate.fairness.subgroups import Discovery
+    from fairgate.fairness.subgroups import Finding as SubgroupFinding
     from fairgate.models.recourse import RecourseAudit
     from fairgate.models.robustness import Robustness
     from fairgate.policy.schema import Policy, Threshold
@@ -96,6 +98,7 @@ def decide(
     champion: dict[str, Any] | None = None,
     robustness: Robustness | None = None,
     recourse: RecourseAudit | None = None,
+    subgroups: Discovery | None = None,
 ) -> GateDecision:
     """Decide on a candidate model from its held-out evidence.
 
@@ -170,6 +173,8 @@ def decide(
         findings.extend(robustness_findings(robustness, policy))
     if recourse is not None:
         findings.extend(recourse_findings(recourse, policy))
+    if subgroups is not None:
+        findings.extend(subgroup_findings(subgroups, policy))
     outcomes = {f.outcome for f in findings}
     decided: Outcome = "fail" if "fail" in outcomes else "review" if "review" in outcomes else "pass"
     return GateDecision(outcome=decided, findings=findings)
@@ -231,6 +236,60 @@ def recourse_findings(recourse: RecourseAudit, policy: Policy) -> list[Finding]:
         )
         findings.append(Finding(outcome, f"recourse {key}", message))
     return findings
+
+
+# The gated metric a subgroup's gap against the rest is read as: (metric, how the figure is formed)
+SUBGROUP_BANDS: dict[str, tuple[tuple[str, str], ...]] = {
+    "selection_rate": (("statistical_parity_difference", "gap"), ("disparate_impact", "ratio")),
+    "true_positive_rate": (("equal_opportunity_difference", "gap"),),
+    "false_positive_rate": (("false_positive_rate_difference", "gap"),),
+}
+
+
+def subgroups_outside(discovery: Discovery, policy: Policy) -> list[tuple[SubgroupFinding, Threshold, float]]:
+    """Discovered subgroups of protected attributes alone whose figure lies outside the policy's band
+    for it: each with the band and the figure as that band reads it (see :func:`subgroup_findings`)."""
+    bounds = {t.metric: t for t in policy.fairness.bounds}
+    # one value of a two-valued attribute against the rest is that attribute's own comparison, judged above
+    declared = {a.column for a in policy.protected_attributes if len(a.allowed) == 2}
+    out = []
+    for found in discovery["protected_only"]:
+        if len(found["subgroup"]) == 1 and set(found["subgroup"]) <= declared:
+            continue
+        for metric, form in SUBGROUP_BANDS.get(found["metric"], ()):
+            t = bounds.get(metric)
+            if t is None or (form == "ratio" and not found["rest_rate"]):
+                continue
+            value = found["rate"] / found["rest_rate"] if form == "ratio" else found["gap"]
+            if not t.contains(value):
+                out.append((found, t, value))
+    return out
+
+
+def subgroup_findings(discovery: Discovery, policy: Policy) -> list[Finding]:
+    """Discovered subgroups of protected attributes alone, judged against the policy's own bands.
+
+    A subgroup (``race=Black & sex=Female``) is compared with the rest of the rows; its gap is read
+    as the gated metric of the same kind: a selection-rate gap as the statistical parity difference
+    (and the rate over the rest's as the disparate impact), a true-positive-rate gap as the equal
+    opportunity difference, a false-positive-rate gap as the false positive rate difference. A
+    subgroup the discovery found (Benjamini–Hochberg-adjusted p at most ``subgroups.fdr``) whose
+    figure lies outside that band is a finding with the outcome ``subgroups.gate``. Subgroups that
+    also name a non-protected input are not judged: a gap there may be that input's own effect;
+    nor is one value of a two-valued attribute, which is that attribute's own declared comparison.
+    """
+    if policy.subgroups.gate == "off":
+        return []
+    return [
+        Finding(
+            policy.subgroups.gate,
+            "subgroup " + " & ".join(f"{c}={v}" for c, v in found["subgroup"].items()),
+            f"{found['metric']} {found['rate']:.4f} vs {found['rest_rate']:.4f} for the rest "
+            f"({found['rows']} rows): as {t.metric} {value:.4f} vs {t.describe()}, outside; "
+            f"Benjamini-Hochberg-adjusted p {found['p_adjusted']:.3g} <= {discovery['fdr']:g}",
+        )
+        for found, t, value in subgroups_outside(discovery, policy)
+    ]
 
 
 def short_groups(

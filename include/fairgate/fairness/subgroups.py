@@ -8,7 +8,9 @@ categorical inputs and numeric inputs cut into quartiles. For each subgroup of a
 rows on the selection rate, and where outcomes are known on the true and false positive rates and
 the error rate: the gap (subgroup − rest), its Newcombe interval, and a two-sided two-proportion
 z-test. The false discovery rate over every test is controlled by Benjamini–Hochberg at
-``subgroups.fdr``; a subgroup is *discovered* when its adjusted p-value is at most that. One
+``subgroups.fdr``; a subgroup is *discovered* when its adjusted p-value is at most that. The
+discovered subgroups of protected attributes alone are kept whole (``protected_only``): those are
+what the fairness gate judges against the policy's bands (:func:`fairgate.fairness.gate.subgroup_findings`). One
 counting pass per attribute pair (``numpy.bincount`` of the pair's joint codes), so the cost is
 linear in rows.
 """
@@ -69,6 +71,8 @@ class Discovery(TypedDict):
     discovered: int
     fdr: float
     top: list[Finding]
+    # every discovered subgroup of protected attributes alone, what the gate judges (``subgroups.gate``)
+    protected_only: list[Finding]
 
 
 def _attributes(df: pd.DataFrame, policy: Policy) -> dict[str, tuple[Any, list[str]]]:
@@ -173,35 +177,37 @@ def discover(
         r["p_adjusted"] = a
     ranked = sorted(rows, key=lambda r: (r["p_adjusted"], -abs(r["gap"])))
     level = policy.fairness.confidence_level
-    top: list[Finding] = []
-    for r in ranked[:TOP]:
+
+    def finding(r: _Test) -> Finding:
         subgroup, rest = {}, r["cell"]
         for col, size in reversed(list(zip(r["combo"], r["sizes"], strict=True))):
             subgroup[col] = attrs[col][1][rest % size]
             rest //= size
         low, high = newcombe_interval(int(r["k"]), r["n"], int(r["k_rest"]), r["n_rest"], level)
-        top.append(
-            {
-                "subgroup": dict(reversed(list(subgroup.items()))),
-                "metric": r["metric"],
-                "rows": r["n"],
-                "rate": r["k"] / r["n"],
-                "rest_rate": r["k_rest"] / r["n_rest"],
-                "gap": r["gap"],
-                "ci_low": low,
-                "ci_high": high,
-                "p": r["p"],
-                "p_adjusted": r["p_adjusted"],
-                "discovered": r["p_adjusted"] <= rules.fdr,
-            }
-        )
+        return {
+            "subgroup": dict(reversed(list(subgroup.items()))),
+            "metric": r["metric"],
+            "rows": r["n"],
+            "rate": r["k"] / r["n"],
+            "rest_rate": r["k_rest"] / r["n_rest"],
+            "gap": r["gap"],
+            "ci_low": low,
+            "ci_high": high,
+            "p": r["p"],
+            "p_adjusted": r["p_adjusted"],
+            "discovered": r["p_adjusted"] <= rules.fdr,
+        }
+
     return {
         "measured_on": measured_on or f"{len(df)} rows",
         "attributes": list(attrs),
         "tests": len(rows),
         "discovered": sum(r["p_adjusted"] <= rules.fdr for r in rows),
         "fdr": rules.fdr,
-        "top": top,
+        "top": [finding(r) for r in ranked[:TOP]],
+        "protected_only": [
+            finding(r) for r in ranked if r["p_adjusted"] <= rules.fdr and protected.issuperset(r["combo"])
+        ],
     }
 
 

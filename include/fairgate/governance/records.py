@@ -144,6 +144,7 @@ class LifecycleRecord(_Part):
     robustness: JSONObject | None = None
     recourse: JSONObject | None = None
     calibration: JSONObject | None = None
+    subgroups: JSONObject | None = None  # subgroup discovery on the test split (fairgate.fairness.subgroups)
     review: JSONObject | None = None
     overrides: JSONObject | None = None  # a manual run's threshold override: what, from what, why, by whom
     deployment: DeploymentRef | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fairgate.fairness import estimation, gate
+from fairgate.fairness import estimation, gate, subgroups
 from fairgate.fairness.groups import codes_and_labels, comparisons
 from fairgate.fairness.metrics import measure
 from fairgate.models import explain, robustness, training
@@ -100,6 +100,11 @@ def evaluate(
     calibration = estimation.calibration_by_group(
         codes, training.predict(candidate, test, policy)[0], y, comparisons(policy)
     )
+    found = (
+        subgroups.discover(test, pred, policy, labels=y, measured_on=f"test split ({len(test)} rows)")
+        if policy.subgroups.enabled
+        else None
+    )
     decision = gate.decide(
         fairness,
         perf,
@@ -108,6 +113,7 @@ def evaluate(
         champion=champion,
         robustness=robust,
         recourse=recourse,
+        subgroups=found,
     )
     return {
         "outcome": decision.outcome,
@@ -123,4 +129,5 @@ def evaluate(
         "robustness": robust,
         "recourse": recourse,
         "calibration": calibration,
+        "subgroups": found,
     }

@@ -611,12 +611,18 @@ class Owners(_Section):
 
 
 class Subgroups(_Section):
-    """Subgroup discovery in the nightly audit (fairgate.fairness.subgroups)."""
+    """Subgroup discovery in the fairness gate and the nightly audit (fairgate.fairness.subgroups)."""
 
     enabled: bool = Field(True, description="search subgroups for the largest gaps against the rest")
     max_attributes: int = Field(2, ge=1, le=3, description="attributes defining a subgroup (one is protected)")
     min_size: int = Field(50, ge=10, description="rows a subgroup (and the rest) needs to be tested")
     fdr: Fraction = Field(0.05, description="false discovery rate over every subgroup test (Benjamini–Hochberg)")
+    gate: Literal["off", "review", "fail"] = Field(
+        "review",
+        description="what a discovered subgroup of protected attributes alone (an intersection or value the "
+        "comparisons do not name) whose gap lies outside the band `fairness.thresholds` sets for its metric makes "
+        "of the gate; subgroups that also name a non-protected input are reported, never gated",
+    )
 
 
 class Incidents(_Section):

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from fairgate.fairness.estimation import SideEstimate
 from fairgate.fairness.metrics import Interval, Sides, both_sides
-from fairgate.fairness.subgroups import Finding
+from fairgate.fairness.subgroups import Discovery
 from fairgate.governance.records import JSONObject, LifecycleRecord
 from fairgate.monitoring.audit import AuditResult, audited
 from fairgate.policy.schema import Policy
@@ -461,6 +461,8 @@ def run_report(record: LifecycleRecord, policy: Policy) -> str:
         card_html=markdown_to_html(model_card(record, policy)) if record.model else None,
         robustness_header=ROBUSTNESS_HEADER,
         robustness_rows=robustness_rows(record.robustness),
+        subgroups=record.subgroups,
+        subgroup_rows=subgroup_rows(record.subgroups),
     )
 
 
@@ -582,24 +584,24 @@ def audit_report(result: AuditResult, history: list[AuditResult], thresholds: li
         estimate_rows=_estimate_rows(result.get("estimated_performance") or {}),
         verdict=audit_verdict(result),
         subgroups=result.get("subgroups"),
-        subgroup_rows=[
-            [
-                " & ".join(f"{c}={v}" for c, v in f["subgroup"].items()),
-                f["metric"],
-                f["rows"],
-                f"{f['rate']:.3f} / {f['rest_rate']:.3f}",
-                f"{f['gap']:+.3f} [{_v(f['ci_low'])}, {_v(f['ci_high'])}]",
-                f"{f['p_adjusted']:.3g}",
-                "yes" if f["discovered"] else "no",
-            ]
-            for f in _subgroup_findings(result)
-        ],
+        subgroup_rows=subgroup_rows(result.get("subgroups")),
     )
 
 
-def _subgroup_findings(result: AuditResult) -> list[Finding]:
-    found = result.get("subgroups")
-    return found["top"] if found else []
+def subgroup_rows(found: Discovery | JSONObject | None) -> list[list[Any]]:
+    """The top subgroups of a discovery as table rows (the run report's and the audit page's)."""
+    return [
+        [
+            " & ".join(f"{c}={v}" for c, v in f["subgroup"].items()),
+            f["metric"],
+            f["rows"],
+            f"{f['rate']:.3f} / {f['rest_rate']:.3f}",
+            f"{f['gap']:+.3f} [{_v(f['ci_low'])}, {_v(f['ci_high'])}]",
+            f"{f['p_adjusted']:.3g}",
+            "yes" if f["discovered"] else "no",
+        ]
+        for f in (found or {}).get("top", [])
+    ]
 
 
 def _estimate_rows(estimated: dict[str, Sides[SideEstimate]]) -> list[list[Any]]:

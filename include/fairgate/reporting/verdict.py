@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from fairgate.fairness.gate import judge_metric
+from fairgate.fairness.gate import judge_metric, subgroups_outside
 from fairgate.governance.records import LifecycleRecord
 from fairgate.monitoring.audit import AuditResult
 from fairgate.policy.schema import Policy, Threshold
@@ -127,12 +127,13 @@ def verdict(record: LifecycleRecord, policy: Policy) -> Verdict:
         f"Too close to call, for a person to judge: for {who}, the {' and the '.join(words)}."
         for who, words in close.items()
     ]
+    checks += _subgroup_sentences(record, policy)
     failed = bool(fails)
     measured = {f"{k}" for k in (record.fairness or {})}
     others = [
         r
         for r in (record.gate.reasons if record.gate else [])
-        if not any(r.startswith((f"{k}:", f"{k} ")) for k in measured)
+        if not any(r.startswith((f"{k}:", f"{k} ", "subgroup ")) for k in measured)
     ]
     checks += [f"Also: {r.replace('_', ' ').rstrip('.')}." for r in others]
     bias = record.bias or {}
@@ -153,6 +154,31 @@ def verdict(record: LifecycleRecord, policy: Policy) -> Verdict:
         "proxies": proxies,
         "changes": changes,
     }
+
+
+RATES = {
+    "selection_rate": "favourable decisions",
+    "true_positive_rate": "favourable decisions among people whose real outcome was favourable",
+    "false_positive_rate": "favourable decisions among people whose real outcome was not",
+}
+
+
+def _subgroup_sentences(record: LifecycleRecord, policy: Policy) -> list[str]:
+    """A sentence per discovered subgroup the gate judged outside a band (``subgroups.gate``)."""
+    found = record.subgroups
+    if not found or policy.subgroups.gate == "off" or not isinstance(found.get("protected_only"), list):
+        return []
+    out = []
+    for f, t, value in subgroups_outside(found, policy):  # type: ignore[arg-type]  # a stored Discovery
+        who = " and ".join(f"{c} {v}" for c, v in f["subgroup"].items())
+        words = MEASURES.get(t.metric, (t.metric.replace("_", " "), ""))[0]
+        out.append(
+            f"A subgroup no comparison names, {who} ({f['rows']} rows): {f['rate']:.0%} "
+            f"{RATES.get(f['metric'], f['metric'])}, against {f['rest_rate']:.0%} for everyone else. Read as the "
+            f"{words}, {_num(value)} is outside what the policy allows ({_allowed(t)}), and among the "
+            f"{found['tests']} subgroup tests a gap this size is unlikely to be chance."
+        )
+    return out
 
 
 AUDIT_HEADLINES = {

@@ -864,6 +864,7 @@ def evidence_record(
         robustness=gate and gate_full.get("robustness"),
         recourse=gate and gate_full.get("recourse"),
         calibration=gate and gate_full.get("calibration"),
+        subgroups=gate and gate_full.get("subgroups"),
         review=review and review.to_json(),
         deployment=deployment
         and DeploymentRef(
