@@ -24,6 +24,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Generic, TypedDict, TypeVar
 
+from fairgate.fairness.groups import cell_mask
+
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
@@ -300,4 +302,119 @@ def measure(
             "rates": {"unprivileged": group_rates(u, confidence), "privileged": group_rates(p, confidence)},
             "metrics": {k: v.as_dict() for k, v in disparities(u, p, confidence).items()},
         }
+    return out
+
+
+# --- measures of the scores: ranking and calibration per group -------------------------------------
+
+SCORE_METRICS = ("roc_auc_difference", "calibration_difference")
+
+
+def rank_auc(y: np.ndarray, scores: np.ndarray) -> float:
+    """ROC AUC as the Mann-Whitney statistic: (rank sum of positives - n1(n1+1)/2) / (n1 n0), ties averaged.
+
+    Equal to ``sklearn.metrics.roc_auc_score`` for 0/1 labels of both classes, without its input
+    checks, which cost more than the ranking when it is called hundreds of times.
+    """
+    from scipy.stats import rankdata
+
+    positives = y == 1
+    n1 = int(positives.sum())
+    n0 = len(y) - n1
+    return float((rankdata(scores)[positives].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def auc_interval(auc: float, positives: int, negatives: int, *, confidence: float) -> list[float]:
+    """Hanley & McNeil's (1982) normal interval for a ROC AUC from ``positives`` and ``negatives`` rows.
+
+    SE² = [A(1-A) + (n₁-1)(Q₁-A²) + (n₀-1)(Q₂-A²)] / (n₁n₀), with Q₁ = A/(2-A) and Q₂ = 2A²/(1+A);
+    the interval is A ± z·SE, clipped to [0, 1].
+    """
+    from scipy.stats import norm
+
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    var = (auc * (1 - auc) + (positives - 1) * (q1 - auc**2) + (negatives - 1) * (q2 - auc**2)) / (
+        positives * negatives
+    )
+    half = float(norm.ppf(0.5 + confidence / 2)) * max(var, 0.0) ** 0.5
+    return [max(0.0, auc - half), min(1.0, auc + half)]
+
+
+class ScoreSide(TypedDict):
+    rows: int
+    roc_auc: float | None  # None: one outcome class only
+    roc_auc_interval: list[float] | None
+    observed_rate: float | None  # share of favourable outcomes
+    mean_score: float | None
+    calibration_in_the_large: float | None  # observed_rate - mean_score
+
+
+class ScoreFigures(TypedDict):
+    sides: Sides[ScoreSide]
+    metrics: dict[str, Interval]
+
+
+def _score_side(y: np.ndarray, s: np.ndarray, confidence: float) -> tuple[ScoreSide, float, float]:
+    """One side's AUC (with interval) and calibration in the large, and that one's standard error."""
+    import numpy as np
+
+    n, positives = len(y), int((y == 1).sum())
+    auc = rank_auc(y, s) if 0 < positives < n else None
+    residual = y - s
+    citl = float(residual.mean()) if n else None
+    se = float(residual.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+    side: ScoreSide = {
+        "rows": n,
+        "roc_auc": auc,
+        "roc_auc_interval": auc_interval(auc, positives, n - positives, confidence=confidence)
+        if auc is not None
+        else None,
+        "observed_rate": float(y.mean()) if n else None,
+        "mean_score": float(np.mean(s)) if n else None,
+        "calibration_in_the_large": citl,
+    }
+    return side, citl if citl is not None else math.nan, se
+
+
+def score_disparities(
+    df_codes: pd.DataFrame, y_true: np.ndarray, scores: np.ndarray, comps: list[Comparison], *, confidence: float
+) -> dict[str, ScoreFigures]:
+    """Per comparison: how well the scores rank and how well they are calibrated on each side, and two
+    gateable disparities with intervals (the unprivileged side minus the privileged one):
+
+    - ``roc_auc_difference`` = AUC_u − AUC_p; each AUC is the Mann–Whitney statistic with Hanley &
+      McNeil's interval, the difference's interval is MOVER's from the two (independent sides).
+    - ``calibration_difference`` = CITL_u − CITL_p, where a side's calibration in the large is its
+      observed favourable rate minus its mean score (positive: the model underrates the side); the
+      interval is Wald's, each side's standard error the residuals' standard deviation over √n.
+
+    A side with one outcome class has no AUC; a side with fewer than two rows no calibration
+    interval: those metrics are None, which the gate treats as insufficient evidence.
+    """
+    import numpy as np
+
+    y = np.asarray(y_true, dtype=float)
+    s = np.asarray(scores, dtype=float)
+    z = _z(confidence)
+    out: dict[str, ScoreFigures] = {}
+    for comp in comps:
+        (u, citl_u, se_u), (p, citl_p, se_p) = (
+            _score_side(y[m], s[m], confidence)
+            for m in (cell_mask(df_codes, comp.unprivileged), cell_mask(df_codes, comp.privileged))
+        )
+        metrics: dict[str, Interval] = {}
+        if u["roc_auc"] is not None and p["roc_auc"] is not None and u["roc_auc_interval"] and p["roc_auc_interval"]:
+            a_u, a_p = u["roc_auc"], p["roc_auc"]
+            (lo_u, hi_u), (lo_p, hi_p) = u["roc_auc_interval"], p["roc_auc_interval"]
+            low, high = _mover_sum(a_u, (lo_u, hi_u), -a_p, (-hi_p, -lo_p))
+            metrics["roc_auc_difference"] = Estimate(a_u - a_p, low, high).as_dict()
+        else:
+            metrics["roc_auc_difference"] = {"value": None, "ci_low": None, "ci_high": None}
+        diff, se = citl_u - citl_p, math.sqrt(se_u**2 + se_p**2)
+        metrics["calibration_difference"] = (
+            Estimate(diff, diff - z * se, diff + z * se).as_dict()
+            if math.isfinite(se)
+            else {"value": None, "ci_low": None, "ci_high": None}
+        )
+        out[comp.key] = {"sides": {"unprivileged": u, "privileged": p}, "metrics": metrics}
     return out

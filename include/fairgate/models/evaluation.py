@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from fairgate.fairness import estimation, gate, subgroups
 from fairgate.fairness.groups import codes_and_labels, comparisons
-from fairgate.fairness.metrics import measure
+from fairgate.fairness.metrics import measure, score_disparities
 from fairgate.models import explain, robustness, training
 from fairgate.models import recourse as rc
 
@@ -24,15 +24,19 @@ if TYPE_CHECKING:
 
 
 def assess(model: Pipeline, test: pd.DataFrame, policy: Policy) -> tuple[dict[str, Any], dict[str, Any], np.ndarray]:
-    """Performance, per-comparison fairness (with intervals) and the 0/1 decisions of ``model`` on ``test``."""
+    """Performance, per-comparison fairness (with intervals) and the 0/1 decisions of ``model`` on ``test``.
+
+    The fairness figures are those of the decisions (:func:`~fairgate.fairness.metrics.measure`) and of
+    the scores: ROC AUC and calibration per side (:func:`~fairgate.fairness.metrics.score_disparities`).
+    """
 
     codes, y = codes_and_labels(test, policy)
     scores, pred = training.predict(model, test, policy)
-    return (
-        training.performance(y, scores, pred),
-        measure(codes, y, pred, comparisons(policy), confidence=policy.fairness.confidence_level),
-        pred,
-    )
+    comps, level = comparisons(policy), policy.fairness.confidence_level
+    fairness = measure(codes, y, pred, comps, confidence=level)
+    for key, figures in score_disparities(codes, y, scores, comps, confidence=level).items():
+        fairness[key]["metrics"].update(figures["metrics"])
+    return training.performance(y, scores, pred), fairness, pred
 
 
 def position(perf: dict[str, Any], fair: dict[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 from fairgate.data import sampling
 from fairgate.fairness.groups import group_codes, labels
-from fairgate.fairness.metrics import cell_ids
+from fairgate.fairness.metrics import auc_interval, cell_ids, rank_auc
 from fairgate.models.training import Reference, feature_frame
 
 if TYPE_CHECKING:
@@ -269,20 +269,6 @@ def _plain(x: Any) -> Any:
 # --- permutation importance ----------------------------------------------------------------------
 
 
-def rank_auc(y: np.ndarray, scores: np.ndarray) -> float:
-    """ROC AUC as the Mann-Whitney statistic: (rank sum of positives - n1(n1+1)/2) / (n1 n0), ties averaged.
-
-    Equal to ``sklearn.metrics.roc_auc_score`` for 0/1 labels of both classes, without its input
-    checks, which cost more than the ranking when it is called hundreds of times.
-    """
-    from scipy.stats import rankdata
-
-    positives = y == 1
-    n1 = int(positives.sum())
-    n0 = len(y) - n1
-    return float((rankdata(scores)[positives].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
-
-
 def importance(
     model: Pipeline, test: pd.DataFrame, policy: Policy, *, repeats: int = 5, min_rows: int = 50
 ) -> Importance:
@@ -372,22 +358,6 @@ def _out_of_fold_lookup(values: pd.Series, target: np.ndarray, folds: np.ndarray
         means = pd.Series(target[fit]).groupby(values[fit].to_numpy()).mean()
         scores[held] = values[held].map(means).fillna(prior).to_numpy(dtype=float)
     return scores
-
-
-def auc_interval(auc: float, positives: int, negatives: int, *, confidence: float) -> list[float]:
-    """Hanley & McNeil's (1982) normal interval for a ROC AUC from ``positives`` and ``negatives`` rows.
-
-    SE² = [A(1-A) + (n₁-1)(Q₁-A²) + (n₀-1)(Q₂-A²)] / (n₁n₀), with Q₁ = A/(2-A) and Q₂ = 2A²/(1+A);
-    the interval is A ± z·SE, clipped to [0, 1].
-    """
-    from scipy.stats import norm
-
-    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
-    var = (auc * (1 - auc) + (positives - 1) * (q1 - auc**2) + (negatives - 1) * (q2 - auc**2)) / (
-        positives * negatives
-    )
-    half = float(norm.ppf(0.5 + confidence / 2)) * max(var, 0.0) ** 0.5
-    return [max(0.0, auc - half), min(1.0, auc + half)]
 
 
 def proxy_check(df: pd.DataFrame, policy: Policy, *, n_folds: int = 5) -> ProxyCheck:

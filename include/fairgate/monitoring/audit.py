@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from fairgate.fairness import estimation, subgroups
 from fairgate.fairness.gate import judge_metric, short_groups
 from fairgate.fairness.groups import Comparison, cell_mask, comparisons, group_codes
-from fairgate.fairness.metrics import GroupFigures, Interval, Sides, measure, wilson_interval
+from fairgate.fairness.metrics import (
+    SCORE_METRICS,
+    GroupFigures,
+    Interval,
+    Sides,
+    measure,
+    score_disparities,
+    wilson_interval,
+)
 from fairgate.fairness.multiplicity import adjusted, exceedance_p
 from fairgate.monitoring.columns import LABEL_COLUMN
 
@@ -261,12 +269,16 @@ def judge_fairness(fairness: dict[str, WindowFigures], policy: Policy) -> tuple[
         )
         for t in policy.fairness.bounds:
             m = res["metrics"].get(t.metric)
-            if m is None:
+            if m is None and not (t.metric in SCORE_METRICS and labeled):
                 continue
             if t.metric not in SELECTION_METRICS and lacking:
                 insufficient.extend(f"{key}: {t.metric}: {s}" for s in lacking)
                 continue
-            if m["value"] is not None:
+            if m is None:  # a score metric the audit could not measure (the SQL audit reads aggregates)
+                insufficient.append(f"{key}: {t.metric}: not measured by this audit: insufficient evidence")
+            elif m["value"] is None:
+                insufficient.append(f"{key}: {t.metric}: not defined on this window: insufficient evidence")
+            else:
                 judged.append((key, t, m["value"], m["ci_low"], m["ci_high"]))
     rule, level = policy.audit.alert_correction, policy.fairness.confidence_level
     alpha = 1 - level
@@ -343,6 +355,16 @@ def measure_window(
     )
 
     fairness = window_figures(selection, outcome, comps)
+    if labeled.any() and "score" in df.columns:  # ranking and calibration of the scores, where outcomes arrived
+        scored = score_disparities(
+            codes[labeled].reset_index(drop=True),
+            df.loc[labeled, LABEL_COLUMN].to_numpy(dtype=float),
+            df.loc[labeled, "score"].to_numpy(dtype=float),
+            comps,
+            confidence=policy.fairness.confidence_level,
+        )
+        for key, figures in scored.items():
+            fairness[key]["metrics"].update(figures["metrics"])
     reasons, insufficient, alerts = judge_fairness(fairness, policy)
 
     snapshot = training

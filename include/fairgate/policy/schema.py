@@ -48,6 +48,8 @@ Metric = Literal[
     "average_odds_difference",
     "false_positive_rate_difference",
     "false_negative_rate_difference",
+    "roc_auc_difference",
+    "calibration_difference",
 ]
 Scenario = Literal["stable", "group_mix_shift", "label_shift", "proxy_drift"]
 SCENARIOS: tuple[str, ...] = get_args(Scenario)  # the simulated feed's scenarios

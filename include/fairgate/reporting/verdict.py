@@ -39,6 +39,26 @@ MEASURES: dict[str, tuple[str, str]] = {
         "the average of two gaps between the unprivileged and the privileged group: in favourable decisions for "
         "people whose real outcome was favourable, and for people whose real outcome was not; 0 means equal",
     ),
+    "false_positive_rate_difference": (
+        "false positive rate difference",
+        "among people whose real outcome was not favourable, the share given a favourable decision in the "
+        "unprivileged group minus the share in the privileged group; 0 means equal",
+    ),
+    "false_negative_rate_difference": (
+        "false negative rate difference",
+        "among people whose real outcome was favourable, the share refused in the unprivileged group minus the "
+        "share in the privileged group; 0 means equal",
+    ),
+    "roc_auc_difference": (
+        "ranking quality difference (ROC AUC)",
+        "how well the scores put people with a favourable real outcome above those without, in the unprivileged "
+        "group minus the privileged group (each 0.5 for chance, 1 for perfect); 0 means equal",
+    ),
+    "calibration_difference": (
+        "calibration difference",
+        "how far each group's real favourable rate lies above its average score, in the unprivileged group minus "
+        "the privileged group; above 0, the scores underrate the unprivileged group; 0 means equal",
+    ),
 }
 
 HEADLINES = {
