@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import subprocess
 import sys
@@ -329,6 +330,17 @@ def test_the_served_production_model_answers_with_the_batch_scorers_decisions_an
         assert got[f"reason_{i}"].tolist() == batch[f"reason_{i}"].tolist()
     status, body = _post(served, json.dumps({"dataframe_records": [RECORD], "params": {"reasons": False}}))
     assert status == 200 and "reason_1" not in body["predictions"][0]
+    # Shapley values on request: the server's base + values is the log-odds of the score it answered
+    status, body = _post(served, json.dumps({"dataframe_records": [RECORD], "params": {"shapley": True}}))
+    assert status == 200, body
+    [answer] = body["predictions"]
+    said = answer["shapley"]
+    assert said["method"] == "linear (exact)" and set(said["values"]) == set(policy.features)
+    score = answer["score"]
+    assert said["base"] + sum(said["values"].values()) == pytest.approx(math.log(score / (1 - score)), abs=1e-6)
+    many = {"dataframe_records": [RECORD] * 101, "params": {"shapley": True}}
+    status, body = _post(served, json.dumps(many))
+    assert status == 400 and "at most 100 records" in body["message"], body
 
 
 @pytest.mark.parametrize(

@@ -27,8 +27,8 @@ def _hanley(a, n1, n0, z):
 
 def test_figures_of_a_tiny_fixture_by_hand_and_with_scikit_learn():
     # unprivileged: 4 positives, 4 negatives; privileged: 3 positives, 5 negatives
-    y = np.array([1, 1, 1, 1, 0, 0, 0, 0] + [1, 1, 1, 0, 0, 0, 0, 0], dtype=float)
-    s = np.array([0.9, 0.4, 0.7, 0.6, 0.5, 0.2, 0.3, 0.1] + [0.8, 0.7, 0.2, 0.6, 0.3, 0.1, 0.4, 0.5])
+    y = np.array([1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0], dtype=float)
+    s = np.array([0.9, 0.4, 0.7, 0.6, 0.5, 0.2, 0.3, 0.1, 0.8, 0.7, 0.2, 0.6, 0.3, 0.1, 0.4, 0.5])
     codes = pd.DataFrame({"sex": [0] * 8 + [1] * 8})
     [figures] = score_disparities(codes, y, s, [SEX], confidence=0.95).values()
     u, p = figures["sides"]["unprivileged"], figures["sides"]["privileged"]
@@ -38,6 +38,7 @@ def test_figures_of_a_tiny_fixture_by_hand_and_with_scikit_learn():
     z = norm.ppf(0.975)
     lo_u, hi_u = _hanley(15 / 16, 4, 4, z)
     lo_p, hi_p = _hanley(p["roc_auc"], 3, 5, z)
+    assert p["roc_auc_interval"] == pytest.approx([max(0.0, lo_p), min(1.0, hi_p)])
     assert u["roc_auc_interval"] == pytest.approx([max(0.0, lo_u), min(1.0, hi_u)])
     d = 15 / 16 - p["roc_auc"]
     low_u, high_u = u["roc_auc_interval"]
@@ -95,6 +96,7 @@ def _population_auc_difference():
     codes, y, s = _draw(np.random.default_rng(99), 2_000_000, underrated=0.1)
     women = codes["sex"].to_numpy() == 0
     return roc_auc_score(y[women], s[women]) - roc_auc_score(y[~women], s[~women])
+
 
 RAW = {
     "model_name": "scores",

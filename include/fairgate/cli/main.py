@@ -27,8 +27,8 @@ from fairgate.errors import (
 from fairgate.governance import approval, bundle, cases, evidence, incidents, registry
 from fairgate.governance.records import LifecycleRecord
 from fairgate.integrations import model_server, tracking
-from fairgate.models import recourse
-from fairgate.monitoring.prediction_log import find_prediction, recourse_context
+from fairgate.models import recourse, shapley
+from fairgate.monitoring.prediction_log import find_prediction, recourse_context, shapley_context
 from fairgate.policy import authoring as policy_tools
 from fairgate.policy import catalog
 from fairgate.policy import editing as policy_editing
@@ -351,6 +351,24 @@ def cmd_explain(args: argparse.Namespace, store: ArtifactStore, model: str) -> i
         f"{verdict} (score {found['score']:.3f}). Main reasons:"
     ]
     lines += [f"  {i}. {r['text']}" for i, r in enumerate(found["reasons"], 1)] or ["  (none recorded)"]
+    extra: dict[str, Any] = {}
+    if args.shapley:
+        import pandas as pd
+
+        model, reference = shapley_context(store, args.loaded_policy, found["model_version"])
+        values = shapley.explain(model, pd.DataFrame([found["inputs"]]), args.loaded_policy, reference)
+        extra["shapley"] = values.record(0)
+        lines += [
+            f"Shapley values ({values.method}; {values.output}, base {values.base:+.3f} = the average over "
+            f"{len(reference)} training rows):"
+        ]
+        order = sorted(range(len(values.features)), key=lambda j: -abs(values.values[0, j]))
+        lines += [
+            f"  {values.features[j]} = {_plain_value(found['inputs'].get(values.features[j]))}: "
+            f"{values.values[0, j]:+.3f}"
+            for j in order
+        ]
+        lines.append(f"  base + values = {values.outputs[0]:+.3f} ({values.output})")
     if args.recourse:
         if found["decision"] == 1:
             raise RecourseError(
@@ -358,7 +376,7 @@ def cmd_explain(args: argparse.Namespace, store: ArtifactStore, model: str) -> i
             )
         model, scale, proxies = recourse_context(store, args.loaded_policy, found["model_version"])
         result = recourse.compute(model, found["inputs"], args.loaded_policy, scale=scale, proxies=proxies)
-        answer = {**found, "recourse": result.as_dict()}
+        answer = {**found, **extra, "recourse": result.as_dict()}
         lines += ["What would change it:", f"  {recourse.sentence(result, args.loaded_policy)}"]
         if result.feasible:
             lines.append(
@@ -368,8 +386,12 @@ def cmd_explain(args: argparse.Namespace, store: ArtifactStore, model: str) -> i
         lines += [f"  Note: {n}" for n in result.notes]
         _out(args, answer, "\n".join(lines))
         return 0
-    _out(args, found, "\n".join(lines))
+    _out(args, {**found, **extra}, "\n".join(lines))
     return 0
+
+
+def _plain_value(x: Any) -> str:
+    return f"{x:,.4g}" if isinstance(x, float) else str(x)
 
 
 def cmd_policy(args: argparse.Namespace) -> int:
@@ -547,6 +569,11 @@ def build_parser() -> argparse.ArgumentParser:
                 "--recourse",
                 action="store_true",
                 help="also the least-cost change of actionable inputs that would make it favourable",
+            )
+            p.add_argument(
+                "--shapley",
+                action="store_true",
+                help="also each input's Shapley value (for developers): exact for linear and tree models",
             )
         if name in ("contest", "case"):
             p.add_argument("row", help="the record's row key (dataset.row_key)")

@@ -145,6 +145,7 @@ class LifecycleRecord(_Part):
     recourse: JSONObject | None = None
     calibration: JSONObject | None = None
     subgroups: JSONObject | None = None  # subgroup discovery on the test split (fairgate.fairness.subgroups)
+    shapley: JSONObject | None = None  # mean |Shapley value| per input on the test split (fairgate.models.shapley)
     review: JSONObject | None = None
     overrides: JSONObject | None = None  # a manual run's threshold override: what, from what, why, by whom
     deployment: DeploymentRef | None = None

@@ -9,7 +9,7 @@ which also checks that this very file is the model's code). A request
 the scoring server answers with HTTP 400.
 
 Request params (``{"dataframe_records": [...], "params": {"reasons": false}}``): ``reasons``
-(default true) and ``recourse`` (default false).
+(default true), ``recourse`` and ``shapley`` (default false).
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ class FairgateModel(PythonModel):
                 frame,
                 reasons=bool(params.get("reasons", True)),
                 recourse=bool(params.get("recourse", False)),
+                shapley=bool(params.get("shapley", False)),
             )
         except RequestError as exc:
             raise MlflowException.invalid_parameter_value(str(exc)) from None

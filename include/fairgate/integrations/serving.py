@@ -8,11 +8,14 @@ manifest.json    the registry manifest (the reference record reasons are measure
 policy.yaml      the policy the version was trained under (labels, threshold, recourse bounds)
 inputs.json      the inputs a request must carry: numeric columns, and each category's known values
 recourse.json    the training rows' standard deviations and the flagged proxies (recourse costs)
+background.parquet  the training rows Shapley values are measured against (optional: a bundle written
+                    before it existed answers everything but ``shapley``)
 ```
 
 :func:`load` checks and loads that folder; :func:`answer` turns a request frame into one row per
 record: ``decision``, ``score``, ``model_version``, ``reason_1..3`` (the batch scorer's reason
-codes) and, when asked, ``recourse``. A request that cannot be answered raises
+codes) and, when asked, ``recourse`` and ``shapley`` (each input's Shapley value, for
+developers). A request that cannot be answered raises
 :class:`RequestError` naming the column and the cause; :mod:`fairgate.integrations.mlflow_model` serves this
 under ``mlflow models serve``, where that error becomes a 400.
 """
@@ -28,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from fairgate.errors import InputError, RecourseOutOfTime, RequestError, StageError
 from fairgate.governance import registry
 from fairgate.models import explain, recourse, training
+from fairgate.models import shapley as shapley_values
 from fairgate.models.training import load_model_bytes, reference_record
 from fairgate.monitoring import prediction_log, scoring
 from fairgate.policy.loader import load_policy
@@ -39,10 +43,14 @@ if TYPE_CHECKING:
     from fairgate.storage.base import ArtifactStore
 
 FILES = ("model.skops", "manifest.json", "policy.yaml", "inputs.json", "recourse.json")
+OPTIONAL_FILES = ("background.parquet",)
 MAX_CATEGORY_VALUES = 200  # a column with more known values than this is checked for type only
 MAX_RECORDS = 10_000  # per request
 MAX_RECOURSE_RECORDS = 100  # per request that asks for recourse (each unfavourable record is a search)
 MAX_RECOURSE_SECONDS = 30  # of recourse searches per request (a gateway's timeout is typically 60 s)
+MAX_SHAPLEY_RECORDS = (
+    100  # per request that asks for Shapley values (a model-agnostic explainer costs ~1,000 calls each)
+)
 
 
 @dataclass
@@ -55,6 +63,7 @@ class Served:
     reference: dict[str, Any]
     inputs: dict[str, Any]
     recourse: dict[str, Any]
+    background: pd.DataFrame | None = None
 
 
 def input_spec(training: pd.DataFrame, policy: Policy, *, group_aware: bool) -> dict[str, Any]:
@@ -98,6 +107,10 @@ def write_bundle(
     if policy.recourse.actionable:
         _, scale, proxies = prediction_log.recourse_context(store, policy, version)
     (folder / "recourse.json").write_text(json.dumps({"scale": scale, "proxies": proxies}, indent=2))
+    reference = shapley_values.background(training, seed=policy.model.seed)
+    reference[[c for c in dict.fromkeys([*policy.features, *policy.protected_columns]) if c in reference]].to_parquet(
+        folder / "background.parquet", index=False
+    )
     return folder
 
 
@@ -127,7 +140,14 @@ def load(files: dict[str, str], *, version: str) -> Served:
         reference=manifest["reference"],
         inputs=json.loads(Path(files["inputs.json"]).read_text()),
         recourse=json.loads(Path(files["recourse.json"]).read_text()),
+        background=_background(files.get("background.parquet")),
     )
+
+
+def _background(path: str | None) -> pd.DataFrame | None:
+    import pandas as pd
+
+    return pd.read_parquet(path) if path and Path(path).is_file() else None
 
 
 def check_request(records: pd.DataFrame, served: Served) -> pd.DataFrame:
@@ -186,8 +206,11 @@ def check_request(records: pd.DataFrame, served: Served) -> pd.DataFrame:
     return out
 
 
-def answer(served: Served, records: pd.DataFrame, *, reasons: bool = True, recourse: bool = False) -> pd.DataFrame:
-    """One row per record: decision, score, model version, up to three reasons, and (asked) recourse."""
+def answer(
+    served: Served, records: pd.DataFrame, *, reasons: bool = True, recourse: bool = False, shapley: bool = False
+) -> pd.DataFrame:
+    """One row per record: decision, score, model version, up to three reasons, and (asked) recourse and
+    Shapley values (``shapley``: method, output space, base and each input's value)."""
     import pandas as pd
 
     rows = check_request(records, served).reset_index(drop=True)
@@ -211,7 +234,24 @@ def answer(served: Served, records: pd.DataFrame, *, reasons: bool = True, recou
                 f"{len(rows):,}. Send fewer, or leave out 'recourse'."
             )
         out["recourse"] = _recourse(served, rows, decisions)
+    if shapley:
+        out["shapley"] = pd.Series(_shapley(served, rows), dtype=object)
     return out
+
+
+def _shapley(served: Served, rows: pd.DataFrame) -> list[shapley_values.RecordJSON]:
+    if served.background is None:
+        raise RequestError(
+            f"The served version {served.version[:12]} was registered without its background rows, so it cannot "
+            "answer with Shapley values; re-register it with `fairgate mlflow-sync`."
+        )
+    if len(rows) > MAX_SHAPLEY_RECORDS:
+        raise RequestError(
+            f"Shapley values are computed for at most {MAX_SHAPLEY_RECORDS} records per request; this one holds "
+            f"{len(rows):,}. Send fewer, or leave out 'shapley'."
+        )
+    found = shapley_values.explain(served.model, rows, served.policy, served.background)
+    return [found.record(i) for i in range(len(rows))]
 
 
 def _recourse(served: Served, rows: pd.DataFrame, decisions: Any) -> list[str | None]:

@@ -371,7 +371,13 @@ def register_version(
         return str(existing.version), False
     manifest = registry.read_manifest(store, model, version)
     signature = ModelSignature(
-        params=ParamSchema([ParamSpec("reasons", "boolean", True), ParamSpec("recourse", "boolean", False)])
+        params=ParamSchema(
+            [
+                ParamSpec("reasons", "boolean", True),
+                ParamSpec("recourse", "boolean", False),
+                ParamSpec("shapley", "boolean", False),
+            ]
+        )
     )
     with tempfile.TemporaryDirectory() as tmp:
         files = serving.write_bundle(store, policy, version, Path(tmp) / "files", policy_file=_policy_file(store, rec))
@@ -382,7 +388,7 @@ def register_version(
             mlflow_module.pyfunc.save_model(
                 path=str(Path(tmp) / "model"),
                 python_model=str(Path(__file__).with_name("mlflow_model.py")),
-                artifacts={f: str(files / f) for f in serving.FILES},
+                artifacts={f: str(files / f) for f in (*serving.FILES, *serving.OPTIONAL_FILES)},
                 model_config={"model_name": model, "version": version},
                 signature=signature,
                 pip_requirements=_requirements(),
@@ -421,7 +427,7 @@ def _requirements() -> list[str]:
     from importlib.metadata import version as installed
 
     out = []
-    for dist in ("mlflow", "scikit-learn", "skops", "pandas", "numpy", "PyYAML"):
+    for dist in ("mlflow", "scikit-learn", "skops", "pandas", "numpy", "PyYAML", "shap"):
         try:
             out.append(f"{dist}=={installed(dist)}")
         except PackageNotFoundError:

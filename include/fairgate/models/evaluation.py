@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from fairgate.fairness import estimation, gate, subgroups
 from fairgate.fairness.groups import codes_and_labels, comparisons
 from fairgate.fairness.metrics import measure, score_disparities
-from fairgate.models import explain, robustness, training
+from fairgate.models import explain, robustness, shapley, training
 from fairgate.models import recourse as rc
 
 if TYPE_CHECKING:
@@ -59,11 +59,13 @@ def evaluate(
     production: tuple[str, Pipeline] | None = None,
     proxies: dict[str, list[str]] | None = None,
     recourse_scale: dict[str, float] | None = None,
+    training_rows: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Measure the candidate (and its comparators) on ``test`` and decide pass / fail / review.
 
     ``proxies`` (inputs the proxy check flagged, per protected attribute) are flipped with their
-    attribute by the counterfactual check when the policy enables robustness.
+    attribute by the counterfactual check when the policy enables robustness. ``training_rows`` are the
+    background of the candidate's Shapley values (not measured without them).
     """
     import numpy as np
 
@@ -134,4 +136,7 @@ def evaluate(
         "recourse": recourse,
         "calibration": calibration,
         "subgroups": found,
+        "shapley": shapley.summary(candidate, test, policy, training_rows, measured_on=f"test split ({len(test)} rows)")
+        if policy.shapley.enabled and training_rows is not None
+        else None,
     }

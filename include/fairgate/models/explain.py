@@ -128,18 +128,25 @@ def _swapped_contributions(
 def _linear_blocks(model: Any, columns: list[str]) -> dict[str, np.ndarray] | None:
     """For Fairgate's logistic-regression pipeline (one-hot and scaled inputs), the encoded columns
     each input becomes; None for any other model (its pushes are measured by swapping)."""
+    from sklearn.linear_model import LogisticRegression
+
+    blocks = encoded_blocks(model, columns)
+    clf = model.steps[1][1] if blocks is not None else None
+    if not isinstance(clf, LogisticRegression) or clf.coef_.shape[0] != 1:
+        return None
+    return blocks
+
+
+def encoded_blocks(model: Any, columns: list[str]) -> dict[str, np.ndarray] | None:
+    """For a two-step pipeline of Fairgate's encoder (one-hot categories, scaled numbers) and a
+    classifier, the encoded columns each input becomes (``occupation`` → its one-hot columns); None
+    for any other shape (an imputing encoder, a mitigation wrapper)."""
     import numpy as np
     from sklearn.compose import ColumnTransformer
-    from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     steps = getattr(model, "steps", None) or []
-    if (
-        len(steps) != 2
-        or not isinstance(steps[0][1], ColumnTransformer)
-        or not isinstance(steps[1][1], LogisticRegression)
-        or steps[1][1].coef_.shape[0] != 1
-    ):
+    if len(steps) != 2 or not isinstance(steps[0][1], ColumnTransformer):
         return None
     pre = steps[0][1]
     blocks: dict[str, np.ndarray] = {}

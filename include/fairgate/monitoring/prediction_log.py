@@ -28,7 +28,7 @@ from fairgate.data.sources import read_location, read_sql, to_parquet_bytes
 from fairgate.errors import DataError, NotFoundError, NothingThere, StageError, StoreConfigError
 from fairgate.fairness.groups import labels
 from fairgate.governance import evidence, registry
-from fairgate.models import recourse
+from fairgate.models import recourse, shapley
 from fairgate.models.explain import Reason
 from fairgate.monitoring import sql_audit
 from fairgate.monitoring.audit import AuditResult
@@ -219,6 +219,14 @@ def recourse_context(store: ArtifactStore, policy: Policy, version: str) -> tupl
     attributes = ((record.get("bias") or {}).get("proxies") or {}).get("attributes", {})
     proxies = sorted({c for a in attributes.values() for c in a.get("flagged", [])})
     return model, scale, proxies
+
+
+def shapley_context(store: ArtifactStore, policy: Policy, version: str) -> tuple[Any, pd.DataFrame]:
+    """What Shapley values under ``version`` need: the model (sha256-checked) and the background, a fixed
+    sample of its training split (:func:`fairgate.models.shapley.background`, as its gate used)."""
+    manifest = registry.read_manifest(store, policy.model_name, version)
+    training = _training_split(store, policy, version, manifest)
+    return registry.load_model(store, policy.model_name, version), shapley.background(training, seed=policy.model.seed)
 
 
 def _training_split(store: ArtifactStore, policy: Policy, version: str, manifest: registry.Manifest) -> pd.DataFrame:

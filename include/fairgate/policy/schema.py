@@ -627,6 +627,14 @@ class Subgroups(_Section):
     )
 
 
+class ShapleyValues(_Section):
+    """Shapley values of the inputs in the run report (fairgate.models.shapley)."""
+
+    enabled: bool = Field(
+        True, description="measure each input's mean absolute Shapley value on the test split, overall and per group"
+    )
+
+
 class Incidents(_Section):
     """What opens an incident record, and which reporting clock it starts (EU AI Act Art. 73)."""
 
@@ -681,6 +689,7 @@ class Policy(_Section):
     owners: Owners = Owners()
     incidents: Incidents = Incidents()
     subgroups: Subgroups = Subgroups()
+    shapley: ShapleyValues = ShapleyValues()
 
     # Where the policy was read from (set by fairgate.policy.loader.load_policy; not policy keys).
     _sha256: str = PrivateAttr("")

@@ -206,6 +206,31 @@ def importance(result: JSONObject, top: int = 10) -> bytes:
     return _png(fig)
 
 
+def shapley_summary(summary: JSONObject, top: int = 10) -> bytes:
+    """Mean absolute Shapley value per input: one bar per protected group side, inputs by overall weight."""
+    overall = summary.get("overall") or {}
+    cols = sorted(overall, key=lambda c: -overall[c])[:top]
+    groups = list((summary.get("by_group") or {}).items())
+    fig = _figure(6.5, 0.32 * len(cols) * max(1, len(groups)) ** 0.5 + 1.6)
+    ax = fig.subplots()
+    height = 0.8 / max(1, len(groups))
+    for i, (group, values) in enumerate(groups):
+        ax.barh(
+            [k - 0.4 + height * (i + 0.5) for k in range(len(cols))],
+            [values.get(c, 0.0) for c in cols],
+            height=height,
+            label=_short([group])[0],
+        )
+    ax.scatter(
+        [overall[c] for c in cols], range(len(cols)), marker="|", s=200, color="black", label="all rows", zorder=3
+    )
+    ax.set_yticks(range(len(cols)), _short(cols))
+    ax.invert_yaxis()
+    ax.set_xlabel(f"mean |Shapley value| ({summary.get('output', '')})")
+    ax.legend(fontsize="x-small", loc="lower right")
+    return _png(fig)
+
+
 def audit_trend(history: list[AuditResult], thresholds: list[Threshold] | None = None) -> bytes:
     """One panel per gated metric, one line per comparison across the audits in ``history`` (oldest first).
 

@@ -463,7 +463,24 @@ def run_report(record: LifecycleRecord, policy: Policy) -> str:
         robustness_rows=robustness_rows(record.robustness),
         subgroups=record.subgroups,
         subgroup_rows=subgroup_rows(record.subgroups),
+        shapley=record.shapley,
+        shapley_header=["input", "all rows", *((record.shapley or {}).get("by_group") or {})],
+        shapley_rows=shapley_rows(record.shapley),
+        shapley_chart=Image(charts.shapley_summary(record.shapley), "mean absolute Shapley value per input and group")
+        if record.shapley
+        else None,
     )
+
+
+def shapley_rows(summary: JSONObject | None) -> list[list[str]]:
+    """Each input's mean |Shapley value|, over all rows and per group side, largest first."""
+    if not summary:
+        return []
+    overall, groups = summary.get("overall") or {}, list((summary.get("by_group") or {}).values())
+    return [
+        [col, fmt(overall[col]), *(fmt(g.get(col)) for g in groups)]
+        for col in sorted(overall, key=lambda c: -overall[c])
+    ]
 
 
 ROBUSTNESS_HEADER = ["check", "rows", "changed", "share [interval]", "note"]

@@ -485,6 +485,7 @@ def evaluate(store: ArtifactStore, policy: Policy, run: RunInfo, trained: Traine
         recourse_scale=scale,
         unmitigated=_load_model(store, trained.unmitigated, "unmitigated model") if trained.unmitigated else None,
         production=(current, registry.load_model(store, policy.model_name, current)) if current else None,
+        training_rows=df[split == "train"],
     )
     written = _put_json(store, f"{run.prefix}/gate.json", {**result, "recourse_cost_unit": scale})
     return GateResult(
@@ -865,6 +866,7 @@ def evidence_record(
         recourse=gate and gate_full.get("recourse"),
         calibration=gate and gate_full.get("calibration"),
         subgroups=gate and gate_full.get("subgroups"),
+        shapley=gate and gate_full.get("shapley"),
         review=review and review.to_json(),
         deployment=deployment
         and DeploymentRef(
