@@ -175,8 +175,11 @@ def _check_report_and_card(store, rec, test, policy):
         assert (shown[c["id"]][2] == "chosen") == (c["id"] == rec["search"]["chosen"])
 
     images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([^"]+)"', page)
-    # base rates, the search's front, fairness-accuracy position, metric intervals, importance of the two models
-    assert len(images) == 6
+    # base rates, the search's front, fairness-accuracy position, metric intervals, importance of the two
+    # models, the candidate's Shapley values
+    assert len(images) == 7
+    assert "mean absolute Shapley value per input and group" in [alt for alt, _ in images]
+    assert rec["shapley"]["max_additivity_error"] < 1e-6 and set(rec["shapley"]["overall"]) == set(policy.features)
     for alt, data in images:
         png = base64.b64decode(data)
         assert png[:8] == b"\x89PNG\r\n\x1a\n", alt

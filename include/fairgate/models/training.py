@@ -102,7 +102,14 @@ def build_pipeline(policy: Policy, *, estimator: str | None = None) -> Pipeline:
 
         encode = Pipeline([("impute", SimpleImputer(strategy="most_frequent")), ("encode", encode)])
         scale = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", scale)])
-    pre = ColumnTransformer([("categorical", encode, categorical), ("numeric", scale, numeric)], remainder="drop")
+    # Tree ensembles need dense rows (HistGradientBoosting refuses sparse ones, which the encoder makes
+    # when many categories leave the one-hot rows mostly zeros); the linear model keeps them sparse.
+    dense = (estimator or policy.model.estimator) != "logistic_regression"
+    pre = ColumnTransformer(
+        [("categorical", encode, categorical), ("numeric", scale, numeric)],
+        remainder="drop",
+        sparse_threshold=0.0 if dense else 0.3,
+    )
     return Pipeline([("features", pre), ("classifier", clf)])
 
 
