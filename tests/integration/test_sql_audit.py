@@ -12,7 +12,11 @@ import yaml
 from tests.conftest import synthetic_credit_policy
 from tests.integration.stack import PG, require_postgres
 
+from fairgate.fairness.metrics import SCORE_METRICS
+from fairgate.fairness.subgroups import discover
 from fairgate.monitoring import sql_audit
+from fairgate.monitoring.columns import LABEL_COLUMN
+from fairgate.monitoring.prediction_log import read_window
 from fairgate.policy.loader import load_policy
 from fairgate.stages import lifecycle, monitoring
 from fairgate.stages.lifecycle import RunInfo, read_json
@@ -62,10 +66,10 @@ def test_one_group_by_gives_the_parquet_audits_figures(scored):
     assert set(pushed) == set(parquet["fairness"])
     for key, result in parquet["fairness"].items():
         assert pushed[key]["counts"] == result["counts"], key
-        assert set(pushed[key]["metrics"]) == set(result["metrics"]), key
-        for metric, m in result["metrics"].items():
+        assert set(pushed[key]["metrics"]) == set(result["metrics"]) - set(SCORE_METRICS), key
+        for metric, m in pushed[key]["metrics"].items():
             for part in ("value", "ci_low", "ci_high"):
-                assert pushed[key]["metrics"][metric][part] == pytest.approx(m[part], rel=1e-12, abs=1e-15), (
+                assert m[part] == pytest.approx(result["metrics"][metric][part], rel=1e-12, abs=1e-15), (
                     key,
                     metric,
                     part,
@@ -168,8 +172,9 @@ def test_with_log_table_scoring_writes_the_table_and_the_audit_judges_it_as_parq
         for key, result in parquet["fairness"].items():
             assert pushed["fairness"][key]["counts"] == result["counts"], key
             assert _flat(pushed["fairness"][key]["rates"]) == pytest.approx(_flat(result["rates"]), abs=1e-12), key
-            for metric, m in result["metrics"].items():
-                assert pushed["fairness"][key]["metrics"][metric]["value"] == pytest.approx(m["value"], abs=1e-12)
+            assert set(result["metrics"]) - set(pushed["fairness"][key]["metrics"]) == set(SCORE_METRICS)
+            for metric, m in pushed["fairness"][key]["metrics"].items():
+                assert m["value"] == pytest.approx(result["metrics"][metric]["value"], abs=1e-12)
         # The label-free estimates come from the same GROUP BY (by score bin), equal to the Parquet path's.
         assert pushed["estimated_performance"] is not None
         assert _flat(pushed["estimated_performance"]) == pytest.approx(
@@ -178,9 +183,30 @@ def test_with_log_table_scoring_writes_the_table_and_the_audit_judges_it_as_parq
         # Drift is Parquet-only; the fairness verdict is the same.
         fairness_reasons = [r for r in parquet["reasons"] if not r.startswith(("feature", "group mix"))]
         assert pushed["reasons"] == fairness_reasons
-        assert pushed["change_since_deployment"] == parquet["change_since_deployment"]
+        assert pushed["change_since_deployment"] == {
+            key: {m: v for m, v in changes.items() if m not in SCORE_METRICS}
+            for key, changes in parquet["change_since_deployment"].items()
+        }
+        # Subgroups of the protected values, from counts: equal to the discovery on the window's own rows
+        window, _, _ = read_window(
+            store, "credit", DAYS[-1], policy.audit.window_days, row_key="application_id", label_lag_days=2
+        )
+        window = window[window["model_version"] == pushed["judged_version"]].reset_index(drop=True)
+        by_rows = discover(
+            window[list(policy.protected_columns)],
+            window["decision"].to_numpy(),
+            policy,
+            labels=window[LABEL_COLUMN].to_numpy(dtype=float),
+        )
+        assert pushed["subgroups"]["tests"] == by_rows["tests"] > 0
+        for ours, theirs in zip(pushed["subgroups"]["top"], by_rows["top"], strict=True):
+            assert ours["subgroup"] == theirs["subgroup"] and ours["metric"] == theirs["metric"]
+            assert (ours["rows"], ours["gap"], ours["p_adjusted"]) == pytest.approx(
+                (theirs["rows"], theirs["gap"], theirs["p_adjusted"]), abs=1e-12
+            )
         page = store.get(stage.report.key).decode()
-        assert "Measured in the database" in page and "feature drift and recourse" in page
+        assert "Measured in the database" in page and "feature drift, recourse" in page
+        assert "Subgroups treated most differently from the rest" in page
         assert "rates estimated from the scores" in page
     finally:
         with engine.begin() as conn:

@@ -118,15 +118,21 @@ def discover(
     policy: Policy,
     *,
     labels: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
     measured_on: str = "",
 ) -> Discovery:
     """The subgroups of ``df`` (with its ``decisions``, and ``labels`` where known: NaN for none) whose
-    rates differ most from the rest's, under false-discovery control."""
+    rates differ most from the rest's, under false-discovery control.
+
+    ``weights``: how many decisions each row stands for, when the rows are counts (the SQL audit's
+    ``GROUP BY``); the figures are those of the rows they count.
+    """
     import numpy as np
 
     rules = policy.subgroups
     attrs = _attributes(df, policy)
     pred = np.asarray(decisions, dtype=np.int64)
+    w = np.ones(len(df)) if weights is None else np.asarray(weights, dtype=float)
     populations: dict[str, tuple[Any, Any]] = {"selection_rate": (np.ones(len(df), dtype=bool), pred)}
     if labels is not None:
         y = np.asarray(labels, dtype=float)
@@ -148,9 +154,9 @@ def discover(
             sizes.append(len(names))
         cells = math.prod(sizes)
         for metric, (mask, hit) in populations.items():
-            n = np.bincount(joint[mask], minlength=cells)
-            k = np.bincount(joint[mask], weights=hit[mask], minlength=cells)
-            n_all, k_all = int(mask.sum()), float(hit[mask].sum())
+            n = np.bincount(joint[mask], weights=w[mask], minlength=cells)
+            k = np.bincount(joint[mask], weights=(hit * w)[mask], minlength=cells)
+            n_all, k_all = float(w[mask].sum()), float((hit * w)[mask].sum())
             n_rest, k_rest = n_all - n, k_all - k
             ok = (n >= rules.min_size) & (n_rest >= rules.min_size)
             if not ok.any():

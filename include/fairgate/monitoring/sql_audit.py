@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from fairgate.data.sources import connection_uri
 from fairgate.errors import StageError
-from fairgate.fairness import estimation
+from fairgate.fairness import estimation, subgroups
 from fairgate.fairness.estimation import BINS
 from fairgate.fairness.groups import comparisons
 from fairgate.fairness.metrics import measure
@@ -51,8 +51,12 @@ def counts_query(
     label_lag_days: int,
     version: str,
     scores: bool = False,
+    values: bool = False,
 ) -> Any:
     """The ``GROUP BY`` (a SQLAlchemy statement, identifiers quoted, values bound) of one window.
+
+    ``values``: also by each protected column's own value (``v0``, ``v1``, …), for the subgroup
+    discovery over the protected attributes' values and their intersections.
 
     ``scores``: also by score bin (``b``, the label-free estimates' 10 bins) with each group's
     score sum (``s``), for :func:`fairgate.fairness.estimation.per_group`; at most ten times the rows.
@@ -86,6 +90,8 @@ def counts_query(
     joined = p.outerjoin(o, o.c[policy.dataset.row_key] == p.c[policy.dataset.row_key])
     start = day - timedelta(days=window_days - 1)
     keys = [*cells, p.c.decision.label("d"), label]
+    if values:
+        keys += [p.c[attr.column].label(f"v{i}") for i, attr in enumerate(policy.protected_attributes)]
     sums = [sa.func.count().label("n")]
     if scores:  # the bin as numpy takes it: floor(score * 10), a score of 1 in the top bin
         keys.append(
@@ -109,6 +115,7 @@ def window_counts(
     day: date,
     version: str,
     scores: bool = False,
+    values: bool = False,
 ) -> pd.DataFrame:
     """The window's counts: one row per (group cell, decision, outcome or null[, score bin]) with its ``n``."""
     import pandas as pd
@@ -122,6 +129,7 @@ def window_counts(
         label_lag_days=policy.audit.label_lag_days,
         version=version,
         scores=scores,
+        values=values,
     )
     with engine.connect() as conn:
         return pd.DataFrame(conn.execute(query).mappings().all())
@@ -176,7 +184,10 @@ def fairness_from_counts(counts: pd.DataFrame, policy: Policy) -> dict[str, Wind
 
 # --- the prediction log in a table, and the audit on it --------------------------------------------
 
-NOT_MEASURED = "feature drift and recourse: the SQL audit reads counts only, and the inputs stay in the database"
+NOT_MEASURED = (
+    "feature drift, recourse, the scores' ranking and calibration differences, and subgroups that name an input: "
+    "the SQL audit reads counts only, and the inputs stay in the database"
+)
 
 
 def tables(policy: Policy) -> tuple[str, str, str]:
@@ -284,6 +295,11 @@ def audit_window(
             return None
         scored = "score" in {c["name"] for c in sa.inspect(engine).get_columns(predictions)}
         counts = window_counts(engine, policy, predictions, outcomes, day=day, version=versions[-1], scores=scored)
+        by_value = (
+            window_counts(engine, policy, predictions, outcomes, day=day, version=versions[-1], values=True)
+            if policy.subgroups.enabled
+            else None
+        )
     except sa.exc.ProgrammingError as exc:  # a missing table or column: the policy's doing, not the network's
         cause = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
         raise StageError(
@@ -329,5 +345,25 @@ def audit_window(
         "accuracy": float(n[agree].sum() / n[labeled].sum()) if labeled.any() else None,
         "fairness": fairness,
         "alerts": alerts,
+        "subgroups": None if by_value is None else subgroups_from_counts(by_value, policy, version=versions[-1]),
         "drift": {},
     }
+
+
+def subgroups_from_counts(counts: pd.DataFrame, policy: Policy, *, version: str) -> subgroups.Discovery:
+    """The subgroup discovery of :func:`window_counts` by protected value (``values=True``): over the
+    protected attributes' values and their intersections only, as the inputs stay in the database."""
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.DataFrame({attr.column: counts[f"v{i}"] for i, attr in enumerate(policy.protected_attributes)})
+    n = counts["n"].to_numpy(dtype=float)
+    return subgroups.discover(
+        frame,
+        counts["d"].to_numpy(dtype=np.int64),
+        policy,
+        labels=counts["y"].to_numpy(dtype=float, na_value=np.nan),
+        weights=n,
+        measured_on=f"{int(n.sum())} decisions of version {version[:12]} in the window (SQL counts by protected "
+        "value: the inputs stay in the database)",
+    )
