@@ -123,6 +123,15 @@ def load(files: dict[str, str], *, version: str) -> Served:
             f"The served version {version[:12]} lacks {missing}; re-register it with `fairgate mlflow-sync`."
         )
     manifest = json.loads(Path(files["manifest.json"]).read_text())
+    policy = load_policy(files["policy.yaml"])
+    selection = manifest.get("selection") or {}
+    if policy.model.selection != "threshold":  # one record at a time has no batch to rank: the gate's cutoff
+        if selection.get("cutoff") is None:
+            raise InputError(
+                f"The served version {version[:12]} decides by rank ('model.selection: {policy.model.selection}') "
+                "but its manifest holds no cutoff from its gate; re-run its lifecycle to register one."
+            )
+        policy = training.at_cutoff(policy, float(selection["cutoff"]))
     if manifest.get("model_sha256") != version:
         raise InputError(
             f"The served manifest names model {str(manifest.get('model_sha256'))[:12]}, not version "
@@ -135,7 +144,7 @@ def load(files: dict[str, str], *, version: str) -> Served:
     )
     return Served(
         model=model,
-        policy=load_policy(files["policy.yaml"]),
+        policy=policy,
         version=version,
         reference=manifest["reference"],
         inputs=json.loads(Path(files["inputs.json"]).read_text()),

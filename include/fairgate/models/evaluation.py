@@ -32,6 +32,9 @@ def assess(model: Pipeline, test: pd.DataFrame, policy: Policy) -> tuple[dict[st
 
     codes, y = codes_and_labels(test, policy)
     scores, pred = training.predict(model, test, policy)
+    cutoff = training.rank_cutoff(scores, policy, day=False)
+    if cutoff is not None:  # decisions made by rank: the selection this model makes of these rows
+        pred = (scores >= cutoff).astype("int8")
     comps, level = comparisons(policy), policy.fairness.confidence_level
     fairness = measure(codes, y, pred, comps, confidence=level)
     for key, figures in score_disparities(codes, y, scores, comps, confidence=level).items():
@@ -69,6 +72,8 @@ def evaluate(
     """
     import numpy as np
 
+    cutoff = training.rank_cutoff(training.predict(candidate, test, policy)[0], policy, day=False)
+    policy = training.at_cutoff(policy, cutoff)  # robustness, recourse and the rest judge that selection
     perf, fairness, pred = assess(candidate, test, policy)
     compared = {"candidate": position(perf, fairness)}
     importance = {"candidate": explain.importance(candidate, test, policy)}
@@ -136,6 +141,14 @@ def evaluate(
         "recourse": recourse,
         "calibration": calibration,
         "subgroups": found,
+        "selection": None
+        if cutoff is None
+        else {
+            "rule": policy.model.selection,
+            "cutoff": cutoff,
+            "selected": int(pred.sum()),
+            "rows": len(test),
+        },
         "shapley": shapley.summary(candidate, test, policy, training_rows, measured_on=f"test split ({len(test)} rows)")
         if policy.shapley.enabled and training_rows is not None
         else None,

@@ -168,9 +168,44 @@ def fit(
 
 
 def predict(model: Pipeline, df: pd.DataFrame, policy: Policy) -> tuple[np.ndarray, np.ndarray]:
-    """Scores (probability of the favorable label) and 0/1 decisions at the policy's threshold."""
+    """Scores (probability of the favorable label) and 0/1 decisions at the policy's threshold (a rank
+    selection's batch cutoff is applied by the caller that knows the batch: :func:`rank_cutoff`)."""
     scores = model.predict_proba(feature_frame(df, policy, model))[:, 1]
     return scores, (scores >= policy.model.decision_threshold).astype("int8")
+
+
+def rank_cutoff(scores: np.ndarray, policy: Policy, *, day: bool) -> float | None:
+    """The score at or above which a batch's records are favourable when decisions are made by rank.
+
+    ``model.selection: top_fraction`` selects the highest ``top_fraction`` of the batch (rounded up);
+    ``top_k`` the ``top_k`` highest of a scored ``day``, and of any other batch (the test or the
+    validation split) the same share, ``top_k / expected_daily_rows``. Records tied with the last one
+    selected are selected too. None under ``selection: threshold`` (the fixed ``decision_threshold``);
+    above every score when nothing is selected.
+    """
+    import math
+
+    import numpy as np
+
+    rule = policy.model
+    if rule.selection == "threshold" or not len(scores):
+        return None
+    if rule.selection == "top_fraction":
+        assert rule.top_fraction is not None
+        count = math.ceil(rule.top_fraction * len(scores))
+    else:
+        assert rule.top_k is not None and rule.expected_daily_rows is not None
+        count = rule.top_k if day else math.ceil(rule.top_k / rule.expected_daily_rows * len(scores))
+    if count <= 0:
+        return math.inf
+    return float(np.sort(np.asarray(scores, dtype=float))[::-1][min(count, len(scores)) - 1])
+
+
+def at_cutoff(policy: Policy, cutoff: float | None) -> Policy:
+    """``policy`` deciding at ``cutoff`` (a batch's :func:`rank_cutoff`) instead of its own threshold."""
+    if cutoff is None:
+        return policy
+    return policy.model_copy(update={"model": policy.model.model_copy(update={"decision_threshold": cutoff})})
 
 
 def performance(y: np.ndarray, scores: np.ndarray, y_pred: np.ndarray) -> dict[str, float | None]:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from fairgate.errors import GroupError, StageError
 from fairgate.fairness.groups import group_codes, labels
-from fairgate.models import explain
+from fairgate.models import explain, training
 from fairgate.monitoring import review_triggers as triggers
 from fairgate.monitoring.columns import LABEL_COLUMN
 
@@ -56,6 +56,10 @@ def score_records(
     """
 
     assert policy.dataset.row_key is not None  # check_records
+    if policy.model.selection != "threshold":  # decisions by rank: the cutoff of this day's scores
+        policy = training.at_cutoff(
+            policy, training.rank_cutoff(training.predict(model, records, policy)[0], policy, day=True)
+        )
     scores, decisions, reasons = explain.explained(model, records, policy, reference, top=REASONS)
     keep = [
         policy.dataset.row_key,

@@ -326,6 +326,33 @@ class Model(_Section):
     test_size: OpenFraction = Field(0.2, description="held-out test share (stratified by label × group cell)")
     validation_size: OpenFraction = Field(0.1, description="validation share")
     decision_threshold: OpenFraction = Field(0.5, description="score cut-off for the favourable decision")
+    selection: Literal["threshold", "top_k", "top_fraction"] = Field(
+        "threshold",
+        description="how decisions are made: `threshold` (a score at or above `decision_threshold`), `top_k` (the "
+        "`top_k` highest scores of each scored day) or `top_fraction` (the highest `top_fraction` of each day's "
+        "scores); the gate measures the selection made at the same share of the test split",
+    )
+    top_k: int | None = Field(None, ge=1, description="with `selection: top_k`, favourable decisions per scored day")
+    top_fraction: OpenFraction | None = Field(
+        None, description="with `selection: top_fraction`, the share of each day's records decided favourably"
+    )
+    expected_daily_rows: int | None = Field(
+        None,
+        ge=1,
+        description="with `selection: top_k`, the records a day usually holds: the gate selects the share "
+        "`top_k / expected_daily_rows` of the test split",
+    )
+
+    @model_validator(mode="after")
+    def _selection_complete(self) -> Model:
+        if self.selection == "top_fraction" and self.top_fraction is None:
+            raise ValueError("'selection: top_fraction' needs 'top_fraction' (the share decided favourably)")
+        if self.selection == "top_k" and (self.top_k is None or self.expected_daily_rows is None):
+            raise ValueError(
+                "'selection: top_k' needs 'top_k' (favourable decisions per day) and 'expected_daily_rows' "
+                "(the records a day usually holds, for the gate's share of the test split)"
+            )
+        return self
 
 
 MitigationMethod = Literal[

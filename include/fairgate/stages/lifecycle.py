@@ -609,6 +609,8 @@ def deploy(
             "calibration": record.calibration,
             # What a numeric change costs in recourse (models.recourse.cost_unit), for the audit and serving.
             "recourse_cost_unit": read_json(store, gate.result, "gate result").get("recourse_cost_unit"),
+            # Decisions by rank: the cutoff of the gate's selection, which one-record-at-a-time serving uses.
+            "selection": read_json(store, gate.result, "gate result").get("selection"),
             # A manual run's exception to the policy's thresholds, with its reason and who asked for it.
             "threshold_overrides": record.overrides,
             # Who had to approve, what deploying it could do to people, and who answers for it.
