@@ -72,8 +72,10 @@ def evaluate(
     """
     import numpy as np
 
-    cutoff = training.rank_cutoff(training.predict(candidate, test, policy)[0], policy, day=False)
-    policy = training.at_cutoff(policy, cutoff)  # robustness, recourse and the rest judge that selection
+    cutoff = None
+    if policy.model.selection != "threshold":  # robustness, recourse and the rest judge the rank selection
+        cutoff = training.rank_cutoff(training.predict(candidate, test, policy)[0], policy, day=False)
+        policy = training.at_cutoff(policy, cutoff)
     perf, fairness, pred = assess(candidate, test, policy)
     compared = {"candidate": position(perf, fairness)}
     importance = {"candidate": explain.importance(candidate, test, policy)}
