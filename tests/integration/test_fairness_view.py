@@ -226,7 +226,7 @@ def test_signed_in_user_sees_production_model_and_audit_trend(api_server, browse
     deployed_row = page.locator("table.decisions tr", has=page.locator("td", has_text="deployed"))
     deployed_row.locator("a", has_text="report").first.click()  # the lifecycle run that deployed
     assert page.locator("h1").first.inner_text() == "adult_income: deployed"
-    assert page.locator("img").count() == 5
+    assert page.locator("img").count() == 6  # five charts of the run's figures and its Shapley values
     _shot(page, "run-report.png")
 
     # Inside the Airflow UI: the nav entry opens the view in an iframe, with the same session.
@@ -263,7 +263,7 @@ def test_every_page_shows_markup_from_reviewers_policies_and_data_as_text(api_se
     report = httpx.get(f"{base}/fairgate/{run_report_path('fairgate_lifecycle', hostile_run)}", headers=auth)
     assert report.status_code == 200
     parsed = assert_inert(report.text, shown=(f"rationale: {EVIL}", f"privileged: {IMG}", HOSTILE_COLUMN))
-    assert [t for t, _ in parsed.tags].count("img") == 5  # the charts, and nothing a value made
+    assert [t for t, _ in parsed.tags].count("img") == 6  # the charts, and nothing a value made
     pages = {
         "report": report,
         "overview": httpx.get(f"{base}/fairgate/", headers=auth),
