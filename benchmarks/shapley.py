@@ -77,6 +77,8 @@ def main() -> None:
         return gb.predict_proba(frame)[:, 1]
 
     explainer = shap.PermutationExplainer(score, shap.maskers.Independent(encode(B), max_samples=len(B)), seed=0)
+    seconds_first, _ = _timed(lambda: explainer(encode(X.head(1)), max_evals=500, silent=True))
+    print(f"gradient boosting, shap PermutationExplainer's first call (numba compiles): {seconds_first:.1f} s")
     seconds_perm, _ = _timed(lambda: explainer(encode(X), max_evals=500, silent=True))
     per = seconds_perm / len(X)
     print(

@@ -131,7 +131,7 @@ def test_a_model_agnostic_explainer_adds_up_and_equals_enumeration(credit):
     raw["dataset"]["features"] = {"categorical": ["savings_band"], "numeric": ["income", "loan_amount"]}
     policy = parse_policy(raw)  # an imputing encoder: no encoded blocks, so the sampled explainer
     model = _fit(policy, train)
-    reference = shapley.background(train, rows=40)
+    reference = shapley.background(train, rows=shapley.AGNOSTIC_BACKGROUND)
     records = test.head(5)
     found = shapley.explain(model, records, policy, reference)
     assert found.method == "exhaustive (exact over the background)" and found.output == "probability"

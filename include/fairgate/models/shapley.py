@@ -16,7 +16,8 @@ Three methods, and every result says which it used (``method``) and in what spac
 - **tree, exact.** A histogram gradient-boosting (log-odds) or random-forest (probability) pipeline:
   ``shap.TreeExplainer``'s path-dependent algorithm on the encoded rows, exact for the trees.
 - **model-agnostic.** Any other model (a mitigation wrapper, an imputing encoder), on the probability
-  of the favourable label, over the raw inputs against the background rows: with up to
+  of the favourable label, over the raw inputs against the first :data:`AGNOSTIC_BACKGROUND`
+  background rows: with up to
   :data:`EXHAUSTIVE_MAX_INPUTS` inputs ``shap``'s exact explainer evaluates every coalition (exact
   for that background); with more, its permutation explainer samples orders (an estimate, additive
   by construction). ``detail`` says which, with the background rows and evaluations.
@@ -38,9 +39,11 @@ if TYPE_CHECKING:
     from fairgate.policy.schema import Policy
 
 BACKGROUND_ROWS = 100  # training rows the base value and the sampled explainer average over
-SAMPLED_ROWS = 100  # records the gate explains with a model-agnostic explainer (tree and linear: every test row)
+SAMPLED_ROWS = 40  # records the gate explains with a model-agnostic explainer (tree and linear: every test row)
+AGNOSTIC_BACKGROUND = 25  # background rows of a model-agnostic explainer (each evaluation scores all of them)
 EXHAUSTIVE_MAX_INPUTS = 6  # up to this many inputs, every coalition is evaluated (2^k per record)
 PERMUTATION_EVALS = 500  # model evaluations per record of the permutation explainer (shap's default)
+SUMMARY_EVALS = 200  # the same for the gate's summary, a mean over its records (each pair of orders is one model call)
 
 
 @dataclass(frozen=True)
@@ -106,8 +109,11 @@ def background(training: pd.DataFrame, *, rows: int = BACKGROUND_ROWS, seed: int
     return training.sample(n=min(rows, len(training)), random_state=seed).reset_index(drop=True)
 
 
-def explain(model: Any, records: pd.DataFrame, policy: Policy, reference: pd.DataFrame) -> Explanation:
-    """Shapley values of each record's inputs under ``model``, against the ``reference`` rows (background)."""
+def explain(
+    model: Any, records: pd.DataFrame, policy: Policy, reference: pd.DataFrame, *, evals: int = PERMUTATION_EVALS
+) -> Explanation:
+    """Shapley values of each record's inputs under ``model``, against the ``reference`` rows (background);
+    ``evals``: model evaluations per record, where the permutation explainer runs."""
     X = feature_frame(records, policy, model).reset_index(drop=True)
     B = feature_frame(reference, policy, model).reset_index(drop=True)
     columns = list(X.columns)
@@ -121,7 +127,7 @@ def explain(model: Any, records: pd.DataFrame, policy: Policy, reference: pd.Dat
             return _linear(model, X, B, blocks)
         if isinstance(clf, (HistGradientBoostingClassifier, RandomForestClassifier)):
             return _tree(model, X, B, blocks)
-    return _sampled(model, X, B)
+    return _sampled(model, X, B, evals)
 
 
 def _dense(matrix: Any) -> np.ndarray:
@@ -175,12 +181,13 @@ def _tree(model: Any, X: pd.DataFrame, B: pd.DataFrame, blocks: dict[str, np.nda
     )
 
 
-def _sampled(model: Any, X: pd.DataFrame, B: pd.DataFrame) -> Explanation:
+def _sampled(model: Any, X: pd.DataFrame, B: pd.DataFrame, evals: int) -> Explanation:
     """The permutation explainer on the raw inputs, categories as integer codes it can mask."""
     import numpy as np
     import pandas as pd
 
     shap = import_shap()
+    B = B.head(AGNOSTIC_BACKGROUND)  # ~500 evaluations x these rows per record: the cost, bounded
     columns = list(X.columns)
     categories = {
         c: sorted(set(X[c].astype(str)) | set(B[c].astype(str)))
@@ -214,7 +221,7 @@ def _sampled(model: Any, X: pd.DataFrame, B: pd.DataFrame) -> Explanation:
             f"shap ExactExplainer, all {2 ** len(columns)} coalitions against {len(B)} background rows",
         )
     else:
-        evals = max(PERMUTATION_EVALS, 2 * len(columns) + 1)
+        evals = max(evals, 2 * len(columns) + 1)
         result = shap.PermutationExplainer(score, masker, seed=0)(encode(X), max_evals=evals, silent=True)
         method, detail = (
             "permutation (sampled)",
@@ -259,7 +266,7 @@ def summary(model: Any, test: pd.DataFrame, policy: Policy, training: pd.DataFra
         rows = test.sample(n=SAMPLED_ROWS, random_state=policy.model.seed)
         measured_on = f"{measured_on}, a sample of {SAMPLED_ROWS}"
     rows = rows.reset_index(drop=True)
-    found = explain(model, rows, policy, reference)
+    found = explain(model, rows, policy, reference, evals=SUMMARY_EVALS)
     magnitude = np.abs(found.values)
     codes = group_codes(rows, policy)
     by_group: dict[str, dict[str, float]] = {}
