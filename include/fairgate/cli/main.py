@@ -351,13 +351,13 @@ def cmd_explain(args: argparse.Namespace, store: ArtifactStore, model: str) -> i
         f"{verdict} (score {found['score']:.3f}). Main reasons:"
     ]
     lines += [f"  {i}. {r['text']}" for i, r in enumerate(found["reasons"], 1)] or ["  (none recorded)"]
-    extra: dict[str, Any] = {}
+    values_json: shapley.RecordJSON | None = None
     if args.shapley:
         import pandas as pd
 
         model, reference = shapley_context(store, args.loaded_policy, found["model_version"])
         values = shapley.explain(model, pd.DataFrame([found["inputs"]]), args.loaded_policy, reference)
-        extra["shapley"] = values.record(0)
+        values_json = values.record(0)
         lines += [
             f"Shapley values ({values.method}; {values.output}, base {values.base:+.3f} = the average over "
             f"{len(reference)} training rows):"
@@ -376,7 +376,7 @@ def cmd_explain(args: argparse.Namespace, store: ArtifactStore, model: str) -> i
             )
         model, scale, proxies = recourse_context(store, args.loaded_policy, found["model_version"])
         result = recourse.compute(model, found["inputs"], args.loaded_policy, scale=scale, proxies=proxies)
-        answer = {**found, **extra, "recourse": result.as_dict()}
+        answer = {**found, **_shapley_part(values_json), "recourse": result.as_dict()}
         lines += ["What would change it:", f"  {recourse.sentence(result, args.loaded_policy)}"]
         if result.feasible:
             lines.append(
@@ -386,8 +386,13 @@ def cmd_explain(args: argparse.Namespace, store: ArtifactStore, model: str) -> i
         lines += [f"  Note: {n}" for n in result.notes]
         _out(args, answer, "\n".join(lines))
         return 0
-    _out(args, {**found, **extra}, "\n".join(lines))
+    _out(args, {**found, **_shapley_part(values_json)}, "\n".join(lines))
     return 0
+
+
+def _shapley_part(values: shapley.RecordJSON | None) -> dict[str, shapley.RecordJSON]:
+    """The ``shapley`` key of an explained record's JSON, when ``--shapley`` asked for it."""
+    return {"shapley": values} if values is not None else {}
 
 
 def _plain_value(x: Any) -> str:

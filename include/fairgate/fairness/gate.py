@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from fairgate.fairness.metrics import GroupFigures, Sides, both_sides
+from fairgate.fairness.subgroups import Discovery
+from fairgate.fairness.subgroups import Finding as SubgroupFinding
 from fairgate.policy.schema import ReviewPolicy, Threshold
 from fairgate.stages.contracts import Review
 
 if TYPE_CHECKING:
-    from fairgate.fairness.subgroups import Discovery
-    from fairgate.fairness.subgroups import Finding as SubgroupFinding
     from fairgate.models.recourse import RecourseAudit
     from fairgate.models.robustness import Robustness
     from fairgate.policy.schema import Policy, Threshold

@@ -24,8 +24,6 @@ import math
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Generic, TypedDict, TypeVar
 
-from fairgate.fairness.groups import cell_mask
-
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
@@ -396,11 +394,12 @@ def score_disparities(
     y = np.asarray(y_true, dtype=float)
     s = np.asarray(scores, dtype=float)
     z = _z(confidence)
+    cell, columns = cell_ids(df_codes), list(df_codes.columns)
     out: dict[str, ScoreFigures] = {}
     for comp in comps:
         (u, citl_u, se_u), (p, citl_p, se_p) = (
             _score_side(y[m], s[m], confidence)
-            for m in (cell_mask(df_codes, comp.unprivileged), cell_mask(df_codes, comp.privileged))
+            for m in (cells_covered(side, columns)[cell] for side in (comp.unprivileged, comp.privileged))
         )
         metrics: dict[str, Interval] = {}
         if u["roc_auc"] is not None and p["roc_auc"] is not None and u["roc_auc_interval"] and p["roc_auc_interval"]:

@@ -32,7 +32,7 @@ from fairgate.errors import (
     PromotionConflict,
     RegistryError,
 )
-from fairgate.models.training import load_model_bytes
+from fairgate.models.training import Selection, load_model_bytes
 from fairgate.storage.base import sha256_bytes
 
 if TYPE_CHECKING:
@@ -103,7 +103,7 @@ class Manifest(TypedDict, total=False):
     reference: dict[str, Any]  # the typical record, per input (reason codes start from it)
     calibration: Calibration | None
     recourse_cost_unit: dict[str, float] | None
-    selection: dict[str, Any] | None  # decisions by rank: the rule, and the cutoff the gate's selection had
+    selection: Selection | None  # decisions by rank: the rule, and the cutoff the gate's selection had
     threshold_overrides: dict[str, Any] | None  # a manual run's override of the gate thresholds, with its reason
     review_rules: ReviewRules  # the policy's review section in force
     impact_assessment: ImpactAnswers

@@ -48,9 +48,8 @@ MAX_CATEGORY_VALUES = 200  # a column with more known values than this is checke
 MAX_RECORDS = 10_000  # per request
 MAX_RECOURSE_RECORDS = 100  # per request that asks for recourse (each unfavourable record is a search)
 MAX_RECOURSE_SECONDS = 30  # of recourse searches per request (a gateway's timeout is typically 60 s)
-MAX_SHAPLEY_RECORDS = (
-    100  # per request that asks for Shapley values (a model-agnostic explainer costs ~1,000 calls each)
-)
+# per request that asks for Shapley values (a model-agnostic explainer makes ~500 evaluations a record)
+MAX_SHAPLEY_RECORDS = 100
 
 
 @dataclass

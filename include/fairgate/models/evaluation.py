@@ -145,12 +145,7 @@ def evaluate(
         "subgroups": found,
         "selection": None
         if cutoff is None
-        else {
-            "rule": policy.model.selection,
-            "cutoff": cutoff,
-            "selected": int(pred.sum()),
-            "rows": len(test),
-        },
+        else training.Selection(rule=policy.model.selection, cutoff=cutoff, selected=int(pred.sum()), rows=len(test)),
         "shapley": shapley.summary(candidate, test, policy, training_rows, measured_on=f"test split ({len(test)} rows)")
         if policy.shapley.enabled and training_rows is not None
         else None,

@@ -31,12 +31,11 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from fairgate.fairness.groups import group_codes
 from fairgate.models.explain import encoded_blocks
 from fairgate.models.training import feature_frame
+from fairgate.policy.schema import Policy
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
-
-    from fairgate.policy.schema import Policy
 
 BACKGROUND_ROWS = 100  # training rows the base value and the sampled explainer average over
 SAMPLED_ROWS = 40  # records the gate explains with a model-agnostic explainer (tree and linear: every test row)
@@ -116,18 +115,33 @@ def explain(
     ``evals``: model evaluations per record, where the permutation explainer runs."""
     X = feature_frame(records, policy, model).reset_index(drop=True)
     B = feature_frame(reference, policy, model).reset_index(drop=True)
-    columns = list(X.columns)
-    blocks = encoded_blocks(model, columns)
-    if blocks is not None:
-        from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
-        from sklearn.linear_model import LogisticRegression
-
-        clf = model.steps[1][1]
-        if isinstance(clf, LogisticRegression) and clf.coef_.shape[0] == 1:
-            return _linear(model, X, B, blocks)
-        if isinstance(clf, (HistGradientBoostingClassifier, RandomForestClassifier)):
-            return _tree(model, X, B, blocks)
+    kind = exact_kind(model, policy)
+    if kind == "linear":
+        return _linear(model, X, B, _blocks(model, X))
+    if kind == "tree":
+        return _tree(model, X, B, _blocks(model, X))
     return _sampled(model, X, B, evals)
+
+
+def exact_kind(model: Any, policy: Policy) -> str | None:
+    """Which exact method explains ``model`` (``linear`` or ``tree``), or None for a model-agnostic one."""
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    if encoded_blocks(model, list(policy.features)) is None or getattr(model, "group_attributes", None):
+        return None
+    clf = model.steps[1][1]
+    if isinstance(clf, LogisticRegression) and clf.coef_.shape[0] == 1:
+        return "linear"
+    if isinstance(clf, (HistGradientBoostingClassifier, RandomForestClassifier)):
+        return "tree"
+    return None
+
+
+def _blocks(model: Any, X: pd.DataFrame) -> dict[str, np.ndarray]:
+    blocks = encoded_blocks(model, list(X.columns))
+    assert blocks is not None  # exact_kind said so
+    return blocks
 
 
 def _dense(matrix: Any) -> np.ndarray:
@@ -260,9 +274,8 @@ def summary(model: Any, test: pd.DataFrame, policy: Policy, training: pd.DataFra
     import numpy as np
 
     reference = background(training, seed=policy.model.seed)
-    probe = explain(model, test.head(1), policy, reference)
     rows = test
-    if probe.method not in ("linear (exact)", "tree (exact)") and len(test) > SAMPLED_ROWS:
+    if exact_kind(model, policy) is None and len(test) > SAMPLED_ROWS:
         rows = test.sample(n=SAMPLED_ROWS, random_state=policy.model.seed)
         measured_on = f"{measured_on}, a sample of {SAMPLED_ROWS}"
     rows = rows.reset_index(drop=True)

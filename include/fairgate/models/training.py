@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from fairgate.errors import InputError, ModelIntegrityError
 from fairgate.fairness.groups import codes_and_labels, group_labels, labels
@@ -172,6 +172,15 @@ def predict(model: Pipeline, df: pd.DataFrame, policy: Policy) -> tuple[np.ndarr
     selection's batch cutoff is applied by the caller that knows the batch: :func:`rank_cutoff`)."""
     scores = model.predict_proba(feature_frame(df, policy, model))[:, 1]
     return scores, (scores >= policy.model.decision_threshold).astype("int8")
+
+
+class Selection(TypedDict):
+    """Decisions made by rank, as a batch saw them: the rule, the score cutoff, how many it selected of how many."""
+
+    rule: str  # model.selection: top_k | top_fraction
+    cutoff: float
+    selected: int
+    rows: int
 
 
 def rank_cutoff(scores: np.ndarray, policy: Policy, *, day: bool) -> float | None:
