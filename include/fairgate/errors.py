@@ -162,5 +162,9 @@ class TrackingUnavailable(TransientError):
     """The tracking server could not be reached or refused a write; nothing in Fairgate changed."""
 
 
+class LogUnavailable(TransientError):
+    """A served decision could not be written to the prediction log, so it was not given (HTTP 503)."""
+
+
 # What the Airflow adapters fail at once instead of retrying.
 NOT_RETRIED: tuple[type[FairgateError], ...] = (InputError, IntegrityError)

@@ -115,11 +115,12 @@ def check_folder(folder: Path, model: str, version: str) -> None:
         raise NotApproved(f"{where} is not Fairgate's model: {'; '.join(problems)}. It is not served.")
 
 
-def check_approved(model: str, version: str) -> None:
+def check_approved(model: str, version: str) -> ArtifactStore:
     """At server start: ``version`` is what the store's evidence approves for production of ``model``.
 
     The store is ``FAIRGATE_ARTIFACT_ROOT`` (``fairgate serve`` passes its own); without one, the
-    server refuses to start rather than serve a version nobody checked.
+    server refuses to start rather than serve a version nobody checked. Returns the store (the server
+    logs its decisions there and follows its production pointer).
     """
     root = os.environ.get("FAIRGATE_ARTIFACT_ROOT")
     if not root:
@@ -127,13 +128,15 @@ def check_approved(model: str, version: str) -> None:
             f"FAIRGATE_ARTIFACT_ROOT is not set, so version {version[:12]} of {model!r} cannot be checked "
             "against the evidence; start the server with `fairgate serve`, or set it."
         )
-    approved = approval.production(open_store(root, s3_client=default_s3_client(root)), model)
+    store = open_store(root, s3_client=default_s3_client(root))
+    approved = approval.production(store, model)
     if approved is None or approved.version != version:
         named = approved.version[:12] if approved else "nothing"
         raise NotApproved(
             f"This server holds version {version[:12]} of {model!r}, but Fairgate's evidence approves {named} "
             "for production; it does not start."
         )
+    return store
 
 
 def serve_command(prepared: Prepared, *, host: str, port: int, workers: int = 1) -> list[str]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,9 @@ from fairgate.models import explain, recourse, training
 from fairgate.models import shapley as shapley_values
 from fairgate.models.training import load_model_bytes, reference_record
 from fairgate.monitoring import prediction_log, scoring
+from fairgate.monitoring import review_triggers as triggers
+from fairgate.monitoring.review_triggers import training_ranges
+from fairgate.monitoring.served_log import ONLINE
 from fairgate.policy.loader import load_policy
 
 if TYPE_CHECKING:
@@ -66,8 +70,16 @@ class Served:
 
 
 def input_spec(training: pd.DataFrame, policy: Policy, *, group_aware: bool) -> dict[str, Any]:
-    """What a request must carry, from the version's training snapshot."""
-    required = list(policy.features) + [c for c in policy.protected_columns if group_aware and c not in policy.features]
+    """What a request must carry, from the version's training snapshot (and its ranges, for review triggers).
+
+    Every served decision is logged for the audit, so a request carries the row key (outcomes and
+    contests find the decision by it) and the protected columns (the audit's groups).
+    """
+    required = list(
+        dict.fromkeys(
+            [*([policy.dataset.row_key] if policy.dataset.row_key else []), *policy.features, *policy.protected_columns]
+        )
+    )
     categories = {}
     for col in policy.features:
         if col not in policy.numeric and col in training.columns:
@@ -78,6 +90,7 @@ def input_spec(training: pd.DataFrame, policy: Policy, *, group_aware: bool) -> 
         "required": required,
         "numeric": [c for c in policy.features if c in policy.numeric],
         "categories": categories,
+        "ranges": training_ranges(training, policy),
     }
 
 
@@ -100,7 +113,8 @@ def write_bundle(
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
     (folder / "policy.yaml").write_bytes(policy_file if policy_file is not None else Path(policy.path).read_bytes())
     group_aware = bool(getattr(model, "group_attributes", ()))
-    (folder / "inputs.json").write_text(json.dumps(input_spec(training, policy, group_aware=group_aware), indent=2))
+    spec = input_spec(training, policy, group_aware=group_aware)
+    (folder / "inputs.json").write_text(json.dumps(spec, indent=2, default=str))
     scale: dict[str, float] = {}
     proxies: list[str] = []
     if policy.recourse.actionable:
@@ -214,27 +228,78 @@ def check_request(records: pd.DataFrame, served: Served) -> pd.DataFrame:
     return out
 
 
+@dataclass(frozen=True)
+class Decided:
+    """A request's answer (what the client gets) and its rows for the prediction log."""
+
+    answer: pd.DataFrame
+    log: pd.DataFrame
+    day: date
+
+
 def answer(
     served: Served, records: pd.DataFrame, *, reasons: bool = True, recourse: bool = False, shapley: bool = False
 ) -> pd.DataFrame:
     """One row per record: decision, score, model version, up to three reasons, and (asked) recourse and
     Shapley values (``shapley``: method, output space, base and each input's value)."""
+    return decide(served, records, reasons=reasons, recourse=recourse, shapley=shapley).answer
+
+
+def decide(
+    served: Served,
+    records: pd.DataFrame,
+    *,
+    reasons: bool = True,
+    recourse: bool = False,
+    shapley: bool = False,
+    now: datetime | None = None,
+) -> Decided:
+    """:func:`answer`, with the rows the prediction log keeps of it (``channel`` online).
+
+    Each decision gets a ``decision_id`` and its time; the log row holds the row key, version, score,
+    decision, reasons (always, also when the client did not ask for them), the inputs and protected
+    columns, and with review triggers in the policy ``review_status`` (pending when a trigger fired;
+    the daily cap is applied when the day's decisions are compacted) and ``review_reasons``. The
+    answer names the version, the decision id and, when one fired, why the decision goes to review.
+    """
+    import uuid
+
     import pandas as pd
 
     rows = check_request(records, served).reset_index(drop=True)
     policy = served.policy
-    if reasons:  # scores, decisions and reasons from one model call
-        scores, decisions, codes = explain.explained(served.model, rows, policy, served.reference, top=scoring.REASONS)
-    else:
-        scores, decisions = training.predict(served.model, rows, policy)
+    scores, decisions, codes = explain.explained(served.model, rows, policy, served.reference, top=scoring.REASONS)
+    now = now or datetime.now(UTC)
+    ids = [uuid.uuid4().hex for _ in range(len(rows))]
     out = pd.DataFrame(
         {"decision": decisions.astype(int), "score": scores.astype(float), "model_version": served.version}
     )
-    if policy.dataset.row_key and policy.dataset.row_key in rows.columns:
-        out.insert(0, policy.dataset.row_key, rows[policy.dataset.row_key].to_numpy())
+    key = policy.dataset.row_key
+    if key and key in rows.columns:
+        out.insert(0, key, rows[key].to_numpy())
+    out["decision_id"] = ids
+    texts = {f"reason_{i + 1}": [r[i]["text"] if len(r) > i else None for r in codes] for i in range(scoring.REASONS)}
     if reasons:
-        for i in range(scoring.REASONS):
-            out[f"reason_{i + 1}"] = [r[i]["text"] if len(r) > i else None for r in codes]
+        for col, values in texts.items():
+            out[col] = values
+    keep = list(dict.fromkeys([*([key] if key else []), *policy.protected_columns, *policy.features]))
+    log = rows[[c for c in keep if c in rows.columns]].copy()
+    log.insert(min(1, len(log.columns)), "model_version", served.version)
+    log["score"] = scores.astype(float)
+    log["decision"] = decisions.astype(int)
+    for col, values in texts.items():
+        log[col] = values
+    log["reasons"] = [json.dumps(r, default=str) for r in codes]
+    if policy.reviews_before_harm:
+        ranges = served.inputs.get("ranges") if policy.review_triggers.outside_training else None
+        why = triggers.reasons(rows, scores, policy, ranges=ranges)
+        log["review_status"] = [triggers.PENDING if r else triggers.NONE for r in why]
+        log["review_reasons"] = [json.dumps(r) for r in why]
+        out["review"] = [triggers.PENDING if r else None for r in why]
+        out["review_reasons"] = pd.Series([r or None for r in why], dtype=object)
+    log["channel"] = ONLINE
+    log["scored_at"] = pd.Timestamp(now)
+    log["decision_id"] = ids
     if recourse:
         if len(rows) > MAX_RECOURSE_RECORDS:  # each unfavourable record is a search: bounded per request
             raise RequestError(
@@ -244,7 +309,7 @@ def answer(
         out["recourse"] = _recourse(served, rows, decisions)
     if shapley:
         out["shapley"] = pd.Series(_shapley(served, rows), dtype=object)
-    return out
+    return Decided(answer=out, log=log, day=now.astimezone(UTC).date())
 
 
 def _shapley(served: Served, rows: pd.DataFrame) -> list[shapley_values.RecordJSON]:

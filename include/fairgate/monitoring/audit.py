@@ -109,6 +109,8 @@ class AuditResult(TypedDict, total=False):
     report: dict[str, str]
     alerts: Alerts
     subgroups: subgroups.Discovery | None
+    channels: dict[str, int]  # decisions in the window per channel: batch scoring, served online
+    unlogged_decisions: int  # served decisions answered but not logged (audit.on_log_failure: answer)
 
 
 def audited(audit: AuditResult, key: str, metric: str) -> float | None:

@@ -30,7 +30,7 @@ from fairgate.fairness.groups import labels
 from fairgate.governance import evidence, registry
 from fairgate.models import recourse, shapley
 from fairgate.models.explain import Reason
-from fairgate.monitoring import sql_audit
+from fairgate.monitoring import served_log, sql_audit
 from fairgate.monitoring.audit import AuditResult
 from fairgate.monitoring.columns import LABEL_COLUMN
 from fairgate.stages.contracts import Artifact
@@ -103,7 +103,10 @@ def fetch_outcomes(store: ArtifactStore, policy: Policy, day: date) -> list[str]
     for i in range(policy.audit.window_days - 1, policy.audit.label_lag_days - 1, -1):
         d = day - timedelta(days=i)
         name = policy.model_name
-        if not store.exists(partition_key("predictions", name, d)) or store.exists(partition_key("labels", name, d)):
+        scored = store.exists(partition_key("predictions", name, d)) or bool(
+            store.list(f"{served_log.day_prefix(name, d)}/online")
+        )
+        if not scored or store.exists(partition_key("labels", name, d)):
             continue
         try:
             rows = read_day(source, policy.audit.outcomes_query, d, fmt=policy.dataset.format, key="audit.outcomes")
@@ -150,34 +153,60 @@ class Prediction(TypedDict):
 def find_prediction(
     store: ArtifactStore, policy: Policy, row: str, *, day: date | None = None, days: int = 90
 ) -> Prediction | None:
-    """The newest logged prediction for row key ``row`` (on ``day``, or in the last ``days`` partitions)."""
+    """The newest logged decision for row key ``row`` (on ``day``, or in the last ``days`` scored days),
+    scored in batch or served online (with ``audit.log_table``, served ones are looked up in that table)."""
     import pandas as pd
 
     if day:
-        keys = [partition_key("predictions", policy.model_name, day)]
+        scored = [day.isoformat()]
     else:
-        keys = [k for k in store.list(f"predictions/model={policy.model_name}/date=") if k.endswith("/part.parquet")][
-            -days:
-        ]
-    for key in reversed(keys):
+        prefix = f"predictions/model={policy.model_name}/date="
+        scored = sorted({k[len(prefix) :].split("/", 1)[0] for k in store.list(prefix)})[-days:]
+    key_col = policy.dataset.row_key or ""
+    inputs = list(dict.fromkeys([*policy.features, *policy.protected_columns]))
+    online_in_sql = policy.audit.log_table is not None
+    found_sql = sql_audit.find_online(policy, row) if online_in_sql else None
+    if found_sql is not None and (day is None or str(found_sql["scored_on"]) == day.isoformat()):
+        sql_day = str(found_sql["scored_on"])
+    else:
+        found_sql, sql_day = None, ""
+    for d in reversed(scored):
+        if found_sql is not None and sql_day >= d:  # served on a day at least as recent as any batch day left
+            return _prediction(found_sql, row, sql_day, [c for c in inputs if c in found_sql])
+        frames = []
         try:
-            df = pd.read_parquet(io.BytesIO(store.get(key)))
+            frames.append(
+                pd.read_parquet(
+                    io.BytesIO(store.get(partition_key("predictions", policy.model_name, date.fromisoformat(d))))
+                )
+            )
         except NotFoundError:
-            return None
-        match = df[df[policy.dataset.row_key].astype(str) == str(row)]
-        if len(match):
-            rec = match.iloc[-1]
-            inputs = [c for c in dict.fromkeys([*policy.features, *policy.protected_columns]) if c in match.columns]
-            return {
-                "row": str(row),
-                "date": key.split("date=")[1].split("/")[0],
-                "model_version": rec["model_version"],
-                "score": float(rec["score"]),
-                "decision": int(rec["decision"]),
-                "reasons": json.loads(rec["reasons"]) if rec.get("reasons") else [],
-                "inputs": {c: rec[c].item() if hasattr(rec[c], "item") else rec[c] for c in inputs},
-            }
+            pass
+        online = None if online_in_sql else served_log.read_online(store, policy.model_name, d)
+        if online is not None:
+            frames.append(online.sort_values("scored_at"))  # the newest served one last
+        for df in reversed(frames):  # a decision served online that day is newer than the day's batch
+            match = df[df[key_col].astype(str) == str(row)]
+            if len(match):
+                rec = match.iloc[-1]
+                return _prediction(
+                    {str(k): v for k, v in rec.items()}, row, d, [c for c in inputs if c in match.columns]
+                )
+    if found_sql is not None:
+        return _prediction(found_sql, row, sql_day, [c for c in inputs if c in found_sql])
     return None
+
+
+def _prediction(rec: dict[str, Any], row: str, day: str, inputs: list[str]) -> Prediction:
+    return {
+        "row": str(row),
+        "date": day,
+        "model_version": rec["model_version"],
+        "score": float(rec["score"]),
+        "decision": int(rec["decision"]),
+        "reasons": json.loads(rec["reasons"]) if rec.get("reasons") else [],
+        "inputs": {c: rec[c].item() if hasattr(rec[c], "item") else rec[c] for c in inputs},
+    }
 
 
 def review_queue_key(model: str, day: date) -> str:
@@ -313,11 +342,21 @@ def read_window(
     for i in range(window_days - 1, -1, -1):
         d = day - timedelta(days=i)
         key = partition_key("predictions", model, d)
-        if not store.exists(key):
+        parts: list[pa.Table] = []
+        if store.exists(key):
+            # Text columns other than the key come dictionary-encoded (pandas categoricals): a few values
+            # repeated over millions of rows, so grouping, counting and sampling them stay on integer codes.
+            batch = table(key, text_as_dictionary=True)
+            parts.append(
+                batch.append_column("channel", pa.array([served_log.BATCH] * batch.num_rows).dictionary_encode())
+            )
+        online = served_log.read_online(store, model, d)
+        if online is not None:  # decisions served that day, in the order they were made
+            online = online.sort_values(["scored_at", "decision_id"]).drop(columns=["scored_at", "decision_id"])
+            parts.append(_dictionary_text(pa.Table.from_pandas(online, preserve_index=False), row_key))
+        if not parts:
             continue
-        # Text columns other than the key come dictionary-encoded (pandas categoricals): a few values
-        # repeated over millions of rows, so grouping, counting and sampling them stay on integer codes.
-        t = table(key, text_as_dictionary=True)
+        t = pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else parts[0]
         t = t.cast(pa.schema([f.with_type(pa.string()) if f.name == row_key else f for f in t.schema]))
         label_key = partition_key("labels", model, d)
         if d <= day - timedelta(days=label_lag_days) and store.exists(label_key):
@@ -343,6 +382,16 @@ def read_window(
 
         return pd.DataFrame(), days, []
     return pa.concat_tables(tables, promote_options="permissive").to_pandas(), days, versions
+
+
+def _dictionary_text(t: pa.Table, row_key: str) -> pa.Table:
+    """``t`` with its text columns (other than the key) dictionary-encoded, as the batch partitions are read."""
+    import pyarrow as pa
+
+    for i, f in enumerate(t.schema):
+        if f.name != row_key and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type)):
+            t = t.set_column(i, f.name, t.column(i).cast(pa.string()).dictionary_encode())
+    return t
 
 
 def _outcomes_of(keys: Any, labels: Any, row_key: str, where: str) -> Any:

@@ -203,19 +203,72 @@ def engine_for(policy: Policy) -> sqlalchemy.engine.Engine:
     return sa.create_engine(connection_uri(tables(policy)[0]))
 
 
-def _replace_day(engine: sqlalchemy.engine.Engine, table: str, day: date, rows: pd.DataFrame) -> None:
+def _replace_day(
+    engine: sqlalchemy.engine.Engine, table: str, day: date, rows: pd.DataFrame, *, channel: str | None = None
+) -> None:
     """Delete the day's rows of ``table`` and insert ``rows`` in one transaction (a re-run replaces, not adds).
 
-    ``rows`` may be empty: the table is then created with its columns, so an audit before any
-    outcome has arrived joins an empty outcomes table rather than a missing one.
+    With ``channel`` (the predictions table), only that channel's rows of the day are replaced: a
+    re-scored batch day keeps the decisions served online that day. ``rows`` may be empty: the table
+    is then created with its columns, so an audit before any outcome has arrived joins an empty
+    outcomes table rather than a missing one.
     """
     import sqlalchemy as sa
 
+    if channel is not None:
+        rows = rows.assign(channel=channel)
+        prepare_predictions(engine, table, rows)
     with engine.begin() as conn:
         if sa.inspect(conn).has_table(table):
-            t = sa.table(table, sa.column("scored_on"))
-            conn.execute(sa.delete(t).where(t.c.scored_on == day))
+            t = sa.table(table, sa.column("scored_on"), sa.column("channel"))
+            where = t.c.scored_on == day
+            if channel is not None:  # rows written before channels existed are batch rows
+                where = where & sa.or_(t.c.channel == channel, t.c.channel.is_(None))
+            conn.execute(sa.delete(t).where(where))
         rows.assign(scored_on=day).to_sql(table, conn, index=False, if_exists="append", dtype={"scored_on": sa.Date()})
+
+
+def _sql_type(dtype: Any) -> Any:
+    import pandas as pd
+    import sqlalchemy as sa
+
+    if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_integer_dtype(dtype):
+        return sa.Integer()
+    if pd.api.types.is_float_dtype(dtype):
+        return sa.Float()
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return sa.DateTime(timezone=True)
+    return sa.Text()
+
+
+def prepare_predictions(engine: sqlalchemy.engine.Engine, table: str, rows: pd.DataFrame) -> sqlalchemy.Table:
+    """The predictions table, created or given the columns of ``rows`` it lacks (``scored_on`` a date).
+
+    Batch and served rows carry different columns (a served row also has its time, id, reasons and
+    inputs); each writer adds what it writes, so neither has to know the other's. Safe when two
+    servers' workers do it at once: a column or table another one just added is taken as it is.
+    """
+    import sqlalchemy as sa
+
+    wanted = {str(c): _sql_type(rows[c].dtype) for c in rows.columns}
+    wanted["scored_on"] = sa.Date()
+    quote = engine.dialect.identifier_preparer.quote
+    for _ in range(3):  # a concurrent writer may win a race: look again
+        try:
+            with engine.begin() as conn:
+                inspector = sa.inspect(conn)
+                if not inspector.has_table(table):
+                    sa.Table(table, sa.MetaData(), *(sa.Column(c, t) for c, t in wanted.items())).create(conn)
+                else:
+                    have = {c["name"] for c in inspector.get_columns(table)}
+                    for col, kind in wanted.items():
+                        if col not in have:
+                            ddl = f"ALTER TABLE {quote(table)} ADD COLUMN {quote(col)} {kind.compile(engine.dialect)}"
+                            conn.execute(sa.text(ddl))
+            break
+        except sa.exc.SQLAlchemyError:
+            continue
+    return sa.Table(table, sa.MetaData(), autoload_with=engine)
 
 
 def write_day(policy: Policy, day: date, log: pd.DataFrame | None, outcomes: pd.DataFrame | None) -> None:
@@ -229,7 +282,7 @@ def write_day(policy: Policy, day: date, log: pd.DataFrame | None, outcomes: pd.
     engine = engine_for(policy)
     try:
         if log is not None:
-            _replace_day(engine, predictions, day, log[[c for c in columns if c in log.columns]])
+            _replace_day(engine, predictions, day, log[[c for c in columns if c in log.columns]], channel="batch")
             if outcomes is None and not sa.inspect(engine).has_table(outcome_table):
                 # None yet: the outcomes table exists, empty, from the first day on (and outcomes
                 # already written for this day are kept, as on the Parquet path).
@@ -291,6 +344,7 @@ def audit_window(
                 str(r[0])
                 for r in conn.execute(sa.select(p.c.scored_on).where(*in_window).distinct().order_by(p.c.scored_on))
             ]
+            channels = _channel_counts(conn, predictions, in_window)
         if not versions:
             return None
         scored = "score" in {c["name"] for c in sa.inspect(engine).get_columns(predictions)}
@@ -338,6 +392,7 @@ def audit_window(
         "not_measured": [NOT_MEASURED],
         "rows": int(n.sum()),
         "labeled_rows": int(n[labeled].sum()),
+        "channels": channels,
         "model_versions": versions,
         "judged_version": versions[-1],
         "per_version": {},
@@ -367,3 +422,68 @@ def subgroups_from_counts(counts: pd.DataFrame, policy: Policy, *, version: str)
         measured_on=f"{int(n.sum())} decisions of version {version[:12]} in the window (SQL counts by protected "
         "value: the inputs stay in the database)",
     )
+
+
+def _channel_counts(conn: sqlalchemy.Connection, predictions: str, in_window: tuple[Any, ...]) -> dict[str, int]:
+    """The window's decisions per channel (every version): batch scoring and served online."""
+    import sqlalchemy as sa
+
+    if "channel" not in {c["name"] for c in sa.inspect(conn).get_columns(predictions)}:
+        total = conn.execute(
+            sa.select(sa.func.count()).select_from(sa.table(predictions, sa.column("scored_on"))).where(*in_window)
+        ).scalar()
+        return {"batch": int(total or 0)}
+    p = sa.table(predictions, sa.column("scored_on"), sa.column("channel"))
+    channel = sa.func.coalesce(p.c.channel, "batch")
+    rows = conn.execute(sa.select(channel, sa.func.count()).where(*in_window).group_by(channel)).all()
+    return {str(c): int(n) for c, n in rows}
+
+
+def find_online(policy: Policy, row: str) -> dict[str, Any] | None:
+    """The newest decision served online for row key ``row`` in ``audit.log_table`` (a contest finds it here)."""
+    import sqlalchemy as sa
+
+    assert policy.dataset.row_key is not None
+    _, predictions, _ = tables(policy)
+    engine = engine_for(policy)
+    try:
+        with engine.connect() as conn:
+            if not sa.inspect(conn).has_table(predictions):
+                return None
+            t = sa.Table(predictions, sa.MetaData(), autoload_with=conn)
+            if "channel" not in t.c:
+                return None
+            found = (
+                conn.execute(
+                    sa.select(t)
+                    .where(sa.cast(t.c[policy.dataset.row_key], sa.Text) == str(row), t.c.channel == "online")
+                    .order_by(t.c.scored_at.desc())
+                    .limit(1)
+                )
+                .mappings()
+                .first()
+            )
+    finally:
+        engine.dispose()
+    return dict(found) if found else None
+
+
+def expire(policy: Policy, before: date, keep: set[str]) -> list[str]:
+    """Delete the log table's days scored before ``before`` (both channels), except the days in ``keep``;
+    returns the days deleted. Outcomes are kept: they are joined by row key, and hold no decision."""
+    import sqlalchemy as sa
+
+    _, predictions, _ = tables(policy)
+    engine = engine_for(policy)
+    try:
+        with engine.begin() as conn:
+            if not sa.inspect(conn).has_table(predictions):
+                return []
+            t = sa.table(predictions, sa.column("scored_on"))
+            old = [r[0] for r in conn.execute(sa.select(t.c.scored_on).where(t.c.scored_on < before).distinct())]
+            gone = sorted(d for d in old if str(d) not in keep)
+            if gone:
+                conn.execute(sa.delete(t).where(t.c.scored_on.in_(gone)))
+    finally:
+        engine.dispose()
+    return [str(d) for d in gone]

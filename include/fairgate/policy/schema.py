@@ -455,6 +455,18 @@ class Audit(_Section):
     outcomes_table: Name | None = Field(
         None, description="table of arrived outcomes beside `log_table` (default: `<table>_outcomes`)"
     )
+    on_log_failure: Literal["refuse", "answer"] = Field(
+        "refuse",
+        description="a served decision that cannot be written to the prediction log: `refuse` answers the "
+        "request with HTTP 503 (nothing decided goes unlogged), `answer` answers it and counts the loss, which "
+        "the audit reports",
+    )
+    min_new_decisions: int = Field(
+        1000,
+        ge=1,
+        description="served decisions that, once ingested since the last trigger, update the model's "
+        "served-decisions asset, which starts an audit before the nightly one",
+    )
 
     @model_validator(mode="after")
     def _log_table_is_a_connection_and_table(self) -> Audit:
@@ -471,8 +483,11 @@ class Schedule(_Section):
     lifecycle: Name = Field("0 3 * * 1", description="cron of the retraining run (also on a retraining request)")
     score: Name = Field("0 1 * * *", description="cron of the daily scoring run")
     audit: Name = Field("0 3 * * *", description="cron of the nightly audit")
+    ingest: Name = Field(
+        "*/15 * * * *", description="cron of the ingestion of served decisions (compaction, reviews, audit trigger)"
+    )
 
-    @field_validator("lifecycle", "score", "audit")
+    @field_validator("lifecycle", "score", "audit", "ingest")
     @classmethod
     def _a_cron(cls, value: str, info: ValidationInfo) -> str:
         """A cron Airflow can run (five fields, each valid): else the DAG would never be scheduled."""

@@ -17,7 +17,7 @@ from fairgate.governance import approval, cases, incidents, registry
 from fairgate.models import recourse
 from fairgate.models.training import reference_record
 from fairgate.monitoring import audit as measure
-from fairgate.monitoring import prediction_log, scoring, sql_audit
+from fairgate.monitoring import prediction_log, scoring, served_log, sql_audit
 from fairgate.monitoring.audit import AuditResult, changes_since
 from fairgate.monitoring.review_triggers import training_ranges
 from fairgate.reporting.report import audit_report
@@ -121,6 +121,8 @@ def audit_day(store: ArtifactStore, policy: Policy, day: date, *, run_id: str) -
         }
     manifest, snapshot = prediction_log.deployment_baseline(store, policy, versions[-1])
     result: AuditResult = {**base, **measure.measure_window(df, versions, policy, manifest=manifest, training=snapshot)}
+    result["channels"] = {str(k): int(v) for k, v in df["channel"].value_counts().sort_index().items()}
+    result = _with_losses(store, policy, result)
     if policy.recourse.actionable:
         judged = df[df["model_version"] == versions[-1]].reset_index(drop=True)
         try:
@@ -169,7 +171,22 @@ def _audit_in_sql(store: ArtifactStore, policy: Policy, day: date, *, run_id: st
             "labeled_rows": 0,
         }
     manifest = registry.read_manifest(store, policy.model_name, measured["judged_version"])
-    return {**base, **measured, "change_since_deployment": changes_since(measured["fairness"], manifest)}
+    return _with_losses(
+        store, policy, {**base, **measured, "change_since_deployment": changes_since(measured["fairness"], manifest)}
+    )
+
+
+def _with_losses(store: ArtifactStore, policy: Policy, result: AuditResult) -> AuditResult:
+    """The count of served decisions answered but not logged in the window, said as a reason to look."""
+    lost = served_log.losses(store, policy.model_name, result.get("window_days", []))
+    result["unlogged_decisions"] = lost
+    if lost:
+        result["insufficient"] = [
+            *result.get("insufficient", []),
+            f"{lost} served decision(s) in the window were answered but not logged (audit.on_log_failure: answer): "
+            "the figures leave them out",
+        ]
+    return result
 
 
 def audit(store: ArtifactStore, policy: Policy, day: date, *, run_id: str, run_type: str = "manual") -> Audit:
