@@ -1,4 +1,4 @@
-"""Assets shared between Fairgate DAGs: one retraining request per model."""
+"""Assets shared between Fairgate DAGs: per model, a retraining request and the served decisions."""
 
 from __future__ import annotations
 
@@ -16,3 +16,9 @@ def retraining_request(model: ModelEntry) -> Asset:
     A plain name, not a URI: a URI scheme makes Airflow load provider URI handlers at parse time.
     """
     return Asset(model.dag_id("fairgate_retraining_request"))
+
+
+def served_decisions(model: ModelEntry) -> Asset:
+    """Updated by the model's ingest DAG when ``audit.min_new_decisions`` served decisions have arrived;
+    the model's audit DAG is scheduled on it as well as on its nightly cron."""
+    return Asset(model.dag_id("fairgate_served_decisions"))

@@ -98,6 +98,7 @@ NO_RETRIES = {
     ("fairgate_lifecycle", "record_failure"),  # records a failure once; a retry would record nothing new
     ("fairgate_contest", "decide_contest"),
     ("fairgate_score", "review_decision"),
+    ("fairgate_ingest", "review_decision"),
 }
 
 
@@ -205,7 +206,14 @@ def test_a_policies_folder_gives_each_model_its_own_dags(tmp_path, monkeypatch):
     monkeypatch.setenv("FAIRGATE_POLICIES", str(tmp_path))
     bag = DagBag(dag_folder=str(REPO / "dags"))
     assert bag.import_errors == {}  # the broken file stands as its own DAG, the others load
-    bases = ("fairgate_lifecycle", "fairgate_score", "fairgate_audit", "fairgate_rollback", "fairgate_contest")
+    bases = (
+        "fairgate_lifecycle",
+        "fairgate_score",
+        "fairgate_ingest",
+        "fairgate_audit",
+        "fairgate_rollback",
+        "fairgate_contest",
+    )
     refused = bag.dags.pop("fairgate_policy_refused__broken.yaml")
     assert sorted(bag.dags) == sorted(f"{b}__{m}" for b in bases for m in ("adult_income", "credit"))
     assert "Refused policy file broken.yaml: Policy key 'model_name'" in refused.description
@@ -261,7 +269,7 @@ def test_the_one_call_gives_every_task_the_settings_it_was_given(tmp_path, monke
     )
     bag = DagBag(dag_folder=str(dags))
     assert bag.import_errors == {}
-    assert len(bag.dags) == 5 and all(dag_id.endswith("__credit") for dag_id in bag.dags)
+    assert len(bag.dags) == 6 and all(dag_id.endswith("__credit") for dag_id in bag.dags)
     for dag in bag.dags.values():
         for task in dag.tasks:
             given = task.partial_kwargs if hasattr(task, "partial_kwargs") else vars(task)

@@ -30,7 +30,7 @@ from fairgate.fairness.groups import labels
 from fairgate.governance import evidence, registry
 from fairgate.models import recourse, shapley
 from fairgate.models.explain import Reason
-from fairgate.monitoring import served_log, sql_audit
+from fairgate.monitoring import log_table, served_log
 from fairgate.monitoring.audit import AuditResult
 from fairgate.monitoring.columns import LABEL_COLUMN
 from fairgate.stages.contracts import Artifact
@@ -123,7 +123,7 @@ def fetch_outcomes(store: ArtifactStore, policy: Policy, day: date) -> list[str]
         outcomes = pd.DataFrame({key: rows[key].to_numpy(), LABEL_COLUMN: labels(rows, policy)})
         store.put(partition_key("labels", name, d), to_parquet_bytes(outcomes))
         if policy.audit.log_table:
-            sql_audit.write_outcomes(policy, d, outcomes)
+            log_table.write_outcomes(policy, d, outcomes)
         copied.append(d.isoformat())
     return copied
 
@@ -165,7 +165,7 @@ def find_prediction(
     key_col = policy.dataset.row_key or ""
     inputs = list(dict.fromkeys([*policy.features, *policy.protected_columns]))
     online_in_sql = policy.audit.log_table is not None
-    found_sql = sql_audit.find_online(policy, row) if online_in_sql else None
+    found_sql = log_table.find_online(policy, row) if online_in_sql else None
     if found_sql is not None and (day is None or str(found_sql["scored_on"]) == day.isoformat()):
         sql_day = str(found_sql["scored_on"])
     else:
@@ -209,13 +209,25 @@ def _prediction(rec: dict[str, Any], row: str, day: str, inputs: list[str]) -> P
     }
 
 
+def read_frame(store: ArtifactStore, key: str) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.read_parquet(io.BytesIO(store.get(key)))
+
+
 def review_queue_key(model: str, day: date) -> str:
     return f"reviews/model={model}/date={day.isoformat()}/queue.parquet"
 
 
 def write_review_queue(store: ArtifactStore, policy: Policy, day: date, log: pd.DataFrame) -> tuple[Any, pd.DataFrame]:
-    """The day's review queue: the decisions pending review (and, with ``above_cap: hold``, those over the
-    cap), most borderline first, with the row key, score, decision, groups and why."""
+    """The day's review queue (:func:`review_queue` of the day's batch log), written beside the log."""
+    queue = review_queue(policy, log)
+    return store.put(review_queue_key(policy.model_name, day), to_parquet_bytes(queue)), queue
+
+
+def review_queue(policy: Policy, log: pd.DataFrame) -> pd.DataFrame:
+    """The decisions of ``log`` pending review (and, with ``above_cap: hold``, those over the cap), most
+    borderline first, with the row key, score, decision, groups and why."""
     assert policy.dataset.row_key is not None  # scoring refuses a policy without one
     statuses = ["pending", "over_cap"] if policy.review_triggers.above_cap == "hold" else ["pending"]
     rows = log[log["review_status"].isin(statuses)].copy()
@@ -230,8 +242,7 @@ def write_review_queue(store: ArtifactStore, policy: Policy, day: date, log: pd.
         "review_reasons",
         "distance",
     ]
-    queue = rows.sort_values(["distance", policy.dataset.row_key])[keep].reset_index(drop=True)
-    return store.put(review_queue_key(policy.model_name, day), to_parquet_bytes(queue)), queue
+    return rows.sort_values(["distance", policy.dataset.row_key])[keep].reset_index(drop=True)
 
 
 def recourse_context(store: ArtifactStore, policy: Policy, version: str) -> tuple[Any, dict[str, float], list[str]]:

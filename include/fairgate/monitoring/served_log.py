@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Protocol, TypedDict
 
 from fairgate.data.sources import to_parquet_bytes
 from fairgate.errors import LogUnavailable, NotFoundError
-from fairgate.monitoring import review_triggers, sql_audit
+from fairgate.monitoring import log_table, review_triggers
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -106,10 +106,10 @@ class TableSink:
     def _prepared(self, rows: pd.DataFrame) -> sqlalchemy.Table:
         with self._lock:
             if self._engine is None:
-                self._engine = sql_audit.engine_for(self.policy)
+                self._engine = log_table.engine_for(self.policy)
             if self._table is None:
-                _, predictions, _ = sql_audit.tables(self.policy)
-                self._table = sql_audit.prepare_predictions(self._engine, predictions, rows)
+                _, predictions, _ = log_table.tables(self.policy)
+                self._table = log_table.prepare_predictions(self._engine, predictions, rows)
             return self._table
 
 
@@ -225,12 +225,10 @@ def read_online(store: ArtifactStore, model: str, day: date | str) -> pd.DataFra
     return pd.concat(frames, ignore_index=True).drop_duplicates("decision_id", keep="first").reset_index(drop=True)
 
 
-def online_days(store: ArtifactStore, model: str) -> list[str]:
-    """Days with served decisions in the artifact store, oldest first."""
+def days_with_parts(store: ArtifactStore, model: str) -> list[str]:
+    """Days with served decisions not compacted yet, oldest first."""
     prefix = f"predictions/model={model}/date="
-    return sorted(
-        {k[len(prefix) :].split("/", 1)[0] for k in store.list(prefix) if "/online/" in k or "/online-2" in k}
-    )
+    return sorted({k[len(prefix) :].split("/", 1)[0] for k in store.list(prefix) if k.split("/")[3:4] == ["online"]})
 
 
 class Compacted(TypedDict):

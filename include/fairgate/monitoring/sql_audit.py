@@ -6,12 +6,8 @@ One query returns the window's rows counted by joint group cell, decision and ar
 paths agree exactly. Only counts leave the database: at most ``2^k · 2 · 3`` rows for ``k``
 protected attributes.
 
-The tables (names are the caller's; columns are the policy's):
-
-```
-predictions: <row_key>, model_version, scored_on (date), decision (0/1), <protected columns>
-outcomes:    <row_key>, outcome (0/1, 1 = favourable; the Parquet labels' column)
-```
+The tables are :mod:`fairgate.monitoring.log_table`'s: batch-scored and served decisions side by side
+(``channel``), both counted.
 
 An outcome counts when its prediction was scored on or before ``day - audit.label_lag_days``,
 the label-lag rule of :func:`fairgate.monitoring.prediction_log.read_window`.
@@ -23,12 +19,12 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
-from fairgate.data.sources import connection_uri
 from fairgate.errors import StageError
 from fairgate.fairness import estimation, subgroups
 from fairgate.fairness.estimation import BINS
 from fairgate.fairness.groups import comparisons
 from fairgate.fairness.metrics import measure
+from fairgate.monitoring import log_table
 from fairgate.monitoring.audit import AuditResult, WindowFigures, judge_fairness, window_figures
 from fairgate.monitoring.columns import LABEL_COLUMN
 
@@ -182,131 +178,12 @@ def fairness_from_counts(counts: pd.DataFrame, policy: Policy) -> dict[str, Wind
     return window_figures(selection, outcome, comps)
 
 
-# --- the prediction log in a table, and the audit on it --------------------------------------------
+# --- the audit on the prediction log's table --------------------------------------------------------
 
 NOT_MEASURED = (
     "feature drift, recourse, the scores' ranking and calibration differences, and subgroups that name an input: "
     "the SQL audit reads counts only, and the inputs stay in the database"
 )
-
-
-def tables(policy: Policy) -> tuple[str, str, str]:
-    """The connection id, predictions table and outcomes table of ``audit.log_table``."""
-    assert policy.audit.log_table is not None and policy.audit.outcomes_table is not None
-    conn_id, _, table = policy.audit.log_table.removeprefix("sql://").partition("/")
-    return conn_id, table, policy.audit.outcomes_table
-
-
-def engine_for(policy: Policy) -> sqlalchemy.engine.Engine:
-    import sqlalchemy as sa
-
-    return sa.create_engine(connection_uri(tables(policy)[0]))
-
-
-def _replace_day(
-    engine: sqlalchemy.engine.Engine, table: str, day: date, rows: pd.DataFrame, *, channel: str | None = None
-) -> None:
-    """Delete the day's rows of ``table`` and insert ``rows`` in one transaction (a re-run replaces, not adds).
-
-    With ``channel`` (the predictions table), only that channel's rows of the day are replaced: a
-    re-scored batch day keeps the decisions served online that day. ``rows`` may be empty: the table
-    is then created with its columns, so an audit before any outcome has arrived joins an empty
-    outcomes table rather than a missing one.
-    """
-    import sqlalchemy as sa
-
-    if channel is not None:
-        rows = rows.assign(channel=channel)
-        prepare_predictions(engine, table, rows)
-    with engine.begin() as conn:
-        if sa.inspect(conn).has_table(table):
-            t = sa.table(table, sa.column("scored_on"), sa.column("channel"))
-            where = t.c.scored_on == day
-            if channel is not None:  # rows written before channels existed are batch rows
-                where = where & sa.or_(t.c.channel == channel, t.c.channel.is_(None))
-            conn.execute(sa.delete(t).where(where))
-        rows.assign(scored_on=day).to_sql(table, conn, index=False, if_exists="append", dtype={"scored_on": sa.Date()})
-
-
-def _sql_type(dtype: Any) -> Any:
-    import pandas as pd
-    import sqlalchemy as sa
-
-    if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_integer_dtype(dtype):
-        return sa.Integer()
-    if pd.api.types.is_float_dtype(dtype):
-        return sa.Float()
-    if pd.api.types.is_datetime64_any_dtype(dtype):
-        return sa.DateTime(timezone=True)
-    return sa.Text()
-
-
-def prepare_predictions(engine: sqlalchemy.engine.Engine, table: str, rows: pd.DataFrame) -> sqlalchemy.Table:
-    """The predictions table, created or given the columns of ``rows`` it lacks (``scored_on`` a date).
-
-    Batch and served rows carry different columns (a served row also has its time, id, reasons and
-    inputs); each writer adds what it writes, so neither has to know the other's. Safe when two
-    servers' workers do it at once: a column or table another one just added is taken as it is.
-    """
-    import sqlalchemy as sa
-
-    wanted = {str(c): _sql_type(rows[c].dtype) for c in rows.columns}
-    wanted["scored_on"] = sa.Date()
-    quote = engine.dialect.identifier_preparer.quote
-    for _ in range(3):  # a concurrent writer may win a race: look again
-        try:
-            with engine.begin() as conn:
-                inspector = sa.inspect(conn)
-                if not inspector.has_table(table):
-                    sa.Table(table, sa.MetaData(), *(sa.Column(c, t) for c, t in wanted.items())).create(conn)
-                else:
-                    have = {c["name"] for c in inspector.get_columns(table)}
-                    for col, kind in wanted.items():
-                        if col not in have:
-                            ddl = f"ALTER TABLE {quote(table)} ADD COLUMN {quote(col)} {kind.compile(engine.dialect)}"
-                            conn.execute(sa.text(ddl))
-            break
-        except sa.exc.SQLAlchemyError:
-            continue
-    return sa.Table(table, sa.MetaData(), autoload_with=engine)
-
-
-def write_day(policy: Policy, day: date, log: pd.DataFrame | None, outcomes: pd.DataFrame | None) -> None:
-    """The day's predictions and outcomes (each when given) into ``audit.log_table``, replacing that day's rows."""
-    import pandas as pd
-    import sqlalchemy as sa
-
-    assert policy.dataset.row_key is not None
-    conn_id, predictions, outcome_table = tables(policy)
-    columns = [policy.dataset.row_key, "model_version", "score", "decision", *policy.protected_columns]
-    engine = engine_for(policy)
-    try:
-        if log is not None:
-            _replace_day(engine, predictions, day, log[[c for c in columns if c in log.columns]], channel="batch")
-            if outcomes is None and not sa.inspect(engine).has_table(outcome_table):
-                # None yet: the outcomes table exists, empty, from the first day on (and outcomes
-                # already written for this day are kept, as on the Parquet path).
-                empty = pd.DataFrame(
-                    {
-                        policy.dataset.row_key: log[policy.dataset.row_key].iloc[:0],
-                        LABEL_COLUMN: pd.Series([], dtype="int8"),
-                    }
-                )
-                _replace_day(engine, outcome_table, day, empty)
-        if outcomes is not None:
-            _replace_day(engine, outcome_table, day, outcomes[[policy.dataset.row_key, LABEL_COLUMN]])
-    except Exception as exc:
-        raise StageError(
-            f"Policy key 'audit.log_table': writing the log of {day} to {conn_id!r} failed: "
-            f"{str(getattr(exc, 'orig', exc)).strip().splitlines()[0]}"
-        ) from None
-    finally:
-        engine.dispose()
-
-
-def write_outcomes(policy: Policy, day: date, outcomes: pd.DataFrame) -> None:
-    """Outcomes of the predictions of ``day`` into the outcomes table (replacing that day's)."""
-    write_day(policy, day, None, outcomes)
 
 
 def audit_window(
@@ -324,8 +201,8 @@ def audit_window(
     """
     import sqlalchemy as sa
 
-    conn_id, predictions, outcomes = tables(policy)
-    engine = engine_for(policy)
+    conn_id, predictions, outcomes = log_table.tables(policy)
+    engine = log_table.engine_for(policy)
     try:
         p = sa.table(predictions, sa.column("model_version"), sa.column("scored_on"))
         start = day - timedelta(days=policy.audit.window_days - 1)
@@ -437,53 +314,3 @@ def _channel_counts(conn: sqlalchemy.Connection, predictions: str, in_window: tu
     channel = sa.func.coalesce(p.c.channel, "batch")
     rows = conn.execute(sa.select(channel, sa.func.count()).where(*in_window).group_by(channel)).all()
     return {str(c): int(n) for c, n in rows}
-
-
-def find_online(policy: Policy, row: str) -> dict[str, Any] | None:
-    """The newest decision served online for row key ``row`` in ``audit.log_table`` (a contest finds it here)."""
-    import sqlalchemy as sa
-
-    assert policy.dataset.row_key is not None
-    _, predictions, _ = tables(policy)
-    engine = engine_for(policy)
-    try:
-        with engine.connect() as conn:
-            if not sa.inspect(conn).has_table(predictions):
-                return None
-            t = sa.Table(predictions, sa.MetaData(), autoload_with=conn)
-            if "channel" not in t.c:
-                return None
-            found = (
-                conn.execute(
-                    sa.select(t)
-                    .where(sa.cast(t.c[policy.dataset.row_key], sa.Text) == str(row), t.c.channel == "online")
-                    .order_by(t.c.scored_at.desc())
-                    .limit(1)
-                )
-                .mappings()
-                .first()
-            )
-    finally:
-        engine.dispose()
-    return dict(found) if found else None
-
-
-def expire(policy: Policy, before: date, keep: set[str]) -> list[str]:
-    """Delete the log table's days scored before ``before`` (both channels), except the days in ``keep``;
-    returns the days deleted. Outcomes are kept: they are joined by row key, and hold no decision."""
-    import sqlalchemy as sa
-
-    _, predictions, _ = tables(policy)
-    engine = engine_for(policy)
-    try:
-        with engine.begin() as conn:
-            if not sa.inspect(conn).has_table(predictions):
-                return []
-            t = sa.table(predictions, sa.column("scored_on"))
-            old = [r[0] for r in conn.execute(sa.select(t.c.scored_on).where(t.c.scored_on < before).distinct())]
-            gone = sorted(d for d in old if str(d) not in keep)
-            if gone:
-                conn.execute(sa.delete(t).where(t.c.scored_on.in_(gone)))
-    finally:
-        engine.dispose()
-    return [str(d) for d in gone]

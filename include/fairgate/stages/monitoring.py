@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from fairgate.errors import CODE_VERSION, StageError
 from fairgate.governance import approval, cases, incidents, registry
 from fairgate.models import recourse
 from fairgate.models.training import reference_record
 from fairgate.monitoring import audit as measure
-from fairgate.monitoring import prediction_log, scoring, served_log, sql_audit
+from fairgate.monitoring import log_table, prediction_log, scoring, served_log, sql_audit
 from fairgate.monitoring.audit import AuditResult, changes_since
 from fairgate.monitoring.review_triggers import training_ranges
 from fairgate.reporting.report import audit_report
@@ -60,7 +60,7 @@ def score_day(store: ArtifactStore, policy: Policy, day: date, records: pd.DataF
     )
     written = prediction_log.write_day(store, policy.model_name, day, log, outcomes)
     if policy.audit.log_table:
-        sql_audit.write_day(policy, day, log, outcomes)
+        log_table.write_day(policy, day, log, outcomes)
     out = {
         "day": day.isoformat(),
         "rows": len(log),
@@ -85,6 +85,90 @@ def score_day(store: ArtifactStore, policy: Policy, day: date, records: pd.DataF
 def score(store: ArtifactStore, policy: Policy, day: date, *, scenario: str | None = None) -> dict[str, Any]:
     """The scoring stage: the day's incoming records, scored with the production model into the log."""
     return score_day(store, policy, day, prediction_log.incoming(policy, day, scenario=scenario))
+
+
+class Ingested(TypedDict):
+    """What one ingestion of served decisions did (the ``fairgate_ingest`` DAG's summary)."""
+
+    compacted: list[served_log.Compacted]
+    new_decisions: int  # served decisions ingested by this run
+    since_trigger: int  # ingested since the served-decisions asset was last updated (after this run)
+    trigger: bool  # this run reached ``audit.min_new_decisions``: the asset is updated, an audit starts
+    review_cases: list[str]  # review cases opened or still open for served decisions
+
+
+class IngestState(TypedDict):
+    since_trigger: int
+    mark: str | None  # with audit.log_table: the time of the newest served decision ingested
+
+
+def ingest_state_key(model: str) -> str:
+    return f"ingest/model={model}/state.json"
+
+
+def ingest(store: ArtifactStore, policy: Policy, *, run_id: str) -> Ingested:
+    """Ingest the decisions served since the last run: compact each day's parts (the review cap applied,
+    :func:`fairgate.monitoring.served_log.compact`), open a review case for each decision queued for
+    review, and say whether ``audit.min_new_decisions`` have arrived since the audit was last triggered.
+
+    With ``audit.log_table`` the decisions are already in the table: the run reads those served
+    since its last mark (their time), and queues the flagged ones while the day's cap has room.
+    """
+    import json
+
+    state: IngestState = {"since_trigger": 0, "mark": None}
+    key = ingest_state_key(policy.model_name)
+    if store.exists(key):
+        stored = json.loads(store.get(key))
+        state = {"since_trigger": int(stored.get("since_trigger", 0)), "mark": stored.get("mark")}
+    compacted: list[served_log.Compacted] = []
+    review_cases: list[str] = []
+    new_total = 0
+    if policy.audit.log_table:
+        rows = log_table.online_since(policy, state["mark"])
+        new_total = len(rows)
+        if new_total:
+            state["mark"] = str(rows["scored_at"].max())
+            if policy.reviews_before_harm:
+                review_cases = _queue_online_in_sql(store, policy, rows)
+    else:
+        for day in served_log.days_with_parts(store, policy.model_name):
+            d = date.fromisoformat(day)
+            batch_queue = prediction_log.review_queue_key(policy.model_name, d)
+            pending = 0
+            if store.exists(batch_queue):
+                queue = prediction_log.read_frame(store, batch_queue)
+                pending = int((queue["review_status"] == "pending").sum())
+            done, new = served_log.compact(store, policy, d, batch_pending=pending)
+            compacted.append(done)
+            new_total += done["decisions"]
+            if len(new) and "review_status" in new.columns:
+                review_cases += cases.open_reviews(store, policy, d, prediction_log.review_queue(policy, new))
+    since = state["since_trigger"] + new_total
+    trigger = since >= policy.audit.min_new_decisions
+    state["since_trigger"] = 0 if trigger else since
+    store.put(key, json.dumps({**state, "run_id": run_id}, sort_keys=True).encode())
+    return {
+        "compacted": compacted,
+        "new_decisions": new_total,
+        "since_trigger": since,
+        "trigger": trigger,
+        "review_cases": review_cases,
+    }
+
+
+def _queue_online_in_sql(store: ArtifactStore, policy: Policy, rows: pd.DataFrame) -> list[str]:
+    """Review cases for the flagged served decisions in ``rows``, per day while its cap has room."""
+    opened: list[str] = []
+    flagged = rows[rows["review_status"] == "pending"]
+    for day, of_day in flagged.groupby(flagged["scored_on"].astype(str)):
+        queued = sum(1 for c in cases.cases_of(store, policy.model_name) if c["kind"] == "review" and c["date"] == day)
+        room = max(policy.review_triggers.daily_cap - queued, 0)
+        queue = prediction_log.review_queue(policy, of_day)
+        hold = policy.review_triggers.above_cap == "hold"
+        queue.loc[queue.index[room:], "review_status"] = "over_cap"
+        opened += cases.open_reviews(store, policy, date.fromisoformat(day), queue if hold else queue.head(room))
+    return opened
 
 
 def audit_day(store: ArtifactStore, policy: Policy, day: date, *, run_id: str) -> AuditResult:

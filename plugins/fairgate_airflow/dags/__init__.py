@@ -9,7 +9,7 @@ from_policies("/opt/airflow/policies")  # one policy file per model; default: FA
 ```
 
 For each model: :mod:`.lifecycle` (``fairgate_lifecycle__<model>``), :mod:`.score`,
-:mod:`.audit`, :mod:`.rollback` and :mod:`.contest`; for each policy file of the folder that
+:mod:`.ingest`, :mod:`.audit`, :mod:`.rollback` and :mod:`.contest`; for each policy file of the folder that
 gives no model, :mod:`.refused` (``fairgate_policy_refused__<file>``, saying why). Without a folder (and without
 ``FAIRGATE_POLICIES``) the single policy ``FAIRGATE_POLICY`` (default: the bundled Adult
 model) gets them, under the plain ids for the bundled model. Every DAG made in the call is
@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from fairgate_airflow.dags.audit import audit
 from fairgate_airflow.dags.contest import contest
+from fairgate_airflow.dags.ingest import ingest
 from fairgate_airflow.dags.lifecycle import lifecycle
 from fairgate_airflow.dags.refused import refused
 from fairgate_airflow.dags.rollback import rollback
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BUILDERS", "from_policies"]
 
-BUILDERS = (lifecycle, score, audit, rollback, contest)
+BUILDERS = (lifecycle, score, ingest, audit, rollback, contest)
 
 
 def from_policies(

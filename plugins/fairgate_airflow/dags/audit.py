@@ -1,8 +1,11 @@
 """
 ### fairgate_audit
 
-Every night, audits the deployed model on the predictions of the policy's window (default 7
-days) ending on the run's day, with the outcomes that have arrived: selection rate, DI and SPD
+Every night, and when `fairgate_ingest` says `audit.min_new_decisions` served decisions have
+arrived (the model's served-decisions asset; that run audits the window ending on its own day),
+audits the deployed model on the decisions of the policy's window (default 7 days) ending on
+the run's day, batch-scored and served online together (counted per channel), with the
+outcomes that have arrived: selection rate, DI and SPD
 per group and intersection (no outcomes needed), TPR/FPR, EOD and AOD where outcomes exist,
 each with a confidence interval and group counts; PSI drift per feature and of the group mix
 against the training data; changes since deployment.
@@ -26,9 +29,9 @@ from datetime import timedelta
 
 import pendulum
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import DAG, CronTriggerTimetable
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable
 
-from fairgate_airflow.assets import retraining_request
+from fairgate_airflow.assets import retraining_request, served_decisions
 from fairgate_airflow.models import ModelEntry
 from fairgate_airflow.operators import (
     AlertOperator,
@@ -45,7 +48,10 @@ def audit(model: ModelEntry) -> DAG:
     with DAG(
         dag_id=model.dag_id("fairgate_audit"),
         doc_md=__doc__,
-        schedule=CronTriggerTimetable(model.schedule["audit"], timezone="UTC", interval=timedelta(days=1)),
+        schedule=AssetOrTimeSchedule(
+            timetable=CronTriggerTimetable(model.schedule["audit"], timezone="UTC", interval=timedelta(days=1)),
+            assets=served_decisions(model),
+        ),
         start_date=pendulum.datetime(2026, 1, 2, tz="UTC"),
         catchup=False,
         max_active_runs=1,

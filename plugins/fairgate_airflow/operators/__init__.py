@@ -7,6 +7,8 @@
   decision (``DecideContestOperator``, also ``fairgate_contest``'s);
 - :mod:`.audit`: ``fairgate_audit`` (audit, alert, retraining request, the incidents' deadline sweep,
   the prediction log's retention);
+- :mod:`.ingest`: ``fairgate_ingest`` (served decisions compacted and queued for review, the audit
+  started when enough arrived);
 - :mod:`.rollback`: ``fairgate_rollback``; :mod:`.tracking`: ``track_mlflow`` of every DAG above;
 - :mod:`.refused`: the one task of a policy file's ``fairgate_policy_refused__<file>`` DAG.
 
@@ -26,6 +28,7 @@ from fairgate_airflow.operators.audit import (
     RetentionOperator,
 )
 from fairgate_airflow.operators.base import SUMMARY, check_routes
+from fairgate_airflow.operators.ingest import IngestDecisionsOperator, TriggerAuditOperator
 from fairgate_airflow.operators.lifecycle import (
     CheckBiasOperator,
     CollectDataOperator,
@@ -58,6 +61,7 @@ __all__ = [
     "FitCandidateOperator",
     "HumanReviewOperator",
     "IncidentDeadlinesOperator",
+    "IngestDecisionsOperator",
     "PlanSearchOperator",
     "PolicyRefusedOperator",
     "RecordEvidenceOperator",
@@ -70,6 +74,7 @@ __all__ = [
     "SelectCandidateOperator",
     "TrackMlflowOperator",
     "TrainModelOperator",
+    "TriggerAuditOperator",
     "ValidateDataOperator",
     "check_routes",
 ]

@@ -231,8 +231,11 @@ def publish(context: Context, result: Any, *, started: float) -> Any:
 
 
 def day_of(context: Context) -> date:
-    """The calendar day a daily run covers: the start of its data interval (its logical date otherwise)."""
+    """The calendar day a daily run covers: the start of its data interval (its logical date otherwise;
+    for a run an asset started, which has neither, the day it was started)."""
     start = context.get("data_interval_start") or context.get("logical_date")
+    if start is None and context.get("dag_run") is not None:
+        start = getattr(context["dag_run"], "run_after", None)
     if start is None:
         raise AirflowFailException("This DAG needs a logical date: trigger it with one, or let it be scheduled.")
     return start.date()
