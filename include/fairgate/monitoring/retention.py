@@ -6,7 +6,9 @@ outcomes may yet arrive and it is still judged) and a day with an open contest o
 points at the decision). What was removed and what was kept past the period, with why, is appended
 to the evidence log as a ``retention`` record; a night with nothing to remove appends nothing. The
 evidence log, the cases and the audits themselves are kept: they are the record of what was
-decided. An ``audit.log_table`` in a database is the database's to expire.
+decided. Served decisions (``online`` parts and compacted files) are kept and removed with their
+day. With ``audit.log_table``, the table's rows of those days are deleted too (both channels),
+under the same exceptions.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from datetime import date, timedelta
 from typing import TypedDict
 
 from fairgate.governance import cases, evidence
+from fairgate.monitoring import log_table
 from fairgate.policy.schema import Policy
 from fairgate.storage.base import ArtifactStore
 
@@ -58,6 +61,13 @@ def apply(store: ArtifactStore, policy: Policy, today: date, *, run_id: str) -> 
             for key in keys:
                 store.delete(key)
             removed.append(day)
+    if audit.log_table:  # the table's days under the same rule (a day inside the window is never past the cutoff
+        # when window_days + label_lag_days < retention_days; kept by name otherwise)
+        window = {(window_start + timedelta(days=i)).isoformat() for i in range((cutoff - window_start).days + 1)}
+        for day in log_table.expire(policy, cutoff, keep=window | open_cases):
+            if day not in removed:
+                removed.append(day)
+        removed.sort()
     seq = None
     if removed or kept:
         seq = evidence.append(

@@ -116,10 +116,6 @@ class RetentionOperator(Stage, BaseOperator):
     def execute(self, context: Context) -> None:
         from fairgate.monitoring import retention
 
-        policy = self.policy(context)
-        if policy.audit.log_table:
-            self.log.info("The prediction log is the table %s: its database expires it", policy.audit.log_table)
-            return
         done = self.run(context, retention.apply, day_of(context), run_id=self.run_info(context).run_id, with_run=False)
         self.log.info(
             "Retention %s days (before %s): removed %s; kept %s",
