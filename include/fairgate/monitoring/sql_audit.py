@@ -221,7 +221,7 @@ def audit_window(
                 str(r[0])
                 for r in conn.execute(sa.select(p.c.scored_on).where(*in_window).distinct().order_by(p.c.scored_on))
             ]
-            channels = _channel_counts(conn, predictions, in_window)
+            channels = _channel_counts(conn, predictions, start, day)
         if not versions:
             return None
         scored = "score" in {c["name"] for c in sa.inspect(engine).get_columns(predictions)}
@@ -301,16 +301,12 @@ def subgroups_from_counts(counts: pd.DataFrame, policy: Policy, *, version: str)
     )
 
 
-def _channel_counts(conn: sqlalchemy.Connection, predictions: str, in_window: tuple[Any, ...]) -> dict[str, int]:
+def _channel_counts(conn: sqlalchemy.Connection, predictions: str, start: date, day: date) -> dict[str, int]:
     """The window's decisions per channel (every version): batch scoring and served online."""
     import sqlalchemy as sa
 
-    if "channel" not in {c["name"] for c in sa.inspect(conn).get_columns(predictions)}:
-        total = conn.execute(
-            sa.select(sa.func.count()).select_from(sa.table(predictions, sa.column("scored_on"))).where(*in_window)
-        ).scalar()
-        return {"batch": int(total or 0)}
-    p = sa.table(predictions, sa.column("scored_on"), sa.column("channel"))
-    channel = sa.func.coalesce(p.c.channel, "batch")
-    rows = conn.execute(sa.select(channel, sa.func.count()).where(*in_window).group_by(channel)).all()
-    return {str(c): int(n) for c, n in rows}
+    has_channel = "channel" in {c["name"] for c in sa.inspect(conn).get_columns(predictions)}
+    p = sa.table(predictions, sa.column("scored_on"), *([sa.column("channel")] if has_channel else []))
+    channel = sa.func.coalesce(p.c.channel, "batch") if has_channel else sa.literal("batch")
+    query = sa.select(channel, sa.func.count()).where(p.c.scored_on >= start, p.c.scored_on <= day).group_by(channel)
+    return {str(c): int(n) for c, n in conn.execute(query).all()}
