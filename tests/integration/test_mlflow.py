@@ -284,7 +284,7 @@ def served(tracked, mlflow_server, tmp_path_factory):
     tracking.track(tracked["store"], tracked["policy"], uri=mlflow_server["url"], lifecycle_runs=False)
     port = _free_port()
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    proc = _fairgate_serve(tracked, mlflow_server, port, log)
+    proc = _fairgate_serve(tracked, mlflow_server, port, log, FAIRGATE_FOLLOW_SECONDS="1")
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_http(f"{url}/ping", proc, 120, log)
@@ -365,6 +365,60 @@ def test_a_missing_column_an_empty_request_and_a_broken_body_get_a_400(served):
     assert status == 400 and "no records" in body["message"]
     assert _post(served, b"")[0] == 400
     assert _post(served, b"{not json")[0] == 400
+
+
+def test_every_answer_is_logged_and_the_server_follows_a_rollback_mid_stream(tracked, served):
+    """Requests without pause while production is rolled back and forth: none fails, each answer names the
+    version that made it (one switch each way), and every answered decision is in the prediction log."""
+    import threading
+    from datetime import UTC, datetime
+
+    from fairgate.monitoring import served_log
+
+    store, policy = tracked["store"], tracked["policy"]
+    before = registry.production_version(store, "credit")
+    other = next(v for v in tracked["versions"] if v != before)
+    answers, failures, stop = [], [], threading.Event()
+
+    def client() -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            status, body = _post(served, json.dumps({"dataframe_records": [{**RECORD, "application_id": f"live-{i}"}]}))
+            if status != 200:
+                failures.append((status, body))
+                continue
+            answers.append(body["predictions"][0])
+
+    def wait_for(version: str) -> None:
+        deadline = time.monotonic() + 60
+        while not answers or answers[-1]["model_version"] != version:
+            assert time.monotonic() < deadline, f"the server did not move to {version[:12]}"
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    try:
+        wait_for(before)
+        lifecycle.rollback(store, policy, to_version=other, actor="ops", reason="mid-stream", run_id="live1")
+        wait_for(other)
+        lifecycle.rollback(store, policy, to_version=before, actor="ops", reason="back", run_id="live2")
+        wait_for(before)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        thread.join()
+    assert failures == []
+    said = [a["model_version"] for a in answers]
+    changes = [v for i, v in enumerate(said) if i == 0 or v != said[i - 1]]
+    assert changes == [before, other, before] and all(a["logged"] is True for a in answers)
+    logged = served_log.read_online(store, "credit", datetime.now(UTC).date())
+    ours = logged[logged["application_id"].str.startswith("live-")].set_index("decision_id")
+    assert len(ours) == len(answers) and set(ours.index) == {a["decision_id"] for a in answers}
+    for a in answers[:: max(len(answers) // 20, 1)]:  # each as the client received it
+        row = ours.loc[a["decision_id"]]
+        assert (row["model_version"], int(row["decision"])) == (a["model_version"], a["decision"])
+        assert float(row["score"]) == pytest.approx(a["score"]) and row["reason_1"] == a["reason_1"]
 
 
 def test_a_tampered_model_file_is_refused_by_the_server(tracked, mlflow_server, tmp_path):

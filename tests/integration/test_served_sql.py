@@ -37,7 +37,7 @@ def on_postgres(tmp_path, monkeypatch):
 
     table = f"served_{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("AIRFLOW_CONN_FAIRGATE_WAREHOUSE", URL)
-    path, data = synthetic_credit_policy(
+    path, _data = synthetic_credit_policy(
         tmp_path,
         3000,
         seed=31,
@@ -80,7 +80,7 @@ def test_served_and_batch_decisions_in_one_table_are_audited_together(on_postgre
     batch = _applications(300, seed=70, policy=policy)
     monitoring.score_day(store, policy, DAYS[0], batch.iloc[:150].reset_index(drop=True))  # creates the table
     received = []
-    for d, day in enumerate(DAYS):
+    for d, _day in enumerate(DAYS):
         feed = _applications(40, seed=71 + d, policy=policy).drop(columns=["approved"])
         for i in range(4):
             decided = serving.decide(
@@ -153,7 +153,7 @@ def test_four_writers_at_once_on_a_new_table_lose_nothing(on_postgres):
             for i in range(10):
                 decided = serving.decide(served, feed.iloc[(n * 10 + i) % 40 : (n * 10 + i) % 40 + 1])
                 sink.write(decided.log, decided.day)
-        except Exception as exc:  # noqa: BLE001  (counted below)
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
