@@ -1,6 +1,7 @@
 """Scheduler-driven runs on a real deployment (PostgreSQL, api-server, scheduler, dag-processor):
 a lifecycle run that deploys, then `airflow backfill create` over five days of scoring and
-auditing, and a reprocessed audit backfill that replaces rather than duplicates. Airflow's
+auditing, and a reprocessed audit backfill that replaces rather than duplicates; served decisions
+ingested by `fairgate_ingest`, whose asset starts an audit once `audit.min_new_decisions` arrived. Airflow's
 OpenLineage provider writes its events through the file transport; the lifecycle's carry the
 fairness facet.
 """
@@ -26,7 +27,7 @@ def stack(tmp_path_factory):
     root = tmp_path_factory.mktemp("stack")
     raw = default_policy_dict()
     raw["fairness"]["thresholds"] = LOOSE
-    raw["audit"].update({"window_days": 3, "label_lag_days": 1, "daily_rows": 800})
+    raw["audit"].update({"window_days": 3, "label_lag_days": 1, "daily_rows": 800, "min_new_decisions": 60})
     (root / "policy.yaml").write_text(json.dumps(raw))
     transport = {"type": "file", "log_file_path": str(root / "lineage.jsonl"), "append": True}
     s = AirflowStack(
@@ -153,3 +154,54 @@ def test_lifecycle_then_five_day_backfills(stack):
         assert again["fairness"] == first[key]["fairness"] and again["status"] == first[key]["status"]
     # No retraining was requested by a backfill, whatever the audits said.
     assert stack.sql("SELECT count(*) FROM asset_event WHERE source_run_id LIKE 'backfill%%'")[0][0] == 0
+
+
+def test_enough_served_decisions_start_an_audit_through_the_asset(stack):
+    """Decisions served today (logged as `fairgate serve` logs them), then `fairgate_ingest`: below
+    `audit.min_new_decisions` it starts nothing; at it, the scheduler starts `fairgate_audit` from the asset,
+    and that run audits today's window with the served decisions counted as the online channel."""
+    from datetime import UTC, datetime
+
+    from fairgate.data.simulation import day_batch
+    from fairgate.governance import registry
+    from fairgate.integrations import serving
+    from fairgate.monitoring.served_log import DecisionLogger
+    from fairgate.policy.loader import load_policy
+
+    store = LocalStore(stack.env["FAIRGATE_ARTIFACT_ROOT"])
+    policy = load_policy(stack.env["FAIRGATE_POLICY"])
+    version = registry.production_version(store, "adult_income")
+    folder = serving.write_bundle(store, policy, version, stack.root / "bundle")
+    served = serving.load({p.name: str(p) for p in folder.iterdir()}, version=version)
+    logger = DecisionLogger.for_policy(policy, store)
+    today = datetime.now(UTC).date()
+    records = day_batch(today, policy, scenario="stable", rows=200)
+    for col, bounds in policy.quality.ranges.items():
+        records[col] = records[col].clip(bounds.min, bounds.max)
+
+    def serve(rows):
+        decided = serving.decide(served, rows)
+        assert logger.log(decided.log, decided.day)
+
+    def asset_runs():
+        return stack.runs("fairgate_audit", run_type="asset_triggered")
+
+    serve(records.iloc[:30])
+    stack.cli("dags", "trigger", "fairgate_ingest")
+    ingests = stack.wait_for_runs("fairgate_ingest", 1, run_type="manual")
+    assert ingests[0][1] == "success", stack.diagnostics()
+    assert asset_runs() == []  # 30 < 60: the asset was not updated
+    serve(records.iloc[30:60])
+    stack.cli("dags", "trigger", "fairgate_ingest")
+    ingests = stack.wait_for_runs("fairgate_ingest", 2, run_type="manual")
+    assert all(state == "success" for _, state, _ in ingests), stack.diagnostics()
+    stack.wait(lambda: any(state == "success" for _, state, _ in asset_runs()), 300, "the asset-triggered audit")
+    audit = json.loads(store.get(f"audits/model=adult_income/date={today}/audit.json"))
+    assert audit["channels"]["online"] == 60 and audit["rows"] >= 60
+    assert (
+        stack.sql(
+            "SELECT count(*) FROM asset_event ae JOIN asset a ON a.id = ae.asset_id "
+            "WHERE a.name = 'fairgate_served_decisions'"
+        )[0][0]
+        == 1
+    )

@@ -361,38 +361,13 @@ def register_version(
     evidence_hash: str,
 ) -> tuple[str, bool]:
     """The MLflow version of Fairgate ``version`` (registered under ``run_id`` if new), and whether it is new."""
-    import mlflow as mlflow_module
-    from mlflow.models import ModelSignature
-    from mlflow.types.schema import ParamSchema, ParamSpec
-
     model = policy.model_name
     existing = mlflow_version(mlflow, model, version)
     if existing is not None:
         return str(existing.version), False
     manifest = registry.read_manifest(store, model, version)
-    signature = ModelSignature(
-        params=ParamSchema(
-            [
-                ParamSpec("reasons", "boolean", True),
-                ParamSpec("recourse", "boolean", False),
-                ParamSpec("shapley", "boolean", False),
-            ]
-        )
-    )
     with tempfile.TemporaryDirectory() as tmp:
-        files = serving.write_bundle(store, policy, version, Path(tmp) / "files", policy_file=_policy_file(store, rec))
-        # MLflow suggests type hints and an input example; the checks of the input are ours
-        # (fairgate.integrations.serving). Recorded, not shown: MLflow sets its own "once" filter inside.
-        with warnings.catch_warnings(record=True):
-            warnings.simplefilter("ignore", UserWarning)
-            mlflow_module.pyfunc.save_model(
-                path=str(Path(tmp) / "model"),
-                python_model=str(Path(__file__).with_name("mlflow_model.py")),
-                artifacts={f: str(files / f) for f in (*serving.FILES, *serving.OPTIONAL_FILES)},
-                model_config={"model_name": model, "version": version},
-                signature=signature,
-                pip_requirements=_requirements(),
-            )
+        save_served_model(store, policy, version, Path(tmp), policy_file=_policy_file(store, rec))
         mlflow.log_artifacts(run_id, str(Path(tmp) / "model"), "model")
     try:
         mlflow.get_registered_model(model)
@@ -419,6 +394,40 @@ def register_version(
         description=f"Fairgate version {version[:12]} (sha256 {version}).",
     )
     return str(mv.version), True
+
+
+def save_served_model(
+    store: ArtifactStore, policy: Policy, version: str, folder: Path, *, policy_file: bytes | None = None
+) -> Path:
+    """``version`` as the MLflow model-from-code ``mlflow models serve`` runs, saved to ``folder/model``
+    (its files in ``folder/files``); what a registered version holds."""
+    import mlflow as mlflow_module
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ParamSchema, ParamSpec
+
+    signature = ModelSignature(
+        params=ParamSchema(
+            [
+                ParamSpec("reasons", "boolean", True),
+                ParamSpec("recourse", "boolean", False),
+                ParamSpec("shapley", "boolean", False),
+            ]
+        )
+    )
+    files = serving.write_bundle(store, policy, version, folder / "files", policy_file=policy_file)
+    # MLflow suggests type hints and an input example; the checks of the input are ours
+    # (fairgate.integrations.serving). Recorded, not shown: MLflow sets its own "once" filter inside.
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("ignore", UserWarning)
+        mlflow_module.pyfunc.save_model(
+            path=str(folder / "model"),
+            python_model=str(Path(__file__).with_name("mlflow_model.py")),
+            artifacts={f: str(files / f) for f in (*serving.FILES, *serving.OPTIONAL_FILES)},
+            model_config={"model_name": policy.model_name, "version": version},
+            signature=signature,
+            pip_requirements=_requirements(),
+        )
+    return folder / "model"
 
 
 def _requirements() -> list[str]:
