@@ -448,8 +448,8 @@ class Audit(_Section):
     group_mix_psi_threshold: NonNegative = Field(0.1, description="PSI of the group mix that counts as drift")
     log_table: Name | None = Field(
         None,
-        description="`sql://<connection id>/<table>`: scoring (and the model server, for served decisions) also writes the "
-        "prediction log there and the audit's fairness figures are "
+        description="`sql://<connection id>/<table>`: scoring (and the model server, for served decisions) "
+        "also writes the prediction log there and the audit's fairness figures are "
         "one `GROUP BY` in that database",
     )
     outcomes_table: Name | None = Field(
