@@ -184,6 +184,11 @@ def check_request(records: pd.DataFrame, served: Served) -> pd.DataFrame:
     missing = [c for c in served.inputs["required"] if c not in records.columns]
     if missing:
         raise RequestError(f"Every record needs the input column(s) {missing}; the request lacks them.")
+    key = served.policy.dataset.row_key
+    if key and key not in records.columns:  # a bundle written before the key was required says so here
+        raise RequestError(
+            f"Every record needs its row key {key!r}: each decision is logged by it, for its outcome and a contest."
+        )
     out = records.copy()
     for col in served.inputs["numeric"]:
         flags = out[col].map(lambda v: isinstance(v, bool)).to_numpy(dtype=bool)  # JSON true is not the number 1
