@@ -248,3 +248,29 @@ def test_a_logistic_regressions_pushes_from_its_coefficients_equal_the_swapped_o
     assert np.allclose(fast.to_numpy()[inside], slow.to_numpy()[inside], atol=1e-8)
     assert np.allclose(fast_scores, model.predict_proba(X)[:, 1])
     assert np.array_equal(fast_scores, slow_scores) or np.allclose(fast_scores, slow_scores, atol=1e-15)
+
+
+def test_a_few_records_read_off_the_encoders_parameters_equal_the_pipeline():
+    """A served request's records (up to FEW_ROWS) are scored and explained from the fitted encoder's
+    parameters without calling it: equal to the pipeline's probabilities and to the one-transform pushes,
+    an unseen category included (the encoder ignores it: no term)."""
+    policy = _tiny_policy()
+    df = _tiny_frame()
+    model = training.fit(df, policy)
+    reference = training.reference_record(df, policy)
+    rows = df.sample(200, random_state=4).reset_index(drop=True)
+    rows.loc[0, "job_type"] = "astronaut"  # never seen in training
+    X = training.feature_frame(rows, policy, model)
+    typical = {c: reference[c] if c in policy.numeric else str(reference[c]) for c in policy.features}
+    few_scores, few = explain._linear_few(model, X, typical)
+    blocks = explain._linear_blocks(model, list(policy.features))
+    scores, pushes = explain._linear_contributions(model, X, typical, blocks)
+    assert np.abs(few_scores - scores).max() < 1e-12
+    assert np.abs(few_scores - model.predict_proba(X)[:, 1]).max() < 1e-12
+    assert list(few.columns) == list(pushes.columns)
+    assert np.abs(few.to_numpy() - pushes.to_numpy()).max() < 1e-12
+    by_hand = _linear_push(model, policy, rows.iloc[5], reference)
+    assert few.iloc[5].to_dict() == pytest.approx(by_hand, abs=1e-12)
+    # the served path takes it for a request, the batch path the transform
+    assert len(rows) <= explain.FEW_ROWS
+    assert np.array_equal(explain.scored_contributions(model, rows, policy, reference)[0], few_scores)

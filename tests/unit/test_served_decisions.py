@@ -150,7 +150,7 @@ def test_three_days_served_are_audited_as_the_clients_received_them(deployed, tm
     assert both["fairness"]["gender"]["metrics"]["statistical_parity_difference"]["value"] == pytest.approx(spd)
 
 
-def test_compaction_never_rewrites_what_was_read_and_counts_an_interrupted_one_once(deployed, tmp_path):
+def test_compaction_never_rewrites_what_was_read_and_counts_an_interrupted_one_once(deployed, tmp_path, monkeypatch):
     store, policy = _copy(deployed, tmp_path), deployed["policy"]
     served = _served(deployed, store, registry.production_version(store, "credit"), "bundle")
     sink = StoreSink(store, "credit")
@@ -166,12 +166,18 @@ def test_compaction_never_rewrites_what_was_read_and_counts_an_interrupted_one_o
     second, _ = served_log.compact(store, policy, day)
     assert second["key"] != first["key"] and second["decisions"] == 5
     assert store.get(first["key"]) == before  # the first compacted file, as an audit read it
-    # a compaction cut off after writing its file: its parts are still there, and count once
+    # a compaction cut off after writing its file (the process dies before deleting the parts): they count once
     decided = serving.decide(served, feed.iloc[5:10].assign(application_id=[f"cut-{i}" for i in range(5)]))
     sink.write(decided.log, day)
-    parts = store.list(f"predictions/model=credit/date={day}/online/")
-    merged = pd.concat([prediction_log.read_frame(store, k) for k in parts])
-    store.put(f"predictions/model=credit/date={day}/online-20990101T000000000000Z-cut.parquet", merged.to_parquet())
+
+    def killed(key):
+        raise KeyboardInterrupt("the process died here")
+
+    monkeypatch.setattr(store, "delete", killed)
+    with pytest.raises(KeyboardInterrupt):
+        served_log.compact(store, policy, day)
+    monkeypatch.undo()
+    assert len(store.list(f"predictions/model=credit/date={day}/online/")) == 1  # the part is still there
     assert len(served_log.read_online(store, "credit", day)) == 40
     third, _ = served_log.compact(store, policy, day)
     assert third["decisions"] == 0 and third["key"] is None and third["parts"] == 1

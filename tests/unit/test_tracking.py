@@ -115,11 +115,14 @@ def test_a_number_outside_the_policys_range_is_refused_naming_it():
         inputs={"required": ["age"], "numeric": ["age"], "categories": {}},
         recourse={},
     )
-    assert serving.check_request(pd.DataFrame({"age": [17, 90]}), served)["age"].tolist() == [17, 90]
+    ids = {"row_id": ["r1", "r2"]}
+    assert serving.check_request(pd.DataFrame({**ids, "age": [17, 90]}), served)["age"].tolist() == [17, 90]
     with pytest.raises(serving.RequestError, match=r"'age' is 1e\+308 in record 1, outside the policy's range"):
-        serving.check_request(pd.DataFrame({"age": [30, 1e308]}), served)
+        serving.check_request(pd.DataFrame({**ids, "age": [30, 1e308]}), served)
     with pytest.raises(serving.RequestError, match=r"'age' is 16.0 in record 0"):
-        serving.check_request(pd.DataFrame({"age": [16.0]}), served)
+        serving.check_request(pd.DataFrame({"row_id": ["r1"], "age": [16.0]}), served)
+    with pytest.raises(serving.RequestError, match=r"needs its row key 'row_id'"):
+        serving.check_request(pd.DataFrame({"age": [30]}), served)
 
 
 def test_numbers_sent_as_text_are_read_as_numbers():
@@ -127,13 +130,15 @@ def test_numbers_sent_as_text_are_read_as_numbers():
     assert checked["age"].tolist() == [30]
 
 
-def test_the_input_spec_lists_each_categorys_training_values_and_the_groups_for_a_group_aware_model(tmp_path):
+def test_the_input_spec_lists_each_categorys_training_values_the_row_key_and_the_groups(tmp_path):
     _, data = synthetic_credit_policy(tmp_path, 400, seed=1)
     policy = load_policy(tmp_path / "credit.yaml")
-    spec = serving.input_spec(data, policy, group_aware=True)
+    spec = serving.input_spec(data, policy)
     assert spec["categories"]["savings_band"] == sorted(data["savings_band"].unique())
-    assert "gender" in spec["required"] and set(spec["numeric"]) == set(policy.numeric) & set(policy.features)
-    assert serving.input_spec(data, policy, group_aware=False)["required"] == list(policy.features)
+    assert set(spec["numeric"]) == set(policy.numeric) & set(policy.features)
+    # every served decision is logged: by its row key, with the protected columns the audit groups by
+    assert spec["required"] == ["application_id", *policy.features, "gender"]
+    assert spec["ranges"]["income"] == [data["income"].min(), data["income"].max()]
 
 
 @pytest.fixture(scope="module")

@@ -69,7 +69,7 @@ class Served:
     background: pd.DataFrame | None = None
 
 
-def input_spec(training: pd.DataFrame, policy: Policy, *, group_aware: bool) -> dict[str, Any]:
+def input_spec(training: pd.DataFrame, policy: Policy) -> dict[str, Any]:
     """What a request must carry, from the version's training snapshot (and its ranges, for review triggers).
 
     Every served decision is logged for the audit, so a request carries the row key (outcomes and
@@ -106,14 +106,13 @@ def write_bundle(
             f"The training snapshot of {policy.model_name} version {version[:12]} is missing or changed; "
             "a served version needs it for its input checks."
         )
-    model = registry.load_model(store, policy.model_name, version)  # sha256 and trusted types checked here
+    registry.load_model(store, policy.model_name, version)  # refuses a changed file or an untrusted type
     key = f"{registry.version_prefix(policy.model_name, version)}/model.skops"
     (folder / "model.skops").write_bytes(store.get(key))
     manifest = {**manifest, "reference": manifest.get("reference") or reference_record(training, policy)}
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
     (folder / "policy.yaml").write_bytes(policy_file if policy_file is not None else Path(policy.path).read_bytes())
-    group_aware = bool(getattr(model, "group_attributes", ()))
-    spec = input_spec(training, policy, group_aware=group_aware)
+    spec = input_spec(training, policy)
     (folder / "inputs.json").write_text(json.dumps(spec, indent=2, default=str))
     scale: dict[str, float] = {}
     proxies: list[str] = []
@@ -184,50 +183,53 @@ def check_request(records: pd.DataFrame, served: Served) -> pd.DataFrame:
     missing = [c for c in served.inputs["required"] if c not in records.columns]
     if missing:
         raise RequestError(f"Every record needs the input column(s) {missing}; the request lacks them.")
-    key = served.policy.dataset.row_key
+    key = served.policy.dataset.row_key if served.policy is not None else None
     if key and key not in records.columns:  # a bundle written before the key was required says so here
         raise RequestError(
             f"Every record needs its row key {key!r}: each decision is logged by it, for its outcome and a contest."
         )
-    out = records.copy()
-    for col in served.inputs["numeric"]:
-        flags = out[col].map(lambda v: isinstance(v, bool)).to_numpy(dtype=bool)  # JSON true is not the number 1
+    out, converted = records, {}
+    for col in served.inputs["numeric"]:  # on each column's numpy values: pandas costs per call, not per row
+        raw = out[col].to_numpy(dtype=object)
+        flags = np.fromiter((isinstance(v, bool) for v in raw), dtype=bool, count=len(raw))  # JSON true is not 1
         if flags.any():
             i = int(flags.argmax())
-            raise RequestError(f"Column {col!r} must be a number; record {i} has {out[col].iloc[i]!r} (a boolean).")
-        values = pd.to_numeric(out[col], errors="coerce")
-        infinite = np.isinf(values.to_numpy(dtype=float))
+            raise RequestError(f"Column {col!r} must be a number; record {i} has {raw[i]!r} (a boolean).")
+        values = pd.to_numeric(out[col], errors="coerce").to_numpy(dtype=float)
+        infinite = np.isinf(values)
         if infinite.any():
             i = int(infinite.argmax())
-            raise RequestError(f"Column {col!r} must be a finite number; record {i} has {values.iloc[i]}.")
-        bad = values.isna() & out[col].notna()
-        if bad.any():
-            first = out[col][bad].iloc[0]
-            raise RequestError(f"Column {col!r} must be a number; record {int(bad.to_numpy().argmax())} has {first!r}.")
-        if values.isna().any():
-            raise RequestError(
-                f"Column {col!r} must be a number; record {int(values.isna().to_numpy().argmax())} has no value."
-            )
+            raise RequestError(f"Column {col!r} must be a finite number; record {i} has {values[i]}.")
+        gap, given = np.isnan(values), ~pd.isna(raw)
+        if (gap & given).any():
+            i = int((gap & given).argmax())
+            raise RequestError(f"Column {col!r} must be a number; record {i} has {raw[i]!r}.")
+        if gap.any():
+            raise RequestError(f"Column {col!r} must be a number; record {int(gap.argmax())} has no value.")
         bounds = served.policy.quality.ranges.get(col) if served.policy is not None else None
         if bounds is not None:  # the range the policy's quality gate holds the training data to
-            low = values < bounds.min if bounds.min is not None else values != values
-            high = values > bounds.max if bounds.max is not None else values != values
-            outside = (low | high).to_numpy()
+            outside = np.zeros(len(values), dtype=bool)
+            if bounds.min is not None:
+                outside |= values < bounds.min
+            if bounds.max is not None:
+                outside |= values > bounds.max
             if outside.any():
                 i = int(outside.argmax())
                 raise RequestError(
-                    f"Column {col!r} is {values.iloc[i]} in record {i}, outside the policy's range "
+                    f"Column {col!r} is {values[i]} in record {i}, outside the policy's range "
                     f"[{bounds.min}, {bounds.max}] (quality.ranges.{col})."
                 )
-        out[col] = values
+        converted[col] = values
+    out = out.assign(**converted)
     for col, known in served.inputs["categories"].items():
-        values = out[col].astype(str)
-        unknown = ~values.isin(known) | out[col].isna()
+        raw = out[col].to_numpy(dtype=object)
+        allowed = set(known)
+        unknown = np.fromiter((v is None or v != v or str(v) not in allowed for v in raw), dtype=bool, count=len(raw))
         if unknown.any():
-            i = int(unknown.to_numpy().argmax())
+            i = int(unknown.argmax())
             shown = ", ".join(known[:8]) + (", ..." if len(known) > 8 else "")
             raise RequestError(
-                f"Column {col!r} has the value {out[col].iloc[i]!r} in record {i}, which the model "
+                f"Column {col!r} has the value {raw[i]!r} in record {i}, which the model "
                 f"never saw in training (known: {shown})."
             )
     return out
@@ -276,44 +278,35 @@ def decide(
     scores, decisions, codes = explain.explained(served.model, rows, policy, served.reference, top=scoring.REASONS)
     now = now or datetime.now(UTC)
     ids = [uuid.uuid4().hex for _ in range(len(rows))]
-    out = pd.DataFrame(
-        {"decision": decisions.astype(int), "score": scores.astype(float), "model_version": served.version}
-    )
     key = policy.dataset.row_key
-    if key and key in rows.columns:
-        out.insert(0, key, rows[key].to_numpy())
-    out["decision_id"] = ids
     texts = {f"reason_{i + 1}": [r[i]["text"] if len(r) > i else None for r in codes] for i in range(scoring.REASONS)}
-    if reasons:
-        for col, values in texts.items():
-            out[col] = values
+    # Each frame is built from its columns at once: a request is a few rows, where pandas' cost is per column set.
+    answered: dict[str, Any] = {key: rows[key].to_numpy()} if key and key in rows.columns else {}
+    answered |= {"decision": decisions.astype(int), "score": scores.astype(float), "model_version": served.version}
+    answered |= {"decision_id": ids, **(texts if reasons else {})}
     keep = list(dict.fromkeys([*([key] if key else []), *policy.protected_columns, *policy.features]))
-    log = rows[[c for c in keep if c in rows.columns]].copy()
-    log.insert(min(1, len(log.columns)), "model_version", served.version)
-    log["score"] = scores.astype(float)
-    log["decision"] = decisions.astype(int)
-    for col, values in texts.items():
-        log[col] = values
-    log["reasons"] = [json.dumps(r, default=str) for r in codes]
+    logged: dict[str, Any] = {c: rows[c].to_numpy() for c in keep[:1] if c in rows.columns}
+    logged |= {"model_version": served.version, **{c: rows[c].to_numpy() for c in keep[1:] if c in rows.columns}}
+    logged |= {"score": scores.astype(float), "decision": decisions.astype(int), **texts}
+    logged["reasons"] = [json.dumps(r, default=str) for r in codes]
     if policy.reviews_before_harm:
         ranges = served.inputs.get("ranges") if policy.review_triggers.outside_training else None
         why = triggers.reasons(rows, scores, policy, ranges=ranges)
-        log["review_status"] = [triggers.PENDING if r else triggers.NONE for r in why]
-        log["review_reasons"] = [json.dumps(r) for r in why]
-        out["review"] = [triggers.PENDING if r else None for r in why]
-        out["review_reasons"] = pd.Series([r or None for r in why], dtype=object)
-    log["channel"] = ONLINE
-    log["scored_at"] = pd.Timestamp(now)
-    log["decision_id"] = ids
+        logged["review_status"] = [triggers.PENDING if r else triggers.NONE for r in why]
+        logged["review_reasons"] = [json.dumps(r) for r in why]
+        answered["review"] = [triggers.PENDING if r else None for r in why]
+        answered["review_reasons"] = pd.Series([r or None for r in why], dtype=object)
+    logged |= {"channel": ONLINE, "scored_at": pd.Timestamp(now), "decision_id": ids}
     if recourse:
         if len(rows) > MAX_RECOURSE_RECORDS:  # each unfavourable record is a search: bounded per request
             raise RequestError(
                 f"Recourse is computed for at most {MAX_RECOURSE_RECORDS} records per request; this one holds "
                 f"{len(rows):,}. Send fewer, or leave out 'recourse'."
             )
-        out["recourse"] = _recourse(served, rows, decisions)
+        answered["recourse"] = _recourse(served, rows, decisions)
     if shapley:
-        out["shapley"] = pd.Series(_shapley(served, rows), dtype=object)
+        answered["shapley"] = pd.Series(_shapley(served, rows), dtype=object)
+    out, log = pd.DataFrame(answered), pd.DataFrame(logged)
     return Decided(answer=out, log=log, day=now.astimezone(UTC).date())
 
 
