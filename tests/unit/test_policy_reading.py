@@ -105,7 +105,12 @@ def test_a_cron_that_is_not_one_is_refused_and_policy_check_shows_the_next_runs(
     raw["schedule"] = {"lifecycle": "15 4 * * 2"}
     monday = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)  # a Monday, noon
     runs = next_runs(parse_policy(raw), after=monday)
-    assert runs == {"lifecycle": "2026-12-08 04:15", "score": "2026-12-08 01:00", "audit": "2026-12-08 03:00"}
+    assert runs == {
+        "lifecycle": "2026-12-08 04:15",
+        "score": "2026-12-08 01:00",
+        "ingest": "2026-12-07 12:15",  # every 15 minutes
+        "audit": "2026-12-08 03:00",
+    }
 
 
 def test_in_a_policies_folder_a_refused_file_skips_only_its_model(tmp_path, monkeypatch, caplog):
