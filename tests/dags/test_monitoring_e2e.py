@@ -221,8 +221,10 @@ def test_scored_records_carry_reasons_and_fairgate_explain_prints_them(dags, mon
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     served = mlflow.pyfunc.load_model("models:/adult_income@production")
     granted = log[log["decision"] == 1].iloc[0]
-    records = pd.DataFrame([refused, granted])[[policy.dataset.row_key, *policy.features]].infer_objects()
+    columns = [policy.dataset.row_key, *policy.features, *policy.protected_columns]  # the log keeps the groups
+    records = pd.DataFrame([refused, granted])[columns].infer_objects()
     got = served.predict(records, params={"recourse": True})
     assert got["decision"].tolist() == [0, 1] and got["model_version"].tolist() == [version, version]
     assert got["recourse"].iloc[0] in said and pd.isna(got["recourse"].iloc[1])
     assert got["reason_1"].tolist() == [refused["reason_1"], granted["reason_1"]]
+    assert got["logged"].tolist() == [True, True]  # both decisions are in the prediction log, as served

@@ -584,7 +584,11 @@ def test_the_lifecycle_dag_logs_to_the_server_of_its_airflow_connection(
         "AIRFLOW_CONN_MLFLOW_DEFAULT", json.dumps({"conn_type": "http", "host": host, "port": int(port)})
     )
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    dr = run_dag(lifecycle_dag)
+    from fairgate_dev.local import load_dag
+
+    # the DAG this policy gives (a model other than the bundled one: the suffixed id), parsed with it, so
+    # dag.test() finds it when it serializes the file; `lifecycle_dag` has created the metadata DB
+    dr = run_dag(load_dag("fairgate_lifecycle__credit_dag"))
     assert dr.state == "success"
     store = open_store(str(tmp_path / "store"))
     assert not (tmp_path / ".mlflow").exists()  # the connection's server, not the embedded store
