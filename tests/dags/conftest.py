@@ -17,6 +17,17 @@ LOOSE = {
 }
 
 
+# The DAGs every model gets (each id suffixed with the model's name when a deployment lists models).
+DAG_BASES = (
+    "fairgate_lifecycle",
+    "fairgate_score",
+    "fairgate_ingest",
+    "fairgate_audit",
+    "fairgate_rollback",
+    "fairgate_contest",
+)
+
+
 @pytest.fixture(scope="session")
 def lifecycle_dag():
     from fairgate_dev.local import init_db, load_dag

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.dags.conftest import DAG_BASES
 
 from fairgate_dev.local import REPO
 
@@ -206,14 +207,7 @@ def test_a_policies_folder_gives_each_model_its_own_dags(tmp_path, monkeypatch):
     monkeypatch.setenv("FAIRGATE_POLICIES", str(tmp_path))
     bag = DagBag(dag_folder=str(REPO / "dags"))
     assert bag.import_errors == {}  # the broken file stands as its own DAG, the others load
-    bases = (
-        "fairgate_lifecycle",
-        "fairgate_score",
-        "fairgate_ingest",
-        "fairgate_audit",
-        "fairgate_rollback",
-        "fairgate_contest",
-    )
+    bases = DAG_BASES
     refused = bag.dags.pop("fairgate_policy_refused__broken.yaml")
     assert sorted(bag.dags) == sorted(f"{b}__{m}" for b in bases for m in ("adult_income", "credit"))
     assert "Refused policy file broken.yaml: Policy key 'model_name'" in refused.description

@@ -17,6 +17,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+from tests.dags.conftest import DAG_BASES
 
 from fairgate_dev.local import REPO
 
@@ -158,14 +159,7 @@ def test_the_wheel_is_an_airflow_provider_whose_one_line_dag_file_runs_two_model
     airflow("pools", "set", "fairgate_promotion", "1", "one promotion at a time")
     airflow("dags", "reserialize")  # what the dag-processor does: parse the DAGs folder into the DB
     listed = {d["dag_id"]: d for d in as_json(airflow("dags", "list", "-o", "json"))}
-    bases = (
-        "fairgate_lifecycle",
-        "fairgate_score",
-        "fairgate_ingest",
-        "fairgate_audit",
-        "fairgate_rollback",
-        "fairgate_contest",
-    )
+    bases = DAG_BASES
     assert sorted(listed) == sorted(f"{b}__{m}" for b in bases for m in ("adult_income", "credit"))
     assert {d["fileloc"] for d in listed.values()} == {str(dags / "fairgate_dags.py")}
     assert [p["name"] for p in as_json(airflow("plugins", "-o", "json"))].count("fairgate") == 1
