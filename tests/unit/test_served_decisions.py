@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from tests.conftest import synthetic_credit_policy
 
-from fairgate.errors import LogUnavailable
+from fairgate.errors import LogUnavailable, StageError
 from fairgate.governance import cases, evidence, registry
 from fairgate.integrations import serving
 from fairgate.integrations.following import Follower
@@ -266,3 +266,17 @@ def test_retention_removes_old_served_days_and_records_it(deployed, tmp_path):
     assert len(served_log.read_online(store, "credit", recent)) == 4
     record = evidence.find(store, "credit", "ret", kind="retention")["record"]
     assert record["removed"] == [old.isoformat()]
+
+
+def test_a_corrupt_part_stops_the_audit_and_the_compaction_naming_it(deployed, tmp_path):
+    store, policy = _copy(deployed, tmp_path), deployed["policy"]
+    served = _served(deployed, store, registry.production_version(store, "credit"), "bundle")
+    decided = serving.decide(served, _applications(3, seed=64), now=datetime(2026, 7, 3, 9, tzinfo=UTC))
+    StoreSink(store, "credit").write(decided.log, decided.day)
+    [part] = store.list("predictions/model=credit/date=2026-07-03/online/")
+    store.put(part, store.get(part)[:-10])  # cut short
+    with pytest.raises(StageError, match=r"served-decision log file .*online/.*cannot be read"):
+        monitoring.audit_day(store, policy, date(2026, 7, 3), run_id="a")
+    with pytest.raises(StageError, match=r"cannot be read.*nothing was audited or compacted"):
+        served_log.compact(store, policy, date(2026, 7, 3))
+    assert store.list("predictions/model=credit/date=2026-07-03/online/") == [part]  # nothing removed

@@ -25,7 +25,6 @@ from fairgate.integrations import serving
 from fairgate.storage.base import read_recorded, verify
 
 if TYPE_CHECKING:
-    from fairgate.integrations.serving import Served
     from fairgate.storage.base import ArtifactStore
 
 log = logging.getLogger(__name__)
@@ -42,7 +41,9 @@ def policy_file(store: ArtifactStore, model: str, version: str) -> bytes | None:
     return data
 
 
-def load_from_store(store: ArtifactStore, model: str, version: str, current: Served, workdir: Path) -> Served:
+def load_from_store(
+    store: ArtifactStore, model: str, version: str, current: serving.Served, workdir: Path
+) -> serving.Served:
     """``version``'s files written from the store into ``workdir`` and loaded (sha256-checked)."""
     folder = Path(tempfile.mkdtemp(prefix=f"{version[:12]}-", dir=workdir))
     recorded = policy_file(store, model, version)
@@ -60,7 +61,7 @@ def load_from_store(store: ArtifactStore, model: str, version: str, current: Ser
 class Follower:
     """The served version, kept equal to what the evidence approves for production of ``model``."""
 
-    def __init__(self, served: Served, store: ArtifactStore, model: str, *, workdir: Path) -> None:
+    def __init__(self, served: serving.Served, store: ArtifactStore, model: str, *, workdir: Path) -> None:
         self.served = served
         self.store = store
         self.model = model

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from fairgate.errors import InputError, RecourseOutOfTime, RequestError, StageError
 from fairgate.governance import registry
@@ -56,6 +56,15 @@ MAX_RECOURSE_SECONDS = 30  # of recourse searches per request (a gateway's timeo
 MAX_SHAPLEY_RECORDS = 100
 
 
+class InputSpec(TypedDict, total=False):
+    """``inputs.json``: what a request must carry (``ranges``: absent in a bundle written before it existed)."""
+
+    required: list[str]  # the row key, the inputs and the protected columns
+    numeric: list[str]
+    categories: dict[str, list[str]]  # a category input's training values (one with very many: type only)
+    ranges: dict[str, list[Any]]  # review_triggers.training_ranges: [min, max] of a number, the values of a category
+
+
 @dataclass
 class Served:
     """A loaded, checked version: everything :func:`answer` needs."""
@@ -64,12 +73,12 @@ class Served:
     policy: Policy
     version: str
     reference: dict[str, Any]
-    inputs: dict[str, Any]
+    inputs: InputSpec
     recourse: dict[str, Any]
     background: pd.DataFrame | None = None
 
 
-def input_spec(training: pd.DataFrame, policy: Policy) -> dict[str, Any]:
+def input_spec(training: pd.DataFrame, policy: Policy) -> InputSpec:
     """What a request must carry, from the version's training snapshot (and its ranges, for review triggers).
 
     Every served decision is logged for the audit, so a request carries the row key (outcomes and
@@ -281,11 +290,11 @@ def decide(
     key = policy.dataset.row_key
     texts = {f"reason_{i + 1}": [r[i]["text"] if len(r) > i else None for r in codes] for i in range(scoring.REASONS)}
     # Each frame is built from its columns at once: a request is a few rows, where pandas' cost is per column set.
-    answered: dict[str, Any] = {key: rows[key].to_numpy()} if key and key in rows.columns else {}
+    answered: dict[str, object] = {key: rows[key].to_numpy()} if key and key in rows.columns else {}
     answered |= {"decision": decisions.astype(int), "score": scores.astype(float), "model_version": served.version}
     answered |= {"decision_id": ids, **(texts if reasons else {})}
     keep = list(dict.fromkeys([*([key] if key else []), *policy.protected_columns, *policy.features]))
-    logged: dict[str, Any] = {c: rows[c].to_numpy() for c in keep[:1] if c in rows.columns}
+    logged: dict[str, object] = {c: rows[c].to_numpy() for c in keep[:1] if c in rows.columns}
     logged |= {"model_version": served.version, **{c: rows[c].to_numpy() for c in keep[1:] if c in rows.columns}}
     logged |= {"score": scores.astype(float), "decision": decisions.astype(int), **texts}
     logged["reasons"] = [json.dumps(r, default=str) for r in codes]

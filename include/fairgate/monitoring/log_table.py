@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from fairgate.data.sources import connection_uri
 from fairgate.errors import StageError
-from fairgate.monitoring.columns import LABEL_COLUMN
+from fairgate.monitoring.columns import LABEL_COLUMN, Prediction, as_prediction
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -143,7 +143,7 @@ def write_outcomes(policy: Policy, day: date, outcomes: pd.DataFrame) -> None:
     write_day(policy, day, None, outcomes)
 
 
-def find_online(policy: Policy, row: str) -> dict[str, Any] | None:
+def find_online(policy: Policy, row: str) -> Prediction | None:
     """The newest decision served online for row key ``row`` in ``audit.log_table`` (a contest finds it here)."""
     import sqlalchemy as sa
 
@@ -169,7 +169,11 @@ def find_online(policy: Policy, row: str) -> dict[str, Any] | None:
             )
     finally:
         engine.dispose()
-    return dict(found) if found else None
+    if found is None:
+        return None
+    logged = {str(k): v for k, v in found.items()}
+    inputs = [c for c in dict.fromkeys([*policy.features, *policy.protected_columns]) if c in logged]
+    return as_prediction(logged, row, str(logged["scored_on"]), inputs)
 
 
 def expire(policy: Policy, before: date, keep: set[str]) -> list[str]:

@@ -29,10 +29,9 @@ from fairgate.errors import DataError, NotFoundError, NothingThere, StageError, 
 from fairgate.fairness.groups import labels
 from fairgate.governance import evidence, registry
 from fairgate.models import recourse, shapley
-from fairgate.models.explain import Reason
 from fairgate.monitoring import log_table, served_log
 from fairgate.monitoring.audit import AuditResult
-from fairgate.monitoring.columns import LABEL_COLUMN
+from fairgate.monitoring.columns import LABEL_COLUMN, Prediction, as_prediction
 from fairgate.stages.contracts import Artifact
 from fairgate.storage.base import sha256_bytes
 
@@ -138,18 +137,6 @@ def write_day(
     return Artifact(key=written.key, uri=written.uri, sha256=written.sha256)
 
 
-class Prediction(TypedDict):
-    """One logged decision, found by its row key."""
-
-    row: str
-    date: str
-    model_version: str
-    score: float
-    decision: int
-    reasons: list[Reason]
-    inputs: dict[str, Any]  # the record's inputs and protected columns, as logged
-
-
 def find_prediction(
     store: ArtifactStore, policy: Policy, row: str, *, day: date | None = None, days: int = 90
 ) -> Prediction | None:
@@ -166,13 +153,11 @@ def find_prediction(
     inputs = list(dict.fromkeys([*policy.features, *policy.protected_columns]))
     online_in_sql = policy.audit.log_table is not None
     found_sql = log_table.find_online(policy, row) if online_in_sql else None
-    if found_sql is not None and (day is None or str(found_sql["scored_on"]) == day.isoformat()):
-        sql_day = str(found_sql["scored_on"])
-    else:
-        found_sql, sql_day = None, ""
+    if found_sql is not None and day is not None and found_sql["date"] != day.isoformat():
+        found_sql = None
     for d in reversed(scored):
-        if found_sql is not None and sql_day >= d:  # served on a day at least as recent as any batch day left
-            return _prediction(found_sql, row, sql_day, [c for c in inputs if c in found_sql])
+        if found_sql is not None and found_sql["date"] >= d:  # served on a day at least as recent as any batch day left
+            return found_sql
         frames = []
         try:
             frames.append(
@@ -189,24 +174,10 @@ def find_prediction(
             match = df[df[key_col].astype(str) == str(row)]
             if len(match):
                 rec = match.iloc[-1]
-                return _prediction(
+                return as_prediction(
                     {str(k): v for k, v in rec.items()}, row, d, [c for c in inputs if c in match.columns]
                 )
-    if found_sql is not None:
-        return _prediction(found_sql, row, sql_day, [c for c in inputs if c in found_sql])
-    return None
-
-
-def _prediction(rec: dict[str, Any], row: str, day: str, inputs: list[str]) -> Prediction:
-    return {
-        "row": str(row),
-        "date": day,
-        "model_version": rec["model_version"],
-        "score": float(rec["score"]),
-        "decision": int(rec["decision"]),
-        "reasons": json.loads(rec["reasons"]) if rec.get("reasons") else [],
-        "inputs": {c: rec[c].item() if hasattr(rec[c], "item") else rec[c] for c in inputs},
-    }
+    return found_sql
 
 
 def read_frame(store: ArtifactStore, key: str) -> pd.DataFrame:

@@ -37,7 +37,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Protocol, TypedDict
 
 from fairgate.data.sources import to_parquet_bytes
-from fairgate.errors import LogUnavailable, NotFoundError
+from fairgate.errors import LogUnavailable, NotFoundError, StageError
 from fairgate.monitoring import log_table, review_triggers
 
 if TYPE_CHECKING:
@@ -225,9 +225,15 @@ def _read(store: ArtifactStore, keys: list[str]) -> list[pd.DataFrame]:
     for key in keys:
         try:
             data = store.get(key)
-            frames.append(_from_json(data) if key.endswith(".json") else pd.read_parquet(io.BytesIO(data)))
         except NotFoundError:  # compacted and deleted between the listing and the read: in the compacted file
             continue
+        try:
+            frames.append(_from_json(data) if key.endswith(".json") else pd.read_parquet(io.BytesIO(data)))
+        except (ValueError, OSError) as exc:  # a truncated or changed file: named, never skipped silently
+            raise StageError(
+                f"The served-decision log file {store.uri(key)} cannot be read ({type(exc).__name__}: "
+                f"{str(exc)[:200]}); nothing was audited or compacted. Restore or remove it."
+            ) from None
     return frames
 
 
