@@ -244,9 +244,10 @@ def read_online(store: ArtifactStore, model: str, day: date | str) -> pd.DataFra
     compacted, parts = _online_keys(store, model, day)
     if not parts and not compacted:
         return None
-    frames = _read(store, compacted)
-    if parts:  # a part compacted while this read listed is in a compacted file: list those again
-        frames = _read(store, _online_keys(store, model, day)[0]) + _read(store, parts)
+    from_parts = _read(store, parts)
+    if parts:  # a part compacted (and deleted) while it was read is in a compacted file listed from now on
+        compacted = _online_keys(store, model, day)[0]
+    frames = _read(store, compacted) + from_parts
     frames = [f for f in frames if len(f)]
     if not frames:
         return None
