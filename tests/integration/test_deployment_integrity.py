@@ -98,7 +98,7 @@ def test_a_manifest_changed_after_approval_is_refused(any_store):
     key = registry.manifest_key(M, a)
     manifest = json.loads(any_store.get(key))
     any_store.put(key, json.dumps({**manifest, "approver": "mallory"}).encode())
-    with pytest.raises(NotApproved, match=f"manifest of 'm' version {a[:12]} is not the one"):
+    with pytest.raises(NotApproved, match=f"manifest.json of 'm' version {a[:12]} .* is not the one"):
         approval.production(any_store, M)
 
 
@@ -215,8 +215,11 @@ def test_a_deployment_killed_at_each_step_is_finished_by_its_retry(any_store, st
     assert done.returncode == -9, done.stderr
     before = registry.read_pointer(any_store, M)[0]["version"]
     assert before == (b if step == "pointer-moved" else a)  # the pointer moved only after the record
-    if step != "pointer-moved":
-        assert approval.production(any_store, M).version == a  # still served: the old champion
+    if step == "record-written":
+        assert approval.production(any_store, M).version == a  # a record past HEAD is not evidence yet
+    elif step == "head-moved":  # the newest promotion record is not the pointer's: refused until the retry
+        with pytest.raises(NotApproved, match="cut off before it moved the pointer is finished by its retry"):
+            approval.production(any_store, M)
     intent = approval.deploy_recorded(
         any_store, M, b, run_id="r2", dag_id="lc", gate_outcome="pass", replaces=a, approver="gate"
     )
@@ -288,11 +291,12 @@ def _rewritten_chain(store, records: list[dict]) -> None:
 def test_a_rewritten_chain_is_served_without_an_evidence_key_and_refused_with_one(any_store, monkeypatch):
     a = _deploy(any_store, b"model-a", "r1")
     failed = _version(any_store, b"model-failed", approved=False)
-    forged = [
+    _raw_pointer(any_store, version=failed, run_id="r9")
+    forged = [  # consistent in every field the approval rule reads: the files bound, the pointer held
         {"kind": "deployment", "run_id": "r9", "dag_id": "lc", "version": failed, "model_name": M}
         | {"gate_outcome": "pass", "review": None, "replaces": a, "approver": "gate"}
+        | {"files": approval.bind(any_store, M, failed), "pointer": registry.read_pointer(any_store, M)[0]}
     ]
-    _raw_pointer(any_store, version=failed, run_id="r9")
     _rewritten_chain(any_store, forged)
     assert approval.production(any_store, M).version == failed  # the store's word is all there is to go on
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from tests.conftest import synthetic_credit_policy
 
-from fairgate.errors import LogUnavailable, StageError
+from fairgate.errors import LogUnavailable, NotApproved, StageError
 from fairgate.governance import cases, evidence, registry
 from fairgate.integrations import serving
 from fairgate.integrations.following import Follower
@@ -245,7 +245,11 @@ def test_the_server_follows_a_rollback_without_a_failed_request(deployed, tmp_pa
     key = f"{registry.version_prefix('credit', v2)}/model.skops"
     original = store.get(key)
     store.put(key, original[:-4] + b"EVIL")
+    with pytest.raises(NotApproved, match="model.skops"):  # nor is it rolled back to
+        lifecycle.rollback(store, policy, to_version=v2, actor="ops", reason="back", run_id="rb2")
+    store.put(key, original)
     lifecycle.rollback(store, policy, to_version=v2, actor="ops", reason="back", run_id="rb2")
+    store.put(key, original[:-4] + b"EVIL")  # changed after the rollback was recorded
     assert follower.check() is False and follower.served.version == v1
     store.put(key, original)
     assert follower.check() is True and follower.served.version == v2  # mended: now it is served

@@ -51,7 +51,8 @@ def cmd_status(args: argparse.Namespace, store: ArtifactStore, model: str) -> in
         approved, finding = approval.production(store, model), None
     except IntegrityError as exc:
         approved, finding = None, str(exc)
-    manifest = registry.read_manifest(store, model, pointer["version"]) if pointer else {}
+    # Figures only from an approved version's manifest: a refused one may be the edited file itself.
+    manifest = registry.read_manifest(store, model, approved.version) if approved else {}
     last = evidence.find(store, model, kind="lifecycle")
     audit = evidence.find(store, model, kind="audit")
     payload = {

@@ -366,18 +366,14 @@ def _check_chain(index: dict[str, Any], members: dict[str, bytes], expected_head
     return problems
 
 
-def _bound_manifests(release: list[dict[str, Any]], version: str) -> set[str]:
-    """The manifest sha256s the records that put ``version`` in production name."""
-    out = set()
-    for r in release:
-        kind = r.get("kind")
-        if (kind == "deployment" and r.get("version") == version) or (
-            kind == "rollback" and r.get("to_version") == version
-        ):
-            out.add(r.get("manifest_sha256"))
-        elif kind == "lifecycle" and (r.get("deployment") or {}).get("version") == version:
-            out.add(r["deployment"].get("manifest_sha256"))
-    return {s for s in out if isinstance(s, str)}
+def _promotions(release: list[dict[str, Any]], version: str) -> list[dict[str, Any]]:
+    """The records that put ``version`` in production (deployments and rollbacks to it)."""
+    return [
+        r
+        for r in release
+        if (r.get("kind") == "deployment" and r.get("version") == version)
+        or (r.get("kind") == "rollback" and r.get("to_version") == version)
+    ]
 
 
 def _check_bound(index: dict[str, Any], members: dict[str, bytes]) -> list[str]:
@@ -393,11 +389,21 @@ def _check_bound(index: dict[str, Any], members: dict[str, bytes]) -> list[str]:
     entries, _ = _chain_entries(members)
     release = [e["record"] for e in entries if concerns(e.get("record", {}), version)]
     manifest_bytes = members.get("manifest.json", b"")
-    bound = _bound_manifests(release, version)
-    if bound and _sha(manifest_bytes) not in bound:
+    promotions = _promotions(release, version)
+    for r in promotions:  # every record that promoted the version names the manifest it approved
+        if r.get("manifest_sha256") != _sha(manifest_bytes):
+            problems.append(
+                f"manifest.json: sha256 {_sha(manifest_bytes)[:16]} is not the manifest_sha256 its "
+                f"{r.get('kind')} record names ({str(r.get('manifest_sha256'))[:16]}, run {r.get('run_id')}; edited)"
+            )
+        files: dict[str, Any] = r["files"] if isinstance(r.get("files"), dict) else {}
+        for name in ("model.skops",):
+            if name in members and name in files and files[name].get("sha256") != _sha(members[name]):
+                problems.append(f"{name}: not the file its {r.get('kind')} record (run {r.get('run_id')}) binds")
+    if not promotions:
         problems.append(
-            f"manifest.json: sha256 {_sha(manifest_bytes)[:16]} is not the manifest_sha256 its deployment "
-            "record names (edited)"
+            "manifest.json: no record in the bundle put this version in production, so no record binds its "
+            "manifest (a bundle of a version never deployed says so here)"
         )
     if index.get("code_version") != CODE_VERSION:
         problems.append(
@@ -409,6 +415,13 @@ def _check_bound(index: dict[str, Any], members: dict[str, bytes]) -> list[str]:
         manifest = json.loads(manifest_bytes)
     except ValueError:
         return problems  # said by _check_artifacts
+    if "post_market_plan.md" in members:  # derived from the bound policy file: derived again and compared
+        try:
+            plan = incidents.monitoring_plan(parse_policy(yaml.safe_load(members.get("policy.yaml", b"")))).encode()
+        except Exception as exc:  # a policy this release cannot read: said, not raised
+            plan = f"unreadable policy: {exc}".encode()
+        if members["post_market_plan.md"] != plan:
+            problems.append("post_market_plan.md: not the plan the bundle's policy.yaml gives (edited)")
     listed = sorted(p for p in members if p not in ("annex_iv.json", "annex_iv.md"))
     mapping = annex_iv.for_release(manifest, release, members=listed)
     expected_json = json.dumps(mapping, indent=2, sort_keys=True, default=str).encode()

@@ -243,6 +243,59 @@ def production_version(store: ArtifactStore, model: str) -> str | None:
     return pointer["version"] if pointer else None
 
 
+def next_pointer(
+    store: ArtifactStore,
+    model: str,
+    version: str,
+    *,
+    current: Pointer | None,
+    action: str,
+    run_id: str,
+    actor: str,
+    reason: str,
+) -> Pointer:
+    """The pointer that puts ``version`` in production after ``current``; only approved versions qualify.
+
+    Built before it is written, so the promotion record can hold it whole: the record binds every
+    field of the pointer it moves (:func:`fairgate.governance.approval.production` compares the two).
+    """
+    manifest = read_manifest(store, model, version)
+    if not manifest.get("approved"):
+        raise RegistryError(
+            f"Version {version} of {model!r} was never approved "
+            f"(gate decision {manifest.get('gate_outcome')!r}); it cannot be put in production."
+        )
+    history: list[Move] = list(current.get("history", [])) if current else []
+    if current:
+        history.append(
+            Move(version=current["version"], since=current["since"], action=current["action"], run_id=current["run_id"])
+        )
+    return {
+        "model": model,
+        "version": version,
+        "since": datetime.now(UTC).isoformat(),
+        "action": action,
+        "run_id": run_id,
+        "actor": actor,
+        "reason": reason,
+        "history": history,
+    }
+
+
+def move_pointer(store: ArtifactStore, model: str, pointer: Pointer, *, expected_etag: str | None) -> Pointer:
+    """Write ``pointer`` by compare-and-swap on ``expected_etag``; :class:`PromotionConflict` if it moved."""
+    try:
+        store.swap(pointer_key(model), dumps(pointer), expected_etag=expected_etag)
+    except ConflictError as exc:
+        now = production_version(store, model)
+        raise PromotionConflict(
+            f"Promotion of {model!r} version {pointer['version'][:12]} lost the race: production moved to "
+            f"{(now or 'nothing')[:12]} after this run read it. Nothing was changed; re-run to compare "
+            f"against the new production model. ({exc})"
+        ) from exc
+    return pointer
+
+
 def promote(
     store: ArtifactStore,
     model: str,
@@ -254,43 +307,16 @@ def promote(
     reason: str,
     expected: tuple[Pointer | None, str | None] | None = None,
 ) -> Pointer:
-    """Point production at ``version`` by compare-and-swap; only approved versions qualify.
+    """Point production at ``version`` by compare-and-swap (no evidence: the registry's own mechanics).
 
-    ``expected`` is the ``(pointer, etag)`` the caller based its decision on; by default the
-    pointer is read here. If it moved in between, :class:`PromotionConflict` is raised.
+    ``expected`` is the ``(pointer, etag)`` the caller based its decision on; by default the pointer
+    is read here. What a deployment does is :func:`fairgate.governance.approval.deploy_recorded`.
     """
-    manifest = read_manifest(store, model, version)
-    if not manifest.get("approved"):
-        raise RegistryError(
-            f"Version {version} of {model!r} was never approved "
-            f"(gate decision {manifest.get('gate_outcome')!r}); it cannot be put in production."
-        )
     current, etag = expected if expected is not None else read_pointer(store, model)
-    history: list[Move] = list(current.get("history", [])) if current else []
-    if current:
-        history.append(
-            Move(version=current["version"], since=current["since"], action=current["action"], run_id=current["run_id"])
-        )
-    pointer: Pointer = {
-        "model": model,
-        "version": version,
-        "since": datetime.now(UTC).isoformat(),
-        "action": action,
-        "run_id": run_id,
-        "actor": actor,
-        "reason": reason,
-        "history": history,
-    }
-    try:
-        store.swap(pointer_key(model), dumps(pointer), expected_etag=etag)
-    except ConflictError as exc:
-        now = production_version(store, model)
-        raise PromotionConflict(
-            f"Promotion of {model!r} version {version[:12]} lost the race: production moved to "
-            f"{(now or 'nothing')[:12]} after this run read it. Nothing was changed; re-run to compare "
-            f"against the new production model. ({exc})"
-        ) from exc
-    return pointer
+    pointer = next_pointer(
+        store, model, version, current=current, action=action, run_id=run_id, actor=actor, reason=reason
+    )
+    return move_pointer(store, model, pointer, expected_etag=etag)
 
 
 def load_model(store: ArtifactStore, model: str, version: str) -> Any:
@@ -307,15 +333,14 @@ def load_model(store: ArtifactStore, model: str, version: str) -> Any:
         raise ModelIntegrityError(f"{model} version {version[:12]}: model file {store.uri(key)} is missing.") from None
 
 
-def rollback_target(pointer: Pointer | None, to_version: str | None) -> str:
-    """The version a rollback moves to: ``to_version``, or the last one before the current."""
-    if pointer is None:
+def rollback_target(current: str | None, to_version: str | None) -> str:
+    """The version a rollback moves to: ``to_version``, which must not be ``current`` (the version in
+    production as the evidence chain says; the caller also finds the one before it there: the pointer's
+    ``history`` is a copy for people, never read to decide)."""
+    if current is None:
         raise RegistryError("Nothing is in production, so there is nothing to roll back.")
-    if to_version:
-        if to_version == pointer["version"]:
-            raise RegistryError(f"Version {to_version[:12]} is already in production.")
-        return to_version
-    for entry in reversed(pointer.get("history", [])):
-        if entry["version"] != pointer["version"]:
-            return str(entry["version"])
-    raise RegistryError("Production has no earlier version to roll back to; name one with --to.")
+    if not to_version:
+        raise RegistryError("Production has no earlier version to roll back to; name one with --to.")
+    if to_version == current:
+        raise RegistryError(f"Version {to_version[:12]} is already in production.")
+    return to_version

@@ -4,10 +4,8 @@ rollback), the server swaps to the version it names, without a restart and witho
 Every ``every`` seconds a thread reads the production pointer (one small object; its etag says
 whether it changed, so an unchanged pointer costs one read). When it names another version, that
 version is checked as at server start — :func:`fairgate.governance.approval.production` (the
-verified evidence chain put it there) — its files are written from the store
-(:func:`fairgate.integrations.serving.write_bundle`, the policy file its lifecycle run recorded), and
-loaded by :func:`fairgate.integrations.serving.load`, which loads the model only if its sha256 is the
-version. Only then is the served version replaced, in one assignment: a request holds the version
+verified evidence chain put it there and binds every file it serves from) — and loaded from those
+files by :func:`load_approved`. Only then is the served version replaced, in one assignment: a request holds the version
 it started with until it is answered, and each answer names the version that made it. A version
 that fails any check is not served; the server keeps the one it has and says why in its log.
 """
@@ -20,9 +18,10 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fairgate.governance import approval, evidence, registry
+from fairgate.errors import InputError
+from fairgate.governance import approval, registry
 from fairgate.integrations import serving
-from fairgate.storage.base import read_recorded, verify
+from fairgate.policy.loader import load_policy
 
 if TYPE_CHECKING:
     from fairgate.storage.base import ArtifactStore
@@ -30,32 +29,24 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def policy_file(store: ArtifactStore, model: str, version: str) -> bytes | None:
-    """The policy file ``version``'s lifecycle run recorded (sha256-checked), or None when not found."""
-    run_id = registry.read_manifest(store, model, version).get("run_id")
-    entry = evidence.find(store, model, str(run_id), kind="lifecycle") if run_id else None
-    ref = (entry["record"].get("policy") if entry else None) or {}
-    data = read_recorded(store, ref["uri"]) if ref.get("uri") else None
-    if data is not None and ref.get("sha256"):
-        data = verify(data, ref["sha256"], where=f"policy file of {model} version {version[:12]}")
-    return data
-
-
-def load_from_store(
-    store: ArtifactStore, model: str, version: str, current: serving.Served, workdir: Path
+def load_approved(
+    store: ArtifactStore, model: str, workdir: Path, approved: approval.Approved | None = None
 ) -> serving.Served:
-    """``version``'s files written from the store into ``workdir`` and loaded (sha256-checked)."""
-    folder = Path(tempfile.mkdtemp(prefix=f"{version[:12]}-", dir=workdir))
-    recorded = policy_file(store, model, version)
-    serving.write_bundle(
-        store,
-        current.policy,
-        version,
-        folder,
-        policy_file=recorded if recorded is not None else Path(current.policy.path).read_bytes(),
-    )
+    """The production version of ``model`` (what :func:`fairgate.governance.approval.production` approves),
+    its server files written into a new folder under ``workdir`` from the files its promotion record binds
+    (the policy file read and checked by its sha256; the manifest, model and training rows checked by the
+    same rule), and loaded. Nothing of another copy (MLflow's, a folder on disk) is served."""
+    approved = approved if approved is not None else approval.production(store, model)
+    if approved is None:
+        raise InputError(f"Nothing of {model!r} is in production; there is nothing to serve.")
+    workdir.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=f"{approved.version[:12]}-", dir=workdir))
+    recorded = approval.read_bound(store, approved, approval.POLICY)
+    (folder / "policy.yaml").write_bytes(recorded)
+    policy = load_policy(folder / "policy.yaml")
+    serving.write_bundle(store, policy, approved.version, folder, policy_file=recorded)
     files = {p.name: str(p) for p in folder.iterdir()}
-    return serving.load(files, version=version)
+    return serving.load(files, version=approved.version)
 
 
 class Follower:
@@ -68,31 +59,32 @@ class Follower:
         self.workdir = workdir
         self.swaps: list[str] = []  # versions swapped to, in order
         self._etag: str | None = None
-        self._refused: str | None = None  # the version last refused (said once in the log)
+        self._refused: str | None = None  # the pointer and reason last refused (said once in the log)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def check(self) -> bool:
-        """Look at the pointer once; swap when it names another approved version. True when swapped."""
+        """Look at the pointer once; swap when it names another approved version. True when swapped.
+
+        A production the evidence refuses (or a version that fails a check while loading) is not
+        served: the server keeps the version it has and says why in its log, once per pointer.
+        """
         _, etag = registry.read_pointer(self.store, self.model)
         if etag is not None and etag == self._etag:
             return False
-        approved = approval.production(self.store, self.model)
-        if approved is None or approved.version == self.served.version:
-            self._etag = etag
-            return False
         try:
-            new = load_from_store(self.store, self.model, approved.version, self.served, self.workdir)
+            approved = approval.production(self.store, self.model)
+            if approved is None or approved.version == self.served.version:
+                self._etag = etag
+                return False
+            new = load_approved(self.store, self.model, self.workdir, approved)
         except Exception as exc:
-            if self._refused != approved.version:
+            said = f"{etag}:{exc}"
+            if self._refused != said:
                 log.error(
-                    "Production of %s moved to %s, which is not served (%s); still serving %s",
-                    self.model,
-                    approved.version[:12],
-                    exc,
-                    self.served.version[:12],
+                    "Production of %s is not served (%s); still serving %s", self.model, exc, self.served.version[:12]
                 )
-                self._refused = approved.version
+                self._refused = said
             return False
         old, self.served = self.served, new  # one assignment: a request in flight keeps the version it holds
         self._etag = etag

@@ -1,8 +1,8 @@
 """The MLflow model-from-code of a Fairgate version: ``mlflow models serve`` runs this file.
 
-Nothing is unpickled: MLflow executes this code, which loads the version's files through
-:func:`fairgate.integrations.serving.load` (the model only if its sha256 is the registered version, through
-skops' trusted types), and only if the artifact store's evidence approves that version for
+Nothing is unpickled: MLflow executes this code, which loads the version from the files its
+promotion record binds in the artifact store (:func:`fairgate.integrations.following.load_approved`: the
+model through skops' trusted types), and only if the store's evidence approves that version for
 production (:func:`fairgate.integrations.model_server.check_approved`; start it with ``fairgate serve``,
 which also checks that this very file is the model's code). A request
 :mod:`fairgate.integrations.serving` refuses becomes MLflow's ``INVALID_PARAMETER_VALUE``, which
@@ -33,7 +33,7 @@ from mlflow.pyfunc.model import PythonModel
 
 from fairgate.errors import LogUnavailable, RequestError
 from fairgate.integrations import model_server, serving
-from fairgate.integrations.following import Follower
+from fairgate.integrations.following import Follower, load_approved
 from fairgate.monitoring.served_log import DecisionLogger
 
 FOLLOW_SECONDS = 10.0
@@ -43,14 +43,14 @@ class FairgateModel(PythonModel):
     def load_context(self, context: Any) -> None:
         config = context.model_config
         try:
-            served = serving.load(dict(context.artifacts), version=config["version"])
-            store = model_server.check_approved(config["model_name"], config["version"])  # the evidence, not the alias
+            # The evidence, not the alias; and the store's bound files, not MLflow's copies of them.
+            store, approved = model_server.check_approved(config["model_name"], config["version"])
+            workdir = Path(tempfile.mkdtemp(prefix="fairgate-follow-"))
+            served = load_approved(store, config["model_name"], workdir, approved)
             every = float(os.environ.get("FAIRGATE_FOLLOW_SECONDS", FOLLOW_SECONDS))
         except Exception as exc:  # say why in the server's log, then refuse to start
             raise MlflowException(f"Fairgate refused to load this model: {exc}") from exc
-        self.follower = Follower(
-            served, store, config["model_name"], workdir=Path(tempfile.mkdtemp(prefix="fairgate-follow-"))
-        )
+        self.follower = Follower(served, store, config["model_name"], workdir=workdir)
         if every > 0:
             self.follower.start(every)
         self.loggers: dict[str, DecisionLogger] = {}  # by policy: a version swapped to may log elsewhere

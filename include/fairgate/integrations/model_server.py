@@ -10,7 +10,8 @@ runs whatever code that version carries. So ``fairgate serve`` does not follow t
    pyfunc whose code file is byte for byte Fairgate's :mod:`fairgate.integrations.mlflow_model`,
    no extra code paths, the config naming this model and version;
 4. the server is started on that folder, and the model's ``load_context`` asks the store again
-   (:func:`check_approved`): the model file's sha256 must be the version, the version production.
+   (:func:`check_approved`): the version must be production, and the server's state is loaded from
+   the files its promotion record binds in the store, never from MLflow's copies.
 
 A difference refuses to start with the versions named (:class:`~fairgate.errors.NotApproved`).
 """
@@ -115,12 +116,13 @@ def check_folder(folder: Path, model: str, version: str) -> None:
         raise NotApproved(f"{where} is not Fairgate's model: {'; '.join(problems)}. It is not served.")
 
 
-def check_approved(model: str, version: str) -> ArtifactStore:
+def check_approved(model: str, version: str) -> tuple[ArtifactStore, approval.Approved]:
     """At server start: ``version`` is what the store's evidence approves for production of ``model``.
 
     The store is ``FAIRGATE_ARTIFACT_ROOT`` (``fairgate serve`` passes its own); without one, the
     server refuses to start rather than serve a version nobody checked. Returns the store (the server
-    logs its decisions there and follows its production pointer).
+    logs its decisions there and follows its production pointer) and the approval, whose bound files
+    the server loads (:func:`fairgate.integrations.following.load_approved`).
     """
     root = os.environ.get("FAIRGATE_ARTIFACT_ROOT")
     if not root:
@@ -136,7 +138,7 @@ def check_approved(model: str, version: str) -> ArtifactStore:
             f"This server holds version {version[:12]} of {model!r}, but Fairgate's evidence approves {named} "
             "for production; it does not start."
         )
-    return store
+    return store, approved
 
 
 def serve_command(prepared: Prepared, *, host: str, port: int, workers: int = 1) -> list[str]:

@@ -40,6 +40,7 @@ def load_policy(path: str | Path | None = None, *, check_estimator: bool = True)
     raw = read_policy_yaml(text, source=path)  # bounded: size, no aliases, no duplicate keys
     policy = parse_policy(raw, check_estimator=check_estimator)
     policy._sha256, policy._path, policy._raw = hashlib.sha256(text).hexdigest(), str(path), raw
+    policy._text = text
     return policy
 
 

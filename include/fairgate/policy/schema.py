@@ -737,6 +737,7 @@ class Policy(_Section):
     _sha256: str = PrivateAttr("")
     _path: str = PrivateAttr("")
     _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _text: bytes = PrivateAttr(b"")  # the file's bytes as read: what a run keeps and a release binds
     _override: ThresholdOverride | None = PrivateAttr(None)  # set by with_threshold_overrides
 
     @property
@@ -752,6 +753,11 @@ class Policy(_Section):
     @property
     def path(self) -> str:
         return self._path
+
+    @property
+    def text(self) -> bytes:
+        """The policy file's bytes as read (b"" for a policy built from a mapping)."""
+        return self._text
 
     @property
     def raw(self) -> dict[str, Any]:
@@ -846,7 +852,7 @@ class Policy(_Section):
                 raise PolicyError(f"Override '{key}' must be a finite number. Got {value!r}.")
             specs[metric] = specs[metric].model_copy(update={bound: float(value)})
         copy = self.model_copy(update={"fairness": self.fairness.model_copy(update={"thresholds": specs})})
-        copy._sha256, copy._path, copy._raw = self._sha256, self._path, self._raw
+        copy._sha256, copy._path, copy._raw, copy._text = self._sha256, self._path, self._raw, self._text
         copy._override = ThresholdOverride(
             overrides={k: float(v) for k, v in sorted(overrides.items())},
             policy_thresholds=before,

@@ -16,7 +16,7 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from fairgate.data import datasheet
 from fairgate.data.quality import duplicate_rows, validate_frame
@@ -24,6 +24,7 @@ from fairgate.data.sources import read_source, to_parquet_bytes
 from fairgate.errors import (
     CODE_VERSION,
     EvidenceIntegrityError,
+    InputError,
     MitigationError,
     PromotionConflict,
     RegistryError,
@@ -71,6 +72,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+    from fairgate.governance.registry import Pointer
     from fairgate.policy.schema import Policy
     from fairgate.storage.base import ArtifactStore, Written
 
@@ -647,6 +649,7 @@ def deploy(
             note="backfill runs register versions but never move the production pointer",
             manifest_sha256=bound,
         )
+    _keep_policy(store, policy, run)  # bound by the deployment record: the policy the version serves under
     intent = approval.deploy_recorded(
         store,
         policy.model_name,
@@ -721,45 +724,58 @@ def rollback(
     """Point production back to an earlier approved version and append the evidence record (CLI and DAG)."""
     model = policy.model_name
     pointer, etag = registry.read_pointer(store, model)
-    target = registry.rollback_target(pointer, to_version)
-    assert pointer is not None  # rollback_target refuses a model with nothing in production
     checked = evidence.verify(store, model)
     if not checked.intact_to_head:
         raise EvidenceIntegrityError(
             f"The evidence log of {model!r} does not verify ({'; '.join(checked.problems[:2])}); no rollback "
             "is recorded on it."
         )
-    if not approval.was_deployed([evidence.entry(store, model, s) for s in range(checked.head, 0, -1)], target):
+    entries = [evidence.entry(store, model, s) for s in range(checked.head, 0, -1)]  # newest first
+    # Without --to: the version before the newest promotion, as the chain says (the pointer's history is
+    # a convenience copy a store writer could edit).
+    newest = approval.newest_promotion(entries)
+    current = approval.promoted_version(newest["record"]) if newest else pointer["version"] if pointer else None
+    target = registry.rollback_target(current, to_version or approval.previous_version(entries))
+    assert current is not None  # rollback_target refuses a model with nothing in production
+    if not actor.strip():
+        raise InputError("A rollback names the person who asks for it (--by); it was blank.")
+    if not approval.was_deployed(entries, target):
         raise RegistryError(
             f"Version {target[:12]} of {model!r} was never approved through a recorded deployment; only a "
             "version a recorded, approved run put in production can be rolled back to."
         )
-    # Evidence first: the record names the run the pointer will name; a swap that loses leaves a
-    # record no pointer points at, which approves nothing.
+    files = approval.rollback_binding(store, model, entries, target)
+    why = reason or "(no reason given)"
     record = {
         "kind": "rollback",
         "model_name": model,
         "run_id": run_id,
         "dag_id": dag_id,
         "decision": "rolled_back",
-        "from_version": pointer["version"],
+        "from_version": current,
         "to_version": target,
-        "manifest_sha256": registry.manifest_sha256(store, model, target),
+        "manifest_sha256": files[approval.MANIFEST]["sha256"],
+        "files": files,
         "actor": actor,
-        "reason": reason or "(no reason given)",
+        "reason": why,
     }
-    entry = evidence.append(store, model, record, key=f"{dag_id}/{run_id}/rollback/{target}")
-    moved = registry.promote(
+    recorded = newest["record"].get("pointer") if newest else None  # the last pointer a record wrote
+    moved = registry.next_pointer(
         store,
         model,
         target,
+        current=cast("Pointer", recorded) if isinstance(recorded, dict) else pointer,
         action="rollback",
         run_id=run_id,
         actor=actor,
-        reason=reason or "(no reason given)",
-        expected=(pointer, etag),
+        reason=why,
     )
-    return RolledBack.from_json({**record, "since": moved["since"], "seq": entry["seq"]})
+    entry = approval.promote_recorded(
+        store, model, record, moved, key=f"{dag_id}/{run_id}/rollback/{target}", expected=(pointer, etag)
+    )
+    moved = entry["record"]["pointer"]
+    shown = ("model_name", "run_id", "dag_id", "from_version", "to_version", "actor", "reason")
+    return RolledBack.from_json({**{k: record[k] for k in shown}, "since": moved["since"], "seq": entry["seq"]})
 
 
 # --- evidence ------------------------------------------------------------------------------------
@@ -883,15 +899,18 @@ def evidence_record(
 
 
 def _keep_policy(store: ArtifactStore, policy: Policy, run: RunInfo) -> dict[str, Any]:
-    """The policy file as the run read it, kept beside the run's artifacts (an auditor's bundle needs it)."""
+    """The policy file as the run read it, kept beside the run's artifacts (a release binds it, an
+    auditor's bundle holds it): the bytes it was parsed from, never the file as it is on disk now."""
     from pathlib import Path
 
-    try:
-        data = Path(policy.path).read_bytes()
-    except OSError:
-        return {"kept": False, "note": f"policy file {policy.path} could not be read when the run was recorded"}
-    if sha256_bytes(data) != policy.sha256:
-        return {"kept": False, "note": "the policy file changed on disk during the run; it was not kept"}
+    data = policy.text
+    if not data:  # a policy built from a mapping: the file on disk, if it is still the one
+        try:
+            data = Path(policy.path).read_bytes()
+        except OSError:
+            return {"kept": False, "note": f"policy file {policy.path} could not be read when the run was recorded"}
+        if sha256_bytes(data) != policy.sha256:
+            return {"kept": False, "note": "the policy file changed on disk during the run; it was not kept"}
     kept = _artifact(store.put(f"{run.prefix}/policy.yaml", data))
     return {"uri": kept.uri}
 
