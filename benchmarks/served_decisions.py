@@ -190,7 +190,7 @@ def main(argv: list[str]) -> int:
         with Clients(port, records, "load") as clients:
             time.sleep(seconds)
         got = clients.received()
-        logged = served_log.read_online(store, policy.model_name, day)
+        logged = served_log.read_online(store, served_log.rules_for(store, policy), day)
         ours = logged[logged["row_id"].str.startswith("load-")]
         covered = {a["decision_id"] for a in got} <= set(ours["decision_id"])
         print(
@@ -204,7 +204,7 @@ def main(argv: list[str]) -> int:
             _stop(proc, signal.SIGKILL)
             time.sleep(1)
         got = clients.received()
-        logged = served_log.read_online(store, policy.model_name, day)
+        logged = served_log.read_online(store, served_log.rules_for(store, policy), day)
         ours = set(logged.loc[logged["row_id"].str.startswith("kill-"), "decision_id"])
         lost = {a["decision_id"] for a in got} - ours
         print(

@@ -75,12 +75,12 @@ def artifact_store(root: str | None = None, *, aws_conn_id: str | None = None) -
     through ``aws_conn_id``, default ``FAIRGATE_AWS_CONN_ID``); also points ``sql://`` sources at
     Airflow's connections and the evidence log at the key that signs its HEAD."""
     from fairgate.data.sources import use_connections, use_s3_client
-    from fairgate.governance.evidence import use_signing_key
     from fairgate.storage.roots import open_store
+    from fairgate.storage.signing import use_key
 
     use_connections(_connection_uri)
     use_s3_client(lambda: _s3_client(aws_conn_id))  # S3 data sources through the same connection
-    use_signing_key(_evidence_key)
+    use_key(_evidence_key)
 
     root = root or artifact_root()
     client = None

@@ -412,7 +412,7 @@ def test_every_answer_is_logged_and_the_server_follows_a_rollback_mid_stream(tra
     said = [a["model_version"] for a in answers]
     changes = [v for i, v in enumerate(said) if i == 0 or v != said[i - 1]]
     assert changes == [before, other, before] and all(a["logged"] is True for a in answers)
-    logged = served_log.read_online(store, "credit", datetime.now(UTC).date())
+    logged = served_log.read_online(store, served_log.rules_for(store, policy), datetime.now(UTC).date())
     ours = logged[logged["application_id"].str.startswith("live-")].set_index("decision_id")
     assert len(ours) == len(answers) and set(ours.index) == {a["decision_id"] for a in answers}
     for a in answers[:: max(len(answers) // 20, 1)]:  # each as the client received it

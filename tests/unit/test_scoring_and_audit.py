@@ -68,7 +68,7 @@ def test_simulated_batches_are_deterministic_and_change_as_documented():
 
 
 def test_scoring_refuses_a_corrupt_production_model_and_names_it(store, adult):
-    from fairgate.errors import ModelIntegrityError
+    from fairgate.errors import IntegrityError
     from fairgate.models.training import dump_model, fit
 
     policy = load_policy()
@@ -81,7 +81,8 @@ def test_scoring_refuses_a_corrupt_production_model_and_names_it(store, adult):
     out = score_day(store, policy, date(2026, 3, 1), batch)
     assert out["rows"] == 100 and out["model_version"] == v
     store.put(f"registry/{policy.model_name}/versions/{v}/model.skops", data[:-10] + b"0123456789")
-    with pytest.raises(ModelIntegrityError, match=f"{policy.model_name} version {v[:12]}"):
+    # refused before it is loaded: the promotion record binds the model file's sha256 (the version)
+    with pytest.raises(IntegrityError, match=f"model.skops of '{policy.model_name}' version {v[:12]}"):
         score_day(store, policy, date(2026, 3, 2), batch)
 
 

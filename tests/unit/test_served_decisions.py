@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from tests.conftest import synthetic_credit_policy
 
-from fairgate.errors import LogUnavailable, NotApproved, StageError
+from fairgate.errors import LogUnavailable, NotApproved
 from fairgate.governance import cases, evidence, registry
 from fairgate.integrations import serving
 from fairgate.integrations.following import Follower
@@ -161,13 +161,14 @@ def test_compaction_never_rewrites_what_was_read_and_counts_an_interrupted_one_o
         sink.write(decided.log, decided.day)
     first, _ = served_log.compact(store, policy, day)
     before = store.get(first["key"])
-    decided = serving.decide(served, feed.iloc[:5].assign(application_id=[f"late-{i}" for i in range(5)]))
+    late = datetime(2026, 7, 1, 9, tzinfo=UTC)  # the same day, later: a part is a day's decisions
+    decided = serving.decide(served, feed.iloc[:5].assign(application_id=[f"late-{i}" for i in range(5)]), now=late)
     sink.write(decided.log, day)
     second, _ = served_log.compact(store, policy, day)
     assert second["key"] != first["key"] and second["decisions"] == 5
     assert store.get(first["key"]) == before  # the first compacted file, as an audit read it
     # a compaction cut off after writing its file (the process dies before deleting the parts): they count once
-    decided = serving.decide(served, feed.iloc[5:10].assign(application_id=[f"cut-{i}" for i in range(5)]))
+    decided = serving.decide(served, feed.iloc[5:10].assign(application_id=[f"cut-{i}" for i in range(5)]), now=late)
     sink.write(decided.log, day)
 
     def killed(key):
@@ -178,10 +179,10 @@ def test_compaction_never_rewrites_what_was_read_and_counts_an_interrupted_one_o
         served_log.compact(store, policy, day)
     monkeypatch.undo()
     assert len(store.list(f"predictions/model=credit/date={day}/online/")) == 1  # the part is still there
-    assert len(served_log.read_online(store, "credit", day)) == 40
+    assert len(served_log.read_online(store, served_log.rules_for(store, policy), day)) == 40
     third, _ = served_log.compact(store, policy, day)
     assert third["decisions"] == 0 and third["key"] is None and third["parts"] == 1
-    assert len(served_log.read_online(store, "credit", day)) == 40
+    assert len(served_log.read_online(store, served_log.rules_for(store, policy), day)) == 40
 
 
 def test_a_log_that_cannot_be_written_refuses_the_request_or_counts_the_loss(deployed, tmp_path):
@@ -266,21 +267,26 @@ def test_retention_removes_old_served_days_and_records_it(deployed, tmp_path):
     served_log.compact(store, policy, old)  # one day compacted, the other still in parts: both kinds removed
     done = retention.apply(store, policy, date(2026, 7, 10), run_id="ret")
     assert done["removed"] == [old.isoformat()]
-    assert served_log.read_online(store, "credit", old) is None
-    assert len(served_log.read_online(store, "credit", recent)) == 4
+    assert served_log.read_online(store, served_log.rules_for(store, policy), old) is None
+    assert len(served_log.read_online(store, served_log.rules_for(store, policy), recent)) == 4
     record = evidence.find(store, "credit", "ret", kind="retention")["record"]
     assert record["removed"] == [old.isoformat()]
 
 
-def test_a_corrupt_part_stops_the_audit_and_the_compaction_naming_it(deployed, tmp_path):
+def test_a_corrupt_part_is_quarantined_named_and_the_audit_and_compaction_go_on(deployed, tmp_path):
     store, policy = _copy(deployed, tmp_path), deployed["policy"]
     served = _served(deployed, store, registry.production_version(store, "credit"), "bundle")
-    decided = serving.decide(served, _applications(3, seed=64), now=datetime(2026, 7, 3, 9, tzinfo=UTC))
-    StoreSink(store, "credit").write(decided.log, decided.day)
-    [part] = store.list("predictions/model=credit/date=2026-07-03/online/")
-    store.put(part, store.get(part)[:-10])  # cut short
-    with pytest.raises(StageError, match=r"served-decision log file .*online/.*cannot be read"):
-        monitoring.audit_day(store, policy, date(2026, 7, 3), run_id="a")
-    with pytest.raises(StageError, match=r"cannot be read.*nothing was audited or compacted"):
-        served_log.compact(store, policy, date(2026, 7, 3))
-    assert store.list("predictions/model=credit/date=2026-07-03/online/") == [part]  # nothing removed
+    for seed in (64, 65):
+        decided = serving.decide(served, _applications(3, seed=seed), now=datetime(2026, 7, 3, 9, tzinfo=UTC))
+        StoreSink(store, "credit").write(decided.log, decided.day)
+    part, kept = store.list("predictions/model=credit/date=2026-07-03/online/")
+    cut = store.get(part)[:-10]
+    store.put(part, cut)  # cut short
+    result = monitoring.audit_day(store, policy, date(2026, 7, 3), run_id="a")
+    [moved] = result["quarantined"]
+    assert moved["key"] == part and "sha256 its name carries" in moved["why"]
+    assert store.get(moved["moved_to"]) == cut  # set aside, not lost
+    assert result["channels"] == {"online": 3} and any("quarantined" in r for r in result["insufficient"])
+    done, _ = served_log.compact(store, policy, date(2026, 7, 3))
+    assert (done["parts"], done["decisions"], done["quarantined"]) == (1, 3, [])
+    assert done["merged"] == {kept: kept.rsplit("-", 1)[-1].removesuffix(".json")}

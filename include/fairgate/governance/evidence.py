@@ -29,13 +29,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
 
 from fairgate.errors import ConflictError, EvidenceIntegrityError, NotFoundError
+from fairgate.storage import signing
 
 if TYPE_CHECKING:
     from fairgate.storage.base import ArtifactStore
@@ -61,20 +60,6 @@ class Entry(TypedDict):
     mac: NotRequired[str]
 
 
-def _key_from_env() -> bytes | None:
-    key = os.environ.get("FAIRGATE_EVIDENCE_KEY")
-    return key.encode() if key else None
-
-
-_signing_key: Callable[[], bytes | None] = _key_from_env
-
-
-def use_signing_key(source: Callable[[], bytes | None]) -> None:
-    """Where the evidence key comes from (Airflow's tasks: a connection; default: ``FAIRGATE_EVIDENCE_KEY``)."""
-    global _signing_key
-    _signing_key = source
-
-
 def head_mac(key: bytes, model: str, seq: int, hash_: str) -> str:
     """The MAC of "record ``seq`` of ``model``'s chain has ``hash_``" (HEAD and each record carry it)."""
     return hmac.new(key, f"fairgate-head\n{model}\n{seq}\n{hash_}".encode(), hashlib.sha256).hexdigest()
@@ -82,7 +67,7 @@ def head_mac(key: bytes, model: str, seq: int, hash_: str) -> str:
 
 def _signed(model: str, seq: int, hash_: str) -> Head:
     """``{"seq", "hash"}`` with its ``mac`` when there is an evidence key (HEAD as stored)."""
-    key = _signing_key()
+    key = signing.key()
     head: Head = {"seq": seq, "hash": hash_}
     if key:
         head["mac"] = head_mac(key, model, seq, hash_)
@@ -91,7 +76,7 @@ def _signed(model: str, seq: int, hash_: str) -> Head:
 
 def _unsigned(model: str, head: Head | Entry) -> str | None:
     """Why ``head`` (or an entry) lacks a valid MAC under the evidence key (None: it has one, or no key is set)."""
-    key = _signing_key()
+    key = signing.key()
     if not key:
         return None
     if not isinstance(head.get("mac"), str):
@@ -159,7 +144,7 @@ def _rebuilt_head(store: ArtifactStore, model: str) -> Head:
     keys = store.list(records_prefix(model))
     if not keys:
         return {"seq": 0, "hash": GENESIS}
-    if _signing_key():
+    if signing.key():
         raise EvidenceIntegrityError(
             f"{store.uri(head_key(model))} is missing and an evidence key is set, so HEAD is not rebuilt from the "
             f"records (anyone who can write to the store could have rewritten them). Check the chain, then "
@@ -388,7 +373,7 @@ def signed_tail(store: ArtifactStore, model: str, count: int) -> tuple[list[Entr
     record's ``prev_hash`` the one before: reading back only as far as needed is as sound as the full
     walk for those records (what lies before them is not vouched for, and not used).
     """
-    if not _signing_key():
+    if not signing.key():
         return None
     head = _head(store, model)[0]
     unsigned = _unsigned(model, head) if head["seq"] else None
@@ -420,7 +405,7 @@ def sign_head(store: ArtifactStore, model: str) -> Head:
     For adopting an evidence key on an existing log, or after a lost HEAD: the person running it
     vouches for the chain as it stands (compare its head with one kept elsewhere first).
     """
-    key = _signing_key()
+    key = signing.key()
     if not key:
         raise EvidenceIntegrityError("No evidence key is set (FAIRGATE_EVIDENCE_KEY): there is nothing to sign with.")
     checked = verify(store, model, head_required=False)

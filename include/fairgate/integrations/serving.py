@@ -48,7 +48,8 @@ if TYPE_CHECKING:
 
 FILES = ("model.skops", "manifest.json", "policy.yaml", "inputs.json", "recourse.json")
 OPTIONAL_FILES = ("background.parquet",)
-MAX_CATEGORY_VALUES = 200  # a column with more known values than this is checked for type only
+MAX_CATEGORY_VALUES = 200  # a column with more known values than this is checked for type and size only
+MAX_TEXT_CHARS = 256  # a row key, or a value of such a column
 MAX_RECORDS = 10_000  # per request
 MAX_RECOURSE_RECORDS = 100  # per request that asks for recourse (each unfavourable record is a search)
 MAX_RECOURSE_SECONDS = 30  # of recourse searches per request (a gateway's timeout is typically 60 s)
@@ -63,6 +64,7 @@ class InputSpec(TypedDict, total=False):
     numeric: list[str]
     categories: dict[str, list[str]]  # a category input's training values (one with very many: type only)
     ranges: dict[str, list[Any]]  # review_triggers.training_ranges: [min, max] of a number, the values of a category
+    protected: dict[str, list[str]]  # a protected column's training values (when the policy lists no ``allowed``)
 
 
 @dataclass
@@ -95,11 +97,18 @@ def input_spec(training: pd.DataFrame, policy: Policy) -> InputSpec:
             values = sorted(training[col].dropna().astype(str).unique().tolist())
             if len(values) <= MAX_CATEGORY_VALUES:
                 categories[col] = values
+    protected = {}
+    for attr in policy.protected_attributes:
+        if not attr.is_threshold and not attr.allowed and attr.column in training.columns:
+            values = sorted(training[attr.column].dropna().astype(str).unique().tolist())
+            if len(values) <= MAX_CATEGORY_VALUES:
+                protected[attr.column] = values
     return {
         "required": required,
         "numeric": [c for c in policy.features if c in policy.numeric],
         "categories": categories,
         "ranges": training_ranges(training, policy),
+        "protected": protected,
     }
 
 
@@ -197,6 +206,9 @@ def check_request(records: pd.DataFrame, served: Served) -> pd.DataFrame:
         raise RequestError(
             f"Every record needs its row key {key!r}: each decision is logged by it, for its outcome and a contest."
         )
+    if key:
+        _check_row_key(records[key].to_numpy(dtype=object), key)
+    _check_protected(records, served)
     out, converted = records, {}
     for col in served.inputs["numeric"]:  # on each column's numpy values: pandas costs per call, not per row
         raw = out[col].to_numpy(dtype=object)
@@ -230,6 +242,9 @@ def check_request(records: pd.DataFrame, served: Served) -> pd.DataFrame:
                 )
         converted[col] = values
     out = out.assign(**converted)
+    for col in served.policy.features:  # a category with too many values to list: a short scalar at least
+        if col not in served.inputs["numeric"] and col not in served.inputs["categories"] and col in out.columns:
+            _check_scalars(out[col].to_numpy(dtype=object), col, what="a text or a whole number")
     for col, known in served.inputs["categories"].items():
         raw = out[col].to_numpy(dtype=object)
         allowed = set(known)
@@ -242,6 +257,74 @@ def check_request(records: pd.DataFrame, served: Served) -> pd.DataFrame:
                 f"never saw in training (known: {shown})."
             )
     return out
+
+
+def _scalar(value: object) -> bool:
+    """A text or a whole number (never a boolean, a mapping, a list or nothing), short enough to log."""
+    import numpy as np
+
+    if isinstance(value, bool | np.bool_) or not isinstance(value, str | int | np.integer):
+        return False
+    return len(str(value)) <= MAX_TEXT_CHARS
+
+
+def _check_scalars(raw: Any, col: str, *, what: str) -> None:
+    bad = [i for i, v in enumerate(raw) if not _scalar(v)]
+    if bad:
+        shown = repr(raw[bad[0]])
+        raise RequestError(
+            f"Column {col!r} must be {what} of at most {MAX_TEXT_CHARS} characters; record {bad[0]} has "
+            f"{shown[:80]}{'...' if len(shown) > 80 else ''}."
+        )
+
+
+def _check_row_key(raw: Any, key: str) -> None:
+    """Each row key a text or whole number within the size bound: the log, outcomes and contests find it."""
+    _check_scalars(raw, key, what="the record's row key: a text or a whole number")
+
+
+def _check_protected(records: pd.DataFrame, served: Served) -> None:
+    """Each protected value present and of its attribute: in ``allowed`` (or the training values when the
+    policy lists none), a finite number for a ``privileged_if`` attribute. The audit groups by them."""
+    import math
+
+    import numpy as np
+
+    known = served.inputs.get("protected") or {}
+    for attr in served.policy.protected_attributes:
+        col = attr.column
+        raw = records[col].to_numpy(dtype=object)
+        if attr.is_threshold:
+            bad = [
+                i
+                for i, v in enumerate(raw)
+                if isinstance(v, bool | np.bool_) or not isinstance(v, int | float | np.number) or not math.isfinite(v)
+            ]
+            if bad:
+                raise RequestError(
+                    f"Protected column {col!r} must be a finite number (the policy compares it: "
+                    f"{attr.op} {attr.value:g}); record {bad[0]} has {raw[bad[0]]!r}."
+                )
+            continue
+        allowed = [str(a) for a in attr.allowed] or known.get(col)
+        for i, v in enumerate(raw):
+            if v is None or (isinstance(v, float) and math.isnan(v)):
+                raise RequestError(f"Protected column {col!r} has no value in record {i}; every decision needs it.")
+            if (
+                isinstance(v, bool | np.bool_)
+                or not isinstance(v, str | int | float | np.number)
+                or len(str(v)) > MAX_TEXT_CHARS
+            ):
+                raise RequestError(
+                    f"Protected column {col!r} must be a text or a number of at most {MAX_TEXT_CHARS} characters; "
+                    f"record {i} has {v!r:.80}."
+                )
+            if allowed is not None and str(v) not in allowed:
+                shown = ", ".join(allowed[:8]) + (", ..." if len(allowed) > 8 else "")
+                raise RequestError(
+                    f"Protected column {col!r} has the value {v!r:.80} in record {i}, which is not among its "
+                    f"allowed values ({shown}; protected_attributes[].allowed)."
+                )
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from fairgate.governance.registry import Manifest
     from fairgate.models.recourse import RecourseAudit
+    from fairgate.monitoring.served_log import Quarantined
     from fairgate.policy.schema import Policy, Threshold
     from fairgate.stages.contracts import AuditStatus
 
@@ -111,6 +112,7 @@ class AuditResult(TypedDict, total=False):
     subgroups: subgroups.Discovery | None
     channels: dict[str, int]  # decisions in the window per channel: batch scoring, served online
     unlogged_decisions: int  # served decisions answered but not logged (audit.on_log_failure: answer)
+    quarantined: list[Quarantined]  # served-log files that failed a check, moved aside (their decisions left out)
 
 
 def audited(audit: AuditResult, key: str, metric: str) -> float | None:

@@ -167,7 +167,7 @@ def find_prediction(
             )
         except NotFoundError:
             pass
-        online = None if online_in_sql else served_log.read_online(store, policy.model_name, d)
+        online = None if online_in_sql else served_log.read_online(store, served_log.rules_for(store, policy), d)
         if online is not None:
             frames.append(online.sort_values("scored_at"))  # the newest served one last
         for df in reversed(frames):  # a decision served online that day is newer than the day's batch
@@ -287,6 +287,8 @@ def read_window(
     row_key: str,
     label_lag_days: int = 0,
     case_outcomes: CaseOutcomes | None = None,
+    rules: served_log.Rules | None = None,
+    quarantined: list[served_log.Quarantined] | None = None,
 ) -> tuple[pd.DataFrame, list[str], list[str]]:
     """Predictions of ``[day - window + 1, day]`` joined with the outcomes that have arrived.
 
@@ -299,6 +301,10 @@ def read_window(
     outcome lookup run in Arrow, not in pandas. With ``case_outcomes`` (from
     :func:`fairgate.governance.cases.outcomes_by_day`), each day's rows also say which decisions were
     contested or reviewed, and a decision a person overturned counts as the person decided.
+
+    Served decisions are read by ``rules`` (:func:`fairgate.monitoring.served_log.rules_for` of the policy;
+    without them, the row key and the registry's versions), and a file that fails them is quarantined and
+    listed in ``quarantined``.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -317,6 +323,9 @@ def read_window(
         )
         return pq.read_table(data, read_dictionary=dictionary)
 
+    checks = rules or served_log.Rules(
+        model=model, row_key=row_key, versions=served_log.registered_versions(store, model)
+    )
     tables: list[pa.Table] = []
     days: list[str] = []
     versions: list[str] = []
@@ -332,7 +341,7 @@ def read_window(
             parts.append(
                 batch.append_column("channel", pa.array([served_log.BATCH] * batch.num_rows).dictionary_encode())
             )
-        online = served_log.read_online(store, model, d)
+        online = served_log.read_online(store, checks, d, quarantined)
         if online is not None:  # decisions served that day, in the order they were made
             online = online.sort_values(["scored_at", "decision_id"]).drop(columns=["scored_at", "decision_id"])
             parts.append(_dictionary_text(pa.Table.from_pandas(online, preserve_index=False), row_key))

@@ -13,7 +13,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from fairgate.errors import CODE_VERSION, StageError
-from fairgate.governance import approval, cases, incidents, registry
+from fairgate.governance import approval, cases, evidence, incidents, registry
 from fairgate.models import recourse
 from fairgate.models.training import reference_record
 from fairgate.monitoring import audit as measure
@@ -132,6 +132,7 @@ def ingest(store: ArtifactStore, policy: Policy, *, run_id: str) -> Ingested:
             if policy.reviews_before_harm:
                 review_cases = _queue_online_in_sql(store, policy, rows)
     else:
+        rules = served_log.rules_for(store, policy)
         for day in served_log.days_with_parts(store, policy.model_name):
             d = date.fromisoformat(day)
             batch_queue = prediction_log.review_queue_key(policy.model_name, d)
@@ -139,8 +140,23 @@ def ingest(store: ArtifactStore, policy: Policy, *, run_id: str) -> Ingested:
             if store.exists(batch_queue):
                 queue = prediction_log.read_frame(store, batch_queue)
                 pending = int((queue["review_status"] == "pending").sum())
-            done, new = served_log.compact(store, policy, d, batch_pending=pending)
-            compacted.append(done)
+            done, new = served_log.compact(store, policy, d, rules=rules, batch_pending=pending)
+            compacted.append({**done, "merged": {}})  # the summary stays small: the record binds the parts
+            if done["merged"] or done["quarantined"]:  # the day's parts bound by hash, and what was set aside
+                evidence.append(
+                    store,
+                    policy.model_name,
+                    {
+                        "kind": "compaction",
+                        "run_id": run_id,
+                        "day": done["day"],
+                        "file": done["key"] and {"key": done["key"], "sha256": done["sha256"]},
+                        "parts": done["merged"],
+                        "decisions": done["decisions"],
+                        "quarantined": done["quarantined"],
+                    },
+                    key=f"ingest/{run_id}/compaction/{done['day']}",
+                )
             new_total += done["decisions"]
             if len(new) and "review_status" in new.columns:
                 review_cases += cases.open_reviews(store, policy, d, prediction_log.review_queue(policy, new))
@@ -176,6 +192,7 @@ def audit_day(store: ArtifactStore, policy: Policy, day: date, *, run_id: str) -
     fetched = prediction_log.fetch_outcomes(store, policy, day)
     if policy.audit.log_table:
         return _audit_in_sql(store, policy, day, run_id=run_id, fetched=fetched)
+    quarantined: list[served_log.Quarantined] = []
     df, days, versions = prediction_log.read_window(
         store,
         policy.model_name,
@@ -184,6 +201,8 @@ def audit_day(store: ArtifactStore, policy: Policy, day: date, *, run_id: str) -
         row_key=policy.dataset.row_key or "",
         label_lag_days=policy.audit.label_lag_days,
         case_outcomes=cases.outcomes_by_day(store, policy.model_name),
+        rules=served_log.rules_for(store, policy),
+        quarantined=quarantined,
     )
     base: AuditResult = {
         "kind": "audit",
@@ -196,17 +215,22 @@ def audit_day(store: ArtifactStore, policy: Policy, day: date, *, run_id: str) -
         "model_name": policy.model_name,
     }
     if df.empty:
-        return {
-            **base,
-            "status": "insufficient_evidence",
-            "reasons": ["no predictions in the window"],
-            "rows": 0,
-            "labeled_rows": 0,
-        }
+        return _with_losses(
+            store,
+            policy,
+            {
+                **base,
+                "status": "insufficient_evidence",
+                "reasons": ["no predictions in the window"],
+                "rows": 0,
+                "labeled_rows": 0,
+            },
+            quarantined,
+        )
     manifest, snapshot = prediction_log.deployment_baseline(store, policy, versions[-1])
     result: AuditResult = {**base, **measure.measure_window(df, versions, policy, manifest=manifest, training=snapshot)}
     result["channels"] = {str(k): int(v) for k, v in df["channel"].value_counts().sort_index().items()}
-    result = _with_losses(store, policy, result)
+    result = _with_losses(store, policy, result, quarantined)
     if policy.recourse.actionable:
         judged = df[df["model_version"] == versions[-1]].reset_index(drop=True)
         try:
@@ -260,15 +284,26 @@ def _audit_in_sql(store: ArtifactStore, policy: Policy, day: date, *, run_id: st
     )
 
 
-def _with_losses(store: ArtifactStore, policy: Policy, result: AuditResult) -> AuditResult:
-    """The count of served decisions answered but not logged in the window, said as a reason to look."""
-    lost = served_log.losses(store, policy.model_name, result.get("window_days", []))
+def _with_losses(
+    store: ArtifactStore, policy: Policy, result: AuditResult, quarantined: list[served_log.Quarantined] | None = None
+) -> AuditResult:
+    """The count of served decisions answered but not logged in the window, and the served-log files set
+    aside as failing a check, each said as a reason to look."""
+    moved = list(quarantined or [])
+    lost = served_log.losses(store, policy.model_name, result.get("window_days", []), moved)
     result["unlogged_decisions"] = lost
+    result["quarantined"] = moved
     if lost:
         result["insufficient"] = [
             *result.get("insufficient", []),
             f"{lost} served decision(s) in the window were answered but not logged (audit.on_log_failure: answer): "
             "the figures leave them out",
+        ]
+    if moved:
+        result["insufficient"] = [
+            *result.get("insufficient", []),
+            f"{len(moved)} served-log file(s) failed a check and were quarantined, their decisions left out: "
+            + "; ".join(f"{q['key'].rsplit('/', 1)[-1][:40]} ({q['why']})" for q in moved[:5]),
         ]
     return result
 
