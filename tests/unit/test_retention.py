@@ -86,5 +86,59 @@ def test_nothing_past_the_period_records_nothing(scored):
         "removed": [],
         "kept": {},
         "seq": None,
+        "refused": None,
     }
     assert not [e for e in evidence.entries(store, "credit") if e["record"]["kind"] == "retention"]
+
+
+def test_a_run_dated_in_the_future_removes_nothing_and_says_so(scored):
+    """An audit triggered with a logical date a year ahead: before, every scored day was deleted (the cut-off
+    counted from that date), today's decisions inside the real window included."""
+    store, policy, _ = scored
+    before = _days(store)
+    today = D0 + timedelta(days=9)
+    done = retention.apply(store, policy, today + timedelta(days=365), run_id="ret-future", now=today)
+    assert done["removed"] == [] and done["seq"] is None
+    assert "after today" in done["refused"] and "nothing was removed" in done["refused"]
+    assert _days(store) == before
+    # the real clock, for a real day in the past: the cut-off from that day, as before
+    assert retention.apply(store, policy, today, run_id="ret-now", now=today)["removed"]
+
+
+def test_the_intent_is_recorded_before_anything_is_deleted_and_a_retry_finishes_it(scored, monkeypatch):
+    store, policy, _ = scored
+    today = D0 + timedelta(days=9)
+
+    def no_append(*args, **kwargs):
+        raise OSError("the evidence log cannot be written")
+
+    monkeypatch.setattr(evidence, "append", no_append)
+    with pytest.raises(OSError, match="cannot be written"):
+        retention.apply(store, policy, today, run_id="ret-4")
+    monkeypatch.undo()
+    assert len(_days(store)) == 10  # no record, so nothing deleted
+
+    deleted: list[str] = []
+    real_delete = store.delete
+
+    def killed_after_one(key):
+        if deleted:
+            raise KeyboardInterrupt("the worker died here")
+        deleted.append(key)
+        real_delete(key)
+
+    monkeypatch.setattr(store, "delete", killed_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        retention.apply(store, policy, today, run_id="ret-4")
+    monkeypatch.undo()
+    [intent] = [e for e in evidence.entries(store, "credit") if e["record"]["kind"] == "retention"]
+    planned = intent["record"]["files"]
+    assert sorted(planned) == intent["record"]["removed"] == [(D0 + timedelta(days=i)).isoformat() for i in range(4)]
+    for files in planned.values():  # each file named with its sha256 before it went
+        assert all(len(sha) == 64 for sha in files.values())
+    assert not [e for e in evidence.entries(store, "credit") if e["record"]["kind"] == "retention_done"]
+    done = retention.apply(store, policy, today, run_id="ret-4")  # the retry finishes the same intent
+    assert done["seq"] == intent["seq"] and done["removed"] == intent["record"]["removed"]
+    [confirmed] = [e["record"] for e in evidence.entries(store, "credit") if e["record"]["kind"] == "retention_done"]
+    assert confirmed["intent_seq"] == intent["seq"]
+    assert _days(store) == [(D0 + timedelta(days=i)).isoformat() for i in range(4, 10)]

@@ -176,25 +176,40 @@ def find_online(policy: Policy, row: str) -> Prediction | None:
     return as_prediction(logged, row, str(logged["scored_on"]), inputs)
 
 
-def expire(policy: Policy, before: date, keep: set[str]) -> list[str]:
-    """Delete the log table's days scored before ``before`` (both channels), except the days in ``keep``;
-    returns the days deleted. Outcomes are kept: they are joined by row key, and hold no decision."""
+def days_before(policy: Policy, before: date) -> list[str]:
+    """The log table's days scored before ``before`` (both channels), oldest first."""
     import sqlalchemy as sa
 
     _, predictions, _ = tables(policy)
     engine = engine_for(policy)
     try:
-        with engine.begin() as conn:
+        with engine.connect() as conn:
             if not sa.inspect(conn).has_table(predictions):
                 return []
             t = sa.table(predictions, sa.column("scored_on"))
-            old = [r[0] for r in conn.execute(sa.select(t.c.scored_on).where(t.c.scored_on < before).distinct())]
-            gone = sorted(d for d in old if str(d) not in keep)
-            if gone:
-                conn.execute(sa.delete(t).where(t.c.scored_on.in_(gone)))
+            old = conn.execute(sa.select(t.c.scored_on).where(t.c.scored_on < before).distinct())
+            return sorted(str(r[0]) for r in old)
     finally:
         engine.dispose()
-    return [str(d) for d in gone]
+
+
+def delete_days(policy: Policy, days: list[str]) -> None:
+    """Delete the log table's rows of ``days`` (both channels). Outcomes are kept: they are joined by row
+    key, and hold no decision."""
+    import sqlalchemy as sa
+
+    if not days:
+        return
+    _, predictions, _ = tables(policy)
+    engine = engine_for(policy)
+    try:
+        with engine.begin() as conn:
+            if not sa.inspect(conn).has_table(predictions):
+                return
+            t = sa.table(predictions, sa.column("scored_on"))
+            conn.execute(sa.delete(t).where(t.c.scored_on.in_([date.fromisoformat(d) for d in days])))
+    finally:
+        engine.dispose()
 
 
 def online_since(policy: Policy, mark: str | None) -> pd.DataFrame:

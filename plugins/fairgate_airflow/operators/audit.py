@@ -117,6 +117,9 @@ class RetentionOperator(Stage, BaseOperator):
         from fairgate.monitoring import retention
 
         done = self.run(context, retention.apply, day_of(context), run_id=self.run_info(context).run_id, with_run=False)
+        if done["refused"]:
+            self.log.warning("Retention refused: %s", done["refused"])
+            return
         self.log.info(
             "Retention %s days (before %s): removed %s; kept %s",
             done["retention_days"],
