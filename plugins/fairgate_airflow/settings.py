@@ -57,6 +57,30 @@ def _evidence_key() -> bytes | None:
     return _connection_key(os.environ.get("FAIRGATE_EVIDENCE_CONN_ID", "fairgate_evidence"))
 
 
+def _head_anchor() -> Any:
+    """``FAIRGATE_HEAD_ANCHOR``, else the URI of the connection ``fairgate_head_anchor`` (None: no anchor)."""
+    from fairgate.storage.anchor import sql_anchor
+
+    url = os.environ.get("FAIRGATE_HEAD_ANCHOR") or _connection_url(
+        os.environ.get("FAIRGATE_HEAD_ANCHOR_CONN_ID", "fairgate_head_anchor")
+    )
+    return sql_anchor(url) if url else None
+
+
+@functools.lru_cache(maxsize=4)
+def _connection_url(conn_id: str) -> str | None:
+    """A connection's URI as a SQLAlchemy URL, looked up once per process; None when it is not defined."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    from fairgate.data.sources import sqlalchemy_url
+
+    try:
+        return sqlalchemy_url(BaseHook.get_connection(conn_id).get_uri())
+    except AirflowNotFoundException:
+        return None
+
+
 @functools.lru_cache(maxsize=4)
 def _connection_key(conn_id: str) -> bytes | None:
     """The evidence connection's password, looked up once per process (not once per append)."""
@@ -73,14 +97,16 @@ def _connection_key(conn_id: str) -> bytes | None:
 def artifact_store(root: str | None = None, *, aws_conn_id: str | None = None) -> ArtifactStore:
     """The store every stage writes to (``root``, default ``FAIRGATE_ARTIFACT_ROOT``; an ``s3://`` one
     through ``aws_conn_id``, default ``FAIRGATE_AWS_CONN_ID``); also points ``sql://`` sources at
-    Airflow's connections and the evidence log at the key that signs its HEAD."""
+    Airflow's connections and the evidence log at the key that signs its HEAD and the anchor that keeps it."""
     from fairgate.data.sources import use_connections, use_s3_client
+    from fairgate.storage.anchor import use_anchor
     from fairgate.storage.roots import open_store
     from fairgate.storage.signing import use_key
 
     use_connections(_connection_uri)
     use_s3_client(lambda: _s3_client(aws_conn_id))  # S3 data sources through the same connection
     use_key(_evidence_key)
+    use_anchor(_head_anchor)
 
     root = root or artifact_root()
     client = None

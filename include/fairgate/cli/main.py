@@ -36,6 +36,7 @@ from fairgate.policy import schema as policy_schema
 from fairgate.policy.loader import load_policy, parse_policy
 from fairgate.policy.schema import Policy
 from fairgate.stages.lifecycle import rollback
+from fairgate.storage import anchor
 from fairgate.storage.base import ArtifactStore, sha256_bytes
 from fairgate.storage.roots import default_s3_client, open_store
 
@@ -168,12 +169,19 @@ def cmd_verify_log(args: argparse.Namespace, store: ArtifactStore, model: str) -
         head: evidence.Head | None = evidence.head(store, model)
     except EvidenceIntegrityError:  # a lost HEAD that is not rebuilt (evidence key set): said in the problems
         head = None
+    outside = anchor.current()
     text = (
         f"Evidence log intact: {result.records} records; head #{head['seq']} {head['hash']}."
         if result.ok and head
         else "Evidence log BROKEN:\n" + "\n".join(f"  - {p}" for p in result.problems)
     )
-    _out(args, {"ok": result.ok, "records": result.records, "problems": result.problems, "head": head}, text)
+    text += (
+        f"\nHead anchored outside the store: {outside.where}."
+        if outside
+        else "\nNo outside anchor (FAIRGATE_HEAD_ANCHOR): a chain cut back to an earlier HEAD would not be detected."
+    )
+    payload = {"ok": result.ok, "records": result.records, "problems": result.problems, "head": head}
+    _out(args, {**payload, "anchor": outside.where if outside else None}, text)
     return 0 if result.ok else 2
 
 

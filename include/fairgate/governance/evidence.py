@@ -27,14 +27,13 @@ chain cut back to an earlier signed HEAD; compare the head against one kept else
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
 
 from fairgate.errors import ConflictError, EvidenceIntegrityError, NotFoundError
-from fairgate.storage import signing
+from fairgate.storage import anchor, signing
 
 if TYPE_CHECKING:
     from fairgate.storage.base import ArtifactStore
@@ -60,9 +59,26 @@ class Entry(TypedDict):
     mac: NotRequired[str]
 
 
+LEGACY_RECORD = "fairgate-head"  # the label records (and HEADs) were signed under before HEADs had their own
+
+
 def head_mac(key: bytes, model: str, seq: int, hash_: str) -> str:
-    """The MAC of "record ``seq`` of ``model``'s chain has ``hash_``" (HEAD and each record carry it)."""
-    return hmac.new(key, f"fairgate-head\n{model}\n{seq}\n{hash_}".encode(), hashlib.sha256).hexdigest()
+    """The MAC of "HEAD of ``model``'s chain names record ``seq`` with ``hash_``" (HEAD's own label)."""
+    return signing.mac(key, signing.HEAD, model, seq, hash_)
+
+
+def record_mac(key: bytes, model: str, seq: int, hash_: str) -> str:
+    """The MAC of "record ``seq`` of ``model``'s chain has ``hash_``": under another label than a HEAD's, so
+    a record's MAC never makes a HEAD (a HEAD rewritten to an earlier record does not check)."""
+    return signing.mac(key, signing.RECORD, model, seq, hash_)
+
+
+def _record_signed(key: bytes, model: str, entry: Entry | dict[str, Any]) -> bool:
+    """Whether ``entry`` carries a record MAC under ``key`` (or the label records had before HEADs had theirs)."""
+    mac, seq, hash_ = entry.get("mac"), entry.get("seq"), entry.get("hash")
+    return isinstance(mac, str) and any(
+        signing.checks(key, mac, label, model, seq, hash_) for label in (signing.RECORD, LEGACY_RECORD)
+    )
 
 
 def _signed(model: str, seq: int, hash_: str) -> Head:
@@ -74,8 +90,8 @@ def _signed(model: str, seq: int, hash_: str) -> Head:
     return head
 
 
-def _unsigned(model: str, head: Head | Entry) -> str | None:
-    """Why ``head`` (or an entry) lacks a valid MAC under the evidence key (None: it has one, or no key is set)."""
+def _unsigned(model: str, head: Head) -> str | None:
+    """Why ``head`` lacks a valid HEAD MAC under the evidence key (None: it has one, or no key is set)."""
     key = signing.key()
     if not key:
         return None
@@ -85,12 +101,45 @@ def _unsigned(model: str, head: Head | Entry) -> str | None:
             f"been rewritten by someone without the key (after checking it: fairgate verify-log --model {model} "
             "--sign-head)"
         )
-    if not hmac.compare_digest(head["mac"], head_mac(key, model, head["seq"], head["hash"])):
+    if not signing.checks(key, head["mac"], signing.HEAD, model, head["seq"], head["hash"]):
         return (
-            f"HEAD of {model!r} (seq {head['seq']}) has a MAC that does not check under the evidence key: it was "
-            "written without the key, or for another chain"
+            f"HEAD of {model!r} (seq {head['seq']}) has a MAC that does not check under the evidence key as a "
+            "HEAD's: it was written without the key, for another chain, copied from a record, or by a release "
+            "before HEADs had a label of their own (after checking the chain: fairgate verify-log --sign-head)"
         )
     return None
+
+
+def _anchored(store: ArtifactStore, model: str, head: Head) -> str | None:
+    """Why ``head`` contradicts the outside anchor (None: it agrees, or no anchor is configured): a HEAD
+    behind the anchor is a chain cut back; a record at the anchor's seq with another hash, a rewrite."""
+    outside = anchor.current()
+    found = outside.read(model) if outside else None
+    if outside is None or found is None:
+        return None
+    seq, hash_ = found
+    if head["seq"] < seq:
+        return (
+            f"HEAD of {model!r} names record {head['seq']}, but the outside anchor ({outside.where}) saw the chain "
+            f"reach record {seq}: the chain was cut back (records after {head['seq']} removed, or an older HEAD "
+            "put back)"
+        )
+    try:
+        at = head if head["seq"] == seq else _entry_at(store, _record_key(model, seq))
+    except NotFoundError:
+        return f"record {seq} of {model!r}, which the outside anchor ({outside.where}) holds, is missing"
+    if at["hash"] != hash_:
+        return (
+            f"record {seq} of {model!r} has hash {str(at['hash'])[:12]}, but the outside anchor ({outside.where}) "
+            f"holds {hash_[:12]}: the chain was rewritten"
+        )
+    return None
+
+
+def _advance_anchor(model: str, seq: int, hash_: str) -> None:
+    outside = anchor.current()
+    if outside is not None:
+        outside.advance(model, seq, hash_)
 
 
 def head_key(model: str) -> str:
@@ -207,15 +256,15 @@ def append(
         record["idempotency_key"] = key
     for _ in range(attempts):
         head, etag = _head(store, model)
-        unsigned = _unsigned(model, head) if head["seq"] else None
-        if unsigned:  # never extend (and so vouch for) a chain the key did not sign
+        unsigned = (_unsigned(model, head) if head["seq"] else None) or _anchored(store, model, head)
+        if unsigned:  # never extend (and so vouch for) a chain the key did not sign, or one cut back
             raise EvidenceIntegrityError(unsigned)
         seq = head["seq"] + 1
         hash_ = entry_hash(seq, head["hash"], record)
         entry: Entry = {"seq": seq, "prev_hash": head["hash"], "hash": hash_, "record": record}
-        signed = _signed(model, seq, hash_)
-        if "mac" in signed:
-            entry["mac"] = signed["mac"]
+        key_now = signing.key()
+        if key_now:
+            entry["mac"] = record_mac(key_now, model, seq, hash_)
         try:
             store.put_new(_record_key(model, seq), canonical(entry))
         except ConflictError:
@@ -230,6 +279,7 @@ def append(
             store.swap(head_key(model), canonical(_signed(model, seq, entry["hash"])), expected_etag=etag)
         except ConflictError:
             pass  # someone repaired HEAD to our record already; the record is in the chain
+        _advance_anchor(model, seq, entry["hash"])
         return entry
     raise ConflictError(
         f"Could not append to the evidence log of {model!r} after {attempts} attempts: other writers kept "
@@ -246,12 +296,14 @@ def _repair_head(store: ArtifactStore, model: str, head: Head, etag: str | None,
         return True
     if existing.get("prev_hash") != head["hash"]:
         return True  # not an extension of this head (HEAD moved meanwhile): the caller reads HEAD again
-    if _unsigned(model, existing):
+    key = signing.key()
+    if key and not _record_signed(key, model, existing):
         return False
     try:
         store.swap(head_key(model), canonical(_signed(model, seq, existing["hash"])), expected_etag=etag)
     except ConflictError:
         pass
+    _advance_anchor(model, seq, existing["hash"])
     return True
 
 
@@ -311,6 +363,9 @@ def verify(store: ArtifactStore, model: str, *, head_required: bool = True) -> V
     unsigned = _unsigned(model, head) if keys else None
     if unsigned:
         problems.append(unsigned)
+    cut = _anchored(store, model, head)
+    if cut:
+        problems.append(cut)
     past_head: tuple[int, ...] = ()
     if not problems and head["seq"] < len(keys):
         past_head = tuple(range(head["seq"] + 1, len(keys) + 1))
@@ -376,7 +431,7 @@ def signed_tail(store: ArtifactStore, model: str, count: int) -> tuple[list[Entr
     if not signing.key():
         return None
     head = _head(store, model)[0]
-    unsigned = _unsigned(model, head) if head["seq"] else None
+    unsigned = (_unsigned(model, head) if head["seq"] else None) or _anchored(store, model, head)
     if unsigned:
         raise EvidenceIntegrityError(unsigned)
     out: list[Entry] = []
@@ -400,10 +455,13 @@ def signed_tail(store: ArtifactStore, model: str, count: int) -> tuple[list[Entr
 
 
 def sign_head(store: ArtifactStore, model: str) -> Head:
-    """Sign HEAD of a chain that verifies apart from its signature (a lost HEAD: the last record).
+    """Sign HEAD of a chain that verifies apart from its signature; refused over records nobody vouches for.
 
-    For adopting an evidence key on an existing log, or after a lost HEAD: the person running it
-    vouches for the chain as it stands (compare its head with one kept elsewhere first).
+    For adopting an evidence key on an existing log, after a lost HEAD, or after an upgrade from a release
+    whose HEADs had no label of their own: the person running it vouches for the chain up to the HEAD it
+    signs, which is the current HEAD or the last record that carries a record MAC under the key, whichever
+    is later. A record past that point (no MAC: not written by Fairgate holding the key) is never signed
+    over: it is listed, for someone to check and remove. Nor is a HEAD signed behind the outside anchor.
     """
     key = signing.key()
     if not key:
@@ -413,11 +471,29 @@ def sign_head(store: ArtifactStore, model: str) -> Head:
         raise EvidenceIntegrityError(
             f"The records of {model!r} do not form a chain ({'; '.join(checked.problems[:2])}); HEAD is not signed."
         )
-    keys = store.list(records_prefix(model))
-    last: Head | Entry = _entry_at(store, keys[-1]) if keys else {"seq": 0, "hash": GENESIS}
+    entries = [_entry_at(store, k) for k in store.list(records_prefix(model))]
     try:
-        etag: str | None = store.get_with_etag(head_key(model))[1]
+        data, etag = store.get_with_etag(head_key(model))
+        stored = json.loads(data)
     except NotFoundError:
-        etag = None
-    store.swap(head_key(model), canonical(_signed(model, last["seq"], last["hash"])), expected_etag=etag)
-    return {"seq": last["seq"], "hash": last["hash"]}
+        stored, etag = None, None
+    except ValueError:
+        stored = None
+    target = max((e["seq"] for e in entries if _record_signed(key, model, e)), default=0)
+    named = stored.get("seq") if isinstance(stored, dict) else None
+    if isinstance(named, int) and 0 < named <= len(entries) and entries[named - 1]["hash"] == stored.get("hash"):
+        target = max(target, named)
+    past = [e["seq"] for e in entries if e["seq"] > target]
+    if past:
+        raise EvidenceIntegrityError(
+            f"Record(s) {past} of {model!r} lie past HEAD (seq {target}) and carry no MAC under the evidence key: "
+            "they were not written by Fairgate holding the key. HEAD is not signed over them; check them "
+            f"(fairgate verify-log --model {model}) and remove them first."
+        )
+    head: Head = {"seq": target, "hash": entries[target - 1]["hash"] if target else GENESIS}
+    cut = _anchored(store, model, head)
+    if cut:
+        raise EvidenceIntegrityError(f"{cut}; HEAD is not signed.")
+    store.swap(head_key(model), canonical(_signed(model, head["seq"], head["hash"])), expected_etag=etag)
+    _advance_anchor(model, head["seq"], head["hash"])
+    return head
