@@ -8,6 +8,7 @@ for the catalog, through a policies folder where the other models' DAGs must sti
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -123,3 +124,57 @@ def test_in_a_policies_folder_a_refused_file_skips_only_its_model(tmp_path, monk
     assert [e.name for e in catalog.entries()] == ["good"]
     skipped = " ".join(r.getMessage() for r in caplog.records)
     assert "aliases" in skipped and "given twice" in skipped and "'schedule.lifecycle' is 'every monday'" in skipped
+
+
+HOSTILE = {
+    "nul": "model_name: nul\n# \x00\n",
+    "digits": "model_name: digits\nextra: " + "9" * 5000 + "\n",
+    "nested": "model_name: nested\na: " + "[" * 100_000 + "]" * 100_000 + "\n",
+    "nested-maps": "model_name: deep\n" + "".join("  " * i + f"k{i}:\n" for i in range(40)),
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [
+        ("nul", "unacceptable character #x0000"),
+        ("digits", "a whole number of 5,000 digits"),
+        ("nested", "nested more than 32 levels deep"),
+        ("nested-maps", "nested more than 32 levels deep"),
+    ],
+)
+def test_a_file_that_escaped_the_reader_is_refused_naming_it(tmp_path, name, said):
+    """Before: a ValueError (5,000 digits) or a RecursionError (nesting) was raised outside the reader's
+    ``try``, so reading a folder of policies failed for every model, and ``policy check`` printed a traceback."""
+    path = tmp_path / f"{name}.yaml"
+    path.write_bytes(HOSTILE[name].encode())
+    with pytest.raises(PolicyError, match=said) as refused:
+        load_policy(path)
+    assert str(path) in str(refused.value)
+
+
+def test_hostile_files_in_a_folder_refuse_only_themselves_and_policy_check_prints_no_traceback(
+    tmp_path, monkeypatch, capsys
+):
+    from fairgate.cli.main import main
+
+    (tmp_path / "good.yaml").write_text(json.dumps({**default_policy_dict(), "model_name": "good"}))
+    for name, text in HOSTILE.items():
+        (tmp_path / f"{name}.yaml").write_bytes(text.encode())
+    models, refused = catalog.scan(folder=tmp_path)
+    assert [m.name for m in models] == ["good"]
+    assert sorted(r.path.name for r in refused) == sorted(f"{n}.yaml" for n in HOSTILE)
+    for name in HOSTILE:
+        capsys.readouterr()
+        assert main(["policy", "check", str(tmp_path / f"{name}.yaml")]) != 0
+        printed = capsys.readouterr()
+        assert "Traceback" not in printed.out + printed.err and f"{name}.yaml" in printed.out + printed.err
+
+
+@pytest.mark.parametrize("cron", ["0 0 31 2 *", "0 0 30 2 *"])
+def test_a_cron_that_never_fires_within_a_year_is_refused(cron):
+    raw = default_policy_dict()
+    raw["schedule"] = {"lifecycle": cron}
+    said = rf"'schedule.lifecycle' is '{re.escape(cron)}', which never fires within a year"
+    with pytest.raises(PolicyError, match=said):
+        parse_policy(raw)

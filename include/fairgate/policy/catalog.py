@@ -96,7 +96,9 @@ def scan(
                 raise CatalogError(f"Policy files {out[name].path} and {path} both name model {name!r}.")
             schedule = _schedule(raw.get("schedule") if isinstance(raw.get("schedule"), dict) else {})
             quorum = _quorum(raw.get("review"))
-        except (OSError, PolicyError, CatalogError) as exc:
+        except Exception as exc:  # any failure of one file refuses that file alone, never the folder's other models
+            if not isinstance(exc, OSError | PolicyError | CatalogError):
+                exc = CatalogError(f"Policy file {path} cannot be read ({type(exc).__name__}: {str(exc)[:200]}).")
             if strict or single:
                 raise CatalogError(str(exc)) from None
             log.error("Skipping policy file %s: %s", path, exc)

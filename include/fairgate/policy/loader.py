@@ -12,7 +12,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from fairgate.errors import PolicyError
+from fairgate.errors import FairgateError, PolicyError
 from fairgate.policy import schema
 from fairgate.policy.catalog import single_policy_path
 from fairgate.policy.estimators import classifier
@@ -37,8 +37,13 @@ def load_policy(path: str | Path | None = None, *, check_estimator: bool = True)
         text = path.read_bytes()
     except FileNotFoundError:
         raise PolicyError(f"Policy file {path} does not exist (set FAIRGATE_POLICY to its path).") from None
-    raw = read_policy_yaml(text, source=path)  # bounded: size, no aliases, no duplicate keys
-    policy = parse_policy(raw, check_estimator=check_estimator)
+    raw = read_policy_yaml(text, source=path)  # bounded: size, depth, numbers, no aliases, no duplicate keys
+    try:
+        policy = parse_policy(raw, check_estimator=check_estimator)
+    except FairgateError:
+        raise
+    except Exception as exc:  # anything else construction raised: named, never a traceback
+        raise PolicyError(f"Policy file {path} cannot be used ({type(exc).__name__}: {str(exc)[:300]}).") from None
     policy._sha256, policy._path, policy._raw = hashlib.sha256(text).hexdigest(), str(path), raw
     policy._text = text
     return policy

@@ -7,7 +7,14 @@ file and the line:
 - YAML aliases (``*name``, and so ``<<:`` merges): an alias bomb expands a few lines into
   gigabytes, and a policy has no need to repeat itself by reference;
 - a key given twice in one mapping (YAML would keep the last one silently: a second
-  ``model_name`` would rename the model).
+  ``model_name`` would rename the model);
+- nesting deeper than :data:`MAX_DEPTH` levels (a policy is a few levels deep; 100,000 of them
+  exhaust the parser's recursion), a whole number of more than :data:`MAX_DIGITS` digits, and
+  control characters (NUL and the like, refused by YAML itself).
+
+Every error of reading and constructing a file, whatever raised it, is a
+:class:`~fairgate.errors.PolicyError` naming the file: never a traceback, never an exception that
+a caller (the DAG processor reading a folder of policies) does not expect.
 
 Numbers that are not finite (``.nan``, ``.inf``) are refused where the policy is validated
 (:func:`fairgate.policy.schema.validate`), so a policy built in code is held to the same rule.
@@ -23,21 +30,42 @@ import yaml
 from fairgate.errors import PolicyError
 
 MAX_BYTES = 1_000_000
+MAX_DEPTH = 32
+MAX_DIGITS = 30
 
 
 class _Loader(yaml.SafeLoader):
     """PyYAML's safe loader without aliases and with duplicate keys refused."""
 
     source = "policy file"
+    depth = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()  # type: ignore[no-untyped-call]  # PyYAML has no type hints
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()  # type: ignore[no-untyped-call]  # PyYAML has no type hints
             raise PolicyError(
                 f"{self.source} line {event.start_mark.line + 1}: YAML aliases (*{event.anchor}) are not allowed in "
                 "a policy file; write the value out."
             )
-        return super().compose_node(parent, index)
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise PolicyError(
+                    f"{self.source} line {event.start_mark.line + 1}: nested more than {MAX_DEPTH} levels deep; a "
+                    "policy is a few levels of settings."
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        digits = sum(c.isdigit() for c in str(node.value))
+        if digits > MAX_DIGITS:
+            raise PolicyError(
+                f"{self.source} line {node.start_mark.line + 1}: a whole number of {digits:,} digits; a policy's "
+                f"numbers have at most {MAX_DIGITS}."
+            )
+        return int(super().construct_yaml_int(node))  # type: ignore[no-untyped-call]  # PyYAML has no type hints
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
@@ -62,11 +90,20 @@ def read_policy_yaml(data: bytes | str, *, source: str | Path = "(given as text)
             f"Policy file {source} is {size:,} bytes; a policy may be at most {MAX_BYTES:,} "
             "(it holds settings, not data)."
         )
-    loader = _Loader(data)
-    loader.source = f"Policy file {source},"
+    loader = None
     try:
+        loader = _Loader(data)  # the reader checks every character here: a NUL byte is refused at once
+        loader.source = f"Policy file {source},"
         return loader.get_single_data()
+    except PolicyError:
+        raise
     except yaml.YAMLError as exc:
         raise PolicyError(f"Policy file {source} is not valid YAML: {exc}") from None
+    except (ValueError, TypeError, RecursionError, MemoryError, UnicodeError) as exc:  # whatever else the parser raised
+        raise PolicyError(f"Policy file {source} cannot be read ({type(exc).__name__}: {str(exc)[:200]}).") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)

@@ -498,6 +498,17 @@ class Schedule(_Section):
                 f"Policy key 'schedule.{info.field_name}' is {value!r}, which is not a cron expression of five "
                 "fields (minute hour day-of-month month day-of-week), e.g. '0 3 * * 1'."
             )
+        from datetime import UTC, datetime
+
+        from croniter import CroniterBadDateError
+
+        try:  # a valid cron can still name no day that exists ('0 0 31 2 *'): the DAG would never run
+            croniter(value, datetime.now(UTC), max_years_between_matches=1).get_next(datetime)
+        except CroniterBadDateError:
+            raise PolicyError(
+                f"Policy key 'schedule.{info.field_name}' is {value!r}, which never fires within a year (a day that "
+                "does not exist, such as 31 February?); the DAG would never run."
+            ) from None
         return value
 
 
