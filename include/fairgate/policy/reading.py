@@ -65,7 +65,7 @@ class _Loader(yaml.SafeLoader):
                 f"{self.source} line {node.start_mark.line + 1}: a whole number of {digits:,} digits; a policy's "
                 f"numbers have at most {MAX_DIGITS}."
             )
-        return int(super().construct_yaml_int(node))  # type: ignore[no-untyped-call]  # PyYAML has no type hints
+        return int(super().construct_yaml_int(node))
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
