@@ -46,6 +46,26 @@ def require_redis() -> None:
         _skip_or_fail(REDIS_HINT, exc)
 
 
+READER = "fairgate_reader"
+
+
+def reader_uri(*tables: str) -> str:
+    """The URI of a PostgreSQL role that may only SELECT ``tables`` (created once; what docs/own-data.md
+    tells a team to create for a sql:// source): no superuser, no server-file or program roles."""
+    import psycopg2
+
+    with psycopg2.connect(dbname="test", **PG) as conn, conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (READER,))
+        if cur.fetchone() is None:
+            try:
+                cur.execute(f"CREATE ROLE {READER} LOGIN")
+            except psycopg2.errors.DuplicateObject:  # created by a parallel test meanwhile
+                conn.rollback()
+        for table in tables:
+            cur.execute(f'GRANT SELECT ON "{table}" TO {READER}')
+    return f"postgres://{READER}@{PG['host']}:{PG['port']}/test"
+
+
 def require_postgres():
     """Skip (or, under CI=true, fail) when PostgreSQL is not running."""
     import psycopg2

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from tests.conftest import default_policy_dict
-from tests.integration.stack import PG, require_postgres
+from tests.integration.stack import PG, reader_uri, require_postgres
 
 from fairgate.data.sources import read_source
 from fairgate.errors import DataError
@@ -29,7 +29,7 @@ def table(adult, monkeypatch):
     engine = sqlalchemy.create_engine(uri)
     rows.to_sql(name, engine, index=False)
     engine.dispose()
-    monkeypatch.setenv("AIRFLOW_CONN_FG_WAREHOUSE", f"postgres://{PG['user']}@{PG['host']}:{PG['port']}/test")
+    monkeypatch.setenv("AIRFLOW_CONN_FG_WAREHOUSE", reader_uri(name))  # a role that may only SELECT it
     yield name, rows
     with psycopg2.connect(dbname="test", **PG) as conn, conn.cursor() as cur:
         cur.execute(f'DROP TABLE "{name}"')
@@ -99,11 +99,11 @@ def test_a_source_query_only_reads_one_statement_in_a_read_only_transaction(tabl
     raw = default_policy_dict()
     dropped = f'SELECT * FROM "{name}"; DROP TABLE "{name}"; COMMIT'
     raw["dataset"].update({"source": "sql://fg_warehouse", "query": dropped})
-    with pytest.raises(DataError, match=r"'dataset.query' holds more than one SQL statement"):
+    with pytest.raises(DataError, match=r"'dataset.query' holds 3 SQL statements"):
         read_source(parse_policy(raw))
-    writing = f'DELETE FROM "{name}" RETURNING *'  # one statement that writes
+    writing = f'DELETE FROM "{name}" RETURNING *'  # one statement that writes: refused before it runs
     raw["dataset"]["query"] = writing
-    with pytest.raises(DataError, match=r"'dataset.query' failed on connection 'fg_warehouse': .*read-only"):
+    with pytest.raises(DataError, match=r"'dataset.query' is a DELETE statement"):
         read_source(parse_policy(raw))
     raw["dataset"]["query"] = f'SELECT * FROM "{name}";'  # one statement with its terminator is fine
     assert len(read_source(parse_policy(raw))) == len(rows)
@@ -164,6 +164,7 @@ def test_outcomes_arrive_from_a_query_by_the_predictions_day(table, store, adult
             score_day(store, policy, d, batch.drop(columns=["income"]))
             for row, income in zip(batch["row_id"][:120], batch["income"][:120], strict=True):
                 cur.execute(f'INSERT INTO "{name}_outcomes" VALUES (%s, %s, %s)', (row, income, d))
+    reader_uri(f"{name}_outcomes")
     try:
         result = audit_day(store, policy, days[-1], run_id="a")
         assert result["outcomes_fetched"] == [d.isoformat() for d in days]
@@ -171,3 +172,94 @@ def test_outcomes_arrive_from_a_query_by_the_predictions_day(table, store, adult
     finally:
         with psycopg2.connect(dbname="test", **PG) as conn, conn.cursor() as cur:
             cur.execute(f'DROP TABLE "{name}_outcomes"')
+
+
+# What one statement ran as the connection's role before (the attack reached the server, not the data):
+ATTACKS = {
+    "COPY (SELECT 1) TO PROGRAM 'touch {marker}'": r"is a COPY statement",
+    "SELECT pg_read_file('/etc/passwd')": r"calls pg_read_file\(\)",
+    "SELECT lo_export(lo_from_bytea(0, 'x'), '{marker}')": r"calls lo_export\(\)",
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity": r"calls pg_terminate_backend\(\)",
+    "SELECT pg_sleep(60)": r"calls pg_sleep\(\)",
+    'WITH gone AS (DELETE FROM "{table}" RETURNING *) SELECT * FROM gone': r"holds a DELETE inside its SELECT",
+    'SELECT * INTO stolen FROM "{table}"': r"SELECT \.\.\. INTO",
+    'SELECT * FROM "{table}" FOR UPDATE': r"locks rows",
+    "SELECT 1; SELECT 2": r"holds 2 SQL statements",
+}
+
+
+@pytest.mark.parametrize("query", list(ATTACKS))
+def test_a_query_that_reaches_beyond_the_rows_is_refused_before_it_runs(table, tmp_path, query):
+    name, _ = table
+    marker = tmp_path / "written-by-the-database"
+    raw = default_policy_dict()
+    raw["dataset"].update({"source": "sql://fg_warehouse", "query": query.format(marker=marker, table=name)})
+    with pytest.raises(DataError, match=ATTACKS[query]):
+        read_source(parse_policy(raw))
+    assert not marker.exists()
+
+
+def test_a_superuser_or_server_file_role_is_refused_unless_the_policy_allows_it(table, monkeypatch):
+    import psycopg2
+
+    name, rows = table
+    raw = default_policy_dict()
+    raw["dataset"].update({"source": "sql://fg_warehouse", "query": f'SELECT * FROM "{name}"'})
+    monkeypatch.setenv("AIRFLOW_CONN_FG_WAREHOUSE", f"postgres://{PG['user']}@{PG['host']}:{PG['port']}/test")
+    with pytest.raises(DataError, match=rf"reads as role '{PG['user']}', which is a superuser.*allow_privileged_role"):
+        read_source(parse_policy(raw))
+    assert len(read_source(parse_policy({**raw, "sql": {"allow_privileged_role": True}}))) == len(rows)
+    role = "fairgate_file_reader"
+    with psycopg2.connect(dbname="test", **PG) as conn, conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
+        if cur.fetchone() is None:
+            cur.execute(f"CREATE ROLE {role} LOGIN")
+        cur.execute(f"GRANT pg_read_server_files TO {role}")
+        cur.execute(f'GRANT SELECT ON "{name}" TO {role}')
+    monkeypatch.setenv("AIRFLOW_CONN_FG_WAREHOUSE", f"postgres://{role}@{PG['host']}:{PG['port']}/test")
+    with pytest.raises(DataError, match=r"which is a member of pg_read_server_files"):
+        read_source(parse_policy(raw))
+
+
+@pytest.mark.usefixtures("table")  # the reader role and the connection it sets
+def test_a_query_runs_under_the_statement_timeout_and_the_row_cap():
+    raw = default_policy_dict()
+    slow = "SELECT count(*) AS n FROM generate_series(1, 10000000000) AS g"
+    raw["dataset"].update({"source": "sql://fg_warehouse", "query": slow})
+    started = datetime.now(UTC)
+    with pytest.raises(DataError, match=r"statement timeout.*sql.timeout_seconds: 1"):
+        read_source(parse_policy({**raw, "sql": {"timeout_seconds": 1}}))
+    assert (datetime.now(UTC) - started).total_seconds() < 30  # stopped by the server, not waited out
+    raw["dataset"]["query"] = "SELECT g AS row_id FROM generate_series(1, 1000) AS g"
+    with pytest.raises(DataError, match=r"returned more than 100 rows \(sql.max_rows\)"):
+        read_source(parse_policy({**raw, "sql": {"max_rows": 100}}))
+    assert len(read_source(parse_policy({**raw, "sql": {"max_rows": 1000}}))) == 1000
+
+
+def test_sqlite_is_opened_read_only(tmp_path, monkeypatch):
+    import sqlite3
+
+    from fairgate.data.sources import _read_only_url
+
+    db = tmp_path / "warehouse.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (row_id TEXT)")
+        conn.execute("INSERT INTO t VALUES ('a')")
+    monkeypatch.setenv("AIRFLOW_CONN_LOCAL_DB", f"sqlite:///{db}")
+    raw = default_policy_dict()
+    for query, said in (
+        (f"ATTACH DATABASE '{tmp_path / 'other.db'}' AS other", "is a ATTACH statement"),
+        (f"VACUUM INTO '{tmp_path / 'copy.db'}'", "is a COMMAND statement"),
+    ):
+        raw["dataset"].update({"source": "sql://local_db", "query": query})
+        with pytest.raises(DataError, match=said):
+            read_source(parse_policy(raw))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["warehouse.db"]
+    raw["dataset"]["query"] = "SELECT * FROM t"
+    assert list(read_source(parse_policy(raw))["row_id"]) == ["a"]
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(_read_only_url(f"sqlite:///{db}"))
+    with engine.connect() as conn, pytest.raises(sqlalchemy.exc.OperationalError, match="readonly"):
+        conn.execute(sqlalchemy.text("INSERT INTO t VALUES ('b')"))
+    engine.dispose()

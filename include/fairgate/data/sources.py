@@ -17,7 +17,7 @@ from fairgate.storage.s3 import S3Store
 if TYPE_CHECKING:
     import pandas as pd
 
-    from fairgate.policy.schema import Policy, RowFilter
+    from fairgate.policy.schema import Policy, RowFilter, SqlSources
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ def read_source(policy: Policy, *, interval: tuple[datetime, datetime] | None = 
         partitioned=policy.dataset.partitioned,
         query=policy.dataset.query,
         interval=interval,
+        limits=policy.sql,
     )
     return apply_filters(df, policy.dataset.filters)
 
@@ -49,14 +50,16 @@ def read_location(
     query: str | None = None,
     interval: tuple[datetime, datetime] | None = None,
     key: str = "dataset.source",
+    limits: SqlSources | None = None,
 ) -> pd.DataFrame:
-    """Every row at ``source``: ``bundled://adult``, a local file or folder, or ``sql://<conn_id>``."""
+    """Every row at ``source``: ``bundled://adult``, a local file or folder, or ``sql://<conn_id>`` (read
+    within ``limits``, the policy's ``sql`` section; its defaults when not given)."""
     if source == "bundled://adult":
         return read_adult("data")
     if source.startswith("bundled://"):
         raise DataError(f"Policy key '{key}': unknown bundled dataset {source!r} (available: bundled://adult).")
     if source.startswith("sql://"):
-        return read_sql(source, query or "", interval, key="dataset.query")
+        return read_sql(source, query or "", interval, key="dataset.query", limits=limits)
     if source.startswith("s3://"):
         return _read_s3(source, fmt, partitioned, interval, key)
     path = Path(source.removeprefix("file://"))
@@ -162,52 +165,202 @@ def sqlalchemy_url(uri: str) -> str:
     return f"{scheme}{sep}{rest}"
 
 
-def read_sql(source: str, query: str, interval: tuple[datetime, datetime] | None, *, key: str) -> pd.DataFrame:
+def read_sql(
+    source: str,
+    query: str,
+    interval: tuple[datetime, datetime] | None,
+    *,
+    key: str,
+    limits: SqlSources | None = None,
+) -> pd.DataFrame:
     """Run ``query`` on the connection ``source`` names, with the interval as bound parameters only.
 
-    Reading is all it may do: one statement (a ``;`` before the end is refused, so no second
-    statement, ``COMMIT`` or ``DROP`` rides along), run in a read-only transaction where the database
-    has one (PostgreSQL, MySQL; SQLite's ``query_only``) and rolled back, never committed.
+    Reading is all it may do, and within bounds (``limits``: the policy's ``sql`` section):
+
+    - the query is parsed (:func:`checked_query`): one ``SELECT`` (or ``WITH ... SELECT``, a
+      ``UNION``), no ``INTO``, no row locks, no data-modifying ``WITH``, no function that reaches the
+      server's files or programs, other sessions or the server's settings;
+    - on PostgreSQL, a role that is a superuser or a member of ``pg_read_server_files``,
+      ``pg_write_server_files``, ``pg_execute_server_program`` or ``pg_signal_backend`` is refused
+      unless ``sql.allow_privileged_role``; SQLite is opened read-only (``mode=ro``);
+    - it runs in a read-only transaction where the database has one, rolled back, never committed,
+      under a statement timeout (``sql.timeout_seconds``: the server stops it, also when the
+      client is gone), and returns at most ``sql.max_rows`` rows (more is refused, not cut).
     """
     import pandas as pd
     import sqlalchemy
 
-    statement = query.strip().removesuffix(";").strip()
-    if ";" in statement:
-        raise DataError(
-            f"Policy key '{key}' holds more than one SQL statement (a ';' before the end); a source is read with "
-            "one SELECT, nothing else runs."
-        )
+    from fairgate.policy.schema import SqlSources
+
+    limits = limits or SqlSources()
     conn_id = source.removeprefix("sql://")
     start, end = interval if interval else (None, None)
-    engine = sqlalchemy.create_engine(connection_uri(conn_id))
+    engine = sqlalchemy.create_engine(_read_only_url(connection_uri(conn_id)))
+    statement = checked_query(query, engine.dialect.name, key=key)
     try:
         with engine.connect() as conn:
-            read_only = _READ_ONLY.get(engine.dialect.name)
-            if read_only:
-                conn.execute(sqlalchemy.text(read_only))
+            dialect = engine.dialect.name
+            if dialect == "postgresql":
+                _refuse_privileged_role(conn, conn_id, key, allowed=limits.allow_privileged_role)
+            for setup in _SESSION.get(dialect, ()):
+                conn.execute(sqlalchemy.text(setup.format(ms=limits.timeout_seconds * 1000)))
+            if dialect == "sqlite":
+                _sqlite_deadline(conn, limits.timeout_seconds)
             try:
-                return pd.read_sql(
-                    sqlalchemy.text(statement), conn, params={"interval_start": start, "interval_end": end}
+                result = conn.execution_options(stream_results=True).execute(
+                    sqlalchemy.text(statement), {"interval_start": start, "interval_end": end}
                 )
+                columns: list[str] = list(result.keys())
+                rows: list[Any] = []
+                while chunk := result.fetchmany(50_000):
+                    rows.extend(chunk)
+                    if len(rows) > limits.max_rows:
+                        result.close()
+                        raise DataError(
+                            f"Policy key '{key}' returned more than {limits.max_rows:,} rows (sql.max_rows) on "
+                            f"connection {conn_id!r}; narrow the query, or raise the cap if the data is meant to be "
+                            "that large."
+                        )
+                return pd.DataFrame.from_records(rows, columns=columns)
             finally:
                 conn.rollback()
     except (sqlalchemy.exc.SQLAlchemyError, pd.errors.DatabaseError) as exc:
         cause = getattr(exc, "orig", None) or getattr(exc.__cause__, "orig", None) or exc
-        raise DataError(
-            f"Policy key '{key}' failed on connection {conn_id!r}: {str(cause).strip().splitlines()[0]}"
-        ) from None
+        said = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        if "statement timeout" in said or "interrupted" in said:
+            said += f" (sql.timeout_seconds: {limits.timeout_seconds})"
+        raise DataError(f"Policy key '{key}' failed on connection {conn_id!r}: {said}") from None
     finally:
         engine.dispose()
 
 
-# How each database is told that a source's transaction only reads (others: rolled back, never committed).
-_READ_ONLY = {
-    "postgresql": "SET TRANSACTION READ ONLY",
-    "mysql": "SET TRANSACTION READ ONLY",
-    "mariadb": "SET TRANSACTION READ ONLY",
-    "sqlite": "PRAGMA query_only = ON",
+# What each database is told before a source's query: a read-only transaction and a statement timeout
+# (SQLite: query_only and a progress handler, see _sqlite_deadline; others: rolled back, never committed).
+_SESSION = {
+    "postgresql": ("SET TRANSACTION READ ONLY", "SET LOCAL statement_timeout = {ms}"),
+    "mysql": ("SET TRANSACTION READ ONLY", "SET SESSION max_execution_time = {ms}"),
+    "mariadb": ("SET TRANSACTION READ ONLY", "SET SESSION max_statement_time = {ms} / 1000"),
+    "sqlite": ("PRAGMA query_only = ON",),
 }
+# Functions a source's query may not call: they read or write the server's files, run programs, reach
+# other sessions or servers, change settings, or only wait (a SELECT can call any function its role may).
+FORBIDDEN_FUNCTIONS = frozenset(
+    {
+        # PostgreSQL
+        "pg_read_file", "pg_read_binary_file", "pg_ls_dir", "pg_stat_file", "pg_ls_logdir", "pg_ls_waldir",
+        "pg_ls_tmpdir", "pg_ls_archive_statusdir", "lo_import", "lo_export", "lo_from_bytea", "lo_put", "lo_create",
+        "lo_unlink", "pg_file_write", "pg_file_rename", "pg_file_unlink", "pg_logdir_ls", "pg_terminate_backend",
+        "pg_cancel_backend", "pg_reload_conf", "pg_rotate_logfile", "pg_promote", "pg_switch_wal",
+        "pg_create_restore_point", "set_config", "dblink", "dblink_exec", "dblink_connect", "dblink_send_query",
+        "pg_sleep", "pg_sleep_for", "pg_sleep_until", "pg_advisory_lock", "pg_advisory_xact_lock",
+        "pg_notify", "txid_current", "nextval", "setval",
+        # MySQL / MariaDB
+        "load_file", "sleep", "benchmark", "get_lock",
+        # SQLite
+        "load_extension", "readfile", "writefile", "edit", "fts3_tokenizer",
+    }
+)  # fmt: skip
+_SQLGLOT_DIALECT = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql", "sqlite": "sqlite"}
+
+
+def checked_query(query: str, dialect: str, *, key: str) -> str:
+    """``query`` if it is one read-only ``SELECT`` (see :func:`read_sql`), else :class:`DataError` naming why.
+
+    Parsed with sqlglot in the connection's dialect: a ``;`` inside a string or a comment is no second
+    statement, and a statement hidden in a ``WITH`` is found.
+    """
+    import sqlglot
+    from sqlglot import exp
+
+    text = query.strip()
+    try:
+        parsed = [t for t in sqlglot.parse(text, read=_SQLGLOT_DIALECT.get(dialect)) if t is not None]
+    except sqlglot.errors.SqlglotError as exc:
+        raise DataError(
+            f"Policy key '{key}' is not SQL Fairgate can read ({str(exc).splitlines()[0][:200]}); a source is one "
+            "SELECT."
+        ) from None
+    if len(parsed) != 1:
+        raise DataError(
+            f"Policy key '{key}' holds {len(parsed)} SQL statements; a source is read with one SELECT, nothing else "
+            "runs."
+        )
+    tree = parsed[0]
+    if not isinstance(tree, exp.Select | exp.Union | exp.Intersect | exp.Except):
+        raise DataError(
+            f"Policy key '{key}' is a {tree.key.upper()} statement; a source is read with one SELECT (or WITH ... "
+            "SELECT), nothing else runs."
+        )
+    writes = (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create, exp.Drop, exp.Alter, exp.Command, exp.Copy)
+    for node in tree.walk():
+        if isinstance(node, writes):
+            raise DataError(f"Policy key '{key}' holds a {node.key.upper()} inside its SELECT; a source only reads.")
+        if isinstance(node, exp.Into):
+            raise DataError(f"Policy key '{key}' is a SELECT ... INTO, which creates a table; a source only reads.")
+        if isinstance(node, exp.Lock):
+            raise DataError(f"Policy key '{key}' locks rows (FOR UPDATE / FOR SHARE); a source only reads.")
+        if isinstance(node, exp.Func):
+            name = (node.name if isinstance(node, exp.Anonymous) else node.sql_name()).lower()
+            if name in FORBIDDEN_FUNCTIONS:
+                raise DataError(
+                    f"Policy key '{key}' calls {name}(), which reaches beyond the rows a source reads (the "
+                    "server's files or programs, other sessions, settings, or waiting); it is not run."
+                )
+    return text.removesuffix(";").strip()
+
+
+_PRIVILEGED_ROLES = ("pg_read_server_files", "pg_write_server_files", "pg_execute_server_program", "pg_signal_backend")
+_ROLE_QUERY = (
+    "SELECT current_user, rolsuper, pg_has_role(current_user, 'pg_read_server_files', 'MEMBER'), "
+    "pg_has_role(current_user, 'pg_write_server_files', 'MEMBER'), "
+    "pg_has_role(current_user, 'pg_execute_server_program', 'MEMBER'), "
+    "pg_has_role(current_user, 'pg_signal_backend', 'MEMBER') FROM pg_roles WHERE rolname = current_user"
+)
+
+
+def _refuse_privileged_role(conn: Any, conn_id: str, key: str, *, allowed: bool) -> None:
+    """A PostgreSQL role that can reach the server's files or programs, or other sessions, reads nothing."""
+    import sqlalchemy
+
+    row = conn.execute(sqlalchemy.text(_ROLE_QUERY)).first()
+    conn.rollback()
+    if row is None or allowed:
+        return
+    held = (
+        ["a superuser"]
+        if row[1]
+        else [f"a member of {r}" for r, m in zip(_PRIVILEGED_ROLES, row[2:], strict=True) if m]
+    )
+    if held:
+        raise DataError(
+            f"Policy key '{key}': connection {conn_id!r} reads as role {row[0]!r}, which is {' and '.join(held)}: "
+            "a query run as it could read or write the database server's files, run programs there or end other "
+            "sessions. Connect as a role that may only SELECT the tables the query reads (docs/own-data.md, "
+            "'A role for SQL sources'), or set sql.allow_privileged_role: true."
+        )
+
+
+def _sqlite_deadline(conn: Any, seconds: int) -> None:
+    """SQLite has no statement timeout: a progress handler interrupts the query once ``seconds`` have passed."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    raw = conn.connection.dbapi_connection
+    raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+
+
+def _read_only_url(url: str) -> str:
+    """A SQLite URL opened read-only (``mode=ro``: nothing, not even ATTACH or VACUUM INTO, can write);
+    any other URL as it is."""
+    import sqlalchemy
+
+    parsed = sqlalchemy.engine.make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return url
+    database = parsed.database if parsed.database.startswith("file:") else f"file:{parsed.database}"
+    return parsed.set(database=database, query={**parsed.query, "mode": "ro", "uri": "true"}).render_as_string(
+        hide_password=False
+    )
 
 
 def apply_filters(df: pd.DataFrame, filters: Sequence[RowFilter]) -> pd.DataFrame:

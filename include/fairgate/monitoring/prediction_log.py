@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-    from fairgate.policy.schema import Policy
+    from fairgate.policy.schema import Policy, SqlSources
     from fairgate.storage.base import ArtifactStore
 
 # Per scored day, each row with a case: its kind and final decision (None while the case is open).
@@ -66,14 +66,18 @@ def incoming(policy: Policy, day: date, *, scenario: str | None = None) -> pd.Da
         return day_batch(day, policy, scenario=scenario or policy.audit.scenario, rows=policy.audit.daily_rows)
 
     try:
-        return read_day(feed, policy.audit.incoming_query, day, fmt=policy.dataset.format, key="audit.incoming")
+        return read_day(
+            feed, policy.audit.incoming_query, day, fmt=policy.dataset.format, key="audit.incoming", limits=policy.sql
+        )
     except DataError as exc:
         if feed.startswith("sql://"):
             raise
         raise StageError(f"No records to score for {day}: {exc}") from None
 
 
-def read_day(source: str, query: str | None, day: date, *, fmt: str, key: str) -> pd.DataFrame:
+def read_day(
+    source: str, query: str | None, day: date, *, fmt: str, key: str, limits: SqlSources | None = None
+) -> pd.DataFrame:
     """One day of a source: ``query`` run with the day as ``:interval_start``/``:interval_end`` for a
     ``sql://`` source, else the ``date=YYYY-MM-DD`` partition of a folder (local or ``s3://``).
 
@@ -83,7 +87,7 @@ def read_day(source: str, query: str | None, day: date, *, fmt: str, key: str) -
         from datetime import UTC, datetime, time
 
         start = datetime.combine(day, time(), tzinfo=UTC)
-        return read_sql(source, query or "", (start, start + timedelta(days=1)), key=f"{key}_query")
+        return read_sql(source, query or "", (start, start + timedelta(days=1)), key=f"{key}_query", limits=limits)
     return read_location(f"{source.rstrip('/')}/date={day.isoformat()}", fmt=fmt, key=key)
 
 
@@ -108,7 +112,14 @@ def fetch_outcomes(store: ArtifactStore, policy: Policy, day: date) -> list[str]
         if not scored or store.exists(partition_key("labels", name, d)):
             continue
         try:
-            rows = read_day(source, policy.audit.outcomes_query, d, fmt=policy.dataset.format, key="audit.outcomes")
+            rows = read_day(
+                source,
+                policy.audit.outcomes_query,
+                d,
+                fmt=policy.dataset.format,
+                key="audit.outcomes",
+                limits=policy.sql,
+            )
         except NothingThere:
             continue  # not arrived yet: a later audit fetches them
         if rows.empty:

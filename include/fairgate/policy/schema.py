@@ -404,6 +404,20 @@ class Mitigation(_Section):
     )
 
 
+class SqlSources(_Section):
+    timeout_seconds: int = Field(
+        600, ge=1, le=86_400, description="statement timeout of a `sql://` query: the database stops it after this"
+    )
+    max_rows: int = Field(
+        10_000_000, ge=1, description="rows a `sql://` query may return; a query returning more is refused, not cut"
+    )
+    allow_privileged_role: bool = Field(
+        False,
+        description="read with a role that is a superuser or may read or write the server's files, run programs on "
+        "it or end other sessions (refused by default: create a role that can only SELECT)",
+    )
+
+
 class Audit(_Section):
     window_days: int = Field(7, ge=1, description="days of predictions the nightly audit reads")
     label_lag_days: int = Field(3, ge=0, description="days until outcomes arrive")
@@ -731,6 +745,7 @@ class Policy(_Section):
     model: Model = Model()
     mitigation: Mitigation = Mitigation()
     audit: Audit = Audit()
+    sql: SqlSources = SqlSources()
     schedule: Schedule = Schedule()
     robustness: Robustness = Robustness()
     recourse: Recourse = Recourse()
