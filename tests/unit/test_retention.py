@@ -11,6 +11,7 @@ import pytest
 import yaml
 from tests.conftest import synthetic_credit_policy
 
+from fairgate.errors import PolicyError
 from fairgate.governance import cases, evidence
 from fairgate.monitoring import retention
 from fairgate.policy.loader import load_policy
@@ -69,7 +70,12 @@ def test_a_day_inside_the_audit_window_is_kept_whatever_the_period(scored, tmp_p
     raw = yaml.safe_load(path.read_text())
     raw["audit"].update({"retention_days": 1, "window_days": 7})
     (tmp_path / "short.yaml").write_text(yaml.safe_dump(raw))
-    policy = load_policy(tmp_path / "short.yaml")
+    with pytest.raises(PolicyError, match="'audit.retention_days' is 1, shorter than the audit window"):
+        load_policy(tmp_path / "short.yaml")  # refused as a policy now; retention holds the window all the same:
+    loaded = load_policy(path)
+    policy = loaded.model_copy(
+        update={"audit": loaded.audit.model_copy(update={"retention_days": 1, "window_days": 7})}
+    )
     done = retention.apply(store, policy, D0 + timedelta(days=9), run_id="ret-2")
     # cutoff day 8: days 0-7 past it; the window (7 + 1 days) starts at day 1, so only day 0 goes
     assert done["removed"] == [D0.isoformat()]

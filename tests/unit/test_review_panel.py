@@ -5,10 +5,13 @@ Every answer is built by hand; the rules are read off the policy keys' documente
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 from tests.conftest import synthetic_credit_policy
 
+from fairgate.errors import PolicyError
 from fairgate.fairness.gate import panel_decision, review_decision
 from fairgate.governance import evidence, registry
 from fairgate.policy.loader import load_policy, parse_policy
@@ -151,7 +154,8 @@ def test_with_review_always_nothing_is_deployed_without_a_person(credit, tmp_pat
 def test_an_override_under_reviewed_needs_a_second_person(credit):
     """`fairness.overrides: reviewed`: a run that loosens a threshold goes to review even when the gate
     passes, and the approval of the user who asked for the exception does not count."""
-    base = {**credit["raw"], "fairness": {**credit["raw"]["fairness"], "overrides": "reviewed"}}
+    fairness = {**credit["raw"]["fairness"], "overrides": "reviewed", "override_requesters": ["ana"]}
+    base = {**credit["raw"], "fairness": fairness}
     plain = parse_policy(base)
     assert not plain.promotion_needs_a_person  # no override: today's behaviour
     loosened = plain.with_threshold_overrides({"disparate_impact_min": 0.5}, rationale="pilot", by="ana")
@@ -167,3 +171,41 @@ def test_an_override_under_reviewed_needs_a_second_person(credit):
     assert other.approved and promotion_refusal(loosened, passed, other) is None
     allowed = parse_policy(credit["raw"]).with_threshold_overrides({"disparate_impact_min": 0.5}, rationale="pilot")
     assert not allowed.promotion_needs_a_person  # `allowed`: recorded, not reviewed
+
+
+def test_one_person_is_one_person_whatever_the_case_or_spaces():
+    """Before: `alice` and `Alice ` counted as two approvals of a quorum of two."""
+    twice = _panel(ReviewPolicy(quorum=2), [_answer("Approve", "alice"), _answer("Approve", "Alice ")])
+    assert not twice.approved and "approved already" in twice.note
+    listed = _panel(ReviewPolicy(approvers=["Bob"]), [_answer("Approve", " bob")])
+    assert listed.approved
+    own = _panel(ReviewPolicy(separate_from_trigger=True), [_answer("Approve", "ANA")], triggered_by="ana")
+    assert not own.approved and "triggered this run" in own.note
+
+
+@pytest.mark.parametrize("requester", [None, "deploy", "  "])
+def test_an_override_needing_a_second_person_needs_a_requester_the_policy_names(credit, requester):
+    """Before: a run triggered from a shell carried the OS account ('deploy') as its requester, so its
+    requester (signed in to Airflow as 'ana') approved his own exception; a scheduled run carries none."""
+    fairness = {**credit["raw"]["fairness"], "overrides": "reviewed", "override_requesters": ["ana", "bob"]}
+    policy = parse_policy({**credit["raw"], "fairness": fairness})
+    with pytest.raises(PolicyError, match=r"requester .* is not among 'fairness.override_requesters'"):
+        policy.with_threshold_overrides({"disparate_impact_min": 0.5}, rationale="pilot", by=requester)
+    assert policy.with_threshold_overrides({"disparate_impact_min": 0.5}, rationale="pilot", by="Ana").override
+
+
+@pytest.mark.parametrize(
+    ("changes", "said"),
+    [
+        ({"review": {"quorum": 2, "approvers": ["ana", "Ana"]}}, "'review.approvers' names 1 different people"),
+        ({"audit": {"retention_days": 1}}, "'audit.retention_days' is 1, shorter than the audit window"),
+        ({"fairness": {"review_timeout_hours": 0}}, "review_timeout_hours"),
+        ({"impact_assessment": {"misuse": "   "}}, "impact_assessment.misuse"),
+    ],
+)
+def test_governance_settings_that_could_not_do_what_they_say_are_refused(credit, changes, said):
+    raw = {**credit["raw"]}
+    for section, values in changes.items():
+        raw[section] = {**raw.get(section, {}), **values}
+    with pytest.raises(PolicyError, match=re.escape(said)):
+        parse_policy(raw)

@@ -251,11 +251,20 @@ def cmd_contest(args: argparse.Namespace, store: ArtifactStore, model: str) -> i
     return 0
 
 
+def _cli_person(named: str | None) -> str:
+    """Who acts from this shell, as a record keeps it: the name given (``--by``), which nothing here can
+    authenticate, beside the OS account and host that ran the command (the Fairness view and the REST
+    API record the user Airflow signed in instead)."""
+    import getpass
+    import socket
+
+    shell = f"cli:{getpass.getuser()}@{socket.gethostname()}"
+    return f"{named.strip()} (via {shell})" if named and named.strip() else shell
+
+
 def cmd_incidents(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
     """``fairgate incidents [list|open|act|close]``: the model's incident records and their deadlines."""
-    import getpass
-
-    by = args.by or f"cli:{getpass.getuser()}"
+    by = _cli_person(args.by)
     if args.verb == "open":
         if not args.what:
             raise InputError("fairgate incidents open needs --what: what was seen.")
@@ -321,14 +330,13 @@ def cmd_case(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
-    import getpass
     from datetime import UTC, datetime
 
     moved = rollback(
         store,
         args.loaded_policy,
         to_version=args.to,
-        actor=f"cli:{getpass.getuser()}",
+        actor=_cli_person(None),
         reason=args.reason,
         run_id=f"cli__{datetime.now(UTC).isoformat()}",
     )
@@ -464,7 +472,7 @@ def cmd_policy(args: argparse.Namespace) -> int:
         args.source = str(Path(args.source).resolve())
     if args.format is None:
         args.format = "parquet" if args.source.lower().endswith((".parquet", ".pq")) else "csv"
-    df = read_location(args.source, fmt=args.format, query=args.query)
+    df = read_location(args.source, fmt=args.format, query=args.query, limits=policy_schema.SqlSources())
     text = policy_tools.starter_policy(
         df,
         model_name=args.model_name,

@@ -53,12 +53,14 @@ def read_location(
     limits: SqlSources | None = None,
 ) -> pd.DataFrame:
     """Every row at ``source``: ``bundled://adult``, a local file or folder, or ``sql://<conn_id>`` (read
-    within ``limits``, the policy's ``sql`` section; its defaults when not given)."""
+    within ``limits``, the policy's ``sql`` section)."""
     if source == "bundled://adult":
         return read_adult("data")
     if source.startswith("bundled://"):
         raise DataError(f"Policy key '{key}': unknown bundled dataset {source!r} (available: bundled://adult).")
     if source.startswith("sql://"):
+        if limits is None:  # every caller has a policy's, or the schema's defaults, to give
+            raise TypeError("read_location of a sql:// source needs the policy's sql limits")
         return read_sql(source, query or "", interval, key="dataset.query", limits=limits)
     if source.startswith("s3://"):
         return _read_s3(source, fmt, partitioned, interval, key)
@@ -171,7 +173,7 @@ def read_sql(
     interval: tuple[datetime, datetime] | None,
     *,
     key: str,
-    limits: SqlSources | None = None,
+    limits: SqlSources,
 ) -> pd.DataFrame:
     """Run ``query`` on the connection ``source`` names, with the interval as bound parameters only.
 
@@ -190,9 +192,6 @@ def read_sql(
     import pandas as pd
     import sqlalchemy
 
-    from fairgate.policy.schema import SqlSources
-
-    limits = limits or SqlSources()
     conn_id = source.removeprefix("sql://")
     start, end = interval if interval else (None, None)
     engine = sqlalchemy.create_engine(_read_only_url(connection_uri(conn_id)))

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict
 from fairgate.fairness.metrics import GroupFigures, Sides, both_sides
 from fairgate.fairness.subgroups import Discovery
 from fairgate.fairness.subgroups import Finding as SubgroupFinding
+from fairgate.policy.people import person, same_person
 from fairgate.policy.schema import ReviewPolicy, Threshold
 from fairgate.stages.contracts import Review
 
@@ -332,26 +333,23 @@ def panel_decision(
     people), and is not the user who triggered the run when ``review.separate_from_trigger``, a
     quorum above 1, or ``second_person`` (a threshold override under ``fairness.overrides:
     reviewed``) asks for separation of duties. Approved once ``review.quorum`` approvals count;
-    any answer that is not an approval that counts ends the panel unapproved.
+    any answer that is not an approval that counts ends the panel unapproved. Names are compared as
+    :func:`fairgate.policy.people.person` normalises them (``Alice`` and ``alice `` are one person).
     """
     approvals = earlier.approvals if earlier else ()
     panel = (*(earlier.panel if earlier else ()), answer.to_json())
     refusal = ""
     if answer.approved:
         reviewer = answer.reviewer
-        if not reviewer:
+        if not person(reviewer):
             refusal = "approval refused: the reviewer is not known"
-        elif rules.approvers and reviewer not in rules.approvers:
+        elif rules.approvers and person(reviewer) not in {person(a) for a in rules.approvers}:
             refusal = f"approval refused: {reviewer} is not among review.approvers {rules.approvers}"
-        elif reviewer in approvals:
+        elif any(same_person(reviewer, a) for a in approvals):
             refusal = (
                 f"approval refused: {reviewer} approved already; a quorum of {rules.quorum} needs different people"
             )
-        elif (
-            triggered_by
-            and reviewer == triggered_by
-            and (rules.separate_from_trigger or rules.quorum > 1 or second_person)
-        ):
+        elif same_person(reviewer, triggered_by) and (rules.separate_from_trigger or rules.quorum > 1 or second_person):
             refusal = f"approval refused: {reviewer} triggered this run and may not approve it (separation of duties)"
     counted = answer.approved and not refusal
     approvals = (*approvals, str(answer.reviewer)) if counted else approvals

@@ -75,9 +75,7 @@ def incoming(policy: Policy, day: date, *, scenario: str | None = None) -> pd.Da
         raise StageError(f"No records to score for {day}: {exc}") from None
 
 
-def read_day(
-    source: str, query: str | None, day: date, *, fmt: str, key: str, limits: SqlSources | None = None
-) -> pd.DataFrame:
+def read_day(source: str, query: str | None, day: date, *, fmt: str, key: str, limits: SqlSources) -> pd.DataFrame:
     """One day of a source: ``query`` run with the day as ``:interval_start``/``:interval_end`` for a
     ``sql://`` source, else the ``date=YYYY-MM-DD`` partition of a folder (local or ``s3://``).
 

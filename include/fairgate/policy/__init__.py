@@ -10,4 +10,5 @@
 - :mod:`.catalog`: one policy file per model in ``FAIRGATE_POLICIES`` (``entries``, ``find``);
 - :mod:`.authoring`: ``starter_policy`` and ``check_against_data`` (``fairgate policy init|check``).
 - :mod:`.editing`: ``set_keys`` / ``set_in_file``: keys of a policy file changed, comments kept (``policy set``).
+- :mod:`.people`: ``person`` / ``same_person``: names compared case- and space-normalised (quorums, approvers).
 """

@@ -78,6 +78,25 @@ def check(policy: Policy) -> None:
     _check_columns(policy)
     _check_candidates(policy)
     _check_recourse(policy)
+    _check_governance(policy)
+
+
+def _check_governance(policy: Policy) -> None:
+    """Review and retention settings that could not do what they say."""
+    review, audit = policy.review, policy.audit
+    distinct = {" ".join(a.split()).casefold() for a in review.approvers}
+    if review.approvers and len(distinct) < review.quorum:
+        raise PolicyError(
+            f"Policy key 'review.quorum' is {review.quorum}, but 'review.approvers' names {len(distinct)} "
+            f"different people {review.approvers}: the quorum could never be reached."
+        )
+    kept = audit.window_days + audit.label_lag_days
+    if audit.retention_days < kept:
+        raise PolicyError(
+            f"Policy key 'audit.retention_days' is {audit.retention_days}, shorter than the audit window and its "
+            f"label lag ({audit.window_days} + {audit.label_lag_days} = {kept} days), which are always kept: set at "
+            f"least {kept} (EU AI Act Art. 19 asks for at least six months, 183 days)."
+        )
 
 
 def _check_protected(policy: Policy) -> None:

@@ -28,6 +28,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    StringConstraints,
     ValidationError,
     ValidationInfo,
     WithJsonSchema,
@@ -38,6 +39,7 @@ from pydantic import (
 from fairgate.data.adult import ADULT_COLUMNS, SIMULATED_FEED
 from fairgate.errors import PolicyError
 from fairgate.policy import rules
+from fairgate.policy.people import person
 
 Estimator = Literal["logistic_regression", "hist_gradient_boosting", "random_forest"]
 DataMetric = Literal["disparate_impact", "statistical_parity_difference"]
@@ -302,12 +304,19 @@ class Fairness(_Section):
         0.02, description="balanced accuracy the candidate may lose against production"
     )
     min_balanced_accuracy: Fraction = Field(0.6, description="performance floor")
-    review_timeout_hours: NonNegative = Field(24.0, description="human review deadline (then Reject)")
+    review_timeout_hours: Annotated[float, Field(gt=0.0)] = Field(
+        24.0, description="human review deadline (then Reject); more than 0"
+    )
     overrides: Literal["allowed", "reviewed", "forbidden"] = Field(
         "allowed",
         description="a manual run's `threshold_overrides`: allowed with a rationale (recorded); `reviewed`: "
         "also approved by a second person (the run goes to review even on a pass, and its trigger's "
         "approval does not count); or forbidden",
+    )
+    override_requesters: list[Name] = Field(
+        default_factory=list,
+        description="with `overrides: reviewed`, the Airflow users who may ask for an exception; a run triggered "
+        "by anyone else (a shell's OS account, a schedule) carries none",
     )
 
     @property
@@ -597,7 +606,7 @@ class ReviewTriggers(_Section):
     )
 
 
-Answer = Annotated[str, Field(min_length=1)] | None
+Answer = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)] | None  # blank is no answer
 
 
 class Sampling(_Section):
@@ -858,6 +867,16 @@ class Policy(_Section):
                 f"This run asks to override gate thresholds ({sorted(overrides)}), and policy key "
                 "'fairness.overrides' is 'forbidden': change the policy file instead (it is versioned)."
             )
+        if self.fairness.overrides == "reviewed":
+            listed = {person(r) for r in self.fairness.override_requesters}
+            if not person(by) or person(by) not in listed:
+                raise PolicyError(
+                    f"This run asks to override gate thresholds ({sorted(overrides)}) under 'fairness.overrides: "
+                    f"reviewed', and its requester {by!r} is not among 'fairness.override_requesters' "
+                    f"{self.fairness.override_requesters}: a second person can only be told apart from a requester "
+                    "the policy names (a run triggered from a shell carries the OS account, a scheduled run none). "
+                    "Trigger it as a listed Airflow user, in the UI or through the REST API."
+                )
         why = (rationale or "").strip()
         if not why:
             raise PolicyError(

@@ -4,5 +4,7 @@
   checks (``verify``, ``get_verified``) and ``read_recorded``;
 - :mod:`.local`: ``LocalStore`` (files, atomic renames, a lock per key);
 - :mod:`.s3`: ``S3Store`` (conditional PUTs, multipart uploads);
-- :mod:`.roots`: ``open_store``, the store a root (local path, ``file://`` or ``s3://``) names.
+- :mod:`.roots`: ``open_store``, the store a root (local path, ``file://`` or ``s3://``) names;
+- :mod:`.signing`: the evidence key and the MACs made with it, one label per kind of thing signed;
+- :mod:`.anchor`: each evidence chain's HEAD kept a second time outside the store (a SQL table).
 """
