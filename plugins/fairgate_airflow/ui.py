@@ -187,12 +187,14 @@ FORBIDDEN = "You may not read this model's reports (the auth manager refuses its
 
 
 def _page(key: str, what: str) -> HTMLResponse:
-    from fairgate.errors import NotFoundError
+    from fairgate.errors import InputError, NotFoundError
 
     try:
         return HTMLResponse(_store().get(key).decode())
     except NotFoundError:
         raise HTTPException(404, f"No {what} is stored yet.") from None
+    except InputError:  # a key the store refuses (a path that climbs out of it): there is no such page
+        raise HTTPException(404, f"No {what}.") from None
 
 
 class ContestRequest(BaseModel):
@@ -217,6 +219,10 @@ def contest(body: ContestRequest, user: User) -> JSONResponse:
         raise HTTPException(403, f"Opening a contest starts {dag_id}; you may read it but not trigger it.")
     try:
         day = date.fromisoformat(body.date) if body.date else None
+    except ValueError as exc:
+        detail = f"Field 'date' must be a day that exists, as YYYY-MM-DD; got {body.date!r} ({exc})."
+        return JSONResponse({"detail": detail, "kind": "InputError"}, status_code=400)
+    try:
         case = cases.open_contest(
             _store(),
             load_policy(entry.path),
@@ -246,7 +252,7 @@ def _trigger(dag_id: str, conf: dict[str, Any], user: Any) -> str:
 def run_report(dag_id: str, run_id: str, user: User) -> HTMLResponse:
     from fairgate.stages.lifecycle import RunInfo
 
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", dag_id):
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", dag_id) or set(dag_id) == {"."}:
         raise HTTPException(404, "No such DAG.")
     if not re.fullmatch(r"[A-Za-z0-9_.:+-]+", run_id) or set(run_id) == {"."}:
         raise HTTPException(404, "No such run.")

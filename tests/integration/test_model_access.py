@@ -147,3 +147,15 @@ def test_a_malformed_run_id_is_a_404_not_a_500(view):
     admin = _token(auth, "root", "admin", [])
     for run_id in ("..", "%2e%2e", "a%2Fb"):
         assert client.get(f"/report/run/fairgate_lifecycle__alpha_credit/{run_id}", headers=admin).status_code == 404
+
+
+def test_a_dag_id_that_climbs_out_of_the_store_is_a_404_and_an_impossible_date_names_its_field(view):
+    """Before: /fairgate/report/run/%2e%2e/x answered 500, and a contest dated 2026-02-30 answered 400
+    with "day is out of range for month", naming no field."""
+    client, auth = view
+    admin = _token(auth, "root", "admin", [])
+    for dag_id in ("..", "%2e%2e", "."):
+        assert client.get(f"/report/run/{dag_id}/x", headers=admin).status_code == 404
+    body = {"model": "alpha_credit", "row": "app-1", "reason": "Wrong address.", "date": "2026-02-30"}
+    bad = client.post("/api/contest", json=body, headers=admin)
+    assert bad.status_code == 400 and "Field 'date'" in bad.json()["detail"] and "2026-02-30" in bad.json()["detail"]

@@ -52,3 +52,37 @@ def test_impute_learns_the_training_median_and_mode_and_scores_a_gap_as_those_va
         (data := training.dump_model(model)), expected_sha256=__import__("hashlib").sha256(data).hexdigest()
     )
     assert training.predict(again, record, policy)[0] == pytest.approx(gap_scores)
+
+
+@pytest.mark.lifecycle
+def test_a_missing_feature_value_under_refuse_stops_the_run_at_the_quality_gate_with_its_record(tmp_path, capsys):
+    """Before: quality.max_null_fraction let a NaN feature through, check_bias stopped the run with no
+    evidence record of it, and `policy check --data` said the data fits."""
+    import yaml
+    from tests.conftest import synthetic_credit_policy
+
+    from fairgate.cli.main import main
+    from fairgate.governance import evidence
+    from fairgate.policy.loader import load_policy
+    from fairgate.stages import lifecycle
+    from fairgate.stages.lifecycle import RunInfo
+    from fairgate.storage.local import LocalStore
+
+    path, data = synthetic_credit_policy(tmp_path, 2000, seed=7)
+    column = next(c for c in load_policy(path).numeric if c in data.columns)
+    data.loc[data.index[:7], column] = np.nan
+    data.to_csv(tmp_path / "credit.csv", index=False)
+    raw = yaml.safe_load(path.read_text())
+    raw["quality"]["max_null_fraction"] = 0.05
+    path.write_text(yaml.safe_dump(raw))
+    store = LocalStore(tmp_path / "store")
+    recorded = lifecycle.run_in_process(store, load_policy(path), RunInfo(dag_id="nb", run_id="gaps"))
+    assert recorded.decision == "quality_failed"
+    record = evidence.find(store, "credit", "gaps")["record"]
+    assert record["quality"]["failures"] == [
+        f"fairgate_no_missing_feature_values on column '{column}': FAILED (unexpected_count=7, element_count=2000, "
+        "dataset.missing=refuse)"
+    ]
+    capsys.readouterr()
+    assert main(["policy", "check", str(path), "--data"]) != 0
+    assert column in capsys.readouterr().out

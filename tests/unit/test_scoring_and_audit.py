@@ -327,3 +327,26 @@ def test_outcomes_are_found_by_key_in_any_order_and_taken_as_they_are_when_align
     twice = pa.table({"k": ["a", "a", "b", "c"], LABEL_COLUMN: pa.array([1, 0, 1, 1], pa.int8())})
     with pytest.raises(StageError, match="labels has duplicate values in 'k'"):
         _outcomes_of(keys, twice, "k", "labels")
+
+
+def test_batch_scoring_says_which_records_held_a_category_the_model_never_saw(store, adult):
+    """The server refuses such a record; a batch scores it (the category has no effect of its own), and
+    the day's summary names the column, the count and the values, instead of saying nothing."""
+    from fairgate.models.training import dump_model, fit
+
+    policy = load_policy()
+    v = registry.register(store, policy.model_name, dump_model(fit(adult.head(2000), policy)), {"approved": True})[
+        "version"
+    ]
+    approval.deploy_recorded(
+        store, policy.model_name, v, run_id="r", dag_id="test", gate_outcome="pass", replaces=None, approver="t"
+    )
+    batch = day_batch(date(2026, 3, 1), policy, rows=100)
+    batch.loc[batch.index[:3], "occupation"] = "Astronaut"
+    from fairgate.monitoring import scoring
+
+    found = scoring.unseen_categories(batch, adult.head(2000), policy)
+    assert found["occupation"] == {"rows": 3, "values": ["Astronaut"]}
+    for col in policy.categorical:  # every other column as counted by hand
+        new = ~batch[col].astype(str).isin(set(adult.head(2000)[col].astype(str)))
+        assert found.get(col, {"rows": 0})["rows"] == int(new.sum())

@@ -197,6 +197,27 @@ def duplicate_check(df: pd.DataFrame, policy: Policy, *, dupes: int | None = Non
     )
 
 
+def missing_feature_checks(df: pd.DataFrame, policy: Policy) -> list[Check]:
+    """Under ``dataset.missing: refuse``, a feature with any missing value fails here, at the quality gate
+    (the run is recorded as ``quality_failed``, the column and count named), not later inside training,
+    where ``quality.max_null_fraction`` would have let it through to stop a run with no record of why."""
+    if policy.dataset.missing != "refuse":
+        return []
+    checks = []
+    for col in policy.features:
+        if col in df.columns:
+            gaps = int(df[col].isna().sum())
+            checks.append(
+                Check(
+                    check="fairgate_no_missing_feature_values",
+                    column=col,
+                    passed=gaps == 0,
+                    detail={"unexpected_count": gaps, "element_count": len(df), "dataset.missing": "refuse"},
+                )
+            )
+    return checks
+
+
 def validate_frame(df: pd.DataFrame, policy: Policy, *, duplicate_rows: int | None = None) -> QualityResult:
     """All quality checks on ``df``: the GX suite, duplicates and minimum group sizes.
 
@@ -206,6 +227,7 @@ def validate_frame(df: pd.DataFrame, policy: Policy, *, duplicate_rows: int | No
     checks = [_with_hint(c, df, policy) for c in run_expectations(df, expectations(policy, list(df.columns)))]
     checks.append(duplicate_check(df, policy, dupes=duplicate_rows))
     checks.extend(group_size_checks(df, policy))
+    checks.extend(missing_feature_checks(df, policy))
     return QualityResult(passed=all(c.passed for c in checks), rows=len(df), checks=checks)
 
 

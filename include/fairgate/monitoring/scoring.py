@@ -38,6 +38,20 @@ def check_records(records: pd.DataFrame, policy: Policy, day: date) -> None:
         raise StageError(f"Incoming records for {day} lack the model's input column(s) {missing}; nothing scored.")
 
 
+def unseen_categories(records: pd.DataFrame, training: pd.DataFrame, policy: Policy) -> dict[str, dict[str, object]]:
+    """Per category input, the records whose value the training rows never held: how many, and up to five
+    of the values (the server refuses such a record; a batch scores it, and its summary says so here)."""
+    out: dict[str, dict[str, object]] = {}
+    for col in policy.categorical:
+        if col in records.columns and col in training.columns:
+            known = set(training[col].dropna().astype(str))
+            values = records[col].dropna().astype(str)
+            new = values[~values.isin(known)]
+            if len(new):
+                out[col] = {"rows": len(new), "values": sorted(new.unique().tolist())[:5]}
+    return out
+
+
 def score_records(
     model: Any,
     records: pd.DataFrame,

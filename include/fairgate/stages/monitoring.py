@@ -8,6 +8,7 @@ storage in :mod:`fairgate.monitoring.prediction_log`, the page in :mod:`fairgate
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from fairgate.policy.schema import Policy
     from fairgate.storage.base import ArtifactStore
 
+logger = logging.getLogger(__name__)
+
 
 def _reference(store: ArtifactStore, policy: Policy, version: str, records: pd.DataFrame) -> dict[str, Any]:
     """The typical record reasons are measured against: the one stored at deployment, else rebuilt."""
@@ -46,6 +49,8 @@ def score_day(store: ArtifactStore, policy: Policy, day: date, records: pd.DataF
     version = approved.version
     model = registry.load_model(store, policy.model_name, version)
     scoring.check_records(records, policy, day)
+    _, training_rows = prediction_log.deployment_baseline(store, policy, version)
+    unseen = scoring.unseen_categories(records, training_rows, policy) if training_rows is not None else {}
     ranges = None
     if policy.reviews_before_harm and policy.review_triggers.outside_training:
         _, training_data = prediction_log.deployment_baseline(store, policy, version)
@@ -69,6 +74,11 @@ def score_day(store: ArtifactStore, policy: Policy, day: date, records: pd.DataF
         "sha256": written.sha256,
         "selection_rate": float(log["decision"].mean()),
     }
+    if unseen:  # scored as the model scores any category it never saw (no effect of its own), and said so
+        out["unseen_categories"] = unseen
+        logger.warning(
+            "Scored %s records of %s with categories the model never saw in training: %s", len(records), day, unseen
+        )
     if "review_status" in log.columns:
         queued, queue = prediction_log.write_review_queue(store, policy, day, log)
         out["review"] = {
