@@ -206,3 +206,33 @@ def test_a_deployment_record_forged_on_s3_with_a_manifest_that_vouches_is_refuse
     with pytest.raises(IntegrityError, match="manifest.json") as refused:
         approval.production(s3_store, M)
     assert refused.value.retry is False
+
+
+def test_a_deployment_recorded_by_an_earlier_release_is_refused_and_promoted_again_by_a_person(tmp_path):
+    """A store written before releases bound their files: production is not used (no check skipped for
+    the missing fields), and a rollback "to" the same version binds its files under the current rule."""
+    store = LocalStore(tmp_path / "store")
+    v = registry.register(store, M, b"model-old", {"approved": True, "gate_outcome": "pass", "registered_at": "t"})[
+        "version"
+    ]
+    legacy = {"kind": "deployment", "run_id": "r0", "dag_id": "lc", "version": v, "gate_outcome": "pass"}
+    legacy |= {"manifest_sha256": registry.manifest_sha256(store, M, v), "replaces": None, "approver": "gate"}
+    evidence.append(store, M, legacy)
+    evidence.append(
+        store,
+        M,
+        {
+            "kind": "lifecycle",
+            "run_id": "r0",
+            "gate": {"outcome": "pass"},
+            "model": {"sha256": v},
+            "deployment": {"version": v, "promoted": True},
+        },
+    )
+    registry.promote(store, M, v, action="deploy", run_id="r0", actor="gate", reason="")
+    with pytest.raises(IntegrityError, match="written by an earlier release of Fairgate"):
+        approval.production(store, M)
+    policy = type("P", (), {"model_name": M})()
+    lifecycle.rollback(store, policy, to_version=v, actor="ops", reason="promote under the current rule", run_id="rb")
+    found = approval.production(store, M)
+    assert (found.version, found.how, sorted(found.files)) == (v, "rollback", ["manifest.json", "model.skops"])

@@ -189,12 +189,15 @@ def production(store: ArtifactStore, model: str) -> Approved | None:
             "used until a rollback or a lifecycle run writes it again."
         )
     written = rec.get("pointer")
-    if written != pointer:
-        differ = (
-            sorted(k for k in {*pointer, *written} if pointer.get(k) != written.get(k))
-            if isinstance(written, dict)
-            else ["all (the record holds no pointer: written by an earlier release)"]
+    if not isinstance(written, dict) or not isinstance(rec.get("files"), dict):
+        raise NotApproved(
+            f"The newest promotion record of {model!r} (evidence seq {entry['seq']}: {rec.get('kind')} of version "
+            f"{version[:12]}) was written by an earlier release of Fairgate, which bound neither the production "
+            "pointer nor the files the version serves from; it is not used. Promote it again under the current "
+            f"rule: re-run the lifecycle, or record a rollback to it (fairgate rollback --to {version})."
         )
+    if written != pointer:
+        differ = sorted(k for k in {*pointer, *written} if pointer.get(k) != written.get(k))
         raise NotApproved(
             f"Production of {model!r} names version {pointer['version'][:12]} (run {pointer['run_id']!r}), but the "
             f"newest promotion record of its verified evidence chain (seq {entry['seq']}: {rec.get('kind')} of "

@@ -735,7 +735,13 @@ def rollback(
     # a convenience copy a store writer could edit).
     newest = approval.newest_promotion(entries)
     current = approval.promoted_version(newest["record"]) if newest else pointer["version"] if pointer else None
-    target = registry.rollback_target(current, to_version or approval.previous_version(entries))
+    # A promotion recorded by an earlier release bound no files: a person may promote that version again
+    # (a rollback "to" it binds its files now, after checking its manifest against the old record).
+    rebind = newest is not None and not isinstance(newest["record"].get("files"), dict) and to_version == current
+    target = (
+        to_version if rebind else registry.rollback_target(current, to_version or approval.previous_version(entries))
+    )
+    assert target is not None
     assert current is not None  # rollback_target refuses a model with nothing in production
     if not actor.strip():
         raise InputError("A rollback names the person who asks for it (--by); it was blank.")
