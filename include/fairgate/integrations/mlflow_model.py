@@ -35,6 +35,7 @@ from fairgate.errors import LogUnavailable, RequestError
 from fairgate.integrations import model_server, serving
 from fairgate.integrations.following import Follower, load_approved
 from fairgate.monitoring.served_log import DecisionLogger
+from fairgate.storage.base import verify
 
 FOLLOW_SECONDS = 10.0
 
@@ -43,6 +44,9 @@ class FairgateModel(PythonModel):
     def load_context(self, context: Any) -> None:
         config = context.model_config
         try:
+            # MLflow's copy of the model file is not what is served, but one that differs is a tamper sign.
+            copy = Path(dict(context.artifacts).get("model.skops", ""))
+            verify(copy.read_bytes(), config["version"], where=f"MLflow's copy of the model file ({copy.name})")
             # The evidence, not the alias; and the store's bound files, not MLflow's copies of them.
             store, approved = model_server.check_approved(config["model_name"], config["version"])
             workdir = Path(tempfile.mkdtemp(prefix="fairgate-follow-"))
