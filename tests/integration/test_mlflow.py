@@ -421,6 +421,37 @@ def test_every_answer_is_logged_and_the_server_follows_a_rollback_mid_stream(tra
         assert float(row["score"]) == pytest.approx(a["score"]) and row["reason_1"] == a["reason_1"]
 
 
+def test_with_a_token_the_scoring_port_answers_only_requests_that_carry_it(tracked, mlflow_server, tmp_path):
+    """FAIRGATE_SERVE_TOKEN: a request without the bearer token (or with another) is a 401 that decides and
+    logs nothing; the health check stays open for the load balancer."""
+    port = _free_port()
+    log = tmp_path / "serve.log"
+    proc = _fairgate_serve(
+        tracked, mlflow_server, port, log, FAIRGATE_SERVE_TOKEN="s3cret", FAIRGATE_FOLLOW_SECONDS="0"
+    )
+    url = f"http://127.0.0.1:{port}"
+    body = json.dumps({"dataframe_records": [RECORD]}).encode()
+    try:
+        _wait_http(f"{url}/ping", proc, 120, log)
+        for header in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
+            req = urllib.request.Request(
+                f"{url}/invocations", data=body, headers={"Content-Type": "application/json", **header}
+            )
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(req, timeout=30)
+            assert refused.value.code == 401 and json.loads(refused.value.read())["error_code"] == "UNAUTHENTICATED"
+        req = urllib.request.Request(
+            f"{url}/invocations",
+            data=body,
+            headers={"Content-Type": "application/json", "Authorization": "Bearer s3cret"},
+        )
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            assert resp.status == 200 and json.loads(resp.read())["predictions"][0]["logged"] is True
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(30)
+
+
 def test_a_tampered_model_file_is_refused_by_the_server(tracked, mlflow_server, tmp_path):
     import boto3
 

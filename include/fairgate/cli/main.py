@@ -550,8 +550,9 @@ def cmd_serve(args: argparse.Namespace, store: ArtifactStore, model: str) -> int
         file=sys.stderr,
         flush=True,
     )
-    command = model_server.serve_command(prepared, host=args.host, port=args.port, workers=args.workers)
-    os.execve(command[0], command, model_server.environment(store))  # noqa: S606  # the server replaces this process
+    command, needs = model_server.serve_command(prepared, host=args.host, port=args.port, workers=args.workers)
+    env = {**model_server.environment(store), **needs}
+    os.execve(command[0], command, env)  # noqa: S606  # the server replaces this process
 
 
 def build_parser() -> argparse.ArgumentParser:

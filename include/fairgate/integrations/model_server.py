@@ -141,26 +141,28 @@ def check_approved(model: str, version: str) -> tuple[ArtifactStore, approval.Ap
     return store, approved
 
 
-def serve_command(prepared: Prepared, *, host: str, port: int, workers: int = 1) -> list[str]:
-    """The ``mlflow models serve`` command for a prepared folder (the environment is this one)."""
+def serve_command(prepared: Prepared, *, host: str, port: int, workers: int = 1) -> tuple[list[str], dict[str, str]]:
+    """The server's command and the environment entries it needs: MLflow's scoring app for the prepared
+    folder (as ``mlflow models serve --env-manager local`` would start it), behind Fairgate's optional
+    bearer token (:mod:`fairgate.integrations.scoring_app`)."""
+    import shlex
     import sys
 
-    mlflow_bin = Path(sys.executable).with_name("mlflow")
-    return [
-        str(mlflow_bin),
-        "models",
-        "serve",
-        "-m",
-        str(prepared.folder),
-        "--env-manager",
-        "local",
-        "-h",
-        host,
-        "-p",
-        str(port),
-        "-w",
-        str(workers),
-    ]
+    from mlflow.pyfunc import scoring_server
+
+    command, env = scoring_server.get_cmd(
+        model_uri=str(prepared.folder),
+        port=port,
+        host=host,  # type: ignore[arg-type]  # MLflow's hint says int; it is the host's name, as its own CLI passes
+        nworkers=workers,
+    )
+    words = shlex.split(command)
+    if words[0] != "uvicorn" or words[-1] != "mlflow.pyfunc.scoring_server.app:app":
+        raise InputError(f"This MLflow starts its scoring server as {command!r}, which Fairgate does not know.")
+    words[0] = str(Path(sys.executable).with_name("uvicorn"))
+    words[-1] = "fairgate.integrations.scoring_app:app"
+    added = {k: v for k, v in env.items() if os.environ.get(k) != v}  # the model path and request timeout
+    return words, added
 
 
 def environment(store: ArtifactStore) -> dict[str, str]:
