@@ -350,6 +350,10 @@ def test_the_served_production_model_answers_with_the_batch_scorers_decisions_an
         ({"savings_band": "enormous"}, "'savings_band' has the value 'enormous'"),
         ({"employment": None}, "'employment'"),
         ({"duration_months": None}, "'duration_months' must be a number"),
+        ({"application_id": {"a": 1}}, "'application_id' must be the record's row key"),
+        ({"application_id": None}, "'application_id' must be the record's row key"),
+        ({"gender": None}, "Protected column 'gender' has no value"),
+        ({"gender": "robot"}, "Protected column 'gender' has the value 'robot'"),
     ],
 )
 def test_bad_records_get_a_400_naming_the_column(served, change, named):
