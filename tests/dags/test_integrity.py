@@ -35,6 +35,7 @@ PARSE_TIME_FAIRGATE = {
     "fairgate.policy.schema",
     "fairgate.policy.rules",
     "fairgate.policy.reading",
+    "fairgate.policy.people",  # name normalisation (stdlib only)
     "fairgate.data",
     "fairgate.data.adult",  # the bundled column names only (stdlib imports)
     "fairgate.errors",
