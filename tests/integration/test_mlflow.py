@@ -294,14 +294,23 @@ def served(tracked, mlflow_server, tmp_path_factory):
         proc.wait(30)
 
 
+def _strict(text: bytes) -> dict:
+    """JSON as strict parsers read it (browsers, Go, Jackson): NaN, Infinity and -Infinity refused."""
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
 def _post(url: str, body: bytes | str) -> tuple[int, dict]:
     data = body.encode() if isinstance(body, str) else body
     req = urllib.request.Request(f"{url}/invocations", data=data, headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.status, json.loads(resp.read())
+            return resp.status, _strict(resp.read())
     except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+        return exc.code, _strict(exc.read())
 
 
 def test_the_served_production_model_answers_with_the_batch_scorers_decisions_and_reasons(tracked, served):

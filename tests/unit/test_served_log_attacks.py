@@ -194,3 +194,17 @@ def test_a_garbage_loss_count_is_quarantined_not_added(live, content):
     assert result["unlogged_decisions"] == 2
     [moved] = result["quarantined"]
     assert "online-lost" in moved["key"]
+
+
+def test_an_answer_with_fewer_than_three_reasons_is_strict_json(live):
+    """Before: pandas 3 kept a missing reason as NaN, written "reason_3": NaN, which browsers, Go and
+    Jackson refuse. The reference record itself moves no input: it has no reason at all."""
+    _, _, served = live
+    records = _requests(2, seed=76)
+    for col, value in served.reference.items():
+        if col in records.columns:
+            records.loc[0, col] = value  # the first record is the reference; the second has its reasons
+    answer = serving.decide(served, records, now=NOON).answer
+    text = json.dumps(answer.to_dict(orient="records"), allow_nan=False)  # raises on NaN or infinity
+    plain, other = json.loads(text)
+    assert plain["reason_1"] is None and plain["reason_3"] is None and isinstance(other["reason_1"], str)

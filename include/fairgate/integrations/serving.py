@@ -399,7 +399,25 @@ def decide(
     if shapley:
         answered["shapley"] = pd.Series(_shapley(served, rows), dtype=object)
     out, log = pd.DataFrame(answered), pd.DataFrame(logged)
-    return Decided(answer=out, log=log, day=now.astimezone(UTC).date())
+    return Decided(answer=_strict_json(out), log=log, day=now.astimezone(UTC).date())
+
+
+def _strict_json(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every missing value None: pandas 3 stores a missing text as NaN, which a JSON
+    encoder writes as ``NaN`` (not JSON: browsers, Go and Jackson refuse it); None is written ``null``."""
+    import math
+
+    import pandas as pd
+
+    def plain(value: object) -> object:
+        if value is None or value is pd.NA or (isinstance(value, float) and not math.isfinite(value)):
+            return None
+        return value
+
+    # Built column by column as objects: DataFrame.map would infer the text dtype (and its NaN) again.
+    return pd.DataFrame(
+        {c: pd.Series([plain(v) for v in frame[c].tolist()], dtype=object, index=frame.index) for c in frame.columns}
+    )
 
 
 def _shapley(served: Served, rows: pd.DataFrame) -> list[shapley_values.RecordJSON]:
