@@ -70,3 +70,22 @@ def test_the_command_sets_validates_and_the_result_loads(policy_file, capsys):
     assert policy.fairness.review_margin == 0.04 and policy.audit.window_days == 3
     assert main(["policy", "set", str(policy_file), "audit.window_days=0"]) != 0
     assert load_policy(policy_file).audit.window_days == 3
+
+
+def test_yes_and_no_stay_text_when_set_and_when_read(tmp_path):
+    """Before: `policy set ...allowed=[yes, no]` wrote booleans (YAML 1.1), the loader accepted them, the
+    quality gate failed with a misleading message and recourse proposed "insurance False"."""
+    raw = yaml.safe_load(DEFAULT_POLICY.read_text())
+    raw["protected_attributes"].append({"column": "insured", "privileged": ["yes"], "allowed": ["yes", "no"]})
+    raw["audit"]["incoming"] = str(tmp_path / "feed")  # the simulated Adult feed has no column 'insured'
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(raw).replace("- 'yes'", "- yes").replace("- 'no'", "- no"))
+    assert "- yes" in path.read_text()  # unquoted, as a person writes it
+    insured = next(a for a in load_policy(path).protected_attributes if a.column == "insured")
+    assert insured.allowed == ["yes", "no"] and insured.privileged_values == ["yes"]
+    set_in_file(path, ["protected_attributes=" + yaml.safe_dump(raw["protected_attributes"], default_flow_style=True)])
+    set_in_file(path, ["dataset.favorable_label=yes"])
+    text = path.read_text()
+    assert 'favorable_label: "yes"' in text  # quoted for every other YAML reader
+    assert yaml.safe_load(text)["dataset"]["favorable_label"] == "yes"  # even a YAML 1.1 one
+    assert load_policy(path).dataset.favorable_label == "yes"

@@ -32,12 +32,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from fairgate.errors import CODE_VERSION, BundleError, NotFoundError
 from fairgate.governance import annex_iv, approval, evidence, incidents, registry
 from fairgate.governance.records import LifecycleRecord
 from fairgate.policy.loader import parse_policy
+from fairgate.policy.reading import read_policy_yaml
 from fairgate.storage.base import read_recorded
 
 if TYPE_CHECKING:
@@ -204,7 +203,7 @@ def build(
         text = json.dumps(concerned, indent=2, sort_keys=True).encode()
         out.add("incidents.json", text, "incidents of this version, as their evidence records stand")
     if "policy.yaml" in out.members:  # the plan the approving policy amounts to
-        approving = parse_policy(yaml.safe_load(out.members["policy.yaml"]))
+        approving = parse_policy(read_policy_yaml(out.members["policy.yaml"], source="the bundle's policy.yaml"))
         out.add("post_market_plan.md", incidents.monitoring_plan(approving).encode(), "post-market monitoring plan")
     first = mine[0]["seq"]
     for entry, data in zip(entries, raw, strict=True):
@@ -417,7 +416,8 @@ def _check_bound(index: dict[str, Any], members: dict[str, bytes]) -> list[str]:
         return problems  # said by _check_artifacts
     if "post_market_plan.md" in members:  # derived from the bound policy file: derived again and compared
         try:
-            plan = incidents.monitoring_plan(parse_policy(yaml.safe_load(members.get("policy.yaml", b"")))).encode()
+            kept = read_policy_yaml(members.get("policy.yaml", b""), source="the bundle's policy.yaml")
+            plan = incidents.monitoring_plan(parse_policy(kept)).encode()
         except Exception as exc:  # a policy this release cannot read: said, not raised
             plan = f"unreadable policy: {exc}".encode()
         if members["post_market_plan.md"] != plan:

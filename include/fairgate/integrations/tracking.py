@@ -35,6 +35,7 @@ from fairgate.governance import approval, evidence, registry
 from fairgate.governance.evidence import Entry
 from fairgate.governance.records import LifecycleRecord
 from fairgate.integrations import serving
+from fairgate.policy.reading import read_policy_yaml
 from fairgate.stages.contracts import Tracked
 from fairgate.storage.base import read_recorded, verify
 from fairgate.storage.local import default_artifact_root
@@ -284,8 +285,6 @@ def log_lifecycle(
     mlflow: MlflowClient, store: ArtifactStore, policy: Policy, entry: Entry, *, run_url: str | None = None
 ) -> tuple[str, bool]:
     """The MLflow run of one lifecycle evidence entry, and whether this call wrote it."""
-    import yaml
-
     rec = LifecycleRecord.from_json(entry["record"])
     exp = experiment(mlflow, policy.model_name)
     for found in _runs(mlflow, exp, "fairgate.run_id", rec.run_id):
@@ -295,7 +294,7 @@ def log_lifecycle(
             mlflow.delete_run(found.info.run_id)  # cut off, or of a record since replaced: write it again
     at = _ms(rec.recorded_at)
     kept = _policy_file(store, rec)
-    raw = yaml.safe_load(kept) if kept else policy.raw
+    raw = read_policy_yaml(kept, source="the run's kept policy.yaml") if kept else policy.raw
     run = mlflow.create_run(exp, start_time=at, tags=lifecycle_tags(entry, run_url=run_url), run_name=rec.run_id)
     run_id = str(run.info.run_id)
     _log(mlflow, run_id, metrics=lifecycle_metrics(rec), params=params_of(raw), at=at)

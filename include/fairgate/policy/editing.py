@@ -4,7 +4,8 @@
 with those keys set and everything else as it was, the comments ``policy init`` wrote included
 (a round-trip YAML editor, ruamel.yaml, rewrites only what changed). A key is a dotted path from
 the top of the file; missing mappings on the way are created. A value is read as YAML, so
-``0.7`` is a number, ``[a, b]`` a list and ``{kind: abs_difference, max: 0.2}`` a mapping.
+``0.7`` is a number, ``[a, b]`` a list and ``{kind: abs_difference, max: 0.2}`` a mapping; ``yes``,
+``no``, ``on`` and ``off`` stay text (only ``true``/``false`` are booleans) and are written quoted.
 
 The result must be a valid policy: it goes through the same bounded reader and schema as any
 file (:func:`fairgate.policy.loader.parse_policy`), and the file on disk is replaced in one
@@ -23,13 +24,30 @@ from fairgate.errors import PolicyError
 from fairgate.policy.loader import parse_policy
 from fairgate.policy.reading import read_policy_yaml
 
+# Words YAML 1.1 readers take for booleans; Fairgate reads them as text (YAML 1.2), and writes them quoted
+# so that every other reader of the file does too.
+_BOOLEAN_WORDS = frozenset({"yes", "no", "on", "off", "y", "n"})
+
 
 def _setting(item: str) -> tuple[list[str], Any]:
     key, sep, value = item.partition("=")
     path = key.strip().split(".")
     if not sep or not all(path):
         raise PolicyError(f"{item!r} is not KEY=VALUE with a dotted key, e.g. audit.incoming=/data/feed.")
-    return path, read_policy_yaml(value, source=f"the value of {key.strip()}")
+    return path, _quoted(read_policy_yaml(value, source=f"the value of {key.strip()}"))
+
+
+def _quoted(value: Any) -> Any:
+    """``value`` with each text a YAML 1.1 reader would take for a boolean written in quotes."""
+    from ruamel.yaml.scalarstring import DoubleQuotedScalarString
+
+    if isinstance(value, str) and value.lower() in _BOOLEAN_WORDS:
+        return DoubleQuotedScalarString(value)
+    if isinstance(value, list):
+        return [_quoted(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _quoted(v) for k, v in value.items()}
+    return value
 
 
 def set_keys(text: str, settings: list[str], *, source: str = "policy file") -> str:

@@ -16,12 +16,16 @@ Every error of reading and constructing a file, whatever raised it, is a
 :class:`~fairgate.errors.PolicyError` naming the file: never a traceback, never an exception that
 a caller (the DAG processor reading a folder of policies) does not expect.
 
+Booleans are YAML 1.2's (``true``/``false`` only): ``yes``, ``no``, ``on`` and ``off`` are text, as
+the values of a yes/no column are.
+
 Numbers that are not finite (``.nan``, ``.inf``) are refused where the policy is validated
 (:func:`fairgate.policy.schema.validate`), so a policy built in code is held to the same rule.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -107,3 +111,12 @@ def read_policy_yaml(data: bytes | str, *, source: str | Path = "(given as text)
 
 
 _Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
+# Booleans as YAML 1.2 has them: only true / false. YAML 1.1 (PyYAML's default) also reads yes, no, on,
+# off, y and n as booleans, so `allowed: [yes, no]` of a yes/no column became [True, False].
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
