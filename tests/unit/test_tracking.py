@@ -115,12 +115,14 @@ def test_a_number_outside_the_policys_range_is_refused_naming_it():
         inputs={"required": ["age"], "numeric": ["age"], "categories": {}},
         recourse={},
     )
-    ids = {"row_id": ["r1", "r2"]}
+    ids = {"row_id": ["r1", "r2"], "sex": ["Male", "Female"], "race": ["White", "Black"]}
     assert serving.check_request(pd.DataFrame({**ids, "age": [17, 90]}), served)["age"].tolist() == [17, 90]
     with pytest.raises(serving.RequestError, match=r"'age' is 1e\+308 in record 1, outside the policy's range"):
         serving.check_request(pd.DataFrame({**ids, "age": [30, 1e308]}), served)
     with pytest.raises(serving.RequestError, match=r"'age' is 16.0 in record 0"):
-        serving.check_request(pd.DataFrame({"row_id": ["r1"], "age": [16.0]}), served)
+        serving.check_request(
+            pd.DataFrame({"row_id": ["r1"], "sex": ["Male"], "race": ["White"], "age": [16.0]}), served
+        )
     with pytest.raises(serving.RequestError, match=r"needs its row key 'row_id'"):
         serving.check_request(pd.DataFrame({"age": [30]}), served)
 

@@ -208,7 +208,8 @@ def check_request(records: pd.DataFrame, served: Served) -> pd.DataFrame:
         )
     if key:
         _check_row_key(records[key].to_numpy(dtype=object), key)
-    _check_protected(records, served)
+    if served.policy is not None:  # every loaded version has its policy (a bare input spec has none)
+        _check_protected(records, served)
     out, converted = records, {}
     for col in served.inputs["numeric"]:  # on each column's numpy values: pandas costs per call, not per row
         raw = out[col].to_numpy(dtype=object)
@@ -242,7 +243,7 @@ def check_request(records: pd.DataFrame, served: Served) -> pd.DataFrame:
                 )
         converted[col] = values
     out = out.assign(**converted)
-    for col in served.policy.features:  # a category with too many values to list: a short scalar at least
+    for col in served.policy.features if served.policy is not None else ():  # too many values to list: a scalar
         if col not in served.inputs["numeric"] and col not in served.inputs["categories"] and col in out.columns:
             _check_scalars(out[col].to_numpy(dtype=object), col, what="a text or a whole number")
     for col, known in served.inputs["categories"].items():
@@ -293,6 +294,8 @@ def _check_protected(records: pd.DataFrame, served: Served) -> None:
     known = served.inputs.get("protected") or {}
     for attr in served.policy.protected_attributes:
         col = attr.column
+        if col not in records.columns:
+            raise RequestError(f"Every record needs the protected column {col!r}: the audit groups decisions by it.")
         raw = records[col].to_numpy(dtype=object)
         if attr.is_threshold:
             bad = [
