@@ -12,22 +12,23 @@ import hmac
 import logging
 import os
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
-from fastapi import Request, Response
-from fastapi.responses import JSONResponse
-from mlflow.pyfunc.scoring_server.app import app  # MLflow's app: it loads the model named by its environment
+if TYPE_CHECKING:
+    from fastapi import Request, Response
 
 TOKEN_ENV = "FAIRGATE_SERVE_TOKEN"  # noqa: S105  # the variable's name, not a secret
 OPEN_PATHS = frozenset({"/ping", "/health", "/version"})
-_token = os.environ.get(TOKEN_ENV, "")
 
 
 async def _require_token(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
     """A request without the token is answered 401, before the model sees it."""
+    from fastapi.responses import JSONResponse
+
     if request.url.path in OPEN_PATHS:
         return await call_next(request)
     given = request.headers.get("authorization", "")
-    if not hmac.compare_digest(given.encode(), f"Bearer {_token}".encode()):
+    if not hmac.compare_digest(given.encode(), f"Bearer {os.environ.get(TOKEN_ENV, '')}".encode()):
         return JSONResponse(
             {
                 "error_code": "UNAUTHENTICATED",
@@ -39,10 +40,14 @@ async def _require_token(request: Request, call_next: Callable[[Request], Awaita
     return await call_next(request)
 
 
-if _token:
-    app.middleware("http")(_require_token)
-    logging.getLogger(__name__).warning(
-        "%s is set: every request but %s needs its bearer token", TOKEN_ENV, sorted(OPEN_PATHS)
-    )
+def create() -> Any:
+    """MLflow's scoring app (which loads the model its environment names), with the token required when
+    ``FAIRGATE_SERVE_TOKEN`` is set: the factory uvicorn calls (``--factory``)."""
+    from mlflow.pyfunc.scoring_server.app import app
 
-__all__ = ["app"]
+    if os.environ.get(TOKEN_ENV):
+        app.middleware("http")(_require_token)
+        logging.getLogger(__name__).warning(
+            "%s is set: every request but %s needs its bearer token", TOKEN_ENV, sorted(OPEN_PATHS)
+        )
+    return app
