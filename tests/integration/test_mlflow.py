@@ -31,6 +31,7 @@ from fairgate.storage.roots import open_store
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 BIN = Path(sys.executable).parent
+TOKEN = "s3cret-for-the-scoring-port"  # the served fixture's FAIRGATE_SERVE_TOKEN
 RECORD = {
     "application_id": "web-1",
     "gender": "female",
@@ -284,7 +285,7 @@ def served(tracked, mlflow_server, tmp_path_factory):
     tracking.track(tracked["store"], tracked["policy"], uri=mlflow_server["url"], lifecycle_runs=False)
     port = _free_port()
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    proc = _fairgate_serve(tracked, mlflow_server, port, log, FAIRGATE_FOLLOW_SECONDS="1")
+    proc = _fairgate_serve(tracked, mlflow_server, port, log, FAIRGATE_FOLLOW_SECONDS="1", FAIRGATE_SERVE_TOKEN=TOKEN)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_http(f"{url}/ping", proc, 120, log)
@@ -303,9 +304,10 @@ def _strict(text: bytes) -> dict:
     return json.loads(text, parse_constant=refuse)
 
 
-def _post(url: str, body: bytes | str) -> tuple[int, dict]:
+def _post(url: str, body: bytes | str, *, token: str | None = TOKEN) -> tuple[int, dict]:
     data = body.encode() if isinstance(body, str) else body
-    req = urllib.request.Request(f"{url}/invocations", data=data, headers={"Content-Type": "application/json"})
+    auth = {"Authorization": f"Bearer {token}"} if token else {}
+    req = urllib.request.Request(f"{url}/invocations", data=data, headers={"Content-Type": "application/json", **auth})
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             return resp.status, _strict(resp.read())
@@ -434,35 +436,21 @@ def test_every_answer_is_logged_and_the_server_follows_a_rollback_mid_stream(tra
         assert float(row["score"]) == pytest.approx(a["score"]) and row["reason_1"] == a["reason_1"]
 
 
-def test_with_a_token_the_scoring_port_answers_only_requests_that_carry_it(tracked, mlflow_server, tmp_path):
-    """FAIRGATE_SERVE_TOKEN: a request without the bearer token (or with another) is a 401 that decides and
-    logs nothing; the health check stays open for the load balancer."""
-    port = _free_port()
-    log = tmp_path / "serve.log"
-    proc = _fairgate_serve(
-        tracked, mlflow_server, port, log, FAIRGATE_SERVE_TOKEN="s3cret", FAIRGATE_FOLLOW_SECONDS="0"
-    )
-    url = f"http://127.0.0.1:{port}"
-    body = json.dumps({"dataframe_records": [RECORD]}).encode()
-    try:
-        _wait_http(f"{url}/ping", proc, 120, log)
-        for header in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
-            req = urllib.request.Request(
-                f"{url}/invocations", data=body, headers={"Content-Type": "application/json", **header}
-            )
-            with pytest.raises(urllib.error.HTTPError) as refused:
-                urllib.request.urlopen(req, timeout=30)
-            assert refused.value.code == 401 and json.loads(refused.value.read())["error_code"] == "UNAUTHENTICATED"
-        req = urllib.request.Request(
-            f"{url}/invocations",
-            data=body,
-            headers={"Content-Type": "application/json", "Authorization": "Bearer s3cret"},
-        )
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            assert resp.status == 200 and json.loads(resp.read())["predictions"][0]["logged"] is True
-    finally:
-        os.killpg(proc.pid, 15)
-        proc.wait(30)
+def test_with_a_token_the_scoring_port_answers_only_requests_that_carry_it(served):
+    """The served fixture runs with FAIRGATE_SERVE_TOKEN: a request without the bearer token (or with
+    another) is a 401 that decides and logs nothing; the health check stays open for the load balancer."""
+    body = json.dumps({"dataframe_records": [RECORD]})
+    for token in (None, "wrong"):
+        status, said = _post(served, body, token=token)
+        assert status == 401 and said["error_code"] == "UNAUTHENTICATED"
+    req = urllib.request.Request(f"{served}/invocations", data=body.encode(), headers={"Authorization": TOKEN})
+    with pytest.raises(urllib.error.HTTPError) as bare:  # the token without "Bearer "
+        urllib.request.urlopen(req, timeout=30)
+    assert bare.value.code == 401
+    with urllib.request.urlopen(f"{served}/ping", timeout=30) as resp:
+        assert resp.status == 200
+    status, said = _post(served, body)
+    assert status == 200 and said["predictions"][0]["logged"] is True
 
 
 def test_a_tampered_model_file_is_refused_by_the_server(tracked, mlflow_server, tmp_path):
