@@ -530,29 +530,55 @@ def cmd_mlflow_check(args: argparse.Namespace, store: ArtifactStore, model: str)
 
 
 def cmd_serve(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
-    """Serve Fairgate's approved production version (not whatever MLflow's alias names); never returns."""
+    """Serve Fairgate's approved production version (not whatever MLflow's alias names); never returns.
+
+    From MLflow's registered copy when a tracking server is named (``--tracking-uri`` or
+    ``MLFLOW_TRACKING_URI``; ``--from mlflow``), else straight from the artifact store (``--from store``:
+    no tracking server, registry or file in the working directory needed; the store is the authority).
+    """
     import tempfile
     from pathlib import Path
 
-    mlflow = tracking.client(args.tracking_uri)
     dest = Path(args.workdir or tempfile.mkdtemp(prefix=f"fairgate-serve-{model}-"))
-    prepared = model_server.prepare(store, model, mlflow, dest)
-    alias = tracking.alias_version(mlflow, model)
-    if alias != prepared.mlflow_version:
-        print(
-            f"MLflow's '{tracking.ALIAS}' alias names version {alias}, not the one Fairgate approved; serving "
-            f"Fairgate's (fairgate mlflow-sync moves the alias back).",
-            file=sys.stderr,
-        )
+    source = args.source or ("mlflow" if args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") else "store")
+    if source == "store":
+        prepared = _prepare_from_store(store, model, dest)
+        where = "from the artifact store"
+    else:
+        mlflow = tracking.client(args.tracking_uri)
+        prepared = model_server.prepare(store, model, mlflow, dest)
+        where = f"(MLflow version {prepared.mlflow_version})"
+        alias = tracking.alias_version(mlflow, model)
+        if alias != prepared.mlflow_version:
+            print(
+                f"MLflow's '{tracking.ALIAS}' alias names version {alias}, not the one Fairgate approved; serving "
+                f"Fairgate's (fairgate mlflow-sync moves the alias back).",
+                file=sys.stderr,
+            )
     print(
-        f"Serving {model} version {prepared.version[:12]} (MLflow version {prepared.mlflow_version}) on "
-        f"http://{args.host}:{args.port}",
+        f"Serving {model} version {prepared.version[:12]} {where} on http://{args.host}:{args.port}",
         file=sys.stderr,
         flush=True,
     )
     command, needs = model_server.serve_command(prepared, host=args.host, port=args.port, workers=args.workers)
     env = {**model_server.environment(store), **needs}
     os.execve(command[0], command, env)  # noqa: S606  # the server replaces this process
+
+
+def _prepare_from_store(store: ArtifactStore, model: str, dest: Any) -> model_server.Prepared:
+    """The approved production version of ``model`` as a model-from-code folder written into ``dest`` from
+    the files its promotion record binds in the store, and checked as a downloaded one is: no tracking
+    server, registry or file in the working directory is involved."""
+    approved = approval.production(store, model)
+    if approved is None:
+        raise InputError(f"Nothing of {model!r} is in production; there is nothing to serve.")
+    dest.mkdir(parents=True, exist_ok=True)
+    recorded = approval.read_bound(store, approved, approval.POLICY)
+    (dest / "policy.yaml").write_bytes(recorded)
+    policy = load_policy(dest / "policy.yaml")
+    folder = tracking.save_served_model(store, policy, approved.version, dest / "version", policy_file=recorded)
+    model_server.check_folder(folder, model, approved.version)
+    return model_server.Prepared(model=model, version=approved.version, mlflow_version="", folder=folder)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -626,6 +652,13 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--port", type=int, default=5001, help="port (default: 5001)")
             p.add_argument("--workers", type=int, default=1, help="uvicorn workers (default: 1)")
             p.add_argument("--workdir", help="where the checked model folder is kept (default: a new temp folder)")
+            p.add_argument(
+                "--from",
+                dest="source",
+                choices=["store", "mlflow"],
+                help="serve straight from the artifact store, or MLflow's registered copy (default: mlflow when a "
+                "tracking server is named, else store)",
+            )
         if name.startswith("mlflow-") or name == "serve":
             p.add_argument(
                 "--tracking-uri",

@@ -73,9 +73,9 @@ def prepare(store: ArtifactStore, model: str, mlflow: MlflowClient, dest: Path) 
         )
     refused = []
     for mv in tagged:
-        folder = Path(
+        folder = Path(  # the version's own artifact location: nothing resolved against a default registry
             download_artifacts(
-                artifact_uri=f"models:/{model}/{mv.version}",
+                artifact_uri=mlflow.get_model_version_download_uri(model, mv.version),
                 dst_path=str(dest / str(mv.version)),
                 tracking_uri=mlflow.tracking_uri,
             )
