@@ -20,7 +20,10 @@ if TYPE_CHECKING:
 
 
 def artifact_root() -> str | None:
-    return os.environ.get("FAIRGATE_ARTIFACT_ROOT")
+    """The configured artifact root (:mod:`fairgate.configuration`: the variable, then fairgate.yaml)."""
+    from fairgate import configuration
+
+    return configuration.value("artifact_root")
 
 
 def _aws_conn_id(given: str | None = None) -> str:

@@ -14,6 +14,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from fairgate import configuration
 from fairgate.data.quality import duplicate_rows, validate_frame
 from fairgate.data.sources import read_location, read_source
 from fairgate.errors import (
@@ -37,7 +38,7 @@ from fairgate.policy.loader import load_policy, parse_policy
 from fairgate.policy.schema import Policy
 from fairgate.stages.lifecycle import rollback
 from fairgate.storage import anchor
-from fairgate.storage.base import ArtifactStore, sha256_bytes
+from fairgate.storage.base import ArtifactStore, read_recorded, sha256_bytes
 from fairgate.storage.roots import default_s3_client, open_store
 
 
@@ -102,16 +103,16 @@ def cmd_status(args: argparse.Namespace, store: ArtifactStore, model: str) -> in
     return 2 if finding else 0
 
 
-def _status_of_every_model(args: argparse.Namespace, store: ArtifactStore) -> int:
+def _status_of_every_model(args: argparse.Namespace, store: ArtifactStore, names: list[str]) -> int:
     """``fairgate status`` with several models and none chosen: each model's status in turn."""
     import contextlib
     import io
 
     payloads, texts = [], []
-    for entry in catalog.entries():
+    for name in names:
         buffer = io.StringIO()
         with contextlib.redirect_stdout(buffer):
-            cmd_status(args, store, entry.name)
+            cmd_status(args, store, name)
         texts.append(buffer.getvalue().rstrip())
         if args.json:
             payloads.append(json.loads(buffer.getvalue()))
@@ -540,7 +541,8 @@ def cmd_serve(args: argparse.Namespace, store: ArtifactStore, model: str) -> int
     from pathlib import Path
 
     dest = Path(args.workdir or tempfile.mkdtemp(prefix=f"fairgate-serve-{model}-"))
-    source = args.source or ("mlflow" if args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") else "store")
+    named = args.tracking_uri or configuration.value("mlflow_tracking_uri")
+    source = args.source or ("mlflow" if named else "store")
     if source == "store":
         prepared = _prepare_from_store(store, model, dest)
         where = "from the artifact store"
@@ -724,9 +726,32 @@ def _quality_gate_says(policy: Policy, source: Any) -> list[str]:
     return [f"the quality gate would fail: {c.describe()}" for c in checked.failures]
 
 
+def _configured() -> bool:
+    """Whether this shell names its policies (a folder, or one file); else the store says which models there are."""
+    return bool(configuration.value("policies") or os.environ.get(catalog.POLICY_ENV))
+
+
+def _stored_models(store: ArtifactStore) -> list[str]:
+    """The models with evidence in ``store``, when this shell names no policies (else [])."""
+    return [] if _configured() else evidence.models(store)
+
+
 def _policy_of(store: ArtifactStore, model: str | None) -> Policy:
     """The policy of ``model``: its catalog entry, else (a model with evidence in the store that this
-    deployment's catalog does not list) the policy file its latest lifecycle run kept in the store."""
+    deployment's catalog does not list) the policy file its latest lifecycle run kept in the store.
+
+    With no policies named (no folder, no file), the models are those with evidence in the store: the
+    only one of them when ``model`` is None, each with the policy its latest run kept.
+    """
+    stored = _stored_models(store)
+    if stored and model is None:
+        if len(stored) > 1:
+            raise CatalogError(
+                f"The store {store.root_uri} holds {len(stored)} models; choose one with --model: {stored}."
+            )
+        return kept_policy(store, stored[0])
+    if model in stored:
+        return kept_policy(store, model)
     try:
         return load_policy(catalog.find(model).path)
     except CatalogError as exc:
@@ -747,7 +772,9 @@ def kept_policy(store: ArtifactStore, model: str) -> Policy:
         raise CatalogError(
             f"Model {model!r} has evidence in {store.root_uri} but no kept policy file; name it with --policy."
         )
-    data = store.get(store.key_of(ref.uri))
+    data = read_recorded(store, ref.uri)  # found by its place in the store, wherever the store now is
+    if data is None:
+        raise CatalogError(f"The policy file {model!r}'s latest run kept ({ref.uri}) is no longer in the store.")
     if sha256_bytes(data) != ref.sha256:
         raise IntegrityError(f"The policy file kept at {ref.uri} is not the one its lifecycle record names.")
     folder = Path(tempfile.mkdtemp(prefix=f"fairgate-{model}-"))
@@ -763,8 +790,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "verify-bundle":
             return cmd_verify_bundle(args)
         store = open_store(args.artifact_root, s3_client=default_s3_client(args.artifact_root))
-        if args.command == "status" and not (args.model or args.policy) and len(catalog.entries()) > 1:
-            return _status_of_every_model(args, store)
+        if args.command == "status" and not (args.model or args.policy):
+            names = _stored_models(store) or [e.name for e in catalog.entries()]
+            if len(names) > 1:
+                return _status_of_every_model(args, store, names)
         policy = load_policy(args.policy) if args.policy else _policy_of(store, args.model)
         if args.model and policy.model_name != args.model:
             raise InputError(f"--model {args.model!r} but the policy {args.policy} is for {policy.model_name!r}.")

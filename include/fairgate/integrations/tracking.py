@@ -30,6 +30,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fairgate import configuration
 from fairgate.errors import NOT_RETRIED, IntegrityError, StageError, TrackingUnavailable
 from fairgate.governance import approval, evidence, registry
 from fairgate.governance.evidence import Entry
@@ -66,11 +67,11 @@ def tracking_uri(configured: str | None = None) -> str:
     The embedded store is SQLite in ``.mlflow/`` beside a local artifact store (``FAIRGATE_ARTIFACT_ROOT``
     or the project's ``.artifacts``), so each store has its own.
     """
-    uri = configured or os.environ.get("MLFLOW_TRACKING_URI")
+    uri = configured or configuration.value("mlflow_tracking_uri")
     if uri:
         return uri
 
-    root = os.environ.get("FAIRGATE_ARTIFACT_ROOT", "")
+    root = configuration.value("artifact_root") or ""
     local = Path(root.removeprefix("file://")) if root and not root.startswith("s3://") else default_artifact_root()
     home = local.parent / ".mlflow"
     home.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from fairgate import configuration
 from fairgate.errors import CatalogError, PolicyError
 from fairgate.policy.reading import read_policy_yaml
 from fairgate.policy.schema import MODEL_NAME, ReviewPolicy, Schedule
@@ -74,7 +75,7 @@ def scan(
     ``FAIRGATE_POLICIES``), else the single policy. A file that cannot be read is refused, not
     raised (so one broken file does not take the other models' DAGs down), unless ``strict`` or it
     is the single policy."""
-    folder = str(folder) if folder is not None else os.environ.get(POLICIES_ENV)
+    folder = str(folder) if folder is not None else configuration.value("policies")
     if not folder:
         files, single = [single_policy_path()], True
     else:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
+from fairgate import configuration
 from fairgate.errors import StoreConfigError
 from fairgate.storage.base import ArtifactStore
 from fairgate.storage.local import LocalStore, default_artifact_root
@@ -12,12 +12,13 @@ from fairgate.storage.s3 import S3Store
 
 
 def open_store(root: str | None = None, *, s3_client: object | None = None) -> ArtifactStore:
-    """The store at ``root`` (default ``FAIRGATE_ARTIFACT_ROOT``, else ``.artifacts`` in the project).
+    """The store at ``root`` (default: the configured artifact root, :mod:`fairgate.configuration`, else
+    ``.artifacts`` in the project).
 
     ``s3://bucket/prefix`` roots need a boto3 S3 client, passed in by the caller (in Airflow it
     comes from the connection named by ``FAIRGATE_AWS_CONN_ID``).
     """
-    root = root or os.environ.get("FAIRGATE_ARTIFACT_ROOT") or str(default_artifact_root())
+    root = root or configuration.value("artifact_root") or str(default_artifact_root())
     if root.startswith("s3://"):
         if s3_client is None:
             raise StoreConfigError(f"Artifact root {root} is on S3 but no S3 client was given.")
@@ -33,7 +34,7 @@ def default_s3_client(root: str | None) -> Any:
     """A boto3 client for an s3:// store (None for a local one), configured the standard way (AWS_*
     variables, profiles); ``AWS_ENDPOINT_URL_S3`` points it at MinIO or another S3-compatible server.
     For the CLI and the model server; Airflow's tasks take theirs from an Airflow connection."""
-    root = root or os.environ.get("FAIRGATE_ARTIFACT_ROOT") or ""
+    root = root or configuration.value("artifact_root") or ""
     if not root.startswith("s3://"):
         return None
     import boto3
