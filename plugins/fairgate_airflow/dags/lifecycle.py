@@ -68,9 +68,11 @@ def lifecycle(model: ModelEntry) -> DAG:
             "threshold_overrides": Param(
                 {}, type="object", description='Gate thresholds for this run, e.g. {"disparate_impact_min": 0.75}'
             ),
+            # May be left empty (null): the Trigger form disables its button while a string param is "",
+            # even with no override; collect_data refuses an override without a rationale.
             "override_rationale": Param(
-                "",
-                type="string",
+                None,
+                type=["null", "string"],
                 maxLength=2000,
                 description="Why this run's thresholds differ from the policy's (required with threshold_overrides; "
                 "recorded in the evidence, the manifest and the model card)",
