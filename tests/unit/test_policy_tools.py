@@ -275,3 +275,34 @@ def test_check_exits_0_with_warnings_and_prints_them(tmp_path, capsys):
     said = capsys.readouterr().out
     assert "  warning (cannot pass): Group " in said and "in the validation split" in said
     assert said.rstrip().endswith("warning(s) above.") and "The data fits the policy, with" in said
+
+
+def test_init_rounds_ranges_outward_and_writes_recourse_and_label_stubs_that_load_uncommented():
+    """Before: ranges were copied to the last bit (0.30000000000000004), so the same value sent as JSON with
+    fewer digits was refused by the server; and no policy init wrote `recourse`, so the docs' request with
+    "params": {"recourse": true} was refused on every policy it wrote."""
+    df = _frame()
+    df["rate"] = [0.1 + 0.2] + [0.5] * (len(df) - 2) + [2 / 3]  # 0.30000000000000004 and 0.6666666666666666
+    text, raw = _starter(df)
+    rate = parse_policy(raw).quality.ranges["rate"]
+    assert (rate.min, rate.max) == (0.3, 0.666667)  # 6 significant digits, by hand, outward
+    assert rate.min <= df["rate"].min() and rate.max >= df["rate"].max()
+    assert "# recourse:" in text and "#   actionable:" in text and "  # feature_labels:" in text
+    uncommented = "\n".join(
+        line.replace("# ", "", 1) if line.startswith(("# recourse", "#   actionable", "#     ")) else line
+        for line in text.splitlines()
+    )
+    uncommented = "\n".join(
+        line.split("  #", 1)[0] if line.startswith("recourse:") else line for line in uncommented.splitlines()
+    )
+    policy = parse_policy(yaml.safe_load(uncommented))
+    assert set(policy.recourse.actionable) == {"amount", "rate", "purpose"}
+
+
+def test_init_says_what_uneven_classes_do_to_the_default_gate():
+    df = _frame()
+    df["repaid"] = [1 if i % 10 == 0 else 0 for i in range(len(df))]  # 10% favourable
+    text, _ = _starter(df)
+    header = text.split("model_name")[0]
+    assert "Classes are uneven (10.0% favourable)" in header and "min_positives (10)" in header
+    assert "Classes are uneven" not in _starter(_frame())[0]

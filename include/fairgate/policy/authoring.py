@@ -220,7 +220,10 @@ def starter_policy(
         for col, why in leaks.items()
     ]
 
-    ranges = {c: {"min": _plain(df[c].min()), "max": _plain(df[c].max())} for c in numeric}
+    ranges = {
+        c: {"min": _outward(_plain(df[c].min()), up=False), "max": _outward(_plain(df[c].max()), up=True)}
+        for c in numeric
+    }
     allowed: dict[str, list[Any]] = {}
     for c in [*categorical, *(p["column"] for p in protected if "privileged" in p)]:
         values = sorted(df[c].dropna().unique(), key=str)
@@ -275,16 +278,72 @@ def starter_policy(
         "  # incoming: /path/to/incoming   # records to score: a folder of date=YYYY-MM-DD partitions\n"
         "  #                                 (local or s3://), or sql://<connection id> with incoming_query\n"
     )
+    text = text.replace(
+        "\nprotected_attributes:", _feature_label_stubs([*categorical, *numeric]) + "\nprotected_attributes:", 1
+    )
+    text += _recourse_stub(categorical, numeric, df)
     rows, label_rate = len(df), float((df[label] == favorable).mean())
     header = [
         f"# Fairgate policy for {model_name}, written by `fairgate policy init` from {rows:,} rows of {source}.",
-        f"# Favourable rate: {label_rate:.3f}. Ranges, allowed sets, null and duplicate limits are what the",
-        "# data holds today; thresholds are the defaults. Review every value, then run",
-        "# `fairgate policy check <this file> --data`.",
+        f"# Favourable rate: {label_rate:.3f}. Ranges (rounded outward to {SIGNIFICANT} significant digits, so a value",
+        "# sent rounded still fits), allowed sets, null and duplicate limits are what the data holds today;",
+        "# thresholds are the defaults. Review every value, then run `fairgate policy check <this file> --data`.",
+        *_imbalance(label_rate, doc["fairness"]),
         *(f"# Left out of the features: {s}" for s in skipped),
         *([f"# {said_of_key}"] if said_of_key else []),
     ]
     return "\n".join(header) + "\n" + text
+
+
+SIGNIFICANT = 6  # digits a profiled range keeps, rounded outward
+
+
+def _outward(value: Any, *, up: bool) -> Any:
+    """``value`` rounded outward to :data:`SIGNIFICANT` significant digits (a whole number stays as it is):
+    a range copied to the last bit refuses the same value sent as JSON with fewer digits."""
+    if not isinstance(value, float) or value == 0 or not math.isfinite(value):
+        return value
+    scale = 10.0 ** (SIGNIFICANT - 1 - math.floor(math.log10(abs(value))))
+    return (math.ceil if up else math.floor)(round(value * scale, 6)) / scale
+
+
+def _feature_label_stubs(features: list[str]) -> str:
+    """Commented ``dataset.feature_labels``: the plain names people read in reason codes."""
+    lines = ["  # feature_labels:  # plain names for reason codes and recourse (default: the column name), e.g."]
+    lines += [f"  #   {c}: {c.replace('_', ' ')}" for c in features[:12]]
+    return "\n".join(lines)
+
+
+def _recourse_stub(categorical: list[str], numeric: list[str], df: pd.DataFrame) -> str:
+    """A commented ``recourse`` section: without ``recourse.actionable`` a served request asking for recourse
+    (``"params": {"recourse": true}``) is refused, and the audit measures none."""
+    lines = [
+        "# recourse:  # what a person told 'no' could change to be told 'yes' (fairgate explain ROW --recourse, a",
+        '#            # served request with "params": {"recourse": true}, the audit\'s recourse figures). List only',
+        "#            # inputs a person can act on; protected attributes never are. For example:",
+        "#   actionable:",
+    ]
+    for c in numeric[:3]:
+        lines.append(f"#     {c}: {{direction: any, min: {_plain(df[c].min())}, max: {_plain(df[c].max())}}}")
+    for c in categorical[:2]:
+        values = sorted(map(str, df[c].dropna().unique()))[:4]
+        lines.append(f"#     {c}: {{values: {values}}}")
+    return "\n".join(lines) + "\n"
+
+
+def _imbalance(rate: float, fairness: dict[str, Any]) -> list[str]:
+    """What an uneven label does to the default gate, said where the policy is written."""
+    if 0.2 <= rate <= 0.8:
+        return []
+    rare = "favourable" if rate < 0.2 else "unfavourable"
+    return [
+        f"# Classes are uneven ({min(rate, 1 - rate):.1%} {rare}): each group has few {rare} outcomes, so the gate's",
+        f"# fairness.min_positives ({fairness.get('min_positives')}) and min_group_size "
+        f"({fairness.get('min_group_size')}) are met only by",
+        "# large groups, rates near 0 or 1 give ratios (disparate_impact) wide intervals, and the gate asks for",
+        "# review ('insufficient evidence') until the test split is large enough. fairgate policy check --data",
+        "# says which groups fall short.",
+    ]
 
 
 def check_against_data(policy: Policy, df: pd.DataFrame) -> CheckResult:
