@@ -51,6 +51,16 @@ def test_search_on_adult_maps_one_task_per_candidate_and_chooses_on_validation(
     assert dr.state == "success"
     mapped = sorted((ti.map_index, ti.state) for ti in dr.get_task_instances() if ti.task_id == "fit_candidate")
     assert mapped == [(0, "success"), (1, "success"), (2, "success"), (3, "success")]
+    named = sorted(ti.rendered_map_index for ti in dr.get_task_instances() if ti.task_id == "fit_candidate")
+    # each instance labelled by its candidate in the grid (before: `fit_candidate [ ]`, the name never rendered)
+    assert named == sorted(
+        [
+            "none.logistic_regression",
+            "reweighing.logistic_regression",
+            "eg_parity.logistic_regression",
+            "thresholds.logistic_regression",
+        ]
+    )
 
     rec = record_of(store, dr)
     search = rec["search"]
