@@ -306,3 +306,12 @@ def test_init_says_what_uneven_classes_do_to_the_default_gate():
     header = text.split("model_name")[0]
     assert "Classes are uneven (10.0% favourable)" in header and "min_positives (10)" in header
     assert "Classes are uneven" not in _starter(_frame())[0]
+
+
+def test_check_notes_inputs_that_reasons_would_name_by_their_column_names():
+    df = _frame()
+    _, raw = _starter(df)
+    said = check_against_data(parse_policy(raw), df).notes
+    assert any("by their column names (purpose, amount)" in n and "dataset.feature_labels" in n for n in said), said
+    raw["dataset"]["feature_labels"] = {"purpose": "purpose of the loan", "amount": "amount asked for"}
+    assert not any("column names" in n for n in check_against_data(parse_policy(raw), df).notes)

@@ -77,7 +77,7 @@ def cmd_status(args: argparse.Namespace, store: ArtifactStore, model: str) -> in
         perf = manifest.get("performance") or {}
         lines.append(
             f"Production: {pointer['version'][:12]} since {pointer['since']} ({pointer['action']}, "
-            f"run {pointer['run_id']}); balanced accuracy {perf.get('balanced_accuracy')}"
+            f"run {pointer['run_id']}); balanced accuracy {_shown(perf.get('balanced_accuracy'))}"
         )
         lines.append(
             f"  NOT USED: {finding}"
@@ -101,6 +101,11 @@ def cmd_status(args: argparse.Namespace, store: ArtifactStore, model: str) -> in
     )
     _out(args, payload, "\n".join(line for line in lines if line))
     return 2 if finding else 0
+
+
+def _shown(value: object) -> str:
+    """A figure as people read it: four decimals (the JSON output keeps every digit)."""
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def _status_of_every_model(args: argparse.Namespace, store: ArtifactStore, names: list[str]) -> int:

@@ -368,6 +368,13 @@ def check_against_data(policy: Policy, df: pd.DataFrame) -> CheckResult:
     if df.empty:
         out.problems.append("The data has no rows.")
         return out
+    unnamed = [c for c in policy.features if c not in policy.dataset.feature_labels]
+    if unnamed:
+        out.notes.append(
+            f"Reasons and recourse name {len(unnamed)} input(s) by their column names ({', '.join(unnamed[:5])}"
+            f"{', ...' if len(unnamed) > 5 else ''}): give each a plain name people read in "
+            "'dataset.feature_labels' (policy init writes a commented list to start from)."
+        )
     label = df[policy.dataset.label]
     if not (label == policy.dataset.favorable_label).any():
         as_text = label.astype(str) == str(policy.dataset.favorable_label)

@@ -138,8 +138,8 @@ def search_summary(search: JSONObject | None) -> str | None:
         f"Mitigation search: {len(cands)} candidates"
         + (f" ({failed} failed)" if failed else "")
         + f", {len(search.get('within_bands') or [])} inside every band on the validation split; chosen: "
-        f"{search.get('chosen') or 'none'} ({search.get('note')}). The test split was used only by the gate, "
-        "for the chosen candidate."
+        f"{search.get('chosen') or 'none'} ({search.get('note')}). That is the validation split: the gate judges "
+        "the chosen candidate once more, on the test split it alone sees, and may still fail or ask for review."
     )
 
 
