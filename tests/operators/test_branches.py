@@ -512,3 +512,12 @@ def test_an_operators_own_policy_file_and_store_win_over_the_environment(store, 
     assert written["data"]["uri"].startswith(elsewhere.as_uri()) and (elsewhere / "runs").is_dir()
     assert written["source"] == str(sample_csv())  # the operator's own policy, not FAIRGATE_POLICY's
     assert not (store.root / "runs").exists()
+
+
+@pytest.mark.parametrize("found", ["3.1.7", "3.2.1", "3.4.0", "2.10.5"])
+def test_an_airflow_outside_the_supported_range_is_refused_at_import_by_name(found):
+    from fairgate_airflow import SUPPORTED, check_airflow
+
+    with pytest.raises(ImportError, match=rf"supports apache-airflow {','.join(SUPPORTED)}.*this Airflow is {found}"):
+        check_airflow(found)
+    check_airflow("3.3.2")  # the one CI runs

@@ -93,7 +93,8 @@ def lifecycle(model: ModelEntry) -> DAG:
         plan = PlanSearchOperator(task_id="plan_search", bias=bias.output)
         # One task instance per candidate: they run side by side, on as many worker slots as there are.
         fitted = FitCandidateOperator.partial(
-            task_id="fit_candidate", map_index_template="{{ candidate_id }}"  # each instance named in the grid
+            task_id="fit_candidate",
+            map_index_template="{{ candidate_id }}",  # each instance named in the grid
         ).expand(planned=plan.output)
         chosen = SelectCandidateOperator(task_id="select_candidate", plan=plan.output, candidates=fitted.output)
         train = TrainModelOperator(task_id="train_model", bias=bias.output)
