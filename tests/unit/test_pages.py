@@ -442,6 +442,12 @@ def test_a_threshold_override_is_recorded_with_its_reason_and_shown_on_the_card_
     assert in_markdown in card and "Requested by ana; rationale: pilot agreed with the regulator" in card
     report = run_report(record, policy)
     assert expected in report and "<script>" not in report
+    # on the first screen: above every section of figures, not only beside the approval at the end
+    assert report.index("Threshold exception.") < report.index("<h2>Data quality</h2>")
+    from fairgate.reporting.overview import _decision
+
+    assert _decision(1, record)["exception"] is True  # the Fairness view flags the run's row
+    assert _decision(1, LifecycleRecord.from_json(hostile_record()))["exception"] is False
     assert in_markdown in review_body(record, report_url="http://x/report", stored_uri="file:///r")
     assert (
         evidence_record(LocalStore(tmp_path), hostile_policy(), RunInfo("d", "r2"), decision="rejected").overrides

@@ -52,6 +52,7 @@ class DecisionRow(TypedDict):
     recorded_at: str | None
     gate: str | None
     reasons: list[str]
+    exception: bool  # the run overrode the policy's thresholds (a recorded exception)
 
 
 class VersionRow(TypedDict):
@@ -114,6 +115,7 @@ def _decision(seq: int, rec: LifecycleRecord) -> DecisionRow:
         "recorded_at": rec.recorded_at,
         "gate": rec.gate.outcome if rec.gate else None,
         "reasons": rec.gate.reasons[:3] if rec.gate else [],
+        "exception": bool(rec.overrides),
     }
 
 
