@@ -51,12 +51,11 @@ print(json.dumps({"module": fairgate.__file__, "policy": str(policy_path()), "ro
 """
 
 
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory):
-    """A scratch venv holding the built wheel (and seeing the project's third-party packages)."""
+def _install(tmp_path, *, airflow: str | None = None) -> tuple[Path, Path]:
+    """A scratch venv holding the built wheel (and seeing the project's third-party packages); with
+    ``airflow``, that Airflow release (core and task SDK) installed in the venv ahead of the project's."""
     import shutil
 
-    tmp_path = tmp_path_factory.mktemp("wheel")
     source, wheels = tmp_path / "source", tmp_path / "wheels"  # built from a copy: no build/ in the checkout
     for name in ("include", "plugins"):
         shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
@@ -80,12 +79,47 @@ def installed(tmp_path_factory):
     # Third-party packages from the project's environment, appended after the venv's own (so the
     # wheel's fairgate wins); the checkout's editable finder is a .pth there and is not run.
     (target / "project_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    packages = [str(wheel)]
+    if airflow is not None:
+        packages += [f"apache-airflow-core=={airflow}", f"apache-airflow-task-sdk=={AIRFLOW_TASK_SDK[airflow]}"]
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(wheel)],
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), *packages],
         check=True,
-        timeout=300,
+        timeout=600,
     )
+    for command, module in (("fairgate", "fairgate.cli.main"), ("airflow", "airflow.__main__")):
+        script = venv / "bin" / command  # the console scripts a `pip install` writes (--target writes none)
+        script.write_text(f"#!{venv / 'bin' / 'python'}\nimport sys\nfrom {module} import main\nsys.exit(main())\n")
+        script.chmod(0o755)
+    return venv, target
 
+
+# The Airflow releases the [airflow] extra admits that CI runs besides the project's own (3.3.2): the
+# lowest, with the task SDK it shipped with.
+AIRFLOW_TASK_SDK = {"3.3.0": "1.3.0"}
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """A scratch venv holding the built wheel (and seeing the project's third-party packages)."""
+    return _install(tmp_path_factory.mktemp("wheel"))
+
+
+@pytest.fixture(scope="module", params=["3.3.2", "3.3.0"])
+def installed_airflow(request, tmp_path_factory):
+    """The wheel beside the highest (the project's) and the lowest Airflow the extra admits."""
+    found = request.param
+    if found == "3.3.2":
+        venv, target = request.getfixturevalue("installed")
+    else:
+        venv, target = _install(tmp_path_factory.mktemp(f"airflow-{found}"), airflow=found)
+    said = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import airflow; print(airflow.__version__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert said == found
     return venv, target
 
 
@@ -116,13 +150,14 @@ from_policies({folder!r})
 """
 
 
-def test_the_wheel_is_an_airflow_provider_whose_one_line_dag_file_runs_two_models(installed, tmp_path):
-    """Installed into an Airflow environment: the provider and the Fairness view register through entry
-    points, a DAGs folder holding only the one-line file gets both models' DAGs, and a lifecycle runs."""
+def test_the_wheel_is_an_airflow_provider_whose_one_line_dag_file_runs_two_models(installed_airflow, tmp_path):
+    """Installed into an Airflow environment, the lowest and the highest the extra admits: the provider and
+    the Fairness view register through entry points, a DAGs folder holding only the one-line file gets both
+    models' DAGs, and a lifecycle runs."""
     import yaml
     from tests.conftest import default_policy_dict, synthetic_credit_policy
 
-    venv, _ = installed
+    venv, _ = installed_airflow
     policies, dags, plugins = tmp_path / "policies", tmp_path / "dags", tmp_path / "plugins"
     for folder in (policies, dags, plugins):
         folder.mkdir()
@@ -175,3 +210,55 @@ def test_the_wheel_is_an_airflow_provider_whose_one_line_dag_file_runs_two_model
     assert record["dag_id"] == "fairgate_lifecycle__credit" and record["decision"] in ("deployed", "rejected")
     assert record["policy"]["path"] == str(policies / "credit.yaml")  # the task read its model's policy
     assert evidence.verify(store, "credit").ok and evidence.models(store) == ["credit"]
+
+
+def test_the_install_page_runs_as_printed_to_two_models_deployed_served_and_audited(installed, tmp_path):
+    """docs/install-into-airflow.md's block, as printed, in a fresh directory with the wheel beside Airflow
+    on PATH (no checkout, no variable but the page's own): two models of the team's data deployed, one
+    served from the store (strict JSON), its served decisions ingested and audited."""
+    import re
+    import socket
+
+    from tests.conftest import synthetic_credit_policy
+
+    from fairgate.governance import evidence
+    from fairgate.storage.local import LocalStore
+
+    venv, _ = installed
+    (block,) = re.findall(r"```bash\n(.*?)```", (REPO / "docs" / "install-into-airflow.md").read_text(), flags=re.S)
+    for name, seed in (("credit", 21), ("loans", 22)):  # the team's own data
+        _, data = synthetic_credit_policy(tmp_path, 20000, seed=seed)
+        data.to_csv(tmp_path / f"{name}.csv", index=False)
+    (tmp_path / "credit.yaml").unlink()  # the helper's own policy: the page writes the team's
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("FAIRGATE_", "AIRFLOW", "MLFLOW_")) and k != "PYTHONPATH"
+    }
+    env |= {"PATH": f"{venv / 'bin'}:{env['PATH']}", "PORT": str(port), "HOME": str(tmp_path)}
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", block],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
+    assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-4000:])
+    answer = json.loads(
+        (tmp_path / "answer.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} is not JSON")
+    )["predictions"][0]
+    assert answer["logged"] is True and answer["application_id"] == "web-1"
+    store = LocalStore(tmp_path / "store")
+    assert evidence.models(store) == ["credit", "loans"]
+    for name in ("credit", "loans"):
+        assert evidence.find(store, name, kind="lifecycle")["record"]["decision"] == "deployed", name
+        assert evidence.verify(store, name).ok
+    (audited,) = (tmp_path / "store" / "audits" / "model=credit").glob("date=*/audit.json")
+    audit = json.loads(audited.read_text())
+    assert audit["channels"] == {"online": 1} and audit["status"] == "insufficient_evidence"  # one decision
+    assert "approved: deployed (gate pass)" in done.stdout
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("mlflow", "mlruns"))) == []

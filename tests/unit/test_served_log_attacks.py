@@ -208,3 +208,17 @@ def test_an_answer_with_fewer_than_three_reasons_is_strict_json(live):
     text = json.dumps(answer.to_dict(orient="records"), allow_nan=False)  # raises on NaN or infinity
     plain, other = json.loads(text)
     assert plain["reason_1"] is None and plain["reason_3"] is None and isinstance(other["reason_1"], str)
+
+
+def test_a_handful_of_decisions_is_not_judged_for_drift(live):
+    """Before: one served decision whose categories differed from the training mix read as PSI 6 (drift),
+    and the audit of the install page's walkthrough said `degraded` and opened an incident."""
+    store, policy, served = live
+    _log(store, served, seed=77)
+    result = monitoring.audit_day(store, policy, DAY, run_id="a")
+    assert result["rows"] == 3 and result["drift"] == {}
+    assert not any("drifted" in r for r in result["reasons"]) and result["status"] != "degraded"
+    assert any(
+        "drift not judged: the window holds 3 decision(s) (< audit.min_drift_rows 100)" in r
+        for r in result["insufficient"]
+    )

@@ -159,7 +159,7 @@ def serve_command(prepared: Prepared, *, host: str, port: int, workers: int = 1)
     words = shlex.split(command)
     if words[0] != "uvicorn" or words[-1] != "mlflow.pyfunc.scoring_server.app:app":
         raise InputError(f"This MLflow starts its scoring server as {command!r}, which Fairgate does not know.")
-    words[0] = str(Path(sys.executable).with_name("uvicorn"))
+    words[0:1] = [sys.executable, "-m", "uvicorn"]  # this environment's, with or without its console script
     words[-1:] = ["--factory", "fairgate.integrations.scoring_app:create"]
     added = {k: v for k, v in env.items() if os.environ.get(k) != v}  # the model path and request timeout
     return words, added

@@ -373,7 +373,12 @@ def measure_window(
 
     snapshot = training
     drift = {}
-    if snapshot is not None:
+    if snapshot is not None and len(df) < policy.audit.min_drift_rows:
+        insufficient.append(
+            f"drift not judged: the window holds {len(df)} decision(s) (< audit.min_drift_rows "
+            f"{policy.audit.min_drift_rows}); the PSI of so few is noise"
+        )
+    elif snapshot is not None:
         for col in policy.features:
             if col in df.columns and col in snapshot.columns:
                 value = feature_psi(snapshot[col], df[col], numeric=col in policy.numeric)

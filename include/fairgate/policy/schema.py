@@ -469,6 +469,9 @@ class Audit(_Section):
     )
     psi_threshold: NonNegative = Field(0.25, description="per-feature PSI that counts as drift")
     group_mix_psi_threshold: NonNegative = Field(0.1, description="PSI of the group mix that counts as drift")
+    min_drift_rows: int = Field(
+        100, ge=1, description="decisions a window needs before its drift is judged (PSI of a handful is noise)"
+    )
     log_table: Name | None = Field(
         None,
         description="`sql://<connection id>/<table>`: scoring (and the model server, for served decisions) "
