@@ -754,9 +754,13 @@ def _policy_of(store: ArtifactStore, model: str | None) -> Policy:
             raise CatalogError(
                 f"The store {store.root_uri} holds {len(stored)} models; choose one with --model: {stored}."
             )
-        return kept_policy(store, stored[0])
+        model = stored[0]
     if model in stored:
-        return kept_policy(store, model)
+        try:
+            return kept_policy(store, model)
+        except CatalogError:  # no run kept one: the bundled policy, when it is that model's
+            if model != catalog.bundled_model_name():
+                raise
     try:
         return load_policy(catalog.find(model).path)
     except CatalogError as exc:
