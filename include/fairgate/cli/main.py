@@ -231,7 +231,6 @@ def cmd_verify_bundle(args: argparse.Namespace) -> int:
 
 
 def cmd_contest(args: argparse.Namespace, store: ArtifactStore, model: str) -> int:
-    import getpass
     from datetime import date
 
     try:
@@ -244,7 +243,7 @@ def cmd_contest(args: argparse.Namespace, store: ArtifactStore, model: str) -> i
         args.row,
         reason=args.reason,
         day=day,
-        opened_by=args.by or f"cli:{getpass.getuser()}",
+        opened_by=_cli_person(args.by),
     )
     dag_id = catalog.dag_id_of(model, "fairgate_contest")
     conf = json.dumps({"case_id": case["case_id"]})

@@ -744,7 +744,7 @@ def rollback(
     assert target is not None
     assert current is not None  # rollback_target refuses a model with nothing in production
     if not actor.strip():
-        raise InputError("A rollback names the person who asks for it (--by); it was blank.")
+        raise InputError("A rollback names the person who asks for it (its actor); it was blank.")
     if not approval.was_deployed(entries, target):
         raise RegistryError(
             f"Version {target[:12]} of {model!r} was never approved through a recorded deployment; only a "
