@@ -149,6 +149,12 @@ def test_a_degraded_audit_opens_an_incident_whose_deadline_fires(credit, tmp_pat
     [ident] = [i["incident_id"] for i in incidents.incidents(old_store, "credit")]
     assert main([*cli, "close", ident, "--rationale", "retrained; DI back inside", "--by", "ana"]) == 0
     assert main(cli) == 0 and "No open incidents for credit (1 in all)." in capsys.readouterr().out
+    import getpass
+    import socket
+
+    # --by is a name nothing in a shell can authenticate: the record keeps who ran the command, and where
+    closed = incidents.incidents(old_store, "credit")[0]
+    assert closed["closed_by"] == f"ana (via cli:{getpass.getuser()}@{socket.gethostname()})"
 
 
 def test_the_post_market_plan_says_what_the_policy_measures(credit):
