@@ -113,6 +113,11 @@ class StoreConfigError(InputError):
     """The store cannot be used as configured: an invalid key or root, access denied, a missing bucket."""
 
 
+class MissingExtra(InputError):
+    """The policy asks for what an optional package does and it is not installed: the message names the
+    package's extra (``pip install "fairgate[explain]"``) and the policy key that asks for it."""
+
+
 # --- a changed artifact: never retried, never used -----------------------------------------------
 
 

@@ -226,3 +226,23 @@ def test_explain_shapley_from_the_cli_adds_up_to_the_logged_score(tmp_path, caps
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "Shapley values (" in text and "base + values = " in text
+
+
+def test_without_shap_a_tree_model_names_the_extra_and_the_policy_key_and_a_linear_one_needs_none(
+    credit, monkeypatch
+):
+    """shap is an optional extra (`fairgate[explain]`): where it is not installed, the linear model's values
+    still come (closed form), and a tree model's request fails as bad input naming the extra and the key,
+    not as a ModuleNotFoundError a task would retry."""
+    import sys
+
+    from fairgate.errors import MissingExtra
+
+    train, test = credit
+    reference = shapley.background(train, seed=0)
+    monkeypatch.setitem(sys.modules, "shap", None)  # what `import shap` meets where it is not installed
+    linear = _policy()
+    assert shapley.explain(_fit(linear, train), test.iloc[:5], linear, reference).method == "linear (exact)"
+    tree = _policy(estimator="hist_gradient_boosting")
+    with pytest.raises(MissingExtra, match=r"fairgate\[explain\].*shapley\.enabled: false"):
+        shapley.explain(_fit(tree, train), test.iloc[:5], tree, reference)

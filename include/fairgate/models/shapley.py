@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from fairgate.errors import MissingExtra
 from fairgate.fairness.groups import group_codes
 from fairgate.models.explain import encoded_blocks
 from fairgate.models.training import feature_frame
@@ -99,7 +100,14 @@ def import_shap() -> Any:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PendingDeprecationWarning)
-        import shap
+        try:
+            import shap
+        except ImportError as exc:  # an optional extra: the linear model never needs it
+            raise MissingExtra(
+                "shapley.enabled: Shapley values of this model (a tree, a mitigation wrapper or another "
+                'non-linear pipeline) need the shap package: pip install "fairgate[explain]", or set '
+                "shapley.enabled: false in the policy"
+            ) from exc
     return shap
 
 
