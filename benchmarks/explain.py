@@ -18,6 +18,8 @@ import time
 import numpy as np
 import pandas as pd
 
+from fairgate.data.features import feature_frame
+
 
 def _timed(fn):
     start = time.perf_counter()
@@ -28,9 +30,10 @@ def _timed(fn):
 def main() -> None:
     from sklearn.inspection import permutation_importance
 
+    from fairgate import groups
     from fairgate.data.sources import read_source
-    from fairgate.fairness import groups
-    from fairgate.fairness.groups import group_codes
+    from fairgate.fairness import proxies
+    from fairgate.groups import group_codes
     from fairgate.models import explain, training
     from fairgate.policy.loader import load_policy
 
@@ -50,7 +53,7 @@ def main() -> None:
     for copies in (1, 10):
         test = pd.concat([df.iloc[20000:]] * copies, ignore_index=True)
         ours_s, ours = _timed(lambda test=test: explain.importance(model, test, policy, repeats=5))
-        X, y = training.feature_frame(test, policy), groups.labels(test, policy)
+        X, y = feature_frame(test, policy), groups.labels(test, policy)
         codes = group_codes(test, policy)
         masks = [np.ones(len(X), dtype=bool)] + [
             codes[a.column].to_numpy() == c for a in policy.protected_attributes for c in (0, 1)
@@ -71,7 +74,7 @@ def main() -> None:
     print("\nProxy check (sex and race; 10 inputs alone and together; 5 folds)")
     for copies in (1, 5):
         data = pd.concat([df] * copies, ignore_index=True)
-        seconds, _ = _timed(lambda data=data: explain.proxy_check(data, policy))
+        seconds, _ = _timed(lambda data=data: proxies.proxy_check(data, policy))
         print(f"  {len(data):>7,} rows: {seconds:6.2f} s")
 
 

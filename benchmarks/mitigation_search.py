@@ -24,6 +24,7 @@ from pathlib import Path
 
 import yaml
 
+from fairgate.data.features import feature_frame
 from fairgate_dev.local import REPO
 
 CANDIDATES = [
@@ -50,11 +51,11 @@ def direct_fit_seconds(spec, train, policy) -> float:
     import numpy as np
     import pandas as pd
 
-    from fairgate.fairness.groups import group_labels, labels
+    from fairgate.groups import group_labels, labels
     from fairgate.models import training
 
     y, groups = labels(train, policy), group_labels(train, policy)
-    X = training.feature_frame(train, policy)
+    X = feature_frame(train, policy)
     started = time.perf_counter()
     if spec.method == "none":
         training.build_pipeline(policy).fit(X, y)

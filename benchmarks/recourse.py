@@ -13,6 +13,8 @@ from __future__ import annotations
 import sys
 import time
 
+from fairgate.data.features import feature_frame
+
 RAW_POLICY = {
     "model_name": "credit",
     "dataset": {
@@ -44,7 +46,7 @@ def main() -> int:
 
     data = credit_applications(20_000, seed=1)
     policy = parse_policy(RAW_POLICY)
-    X = training.feature_frame(data, policy)
+    X = feature_frame(data, policy)
     scale = {c: float(data[c].std(ddof=0)) for c in policy.numeric}
     spec, _ = recourse.actionable(policy, [])
     linear = training.build_pipeline(policy).fit(X, data["approved"])

@@ -28,9 +28,9 @@ def _timed(fn):
 
 
 def main() -> None:
+    from fairgate.data.features import feature_frame
     from fairgate.data.sources import read_source
     from fairgate.models import explain, shapley, training
-    from fairgate.models.training import feature_frame
     from fairgate.policy.loader import load_policy, parse_policy
 
     shap = shapley.import_shap()

@@ -88,6 +88,77 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+# The package order, from the ground up: a module may import its own layer and the layers below it, never one
+# above, at run time or for type checking alone. docs/architecture.md draws the same order.
+LAYERS = (
+    "fairgate.errors",
+    "fairgate.configuration",
+    "fairgate.contracts",  # what one stage hands the next: typed results every layer above may read
+    "fairgate.pages",  # the page renderer and its templates
+    "fairgate.storage",
+    "fairgate.policy",
+    "fairgate.groups",  # the policy's protected groups on a frame: codes, cells, comparisons
+    "fairgate.data",
+    "fairgate.fairness",
+    "fairgate.models",
+    "fairgate.mitigation",
+    "fairgate.governance",
+    "fairgate.monitoring",
+    "fairgate.reporting",
+    "fairgate.stages",
+    "fairgate.integrations",
+    "fairgate.cli",
+)
+
+
+def _layer(module: str) -> int | None:
+    for i, layer in enumerate(LAYERS):
+        if module == layer or module.startswith(layer + "."):
+            return i
+    return None
+
+
+def _all_imports(path: Path) -> list[tuple[int, str]]:
+    """Every import of ``path`` that names a module of ours: at the top, inside functions and under
+    ``TYPE_CHECKING`` alike (an annotation ties two packages as surely as a call)."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names if a.name.startswith("fairgate.")]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("fairgate."):
+            out += [(node.lineno, f"{node.module}.{a.name}") for a in node.names]
+    return out
+
+
+def upward_imports(modules: dict[str, Path], root: Path = REPO) -> list[str]:
+    """Each import that runs up the order of :data:`LAYERS`, as ``path:line module -> module``."""
+    found = []
+    for name, path in modules.items():
+        mine = _layer(name)
+        for line, target in _all_imports(path):
+            theirs = _layer(target)
+            if mine is not None and theirs is not None and theirs > mine:
+                found.append(f"{path.relative_to(root)}:{line} {name} -> {target} ({LAYERS[theirs]})")
+    return found
+
+
+def test_every_module_of_the_domain_stands_on_one_layer():
+    assert sorted(n for n in MODULES if n != "fairgate" and _layer(n) is None) == []
+
+
+def test_no_import_runs_up_the_package_order():
+    assert upward_imports(MODULES) == []
+
+
+def test_the_order_check_catches_an_upward_import_even_for_type_checking(tmp_path):
+    low = tmp_path / "fairness.py"
+    low.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from fairgate.models.recourse import X\n")
+    high = tmp_path / "models.py"
+    high.write_text("def f():\n    from fairgate.fairness.metrics import measure\n")
+    found = upward_imports({"fairgate.fairness.bias": low, "fairgate.models.training": high}, root=tmp_path)
+    assert found == ["fairness.py:3 fairgate.fairness.bias -> fairgate.models.recourse.X (fairgate.models)"]
+
+
 def test_the_domain_never_imports_airflow():
     offenders = [
         f"{path.relative_to(REPO)}:{node.lineno} imports {module}"

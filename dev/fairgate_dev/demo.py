@@ -82,9 +82,9 @@ def main(argv: list[str] | None = None) -> int:
 def preflight():
     """The policy in force, checked against its data before the run; None (with the cause printed) if a run
     would fail."""
+    from fairgate.cli.authoring import check_against_data
     from fairgate.data.sources import read_source
     from fairgate.errors import InputError
-    from fairgate.policy.authoring import check_against_data
     from fairgate.policy.loader import load_policy, policy_path
 
     try:

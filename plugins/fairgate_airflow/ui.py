@@ -77,7 +77,7 @@ async def _limits(request: Request, call_next: Callable[[Request], Awaitable[Res
 @app.middleware("http")
 async def _security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
     """Defence in depth on every response: no script runs, nothing is sniffed, framed by Airflow's UI only."""
-    from fairgate.reporting.pages import SECURITY_HEADERS
+    from fairgate.pages import SECURITY_HEADERS
 
     response = await call_next(request)
     response.headers.update(SECURITY_HEADERS)
@@ -87,7 +87,7 @@ async def _security_headers(request: Request, call_next: Callable[[Request], Awa
 @app.exception_handler(HTTPException)
 async def _refuse(request: Request, exc: HTTPException) -> Response:
     if exc.status_code in (401, 403) and "text/html" in request.headers.get("accept", ""):
-        from fairgate.reporting.pages import render_html
+        from fairgate.pages import render_html
 
         return HTMLResponse(render_html("sign_in.html.j2", login_url=_login_url(request)), status_code=exc.status_code)
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
@@ -207,7 +207,7 @@ class ContestRequest(BaseModel):
 @app.post("/api/contest")
 def contest(body: ContestRequest, user: User) -> JSONResponse:
     """Open a contest of a scored decision and start its review (``fairgate_contest``) as the signed-in user."""
-    from fairgate.governance import cases
+    from fairgate.monitoring import cases
     from fairgate.policy.catalog import entries
     from fairgate.policy.loader import load_policy
 

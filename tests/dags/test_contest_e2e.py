@@ -14,7 +14,8 @@ import pytest
 from tests.conftest import synthetic_credit_policy
 
 from fairgate.cli.main import main
-from fairgate.governance import cases, evidence, incidents, registry
+from fairgate.governance import evidence, incidents, registry
+from fairgate.monitoring import cases
 from fairgate.policy.loader import load_policy
 from fairgate.stages import lifecycle, monitoring
 from fairgate.stages.lifecycle import RunInfo

@@ -37,7 +37,8 @@ def test_adult_default_policy(lifecycle_dag, store, write_policy):
     assert sha256_bytes(file_of(store, rec["mitigation"]["uri"])) == rec["mitigation"]["sha256"]
 
     # Bias found for sex, recomputed from the training rows of the stored split (made before mitigation).
-    from fairgate.models.training import feature_frame, load_model_bytes
+    from fairgate.data.features import feature_frame
+    from fairgate.models.training import load_model_bytes
     from fairgate.policy.loader import load_policy
 
     policy = load_policy()

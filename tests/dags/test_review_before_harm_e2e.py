@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 from tests.conftest import synthetic_credit_policy
 
-from fairgate.governance import cases, evidence
+from fairgate.governance import evidence
+from fairgate.monitoring import cases
 from fairgate.policy.loader import load_policy
 from fairgate.stages import lifecycle, monitoring
 from fairgate.stages.lifecycle import RunInfo

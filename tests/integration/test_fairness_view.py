@@ -254,7 +254,7 @@ def test_every_page_shows_markup_from_reviewers_policies_and_data_as_text(api_se
     """Rationale, category value, column name and label with markup: escaped on every page, CSP on every response."""
     import httpx
 
-    from fairgate.reporting.pages import SECURITY_HEADERS
+    from fairgate.pages import SECURITY_HEADERS
     from fairgate.reporting.report import run_report_path
 
     stack, _ = api_server

@@ -15,9 +15,9 @@ import pytest
 from tests.conftest import synthetic_credit_policy
 from tests.integration.stack import PG, require_postgres
 
-from fairgate.governance import cases, registry
+from fairgate.governance import registry
 from fairgate.integrations import serving
-from fairgate.monitoring import log_table, retention
+from fairgate.monitoring import cases, log_table, retention
 from fairgate.monitoring.served_log import DecisionLogger, TableSink
 from fairgate.policy.loader import load_policy
 from fairgate.stages import lifecycle, monitoring

@@ -94,8 +94,8 @@ def test_the_query_binds_values_and_quotes_names(scored):
 def test_the_audit_estimates_each_groups_rates_before_outcomes_and_scores_the_estimate_after(scored):
     import numpy as np
 
-    from fairgate.fairness.groups import cell_mask, codes_and_labels, comparisons
     from fairgate.governance import evidence, registry
+    from fairgate.groups import cell_mask, codes_and_labels, comparisons
     from fairgate.models import training
 
     store, policy, *_ = scored

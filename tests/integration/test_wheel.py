@@ -212,10 +212,11 @@ def test_the_wheel_is_an_airflow_provider_whose_one_line_dag_file_runs_two_model
     assert evidence.verify(store, "credit").ok and evidence.models(store) == ["credit"]
 
 
-def test_the_install_page_runs_as_printed_to_two_models_deployed_served_and_audited(installed, tmp_path):
+def test_the_install_page_runs_as_printed_to_two_models_deployed_served_and_audited(installed_airflow, tmp_path):
     """docs/install-into-airflow.md's block, as printed, in a fresh directory with the wheel beside Airflow
-    on PATH (no checkout, no variable but the page's own): two models of the team's data deployed, one
-    served from the store (strict JSON), its served decisions ingested and audited."""
+    on PATH (no checkout, no variable but the page's own), on the lowest and the highest Airflow the extra
+    admits: two models of the team's data deployed, one served from the store (strict JSON), its served
+    decisions ingested and audited."""
     import re
     import socket
 
@@ -224,7 +225,7 @@ def test_the_install_page_runs_as_printed_to_two_models_deployed_served_and_audi
     from fairgate.governance import evidence
     from fairgate.storage.local import LocalStore
 
-    venv, _ = installed
+    venv, _ = installed_airflow
     (block,) = re.findall(r"```bash\n(.*?)```", (REPO / "docs" / "install-into-airflow.md").read_text(), flags=re.S)
     for name, seed in (("credit", 21), ("loans", 22)):  # the team's own data
         _, data = synthetic_credit_policy(tmp_path, 20000, seed=seed)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from fairgate.fairness import aif360_adapter as aif
-from fairgate.fairness.groups import Comparison
+from fairgate.groups import Comparison
 
 SEX = Comparison("sex", (("sex", 0),), (("sex", 1),))
 
@@ -39,7 +39,7 @@ def test_reweighing_weights_by_hand():
 
 
 def test_joint_reweighing_on_adult_brings_every_comparison_to_parity(adult):
-    from fairgate.fairness.groups import comparisons, group_codes, labels
+    from fairgate.groups import comparisons, group_codes, labels
     from fairgate.policy.loader import load_policy
 
     policy = load_policy()

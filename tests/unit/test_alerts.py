@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from scipy.stats import false_discovery_control, norm
 
-from fairgate.fairness.groups import comparisons, group_codes
 from fairgate.fairness.metrics import measure
 from fairgate.fairness.multiplicity import adjusted, exceedance_p
+from fairgate.groups import comparisons, group_codes
 from fairgate.monitoring.audit import judge_fairness, window_figures
 from fairgate.policy.loader import parse_policy
 from fairgate.policy.schema import Threshold

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
+from fairgate.contracts import Artifact, Bias, Mitigation, Quality, Snapshot, TrainedModel, optional
 from fairgate.errors import InputError
-from fairgate.stages.contracts import Artifact, Bias, Mitigation, Quality, Snapshot, TrainedModel, optional
 
 
 def _artifact(name: str) -> Artifact:

@@ -18,7 +18,7 @@ from fairgate.errors import (
     ModelParamsError,
     TransientError,
 )
-from fairgate.fairness.groups import privileged_codes
+from fairgate.groups import privileged_codes
 from fairgate.policy.schema import ProtectedAttribute
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from fairgate.fairness import estimation
-from fairgate.fairness.groups import Comparison
+from fairgate.groups import Comparison
 
 
 def test_expected_counts_and_calibration_error_by_hand():

@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 from tests.conftest import default_policy_dict, edited
 
-from fairgate.fairness import groups
+from fairgate import groups
+from fairgate.data.features import feature_frame
+from fairgate.fairness import proxies
 from fairgate.governance.records import LifecycleRecord
 from fairgate.models import explain, training
 from fairgate.policy.loader import parse_policy
@@ -139,13 +141,13 @@ def test_permutation_importance_agrees_with_scikit_learn(adult):
     ours = explain.importance(model, test, policy, repeats=5)
     theirs = permutation_importance(
         model,
-        training.feature_frame(test, policy),
+        feature_frame(test, policy),
         groups.labels(test, policy),
         scoring="roc_auc",
         n_repeats=5,
         random_state=0,
     )
-    reference = dict(zip(training.feature_frame(test, policy).columns, theirs.importances_mean, strict=True))
+    reference = dict(zip(feature_frame(test, policy).columns, theirs.importances_mean, strict=True))
     for col, value in reference.items():
         assert ours["overall"][col]["mean"] == pytest.approx(value, abs=0.006), col
     top = sorted(reference, key=lambda c: -reference[c])[:3]
@@ -156,7 +158,7 @@ def test_permutation_importance_agrees_with_scikit_learn(adult):
 @pytest.mark.lifecycle
 def test_proxy_check_flags_an_engineered_stand_in_and_not_the_adult_inputs(adult):
     policy, df = adult
-    measured = explain.proxy_check(df, policy)
+    measured = proxies.proxy_check(df, policy)
     assert measured["flagged"] == []
     per_column = measured["attributes"]["sex"]["per_column"]
     assert max(per_column.values()) < policy.bias.proxy_auc_warning
@@ -173,7 +175,7 @@ def test_proxy_check_flags_an_engineered_stand_in_and_not_the_adult_inputs(adult
     raw["dataset"]["features"]["categorical"].append("postcode_area")
     del raw["audit"]["incoming"]  # a column the simulated Adult feed lacks: this model has no feed
     engineered = parse_policy(raw)
-    measured = explain.proxy_check(df.assign(postcode_area=np.where(male ^ flip, "north", "south")), engineered)
+    measured = proxies.proxy_check(df.assign(postcode_area=np.where(male ^ flip, "north", "south")), engineered)
     auc = measured["attributes"]["sex"]["per_column"]["postcode_area"]
     assert auc == pytest.approx(0.95, abs=0.01)
     assert measured["attributes"]["sex"]["flagged"] == ["postcode_area"]
@@ -234,7 +236,7 @@ def test_a_logistic_regressions_pushes_from_its_coefficients_equal_the_swapped_o
     model = training.fit(df, policy)
     reference = training.reference_record(df, policy)
     rows = df.sample(400, random_state=3).reset_index(drop=True)
-    X = training.feature_frame(rows, policy, model)
+    X = feature_frame(rows, policy, model)
     typical = {c: reference[c] if c in policy.numeric else str(reference[c]) for c in policy.features}
     blocks = explain._linear_blocks(model, list(policy.features))
     assert blocks is not None and sum(len(b) for b in blocks.values()) == model.steps[0][1].transform(X).shape[1]
@@ -260,7 +262,7 @@ def test_a_few_records_read_off_the_encoders_parameters_equal_the_pipeline():
     reference = training.reference_record(df, policy)
     rows = df.sample(200, random_state=4).reset_index(drop=True)
     rows.loc[0, "job_type"] = "astronaut"  # never seen in training
-    X = training.feature_frame(rows, policy, model)
+    X = feature_frame(rows, policy, model)
     typical = {c: reference[c] if c in policy.numeric else str(reference[c]) for c in policy.features}
     few_scores, few = explain._linear_few(model, X, typical)
     blocks = explain._linear_blocks(model, list(policy.features))

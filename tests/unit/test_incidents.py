@@ -20,6 +20,7 @@ from fairgate.governance import evidence, incidents
 from fairgate.policy.loader import load_policy, parse_policy
 from fairgate.stages import lifecycle, monitoring
 from fairgate.stages.lifecycle import RunInfo
+from fairgate.stages.monitoring import open_incidents
 from fairgate.storage.local import LocalStore
 from fairgate_airflow.operators import IncidentDeadlinesOperator
 from fairgate_dev.synthetic import write_feed
@@ -84,12 +85,12 @@ def test_overturned_reviews_above_the_bound_open_one(credit, tmp_path):
     }
     store = LocalStore(tmp_path)
     strict = parse_policy({**credit["raw"], "incidents": {"max_overturn_rate": 0.3}})
-    [opened] = incidents.from_audit(store, strict, result, run_type="scheduled")
+    [opened] = open_incidents(store, strict, result, run_type="scheduled")
     assert opened["source"] == "overturn_rate" and "overturned 4 of 10 reviewed decisions (40.0%)" in opened["seen"][0]
     lenient = parse_policy({**credit["raw"], "incidents": {"max_overturn_rate": 0.5}})
-    assert incidents.from_audit(LocalStore(tmp_path / "b"), lenient, result, run_type="scheduled") == []
+    assert open_incidents(LocalStore(tmp_path / "b"), lenient, result, run_type="scheduled") == []
     degraded = {**result, "status": "degraded", "reasons": ["x"]}
-    assert incidents.from_audit(LocalStore(tmp_path / "c"), lenient, degraded, run_type="backfill") == []
+    assert open_incidents(LocalStore(tmp_path / "c"), lenient, degraded, run_type="backfill") == []
 
 
 @pytest.mark.lifecycle

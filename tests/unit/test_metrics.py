@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fairgate.fairness.groups import Comparison
 from fairgate.fairness.metrics import (
     Counts,
     compare_groups,
@@ -19,6 +18,7 @@ from fairgate.fairness.metrics import (
     ratio_interval,
     wilson_interval,
 )
+from fairgate.groups import Comparison
 
 # Unprivileged: TP=2 FN=2 FP=1 TN=5; privileged: TP=4 FN=1 FP=2 TN=3 (counted by hand below).
 Y_U = [1, 1, 1, 1, 0, 0, 0, 0, 0, 0]
@@ -131,7 +131,7 @@ def test_cross_check_with_fairlearn():
 )
 def test_cross_check_with_aif360_classification_metric(comp):
     from fairgate.fairness.aif360_adapter import classification_metrics
-    from fairgate.fairness.groups import cell_mask
+    from fairgate.groups import cell_mask
 
     codes, y, yhat = _random(2)
     ours = compare_groups(y, yhat, cell_mask(codes, comp.unprivileged), cell_mask(codes, comp.privileged))["metrics"]

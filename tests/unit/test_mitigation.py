@@ -16,8 +16,9 @@ import pandas as pd
 import pytest
 from tests.conftest import edited
 
+from fairgate.data.features import feature_frame
 from fairgate.errors import PolicyError, StageError
-from fairgate.fairness.groups import labels
+from fairgate.groups import labels
 from fairgate.mitigation import search as mitigation
 from fairgate.models import training
 from fairgate.policy.loader import parse_policy
@@ -82,11 +83,11 @@ def test_reweighing_fits_with_aif360_weights(data):
     np.testing.assert_allclose(extra["weights"], rw.instance_weights, rtol=1e-12)
 
     direct = clone(training.build_pipeline(policy)).fit(
-        training.feature_frame(train, policy), labels(train, policy), classifier__sample_weight=rw.instance_weights
+        feature_frame(train, policy), labels(train, policy), classifier__sample_weight=rw.instance_weights
     )
     np.testing.assert_allclose(
-        model.predict_proba(training.feature_frame(val, policy))[:, 1],
-        direct.predict_proba(training.feature_frame(val, policy))[:, 1],
+        model.predict_proba(feature_frame(val, policy))[:, 1],
+        direct.predict_proba(feature_frame(val, policy))[:, 1],
         rtol=1e-10,
     )
 
@@ -102,13 +103,13 @@ def test_exponentiated_gradient_equals_fairlearn(data):
     model, extra = mitigation.fit(_spec("exponentiated_gradient", constraint="equalized_odds", eps=0.02), train, policy)
 
     pre = training.build_pipeline(policy).named_steps["features"]
-    Xt = pre.fit_transform(training.feature_frame(train, policy))
+    Xt = pre.fit_transform(feature_frame(train, policy))
     direct = ExponentiatedGradient(
         LogisticRegression(random_state=policy.model.seed), constraints=EqualizedOdds(), eps=0.02, max_iter=50
     )
     direct.fit(Xt, labels(train, policy), sensitive_features=_sensitive(train))
-    expected = direct._pmf_predict(pre.transform(training.feature_frame(val, policy)))[:, 1]
-    ours = model.predict_proba(training.feature_frame(val, policy, model))[:, 1]
+    expected = direct._pmf_predict(pre.transform(feature_frame(val, policy)))[:, 1]
+    ours = model.predict_proba(feature_frame(val, policy, model))[:, 1]
     np.testing.assert_allclose(ours, expected, atol=1e-12)
     assert extra["predictors"] >= 1
 
@@ -130,9 +131,9 @@ def test_threshold_optimizer_equals_fairlearn(data):
         prefit=True,
         predict_method="predict_proba",
     )
-    direct.fit(training.feature_frame(train, policy), labels(train, policy), sensitive_features=_sensitive(train))
-    expected = direct._pmf_predict(training.feature_frame(val, policy), sensitive_features=_sensitive(val))[:, 1]
-    ours = model.predict_proba(training.feature_frame(val, policy, model))[:, 1]
+    direct.fit(feature_frame(train, policy), labels(train, policy), sensitive_features=_sensitive(train))
+    expected = direct._pmf_predict(feature_frame(val, policy), sensitive_features=_sensitive(val))[:, 1]
+    ours = model.predict_proba(feature_frame(val, policy, model))[:, 1]
     np.testing.assert_allclose(ours, expected, atol=1e-12)
 
 
@@ -152,7 +153,7 @@ def test_disparate_impact_remover_equals_aif360(data):
         frame["y"] = 0.0
         ds = BinaryLabelDataset(df=frame, label_names=["y"], protected_attribute_names=["g"])
         out = DisparateImpactRemover(repair_level=0.8, sensitive_attribute="g").fit_transform(ds)
-        fixed = training.feature_frame(rows, policy).reset_index(drop=True)
+        fixed = feature_frame(rows, policy).reset_index(drop=True)
         for i, name in enumerate(ds.feature_names):
             if name in cols:
                 fixed[name] = out.features[:, i]
@@ -160,7 +161,7 @@ def test_disparate_impact_remover_equals_aif360(data):
 
     direct = training.build_pipeline(policy).fit(repaired(train), labels(train, policy))
     np.testing.assert_allclose(
-        model.predict_proba(training.feature_frame(val, policy, model))[:, 1],
+        model.predict_proba(feature_frame(val, policy, model))[:, 1],
         direct.predict_proba(repaired(val))[:, 1],
         atol=1e-12,
     )
@@ -363,7 +364,7 @@ def test_a_group_aware_model_scores_records_that_carry_the_protected_column(data
     records = df[split == "test"].head(200).reset_index(drop=True)
     reference = training.reference_record(df[split == "train"], policy)
     log, _ = score_records(model, records, policy, version="v1", reference=reference)
-    expected = model.predict_proba(training.feature_frame(records, policy, model))[:, 1]
+    expected = model.predict_proba(feature_frame(records, policy, model))[:, 1]
     np.testing.assert_allclose(log["score"].to_numpy(), expected)
     with pytest.raises(StageError, match="gender"):
         check_records(records.drop(columns=["gender"]), policy, date(2026, 3, 1))

@@ -15,10 +15,10 @@ from html.parser import HTMLParser
 import pytest
 from markdown_it import MarkdownIt
 
+from fairgate import pages
 from fairgate.errors import PolicyError
 from fairgate.governance.records import LifecycleRecord
 from fairgate.policy.loader import parse_policy
-from fairgate.reporting import pages
 
 IMG = "<img src=x onerror=alert(1)>"
 SCRIPT = "<script>alert(1)</script>"
@@ -373,7 +373,8 @@ def test_datasheet_contest_body_and_annex_iv_are_inert_markdown():
     import pandas as pd
 
     from fairgate.data import datasheet
-    from fairgate.governance import annex_iv, cases
+    from fairgate.governance import annex_iv
+    from fairgate.monitoring import cases
 
     raw = hostile_policy_dict()
     raw["datasheet"] = {"motivation": EVIL, "consent": EVIL}

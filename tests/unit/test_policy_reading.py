@@ -15,9 +15,9 @@ import pytest
 import yaml
 from tests.conftest import default_policy_dict
 
+from fairgate.cli.authoring import next_runs
 from fairgate.errors import PolicyError
 from fairgate.policy import catalog
-from fairgate.policy.authoring import next_runs
 from fairgate.policy.loader import load_policy, parse_policy
 from fairgate.policy.reading import MAX_BYTES
 

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from fairgate.cli.authoring import check_against_data, parse_protected, starter_policy
 from fairgate.cli.main import main
 from fairgate.errors import InputError
-from fairgate.policy.authoring import check_against_data, parse_protected, starter_policy
 from fairgate.policy.loader import parse_policy
 
 

@@ -15,6 +15,7 @@ import yaml
 from tests.conftest import synthetic_credit_policy
 
 from fairgate.cli.main import main
+from fairgate.data.features import feature_frame
 from fairgate.errors import PolicyError
 from fairgate.models import recourse, training
 from fairgate.policy.loader import load_policy, parse_policy
@@ -41,7 +42,7 @@ def _policy(credit, actionable, **extra):
 
 def _fitted(credit, policy, estimator=None):
     pipe = training.build_pipeline(policy, estimator=estimator)
-    pipe.fit(training.feature_frame(credit["data"], policy), credit["data"]["approved"])
+    pipe.fit(feature_frame(credit["data"], policy), credit["data"]["approved"])
     return pipe
 
 
@@ -49,7 +50,7 @@ def _by_hand(pipe, row, policy):
     """The logistic regression's decision function and weights, read off the fitted parts."""
     pre, clf = pipe[:-1], pipe[-1]
     names = list(pre.get_feature_names_out())
-    phi = pre.transform(training.feature_frame(row, policy))
+    phi = pre.transform(feature_frame(row, policy))
     phi = phi.toarray() if hasattr(phi, "toarray") else phi
     w = dict(zip(names, clf.coef_[0], strict=True))
     scaler = pipe.named_steps["features"].named_transformers_["numeric"]
@@ -59,7 +60,7 @@ def _by_hand(pipe, row, policy):
 
 
 def _unfavourable(pipe, policy, data, n=8):
-    scores = pipe.predict_proba(training.feature_frame(data, policy))[:, 1]
+    scores = pipe.predict_proba(feature_frame(data, policy))[:, 1]
     return data[scores < THRESHOLD].head(n)
 
 
@@ -174,7 +175,7 @@ def test_no_recourse_within_bounds_is_an_answer(credit):
 def test_refusals(credit):
     policy = _policy(credit, {"income": {"direction": "increase"}, "postcode_area": {"values": ["east", "west"]}})
     pipe = _fitted(credit, policy)
-    scores = pipe.predict_proba(training.feature_frame(credit["data"], policy))[:, 1]
+    scores = pipe.predict_proba(feature_frame(credit["data"], policy))[:, 1]
     favourable = credit["data"][scores >= THRESHOLD].iloc[0]
     with pytest.raises(recourse.RecourseError, match="already favourable"):
         recourse.compute(pipe, favourable.to_dict(), policy, scale=_scale(credit["data"], policy.numeric))
@@ -213,7 +214,7 @@ def _grid_by_hand(pipe, record, policy, scale):
     frame = pd.concat([row] * len(combos), ignore_index=True)
     for j, c in enumerate(values):
         frame[c] = [combo[j] for combo in combos]
-    ok = pipe.predict_proba(training.feature_frame(frame, policy))[:, 1] >= THRESHOLD
+    ok = pipe.predict_proba(feature_frame(frame, policy))[:, 1] >= THRESHOLD
     costs = [sum(abs(v - record[c]) / scale[c] for c, v in zip(values, combo, strict=True)) for combo in combos]
     found = [(cost, combo) for cost, combo, good in zip(costs, combos, ok, strict=True) if good]
     return min(found, key=lambda f: f[0]) if found else None
@@ -361,7 +362,7 @@ def test_a_linear_model_with_steps_equals_the_whole_step_grid(credit):
         frame = pd.DataFrame([record] * len(combos))
         for j, c in enumerate(grids):
             frame[c] = [combo[j] for combo in combos]
-        d = pipe.decision_function(training.feature_frame(frame, policy))
+        d = pipe.decision_function(feature_frame(frame, policy))
         costs = np.array(
             [sum(abs(v - record[c]) / scale[c] for c, v in zip(grids, combo, strict=True)) for combo in combos]
         )
@@ -510,7 +511,7 @@ def test_the_fairness_gate_judges_the_recourse_gap(credit, tmp_path):
     pipe = training.load_model_bytes(
         store.get(store.key_of(rec["model"]["uri"])), expected_sha256=rec["model"]["sha256"], where="test"
     )
-    d = pipe.decision_function(training.feature_frame(test, policy))
+    d = pipe.decision_function(feature_frame(test, policy))
     per_unit = _by_hand(pipe, test.iloc[[0]], policy)[1]["income"]
     unfavourable = d < 0
     ok = (-d / per_unit <= 40000 - test["income"].to_numpy()) & unfavourable

@@ -12,8 +12,8 @@ import yaml
 from tests.conftest import synthetic_credit_policy
 
 from fairgate.errors import PolicyError
-from fairgate.governance import cases, evidence
-from fairgate.monitoring import retention
+from fairgate.governance import evidence
+from fairgate.monitoring import cases, retention
 from fairgate.policy.loader import load_policy
 from fairgate.stages import lifecycle, monitoring
 from fairgate.stages.lifecycle import RunInfo

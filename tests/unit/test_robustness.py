@@ -14,9 +14,9 @@ from scipy.stats import norm
 from tests.conftest import synthetic_credit_policy
 
 from fairgate.errors import PolicyError
-from fairgate.fairness.gate import robustness_findings
 from fairgate.governance import evidence, registry
 from fairgate.models import robustness
+from fairgate.models.robustness import gate_findings
 from fairgate.policy.loader import load_policy, parse_policy
 from fairgate.stages import lifecycle
 from fairgate.stages.lifecycle import RunInfo
@@ -122,7 +122,7 @@ def test_the_gate_judges_a_share_by_its_interval(k, n, expected):
         "max_flip_rate": 0.05,
         "max_counterfactual_rate": 0.02,
     }
-    [finding] = robustness_findings(measured, _policy())
+    [finding] = gate_findings(measured, _policy())
     assert finding.outcome == expected and finding.scope == "robustness g=privileged"
 
 

@@ -12,7 +12,9 @@ from tests.conftest import edited
 from tests.unit.test_mitigation import credit_policy
 
 from fairgate.data import sampling
-from fairgate.fairness.groups import labels
+from fairgate.data.features import feature_frame
+from fairgate.fairness import metrics, proxies
+from fairgate.groups import labels
 from fairgate.mitigation import search as mitigation
 from fairgate.models import explain, training
 from fairgate_dev.synthetic import Truth, credit_applications
@@ -44,7 +46,7 @@ def test_rank_auc_equals_scikit_learn_with_ties():
     rng = np.random.default_rng(5)
     y = rng.integers(0, 2, 3000)
     scores = np.round(rng.random(3000) + 0.3 * y, 1)  # many ties
-    assert explain.rank_auc(y, scores) == pytest.approx(roc_auc_score(y, scores), abs=1e-12)
+    assert metrics.rank_auc(y, scores) == pytest.approx(roc_auc_score(y, scores), abs=1e-12)
 
 
 def test_auc_interval_by_hand():
@@ -52,7 +54,7 @@ def test_auc_interval_by_hand():
     # SE^2 = (0.16 + 49 (Q1 - 0.64) + 49 (Q2 - 0.64)) / 2500 = 0.00198044; z(95%) = 1.959964.
     q1, q2 = 0.8 / 1.2, 1.28 / 1.8
     half = 1.959964 * math.sqrt((0.16 + 49 * (q1 - 0.64) + 49 * (q2 - 0.64)) / 2500)
-    low, high = explain.auc_interval(0.8, 50, 50, confidence=0.95)
+    low, high = metrics.auc_interval(0.8, 50, 50, confidence=0.95)
     assert (low, high) == pytest.approx((0.8 - half, 0.8 + half), abs=1e-6)
     assert half == pytest.approx(0.0872, abs=1e-4)
 
@@ -62,13 +64,13 @@ def test_a_sampled_proxy_check_says_so_and_its_interval_covers_the_injected_trut
     truth = Truth()  # postcode_area equals the gender-linked area for 90% of rows: AUC 0.95
     df = credit_applications(30_000, seed=4, truth=truth)
     policy = edited(credit_policy(), {"sampling.max_rows": 3000})
-    measured = explain.proxy_check(df, policy)
+    measured = proxies.proxy_check(df, policy)
     assert measured["measured_on"] == "training rows (a stratified sample of 3000 of 30000 rows)"
     attr = measured["attributes"]["gender"]
     low, high = attr["per_column_interval"]["postcode_area"]
     assert low < truth.proxy_auc < high
     assert high - low < 0.03
-    full = explain.proxy_check(df, edited(policy, {"sampling.max_rows": 0}))
+    full = proxies.proxy_check(df, edited(policy, {"sampling.max_rows": 0}))
     assert full["measured_on"] == "training rows (30000 rows)"
     assert abs(full["attributes"]["gender"]["per_column"]["postcode_area"] - attr["per_column"]["postcode_area"]) < 0.01
 
@@ -103,7 +105,7 @@ def test_exponentiated_gradient_on_a_sample_keeps_group_and_label_shares_and_say
     assert report["fitted_on"] == f"training rows (a stratified sample of {report['rows']} of 20000 rows)"
     # The mixture holds the disparity near the constraint on rows it never saw (injected DI 0.6).
     fresh = credit_applications(20_000, seed=9)
-    decided = model.predict_proba(training.feature_frame(fresh, policy))[:, 1]
+    decided = model.predict_proba(feature_frame(fresh, policy))[:, 1]
     women = (fresh["gender"] == "female").to_numpy()
     assert abs(decided[women].mean() - decided[~women].mean()) < 0.05
     y = labels(fresh, policy)

@@ -12,8 +12,8 @@ from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 
 from fairgate.fairness.gate import decide
-from fairgate.fairness.groups import Comparison
 from fairgate.fairness.metrics import measure, score_disparities
+from fairgate.groups import Comparison
 from fairgate.policy.loader import parse_policy
 
 SEX = Comparison(key="sex", unprivileged=(("sex", 0),), privileged=(("sex", 1),))

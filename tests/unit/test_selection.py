@@ -16,7 +16,7 @@ import yaml
 from tests.conftest import synthetic_credit_policy
 
 from fairgate.errors import PolicyError
-from fairgate.fairness.groups import group_codes
+from fairgate.groups import group_codes
 from fairgate.models import evaluation, training
 from fairgate.policy.loader import load_policy, parse_policy
 from fairgate.stages import lifecycle, monitoring

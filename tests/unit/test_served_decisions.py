@@ -14,10 +14,10 @@ import pytest
 from tests.conftest import synthetic_credit_policy
 
 from fairgate.errors import LogUnavailable, NotApproved
-from fairgate.governance import cases, evidence, registry
+from fairgate.governance import evidence, registry
 from fairgate.integrations import serving
 from fairgate.integrations.following import Follower
-from fairgate.monitoring import prediction_log, retention, served_log
+from fairgate.monitoring import cases, prediction_log, retention, served_log
 from fairgate.monitoring.served_log import DecisionLogger, StoreSink
 from fairgate.policy.loader import load_policy
 from fairgate.stages import lifecycle, monitoring

@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fairgate.data.features import feature_frame
 from fairgate.models import shapley
-from fairgate.models.training import build_pipeline, feature_frame
+from fairgate.models.training import build_pipeline
 from fairgate.policy.loader import parse_policy
 from fairgate_dev.synthetic import credit_applications
 
@@ -228,9 +229,7 @@ def test_explain_shapley_from_the_cli_adds_up_to_the_logged_score(tmp_path, caps
     assert "Shapley values (" in text and "base + values = " in text
 
 
-def test_without_shap_a_tree_model_names_the_extra_and_the_policy_key_and_a_linear_one_needs_none(
-    credit, monkeypatch
-):
+def test_without_shap_a_tree_model_names_the_extra_and_the_policy_key_and_a_linear_one_needs_none(credit, monkeypatch):
     """shap is an optional extra (`fairgate[explain]`): where it is not installed, the linear model's values
     still come (closed form), and a tree model's request fails as bad input naming the extra and the key,
     not as a ModuleNotFoundError a task would retry."""

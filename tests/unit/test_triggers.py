@@ -13,7 +13,7 @@ import yaml
 from tests.conftest import synthetic_credit_policy
 
 from fairgate.errors import PolicyError
-from fairgate.governance import cases
+from fairgate.monitoring import cases
 from fairgate.monitoring import review_triggers as triggers
 from fairgate.policy.loader import load_policy, parse_policy
 from fairgate.stages import lifecycle, monitoring

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from fairgate.governance.records import LifecycleRecord
+from fairgate.pages import written
 from fairgate.policy.loader import load_policy
-from fairgate.reporting.pages import written
 from fairgate.reporting.report import audit_report, model_card, review_body, run_report
 from fairgate.reporting.verdict import audit_verdict, verdict
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fairgate import configuration
+from fairgate.cli import authoring as policy_tools
 from fairgate.data.quality import duplicate_rows, validate_frame
 from fairgate.data.sources import read_location, read_source
 from fairgate.errors import (
@@ -25,12 +26,12 @@ from fairgate.errors import (
     IntegrityError,
     RecourseError,
 )
-from fairgate.governance import approval, bundle, cases, evidence, incidents, registry
+from fairgate.governance import approval, bundle, evidence, incidents, registry
 from fairgate.governance.records import LifecycleRecord
 from fairgate.integrations import model_server, tracking
 from fairgate.models import recourse, shapley
+from fairgate.monitoring import cases
 from fairgate.monitoring.prediction_log import find_prediction, recourse_context, shapley_context
-from fairgate.policy import authoring as policy_tools
 from fairgate.policy import catalog
 from fairgate.policy import editing as policy_editing
 from fairgate.policy import schema as policy_schema

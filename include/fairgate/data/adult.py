@@ -7,30 +7,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fairgate.errors import DataError
+from fairgate.policy.bundled import ADULT_COLUMNS
 
 if TYPE_CHECKING:
     import pandas as pd
 
 BUNDLED_DIR = Path(str(resources.files("fairgate").joinpath("data")))  # package data, also in a wheel
-ADULT_COLUMNS = [
-    "age",
-    "workclass",
-    "fnlwgt",
-    "education",
-    "education_num",
-    "marital_status",
-    "occupation",
-    "relationship",
-    "race",
-    "sex",
-    "capital_gain",
-    "capital_loss",
-    "hours_per_week",
-    "native_country",
-    "income",
-]
-# The demo's simulated feed of incoming records: Adult test rows, so only for policies on Adult's columns.
-SIMULATED_FEED = "simulated://adult-test"
 
 
 def read_adult(split: str = "data") -> pd.DataFrame:

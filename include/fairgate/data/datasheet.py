@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from fairgate.errors import InputError
-from fairgate.fairness.groups import codes_and_labels, labels
-from fairgate.reporting.pages import render_markdown
+from fairgate.groups import codes_and_labels, labels
+from fairgate.pages import render_markdown
 
 if TYPE_CHECKING:
     import numpy as np

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fairgate.errors import GroupError
-from fairgate.fairness.groups import cell_mask, comparisons, group_codes, is_numeric
+from fairgate.groups import cell_mask, comparisons, group_codes, is_numeric
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from fairgate.data.adult import read_adult
 from fairgate.errors import DataError
-from fairgate.fairness.groups import privileged_codes
+from fairgate.groups import privileged_codes
 from fairgate.policy.schema import SCENARIOS
 
 if TYPE_CHECKING:

@@ -1,7 +1,7 @@
 """The one place Fairgate talks to AIF360.
 
 AIF360 0.6 predates pandas 3, so its ``StandardDataset`` loaders are never used: callers pass
-0/1 group codes (see :mod:`fairgate.fairness.groups`) and a 0/1 label, and this module builds the
+0/1 group codes (see :mod:`fairgate.groups`) and a 0/1 label, and this module builds the
 numeric ``BinaryLabelDataset`` itself. Guards run first, because AIF360 returns misleading
 numbers on degenerate input (DI = 1.0 for a one-class label, NaN for an empty group, inf when
 the privileged group has no favorable outcome).
@@ -15,13 +15,13 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from fairgate.errors import InsufficientDataError
-from fairgate.fairness.groups import cell_mask
+from fairgate.groups import cell_mask
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from fairgate.fairness.groups import Comparison
+    from fairgate.groups import Comparison
 
 LABEL = "__label__"
 

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from fairgate.errors import BiasInputError
 from fairgate.fairness import aif360_adapter as aif
-from fairgate.fairness.groups import codes_and_labels, comparisons
-from fairgate.models.explain import proxy_check
+from fairgate.fairness.proxies import proxy_check
+from fairgate.groups import codes_and_labels, comparisons
 
 if TYPE_CHECKING:
     import numpy as np

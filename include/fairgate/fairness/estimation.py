@@ -13,15 +13,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal, NotRequired, TypedDict
 
-from fairgate.fairness.groups import cell_mask
 from fairgate.fairness.metrics import Counts, Sides, cell_ids, cells_covered
+from fairgate.groups import cell_mask
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from fairgate.fairness.groups import Comparison
     from fairgate.fairness.metrics import Counts
+    from fairgate.groups import Comparison
 
 MAX_CALIBRATION_ERROR = 0.05
 BINS = 10

@@ -15,19 +15,23 @@ candidate too. Any fail rejects; otherwise any review asks a human; otherwise th
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
+from fairgate.contracts import Review
 from fairgate.fairness.metrics import GroupFigures, Sides, both_sides
 from fairgate.fairness.subgroups import Discovery
 from fairgate.fairness.subgroups import Finding as SubgroupFinding
+from fairgate.groups import cell_mask, comparisons, group_codes
 from fairgate.policy.people import person, same_person
 from fairgate.policy.schema import ReviewPolicy, Threshold
-from fairgate.stages.contracts import Review
 
 if TYPE_CHECKING:
-    from fairgate.models.recourse import RecourseAudit
-    from fairgate.models.robustness import Robustness
+    from collections.abc import Sequence
+
+    import pandas as pd
+
     from fairgate.policy.schema import Policy, Threshold
 
 Outcome = Literal["pass", "fail", "review"]
@@ -97,9 +101,8 @@ def decide(
     *,
     constant_predictor: bool = False,
     champion: dict[str, Any] | None = None,
-    robustness: Robustness | None = None,
-    recourse: RecourseAudit | None = None,
     subgroups: Discovery | None = None,
+    more: Sequence[Finding] = (),
 ) -> GateDecision:
     """Decide on a candidate model from its held-out evidence.
 
@@ -107,7 +110,8 @@ def decide(
     {...}}, "metrics": {metric: {"value", "ci_low", "ci_high"}}}`` as built by
     :func:`fairgate.fairness.metrics.measure`. ``champion`` is the production model's performance on the
     same test rows, when there is one; ``champion["not_comparable"]`` (why it could not be measured,
-    e.g. the policy changed the model's inputs) sends the candidate to review.
+    e.g. the policy changed the model's inputs) sends the candidate to review. ``more`` are findings the
+    model's own checks made, judged with :func:`judge_metric` (robustness, recourse: their ``gate_findings``).
     """
     findings: list[Finding] = []
     if constant_predictor:
@@ -170,81 +174,12 @@ def decide(
                 )
             )
 
-    if robustness is not None:
-        findings.extend(robustness_findings(robustness, policy))
-    if recourse is not None:
-        findings.extend(recourse_findings(recourse, policy))
+    findings.extend(more)
     if subgroups is not None:
         findings.extend(subgroup_findings(subgroups, policy))
     outcomes = {f.outcome for f in findings}
     decided: Outcome = "fail" if "fail" in outcomes else "review" if "review" in outcomes else "pass"
     return GateDecision(outcome=decided, findings=findings)
-
-
-def robustness_findings(robustness: Robustness, policy: Policy) -> list[Finding]:
-    """The robustness checks judged like a metric: each share's interval against its maximum.
-
-    Decision stability per protected group against ``max_flip_rate``; the counterfactual flip per
-    attribute against ``max_counterfactual_rate``. A group with no rows is insufficient evidence.
-    """
-    checks = [
-        (f"robustness {group}", Threshold("decision_flip_rate", "abs_difference", robustness["max_flip_rate"]), share)
-        for group, share in robustness["stability"]["groups"].items()
-    ]
-    checks += [
-        (
-            f"robustness {column}",
-            Threshold("counterfactual_change_rate", "abs_difference", robustness["max_counterfactual_rate"]),
-            result["overall"],
-        )
-        for column, result in robustness["counterfactual"].items()
-        if "overall" in result
-    ]
-    findings = []
-    for scope, threshold, share in checks:
-        if not share["n"]:
-            findings.append(
-                Finding("review", scope, f"{threshold.metric}: no rows in the test split: insufficient evidence")
-            )
-            continue
-        outcome, message = judge_metric(
-            threshold, share["value"], share["ci_low"], share["ci_high"], policy.fairness.review_margin
-        )
-        findings.append(Finding(outcome, scope, f"{message} ({share['changed']} of {share['n']} decisions)"))
-    return findings
-
-
-def recourse_findings(recourse: RecourseAudit, policy: Policy) -> list[Finding]:
-    """The gap between groups in the share of unfavourable decisions that have recourse, judged like a
-    metric against ``recourse.max_share_gap`` (a side with no unfavourable decision: insufficient evidence)."""
-    if recourse["max_share_gap"] is None:  # measured but not gated
-        return []
-    bound = Threshold("recourse_share_gap", "abs_difference", recourse["max_share_gap"])
-    findings = []
-    for key, comp in recourse["comparisons"].items():
-        gap = comp["share_gap"]
-        if gap is None:
-            findings.append(
-                Finding(
-                    "review",
-                    f"recourse {key}",
-                    "recourse_share_gap: a group has no unfavourable decision in the test split: insufficient evidence",
-                )
-            )
-            continue
-        outcome, message = judge_metric(
-            bound, gap["value"], gap["ci_low"], gap["ci_high"], policy.fairness.review_margin
-        )
-        findings.append(Finding(outcome, f"recourse {key}", message))
-    return findings
-
-
-# The gated metric a subgroup's gap against the rest is read as: (metric, how the figure is formed)
-SUBGROUP_BANDS: dict[str, tuple[tuple[str, str], ...]] = {
-    "selection_rate": (("statistical_parity_difference", "gap"), ("disparate_impact", "ratio")),
-    "true_positive_rate": (("equal_opportunity_difference", "gap"),),
-    "false_positive_rate": (("false_positive_rate_difference", "gap"),),
-}
 
 
 def subgroups_outside(discovery: Discovery, policy: Policy) -> list[tuple[SubgroupFinding, Threshold, float]]:
@@ -265,6 +200,14 @@ def subgroups_outside(discovery: Discovery, policy: Policy) -> list[tuple[Subgro
             if not t.contains(value):
                 out.append((found, t, value))
     return out
+
+
+# The gated metric a subgroup's gap against the rest is read as: (metric, how the figure is formed)
+SUBGROUP_BANDS: dict[str, tuple[tuple[str, str], ...]] = {
+    "selection_rate": (("statistical_parity_difference", "gap"), ("disparate_impact", "ratio")),
+    "true_positive_rate": (("equal_opportunity_difference", "gap"),),
+    "false_positive_rate": (("false_positive_rate_difference", "gap"),),
+}
 
 
 def subgroup_findings(discovery: Discovery, policy: Policy) -> list[Finding]:
@@ -316,6 +259,59 @@ def short_groups(
                 f"{policy.fairness.min_positives}): insufficient evidence"
             )
     return out
+
+
+def short_of_evidence(
+    df: pd.DataFrame, policy: Policy, *, share: float, split: str = "test"
+) -> tuple[list[str], list[str]]:
+    """Groups whose rows or favourable outcomes, times ``share`` (the ``split``'s share: test or
+    validation), fall short of the gate's evidence rules, each with what would fix it; and a note of
+    every group's counts."""
+    import numpy as np
+
+    codes = group_codes(df, policy)
+    favourable = np.asarray(df[policy.dataset.label] == policy.dataset.favorable_label)
+    short: list[str] = []
+    notes: list[str] = []
+    seen: set[tuple[tuple[str, int], ...]] = set()
+    where = f"in the {split} split" if share < 1 else f"in the {split} rows"
+    size_key = "model.test_size" if split == "test" else "model.validation_size"
+    consequence = (
+        "the gate can only ask for review"
+        if split == "test"
+        else "the mitigation search cannot judge fairness on validation and chooses by balanced accuracy alone"
+    )
+    for comp in comparisons(policy):
+        for cell in (comp.unprivileged, comp.privileged):
+            if cell in seen:
+                continue
+            seen.add(cell)
+            mask = cell_mask(codes, cell)
+            rows, positives = int(mask.sum()), int((mask & favourable).sum())
+            name = " & ".join(f"{c}={'privileged' if v else 'unprivileged'}" for c, v in cell)
+            exp_rows, exp_pos = rows * share, positives * share
+            about = "about " if share < 1 else ""
+            notes.append(
+                f"{name}: {rows} rows, {positives} favourable"
+                + (f"; about {exp_rows:.0f} and {exp_pos:.0f} {where}" if share < 1 else f" {where}")
+            )
+            for what, expected, have, need, key in (
+                ("rows", exp_rows, rows, policy.fairness.min_group_size, "fairness.min_group_size"),
+                ("favourable outcomes", exp_pos, positives, policy.fairness.min_positives, "fairness.min_positives"),
+            ):
+                if expected >= need:
+                    continue
+                if share < 1 and have and need / have <= 0.5:
+                    fix = f"{size_key} {math.ceil(need / have * 100) / 100:g} would reach it"
+                elif expected >= 1:
+                    fix = f"lower {key} to {math.floor(expected)}"
+                else:
+                    fix = "more data for this group"
+                short.append(
+                    f"Group {name} has {about}{expected:.0f} {what} {where}; '{key}' asks for {need}, so "
+                    f"{consequence}: {fix}."
+                )
+    return short, notes
 
 
 def panel_decision(

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from fairgate.fairness.groups import Comparison
+    from fairgate.groups import Comparison
 
 
 class Interval(TypedDict):

@@ -5,7 +5,6 @@
 - :mod:`.registry`: model versions and the production pointer (``register``, ``promote``, ``read_pointer``);
 - :mod:`.approval`: whether production's version may be used: only what the chain approved
   (``production``), and deploying evidence first (``deploy_recorded``);
-- :mod:`.cases`: contested and reviewed decisions (``open_contest``, ``decide``);
 - :mod:`.incidents`: incident records with their reporting clocks (``open_incident``, ``close``,
   ``sweep``) and the post-market monitoring plan (``monitoring_plan``);
 - :mod:`.bundle`: release bundles an auditor checks offline (``build``, ``verify``);

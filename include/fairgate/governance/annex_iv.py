@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from fairgate.reporting.pages import render_markdown
+from fairgate.pages import render_markdown
 
 Coverage = Literal["covered", "partial", "not_covered"]
 

@@ -27,10 +27,9 @@ from typing import TYPE_CHECKING, Literal, TypedDict
 
 from fairgate.errors import InputError
 from fairgate.governance import evidence
-from fairgate.reporting.pages import render_markdown
+from fairgate.pages import render_markdown
 
 if TYPE_CHECKING:
-    from fairgate.monitoring.audit import AuditResult
     from fairgate.policy.schema import Policy
     from fairgate.storage.base import ArtifactStore
 
@@ -119,32 +118,6 @@ def open_incident(
         key=f"incident/{ident}",
     )
     return _one(store, model, ident)
-
-
-def from_audit(store: ArtifactStore, policy: Policy, result: AuditResult, *, run_type: str) -> list[Incident]:
-    """The incidents the policy opens for one audit: degraded, or reviews overturned too often. A
-    backfill rebuilds history and opens none."""
-    if run_type == "backfill":
-        return []
-    rules, out = policy.incidents, []
-    day, version = str(result["date"]), result.get("judged_version")
-    if rules.open_on_degraded_audit and result["status"] == "degraded":
-        out.append(
-            open_incident(
-                store, policy, source="audit_degraded", link=f"audit {day}", seen=result["reasons"], version=version
-            )
-        )
-    queue = result.get("review_queue") or {}
-    reviewed, overturned = int(queue.get("reviewed") or 0), int(queue.get("overturned") or 0)
-    if rules.max_overturn_rate is not None and reviewed and overturned / reviewed > rules.max_overturn_rate:
-        seen = [
-            f"reviewers overturned {overturned} of {reviewed} reviewed decisions ({overturned / reviewed:.1%}) in the "
-            f"window ending {day}, above incidents.max_overturn_rate {rules.max_overturn_rate:g}"
-        ]
-        out.append(
-            open_incident(store, policy, source="overturn_rate", link=f"audit {day}", seen=seen, version=version)
-        )
-    return out
 
 
 def _record_on_open(

@@ -31,13 +31,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fairgate import configuration
+from fairgate.contracts import Tracked
 from fairgate.errors import NOT_RETRIED, IntegrityError, StageError, TrackingUnavailable
 from fairgate.governance import approval, evidence, registry
 from fairgate.governance.evidence import Entry
 from fairgate.governance.records import LifecycleRecord
 from fairgate.integrations import serving
 from fairgate.policy.reading import read_policy_yaml
-from fairgate.stages.contracts import Tracked
 from fairgate.storage.base import read_recorded, verify
 from fairgate.storage.local import default_artifact_root
 

@@ -8,21 +8,20 @@ decision (its ``_pmf_predict``), and the tests check them against the library's 
 on the same rows.
 
 A model that needs the protected attribute when it decides (``group_attributes`` not empty) is
-given the rows' group as the column :data:`GROUP_COLUMN` by :func:`fairgate.models.training.feature_frame`.
+given the rows' group as the column :data:`GROUP_COLUMN` by :func:`fairgate.data.features.feature_frame`.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from fairgate.data.features import GROUP_COLUMN
 from fairgate.errors import GroupError
 from fairgate.fairness.aif360_adapter import repair_inputs
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
-
-GROUP_COLUMN = "__group__"
 
 
 def _split(X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:

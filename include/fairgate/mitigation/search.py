@@ -16,13 +16,15 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from fairgate import groups
 from fairgate.data import sampling
+from fairgate.data.features import feature_frame
 from fairgate.errors import InputError, MitigationError
-from fairgate.fairness import bias, groups
+from fairgate.fairness import bias
 from fairgate.fairness.aif360_adapter import repair_inputs
 from fairgate.fairness.gate import short_groups
-from fairgate.fairness.groups import labels
 from fairgate.fairness.metrics import cell_ids
+from fairgate.groups import labels
 from fairgate.mitigation.fitted import GroupThresholds, Mixture, RepairedInputs
 from fairgate.models import training
 from fairgate.policy.rules import GROUP_AWARE_METHODS, check_params
@@ -123,7 +125,7 @@ def _fit_repaired(train: pd.DataFrame, policy: Policy, spec: Spec, level: float)
         raise MitigationError(
             "the disparate impact remover repairs numeric inputs and the policy names none (besides protected columns)"
         )
-    X = training.feature_frame(train, policy)
+    X = feature_frame(train, policy)
     repaired = repair_inputs(X, groups.group_labels(train, policy), columns, level)
     pipeline = training.build_pipeline(policy, estimator=spec.estimator)
     pipeline.fit(repaired, labels(train, policy))
@@ -161,7 +163,7 @@ def _fit_exponentiated_gradient(
     if keep is not None:
         train, y = train.iloc[keep], y[keep]
     features = training.build_pipeline(policy, estimator=spec.estimator).named_steps["features"]
-    encoded = features.fit_transform(training.feature_frame(train, policy))
+    encoded = features.fit_transform(feature_frame(train, policy))
     reduction = ExponentiatedGradient(
         _rows_of(encoded, training.classifier_for(policy, spec.estimator)),
         constraints=constraint,
@@ -220,7 +222,7 @@ def _fit_threshold_optimizer(train: pd.DataFrame, policy: Policy, spec: Spec, pa
         predict_method="predict_proba",
     )
     optimizer.fit(
-        training.feature_frame(train, policy),
+        feature_frame(train, policy),
         labels(train, policy),
         sensitive_features=groups.group_labels(train, policy),
     )

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from fairgate.fairness import estimation, gate, subgroups
-from fairgate.fairness.groups import codes_and_labels, comparisons
 from fairgate.fairness.metrics import measure, score_disparities
+from fairgate.groups import codes_and_labels, comparisons
 from fairgate.models import explain, robustness, shapley, training
 from fairgate.models import recourse as rc
 
@@ -124,9 +124,11 @@ def evaluate(
         policy,
         constant_predictor=len(np.unique(pred)) < 2,
         champion=champion,
-        robustness=robust,
-        recourse=recourse,
         subgroups=found,
+        more=[
+            *(robustness.gate_findings(robust, policy) if robust is not None else []),
+            *(rc.gate_findings(recourse, policy) if recourse is not None else []),
+        ],
     )
     return {
         "outcome": decision.outcome,

@@ -33,10 +33,13 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from fairgate.data.features import feature_frame
 from fairgate.errors import RecourseError, RecourseOutOfTime
-from fairgate.fairness.groups import cell_mask, comparisons, group_codes
+from fairgate.fairness.gate import Finding, judge_metric
 from fairgate.fairness.metrics import Interval, _z, newcombe_interval, wilson_interval
-from fairgate.models.training import feature_frame, predict
+from fairgate.groups import cell_mask, comparisons, group_codes
+from fairgate.models.training import predict
+from fairgate.policy.schema import Threshold
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -688,3 +691,28 @@ def audit(
         "comparisons": out,
         "max_share_gap": policy.recourse.max_share_gap,
     }
+
+
+def gate_findings(recourse: RecourseAudit, policy: Policy) -> list[Finding]:
+    """The gap between groups in the share of unfavourable decisions that have recourse, judged like a
+    metric against ``recourse.max_share_gap`` (a side with no unfavourable decision: insufficient evidence)."""
+    if recourse["max_share_gap"] is None:  # measured but not gated
+        return []
+    bound = Threshold("recourse_share_gap", "abs_difference", recourse["max_share_gap"])
+    findings = []
+    for key, comp in recourse["comparisons"].items():
+        gap = comp["share_gap"]
+        if gap is None:
+            findings.append(
+                Finding(
+                    "review",
+                    f"recourse {key}",
+                    "recourse_share_gap: a group has no unfavourable decision in the test split: insufficient evidence",
+                )
+            )
+            continue
+        outcome, message = judge_metric(
+            bound, gap["value"], gap["ci_low"], gap["ci_high"], policy.fairness.review_margin
+        )
+        findings.append(Finding(outcome, f"recourse {key}", message))
+    return findings

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from fairgate.fairness.groups import is_numeric, privileged_codes
+from fairgate.fairness.gate import Finding, judge_metric
 from fairgate.fairness.metrics import wilson_interval
+from fairgate.groups import is_numeric, privileged_codes
 from fairgate.models.training import predict
+from fairgate.policy.schema import Threshold
 
 if TYPE_CHECKING:
     import numpy as np
@@ -170,3 +172,36 @@ def measure(model: Any, test: pd.DataFrame, policy: Policy, *, proxies: dict[str
         "max_flip_rate": settings.max_flip_rate,
         "max_counterfactual_rate": settings.max_counterfactual_rate,
     }
+
+
+def gate_findings(robustness: Robustness, policy: Policy) -> list[Finding]:
+    """The robustness checks judged like a metric: each share's interval against its maximum.
+
+    Decision stability per protected group against ``max_flip_rate``; the counterfactual flip per
+    attribute against ``max_counterfactual_rate``. A group with no rows is insufficient evidence.
+    """
+    checks = [
+        (f"robustness {group}", Threshold("decision_flip_rate", "abs_difference", robustness["max_flip_rate"]), share)
+        for group, share in robustness["stability"]["groups"].items()
+    ]
+    checks += [
+        (
+            f"robustness {column}",
+            Threshold("counterfactual_change_rate", "abs_difference", robustness["max_counterfactual_rate"]),
+            result["overall"],
+        )
+        for column, result in robustness["counterfactual"].items()
+        if "overall" in result
+    ]
+    findings = []
+    for scope, threshold, share in checks:
+        if not share["n"]:
+            findings.append(
+                Finding("review", scope, f"{threshold.metric}: no rows in the test split: insufficient evidence")
+            )
+            continue
+        outcome, message = judge_metric(
+            threshold, share["value"], share["ci_low"], share["ci_high"], policy.fairness.review_margin
+        )
+        findings.append(Finding(outcome, scope, f"{message} ({share['changed']} of {share['n']} decisions)"))
+    return findings

@@ -28,10 +28,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from fairgate.data.features import feature_frame
 from fairgate.errors import MissingExtra
-from fairgate.fairness.groups import group_codes
+from fairgate.groups import group_codes
 from fairgate.models.explain import encoded_blocks
-from fairgate.models.training import feature_frame
 from fairgate.policy.schema import Policy
 
 if TYPE_CHECKING:

@@ -12,9 +12,9 @@ import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from fairgate.data.features import feature_frame
 from fairgate.errors import InputError, ModelIntegrityError
-from fairgate.fairness.groups import codes_and_labels, group_labels, labels
-from fairgate.mitigation.fitted import GROUP_COLUMN
+from fairgate.groups import codes_and_labels, labels
 from fairgate.policy.estimators import classifier
 from fairgate.storage.base import verify
 
@@ -111,50 +111,6 @@ def build_pipeline(policy: Policy, *, estimator: str | None = None) -> Pipeline:
         sparse_threshold=0.0 if dense else 0.3,
     )
     return Pipeline([("features", pre), ("classifier", clf)])
-
-
-def feature_frame(df: pd.DataFrame, policy: Policy, model: Any = None) -> pd.DataFrame:
-    """The model's input columns; categoricals as plain strings so encoders see one dtype.
-
-    A ``model`` that decides with the protected attributes (``group_attributes``) also gets each
-    row's joint group as :data:`fairgate.mitigation.fitted.GROUP_COLUMN`.
-    """
-    import numpy as np
-
-    X = df[list(policy.features)].copy()
-    for col in X.columns:
-        if col not in policy.numeric:
-            X[col] = X[col].astype(str)  # a missing category stays missing: its own category, or imputed
-            continue
-        values = pd_numeric(X[col], col)
-        infinite = int(np.isinf(values).sum())
-        if infinite:
-            raise InputError(
-                f"Column {col!r} holds {infinite} infinite value(s) ({infinite / len(X):.2%} of the rows): not a "
-                "measurement. Fix them in the source, or filter those rows (dataset.filters)."
-            )
-        gaps = int(np.isnan(values).sum())
-        if gaps and policy.dataset.missing == "refuse":
-            raise InputError(
-                f"Column {col!r} has {gaps} missing value(s) ({gaps / len(X):.2%} of the rows) and policy key "
-                "'dataset.missing' is 'refuse': fill them in the source, or set 'dataset.missing: impute' "
-                "(the median, learned inside the model)."
-            )
-    if getattr(model, "group_attributes", ()):
-        X[GROUP_COLUMN] = group_labels(df, policy)
-    return X
-
-
-def pd_numeric(column: pd.Series, name: str) -> np.ndarray:
-    """A numeric feature's values as floats (a value that is not a number is named)."""
-    import numpy as np
-    import pandas as pd
-
-    values = pd.to_numeric(column, errors="coerce")
-    bad = values.isna() & column.notna()
-    if bad.any():
-        raise InputError(f"Column {name!r} must hold numbers; it holds {column[bad].iloc[0]!r}.")
-    return np.asarray(values, dtype=float)
 
 
 def fit(

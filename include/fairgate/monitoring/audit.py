@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 from fairgate.fairness import estimation, subgroups
 from fairgate.fairness.gate import judge_metric, short_groups
-from fairgate.fairness.groups import Comparison, cell_mask, comparisons, group_codes
 from fairgate.fairness.metrics import (
     SCORE_METRICS,
     GroupFigures,
@@ -24,17 +23,18 @@ from fairgate.fairness.metrics import (
     wilson_interval,
 )
 from fairgate.fairness.multiplicity import adjusted, exceedance_p
+from fairgate.groups import Comparison, cell_mask, comparisons, group_codes
 from fairgate.monitoring.columns import LABEL_COLUMN
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+    from fairgate.contracts import AuditStatus
     from fairgate.governance.registry import Manifest
     from fairgate.models.recourse import RecourseAudit
     from fairgate.monitoring.served_log import Quarantined
     from fairgate.policy.schema import Policy, Threshold
-    from fairgate.stages.contracts import AuditStatus
 
 # Measurable from the decisions alone; the other metrics need outcomes.
 SELECTION_METRICS = ("disparate_impact", "statistical_parity_difference")

@@ -23,16 +23,16 @@ import json
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from fairgate.contracts import Artifact
 from fairgate.data.simulation import day_batch
 from fairgate.data.sources import read_location, read_sql, to_parquet_bytes
 from fairgate.errors import DataError, NotFoundError, NothingThere, StageError, StoreConfigError
-from fairgate.fairness.groups import labels
 from fairgate.governance import evidence, registry
+from fairgate.groups import labels
 from fairgate.models import recourse, shapley
 from fairgate.monitoring import log_table, served_log
 from fairgate.monitoring.audit import AuditResult
 from fairgate.monitoring.columns import LABEL_COLUMN, Prediction, as_prediction
-from fairgate.stages.contracts import Artifact
 from fairgate.storage.base import sha256_bytes
 
 if TYPE_CHECKING:
@@ -308,7 +308,7 @@ def read_window(
     arrived when ``d <= day - label_lag_days``; the result does
     not depend on the order in which days were scored or labels were written. Reading and the
     outcome lookup run in Arrow, not in pandas. With ``case_outcomes`` (from
-    :func:`fairgate.governance.cases.outcomes_by_day`), each day's rows also say which decisions were
+    :func:`fairgate.monitoring.cases.outcomes_by_day`), each day's rows also say which decisions were
     contested or reviewed, and a decision a person overturned counts as the person decided.
 
     Served decisions are read by ``rules`` (:func:`fairgate.monitoring.served_log.rules_for` of the policy;

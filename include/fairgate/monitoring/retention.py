@@ -21,8 +21,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TypedDict
 
 from fairgate.errors import NotFoundError
-from fairgate.governance import cases, evidence
-from fairgate.monitoring import log_table
+from fairgate.governance import evidence
+from fairgate.monitoring import cases, log_table
 from fairgate.policy.schema import Policy
 from fairgate.storage.base import ArtifactStore, sha256_bytes
 

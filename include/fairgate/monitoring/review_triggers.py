@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fairgate.fairness.groups import group_codes
+from fairgate.groups import group_codes
 
 if TYPE_CHECKING:
     import numpy as np

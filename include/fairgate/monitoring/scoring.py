@@ -10,7 +10,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from fairgate.errors import GroupError, StageError
-from fairgate.fairness.groups import group_codes, labels
+from fairgate.groups import group_codes, labels
 from fairgate.models import explain, training
 from fairgate.monitoring import review_triggers as triggers
 from fairgate.monitoring.columns import LABEL_COLUMN

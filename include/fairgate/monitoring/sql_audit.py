@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 from fairgate.errors import StageError
 from fairgate.fairness import estimation, subgroups
 from fairgate.fairness.estimation import BINS
-from fairgate.fairness.groups import comparisons
 from fairgate.fairness.metrics import measure
+from fairgate.groups import comparisons
 from fairgate.monitoring import log_table
 from fairgate.monitoring.audit import AuditResult, WindowFigures, judge_fairness, window_figures
 from fairgate.monitoring.columns import LABEL_COLUMN
@@ -32,9 +32,9 @@ if TYPE_CHECKING:
     import pandas as pd
     import sqlalchemy
 
+    from fairgate.contracts import AuditStatus
     from fairgate.fairness.estimation import Calibration
     from fairgate.policy.schema import Policy
-    from fairgate.stages.contracts import AuditStatus
 
 
 def counts_query(

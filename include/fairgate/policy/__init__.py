@@ -8,7 +8,7 @@
 - :mod:`.reading`: the bounded YAML reader (size, no aliases, no duplicate keys) every policy file goes through;
 - :mod:`.estimators`: the scikit-learn estimators a policy may name (``classifier``);
 - :mod:`.catalog`: one policy file per model in ``FAIRGATE_POLICIES`` (``entries``, ``find``);
-- :mod:`.authoring`: ``starter_policy`` and ``check_against_data`` (``fairgate policy init|check``).
+- :mod:`.bundled`: the names the bundled policy uses (Adult's columns, the demo's simulated feed);
 - :mod:`.editing`: ``set_keys`` / ``set_in_file``: keys of a policy file changed, comments kept (``policy set``).
 - :mod:`.people`: ``person`` / ``same_person``: names compared case- and space-normalised (quorums, approvers).
 """

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from fairgate.data.adult import ADULT_COLUMNS
 from fairgate.errors import PolicyError
+from fairgate.policy.bundled import ADULT_COLUMNS
 
 if TYPE_CHECKING:
     from fairgate.policy.schema import Policy, ProtectedAttribute, ThresholdSpec

@@ -36,9 +36,9 @@ from pydantic import (
     model_validator,
 )
 
-from fairgate.data.adult import ADULT_COLUMNS, SIMULATED_FEED
 from fairgate.errors import PolicyError
 from fairgate.policy import rules
+from fairgate.policy.bundled import ADULT_COLUMNS, SIMULATED_FEED
 from fairgate.policy.people import person
 
 Estimator = Literal["logistic_regression", "hist_gradient_boosting", "random_forest"]

@@ -11,16 +11,16 @@ import math
 from typing import TYPE_CHECKING, Any, TypedDict
 from urllib.parse import quote
 
+from fairgate.contracts import Review
 from fairgate.fairness.estimation import SideEstimate
 from fairgate.fairness.metrics import Interval, Sides, both_sides
 from fairgate.fairness.subgroups import Discovery
 from fairgate.governance.records import JSONObject, LifecycleRecord
 from fairgate.monitoring.audit import AuditResult, audited
+from fairgate.pages import Image, fmt, markdown_to_html, render_html, render_markdown, section
 from fairgate.policy.schema import Policy
 from fairgate.reporting import charts
-from fairgate.reporting.pages import Image, fmt, markdown_to_html, render_html, render_markdown, section
 from fairgate.reporting.verdict import audit_verdict, verdict
-from fairgate.stages.contracts import Review
 
 if TYPE_CHECKING:
     from fairgate.data.quality import QualityResult

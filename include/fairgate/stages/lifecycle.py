@@ -3,7 +3,7 @@
 Each stage reads its inputs from the artifact store (checked against the sha256 recorded when
 they were written), calls one pure function (:mod:`fairgate.data.quality`, :mod:`fairgate.fairness.bias`,
 :mod:`fairgate.models.training`, :mod:`fairgate.models.evaluation`), writes what it produced under the run's
-prefix and returns a small typed result (:mod:`fairgate.stages.contracts`). What a run concludes is
+prefix and returns a small typed result (:mod:`fairgate.contracts`). What a run concludes is
 decided here too (:func:`conclude`), and the evidence record is built from the stored artifacts
 (:func:`evidence_record`), so a notebook can run, conclude and record a lifecycle without Airflow.
 """
@@ -18,6 +18,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
+from fairgate.contracts import (
+    Artifact,
+    Bias,
+    CandidateResult,
+    Decision,
+    Deployment,
+    GateResult,
+    Mitigation,
+    Quality,
+    Recorded,
+    Review,
+    RolledBack,
+    Snapshot,
+    TrainedModel,
+)
 from fairgate.data import datasheet
 from fairgate.data.quality import duplicate_rows, validate_frame
 from fairgate.data.sources import read_source, to_parquet_bytes
@@ -31,6 +46,7 @@ from fairgate.errors import (
     StageError,
 )
 from fairgate.fairness import bias
+from fairgate.fairness.gate import short_of_evidence
 from fairgate.governance import approval, evidence, registry
 from fairgate.governance.records import (
     DataRef,
@@ -48,24 +64,8 @@ from fairgate.models import recourse, training
 from fairgate.models.evaluation import assess
 from fairgate.models.evaluation import evaluate as measure
 from fairgate.models.training import assign_split, load_model_bytes, split_frame
-from fairgate.policy.authoring import short_of_evidence
 from fairgate.policy.rules import check_params
 from fairgate.reporting.report import model_card, quality_report, review_body, run_report
-from fairgate.stages.contracts import (
-    Artifact,
-    Bias,
-    CandidateResult,
-    Decision,
-    Deployment,
-    GateResult,
-    Mitigation,
-    Quality,
-    Recorded,
-    Review,
-    RolledBack,
-    Snapshot,
-    TrainedModel,
-)
 from fairgate.storage.base import get_verified, sha256_bytes
 
 if TYPE_CHECKING:

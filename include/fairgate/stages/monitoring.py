@@ -13,16 +13,16 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from fairgate.contracts import Audit
 from fairgate.errors import CODE_VERSION, StageError
-from fairgate.governance import approval, cases, evidence, incidents, registry
+from fairgate.governance import approval, evidence, incidents, registry
 from fairgate.models import recourse
 from fairgate.models.training import reference_record
 from fairgate.monitoring import audit as measure
-from fairgate.monitoring import log_table, prediction_log, scoring, served_log, sql_audit
+from fairgate.monitoring import cases, log_table, prediction_log, scoring, served_log, sql_audit
 from fairgate.monitoring.audit import AuditResult, changes_since
 from fairgate.monitoring.review_triggers import training_ranges
 from fairgate.reporting.report import audit_report
-from fairgate.stages.contracts import Audit
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -318,13 +318,43 @@ def _with_losses(
     return result
 
 
+def open_incidents(
+    store: ArtifactStore, policy: Policy, result: AuditResult, *, run_type: str
+) -> list[incidents.Incident]:
+    """The incidents the policy opens for one audit: degraded, or reviews overturned too often. A
+    backfill rebuilds history and opens none."""
+    if run_type == "backfill":
+        return []
+    rules, out = policy.incidents, []
+    day, version = str(result["date"]), result.get("judged_version")
+    if rules.open_on_degraded_audit and result["status"] == "degraded":
+        out.append(
+            incidents.open_incident(
+                store, policy, source="audit_degraded", link=f"audit {day}", seen=result["reasons"], version=version
+            )
+        )
+    queue = result.get("review_queue") or {}
+    reviewed, overturned = int(queue.get("reviewed") or 0), int(queue.get("overturned") or 0)
+    if rules.max_overturn_rate is not None and reviewed and overturned / reviewed > rules.max_overturn_rate:
+        seen = [
+            f"reviewers overturned {overturned} of {reviewed} reviewed decisions ({overturned / reviewed:.1%}) in the "
+            f"window ending {day}, above incidents.max_overturn_rate {rules.max_overturn_rate:g}"
+        ]
+        out.append(
+            incidents.open_incident(
+                store, policy, source="overturn_rate", link=f"audit {day}", seen=seen, version=version
+            )
+        )
+    return out
+
+
 def audit(store: ArtifactStore, policy: Policy, day: date, *, run_id: str, run_type: str = "manual") -> Audit:
     """The audit stage: measure the window ending ``day``, write its report, store it and append the evidence."""
     result = audit_day(store, policy, day, run_id=run_id)
     trend = prediction_log.audit_trend(store, policy.model_name, result)
     page = audit_report(result, trend, list(policy.fairness.bounds))
     saved = prediction_log.save_audit(store, policy.model_name, result, report_html=page)
-    opened = incidents.from_audit(store, policy, result, run_type=run_type)
+    opened = open_incidents(store, policy, result, run_type=run_type)
     return Audit(
         date=result["date"],
         status=result["status"],

@@ -50,8 +50,8 @@ class AlertOperator(Stage, BaseOperator):
         self.notifiers = notifiers
 
     def execute(self, context: Context) -> None:
+        from fairgate.contracts import Audit
         from fairgate.stages import monitoring
-        from fairgate.stages.contracts import Audit
         from fairgate_airflow.notifiers import ArtifactStoreAlertNotifier
 
         alert = monitoring.alert(self.given("audit", Audit), self.policy(context).model_name)
@@ -73,8 +73,8 @@ class RequestRetrainingOperator(Stage, BaseOperator):
         self.audit = audit
 
     def execute(self, context: Context) -> None:
+        from fairgate.contracts import Audit
         from fairgate.stages import monitoring
-        from fairgate.stages.contracts import Audit
 
         audit = self.given("audit", Audit)
         request = monitoring.retraining_request(audit)

@@ -1,7 +1,7 @@
 """What every Fairgate operator shares: the policy, the store, the run, typed inputs, one way to run a stage.
 
 A stage's ``execute`` (or ``choose_branch``) resolves its inputs into typed results
-(:mod:`fairgate.stages.contracts`), calls one domain function through :meth:`Stage.run`, and
+(:mod:`fairgate.contracts`), calls one domain function through :meth:`Stage.run`, and
 returns, raises or branches on what came back. :meth:`Stage.run` loads the policy once per task,
 turns bad input and changed artifacts (:data:`fairgate.errors.NOT_RETRIED`) into
 ``AirflowFailException`` (no retries burnt on them), lets transient errors propagate (task retries

@@ -49,8 +49,8 @@ class ValidateDataOperator(BranchStage):
         self.routes = routes_of(routes, ("passed", "failed"), self)
 
     def choose_branch(self, context: Context) -> str | list[str]:
+        from fairgate.contracts import Snapshot
         from fairgate.stages import lifecycle
-        from fairgate.stages.contracts import Snapshot
 
         quality = self.run(context, lifecycle.validate, self.given("snapshot", Snapshot))
         if quality.passed:
@@ -80,9 +80,9 @@ class CheckBiasOperator(BranchStage):
         self.routes = routes_of(routes, ("search", "train"), self)
 
     def choose_branch(self, context: Context) -> str:
+        from fairgate.contracts import Quality
         from fairgate.mitigation.search import route_after_bias
         from fairgate.stages import lifecycle
-        from fairgate.stages.contracts import Quality
 
         bias = self.run(context, lifecycle.check_bias, self.given("quality", Quality))
         for warning in bias.warnings:
@@ -106,8 +106,8 @@ class PlanSearchOperator(Stage, BaseOperator):
         self.bias = bias
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
+        from fairgate.contracts import Bias
         from fairgate.stages import lifecycle
-        from fairgate.stages.contracts import Bias
 
         specs = self.run(context, lifecycle.search_plan, self.given("bias", Bias))
         self.log.info(
@@ -130,8 +130,8 @@ class FitCandidateOperator(Stage, BaseOperator):
         self.planned = planned
 
     def execute(self, context: Context) -> None:
+        from fairgate.contracts import Bias
         from fairgate.stages import lifecycle
-        from fairgate.stages.contracts import Bias
 
         planned = self.given("planned", dict)
         spec = planned["candidate"]
@@ -164,8 +164,8 @@ class SelectCandidateOperator(Stage, BaseOperator):
         self.candidates = candidates
 
     def execute(self, context: Context) -> None:
+        from fairgate.contracts import Bias, CandidateResult
         from fairgate.stages import lifecycle
-        from fairgate.stages.contracts import Bias, CandidateResult
 
         plan = list(self.given("plan", list))
         results = [guarded(CandidateResult.from_json, c) for c in self.given("candidates", list, optional=True) or []]
@@ -195,8 +195,8 @@ class TrainModelOperator(Stage, BaseOperator):
         self.bias = bias
 
     def execute(self, context: Context) -> None:
+        from fairgate.contracts import Bias
         from fairgate.stages import lifecycle
-        from fairgate.stages.contracts import Bias
 
         trained = self.run(context, lifecycle.train, self.given("bias", Bias))
         self.log.info(
@@ -223,8 +223,8 @@ class FairnessGateOperator(BranchStage):
         self.routes = routes_of(routes, ("pass", "fail", "review"), self)
 
     def choose_branch(self, context: Context) -> str:
+        from fairgate.contracts import TrainedModel
         from fairgate.stages import lifecycle
-        from fairgate.stages.contracts import TrainedModel
 
         ran = [t for t in (self.trained if isinstance(self.trained, list | tuple) else [self.trained]) if t is not None]
         if len(ran) != 1:
@@ -295,8 +295,8 @@ class HumanReviewOperator(Stage, HITLBranchOperator):
         self.routes = routes
 
     def execute(self, context: Context) -> Any:
+        from fairgate.contracts import GateResult, Review
         from fairgate.stages import lifecycle
-        from fairgate.stages.contracts import GateResult, Review
         from fairgate_airflow.review import report_url
 
         policy, run = self.policy(context), self.run_info(context)
@@ -318,9 +318,9 @@ class HumanReviewOperator(Stage, HITLBranchOperator):
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         import time
 
+        from fairgate.contracts import GateResult, Review
         from fairgate.fairness.gate import panel_decision, review_decision
         from fairgate.stages import lifecycle
-        from fairgate.stages.contracts import GateResult, Review
 
         started = time.perf_counter()
         answer = answer_of(event)
@@ -365,8 +365,8 @@ class DeployModelOperator(Stage, BaseOperator):
         self.review = review
 
     def execute(self, context: Context) -> None:
+        from fairgate.contracts import GateResult, Review
         from fairgate.stages import lifecycle
-        from fairgate.stages.contracts import GateResult, Review
 
         deployment = self.run(context, lifecycle.deploy, self.given("gate", GateResult), self.latest("review", Review))
         self.log.info(
@@ -391,8 +391,8 @@ class RejectModelOperator(Stage, BaseOperator):
         self.review = review
 
     def execute(self, context: Context) -> None:
+        from fairgate.contracts import GateResult, Review
         from fairgate.stages import lifecycle
-        from fairgate.stages.contracts import GateResult, Review
 
         rejection = self.run(
             context,
@@ -423,8 +423,8 @@ class RecordEvidenceOperator(Stage, BaseOperator):
         self.rejection = rejection
 
     def execute(self, context: Context) -> None:
+        from fairgate.contracts import Deployment, Quality
         from fairgate.stages import lifecycle
-        from fairgate.stages.contracts import Deployment, Quality
 
         decided = self.given("deployment", Deployment, optional=True) or self.given(
             "rejection", Deployment, optional=True
@@ -473,8 +473,8 @@ class RecordFailureOperator(Stage, BaseOperator):
         self.stages = list(stages)
 
     def execute(self, context: Context) -> None:
+        from fairgate.contracts import Quality
         from fairgate.stages import lifecycle
-        from fairgate.stages.contracts import Quality
 
         ti = context["ti"]
         failures: list[dict[str, str]] = []

@@ -82,7 +82,7 @@ class DecideContestOperator(Stage, HITLOperator):
         self.case_id = case_id
 
     def execute(self, context: Context) -> Any:
-        from fairgate.governance import cases
+        from fairgate.monitoring import cases
 
         policy = self.policy(context)
         case = guarded(cases.read, self.store(), policy.model_name, self.case_id)
@@ -93,7 +93,7 @@ class DecideContestOperator(Stage, HITLOperator):
         return super().execute(context)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        from fairgate.governance import cases
+        from fairgate.monitoring import cases
 
         answer = answer_of(event)
         outcome = guarded(

@@ -24,7 +24,7 @@ from fairgate.governance import evidence
 from fairgate.models import recourse as rc
 from fairgate.models.explain import Reason
 from fairgate.monitoring.prediction_log import find_prediction, recourse_context
-from fairgate.reporting.pages import render_markdown
+from fairgate.pages import render_markdown
 
 if TYPE_CHECKING:
     from fairgate.monitoring.prediction_log import CaseOutcomes

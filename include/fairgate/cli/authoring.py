@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from fairgate.errors import InputError
-from fairgate.fairness.groups import cell_mask, comparisons, group_codes, is_numeric
+from fairgate.fairness.gate import short_of_evidence
+from fairgate.groups import is_numeric
 from fairgate.policy.schema import Policy
 
 if TYPE_CHECKING:
@@ -456,59 +457,6 @@ def tied_inputs(df: pd.DataFrame, policy: Policy) -> list[str]:
                     f"as it was. Drop one of the two from the features, or make the model see only one."
                 )
     return out
-
-
-def short_of_evidence(
-    df: pd.DataFrame, policy: Policy, *, share: float, split: str = "test"
-) -> tuple[list[str], list[str]]:
-    """Groups whose rows or favourable outcomes, times ``share`` (the ``split``'s share: test or
-    validation), fall short of the gate's evidence rules, each with what would fix it; and a note of
-    every group's counts."""
-    import numpy as np
-
-    codes = group_codes(df, policy)
-    favourable = np.asarray(df[policy.dataset.label] == policy.dataset.favorable_label)
-    short: list[str] = []
-    notes: list[str] = []
-    seen: set[tuple[tuple[str, int], ...]] = set()
-    where = f"in the {split} split" if share < 1 else f"in the {split} rows"
-    size_key = "model.test_size" if split == "test" else "model.validation_size"
-    consequence = (
-        "the gate can only ask for review"
-        if split == "test"
-        else "the mitigation search cannot judge fairness on validation and chooses by balanced accuracy alone"
-    )
-    for comp in comparisons(policy):
-        for cell in (comp.unprivileged, comp.privileged):
-            if cell in seen:
-                continue
-            seen.add(cell)
-            mask = cell_mask(codes, cell)
-            rows, positives = int(mask.sum()), int((mask & favourable).sum())
-            name = " & ".join(f"{c}={'privileged' if v else 'unprivileged'}" for c, v in cell)
-            exp_rows, exp_pos = rows * share, positives * share
-            about = "about " if share < 1 else ""
-            notes.append(
-                f"{name}: {rows} rows, {positives} favourable"
-                + (f"; about {exp_rows:.0f} and {exp_pos:.0f} {where}" if share < 1 else f" {where}")
-            )
-            for what, expected, have, need, key in (
-                ("rows", exp_rows, rows, policy.fairness.min_group_size, "fairness.min_group_size"),
-                ("favourable outcomes", exp_pos, positives, policy.fairness.min_positives, "fairness.min_positives"),
-            ):
-                if expected >= need:
-                    continue
-                if share < 1 and have and need / have <= 0.5:
-                    fix = f"{size_key} {math.ceil(need / have * 100) / 100:g} would reach it"
-                elif expected >= 1:
-                    fix = f"lower {key} to {math.floor(expected)}"
-                else:
-                    fix = "more data for this group"
-                short.append(
-                    f"Group {name} has {about}{expected:.0f} {what} {where}; '{key}' asks for {need}, so "
-                    f"{consequence}: {fix}."
-                )
-    return short, notes
 
 
 def next_runs(policy: Policy, *, after: datetime | None = None) -> dict[str, str]:
