@@ -740,6 +740,8 @@ class ThresholdOverride(BaseModel):
 
 
 class Policy(_Section):
+    """One model's policy file, validated: every section typed, with its defaults (docs/policy.md)."""
+
     model_name: Annotated[str, Field(pattern=f"^{MODEL_NAME}$")] = Field(
         description="the model's name: registry and store namespace, and the suffix of its DAG ids"
     )
