@@ -1,17 +1,10 @@
 """Fairgate: a responsible-AI lifecycle for tabular models, independent of any orchestrator.
 
-The names a notebook or a script needs, importable from the package itself::
-
-    import fairgate
-
-    policy = fairgate.load_policy("credit.yaml")
-    store = fairgate.open_store("fairgate-store")  # a folder; or s3://bucket/prefix, s3_client=boto3.client("s3")
-    recorded = fairgate.run_in_process(store, policy, fairgate.RunInfo(dag_id="notebook", run_id="try-1"))
-    print(recorded.decision, fairgate.verify_evidence(store, policy.model_name).ok)
-
-Each name is loaded on first use (PEP 562), so ``import fairgate.errors`` or a DAG file that imports
-one module pays for that module alone. Everything else is reached through its package
-(``fairgate.fairness.metrics``, ``fairgate.governance.bundle``, ...; docs/architecture.md maps them).
+The names a notebook or a script needs are importable from the package itself (``__all__``; the
+docs site's Python API page has an example). Each is loaded on first use (PEP 562), so
+``import fairgate.errors``, or a DAG file that imports one module, pays for that module alone.
+Everything else is reached through its package (``fairgate.fairness.metrics``,
+``fairgate.governance.bundle``, ...; docs/architecture.md maps them).
 """
 
 from __future__ import annotations
@@ -39,7 +32,22 @@ _FACE = {
 }
 _RENAMED = {"verify_evidence": "verify"}  # a name that reads better beside the others than its own
 
-__all__ = ["__version__", *_FACE]
+__all__ = [
+    "FairgateError",
+    "InputError",
+    "IntegrityError",
+    "Policy",
+    "RunInfo",
+    "TransientError",
+    "__version__",
+    "decide",
+    "load_policy",
+    "measure",
+    "open_store",
+    "parse_policy",
+    "run_in_process",
+    "verify_evidence",
+]
 
 if TYPE_CHECKING:
     from fairgate.errors import FairgateError, InputError, IntegrityError, TransientError

@@ -104,14 +104,31 @@ def decide(
     subgroups: Discovery | None = None,
     more: Sequence[Finding] = (),
 ) -> GateDecision:
-    """Decide on a candidate model from its held-out evidence.
+    """Decide on a candidate model from its held-out evidence: pass, fail or review, with every finding.
 
-    ``fairness`` maps each comparison key to ``{"counts": {"unprivileged": {...}, "privileged":
-    {...}}, "metrics": {metric: {"value", "ci_low", "ci_high"}}}`` as built by
-    :func:`fairgate.fairness.metrics.measure`. ``champion`` is the production model's performance on the
-    same test rows, when there is one; ``champion["not_comparable"]`` (why it could not be measured,
-    e.g. the policy changed the model's inputs) sends the candidate to review. ``more`` are findings the
-    model's own checks made, judged with :func:`judge_metric` (robustness, recourse: their ``gate_findings``).
+    Parameters
+    ----------
+    fairness
+        Per comparison key, the counts and metrics :func:`fairgate.fairness.metrics.measure` returns.
+    performance
+        The candidate's figures on the test rows (``balanced_accuracy`` is judged against its floor).
+    policy
+        Its ``fairness`` section holds the bounds, the review margin and the evidence rules.
+    constant_predictor
+        True when the candidate gives one decision to every test row: its disparities are no evidence.
+    champion
+        The production model's performance on the same rows, when there is one;
+        ``champion["not_comparable"]`` (why it could not be measured, e.g. the policy changed the
+        model's inputs) sends the candidate to review.
+    subgroups
+        The discovered subgroups, judged as ``subgroups.gate`` says.
+    more
+        Findings the model's own checks made (robustness, recourse: their ``gate_findings``).
+
+    Returns
+    -------
+    GateDecision
+        ``outcome`` (the worst finding's) and the findings, each with its scope and sentence.
     """
     findings: list[Finding] = []
     if constant_predictor:

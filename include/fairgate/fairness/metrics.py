@@ -285,6 +285,25 @@ def measure(
 
     One counting pass: the confusion counts of each joint cell of the protected attributes (2^k
     cells), then each comparison's two sides as sums of the cells they cover.
+
+    Parameters
+    ----------
+    df_codes
+        One 0/1 column per protected attribute, 1 = privileged (:func:`fairgate.groups.group_codes`).
+    y_true, y_pred
+        The outcomes and the decisions, 1 = favourable.
+    comps
+        The comparisons to measure (:func:`fairgate.groups.comparisons`).
+    confidence
+        The level of every interval.
+    weights
+        Row weights (e.g. reweighing's), or None for counts.
+
+    Returns
+    -------
+    dict
+        Per comparison key: each side's confusion counts and rates, and every disparity metric
+        with its value and interval (``value``, ``ci_low``, ``ci_high``).
     """
     columns = list(df_codes.columns)
     table = confusion_counts(y_true, y_pred, cell_ids(df_codes), 2 ** len(columns), weights=weights)

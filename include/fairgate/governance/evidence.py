@@ -327,6 +327,20 @@ def verify(store: ArtifactStore, model: str, *, head_required: bool = True) -> V
     A record past HEAD is a problem: an append cut off between the record and HEAD (the next
     append finishes it) or a record added without moving HEAD; either way nothing is read from
     it until HEAD names it.
+
+    Parameters
+    ----------
+    store
+        The store holding the log.
+    model
+        The model whose log is checked.
+    head_required
+        False accepts a log that has records but no HEAD yet.
+
+    Returns
+    -------
+    Verification
+        ``ok``, the number of records, and each problem found in words.
     """
     keys = store.list(records_prefix(model))
     problems: list[str] = []

@@ -28,9 +28,24 @@ def policy_path() -> Path:
 def load_policy(path: str | Path | None = None, *, check_estimator: bool = True) -> Policy:
     """Read, validate and return the policy at ``path`` (default: :func:`policy_path`).
 
-    ``check_estimator=False`` leaves out building the estimator to check ``model.params``, which
-    imports scikit-learn (about 0.8 s in a new process): for a task of a run whose first task
-    checked the same file, and that fits nothing itself.
+    Parameters
+    ----------
+    path
+        A policy file (YAML); default: ``FAIRGATE_POLICY``, else the bundled policy.
+    check_estimator
+        False leaves out building the estimator to check ``model.params``, which imports
+        scikit-learn (about 0.8 s in a new process): for a task of a run whose first task checked
+        the same file, and that fits nothing itself.
+
+    Returns
+    -------
+    Policy
+        The validated policy, with the file's sha256 and text kept for the evidence.
+
+    Raises
+    ------
+    PolicyError
+        The file is missing, unreadable or invalid; the message names the file and the key.
     """
     path = Path(path) if path else policy_path()
     try:
@@ -50,7 +65,25 @@ def load_policy(path: str | Path | None = None, *, check_estimator: bool = True)
 
 
 def parse_policy(raw: Any, *, check_estimator: bool = True) -> Policy:
-    """Validate a policy mapping (as read from YAML): the schema's keys and rules, then ``model.params``."""
+    """Validate a policy mapping (as read from YAML): the schema's keys and rules, then ``model.params``.
+
+    Parameters
+    ----------
+    raw
+        The mapping a policy file holds.
+    check_estimator
+        As in :func:`load_policy`.
+
+    Returns
+    -------
+    Policy
+        The validated policy (no file: no sha256).
+
+    Raises
+    ------
+    PolicyError
+        A key is unknown, missing or out of range; the message names it.
+    """
     policy = schema.validate(raw)
     if check_estimator:  # model.params now, not at train time
         classifier(policy.model.estimator, policy.model.params, policy.model.seed)

@@ -83,6 +83,9 @@ NO_BIAS = "disparity within policy"
 
 @dataclass(frozen=True)
 class RunInfo:
+    """Which run this is: its DAG id, run id and kind (``manual``, ``scheduled``, ``backfill``), the data
+    interval and who triggered it. In Airflow the operators fill it from the task's context."""
+
     dag_id: str
     run_id: str
     run_type: str = "manual"
@@ -1003,6 +1006,21 @@ def run_in_process(store: ArtifactStore, policy: Policy, run: RunInfo) -> Record
 
     For notebooks, tests and benchmarks. No human is asked: a gate that wants review ends in a
     rejection here, as an unanswered review does in the DAG.
+
+    Parameters
+    ----------
+    store
+        Where the run's artifacts, the registry and the evidence log are written.
+    policy
+        The model's policy (:func:`fairgate.load_policy`).
+    run
+        The run's identity: artifacts go under ``runs/<dag_id>/<run_id>``.
+
+    Returns
+    -------
+    Recorded
+        What the run decided (``decision``: deployed, rejected, quality_failed, ...), with the
+        evidence record and the run report it wrote.
     """
     snapshot = collect(store, policy, run)
     quality = validate(store, policy, run, snapshot)

@@ -15,8 +15,23 @@ def open_store(root: str | None = None, *, s3_client: object | None = None) -> A
     """The store at ``root`` (default: the configured artifact root, :mod:`fairgate.configuration`, else
     ``.artifacts`` in the project).
 
-    ``s3://bucket/prefix`` roots need a boto3 S3 client, passed in by the caller (in Airflow it
-    comes from the connection named by ``FAIRGATE_AWS_CONN_ID``).
+    Parameters
+    ----------
+    root
+        A local folder, ``file://`` path or ``s3://bucket/prefix``.
+    s3_client
+        A boto3 S3 client, required for an ``s3://`` root (in Airflow it comes from the connection
+        ``FAIRGATE_AWS_CONN_ID`` names).
+
+    Returns
+    -------
+    ArtifactStore
+        The store every stage reads from and writes to.
+
+    Raises
+    ------
+    StoreConfigError
+        The root is neither a local path, ``file://`` nor ``s3://``, or S3 has no client.
     """
     root = root or configuration.value("artifact_root") or str(default_artifact_root())
     if root.startswith("s3://"):
