@@ -37,8 +37,7 @@ PARSE_TIME_FAIRGATE = {
     "fairgate.policy.reading",
     "fairgate.policy.people",  # name normalisation (stdlib only)
     "fairgate.configuration",  # where the policies folder is (an environment variable or fairgate.yaml)
-    "fairgate.data",
-    "fairgate.data.adult",  # the bundled column names only (stdlib imports)
+    "fairgate.policy.bundled",  # the bundled policy's column names (no imports)
     "fairgate.errors",
     "fairgate.config",
 }
