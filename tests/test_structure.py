@@ -92,6 +92,7 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 # above, at run time or for type checking alone. docs/architecture.md draws the same order.
 LAYERS = (
     "fairgate.errors",
+    "fairgate.values",  # plain(): a frame's value as JSON and YAML hold it
     "fairgate.configuration",
     "fairgate.contracts",  # what one stage hands the next: typed results every layer above may read
     "fairgate.pages",  # the page renderer and its templates
@@ -255,3 +256,13 @@ def test_the_doc_check_catches_a_name_that_is_gone():
     assert _resolves("fairgate.fairness.gate.decide")
     assert not _resolves("fairgate.fairness.gate.no_such_function")
     assert not _resolves("fairgate.lifecycle")  # the flat module of before the packages
+
+
+def test_no_class_name_is_defined_twice():
+    """One name per thing: a class name means one class across the domain and the Airflow adapter."""
+    seen: dict[str, list[str]] = {}
+    for path in [*DOMAIN.rglob("*.py"), *(REPO / "plugins" / "fairgate_airflow").rglob("*.py")]:
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ClassDef):
+                seen.setdefault(node.name, []).append(str(path.relative_to(REPO)))
+    assert {name: where for name, where in seen.items() if len(where) > 1} == {}

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseNotifier
+
+from fairgate.storage import layout
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -44,6 +45,6 @@ class ArtifactStoreAlertNotifier(BaseNotifier):
             **self.payload,
         }
         model = self.payload.get("model", "unknown")
-        key = f"alerts/model={model}/date={day}/{re.sub(r'[^A-Za-z0-9._=-]', '_', run_id)}.json"
+        key = f"{layout.day_prefix('alerts', model, day)}/{layout.safe(run_id)}.json"
         written = artifact_store().put(key, json.dumps(body, indent=2, sort_keys=True, default=str).encode())
         log.warning("Fairgate alert (%s): %s [%s]", self.severity, self.message, written.uri)

@@ -21,6 +21,7 @@ from fairgate.errors import InputError
 from fairgate.fairness.gate import short_of_evidence
 from fairgate.groups import is_numeric
 from fairgate.policy.schema import Policy
+from fairgate.values import plain
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -96,11 +97,6 @@ def _typed(value: Any, column: pd.Series) -> Any:
         except (TypeError, ValueError):
             return value
     return value
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars as Python ones, for YAML."""
-    return value.item() if hasattr(value, "item") else value
 
 
 def single_input_auc(df: pd.DataFrame, label: str, favorable: Any, column: str) -> float:
@@ -222,14 +218,14 @@ def starter_policy(
     ]
 
     ranges = {
-        c: {"min": _outward(_plain(df[c].min()), up=False), "max": _outward(_plain(df[c].max()), up=True)}
+        c: {"min": _outward(plain(df[c].min()), up=False), "max": _outward(plain(df[c].max()), up=True)}
         for c in numeric
     }
     allowed: dict[str, list[Any]] = {}
     for c in [*categorical, *(p["column"] for p in protected if "privileged" in p)]:
         values = sorted(df[c].dropna().unique(), key=str)
         if len(values) <= MAX_ALLOWED_LISTED:
-            allowed[c] = [_plain(v) for v in values]
+            allowed[c] = [plain(v) for v in values]
     protected_entries = []
     for p in protected:
         entry = dict(p)
@@ -248,7 +244,7 @@ def starter_policy(
             **({"query": query} if query else {}),
             "format": fmt,
             "label": label,
-            "favorable_label": _plain(favorable),
+            "favorable_label": plain(favorable),
             **({"row_key": row_key} if row_key else {}),
             "features": {"categorical": categorical, "numeric": numeric},
         },
@@ -325,7 +321,7 @@ def _recourse_stub(categorical: list[str], numeric: list[str], df: pd.DataFrame)
         "#   actionable:",
     ]
     for c in numeric[:3]:
-        lines.append(f"#     {c}: {{direction: any, min: {_plain(df[c].min())}, max: {_plain(df[c].max())}}}")
+        lines.append(f"#     {c}: {{direction: any, min: {plain(df[c].min())}, max: {plain(df[c].max())}}}")
     for c in categorical[:2]:
         values = sorted(map(str, df[c].dropna().unique()))[:4]
         lines.append(f"#     {c}: {{values: {values}}}")
@@ -379,7 +375,7 @@ def check_against_data(policy: Policy, df: pd.DataFrame) -> CheckResult:
     label = df[policy.dataset.label]
     if not (label == policy.dataset.favorable_label).any():
         as_text = label.astype(str) == str(policy.dataset.favorable_label)
-        found = _plain(label[as_text].iloc[0]) if as_text.any() else None
+        found = plain(label[as_text].iloc[0]) if as_text.any() else None
         hint = (
             f" It occurs as {found!r} ({label.dtype}): write it as that, so its type matches the column's."
             if as_text.any()
@@ -402,7 +398,7 @@ def check_against_data(policy: Policy, df: pd.DataFrame) -> CheckResult:
         for v in a.privileged_values:
             if v not in present:
                 same_text = [x for x in present if str(x) == str(v)]
-                hint = f" (it occurs as {_plain(same_text[0])!r}: match the column's type)" if same_text else ""
+                hint = f" (it occurs as {plain(same_text[0])!r}: match the column's type)" if same_text else ""
                 out.problems.append(
                     f"Policy key 'protected_attributes[{i}].privileged' value {v!r} never occurs in "
                     f"column {a.column!r}{hint}."

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
-from fairgate.contracts import Review
+from fairgate.contracts import GateOutcome, Review
 from fairgate.fairness.metrics import GroupFigures, Sides, both_sides
-from fairgate.fairness.subgroups import Discovery
-from fairgate.fairness.subgroups import Finding as SubgroupFinding
+from fairgate.fairness.subgroups import Discovery, SubgroupFinding
 from fairgate.groups import cell_mask, comparisons, group_codes
 from fairgate.policy.people import person, same_person
 from fairgate.policy.schema import ReviewPolicy, Threshold
@@ -34,33 +33,31 @@ if TYPE_CHECKING:
 
     from fairgate.policy.schema import Policy, Threshold
 
-Outcome = Literal["pass", "fail", "review"]
-
 
 @dataclass(frozen=True)
 class Finding:
     """One reason behind the decision."""
 
-    outcome: Outcome
+    outcome: GateOutcome
     scope: str
     message: str
 
 
 class FindingJSON(TypedDict):
-    outcome: Outcome
+    outcome: GateOutcome
     scope: str
     message: str
 
 
 class DecisionJSON(TypedDict):
-    outcome: Outcome
+    outcome: GateOutcome
     reasons: list[str]
     findings: list[FindingJSON]
 
 
 @dataclass
 class GateDecision:
-    outcome: Outcome
+    outcome: GateOutcome
     findings: list[Finding] = field(default_factory=list)
 
     @property
@@ -79,7 +76,7 @@ class GateDecision:
 
 def judge_metric(
     t: Threshold, value: float | None, low: float | None, high: float | None, margin: float
-) -> tuple[Outcome, str]:
+) -> tuple[GateOutcome, str]:
     """Compare one metric and its interval with its threshold."""
     if value is None or low is None or high is None:
         return "review", f"{t.metric} is not finite (value={value}, interval=[{low}, {high}]): insufficient evidence"
@@ -195,7 +192,7 @@ def decide(
     if subgroups is not None:
         findings.extend(subgroup_findings(subgroups, policy))
     outcomes = {f.outcome for f in findings}
-    decided: Outcome = "fail" if "fail" in outcomes else "review" if "review" in outcomes else "pass"
+    decided: GateOutcome = "fail" if "fail" in outcomes else "review" if "review" in outcomes else "pass"
     return GateDecision(outcome=decided, findings=findings)
 
 

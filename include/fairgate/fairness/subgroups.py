@@ -34,7 +34,7 @@ MAX_LEVELS = 20  # a categorical input with more values than this is left out of
 TOP = 10  # subgroups reported
 
 
-class Finding(TypedDict):
+class SubgroupFinding(TypedDict):
     subgroup: dict[str, str]  # attribute → value (a quartile is written "[low, high)")
     metric: str  # selection_rate | true_positive_rate | false_positive_rate | error_rate
     rows: int  # the subgroup's rows in the metric's population
@@ -70,9 +70,9 @@ class Discovery(TypedDict):
     tests: int
     discovered: int
     fdr: float
-    top: list[Finding]
+    top: list[SubgroupFinding]
     # every discovered subgroup of protected attributes alone, what the gate judges (``subgroups.gate``)
-    protected_only: list[Finding]
+    protected_only: list[SubgroupFinding]
 
 
 def _attributes(df: pd.DataFrame, policy: Policy) -> dict[str, tuple[Any, list[str]]]:
@@ -184,7 +184,7 @@ def discover(
     ranked = sorted(rows, key=lambda r: (r["p_adjusted"], -abs(r["gap"])))
     level = policy.fairness.confidence_level
 
-    def finding(r: _Test) -> Finding:
+    def finding(r: _Test) -> SubgroupFinding:
         subgroup, rest = {}, r["cell"]
         for col, size in reversed(list(zip(r["combo"], r["sizes"], strict=True))):
             subgroup[col] = attrs[col][1][rest % size]
@@ -217,7 +217,7 @@ def discover(
     }
 
 
-def describe(found: Finding) -> str:
+def describe(found: SubgroupFinding) -> str:
     """One finding in words: ``gender=female & age=[18, 25): selection_rate 0.21 vs 0.45 for the rest``."""
     who = " & ".join(f"{c}={v}" for c, v in found["subgroup"].items())
     return (

@@ -20,6 +20,7 @@ from fairgate.data.features import feature_frame
 from fairgate.fairness.metrics import cell_ids, rank_auc
 from fairgate.groups import group_codes, labels
 from fairgate.models.training import Reference
+from fairgate.values import plain
 
 if TYPE_CHECKING:
     import numpy as np
@@ -295,7 +296,7 @@ def explained(
             if signed[i, j] <= 1e-9:
                 break
             col = cols[j]
-            value = _plain(raw[col][i])
+            value = plain(raw[col][i])
             reasons.append(
                 {
                     "feature": col,
@@ -307,10 +308,6 @@ def explained(
             )
         out.append(reasons)
     return scores, decisions, out
-
-
-def _plain(x: Any) -> Any:
-    return x.item() if hasattr(x, "item") else x
 
 
 # --- permutation importance ----------------------------------------------------------------------

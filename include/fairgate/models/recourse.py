@@ -40,6 +40,7 @@ from fairgate.fairness.metrics import Interval, _z, newcombe_interval, wilson_in
 from fairgate.groups import cell_mask, comparisons, group_codes
 from fairgate.models.training import predict
 from fairgate.policy.schema import Threshold
+from fairgate.values import plain
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -106,8 +107,8 @@ class Change:
     def as_dict(self) -> ChangeJSON:
         return {
             "column": self.column,
-            "from": _plain(self.before),
-            "to": _plain(self.after),
+            "from": plain(self.before),
+            "to": plain(self.after),
             "cost": round(self.cost, 6),
         }
 
@@ -130,10 +131,6 @@ class Recourse:
             "changes": [c.as_dict() for c in self.changes],
             "notes": self.notes,
         }
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value
 
 
 def is_linear(model: Any) -> bool:

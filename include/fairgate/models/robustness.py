@@ -23,6 +23,7 @@ from fairgate.fairness.metrics import wilson_interval
 from fairgate.groups import is_numeric, privileged_codes
 from fairgate.models.training import predict
 from fairgate.policy.schema import Threshold
+from fairgate.values import plain
 
 if TYPE_CHECKING:
     import numpy as np
@@ -136,8 +137,8 @@ def counterfactual(
             to_privileged = _typical(test.loc[codes == 1, col], numeric)
             flipped[col] = test[col].where(codes == 0, to_unprivileged).where(codes == 1, to_privileged)
             swapped[col] = {
-                "privileged_rows_get": _plain(to_unprivileged),
-                "unprivileged_rows_get": _plain(to_privileged),
+                "privileged_rows_get": plain(to_unprivileged),
+                "unprivileged_rows_get": plain(to_privileged),
             }
         changed = predict(model, flipped, policy)[1] != base
         reads = [c for c in columns if c in policy.features] + (
@@ -154,10 +155,6 @@ def counterfactual(
             else f"the model reads neither {attr.column} nor a flagged proxy of it, so no decision can change",
         }
     return out
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value
 
 
 def measure(model: Any, test: pd.DataFrame, policy: Policy, *, proxies: dict[str, list[str]] | None) -> Robustness:

@@ -14,7 +14,6 @@ overturns per group).
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict
@@ -25,6 +24,8 @@ from fairgate.models import recourse as rc
 from fairgate.models.explain import Reason
 from fairgate.monitoring.prediction_log import find_prediction, recourse_context
 from fairgate.pages import render_markdown
+from fairgate.storage import layout
+from fairgate.values import plain
 
 if TYPE_CHECKING:
     from fairgate.monitoring.prediction_log import CaseOutcomes
@@ -75,11 +76,11 @@ TIMED_OUT_RATIONALE = "no answer before the review timed out: the automatic deci
 
 def case_id(row: str, day: str, kind: str = "contest") -> str:
     """One case of each kind per scored decision; characters outside ``[A-Za-z0-9._=-]`` become ``_``."""
-    return f"{kind}__" + re.sub(r"[^A-Za-z0-9._=-]", "_", f"{row}__{day}")
+    return f"{kind}__" + layout.safe(f"{row}__{day}")
 
 
 def _prefix(model: str) -> str:
-    return f"cases/model={model}/"
+    return layout.model_prefix("cases", model)
 
 
 def _key(model: str, cid: str, suffix: str = "") -> str:
@@ -103,9 +104,9 @@ def _owner_of(store: ArtifactStore, policy: Policy, row: str) -> str | None:
     """Another model whose prediction log holds ``row`` (for the refusal's message)."""
     import pandas as pd
 
-    models = {k.split("/")[1].removeprefix("model=") for k in store.list("predictions/model=")}
+    models = {layout.model_of(k) for k in store.list("predictions/model=")}
     for other in sorted(models - {policy.model_name}):
-        keys = [k for k in store.list(f"predictions/model={other}/date=") if k.endswith("/part.parquet")][-90:]
+        keys = [k for k in store.list(layout.days_prefix("predictions", other)) if k.endswith("/part.parquet")][-90:]
         for key in keys:
             import io
 
@@ -217,7 +218,7 @@ def open_reviews(store: ArtifactStore, policy: Policy, day: date, queue: Any) ->
             "decision": int(item["decision"]),
             "score": float(item["score"]),
             "reasons": [],
-            "groups": {c: _plain(item.get(c)) for c in policy.protected_columns},
+            "groups": {c: plain(item.get(c)) for c in policy.protected_columns},
             "recourse": None,
             "reason": "; ".join(json.loads(item["review_reasons"])),
             "opened_by": "review_triggers",
@@ -230,10 +231,6 @@ def open_reviews(store: ArtifactStore, policy: Policy, day: date, queue: Any) ->
             continue
         open_ids.append(cid)
     return open_ids
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value
 
 
 def decide(

@@ -33,6 +33,7 @@ from fairgate.models import recourse, shapley
 from fairgate.monitoring import log_table, served_log
 from fairgate.monitoring.audit import AuditResult
 from fairgate.monitoring.columns import LABEL_COLUMN, Prediction, as_prediction
+from fairgate.storage import layout
 from fairgate.storage.base import sha256_bytes
 
 if TYPE_CHECKING:
@@ -47,11 +48,11 @@ CaseOutcomes = dict[str, dict[str, tuple[str, int | None]]]
 
 
 def partition_key(kind: str, model: str, day: date) -> str:
-    return f"{kind}/model={model}/date={day.isoformat()}/part.parquet"
+    return f"{layout.day_prefix(kind, model, day)}/part.parquet"
 
 
 def audit_prefix(model: str, day: date | str) -> str:
-    return f"audits/model={model}/date={day if isinstance(day, str) else day.isoformat()}"
+    return layout.day_prefix("audits", model, day)
 
 
 def incoming(policy: Policy, day: date, *, scenario: str | None = None) -> pd.DataFrame:
@@ -86,7 +87,7 @@ def read_day(source: str, query: str | None, day: date, *, fmt: str, key: str, l
 
         start = datetime.combine(day, time(), tzinfo=UTC)
         return read_sql(source, query or "", (start, start + timedelta(days=1)), key=f"{key}_query", limits=limits)
-    return read_location(f"{source.rstrip('/')}/date={day.isoformat()}", fmt=fmt, key=key)
+    return read_location(f"{source.rstrip('/')}/{layout.date_partition(day)}", fmt=fmt, key=key)
 
 
 def fetch_outcomes(store: ArtifactStore, policy: Policy, day: date) -> list[str]:
@@ -156,8 +157,8 @@ def find_prediction(
     if day:
         scored = [day.isoformat()]
     else:
-        prefix = f"predictions/model={policy.model_name}/date="
-        scored = sorted({k[len(prefix) :].split("/", 1)[0] for k in store.list(prefix)})[-days:]
+        scored = sorted({layout.day_of(k) for k in store.list(layout.days_prefix("predictions", policy.model_name))})
+        scored = scored[-days:]
     key_col = policy.dataset.row_key or ""
     inputs = list(dict.fromkeys([*policy.features, *policy.protected_columns]))
     online_in_sql = policy.audit.log_table is not None
@@ -196,7 +197,7 @@ def read_frame(store: ArtifactStore, key: str) -> pd.DataFrame:
 
 
 def review_queue_key(model: str, day: date) -> str:
-    return f"reviews/model={model}/date={day.isoformat()}/queue.parquet"
+    return f"{layout.day_prefix('reviews', model, day)}/queue.parquet"
 
 
 def write_review_queue(store: ArtifactStore, policy: Policy, day: date, log: pd.DataFrame) -> tuple[Any, pd.DataFrame]:
@@ -489,8 +490,8 @@ def audit_history(store: ArtifactStore, model: str, *, until: date, last: int = 
     """The model's stored audits up to ``until``, oldest first (one per date)."""
     keys = [
         k
-        for k in store.list(f"audits/model={model}/date=")
-        if k.endswith("/audit.json") and k.split("date=")[1].split("/")[0] <= until.isoformat()
+        for k in store.list(layout.days_prefix("audits", model))
+        if k.endswith("/audit.json") and layout.day_of(k) <= until.isoformat()
     ]
     return [json.loads(store.get(k)) for k in keys[-last:]]  # read only the ones shown
 

@@ -24,9 +24,9 @@ from fairgate.errors import NotFoundError
 from fairgate.governance import evidence
 from fairgate.monitoring import cases, log_table
 from fairgate.policy.schema import Policy
+from fairgate.storage import layout
 from fairgate.storage.base import ArtifactStore, sha256_bytes
 
-PREFIX = "predictions/model={model}/date="
 log = logging.getLogger(__name__)
 
 
@@ -41,11 +41,9 @@ class Retention(TypedDict):
 
 def scored_days(store: ArtifactStore, model: str) -> dict[str, list[str]]:
     """Each scored day of the prediction log and its keys."""
-    prefix = PREFIX.format(model=model)
     out: dict[str, list[str]] = {}
-    for key in store.list(prefix):
-        day = key[len(prefix) :].split("/", 1)[0]
-        out.setdefault(day, []).append(key)
+    for key in store.list(layout.days_prefix("predictions", model)):
+        out.setdefault(layout.day_of(key), []).append(key)
     return out
 
 

@@ -53,8 +53,9 @@ from typing import TYPE_CHECKING, Protocol, TypedDict
 from fairgate.data.sources import to_parquet_bytes
 from fairgate.errors import ConflictError, LogUnavailable, NotFoundError
 from fairgate.monitoring import log_table, review_triggers
-from fairgate.storage import signing
+from fairgate.storage import layout, signing
 from fairgate.storage.base import sha256_bytes
+from fairgate.values import plain
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -68,7 +69,7 @@ log = logging.getLogger(__name__)
 
 
 def day_prefix(model: str, day: date | str) -> str:
-    return f"predictions/model={model}/date={day if isinstance(day, str) else day.isoformat()}"
+    return layout.day_prefix("predictions", model, day)
 
 
 def _stamp(now: datetime) -> str:
@@ -220,13 +221,10 @@ def quarantine(store: ArtifactStore, key: str, why: str) -> Quarantined:
 # --- writing ---------------------------------------------------------------------------------------
 
 
-def _plain(value: object) -> object:
-    """A log value JSON cannot hold as it is: a time as ISO 8601, a numpy scalar as its Python value."""
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)
+def _json_default(value: object) -> object:
+    """A log value JSON cannot hold as it is: :func:`fairgate.values.plain`, else its text."""
+    found = plain(value)
+    return str(value) if found is value else found
 
 
 def _from_json(data: bytes) -> pd.DataFrame:
@@ -253,7 +251,7 @@ class StoreSink:
 
     def write(self, rows: pd.DataFrame, day: date) -> None:
         columns = {str(c): rows[c].tolist() for c in rows.columns}  # by column: cheaper than record by record
-        data = json.dumps(columns, default=_plain).encode()
+        data = json.dumps(columns, default=_json_default).encode()
         name = _name(signing.SERVED_PART, self.model, day.isoformat(), _stamp(datetime.now(UTC)), data, "json")
         self.store.put_new(f"{day_prefix(self.model, day)}/online/{name}", data)
 
@@ -486,8 +484,8 @@ def read_online(
 
 def days_with_parts(store: ArtifactStore, model: str) -> list[str]:
     """Days with served decisions not compacted yet, oldest first."""
-    prefix = f"predictions/model={model}/date="
-    return sorted({k[len(prefix) :].split("/", 1)[0] for k in store.list(prefix) if k.split("/")[3:4] == ["online"]})
+    keys = store.list(layout.days_prefix("predictions", model))
+    return sorted({layout.day_of(k) for k in keys if k.split("/")[3:4] == ["online"]})
 
 
 class Compacted(TypedDict):

@@ -267,7 +267,7 @@ class Range(_Section):
     max: float | None = None
 
 
-class Quality(_Section):
+class QualityRules(_Section):
     min_rows: int = Field(1000, ge=1, description="fewest rows a snapshot may have")
     max_null_fraction: Fraction = Field(0.0, description="per feature, label and protected column")
     max_duplicate_fraction: Fraction = Field(0.05, description="whole-row duplicates")
@@ -277,7 +277,7 @@ class Quality(_Section):
     )
 
 
-class Bias(_Section):
+class BiasCheck(_Section):
     thresholds: dict[DataMetric, ThresholdSpec] = Field(
         default_factory=_data_thresholds, min_length=1, description="data-stage bounds; outside → the mitigation search"
     )
@@ -387,7 +387,7 @@ def _default_candidates() -> list[Candidate]:
     return [Candidate(name="reweighing", method="reweighing")]
 
 
-class Mitigation(_Section):
+class MitigationSearch(_Section):
     search: Literal["when_biased", "always"] = Field(
         "when_biased",
         description="`when_biased`: the search runs only when the bias check finds disparity "
@@ -427,7 +427,7 @@ class SqlSources(_Section):
     )
 
 
-class Audit(_Section):
+class AuditPolicy(_Section):
     window_days: int = Field(7, ge=1, description="days of predictions the nightly audit reads")
     label_lag_days: int = Field(3, ge=0, description="days until outcomes arrive")
     retention_days: int = Field(
@@ -495,7 +495,7 @@ class Audit(_Section):
     )
 
     @model_validator(mode="after")
-    def _log_table_is_a_connection_and_table(self) -> Audit:
+    def _log_table_is_a_connection_and_table(self) -> AuditPolicy:
         if self.log_table is not None:
             conn, _, table = self.log_table.removeprefix("sql://").partition("/")
             if not self.log_table.startswith("sql://") or not conn or not table or "/" in table:
@@ -538,7 +538,7 @@ class Schedule(_Section):
         return value
 
 
-class Robustness(_Section):
+class RobustnessChecks(_Section):
     enabled: bool = Field(
         False, description="measure and gate decision stability and counterfactual flips on the test split"
     )
@@ -567,7 +567,7 @@ class Actionable(_Section):
     values: list[Scalar] | None = Field(None, description="categories: the values a change may choose")
 
 
-class Recourse(_Section):
+class RecoursePolicy(_Section):
     actionable: dict[str, Actionable] = Field(
         default_factory=dict,
         description="inputs a person can change (every other input is immutable; protected attributes always are)",
@@ -753,16 +753,16 @@ class Policy(_Section):
         default_factory=list, description="attribute combinations measured cell by cell"
     )
     use_protected_as_features: bool = Field(False, description="let the model see protected columns")
-    quality: Quality = Quality()
-    bias: Bias = Bias()
+    quality: QualityRules = QualityRules()
+    bias: BiasCheck = BiasCheck()
     fairness: Fairness = Fairness()
     model: Model = Model()
-    mitigation: Mitigation = Mitigation()
-    audit: Audit = Audit()
+    mitigation: MitigationSearch = MitigationSearch()
+    audit: AuditPolicy = AuditPolicy()
     sql: SqlSources = SqlSources()
     schedule: Schedule = Schedule()
-    robustness: Robustness = Robustness()
-    recourse: Recourse = Recourse()
+    robustness: RobustnessChecks = RobustnessChecks()
+    recourse: RecoursePolicy = RecoursePolicy()
     review_triggers: ReviewTriggers = ReviewTriggers()
     sampling: Sampling = Sampling()
     datasheet: Datasheet = Datasheet()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
@@ -60,12 +59,12 @@ from fairgate.governance.records import (
 )
 from fairgate.mitigation import search as mitigation
 from fairgate.mitigation.search import plan, route_after_bias
-from fairgate.models import recourse, training
+from fairgate.models import evaluation, recourse, training
 from fairgate.models.evaluation import assess
-from fairgate.models.evaluation import evaluate as measure
 from fairgate.models.training import assign_split, load_model_bytes, split_frame
 from fairgate.policy.rules import check_params
 from fairgate.reporting.report import model_card, quality_report, review_body, run_report
+from fairgate.storage import layout
 from fairgate.storage.base import get_verified, sha256_bytes
 
 if TYPE_CHECKING:
@@ -96,7 +95,7 @@ class RunInfo:
     @property
     def prefix(self) -> str:
         """Where the run's artifacts live; run ids keep only characters safe in paths and S3 keys."""
-        return f"runs/{self.dag_id}/{re.sub(r'[^A-Za-z0-9._=-]', '_', self.run_id)}"
+        return layout.run_prefix(self.dag_id, self.run_id)
 
     @property
     def is_backfill(self) -> bool:
@@ -482,7 +481,7 @@ def evaluate(store: ArtifactStore, policy: Policy, run: RunInfo, trained: Traine
     current = registry.production_version(store, policy.model_name)
     attributes = (read_json(store, trained.bias.result, "bias result").get("proxies") or {}).get("attributes", {})
     scale = recourse.cost_unit(df[split == "train"], policy)
-    result = measure(
+    result = evaluation.evaluate(
         test,
         _load_model(store, trained.model, "candidate model"),
         policy,

@@ -18,11 +18,11 @@ from fairgate.errors import CODE_VERSION, StageError
 from fairgate.governance import approval, evidence, incidents, registry
 from fairgate.models import recourse
 from fairgate.models.training import reference_record
-from fairgate.monitoring import audit as measure
 from fairgate.monitoring import cases, log_table, prediction_log, scoring, served_log, sql_audit
-from fairgate.monitoring.audit import AuditResult, changes_since
+from fairgate.monitoring.audit import AuditResult, changes_since, measure_window, with_recourse
 from fairgate.monitoring.review_triggers import training_ranges
 from fairgate.reporting.report import audit_report
+from fairgate.storage import layout
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -113,7 +113,7 @@ class IngestState(TypedDict):
 
 
 def ingest_state_key(model: str) -> str:
-    return f"ingest/model={model}/state.json"
+    return f"{layout.model_prefix('ingest', model)}state.json"
 
 
 def ingest(store: ArtifactStore, policy: Policy, *, run_id: str) -> Ingested:
@@ -238,7 +238,7 @@ def audit_day(store: ArtifactStore, policy: Policy, day: date, *, run_id: str) -
             quarantined,
         )
     manifest, snapshot = prediction_log.deployment_baseline(store, policy, versions[-1])
-    result: AuditResult = {**base, **measure.measure_window(df, versions, policy, manifest=manifest, training=snapshot)}
+    result: AuditResult = {**base, **measure_window(df, versions, policy, manifest=manifest, training=snapshot)}
     result["channels"] = {str(k): int(v) for k, v in df["channel"].value_counts().sort_index().items()}
     result = _with_losses(store, policy, result, quarantined)
     if policy.recourse.actionable:
@@ -258,7 +258,7 @@ def audit_day(store: ArtifactStore, policy: Policy, day: date, *, run_id: str) -
             sample=policy.recourse.audit_sample,
             seed=policy.model.seed,
         )
-        result = measure.with_recourse(result, found, policy)
+        result = with_recourse(result, found, policy)
     return result
 
 

@@ -6,5 +6,6 @@
 - :mod:`.s3`: ``S3Store`` (conditional PUTs, multipart uploads);
 - :mod:`.roots`: ``open_store``, the store a root (local path, ``file://`` or ``s3://``) names;
 - :mod:`.signing`: the evidence key and the MACs made with it, one label per kind of thing signed;
-- :mod:`.anchor`: each evidence chain's HEAD kept a second time outside the store (a SQL table).
+- :mod:`.anchor`: each evidence chain's HEAD kept a second time outside the store (a SQL table);
+- :mod:`.layout`: where each kind of artifact lives (``day_prefix``, ``run_prefix``, ``safe``): every key spelled once.
 """
