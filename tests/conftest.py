@@ -1,30 +1,24 @@
-"""Shared fixtures. Airflow is pointed at a throw-away home before anything imports it."""
+"""Shared fixtures; their helpers are in tests/support. Airflow is pointed at a throw-away home when the
+run is configured, before any test module (and so Airflow) is imported."""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
 
 import pytest
 import yaml
-
-from fairgate_dev.local import REPO, configure
-
-_HOME = Path(tempfile.mkdtemp(prefix="fairgate-airflow-"))
-configure(_HOME / "home", _HOME / "artifacts")
-
-DEFAULT_POLICY = REPO / "include" / "config" / "policy.yaml"
+from tests.support.dags import DAG_ID, run_dag
+from tests.support.policies import DELETE, LOOSE, default_policy_dict
 
 
-def default_policy_dict(*, search: bool = False) -> dict:
-    """The bundled policy. Without ``search``, its mitigation search is left at the schema's default
-    (reweighing only), which keeps each lifecycle run fast; tests/dags/test_search_e2e.py runs the
-    shipped search."""
-    raw = yaml.safe_load(DEFAULT_POLICY.read_text())
-    if not search:
-        raw.pop("mitigation", None)
-    return raw
+def pytest_configure(config):
+    from fairgate_dev.local import configure
+
+    home = Path(tempfile.mkdtemp(prefix="fairgate-airflow-"))
+    configure(home / "home", home / "artifacts")
 
 
 @pytest.fixture
@@ -38,7 +32,7 @@ def write_policy(tmp_path, monkeypatch):
             *parents, leaf = dotted.split(".")
             for p in parents:
                 node = node.setdefault(p, {})
-            if value is _DELETE:
+            if value is DELETE:
                 node.pop(leaf, None)
             else:
                 node[leaf] = value
@@ -50,66 +44,9 @@ def write_policy(tmp_path, monkeypatch):
     return _write
 
 
-_DELETE = object()
-
-
-def synthetic_credit_policy(folder: Path, rows: int, *, seed: int, **sections) -> tuple[Path, object]:
-    """Synthetic credit data (known disparity and proxy) in ``folder`` and a policy for it written by
-    ``fairgate policy init``, with loose gate thresholds and ``sections`` merged in; the path and the data."""
-    from tests.dags.conftest import LOOSE
-
-    from fairgate.cli.main import main
-    from fairgate_dev.synthetic import credit_applications
-
-    data = credit_applications(rows, seed=seed)
-    data.to_csv(folder / "credit.csv", index=False)
-    path = folder / "credit.yaml"
-    assert (
-        main(
-            [
-                "policy",
-                "init",
-                "--source",
-                str(folder / "credit.csv"),
-                "--label",
-                "approved",
-                "--favorable",
-                "1",
-                "--protected",
-                "gender=male",
-                "--model-name",
-                "credit",
-                "--out",
-                str(path),
-            ]
-        )
-        == 0
-    )
-    raw = yaml.safe_load(path.read_text())
-    raw["fairness"]["thresholds"] = LOOSE
-    for key, value in sections.items():
-        raw[key] = {**raw.get(key, {}), **value}
-    path.write_text(yaml.safe_dump(raw))
-    return path, data
-
-
-def edited(policy, changes: dict):
-    """``policy`` with the dotted keys in ``changes`` set (``{"sampling.max_rows": 0}``), validated again."""
-    from fairgate.policy.loader import parse_policy
-
-    raw = policy.model_dump()
-    for key, value in changes.items():
-        *path, last = key.split(".")
-        node = raw
-        for part in path:
-            node = node[part]
-        node[last] = value
-    return parse_policy(raw)
-
-
 @pytest.fixture
 def delete():
-    return _DELETE
+    return DELETE
 
 
 @pytest.fixture
@@ -126,6 +63,31 @@ def adult():
     from fairgate.data.adult import read_adult
 
     return read_adult("data")
+
+
+@pytest.fixture(scope="session")
+def lifecycle_dag():
+    """The lifecycle DAG as the DAGs folder defines it, on a migrated metadata DB: one for the session."""
+    from fairgate_dev.local import init_db, load_dag
+
+    init_db()
+    return load_dag(DAG_ID)
+
+
+@pytest.fixture(scope="session")
+def deployed(lifecycle_dag, tmp_path_factory):
+    """A store in which a run has deployed a model under loose thresholds: one for every test that only reads it."""
+    mp = pytest.MonkeyPatch()
+    root = tmp_path_factory.mktemp("deployed") / "artifacts"
+    policy_path = root.parent / "policy.yaml"
+    raw = default_policy_dict()
+    raw["fairness"]["thresholds"] = LOOSE
+    policy_path.write_text(json.dumps(raw))
+    mp.setenv("FAIRGATE_ARTIFACT_ROOT", str(root))
+    mp.setenv("FAIRGATE_POLICY", str(policy_path))
+    dr = run_dag(lifecycle_dag)
+    mp.undo()
+    return root, policy_path, dr
 
 
 def pytest_report_header(config):

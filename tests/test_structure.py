@@ -266,3 +266,29 @@ def test_no_class_name_is_defined_twice():
             if isinstance(node, ast.ClassDef):
                 seen.setdefault(node.name, []).append(str(path.relative_to(REPO)))
     assert {name: where for name, where in seen.items() if len(where) > 1} == {}
+
+
+TESTS = REPO / "tests"
+
+
+def test_no_test_module_imports_another_test_module():
+    """What tests share is in tests/support (and fixtures in conftest.py files, which pytest finds itself)."""
+    found = []
+    for path in TESTS.rglob("*.py"):
+        if TESTS / "support" in path.parents:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            module = node.module or "" if isinstance(node, ast.ImportFrom) else ""
+            if module.startswith("tests.") and not module.startswith("tests.support"):
+                found.append(f"{path.relative_to(REPO)}:{node.lineno} {module}")
+    assert found == []
+
+
+def test_the_unit_tests_mirror_the_packages():
+    """tests/unit/<package>/ for each package of the domain, and no folder for one that is gone; a top-level
+    module's tests stand in tests/unit/ itself."""
+    elsewhere = {"stages": "each stage runs in its DAG (tests/dags) and its operator (tests/operators)"}
+    packages = {p.parent.name for p in DOMAIN.glob("*/__init__.py") if not p.parent.is_symlink()}
+    folders = {p.name for p in (TESTS / "unit").iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert folders <= packages, folders - packages
+    assert sorted(packages - folders - set(elsewhere)) == []

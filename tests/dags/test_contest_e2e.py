@@ -11,7 +11,7 @@ from datetime import date
 
 import pandas as pd
 import pytest
-from tests.conftest import synthetic_credit_policy
+from tests.support.policies import synthetic_credit_policy
 
 from fairgate.cli.main import main
 from fairgate.governance import evidence, incidents, registry

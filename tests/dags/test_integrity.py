@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.dags.conftest import DAG_BASES
+from tests.support.dags import DAG_BASES
 
 from fairgate_dev.local import REPO
 
@@ -214,7 +214,7 @@ def test_a_policies_folder_gives_each_model_its_own_dags(tmp_path, monkeypatch):
     """One set of DAGs per policy file, ids suffixed by the model, every task bound to its model's policy."""
     import yaml
     from airflow.dag_processing.dagbag import DagBag
-    from tests.conftest import default_policy_dict
+    from tests.support.policies import default_policy_dict
 
     for name, cron in (("adult_income", None), ("credit", "15 4 * * 2")):
         raw = default_policy_dict()
@@ -250,7 +250,7 @@ def test_a_policies_folder_gives_each_model_its_own_dags(tmp_path, monkeypatch):
 
 
 def test_two_policy_files_naming_one_model_are_refused(tmp_path, monkeypatch):
-    from tests.conftest import default_policy_dict
+    from tests.support.policies import default_policy_dict
 
     from fairgate.errors import CatalogError
     from fairgate.policy.catalog import entries
@@ -267,7 +267,7 @@ def test_the_one_call_gives_every_task_the_settings_it_was_given(tmp_path, monke
     every task (mapped ones through their partial kwargs) carries them and its model's policy file."""
     import yaml
     from airflow.dag_processing.dagbag import DagBag
-    from tests.conftest import default_policy_dict
+    from tests.support.policies import default_policy_dict
 
     monkeypatch.delenv("FAIRGATE_POLICIES", raising=False)
     policies, dags = tmp_path / "policies", tmp_path / "dags"

@@ -14,7 +14,8 @@ from html.parser import HTMLParser
 
 import pandas as pd
 import pytest
-from tests.dags.conftest import DAG_ID, LOOSE, file_of, record_of, run_dag
+from tests.support.dags import DAG_ID, file_of, record_of, run_dag
+from tests.support.policies import LOOSE
 
 from fairgate.governance import evidence, registry
 from fairgate.storage.base import sha256_bytes

@@ -11,29 +11,12 @@ import shutil
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from tests.conftest import default_policy_dict
+from tests.support.policies import AUDIT_POLICY, default_policy_dict
 
 from fairgate.storage.local import LocalStore
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 DAY0 = datetime(2026, 3, 1, 1, tzinfo=UTC)
-AUDIT_POLICY = {
-    # the bounds the deployed model is audited against: loose on DI/SPD, meaningful on error rates
-    "fairness": {
-        "disparate_impact": {"kind": "ratio_band", "min": 0.05, "max": 20.0},
-        "statistical_parity_difference": {"kind": "abs_difference", "max": 0.9},
-        "equal_opportunity_difference": {"kind": "abs_difference", "max": 0.3},
-        "average_odds_difference": {"kind": "abs_difference", "max": 0.3},
-    },
-    "audit": {
-        "window_days": 3,
-        "label_lag_days": 1,
-        "daily_rows": 2000,
-        "scenario": "stable",
-        "psi_threshold": 0.25,
-        "group_mix_psi_threshold": 0.1,
-    },
-}
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +137,7 @@ def test_scored_records_carry_reasons_and_fairgate_explain_prints_them(dags, mon
     import io
 
     import pandas as pd
-    from tests.unit.test_explain import _linear_push
+    from tests.support.fixtures import linear_push
 
     from fairgate.cli.main import main
     from fairgate.governance import registry
@@ -169,7 +152,7 @@ def test_scored_records_carry_reasons_and_fairgate_explain_prints_them(dags, mon
     reference = registry.read_manifest(store, policy.model_name, version)["reference"]
     for _, row in log.head(25).iterrows():
         reasons = json.loads(row["reasons"])
-        push = _linear_push(model, policy, row, reference)
+        push = linear_push(model, policy, row, reference)
         sign = 1 if row["decision"] == 1 else -1
         assert reasons and reasons[0]["feature"] == max(push, key=lambda c: sign * push[c])
         assert row["reason_1"] == reasons[0]["text"]

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 
 import pandas as pd
 import pytest
-from tests.conftest import synthetic_credit_policy
+from tests.support.policies import synthetic_credit_policy
 
 from fairgate.governance import evidence
 from fairgate.monitoring import cases

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from tests.conftest import synthetic_credit_policy
-from tests.unit.test_review_panel import ANSWERED
+from tests.support.fixtures import ANSWERED
+from tests.support.policies import synthetic_credit_policy
 
 from fairgate.governance import evidence, registry
 from fairgate.storage.local import LocalStore

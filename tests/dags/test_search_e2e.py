@@ -8,8 +8,8 @@ import math
 
 import pytest
 import yaml
-from tests.conftest import default_policy_dict
-from tests.dags.conftest import file_of, record_of, run_dag
+from tests.support.dags import file_of, record_of, run_dag
+from tests.support.policies import default_policy_dict
 
 from fairgate.storage.base import sha256_bytes
 

@@ -16,8 +16,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 import yaml
-from tests.conftest import default_policy_dict
-from tests.dags.conftest import LOOSE
+from tests.support.policies import LOOSE, default_policy_dict
 
 from fairgate.governance import evidence, registry
 from fairgate.storage.local import LocalStore

@@ -6,7 +6,6 @@ import json
 import uuid
 
 import pytest
-from tests.dags.conftest import lifecycle_dag  # noqa: F401  (the lifecycle runs on S3 here too)
 
 
 @pytest.fixture(scope="session")

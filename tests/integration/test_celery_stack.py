@@ -10,9 +10,8 @@ import json
 import time
 
 import pytest
-from tests.conftest import default_policy_dict
-from tests.dags.conftest import LOOSE
-from tests.integration.stack import AirflowStack, require_postgres, require_redis
+from tests.support.policies import LOOSE, default_policy_dict
+from tests.support.stack import AirflowStack, require_postgres, require_redis
 
 from fairgate.governance import evidence, registry
 from fairgate.storage.s3 import S3Store

@@ -160,7 +160,7 @@ def test_a_lost_head_is_rebuilt_from_the_records(any_store):
 
 
 def test_rollback_only_to_a_version_a_recorded_run_deployed(any_store, tmp_path, monkeypatch):
-    from tests.conftest import default_policy_dict
+    from tests.support.policies import default_policy_dict
 
     from fairgate.errors import RegistryError
     from fairgate.policy.loader import parse_policy
@@ -361,7 +361,7 @@ def test_with_a_key_a_lost_head_is_refused_until_someone_signs_it(any_store, mon
 
 def _policy_file(tmp_path) -> str:
     import yaml
-    from tests.conftest import default_policy_dict
+    from tests.support.policies import default_policy_dict
 
     path = tmp_path / "m.yaml"
     path.write_text(yaml.safe_dump({**default_policy_dict(), "model_name": M}))
@@ -383,7 +383,7 @@ def test_a_retried_audit_finds_its_own_record_and_a_rerun_of_the_day_adds_one(an
 def test_with_a_key_production_reads_back_from_the_signed_head_only_as_far_as_it_needs(any_store, monkeypatch):
     """The records that approve production are checked by their hash links from the signed HEAD; a
     rollback to a version deployed 130 records earlier is found by reading further back."""
-    from tests.conftest import default_policy_dict
+    from tests.support.policies import default_policy_dict
 
     from fairgate.policy.loader import parse_policy
     from fairgate.stages import lifecycle

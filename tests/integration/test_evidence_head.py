@@ -134,7 +134,7 @@ def test_sign_head_adopts_a_key_on_an_unsigned_chain_up_to_its_head(any_store, m
 def test_the_anchor_on_postgresql_moves_forward_only():
     import uuid
 
-    from tests.integration.stack import PG, require_postgres
+    from tests.support.stack import PG, require_postgres
 
     require_postgres()
     outside = anchor.SqlAnchor(f"postgresql+psycopg2://{PG['user']}@{PG['host']}:{PG['port']}/test")

@@ -17,40 +17,21 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from tests.dags.conftest import deployed, lifecycle_dag, record_of, run_dag  # noqa: F401  (fixtures)
-from tests.integration.stack import AirflowStack, require_postgres
-from tests.unit.test_pages import EVIL, IMG, SCRIPT, assert_inert
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
+from tests.support.dags import record_of, run_dag
+from tests.support.pages import EVIL, IMG, SCRIPT, assert_inert
+from tests.support.stack import AirflowStack, require_postgres
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-sync",
-    "--disable-background-networking",
-    "--disable-component-update",
-]
 USER, PASSWORD = "reviewer", "correct-horse-battery"
 FIRST_DAY = date(2026, 3, 1)
 AUDITED = [(FIRST_DAY + timedelta(days=i)).isoformat() for i in range(2, 8)]
 
 
-def _require_browser():
-    if not Path(CHROMIUM).exists():
-        msg = "Debian's chromium is not installed (apt-get install chromium); .ci/run installs it."
-        if os.environ.get("CI") == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
-    pytest.importorskip("playwright.sync_api")
-
-
 @pytest.fixture(scope="module")
-def history(deployed, tmp_path_factory):  # noqa: F811
+def history(deployed, tmp_path_factory):
     """A copy of the deployed store plus eight days of predictions and six nightly audits."""
-    from tests.conftest import default_policy_dict
-    from tests.dags.test_monitoring_e2e import AUDIT_POLICY
+    from tests.support.policies import AUDIT_POLICY, default_policy_dict
 
     from fairgate.monitoring import prediction_log
     from fairgate.policy.loader import load_policy
@@ -88,7 +69,7 @@ HOSTILE_COLUMN = f"hours {SCRIPT}"
 
 
 @pytest.fixture(scope="module")
-def hostile_run(history, lifecycle_dag, adult, tmp_path_factory):  # noqa: F811
+def hostile_run(history, lifecycle_dag, adult, tmp_path_factory):
     """A lifecycle run on the view's store whose data, policy and reviewer all supply markup.
 
     A privileged category value and a column name carry markup in the data itself, the column's
@@ -96,7 +77,7 @@ def hostile_run(history, lifecycle_dag, adult, tmp_path_factory):  # noqa: F811
     carries markup. The run ends rejected, so production is untouched.
     """
     import yaml
-    from tests.conftest import default_policy_dict
+    from tests.support.policies import default_policy_dict
 
     from fairgate.storage.local import LocalStore
 
@@ -131,7 +112,7 @@ def hostile_run(history, lifecycle_dag, adult, tmp_path_factory):  # noqa: F811
 
 @pytest.fixture(scope="module")
 def api_server(history, hostile_run, tmp_path_factory):
-    _require_browser()
+    require_browser()
     require_postgres()
     root, policy_path = history
     tmp = tmp_path_factory.mktemp("api")
@@ -156,7 +137,7 @@ def api_server(history, hostile_run, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    _require_browser()
+    require_browser()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

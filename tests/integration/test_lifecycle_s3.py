@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from tests.dags.conftest import LOOSE, run_dag
+from tests.support.dags import run_dag
+from tests.support.policies import LOOSE
 
 from fairgate.governance import evidence, registry
 from fairgate.storage.base import sha256_bytes

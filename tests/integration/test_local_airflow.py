@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.integration.stack import _free_port
-from tests.integration.test_fairness_view import CHROMIUM, CHROMIUM_ARGS, _require_browser
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
+from tests.support.stack import _free_port
 
 from fairgate.governance import evidence
 from fairgate.storage.local import LocalStore
@@ -64,7 +64,7 @@ def _answer_in_the_browser(base: str, password: str, run_id: str, choice: str, r
 
 
 def test_make_airflow_runs_a_review_answered_in_the_browser_by_the_signed_in_user(tmp_path):
-    _require_browser()
+    require_browser()
     import httpx
 
     home, store_root, port = tmp_path / "airflow", tmp_path / "artifacts", _free_port()

@@ -16,8 +16,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from tests.conftest import synthetic_credit_policy
-from tests.integration.stack import PG, _free_port, require_postgres
+from tests.support.policies import synthetic_credit_policy
+from tests.support.stack import PG, _free_port, require_postgres
 
 from fairgate.errors import NotApproved
 from fairgate.governance import evidence, registry
@@ -605,7 +605,7 @@ def test_the_lifecycle_dag_logs_to_the_server_of_its_airflow_connection(
     lifecycle_dag, mlflow_server, tmp_path, monkeypatch
 ):
     import yaml
-    from tests.dags.conftest import run_dag
+    from tests.support.dags import run_dag
 
     path, _ = synthetic_credit_policy(tmp_path, 2500, seed=11)
     path.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), "model_name": "credit_dag"}))

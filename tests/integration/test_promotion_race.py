@@ -8,7 +8,7 @@ gated again, against the new champion, which its record then names as the one it
 from __future__ import annotations
 
 import pytest
-from tests.conftest import synthetic_credit_policy
+from tests.support.policies import synthetic_credit_policy
 
 from fairgate.errors import PromotionConflict
 from fairgate.governance import approval, evidence, registry

@@ -14,7 +14,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from tests.conftest import synthetic_credit_policy
+from tests.support.policies import synthetic_credit_policy
 
 from fairgate.cli.main import main
 from fairgate.errors import IntegrityError

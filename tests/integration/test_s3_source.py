@@ -6,7 +6,7 @@ import io
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from tests.conftest import default_policy_dict
+from tests.support.policies import default_policy_dict
 
 from fairgate.data.sources import read_source, use_s3_client
 from fairgate.errors import DataError

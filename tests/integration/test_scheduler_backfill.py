@@ -11,9 +11,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.conftest import default_policy_dict
-from tests.dags.conftest import LOOSE
-from tests.integration.stack import AirflowStack, require_postgres
+from tests.support.policies import LOOSE, default_policy_dict
+from tests.support.stack import AirflowStack, require_postgres
 
 from fairgate.storage.local import LocalStore
 

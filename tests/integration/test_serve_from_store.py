@@ -21,7 +21,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from tests.conftest import synthetic_credit_policy
+from tests.support.policies import synthetic_credit_policy
 
 from fairgate.policy.loader import load_policy
 from fairgate.stages import lifecycle

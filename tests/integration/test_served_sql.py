@@ -12,8 +12,8 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import pandas as pd
 import pytest
-from tests.conftest import synthetic_credit_policy
-from tests.integration.stack import PG, require_postgres
+from tests.support.policies import synthetic_credit_policy
+from tests.support.stack import PG, require_postgres
 
 from fairgate.governance import registry
 from fairgate.integrations import serving
@@ -137,7 +137,7 @@ def test_served_and_batch_decisions_in_one_table_are_audited_together(on_postgre
 
 
 def load_policy_with(policy, **audit):
-    from tests.conftest import edited
+    from tests.support.policies import edited
 
     return edited(policy, {f"audit.{k}": v for k, v in audit.items()})
 

@@ -9,8 +9,8 @@ from datetime import date, timedelta
 import pandas as pd
 import pytest
 import yaml
-from tests.conftest import synthetic_credit_policy
-from tests.integration.stack import PG, require_postgres
+from tests.support.policies import synthetic_credit_policy
+from tests.support.stack import PG, require_postgres
 
 from fairgate.fairness.metrics import SCORE_METRICS
 from fairgate.fairness.subgroups import discover

@@ -6,8 +6,8 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from tests.conftest import default_policy_dict
-from tests.integration.stack import PG, reader_uri, require_postgres
+from tests.support.policies import default_policy_dict
+from tests.support.stack import PG, reader_uri, require_postgres
 
 from fairgate.data.sources import read_source
 from fairgate.errors import DataError

@@ -17,7 +17,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-from tests.dags.conftest import DAG_BASES
+from tests.support.dags import DAG_BASES
 
 from fairgate_dev.local import REPO
 
@@ -155,7 +155,7 @@ def test_the_wheel_is_an_airflow_provider_whose_one_line_dag_file_runs_two_model
     the Fairness view register through entry points, a DAGs folder holding only the one-line file gets both
     models' DAGs, and a lifecycle runs."""
     import yaml
-    from tests.conftest import default_policy_dict, synthetic_credit_policy
+    from tests.support.policies import default_policy_dict, synthetic_credit_policy
 
     venv, _ = installed_airflow
     policies, dags, plugins = tmp_path / "policies", tmp_path / "dags", tmp_path / "plugins"
@@ -220,7 +220,7 @@ def test_the_install_page_runs_as_printed_to_two_models_deployed_served_and_audi
     import re
     import socket
 
-    from tests.conftest import synthetic_credit_policy
+    from tests.support.policies import synthetic_credit_policy
 
     from fairgate.governance import evidence
     from fairgate.storage.local import LocalStore

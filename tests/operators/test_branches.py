@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
+from tests.support.operators import FakeTI, context, run
 
 from fairgate_airflow.operators import (
     SUMMARY,
@@ -23,34 +24,6 @@ from fairgate_airflow.operators import (
     TrainModelOperator,
     ValidateDataOperator,
 )
-
-
-class FakeTI:
-    def __init__(self):
-        self.xcom: dict[tuple[str, str], object] = {}
-        self.task_id = "current"
-
-    def xcom_push(self, key, value):
-        self.xcom[(self.task_id, key)] = value
-
-    def xcom_pull(self, task_ids, key="return_value"):
-        return self.xcom.get((task_ids, key))
-
-
-def context(ti, params=None):
-    return {
-        "ti": ti,
-        "dag_run": SimpleNamespace(dag_id="t", run_id="run-1", run_type="manual"),
-        "params": params or {},
-        "data_interval_start": None,
-        "data_interval_end": None,
-    }
-
-
-def run(op, ti, method="execute", params=None):
-    ti.task_id = op.task_id
-    return getattr(op, method)(context(ti, params))
-
 
 # The lifecycle DAG's routes; each operator below gets its inputs as the DAG's XComArgs resolve them.
 ROUTES = {
@@ -494,7 +467,7 @@ def test_compute_time_is_measured_per_call(store, write_policy, sample_csv):
 def test_an_operators_own_policy_file_and_store_win_over_the_environment(store, write_policy, sample_csv, tmp_path):
     """``policy_file`` and ``artifact_root`` given to the operator, with the environment naming others."""
     import yaml
-    from tests.conftest import default_policy_dict
+    from tests.support.policies import default_policy_dict
 
     write_policy({"dataset.source": "/nowhere/in/the/environment.csv"})  # what FAIRGATE_POLICY says
     own = tmp_path / "own.yaml"

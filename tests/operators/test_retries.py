@@ -11,7 +11,7 @@ import socket
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
-from tests.operators.test_branches import FakeTI, run
+from tests.support.operators import FakeTI, run
 
 from fairgate.errors import TrackingUnavailable
 from fairgate.governance import evidence

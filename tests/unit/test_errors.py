@@ -107,11 +107,11 @@ def test_a_key_that_leaves_the_store_is_refused_as_bad_input_not_retried(tmp_pat
     ],
 )
 def test_model_params_that_do_not_fit_the_estimator_are_named_before_training(params, named):
-    from tests.unit.test_explain import _tiny_policy
+    from tests.support.fixtures import tiny_policy
 
     from fairgate.models.training import build_pipeline
 
-    policy = _tiny_policy()
+    policy = tiny_policy()
     unchecked = policy.model_copy(update={"model": policy.model.model_copy(update={"params": params})})
     with pytest.raises(ModelParamsError, match=r"Policy key 'model.params' does not fit logistic_regression") as e:
         build_pipeline(unchecked)

@@ -34,7 +34,7 @@ def test_importing_the_package_loads_none_of_its_modules_nor_pandas():
 @pytest.mark.lifecycle
 def test_the_api_pages_example_runs_as_printed_on_a_second_dataset(tmp_path, monkeypatch):
     """The Python API page's example, as printed, in a folder holding a policy for synthetic credit data."""
-    from tests.conftest import synthetic_credit_policy
+    from tests.support.policies import synthetic_credit_policy
 
     from fairgate.governance import evidence
     from fairgate.storage.local import LocalStore

@@ -99,7 +99,7 @@ def _linear_few(model: Any, X: pd.DataFrame, typical: Reference) -> tuple[np.nda
     of calling it: a number's term is ``coef · (x − mean) / scale``, a category's the coefficient of its
     one-hot column (0 for a category unseen in training, as ``handle_unknown="ignore"`` encodes it), the
     score ``expit(intercept + Σ terms)``. The same arithmetic as the pipeline's, without the per-call cost
-    of a ColumnTransformer (about 8 ms a call): equal to the pipeline to 1e-12 (tests/unit/test_explain.py)."""
+    of a ColumnTransformer (about 8 ms a call): equal to the pipeline to 1e-12 (tests/unit/models/test_explain.py)."""
     import numpy as np
     import pandas as pd
     from scipy.special import expit
