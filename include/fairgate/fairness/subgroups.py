@@ -75,6 +75,25 @@ class Discovery(TypedDict):
     protected_only: list[SubgroupFinding]
 
 
+def _as_text_codes(s: pd.Series) -> tuple[Any, list[str]]:
+    """A column's values as codes of their text, the texts sorted (a missing value reads ``nan``). A
+    column already dictionary-encoded (a Parquet read) is recoded from its few categories, never turned
+    into one string per row."""
+    import numpy as np
+    import pandas as pd
+
+    if not isinstance(s.dtype, pd.CategoricalDtype):
+        cat = pd.Categorical(s.astype(str).fillna("nan"))  # pandas' string dtype keeps a missing value missing
+        return cat.codes, [str(c) for c in cat.categories]
+    raw = s.cat.codes.to_numpy()
+    used = np.bincount(raw + 1, minlength=len(s.cat.categories) + 1) > 0  # slot 0: missing (code -1)
+    texts = ["nan", *(str(c) for c in s.cat.categories)]
+    labels = sorted({t for t, u in zip(texts, used, strict=True) if u})
+    position = {t: i for i, t in enumerate(labels)}
+    lookup = np.array([position.get(t, -1) for t in texts], dtype=np.int64)
+    return lookup[raw + 1], labels
+
+
 def _attributes(df: pd.DataFrame, policy: Policy) -> dict[str, tuple[Any, list[str]]]:
     """Each searched attribute as integer codes per row and the label of each code."""
     import numpy as np
@@ -93,10 +112,9 @@ def _attributes(df: pd.DataFrame, policy: Policy) -> dict[str, tuple[Any, list[s
             bounds = [-math.inf, *edges.tolist(), math.inf]
             labels = [f"[{bounds[i]:g}, {bounds[i + 1]:g})" for i in range(len(bounds) - 1)]
         else:
-            cat = pd.Categorical(s.astype(str))
-            if len(cat.categories) > MAX_LEVELS or len(cat.categories) < 2:
+            codes, labels = _as_text_codes(s)
+            if len(labels) > MAX_LEVELS or len(labels) < 2:
                 continue
-            codes, labels = cat.codes.astype(np.int64), [str(c) for c in cat.categories]
         out[col] = (np.asarray(codes, dtype=np.int64), labels)
     return out
 
@@ -110,6 +128,18 @@ def _z_p(k1: Any, n1: Any, k2: Any, n2: Any) -> Any:
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(se > 0, (k1 / n1 - k2 / n2) / se, 0.0)
     return np.array([math.erfc(abs(v) / math.sqrt(2)) for v in z])
+
+
+def _counts(table: Any, metric: str) -> tuple[Any, Any]:
+    """Per cell, a metric's rows and hits from the (cell, outcome unknown / 0 / 1, decision) table."""
+    if metric == "selection_rate":  # every row; hit: a favourable decision
+        return table.sum(axis=(1, 2)), table[:, :, 1].sum(axis=1)
+    if metric == "true_positive_rate":  # outcome 1; hit: favourable decision
+        return table[:, 2, :].sum(axis=1), table[:, 2, 1]
+    if metric == "false_positive_rate":  # outcome 0; hit: favourable decision
+        return table[:, 1, :].sum(axis=1), table[:, 1, 1]
+    # error_rate: a known outcome; hit: the decision differs from it
+    return table[:, 1:, :].sum(axis=(1, 2)), table[:, 1, 1] + table[:, 2, 0]
 
 
 def discover(
@@ -132,14 +162,17 @@ def discover(
     rules = policy.subgroups
     attrs = _attributes(df, policy)
     pred = np.asarray(decisions, dtype=np.int64)
-    w = np.ones(len(df)) if weights is None else np.asarray(weights, dtype=float)
-    populations: dict[str, tuple[Any, Any]] = {"selection_rate": (np.ones(len(df), dtype=bool), pred)}
-    if labels is not None:
+    # Each row's class: outcome unknown / 0 / 1, times the decision 0 / 1. One grouped count of
+    # (subgroup cell, class) per attribute combination gives every metric's counts for every cell at once.
+    if labels is None:
+        outcome = np.zeros(len(df), dtype=np.int64)
+        metrics = ["selection_rate"]
+    else:
         y = np.asarray(labels, dtype=float)
-        known = ~np.isnan(y)
-        populations["true_positive_rate"] = (known & (y == 1), pred)
-        populations["false_positive_rate"] = (known & (y == 0), pred)
-        populations["error_rate"] = (known, (pred != np.nan_to_num(y)).astype(np.int64))
+        outcome = np.where(np.isnan(y), 0, np.nan_to_num(y).astype(np.int64) + 1)
+        metrics = ["selection_rate", "true_positive_rate", "false_positive_rate", "error_rate"]
+    row_class = outcome * 2 + pred
+    w = None if weights is None else np.asarray(weights, dtype=float)
     rows: list[_Test] = []
     protected = set(policy.protected_columns)
     subsets = [  # each subgroup names at least one protected attribute
@@ -153,10 +186,10 @@ def discover(
             joint = joint * len(names) + codes
             sizes.append(len(names))
         cells = math.prod(sizes)
-        for metric, (mask, hit) in populations.items():
-            n = np.bincount(joint[mask], weights=w[mask], minlength=cells)
-            k = np.bincount(joint[mask], weights=(hit * w)[mask], minlength=cells)
-            n_all, k_all = float(w[mask].sum()), float((hit * w)[mask].sum())
+        table = np.bincount(joint * 6 + row_class, weights=w, minlength=cells * 6).astype(float).reshape(cells, 3, 2)
+        for metric in metrics:
+            n, k = _counts(table, metric)
+            n_all, k_all = float(n.sum()), float(k.sum())
             n_rest, k_rest = n_all - n, k_all - k
             ok = (n >= rules.min_size) & (n_rest >= rules.min_size)
             if not ok.any():

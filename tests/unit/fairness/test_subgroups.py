@@ -178,3 +178,45 @@ def test_the_verdict_and_the_run_report_say_a_gated_subgroup_in_words():
     assert f"{pred[cell].mean():.0%} favourable decisions, against {pred[~cell].mean():.0%} for everyone else" in mine
     page = run_report(record, policy)
     assert "Subgroups treated most differently from the rest" in page and "gender=female &amp; origin=migrant" in page
+
+
+def test_a_dictionary_encoded_column_with_gaps_is_searched_as_its_text():
+    """A Parquet read gives categorical columns, with a missing value where the log has none: they are
+    searched as the same text a plain column gives (a missing value reads "nan"), every figure equal; and
+    each rate with labels is recounted here with plain masks."""
+    rng = np.random.default_rng(3)
+    n = 4000
+    text = pd.DataFrame(
+        {
+            "gender": rng.choice(["female", "male"], n),
+            "region": rng.choice(["north", "south", "east"], n).astype(object),
+            "income": rng.normal(50, 10, n),
+        }
+    )
+    text.loc[::9, "region"] = None
+    pred = rng.integers(0, 2, n)
+    labels = rng.integers(0, 2, n).astype(float)
+    labels[::5] = np.nan
+    encoded = text.astype({"gender": "category", "region": "category"})
+    plain = text.assign(region=text["region"].fillna("nan"))
+    policy = _policy(max_attributes=2, min_size=50)
+    found = discover(encoded, pred, policy, labels=labels)
+    assert found == discover(plain, pred, policy, labels=labels)
+    known = ~np.isnan(labels)
+    for f in found["top"]:
+        inside = np.ones(n, dtype=bool)
+        for col, value in f["subgroup"].items():
+            if col == "income":
+                low, high = (float(x) for x in value.strip("[)").split(", "))
+                inside &= (plain["income"] >= low) & (plain["income"] < high)
+            else:
+                inside &= (plain[col] == value).to_numpy()
+        among, hit = {
+            "selection_rate": (np.ones(n, dtype=bool), pred == 1),
+            "true_positive_rate": (known & (labels == 1), pred == 1),
+            "false_positive_rate": (known & (labels == 0), pred == 1),
+            "error_rate": (known, pred != labels),
+        }[f["metric"]]
+        assert f["rows"] == (inside & among).sum()
+        assert f["rate"] == pytest.approx((inside & among & hit).sum() / (inside & among).sum(), abs=1e-15)
+        assert f["rest_rate"] == pytest.approx((~inside & among & hit).sum() / (~inside & among).sum(), abs=1e-15)
