@@ -292,3 +292,28 @@ def test_the_unit_tests_mirror_the_packages():
     folders = {p.name for p in (TESTS / "unit").iterdir() if p.is_dir() and p.name != "__pycache__"}
     assert folders <= packages, folders - packages
     assert sorted(packages - folders - set(elsewhere)) == []
+
+
+# What an operator may import of the domain at run time: the stages (which call everything else), the
+# results they hand each other, the error kinds (a task's retries follow them), the public face, and the
+# integrations for the MLflow task (a layer above the stages). Types for annotations may come from anywhere.
+OPERATOR_SEAM = ("fairgate", "fairgate.stages", "fairgate.contracts", "fairgate.errors", "fairgate.integrations")
+
+
+def test_operators_reach_the_domain_through_the_stages_only():
+    found = []
+    for path in sorted((REPO / "plugins" / "fairgate_airflow" / "operators").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        skip = _type_checking_nodes(tree)
+        for node in ast.walk(tree):
+            if id(node) in skip or not isinstance(node, ast.ImportFrom):
+                continue
+            module = node.module or ""
+            if module.split(".")[0] != "fairgate":
+                continue
+            if (
+                not any(module == seam or module.startswith(seam + ".") for seam in OPERATOR_SEAM[1:])
+                and module != "fairgate"
+            ):
+                found.append(f"{path.relative_to(REPO)}:{node.lineno} {module}")
+    assert found == []

@@ -10,12 +10,13 @@ decided here too (:func:`conclude`), and the evidence record is built from the s
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from fairgate.contracts import (
     Artifact,
@@ -45,7 +46,7 @@ from fairgate.errors import (
     StageError,
 )
 from fairgate.fairness import bias
-from fairgate.fairness.gate import short_of_evidence
+from fairgate.fairness.gate import panel_decision, review_decision, short_of_evidence
 from fairgate.governance import approval, evidence, registry
 from fairgate.governance.records import (
     DataRef,
@@ -516,6 +517,50 @@ def request_review(
     record = evidence_record(store, policy, run, decision="awaiting_review", gate=gate)
     report = _artifact(store.put(f"{run.prefix}/report.html", run_report(record, policy).encode()))
     return review_body(record, policy, report_url=report_url, stored_uri=report.uri, earlier=earlier), report
+
+
+def bias_route(bias: Bias, policy: Policy) -> tuple[Literal["search", "train"], str]:
+    """Where a run goes after its bias check: ``search`` (bias detected, or the policy searches always)
+    or ``train``, and why."""
+    route, why = route_after_bias(bias.detected, bias.reasons, policy)
+    return ("search" if route == "search" else "train"), why
+
+
+def decide_review(
+    policy: Policy,
+    run: RunInfo,
+    gate: GateResult | None,
+    earlier: Review | None,
+    *,
+    choice: str | None,
+    rationale: str | None,
+    reviewer: str | None,
+    timed_out: bool,
+    responded_at: str | None = None,
+) -> tuple[Review, Literal["approved", "rejected"]]:
+    """One reviewer's answer taken with the panel's ``earlier`` answers (:func:`fairgate.fairness.gate.panel_decision`),
+    and where the run goes: ``approved`` when the panel approves (and nothing else the policy asks of a
+    promotion is missing) or when more approvals are still needed, else ``rejected``."""
+    review = panel_decision(
+        earlier,
+        review_decision(choice, rationale, reviewer=reviewer, timed_out=timed_out, responded_at=responded_at),
+        policy.review,
+        triggered_by=run.triggered_by,
+        second_person=policy.override_needs_a_second_person,
+    )
+    counted = len(review.approvals) > len(earlier.approvals if earlier else ())
+    more_needed = counted and len(review.approvals) < review.needed
+    if review.approved:  # the panel is complete: what else the policy asks of a promotion
+        refused = promotion_refusal(policy, gate, review)
+        if refused:
+            review = dataclasses.replace(review, approved=False, note=refused)
+    return review, "approved" if review.approved or more_needed else "rejected"
+
+
+def recorded_entry(store: ArtifactStore, model: str, run_id: str, seq: int) -> dict[str, Any] | None:
+    """The evidence record this run appended as ``seq`` (None when the log's newest for the run is another)."""
+    entry = evidence.find(store, model, run_id)
+    return None if entry is None or entry["seq"] != seq else dict(entry["record"])
 
 
 def promotion_refusal(policy: Policy, gate: GateResult | None, review: Review | None) -> str | None:

@@ -18,7 +18,7 @@ from fairgate.errors import CODE_VERSION, StageError
 from fairgate.governance import approval, evidence, incidents, registry
 from fairgate.models import recourse
 from fairgate.models.training import reference_record
-from fairgate.monitoring import cases, log_table, prediction_log, scoring, served_log, sql_audit
+from fairgate.monitoring import cases, log_table, prediction_log, retention, scoring, served_log, sql_audit
 from fairgate.monitoring.audit import AuditResult, changes_since, measure_window, with_recourse
 from fairgate.monitoring.review_triggers import training_ranges
 from fairgate.reporting.report import audit_report
@@ -397,3 +397,81 @@ def retraining_request(audit: Audit) -> dict[str, str] | None:
     if audit.run_type == "backfill":
         return None
     return {"reason": "; ".join(audit.reasons)[:1000], "audit_date": audit.date, "audit_uri": audit.result.uri}
+
+
+# --- the steps a person takes part in: a contest decided, incidents past their clock, retention --------
+
+
+def contest_request(store: ArtifactStore, policy: Policy, case_id: str) -> tuple[cases.Case, cases.ReviewRequest]:
+    """The open case and what its reviewer is asked (refused when the case was already decided)."""
+    case = cases.read(store, policy.model_name, case_id)
+    return case, cases.review_request(case, policy)
+
+
+class ContestDecided(TypedDict):
+    """What a reviewer's answer to a case recorded: the outcome's evidence entry, and the incident the
+    reviewer reported with it, if any."""
+
+    case_id: str
+    choice: str
+    final_decision: int
+    seq: int
+    incident: incidents.Incident | None
+
+
+def decide_contest(
+    store: ArtifactStore,
+    policy: Policy,
+    case_id: str,
+    *,
+    choice: str | None,
+    rationale: str | None,
+    reviewer: str | None,
+    timed_out: bool,
+    report_incident: bool = False,
+) -> ContestDecided:
+    """Record the reviewer's outcome of a case (:func:`fairgate.monitoring.cases.decide`); with
+    ``report_incident`` (and an answer in time), also open an incident record linked to the case."""
+    outcome = cases.decide(
+        store, policy, case_id, choice=choice, rationale=rationale, reviewer=reviewer, timed_out=timed_out
+    )
+    opened = None
+    if report_incident and not timed_out:
+        case = cases.read(store, policy.model_name, case_id)
+        opened = incidents.open_incident(
+            store,
+            policy,
+            source="reported",
+            link=f"case {case_id}",
+            seen=[f"reviewer of case {case_id} ({case['row']}, {case['date']}): {rationale or ''}"],
+            opened_by=reviewer or "a reviewer",
+            version=case["model_version"],
+        )
+    return {
+        "case_id": outcome["case_id"],
+        "choice": outcome["choice"],
+        "final_decision": outcome["final_decision"],
+        "seq": int(outcome.get("seq", 0)),
+        "incident": opened,
+    }
+
+
+class Deadlines(TypedDict):
+    """The incidents of a model past their reporting deadline (each recorded overdue once), in words,
+    and how many are open."""
+
+    overdue: list[str]
+    open: int
+
+
+def incident_deadlines(store: ArtifactStore, model: str) -> Deadlines:
+    """Record every open incident past its deadline as overdue (once) and describe each."""
+    overdue = incidents.sweep(store, model)
+    still_open = [i for i in incidents.incidents(store, model) if i["status"] == "open"]
+    return {"overdue": [incidents.describe(i) for i in overdue], "open": len(still_open)}
+
+
+def apply_retention(store: ArtifactStore, policy: Policy, today: date, *, run_id: str) -> retention.Retention:
+    """Remove the prediction-log days past ``audit.retention_days`` and record it
+    (:func:`fairgate.monitoring.retention.apply`)."""
+    return retention.apply(store, policy, today, run_id=run_id)

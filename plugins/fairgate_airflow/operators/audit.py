@@ -93,16 +93,15 @@ class IncidentDeadlinesOperator(Stage, BaseOperator):
     checks_estimator = False
 
     def execute(self, context: Context) -> None:
-        from fairgate.governance import incidents
+        from fairgate.stages import monitoring
 
         model = self.policy(context).model_name
-        overdue = incidents.sweep(self.store(), model)
-        still_open = [i for i in incidents.incidents(self.store(), model) if i["status"] == "open"]
-        self.log.info("%d incident(s) open, %d past their deadline", len(still_open), len(overdue))
-        if overdue:
+        found = monitoring.incident_deadlines(self.store(), model)
+        self.log.info("%d incident(s) open, %d past their deadline", found["open"], len(found["overdue"]))
+        if found["overdue"]:
             raise AirflowFailException(
-                f"{len(overdue)} incident(s) of {model!r} open past their reporting deadline:\n"
-                + "\n".join(incidents.describe(i) for i in overdue)
+                f"{len(found['overdue'])} incident(s) of {model!r} open past their reporting deadline:\n"
+                + "\n".join(found["overdue"])
                 + f"\nClose each with: fairgate --model {model} incidents close ID --rationale '...'"
             )
 
@@ -114,9 +113,11 @@ class RetentionOperator(Stage, BaseOperator):
     checks_estimator = False
 
     def execute(self, context: Context) -> None:
-        from fairgate.monitoring import retention
+        from fairgate.stages import monitoring
 
-        done = self.run(context, retention.apply, day_of(context), run_id=self.run_info(context).run_id, with_run=False)
+        done = self.run(
+            context, monitoring.apply_retention, day_of(context), run_id=self.run_info(context).run_id, with_run=False
+        )
         if done["refused"]:
             self.log.warning("Retention refused: %s", done["refused"])
             return

@@ -79,7 +79,7 @@ class Stage(BaseOperator):
     def policy(self, context: Context) -> Policy:
         """The task's policy (with the run's threshold overrides), loaded once per task."""
         if self._policy is None:
-            from fairgate.policy.loader import load_policy
+            from fairgate import load_policy
 
             params = context.get("params") or {}
             overrides = params.get("threshold_overrides") or {}

@@ -6,7 +6,6 @@ return the route the DAG gave for the outcome the domain returned.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -81,7 +80,6 @@ class CheckBiasOperator(BranchStage):
 
     def choose_branch(self, context: Context) -> str:
         from fairgate.contracts import Quality
-        from fairgate.mitigation.search import route_after_bias
         from fairgate.stages import lifecycle
 
         bias = self.run(context, lifecycle.check_bias, self.given("quality", Quality))
@@ -89,7 +87,7 @@ class CheckBiasOperator(BranchStage):
             self.log.warning("Proxy check: %s", warning)
         for short in bias.short_of_evidence:
             self.log.warning("Evidence: %s", short)
-        route, why = route_after_bias(bias.detected, bias.reasons, self.policy(context))
+        route, why = lifecycle.bias_route(bias, self.policy(context))
         self.log.info("Routing to %s because %s", self.routes[route], why)
         return str(self.routes[route])
 
@@ -319,34 +317,23 @@ class HumanReviewOperator(Stage, HITLBranchOperator):
         import time
 
         from fairgate.contracts import GateResult, Review
-        from fairgate.fairness.gate import panel_decision, review_decision
         from fairgate.stages import lifecycle
 
         started = time.perf_counter()
         answer = answer_of(event)
-        policy = self.policy(context)
-        earlier = self.given("earlier", Review, optional=True)
-        review = panel_decision(
-            earlier,
-            review_decision(
-                answer.choice,
-                answer.rationale,
-                reviewer=answer.reviewer,
-                timed_out=answer.timed_out,
-                responded_at=answer.responded_at,
-            ),
-            policy.review,
-            triggered_by=self.run_info(context).triggered_by,
-            second_person=policy.override_needs_a_second_person,
+        review, decided = lifecycle.decide_review(
+            self.policy(context),
+            self.run_info(context),
+            self.latest("gate", GateResult),
+            self.given("earlier", Review, optional=True),
+            choice=answer.choice,
+            rationale=answer.rationale,
+            reviewer=answer.reviewer,
+            timed_out=answer.timed_out,
+            responded_at=answer.responded_at,
         )
-        counted = len(review.approvals) > len(earlier.approvals if earlier else ())
-        more_needed = counted and len(review.approvals) < review.needed
-        if review.approved:  # the panel is complete: what else the policy asks of a promotion
-            refused = lifecycle.promotion_refusal(policy, self.latest("gate", GateResult), review)
-            if refused:
-                review = dataclasses.replace(review, approved=False, note=refused)
         publish(context, review, started=started)
-        route = self.routes["approved" if review.approved or more_needed else "rejected"]
+        route = self.routes[decided]
         self.log.info("Routing to %s: reviewer %s chose %s %s", route, answer.reviewer, review.choice, review.note)
         self.do_branch(context=context, branches_to_execute=[route])
 
@@ -446,16 +433,14 @@ class RecordEvidenceOperator(Stage, BaseOperator):
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """For Airflow's OpenLineage provider: the run's snapshot in, its model and pages out, each output
         with the fairness facet (decision, gate, key metrics, evidence hash)."""
-        from fairgate.governance import evidence
+        from fairgate.stages import lifecycle
         from fairgate_airflow.lineage import on_complete
 
         if not hasattr(self, "_recorded"):
             return None
         model, recorded = self._recorded
-        entry = evidence.find(self.store(), model, task_instance.run_id)
-        if entry is None or entry["seq"] != recorded.seq:
-            return None
-        return on_complete(entry["record"], seq=recorded.seq, entry_hash=recorded.hash)
+        record = lifecycle.recorded_entry(self.store(), model, task_instance.run_id, recorded.seq)
+        return None if record is None else on_complete(record, seq=recorded.seq, entry_hash=recorded.hash)
 
 
 class RecordFailureOperator(Stage, BaseOperator):

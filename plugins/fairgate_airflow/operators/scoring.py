@@ -82,22 +82,20 @@ class DecideContestOperator(Stage, HITLOperator):
         self.case_id = case_id
 
     def execute(self, context: Context) -> Any:
-        from fairgate.monitoring import cases
+        from fairgate.stages import monitoring
 
-        policy = self.policy(context)
-        case = guarded(cases.read, self.store(), policy.model_name, self.case_id)
-        request = guarded(cases.review_request, case, policy)  # refused when already decided
+        case, request = guarded(monitoring.contest_request, self.store(), self.policy(context), self.case_id)
         self.subject, self.body = request.subject, request.body
         self.response_timeout = None if request.timeout_hours is None else timedelta(hours=request.timeout_hours)
         self.log.info("Case %s of %s (%s) waits for a reviewer", self.case_id, case["row"], case["date"])
         return super().execute(context)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        from fairgate.monitoring import cases
+        from fairgate.stages import monitoring
 
         answer = answer_of(event)
-        outcome = guarded(
-            cases.decide,
+        decided = guarded(
+            monitoring.decide_contest,
             self.store(),
             self.policy(context),
             self.case_id,
@@ -105,28 +103,12 @@ class DecideContestOperator(Stage, HITLOperator):
             rationale=answer.rationale,
             reviewer=answer.reviewer,
             timed_out=answer.timed_out,
+            report_incident=bool((event.get("params_input") or {}).get("report_incident")),
         )
         self.log.info(
-            "Case %s: %s by %s (evidence record %s)",
-            self.case_id,
-            outcome["choice"],
-            outcome["reviewer"],
-            outcome["seq"],
+            "Case %s: %s by %s (evidence record %s)", self.case_id, decided["choice"], answer.reviewer, decided["seq"]
         )
-        if (event.get("params_input") or {}).get("report_incident") and not answer.timed_out:
-            from fairgate.governance import incidents
-
-            policy = self.policy(context)
-            case = guarded(cases.read, self.store(), policy.model_name, self.case_id)
-            opened = guarded(
-                incidents.open_incident,
-                self.store(),
-                policy,
-                source="reported",
-                link=f"case {self.case_id}",
-                seen=[f"reviewer of case {self.case_id} ({case['row']}, {case['date']}): {answer.rationale or ''}"],
-                opened_by=answer.reviewer or "a reviewer",
-                version=case["model_version"],
-            )
-            self.log.info("Incident %s opened by the reviewer, due %s", opened["incident_id"], opened["due"])
-        return {k: outcome[k] for k in ("case_id", "choice", "final_decision", "seq")}
+        if decided["incident"] is not None:
+            incident = decided["incident"]
+            self.log.info("Incident %s opened by the reviewer, due %s", incident["incident_id"], incident["due"])
+        return {k: decided[k] for k in ("case_id", "choice", "final_decision", "seq")}
