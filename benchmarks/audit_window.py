@@ -25,7 +25,7 @@ from fairgate.data.sources import to_parquet_bytes
 from fairgate.governance import approval, registry
 from fairgate.models import training
 from fairgate.monitoring import prediction_log
-from fairgate.policy.loader import load_policy
+from fairgate.policy.loader import load_policy, policy_path
 from fairgate.stages import monitoring
 from fairgate.storage.local import LocalStore
 
@@ -44,6 +44,9 @@ def main() -> None:
 
     train = read_adult("data")
     snap = store.put_new("runs/bench/snapshot.parquet", to_parquet_bytes(train))
+    # A release is promoted whole: its policy file and split beside its snapshot (fairgate.governance.approval).
+    store.put_new("runs/bench/policy.yaml", policy_path().read_bytes())
+    store.put_new("runs/bench/split.parquet", to_parquet_bytes(pd.DataFrame({"split": ["train"] * len(train)})))
     # A real model (the audit measures recourse under it); the logged decisions below are random.
     model = training.dump_model(training.fit(train, policy))
     v = registry.register(

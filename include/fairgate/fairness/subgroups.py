@@ -76,22 +76,24 @@ class Discovery(TypedDict):
 
 
 def _as_text_codes(s: pd.Series) -> tuple[Any, list[str]]:
-    """A column's values as codes of their text, the texts sorted (a missing value reads ``nan``). A
-    column already dictionary-encoded (a Parquet read) is recoded from its few categories, never turned
-    into one string per row."""
+    """A column's values as codes of their text, the texts sorted (a missing value reads ``nan``), from
+    its distinct values alone: a dictionary-encoded column (a Parquet read) by its categories, any other
+    by one hash pass; never one string made per row."""
     import numpy as np
     import pandas as pd
 
-    if not isinstance(s.dtype, pd.CategoricalDtype):
-        cat = pd.Categorical(s.astype(str).fillna("nan"))  # pandas' string dtype keeps a missing value missing
-        return cat.codes, [str(c) for c in cat.categories]
-    raw = s.cat.codes.to_numpy()
-    used = np.bincount(raw + 1, minlength=len(s.cat.categories) + 1) > 0  # slot 0: missing (code -1)
-    texts = ["nan", *(str(c) for c in s.cat.categories)]
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        raw, distinct = s.cat.codes.to_numpy(), list(s.cat.categories)
+    else:
+        raw, uniques = pd.factorize(s, use_na_sentinel=True)
+        distinct = list(uniques)
+    slot = np.where(raw < 0, 0, raw + 1)  # slot 0: a missing value
+    used = np.bincount(slot, minlength=len(distinct) + 1) > 0
+    texts = ["nan", *(str(v) for v in distinct)]
     labels = sorted({t for t, u in zip(texts, used, strict=True) if u})
     position = {t: i for i, t in enumerate(labels)}
     lookup = np.array([position.get(t, -1) for t in texts], dtype=np.int64)
-    return lookup[raw + 1], labels
+    return lookup[slot], labels
 
 
 def _attributes(df: pd.DataFrame, policy: Policy) -> dict[str, tuple[Any, list[str]]]:
