@@ -38,9 +38,10 @@ mlflow-ui: install
 test: install
 	$(BIN)/python -m pytest tests
 
-# The inner loop: domain and operator tests, no whole lifecycles, DAG runs or services (about a minute).
+# The inner loop: domain and operator tests, no whole lifecycles, DAG runs or services, on two workers
+# (46 s on a quiet 2-core machine; 66 s on one).
 test-fast: install
-	$(BIN)/python -m pytest tests/unit tests/operators tests/test_structure.py -m "not lifecycle" -q
+	$(BIN)/python -m pytest tests/unit tests/operators tests/test_structure.py -m "not lifecycle" -q -n 2
 
 lint: install
 	$(BIN)/ruff format --check include plugins dags dev tests benchmarks
