@@ -7,7 +7,7 @@ report is like for like.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from fairgate.fairness import estimation, gate, subgroups
 from fairgate.fairness.metrics import measure, score_disparities
@@ -20,7 +20,34 @@ if TYPE_CHECKING:
     import pandas as pd
     from sklearn.pipeline import Pipeline
 
+    from fairgate.contracts import GateOutcome
+    from fairgate.fairness.estimation import Calibration
+    from fairgate.fairness.gate import FindingJSON
+    from fairgate.fairness.metrics import GroupFigures
+    from fairgate.fairness.subgroups import Discovery
     from fairgate.policy.schema import Policy
+
+
+class Evaluation(TypedDict):
+    """What the gate measured on the test rows and decided: the run's ``gate.json`` (the run report, the
+    model card and the evidence record read it by these keys)."""
+
+    outcome: GateOutcome
+    reasons: list[str]
+    findings: list[FindingJSON]
+    performance: dict[str, Any]  # balanced_accuracy, accuracy, ... (None where undefined)
+    fairness: dict[str, GroupFigures]  # per comparison key
+    champion: dict[str, Any] | None  # production's performance on the same rows, or why not comparable
+    thresholds: dict[str, str]  # metric → its bound in words
+    comparison: dict[str, dict[str, Any]]  # candidate / unmitigated / production on the fairness-accuracy plane
+    importance: dict[str, explain.Importance]
+    measured_on: str
+    robustness: robustness.Robustness | None
+    recourse: rc.RecourseAudit | None
+    calibration: Calibration
+    subgroups: Discovery | None
+    selection: training.Selection | None
+    shapley: shapley.Summary | None
 
 
 def assess(model: Pipeline, test: pd.DataFrame, policy: Policy) -> tuple[dict[str, Any], dict[str, Any], np.ndarray]:
@@ -63,7 +90,7 @@ def evaluate(
     proxies: dict[str, list[str]] | None = None,
     recourse_scale: dict[str, float] | None = None,
     training_rows: pd.DataFrame | None = None,
-) -> dict[str, Any]:
+) -> Evaluation:
     """Measure the candidate (and its comparators) on ``test`` and decide pass / fail / review.
 
     ``proxies`` (inputs the proxy check flagged, per protected attribute) are flipped with their

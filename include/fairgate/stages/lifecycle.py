@@ -16,7 +16,7 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, cast
 
 from fairgate.contracts import (
     Artifact,
@@ -237,7 +237,23 @@ def _training_rows(store: ArtifactStore, bias: Bias) -> tuple[pd.DataFrame, np.n
     return df, split
 
 
-def search_plan(store: ArtifactStore, policy: Policy, run: RunInfo, bias: Bias) -> list[dict[str, Any]]:
+class CandidateSpec(TypedDict):
+    """One candidate of the search as a mapped task receives it (:class:`fairgate.mitigation.search.Spec`)."""
+
+    name: str
+    method: str
+    params: dict[str, Any]  # the method's own parameters, as the policy gives them
+    estimator: str
+
+
+class PlannedCandidate(TypedDict):
+    """One mapped task's input: its candidate, and the bias result it is fitted on."""
+
+    candidate: CandidateSpec
+    bias: dict[str, Any]  # Bias.to_json(): read back with Bias.from_json
+
+
+def search_plan(store: ArtifactStore, policy: Policy, run: RunInfo, bias: Bias) -> list[PlannedCandidate]:
     """The candidates of the mitigation search: one ``{"candidate": spec, "bias": bias}`` per mapped task.
 
     Each item carries the bias result it is fitted on, so the mapped task needs no edge from the
@@ -247,7 +263,7 @@ def search_plan(store: ArtifactStore, policy: Policy, run: RunInfo, bias: Bias) 
 
     if not bias.quality.passed:
         raise StageError("The snapshot failed its quality checks; no mitigation is searched on it.")
-    specs = [asdict(s) for s in plan(policy)]
+    specs = [cast(CandidateSpec, asdict(s)) for s in plan(policy)]
     _put_json(
         store,
         f"{run.prefix}/search_plan.json",
@@ -257,7 +273,7 @@ def search_plan(store: ArtifactStore, policy: Policy, run: RunInfo, bias: Bias) 
 
 
 def fit_candidate(
-    store: ArtifactStore, policy: Policy, run: RunInfo, bias: Bias, candidate: dict[str, Any]
+    store: ArtifactStore, policy: Policy, run: RunInfo, bias: Bias, candidate: CandidateSpec | dict[str, Any]
 ) -> CandidateResult:
     """Fit one candidate on the training rows and measure it on the validation rows (never the test rows).
 

@@ -19,6 +19,8 @@ from fairgate_airflow.operators.base import FAILURE, BranchStage, Stage, answer_
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from fairgate.stages.lifecycle import PlannedCandidate
+
 
 class CollectDataOperator(Stage, BaseOperator):
     """Snapshot the policy's data source (the run's interval when partitioned) as Parquet."""
@@ -103,7 +105,7 @@ class PlanSearchOperator(Stage, BaseOperator):
         super().__init__(**kwargs)
         self.bias = bias
 
-    def execute(self, context: Context) -> list[dict[str, Any]]:
+    def execute(self, context: Context) -> list[PlannedCandidate]:
         from fairgate.contracts import Bias
         from fairgate.stages import lifecycle
 
